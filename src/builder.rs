@@ -1,0 +1,208 @@
+//! `Builder`: configures and starts a [`Runtime`].
+
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::runtime::Runtime;
+use crate::shard::{self, Config};
+use crate::sys::probe_features;
+
+/// Configures a runtime. Created by [`Runtime::builder`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// let rt = ringlane::Runtime::builder()
+///     .shards(2)
+///     .ring_entries(512)
+///     .thread_name("my-shard")
+///     .spin_before_park(Duration::from_micros(50))
+///     .build()
+///     .unwrap();
+/// assert_eq!(rt.handle().shards(), 2);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Builder {
+    shards: Option<usize>,
+    ring_entries: u32,
+    pin_cpus: bool,
+    thread_name: String,
+    spin: Option<Duration>,
+    budget: usize,
+    defer_taskrun: bool,
+    tokio: Option<tokio::runtime::Handle>,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Self {
+            shards: None,
+            ring_entries: 256,
+            pin_cpus: false,
+            thread_name: "ringlane-shard".into(),
+            spin: None,
+            budget: 128,
+            defer_taskrun: true,
+            tokio: None,
+        }
+    }
+}
+
+impl Builder {
+    /// Number of shards (threads). Default: the available parallelism.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// assert_eq!(rt.handle().shards(), 1);
+    /// ```
+    pub fn shards(mut self, n: usize) -> Self {
+        self.shards = Some(n);
+        self
+    }
+
+    /// Submission queue entries per ring (rounded up to a power of two by
+    /// the kernel; the completion queue gets four times as many). Default 256.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).ring_entries(64).build().unwrap();
+    /// ```
+    pub fn ring_entries(mut self, entries: u32) -> Self {
+        self.ring_entries = entries;
+        self
+    }
+
+    /// Pins shard `i` to the `i`-th CPU this process may run on. Default off.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).pin_cpus(true).build().unwrap();
+    /// ```
+    pub fn pin_cpus(mut self, pin: bool) -> Self {
+        self.pin_cpus = pin;
+        self
+    }
+
+    /// Prefix of shard thread names (`{prefix}-{index}`). Default `ringlane-shard`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).thread_name("db").build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async { std::thread::current().name().map(String::from) }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap().as_deref(), Some("db-0"));
+    /// ```
+    pub fn thread_name(mut self, prefix: impl Into<String>) -> Self {
+        self.thread_name = prefix.into();
+        self
+    }
+
+    /// Lets an idle shard spin for `window` before it parks in the kernel,
+    /// trading CPU time for wake-up latency. Default: no spinning.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1)
+    ///     .spin_before_park(std::time::Duration::from_micros(20)).build().unwrap();
+    /// ```
+    pub fn spin_before_park(mut self, window: Duration) -> Self {
+        self.spin = (!window.is_zero()).then_some(window);
+        self
+    }
+
+    /// Tasks a shard polls per tick before it looks at its mailbox, timers
+    /// and ring again. Default 128.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).task_budget(32).build().unwrap();
+    /// ```
+    pub fn task_budget(mut self, budget: usize) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// Whether to use `IORING_SETUP_DEFER_TASKRUN` when the kernel has it
+    /// (default `true`; see ADR 0003 for the trade-off).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).defer_taskrun(false).build().unwrap();
+    /// assert!(!rt.handle().ring_features().defer_taskrun);
+    /// ```
+    pub fn defer_taskrun(mut self, enabled: bool) -> Self {
+        self.defer_taskrun = enabled;
+        self
+    }
+
+    /// A Tokio runtime handle that every shard thread enters, so shard tasks
+    /// can use `tokio::time`, `tokio::spawn` and other Tokio-context calls.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let tokio_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_time().build().unwrap();
+    /// let rt = ringlane::Runtime::builder().shards(1).tokio_handle(tokio_rt.handle().clone()).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async {
+    ///     tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    ///     tokio::spawn(async { 1 }).await.unwrap()
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), 1);
+    /// ```
+    pub fn tokio_handle(mut self, handle: tokio::runtime::Handle) -> Self {
+        self.tokio = Some(handle);
+        self
+    }
+
+    /// Probes the kernel, starts every shard and returns the running runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for zero shards, zero or over 32768 ring
+    /// entries, or a zero task budget; [`Error::RingSetup`] when the kernel
+    /// refuses io_uring (`EPERM` under seccomp or `io_uring_disabled`,
+    /// `ENOSYS`, `ENOMEM`); [`Error::KernelTooOld`] without `MSG_RING`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let err = ringlane::Runtime::builder().shards(0).build().unwrap_err();
+    /// assert!(matches!(err, ringlane::Error::InvalidConfig(_)));
+    /// ```
+    pub fn build(self) -> Result<Runtime, Error> {
+        let shards = match self.shards {
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        if shards == 0 {
+            return Err(Error::InvalidConfig("the shard count must be at least 1"));
+        }
+        if self.ring_entries == 0 || self.ring_entries > 32_768 {
+            return Err(Error::InvalidConfig(
+                "ring entries must be between 1 and 32768",
+            ));
+        }
+        if self.budget == 0 {
+            return Err(Error::InvalidConfig("the task budget must be at least 1"));
+        }
+        let features = probe_features(self.ring_entries, self.defer_taskrun)?;
+        let config = Config {
+            shards,
+            ring_entries: self.ring_entries,
+            pin_cpus: self.pin_cpus,
+            thread_name: self.thread_name,
+            spin: self.spin,
+            budget: self.budget,
+            tokio: self.tokio,
+        };
+        shard::start(config, features).map(Runtime::from_started)
+    }
+}

@@ -1,0 +1,87 @@
+//! The thread-local "current shard": which ring, run queue, task registry
+//! and timer wheel the code running on this thread belongs to.
+//!
+//! This is deliberately a small, low-level module. The shard installs its
+//! [`ShardContext`] for the lifetime of its loop ([`enter`]); the executor,
+//! the mailbox and the time lane read it through [`with_current`]. None of
+//! them imports `shard/`, so no arrow in the layering runs back up.
+//!
+//! Invariants:
+//! 1. A context pointer is installed only by [`enter`] and removed when the
+//!    returned guard drops; the guard borrows the context, so the pointer
+//!    never outlives what it points at.
+//! 2. Only the owning thread ever sees its context (it is thread-local), so
+//!    the `RefCell`s inside need no locking; a borrow is never held across a
+//!    call that can poll a task or wake a waker.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::marker::PhantomData;
+use std::ptr;
+use std::sync::Arc;
+
+use crate::executor::{Runnable, TaskRegistry};
+use crate::mailbox::Remote;
+use crate::shard::Shared;
+use crate::sys::Ring;
+use crate::time::TimerWheel;
+
+/// Everything a shard thread owns that lanes and tasks need to reach.
+pub(crate) struct ShardContext {
+    pub(crate) index: usize,
+    /// The runtime this shard belongs to.
+    pub(crate) shared: Arc<Shared>,
+    /// This shard's own mailbox (compared by address to route wakes locally).
+    pub(crate) remote: Arc<Remote>,
+    /// Tasks ready to poll on this shard.
+    pub(crate) run_queue: RefCell<VecDeque<Runnable>>,
+    /// Live tasks of this shard (task invariant 2).
+    pub(crate) registry: RefCell<TaskRegistry>,
+    /// This shard's timers.
+    pub(crate) timers: RefCell<TimerWheel>,
+    /// Shards whose doorbell this shard must ring at the end of its tick.
+    pub(crate) doorbells: RefCell<Vec<usize>>,
+    /// This shard's io_uring.
+    pub(crate) ring: RefCell<Ring>,
+}
+
+thread_local! {
+    static CURRENT: Cell<*const ShardContext> = const { Cell::new(ptr::null()) };
+}
+
+/// Removes the context again when dropped.
+pub(crate) struct EnterGuard<'a> {
+    previous: *const ShardContext,
+    _borrow: PhantomData<&'a ShardContext>,
+}
+
+/// Installs `cx` as this thread's current shard until the guard drops.
+pub(crate) fn enter(cx: &ShardContext) -> EnterGuard<'_> {
+    let previous = CURRENT.with(|c| c.replace(cx as *const ShardContext));
+    EnterGuard {
+        previous,
+        _borrow: PhantomData,
+    }
+}
+
+impl Drop for EnterGuard<'_> {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(self.previous));
+    }
+}
+
+/// Runs `f` with the current shard's context, or returns `None` off-shard.
+pub(crate) fn with_current<R>(f: impl FnOnce(&ShardContext) -> R) -> Option<R> {
+    let ptr = CURRENT.with(Cell::get);
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: invariant 1: a non-null pointer was installed by `enter` from a
+    // live `&ShardContext` whose guard is still alive on this thread.
+    Some(f(unsafe { &*ptr }))
+}
+
+/// The index of the shard this thread runs, if any.
+pub(crate) fn current_index() -> Option<usize> {
+    with_current(|cx| cx.index)
+}

@@ -1,0 +1,260 @@
+//! `JoinHandle` and `JoinError`.
+
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::ptr::NonNull;
+use std::task::{Context, Poll, Waker};
+
+use async_task::{FallibleTask, Task};
+use parking_lot::Mutex;
+
+use super::TaskMeta;
+
+/// An owned permission to await a task's output; a plain [`Future`] that any
+/// executor can poll (a Tokio task included).
+///
+/// Dropping a `JoinHandle` detaches the task: it keeps running.
+///
+/// # Examples
+///
+/// ```
+/// let rt = ringlane::Runtime::builder().shards(2).build().unwrap();
+/// let handle = rt.handle();
+/// let out = rt.block_on(async move {
+///     handle.spawn_pinned(1, async { 6 * 7 }).unwrap().await
+/// });
+/// assert_eq!(out.unwrap(), 42);
+/// ```
+#[must_use = "dropping a JoinHandle detaches the task; await it or call abort()"]
+pub struct JoinHandle<T> {
+    task: Option<FallibleTask<Result<T, JoinError>, TaskMeta>>,
+    /// The task's metadata (its abort flag).
+    meta: MetaRef,
+    /// Wakes the task so that its shard sees the abort flag.
+    waker: Waker,
+}
+
+/// A pointer to the `TaskMeta` inside an `async-task` allocation.
+///
+/// `FallibleTask` does not expose the metadata, so we keep a pointer taken
+/// from the `Task` before it was made fallible. The metadata lives in the
+/// task's allocation, which is freed only when the last reference (`Task`,
+/// `Runnable` or `Waker`) is gone; the `JoinHandle` holds its `waker` for its
+/// whole life, so the pointer is valid whenever the handle exists.
+struct MetaRef(NonNull<TaskMeta>);
+
+// SAFETY: `TaskMeta` is `Sync` (an atomic), and the pointer stays valid for
+// the life of the owning `JoinHandle` (see above), on any thread.
+unsafe impl Send for MetaRef {}
+// SAFETY: as above; only shared access (`&TaskMeta`) is ever made.
+unsafe impl Sync for MetaRef {}
+
+impl<T> JoinHandle<T> {
+    pub(crate) fn new(task: Task<Result<T, JoinError>, TaskMeta>, waker: Waker) -> Self {
+        let meta = MetaRef(NonNull::from(task.metadata()));
+        Self {
+            task: Some(task.fallible()),
+            meta,
+            waker,
+        }
+    }
+
+    /// Cancels the task: its shard drops the future at its next scheduling
+    /// point, and awaiting this handle then gives [`JoinError::is_cancelled`]
+    /// (unless the task had already finished).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let h = rt.handle().spawn_pinned(0, std::future::pending::<()>()).unwrap();
+    /// h.abort();
+    /// assert!(rt.block_on(h).unwrap_err().is_cancelled());
+    /// ```
+    pub fn abort(&self) {
+        if self.task.is_some() {
+            // SAFETY: `MetaRef` is valid while this handle (and its waker) lives.
+            unsafe { self.meta.0.as_ref() }.abort();
+            self.waker.wake_by_ref();
+        }
+    }
+
+    /// Whether the task has finished (completed, panicked or been cancelled).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let h = rt.handle().spawn_pinned(0, async {}).unwrap();
+    /// while !h.is_finished() { std::thread::yield_now(); }
+    /// ```
+    pub fn is_finished(&self) -> bool {
+        self.task.as_ref().is_none_or(|t| t.is_finished())
+    }
+}
+
+impl<T> Future for JoinHandle<T> {
+    type Output = Result<T, JoinError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Some(task) = self.task.as_mut() else {
+            // Polled again after it returned Ready: there is nothing left.
+            return Poll::Ready(Err(JoinError::cancelled()));
+        };
+        match Pin::new(task).poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(out) => {
+                self.task = None;
+                Poll::Ready(out.unwrap_or_else(|| Err(JoinError::cancelled())))
+            }
+        }
+    }
+}
+
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.detach();
+        }
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle")
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}
+
+enum Repr {
+    Cancelled,
+    Panic(Mutex<Box<dyn Any + Send + 'static>>),
+}
+
+/// Why a task did not produce its output.
+///
+/// # Examples
+///
+/// ```
+/// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+/// let h = rt.handle().spawn_pinned(0, async { panic!("boom") }).unwrap();
+/// let err: ringlane::JoinError = rt.block_on(h).unwrap_err();
+/// assert!(err.is_panic());
+/// assert_eq!(*err.into_panic().downcast::<&str>().unwrap(), "boom");
+/// ```
+pub struct JoinError {
+    repr: Repr,
+}
+
+impl JoinError {
+    pub(crate) fn cancelled() -> Self {
+        Self {
+            repr: Repr::Cancelled,
+        }
+    }
+
+    pub(crate) fn panic(payload: Box<dyn Any + Send + 'static>) -> Self {
+        Self {
+            repr: Repr::Panic(Mutex::new(payload)),
+        }
+    }
+
+    /// The task was aborted, or dropped at shutdown before it finished.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let h = rt.handle().spawn_pinned(0, std::future::pending::<()>()).unwrap();
+    /// h.abort();
+    /// assert!(rt.block_on(h).unwrap_err().is_cancelled());
+    /// ```
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self.repr, Repr::Cancelled)
+    }
+
+    /// The task panicked.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let h = rt.handle().spawn_pinned(0, async { panic!("x") }).unwrap();
+    /// assert!(rt.block_on(h).unwrap_err().is_panic());
+    /// ```
+    pub fn is_panic(&self) -> bool {
+        matches!(self.repr, Repr::Panic(_))
+    }
+
+    /// The panic payload; panics if the task was cancelled instead (check
+    /// [`is_panic`](Self::is_panic) or use [`try_into_panic`](Self::try_into_panic)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let h = rt.handle().spawn_pinned(0, async { std::panic::panic_any(7u32) }).unwrap();
+    /// let payload = rt.block_on(h).unwrap_err().into_panic();
+    /// assert_eq!(*payload.downcast::<u32>().unwrap(), 7);
+    /// ```
+    pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
+        self.try_into_panic()
+            .expect("JoinError::into_panic called on a cancelled task's error")
+    }
+
+    /// The panic payload, or the error itself if the task was cancelled.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let h = rt.handle().spawn_pinned(0, std::future::pending::<()>()).unwrap();
+    /// h.abort();
+    /// assert!(rt.block_on(h).unwrap_err().try_into_panic().is_err());
+    /// ```
+    pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {
+        match self.repr {
+            Repr::Panic(p) => Ok(p.into_inner()),
+            Repr::Cancelled => Err(self),
+        }
+    }
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> Option<&str> {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.repr {
+            Repr::Cancelled => f.write_str("task was cancelled"),
+            Repr::Panic(p) => match panic_message(&**p.lock()) {
+                Some(msg) => write!(f, "task panicked with message {msg:?}"),
+                None => f.write_str("task panicked"),
+            },
+        }
+    }
+}
+
+impl fmt::Debug for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.repr {
+            Repr::Cancelled => f.write_str("JoinError::Cancelled"),
+            Repr::Panic(p) => write!(f, "JoinError::Panic({:?})", panic_message(&**p.lock())),
+        }
+    }
+}
+
+impl std::error::Error for JoinError {}
+
+impl From<JoinError> for std::io::Error {
+    fn from(e: JoinError) -> Self {
+        std::io::Error::other(e)
+    }
+}

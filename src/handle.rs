@@ -1,0 +1,231 @@
+//! `Handle`: the `Send + Sync + Clone` entry point to a running runtime,
+//! usable from any thread (Tokio tasks included).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use crate::context;
+use crate::error::Error;
+use crate::executor::{self, JoinHandle};
+use crate::mailbox::Remote;
+use crate::shard::Shared;
+use crate::stats::ShardStats;
+use crate::sys::RingFeatures;
+
+/// A cheap, cloneable reference to a runtime.
+///
+/// # Examples
+///
+/// ```
+/// let rt = ringlane::Runtime::builder().shards(2).build().unwrap();
+/// let handle = rt.handle();
+/// // Spawn from a plain thread; await from the main thread.
+/// let join = std::thread::spawn(move || {
+///     handle.spawn_pinned(1, async { ringlane::current_shard() }).unwrap()
+/// }).join().unwrap();
+/// assert_eq!(rt.block_on(join).unwrap(), Some(1));
+/// ```
+#[derive(Clone)]
+pub struct Handle {
+    pub(crate) shared: Arc<Shared>,
+}
+
+fn schedule_on(remote: &Arc<Remote>) -> impl Fn(executor::Runnable) + Send + Sync + 'static {
+    let remote = remote.clone();
+    move |runnable| remote.schedule(runnable)
+}
+
+impl Handle {
+    /// The handle of the runtime whose shard runs the calling task, if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// assert!(ringlane::Handle::current().is_none());
+    /// let j = rt.handle().spawn_pinned(0, async { ringlane::Handle::current().is_some() }).unwrap();
+    /// assert!(rt.block_on(j).unwrap());
+    /// ```
+    pub fn current() -> Option<Handle> {
+        context::with_current(|cx| Handle {
+            shared: cx.shared.clone(),
+        })
+    }
+
+    /// How many shards the runtime has.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(3).build().unwrap();
+    /// assert_eq!(rt.handle().shards(), 3);
+    /// ```
+    pub fn shards(&self) -> usize {
+        self.shared.remotes.len()
+    }
+
+    /// The io_uring set-up the kernel accepted for this runtime's rings.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// assert!(rt.handle().ring_features().msg_ring);
+    /// ```
+    pub fn ring_features(&self) -> RingFeatures {
+        self.shared.features
+    }
+
+    /// Whether shutdown has begun (spawns are then refused).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let h = rt.handle();
+    /// assert!(!h.is_shutdown());
+    /// rt.shutdown(std::time::Duration::ZERO);
+    /// assert!(h.is_shutdown());
+    /// ```
+    pub fn is_shutdown(&self) -> bool {
+        self.shared.is_shutting_down()
+    }
+
+    /// Counters of one shard.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// assert!(rt.handle().shard_stats(0).is_ok());
+    /// assert!(rt.handle().shard_stats(1).is_err());
+    /// ```
+    pub fn shard_stats(&self, shard: usize) -> Result<ShardStats, Error> {
+        Ok(self.shared.remote(shard)?.stats.snapshot(shard))
+    }
+
+    fn open_remote(&self, shard: usize) -> Result<&Arc<Remote>, Error> {
+        let remote = self.shared.remote(shard)?;
+        if self.shared.is_shutting_down() {
+            return Err(Error::Shutdown);
+        }
+        Ok(remote)
+    }
+
+    /// Spawns a `Send` future on shard `shard`, where it stays for its whole
+    /// life. Works from any thread.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ShardOutOfRange`] for a bad index, [`Error::Shutdown`] once
+    /// the runtime is shutting down.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(2).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(1, async { ringlane::current_shard() }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), Some(1));
+    /// ```
+    pub fn spawn_pinned<F>(&self, shard: usize, future: F) -> Result<JoinHandle<F::Output>, Error>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let remote = self.open_remote(shard)?;
+        let (runnable, join) = executor::spawn_send(future, schedule_on(remote));
+        remote.spawn(runnable).map_err(|_| Error::Shutdown)?;
+        Ok(join)
+    }
+
+    /// Spawns a `!Send` future on shard `shard`: `build` is sent there and
+    /// called on the shard, so the future may hold `Rc`, `RefCell` and other
+    /// thread-bound state.
+    ///
+    /// # Errors
+    ///
+    /// As [`spawn_pinned`](Self::spawn_pinned).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    /// let rt = ringlane::Runtime::builder().shards(2).build().unwrap();
+    /// let j = rt.handle().spawn_local_on(0, || async {
+    ///     let shared = Rc::new(5);
+    ///     ringlane::time::sleep(std::time::Duration::from_millis(1)).await;
+    ///     *shared + 1
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), 6);
+    /// ```
+    pub fn spawn_local_on<B, F>(
+        &self,
+        shard: usize,
+        build: B,
+    ) -> Result<JoinHandle<F::Output>, Error>
+    where
+        B: FnOnce() -> F + Send + 'static,
+        F: Future + 'static,
+        F::Output: Send + 'static,
+    {
+        let remote = self.open_remote(shard)?;
+        if remote.is_current() {
+            let (runnable, join) = executor::spawn_here(build(), schedule_on(remote));
+            runnable.schedule();
+            return Ok(join);
+        }
+        let (runnable, join) = executor::spawn_built_on_shard(build, schedule_on(remote));
+        remote.spawn(runnable).map_err(|_| Error::Shutdown)?;
+        Ok(join)
+    }
+}
+
+/// Spawns a `!Send` future on the shard running the caller.
+///
+/// # Errors
+///
+/// [`Error::NotOnShard`] off a shard, [`Error::Shutdown`] during shutdown.
+///
+/// # Examples
+///
+/// ```
+/// use std::{cell::Cell, rc::Rc};
+/// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+/// let j = rt.handle().spawn_local_on(0, || async {
+///     let n = Rc::new(Cell::new(1));
+///     let n2 = n.clone();
+///     ringlane::spawn_local(async move { n2.set(n2.get() + 1) }).unwrap().await.unwrap();
+///     n.get()
+/// }).unwrap();
+/// assert_eq!(rt.block_on(j).unwrap(), 2);
+/// assert!(ringlane::spawn_local(async {}).is_err(), "not on a shard here");
+/// ```
+pub fn spawn_local<F>(future: F) -> Result<JoinHandle<F::Output>, Error>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    let (remote, shutting_down) =
+        context::with_current(|cx| (cx.remote.clone(), cx.shared.is_shutting_down()))
+            .ok_or(Error::NotOnShard)?;
+    if shutting_down {
+        return Err(Error::Shutdown);
+    }
+    let (runnable, join) = executor::spawn_here(future, schedule_on(&remote));
+    runnable.schedule();
+    Ok(join)
+}
+
+/// The index of the shard running the caller, or `None` off the runtime.
+///
+/// # Examples
+///
+/// ```
+/// let rt = ringlane::Runtime::builder().shards(2).build().unwrap();
+/// assert_eq!(ringlane::current_shard(), None);
+/// let j = rt.handle().spawn_pinned(1, async { ringlane::current_shard() }).unwrap();
+/// assert_eq!(rt.block_on(j).unwrap(), Some(1));
+/// ```
+pub fn current_shard() -> Option<usize> {
+    context::current_index()
+}

@@ -1,0 +1,44 @@
+//! The spawn gate: lets shutdown refuse new tasks without racing a spawner
+//! that already decided to push.
+//!
+//! 1. A spawner calls [`SpawnGate::enter`]: it counts itself in, then checks
+//!    the closed bit. If closed, it counts itself out and is refused.
+//! 2. Shutdown calls [`SpawnGate::close`], which sets the closed bit and
+//!    waits until no spawner is inside. After that, no new task can reach the
+//!    queue, so the shard's final drain sees every task ever accepted.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+const CLOSED: usize = 1 << (usize::BITS - 1);
+
+#[derive(Debug, Default)]
+pub(crate) struct SpawnGate {
+    state: AtomicUsize,
+}
+
+/// Proof of being inside an open gate; leaving is automatic.
+pub(crate) struct Inside<'a>(&'a SpawnGate);
+
+impl SpawnGate {
+    pub(crate) fn enter(&self) -> Option<Inside<'_>> {
+        let prev = self.state.fetch_add(1, Ordering::Acquire);
+        if prev & CLOSED != 0 {
+            self.state.fetch_sub(1, Ordering::Release);
+            return None;
+        }
+        Some(Inside(self))
+    }
+
+    pub(crate) fn close(&self) {
+        self.state.fetch_or(CLOSED, Ordering::AcqRel);
+        while self.state.load(Ordering::Acquire) & !CLOSED != 0 {
+            std::thread::yield_now();
+        }
+    }
+}
+
+impl Drop for Inside<'_> {
+    fn drop(&mut self) {
+        self.0.state.fetch_sub(1, Ordering::Release);
+    }
+}

@@ -1,0 +1,161 @@
+//! `Remote`: the `Send + Sync` view of one shard that every other thread
+//! holds, and the routing of spawns and wake-ups to it.
+//!
+//! Routing rule (the `schedule` function of every task):
+//! 1. On the owning shard's thread, a woken task goes straight onto the
+//!    shard's run queue: no atomics, no syscall.
+//! 2. Anywhere else it is pushed onto the shard's queue (doorbell step S1)
+//!    and the doorbell protocol decides whether to ring (S2, S3).
+//! 3. A doorbell rung from another shard of the same runtime is deferred to
+//!    the end of that shard's tick and sent as an `IORING_OP_MSG_RING` from
+//!    its ring; from a thread that owns no ring it is an eventfd write.
+
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use crossbeam_deque::{Injector, Steal};
+
+use super::doorbell::DoorbellState;
+use super::gate::SpawnGate;
+use crate::context;
+use crate::executor::Runnable;
+use crate::stats::Counters;
+use crate::sys::EventFd;
+
+/// What travels through a shard's mailbox.
+pub(crate) enum Envelope {
+    /// A task to poll (a new spawn or a wake-up from another thread).
+    Task(Runnable),
+    /// A closure the runtime needs run on this shard (e.g. cancelling a timer).
+    Call(Box<dyn FnOnce() + Send>),
+}
+
+/// One shard as seen from other threads.
+pub(crate) struct Remote {
+    pub(crate) index: usize,
+    /// Identifies the runtime, so a shard of another runtime never defers a doorbell to us.
+    pub(crate) runtime_id: usize,
+    queue: Injector<Envelope>,
+    pub(crate) doorbell: DoorbellState,
+    gate: SpawnGate,
+    eventfd: EventFd,
+    /// A duplicate of the shard's ring fd: it keeps the ring file alive (so
+    /// the fd number is never reused under a sender's MSG_RING) for as long
+    /// as anyone can still ring it.
+    ring_fd: OwnedFd,
+    pub(crate) stats: Counters,
+}
+
+impl Remote {
+    pub(crate) fn new(index: usize, runtime_id: usize, ring_fd: OwnedFd, eventfd: EventFd) -> Self {
+        Self {
+            index,
+            runtime_id,
+            queue: Injector::new(),
+            doorbell: DoorbellState::new(),
+            gate: SpawnGate::default(),
+            eventfd,
+            ring_fd,
+            stats: Counters::default(),
+        }
+    }
+
+    /// The target fd for MSG_RING doorbells.
+    pub(crate) fn ring_fd(&self) -> RawFd {
+        self.ring_fd.as_raw_fd()
+    }
+
+    /// The eventfd this shard keeps a read armed on.
+    pub(crate) fn eventfd(&self) -> &EventFd {
+        &self.eventfd
+    }
+
+    /// Whether the calling thread is this shard.
+    pub(crate) fn is_current(&self) -> bool {
+        context::with_current(|cx| std::ptr::eq(&*cx.remote, self)).unwrap_or(false)
+    }
+
+    /// Hands a new task to this shard, unless its spawn gate is closed
+    /// (shutdown), in which case the task comes back to the caller.
+    pub(crate) fn spawn(&self, runnable: Runnable) -> Result<(), Runnable> {
+        let Some(_inside) = self.gate.enter() else {
+            return Err(runnable);
+        };
+        self.schedule(runnable);
+        Ok(())
+    }
+
+    /// Hands a runtime-internal closure to this shard (refused after shutdown).
+    pub(crate) fn call(&self, f: Box<dyn FnOnce() + Send>) -> bool {
+        let Some(_inside) = self.gate.enter() else {
+            return false;
+        };
+        self.push(Envelope::Call(f));
+        true
+    }
+
+    /// The schedule function of every task owned by this shard (routing
+    /// rules 1 and 2). Never refuses: a live task's wake-up must arrive.
+    pub(crate) fn schedule(&self, runnable: Runnable) {
+        let mut runnable = Some(runnable);
+        context::with_current(|cx| {
+            if std::ptr::eq(&*cx.remote, self) {
+                if let Some(r) = runnable.take() {
+                    cx.run_queue.borrow_mut().push_back(r);
+                }
+            }
+        });
+        if let Some(r) = runnable {
+            self.push(Envelope::Task(r));
+        }
+    }
+
+    fn push(&self, envelope: Envelope) {
+        self.queue.push(envelope); // S1
+        self.notify();
+    }
+
+    /// Doorbell steps S2 and S3, then routing rule 3.
+    fn notify(&self) {
+        if !self.doorbell.should_ring() {
+            Counters::bump(&self.stats.doorbells_avoided);
+            return;
+        }
+        let deferred = context::with_current(|cx| {
+            let same_runtime = cx.remote.runtime_id == self.runtime_id;
+            if same_runtime {
+                cx.doorbells.borrow_mut().push(self.index);
+            }
+            same_runtime
+        });
+        if deferred != Some(true) {
+            self.ring_eventfd();
+        }
+    }
+
+    /// Rings the eventfd doorbell (also the fallback when MSG_RING fails).
+    pub(crate) fn ring_eventfd(&self) {
+        // An eventfd write fails only if the counter would overflow, which
+        // needs 2^64 unread doorbells; the shard reads it on every wake-up.
+        let _ = self.eventfd.notify();
+    }
+
+    /// Takes the next envelope, if any.
+    pub(crate) fn pop(&self) -> Option<Envelope> {
+        loop {
+            match self.queue.steal() {
+                Steal::Success(e) => return Some(e),
+                Steal::Empty => return None,
+                Steal::Retry => std::hint::spin_loop(),
+            }
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// Closes the spawn gate and waits for spawners already inside it.
+    pub(crate) fn close_gate(&self) {
+        self.gate.close();
+    }
+}

@@ -1,0 +1,234 @@
+//! `Runtime`: owns the shard threads; `block_on`, `shutdown` and `Drop`.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::{self, Thread};
+use std::time::{Duration, Instant};
+
+use crate::builder::Builder;
+use crate::context;
+use crate::handle::Handle;
+use crate::shard::Started;
+
+/// How long shutdown waits for shards, past the caller's timeout, to drop
+/// their cancelled tasks and exit before it reports them stuck.
+const EXIT_GRACE: Duration = Duration::from_secs(5);
+
+/// What [`Runtime::shutdown`] found.
+///
+/// # Examples
+///
+/// ```
+/// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+/// let report = rt.shutdown(std::time::Duration::from_secs(1));
+/// assert!(report.is_clean());
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShutdownReport {
+    /// Tasks that had not finished by the deadline and were cancelled.
+    pub unfinished_tasks: usize,
+    /// Shards whose thread did not exit in time (blocked in a task); their
+    /// threads were detached.
+    pub stuck_shards: Vec<usize>,
+}
+
+impl ShutdownReport {
+    /// Every task finished and every shard exited.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(ringlane::ShutdownReport::default().is_clean());
+    /// ```
+    pub fn is_clean(&self) -> bool {
+        self.unfinished_tasks == 0 && self.stuck_shards.is_empty()
+    }
+}
+
+/// A running ringlane runtime: its shard threads and their rings.
+///
+/// Dropping it shuts it down at once (tasks still running are cancelled);
+/// use [`shutdown`](Self::shutdown) to give them time to finish.
+///
+/// # Examples
+///
+/// ```
+/// let rt = ringlane::Runtime::builder().shards(2).build().unwrap();
+/// let h = rt.handle();
+/// let sum = rt.block_on(async move {
+///     let a = h.spawn_pinned(0, async { 1 }).unwrap();
+///     let b = h.spawn_pinned(1, async { 2 }).unwrap();
+///     a.await.unwrap() + b.await.unwrap()
+/// });
+/// assert_eq!(sum, 3);
+/// ```
+pub struct Runtime {
+    handle: Handle,
+    started: Option<Started>,
+}
+
+struct ThreadWaker {
+    thread: Thread,
+    notified: AtomicBool,
+}
+
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if !self.notified.swap(true, Ordering::Release) {
+            self.thread.unpark();
+        }
+    }
+}
+
+impl Runtime {
+    /// A builder with default settings.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().build().unwrap();
+    /// assert!(rt.handle().shards() >= 1);
+    /// ```
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    pub(crate) fn from_started(started: Started) -> Self {
+        Self {
+            handle: Handle {
+                shared: started.shared.clone(),
+            },
+            started: Some(started),
+        }
+    }
+
+    /// A handle for spawning onto this runtime from anywhere.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let h: ringlane::Handle = rt.handle();
+    /// ```
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    /// Runs `future` to completion on the calling thread, which sleeps
+    /// between wake-ups. Timers work here (through the fallback timer), and
+    /// the runtime's Tokio handle, if any, is entered.
+    ///
+    /// # Panics
+    ///
+    /// If called from a task running on a shard: blocking a shard would
+    /// stall every task on it (the same rule as Tokio's `block_on`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// assert_eq!(rt.block_on(async { 5 }), 5);
+    /// ```
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        assert!(
+            context::current_index().is_none(),
+            "Runtime::block_on called from a ringlane shard; await the future instead"
+        );
+        let tokio = self.handle.shared.config.tokio.clone();
+        let _tokio_guard = tokio.as_ref().map(tokio::runtime::Handle::enter);
+        let waker_state = Arc::new(ThreadWaker {
+            thread: thread::current(),
+            notified: AtomicBool::new(false),
+        });
+        let waker = Waker::from(waker_state.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut future = pin!(future);
+        loop {
+            if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+                return out;
+            }
+            while !waker_state.notified.swap(false, Ordering::Acquire) {
+                thread::park();
+            }
+        }
+    }
+
+    /// Shuts down: refuses new spawns at once, lets tasks run until
+    /// `timeout` passes, then cancels those still running (their join
+    /// handles give [`JoinError::is_cancelled`](crate::JoinError::is_cancelled)),
+    /// and joins the shard threads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let forever = rt.handle().spawn_pinned(0, std::future::pending::<()>()).unwrap();
+    /// let report = rt.shutdown(Duration::from_millis(10));
+    /// assert_eq!(report.unfinished_tasks, 1);
+    /// ```
+    pub fn shutdown(mut self, timeout: Duration) -> ShutdownReport {
+        self.shutdown_inner(timeout)
+    }
+
+    fn shutdown_inner(&mut self, timeout: Duration) -> ShutdownReport {
+        let Some(started) = self.started.take() else {
+            return ShutdownReport::default();
+        };
+        let shared = &started.shared;
+        let now = Instant::now();
+        shared.begin_shutdown(now + timeout);
+        for remote in shared.remotes.iter() {
+            if remote.doorbell.should_ring() {
+                remote.ring_eventfd();
+            }
+        }
+        // A shard dropping its own runtime cannot wait for itself.
+        let own =
+            context::with_current(|cx| (cx.shared.id == shared.id).then_some(cx.index)).flatten();
+        let wait_until = now + timeout + EXIT_GRACE;
+        let mut report = ShutdownReport::default();
+        let mut exited = vec![false; shared.remotes.len()];
+        let expected = shared.remotes.len() - usize::from(own.is_some());
+        for _ in 0..expected {
+            let left = wait_until.saturating_duration_since(Instant::now());
+            match started.exits.recv_timeout(left) {
+                Ok(exit) => {
+                    exited[exit.index] = true;
+                    report.unfinished_tasks += exit.unfinished;
+                }
+                Err(_) => break,
+            }
+        }
+        for (index, thread) in started.threads.into_iter().enumerate() {
+            if exited[index] {
+                let _ = thread.join();
+            } else if Some(index) != own {
+                report.stuck_shards.push(index);
+            }
+        }
+        report
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.shutdown_inner(Duration::ZERO);
+    }
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("shards", &self.handle.shards())
+            .finish()
+    }
+}

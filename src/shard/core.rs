@@ -1,0 +1,350 @@
+//! The shard loop: one tick after another, parking in the kernel when idle.
+//!
+//! A tick, in order:
+//! 1. Intake: move at most `4 × budget` envelopes from the mailbox onto the
+//!    run queue (or run runtime calls).
+//! 2. Timers: fire every timer that is due.
+//! 3. Tasks: poll at most `budget` tasks, so a task that wakes itself
+//!    forever cannot starve the mailbox, timers or I/O.
+//! 4. Ring: send the doorbells this tick owes other shards (one MSG_RING
+//!    each), submit, and reap completions without blocking.
+//!
+//! When a tick leaves nothing runnable the shard parks (protocol steps
+//! R2-R6 in `mailbox/doorbell.rs`), waking for a CQE, a doorbell or the
+//! nearest timer deadline.
+
+use std::cell::{Cell, RefCell, UnsafeCell};
+use std::collections::VecDeque;
+use std::mem::ManuallyDrop;
+use std::os::fd::AsRawFd;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+use io_uring::{opcode, squeue, types};
+
+use super::Shared;
+use crate::context::{self, ShardContext};
+use crate::executor::{Runnable, TaskRegistry};
+use crate::mailbox::Envelope;
+use crate::stats::Counters;
+use crate::sys::user_data::{self, Tag};
+use crate::sys::{Completion, Ring};
+use crate::time::TimerWheel;
+
+/// The shard's own state; lives on the shard thread only.
+pub(crate) struct Core {
+    pub(super) cx: ShardContext,
+    completions: RefCell<Vec<Completion>>,
+    fired: RefCell<Vec<Waker>>,
+    /// The kernel writes the eventfd counter here; never read by us.
+    eventfd_buf: ManuallyDrop<Box<UnsafeCell<u64>>>,
+    pub(super) eventfd_armed: Cell<bool>,
+    pub(super) seen_shutdown: Cell<bool>,
+    pub(super) cancelling: Cell<bool>,
+    pub(super) exiting: Cell<bool>,
+    pub(super) cancelled: Cell<usize>,
+    local: LocalCounters,
+}
+
+/// Counters only this thread writes, published once per tick.
+#[derive(Default)]
+struct LocalCounters {
+    polled: Cell<u64>,
+    msg_ring: Cell<u64>,
+    eventfd: Cell<u64>,
+    received: Cell<u64>,
+}
+
+impl Core {
+    pub(super) fn new(index: usize, shared: Arc<Shared>, ring: Ring) -> Self {
+        let remote = shared.remotes[index].clone();
+        Self {
+            cx: ShardContext {
+                index,
+                shared,
+                remote,
+                run_queue: RefCell::new(VecDeque::with_capacity(256)),
+                registry: RefCell::new(TaskRegistry::default()),
+                timers: RefCell::new(TimerWheel::new(Instant::now())),
+                doorbells: RefCell::new(Vec::new()),
+                ring: RefCell::new(ring),
+            },
+            completions: RefCell::new(Vec::with_capacity(64)),
+            fired: RefCell::new(Vec::new()),
+            eventfd_buf: ManuallyDrop::new(Box::new(UnsafeCell::new(0))),
+            eventfd_armed: Cell::new(false),
+            seen_shutdown: Cell::new(false),
+            cancelling: Cell::new(false),
+            exiting: Cell::new(false),
+            cancelled: Cell::new(0),
+            local: LocalCounters::default(),
+        }
+    }
+
+    /// Runs until shutdown; returns how many tasks had to be cancelled.
+    pub(super) fn run(self) -> usize {
+        let _enter = context::enter(&self.cx);
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::syscall(libc::SYS_gettid) } as i32;
+        self.cx
+            .remote
+            .stats
+            .os_tid
+            .store(tid, std::sync::atomic::Ordering::Relaxed);
+        self.arm_eventfd();
+        let unfinished = loop {
+            self.tick();
+            if self.cx.shared.is_shutting_down() {
+                if let Some(n) = self.shutdown_step() {
+                    break n;
+                }
+            }
+            if self.is_idle() {
+                self.park();
+            }
+        };
+        self.release_ring();
+        unfinished
+    }
+
+    fn tick(&self) {
+        self.intake();
+        self.fire_timers();
+        self.run_tasks();
+        self.drive_ring();
+        self.publish_stats();
+    }
+
+    fn budget(&self) -> usize {
+        self.cx.shared.config.budget
+    }
+
+    fn intake(&self) {
+        let remote = &self.cx.remote;
+        for _ in 0..self.budget() * 4 {
+            let Some(envelope) = remote.pop() else { break };
+            self.local.received.set(self.local.received.get() + 1);
+            match envelope {
+                Envelope::Task(r) => self.cx.run_queue.borrow_mut().push_back(r),
+                Envelope::Call(f) => {
+                    let _ = catch_unwind(AssertUnwindSafe(f));
+                }
+            }
+        }
+    }
+
+    fn fire_timers(&self) {
+        let mut fired = self.fired.borrow_mut();
+        self.cx
+            .timers
+            .borrow_mut()
+            .advance(Instant::now(), &mut fired);
+        let wakers: Vec<Waker> = fired.drain(..).collect();
+        drop(fired);
+        wakers.into_iter().for_each(Waker::wake);
+    }
+
+    fn run_tasks(&self) {
+        for _ in 0..self.budget() {
+            let Some(runnable) = self.cx.run_queue.borrow_mut().pop_front() else {
+                break;
+            };
+            if self.cancelling.get() {
+                self.cancel(runnable);
+            } else if runnable.metadata().is_aborted() {
+                drop_quietly(runnable);
+            } else {
+                self.local.polled.set(self.local.polled.get() + 1);
+                // Tracked catches panics in poll; this catches one in a
+                // future's destructor, so the shard survives either way.
+                let _ = catch_unwind(AssertUnwindSafe(|| runnable.run()));
+            }
+        }
+    }
+
+    /// Drops a task that shutdown did not let finish.
+    pub(super) fn cancel(&self, runnable: Runnable) {
+        self.cancelled.set(self.cancelled.get() + 1);
+        drop_quietly(runnable);
+    }
+
+    /// Routing rule 3: one MSG_RING per shard owed a doorbell this tick.
+    fn flush_doorbells(&self) {
+        let targets: Vec<usize> = std::mem::take(&mut *self.cx.doorbells.borrow_mut());
+        if targets.is_empty() {
+            return;
+        }
+        let skip = self.cx.shared.features.skip_cqe_on_success;
+        let mut ring = self.cx.ring.borrow_mut();
+        for target in targets {
+            let remote = &self.cx.shared.remotes[target];
+            let mut sqe = opcode::MsgRingData::new(
+                types::Fd(remote.ring_fd()),
+                0,
+                user_data::DOORBELL_IN,
+                None,
+            )
+            .build()
+            .user_data(user_data::doorbell_out(target));
+            if skip {
+                sqe = sqe.flags(squeue::Flags::SKIP_SUCCESS);
+            }
+            // SAFETY: a MSG_RING data SQE points at no user memory; the
+            // target ring fd is kept open by `remote` (held in `Shared`)
+            // for as long as this shard runs.
+            if unsafe { ring.push(&sqe) }.is_err() {
+                remote.ring_eventfd();
+            }
+        }
+    }
+
+    pub(super) fn drive_ring(&self) {
+        self.flush_doorbells();
+        let mut completions = self.completions.borrow_mut();
+        {
+            let mut ring = self.cx.ring.borrow_mut();
+            // A failing enter here means the ring itself is broken (EBADF,
+            // EFAULT); the completions already queued are still reaped.
+            let _ = ring.submit();
+            ring.reap(&mut completions);
+        }
+        let batch: Vec<Completion> = completions.drain(..).collect();
+        drop(completions);
+        batch.into_iter().for_each(|c| self.on_completion(c));
+    }
+
+    pub(super) fn on_completion(&self, c: Completion) {
+        match user_data::decode(c.user_data) {
+            Tag::DoorbellIn => self.local.msg_ring.set(self.local.msg_ring.get() + 1),
+            Tag::EventFdRead => {
+                self.eventfd_armed.set(false);
+                if c.result > 0 {
+                    self.local.eventfd.set(self.local.eventfd.get() + 1);
+                }
+                if !self.exiting.get() {
+                    self.arm_eventfd();
+                }
+            }
+            Tag::DoorbellOut(target) if c.result < 0 => {
+                // MSG_RING refused (-EOVERFLOW on a full target CQ, ...):
+                // the wake-up must still arrive, so fall back to the eventfd.
+                if let Some(remote) = self.cx.shared.remotes.get(target) {
+                    remote.ring_eventfd();
+                }
+            }
+            Tag::DoorbellOut(_) | Tag::Cancel | Tag::Op(_) | Tag::Unknown(_) => {}
+        }
+    }
+
+    pub(super) fn arm_eventfd(&self) {
+        if self.eventfd_armed.get() {
+            return;
+        }
+        let fd = self.cx.remote.eventfd().as_raw_fd();
+        let sqe = opcode::Read::new(types::Fd(fd), self.eventfd_buf.get().cast(), 8)
+            .build()
+            .user_data(user_data::EVENTFD_READ);
+        // SAFETY: the 8-byte buffer is owned by `self` and is neither freed
+        // nor moved until this read's CQE has been reaped (`release_ring`
+        // waits for it, and leaks the buffer if it cannot); the eventfd is
+        // owned by our `Remote`, which outlives the shard.
+        if unsafe { self.cx.ring.borrow_mut().push(&sqe) }.is_ok() {
+            self.eventfd_armed.set(true);
+        }
+    }
+
+    fn is_idle(&self) -> bool {
+        self.cx.run_queue.borrow().is_empty()
+            && self.cx.remote.is_empty()
+            && !self.cx.ring.borrow_mut().has_completions()
+    }
+
+    /// How long the park may last: until the next timer or, during a
+    /// graceful shutdown, the shutdown deadline.
+    fn park_timeout(&self) -> Option<Duration> {
+        let timer = self.cx.timers.borrow().next_deadline();
+        let shutdown = if self.cancelling.get() {
+            None
+        } else {
+            self.cx.shared.shutdown_deadline()
+        };
+        let until = match (timer, shutdown) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        until.map(|t| t.saturating_duration_since(Instant::now()))
+    }
+
+    /// Whether there is work, checked without any syscall.
+    fn has_work(&self) -> bool {
+        !self.cx.remote.is_empty() || !self.cx.run_queue.borrow().is_empty() || {
+            let mut ring = self.cx.ring.borrow_mut();
+            ring.has_completions() || ring.needs_enter()
+        }
+    }
+
+    /// Step R2: spin for the configured window. Returns whether work appeared.
+    fn spin(&self, window: Duration) -> bool {
+        let end = Instant::now() + window;
+        let timer = self.cx.timers.borrow().next_deadline();
+        loop {
+            if self.has_work() || self.cx.shared.is_shutting_down() && !self.seen_shutdown.get() {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= end || timer.is_some_and(|t| now >= t) {
+                return false;
+            }
+            std::hint::spin_loop();
+        }
+    }
+
+    /// Steps R2 to R6 of the park/wake protocol.
+    fn park(&self) {
+        if let Some(window) = self.cx.shared.config.spin {
+            if self.spin(window) {
+                return;
+            }
+        }
+        let doorbell = &self.cx.remote.doorbell;
+        doorbell.prepare_park(); // R3
+        let new_shutdown = self.cx.shared.is_shutting_down() && !self.seen_shutdown.get();
+        let timeout = self.park_timeout();
+        if self.has_work() || new_shutdown || timeout == Some(Duration::ZERO) {
+            doorbell.finish_park(); // R4
+            return;
+        }
+        let _ = self.cx.ring.borrow_mut().park(timeout); // R5
+        doorbell.finish_park(); // R6
+        Counters::bump(&self.cx.remote.stats.parks);
+    }
+
+    fn publish_stats(&self) {
+        let s = &self.cx.remote.stats;
+        Counters::add(&s.tasks_polled, self.local.polled.take());
+        Counters::add(&s.doorbells_msg_ring, self.local.msg_ring.take());
+        Counters::add(&s.doorbells_eventfd, self.local.eventfd.take());
+        Counters::add(&s.mailbox_received, self.local.received.take());
+    }
+}
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        if self.eventfd_armed.get() {
+            // The kernel may still write into the buffer (release_ring could
+            // not confirm the read's end): leaking 8 bytes beats a
+            // use-after-free.
+            return;
+        }
+        // SAFETY: the read is not armed, so the kernel holds no pointer to
+        // the buffer, and this is the only place that drops it.
+        unsafe { ManuallyDrop::drop(&mut self.eventfd_buf) };
+    }
+}
+
+/// Drops a runnable, containing a panic from the future's destructor.
+fn drop_quietly(runnable: Runnable) {
+    let _ = catch_unwind(AssertUnwindSafe(move || drop(runnable)));
+}

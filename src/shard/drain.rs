@@ -1,0 +1,90 @@
+//! How a shard shuts down (the runtime side is in `shared.rs`).
+//!
+//! 1. D1: on first seeing the shutdown flag, close the spawn gate and wait
+//!    for spawners already inside it; no new task can reach this shard now.
+//! 2. D2 (graceful): keep running normally. If every task finishes before
+//!    the deadline, exit with nothing cancelled.
+//! 3. D3 (cancel): once the deadline passes, stop polling. Wake every live
+//!    task in the registry, so that each one's `Runnable` comes back to this
+//!    thread, and drop them all here (task invariant 1). Dropped tasks'
+//!    `JoinHandle`s resolve to `JoinError::Cancelled`.
+//! 4. D4: exit when the registry, the run queue and the mailbox are all
+//!    empty. No task is alive, so no wake-up can produce a `Runnable` again.
+//! 5. D5 (`release_ring`): send doorbells still owed to other shards, cancel
+//!    the armed eventfd read and wait for its CQE (its buffer must outlive
+//!    it), then mark the doorbell closed so nobody rings a shard that is gone.
+
+use std::time::{Duration, Instant};
+
+use io_uring::opcode;
+
+use super::core::Core;
+use crate::sys::user_data;
+
+impl Core {
+    /// Called each tick once shutdown has begun; `Some(cancelled)` when the
+    /// shard may exit.
+    pub(super) fn shutdown_step(&self) -> Option<usize> {
+        if !self.seen_shutdown.get() {
+            self.seen_shutdown.set(true);
+            self.cx.remote.close_gate(); // D1
+        }
+        let deadline = self
+            .cx
+            .shared
+            .shutdown_deadline()
+            .unwrap_or_else(Instant::now);
+        if !self.cancelling.get() && Instant::now() >= deadline {
+            self.cancelling.set(true); // D3
+        }
+        if self.cancelling.get() {
+            let wakers = self.cx.registry.borrow().wakers();
+            wakers.into_iter().for_each(std::task::Waker::wake);
+            while let Some(envelope) = self.cx.remote.pop() {
+                match envelope {
+                    crate::mailbox::Envelope::Task(r) => self.cancel(r),
+                    crate::mailbox::Envelope::Call(f) => {
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+                    }
+                }
+            }
+            while let Some(r) = self.cx.run_queue.borrow_mut().pop_front() {
+                self.cancel(r);
+            }
+        }
+        let empty = self.cx.registry.borrow().len() == 0
+            && self.cx.run_queue.borrow().is_empty()
+            && self.cx.remote.is_empty();
+        empty.then(|| self.cancelled.get()) // D4
+    }
+
+    /// Step D5.
+    pub(super) fn release_ring(&self) {
+        self.drive_ring(); // doorbells still owed to other shards
+        self.exiting.set(true);
+        let cancel = opcode::AsyncCancel::new(user_data::EVENTFD_READ)
+            .build()
+            .user_data(user_data::CANCEL);
+        let mut attempts = 0;
+        while self.eventfd_armed.get() && attempts < 100 {
+            attempts += 1;
+            let mut ring = self.cx.ring.borrow_mut();
+            if attempts == 1 || attempts % 10 == 0 {
+                // SAFETY: ASYNC_CANCEL points at no user memory.
+                let _ = unsafe { ring.push(&cancel) };
+            }
+            let _ = ring.park(Some(Duration::from_millis(10)));
+            drop(ring);
+            self.drive_ring_for_exit();
+        }
+        self.cx.remote.doorbell.close();
+    }
+
+    fn drive_ring_for_exit(&self) {
+        let mut done = Vec::new();
+        self.cx.ring.borrow_mut().reap(&mut done);
+        for c in done {
+            self.on_completion(c);
+        }
+    }
+}

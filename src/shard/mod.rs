@@ -1,0 +1,194 @@
+//! Shards: one OS thread, one io_uring, one run queue, one mailbox, one
+//! timer wheel each. This module starts them; `core.rs` is the loop each one
+//! runs, `drain.rs` how it shuts down.
+//!
+//! Start-up handshake (so that ring set-up errors reach `build()` and no
+//! shard runs before every shard's ring fd is known):
+//! 1. The builder spawns every shard thread.
+//! 2. Each thread pins itself (if asked), creates its ring *on itself*
+//!    (`SINGLE_ISSUER` binds the ring to its creator), and reports a
+//!    duplicate of its ring fd, or the error.
+//! 3. If any shard failed, the builder tells all to exit, joins them and
+//!    returns the error. Otherwise it builds every shard's `Remote` and the
+//!    `Shared` state and hands them to every thread.
+//! 4. Each thread enters the Tokio handle (if any), installs its context and
+//!    runs its loop until shutdown, then reports how many tasks it had to
+//!    cancel.
+
+mod core;
+mod drain;
+mod shared;
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::thread;
+
+pub(crate) use shared::{Config, Shared};
+
+use crate::error::Error;
+use crate::mailbox::Remote;
+use crate::sys::{EventFd, Ring, RingFeatures};
+
+/// What a shard reports when its thread ends.
+#[derive(Debug)]
+pub(crate) struct ShardExit {
+    pub(crate) index: usize,
+    /// Tasks that were cancelled instead of finishing.
+    pub(crate) unfinished: usize,
+}
+
+/// The running shard threads of one runtime.
+pub(crate) struct Started {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) threads: Vec<thread::JoinHandle<()>>,
+    pub(crate) exits: mpsc::Receiver<ShardExit>,
+}
+
+fn dup_cloexec(fd: i32) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC has no memory-safety preconditions.
+    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if new < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `new` is a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// Pins the calling thread to the `index`-th CPU it is allowed to run on.
+fn pin_to_cpu(index: usize) {
+    // SAFETY: cpu_set_t is plain data; the calls get its exact size.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return;
+        }
+        let allowed: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect();
+        if allowed.is_empty() {
+            return;
+        }
+        let cpu = allowed[index % allowed.len()];
+        libc::CPU_ZERO(&mut set);
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+type Ready = (usize, io::Result<OwnedFd>);
+
+/// Runs the start-up handshake (steps 1 to 3) and returns the running shards.
+pub(crate) fn start(config: Config, features: RingFeatures) -> Result<Started, Error> {
+    static NEXT_RUNTIME_ID: AtomicUsize = AtomicUsize::new(1);
+    let id = NEXT_RUNTIME_ID.fetch_add(1, Ordering::Relaxed);
+    let (ready_tx, ready_rx) = mpsc::channel::<Ready>();
+    let (exit_tx, exits) = mpsc::channel::<ShardExit>();
+    let mut threads = Vec::with_capacity(config.shards);
+    let mut starts = Vec::with_capacity(config.shards);
+    let mut failure: Option<Error> = None;
+    for index in 0..config.shards {
+        let (start_tx, start_rx) = mpsc::channel::<Option<Arc<Shared>>>();
+        let (ready_tx, exit_tx) = (ready_tx.clone(), exit_tx.clone());
+        let (entries, pin) = (config.ring_entries, config.pin_cpus);
+        let spawned = thread::Builder::new()
+            .name(format!("{}-{index}", config.thread_name))
+            .spawn(move || shard_main(index, entries, pin, features, ready_tx, start_rx, exit_tx));
+        match spawned {
+            Ok(t) => {
+                threads.push(t);
+                starts.push(start_tx);
+            }
+            Err(e) => {
+                failure = Some(Error::Io(e));
+                break;
+            }
+        }
+    }
+    drop(ready_tx);
+    let mut ring_fds: Vec<Option<OwnedFd>> = (0..threads.len()).map(|_| None).collect();
+    for _ in 0..threads.len() {
+        match ready_rx.recv() {
+            Ok((i, Ok(fd))) => ring_fds[i] = Some(fd),
+            Ok((_, Err(e))) => failure = failure.or(Some(Error::ring_setup(e))),
+            Err(_) => {
+                failure = failure.or(Some(Error::Io(io::Error::other(
+                    "a shard thread died during start-up",
+                ))))
+            }
+        }
+    }
+    let remotes: Result<Vec<Arc<Remote>>, Error> = match failure {
+        Some(e) => Err(e),
+        None => ring_fds
+            .into_iter()
+            .enumerate()
+            .map(|(i, fd)| {
+                let fd = fd.ok_or(Error::Io(io::Error::other("a shard reported no ring")))?;
+                Ok(Arc::new(Remote::new(i, id, fd, EventFd::new()?)))
+            })
+            .collect(),
+    };
+    let remotes = match remotes {
+        Ok(r) => r,
+        Err(e) => {
+            starts.iter().for_each(|s| drop(s.send(None)));
+            threads.into_iter().for_each(|t| drop(t.join()));
+            return Err(e);
+        }
+    };
+    let shared = Arc::new(Shared::new(
+        id,
+        remotes.into_boxed_slice(),
+        features,
+        config,
+    ));
+    for s in &starts {
+        let _ = s.send(Some(shared.clone()));
+    }
+    Ok(Started {
+        shared,
+        threads,
+        exits,
+    })
+}
+
+fn shard_main(
+    index: usize,
+    entries: u32,
+    pin: bool,
+    features: RingFeatures,
+    ready: mpsc::Sender<Ready>,
+    start: mpsc::Receiver<Option<Arc<Shared>>>,
+    exits: mpsc::Sender<ShardExit>,
+) {
+    if pin {
+        pin_to_cpu(index);
+    }
+    let ring = match Ring::new(entries, &features) {
+        Ok(ring) => ring,
+        Err(e) => {
+            let _ = ready.send((index, Err(e)));
+            return;
+        }
+    };
+    match dup_cloexec(ring.raw_fd().as_raw_fd()) {
+        Ok(fd) => {
+            let _ = ready.send((index, Ok(fd)));
+        }
+        Err(e) => {
+            let _ = ready.send((index, Err(e)));
+            return;
+        }
+    }
+    drop(ready);
+    let Ok(Some(shared)) = start.recv() else {
+        return;
+    };
+    let tokio = shared.config.tokio.clone();
+    let _tokio_guard = tokio.as_ref().map(tokio::runtime::Handle::enter);
+    let unfinished = core::Core::new(index, shared, ring).run();
+    let _ = exits.send(ShardExit { index, unfinished });
+}

@@ -1,0 +1,94 @@
+//! `Shared`: the runtime-wide state every shard and every handle sees.
+//!
+//! Shutdown protocol (runtime side; the shard side is in `drain.rs`):
+//! 1. `begin_shutdown` records the deadline, then flips `state` to
+//!    `SHUTTING_DOWN` (`SeqCst`); from then on every spawn through a handle
+//!    is refused with `Error::Shutdown`.
+//! 2. The caller rings every shard's doorbell. A shard that is running sees
+//!    the flag at its next tick; a shard about to park sees it at step R4 of
+//!    the park protocol (the flag store and the park fence are both `SeqCst`,
+//!    so either the doorbell is rung or the shard sees the flag).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use crate::error::Error;
+use crate::mailbox::Remote;
+use crate::sys::RingFeatures;
+
+const RUNNING: u8 = 0;
+const SHUTTING_DOWN: u8 = 1;
+
+/// Settings the shards run with (from the builder).
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) shards: usize,
+    pub(crate) ring_entries: u32,
+    pub(crate) pin_cpus: bool,
+    pub(crate) thread_name: String,
+    pub(crate) spin: Option<Duration>,
+    pub(crate) budget: usize,
+    pub(crate) tokio: Option<tokio::runtime::Handle>,
+}
+
+/// State shared by all shards and handles of one runtime.
+pub(crate) struct Shared {
+    /// Unique per runtime in this process.
+    pub(crate) id: usize,
+    pub(crate) remotes: Box<[Arc<Remote>]>,
+    pub(crate) features: RingFeatures,
+    pub(crate) config: Config,
+    state: AtomicU8,
+    deadline: Mutex<Option<Instant>>,
+}
+
+impl Shared {
+    pub(crate) fn new(
+        id: usize,
+        remotes: Box<[Arc<Remote>]>,
+        features: RingFeatures,
+        config: Config,
+    ) -> Self {
+        Self {
+            id,
+            remotes,
+            features,
+            config,
+            state: AtomicU8::new(RUNNING),
+            deadline: Mutex::new(None),
+        }
+    }
+
+    /// The remote of shard `shard`, or `ShardOutOfRange`.
+    pub(crate) fn remote(&self, shard: usize) -> Result<&Arc<Remote>, Error> {
+        self.remotes.get(shard).ok_or(Error::ShardOutOfRange {
+            shard,
+            shards: self.remotes.len(),
+        })
+    }
+
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        self.state.load(Ordering::SeqCst) != RUNNING
+    }
+
+    /// Step 1; returns `false` if shutdown had already begun.
+    pub(crate) fn begin_shutdown(&self, deadline: Instant) -> bool {
+        {
+            let mut d = self.deadline.lock();
+            if d.is_some() {
+                return false;
+            }
+            *d = Some(deadline);
+        }
+        self.state.store(SHUTTING_DOWN, Ordering::SeqCst);
+        true
+    }
+
+    /// When the graceful part of shutdown ends and cancelling begins.
+    pub(crate) fn shutdown_deadline(&self) -> Option<Instant> {
+        *self.deadline.lock()
+    }
+}

@@ -1,0 +1,74 @@
+//! Per-shard counters, published by the shard and read through the handle.
+
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering::Relaxed};
+
+/// A snapshot of one shard's counters.
+///
+/// # Examples
+///
+/// ```
+/// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+/// let h = rt.handle();
+/// rt.block_on(h.spawn_pinned(0, async {}).unwrap()).unwrap();
+/// let s = h.shard_stats(0).unwrap();
+/// assert!(s.tasks_polled >= 1);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShardStats {
+    /// The shard's index.
+    pub shard: usize,
+    /// The shard thread's OS thread id (for `/proc/self/task/<tid>`).
+    pub os_tid: i32,
+    /// Task polls made by this shard.
+    pub tasks_polled: u64,
+    /// Times the shard slept in `io_uring_enter`.
+    pub parks: u64,
+    /// Doorbell CQEs (MSG_RING from other shards) received.
+    pub doorbells_msg_ring: u64,
+    /// Eventfd doorbells received (from threads that own no ring).
+    pub doorbells_eventfd: u64,
+    /// Hand-offs to this shard that needed no doorbell (it was running).
+    pub doorbells_avoided: u64,
+    /// Envelopes (tasks, wakes, calls) taken from the mailbox.
+    pub mailbox_received: u64,
+}
+
+/// The shared atomics behind [`ShardStats`].
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) os_tid: AtomicI32,
+    pub(crate) tasks_polled: AtomicU64,
+    pub(crate) parks: AtomicU64,
+    pub(crate) doorbells_msg_ring: AtomicU64,
+    pub(crate) doorbells_eventfd: AtomicU64,
+    pub(crate) doorbells_avoided: AtomicU64,
+    pub(crate) mailbox_received: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn snapshot(&self, shard: usize) -> ShardStats {
+        ShardStats {
+            shard,
+            os_tid: self.os_tid.load(Relaxed),
+            tasks_polled: self.tasks_polled.load(Relaxed),
+            parks: self.parks.load(Relaxed),
+            doorbells_msg_ring: self.doorbells_msg_ring.load(Relaxed),
+            doorbells_eventfd: self.doorbells_eventfd.load(Relaxed),
+            doorbells_avoided: self.doorbells_avoided.load(Relaxed),
+            mailbox_received: self.mailbox_received.load(Relaxed),
+        }
+    }
+
+    /// Adds one to a counter that several threads write.
+    pub(crate) fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Relaxed);
+    }
+
+    /// Adds `n` to a counter that only the owning shard writes.
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        if n != 0 {
+            counter.store(counter.load(Relaxed) + n, Relaxed);
+        }
+    }
+}

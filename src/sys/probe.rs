@@ -1,0 +1,157 @@
+//! Probing the kernel once for the ring set-up the runtime will use.
+//!
+//! The runtime builder calls [`probe_features`] on its own thread before any
+//! shard starts: it tries the fastest set of setup flags first and falls back
+//! on `EINVAL`, so every shard then creates its ring with flags known to work
+//! and the caller learns about a refusal (`EPERM`, `ENOSYS`, `ENOMEM`) as an
+//! [`Error`] from `build()`, before any thread exists.
+
+use std::io;
+
+use io_uring::{IoUring, Probe, opcode};
+
+use crate::error::Error;
+
+/// What the kernel accepted for this runtime's rings; exposed through
+/// [`Handle::ring_features`](crate::Handle::ring_features).
+///
+/// # Examples
+///
+/// ```
+/// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+/// let f = rt.handle().ring_features();
+/// assert!(f.msg_ring, "the runtime refuses to start without MSG_RING");
+/// println!("single_issuer={} defer_taskrun={}", f.single_issuer, f.defer_taskrun);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct RingFeatures {
+    /// `IORING_SETUP_SINGLE_ISSUER`: only the shard thread submits.
+    pub single_issuer: bool,
+    /// `IORING_SETUP_DEFER_TASKRUN`: completions run only when the shard enters.
+    pub defer_taskrun: bool,
+    /// `IORING_SETUP_COOP_TASKRUN`: no IPI to interrupt a busy shard.
+    pub coop_taskrun: bool,
+    /// `IORING_SETUP_TASKRUN_FLAG`: the kernel flags pending completions, so a
+    /// busy shard enters the kernel only when there is something to reap.
+    pub taskrun_flag: bool,
+    /// `IORING_SETUP_SUBMIT_ALL`: one bad SQE does not stall the rest.
+    pub submit_all: bool,
+    /// The ring fd is registered, saving an fd lookup per `io_uring_enter`.
+    pub registered_ring_fd: bool,
+    /// `IORING_OP_MSG_RING` is available (required).
+    pub msg_ring: bool,
+    /// `IORING_FEAT_EXT_ARG`: parking with a timeout needs no timeout SQE (required).
+    pub ext_arg: bool,
+    /// `IOSQE_CQE_SKIP_SUCCESS` is honoured, so doorbells cost the sender no CQE.
+    pub skip_cqe_on_success: bool,
+}
+
+/// One candidate set of setup flags, tried in order.
+#[derive(Clone, Copy)]
+struct Candidate {
+    single_issuer_defer: bool,
+    coop: bool,
+    taskrun_flag: bool,
+    submit_all: bool,
+}
+
+const CANDIDATES: [Candidate; 4] = [
+    Candidate {
+        single_issuer_defer: true,
+        coop: false,
+        taskrun_flag: true,
+        submit_all: true,
+    },
+    Candidate {
+        single_issuer_defer: false,
+        coop: true,
+        taskrun_flag: true,
+        submit_all: true,
+    },
+    Candidate {
+        single_issuer_defer: false,
+        coop: true,
+        taskrun_flag: false,
+        submit_all: false,
+    },
+    Candidate {
+        single_issuer_defer: false,
+        coop: false,
+        taskrun_flag: false,
+        submit_all: false,
+    },
+];
+
+/// Builds a ring with exactly the flags in `f`.
+pub(crate) fn build_ring(entries: u32, f: &RingFeatures) -> io::Result<IoUring> {
+    let mut b = IoUring::builder();
+    if f.single_issuer {
+        b.setup_single_issuer();
+    }
+    if f.defer_taskrun {
+        b.setup_defer_taskrun();
+    }
+    if f.coop_taskrun {
+        b.setup_coop_taskrun();
+    }
+    if f.taskrun_flag {
+        b.setup_taskrun_flag();
+    }
+    if f.submit_all {
+        b.setup_submit_all();
+    }
+    b.setup_cqsize(entries.saturating_mul(4).max(64));
+    b.build(entries)
+}
+
+/// Finds the best ring set-up this kernel accepts.
+///
+/// `allow_defer` lets the caller opt out of `DEFER_TASKRUN` (it lowers the
+/// cost of each op but also the MSG_RING intake rate; see ADR 0003).
+pub(crate) fn probe_features(entries: u32, allow_defer: bool) -> Result<RingFeatures, Error> {
+    let mut last_err = None;
+    for c in CANDIDATES {
+        if c.single_issuer_defer && !allow_defer {
+            continue;
+        }
+        let mut f = RingFeatures {
+            single_issuer: c.single_issuer_defer,
+            defer_taskrun: c.single_issuer_defer,
+            coop_taskrun: c.coop,
+            taskrun_flag: c.taskrun_flag,
+            submit_all: c.submit_all,
+            ..RingFeatures::default()
+        };
+        match build_ring(entries, &f) {
+            Ok(ring) => {
+                fill_opcode_features(&ring, &mut f);
+                if !f.msg_ring {
+                    return Err(Error::KernelTooOld {
+                        missing: "IORING_OP_MSG_RING",
+                    });
+                }
+                if !f.ext_arg {
+                    return Err(Error::KernelTooOld {
+                        missing: "IORING_FEAT_EXT_ARG",
+                    });
+                }
+                return Ok(f);
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => last_err = Some(e),
+            Err(e) => return Err(Error::ring_setup(e)),
+        }
+    }
+    Err(Error::ring_setup(last_err.unwrap_or_else(|| {
+        io::Error::from_raw_os_error(libc::EINVAL)
+    })))
+}
+
+fn fill_opcode_features(ring: &IoUring, f: &mut RingFeatures) {
+    let mut probe = Probe::new();
+    f.msg_ring = ring.submitter().register_probe(&mut probe).is_ok()
+        && probe.is_supported(opcode::MsgRingData::CODE);
+    f.ext_arg = ring.params().is_feature_ext_arg();
+    f.skip_cqe_on_success = ring.params().is_feature_skip_cqe_on_success();
+    f.registered_ring_fd = super::ring::can_register_ring_fd(ring);
+}

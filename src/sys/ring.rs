@@ -1,0 +1,240 @@
+//! One io_uring instance, owned by exactly one shard thread.
+//!
+//! Invariants:
+//! 1. A `Ring` is created on the thread that will use it and never leaves it
+//!    (`SINGLE_ISSUER` makes the kernel enforce this when it is enabled).
+//! 2. Every SQE pushed here references memory that stays valid until its CQE
+//!    is reaped; `push` is `unsafe` and its callers carry that proof.
+//! 3. The kernel is entered only when there is something to submit, something
+//!    to reap (`IORING_SQ_TASKRUN`, CQ overflow), or the shard parks.
+
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::Duration;
+
+use io_uring::{IoUring, squeue};
+
+use super::probe::{RingFeatures, build_ring};
+
+const IORING_ENTER_GETEVENTS: u32 = 1 << 0;
+const IORING_ENTER_EXT_ARG: u32 = 1 << 3;
+const IORING_ENTER_REGISTERED_RING: u32 = 1 << 4;
+const IORING_REGISTER_RING_FDS: u32 = 20;
+const IORING_UNREGISTER_RING_FDS: u32 = 21;
+
+/// `struct io_uring_getevents_arg` from the kernel's uapi.
+#[repr(C)]
+struct GetEventsArg {
+    sigmask: u64,
+    sigmask_sz: u32,
+    min_wait_usec: u32,
+    ts: u64,
+}
+
+/// `struct __kernel_timespec`.
+#[repr(C)]
+struct KernelTimespec {
+    tv_sec: i64,
+    tv_nsec: i64,
+}
+
+/// `struct io_uring_rsrc_update`.
+#[repr(C)]
+struct RsrcUpdate {
+    offset: u32,
+    resv: u32,
+    data: u64,
+}
+
+/// One completion, copied out of the CQ.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Completion {
+    pub(crate) user_data: u64,
+    pub(crate) result: i32,
+}
+
+/// A shard's ring.
+pub(crate) struct Ring {
+    uring: IoUring,
+    /// The registered index when `registered`, else the raw ring fd.
+    enter_fd: i32,
+    registered: bool,
+}
+
+fn register(fd: RawFd, opcode: u32, arg: *mut libc::c_void, nr: u32) -> io::Result<i64> {
+    // SAFETY: io_uring_register reads/writes `nr` structs at `arg`, which the
+    // callers below pass as a pointer to one live, properly laid-out struct.
+    let r = unsafe { libc::syscall(libc::SYS_io_uring_register, fd, opcode, arg, nr) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+fn register_ring_fd(fd: RawFd) -> io::Result<u32> {
+    let mut up = RsrcUpdate {
+        offset: u32::MAX,
+        resv: 0,
+        data: fd as u64,
+    };
+    register(
+        fd,
+        IORING_REGISTER_RING_FDS,
+        (&mut up as *mut RsrcUpdate).cast(),
+        1,
+    )?;
+    Ok(up.offset)
+}
+
+fn unregister_ring_fd(fd: RawFd, index: u32) -> io::Result<()> {
+    let mut up = RsrcUpdate {
+        offset: index,
+        resv: 0,
+        data: 0,
+    };
+    register(
+        fd,
+        IORING_UNREGISTER_RING_FDS,
+        (&mut up as *mut RsrcUpdate).cast(),
+        1,
+    )
+    .map(drop)
+}
+
+/// Whether this kernel lets a thread register a ring fd (5.18+).
+pub(super) fn can_register_ring_fd(ring: &IoUring) -> bool {
+    match register_ring_fd(ring.as_raw_fd()) {
+        Ok(index) => unregister_ring_fd(ring.as_raw_fd(), index).is_ok(),
+        Err(_) => false,
+    }
+}
+
+impl Ring {
+    /// Creates a ring with exactly the set-up in `features`, on this thread.
+    pub(crate) fn new(entries: u32, features: &RingFeatures) -> io::Result<Self> {
+        let uring = build_ring(entries, features)?;
+        let raw = uring.as_raw_fd();
+        let (enter_fd, registered) = match features.registered_ring_fd {
+            true => match register_ring_fd(raw) {
+                Ok(index) => (index as i32, true),
+                Err(_) => (raw, false),
+            },
+            false => (raw, false),
+        };
+        Ok(Self {
+            uring,
+            enter_fd,
+            registered,
+        })
+    }
+
+    /// The ring's real fd (the target of other shards' MSG_RING doorbells).
+    pub(crate) fn raw_fd(&self) -> RawFd {
+        self.uring.as_raw_fd()
+    }
+
+    /// Queues one SQE, submitting first if the SQ is full.
+    ///
+    /// # Safety
+    ///
+    /// Every buffer, fd or struct the SQE points at must stay valid (and not
+    /// be moved) until the CQE for it has been reaped from this ring.
+    pub(crate) unsafe fn push(&mut self, sqe: &squeue::Entry) -> io::Result<()> {
+        loop {
+            // SAFETY: the caller guarantees the SQE's resources outlive its completion.
+            if unsafe { self.uring.submission().push(sqe) }.is_ok() {
+                return Ok(());
+            }
+            self.enter(0, None)?;
+        }
+    }
+
+    /// Submits pending SQEs and runs deferred completions without blocking.
+    /// Skips the syscall entirely when there is nothing to do.
+    pub(crate) fn submit(&mut self) -> io::Result<()> {
+        if self.needs_enter() {
+            self.enter(0, None)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Whether entering the kernel would submit or reap anything.
+    pub(crate) fn needs_enter(&mut self) -> bool {
+        let sq = self.uring.submission();
+        !sq.is_empty() || sq.taskrun() || sq.cq_overflow()
+    }
+
+    /// Whether completions are waiting in the CQ (no syscall).
+    pub(crate) fn has_completions(&mut self) -> bool {
+        !self.uring.completion().is_empty()
+    }
+
+    /// Submits pending SQEs and sleeps until at least one CQE arrives or
+    /// `timeout` passes (`None`: no time limit).
+    pub(crate) fn park(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        self.enter(1, timeout)
+    }
+
+    /// Copies every available completion into `out`.
+    pub(crate) fn reap(&mut self, out: &mut Vec<Completion>) {
+        for cqe in self.uring.completion() {
+            out.push(Completion {
+                user_data: cqe.user_data(),
+                result: cqe.result(),
+            });
+        }
+    }
+
+    fn enter(&mut self, want: u32, timeout: Option<Duration>) -> io::Result<()> {
+        let to_submit = self.uring.submission().len() as u32;
+        let ts = timeout.map(|d| KernelTimespec {
+            tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
+            tv_nsec: i64::from(d.subsec_nanos()),
+        });
+        let arg = GetEventsArg {
+            sigmask: 0,
+            sigmask_sz: 8,
+            min_wait_usec: 0,
+            ts: ts.as_ref().map_or(0, |t| t as *const KernelTimespec as u64),
+        };
+        let mut flags = IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG;
+        if self.registered {
+            flags |= IORING_ENTER_REGISTERED_RING;
+        }
+        // SAFETY: `arg` and `ts` live on this stack frame for the whole call and
+        // have the kernel's layout; io_uring_enter touches no other user memory
+        // except SQEs whose validity `push` callers guaranteed.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_io_uring_enter,
+                self.enter_fd,
+                to_submit,
+                want,
+                flags,
+                &arg as *const GetEventsArg,
+                std::mem::size_of::<GetEventsArg>(),
+            )
+        };
+        if r >= 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            // Timed out, interrupted, or the CQ must be reaped first: all mean
+            // "go back and look at the CQ", none is a failure of the ring.
+            Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN) => Ok(()),
+            _ => Err(err),
+        }
+    }
+}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        if self.registered {
+            // Registered ring fds are a per-thread table of 16: give ours back.
+            let _ = unregister_ring_fd(self.uring.as_raw_fd(), self.enter_fd as u32);
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! The one place that defines the `user_data` namespace of every ring.
+//!
+//! A `user_data` is split into an 8-bit kind (the top byte) and a 56-bit
+//! payload. Kind 0 is reserved for native-lane op slots so that the hot path
+//! needs no masking; the other kinds are runtime-internal.
+//!
+//! | kind | meaning | payload |
+//! |---|---|---|
+//! | 0 | native op slot (reserved) | slot index and generation |
+//! | 1 | doorbell CQE posted into *this* ring by another ring's MSG_RING | unused |
+//! | 2 | our own MSG_RING SQE (its CQE appears only on failure) | target shard index |
+//! | 3 | the eventfd read kept armed for wake-ups from ringless threads | unused |
+//! | 4 | an `ASYNC_CANCEL` issued by the runtime itself | unused |
+
+/// Bits of the payload.
+const KIND_SHIFT: u32 = 56;
+const PAYLOAD_MASK: u64 = (1 << KIND_SHIFT) - 1;
+
+/// A decoded `user_data`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tag {
+    /// A native-lane op slot.
+    Op(u64),
+    /// A doorbell that another ring delivered into ours.
+    DoorbellIn,
+    /// The failure CQE of a doorbell we sent to shard `.0`.
+    DoorbellOut(usize),
+    /// The armed eventfd read completed.
+    EventFdRead,
+    /// A runtime-internal cancel completed.
+    Cancel,
+    /// Anything else (never produced by this crate).
+    Unknown(u64),
+}
+
+pub(crate) const DOORBELL_IN: u64 = 1 << KIND_SHIFT;
+pub(crate) const EVENTFD_READ: u64 = 3 << KIND_SHIFT;
+pub(crate) const CANCEL: u64 = 4 << KIND_SHIFT;
+
+/// The `user_data` of a doorbell sent to shard `target`.
+pub(crate) fn doorbell_out(target: usize) -> u64 {
+    (2 << KIND_SHIFT) | (target as u64 & PAYLOAD_MASK)
+}
+
+/// Decodes a `user_data` read from a CQE.
+pub(crate) fn decode(user_data: u64) -> Tag {
+    let payload = user_data & PAYLOAD_MASK;
+    match user_data >> KIND_SHIFT {
+        0 => Tag::Op(payload),
+        1 => Tag::DoorbellIn,
+        2 => Tag::DoorbellOut(payload as usize),
+        3 => Tag::EventFdRead,
+        4 => Tag::Cancel,
+        _ => Tag::Unknown(user_data),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_round_trip_and_do_not_collide() {
+        assert_eq!(decode(DOORBELL_IN), Tag::DoorbellIn);
+        assert_eq!(decode(doorbell_out(5)), Tag::DoorbellOut(5));
+        assert_eq!(decode(EVENTFD_READ), Tag::EventFdRead);
+        assert_eq!(decode(CANCEL), Tag::Cancel);
+        assert_eq!(decode(42), Tag::Op(42));
+        assert_eq!(decode(u64::MAX), Tag::Unknown(u64::MAX));
+    }
+}

@@ -1,0 +1,116 @@
+//! The process-wide timer thread used by timers polled off any shard.
+//!
+//! One lazily started thread sleeps on a condition variable until the
+//! earliest deadline in a binary heap, then wakes every due timer. It exists
+//! so that `ringlane::time` works in `Runtime::block_on`, Tokio tasks and
+//! plain threads; shard timers never touch it.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::OnceLock;
+use std::task::{Poll, Waker};
+use std::time::Instant;
+
+use parking_lot::{Condvar, Mutex};
+
+#[derive(Default)]
+struct Inner {
+    heap: BinaryHeap<Reverse<(Instant, u64)>>,
+    /// `Some(waker)` while pending, `None` once fired.
+    timers: HashMap<u64, Option<Waker>>,
+    next_id: u64,
+}
+
+struct Fallback {
+    inner: Mutex<Inner>,
+    cv: Condvar,
+}
+
+fn global() -> Option<&'static Fallback> {
+    static GLOBAL: OnceLock<Option<&'static Fallback>> = OnceLock::new();
+    *GLOBAL.get_or_init(|| {
+        let f: &'static Fallback = Box::leak(Box::new(Fallback {
+            inner: Mutex::new(Inner::default()),
+            cv: Condvar::new(),
+        }));
+        std::thread::Builder::new()
+            .name("ringlane-timer".into())
+            .spawn(move || run(f))
+            .ok()
+            .map(|_| f)
+    })
+}
+
+fn run(f: &'static Fallback) {
+    let mut inner = f.inner.lock();
+    loop {
+        let now = Instant::now();
+        let mut due = Vec::new();
+        while let Some(Reverse((at, id))) = inner.heap.peek().copied() {
+            if at > now {
+                break;
+            }
+            inner.heap.pop();
+            if let Some(slot) = inner.timers.get_mut(&id) {
+                due.extend(slot.take());
+            }
+        }
+        if !due.is_empty() {
+            drop(inner);
+            due.into_iter().for_each(Waker::wake);
+            inner = f.inner.lock();
+            continue;
+        }
+        match inner.heap.peek() {
+            Some(Reverse((at, _))) => {
+                let at = *at;
+                f.cv.wait_until(&mut inner, at);
+            }
+            None => f.cv.wait(&mut inner),
+        }
+    }
+}
+
+/// Registers a timer; `None` if it could not be (no thread), which the
+/// caller treats as already elapsed rather than hanging.
+pub(super) fn insert(deadline: Instant, waker: Waker) -> Option<u64> {
+    let f = global()?;
+    let mut inner = f.inner.lock();
+    let id = inner.next_id;
+    inner.next_id += 1;
+    let earliest = inner
+        .heap
+        .peek()
+        .is_none_or(|Reverse((at, _))| deadline < *at);
+    inner.heap.push(Reverse((deadline, id)));
+    inner.timers.insert(id, Some(waker));
+    if earliest {
+        f.cv.notify_one();
+    }
+    Some(id)
+}
+
+pub(super) fn poll(id: u64, waker: &Waker) -> Poll<()> {
+    let Some(f) = global() else {
+        return Poll::Ready(());
+    };
+    let mut inner = f.inner.lock();
+    match inner.timers.get_mut(&id) {
+        Some(Some(w)) => {
+            if !w.will_wake(waker) {
+                *w = waker.clone();
+            }
+            Poll::Pending
+        }
+        _ => {
+            inner.timers.remove(&id);
+            Poll::Ready(())
+        }
+    }
+}
+
+pub(super) fn remove(id: u64) {
+    if let Some(f) = global() {
+        f.inner.lock().timers.remove(&id);
+    }
+}

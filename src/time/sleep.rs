@@ -1,0 +1,210 @@
+//! `Sleep`: a future that completes at a deadline.
+//!
+//! Registration rules:
+//! 1. A `Sleep` registers lazily, on its first `poll`, in the wheel of the
+//!    shard it is polled on (or the fallback thread off-shard).
+//! 2. It is dropped or re-registered from wherever it is: on its own shard
+//!    it removes its entry directly; from anywhere else it posts the removal
+//!    to its shard's mailbox, so the wheel is only ever touched by its owner.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use super::fallback;
+use super::wheel::TimerKey;
+use crate::context;
+use crate::mailbox::Remote;
+
+enum Registration {
+    None,
+    Shard { remote: Arc<Remote>, key: TimerKey },
+    Fallback(u64),
+    Done,
+}
+
+/// Completes at its deadline. Created by [`sleep`] or [`sleep_until`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+/// let t = Instant::now();
+/// rt.block_on(rt.handle().spawn_pinned(0, ringlane::time::sleep(Duration::from_millis(5))).unwrap()).unwrap();
+/// assert!(t.elapsed() >= Duration::from_millis(5));
+/// ```
+#[must_use = "futures do nothing unless polled"]
+pub struct Sleep {
+    deadline: Instant,
+    registration: Registration,
+}
+
+/// Waits until `duration` has passed.
+///
+/// # Examples
+///
+/// ```
+/// # let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+/// rt.block_on(ringlane::time::sleep(std::time::Duration::from_millis(1)));
+/// ```
+pub fn sleep(duration: Duration) -> Sleep {
+    let now = Instant::now();
+    sleep_until(
+        now.checked_add(duration)
+            .unwrap_or(now + Duration::from_secs(86_400 * 365 * 30)),
+    )
+}
+
+/// Waits until `deadline`.
+///
+/// # Examples
+///
+/// ```
+/// # let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+/// let at = std::time::Instant::now() + std::time::Duration::from_millis(1);
+/// rt.block_on(ringlane::time::sleep_until(at));
+/// assert!(std::time::Instant::now() >= at);
+/// ```
+pub fn sleep_until(deadline: Instant) -> Sleep {
+    Sleep {
+        deadline,
+        registration: Registration::None,
+    }
+}
+
+impl Sleep {
+    /// The instant this sleep completes at.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let at = std::time::Instant::now();
+    /// assert_eq!(ringlane::time::sleep_until(at).deadline(), at);
+    /// ```
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Whether the deadline has passed and the sleep has completed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = ringlane::time::sleep(std::time::Duration::from_secs(60));
+    /// assert!(!s.is_elapsed());
+    /// ```
+    pub fn is_elapsed(&self) -> bool {
+        matches!(self.registration, Registration::Done)
+    }
+
+    /// Moves the deadline, as if this `Sleep` had been created with it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// let mut s = ringlane::time::sleep(Duration::from_secs(60));
+    /// let soon = Instant::now() + Duration::from_millis(1);
+    /// s.reset(soon);
+    /// assert_eq!(s.deadline(), soon);
+    /// ```
+    pub fn reset(&mut self, deadline: Instant) {
+        self.deregister();
+        self.deadline = deadline;
+    }
+
+    fn deregister(&mut self) {
+        match std::mem::replace(&mut self.registration, Registration::None) {
+            Registration::Shard { remote, key } => {
+                if remote.is_current() {
+                    context::with_current(|cx| cx.timers.borrow_mut().remove(key));
+                } else {
+                    // Rule 2: only the owner touches its wheel. If the shard
+                    // has shut down the wheel is gone and nothing is owed.
+                    remote.call(Box::new(move || {
+                        context::with_current(|cx| cx.timers.borrow_mut().remove(key));
+                    }));
+                }
+            }
+            Registration::Fallback(id) => fallback::remove(id),
+            Registration::None | Registration::Done => {}
+        }
+    }
+
+    fn register(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let registered = context::with_current(|shard| {
+            shard
+                .timers
+                .borrow_mut()
+                .insert(self.deadline, cx.waker().clone())
+                .map(|key| (shard.remote.clone(), key))
+        });
+        self.registration = match registered {
+            Some(Some((remote, key))) => Registration::Shard { remote, key },
+            Some(None) => Registration::Done,
+            None => match fallback::insert(self.deadline, cx.waker().clone()) {
+                Some(id) => Registration::Fallback(id),
+                None => Registration::Done,
+            },
+        };
+        if self.is_elapsed() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        let state = match &this.registration {
+            Registration::Done => return Poll::Ready(()),
+            Registration::Shard { remote, key } if remote.is_current() => {
+                let key = *key;
+                context::with_current(|shard| shard.timers.borrow_mut().poll(key, cx.waker()))
+            }
+            Registration::Fallback(id) if context::current_index().is_none() => {
+                Some(fallback::poll(*id, cx.waker()))
+            }
+            Registration::None => None,
+            // Polled somewhere other than where it registered: move.
+            Registration::Shard { .. } | Registration::Fallback(_) => {
+                this.deregister();
+                None
+            }
+        };
+        match state {
+            Some(Poll::Ready(())) => {
+                this.registration = Registration::Done;
+                Poll::Ready(())
+            }
+            Some(Poll::Pending) => Poll::Pending,
+            None if Instant::now() >= this.deadline => {
+                this.registration = Registration::Done;
+                Poll::Ready(())
+            }
+            None => this.register(cx),
+        }
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        self.deregister();
+    }
+}
+
+impl std::fmt::Debug for Sleep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sleep")
+            .field("deadline", &self.deadline)
+            .field("elapsed", &self.is_elapsed())
+            .finish()
+    }
+}

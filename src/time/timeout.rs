@@ -1,0 +1,91 @@
+//! `timeout`: run a future with a deadline.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use super::{Sleep, sleep};
+
+/// The error of a [`Timeout`] whose deadline passed first.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+/// let r = rt.block_on(ringlane::time::timeout(Duration::from_millis(1), std::future::pending::<()>()));
+/// let e: ringlane::time::Elapsed = r.unwrap_err();
+/// assert_eq!(e.to_string(), "deadline has elapsed");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Elapsed(());
+
+impl fmt::Display for Elapsed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("deadline has elapsed")
+    }
+}
+
+impl std::error::Error for Elapsed {}
+
+impl From<Elapsed> for std::io::Error {
+    fn from(e: Elapsed) -> Self {
+        std::io::Error::new(std::io::ErrorKind::TimedOut, e)
+    }
+}
+
+/// A future with a deadline; created by [`timeout`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+/// let fast = ringlane::time::timeout(Duration::from_secs(5), async { 3 });
+/// assert_eq!(rt.block_on(fast), Ok(3));
+/// ```
+#[must_use = "futures do nothing unless polled"]
+pub struct Timeout<F> {
+    future: F,
+    delay: Sleep,
+}
+
+/// Runs `future`, giving up with [`Elapsed`] once `duration` has passed.
+/// The future is polled first, so a ready future never times out.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+/// let h = rt.handle().spawn_pinned(0, async {
+///     ringlane::time::timeout(Duration::from_millis(2), ringlane::time::sleep(Duration::from_secs(60))).await
+/// }).unwrap();
+/// assert!(rt.block_on(h).unwrap().is_err());
+/// ```
+pub fn timeout<F: Future>(duration: Duration, future: F) -> Timeout<F> {
+    Timeout {
+        future,
+        delay: sleep(duration),
+    }
+}
+
+impl<F: Future> Future for Timeout<F> {
+    type Output = Result<F::Output, Elapsed>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // SAFETY: `future` is structurally pinned (never moved out of `self`);
+        // `delay` is `Unpin` and not pinned.
+        let this = unsafe { self.get_unchecked_mut() };
+        // SAFETY: as above.
+        if let Poll::Ready(v) = unsafe { Pin::new_unchecked(&mut this.future) }.poll(cx) {
+            return Poll::Ready(Ok(v));
+        }
+        match Pin::new(&mut this.delay).poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(Elapsed(()))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
