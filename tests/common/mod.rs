@@ -1,0 +1,39 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+/// A runtime with `n` shards, panicking with the reason if the kernel refuses.
+pub fn runtime(n: usize) -> ringlane::Runtime {
+    ringlane::Runtime::builder()
+        .shards(n)
+        .build()
+        .unwrap_or_else(|e| panic!("runtime failed to start: {e}"))
+}
+
+/// CPU time (user + system) consumed so far by thread `tid` of this process.
+pub fn thread_cpu_time(tid: i32) -> Duration {
+    let stat =
+        std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).expect("read thread stat");
+    // Fields after the parenthesised command name; utime and stime are
+    // fields 14 and 15 overall, i.e. 11 and 12 after the ')'.
+    let rest = &stat[stat.rfind(')').expect("stat has a comm field") + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    Duration::from_millis(ticks * 1000 / hz)
+}
+
+/// Open file descriptors of this process.
+pub fn fd_count() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// Blocks on `f` with a fresh one-shard runtime's `block_on` (for awaiting
+/// join handles of a runtime that was already shut down).
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    runtime(1).block_on(f)
+}

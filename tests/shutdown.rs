@@ -1,0 +1,222 @@
+//! Shutdown in every order: pending tasks, racing spawns, local tasks,
+//! timers, and join handles awaited after the runtime is gone.
+
+mod common;
+
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::ThreadId;
+use std::time::{Duration, Instant};
+
+use ringlane::Error;
+
+#[test]
+fn shutdown_with_pending_tasks_cancels_them_and_reports_how_many() {
+    let rt = common::runtime(2);
+    let joins: Vec<_> = (0..10)
+        .map(|i| {
+            rt.handle()
+                .spawn_pinned(i % 2, std::future::pending::<()>())
+                .unwrap()
+        })
+        .collect();
+    let t = Instant::now();
+    let report = rt.shutdown(Duration::from_millis(20));
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "shutdown took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(report.unfinished_tasks, 10);
+    assert!(report.stuck_shards.is_empty());
+    for j in joins {
+        assert!(
+            common::block_on(j).unwrap_err().is_cancelled(),
+            "a task dropped at shutdown must give Cancelled"
+        );
+    }
+}
+
+#[test]
+fn graceful_shutdown_lets_tasks_finish_before_the_deadline() {
+    let rt = common::runtime(2);
+    let done = Arc::new(AtomicUsize::new(0));
+    let joins: Vec<_> = (0..20)
+        .map(|i| {
+            let d = done.clone();
+            rt.handle()
+                .spawn_pinned(i % 2, async move {
+                    ringlane::time::sleep(Duration::from_millis(20)).await;
+                    d.fetch_add(1, Ordering::SeqCst);
+                    i
+                })
+                .unwrap()
+        })
+        .collect();
+    let report = rt.shutdown(Duration::from_secs(5));
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!(done.load(Ordering::SeqCst), 20);
+    for (i, j) in joins.into_iter().enumerate() {
+        assert_eq!(common::block_on(j).unwrap(), i);
+    }
+}
+
+#[test]
+fn spawns_after_shutdown_are_refused_with_a_clear_error() {
+    let rt = common::runtime(1);
+    let h = rt.handle();
+    rt.shutdown(Duration::ZERO);
+    assert!(h.is_shutdown());
+    assert!(matches!(h.spawn_pinned(0, async {}), Err(Error::Shutdown)));
+    assert!(matches!(
+        h.spawn_local_on(0, || async {}),
+        Err(Error::Shutdown)
+    ));
+    assert!(Error::Shutdown.to_string().contains("shut down"));
+}
+
+/// Spawners race `shutdown` from several threads: every spawn either is
+/// refused or yields a join handle that resolves (completed or cancelled).
+/// No task is lost, none hangs.
+#[test]
+fn shutdown_racing_spawns_loses_no_task_and_hangs_no_join_handle() {
+    for _ in 0..20 {
+        let rt = common::runtime(2);
+        let stop = Arc::new(AtomicBool::new(false));
+        let spawners: Vec<_> = (0..3)
+            .map(|t| {
+                let h = rt.handle();
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut joins = Vec::new();
+                    let mut refused = 0;
+                    for i in 0..20_000usize {
+                        match h.spawn_pinned((i + t) % 2, async move { i }) {
+                            Ok(j) => joins.push(j),
+                            Err(Error::Shutdown) => refused += 1,
+                            Err(e) => panic!("unexpected error {e}"),
+                        }
+                        if stop.load(Ordering::Relaxed) && refused > 0 {
+                            break;
+                        }
+                    }
+                    (joins, refused)
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(2));
+        rt.shutdown(Duration::ZERO);
+        stop.store(true, Ordering::Relaxed);
+        let waiter = common::runtime(1);
+        for s in spawners {
+            let (joins, _refused) = s.join().unwrap();
+            for j in joins {
+                let r = waiter.block_on(ringlane::time::timeout(Duration::from_secs(5), j));
+                match r.expect("a join handle hung after shutdown") {
+                    Ok(_) => {}
+                    Err(e) => assert!(e.is_cancelled()),
+                }
+            }
+        }
+    }
+}
+
+struct DropOn(Arc<parking_lot::Mutex<Option<ThreadId>>>);
+impl Drop for DropOn {
+    fn drop(&mut self) {
+        *self.0.lock() = Some(std::thread::current().id());
+    }
+}
+
+/// `!Send` futures still pending at shutdown are dropped on their own shard
+/// thread (task invariant 1), never on the thread that drops the runtime.
+#[test]
+fn dropping_the_runtime_drops_local_tasks_on_their_own_shard() {
+    let rt = common::runtime(2);
+    let dropped_on = Arc::new(parking_lot::Mutex::new(None));
+    let d = dropped_on.clone();
+    let j = rt
+        .handle()
+        .spawn_local_on(1, move || async move {
+            let guard = Rc::new(DropOn(d));
+            std::future::pending::<()>().await;
+            drop(guard);
+        })
+        .unwrap();
+    let shard_thread = rt
+        .block_on(
+            rt.handle()
+                .spawn_pinned(1, async { std::thread::current().id() })
+                .unwrap(),
+        )
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(10));
+    drop(rt);
+    assert_eq!(*dropped_on.lock(), Some(shard_thread));
+    assert!(common::block_on(j).unwrap_err().is_cancelled());
+}
+
+#[test]
+fn shutdown_with_a_hundred_thousand_pending_timers_is_prompt() {
+    let rt = common::runtime(2);
+    for i in 0..100_000usize {
+        drop(
+            rt.handle()
+                .spawn_pinned(i % 2, ringlane::time::sleep(Duration::from_secs(3600)))
+                .unwrap(),
+        );
+    }
+    // Let the shards register them all.
+    rt.block_on(rt.handle().spawn_pinned(0, async {}).unwrap())
+        .unwrap();
+    rt.block_on(rt.handle().spawn_pinned(1, async {}).unwrap())
+        .unwrap();
+    let t = Instant::now();
+    let report = rt.shutdown(Duration::ZERO);
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(report.unfinished_tasks, 100_000);
+}
+
+#[test]
+fn runtimes_started_and_dropped_leave_no_fd_behind() {
+    // Warm up lazily created process-wide fds (the fallback timer thread).
+    drop(common::runtime(1));
+    let before = common::fd_count();
+    for _ in 0..20 {
+        let rt = common::runtime(2);
+        rt.block_on(rt.handle().spawn_pinned(1, async {}).unwrap())
+            .unwrap();
+        drop(rt);
+    }
+    assert_eq!(
+        common::fd_count(),
+        before,
+        "runtimes leaked file descriptors"
+    );
+}
+
+#[test]
+fn a_task_that_blocks_its_shard_is_reported_stuck_not_waited_for_forever() {
+    let rt = common::runtime(2);
+    let release = Arc::new(AtomicBool::new(false));
+    let r = release.clone();
+    let _j = rt
+        .handle()
+        .spawn_pinned(1, async move {
+            while !r.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    let t = Instant::now();
+    let report = rt.shutdown(Duration::ZERO);
+    assert!(t.elapsed() < Duration::from_secs(10));
+    assert_eq!(report.stuck_shards, vec![1]);
+    release.store(true, Ordering::SeqCst); // let the detached thread finish
+}

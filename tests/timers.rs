@@ -1,0 +1,177 @@
+//! Timers on shards: order, precision bounds, 100,000 pending at once,
+//! timeout, interval, and timers polled off any shard.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use ringlane::time::{MissedTickBehavior, interval, sleep, sleep_until, timeout};
+
+/// Sleeps started together fire in deadline order, never early, and no
+/// later than a generous bound (the machine is shared and noisy; the bound
+/// catches a timer that waits for an unrelated wake-up, not jitter).
+#[test]
+fn timers_fire_in_order_never_early_and_within_a_sane_bound() {
+    let rt = common::runtime(1);
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let start = Instant::now();
+    let joins: Vec<_> = [35u64, 5, 25, 15, 45, 10, 1, 30]
+        .into_iter()
+        .map(|ms| {
+            let order = order.clone();
+            rt.handle()
+                .spawn_pinned(0, async move {
+                    let deadline = start + Duration::from_millis(ms);
+                    sleep_until(deadline).await;
+                    let late = Instant::now().saturating_duration_since(deadline);
+                    assert!(Instant::now() >= deadline, "timer {ms} ms fired early");
+                    order.lock().push(ms);
+                    late
+                })
+                .unwrap()
+        })
+        .collect();
+    let lateness: Vec<Duration> = joins.into_iter().map(|j| rt.block_on(j).unwrap()).collect();
+    assert_eq!(*order.lock(), vec![1, 5, 10, 15, 25, 30, 35, 45]);
+    for late in lateness {
+        assert!(
+            late < Duration::from_millis(250),
+            "a timer fired {late:?} late"
+        );
+    }
+}
+
+#[test]
+fn one_hundred_thousand_pending_timers_all_fire() {
+    let rt = common::runtime(2);
+    let start = Instant::now();
+    let joins: Vec<_> = (0..100_000u64)
+        .map(|i| {
+            rt.handle()
+                .spawn_pinned((i % 2) as usize, async move {
+                    let d = start + Duration::from_millis(200 + i % 300);
+                    sleep_until(d).await;
+                    Instant::now() >= d
+                })
+                .unwrap()
+        })
+        .collect();
+    let all_on_time = rt.block_on(async {
+        let mut ok = true;
+        for j in joins {
+            ok &= j.await.unwrap();
+        }
+        ok
+    });
+    assert!(all_on_time, "some timer fired before its deadline");
+}
+
+#[test]
+fn timeout_gives_elapsed_for_a_slow_future_and_the_value_for_a_fast_one() {
+    let rt = common::runtime(1);
+    let j = rt
+        .handle()
+        .spawn_pinned(0, async {
+            let slow = timeout(Duration::from_millis(5), sleep(Duration::from_secs(60))).await;
+            let fast = timeout(Duration::from_secs(60), async { 4 }).await;
+            (slow.is_err(), fast)
+        })
+        .unwrap();
+    assert_eq!(rt.block_on(j).unwrap(), (true, Ok(4)));
+}
+
+#[test]
+fn interval_ticks_once_per_period() {
+    let rt = common::runtime(1);
+    let j = rt
+        .handle()
+        .spawn_pinned(0, async {
+            let mut i = interval(Duration::from_millis(10));
+            let t0 = i.tick().await;
+            let mut last = t0;
+            for _ in 0..5 {
+                last = i.tick().await;
+            }
+            (last - t0, Instant::now() >= last)
+        })
+        .unwrap();
+    let (span, reached) = rt.block_on(j).unwrap();
+    assert_eq!(
+        span,
+        Duration::from_millis(50),
+        "ticks are scheduled on the period grid"
+    );
+    assert!(reached);
+}
+
+#[test]
+fn interval_skip_drops_missed_ticks() {
+    let rt = common::runtime(1);
+    let j = rt
+        .handle()
+        .spawn_pinned(0, async {
+            let mut i = interval(Duration::from_millis(5));
+            i.set_missed_tick_behavior(MissedTickBehavior::Skip);
+            let t0 = i.tick().await;
+            std::thread::sleep(Duration::from_millis(23)); // miss four ticks
+            let t1 = i.tick().await; // late tick, delivered at once
+            let t2 = i.tick().await; // next tick on the grid after now
+            (t1 - t0, t2 - t0)
+        })
+        .unwrap();
+    let (first, second) = rt.block_on(j).unwrap();
+    assert_eq!(first, Duration::from_millis(5));
+    assert!(
+        second >= Duration::from_millis(25),
+        "missed ticks were not skipped: {second:?}"
+    );
+}
+
+#[test]
+fn timers_work_off_any_shard_through_the_fallback_timer() {
+    let rt = common::runtime(1);
+    let t = Instant::now();
+    rt.block_on(sleep(Duration::from_millis(10)));
+    assert!(t.elapsed() >= Duration::from_millis(10));
+    let tokio_rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let r = tokio_rt.block_on(timeout(
+        Duration::from_millis(5),
+        std::future::pending::<()>(),
+    ));
+    assert!(r.is_err());
+}
+
+/// A sleep registered on shard 0, moved to and dropped on another thread:
+/// its removal is posted to shard 0, which keeps working.
+#[test]
+fn sleep_dropped_on_another_thread_is_removed_by_its_shard() {
+    let rt = common::runtime(1);
+    let j = rt
+        .handle()
+        .spawn_pinned(0, async {
+            let mut s = Box::pin(sleep(Duration::from_secs(3600)));
+            std::future::poll_fn(|cx| {
+                assert!(s.as_mut().poll(cx).is_pending());
+                std::task::Poll::Ready(())
+            })
+            .await;
+            s
+        })
+        .unwrap();
+    let registered = rt.block_on(j).unwrap();
+    std::thread::spawn(move || drop(registered)).join().unwrap();
+    let j = rt
+        .handle()
+        .spawn_pinned(0, async {
+            sleep(Duration::from_millis(2)).await;
+            1
+        })
+        .unwrap();
+    assert_eq!(rt.block_on(j).unwrap(), 1);
+}
+
+use std::future::Future;
