@@ -1,0 +1,197 @@
+//! A tour of ringlane: start the runtime next to a Tokio runtime, spawn
+//! pinned and local tasks on every shard from inside a Tokio task, use
+//! shard timers and Tokio timers from shard tasks, and print what it
+//! measured along the way.
+//!
+//! Run with `cargo run --release --example tour`.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use ringlane::{Handle, Runtime};
+
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage writes one rusage struct that we own.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p) as usize]
+}
+
+async fn pinned_round_trips(handle: &Handle, shard: usize, n: usize) -> Vec<Duration> {
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..n {
+        let t = Instant::now();
+        let v = handle
+            .spawn_pinned(shard, async move { i })
+            .expect("spawn")
+            .await
+            .expect("join");
+        samples.push(t.elapsed());
+        assert_eq!(v, i);
+    }
+    samples.sort();
+    samples
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let tokio_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let rt = Runtime::builder()
+        .tokio_handle(tokio_rt.handle().clone())
+        .build()?;
+    let handle = rt.handle();
+    let shards = handle.shards();
+    println!(
+        "ringlane tour: {shards} shards, kernel {}",
+        kernel_release()
+    );
+    println!(
+        "ring set-up chosen by probing: {:?}\n",
+        handle.ring_features()
+    );
+
+    let h = handle.clone();
+    tokio_rt.block_on(async move {
+        // 1. Pinned tasks on every shard, spawned and awaited from a Tokio task.
+        println!("1. pinned tasks spawned from a Tokio task, awaited there (spawn + run + join):");
+        for shard in 0..shards {
+            let s = pinned_round_trips(&h, shard, 2_000).await;
+            println!(
+                "   shard {shard}: p50 {:>7.1?}  p99 {:>7.1?}  (each one wakes a parked shard)",
+                percentile(&s, 0.5),
+                percentile(&s, 0.99)
+            );
+        }
+
+        // 2. Local (!Send) tasks built on each shard, fanning out more local tasks.
+        println!("\n2. local !Send tasks on every shard (Rc<RefCell<..>> shared by 1,000 children):");
+        for shard in 0..shards {
+            let t = Instant::now();
+            let n = h
+                .spawn_local_on(shard, || async {
+                    let log = Rc::new(RefCell::new(0usize));
+                    let children: Vec<_> = (0..1_000)
+                        .map(|_| {
+                            let log = log.clone();
+                            ringlane::spawn_local(async move { *log.borrow_mut() += 1 }).expect("spawn_local")
+                        })
+                        .collect();
+                    for c in children {
+                        c.await.expect("child");
+                    }
+                    let n = *log.borrow();
+                    n
+                })
+                .expect("spawn_local_on")
+                .await
+                .expect("join");
+            println!("   shard {shard}: {n} local children ran in {:?} ({:.0} ns per spawn+join)", t.elapsed(), t.elapsed().as_nanos() as f64 / 1000.0);
+        }
+
+        // 2b. Shard-to-shard hand-offs: shard 0 spawns onto the last shard and
+        // awaits it; a parked receiver is woken by an IORING_OP_MSG_RING doorbell.
+        if shards > 1 {
+            let target = shards - 1;
+            let h2 = h.clone();
+            let samples = h
+                .spawn_pinned(0, async move {
+                    let mut samples = Vec::with_capacity(2_000);
+                    for i in 0..2_000u64 {
+                        let t = Instant::now();
+                        let v = h2.spawn_pinned(target, async move { i }).expect("spawn").await.expect("join");
+                        samples.push(t.elapsed());
+                        assert_eq!(v, i);
+                    }
+                    samples.sort();
+                    samples
+                })
+                .expect("spawn")
+                .await
+                .expect("join");
+            println!(
+                "\n2b. shard 0 -> shard {target} -> shard 0 hand-off round trip (MSG_RING doorbells): p50 {:?}  p99 {:?}",
+                percentile(&samples, 0.5),
+                percentile(&samples, 0.99)
+            );
+        }
+
+        // 3. Throughput: 200,000 small pinned tasks spread over the shards from Tokio.
+        let n = 200_000;
+        let cpu0 = cpu_time();
+        let t = Instant::now();
+        let joins: Vec<_> = (0..n).map(|i| h.spawn_pinned(i % shards, async move { i as u64 }).expect("spawn")).collect();
+        let mut sum = 0;
+        for j in joins {
+            sum += j.await.expect("join");
+        }
+        let wall = t.elapsed();
+        println!(
+            "\n3. {n} pinned tasks from a Tokio task: {wall:?} wall, {:.0} ns/task, CPU {:?} (sum {sum})",
+            wall.as_nanos() as f64 / n as f64,
+            cpu_time() - cpu0
+        );
+
+        // 4. Timers: shard timer wheel and Tokio timers from inside a shard task.
+        let lateness = h
+            .spawn_pinned(0, async {
+                let mut late = Vec::new();
+                for ms in [1u64, 5, 10, 20] {
+                    let deadline = Instant::now() + Duration::from_millis(ms);
+                    ringlane::time::sleep_until(deadline).await;
+                    late.push(Instant::now() - deadline);
+                }
+                let t = Instant::now();
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                (late, t.elapsed())
+            })
+            .expect("spawn")
+            .await
+            .expect("join");
+        println!("\n4. shard timers fired late by {:?}; tokio::time::sleep(5 ms) inside a shard task took {:?}", lateness.0, lateness.1);
+    });
+
+    // 5. Idle: shards sleep in io_uring_enter, using no CPU.
+    let cpu0 = cpu_time();
+    std::thread::sleep(Duration::from_millis(500));
+    println!(
+        "\n5. idle for 500 ms: the whole process used {:?} of CPU",
+        cpu_time() - cpu0
+    );
+
+    println!("\nper-shard counters:");
+    for s in 0..shards {
+        let st = handle.shard_stats(s)?;
+        println!(
+            "   shard {s}: polled {:>7}  parks {:>6}  doorbells msg_ring {:>5} eventfd {:>6} avoided {:>7}",
+            st.tasks_polled,
+            st.parks,
+            st.doorbells_msg_ring,
+            st.doorbells_eventfd,
+            st.doorbells_avoided
+        );
+    }
+    let forever = handle.spawn_pinned(0, std::future::pending::<()>())?;
+    let report = rt.shutdown(Duration::from_millis(50));
+    println!(
+        "\nshutdown: {report:?}; the pending task's handle gives: {}",
+        tokio_rt.block_on(forever).unwrap_err()
+    );
+    Ok(())
+}
+
+fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
+}
