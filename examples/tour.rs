@@ -90,8 +90,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     for c in children {
                         c.await.expect("child");
                     }
-                    let n = *log.borrow();
-                    n
+                    log.take()
                 })
                 .expect("spawn_local_on")
                 .await

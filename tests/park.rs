@@ -27,8 +27,8 @@ fn idle_shards_park_and_burn_no_cpu() {
         );
     }
     // It parked rather than returning early in a loop: a handful of parks at most.
-    for s in 0..2 {
-        let parks = h.shard_stats(s).unwrap().parks - parks_before[s];
+    for (s, before) in parks_before.iter().enumerate() {
+        let parks = h.shard_stats(s).unwrap().parks - before;
         assert!(
             parks < 20,
             "shard {s} parked {parks} times in an idle second: it is not sleeping"

@@ -59,8 +59,7 @@ fn local_tasks_hold_non_send_state_on_their_shard() {
             for c in children {
                 c.await.unwrap();
             }
-            let v = shared.borrow().clone();
-            v
+            shared.take()
         })
         .unwrap();
     let v = rt.block_on(j).unwrap();

@@ -159,10 +159,10 @@ fn sleep_dropped_on_another_thread_is_removed_by_its_shard() {
                 std::task::Poll::Ready(())
             })
             .await;
-            s
+            Some(s) // moved out, still registered on shard 0
         })
         .unwrap();
-    let registered = rt.block_on(j).unwrap();
+    let registered = rt.block_on(j).unwrap().unwrap();
     std::thread::spawn(move || drop(registered)).join().unwrap();
     let j = rt
         .handle()

@@ -78,7 +78,7 @@ fn without_a_tokio_handle_tokio_calls_in_a_task_fail_as_a_join_error_not_a_dead_
     let rt = common::runtime(1);
     let j = rt
         .handle()
-        .spawn_pinned(0, async { tokio::spawn(async {}) })
+        .spawn_pinned(0, async { drop(tokio::spawn(async {})) })
         .unwrap();
     assert!(
         rt.block_on(j).unwrap_err().is_panic(),
