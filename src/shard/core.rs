@@ -51,7 +51,6 @@ pub(crate) struct Core {
 /// Counters only this thread writes, published once per tick.
 #[derive(Default)]
 struct LocalCounters {
-    polled: Cell<u64>,
     msg_ring: Cell<u64>,
     eventfd: Cell<u64>,
     received: Cell<u64>,
@@ -156,7 +155,8 @@ impl Core {
             } else if runnable.metadata().is_aborted() {
                 drop_quietly(runnable);
             } else {
-                self.local.polled.set(self.local.polled.get() + 1);
+                // Published before the poll, so whoever the poll wakes sees it.
+                Counters::add(&self.cx.remote.stats.tasks_polled, 1);
                 // Tracked catches panics in poll; this catches one in a
                 // future's destructor, so the shard survives either way.
                 let _ = catch_unwind(AssertUnwindSafe(|| runnable.run()));
@@ -323,7 +323,6 @@ impl Core {
 
     fn publish_stats(&self) {
         let s = &self.cx.remote.stats;
-        Counters::add(&s.tasks_polled, self.local.polled.take());
         Counters::add(&s.doorbells_msg_ring, self.local.msg_ring.take());
         Counters::add(&s.doorbells_eventfd, self.local.eventfd.take());
         Counters::add(&s.mailbox_received, self.local.received.take());
