@@ -6,8 +6,9 @@
 //!   `ringlane::spawn_local`, then awaits it.
 //! * `ringlane/pinned_from_shard`: the same with `Handle::spawn_pinned` onto
 //!   its own shard.
-//! * `ringlane/pinned_from_outside`: the benchmark thread spawns with
-//!   `Handle::spawn_pinned(i % shards, ..)`, then awaits in `Runtime::block_on`.
+//! * `ringlane/pinned_from_outside`, `ringlane/local_from_outside`: the
+//!   benchmark thread spawns with `Handle::spawn_pinned(i % shards, ..)` or
+//!   `Handle::spawn_local_on`, then awaits in `Runtime::block_on`.
 //! * `tokio_mt/from_task`, `tokio_mt/from_outside`: a multi-thread runtime
 //!   with 2 workers, spawning from inside a task / through its handle.
 //! * `tokio_ct/from_task`: a current-thread runtime (one thread) spawning
@@ -67,6 +68,7 @@ const CASES: &[(&str, Run)] = &[
     ("ringlane/local_from_shard", ringlane_local_from_shard),
     ("ringlane/pinned_from_shard", ringlane_pinned_from_shard),
     ("ringlane/pinned_from_outside", ringlane_pinned_from_outside),
+    ("ringlane/local_from_outside", ringlane_local_from_outside),
     ("tokio_mt/from_task", tokio_mt_from_task),
     ("tokio_mt/from_outside", tokio_mt_from_outside),
     ("tokio_ct/from_task", tokio_ct_from_task),
@@ -122,18 +124,22 @@ fn ringlane_pinned_from_shard(rts: &Runtimes, batches: u64) -> Duration {
 }
 
 /// The calling thread spawns round-robin over the shards, then joins in
-/// `block_on`.
-fn ringlane_pinned_from_outside(rts: &Runtimes, batches: u64) -> Duration {
+/// `block_on`: `Send` futures with `spawn_pinned`, or `!Send`-capable ones
+/// built on the shard with `spawn_local_on`.
+fn ringlane_from_outside(rts: &Runtimes, batches: u64, how: ShardSpawn) -> Duration {
     let handle = rts.ringlane.handle();
     let mut joins = Vec::with_capacity(BATCH);
     let start = Instant::now();
     for _ in 0..batches {
         for i in 0..BATCH {
             let x = i as u64;
-            let join = handle
-                .spawn_pinned(i % THREADS, async move { black_box(x) })
-                .expect("spawn");
-            joins.push(join);
+            let join = match how {
+                ShardSpawn::Pinned => handle.spawn_pinned(i % THREADS, async move { black_box(x) }),
+                ShardSpawn::Local => {
+                    handle.spawn_local_on(i % THREADS, move || async move { black_box(x) })
+                }
+            };
+            joins.push(join.expect("spawn"));
         }
         let sum = rts.ringlane.block_on(async {
             let mut sum = 0;
@@ -145,6 +151,14 @@ fn ringlane_pinned_from_outside(rts: &Runtimes, batches: u64) -> Duration {
         black_box(sum);
     }
     start.elapsed()
+}
+
+fn ringlane_pinned_from_outside(rts: &Runtimes, batches: u64) -> Duration {
+    ringlane_from_outside(rts, batches, ShardSpawn::Pinned)
+}
+
+fn ringlane_local_from_outside(rts: &Runtimes, batches: u64) -> Duration {
+    ringlane_from_outside(rts, batches, ShardSpawn::Local)
 }
 
 /// The body shared by the Tokio `from_task` cases: `tokio::spawn` from the
