@@ -23,6 +23,30 @@ fn wait_for(counter: &AtomicUsize, target: usize, what: &str) {
     }
 }
 
+/// Spawns `n` tasks, task `i` on shard `shard_of(i)`, each waiting on a
+/// oneshot and then counting itself done; returns the senders.
+fn spawn_waiters(
+    h: &ringlane::Handle,
+    n: usize,
+    shard_of: impl Fn(usize) -> usize,
+    done: &Arc<AtomicUsize>,
+) -> Vec<tokio::sync::oneshot::Sender<()>> {
+    (0..n)
+        .map(|i| {
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            let d = done.clone();
+            drop(
+                h.spawn_pinned(shard_of(i), async move {
+                    rx.await.unwrap();
+                    d.fetch_add(1, Ordering::Release);
+                })
+                .unwrap(),
+            );
+            tx
+        })
+        .collect()
+}
+
 /// Plain threads (no ring: eventfd doorbells) wake tasks parked on shards:
 /// 1,000 rounds of 1,000 tasks, each round ending with every shard idle and
 /// parked, so each round's first hand-off must ring a doorbell.
@@ -34,19 +58,7 @@ fn million_wakeups_from_plain_threads_lose_none() {
     const ROUNDS: usize = 1_000;
     const PER_ROUND: usize = 1_000;
     for round in 0..ROUNDS {
-        let mut senders = Vec::with_capacity(PER_ROUND);
-        for i in 0..PER_ROUND {
-            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-            let d = done.clone();
-            drop(
-                h.spawn_pinned(i % 2, async move {
-                    rx.await.unwrap();
-                    d.fetch_add(1, Ordering::Release);
-                })
-                .unwrap(),
-            );
-            senders.push(tx);
-        }
+        let senders = spawn_waiters(&h, PER_ROUND, |i| i % 2, &done);
         // Let both shards poll their tasks and go back to sleep.
         if round % 100 == 0 {
             std::thread::sleep(Duration::from_millis(2));
@@ -74,19 +86,7 @@ fn shard_to_shard_wakeups_lose_none() {
     const PER_ROUND: usize = 1_000;
     let before = h.shard_stats(1).unwrap().doorbells_msg_ring;
     for round in 0..ROUNDS {
-        let mut senders = Vec::with_capacity(PER_ROUND);
-        for _ in 0..PER_ROUND {
-            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-            let d = done.clone();
-            drop(
-                h.spawn_pinned(1, async move {
-                    rx.await.unwrap();
-                    d.fetch_add(1, Ordering::Release);
-                })
-                .unwrap(),
-            );
-            senders.push(tx);
-        }
+        let senders = spawn_waiters(&h, PER_ROUND, |_| 1, &done);
         // Wait until shard 1 is idle again, then fire every sender from shard 0.
         let h2 = h.clone();
         common::runtime(1)
