@@ -17,6 +17,9 @@ use crate::shard::Started;
 /// their cancelled tasks and exit before it reports them stuck.
 const EXIT_GRACE: Duration = Duration::from_secs(5);
 
+/// Stands in for "never" where an `Instant` must be computed.
+const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// What [`Runtime::shutdown`] found.
 ///
 /// # Examples
@@ -185,16 +188,19 @@ impl Runtime {
         };
         let shared = &started.shared;
         let now = Instant::now();
-        shared.begin_shutdown(now + timeout);
+        let deadline = now.checked_add(timeout).unwrap_or(now + FAR_FUTURE);
+        shared.begin_shutdown(deadline);
+        // Ring every shard, whatever its doorbell state: a shard left
+        // `NOTIFIED` by a doorbell another shard deferred (and may never
+        // flush, e.g. when that shard is the one calling us) must still wake.
+        // A spurious wake-up costs one loop.
         for remote in shared.remotes.iter() {
-            if remote.doorbell.should_ring() {
-                remote.ring_eventfd();
-            }
+            remote.ring_eventfd();
         }
         // A shard dropping its own runtime cannot wait for itself.
         let own =
             context::with_current(|cx| (cx.shared.id == shared.id).then_some(cx.index)).flatten();
-        let wait_until = now + timeout + EXIT_GRACE;
+        let wait_until = deadline.checked_add(EXIT_GRACE).unwrap_or(deadline);
         let mut report = ShutdownReport::default();
         let mut exited = vec![false; shared.remotes.len()];
         let expected = shared.remotes.len() - usize::from(own.is_some());

@@ -220,3 +220,155 @@ fn a_task_that_blocks_its_shard_is_reported_stuck_not_waited_for_forever() {
     assert_eq!(report.stuck_shards, vec![1]);
     release.store(true, Ordering::SeqCst); // let the detached thread finish
 }
+
+/// Regression: shutdown rang only shards in `PARKED`. One left `NOTIFIED`
+/// by a doorbell deferred on the shard that then shuts the runtime down
+/// slept through shutdown and was reported stuck.
+#[test]
+fn runtime_shut_down_from_inside_one_of_its_own_tasks() {
+    let rt = common::runtime(2);
+    let h = rt.handle();
+    drop(h.spawn_pinned(1, std::future::pending::<()>()).unwrap());
+    let (tx, rx) = std::sync::mpsc::channel::<ringlane::Runtime>();
+    let j = h
+        .spawn_pinned(0, async move {
+            let rt = rx.recv().unwrap();
+            // Wake shard 1 from here first: its doorbell is deferred to our tick.
+            drop(
+                ringlane::Handle::current()
+                    .unwrap()
+                    .spawn_pinned(1, async {}),
+            );
+            let t = Instant::now();
+            let report = rt.shutdown(Duration::from_millis(10));
+            (report, t.elapsed())
+        })
+        .unwrap();
+    tx.send(rt).unwrap();
+    let (report, took) = common::block_on(j).unwrap();
+    assert!(report.stuck_shards.is_empty(), "{report:?}");
+    assert!(
+        report.unfinished_tasks >= 1,
+        "shard 1's pending task was cancelled: {report:?}"
+    );
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+}
+
+#[test]
+fn shutdown_with_an_unbounded_timeout_returns_once_tasks_finish() {
+    let rt = common::runtime(2);
+    drop(
+        rt.handle()
+            .spawn_pinned(1, ringlane::time::sleep(Duration::from_millis(10)))
+            .unwrap(),
+    );
+    let t = Instant::now();
+    let report = rt.shutdown(Duration::MAX);
+    assert!(report.is_clean(), "{report:?}");
+    assert!(t.elapsed() < Duration::from_secs(3));
+}
+
+/// Tasks on both shards wake each other while they are being cancelled:
+/// the doorbells those drops owe must go out, so no shard sleeps through.
+#[test]
+fn shutdown_while_tasks_on_both_shards_wake_each_other() {
+    for _ in 0..10 {
+        let rt = common::runtime(2);
+        for i in 0..200usize {
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            // The receiver on one shard, the sender held by a task on the other.
+            drop(
+                rt.handle()
+                    .spawn_pinned(i % 2, async move { rx.await.ok() })
+                    .unwrap(),
+            );
+            drop(
+                rt.handle()
+                    .spawn_pinned((i + 1) % 2, async move {
+                        let _tx = tx;
+                        std::future::pending::<()>().await
+                    })
+                    .unwrap(),
+            );
+        }
+        let t = Instant::now();
+        let report = rt.shutdown(Duration::from_millis(5));
+        assert!(report.stuck_shards.is_empty(), "{report:?}");
+        assert!(
+            t.elapsed() < Duration::from_secs(3),
+            "took {:?}",
+            t.elapsed()
+        );
+    }
+}
+
+struct PanicOnDrop;
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            panic!("destructor panicked");
+        }
+    }
+}
+
+/// A future that completes at once and panics when dropped afterwards, the
+/// way `async-task` drops a finished future.
+struct ReadyThenPanicOnDrop;
+impl std::future::Future for ReadyThenPanicOnDrop {
+    type Output = u32;
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<u32> {
+        std::task::Poll::Ready(1)
+    }
+}
+impl Drop for ReadyThenPanicOnDrop {
+    fn drop(&mut self) {
+        panic!("destructor panicked after completion");
+    }
+}
+
+/// `async-task` drops futures under an abort-on-panic guard; a panicking
+/// destructor must be contained by ringlane, not abort the process.
+#[test]
+fn a_panicking_destructor_is_contained_on_completion_abort_and_shutdown() {
+    let rt = common::runtime(1);
+    // Dropped after Ready, by the harness: the output is kept.
+    let done = rt.handle().spawn_pinned(0, ReadyThenPanicOnDrop).unwrap();
+    assert_eq!(rt.block_on(done).unwrap(), 1);
+    // Dropped inside poll (an async block's locals): a JoinError::Panic.
+    let in_poll = rt
+        .handle()
+        .spawn_pinned(0, async {
+            let _p = PanicOnDrop;
+            ringlane::yield_now().await;
+        })
+        .unwrap();
+    assert!(rt.block_on(in_poll).unwrap_err().is_panic());
+    let aborted = rt
+        .handle()
+        .spawn_pinned(0, async {
+            let _p = PanicOnDrop;
+            std::future::pending::<()>().await
+        })
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(5));
+    aborted.abort();
+    assert!(rt.block_on(aborted).unwrap_err().is_cancelled());
+    drop(
+        rt.handle()
+            .spawn_local_on(0, || async {
+                let _p = Rc::new(PanicOnDrop);
+                std::future::pending::<()>().await
+            })
+            .unwrap(),
+    );
+    assert_eq!(
+        rt.block_on(rt.handle().spawn_pinned(0, async { 2 }).unwrap())
+            .unwrap(),
+        2
+    );
+    let report = rt.shutdown(Duration::ZERO);
+    assert_eq!(report.unfinished_tasks, 1);
+}

@@ -345,3 +345,21 @@ fn pinned_cpus_keep_each_shard_on_one_cpu() {
         );
     }
 }
+
+#[test]
+fn extreme_but_valid_builder_settings_work() {
+    let rt = ringlane::Runtime::builder()
+        .shards(1)
+        .ring_entries(32_768)
+        .task_budget(usize::MAX)
+        .spin_before_park(Duration::MAX)
+        .build()
+        .unwrap();
+    assert_eq!(
+        rt.block_on(rt.handle().spawn_pinned(0, async { 1 }).unwrap())
+            .unwrap(),
+        1
+    );
+    let report = rt.shutdown(Duration::from_secs(1));
+    assert!(report.is_clean());
+}

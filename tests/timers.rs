@@ -175,3 +175,27 @@ fn sleep_dropped_on_another_thread_is_removed_by_its_shard() {
 }
 
 use std::future::Future;
+
+/// Regression: a deadline past the wheel's ~795-day horizon made the shard
+/// re-process one slot forever, stalling every task on it.
+#[test]
+fn sleeping_for_duration_max_does_not_stall_the_shard() {
+    let rt = common::runtime(1);
+    let forever = rt
+        .handle()
+        .spawn_pinned(0, async {
+            sleep(Duration::from_millis(3)).await; // move the wheel off zero
+            sleep(Duration::MAX).await
+        })
+        .unwrap();
+    let j = rt
+        .handle()
+        .spawn_pinned(0, async {
+            sleep(Duration::from_millis(10)).await;
+            timeout(Duration::MAX, async { 5 }).await
+        })
+        .unwrap();
+    let r = rt.block_on(timeout(Duration::from_secs(10), j));
+    assert_eq!(r.expect("the shard stalled").unwrap(), Ok(5));
+    assert!(!forever.is_finished());
+}

@@ -2,24 +2,36 @@
 //! in its shard's registry on first poll (invariant 2), removes it when the
 //! future is dropped, and turns a panic in `poll` into a `JoinError`
 //! (invariant 4).
+//!
+//! It also contains panics from the future's *destructor*: `async-task`
+//! drops a future under an abort-on-panic guard, so an unwinding `Drop`
+//! would take the whole process down. `Tracked` drops the future itself,
+//! inside `catch_unwind`, before `async-task` ever sees it unwind.
 
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use super::JoinError;
 use crate::context;
 
 pub(super) struct Tracked<F> {
-    future: F,
-    /// The registry slot, once polled on a shard.
-    slot: Option<usize>,
+    /// Dropped in place by our `Drop` (it is pinned), exactly once.
+    future: ManuallyDrop<F>,
+    /// The registry slot and the address of the owning shard's `Remote`,
+    /// once polled on a shard.
+    slot: Option<(usize, usize)>,
 }
 
 impl<F> Tracked<F> {
     pub(super) fn new(future: F) -> Self {
-        Self { future, slot: None }
+        Self {
+            future: ManuallyDrop::new(future),
+            slot: None,
+        }
     }
 }
 
@@ -28,16 +40,17 @@ impl<F: Future> Future for Tracked<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         // SAFETY: `future` is structurally pinned: it is never moved out of
-        // `self` and `Tracked` has no `Unpin` impl that would allow it; `slot`
-        // is plain data and not pinned.
+        // `self` (it is dropped in place) and `Tracked` has no `Unpin` impl
+        // that would allow it; `slot` is plain data and not pinned.
         let this = unsafe { self.get_unchecked_mut() };
         if this.slot.is_none() {
-            this.slot = context::with_current(|cx_shard| {
-                cx_shard.registry.borrow_mut().insert(cx.waker().clone())
+            this.slot = context::with_current(|shard| {
+                let slot = shard.registry.borrow_mut().insert(cx.waker().clone());
+                (slot, Arc::as_ptr(&shard.remote) as usize)
             });
         }
         // SAFETY: see above; `future` stays where it is for the task's life.
-        let future = unsafe { Pin::new_unchecked(&mut this.future) };
+        let future = unsafe { Pin::new_unchecked(&mut *this.future) };
         match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
             Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
             Ok(Poll::Pending) => Poll::Pending,
@@ -48,9 +61,18 @@ impl<F: Future> Future for Tracked<F> {
 
 impl<F> Drop for Tracked<F> {
     fn drop(&mut self) {
-        if let Some(slot) = self.slot.take() {
-            // Invariant 1 puts us on the owning shard, whose registry holds `slot`.
-            context::with_current(|cx| cx.registry.borrow_mut().remove(slot));
+        let future = &mut self.future;
+        // SAFETY: this is the only place `future` is dropped, once, in place
+        // (so the pinning drop guarantee holds); it is never used afterwards.
+        let _ = catch_unwind(AssertUnwindSafe(|| unsafe { ManuallyDrop::drop(future) }));
+        if let Some((slot, owner)) = self.slot.take() {
+            // Invariant 1 puts us on the owning shard; the address check
+            // makes sure we never remove a slot from another shard's registry.
+            context::with_current(|cx| {
+                if Arc::as_ptr(&cx.remote) as usize == owner {
+                    cx.registry.borrow_mut().remove(slot);
+                }
+            });
         }
     }
 }

@@ -122,7 +122,7 @@ impl Core {
 
     fn intake(&self) {
         let remote = &self.cx.remote;
-        for _ in 0..self.budget() * 4 {
+        for _ in 0..self.budget().saturating_mul(4) {
             let Some(envelope) = remote.pop() else { break };
             self.local.received.set(self.local.received.get() + 1);
             match envelope {
@@ -142,7 +142,7 @@ impl Core {
             .advance(Instant::now(), &mut fired);
         let wakers: Vec<Waker> = fired.drain(..).collect();
         drop(fired);
-        wakers.into_iter().for_each(Waker::wake);
+        wake_all(wakers);
     }
 
     fn run_tasks(&self) {
@@ -166,7 +166,9 @@ impl Core {
 
     /// Drops a task that shutdown did not let finish.
     pub(super) fn cancel(&self, runnable: Runnable) {
-        self.cancelled.set(self.cancelled.get() + 1);
+        if !runnable.metadata().is_aborted() {
+            self.cancelled.set(self.cancelled.get() + 1);
+        }
         drop_quietly(runnable);
     }
 
@@ -202,6 +204,9 @@ impl Core {
 
     pub(super) fn drive_ring(&self) {
         self.flush_doorbells();
+        if !self.eventfd_armed.get() && !self.exiting.get() {
+            self.arm_eventfd(); // an earlier arm found the SQ unusable
+        }
         let mut completions = self.completions.borrow_mut();
         {
             let mut ring = self.cx.ring.borrow_mut();
@@ -213,6 +218,9 @@ impl Core {
         let batch: Vec<Completion> = completions.drain(..).collect();
         drop(completions);
         batch.into_iter().for_each(|c| self.on_completion(c));
+        // Completions may have woken tasks on other shards; their doorbells
+        // are pushed now and submitted by the next enter (tick or park).
+        self.flush_doorbells();
     }
 
     pub(super) fn on_completion(&self, c: Completion) {
@@ -279,15 +287,21 @@ impl Core {
 
     /// Whether there is work, checked without any syscall.
     fn has_work(&self) -> bool {
-        !self.cx.remote.is_empty() || !self.cx.run_queue.borrow().is_empty() || {
-            let mut ring = self.cx.ring.borrow_mut();
-            ring.has_completions() || ring.needs_enter()
-        }
+        !self.cx.remote.is_empty()
+            || !self.cx.run_queue.borrow().is_empty()
+            || !self.cx.doorbells.borrow().is_empty()
+            || {
+                let mut ring = self.cx.ring.borrow_mut();
+                ring.has_completions() || ring.needs_enter()
+            }
     }
 
     /// Step R2: spin for the configured window. Returns whether work appeared.
     fn spin(&self, window: Duration) -> bool {
-        let end = Instant::now() + window;
+        let now = Instant::now();
+        let end = now
+            .checked_add(window)
+            .unwrap_or(now + Duration::from_secs(3600));
         let timer = self.cx.timers.borrow().next_deadline();
         loop {
             if self.has_work() || self.cx.shared.is_shutting_down() && !self.seen_shutdown.get() {
@@ -303,6 +317,9 @@ impl Core {
 
     /// Steps R2 to R6 of the park/wake protocol.
     fn park(&self) {
+        // Doorbells owed by work done outside a tick (shutdown's drops,
+        // completions) go out with this park's `io_uring_enter` at the latest.
+        self.flush_doorbells();
         if let Some(window) = self.cx.shared.config.spin {
             if self.spin(window) {
                 return;
@@ -340,6 +357,13 @@ impl Drop for Core {
         // SAFETY: the read is not armed, so the kernel holds no pointer to
         // the buffer, and this is the only place that drops it.
         unsafe { ManuallyDrop::drop(&mut self.eventfd_buf) };
+    }
+}
+
+/// Wakes every waker, containing a panic from a foreign waker implementation.
+pub(super) fn wake_all(wakers: Vec<Waker>) {
+    for w in wakers {
+        let _ = catch_unwind(AssertUnwindSafe(|| w.wake()));
     }
 }
 

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use io_uring::opcode;
 
-use super::core::Core;
+use super::core::{Core, wake_all};
 use crate::sys::user_data;
 
 impl Core {
@@ -39,7 +39,7 @@ impl Core {
         }
         if self.cancelling.get() {
             let wakers = self.cx.registry.borrow().wakers();
-            wakers.into_iter().for_each(std::task::Waker::wake);
+            wake_all(wakers);
             while let Some(envelope) = self.cx.remote.pop() {
                 match envelope {
                     crate::mailbox::Envelope::Task(r) => self.cancel(r),
@@ -48,7 +48,10 @@ impl Core {
                     }
                 }
             }
-            while let Some(r) = self.cx.run_queue.borrow_mut().pop_front() {
+            loop {
+                // Pop first: the RefMut must not live while user Drop code runs.
+                let next = self.cx.run_queue.borrow_mut().pop_front();
+                let Some(r) = next else { break };
                 self.cancel(r);
             }
         }
@@ -62,6 +65,9 @@ impl Core {
     pub(super) fn release_ring(&self) {
         self.drive_ring(); // doorbells still owed to other shards
         self.exiting.set(true);
+        // Completing the read is quicker and surer than cancelling it (a read
+        // that went to io-wq answers ASYNC_CANCEL with -EALREADY).
+        self.cx.remote.ring_eventfd();
         let cancel = opcode::AsyncCancel::new(user_data::EVENTFD_READ)
             .build()
             .user_data(user_data::CANCEL);

@@ -21,6 +21,7 @@ mod shared;
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -189,6 +190,15 @@ fn shard_main(
     };
     let tokio = shared.config.tokio.clone();
     let _tokio_guard = tokio.as_ref().map(tokio::runtime::Handle::enter);
-    let unfinished = core::Core::new(index, shared, ring).run();
+    let run = catch_unwind(AssertUnwindSafe(|| {
+        core::Core::new(index, shared, ring).run()
+    }));
+    let Ok(unfinished) = run else {
+        // The loop contains every panic of user code; one escaping it is a
+        // ringlane bug. Carrying on would let this shard's tasks be dropped
+        // on other threads (unsound for `!Send` tasks), so stop here.
+        eprintln!("ringlane: shard {index} panicked in the runtime itself; aborting the process");
+        std::process::abort();
+    };
     let _ = exits.send(ShardExit { index, unfinished });
 }

@@ -101,7 +101,8 @@ pub(crate) fn build_ring(entries: u32, f: &RingFeatures) -> io::Result<IoUring> 
     if f.submit_all {
         b.setup_submit_all();
     }
-    b.setup_cqsize(entries.saturating_mul(4).max(64));
+    // The kernel caps the CQ at 65536 entries (IORING_MAX_CQ_ENTRIES).
+    b.setup_cqsize(entries.saturating_mul(4).clamp(64, 65_536));
     b.build(entries)
 }
 

@@ -140,14 +140,18 @@ impl Ring {
     ///
     /// Every buffer, fd or struct the SQE points at must stay valid (and not
     /// be moved) until the CQE for it has been reaped from this ring.
+    /// Fails with `WouldBlock` if the SQ stays full after one submit (the
+    /// kernel can refuse SQEs while completions wait to be reaped); the
+    /// caller retries on a later tick or falls back.
     pub(crate) unsafe fn push(&mut self, sqe: &squeue::Entry) -> io::Result<()> {
-        loop {
+        for _ in 0..2 {
             // SAFETY: the caller guarantees the SQE's resources outlive its completion.
             if unsafe { self.uring.submission().push(sqe) }.is_ok() {
                 return Ok(());
             }
             self.enter(0, None)?;
         }
+        Err(io::ErrorKind::WouldBlock.into())
     }
 
     /// Submits pending SQEs and runs deferred completions without blocking.

@@ -111,6 +111,14 @@ pub(super) fn poll(id: u64, waker: &Waker) -> Poll<()> {
 
 pub(super) fn remove(id: u64) {
     if let Some(f) = global() {
-        f.inner.lock().timers.remove(&id);
+        let mut inner = f.inner.lock();
+        inner.timers.remove(&id);
+        // Removed timers leave their heap entry behind until it is due;
+        // compact when those outnumber the live ones, so a loop of long
+        // timeouts that finish early cannot grow the heap without bound.
+        if inner.heap.len() > 64 && inner.heap.len() > 2 * inner.timers.len() {
+            let Inner { heap, timers, .. } = &mut *inner;
+            heap.retain(|Reverse((_, id))| timers.contains_key(id));
+        }
     }
 }

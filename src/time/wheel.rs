@@ -1,7 +1,8 @@
 //! A per-shard hierarchical timer wheel.
 //!
 //! Six levels of 64 slots at 1 ms resolution cover 2^36 ms (about two
-//! years); a deadline further out is clamped to that horizon. Level `L` slot
+//! years); a deadline further out is *placed* at that horizon and re-placed
+//! each lap until it is due. Level `L` slot
 //! `s` holds timers whose deadline, in ticks since the wheel's origin,
 //! shares every digit above `L` with `elapsed` and has digit `s` at level
 //! `L` (6-bit digits). Each slot is a doubly-linked list threaded through one
@@ -109,7 +110,6 @@ impl TimerWheel {
         if when <= self.elapsed {
             return None;
         }
-        let when = when.min(self.elapsed + HORIZON - 1);
         let index = match self.free.pop() {
             Some(i) => i,
             None => {
@@ -178,9 +178,14 @@ impl TimerWheel {
     }
 
     fn link(&mut self, index: u32) {
-        let when = self.entries[index as usize].when;
-        let level = level_for(self.elapsed, when);
-        let slot = slot_for(when, level);
+        // A deadline past the horizon is placed at the horizon; the entry
+        // keeps its real `when`, so it is re-placed lap after lap and fires
+        // on time, never early.
+        let placed = self.entries[index as usize]
+            .when
+            .min(self.elapsed + HORIZON - 1);
+        let level = level_for(self.elapsed, placed);
+        let slot = slot_for(placed, level);
         let head = self.heads[level][slot];
         let e = &mut self.entries[index as usize];
         e.state = State::Pending {
@@ -231,8 +236,10 @@ impl TimerWheel {
             );
             let slot = (now_slot + offset) & (SLOTS as u64 - 1);
             let mut deadline = (self.elapsed & !(level_range - 1)) + slot * slot_range;
-            if deadline <= self.elapsed && level == LEVELS - 1 && slot != now_slot {
-                // The top level is a ring: a slot "behind" us is one lap ahead.
+            if deadline <= self.elapsed && level == LEVELS - 1 {
+                // The top level is a ring: a slot at or behind `elapsed` there
+                // holds entries one lap ahead (only a placement clamped to the
+                // horizon lands in the current top-level slot).
                 deadline += level_range;
             }
             (level, slot as usize, deadline.max(self.elapsed))
@@ -401,6 +408,32 @@ mod tests {
         let k = w.insert(far, wk.clone()).unwrap();
         assert!(w.poll(k, &wk).is_pending());
         assert!(w.next_deadline().is_some());
+    }
+
+    /// Regression: a deadline beyond the horizon, inserted once `elapsed`
+    /// had moved, was placed in the current top-level slot and made
+    /// `advance` re-process that slot forever.
+    #[test]
+    fn deadline_beyond_the_horizon_neither_spins_nor_fires_early() {
+        let origin = Instant::now();
+        let mut w = TimerWheel::new(origin);
+        let (count, wk) = waker();
+        let mut fired = Vec::new();
+        w.advance(origin + Duration::from_millis(5), &mut fired);
+        let due = HORIZON + 1_000;
+        let k = w
+            .insert(origin + Duration::from_millis(due), wk.clone())
+            .unwrap();
+        w.advance(origin + Duration::from_millis(10), &mut fired); // must return
+        assert!(w.next_deadline().unwrap() > origin + Duration::from_millis(10));
+        w.advance(origin + Duration::from_millis(HORIZON + 10), &mut fired);
+        assert!(fired.is_empty(), "fired {} ms early", due - HORIZON - 10);
+        w.advance(origin + Duration::from_millis(due - 1), &mut fired);
+        assert!(fired.is_empty());
+        w.advance(origin + Duration::from_millis(due), &mut fired);
+        fired.drain(..).for_each(Waker::wake);
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert!(w.poll(k, &wk).is_ready());
     }
 
     #[test]
