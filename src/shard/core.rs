@@ -254,10 +254,9 @@ impl Core {
         let sqe = opcode::Read::new(types::Fd(fd), self.eventfd_buf.get().cast(), 8)
             .build()
             .user_data(user_data::EVENTFD_READ);
-        // SAFETY: the 8-byte buffer is owned by `self` and is neither freed
-        // nor moved until this read's CQE has been reaped (`release_ring`
-        // waits for it, and leaks the buffer if it cannot); the eventfd is
-        // owned by our `Remote`, which outlives the shard.
+        // SAFETY: the buffer is owned by `self`, not freed or moved before this read's CQE is
+        // reaped (`release_ring` waits for it; `Drop` leaks it if unsure); the eventfd is owned
+        // by our `Remote`, which outlives the shard.
         if unsafe { self.cx.ring.borrow_mut().push(&sqe) }.is_ok() {
             self.eventfd_armed.set(true);
         }
