@@ -138,6 +138,42 @@ impl Handle {
         Ok(join)
     }
 
+    /// Runs `f` on shard `shard` and returns its result: the request/response
+    /// building block of a sharded service (each shard owning a piece of
+    /// state, e.g. in a `thread_local!`). Await the handle from anywhere.
+    ///
+    /// # Errors
+    ///
+    /// As [`spawn_pinned`](Self::spawn_pinned).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::cell::RefCell;
+    /// use std::collections::HashMap;
+    /// thread_local! { static KV: RefCell<HashMap<u64, String>> = RefCell::new(HashMap::new()); }
+    ///
+    /// let rt = ringlane::Runtime::builder().shards(2).build().unwrap();
+    /// let h = rt.handle();
+    /// let shard_of = |key: u64| (key % 2) as usize;
+    /// rt.block_on(h.call_on(shard_of(7), |_| KV.with(|kv| kv.borrow_mut().insert(7, "seven".into()))).unwrap()).unwrap();
+    /// let v = rt.block_on(h.call_on(shard_of(7), |_| KV.with(|kv| kv.borrow().get(&7).cloned())).unwrap()).unwrap();
+    /// assert_eq!(v.as_deref(), Some("seven"));
+    /// ```
+    pub fn call_on<F, R>(&self, shard: usize, f: F) -> Result<JoinHandle<R>, Error>
+    where
+        F: FnOnce(&ShardCtx) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let handle = self.clone();
+        self.spawn_pinned(shard, async move {
+            f(&ShardCtx {
+                index: shard,
+                handle,
+            })
+        })
+    }
+
     /// Spawns a `!Send` future on shard `shard`: `build` is sent there and
     /// called on the shard, so the future may hold `Rc`, `RefCell` and other
     /// thread-bound state.
@@ -177,6 +213,56 @@ impl Handle {
         let (runnable, join) = executor::spawn_built_on_shard(build, schedule_on(remote));
         remote.spawn(runnable).map_err(|_| Error::Shutdown)?;
         Ok(join)
+    }
+}
+
+/// What [`Handle::call_on`] hands its closure: the shard it runs on.
+///
+/// # Examples
+///
+/// ```
+/// let rt = ringlane::Runtime::builder().shards(2).build().unwrap();
+/// let j = rt.handle().call_on(1, |ctx| (ctx.index(), ctx.handle().shards())).unwrap();
+/// assert_eq!(rt.block_on(j).unwrap(), (1, 2));
+/// ```
+#[derive(Debug)]
+pub struct ShardCtx {
+    index: usize,
+    handle: Handle,
+}
+
+impl ShardCtx {
+    /// The index of the shard running the closure.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// assert_eq!(rt.block_on(rt.handle().call_on(0, |c| c.index()).unwrap()).unwrap(), 0);
+    /// ```
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// The runtime's handle, for spawning or calling onward.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let n = rt.block_on(rt.handle().call_on(0, |c| c.handle().shards()).unwrap()).unwrap();
+    /// assert_eq!(n, 1);
+    /// ```
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+}
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle")
+            .field("shards", &self.shards())
+            .finish()
     }
 }
 

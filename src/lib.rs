@@ -76,6 +76,7 @@
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
 mod builder;
+mod channel;
 mod context;
 mod error;
 mod executor;
@@ -89,9 +90,13 @@ pub mod time;
 mod yield_now;
 
 pub use builder::Builder;
+pub use channel::{
+    RawReceiver, RawSender, Receiver, SendError, Sender, TryRecvError, TrySendError, channel,
+    raw_channel,
+};
 pub use error::{Error, RingRefusal};
 pub use executor::{JoinError, JoinHandle};
-pub use handle::{Handle, current_shard, spawn_local};
+pub use handle::{Handle, ShardCtx, current_shard, spawn_local};
 pub use runtime::{Runtime, ShutdownReport};
 pub use stats::ShardStats;
 pub use sys::RingFeatures;

@@ -32,6 +32,12 @@ pub struct ShardStats {
     pub doorbells_avoided: u64,
     /// Envelopes (tasks, wakes, calls) taken from the mailbox.
     pub mailbox_received: u64,
+    /// Channel messages sent by tasks on this shard.
+    pub messages_sent: u64,
+    /// Channel messages received by tasks on this shard.
+    pub messages_received: u64,
+    /// Parks ended by a doorbell (rather than a timer or a completion).
+    pub wakeups: u64,
 }
 
 /// The shared atomics behind [`ShardStats`].
@@ -44,6 +50,9 @@ pub(crate) struct Counters {
     pub(crate) doorbells_eventfd: AtomicU64,
     pub(crate) doorbells_avoided: AtomicU64,
     pub(crate) mailbox_received: AtomicU64,
+    pub(crate) messages_sent: AtomicU64,
+    pub(crate) messages_received: AtomicU64,
+    pub(crate) wakeups: AtomicU64,
 }
 
 impl Counters {
@@ -57,6 +66,9 @@ impl Counters {
             doorbells_eventfd: self.doorbells_eventfd.load(Relaxed),
             doorbells_avoided: self.doorbells_avoided.load(Relaxed),
             mailbox_received: self.mailbox_received.load(Relaxed),
+            messages_sent: self.messages_sent.load(Relaxed),
+            messages_received: self.messages_received.load(Relaxed),
+            wakeups: self.wakeups.load(Relaxed),
         }
     }
 

@@ -333,8 +333,12 @@ impl Core {
             return;
         }
         let _ = self.cx.ring.borrow_mut().park(timeout); // R5
-        doorbell.finish_park(); // R6
-        Counters::bump(&self.cx.remote.stats.parks);
+        let rung = doorbell.finish_park(); // R6
+        let stats = &self.cx.remote.stats;
+        Counters::add(&stats.parks, 1);
+        if rung {
+            Counters::add(&stats.wakeups, 1);
+        }
     }
 
     fn publish_stats(&self) {

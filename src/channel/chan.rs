@@ -1,0 +1,102 @@
+//! `Chan`: the state shared by a channel's senders and its receiver, and
+//! the wait/notify protocol (numbered in `channel/mod.rs`).
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
+use std::task::Waker;
+
+use crossbeam_queue::ArrayQueue;
+use parking_lot::Mutex;
+
+use crate::context;
+use crate::stats::Counters;
+
+pub(super) struct Chan<T> {
+    pub(super) queue: ArrayQueue<T>,
+    /// Live `Sender`s; 0 means the stream ends once the queue is empty.
+    pub(super) senders: AtomicUsize,
+    /// The receiver was dropped or closed: sends fail.
+    pub(super) rx_closed: AtomicBool,
+    rx_waiting: AtomicBool,
+    rx_waker: Mutex<Option<Waker>>,
+    tx_waiting: AtomicBool,
+    tx_wakers: Mutex<Vec<Waker>>,
+}
+
+impl<T> Chan<T> {
+    pub(super) fn new(capacity: usize) -> Self {
+        Self {
+            queue: ArrayQueue::new(capacity),
+            senders: AtomicUsize::new(1),
+            rx_closed: AtomicBool::new(false),
+            rx_waiting: AtomicBool::new(false),
+            rx_waker: Mutex::new(None),
+            tx_waiting: AtomicBool::new(false),
+            tx_wakers: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Protocol step 1 (receiver): register before the second look.
+    pub(super) fn register_receiver(&self, waker: &Waker) {
+        {
+            let mut slot = self.rx_waker.lock();
+            match &mut *slot {
+                Some(w) if w.will_wake(waker) => {}
+                other => *other = Some(waker.clone()),
+            }
+        }
+        self.rx_waiting.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+    }
+
+    /// Protocol step 2 (sender, after pushing): wake the receiver if it waits.
+    pub(super) fn notify_receiver(&self) {
+        fence(Ordering::SeqCst);
+        if self.rx_waiting.load(Ordering::SeqCst) && self.rx_waiting.swap(false, Ordering::SeqCst) {
+            self.wake_receiver();
+        }
+    }
+
+    /// Wakes the receiver unconditionally (the last sender left).
+    pub(super) fn wake_receiver(&self) {
+        let waker = self.rx_waker.lock().take();
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Protocol step 3 (sender, ring full): register before trying again.
+    pub(super) fn register_sender(&self, waker: &Waker) {
+        {
+            let mut wakers = self.tx_wakers.lock();
+            if !wakers.iter().any(|w| w.will_wake(waker)) {
+                wakers.push(waker.clone());
+            }
+        }
+        self.tx_waiting.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+    }
+
+    /// Protocol step 3 (receiver, after freeing space): wake waiting senders.
+    pub(super) fn notify_senders(&self) {
+        fence(Ordering::SeqCst);
+        if self.tx_waiting.load(Ordering::SeqCst) && self.tx_waiting.swap(false, Ordering::SeqCst) {
+            self.wake_senders();
+        }
+    }
+
+    /// Wakes every waiting sender unconditionally (the receiver left).
+    pub(super) fn wake_senders(&self) {
+        let wakers = std::mem::take(&mut *self.tx_wakers.lock());
+        wakers.into_iter().for_each(Waker::wake);
+    }
+}
+
+/// Counts `n` sent messages on the calling shard, if any.
+pub(super) fn count_sent(n: u64) {
+    context::with_current(|cx| Counters::add(&cx.remote.stats.messages_sent, n));
+}
+
+/// Counts `n` received messages on the calling shard, if any.
+pub(super) fn count_received(n: u64) {
+    context::with_current(|cx| Counters::add(&cx.remote.stats.messages_received, n));
+}

@@ -1,0 +1,203 @@
+//! `Receiver`: the single receiving half.
+
+use std::fmt;
+use std::future::poll_fn;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+
+use super::TryRecvError;
+use super::chan::{Chan, count_received};
+
+/// The receiving half of a [`channel`](crate::channel). Move it into the
+/// task (on the shard) that should own the messages.
+///
+/// # Examples
+///
+/// ```
+/// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+/// let (tx, mut rx) = ringlane::channel::<u8>(4).unwrap();
+/// let j = rt.handle().spawn_pinned(0, async move { rx.recv().await }).unwrap();
+/// tx.try_send(5).unwrap();
+/// assert_eq!(rt.block_on(j).unwrap(), Some(5));
+/// ```
+pub struct Receiver<T> {
+    chan: Arc<Chan<T>>,
+}
+
+impl<T> Receiver<T> {
+    pub(super) fn new(chan: Arc<Chan<T>>) -> Self {
+        Self { chan }
+    }
+
+    /// Up to `limit` queued messages into `buf`, without waiting; wakes
+    /// waiting senders once.
+    fn drain(&mut self, buf: &mut Vec<T>, limit: usize) -> usize {
+        let mut n = 0;
+        while n < limit {
+            let Some(m) = self.chan.queue.pop() else {
+                break;
+            };
+            buf.push(m);
+            n += 1;
+        }
+        if n > 0 {
+            count_received(n as u64);
+            self.chan.notify_senders();
+        }
+        n
+    }
+
+    fn pop(&mut self) -> Option<T> {
+        let m = self.chan.queue.pop()?;
+        count_received(1);
+        self.chan.notify_senders();
+        Some(m)
+    }
+
+    /// Takes a message if one is queued, without waiting.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, mut rx) = ringlane::channel::<u8>(4).unwrap();
+    /// assert!(rx.try_recv().is_err());
+    /// tx.try_send(1).unwrap();
+    /// assert_eq!(rx.try_recv(), Ok(1));
+    /// ```
+    pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
+        if let Some(m) = self.pop() {
+            return Ok(m);
+        }
+        if self.chan.senders.load(Ordering::Acquire) == 0 {
+            // A push that raced the last sender's drop is visible now.
+            return self.pop().ok_or(TryRecvError::Disconnected);
+        }
+        Err(TryRecvError::Empty)
+    }
+
+    /// Polls for the next message: `Ready(None)` once every sender is gone
+    /// and the queue is empty.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let (tx, mut rx) = ringlane::channel::<u8>(4).unwrap();
+    /// tx.try_send(3).unwrap();
+    /// assert_eq!(rt.block_on(std::future::poll_fn(|cx| rx.poll_recv(cx))), Some(3));
+    /// ```
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        match self.try_recv() {
+            Ok(m) => return Poll::Ready(Some(m)),
+            Err(TryRecvError::Disconnected) => return Poll::Ready(None),
+            Err(TryRecvError::Empty) => {}
+        }
+        self.chan.register_receiver(cx.waker());
+        match self.try_recv() {
+            Ok(m) => Poll::Ready(Some(m)),
+            Err(TryRecvError::Disconnected) => Poll::Ready(None),
+            Err(TryRecvError::Empty) => Poll::Pending,
+        }
+    }
+
+    /// Waits for the next message; `None` once every sender is gone and
+    /// the queue is empty.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let (tx, mut rx) = ringlane::channel::<u8>(4).unwrap();
+    /// drop(tx);
+    /// assert_eq!(rt.block_on(rx.recv()), None);
+    /// ```
+    pub async fn recv(&mut self) -> Option<T> {
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// Waits for at least one message, then moves up to `limit` queued
+    /// messages into `buf`; returns how many (0 once the stream has ended).
+    /// Cheaper per message than `recv` for bursts.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let (tx, mut rx) = ringlane::channel::<u8>(8).unwrap();
+    /// for i in 0..5 { tx.try_send(i).unwrap(); }
+    /// let mut buf = Vec::new();
+    /// assert_eq!(rt.block_on(rx.recv_many(&mut buf, 3)), 3);
+    /// assert_eq!(buf, [0, 1, 2]);
+    /// ```
+    pub async fn recv_many(&mut self, buf: &mut Vec<T>, limit: usize) -> usize {
+        if limit == 0 {
+            return 0;
+        }
+        match self.recv().await {
+            None => 0,
+            Some(first) => {
+                buf.push(first);
+                1 + self.drain(buf, limit - 1)
+            }
+        }
+    }
+
+    /// Stops new sends (they fail with the message returned) while letting
+    /// this receiver take what is already queued.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, mut rx) = ringlane::channel::<u8>(4).unwrap();
+    /// tx.try_send(1).unwrap();
+    /// rx.close();
+    /// assert!(tx.try_send(2).is_err());
+    /// assert_eq!(rx.try_recv(), Ok(1));
+    /// ```
+    pub fn close(&mut self) {
+        self.chan.rx_closed.store(true, Ordering::Release);
+        self.chan.wake_senders();
+    }
+
+    /// Messages queued right now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = ringlane::channel::<u8>(4).unwrap();
+    /// tx.try_send(1).unwrap();
+    /// assert_eq!(rx.len(), 1);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.chan.queue.len()
+    }
+
+    /// Whether nothing is queued right now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (_tx, rx) = ringlane::channel::<u8>(4).unwrap();
+    /// assert!(rx.is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.chan.queue.is_empty()
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        self.close();
+        // Messages still queued are dropped here, on the receiver's side.
+        while self.chan.queue.pop().is_some() {}
+    }
+}
+
+impl<T> fmt::Debug for Receiver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Receiver")
+            .field("len", &self.len())
+            .finish()
+    }
+}

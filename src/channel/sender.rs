@@ -1,0 +1,341 @@
+//! `Sender`: the cloneable sending half.
+
+use std::fmt;
+use std::future::poll_fn;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+
+use super::chan::{Chan, count_sent};
+
+/// The sending half of a [`channel`](crate::channel). Clone it to give
+/// every producer its own; usable from any shard or thread.
+///
+/// # Examples
+///
+/// ```
+/// let (tx, mut rx) = ringlane::channel::<u32>(8).unwrap();
+/// let tx2 = tx.clone();
+/// tx.try_send(1).unwrap();
+/// tx2.try_send(2).unwrap();
+/// assert_eq!((rx.try_recv(), rx.try_recv()), (Ok(1), Ok(2)));
+/// ```
+pub struct Sender<T> {
+    chan: Arc<Chan<T>>,
+}
+
+/// The receiver is gone; the message comes back.
+///
+/// # Examples
+///
+/// ```
+/// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+/// let (tx, rx) = ringlane::channel::<&str>(1).unwrap();
+/// drop(rx);
+/// let err = rt.block_on(tx.send("lost?")).unwrap_err();
+/// assert_eq!(err.0, "lost?");
+/// ```
+#[derive(PartialEq, Eq)]
+pub struct SendError<T>(pub T);
+
+/// Why [`Sender::try_send`] did not send; the message comes back either way.
+///
+/// # Examples
+///
+/// ```
+/// use ringlane::TrySendError;
+/// let (tx, rx) = ringlane::channel::<u8>(1).unwrap();
+/// tx.try_send(1).unwrap();
+/// assert_eq!(tx.try_send(2), Err(TrySendError::Full(2)));
+/// drop(rx);
+/// assert_eq!(tx.try_send(3), Err(TrySendError::Closed(3)));
+/// ```
+#[derive(PartialEq, Eq)]
+pub enum TrySendError<T> {
+    /// The channel holds `capacity` messages already.
+    Full(T),
+    /// The receiver is gone.
+    Closed(T),
+}
+
+impl<T> TrySendError<T> {
+    /// The message that was not sent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, _rx) = ringlane::channel::<u8>(1).unwrap();
+    /// tx.try_send(1).unwrap();
+    /// assert_eq!(tx.try_send(2).unwrap_err().into_inner(), 2);
+    /// ```
+    pub fn into_inner(self) -> T {
+        match self {
+            TrySendError::Full(t) | TrySendError::Closed(t) => t,
+        }
+    }
+}
+
+impl<T> Sender<T> {
+    pub(super) fn new(chan: Arc<Chan<T>>) -> Self {
+        Self { chan }
+    }
+
+    /// Pushes without waking the receiver.
+    fn push_quiet(&self, msg: T) -> Result<(), TrySendError<T>> {
+        if self.chan.rx_closed.load(Ordering::Acquire) {
+            return Err(TrySendError::Closed(msg));
+        }
+        self.chan.queue.push(msg).map_err(TrySendError::Full)
+    }
+
+    /// Sends at once if there is room; never waits. The message comes back
+    /// in the error when the channel is full or closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, mut rx) = ringlane::channel::<u8>(1).unwrap();
+    /// assert!(tx.try_send(1).is_ok());
+    /// assert!(tx.try_send(2).is_err());
+    /// assert_eq!(rx.try_recv(), Ok(1));
+    /// ```
+    pub fn try_send(&self, msg: T) -> Result<(), TrySendError<T>> {
+        self.push_quiet(msg)?;
+        count_sent(1);
+        self.chan.notify_receiver();
+        Ok(())
+    }
+
+    /// One attempt of an awaiting send: push, or register and push again.
+    fn poll_push(&self, cx: &mut Context<'_>, msg: T) -> Result<Result<(), T>, T> {
+        match self.push_quiet(msg) {
+            Ok(()) => Ok(Ok(())),
+            Err(TrySendError::Closed(m)) => Err(m),
+            Err(TrySendError::Full(m)) => {
+                self.chan.register_sender(cx.waker());
+                match self.push_quiet(m) {
+                    Ok(()) => Ok(Ok(())),
+                    Err(TrySendError::Closed(m)) => Err(m),
+                    Err(TrySendError::Full(m)) => Ok(Err(m)),
+                }
+            }
+        }
+    }
+
+    /// Sends, waiting while the channel is full (back-pressure).
+    ///
+    /// # Errors
+    ///
+    /// [`SendError`] with the message if the receiver is gone.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future before it completes drops the message unsent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let (tx, mut rx) = ringlane::channel::<u32>(4).unwrap();
+    /// rt.block_on(tx.send(9)).unwrap();
+    /// assert_eq!(rx.try_recv(), Ok(9));
+    /// ```
+    pub async fn send(&self, msg: T) -> Result<(), SendError<T>> {
+        let mut slot = Some(msg);
+        poll_fn(|cx| {
+            let Some(msg) = slot.take() else {
+                return Poll::Ready(Ok(()));
+            };
+            match self.poll_push(cx, msg) {
+                Ok(Ok(())) => {
+                    count_sent(1);
+                    self.chan.notify_receiver();
+                    Poll::Ready(Ok(()))
+                }
+                Ok(Err(msg)) => {
+                    slot = Some(msg);
+                    Poll::Pending
+                }
+                Err(msg) => Poll::Ready(Err(SendError(msg))),
+            }
+        })
+        .await
+    }
+
+    /// Sends every item in order, waking the receiver once for the whole
+    /// batch (and once more each time the batch has to wait for room).
+    ///
+    /// # Errors
+    ///
+    /// If the receiver goes away, [`SendError`] holds every item not sent,
+    /// in order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let (tx, mut rx) = ringlane::channel::<u32>(2).unwrap();
+    /// let consumer = rt.handle().spawn_pinned(0, async move {
+    ///     let mut v = Vec::new();
+    ///     while let Some(x) = rx.recv().await { v.push(x) }
+    ///     v
+    /// }).unwrap();
+    /// rt.block_on(tx.send_many(0..10)).unwrap(); // waits for room as needed
+    /// drop(tx);
+    /// assert_eq!(rt.block_on(consumer).unwrap(), (0..10).collect::<Vec<_>>());
+    /// ```
+    pub async fn send_many<I: IntoIterator<Item = T>>(
+        &self,
+        items: I,
+    ) -> Result<(), SendError<Vec<T>>> {
+        let mut items = items.into_iter();
+        let mut pending: Option<T> = None;
+        let mut sent = 0u64;
+        let result = poll_fn(|cx| {
+            loop {
+                let Some(msg) = pending.take().or_else(|| items.next()) else {
+                    return Poll::Ready(Ok(()));
+                };
+                match self.poll_push(cx, msg) {
+                    Ok(Ok(())) => sent += 1,
+                    Ok(Err(msg)) => {
+                        pending = Some(msg);
+                        // The receiver must drain for us to make progress.
+                        self.chan.notify_receiver();
+                        return Poll::Pending;
+                    }
+                    Err(msg) => return Poll::Ready(Err(msg)),
+                }
+            }
+        })
+        .await;
+        count_sent(sent);
+        self.chan.notify_receiver();
+        result.map_err(|first| SendError(std::iter::once(first).chain(items).collect()))
+    }
+
+    /// Resolves once every message sent before it is in the receiver's
+    /// queue. A ringlane send completes only after its message is in the
+    /// queue, so this is ready at once; it lets code written against
+    /// buffering senders (which publish on flush) run unchanged.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let (tx, mut rx) = ringlane::channel::<u8>(4).unwrap();
+    /// rt.block_on(async { tx.send(1).await.unwrap(); tx.flush().await });
+    /// assert_eq!(rx.try_recv(), Ok(1));
+    /// ```
+    pub async fn flush(&self) {}
+
+    /// Whether the receiver is gone (sends will fail).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = ringlane::channel::<u8>(1).unwrap();
+    /// drop(rx);
+    /// assert!(tx.is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.chan.rx_closed.load(Ordering::Acquire)
+    }
+
+    /// Messages queued right now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, _rx) = ringlane::channel::<u8>(4).unwrap();
+    /// tx.try_send(1).unwrap();
+    /// assert_eq!(tx.len(), 1);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.chan.queue.len()
+    }
+
+    /// Whether nothing is queued right now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, _rx) = ringlane::channel::<u8>(4).unwrap();
+    /// assert!(tx.is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.chan.queue.is_empty()
+    }
+
+    /// The channel's capacity.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, _rx) = ringlane::channel::<u8>(4).unwrap();
+    /// assert_eq!(tx.capacity(), 4);
+    /// ```
+    pub fn capacity(&self) -> usize {
+        self.chan.queue.capacity()
+    }
+}
+
+impl<T> Clone for Sender<T> {
+    fn clone(&self) -> Self {
+        self.chan.senders.fetch_add(1, Ordering::Relaxed);
+        Self {
+            chan: self.chan.clone(),
+        }
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        if self.chan.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.chan.wake_receiver(); // the stream ends after the queued messages
+        }
+    }
+}
+
+impl<T> fmt::Debug for Sender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sender")
+            .field("len", &self.len())
+            .field("capacity", &self.capacity())
+            .finish()
+    }
+}
+
+impl<T> fmt::Debug for SendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SendError(..)")
+    }
+}
+
+impl<T> fmt::Display for SendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the receiver is gone; the message was not sent")
+    }
+}
+
+impl<T> std::error::Error for SendError<T> {}
+
+impl<T> fmt::Debug for TrySendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TrySendError::Full(_) => "TrySendError::Full(..)",
+            TrySendError::Closed(_) => "TrySendError::Closed(..)",
+        })
+    }
+}
+
+impl<T> fmt::Display for TrySendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TrySendError::Full(_) => "the channel is full; the message was not sent",
+            TrySendError::Closed(_) => "the receiver is gone; the message was not sent",
+        })
+    }
+}
+
+impl<T> std::error::Error for TrySendError<T> {}
