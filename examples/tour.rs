@@ -1,7 +1,7 @@
 //! A tour of ringlane: start the runtime next to a Tokio runtime, spawn
-//! pinned and local tasks on every shard from inside a Tokio task, use
-//! shard timers and Tokio timers from shard tasks, and print what it
-//! measured along the way.
+//! pinned and local tasks on every shard from inside a Tokio task, pass
+//! typed messages between shards, use shard timers and Tokio timers from
+//! shard tasks, and print what it measured along the way.
 //!
 //! Run with `cargo run --release --example tour`.
 
@@ -125,6 +125,78 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
         }
 
+        // 2c. Cross-shard messages: a typed channel ping-pong and a one-way stream.
+        if shards > 1 {
+            let target = shards - 1;
+            let (ping_tx, mut ping_rx) = ringlane::channel::<u64>(64).expect("channel");
+            let (pong_tx, mut pong_rx) = ringlane::channel::<u64>(64).expect("channel");
+            let echo = h
+                .spawn_pinned(target, async move {
+                    while let Some(x) = ping_rx.recv().await {
+                        pong_tx.send(x).await.expect("pong");
+                    }
+                })
+                .expect("spawn");
+            let samples = h
+                .spawn_pinned(0, async move {
+                    let mut samples = Vec::with_capacity(5_000);
+                    for i in 0..5_000u64 {
+                        let t = Instant::now();
+                        ping_tx.send(i).await.expect("ping");
+                        assert_eq!(pong_rx.recv().await, Some(i));
+                        samples.push(t.elapsed());
+                    }
+                    samples.sort();
+                    samples
+                })
+                .expect("spawn")
+                .await
+                .expect("join");
+            echo.await.expect("echo");
+            println!(
+                "\n2c. channel ping-pong shard 0 <-> shard {target} (both park between messages): p50 {:?}  p99 {:?}",
+                percentile(&samples, 0.5),
+                percentile(&samples, 0.99)
+            );
+            let (tx, mut rx) = ringlane::raw_channel(4_096).expect("channel");
+            let n = 2_000_000u64;
+            let consumer = h
+                .spawn_pinned(target, async move {
+                    let mut buf = Vec::with_capacity(1_024);
+                    let (mut count, mut sum) = (0u64, 0u64);
+                    while rx.recv_many(&mut buf, 1_024).await > 0 {
+                        count += buf.len() as u64;
+                        sum += buf.drain(..).sum::<u64>();
+                    }
+                    (count, sum)
+                })
+                .expect("spawn");
+            let cpu0 = cpu_time();
+            let t = Instant::now();
+            h.spawn_pinned(0, async move {
+                let mut next = 0;
+                while next < n {
+                    tx.send_many(next..next + 32).await.expect("send");
+                    next += 32;
+                }
+            })
+            .expect("spawn")
+            .await
+            .expect("join");
+            let (count, sum) = consumer.await.expect("consumer");
+            let wall = t.elapsed();
+            assert_eq!((count, sum), (n, n * (n - 1) / 2), "every message exactly once");
+            println!(
+                "    one-way stream shard 0 -> shard {target}, batches of 32: {:.1} M msg/s, CPU {:?} for {n} messages",
+                n as f64 / wall.as_secs_f64() / 1e6,
+                cpu_time() - cpu0
+            );
+            let key = 42u64;
+            let owner = (key % shards as u64) as usize;
+            let v = h.call_on(owner, move |ctx| format!("key {key} served by shard {}", ctx.index())).expect("call_on").await.expect("join");
+            println!("    call_on (request/response to the shard owning a key): {v}");
+        }
+
         // 3. Throughput: 200,000 small pinned tasks spread over the shards from Tokio.
         let n = 200_000;
         let cpu0 = cpu_time();
@@ -172,12 +244,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for s in 0..shards {
         let st = handle.shard_stats(s)?;
         println!(
-            "   shard {s}: polled {:>7}  parks {:>6}  doorbells msg_ring {:>5} eventfd {:>6} avoided {:>7}",
+            "   shard {s}: polled {:>7}  parks {:>6}  doorbells msg_ring {:>5} eventfd {:>6} avoided {:>7}  messages sent {:>8} received {:>8}",
             st.tasks_polled,
             st.parks,
             st.doorbells_msg_ring,
             st.doorbells_eventfd,
-            st.doorbells_avoided
+            st.doorbells_avoided,
+            st.messages_sent,
+            st.messages_received
         );
     }
     let forever = handle.spawn_pinned(0, std::future::pending::<()>())?;
