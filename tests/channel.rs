@@ -454,3 +454,39 @@ fn call_on_runs_a_closure_on_the_shard_and_returns_its_result() {
         Err(Error::ShardOutOfRange { .. })
     ));
 }
+
+/// Regression: a doorbell owed by one task's poll waited for the rest of
+/// the sender's tick, so a busy task queued behind the sender delayed a
+/// parked receiver by its whole run time.
+#[test]
+fn a_busy_task_queued_behind_the_sender_does_not_delay_the_parked_receiver() {
+    let rt = common::runtime(2);
+    let (tx, mut rx) = channel::<Instant>(4).unwrap();
+    let receiver = rt
+        .handle()
+        .spawn_pinned(1, async move { rx.recv().await.map(|sent| sent.elapsed()) })
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(20)); // shard 1 parks
+    rt.block_on(
+        rt.handle()
+            .spawn_pinned(0, async move {
+                // Both queued in this tick: the sender first, then a task that
+                // hogs the shard for 200 ms without yielding.
+                drop(
+                    ringlane::spawn_local(async move { tx.try_send(Instant::now()).unwrap() })
+                        .unwrap(),
+                );
+                drop(
+                    ringlane::spawn_local(async { std::thread::sleep(Duration::from_millis(200)) })
+                        .unwrap(),
+                );
+            })
+            .unwrap(),
+    )
+    .unwrap();
+    let latency = rt.block_on(receiver).unwrap().unwrap();
+    assert!(
+        latency < Duration::from_millis(100),
+        "the receiver waited {latency:?} for its doorbell"
+    );
+}

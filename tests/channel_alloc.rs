@@ -53,7 +53,10 @@ fn raw_lane_sends_without_allocating_per_message() {
         })
         .unwrap();
     let allocations = rt.block_on(sender).unwrap();
-    println!("allocations while sending {} messages: {allocations}", N - 1_000);
+    println!(
+        "allocations while sending {} messages: {allocations}",
+        N - 1_000
+    );
     assert_eq!(rt.block_on(receiver).unwrap(), (0..N).sum::<u64>());
     // Wake-ups of the receiving task go through the shard's mailbox queue,
     // whose blocks are allocated once per ~63 entries; messages never are.

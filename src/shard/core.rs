@@ -112,8 +112,23 @@ impl Core {
         self.intake();
         self.fire_timers();
         self.run_tasks();
-        self.drive_ring();
+        if self.about_to_park() {
+            // The park's `io_uring_enter` will submit what is queued (owed
+            // doorbells included): one syscall instead of two. Only take what
+            // is already in the CQ.
+            self.flush_doorbells();
+            self.reap();
+        } else {
+            self.drive_ring();
+        }
         self.publish_stats();
+    }
+
+    /// Nothing runnable, nothing in the mailbox, nothing the kernel holds for us.
+    fn about_to_park(&self) -> bool {
+        self.cx.run_queue.borrow().is_empty()
+            && self.cx.remote.is_empty()
+            && !self.cx.ring.borrow_mut().has_events()
     }
 
     fn budget(&self) -> usize {
@@ -160,8 +175,21 @@ impl Core {
                 // Tracked catches panics in poll; this catches one in a
                 // future's destructor, so the shard survives either way.
                 let _ = catch_unwind(AssertUnwindSafe(|| runnable.run()));
+                self.send_owed_doorbells_now();
             }
         }
+    }
+
+    /// A doorbell this poll owes a parked shard goes out now if more tasks
+    /// are queued here (the receiver must not wait for the rest of the
+    /// tick); with nothing queued the tick is about to end and the doorbell
+    /// rides on the next `io_uring_enter` (usually the park's).
+    fn send_owed_doorbells_now(&self) {
+        if self.cx.doorbells.borrow().is_empty() || self.cx.run_queue.borrow().is_empty() {
+            return;
+        }
+        self.flush_doorbells();
+        let _ = self.cx.ring.borrow_mut().submit();
     }
 
     /// Drops a task that shutdown did not let finish.
@@ -207,14 +235,16 @@ impl Core {
         if !self.eventfd_armed.get() && !self.exiting.get() {
             self.arm_eventfd(); // an earlier arm found the SQ unusable
         }
+        // A failing enter here means the ring itself is broken (EBADF,
+        // EFAULT); the completions already queued are still reaped.
+        let _ = self.cx.ring.borrow_mut().submit();
+        self.reap();
+    }
+
+    /// Dispatches the completions already in the CQ (no syscall).
+    fn reap(&self) {
         let mut completions = self.completions.borrow_mut();
-        {
-            let mut ring = self.cx.ring.borrow_mut();
-            // A failing enter here means the ring itself is broken (EBADF,
-            // EFAULT); the completions already queued are still reaped.
-            let _ = ring.submit();
-            ring.reap(&mut completions);
-        }
+        self.cx.ring.borrow_mut().reap(&mut completions);
         let batch: Vec<Completion> = completions.drain(..).collect();
         drop(completions);
         batch.into_iter().for_each(|c| self.on_completion(c));
@@ -265,7 +295,7 @@ impl Core {
     fn is_idle(&self) -> bool {
         self.cx.run_queue.borrow().is_empty()
             && self.cx.remote.is_empty()
-            && !self.cx.ring.borrow_mut().has_completions()
+            && !self.cx.ring.borrow_mut().has_events()
     }
 
     /// How long the park may last: until the next timer or, during a
@@ -284,15 +314,13 @@ impl Core {
         until.map(|t| t.saturating_duration_since(Instant::now()))
     }
 
-    /// Whether there is work, checked without any syscall.
+    /// Whether there is work, checked without any syscall. SQEs waiting to
+    /// be submitted are not work: the park's `io_uring_enter` submits them.
     fn has_work(&self) -> bool {
         !self.cx.remote.is_empty()
             || !self.cx.run_queue.borrow().is_empty()
             || !self.cx.doorbells.borrow().is_empty()
-            || {
-                let mut ring = self.cx.ring.borrow_mut();
-                ring.has_completions() || ring.needs_enter()
-            }
+            || self.cx.ring.borrow_mut().has_events()
     }
 
     /// Step R2: spin for the configured window. Returns whether work appeared.
@@ -320,6 +348,8 @@ impl Core {
         // completions) go out with this park's `io_uring_enter` at the latest.
         self.flush_doorbells();
         if let Some(window) = self.cx.shared.config.spin {
+            // Queued doorbells must not wait out the spin window.
+            let _ = self.cx.ring.borrow_mut().submit();
             if self.spin(window) {
                 return;
             }

@@ -56,7 +56,11 @@ struct Candidate {
     submit_all: bool,
 }
 
-const CANDIDATES: [Candidate; 4] = [
+/// `COOP_TASKRUN` is only ever used together with `TASKRUN_FLAG` (both came
+/// in 5.19): without the flag a busy shard, which enters the kernel only
+/// when the flag says so, would never see deferred completions. A ring with
+/// neither has its completions posted without our help.
+const CANDIDATES: [Candidate; 3] = [
     Candidate {
         single_issuer_defer: true,
         coop: false,
@@ -68,12 +72,6 @@ const CANDIDATES: [Candidate; 4] = [
         coop: true,
         taskrun_flag: true,
         submit_all: true,
-    },
-    Candidate {
-        single_issuer_defer: false,
-        coop: true,
-        taskrun_flag: false,
-        submit_all: false,
     },
     Candidate {
         single_issuer_defer: false,

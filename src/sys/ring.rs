@@ -170,9 +170,15 @@ impl Ring {
         !sq.is_empty() || sq.taskrun() || sq.cq_overflow()
     }
 
-    /// Whether completions are waiting in the CQ (no syscall).
-    pub(crate) fn has_completions(&mut self) -> bool {
-        !self.uring.completion().is_empty()
+    /// Whether the kernel holds anything for us: CQEs in the CQ, deferred
+    /// completions flagged by `IORING_SQ_TASKRUN`, or an overflowed CQ
+    /// (no syscall).
+    pub(crate) fn has_events(&mut self) -> bool {
+        if !self.uring.completion().is_empty() {
+            return true;
+        }
+        let sq = self.uring.submission();
+        sq.taskrun() || sq.cq_overflow()
     }
 
     /// Submits pending SQEs and sleeps until at least one CQE arrives or
