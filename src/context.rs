@@ -20,6 +20,8 @@ use std::marker::PhantomData;
 use std::ptr;
 use std::sync::Arc;
 
+use crossbeam_deque::Worker;
+
 use crate::executor::{Runnable, TaskRegistry};
 use crate::mailbox::Remote;
 use crate::shard::Shared;
@@ -39,6 +41,8 @@ pub(crate) struct ShardContext {
     pub(crate) registry: RefCell<TaskRegistry>,
     /// This shard's timers.
     pub(crate) timers: RefCell<TimerWheel>,
+    /// This shard's deque of stealable tasks (other shards hold its stealer).
+    pub(crate) deque: Worker<Runnable>,
     /// Shards whose doorbell this shard must ring at the end of its tick.
     pub(crate) doorbells: RefCell<Vec<usize>>,
     /// This shard's io_uring.

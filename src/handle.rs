@@ -3,12 +3,14 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use crate::context;
 use crate::error::Error;
 use crate::executor::{self, JoinHandle};
 use crate::mailbox::Remote;
-use crate::shard::Shared;
+use crate::placement::{Placement, sticky_shard};
+use crate::shard::{Shared, schedule_stealable};
 use crate::stats::ShardStats;
 use crate::sys::RingFeatures;
 
@@ -136,6 +138,99 @@ impl Handle {
         let (runnable, join) = executor::spawn_send(future, schedule_on(remote));
         remote.spawn(runnable).map_err(|_| Error::Shutdown)?;
         Ok(join)
+    }
+
+    /// Spawns a `Send` future that any shard may run: onto the calling
+    /// shard's deque (from a shard of this runtime) or the global injector
+    /// (from anywhere else), from where idle shards steal it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Shutdown`] once the runtime is shutting down.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(2).build().unwrap();
+    /// let joins: Vec<_> = (0..100u64)
+    ///     .map(|i| rt.handle().spawn_stealable(async move { i * 2 }).unwrap())
+    ///     .collect();
+    /// let sum: u64 = joins.into_iter().map(|j| rt.block_on(j).unwrap()).sum();
+    /// assert_eq!(sum, 9_900);
+    /// ```
+    pub fn spawn_stealable<F>(&self, future: F) -> Result<JoinHandle<F::Output>, Error>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        if self.shared.is_shutting_down() {
+            return Err(Error::Shutdown);
+        }
+        let shared = self.shared.clone();
+        let (runnable, join) =
+            executor::spawn_stealable(future, move |r| schedule_stealable(&shared, r));
+        let on_this_runtime =
+            context::with_current(|cx| cx.shared.id == self.shared.id).unwrap_or(false);
+        if on_this_runtime {
+            runnable.schedule(); // onto this shard's deque
+        } else {
+            let Some(_inside) = self.shared.injector_gate.enter() else {
+                return Err(Error::Shutdown);
+            };
+            runnable.schedule(); // onto the injector
+        }
+        Ok(join)
+    }
+
+    /// Spawns `future` with the given [`Placement`] policy.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ShardOutOfRange`] for a bad shard index, [`Error::Shutdown`]
+    /// once the runtime is shutting down.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringlane::Placement;
+    /// let rt = ringlane::Runtime::builder().shards(2).build().unwrap();
+    /// let h = rt.handle();
+    /// let on = |p| rt.block_on(h.spawn_with(p, async { ringlane::current_shard() }).unwrap()).unwrap();
+    /// assert_eq!(on(Placement::Pinned(1)), Some(1));
+    /// assert_eq!(on(Placement::StealablePreferred(0)), Some(0));
+    /// let a = on(Placement::RoundRobin);
+    /// let b = on(Placement::RoundRobin);
+    /// assert_ne!(a, b);
+    /// ```
+    pub fn spawn_with<F>(
+        &self,
+        placement: Placement,
+        future: F,
+    ) -> Result<JoinHandle<F::Output>, Error>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let shards = self.shards();
+        match placement {
+            Placement::Pinned(shard) => self.spawn_pinned(shard, future),
+            Placement::Stealable => self.spawn_stealable(future),
+            Placement::StealablePreferred(shard) => {
+                let remote = self.open_remote(shard)?;
+                let shared = self.shared.clone();
+                let (runnable, join) =
+                    executor::spawn_stealable(future, move |r| schedule_stealable(&shared, r));
+                // The first run goes through the shard's mailbox; every later
+                // wake-up goes to a deque, from where it may be stolen.
+                remote.spawn(runnable).map_err(|_| Error::Shutdown)?;
+                Ok(join)
+            }
+            Placement::RoundRobin => {
+                let next = self.shared.next_round_robin.fetch_add(1, Ordering::Relaxed);
+                self.spawn_pinned(next % shards, future)
+            }
+            Placement::Sticky(key) => self.spawn_pinned(sticky_shard(key, shards), future),
+        }
     }
 
     /// Runs `f` on shard `shard` and returns its result: the request/response
@@ -300,6 +395,36 @@ where
     let (runnable, join) = executor::spawn_here(future, schedule_on(&remote));
     runnable.schedule();
     Ok(join)
+}
+
+/// Spawns a stealable task from a task running on a shard (the runtime's
+/// counterpart of `tokio::spawn`): it goes onto this shard's deque, from
+/// where idle shards steal it.
+///
+/// # Errors
+///
+/// [`Error::NotOnShard`] off a shard, [`Error::Shutdown`] during shutdown.
+///
+/// # Examples
+///
+/// ```
+/// let rt = ringlane::Runtime::builder().shards(2).build().unwrap();
+/// let j = rt.handle().spawn_pinned(0, async {
+///     let children: Vec<_> = (0..10u32).map(|i| ringlane::spawn(async move { i }).unwrap()).collect();
+///     let mut sum = 0;
+///     for c in children { sum += c.await.unwrap(); }
+///     sum
+/// }).unwrap();
+/// assert_eq!(rt.block_on(j).unwrap(), 45);
+/// assert!(ringlane::spawn(async {}).is_err(), "not on a shard here");
+/// ```
+pub fn spawn<F>(future: F) -> Result<JoinHandle<F::Output>, Error>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handle = Handle::current().ok_or(Error::NotOnShard)?;
+    handle.spawn_stealable(future)
 }
 
 /// The index of the shard running the caller, or `None` off the runtime.

@@ -82,6 +82,7 @@ mod error;
 mod executor;
 mod handle;
 mod mailbox;
+mod placement;
 mod runtime;
 mod shard;
 mod stats;
@@ -96,7 +97,8 @@ pub use channel::{
 };
 pub use error::{Error, RingRefusal};
 pub use executor::{JoinError, JoinHandle};
-pub use handle::{Handle, ShardCtx, current_shard, spawn_local};
+pub use handle::{Handle, ShardCtx, current_shard, spawn, spawn_local};
+pub use placement::Placement;
 pub use runtime::{Runtime, ShutdownReport};
 pub use stats::ShardStats;
 pub use sys::RingFeatures;

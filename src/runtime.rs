@@ -190,6 +190,9 @@ impl Runtime {
         let now = Instant::now();
         let deadline = now.checked_add(timeout).unwrap_or(now + FAR_FUTURE);
         shared.begin_shutdown(deadline);
+        // After this no spawn from outside reaches the injector, so the
+        // shards' final drain of it is final.
+        shared.injector_gate.close();
         // Ring every shard, whatever its doorbell state: a shard left
         // `NOTIFIED` by a doorbell another shard deferred (and may never
         // flush, e.g. when that shard is the one calling us) must still wake.

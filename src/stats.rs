@@ -38,6 +38,14 @@ pub struct ShardStats {
     pub messages_received: u64,
     /// Parks ended by a doorbell (rather than a timer or a completion).
     pub wakeups: u64,
+    /// Attempts to steal from another shard's deque.
+    pub steals_attempted: u64,
+    /// Attempts that took at least one task.
+    pub steals_succeeded: u64,
+    /// Tasks taken from other shards' deques.
+    pub tasks_stolen: u64,
+    /// Stealable tasks taken from the global injector.
+    pub injector_pops: u64,
 }
 
 /// The shared atomics behind [`ShardStats`].
@@ -53,6 +61,10 @@ pub(crate) struct Counters {
     pub(crate) messages_sent: AtomicU64,
     pub(crate) messages_received: AtomicU64,
     pub(crate) wakeups: AtomicU64,
+    pub(crate) steals_attempted: AtomicU64,
+    pub(crate) steals_succeeded: AtomicU64,
+    pub(crate) tasks_stolen: AtomicU64,
+    pub(crate) injector_pops: AtomicU64,
 }
 
 impl Counters {
@@ -69,6 +81,10 @@ impl Counters {
             messages_sent: self.messages_sent.load(Relaxed),
             messages_received: self.messages_received.load(Relaxed),
             wakeups: self.wakeups.load(Relaxed),
+            steals_attempted: self.steals_attempted.load(Relaxed),
+            steals_succeeded: self.steals_succeeded.load(Relaxed),
+            tasks_stolen: self.tasks_stolen.load(Relaxed),
+            injector_pops: self.injector_pops.load(Relaxed),
         }
     }
 

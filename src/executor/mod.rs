@@ -3,10 +3,12 @@
 //! where a woken task goes is the caller's `schedule` function.
 //!
 //! Task invariants (every shard upholds them; shutdown relies on them):
-//! 1. A task's future is polled and dropped only on its owning shard's
-//!    thread: `schedule` routes every [`Runnable`] there, and the runtime never
-//!    cancels through the `Task` half (a `JoinHandle` detaches on drop, and
-//!    `abort` only sets a flag and wakes the task so the owner drops it).
+//! 1. A pinned or local task's future is polled and dropped only on its
+//!    owning shard's thread: `schedule` routes every [`Runnable`] there, and
+//!    the runtime never cancels through the `Task` half (a `JoinHandle`
+//!    detaches on drop, and `abort` only sets a flag and wakes the task so
+//!    the owner drops it). Stealable tasks (always `Send`) may be polled and
+//!    dropped on any shard of their runtime.
 //! 2. A task that has been polled at least once is in its shard's
 //!    [`TaskRegistry`] until its future is dropped, so the owner can find and
 //!    cancel every live task at shutdown.
@@ -63,6 +65,19 @@ where
     S: Fn(Runnable) + Send + Sync + 'static,
 {
     let (runnable, task) = builder().spawn(|_| Tracked::new(future), schedule);
+    let handle = JoinHandle::new(task, runnable.waker());
+    (runnable, handle)
+}
+
+/// Spawns a `Send` future that any shard may run (work stealing); it
+/// registers in the locked registry of the shard that first polls it.
+pub(crate) fn spawn_stealable<F, S>(future: F, schedule: S) -> (Runnable, JoinHandle<F::Output>)
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+    S: Fn(Runnable) + Send + Sync + 'static,
+{
+    let (runnable, task) = builder().spawn(|_| Tracked::new_stealable(future), schedule);
     let handle = JoinHandle::new(task, runnable.waker());
     (runnable, handle)
 }

@@ -17,20 +17,47 @@ use std::task::{Context, Poll};
 
 use super::JoinError;
 use crate::context;
+use crate::mailbox::Remote;
 
 pub(super) struct Tracked<F> {
     /// Dropped in place by our `Drop` (it is pinned), exactly once.
     future: ManuallyDrop<F>,
-    /// The registry slot and the address of the owning shard's `Remote`,
-    /// once polled on a shard.
-    slot: Option<(usize, usize)>,
+    registration: Registration,
+}
+
+/// Where a task is registered (task invariant 2).
+enum Registration {
+    /// Not polled yet; `stealable` says which registry it will join.
+    Unregistered {
+        stealable: bool,
+    },
+    /// In the shard-local registry of the shard whose `Remote` lives at
+    /// address `owner` (pinned and local tasks never leave it).
+    Local {
+        slot: usize,
+        owner: usize,
+    },
+    /// In the locked registry of the shard that first polled it; a stolen
+    /// task removes itself from there, whichever shard drops it.
+    Stealable {
+        slot: usize,
+        home: Arc<Remote>,
+    },
+    Removed,
 }
 
 impl<F> Tracked<F> {
     pub(super) fn new(future: F) -> Self {
         Self {
             future: ManuallyDrop::new(future),
-            slot: None,
+            registration: Registration::Unregistered { stealable: false },
+        }
+    }
+
+    pub(super) fn new_stealable(future: F) -> Self {
+        Self {
+            future: ManuallyDrop::new(future),
+            registration: Registration::Unregistered { stealable: true },
         }
     }
 }
@@ -43,11 +70,26 @@ impl<F: Future> Future for Tracked<F> {
         // `self` (it is dropped in place) and `Tracked` has no `Unpin` impl
         // that would allow it; `slot` is plain data and not pinned.
         let this = unsafe { self.get_unchecked_mut() };
-        if this.slot.is_none() {
-            this.slot = context::with_current(|shard| {
-                let slot = shard.registry.borrow_mut().insert(cx.waker().clone());
-                (slot, Arc::as_ptr(&shard.remote) as usize)
+        if let Registration::Unregistered { stealable } = this.registration {
+            let registered = context::with_current(|shard| {
+                let waker = cx.waker().clone();
+                if stealable {
+                    let slot = shard.remote.stealable_tasks.lock().insert(waker);
+                    Registration::Stealable {
+                        slot,
+                        home: shard.remote.clone(),
+                    }
+                } else {
+                    let slot = shard.registry.borrow_mut().insert(waker);
+                    Registration::Local {
+                        slot,
+                        owner: Arc::as_ptr(&shard.remote) as usize,
+                    }
+                }
             });
+            if let Some(r) = registered {
+                this.registration = r;
+            }
         }
         // SAFETY: see above; `future` stays where it is for the task's life.
         let future = unsafe { Pin::new_unchecked(&mut *this.future) };
@@ -65,14 +107,20 @@ impl<F> Drop for Tracked<F> {
         // SAFETY: this is the only place `future` is dropped, once, in place
         // (so the pinning drop guarantee holds); it is never used afterwards.
         let _ = catch_unwind(AssertUnwindSafe(|| unsafe { ManuallyDrop::drop(future) }));
-        if let Some((slot, owner)) = self.slot.take() {
-            // Invariant 1 puts us on the owning shard; the address check
-            // makes sure we never remove a slot from another shard's registry.
-            context::with_current(|cx| {
-                if Arc::as_ptr(&cx.remote) as usize == owner {
-                    cx.registry.borrow_mut().remove(slot);
-                }
-            });
+        match std::mem::replace(&mut self.registration, Registration::Removed) {
+            Registration::Local { slot, owner } => {
+                // Invariant 1 puts us on the owning shard; the address check
+                // makes sure we never remove a slot from another shard's registry.
+                context::with_current(|cx| {
+                    if Arc::as_ptr(&cx.remote) as usize == owner {
+                        cx.registry.borrow_mut().remove(slot);
+                    }
+                });
+            }
+            Registration::Stealable { slot, home } => {
+                home.stealable_tasks.lock().try_remove(slot);
+            }
+            Registration::Unregistered { .. } | Registration::Removed => {}
         }
     }
 }

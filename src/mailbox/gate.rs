@@ -29,6 +29,10 @@ impl SpawnGate {
         Some(Inside(self))
     }
 
+    pub(crate) fn is_closed(&self) -> bool {
+        self.state.load(Ordering::Acquire) & CLOSED != 0
+    }
+
     pub(crate) fn close(&self) {
         self.state.fetch_or(CLOSED, Ordering::AcqRel);
         while self.state.load(Ordering::Acquire) & !CLOSED != 0 {

@@ -10,7 +10,8 @@
 //! only wakes a sleeping receiver.
 
 pub(crate) mod doorbell;
-mod gate;
+pub(crate) mod gate;
 mod remote;
 
+pub(crate) use gate::SpawnGate;
 pub(crate) use remote::{Envelope, Remote};

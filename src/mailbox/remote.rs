@@ -12,7 +12,11 @@
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
+use std::task::Waker;
+
 use crossbeam_deque::{Injector, Steal};
+use parking_lot::Mutex;
+use slab::Slab;
 
 use super::doorbell::DoorbellState;
 use super::gate::SpawnGate;
@@ -43,6 +47,9 @@ pub(crate) struct Remote {
     /// as anyone can still ring it.
     ring_fd: OwnedFd,
     pub(crate) stats: Counters,
+    /// Stealable tasks first polled on this shard. A `Mutex`, unlike the
+    /// pinned registry, because a stolen task is dropped on another shard.
+    pub(crate) stealable_tasks: Mutex<Slab<Waker>>,
 }
 
 impl Remote {
@@ -56,6 +63,7 @@ impl Remote {
             eventfd,
             ring_fd,
             stats: Counters::default(),
+            stealable_tasks: Mutex::new(Slab::new()),
         }
     }
 
@@ -120,6 +128,12 @@ impl Remote {
             Counters::bump(&self.stats.doorbells_avoided);
             return;
         }
+        self.ring_doorbell();
+    }
+
+    /// Rings this shard's doorbell (routing rule 3); the caller won the
+    /// `should_ring` CAS.
+    pub(crate) fn ring_doorbell(&self) {
         let deferred = context::with_current(|cx| {
             let same_runtime = cx.remote.runtime_id == self.runtime_id;
             if same_runtime {

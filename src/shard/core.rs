@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
+use crossbeam_deque::Worker;
 use io_uring::{opcode, squeue, types};
 
 use super::Shared;
@@ -45,6 +46,8 @@ pub(crate) struct Core {
     pub(super) cancelling: Cell<bool>,
     pub(super) exiting: Cell<bool>,
     pub(super) cancelled: Cell<usize>,
+    /// Counts task picks, for the fairness rotation in `next_task`.
+    picks: Cell<usize>,
     local: LocalCounters,
 }
 
@@ -57,7 +60,12 @@ struct LocalCounters {
 }
 
 impl Core {
-    pub(super) fn new(index: usize, shared: Arc<Shared>, ring: Ring) -> Self {
+    pub(super) fn new(
+        index: usize,
+        shared: Arc<Shared>,
+        ring: Ring,
+        deque: Worker<Runnable>,
+    ) -> Self {
         let remote = shared.remotes[index].clone();
         Self {
             cx: ShardContext {
@@ -67,6 +75,7 @@ impl Core {
                 run_queue: RefCell::new(VecDeque::with_capacity(256)),
                 registry: RefCell::new(TaskRegistry::default()),
                 timers: RefCell::new(TimerWheel::new(Instant::now())),
+                deque,
                 doorbells: RefCell::new(Vec::new()),
                 ring: RefCell::new(ring),
             },
@@ -78,6 +87,7 @@ impl Core {
             cancelling: Cell::new(false),
             exiting: Cell::new(false),
             cancelled: Cell::new(0),
+            picks: Cell::new(0),
             local: LocalCounters::default(),
         }
     }
@@ -101,6 +111,9 @@ impl Core {
                 }
             }
             if self.is_idle() {
+                if !self.cancelling.get() && self.search() {
+                    continue; // stealable work found (steal.rs, N1-N3)
+                }
                 self.park();
             }
         };
@@ -112,7 +125,7 @@ impl Core {
         self.intake();
         self.fire_timers();
         self.run_tasks();
-        if self.about_to_park() {
+        if self.is_idle() {
             // The park's `io_uring_enter` will submit what is queued (owed
             // doorbells included): one syscall instead of two. Only take what
             // is already in the CQ.
@@ -122,13 +135,6 @@ impl Core {
             self.drive_ring();
         }
         self.publish_stats();
-    }
-
-    /// Nothing runnable, nothing in the mailbox, nothing the kernel holds for us.
-    fn about_to_park(&self) -> bool {
-        self.cx.run_queue.borrow().is_empty()
-            && self.cx.remote.is_empty()
-            && !self.cx.ring.borrow_mut().has_events()
     }
 
     fn budget(&self) -> usize {
@@ -160,9 +166,29 @@ impl Core {
         wake_all(wakers);
     }
 
+    /// The next task to poll. Picks alternate between the pinned/local run
+    /// queue and the stealable deque, so neither class starves the other;
+    /// every 61st pick looks at the global injector first, so work spawned
+    /// from outside is not starved by a shard busy with its own.
+    fn next_task(&self) -> Option<Runnable> {
+        let pick = self.picks.get().wrapping_add(1);
+        self.picks.set(pick);
+        let from_queue = || self.cx.run_queue.borrow_mut().pop_front();
+        let from_deque = || self.cx.deque.pop();
+        if pick % 61 == 0 && self.take_from_injector() {
+            return from_deque();
+        }
+        let local = if pick % 2 == 0 {
+            from_queue().or_else(from_deque)
+        } else {
+            from_deque().or_else(from_queue)
+        };
+        local.or_else(|| self.take_from_injector().then(from_deque).flatten())
+    }
+
     fn run_tasks(&self) {
         for _ in 0..self.budget() {
-            let Some(runnable) = self.cx.run_queue.borrow_mut().pop_front() else {
+            let Some(runnable) = self.next_task() else {
                 break;
             };
             if self.cancelling.get() {
@@ -185,7 +211,9 @@ impl Core {
     /// tick); with nothing queued the tick is about to end and the doorbell
     /// rides on the next `io_uring_enter` (usually the park's).
     fn send_owed_doorbells_now(&self) {
-        if self.cx.doorbells.borrow().is_empty() || self.cx.run_queue.borrow().is_empty() {
+        if self.cx.doorbells.borrow().is_empty()
+            || (self.cx.run_queue.borrow().is_empty() && self.cx.deque.is_empty())
+        {
             return;
         }
         self.flush_doorbells();
@@ -292,8 +320,11 @@ impl Core {
         }
     }
 
+    /// Nothing runnable here, nothing in the mailbox, nothing the kernel
+    /// holds for us.
     fn is_idle(&self) -> bool {
         self.cx.run_queue.borrow().is_empty()
+            && self.cx.deque.is_empty()
             && self.cx.remote.is_empty()
             && !self.cx.ring.borrow_mut().has_events()
     }
@@ -321,6 +352,7 @@ impl Core {
             || !self.cx.run_queue.borrow().is_empty()
             || !self.cx.doorbells.borrow().is_empty()
             || self.cx.ring.borrow_mut().has_events()
+            || self.cx.shared.has_stealable_work()
     }
 
     /// Step R2: spin for the configured window. Returns whether work appeared.

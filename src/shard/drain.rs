@@ -5,11 +5,15 @@
 //! 2. D2 (graceful): keep running normally. If every task finishes before
 //!    the deadline, exit with nothing cancelled.
 //! 3. D3 (cancel): once the deadline passes, stop polling. Wake every live
-//!    task in the registry, so that each one's `Runnable` comes back to this
-//!    thread, and drop them all here (task invariant 1). Dropped tasks'
+//!    task in the registries (pinned and local, and stealable tasks first
+//!    polled here), so that each one's `Runnable` comes back to this thread,
+//!    and drop them all here (task invariant 1), together with everything in
+//!    this shard's deque and the global injector. A stealable task whose
+//!    `Runnable` sits in another shard's deque is dropped by that shard,
+//!    which cannot exit before its deque is empty. Dropped tasks'
 //!    `JoinHandle`s resolve to `JoinError::Cancelled`.
-//! 4. D4: exit when the registry, the run queue and the mailbox are all
-//!    empty. No task is alive, so no wake-up can produce a `Runnable` again.
+//! 4. D4: exit when both registries, the run queue, the deque, the mailbox
+//!    and the injector (whose gate the runtime closed) are all empty. No task is alive, so no wake-up can produce a `Runnable` again.
 //! 5. D5 (`release_ring`): send doorbells still owed to other shards, cancel
 //!    the armed eventfd read and wait for its CQE (its buffer must outlive
 //!    it), then mark the doorbell closed so nobody rings a shard that is gone.
@@ -38,7 +42,15 @@ impl Core {
             self.cancelling.set(true); // D3
         }
         if self.cancelling.get() {
-            let wakers = self.cx.registry.borrow().wakers();
+            let mut wakers = self.cx.registry.borrow().wakers();
+            wakers.extend(
+                self.cx
+                    .remote
+                    .stealable_tasks
+                    .lock()
+                    .iter()
+                    .map(|(_, w)| w.clone()),
+            );
             wake_all(wakers);
             while let Some(envelope) = self.cx.remote.pop() {
                 match envelope {
@@ -51,13 +63,23 @@ impl Core {
             loop {
                 // Pop first: the RefMut must not live while user Drop code runs.
                 let next = self.cx.run_queue.borrow_mut().pop_front();
-                let Some(r) = next else { break };
+                let Some(r) = next
+                    .or_else(|| self.cx.deque.pop())
+                    .or_else(|| self.cx.shared.injector.steal().success())
+                else {
+                    break;
+                };
                 self.cancel(r);
             }
         }
+        let shared = &self.cx.shared;
         let empty = self.cx.registry.borrow().len() == 0
+            && self.cx.remote.stealable_tasks.lock().is_empty()
             && self.cx.run_queue.borrow().is_empty()
-            && self.cx.remote.is_empty();
+            && self.cx.deque.is_empty()
+            && self.cx.remote.is_empty()
+            && shared.injector_gate.is_closed()
+            && shared.injector.is_empty();
         empty.then(|| self.cancelled.get()) // D4
     }
 

@@ -18,6 +18,7 @@
 mod core;
 mod drain;
 mod shared;
+mod steal;
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -28,8 +29,12 @@ use std::sync::mpsc;
 use std::thread;
 
 pub(crate) use shared::{Config, Shared};
+pub(crate) use steal::schedule_stealable;
+
+use crossbeam_deque::Worker;
 
 use crate::error::Error;
+use crate::executor::Runnable;
 use crate::mailbox::Remote;
 use crate::sys::{EventFd, Ring, RingFeatures};
 
@@ -80,6 +85,8 @@ fn pin_to_cpu(index: usize) {
 }
 
 type Ready = (usize, io::Result<OwnedFd>);
+/// What a shard thread gets once every shard is up: the runtime and its own deque.
+type Start = (Arc<Shared>, Worker<Runnable>);
 
 /// Runs the start-up handshake (steps 1 to 3) and returns the running shards.
 pub(crate) fn start(config: Config, features: RingFeatures) -> Result<Started, Error> {
@@ -91,7 +98,7 @@ pub(crate) fn start(config: Config, features: RingFeatures) -> Result<Started, E
     let mut starts = Vec::with_capacity(config.shards);
     let mut failure: Option<Error> = None;
     for index in 0..config.shards {
-        let (start_tx, start_rx) = mpsc::channel::<Option<Arc<Shared>>>();
+        let (start_tx, start_rx) = mpsc::channel::<Option<Start>>();
         let (ready_tx, exit_tx) = (ready_tx.clone(), exit_tx.clone());
         let (entries, pin) = (config.ring_entries, config.pin_cpus);
         let spawned = thread::Builder::new()
@@ -140,14 +147,17 @@ pub(crate) fn start(config: Config, features: RingFeatures) -> Result<Started, E
             return Err(e);
         }
     };
+    let workers: Vec<Worker<Runnable>> = (0..remotes.len()).map(|_| Worker::new_fifo()).collect();
+    let stealers = workers.iter().map(Worker::stealer).collect();
     let shared = Arc::new(Shared::new(
         id,
         remotes.into_boxed_slice(),
+        stealers,
         features,
         config,
     ));
-    for s in &starts {
-        let _ = s.send(Some(shared.clone()));
+    for (s, worker) in starts.iter().zip(workers) {
+        let _ = s.send(Some((shared.clone(), worker)));
     }
     Ok(Started {
         shared,
@@ -162,7 +172,7 @@ fn shard_main(
     pin: bool,
     features: RingFeatures,
     ready: mpsc::Sender<Ready>,
-    start: mpsc::Receiver<Option<Arc<Shared>>>,
+    start: mpsc::Receiver<Option<Start>>,
     exits: mpsc::Sender<ShardExit>,
 ) {
     if pin {
@@ -185,13 +195,13 @@ fn shard_main(
         }
     }
     drop(ready);
-    let Ok(Some(shared)) = start.recv() else {
+    let Ok(Some((shared, deque))) = start.recv() else {
         return;
     };
     let tokio = shared.config.tokio.clone();
     let _tokio_guard = tokio.as_ref().map(tokio::runtime::Handle::enter);
     let run = catch_unwind(AssertUnwindSafe(|| {
-        core::Core::new(index, shared, ring).run()
+        core::Core::new(index, shared, ring, deque).run()
     }));
     let Ok(unfinished) = run else {
         // The loop contains every panic of user code; one escaping it is a

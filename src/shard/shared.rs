@@ -10,13 +10,16 @@
 //!    so either the doorbell is rung or the shard sees the flag).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+
+use crossbeam_deque::{Injector, Stealer};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
 use crate::error::Error;
-use crate::mailbox::Remote;
+use crate::executor::Runnable;
+use crate::mailbox::{Remote, SpawnGate};
 use crate::sys::RingFeatures;
 
 const RUNNING: u8 = 0;
@@ -43,12 +46,24 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     state: AtomicU8,
     deadline: Mutex<Option<Instant>>,
+    /// Stealable work pushed from threads that are not shards of this runtime.
+    pub(crate) injector: Injector<Runnable>,
+    /// Closed at shutdown so the shards' last drain of `injector` sees every task.
+    pub(crate) injector_gate: SpawnGate,
+    /// One per shard: the other end of each shard's stealable deque.
+    pub(crate) stealers: Box<[Stealer<Runnable>]>,
+    /// Shards currently searching for stealable work (see `steal.rs`).
+    pub(crate) searching: AtomicUsize,
+    /// Rotates which parked shard a push wakes, and `Placement::RoundRobin`.
+    pub(crate) next_wake: AtomicUsize,
+    pub(crate) next_round_robin: AtomicUsize,
 }
 
 impl Shared {
     pub(crate) fn new(
         id: usize,
         remotes: Box<[Arc<Remote>]>,
+        stealers: Box<[Stealer<Runnable>]>,
         features: RingFeatures,
         config: Config,
     ) -> Self {
@@ -59,6 +74,12 @@ impl Shared {
             config,
             state: AtomicU8::new(RUNNING),
             deadline: Mutex::new(None),
+            injector: Injector::new(),
+            injector_gate: SpawnGate::default(),
+            stealers,
+            searching: AtomicUsize::new(0),
+            next_wake: AtomicUsize::new(0),
+            next_round_robin: AtomicUsize::new(0),
         }
     }
 

@@ -1,0 +1,149 @@
+//! Work stealing: where stealable tasks go, how idle shards find them, and
+//! how a push wakes a parked shard without a thundering herd or a lost
+//! wake-up.
+//!
+//! Placement of a stealable `Runnable` (the tasks' schedule function):
+//! 1. Woken or spawned on a shard of this runtime: pushed onto *that*
+//!    shard's deque (not necessarily the one it last ran on).
+//! 2. Anywhere else: pushed onto the runtime's global injector.
+//!
+//! Search and park (a shard with nothing runnable of its own):
+//! 1. N1: become a searcher (`searching += 1`), unless half the shards
+//!    already search, in which case go straight to N4.
+//! 2. N2: take a batch from the injector, then steal half of another
+//!    shard's deque (victims in turn, starting after itself).
+//! 3. N3: stop searching (`searching -= 1`). If work was found and this was
+//!    the last searcher, wake one more parked shard: there may be more.
+//! 4. N4: park (doorbell steps R3 to R6), where step R4 also looks at the
+//!    injector and every deque.
+//!
+//! Notify (after every stealable push):
+//! 1. P1: full fence.
+//! 2. P2: if any shard is searching, do nothing: it will find the task.
+//! 3. P3: otherwise wake at most one parked shard (the first whose doorbell
+//!    CAS `PARKED -> NOTIFIED` succeeds, starting from a rotating index).
+//!
+//! Why no wake-up is lost: a pusher that skips at P2 read `searching`
+//! before the searcher's N3 decrement; the searcher's decrement, its R3
+//! store and its R4 loads are each separated by `SeqCst` fences from the
+//! pusher's push, so its R4 sees the task. A pusher that finds no shard
+//! `PARKED` at P3 read each state before that shard's R3, so again R4 sees
+//! the task. Stealing never moves a task that is being polled: a polled
+//! task's `Runnable` is in no deque until it is scheduled again.
+
+use std::sync::Arc;
+use std::sync::atomic::{Ordering, fence};
+
+use crossbeam_deque::Steal;
+
+use super::Shared;
+use super::core::Core;
+use crate::context;
+use crate::executor::Runnable;
+use crate::stats::Counters;
+
+/// The schedule function of every stealable task (placement rules 1, 2).
+pub(crate) fn schedule_stealable(shared: &Arc<Shared>, runnable: Runnable) {
+    let mut runnable = Some(runnable);
+    context::with_current(|cx| {
+        if cx.shared.id == shared.id {
+            if let Some(r) = runnable.take() {
+                cx.deque.push(r);
+            }
+        }
+    });
+    if let Some(r) = runnable {
+        shared.injector.push(r);
+    }
+    notify_one(shared);
+}
+
+/// Notify steps P1 to P3.
+pub(crate) fn notify_one(shared: &Shared) {
+    fence(Ordering::SeqCst); // P1
+    if shared.searching.load(Ordering::SeqCst) > 0 {
+        return; // P2
+    }
+    let n = shared.remotes.len();
+    let start = shared.next_wake.fetch_add(1, Ordering::Relaxed);
+    for i in 0..n {
+        let remote = &shared.remotes[(start + i) % n];
+        if remote.doorbell.should_ring() {
+            remote.ring_doorbell(); // P3
+            return;
+        }
+    }
+}
+
+impl Shared {
+    /// Whether any stealable work is visible anywhere (step R4's extra look).
+    pub(crate) fn has_stealable_work(&self) -> bool {
+        !self.injector.is_empty() || self.stealers.iter().any(|s| !s.is_empty())
+    }
+}
+
+impl Core {
+    /// Steps N1 to N3; returns whether work was found (now in our deque).
+    pub(super) fn search(&self) -> bool {
+        let shared = &self.cx.shared;
+        let n = shared.remotes.len();
+        let limit = n.div_ceil(2);
+        if shared.searching.fetch_add(1, Ordering::SeqCst) >= limit {
+            shared.searching.fetch_sub(1, Ordering::SeqCst);
+            return false; // N1: enough searchers already
+        }
+        let found = self.take_from_injector() || self.steal_from_others();
+        let was_last = shared.searching.fetch_sub(1, Ordering::SeqCst) == 1; // N3
+        if found && was_last {
+            notify_one(shared);
+        }
+        found
+    }
+
+    /// Moves a batch from the injector into our deque.
+    pub(super) fn take_from_injector(&self) -> bool {
+        let stats = &self.cx.remote.stats;
+        loop {
+            let before = self.cx.deque.len();
+            match self.cx.shared.injector.steal_batch_and_pop(&self.cx.deque) {
+                Steal::Success(r) => {
+                    let taken = (self.cx.deque.len() - before + 1) as u64;
+                    Counters::add(&stats.injector_pops, taken);
+                    self.cx.deque.push(r);
+                    return true;
+                }
+                Steal::Empty => return false,
+                Steal::Retry => std::hint::spin_loop(),
+            }
+        }
+    }
+
+    /// Steals half of the first non-empty victim's deque into ours.
+    fn steal_from_others(&self) -> bool {
+        let shared = &self.cx.shared;
+        let stats = &self.cx.remote.stats;
+        let n = shared.stealers.len();
+        for i in 1..n {
+            let victim = &shared.stealers[(self.cx.index + i) % n];
+            if victim.is_empty() {
+                continue;
+            }
+            Counters::add(&stats.steals_attempted, 1);
+            loop {
+                let before = self.cx.deque.len();
+                match victim.steal_batch_and_pop(&self.cx.deque) {
+                    Steal::Success(r) => {
+                        let stolen = (self.cx.deque.len() - before + 1) as u64;
+                        Counters::add(&stats.steals_succeeded, 1);
+                        Counters::add(&stats.tasks_stolen, stolen);
+                        self.cx.deque.push(r);
+                        return true;
+                    }
+                    Steal::Empty => break,
+                    Steal::Retry => std::hint::spin_loop(),
+                }
+            }
+        }
+        false
+    }
+}
