@@ -23,7 +23,7 @@ use super::gate::SpawnGate;
 use crate::context;
 use crate::executor::Runnable;
 use crate::stats::Counters;
-use crate::sys::EventFd;
+use crate::sys::{EventFd, user_data};
 
 /// What travels through a shard's mailbox.
 pub(crate) enum Envelope {
@@ -142,6 +142,34 @@ impl Remote {
             same_runtime
         });
         if deferred != Some(true) {
+            self.ring_eventfd();
+        }
+    }
+
+    /// Rings this shard's doorbell at once, not at the end of the caller's
+    /// task poll: a MSG_RING submitted from the calling shard's ring, or the
+    /// eventfd from anywhere else (or if that ring is busy or refuses). Used
+    /// when the caller may go on to block its own shard: a stealable push
+    /// asks a parked shard to come and take the work *because* the pusher
+    /// may not get back to it.
+    pub(crate) fn ring_doorbell_now(&self) {
+        let sent = context::with_current(|cx| {
+            if cx.remote.runtime_id != self.runtime_id {
+                return false;
+            }
+            let Ok(mut ring) = cx.ring.try_borrow_mut() else {
+                return false;
+            };
+            let sqe = user_data::doorbell_sqe(
+                self.ring_fd(),
+                self.index,
+                cx.shared.features.skip_cqe_on_success,
+            );
+            // SAFETY: a MSG_RING data SQE points at no user memory; the
+            // target ring fd is kept open by `self` (held in `Shared`).
+            unsafe { ring.push(&sqe) }.is_ok() && ring.submit().is_ok()
+        });
+        if sent != Some(true) {
             self.ring_eventfd();
         }
     }

@@ -23,7 +23,7 @@ use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use crossbeam_deque::Worker;
-use io_uring::{opcode, squeue, types};
+use io_uring::{opcode, types};
 
 use super::Shared;
 use crate::context::{self, ShardContext};
@@ -238,17 +238,7 @@ impl Core {
         let mut ring = self.cx.ring.borrow_mut();
         for target in targets {
             let remote = &self.cx.shared.remotes[target];
-            let mut sqe = opcode::MsgRingData::new(
-                types::Fd(remote.ring_fd()),
-                0,
-                user_data::DOORBELL_IN,
-                None,
-            )
-            .build()
-            .user_data(user_data::doorbell_out(target));
-            if skip {
-                sqe = sqe.flags(squeue::Flags::SKIP_SUCCESS);
-            }
+            let sqe = user_data::doorbell_sqe(remote.ring_fd(), target, skip);
             // SAFETY: a MSG_RING data SQE points at no user memory; the
             // target ring fd is kept open by `remote` (held in `Shared`)
             // for as long as this shard runs.

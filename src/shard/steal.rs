@@ -69,7 +69,7 @@ pub(crate) fn notify_one(shared: &Shared) {
     for i in 0..n {
         let remote = &shared.remotes[(start + i) % n];
         if remote.doorbell.should_ring() {
-            remote.ring_doorbell(); // P3
+            remote.ring_doorbell_now(); // P3, at once: the pusher may block next
             return;
         }
     }
@@ -107,7 +107,9 @@ impl Core {
             let before = self.cx.deque.len();
             match self.cx.shared.injector.steal_batch_and_pop(&self.cx.deque) {
                 Steal::Success(r) => {
-                    let taken = (self.cx.deque.len() - before + 1) as u64;
+                    // Other shards may steal from our deque meanwhile: the
+                    // count is an estimate and must not underflow.
+                    let taken = (self.cx.deque.len().saturating_sub(before) + 1) as u64;
                     Counters::add(&stats.injector_pops, taken);
                     self.cx.deque.push(r);
                     return true;
@@ -133,7 +135,7 @@ impl Core {
                 let before = self.cx.deque.len();
                 match victim.steal_batch_and_pop(&self.cx.deque) {
                     Steal::Success(r) => {
-                        let stolen = (self.cx.deque.len() - before + 1) as u64;
+                        let stolen = (self.cx.deque.len().saturating_sub(before) + 1) as u64;
                         Counters::add(&stats.steals_succeeded, 1);
                         Counters::add(&stats.tasks_stolen, stolen);
                         self.cx.deque.push(r);

@@ -42,6 +42,25 @@ pub(crate) fn doorbell_out(target: usize) -> u64 {
     (2 << KIND_SHIFT) | (target as u64 & PAYLOAD_MASK)
 }
 
+/// The MSG_RING SQE that rings shard `target`'s ring (fd `target_fd`): it
+/// posts a `DOORBELL_IN` CQE there; on our side it completes silently unless
+/// it fails (`skip_success`, when the kernel honours `CQE_SKIP_SUCCESS`).
+pub(crate) fn doorbell_sqe(
+    target_fd: i32,
+    target: usize,
+    skip_success: bool,
+) -> io_uring::squeue::Entry {
+    let sqe =
+        io_uring::opcode::MsgRingData::new(io_uring::types::Fd(target_fd), 0, DOORBELL_IN, None)
+            .build()
+            .user_data(doorbell_out(target));
+    if skip_success {
+        sqe.flags(io_uring::squeue::Flags::SKIP_SUCCESS)
+    } else {
+        sqe
+    }
+}
+
 /// Decodes a `user_data` read from a CQE.
 pub(crate) fn decode(user_data: u64) -> Tag {
     let payload = user_data & PAYLOAD_MASK;

@@ -1,0 +1,348 @@
+//! Work stealing: a blocked shard's stealable work runs elsewhere, the
+//! search/notify protocol loses no wake-up, placements land where they say,
+//! and shutdown drains stealable tasks.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use ringlane::Placement;
+use ringlane::time::{sleep, timeout};
+
+/// Spins the calling shard (no yielding) until `done` reaches `target`;
+/// fails instead of hanging if it does not within 20 s.
+fn block_until(done: &AtomicUsize, target: usize, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while done.load(Ordering::Acquire) < target {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: stalled at {} of {target}",
+            done.load(Ordering::Acquire)
+        );
+        std::hint::spin_loop();
+    }
+}
+
+/// Shard 0 spawns 10,000 stealable tasks onto its own deque and then
+/// blocks (a long CPU-bound poll): shard 1 must steal and run all of them.
+#[test]
+fn stealable_work_of_a_blocked_shard_runs_on_the_other() {
+    let rt = common::runtime(2);
+    let done = Arc::new(AtomicUsize::new(0));
+    let d = done.clone();
+    let ran_on = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
+    let r = ran_on.clone();
+    let blocker = rt
+        .handle()
+        .spawn_pinned(0, async move {
+            for _ in 0..10_000 {
+                let (d, r) = (d.clone(), r.clone());
+                drop(
+                    ringlane::spawn(async move {
+                        r[ringlane::current_shard().unwrap()].fetch_add(1, Ordering::Relaxed);
+                        d.fetch_add(1, Ordering::Release);
+                    })
+                    .unwrap(),
+                );
+            }
+            block_until(&d, 10_000, "stealable tasks behind a blocked shard");
+        })
+        .unwrap();
+    rt.block_on(blocker).unwrap();
+    assert_eq!(
+        ran_on[0].load(Ordering::Relaxed),
+        0,
+        "shard 0 was blocked the whole time"
+    );
+    assert_eq!(ran_on[1].load(Ordering::Relaxed), 10_000);
+    let s1 = rt.handle().shard_stats(1).unwrap();
+    assert!(
+        s1.tasks_stolen >= 10_000 && s1.steals_succeeded > 0,
+        "{s1:?}"
+    );
+}
+
+/// The same from outside: while shard 0 is blocked by a pinned task,
+/// 10,000 stealable spawns from the main thread all complete on shard 1.
+#[test]
+fn stealable_spawns_from_outside_run_while_one_shard_is_blocked() {
+    let rt = common::runtime(2);
+    let release = Arc::new(AtomicBool::new(false));
+    let rel = release.clone();
+    let blocker = rt
+        .handle()
+        .spawn_pinned(0, async move {
+            while !rel.load(Ordering::Acquire) {
+                std::hint::spin_loop();
+            }
+        })
+        .unwrap();
+    let joins: Vec<_> = (0..10_000usize)
+        .map(|i| {
+            rt.handle()
+                .spawn_stealable(async move { (i, ringlane::current_shard()) })
+                .unwrap()
+        })
+        .collect();
+    let results = rt.block_on(timeout(Duration::from_secs(30), async {
+        let mut v = Vec::new();
+        for j in joins {
+            v.push(j.await.unwrap());
+        }
+        v
+    }));
+    release.store(true, Ordering::Release);
+    let results = results.expect("stealable tasks stalled behind a blocked shard");
+    rt.block_on(blocker).unwrap();
+    assert!(results.iter().all(|(_, s)| *s == Some(1)));
+    assert!(rt.handle().shard_stats(1).unwrap().injector_pops >= 10_000);
+}
+
+#[test]
+fn a_million_stealable_spawns_from_outside_all_complete() {
+    let rt = common::runtime(2);
+    let done = Arc::new(AtomicUsize::new(0));
+    let spawners: Vec<_> = (0..2)
+        .map(|_| {
+            let (h, done) = (rt.handle(), done.clone());
+            std::thread::spawn(move || {
+                for i in 0..500_000usize {
+                    let d = done.clone();
+                    drop(
+                        h.spawn_stealable(async move { d.fetch_add(1, Ordering::Release) })
+                            .unwrap(),
+                    );
+                    if i % 50_000 == 0 {
+                        std::thread::sleep(Duration::from_millis(1)); // let the shards drain and park
+                    }
+                }
+            })
+        })
+        .collect();
+    for s in spawners {
+        s.join().unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while done.load(Ordering::Acquire) < 1_000_000 {
+        assert!(
+            Instant::now() < deadline,
+            "lost wake-up: {} of 1,000,000 ran",
+            done.load(Ordering::Acquire)
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// The search/notify protocol under stress: 2,000 rounds in which shard 0
+/// pushes 50 stealable tasks onto its deque and then blocks until they are
+/// done. Shard 1 is parked at the start of each round, so every round
+/// needs a push to wake it (notify step P3); a lost wake-up stalls the
+/// round and fails it.
+#[test]
+fn search_and_notify_lose_no_wakeup_over_two_thousand_parked_rounds() {
+    let rt = common::runtime(2);
+    let h = rt.handle();
+    let parks_before = h.shard_stats(1).unwrap().parks;
+    let j = h
+        .spawn_pinned(0, async move {
+            let done = Arc::new(AtomicUsize::new(0));
+            for round in 0..2_000usize {
+                // Let shard 1 go idle and park (it has nothing to do).
+                sleep(Duration::from_micros(50)).await;
+                for _ in 0..50 {
+                    let d = done.clone();
+                    drop(
+                        ringlane::spawn(async move { d.fetch_add(1, Ordering::Release) }).unwrap(),
+                    );
+                }
+                block_until(&done, (round + 1) * 50, "stealing round");
+            }
+        })
+        .unwrap();
+    rt.block_on(j).unwrap();
+    let parks = h.shard_stats(1).unwrap().parks - parks_before;
+    assert!(
+        parks > 500,
+        "shard 1 parked only {parks} times: the rounds did not exercise the wake-up"
+    );
+}
+
+/// A stealable task holding a registered timer on shard 0 is woken by
+/// another source while shard 0 is blocked: shard 1 takes it, its `Sleep`
+/// moves to shard 1's wheel, and it completes there on time.
+#[test]
+fn stolen_task_with_an_in_flight_timer_completes_elsewhere() {
+    let rt = common::runtime(2);
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+    let release = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let task = rt
+        .handle()
+        .spawn_with(Placement::StealablePreferred(0), async move {
+            let first = ringlane::current_shard();
+            let mut s = Box::pin(sleep(Duration::from_millis(40)));
+            // Register the sleep on shard 0, then wait for `go`.
+            std::future::poll_fn(|cx| {
+                let _ = s.as_mut().poll(cx);
+                std::task::Poll::Ready(())
+            })
+            .await;
+            go_rx.await.unwrap();
+            s.await;
+            (first, ringlane::current_shard(), started.elapsed())
+        })
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(10));
+    let rel = release.clone();
+    let blocker = rt
+        .handle()
+        .spawn_pinned(0, async move {
+            while !rel.load(Ordering::Acquire) {
+                std::hint::spin_loop();
+            }
+        })
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(10)); // shard 0 is now blocked
+    go_tx.send(()).unwrap(); // wakes the task from a plain thread: injector
+    let out = rt.block_on(timeout(Duration::from_secs(10), task));
+    release.store(true, Ordering::Release);
+    rt.block_on(blocker).unwrap();
+    let (first, last, elapsed) = out.expect("the stolen task never completed").unwrap();
+    assert_eq!(first, Some(0));
+    assert_eq!(
+        last,
+        Some(1),
+        "it should have been taken by shard 1 while shard 0 was blocked"
+    );
+    assert!(
+        elapsed >= Duration::from_millis(40),
+        "the moved timer fired early: {elapsed:?}"
+    );
+}
+
+use std::future::Future;
+
+#[test]
+fn sticky_keys_always_land_on_the_same_shard_and_placements_hold() {
+    let rt = common::runtime(2);
+    let h = rt.handle();
+    let on = |p: Placement| {
+        rt.block_on(
+            h.spawn_with(p, async { ringlane::current_shard() })
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    for key in 0..50u64 {
+        let first = on(Placement::Sticky(key));
+        for _ in 0..20 {
+            assert_eq!(on(Placement::Sticky(key)), first, "key {key} moved");
+        }
+    }
+    let shards: std::collections::HashSet<_> =
+        (0..50u64).map(|k| on(Placement::Sticky(k))).collect();
+    assert_eq!(shards.len(), 2, "50 keys all mapped to one shard");
+    assert_eq!(on(Placement::Pinned(1)), Some(1));
+    assert_eq!(on(Placement::StealablePreferred(1)), Some(1));
+    let rr: Vec<_> = (0..4).map(|_| on(Placement::RoundRobin)).collect();
+    assert!(
+        rr.windows(2).all(|w| w[0] != w[1]),
+        "round robin repeated a shard: {rr:?}"
+    );
+    assert!(matches!(
+        h.spawn_with(Placement::Pinned(2), async {}),
+        Err(ringlane::Error::ShardOutOfRange { .. })
+    ));
+}
+
+/// A stealable task that wakes itself forever must not starve timers,
+/// channel messages or pinned tasks on its shard.
+#[test]
+fn a_self_waking_stealable_task_starves_nothing() {
+    let rt = ringlane::Runtime::builder()
+        .shards(1)
+        .task_budget(16)
+        .build()
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let spinner = rt
+        .handle()
+        .spawn_stealable(async move {
+            while !s.load(Ordering::Relaxed) {
+                ringlane::yield_now().await;
+            }
+        })
+        .unwrap();
+    let (tx, mut rx) = ringlane::channel::<u32>(4).unwrap();
+    let receiver = rt
+        .handle()
+        .spawn_pinned(0, async move { rx.recv().await })
+        .unwrap();
+    let timer = rt
+        .handle()
+        .spawn_pinned(0, sleep(Duration::from_millis(10)))
+        .unwrap();
+    tx.try_send(5).unwrap();
+    let r = rt.block_on(timeout(Duration::from_secs(5), async {
+        timer.await.unwrap();
+        receiver.await.unwrap()
+    }));
+    stop.store(true, Ordering::Relaxed);
+    assert_eq!(r.expect("starved by a self-waking stealable task"), Some(5));
+    rt.block_on(spinner).unwrap();
+}
+
+#[test]
+fn shutdown_cancels_pending_stealable_tasks_without_hanging_their_handles() {
+    let rt = common::runtime(2);
+    let mut joins: Vec<_> = (0..100)
+        .map(|_| {
+            rt.handle()
+                .spawn_stealable(std::future::pending::<()>())
+                .unwrap()
+        })
+        .collect();
+    // Some queued but never polled: behind a blocked shard and in the injector.
+    let release = Arc::new(AtomicBool::new(false));
+    let rel = release.clone();
+    drop(
+        rt.handle()
+            .spawn_pinned(1, async move {
+                while !rel.load(Ordering::Acquire) {
+                    std::hint::spin_loop();
+                }
+            })
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(20));
+    joins.extend((0..100).map(|_| rt.handle().spawn_stealable(async {}).unwrap()));
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        release.store(true, Ordering::Release);
+    });
+    let report = rt.shutdown(Duration::from_millis(10));
+    releaser.join().unwrap();
+    assert!(report.stuck_shards.is_empty(), "{report:?}");
+    let waiter = common::runtime(1);
+    let mut cancelled = 0;
+    for j in joins {
+        match waiter
+            .block_on(timeout(Duration::from_secs(5), j))
+            .expect("a stealable task's handle hung")
+        {
+            Ok(()) => {}
+            Err(e) => {
+                assert!(e.is_cancelled());
+                cancelled += 1;
+            }
+        }
+    }
+    assert!(
+        cancelled >= 100,
+        "the 100 pending tasks must be cancelled, got {cancelled}"
+    );
+    assert!(report.unfinished_tasks >= 100);
+}
