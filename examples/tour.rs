@@ -1,7 +1,8 @@
 //! A tour of ringlane: start the runtime next to a Tokio runtime, spawn
 //! pinned and local tasks on every shard from inside a Tokio task, pass
-//! typed messages between shards, use shard timers and Tokio timers from
-//! shard tasks, and print what it measured along the way.
+//! typed messages between shards, let idle shards steal work from a
+//! blocked one, use shard timers and Tokio timers from shard tasks, and
+//! print what it measured along the way.
 //!
 //! Run with `cargo run --release --example tour`.
 
@@ -195,6 +196,43 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let owner = (key % shards as u64) as usize;
             let v = h.call_on(owner, move |ctx| format!("key {key} served by shard {}", ctx.index())).expect("call_on").await.expect("join");
             println!("    call_on (request/response to the shard owning a key): {v}");
+        }
+
+        // 2d. Work stealing: shard 0 spawns stealable work, then blocks itself
+        // in a long CPU-bound poll; idle shards steal the work and run it.
+        if shards > 1 {
+            let before: u64 = (0..shards).map(|s| h.shard_stats(s).map_or(0, |st| st.tasks_stolen)).sum();
+            let t = Instant::now();
+            let ran_elsewhere = h
+                .spawn_pinned(0, async {
+                    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+                    let elsewhere = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+                    for _ in 0..1_000 {
+                        let (done, elsewhere) = (done.clone(), elsewhere.clone());
+                        drop(
+                            ringlane::spawn(async move {
+                                if ringlane::current_shard() != Some(0) {
+                                    elsewhere.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                }
+                                done.fetch_add(1, std::sync::atomic::Ordering::Release);
+                            })
+                            .expect("spawn"),
+                        );
+                    }
+                    // Block this shard (no yield) until the others have done it all.
+                    while done.load(std::sync::atomic::Ordering::Acquire) < 1_000 {
+                        std::hint::spin_loop();
+                    }
+                    elsewhere.load(std::sync::atomic::Ordering::Relaxed)
+                })
+                .expect("spawn")
+                .await
+                .expect("join");
+            let stolen: u64 = (0..shards).map(|s| h.shard_stats(s).map_or(0, |st| st.tasks_stolen)).sum::<u64>() - before;
+            println!(
+                "\n2d. shard 0 spawned 1,000 stealable tasks and blocked: {ran_elsewhere} ran on other shards ({stolen} stolen) in {:?}",
+                t.elapsed()
+            );
         }
 
         // 3. Throughput: 200,000 small pinned tasks spread over the shards from Tokio.
