@@ -17,7 +17,8 @@
 //! 4. N4: park (doorbell steps R3 to R6), where step R4 also looks at the
 //!    injector and every deque.
 //!
-//! Notify (after every stealable push):
+//! Notify (after a stealable push onto the injector, or onto a shard's own
+//! deque that now holds more than one task):
 //! 1. P1: full fence.
 //! 2. P2: if any shard is searching, do nothing: it will find the task.
 //! 3. P3: otherwise wake at most one parked shard (the first whose doorbell
@@ -43,19 +44,33 @@ use crate::executor::Runnable;
 use crate::stats::Counters;
 
 /// The schedule function of every stealable task (placement rules 1, 2).
+///
+/// A push onto a shard's own deque wakes another shard only if that deque
+/// now holds more than one task: a lone task is what this shard runs next,
+/// and waking an idle shard to race for it costs a doorbell and a futile
+/// search (Tokio follows the same rule). Consequence, as in Tokio: a task
+/// that makes exactly one stealable task ready and then blocks its shard
+/// without yielding keeps that task until it yields.
 pub(crate) fn schedule_stealable(shared: &Arc<Shared>, runnable: Runnable) {
     let mut runnable = Some(runnable);
-    context::with_current(|cx| {
-        if cx.shared.id == shared.id {
-            if let Some(r) = runnable.take() {
-                cx.deque.push(r);
-            }
+    let local_len = context::with_current(|cx| {
+        if cx.shared.id != shared.id {
+            return None;
         }
-    });
-    if let Some(r) = runnable {
-        shared.injector.push(r);
+        runnable.take().map(|r| {
+            cx.deque.push(r);
+            cx.deque.len()
+        })
+    })
+    .flatten();
+    match (runnable, local_len) {
+        (Some(r), _) => {
+            shared.injector.push(r);
+            notify_one(shared);
+        }
+        (None, Some(len)) if len > 1 => notify_one(shared),
+        (None, _) => {}
     }
-    notify_one(shared);
 }
 
 /// Notify steps P1 to P3.
