@@ -162,7 +162,9 @@ fn slow_receiver_applies_back_pressure_without_loss() {
         .spawn_pinned(1, async move {
             let mut got = Vec::new();
             while let Some(x) = rx.recv().await {
-                m.fetch_max(rx.len() + 1, Ordering::Relaxed);
+                // Read after the pop: a waiting sender may already have
+                // refilled the slot, so a full channel shows as 7 or 8.
+                m.fetch_max(rx.len(), Ordering::Relaxed);
                 if x % 50 == 0 {
                     ringlane::time::sleep(Duration::from_millis(1)).await;
                 }
@@ -186,10 +188,9 @@ fn slow_receiver_applies_back_pressure_without_loss() {
         max_seen.load(Ordering::Relaxed) <= 8,
         "more than capacity was queued"
     );
-    assert_eq!(
-        max_seen.load(Ordering::Relaxed),
-        8,
-        "the sender never had to wait: no back-pressure exercised"
+    assert!(
+        max_seen.load(Ordering::Relaxed) >= 7,
+        "the sender never filled the channel: no back-pressure exercised"
     );
     assert!(
         t.elapsed() >= Duration::from_millis(30),
