@@ -25,7 +25,7 @@ use crossbeam_deque::Worker;
 use crate::executor::{Runnable, TaskRegistry};
 use crate::mailbox::Remote;
 use crate::shard::Shared;
-use crate::sys::Ring;
+use crate::sys::{Ring, user_data};
 use crate::time::TimerWheel;
 
 /// Everything a shard thread owns that lanes and tasks need to reach.
@@ -47,6 +47,38 @@ pub(crate) struct ShardContext {
     pub(crate) doorbells: RefCell<Vec<usize>>,
     /// This shard's io_uring.
     pub(crate) ring: RefCell<Ring>,
+}
+
+impl ShardContext {
+    /// Pushes the MSG_RING doorbells this shard owes other shards onto
+    /// `ring` (the next `io_uring_enter` sends them); a doorbell whose SQE
+    /// cannot be queued falls back to the target's eventfd.
+    pub(crate) fn push_owed_doorbells(&self, ring: &mut Ring) {
+        let targets: Vec<usize> = std::mem::take(&mut *self.doorbells.borrow_mut());
+        let skip = self.shared.features.skip_cqe_on_success;
+        for target in targets {
+            let remote = &self.shared.remotes[target];
+            let sqe = user_data::doorbell_sqe(remote.ring_fd(), target, skip);
+            // SAFETY: a MSG_RING data SQE points at no user memory; the
+            // target ring fd is kept open by `remote` (held in `Shared`).
+            if unsafe { ring.push(&sqe) }.is_err() {
+                remote.ring_eventfd();
+            }
+        }
+    }
+
+    /// Sends every owed doorbell now (push and submit), unless the ring is
+    /// borrowed further up this thread's stack, in which case the caller
+    /// that holds it will submit.
+    pub(crate) fn send_owed_doorbells_now(&self) {
+        if self.doorbells.borrow().is_empty() {
+            return;
+        }
+        if let Ok(mut ring) = self.ring.try_borrow_mut() {
+            self.push_owed_doorbells(&mut ring);
+            let _ = ring.submit();
+        }
+    }
 }
 
 thread_local! {

@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::executor::{self, JoinHandle};
 use crate::mailbox::Remote;
 use crate::placement::{Placement, sticky_shard};
-use crate::shard::{Shared, schedule_stealable};
+use crate::shard::{Shared, notify_one, schedule_stealable};
 use crate::stats::ShardStats;
 use crate::sys::RingFeatures;
 
@@ -197,7 +197,7 @@ impl Handle {
     /// let h = rt.handle();
     /// let on = |p| rt.block_on(h.spawn_with(p, async { ringlane::current_shard() }).unwrap()).unwrap();
     /// assert_eq!(on(Placement::Pinned(1)), Some(1));
-    /// assert_eq!(on(Placement::StealablePreferred(0)), Some(0));
+    /// assert!(on(Placement::StealablePreferred(0)).is_some()); // shard 0 unless it is busy
     /// let a = on(Placement::RoundRobin);
     /// let b = on(Placement::RoundRobin);
     /// assert_ne!(a, b);
@@ -220,9 +220,15 @@ impl Handle {
                 let shared = self.shared.clone();
                 let (runnable, join) =
                     executor::spawn_stealable(future, move |r| schedule_stealable(&shared, r));
-                // The first run goes through the shard's mailbox; every later
-                // wake-up goes to a deque, from where it may be stolen.
-                remote.spawn(runnable).map_err(|_| Error::Shutdown)?;
+                let Some(_inside) = self.shared.injector_gate.enter() else {
+                    return Err(Error::Shutdown);
+                };
+                remote.preferred.push(runnable);
+                if remote.doorbell.should_ring() {
+                    remote.ring_doorbell_now(); // the preferred shard sleeps: it takes it
+                } else {
+                    notify_one(&self.shared); // it is busy: an idle shard may take it
+                }
                 Ok(join)
             }
             Placement::RoundRobin => {

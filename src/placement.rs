@@ -8,7 +8,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 /// |---|---|---|
 /// | `Pinned(i)` | shard `i`, for its whole life | work that owns shard state, or uses a shard's ring |
 /// | `Stealable` | any shard; idle shards steal it | CPU work of uneven size (fan-out subtasks, request handlers) |
-/// | `StealablePreferred(i)` | starts on shard `i`, may be stolen after its first wake-up | work that is cheapest near data on `i` but should not wait if `i` is busy |
+/// | `StealablePreferred(i)` | shard `i` unless `i` is busy, then any shard | work that is cheapest near data on `i` but should not wait if `i` is busy |
 /// | `RoundRobin` | the next shard in turn, pinned there | many similar long-lived tasks (connections) spread evenly |
 /// | `Sticky(key)` | the shard `key` hashes to, pinned there | everything about one key (a session, a partition) on one shard, in order |
 ///
@@ -35,7 +35,8 @@ pub enum Placement {
     /// On any shard: spawned onto the spawning shard's deque (or the global
     /// injector from outside) and stolen by idle shards.
     Stealable,
-    /// First run on this shard, stealable from its first wake-up on.
+    /// Queued for this shard, which runs it unless it is busy: then an idle
+    /// shard may take it, before its first run or after any wake-up.
     StealablePreferred(usize),
     /// Pinned to the next shard in a runtime-wide rotation.
     RoundRobin,

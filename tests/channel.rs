@@ -491,3 +491,101 @@ fn a_busy_task_queued_behind_the_sender_does_not_delay_the_parked_receiver() {
         "the receiver waited {latency:?} for its doorbell"
     );
 }
+
+/// Regression: after `close()` with senders still alive, `recv` on an empty
+/// channel waited forever instead of ending the stream.
+#[test]
+fn recv_after_close_ends_the_stream_once_drained_even_with_live_senders() {
+    let rt = common::runtime(1);
+    let (tx, mut rx) = channel::<u8>(4).unwrap();
+    tx.try_send(1).unwrap();
+    rx.close();
+    let got = rt
+        .block_on(timeout(Duration::from_secs(5), async move {
+            let mut v = Vec::new();
+            while let Some(x) = rx.recv().await {
+                v.push(x);
+            }
+            v
+        }))
+        .expect("recv hung after close");
+    assert_eq!(got, [1]);
+    assert!(tx.try_send(2).is_err());
+}
+
+/// Regression: a sender could pass the closed check, the receiver close and
+/// drain, and the sender then push and be told `Ok`: a lost message. Now
+/// every message is either received before the stream ends or returned.
+#[test]
+fn close_racing_sends_loses_no_message() {
+    for _ in 0..200 {
+        let (tx, mut rx) = channel::<u64>(64).unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let senders: Vec<_> = (0..3)
+            .map(|t| {
+                let (tx, accepted) = (tx.clone(), accepted.clone());
+                std::thread::spawn(move || {
+                    for i in 0..2_000u64 {
+                        match tx.try_send(t * 10_000 + i) {
+                            Ok(()) => {
+                                accepted.fetch_add(1, Ordering::SeqCst);
+                            }
+                            Err(TrySendError::Full(_)) => std::thread::yield_now(),
+                            Err(TrySendError::Closed(_)) => break,
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mut received = 0usize;
+        for _ in 0..50 {
+            if rx.try_recv().is_ok() {
+                received += 1;
+            }
+        }
+        rx.close();
+        loop {
+            match rx.try_recv() {
+                Ok(_) => received += 1,
+                Err(TryRecvError::Disconnected) => break,
+                Err(TryRecvError::Empty) => std::thread::yield_now(),
+            }
+        }
+        for s in senders {
+            s.join().unwrap();
+        }
+        assert_eq!(
+            received,
+            accepted.load(Ordering::SeqCst),
+            "a message accepted by the channel was never received"
+        );
+    }
+}
+
+/// Regression: each cancelled `send` left its waker behind; slots are now
+/// given back when a send future is dropped.
+#[test]
+fn cancelled_sends_on_a_full_channel_leave_nothing_behind() {
+    let rt = common::runtime(1);
+    let (tx, mut rx) = channel::<u32>(1).unwrap();
+    tx.try_send(0).unwrap();
+    rt.block_on(async {
+        for i in 0..1_000 {
+            // Each send waits for room, then is cancelled by the timeout.
+            assert!(timeout(Duration::from_micros(1), tx.send(i)).await.is_err());
+        }
+    });
+    assert_eq!(rx.try_recv(), Ok(0));
+    assert!(
+        rx.try_recv().is_err(),
+        "a cancelled send must not have sent"
+    );
+    // The channel still works: a waiting sender is woken when room appears.
+    let tx2 = tx.clone();
+    let sender = rt
+        .handle()
+        .spawn_pinned(0, async move { tx2.send(7).await })
+        .unwrap();
+    assert_eq!(rt.block_on(sender).unwrap(), Ok(()));
+    assert_eq!(rx.try_recv(), Ok(7));
+}

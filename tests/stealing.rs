@@ -169,52 +169,55 @@ fn search_and_notify_lose_no_wakeup_over_two_thousand_parked_rounds() {
     );
 }
 
-/// A stealable task holding a registered timer on shard 0 is woken by
-/// another source while shard 0 is blocked: shard 1 takes it, its `Sleep`
-/// moves to shard 1's wheel, and it completes there on time.
+/// A stealable task holding a registered timer on the shard it started on
+/// is woken by another source while that shard is blocked: the other shard
+/// takes it, its `Sleep` moves to that shard's wheel, and it completes
+/// there on time.
 #[test]
 fn stolen_task_with_an_in_flight_timer_completes_elsewhere() {
     let rt = common::runtime(2);
     let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+    let (first_tx, first_rx) = std::sync::mpsc::channel::<usize>();
     let release = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let task = rt
         .handle()
-        .spawn_with(Placement::StealablePreferred(0), async move {
-            let first = ringlane::current_shard();
+        .spawn_stealable(async move {
+            let first = ringlane::current_shard().unwrap();
             let mut s = Box::pin(sleep(Duration::from_millis(40)));
-            // Register the sleep on shard 0, then wait for `go`.
+            // Register the sleep where we run, then wait for `go`.
             std::future::poll_fn(|cx| {
                 let _ = s.as_mut().poll(cx);
                 std::task::Poll::Ready(())
             })
             .await;
+            first_tx.send(first).unwrap();
             go_rx.await.unwrap();
             s.await;
-            (first, ringlane::current_shard(), started.elapsed())
+            (first, ringlane::current_shard().unwrap(), started.elapsed())
         })
         .unwrap();
-    std::thread::sleep(Duration::from_millis(10));
+    let home = first_rx.recv_timeout(Duration::from_secs(5)).unwrap();
     let rel = release.clone();
     let blocker = rt
         .handle()
-        .spawn_pinned(0, async move {
+        .spawn_pinned(home, async move {
             while !rel.load(Ordering::Acquire) {
                 std::hint::spin_loop();
             }
         })
         .unwrap();
-    std::thread::sleep(Duration::from_millis(10)); // shard 0 is now blocked
+    std::thread::sleep(Duration::from_millis(10)); // the home shard is now blocked
     go_tx.send(()).unwrap(); // wakes the task from a plain thread: injector
     let out = rt.block_on(timeout(Duration::from_secs(10), task));
     release.store(true, Ordering::Release);
     rt.block_on(blocker).unwrap();
     let (first, last, elapsed) = out.expect("the stolen task never completed").unwrap();
-    assert_eq!(first, Some(0));
+    assert_eq!(first, home);
     assert_eq!(
         last,
-        Some(1),
-        "it should have been taken by shard 1 while shard 0 was blocked"
+        1 - home,
+        "the other shard should have taken it while its home was blocked"
     );
     assert!(
         elapsed >= Duration::from_millis(40),
@@ -345,4 +348,94 @@ fn shutdown_cancels_pending_stealable_tasks_without_hanging_their_handles() {
         "the 100 pending tasks must be cancelled, got {cancelled}"
     );
     assert!(report.unfinished_tasks >= 100);
+}
+
+/// Regression: stealable tasks registered on shard 0 that finish on shard 1
+/// during a graceful shutdown left shard 0 asleep until the deadline
+/// (nobody told it its registry had emptied).
+#[test]
+fn graceful_shutdown_returns_promptly_when_stolen_tasks_finish_elsewhere() {
+    let rt = common::runtime(2);
+    let h = rt.handle();
+    let mut senders = Vec::new();
+    let mut joins = Vec::new();
+    for _ in 0..10 {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        senders.push(tx);
+        // First polled on shard 0: registered there.
+        joins.push(
+            h.spawn_with(
+                Placement::StealablePreferred(0),
+                async move { rx.await.is_ok() },
+            )
+            .unwrap(),
+        );
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    // A pinned task on shard 1 fires the senders once shutdown has begun:
+    // the woken tasks go to shard 1's deque and finish there.
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+    drop(
+        h.spawn_pinned(1, async move {
+            go_rx.await.unwrap();
+            for tx in senders {
+                tx.send(()).unwrap();
+            }
+        })
+        .unwrap(),
+    );
+    let shutter = std::thread::spawn(move || {
+        let t = Instant::now();
+        let report = rt.shutdown(Duration::from_secs(30));
+        (report, t.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    go_tx.send(()).unwrap();
+    let (report, took) = shutter.join().unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    assert!(
+        took < Duration::from_secs(5),
+        "shutdown waited {took:?} for a shard whose tasks were done"
+    );
+    for j in joins {
+        assert!(common::block_on(j).unwrap());
+    }
+}
+
+/// `StealablePreferred` tasks waiting for their first run are stealable:
+/// with the preferred shard blocked, another shard runs them.
+#[test]
+fn stealable_preferred_tasks_run_elsewhere_while_their_shard_is_blocked() {
+    let rt = common::runtime(2);
+    let release = Arc::new(AtomicBool::new(false));
+    let rel = release.clone();
+    let blocker = rt
+        .handle()
+        .spawn_pinned(0, async move {
+            while !rel.load(Ordering::Acquire) {
+                std::hint::spin_loop();
+            }
+        })
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(10));
+    let joins: Vec<_> = (0..100)
+        .map(|_| {
+            rt.handle()
+                .spawn_with(Placement::StealablePreferred(0), async {
+                    ringlane::current_shard()
+                })
+                .unwrap()
+        })
+        .collect();
+    let out = rt.block_on(timeout(Duration::from_secs(10), async {
+        let mut v = Vec::new();
+        for j in joins {
+            v.push(j.await.unwrap());
+        }
+        v
+    }));
+    release.store(true, Ordering::Release);
+    rt.block_on(blocker).unwrap();
+    let out = out.expect("preferred tasks stranded behind a blocked shard");
+    assert!(out.iter().all(|s| *s == Some(1)));
 }

@@ -6,6 +6,7 @@ use std::task::Waker;
 
 use crossbeam_queue::ArrayQueue;
 use parking_lot::Mutex;
+use slab::Slab;
 
 use crate::context;
 use crate::stats::Counters;
@@ -16,10 +17,15 @@ pub(super) struct Chan<T> {
     pub(super) senders: AtomicUsize,
     /// The receiver was dropped or closed: sends fail.
     pub(super) rx_closed: AtomicBool,
+    /// Senders between their `rx_closed` check and their push; a closed
+    /// receiver waits for 0 before it may call the stream ended.
+    pub(super) pushers: AtomicUsize,
     rx_waiting: AtomicBool,
     rx_waker: Mutex<Option<Waker>>,
     tx_waiting: AtomicBool,
-    tx_wakers: Mutex<Vec<Waker>>,
+    /// One slot per send future waiting for room; the future removes its
+    /// slot when it completes or is dropped, so slots never pile up.
+    tx_wakers: Mutex<Slab<Waker>>,
 }
 
 impl<T> Chan<T> {
@@ -28,10 +34,11 @@ impl<T> Chan<T> {
             queue: ArrayQueue::new(capacity),
             senders: AtomicUsize::new(1),
             rx_closed: AtomicBool::new(false),
+            pushers: AtomicUsize::new(0),
             rx_waiting: AtomicBool::new(false),
             rx_waker: Mutex::new(None),
             tx_waiting: AtomicBool::new(false),
-            tx_wakers: Mutex::new(Vec::new()),
+            tx_wakers: Mutex::new(Slab::new()),
         }
     }
 
@@ -64,16 +71,24 @@ impl<T> Chan<T> {
         }
     }
 
-    /// Protocol step 3 (sender, ring full): register before trying again.
-    pub(super) fn register_sender(&self, waker: &Waker) {
+    /// Protocol step 3 (sender, ring full): register (or refresh) the
+    /// caller's slot before trying again.
+    pub(super) fn register_sender(&self, slot: &mut Option<usize>, waker: &Waker) {
         {
             let mut wakers = self.tx_wakers.lock();
-            if !wakers.iter().any(|w| w.will_wake(waker)) {
-                wakers.push(waker.clone());
+            match slot.and_then(|s| wakers.get_mut(s)) {
+                Some(w) if w.will_wake(waker) => {}
+                Some(w) => *w = waker.clone(),
+                None => *slot = Some(wakers.insert(waker.clone())),
             }
         }
         self.tx_waiting.store(true, Ordering::SeqCst);
         fence(Ordering::SeqCst);
+    }
+
+    /// Gives up a sender's slot (its send completed or was dropped).
+    pub(super) fn unregister_sender(&self, slot: usize) {
+        self.tx_wakers.lock().try_remove(slot);
     }
 
     /// Protocol step 3 (receiver, after freeing space): wake waiting senders.
@@ -84,9 +99,16 @@ impl<T> Chan<T> {
         }
     }
 
-    /// Wakes every waiting sender unconditionally (the receiver left).
+    /// Wakes every waiting sender (their slots stay theirs until they
+    /// complete or drop). Waking all, not one per freed slot, keeps this
+    /// correct when a woken sender is cancelled before it pushes.
     pub(super) fn wake_senders(&self) {
-        let wakers = std::mem::take(&mut *self.tx_wakers.lock());
+        let wakers: Vec<Waker> = self
+            .tx_wakers
+            .lock()
+            .iter()
+            .map(|(_, w)| w.clone())
+            .collect();
         wakers.into_iter().for_each(Waker::wake);
     }
 }

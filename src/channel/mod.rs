@@ -20,8 +20,10 @@
 //! Guarantees: FIFO per sender (a single ring; a sender's pushes are
 //! ordered, batched or not); no message lost or duplicated: a send either
 //! puts the message in the ring or returns it in the error; dropping every
-//! sender ends the receiver's stream after the queued messages; dropping
-//! the receiver makes later sends fail with the message returned.
+//! sender ends the receiver's stream after the queued messages; closing the
+//! receiver makes later sends fail with the message returned, and its
+//! stream ends once every message that was sent has been received (closing
+//! and pushing exclude each other through an in-flight pusher count).
 //!
 //! Wait/notify protocol (both directions use the same Dekker pattern):
 //! 1. Receiver: pop; if empty, store its waker and set `rx_waiting`, full

@@ -69,8 +69,13 @@ impl<T> Receiver<T> {
         if let Some(m) = self.pop() {
             return Ok(m);
         }
-        if self.chan.senders.load(Ordering::Acquire) == 0 {
-            // A push that raced the last sender's drop is visible now.
+        let chan = &self.chan;
+        let ended = chan.senders.load(Ordering::Acquire) == 0
+            // Closed, and no sender is between its check and its push: no
+            // message can arrive any more (see `Sender::push_quiet`).
+            || (chan.rx_closed.load(Ordering::SeqCst) && chan.pushers.load(Ordering::SeqCst) == 0);
+        if ended {
+            // A push that raced the end is visible now.
             return self.pop().ok_or(TryRecvError::Disconnected);
         }
         Err(TryRecvError::Empty)
@@ -144,7 +149,9 @@ impl<T> Receiver<T> {
     }
 
     /// Stops new sends (they fail with the message returned) while letting
-    /// this receiver take what is already queued.
+    /// this receiver take what is already queued; `recv` then returns
+    /// `None` once the queue is empty, even if senders remain. Every message
+    /// a sender was told was sent is received before that `None`.
     ///
     /// # Examples
     ///
@@ -156,7 +163,7 @@ impl<T> Receiver<T> {
     /// assert_eq!(rx.try_recv(), Ok(1));
     /// ```
     pub fn close(&mut self) {
-        self.chan.rx_closed.store(true, Ordering::Release);
+        self.chan.rx_closed.store(true, Ordering::SeqCst);
         self.chan.wake_senders();
     }
 
@@ -189,7 +196,11 @@ impl<T> Receiver<T> {
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
         self.close();
-        // Messages still queued are dropped here, on the receiver's side.
+        // Messages still queued are dropped here, on the receiver's side,
+        // including any from a sender that was mid-push when we closed.
+        while self.chan.pushers.load(Ordering::SeqCst) != 0 {
+            std::hint::spin_loop();
+        }
         while self.chan.queue.pop().is_some() {}
     }
 }

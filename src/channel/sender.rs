@@ -80,12 +80,24 @@ impl<T> Sender<T> {
         Self { chan }
     }
 
-    /// Pushes without waking the receiver.
+    /// Pushes without waking the receiver. Counting itself in `pushers`
+    /// before the `rx_closed` check makes "closed" and "pushed" exclusive: a
+    /// receiver that closed and then saw no pusher knows no message can
+    /// still arrive (both sides use `SeqCst`).
     fn push_quiet(&self, msg: T) -> Result<(), TrySendError<T>> {
-        if self.chan.rx_closed.load(Ordering::Acquire) {
-            return Err(TrySendError::Closed(msg));
+        let chan = &self.chan;
+        chan.pushers.fetch_add(1, Ordering::SeqCst);
+        let result = if chan.rx_closed.load(Ordering::SeqCst) {
+            Err(TrySendError::Closed(msg))
+        } else {
+            chan.queue.push(msg).map_err(TrySendError::Full)
+        };
+        chan.pushers.fetch_sub(1, Ordering::SeqCst);
+        if let Err(TrySendError::Closed(_)) = result {
+            // A closed receiver may be waiting for `pushers` to reach 0.
+            chan.notify_receiver();
         }
-        self.chan.queue.push(msg).map_err(TrySendError::Full)
+        result
     }
 
     /// Sends at once if there is room; never waits. The message comes back
@@ -107,12 +119,17 @@ impl<T> Sender<T> {
     }
 
     /// One attempt of an awaiting send: push, or register and push again.
-    fn poll_push(&self, cx: &mut Context<'_>, msg: T) -> Result<Result<(), T>, T> {
+    fn poll_push(
+        &self,
+        cx: &mut Context<'_>,
+        slot: &mut WaitSlot<'_, T>,
+        msg: T,
+    ) -> Result<Result<(), T>, T> {
         match self.push_quiet(msg) {
             Ok(()) => Ok(Ok(())),
             Err(TrySendError::Closed(m)) => Err(m),
             Err(TrySendError::Full(m)) => {
-                self.chan.register_sender(cx.waker());
+                self.chan.register_sender(&mut slot.slot, cx.waker());
                 match self.push_quiet(m) {
                     Ok(()) => Ok(Ok(())),
                     Err(TrySendError::Closed(m)) => Err(m),
@@ -142,11 +159,15 @@ impl<T> Sender<T> {
     /// ```
     pub async fn send(&self, msg: T) -> Result<(), SendError<T>> {
         let mut slot = Some(msg);
+        let mut wait = WaitSlot {
+            chan: &self.chan,
+            slot: None,
+        };
         poll_fn(|cx| {
             let Some(msg) = slot.take() else {
                 return Poll::Ready(Ok(()));
             };
-            match self.poll_push(cx, msg) {
+            match self.poll_push(cx, &mut wait, msg) {
                 Ok(Ok(())) => {
                     count_sent(1);
                     self.chan.notify_receiver();
@@ -191,12 +212,16 @@ impl<T> Sender<T> {
         let mut items = items.into_iter();
         let mut pending: Option<T> = None;
         let mut sent = 0u64;
+        let mut wait = WaitSlot {
+            chan: &self.chan,
+            slot: None,
+        };
         let result = poll_fn(|cx| {
             loop {
                 let Some(msg) = pending.take().or_else(|| items.next()) else {
                     return Poll::Ready(Ok(()));
                 };
-                match self.poll_push(cx, msg) {
+                match self.poll_push(cx, &mut wait, msg) {
                     Ok(Ok(())) => sent += 1,
                     Ok(Err(msg)) => {
                         pending = Some(msg);
@@ -277,6 +302,21 @@ impl<T> Sender<T> {
     /// ```
     pub fn capacity(&self) -> usize {
         self.chan.queue.capacity()
+    }
+}
+
+/// A send future's waiter slot, given back when the future completes or is
+/// dropped (cancelled sends leave nothing behind).
+struct WaitSlot<'a, T> {
+    chan: &'a Chan<T>,
+    slot: Option<usize>,
+}
+
+impl<T> Drop for WaitSlot<'_, T> {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            self.chan.unregister_sender(slot);
+        }
     }
 }
 

@@ -13,6 +13,7 @@ use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
 use super::JoinError;
@@ -119,6 +120,14 @@ impl<F> Drop for Tracked<F> {
             }
             Registration::Stealable { slot, home } => {
                 home.stealable_tasks.lock().try_remove(slot);
+                // A home shard that is shutting down waits for its registry
+                // to empty; if it sleeps, tell it (it re-checks at step R4).
+                if home.draining.load(Ordering::SeqCst)
+                    && !home.is_current()
+                    && home.doorbell.should_ring()
+                {
+                    home.ring_doorbell_now();
+                }
             }
             Registration::Unregistered { .. } | Registration::Removed => {}
         }

@@ -82,6 +82,11 @@ impl DoorbellState {
                 .is_ok()
     }
 
+    /// Whether the receiver is running (neither asleep, being woken, nor gone).
+    pub(crate) fn is_running(&self) -> bool {
+        self.state.load(Ordering::SeqCst) == RUNNING
+    }
+
     /// The receiver will never park again (it has exited).
     pub(crate) fn close(&self) {
         self.state.store(CLOSED, Ordering::SeqCst);

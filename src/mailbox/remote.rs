@@ -12,6 +12,7 @@
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
+use std::sync::atomic::AtomicBool;
 use std::task::Waker;
 
 use crossbeam_deque::{Injector, Steal};
@@ -50,6 +51,12 @@ pub(crate) struct Remote {
     /// Stealable tasks first polled on this shard. A `Mutex`, unlike the
     /// pinned registry, because a stolen task is dropped on another shard.
     pub(crate) stealable_tasks: Mutex<Slab<Waker>>,
+    /// `Placement::StealablePreferred` tasks waiting for their first run:
+    /// this shard moves them onto its deque, idle shards may take them.
+    pub(crate) preferred: Injector<Runnable>,
+    /// Set once this shard has begun shutting down: a stolen task that
+    /// leaves its registry elsewhere then wakes it to re-check its exit.
+    pub(crate) draining: AtomicBool,
 }
 
 impl Remote {
@@ -64,6 +71,8 @@ impl Remote {
             ring_fd,
             stats: Counters::default(),
             stealable_tasks: Mutex::new(Slab::new()),
+            preferred: Injector::new(),
+            draining: AtomicBool::new(false),
         }
     }
 
@@ -92,13 +101,12 @@ impl Remote {
         Ok(())
     }
 
-    /// Hands a runtime-internal closure to this shard (refused after shutdown).
-    pub(crate) fn call(&self, f: Box<dyn FnOnce() + Send>) -> bool {
-        let Some(_inside) = self.gate.enter() else {
-            return false;
-        };
+    /// Hands a runtime-internal closure to this shard (e.g. removing a
+    /// timer of a task that moved). Never refused, like a wake-up: a shard
+    /// that is draining still needs it (its exit waits for its wheel to
+    /// empty); one that has exited drops it, unrun, with this `Remote`.
+    pub(crate) fn call(&self, f: Box<dyn FnOnce() + Send>) {
         self.push(Envelope::Call(f));
-        true
     }
 
     /// The schedule function of every task owned by this shard (routing
@@ -160,6 +168,7 @@ impl Remote {
             let Ok(mut ring) = cx.ring.try_borrow_mut() else {
                 return false;
             };
+            cx.push_owed_doorbells(&mut ring); // they ride on the same submit
             let sqe = user_data::doorbell_sqe(
                 self.ring_fd(),
                 self.index,

@@ -26,6 +26,7 @@ use crossbeam_deque::Worker;
 use io_uring::{opcode, types};
 
 use super::Shared;
+use super::steal::{Search, notify_one};
 use crate::context::{self, ShardContext};
 use crate::executor::{Runnable, TaskRegistry};
 use crate::mailbox::Envelope;
@@ -111,10 +112,17 @@ impl Core {
                 }
             }
             if self.is_idle() {
-                if !self.cancelling.get() && self.search() {
-                    continue; // stealable work found (steal.rs, N1-N3)
+                let search = if self.cancelling.get() {
+                    Search::Nothing
+                } else {
+                    self.search()
+                };
+                if search == Search::Found {
+                    // Not parking after all: send what the idle tick queued.
+                    let _ = self.cx.ring.borrow_mut().submit();
+                    continue;
                 }
-                self.park();
+                self.park(search != Search::Refused);
             }
         };
         self.release_ring();
@@ -143,6 +151,9 @@ impl Core {
 
     fn intake(&self) {
         let remote = &self.cx.remote;
+        if !remote.preferred.is_empty() && !self.cancelling.get() {
+            self.take_preferred(self.cx.index);
+        }
         for _ in 0..self.budget().saturating_mul(4) {
             let Some(envelope) = remote.pop() else { break };
             self.local.received.set(self.local.received.get() + 1);
@@ -176,6 +187,7 @@ impl Core {
         let from_queue = || self.cx.run_queue.borrow_mut().pop_front();
         let from_deque = || self.cx.deque.pop();
         if pick % 61 == 0 && self.take_from_injector() {
+            self.share_batch();
             return from_deque();
         }
         let local = if pick % 2 == 0 {
@@ -183,7 +195,20 @@ impl Core {
         } else {
             from_deque().or_else(from_queue)
         };
-        local.or_else(|| self.take_from_injector().then(from_deque).flatten())
+        local.or_else(|| {
+            let took = self.take_from_injector();
+            self.share_batch();
+            took.then(from_deque).flatten()
+        })
+    }
+
+    /// A batch just moved from the injector is visible to other shards only
+    /// in our deque now; if it holds more than one task, wake an idle shard
+    /// to share it (we may block in the next poll).
+    fn share_batch(&self) {
+        if self.cx.deque.len() > 1 {
+            notify_one(&self.cx.shared);
+        }
     }
 
     fn run_tasks(&self) {
@@ -211,13 +236,10 @@ impl Core {
     /// tick); with nothing queued the tick is about to end and the doorbell
     /// rides on the next `io_uring_enter` (usually the park's).
     fn send_owed_doorbells_now(&self) {
-        if self.cx.doorbells.borrow().is_empty()
-            || (self.cx.run_queue.borrow().is_empty() && self.cx.deque.is_empty())
-        {
+        if self.cx.run_queue.borrow().is_empty() && self.cx.deque.is_empty() {
             return;
         }
-        self.flush_doorbells();
-        let _ = self.cx.ring.borrow_mut().submit();
+        self.cx.send_owed_doorbells_now();
     }
 
     /// Drops a task that shutdown did not let finish.
@@ -230,21 +252,8 @@ impl Core {
 
     /// Routing rule 3: one MSG_RING per shard owed a doorbell this tick.
     fn flush_doorbells(&self) {
-        let targets: Vec<usize> = std::mem::take(&mut *self.cx.doorbells.borrow_mut());
-        if targets.is_empty() {
-            return;
-        }
-        let skip = self.cx.shared.features.skip_cqe_on_success;
-        let mut ring = self.cx.ring.borrow_mut();
-        for target in targets {
-            let remote = &self.cx.shared.remotes[target];
-            let sqe = user_data::doorbell_sqe(remote.ring_fd(), target, skip);
-            // SAFETY: a MSG_RING data SQE points at no user memory; the
-            // target ring fd is kept open by `remote` (held in `Shared`)
-            // for as long as this shard runs.
-            if unsafe { ring.push(&sqe) }.is_err() {
-                remote.ring_eventfd();
-            }
+        if !self.cx.doorbells.borrow().is_empty() {
+            self.cx.push_owed_doorbells(&mut self.cx.ring.borrow_mut());
         }
     }
 
@@ -316,6 +325,7 @@ impl Core {
         self.cx.run_queue.borrow().is_empty()
             && self.cx.deque.is_empty()
             && self.cx.remote.is_empty()
+            && self.cx.remote.preferred.is_empty()
             && !self.cx.ring.borrow_mut().has_events()
     }
 
@@ -337,23 +347,29 @@ impl Core {
 
     /// Whether there is work, checked without any syscall. SQEs waiting to
     /// be submitted are not work: the park's `io_uring_enter` submits them.
-    fn has_work(&self) -> bool {
+    /// `stealable` adds the other shards' deques and the injectors (step
+    /// R4's extra look); a shard refused as a searcher leaves those to the
+    /// searchers. While shutting down, being able to exit counts as work.
+    fn has_work(&self, stealable: bool) -> bool {
         !self.cx.remote.is_empty()
             || !self.cx.run_queue.borrow().is_empty()
             || !self.cx.doorbells.borrow().is_empty()
             || self.cx.ring.borrow_mut().has_events()
-            || self.cx.shared.has_stealable_work()
+            || (stealable && self.cx.shared.has_stealable_work(self.cx.index))
+            || (self.seen_shutdown.get() && self.exit_ready())
     }
 
     /// Step R2: spin for the configured window. Returns whether work appeared.
-    fn spin(&self, window: Duration) -> bool {
+    fn spin(&self, window: Duration, stealable: bool) -> bool {
         let now = Instant::now();
         let end = now
             .checked_add(window)
             .unwrap_or(now + Duration::from_secs(3600));
         let timer = self.cx.timers.borrow().next_deadline();
         loop {
-            if self.has_work() || self.cx.shared.is_shutting_down() && !self.seen_shutdown.get() {
+            if self.has_work(stealable)
+                || self.cx.shared.is_shutting_down() && !self.seen_shutdown.get()
+            {
                 return true;
             }
             let now = Instant::now();
@@ -365,14 +381,14 @@ impl Core {
     }
 
     /// Steps R2 to R6 of the park/wake protocol.
-    fn park(&self) {
+    fn park(&self, stealable: bool) {
         // Doorbells owed by work done outside a tick (shutdown's drops,
         // completions) go out with this park's `io_uring_enter` at the latest.
         self.flush_doorbells();
         if let Some(window) = self.cx.shared.config.spin {
             // Queued doorbells must not wait out the spin window.
             let _ = self.cx.ring.borrow_mut().submit();
-            if self.spin(window) {
+            if self.spin(window, stealable) {
                 return;
             }
         }
@@ -380,7 +396,7 @@ impl Core {
         doorbell.prepare_park(); // R3
         let new_shutdown = self.cx.shared.is_shutting_down() && !self.seen_shutdown.get();
         let timeout = self.park_timeout();
-        if self.has_work() || new_shutdown || timeout == Some(Duration::ZERO) {
+        if self.has_work(stealable) || new_shutdown || timeout == Some(Duration::ZERO) {
             doorbell.finish_park(); // R4
             return;
         }

@@ -31,6 +31,10 @@ impl Core {
     pub(super) fn shutdown_step(&self) -> Option<usize> {
         if !self.seen_shutdown.get() {
             self.seen_shutdown.set(true);
+            self.cx
+                .remote
+                .draining
+                .store(true, std::sync::atomic::Ordering::SeqCst);
             self.cx.remote.close_gate(); // D1
         }
         let deadline = self
@@ -60,27 +64,44 @@ impl Core {
                     }
                 }
             }
+            let shared = &self.cx.shared;
             loop {
                 // Pop first: the RefMut must not live while user Drop code runs.
+                // Stealable tasks are `Send`: take them from anywhere, so this
+                // shard never waits on a shard that is blocked.
                 let next = self.cx.run_queue.borrow_mut().pop_front();
                 let Some(r) = next
                     .or_else(|| self.cx.deque.pop())
-                    .or_else(|| self.cx.shared.injector.steal().success())
+                    .or_else(|| shared.injector.steal().success())
+                    .or_else(|| {
+                        shared
+                            .remotes
+                            .iter()
+                            .find_map(|q| q.preferred.steal().success())
+                    })
+                    .or_else(|| shared.stealers.iter().find_map(|s| s.steal().success()))
                 else {
                     break;
                 };
                 self.cancel(r);
             }
         }
+        self.exit_ready().then(|| self.cancelled.get()) // D4
+    }
+
+    /// Step D4's condition. While still graceful, timers of stolen tasks
+    /// that sleep on this shard's wheel keep it alive too.
+    pub(super) fn exit_ready(&self) -> bool {
         let shared = &self.cx.shared;
-        let empty = self.cx.registry.borrow().len() == 0
+        self.cx.registry.borrow().len() == 0
             && self.cx.remote.stealable_tasks.lock().is_empty()
             && self.cx.run_queue.borrow().is_empty()
             && self.cx.deque.is_empty()
             && self.cx.remote.is_empty()
+            && self.cx.remote.preferred.is_empty()
             && shared.injector_gate.is_closed()
-            && shared.injector.is_empty();
-        empty.then(|| self.cancelled.get()) // D4
+            && shared.injector.is_empty()
+            && (self.cancelling.get() || self.cx.timers.borrow().len() == 0)
     }
 
     /// Step D5.

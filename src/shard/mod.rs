@@ -29,7 +29,7 @@ use std::sync::mpsc;
 use std::thread;
 
 pub(crate) use shared::{Config, Shared};
-pub(crate) use steal::schedule_stealable;
+pub(crate) use steal::{notify_one, schedule_stealable};
 
 use crossbeam_deque::Worker;
 

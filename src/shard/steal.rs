@@ -75,6 +75,13 @@ pub(crate) fn schedule_stealable(shared: &Arc<Shared>, runnable: Runnable) {
 
 /// Notify steps P1 to P3.
 pub(crate) fn notify_one(shared: &Shared) {
+    // A shard this one already owes a (deferred) doorbell is `NOTIFIED` and
+    // skipped below: send what we owe now, as the pusher may block next.
+    context::with_current(|cx| {
+        if cx.shared.id == shared.id {
+            cx.send_owed_doorbells_now();
+        }
+    });
     fence(Ordering::SeqCst); // P1
     if shared.searching.load(Ordering::SeqCst) > 0 {
         return; // P2
@@ -91,28 +98,86 @@ pub(crate) fn notify_one(shared: &Shared) {
 }
 
 impl Shared {
-    /// Whether any stealable work is visible anywhere (step R4's extra look).
-    pub(crate) fn has_stealable_work(&self) -> bool {
-        !self.injector.is_empty() || self.stealers.iter().any(|s| !s.is_empty())
+    /// Whether shard `me` could find stealable work (step R4's extra look):
+    /// exactly what `search` would take, so a shard never wakes for work it
+    /// would then refuse.
+    pub(crate) fn has_stealable_work(&self, me: usize) -> bool {
+        !self.injector.is_empty()
+            || self.stealers.iter().any(|s| !s.is_empty())
+            || self
+                .remotes
+                .iter()
+                .enumerate()
+                .any(|(i, r)| !r.preferred.is_empty() && (i == me || r.doorbell.is_running()))
     }
 }
 
+/// What a search (N1 to N3) came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Search {
+    /// Work is now in our deque.
+    Found,
+    /// Nothing anywhere.
+    Nothing,
+    /// Enough shards search already; they will find any work, so this shard
+    /// parks without counting stealable work as its own (no busy loop).
+    Refused,
+}
+
 impl Core {
-    /// Steps N1 to N3; returns whether work was found (now in our deque).
-    pub(super) fn search(&self) -> bool {
+    /// Steps N1 to N3.
+    pub(super) fn search(&self) -> Search {
         let shared = &self.cx.shared;
-        let n = shared.remotes.len();
-        let limit = n.div_ceil(2);
-        if shared.searching.fetch_add(1, Ordering::SeqCst) >= limit {
-            shared.searching.fetch_sub(1, Ordering::SeqCst);
-            return false; // N1: enough searchers already
+        let limit = shared.remotes.len().div_ceil(2);
+        // N1: claim a searcher slot without ever counting transiently past
+        // the limit (that would make the real last searcher skip its notify).
+        let claimed = shared
+            .searching
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |s| {
+                (s < limit).then_some(s + 1)
+            });
+        if claimed.is_err() {
+            return Search::Refused;
         }
-        let found = self.take_from_injector() || self.steal_from_others();
+        let n = shared.remotes.len();
+        let found = self.take_preferred(self.cx.index)
+            || self.take_from_injector()
+            || self.steal_from_others()
+            // Another shard's preferred tasks only while it is busy: asleep
+            // or being woken, it takes them itself.
+            || (1..n).map(|i| (self.cx.index + i) % n).any(|j| {
+                shared.remotes[j].doorbell.is_running() && self.take_preferred(j)
+            });
         let was_last = shared.searching.fetch_sub(1, Ordering::SeqCst) == 1; // N3
         if found && was_last {
             notify_one(shared);
         }
-        found
+        if found {
+            Search::Found
+        } else {
+            Search::Nothing
+        }
+    }
+
+    /// Moves a batch of `StealablePreferred` tasks queued for shard `of`
+    /// into our deque (our own, or another shard's that has not taken them).
+    pub(super) fn take_preferred(&self, of: usize) -> bool {
+        loop {
+            match self.cx.shared.remotes[of]
+                .preferred
+                .steal_batch_and_pop(&self.cx.deque)
+            {
+                Steal::Success(r) => {
+                    self.cx.deque.push(r);
+                    if of != self.cx.index {
+                        Counters::add(&self.cx.remote.stats.tasks_stolen, 1);
+                    }
+                    return true;
+                }
+                Steal::Empty => return false,
+                Steal::Retry => std::hint::spin_loop(),
+            }
+        }
     }
 
     /// Moves a batch from the injector into our deque.

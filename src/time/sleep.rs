@@ -123,7 +123,7 @@ impl Sleep {
                     context::with_current(|cx| cx.timers.borrow_mut().remove(key));
                 } else {
                     // Rule 2: only the owner touches its wheel. If the shard
-                    // has shut down the wheel is gone and nothing is owed.
+                    // has exited the wheel is gone and nothing is owed.
                     remote.call(Box::new(move || {
                         context::with_current(|cx| cx.timers.borrow_mut().remove(key));
                     }));

@@ -98,7 +98,6 @@ impl TimerWheel {
     }
 
     /// Timers registered and not yet fired.
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.pending
     }
