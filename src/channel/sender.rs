@@ -80,24 +80,29 @@ impl<T> Sender<T> {
         Self { chan }
     }
 
-    /// Pushes without waking the receiver. Counting itself in `pushers`
-    /// before the `rx_closed` check makes "closed" and "pushed" exclusive: a
-    /// receiver that closed and then saw no pusher knows no message can
-    /// still arrive (both sides use `SeqCst`).
-    fn push_quiet(&self, msg: T) -> Result<(), TrySendError<T>> {
+    /// Counts the caller in as a pusher, or refuses if the receiver has
+    /// closed. Counting in before the `rx_closed` check makes "closed" and
+    /// "pushed" exclusive: a receiver that closed and then saw no pusher
+    /// knows no message can still arrive (both sides use `SeqCst`). The
+    /// count is two `lock`ed instructions, so a batch takes it once.
+    fn begin_push(&self) -> Option<PushGuard<'_, T>> {
         let chan = &self.chan;
         chan.pushers.fetch_add(1, Ordering::SeqCst);
-        let result = if chan.rx_closed.load(Ordering::SeqCst) {
-            Err(TrySendError::Closed(msg))
-        } else {
-            chan.queue.push(msg).map_err(TrySendError::Full)
-        };
-        chan.pushers.fetch_sub(1, Ordering::SeqCst);
-        if let Err(TrySendError::Closed(_)) = result {
+        if chan.rx_closed.load(Ordering::SeqCst) {
+            chan.pushers.fetch_sub(1, Ordering::SeqCst);
             // A closed receiver may be waiting for `pushers` to reach 0.
             chan.notify_receiver();
+            return None;
         }
-        result
+        Some(PushGuard { chan })
+    }
+
+    /// Pushes one message without waking the receiver.
+    fn push_quiet(&self, msg: T) -> Result<(), TrySendError<T>> {
+        let Some(_pushing) = self.begin_push() else {
+            return Err(TrySendError::Closed(msg));
+        };
+        self.chan.queue.push(msg).map_err(TrySendError::Full)
     }
 
     /// Sends at once if there is room; never waits. The message comes back
@@ -221,6 +226,28 @@ impl<T> Sender<T> {
                 let Some(msg) = pending.take().or_else(|| items.next()) else {
                     return Poll::Ready(Ok(()));
                 };
+                // A run of pushes under one pusher count, while there is room.
+                let Some(pushing) = self.begin_push() else {
+                    return Poll::Ready(Err(msg));
+                };
+                let mut next = Some(msg);
+                while let Some(m) = next.take() {
+                    match self.chan.queue.push(m) {
+                        Ok(()) => {
+                            sent += 1;
+                            next = items.next();
+                        }
+                        Err(m) => {
+                            next = Some(m); // full
+                            break;
+                        }
+                    }
+                }
+                drop(pushing);
+                let Some(msg) = next else {
+                    return Poll::Ready(Ok(()));
+                };
+                // Full: register for room and try once more.
                 match self.poll_push(cx, &mut wait, msg) {
                     Ok(Ok(())) => sent += 1,
                     Ok(Err(msg)) => {
@@ -302,6 +329,17 @@ impl<T> Sender<T> {
     /// ```
     pub fn capacity(&self) -> usize {
         self.chan.queue.capacity()
+    }
+}
+
+/// Proof of being counted in `pushers`; counts out when dropped.
+struct PushGuard<'a, T> {
+    chan: &'a Chan<T>,
+}
+
+impl<T> Drop for PushGuard<'_, T> {
+    fn drop(&mut self) {
+        self.chan.pushers.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

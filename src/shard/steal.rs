@@ -128,6 +128,11 @@ impl Core {
     /// Steps N1 to N3.
     pub(super) fn search(&self) -> Search {
         let shared = &self.cx.shared;
+        // Nothing visible to steal: skip the searcher count (two RMWs on a
+        // line every shard writes). Step R4 looks again before sleeping.
+        if !shared.has_stealable_work(self.cx.index) {
+            return Search::Nothing;
+        }
         let limit = shared.remotes.len().div_ceil(2);
         // N1: claim a searcher slot without ever counting transiently past
         // the limit (that would make the real last searcher skip its notify).
