@@ -69,16 +69,7 @@ fn stealable_work_of_a_blocked_shard_runs_on_the_other() {
 #[test]
 fn stealable_spawns_from_outside_run_while_one_shard_is_blocked() {
     let rt = common::runtime(2);
-    let release = Arc::new(AtomicBool::new(false));
-    let rel = release.clone();
-    let blocker = rt
-        .handle()
-        .spawn_pinned(0, async move {
-            while !rel.load(Ordering::Acquire) {
-                std::hint::spin_loop();
-            }
-        })
-        .unwrap();
+    let blocker = common::block_shard(&rt, 0);
     let joins: Vec<_> = (0..10_000usize)
         .map(|i| {
             rt.handle()
@@ -93,9 +84,8 @@ fn stealable_spawns_from_outside_run_while_one_shard_is_blocked() {
         }
         v
     }));
-    release.store(true, Ordering::Release);
+    rt.block_on(blocker.release()).unwrap();
     let results = results.expect("stealable tasks stalled behind a blocked shard");
-    rt.block_on(blocker).unwrap();
     assert!(results.iter().all(|(_, s)| *s == Some(1)));
     assert!(rt.handle().shard_stats(1).unwrap().injector_pops >= 10_000);
 }
@@ -178,7 +168,6 @@ fn stolen_task_with_an_in_flight_timer_completes_elsewhere() {
     let rt = common::runtime(2);
     let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
     let (first_tx, first_rx) = std::sync::mpsc::channel::<usize>();
-    let release = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let task = rt
         .handle()
@@ -198,20 +187,11 @@ fn stolen_task_with_an_in_flight_timer_completes_elsewhere() {
         })
         .unwrap();
     let home = first_rx.recv_timeout(Duration::from_secs(5)).unwrap();
-    let rel = release.clone();
-    let blocker = rt
-        .handle()
-        .spawn_pinned(home, async move {
-            while !rel.load(Ordering::Acquire) {
-                std::hint::spin_loop();
-            }
-        })
-        .unwrap();
+    let blocker = common::block_shard(&rt, home);
     std::thread::sleep(Duration::from_millis(10)); // the home shard is now blocked
     go_tx.send(()).unwrap(); // wakes the task from a plain thread: injector
     let out = rt.block_on(timeout(Duration::from_secs(10), task));
-    release.store(true, Ordering::Release);
-    rt.block_on(blocker).unwrap();
+    rt.block_on(blocker.release()).unwrap();
     let (first, last, elapsed) = out.expect("the stolen task never completed").unwrap();
     assert_eq!(first, home);
     assert_eq!(
@@ -309,17 +289,7 @@ fn shutdown_cancels_pending_stealable_tasks_without_hanging_their_handles() {
         })
         .collect();
     // Some queued but never polled: behind a blocked shard and in the injector.
-    let release = Arc::new(AtomicBool::new(false));
-    let rel = release.clone();
-    drop(
-        rt.handle()
-            .spawn_pinned(1, async move {
-                while !rel.load(Ordering::Acquire) {
-                    std::hint::spin_loop();
-                }
-            })
-            .unwrap(),
-    );
+    let release = common::block_shard(&rt, 1).release_flag();
     std::thread::sleep(Duration::from_millis(20));
     joins.extend((0..100).map(|_| rt.handle().spawn_stealable(async {}).unwrap()));
     let releaser = std::thread::spawn(move || {
@@ -407,16 +377,7 @@ fn graceful_shutdown_returns_promptly_when_stolen_tasks_finish_elsewhere() {
 #[test]
 fn stealable_preferred_tasks_run_elsewhere_while_their_shard_is_blocked() {
     let rt = common::runtime(2);
-    let release = Arc::new(AtomicBool::new(false));
-    let rel = release.clone();
-    let blocker = rt
-        .handle()
-        .spawn_pinned(0, async move {
-            while !rel.load(Ordering::Acquire) {
-                std::hint::spin_loop();
-            }
-        })
-        .unwrap();
+    let blocker = common::block_shard(&rt, 0);
     std::thread::sleep(Duration::from_millis(10));
     let joins: Vec<_> = (0..100)
         .map(|_| {
@@ -434,8 +395,7 @@ fn stealable_preferred_tasks_run_elsewhere_while_their_shard_is_blocked() {
         }
         v
     }));
-    release.store(true, Ordering::Release);
-    rt.block_on(blocker).unwrap();
+    rt.block_on(blocker.release()).unwrap();
     let out = out.expect("preferred tasks stranded behind a blocked shard");
     assert!(out.iter().all(|s| *s == Some(1)));
 }

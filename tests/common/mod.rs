@@ -37,3 +37,40 @@ pub fn fd_count() -> usize {
 pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
     runtime(1).block_on(f)
 }
+
+/// A pinned task that holds shard `shard` in one long poll (no yielding)
+/// until released: a shard blocked by CPU-bound code.
+pub struct Blocker {
+    release: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    join: ringlane::JoinHandle<()>,
+}
+
+/// Blocks shard `shard` of `rt` until the returned [`Blocker`] is released.
+pub fn block_shard(rt: &ringlane::Runtime, shard: usize) -> Blocker {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let release = std::sync::Arc::new(AtomicBool::new(false));
+    let r = release.clone();
+    let join = rt
+        .handle()
+        .spawn_pinned(shard, async move {
+            while !r.load(Ordering::Acquire) {
+                std::hint::spin_loop();
+            }
+        })
+        .unwrap();
+    Blocker { release, join }
+}
+
+impl Blocker {
+    /// Lets the shard go; the handle resolves once the blocking poll ends.
+    pub fn release(self) -> ringlane::JoinHandle<()> {
+        self.release
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.join
+    }
+
+    /// The release flag, to let the shard go from another thread.
+    pub fn release_flag(&self) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+        self.release.clone()
+    }
+}
