@@ -22,11 +22,20 @@
 //!   interleaved across cases, printing a markdown table with wall time and
 //!   process CPU time (`getrusage(RUSAGE_SELF)`, every thread) per task.
 //!   `scripts/bench-summary` runs this.
+//!
+//! [`shared`] holds what every suite shares (CPU time, the median, runtime
+//! set-up).
+
+#[path = "shared/mod.rs"]
+mod shared;
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
+
+use shared::runtimes::{ringlane_runtime, shutdown, tokio_current_thread, tokio_multi_thread};
+use shared::timing::{median, wall_and_cpu};
 
 /// Shards of the ringlane runtime and workers of the Tokio multi-thread one.
 const THREADS: usize = 2;
@@ -46,17 +55,9 @@ struct Runtimes {
 impl Runtimes {
     fn new() -> Self {
         Self {
-            ringlane: ringlane::Runtime::builder()
-                .shards(THREADS)
-                .build()
-                .expect("ringlane runtime"),
-            tokio_mt: tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(THREADS)
-                .build()
-                .expect("tokio multi-thread runtime"),
-            tokio_ct: tokio::runtime::Builder::new_current_thread()
-                .build()
-                .expect("tokio current-thread runtime"),
+            ringlane: ringlane_runtime(ringlane::Runtime::builder(), THREADS),
+            tokio_mt: tokio_multi_thread(THREADS),
+            tokio_ct: tokio_current_thread(),
         }
     }
 }
@@ -221,22 +222,6 @@ fn bench_spawn(c: &mut Criterion, rts: &Runtimes) {
     group.finish();
 }
 
-/// User plus system CPU time of the whole process (every thread).
-fn process_cpu_time() -> Duration {
-    // SAFETY: `rusage` is plain data, for which all-zero bytes are valid.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `usage` is a valid, writable `rusage`.
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    assert_eq!(rc, 0, "getrusage failed");
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 /// Runs every case for a fixed number of tasks, rounds interleaved across
 /// cases so that a noisy moment hits them alike, and prints a markdown table.
 fn summary(rts: &Runtimes) {
@@ -248,11 +233,11 @@ fn summary(rts: &Runtimes) {
     let mut cpu = vec![Vec::with_capacity(SUMMARY_ROUNDS); CASES.len()];
     for _ in 0..SUMMARY_ROUNDS {
         for (k, &(_, run)) in CASES.iter().enumerate() {
-            let (cpu0, wall0) = (process_cpu_time(), Instant::now());
-            run(rts, SUMMARY_BATCHES);
-            let (wall1, cpu1) = (wall0.elapsed(), process_cpu_time());
-            wall[k].push(wall1.as_nanos() as f64 / tasks);
-            cpu[k].push((cpu1 - cpu0).as_nanos() as f64 / tasks);
+            let (wall_time, cpu_time) = wall_and_cpu(|| {
+                run(rts, SUMMARY_BATCHES);
+            });
+            wall[k].push(wall_time.as_nanos() as f64 / tasks);
+            cpu[k].push(cpu_time.as_nanos() as f64 / tasks);
         }
     }
     let wall: Vec<f64> = wall.iter_mut().map(|v| median(v)).collect();
@@ -283,13 +268,12 @@ fn summary(rts: &Runtimes) {
 
 fn main() {
     let rts = Runtimes::new();
-    if std::env::var_os("RINGLANE_BENCH_SUMMARY").is_some() {
+    if shared::summary_mode() {
         summary(&rts);
     } else {
         let mut c = Criterion::default().configure_from_args();
         bench_spawn(&mut c, &rts);
         c.final_summary();
     }
-    let report = rts.ringlane.shutdown(Duration::from_secs(1));
-    assert!(report.is_clean(), "ringlane shutdown: {report:?}");
+    shutdown(rts.ringlane, "ringlane");
 }

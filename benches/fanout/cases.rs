@@ -4,7 +4,9 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use crate::watchdog::{HANDLE, progress};
+use crate::shared::runtimes::{ringlane_runtime, shutdown, tokio_multi_thread};
+use crate::shared::watchdog::HANDLES;
+use crate::watchdog::progress;
 use crate::work::{self, Shape};
 use crate::{REQUESTS, SPAWN_TASKS, SUBTASKS, THREADS};
 
@@ -22,19 +24,16 @@ impl Env {
     pub(crate) fn new() -> Self {
         let iters_per_unit = work::calibrate();
         let env = Self {
-            ringlane: ringlane::Runtime::builder()
-                .shards(THREADS)
-                .build()
-                .expect("ringlane runtime"),
-            tokio_mt: tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(THREADS)
-                .build()
-                .expect("tokio multi-thread runtime"),
+            ringlane: ringlane_runtime(ringlane::Runtime::builder(), THREADS),
+            tokio_mt: tokio_multi_thread(THREADS),
             iters_per_unit,
             expected: [Shape::Balanced, Shape::Skewed, Shape::Uneven]
                 .map(|shape| work::expected_total(shape, iters_per_unit)),
         };
-        *HANDLE.lock().unwrap() = Some(env.ringlane.handle());
+        HANDLES
+            .lock()
+            .unwrap()
+            .push(("ringlane", env.ringlane.handle()));
         env
     }
 
@@ -43,9 +42,8 @@ impl Env {
     }
 
     pub(crate) fn shutdown(self) {
-        HANDLE.lock().unwrap().take();
-        let report = self.ringlane.shutdown(Duration::from_secs(1));
-        assert!(report.is_clean(), "ringlane shutdown: {report:?}");
+        HANDLES.lock().unwrap().clear();
+        shutdown(self.ringlane, "ringlane");
     }
 }
 

@@ -37,9 +37,15 @@
 //! shard's counters) if a case finishes no request or batch for [`STALL`].
 //!
 //! Layout: [`work`] (the calibrated busy loop and the work plan), [`cases`]
-//! (runtimes, case table, ringlane and Tokio batches), [`measure`] (CPU
-//! time, counters), [`report`] (summary tables), [`watchdog`]; this file
-//! holds the constants, the criterion group and the entry point.
+//! (runtimes, case table, ringlane and Tokio batches), [`measure`]
+//! (scheduling counters), [`report`] (summary tables), [`watchdog`] (this
+//! suite's progress count and stall message); [`shared`] holds what every
+//! suite shares (CPU time, the median, runtime set-up, the watchdog
+//! thread); this file holds the constants, the criterion group and the
+//! entry point.
+
+#[path = "../shared/mod.rs"]
+mod shared;
 
 mod cases;
 mod measure;
@@ -99,7 +105,7 @@ fn main() {
         let _watch = watch("start-up (calibration, expected results)");
         Env::new()
     };
-    if std::env::var_os("RINGLANE_BENCH_SUMMARY").is_some() {
+    if shared::summary_mode() {
         report::summary(&env);
     } else {
         let mut c = Criterion::default().configure_from_args();

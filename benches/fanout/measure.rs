@@ -1,19 +1,7 @@
-//! Measurement helpers: process CPU time and ringlane's scheduling counters.
-
-use std::time::Duration;
+//! Ringlane's scheduling counters ([`Steals`]), read around each measured
+//! round of the summary.
 
 use crate::THREADS;
-
-/// User plus system CPU time of the whole process (every thread).
-pub(crate) fn process_cpu_time() -> Duration {
-    // SAFETY: `rusage` is plain data, for which all-zero bytes are valid.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `usage` is a valid, writable `rusage`.
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    assert_eq!(rc, 0, "getrusage failed");
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
-}
 
 /// Ringlane's scheduling counters, summed over a runtime's shards.
 #[derive(Debug, Default, Clone, Copy)]

@@ -6,15 +6,11 @@
 use std::time::Instant;
 
 use crate::cases::{CASES, Env, Runner, Workload, baseline};
-use crate::measure::{Steals, process_cpu_time};
+use crate::measure::Steals;
+use crate::shared::timing::{median, wall_and_cpu};
 use crate::watchdog::watch;
 use crate::work::{self, Shape};
 use crate::{HEAVY_FACTOR, REQUESTS, SPAWN_TASKS, SUBTASKS, SUMMARY_ROUNDS, THREADS};
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
 
 /// Per case: median wall and CPU nanoseconds per batch, and the counters.
 struct Results {
@@ -38,13 +34,13 @@ fn measure(env: &Env) -> Results {
         for (k, case) in CASES.iter().enumerate() {
             let _watch = watch(case.id);
             let s0 = Steals::of(&handle);
-            let (cpu0, wall0) = (process_cpu_time(), Instant::now());
-            case.run(env, case.batches);
-            let (wall1, cpu1) = (wall0.elapsed(), process_cpu_time());
+            let (wall_time, cpu_time) = wall_and_cpu(|| {
+                case.run(env, case.batches);
+            });
             steals[k].add(Steals::of(&handle).since(s0));
             batches[k] += case.batches;
-            wall[k].push(wall1.as_nanos() as f64 / case.batches as f64);
-            cpu[k].push((cpu1 - cpu0).as_nanos() as f64 / case.batches as f64);
+            wall[k].push(wall_time.as_nanos() as f64 / case.batches as f64);
+            cpu[k].push(cpu_time.as_nanos() as f64 / case.batches as f64);
         }
     }
     Results {

@@ -2,8 +2,6 @@
 //! tables of round-trip and throughput cases, with the floors their ratios
 //! divide by.
 
-use std::time::Duration;
-
 use crate::measure::{RttRun, TputRun};
 use crate::raw_msg_ring::{
     rtt_raw_busy_poll, rtt_raw_parked, rtt_raw_parked_dt, tput_raw, tput_raw_dt,
@@ -12,9 +10,10 @@ use crate::ringlane_cases::{
     rtt_ringlane_parked, rtt_ringlane_parked_no_dt, rtt_ringlane_spin, tput_ringlane_parked,
     tput_ringlane_spin,
 };
+use crate::shared::runtimes::{ringlane_runtime, shutdown, tokio_multi_thread};
+use crate::shared::watchdog::HANDLES;
 use crate::threads::{rtt_atomic, rtt_crossbeam};
 use crate::tokio_cases::{rtt_tokio_ct_pair, rtt_tokio_mt_mpsc, rtt_tokio_mt_oneshot};
-use crate::watchdog::HANDLES;
 use crate::{SPIN_WINDOW, THREADS};
 
 /// The ringlane and Tokio runtimes, built once before anything is timed.
@@ -27,15 +26,12 @@ pub(crate) struct Env {
 
 impl Env {
     pub(crate) fn new() -> Self {
-        let build = |b: ringlane::Builder| b.shards(THREADS).build().expect("ringlane runtime");
+        let build = |b: ringlane::Builder| ringlane_runtime(b, THREADS);
         let env = Self {
             parked: build(ringlane::Runtime::builder()),
             parked_no_dt: build(ringlane::Runtime::builder().defer_taskrun(false)),
             spin: build(ringlane::Runtime::builder().spin_before_park(SPIN_WINDOW)),
-            tokio_mt: tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(THREADS)
-                .build()
-                .expect("tokio multi-thread runtime"),
+            tokio_mt: tokio_multi_thread(THREADS),
         };
         let mut handles = HANDLES.lock().unwrap();
         handles.push(("parked", env.parked.handle()));
@@ -52,8 +48,7 @@ impl Env {
             ("parked_no_dt", self.parked_no_dt),
             ("spin", self.spin),
         ] {
-            let report = rt.shutdown(Duration::from_secs(1));
-            assert!(report.is_clean(), "ringlane {name} shutdown: {report:?}");
+            shutdown(rt, &format!("ringlane {name}"));
         }
     }
 }

@@ -44,9 +44,14 @@
 //!
 //! Layout: [`cases`] (the runtimes and the case tables), one module per
 //! implementation ([`ringlane_cases`], [`raw_msg_ring`], [`tokio_cases`],
-//! [`threads`]), [`measure`] (CPU time, samples, doorbell counters),
-//! [`watchdog`], and [`report`] (summary-mode tables); this file holds the
-//! constants, the criterion groups and the entry point.
+//! [`threads`]), [`measure`] (samples, doorbell counters, run outcomes),
+//! [`watchdog`] (this suite's progress count and stall message), and
+//! [`report`] (summary-mode tables); [`shared`] holds what every suite
+//! shares (CPU time, the median, runtime set-up, the watchdog thread); this
+//! file holds the constants, the criterion groups and the entry point.
+
+#[path = "../shared/mod.rs"]
+mod shared;
 
 mod cases;
 mod measure;
@@ -161,7 +166,7 @@ fn summary(env: &Env) {
 fn main() {
     start_watchdog();
     let env = Env::new();
-    if std::env::var_os("RINGLANE_BENCH_SUMMARY").is_some() {
+    if shared::summary_mode() {
         summary(&env);
     } else {
         let mut c = Criterion::default().configure_from_args();

@@ -1,21 +1,11 @@
-//! Measurement helpers shared by every case: process CPU time, a cheap
-//! thread id, ringlane's doorbell counters, and the per-run outcomes
-//! ([`RttRun`] with its per-round-trip clock [`Samples`], and [`TputRun`]).
+//! Measurement helpers shared by every case of this suite: a cheap thread
+//! id, ringlane's doorbell counters, and the per-run outcomes ([`RttRun`]
+//! with its per-round-trip clock [`Samples`], and [`TputRun`]).
 
 use std::time::{Duration, Instant};
 
+use crate::shared::timing::process_cpu_time;
 use crate::watchdog::progress;
-
-/// User plus system CPU time of the whole process (every thread).
-pub(crate) fn process_cpu_time() -> Duration {
-    // SAFETY: `rusage` is plain data, for which all-zero bytes are valid.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `usage` is a valid, writable `rusage`.
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    assert_eq!(rc, 0, "getrusage failed");
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
-}
 
 /// An id of the calling thread that costs one TLS access.
 pub(crate) fn thread_tag() -> usize {

@@ -13,7 +13,8 @@ use std::time::Instant;
 use io_uring::{IoUring, opcode, squeue, types};
 
 use crate::cases::Env;
-use crate::measure::{RttRun, Samples, TputRun, process_cpu_time};
+use crate::measure::{RttRun, Samples, TputRun};
+use crate::shared::timing::process_cpu_time;
 use crate::watchdog::progress;
 use crate::{STOP, WINDOW};
 

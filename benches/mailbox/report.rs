@@ -6,13 +6,9 @@ use crate::cases::{
     Env, RTT_ATOMIC_FLOOR, RTT_CASES, RTT_PARKED_FLOOR, RttCase, TPUT_CASES, TPUT_FLOOR,
 };
 use crate::measure::{Doorbells, RttRun};
+use crate::shared::timing::median;
 use crate::watchdog::watch;
 use crate::{BATCHES, SUMMARY_MSGS, SUMMARY_ROUNDS, SUMMARY_RTT, SUMMARY_RTT_PARKED};
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
 
 /// Nearest-rank percentile of sorted samples.
 fn percentile(sorted: &[u64], p: f64) -> u64 {

@@ -5,7 +5,8 @@
 use std::time::Instant;
 
 use crate::cases::Env;
-use crate::measure::{Doorbells, RttRun, Samples, TputRun, process_cpu_time};
+use crate::measure::{Doorbells, RttRun, Samples, TputRun};
+use crate::shared::timing::process_cpu_time;
 use crate::watchdog::progress;
 use crate::{RTT_CAPACITY, WINDOW};
 

@@ -4,6 +4,7 @@
 use crate::RTT_CAPACITY;
 use crate::cases::Env;
 use crate::measure::{RttRun, Samples, thread_tag};
+use crate::shared::runtimes::tokio_current_thread;
 
 /// Echo over Tokio mpsc channels; the reply carries the echo's thread tag.
 async fn tokio_echo(
@@ -87,14 +88,10 @@ pub(crate) fn rtt_tokio_mt_oneshot(env: &Env, warm: usize, n: usize) -> RttRun {
 pub(crate) fn rtt_tokio_ct_pair(_: &Env, warm: usize, n: usize) -> RttRun {
     let (ping_tx, ping_rx) = tokio::sync::mpsc::channel(RTT_CAPACITY);
     let (pong_tx, pong_rx) = tokio::sync::mpsc::channel(RTT_CAPACITY);
-    let current_thread = || {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("tokio current-thread runtime")
-    };
     std::thread::scope(|scope| {
-        scope.spawn(|| current_thread().block_on(tokio_echo(ping_rx, pong_tx)));
-        let ping = scope.spawn(|| current_thread().block_on(tokio_ping(ping_tx, pong_rx, warm, n)));
+        scope.spawn(|| tokio_current_thread().block_on(tokio_echo(ping_rx, pong_tx)));
+        let ping =
+            scope.spawn(|| tokio_current_thread().block_on(tokio_ping(ping_tx, pong_rx, warm, n)));
         ping.join().expect("ping thread")
     })
 }
