@@ -24,6 +24,7 @@ use crossbeam_deque::Worker;
 
 use crate::executor::{Runnable, TaskRegistry};
 use crate::mailbox::Remote;
+use crate::op::OpTable;
 use crate::shard::Shared;
 use crate::sys::{Ring, user_data};
 use crate::time::TimerWheel;
@@ -47,6 +48,15 @@ pub(crate) struct ShardContext {
     pub(crate) doorbells: RefCell<Vec<usize>>,
     /// This shard's io_uring.
     pub(crate) ring: RefCell<Ring>,
+    /// Native ops in flight on this shard's ring (`op/`).
+    pub(crate) ops: RefCell<OpTable>,
+    /// `ASYNC_CANCEL`s that could not be queued yet (SQ full while the
+    /// kernel waits for CQEs to be reaped); retried every tick.
+    pub(crate) pending_cancels: RefCell<Vec<u64>>,
+    /// How many ops may be in flight (op invariant 6).
+    pub(crate) op_capacity: Cell<usize>,
+    /// Ops waiting, unsubmitted, for room in the ring.
+    pub(crate) op_waiters: RefCell<VecDeque<std::task::Waker>>,
 }
 
 impl ShardContext {
@@ -64,6 +74,21 @@ impl ShardContext {
             if unsafe { ring.push(&sqe) }.is_err() {
                 remote.ring_eventfd();
             }
+        }
+    }
+
+    /// Queues the cancels that earlier found the SQ full (op invariant 3).
+    pub(crate) fn push_pending_cancels(&self, ring: &mut Ring) {
+        let mut pending = self.pending_cancels.borrow_mut();
+        while let Some(&target) = pending.last() {
+            let sqe = io_uring::opcode::AsyncCancel::new(target)
+                .build()
+                .user_data(user_data::CANCEL);
+            // SAFETY: ASYNC_CANCEL points at no user memory.
+            if unsafe { ring.push(&sqe) }.is_err() {
+                return; // still full: next tick
+            }
+            pending.pop();
         }
     }
 

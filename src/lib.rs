@@ -82,6 +82,8 @@ mod error;
 mod executor;
 mod handle;
 mod mailbox;
+pub mod native;
+mod op;
 mod placement;
 mod runtime;
 mod shard;

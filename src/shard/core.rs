@@ -30,6 +30,7 @@ use super::steal::{Search, notify_one};
 use crate::context::{self, ShardContext};
 use crate::executor::{Runnable, TaskRegistry};
 use crate::mailbox::Envelope;
+use crate::op::OpTable;
 use crate::stats::Counters;
 use crate::sys::user_data::{self, Tag};
 use crate::sys::{Completion, Ring};
@@ -68,6 +69,7 @@ impl Core {
         deque: Worker<Runnable>,
     ) -> Self {
         let remote = shared.remotes[index].clone();
+        let op_capacity = (ring.cq_entries() / 2).saturating_sub(32).max(1);
         Self {
             cx: ShardContext {
                 index,
@@ -79,6 +81,11 @@ impl Core {
                 deque,
                 doorbells: RefCell::new(Vec::new()),
                 ring: RefCell::new(ring),
+                ops: RefCell::new(OpTable::default()),
+                pending_cancels: RefCell::new(Vec::new()),
+                // Half the CQ, less room for doorbells, the eventfd read and cancels.
+                op_capacity: Cell::new(op_capacity),
+                op_waiters: RefCell::new(VecDeque::new()),
             },
             completions: RefCell::new(Vec::with_capacity(64)),
             fired: RefCell::new(Vec::new()),
@@ -259,6 +266,9 @@ impl Core {
 
     pub(super) fn drive_ring(&self) {
         self.flush_doorbells();
+        if !self.cx.pending_cancels.borrow().is_empty() {
+            self.cx.push_pending_cancels(&mut self.cx.ring.borrow_mut());
+        }
         if !self.eventfd_armed.get() && !self.exiting.get() {
             self.arm_eventfd(); // an earlier arm found the SQ unusable
         }
@@ -299,7 +309,15 @@ impl Core {
                     remote.ring_eventfd();
                 }
             }
-            Tag::DoorbellOut(_) | Tag::Cancel | Tag::Op(_) | Tag::Unknown(_) => {}
+            Tag::Op(user_data) => {
+                // Release the table's borrow before the cell wakes a task.
+                let op = self.cx.ops.borrow_mut().take(user_data);
+                if let Some(op) = op {
+                    op.complete(c.result);
+                    crate::op::wake_next_waiter(&self.cx);
+                }
+            }
+            Tag::DoorbellOut(_) | Tag::Cancel | Tag::Unknown(_) => {}
         }
     }
 
@@ -327,6 +345,7 @@ impl Core {
             && self.cx.remote.is_empty()
             && self.cx.remote.preferred.is_empty()
             && !self.cx.ring.borrow_mut().has_events()
+            && self.cx.pending_cancels.borrow().is_empty()
     }
 
     /// How long the park may last: until the next timer or, during a

@@ -15,12 +15,14 @@
 //! 4. D4: exit when both registries, the run queue, the deque, the mailbox
 //!    and the injector (whose gate the runtime closed) are all empty. No task is alive, so no wake-up can produce a `Runnable` again.
 //! 5. D5 (`release_ring`): send doorbells still owed to other shards, cancel
-//!    the armed eventfd read and wait for its CQE (its buffer must outlive
-//!    it), then mark the doorbell closed so nobody rings a shard that is gone.
+//!    the armed eventfd read and wait for its CQE and for the CQEs of native
+//!    ops abandoned by cancelled tasks (their buffers must outlive them; if
+//!    the kernel does not answer within about a second they are leaked),
+//!    then mark the doorbell closed so nobody rings a shard that is gone.
 
 use std::time::{Duration, Instant};
 
-use io_uring::opcode;
+use io_uring::{opcode, types};
 
 use super::core::{Core, wake_all};
 use crate::sys::user_data;
@@ -111,13 +113,18 @@ impl Core {
         // Completing the read is quicker and surer than cancelling it (a read
         // that went to io-wq answers ASYNC_CANCEL with -EALREADY).
         self.cx.remote.ring_eventfd();
-        let cancel = opcode::AsyncCancel::new(user_data::EVENTFD_READ)
+        // One catch-all cancel: the armed eventfd read and every op still
+        // in flight (abandoned by cancelled tasks).
+        let cancel = opcode::AsyncCancel2::new(types::CancelBuilder::any().all())
             .build()
             .user_data(user_data::CANCEL);
         let mut attempts = 0;
-        while self.eventfd_armed.get() && attempts < 100 {
+        // Cancelled tasks' ops were asked to cancel when their futures
+        // dropped; wait for their CQEs too (op invariant 5).
+        while (self.eventfd_armed.get() || self.cx.ops.borrow().len() > 0) && attempts < 100 {
             attempts += 1;
             let mut ring = self.cx.ring.borrow_mut();
+            self.cx.push_pending_cancels(&mut ring);
             if attempts == 1 || attempts % 10 == 0 {
                 // SAFETY: ASYNC_CANCEL points at no user memory.
                 let _ = unsafe { ring.push(&cancel) };
@@ -125,6 +132,10 @@ impl Core {
             let _ = ring.park(Some(Duration::from_millis(10)));
             drop(ring);
             self.drive_ring_for_exit();
+        }
+        if self.cx.ops.borrow().len() > 0 {
+            // The kernel may still write into these ops' buffers: leak them.
+            self.cx.ops.borrow_mut().leak_all();
         }
         self.cx.remote.doorbell.close();
     }

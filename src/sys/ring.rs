@@ -129,6 +129,11 @@ impl Ring {
         })
     }
 
+    /// Completion queue entries.
+    pub(crate) fn cq_entries(&self) -> usize {
+        self.uring.params().cq_entries() as usize
+    }
+
     /// The ring's real fd (the target of other shards' MSG_RING doorbells).
     pub(crate) fn raw_fd(&self) -> RawFd {
         self.uring.as_raw_fd()

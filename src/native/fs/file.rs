@@ -1,0 +1,303 @@
+//! `File`: reads, writes and syncs as io_uring operations.
+//!
+//! The fd is shared (`Arc`) with every operation in flight on it, so it is
+//! closed only after the last of them has completed, even if the `File`
+//! and the futures are dropped first: the kernel never sees a closed, or
+//! worse a reused, fd number.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
+use std::sync::Arc;
+
+use io_uring::{opcode, types};
+
+use super::OpenOptions;
+use crate::native::{IoBuf, IoBufMut};
+use crate::op;
+
+/// An open file whose I/O goes through the current shard's io_uring.
+///
+/// # Examples
+///
+/// ```
+/// use ringlane::native::fs::File;
+/// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+/// let path = std::env::temp_dir().join(format!("ringlane-doc-file-{}", std::process::id()));
+/// let p = path.clone();
+/// let j = rt.handle().spawn_pinned(0, async move {
+///     let f = File::create(&p).await?;
+///     let (n, _buf) = f.write_at(b"hello ring".to_vec(), 0).await;
+///     n?;
+///     f.sync_all().await?;
+///     let (n, buf) = f.read_at(Vec::with_capacity(64), 0).await;
+///     let n = n?;
+///     Ok::<_, std::io::Error>(buf[..n].to_vec())
+/// }).unwrap();
+/// assert_eq!(rt.block_on(j).unwrap().unwrap(), b"hello ring");
+/// std::fs::remove_file(path).unwrap();
+/// ```
+#[derive(Debug, Clone)]
+pub struct File {
+    fd: Arc<OwnedFd>,
+}
+
+/// What a read or write op owns while in flight (op invariant 2).
+struct Rw<B> {
+    buf: B,
+    _fd: Arc<OwnedFd>,
+}
+
+fn os_result(result: i32) -> io::Result<usize> {
+    if result < 0 {
+        Err(io::Error::from_raw_os_error(-result))
+    } else {
+        Ok(result as usize)
+    }
+}
+
+impl File {
+    /// Wraps an fd this `File` will own.
+    ///
+    /// # Safety
+    ///
+    /// `fd` must be an open file descriptor owned by nobody else.
+    pub(crate) unsafe fn from_raw_fd_owned(fd: RawFd) -> Self {
+        // SAFETY: the caller hands us sole ownership of an open fd.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Self { fd: Arc::new(fd) }
+    }
+
+    /// Opens a file for reading.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async {
+    ///     ringlane::native::fs::File::open("/proc/self/stat").await.is_ok()
+    /// }).unwrap();
+    /// assert!(rt.block_on(j).unwrap());
+    /// ```
+    pub async fn open(path: impl AsRef<Path>) -> io::Result<File> {
+        OpenOptions::new().read(true).open(path).await
+    }
+
+    /// Creates (or truncates) a file for reading and writing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let path = std::env::temp_dir().join(format!("ringlane-doc-create-{}", std::process::id()));
+    /// let p = path.clone();
+    /// let j = rt.handle().spawn_pinned(0, async move { ringlane::native::fs::File::create(&p).await.is_ok() }).unwrap();
+    /// assert!(rt.block_on(j).unwrap());
+    /// std::fs::remove_file(path).unwrap();
+    /// ```
+    pub async fn create(path: impl AsRef<Path>) -> io::Result<File> {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)
+            .await
+    }
+
+    async fn read_inner<B: IoBufMut>(&self, buf: B, offset: u64) -> (io::Result<usize>, B) {
+        if buf.bytes_total() == 0 {
+            return (
+                Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "read into a zero-capacity buffer",
+                )),
+                buf,
+            );
+        }
+        let raw = self.fd.as_raw_fd();
+        let rw = Rw {
+            buf,
+            _fd: self.fd.clone(),
+        };
+        let op = op::submit(rw, false, move |rw| {
+            let len = u32::try_from(rw.buf.bytes_total()).unwrap_or(u32::MAX);
+            opcode::Read::new(types::Fd(raw), rw.buf.stable_mut_ptr(), len)
+                .offset(offset)
+                .build()
+        });
+        let (result, mut rw) = match op.await {
+            Ok(done) => done,
+            Err((e, rw)) => return (Err(e), rw.buf),
+        };
+        let n = os_result(result);
+        if let Ok(n) = n {
+            // SAFETY: the kernel initialized the first `n` bytes of the buffer.
+            unsafe { rw.buf.set_init(n) };
+        }
+        (n, rw.buf)
+    }
+
+    async fn write_inner<B: IoBuf>(&self, buf: B, offset: u64) -> (io::Result<usize>, B) {
+        let raw = self.fd.as_raw_fd();
+        let rw = Rw {
+            buf,
+            _fd: self.fd.clone(),
+        };
+        let op = op::submit(rw, false, move |rw| {
+            let len = u32::try_from(rw.buf.bytes_init()).unwrap_or(u32::MAX);
+            opcode::Write::new(types::Fd(raw), rw.buf.stable_ptr(), len)
+                .offset(offset)
+                .build()
+        });
+        match op.await {
+            Ok((result, rw)) => (os_result(result), rw.buf),
+            Err((e, rw)) => (Err(e), rw.buf),
+        }
+    }
+
+    /// Reads into `buf` (up to its capacity) from `offset`; returns the byte
+    /// count (0 at end of file) and the buffer.
+    ///
+    /// # Errors
+    ///
+    /// The `pread(2)` error; `InvalidInput` for a zero-capacity buffer.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async {
+    ///     let f = ringlane::native::fs::File::open("/proc/self/stat").await.unwrap();
+    ///     let (n, _buf) = f.read_at(Vec::with_capacity(256), 0).await;
+    ///     n.unwrap() > 0
+    /// }).unwrap();
+    /// assert!(rt.block_on(j).unwrap());
+    /// ```
+    pub async fn read_at<B: IoBufMut>(&self, buf: B, offset: u64) -> (io::Result<usize>, B) {
+        self.read_inner(buf, offset).await
+    }
+
+    /// Reads at the current position (for pipes, FIFOs and other streams).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async {
+    ///     let f = ringlane::native::fs::File::open("/proc/self/stat").await.unwrap();
+    ///     f.read(vec![0u8; 16]).await.0.unwrap()
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), 16);
+    /// ```
+    pub async fn read<B: IoBufMut>(&self, buf: B) -> (io::Result<usize>, B) {
+        self.read_inner(buf, u64::MAX).await
+    }
+
+    /// Writes the buffer's initialized bytes at `offset`; returns how many
+    /// were written (possibly fewer) and the buffer.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let path = std::env::temp_dir().join(format!("ringlane-doc-write-{}", std::process::id()));
+    /// let p = path.clone();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let f = ringlane::native::fs::File::create(&p).await.unwrap();
+    ///     f.write_at(vec![1u8; 100], 10).await.0.unwrap()
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), 100);
+    /// assert_eq!(std::fs::metadata(&path).unwrap().len(), 110);
+    /// std::fs::remove_file(path).unwrap();
+    /// ```
+    pub async fn write_at<B: IoBuf>(&self, buf: B, offset: u64) -> (io::Result<usize>, B) {
+        self.write_inner(buf, offset).await
+    }
+
+    /// Writes at the current position (for pipes, FIFOs, appends).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async {
+    ///     let f = ringlane::native::fs::OpenOptions::new().write(true).open("/dev/null").await.unwrap();
+    ///     f.write(b"gone".to_vec()).await.0.unwrap()
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), 4);
+    /// ```
+    pub async fn write<B: IoBuf>(&self, buf: B) -> (io::Result<usize>, B) {
+        self.write_inner(buf, u64::MAX).await
+    }
+
+    async fn fsync(&self, datasync: bool) -> io::Result<()> {
+        let raw = self.fd.as_raw_fd();
+        let flags = if datasync {
+            types::FsyncFlags::DATASYNC
+        } else {
+            types::FsyncFlags::empty()
+        };
+        let op = op::submit(self.fd.clone(), false, move |_| {
+            opcode::Fsync::new(types::Fd(raw)).flags(flags).build()
+        });
+        let (result, _fd) = op.await.map_err(|(e, _)| e)?;
+        os_result(result).map(drop)
+    }
+
+    /// Flushes data and metadata to the device (`fsync`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let path = std::env::temp_dir().join(format!("ringlane-doc-sync-{}", std::process::id()));
+    /// let p = path.clone();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     ringlane::native::fs::File::create(&p).await.unwrap().sync_all().await.is_ok()
+    /// }).unwrap();
+    /// assert!(rt.block_on(j).unwrap());
+    /// std::fs::remove_file(path).unwrap();
+    /// ```
+    pub async fn sync_all(&self) -> io::Result<()> {
+        self.fsync(false).await
+    }
+
+    /// Flushes data (and the metadata needed to read it) (`fdatasync`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let path = std::env::temp_dir().join(format!("ringlane-doc-dsync-{}", std::process::id()));
+    /// let p = path.clone();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     ringlane::native::fs::File::create(&p).await.unwrap().sync_data().await.is_ok()
+    /// }).unwrap();
+    /// assert!(rt.block_on(j).unwrap());
+    /// std::fs::remove_file(path).unwrap();
+    /// ```
+    pub async fn sync_data(&self) -> io::Result<()> {
+        self.fsync(true).await
+    }
+}
+
+impl From<std::fs::File> for File {
+    fn from(f: std::fs::File) -> Self {
+        File {
+            fd: Arc::new(f.into()),
+        }
+    }
+}
+
+impl From<OwnedFd> for File {
+    fn from(fd: OwnedFd) -> Self {
+        File { fd: Arc::new(fd) }
+    }
+}
+
+impl AsRawFd for File {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}

@@ -1,0 +1,224 @@
+//! `OpenOptions`: how to open a file (an `IORING_OP_OPENAT`).
+
+use std::ffi::CString;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use io_uring::{opcode, types};
+
+use super::File;
+use crate::op;
+
+/// Options for [`File`] opening, like `std::fs::OpenOptions`.
+///
+/// # Examples
+///
+/// ```
+/// use ringlane::native::fs::OpenOptions;
+/// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+/// let path = std::env::temp_dir().join(format!("ringlane-doc-oo-{}", std::process::id()));
+/// let p = path.clone();
+/// let j = rt.handle().spawn_pinned(0, async move {
+///     OpenOptions::new().write(true).create(true).truncate(true).open(&p).await.map(|_| ())
+/// }).unwrap();
+/// rt.block_on(j).unwrap().unwrap();
+/// std::fs::remove_file(path).unwrap();
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct OpenOptions {
+    read: bool,
+    write: bool,
+    append: bool,
+    truncate: bool,
+    create: bool,
+    create_new: bool,
+    custom_flags: i32,
+    mode: u32,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl OpenOptions {
+    /// All options off; mode `0o666` (before the umask).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let o = ringlane::native::fs::OpenOptions::new();
+    /// ```
+    pub fn new() -> Self {
+        Self {
+            read: false,
+            write: false,
+            append: false,
+            truncate: false,
+            create: false,
+            create_new: false,
+            custom_flags: 0,
+            mode: 0o666,
+        }
+    }
+
+    /// Open for reading.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let o = ringlane::native::fs::OpenOptions::new().read(true);
+    /// ```
+    pub fn read(mut self, on: bool) -> Self {
+        self.read = on;
+        self
+    }
+
+    /// Open for writing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let o = ringlane::native::fs::OpenOptions::new().write(true);
+    /// ```
+    pub fn write(mut self, on: bool) -> Self {
+        self.write = on;
+        self
+    }
+
+    /// Every write goes to the end of the file.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let o = ringlane::native::fs::OpenOptions::new().append(true);
+    /// ```
+    pub fn append(mut self, on: bool) -> Self {
+        self.append = on;
+        self
+    }
+
+    /// Cut the file to length 0 on open (needs `write`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let o = ringlane::native::fs::OpenOptions::new().write(true).truncate(true);
+    /// ```
+    pub fn truncate(mut self, on: bool) -> Self {
+        self.truncate = on;
+        self
+    }
+
+    /// Create the file if it does not exist.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let o = ringlane::native::fs::OpenOptions::new().write(true).create(true);
+    /// ```
+    pub fn create(mut self, on: bool) -> Self {
+        self.create = on;
+        self
+    }
+
+    /// Create the file, failing if it exists.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let o = ringlane::native::fs::OpenOptions::new().write(true).create_new(true);
+    /// ```
+    pub fn create_new(mut self, on: bool) -> Self {
+        self.create_new = on;
+        self
+    }
+
+    /// Extra `open(2)` flags, e.g. `libc::O_DIRECT`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let o = ringlane::native::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOATIME);
+    /// ```
+    pub fn custom_flags(mut self, flags: i32) -> Self {
+        self.custom_flags = flags;
+        self
+    }
+
+    /// Permission bits for a created file.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let o = ringlane::native::fs::OpenOptions::new().write(true).create(true).mode(0o600);
+    /// ```
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    fn flags(&self) -> io::Result<i32> {
+        let access = match (self.read, self.write || self.append) {
+            (true, false) => libc::O_RDONLY,
+            (false, true) => libc::O_WRONLY,
+            (true, true) => libc::O_RDWR,
+            (false, false) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "open needs read, write or append",
+                ));
+            }
+        };
+        let mut flags = access | libc::O_CLOEXEC | self.custom_flags;
+        if self.append {
+            flags |= libc::O_APPEND;
+        }
+        if self.truncate {
+            flags |= libc::O_TRUNC;
+        }
+        if self.create_new {
+            flags |= libc::O_CREAT | libc::O_EXCL;
+        } else if self.create {
+            flags |= libc::O_CREAT;
+        }
+        Ok(flags)
+    }
+
+    /// Opens `path` with `IORING_OP_OPENAT` on the current shard's ring.
+    ///
+    /// # Errors
+    ///
+    /// The `open(2)` error (`NotFound`, `PermissionDenied`, ...), or an error
+    /// if called off a shard or with no access mode.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async {
+    ///     ringlane::native::fs::OpenOptions::new().read(true).open("/definitely/not/here").await.err().map(|e| e.kind())
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), Some(std::io::ErrorKind::NotFound));
+    /// ```
+    pub async fn open(&self, path: impl AsRef<Path>) -> io::Result<File> {
+        let flags = self.flags()?;
+        let path = CString::new(path.as_ref().as_os_str().as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
+        let mode = self.mode;
+        let op = op::submit(path, true, move |path| {
+            opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), path.as_ptr())
+                .flags(flags)
+                .mode(mode)
+                .build()
+        });
+        let (result, _path) = op.await.map_err(|(e, _)| e)?;
+        if result < 0 {
+            return Err(io::Error::from_raw_os_error(-result));
+        }
+        // SAFETY: a non-negative OPENAT result is a new fd that we own.
+        Ok(unsafe { File::from_raw_fd_owned(result) })
+    }
+}

@@ -1,0 +1,36 @@
+//! The op lifecycle: one io_uring operation from submission to its final
+//! completion, whatever happens to the future that started it.
+//!
+//! Invariants (this module is the only one that changes an op's state):
+//! 1. An op is submitted to, and reaped from, one ring: its *home* shard's,
+//!    the shard whose task started it.
+//! 2. Everything the kernel may touch (buffers, paths, the fd it works on)
+//!    lives in the op's [`cell`](OpCell) from submission until the final
+//!    CQE; the future gets it back only from a completed op.
+//! 3. States: `Submitted` → `Completed` → `Taken` when the future is polled
+//!    after the CQE; `Submitted` → `Abandoned` when the future is dropped
+//!    first, then freed when the CQE arrives. Drop rules: dropping the
+//!    future in `Submitted` moves to `Abandoned` and asks the home ring to
+//!    `ASYNC_CANCEL` the op (directly on the home shard, through its mailbox
+//!    from anywhere else); in `Completed` it drops the resources; in
+//!    `Abandoned` the resources are dropped when the CQE arrives, and an fd
+//!    the op produced (open, accept) is closed then.
+//! 4. The home shard keeps each in-flight op in its op table under a
+//!    `user_data` of slot and generation, so a late `ASYNC_CANCEL` can never
+//!    hit a newer op that reuses the slot.
+//! 6. At most half the CQ's entries are ops in flight (each op's CQE plus a
+//!    possible cancel's must fit, or the kernel drops CQEs and ops never
+//!    complete): a further op waits, unsubmitted, until a completion frees
+//!    a slot and wakes it.
+//! 5. A shard exits only once its op table is empty (every op completed or
+//!    cancelled); if the kernel does not answer in time, the remaining cells
+//!    are leaked, never freed under the kernel.
+//!
+//! The completion cell is shared (`Arc`) and locked, so an op future is
+//! `Send`: a stolen task observes its op's completion (ADR 0008, ADR 0009).
+
+mod cell;
+mod table;
+
+pub(crate) use cell::{submit, wake_next_waiter};
+pub(crate) use table::OpTable;

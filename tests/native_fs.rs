@@ -1,0 +1,207 @@
+//! The native lane's files: round trips, bad input, and the op lifecycle's
+//! hard cases (a future dropped in flight, a cancelled open, shutdown with
+//! ops in flight), with fd counts checked before and after.
+
+mod common;
+
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use ringlane::native::fs::{File, OpenOptions};
+
+/// fd counts are process-wide and libtest runs tests in parallel threads:
+/// every test here holds this lock, so counts see only their own test.
+static SERIAL: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+
+fn temp_path(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("ringlane-test-{name}-{}", std::process::id()))
+}
+
+fn pipe() -> (OwnedFd, OwnedFd) {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two fds into the array we pass.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: both fds are new and owned by nobody else.
+    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+}
+
+#[test]
+fn write_then_read_back_through_the_ring() {
+    let _serial = SERIAL.lock();
+    let rt = common::runtime(1);
+    let path = temp_path("rw");
+    let p = path.clone();
+    let got = rt
+        .block_on(
+            rt.handle()
+                .spawn_pinned(0, async move {
+                    let f = File::create(&p).await?;
+                    let data: Vec<u8> = (0..64 * 1024).map(|i| (i % 251) as u8).collect();
+                    let (n, data) = f.write_at(data, 4096).await;
+                    assert_eq!(n?, 64 * 1024);
+                    f.sync_data().await?;
+                    let (n, buf) = f.read_at(Vec::with_capacity(64 * 1024), 4096).await;
+                    assert_eq!(n?, 64 * 1024);
+                    let (n, hole) = f.read_at(vec![9u8; 16], 0).await;
+                    assert_eq!(n?, 16);
+                    Ok::<_, std::io::Error>((buf == data, hole))
+                })
+                .unwrap(),
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        got,
+        (true, vec![0u8; 16]),
+        "read back what was written, and zeros in the hole"
+    );
+    std::fs::remove_file(path).unwrap();
+}
+
+#[test]
+fn bad_input_gets_a_clear_io_error_not_a_panic() {
+    let _serial = SERIAL.lock();
+    let rt = common::runtime(1);
+    let errs = rt
+        .block_on(
+            rt.handle()
+                .spawn_pinned(0, async {
+                    let missing = File::open("/definitely/not/here").await.unwrap_err().kind();
+                    let no_mode = OpenOptions::new().open("/tmp").await.unwrap_err().kind();
+                    let nul = File::open("bad\0path").await.unwrap_err().kind();
+                    let f = File::open("/proc/self/stat").await.unwrap();
+                    let zero = f.read_at(Vec::new(), 0).await.0.unwrap_err().kind();
+                    let ro_write = f
+                        .write_at(b"x".to_vec(), 0)
+                        .await
+                        .0
+                        .unwrap_err()
+                        .raw_os_error();
+                    (missing, no_mode, nul, zero, ro_write)
+                })
+                .unwrap(),
+        )
+        .unwrap();
+    use std::io::ErrorKind::*;
+    assert_eq!(
+        errs,
+        (
+            NotFound,
+            InvalidInput,
+            InvalidInput,
+            InvalidInput,
+            Some(libc::EBADF)
+        )
+    );
+    // Off a shard: an error, not a panic.
+    let off = rt.block_on(File::open("/proc/self/stat")).unwrap_err();
+    assert!(off.to_string().contains("shard"), "{off}");
+}
+
+/// A read on an empty pipe is held in flight; its task is aborted (the op
+/// future is dropped: ASYNC_CANCEL). Bytes written afterwards must go to the
+/// next read, not be swallowed by the cancelled one, and no fd may leak.
+#[test]
+fn dropped_read_in_flight_is_cancelled_and_does_not_swallow_the_next_bytes() {
+    let _serial = SERIAL.lock();
+    let rt = common::runtime(1);
+    let before = common::fd_count();
+    let (r, w) = pipe();
+    let reader = File::from(r);
+    let r2 = reader.clone();
+    let stuck = rt
+        .handle()
+        .spawn_pinned(0, async move { r2.read(vec![0u8; 64]).await.0 })
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(20)); // the read is in flight
+    stuck.abort();
+    assert!(rt.block_on(stuck).unwrap_err().is_cancelled());
+    std::thread::sleep(Duration::from_millis(20)); // let the cancel complete
+    let w = std::fs::File::from(w);
+    std::io::Write::write_all(&mut &w, b"after").unwrap();
+    let got = rt
+        .block_on(
+            rt.handle()
+                .spawn_pinned(0, async move {
+                    let (n, buf) = reader.read(vec![0u8; 64]).await;
+                    buf[..n.unwrap()].to_vec()
+                })
+                .unwrap(),
+        )
+        .unwrap();
+    assert_eq!(got, b"after");
+    drop(w);
+    assert_eq!(common::fd_count(), before, "an fd leaked");
+}
+
+#[test]
+fn shutdown_with_ten_thousand_reads_in_flight_is_prompt_and_leaks_nothing() {
+    let _serial = SERIAL.lock();
+    let before = common::fd_count();
+    let (r, w) = pipe();
+    let reader = File::from(r);
+    let rt = common::runtime(2);
+    for i in 0..10_000usize {
+        let f = reader.clone();
+        drop(
+            rt.handle()
+                .spawn_pinned(i % 2, async move { f.read(vec![0u8; 8]).await.0.map(drop) })
+                .unwrap(),
+        );
+    }
+    // Let both shards submit their reads.
+    rt.block_on(rt.handle().spawn_pinned(0, async {}).unwrap())
+        .unwrap();
+    rt.block_on(rt.handle().spawn_pinned(1, async {}).unwrap())
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    let t = Instant::now();
+    let report = rt.shutdown(Duration::ZERO);
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(report.unfinished_tasks, 10_000);
+    assert!(report.stuck_shards.is_empty());
+    drop(reader);
+    drop(w);
+    if common::fd_count() != before {
+        for e in std::fs::read_dir("/proc/self/fd").unwrap() {
+            let e = e.unwrap();
+            eprintln!(
+                "fd {:?} -> {:?}",
+                e.file_name(),
+                std::fs::read_link(e.path()).ok()
+            );
+        }
+    }
+    assert_eq!(common::fd_count(), before, "fds leaked");
+}
+
+#[test]
+fn a_tokio_task_reads_a_file_through_the_handle() {
+    let _serial = SERIAL.lock();
+    let rt = common::runtime(2);
+    let handle = rt.handle();
+    let path = temp_path("tokio");
+    std::fs::write(&path, b"from tokio via io_uring").unwrap();
+    let p = path.clone();
+    let tokio_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let got = tokio_rt.block_on(async move {
+        handle
+            .spawn_pinned(1, async move {
+                let f = File::open(&p).await?;
+                let (n, buf) = f.read_at(Vec::with_capacity(128), 0).await;
+                Ok::<_, std::io::Error>(buf[..n?].to_vec())
+            })
+            .unwrap()
+            .await
+    });
+    assert_eq!(got.unwrap().unwrap(), b"from tokio via io_uring");
+    std::fs::remove_file(path).unwrap();
+}
