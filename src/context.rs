@@ -55,8 +55,6 @@ pub(crate) struct ShardContext {
     pub(crate) pending_cancels: RefCell<Vec<u64>>,
     /// How many ops may be in flight (op invariant 6).
     pub(crate) op_capacity: Cell<usize>,
-    /// Ops waiting, unsubmitted, for room in the ring.
-    pub(crate) op_waiters: RefCell<VecDeque<std::task::Waker>>,
 }
 
 impl ShardContext {

@@ -205,3 +205,125 @@ fn a_tokio_task_reads_a_file_through_the_handle() {
     assert_eq!(got.unwrap().unwrap(), b"from tokio via io_uring");
     std::fs::remove_file(path).unwrap();
 }
+
+/// Regression (op invariant 6): with room for a single op in flight, an op
+/// that waited for room and was dropped (its timeout fired) must not eat
+/// the wake-up meant for the next waiter. A ring of 8 entries has a CQ of
+/// 64 and so room for one op.
+#[test]
+fn ops_waiting_for_room_lose_no_wakeup_when_a_waiter_is_dropped() {
+    let _serial = SERIAL.lock();
+    let rt = ringlane::Runtime::builder()
+        .shards(1)
+        .ring_entries(8)
+        .build()
+        .unwrap();
+    let path = temp_path("cap");
+    std::fs::write(&path, vec![7u8; 4096]).unwrap();
+    let (r, w) = pipe();
+    let pipe_reader = File::from(r);
+    // X: fills the only slot, held in flight on an empty pipe.
+    let x = rt
+        .handle()
+        .spawn_pinned(0, async move {
+            pipe_reader.read(vec![0u8; 8]).await.0.map(drop)
+        })
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    // Opened without a ring op, so that T and U are the only waiters.
+    let f = File::from(std::fs::File::open(&path).unwrap());
+    let u = rt
+        .handle()
+        .spawn_pinned(0, async move {
+            // T: waits for room, then gives up and is dropped.
+            let t = ringlane::time::timeout(Duration::from_millis(5), f.read_at(vec![0u8; 16], 0))
+                .await;
+            assert!(t.is_err(), "there was no room: the read could not run");
+            // U: waits for room; must run once X completes.
+            let (n, _) = f.read_at(vec![0u8; 16], 0).await;
+            n
+        })
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(30));
+    let w = std::fs::File::from(w);
+    std::io::Write::write_all(&mut &w, b"x").unwrap(); // X completes, room frees up
+    let got = rt
+        .block_on(ringlane::time::timeout(Duration::from_secs(5), u))
+        .expect("a waiting op was never woken");
+    assert_eq!(got.unwrap().unwrap(), 16);
+    rt.block_on(x).unwrap().unwrap();
+    std::fs::remove_file(path).unwrap();
+}
+
+#[test]
+fn open_options_are_validated_like_std() {
+    let _serial = SERIAL.lock();
+    let rt = common::runtime(1);
+    let path = temp_path("oo");
+    std::fs::write(&path, b"keep me").unwrap();
+    let p = path.clone();
+    let (truncate_ro, create_ro, append_trunc, ro_even_with_wronly_flag, far) = rt
+        .block_on(
+            rt.handle()
+                .spawn_pinned(0, async move {
+                    let truncate_ro = OpenOptions::new()
+                        .read(true)
+                        .truncate(true)
+                        .open(&p)
+                        .await
+                        .unwrap_err()
+                        .kind();
+                    let create_ro = OpenOptions::new()
+                        .read(true)
+                        .create(true)
+                        .open(&p)
+                        .await
+                        .unwrap_err()
+                        .kind();
+                    let append_trunc = OpenOptions::new()
+                        .append(true)
+                        .truncate(true)
+                        .open(&p)
+                        .await
+                        .unwrap_err()
+                        .kind();
+                    let f = OpenOptions::new()
+                        .read(true)
+                        .custom_flags(libc::O_WRONLY)
+                        .open(&p)
+                        .await
+                        .unwrap();
+                    let ro = f
+                        .write_at(b"x".to_vec(), 0)
+                        .await
+                        .0
+                        .unwrap_err()
+                        .raw_os_error();
+                    let far = f
+                        .read_at(vec![0u8; 4], u64::MAX - 1)
+                        .await
+                        .0
+                        .unwrap_err()
+                        .kind();
+                    (truncate_ro, create_ro, append_trunc, ro, far)
+                })
+                .unwrap(),
+        )
+        .unwrap();
+    use std::io::ErrorKind::InvalidInput;
+    assert_eq!(
+        (truncate_ro, create_ro, append_trunc, far),
+        (InvalidInput, InvalidInput, InvalidInput, InvalidInput)
+    );
+    assert_eq!(
+        ro_even_with_wronly_flag,
+        Some(libc::EBADF),
+        "custom flags must not change the access mode"
+    );
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        b"keep me",
+        "nothing may have truncated the file"
+    );
+    std::fs::remove_file(path).unwrap();
+}

@@ -57,6 +57,9 @@ pub(crate) struct Remote {
     /// Set once this shard has begun shutting down: a stolen task that
     /// leaves its registry elsewhere then wakes it to re-check its exit.
     pub(crate) draining: AtomicBool,
+    /// Native ops waiting, unsubmitted, for room in this shard's ring (op
+    /// invariant 6); locked because a waiting op may be dropped elsewhere.
+    pub(crate) op_waiters: Mutex<Slab<Waker>>,
 }
 
 impl Remote {
@@ -73,6 +76,7 @@ impl Remote {
             stealable_tasks: Mutex::new(Slab::new()),
             preferred: Injector::new(),
             draining: AtomicBool::new(false),
+            op_waiters: Mutex::new(Slab::new()),
         }
     }
 

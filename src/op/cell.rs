@@ -1,8 +1,15 @@
 //! `OpCell` (the shared completion cell), `Op` (the future) and `submit`.
+//!
+//! The resources never move while the kernel may use them (invariant 2):
+//! they sit in the `Arc`ed cell, beside (not inside) the state, from before
+//! the SQE is built until the op's final CQE, so an SQE may point at inline
+//! data (a `sockaddr`, a `statx` buffer) as well as heap bytes.
 
+use std::cell::UnsafeCell;
 use std::future::Future;
 use std::io;
 use std::mem;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -20,20 +27,44 @@ pub(crate) trait Completable: Send + Sync {
     fn complete(&self, result: i32);
 }
 
-/// The one enum of op states (invariant 3).
-enum State<T> {
-    Submitted { waker: Option<Waker>, resources: T },
-    Completed { result: i32, resources: T },
-    Abandoned { resources: T },
+/// The one enum of op states (invariant 3). The resources are not in it.
+enum State {
+    Submitted { waker: Option<Waker> },
+    Completed { result: i32 },
+    Abandoned,
     Taken,
 }
 
 /// The completion cell shared by an op's future and its home op table.
 pub(crate) struct OpCell<T> {
-    state: Mutex<State<T>>,
+    state: Mutex<State>,
+    /// Written once before submission; taken only by whoever moves the
+    /// state to `Taken` after the final CQE (see the `Sync` impl).
+    resources: UnsafeCell<Option<T>>,
     /// A non-negative result is an fd the op created (open, accept): it
     /// must be closed if nobody takes it (invariant 3).
     produces_fd: bool,
+}
+
+// SAFETY: `resources` is touched only (a) by the submitter before the cell
+// is shared, (b) by the kernel between submission and the final CQE, and
+// (c) after the final CQE by the single party whose transition under the
+// mutex set `Taken` (the future in `poll` or `drop`, or `complete` for an
+// abandoned op). Those accesses are ordered by the mutex, so the cell can
+// be shared across threads for any `T: Send`.
+unsafe impl<T: Send> Sync for OpCell<T> {}
+
+impl<T> OpCell<T> {
+    /// Takes the resources after this caller moved the state to `Taken`.
+    ///
+    /// # Safety
+    ///
+    /// The caller must be the party that made the transition to `Taken`,
+    /// after the op's final CQE (or for an op that was never submitted).
+    unsafe fn take_resources(&self) -> Option<T> {
+        // SAFETY: per the contract, no one else can access `resources` now.
+        unsafe { (*self.resources.get()).take() }
+    }
 }
 
 fn close_fd(fd: i32) {
@@ -45,19 +76,23 @@ impl<T: Send> Completable for OpCell<T> {
     fn complete(&self, result: i32) {
         let mut state = self.state.lock();
         match mem::replace(&mut *state, State::Taken) {
-            State::Submitted { waker, resources } => {
-                *state = State::Completed { result, resources };
+            State::Submitted { waker } => {
+                *state = State::Completed { result };
                 drop(state);
                 if let Some(w) = waker {
-                    w.wake();
+                    // A foreign waker must not unwind into the shard loop.
+                    let _ = catch_unwind(AssertUnwindSafe(|| w.wake()));
                 }
             }
-            State::Abandoned { resources } => {
+            State::Abandoned => {
                 drop(state);
                 if self.produces_fd && result >= 0 {
                     close_fd(result);
                 }
-                drop(resources); // the kernel is done with them now
+                // SAFETY: we moved an abandoned op to `Taken` after its final
+                // CQE: the kernel and the (dropped) future are done with it.
+                let resources = unsafe { self.take_resources() };
+                let _ = catch_unwind(AssertUnwindSafe(move || drop(resources)));
             }
             other => *state = other, // one CQE per op: nothing else can arrive
         }
@@ -70,15 +105,15 @@ impl<T: Send> Completable for OpCell<T> {
 pub(crate) struct Op<T: Send + 'static> {
     /// Resources and SQE builder until submission.
     unsubmitted: Option<(T, Builder<T>, bool)>,
-    /// Queued in the shard's `op_waiters` for room in the ring.
-    waiting: bool,
+    /// Our entry among the shard's ops waiting for room (invariant 6).
+    waiting: Option<(Arc<Remote>, usize)>,
     cell: Option<Arc<OpCell<T>>>,
     home: Option<Arc<Remote>>,
     user_data: u64,
 }
 
-// `Op` never pins its resources (they move in and out by value; the kernel
-// sees them only inside the `Arc`ed cell), so it is `Unpin` whatever `T` is.
+// `Op` never pins its resources (before submission they move by value;
+// after, they sit in the `Arc`ed cell), so it is `Unpin` whatever `T` is.
 impl<T: Send + 'static> Unpin for Op<T> {}
 
 type Builder<T> = Box<dyn FnOnce(&mut T) -> squeue::Entry + Send>;
@@ -87,8 +122,8 @@ type Builder<T> = Box<dyn FnOnce(&mut T) -> squeue::Entry + Send>;
 pub(crate) type OpResult<T> = Result<(i32, T), (io::Error, T)>;
 
 /// Prepares an op for the calling task's shard. `build` makes the SQE from
-/// the resources at their final address (inside the cell), so it may point
-/// into them.
+/// the resources at their final address inside the cell, so the SQE may
+/// point into them, inline fields included.
 pub(crate) fn submit<T, B>(resources: T, produces_fd: bool, build: B) -> Op<T>
 where
     T: Send + 'static,
@@ -96,57 +131,65 @@ where
 {
     Op {
         unsubmitted: Some((resources, Box::new(build), produces_fd)),
-        waiting: false,
+        waiting: None,
         cell: None,
         home: None,
         user_data: 0,
     }
 }
 
-/// Outcome of one submission attempt.
+/// Outcome of one submission attempt on the current shard.
 enum Submit<T> {
     Done(Arc<OpCell<T>>, Arc<Remote>, u64),
+    /// No room (op cap reached, or the SQ is full): wait for a completion.
+    NoRoom(T, Builder<T>),
+    /// The ring refused the SQE although it had room: a broken ring.
     Failed(io::Error, T),
 }
 
-/// Submits to the calling shard's ring (the caller checked capacity).
 fn try_submit<T: Send + 'static>(resources: T, build: Builder<T>, produces_fd: bool) -> Submit<T> {
-    let outcome = context::with_current(|cx| {
-        let cell = Arc::new(OpCell {
-            state: Mutex::new(State::Submitted {
-                waker: None,
-                resources,
-            }),
-            produces_fd,
-        });
-        let sqe = {
-            let mut state = cell.state.lock();
-            let State::Submitted { resources, .. } = &mut *state else {
-                unreachable!("just created")
-            };
-            build(resources)
-        };
+    let Some(room) = context::with_current(|cx| {
+        cx.ops.borrow().len() < cx.op_capacity.get() && cx.ring.borrow_mut().sq_has_room()
+    }) else {
+        unreachable!("the caller checked that it runs on a shard");
+    };
+    if !room {
+        return Submit::NoRoom(resources, build);
+    }
+    let cell = Arc::new(OpCell {
+        state: Mutex::new(State::Submitted { waker: None }),
+        resources: UnsafeCell::new(Some(resources)),
+        produces_fd,
+    });
+    // SAFETY: the cell is not shared yet, so we have the resources to
+    // ourselves; they stay at this address until the final CQE.
+    let sqe = build(unsafe { (*cell.resources.get()).as_mut() }.expect("just stored"));
+    let pushed = context::with_current(|cx| {
         let user_data = cx.ops.borrow_mut().insert(cell.clone());
         let sqe = sqe.user_data(user_data);
         // SAFETY: every pointer in `sqe` points into the resources, which
         // stay in `cell` (kept alive by the op table) until the op's final
         // CQE is reaped (invariants 2 and 4).
         match unsafe { cx.ring.borrow_mut().push(&sqe) } {
-            Ok(()) => Ok((cell, cx.remote.clone(), user_data)),
+            Ok(()) => Ok((user_data, cx.remote.clone())),
             Err(e) => {
                 cx.ops.borrow_mut().take(user_data);
-                Err((e, cell))
+                Err(e)
             }
         }
     });
-    let unwrap_cell =
-        |cell: Arc<OpCell<T>>| match Arc::try_unwrap(cell).ok().map(|c| c.state.into_inner()) {
-            Some(State::Submitted { resources, .. }) => resources,
-            _ => unreachable!("an op that was never submitted is held only here"),
-        };
-    match outcome {
-        Some(Ok((cell, home, user_data))) => Submit::Done(cell, home, user_data),
-        Some(Err((e, cell))) => Submit::Failed(e, unwrap_cell(cell)),
+    match pushed {
+        Some(Ok((user_data, home))) => Submit::Done(cell, home, user_data),
+        Some(Err(e)) => {
+            // The op never reached the kernel and nobody else holds the cell.
+            let cell = Arc::try_unwrap(cell)
+                .ok()
+                .expect("an unsubmitted op's cell is held only here");
+            Submit::Failed(
+                e,
+                cell.resources.into_inner().expect("resources stored above"),
+            )
+        }
         None => unreachable!("the caller checked that it runs on a shard"),
     }
 }
@@ -154,8 +197,8 @@ fn try_submit<T: Send + 'static>(resources: T, build: Builder<T>, produces_fd: b
 impl<T: Send + 'static> Future for Op<T> {
     type Output = OpResult<T>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<OpResult<T>> {
-        let this = &mut *self;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<OpResult<T>> {
+        let this = self.get_mut();
         if let Some((resources, build, produces_fd)) = this.unsubmitted.take() {
             if context::with_current(|_| ()).is_none() {
                 let e = io::Error::other(
@@ -163,28 +206,22 @@ impl<T: Send + 'static> Future for Op<T> {
                 );
                 return Poll::Ready(Err((e, resources)));
             }
-            // Invariant 6: room in the CQ for every in-flight op's CQE and a
-            // cancel's, or wait (unsubmitted) for a completion to free a slot.
-            let full = context::with_current(|shard| {
-                let full = shard.ops.borrow().len() >= shard.op_capacity.get();
-                if full {
-                    shard.op_waiters.borrow_mut().push_back(cx.waker().clone());
-                }
-                full
-            });
-            if full == Some(true) {
-                this.unsubmitted = Some((resources, build, produces_fd));
-                this.waiting = true;
-                return Poll::Pending;
-            }
-            this.waiting = false;
             match try_submit(resources, build, produces_fd) {
                 Submit::Done(cell, home, user_data) => {
+                    this.stop_waiting();
                     this.cell = Some(cell);
                     this.home = Some(home);
                     this.user_data = user_data;
                 }
-                Submit::Failed(e, resources) => return Poll::Ready(Err((e, resources))),
+                Submit::NoRoom(resources, build) => {
+                    this.unsubmitted = Some((resources, build, produces_fd));
+                    this.wait_for_room(cx.waker());
+                    return Poll::Pending;
+                }
+                Submit::Failed(e, resources) => {
+                    this.stop_waiting();
+                    return Poll::Ready(Err((e, resources)));
+                }
             }
         }
         let Some(cell) = this.cell.as_ref() else {
@@ -192,20 +229,20 @@ impl<T: Send + 'static> Future for Op<T> {
         };
         let mut state = cell.state.lock();
         match mem::replace(&mut *state, State::Taken) {
-            State::Completed { result, resources } => {
+            State::Completed { result } => {
                 drop(state);
+                // SAFETY: we moved the completed op to `Taken`.
+                let resources = unsafe { cell.take_resources() }
+                    .expect("a completed op still holds its resources");
                 this.cell = None;
                 Poll::Ready(Ok((result, resources)))
             }
-            State::Submitted { waker, resources } => {
+            State::Submitted { waker } => {
                 let waker = match waker {
                     Some(w) if w.will_wake(cx.waker()) => w,
                     _ => cx.waker().clone(),
                 };
-                *state = State::Submitted {
-                    waker: Some(waker),
-                    resources,
-                };
+                *state = State::Submitted { waker: Some(waker) };
                 Poll::Pending
             }
             other => {
@@ -216,41 +253,76 @@ impl<T: Send + 'static> Future for Op<T> {
     }
 }
 
+impl<T: Send + 'static> Op<T> {
+    /// Registers (or refreshes) this op among the shard's waiters for room.
+    fn wait_for_room(&mut self, waker: &Waker) {
+        let here = context::with_current(|cx| cx.remote.clone()).expect("polled on a shard");
+        match &self.waiting {
+            Some((remote, key)) if Arc::ptr_eq(remote, &here) => {
+                if let Some(w) = here.op_waiters.lock().get_mut(*key) {
+                    if !w.will_wake(waker) {
+                        *w = waker.clone();
+                    }
+                    return;
+                }
+            }
+            _ => {}
+        }
+        self.stop_waiting(); // polled on another shard now: move the entry
+        let key = here.op_waiters.lock().insert(waker.clone());
+        self.waiting = Some((here, key));
+    }
+
+    fn stop_waiting(&mut self) {
+        if let Some((remote, key)) = self.waiting.take() {
+            remote.op_waiters.lock().try_remove(key);
+        }
+    }
+}
+
 impl<T: Send + 'static> Drop for Op<T> {
     fn drop(&mut self) {
-        if self.waiting {
-            // Our place in the queue for room may have been the one a
-            // completion woke: pass the wake-up on so no waiter is lost.
-            context::with_current(wake_next_waiter);
-        }
+        self.stop_waiting();
         let Some(cell) = self.cell.take() else { return };
         let mut state = cell.state.lock();
         match mem::replace(&mut *state, State::Taken) {
-            State::Submitted { resources, .. } => {
-                *state = State::Abandoned { resources };
+            State::Submitted { .. } => {
+                *state = State::Abandoned;
                 drop(state);
                 if let Some(home) = &self.home {
                     request_cancel(home, self.user_data);
                 }
             }
-            State::Completed { result, resources } => {
+            State::Completed { result } => {
                 // Completed but never observed: an fd it produced is ours to close.
                 drop(state);
                 if cell.produces_fd && result >= 0 {
                     close_fd(result);
                 }
-                drop(resources);
+                // SAFETY: we moved the completed op to `Taken`.
+                drop(unsafe { cell.take_resources() });
             }
             other => *state = other,
         }
     }
 }
 
-/// Wakes the next op waiting for room in the ring (invariant 6).
-pub(crate) fn wake_next_waiter(cx: &context::ShardContext) {
-    let next = cx.op_waiters.borrow_mut().pop_front();
-    if let Some(w) = next {
-        w.wake();
+/// Wakes every op of this shard waiting for room, when there is room
+/// (invariant 6, level-triggered: each re-checks when polled, so stale or
+/// duplicate entries cost a spurious wake-up, never a lost one).
+pub(crate) fn wake_waiters_if_room(cx: &context::ShardContext) {
+    if cx.ops.borrow().len() >= cx.op_capacity.get() {
+        return;
+    }
+    let wakers: Vec<Waker> = {
+        let waiters = cx.remote.op_waiters.lock();
+        if waiters.is_empty() {
+            return;
+        }
+        waiters.iter().map(|(_, w)| w.clone()).collect()
+    };
+    for w in wakers {
+        let _ = catch_unwind(AssertUnwindSafe(|| w.wake()));
     }
 }
 
@@ -318,7 +390,7 @@ mod tests {
     #[test]
     fn abandoned_op_closes_the_fd_it_produced_when_the_cqe_arrives() {
         let (r, w) = pipe_fds();
-        cell(State::Abandoned { resources: () }).complete(r);
+        cell(State::Abandoned).complete(r);
         assert!(!is_open(r), "the late fd leaked");
         assert!(is_open(w));
         close_fd(w);
@@ -360,7 +432,7 @@ mod tests {
     #[test]
     fn an_abandoned_op_that_failed_closes_nothing() {
         let (r, w) = pipe_fds();
-        cell(State::Abandoned { resources: () }).complete(-libc::ECANCELED);
+        cell(State::Abandoned).complete(-libc::ECANCELED);
         assert!(is_open(r) && is_open(w));
         close_fd(r);
         close_fd(w);

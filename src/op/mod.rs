@@ -20,8 +20,9 @@
 //!    hit a newer op that reuses the slot.
 //! 6. At most half the CQ's entries are ops in flight (each op's CQE plus a
 //!    possible cancel's must fit, or the kernel drops CQEs and ops never
-//!    complete): a further op waits, unsubmitted, until a completion frees
-//!    a slot and wakes it.
+//!    complete), and an op is pushed only when the SQ has room: a further
+//!    op waits, unsubmitted, in its shard's keyed waiter list; whenever a
+//!    reap leaves room, every waiter is woken and re-checks.
 //! 5. A shard exits only once its op table is empty (every op completed or
 //!    cancelled); if the kernel does not answer in time, the remaining cells
 //!    are leaked, never freed under the kernel.
@@ -32,5 +33,5 @@
 mod cell;
 mod table;
 
-pub(crate) use cell::{submit, wake_next_waiter};
+pub(crate) use cell::{submit, wake_waiters_if_room};
 pub(crate) use table::OpTable;

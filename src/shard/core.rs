@@ -85,7 +85,6 @@ impl Core {
                 pending_cancels: RefCell::new(Vec::new()),
                 // Half the CQ, less room for doorbells, the eventfd read and cancels.
                 op_capacity: Cell::new(op_capacity),
-                op_waiters: RefCell::new(VecDeque::new()),
             },
             completions: RefCell::new(Vec::with_capacity(64)),
             fired: RefCell::new(Vec::new()),
@@ -285,6 +284,8 @@ impl Core {
         let batch: Vec<Completion> = completions.drain(..).collect();
         drop(completions);
         batch.into_iter().for_each(|c| self.on_completion(c));
+        // Ops waiting for room can go now if these completions made some.
+        crate::op::wake_waiters_if_room(&self.cx);
         // Completions may have woken tasks on other shards; their doorbells
         // are pushed now and submitted by the next enter (tick or park).
         self.flush_doorbells();
@@ -314,7 +315,6 @@ impl Core {
                 let op = self.cx.ops.borrow_mut().take(user_data);
                 if let Some(op) = op {
                     op.complete(c.result);
-                    crate::op::wake_next_waiter(&self.cx);
                 }
             }
             Tag::DoorbellOut(_) | Tag::Cancel | Tag::Unknown(_) => {}
@@ -346,6 +346,13 @@ impl Core {
             && self.cx.remote.preferred.is_empty()
             && !self.cx.ring.borrow_mut().has_events()
             && self.cx.pending_cancels.borrow().is_empty()
+            && !self.ops_can_proceed()
+    }
+
+    /// Ops wait for room and there is room: waking them is work to do.
+    fn ops_can_proceed(&self) -> bool {
+        self.cx.ops.borrow().len() < self.cx.op_capacity.get()
+            && !self.cx.remote.op_waiters.lock().is_empty()
     }
 
     /// How long the park may last: until the next timer or, during a

@@ -103,7 +103,10 @@ impl Core {
             && self.cx.remote.preferred.is_empty()
             && shared.injector_gate.is_closed()
             && shared.injector.is_empty()
-            && (self.cancelling.get() || self.cx.timers.borrow().len() == 0)
+            && (self.cancelling.get()
+                || (self.cx.timers.borrow().len() == 0
+                    && self.cx.ops.borrow().len() == 0
+                    && self.cx.remote.op_waiters.lock().is_empty()))
     }
 
     /// Step D5.
@@ -118,16 +121,28 @@ impl Core {
         let cancel = opcode::AsyncCancel2::new(types::CancelBuilder::any().all())
             .build()
             .user_data(user_data::CANCEL);
-        let mut attempts = 0;
-        // Cancelled tasks' ops were asked to cancel when their futures
-        // dropped; wait for their CQEs too (op invariant 5).
-        while (self.eventfd_armed.get() || self.cx.ops.borrow().len() > 0) && attempts < 100 {
-            attempts += 1;
+        // Wait, with a real deadline, for the eventfd read and every op
+        // still in flight; run mailbox calls meanwhile (cancels other shards
+        // posted for ops of tasks they dropped).
+        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+        let mut last_cancel: Option<std::time::Instant> = None;
+        while (self.eventfd_armed.get() || self.cx.ops.borrow().len() > 0)
+            && std::time::Instant::now() < deadline
+        {
+            while let Some(envelope) = self.cx.remote.pop() {
+                match envelope {
+                    crate::mailbox::Envelope::Task(r) => self.cancel(r),
+                    crate::mailbox::Envelope::Call(f) => {
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+                    }
+                }
+            }
             let mut ring = self.cx.ring.borrow_mut();
             self.cx.push_pending_cancels(&mut ring);
-            if attempts == 1 || attempts % 10 == 0 {
+            if last_cancel.is_none_or(|t| t.elapsed() >= Duration::from_millis(100)) {
                 // SAFETY: ASYNC_CANCEL points at no user memory.
                 let _ = unsafe { ring.push(&cancel) };
+                last_cancel = Some(std::time::Instant::now());
             }
             let _ = ring.park(Some(Duration::from_millis(10)));
             drop(ring);

@@ -129,6 +129,11 @@ impl Ring {
         })
     }
 
+    /// Whether one more SQE fits without a submit.
+    pub(crate) fn sq_has_room(&mut self) -> bool {
+        !self.uring.submission().is_full()
+    }
+
     /// Completion queue entries.
     pub(crate) fn cq_entries(&self) -> usize {
         self.uring.params().cq_entries() as usize

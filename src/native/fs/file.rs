@@ -48,6 +48,9 @@ struct Rw<B> {
     _fd: Arc<OwnedFd>,
 }
 
+/// The offset io_uring reads as "the file's current position".
+const CURRENT_POSITION: u64 = u64::MAX;
+
 fn os_result(result: i32) -> io::Result<usize> {
     if result < 0 {
         Err(io::Error::from_raw_os_error(-result))
@@ -106,6 +109,15 @@ impl File {
     }
 
     async fn read_inner<B: IoBufMut>(&self, buf: B, offset: u64) -> (io::Result<usize>, B) {
+        if offset != CURRENT_POSITION && offset > i64::MAX as u64 {
+            return (
+                Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "offset beyond i64::MAX",
+                )),
+                buf,
+            );
+        }
         if buf.bytes_total() == 0 {
             return (
                 Err(io::Error::new(
@@ -139,6 +151,24 @@ impl File {
     }
 
     async fn write_inner<B: IoBuf>(&self, buf: B, offset: u64) -> (io::Result<usize>, B) {
+        if offset != CURRENT_POSITION && offset > i64::MAX as u64 {
+            return (
+                Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "offset beyond i64::MAX",
+                )),
+                buf,
+            );
+        }
+        if buf.bytes_init() == 0 {
+            return (
+                Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "write of a zero-length buffer",
+                )),
+                buf,
+            );
+        }
         let raw = self.fd.as_raw_fd();
         let rw = Rw {
             buf,
@@ -157,11 +187,15 @@ impl File {
     }
 
     /// Reads into `buf` (up to its capacity) from `offset`; returns the byte
-    /// count (0 at end of file) and the buffer.
+    /// count (0 at end of file) and the buffer. The bytes land at the start
+    /// of the buffer; a `Vec`'s length grows to cover them and never shrinks
+    /// (bytes past the count may be stale).
     ///
     /// # Errors
     ///
-    /// The `pread(2)` error; `InvalidInput` for a zero-capacity buffer.
+    /// The `pread(2)` error; `InvalidInput` for a zero-capacity buffer or an
+    /// offset beyond `i64::MAX`. An fd opened `O_NONBLOCK` elsewhere gives
+    /// `WouldBlock` instead of waiting: open it blocking.
     ///
     /// # Examples
     ///
@@ -180,6 +214,10 @@ impl File {
 
     /// Reads at the current position (for pipes, FIFOs and other streams).
     ///
+    /// Cancellation: if the future is dropped while the read is in flight
+    /// and the kernel completes it before the cancel lands, the bytes it
+    /// read are dropped with the buffer (a stream has no offset to retry).
+    ///
     /// # Examples
     ///
     /// ```
@@ -191,7 +229,7 @@ impl File {
     /// assert_eq!(rt.block_on(j).unwrap(), 16);
     /// ```
     pub async fn read<B: IoBufMut>(&self, buf: B) -> (io::Result<usize>, B) {
-        self.read_inner(buf, u64::MAX).await
+        self.read_inner(buf, CURRENT_POSITION).await
     }
 
     /// Writes the buffer's initialized bytes at `offset`; returns how many
@@ -228,7 +266,7 @@ impl File {
     /// assert_eq!(rt.block_on(j).unwrap(), 4);
     /// ```
     pub async fn write<B: IoBuf>(&self, buf: B) -> (io::Result<usize>, B) {
-        self.write_inner(buf, u64::MAX).await
+        self.write_inner(buf, CURRENT_POSITION).await
     }
 
     async fn fsync(&self, datasync: bool) -> io::Result<()> {

@@ -160,29 +160,36 @@ impl OpenOptions {
         self
     }
 
+    /// The `open(2)` flags, validated as `std::fs::OpenOptions` does.
     fn flags(&self) -> io::Result<i32> {
-        let access = match (self.read, self.write || self.append) {
+        let invalid = |why| Err(io::Error::new(io::ErrorKind::InvalidInput, why));
+        let writes = self.write || self.append;
+        let access = match (self.read, writes) {
             (true, false) => libc::O_RDONLY,
             (false, true) => libc::O_WRONLY,
             (true, true) => libc::O_RDWR,
-            (false, false) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "open needs read, write or append",
-                ));
-            }
+            (false, false) => return invalid("open needs read, write or append"),
         };
-        let mut flags = access | libc::O_CLOEXEC | self.custom_flags;
+        if (self.truncate || self.create || self.create_new) && !writes {
+            return invalid("creating or truncating a file needs write or append access");
+        }
+        if self.truncate && self.append && !self.create_new {
+            return invalid("append and truncate exclude each other");
+        }
+        // The access mode comes from read/write only, never from custom flags.
+        let mut flags = access | libc::O_CLOEXEC | (self.custom_flags & !libc::O_ACCMODE);
         if self.append {
             flags |= libc::O_APPEND;
         }
-        if self.truncate {
-            flags |= libc::O_TRUNC;
-        }
         if self.create_new {
             flags |= libc::O_CREAT | libc::O_EXCL;
-        } else if self.create {
-            flags |= libc::O_CREAT;
+        } else {
+            if self.create {
+                flags |= libc::O_CREAT;
+            }
+            if self.truncate {
+                flags |= libc::O_TRUNC;
+            }
         }
         Ok(flags)
     }
