@@ -368,9 +368,10 @@ mod tests {
         unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
     }
 
-    fn cell(state: State<()>) -> Arc<OpCell<()>> {
+    fn cell(state: State) -> Arc<OpCell<()>> {
         Arc::new(OpCell {
             state: Mutex::new(state),
+            resources: UnsafeCell::new(Some(())),
             produces_fd: true,
         })
     }
@@ -378,7 +379,7 @@ mod tests {
     fn op_with(cell: Arc<OpCell<()>>) -> Op<()> {
         Op {
             unsubmitted: None,
-            waiting: false,
+            waiting: None,
             cell: Some(cell),
             home: None,
             user_data: 0,
@@ -401,10 +402,7 @@ mod tests {
     #[test]
     fn completed_but_unobserved_op_closes_its_fd_on_drop() {
         let (r, w) = pipe_fds();
-        drop(op_with(cell(State::Completed {
-            result: r,
-            resources: (),
-        })));
+        drop(op_with(cell(State::Completed { result: r })));
         assert!(!is_open(r), "the unobserved fd leaked");
         close_fd(w);
     }
@@ -413,10 +411,7 @@ mod tests {
     #[test]
     fn observed_fd_is_handed_over_not_closed() {
         let (r, w) = pipe_fds();
-        let c = cell(State::Submitted {
-            waker: None,
-            resources: (),
-        });
+        let c = cell(State::Submitted { waker: None });
         let mut op = op_with(c.clone());
         c.complete(r);
         let waker = Waker::noop();
