@@ -1,0 +1,178 @@
+//! Summary mode's measurements and markdown tables: qd1 reads and write +
+//! fdatasync (p50/p99 per operation, CPU per operation, ratio to the raw
+//! io_uring floor, speed-up over `tokio::fs`) and qd32 reads (median rate).
+
+use crate::cases::{
+    Case, Env, LatFn, QD1_CASES, QD1_FLOOR, QD1_TOKIO, QD32_CASES, QD32_FLOOR, QD32_TOKIO,
+    WRITE_CASES, WRITE_FLOOR, WRITE_TOKIO,
+};
+use crate::measure::LatRun;
+use crate::shared::timing::median;
+use crate::watchdog::watch;
+use crate::{BLOCK, QD, SUMMARY_QD1_READS, SUMMARY_QD32_READS, SUMMARY_ROUNDS, SUMMARY_WRITES};
+
+/// Nearest-rank percentile of sorted samples.
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Microseconds, with three decimals below 10 µs.
+fn us(ns: f64) -> String {
+    let us = ns / 1000.0;
+    if us < 10.0 {
+        format!("{us:.3}")
+    } else {
+        format!("{us:.1}")
+    }
+}
+
+fn position<F>(cases: &[Case<F>], id: &str) -> usize {
+    cases
+        .iter()
+        .position(|c| c.id == id)
+        .expect("floor or baseline case")
+}
+
+/// Runs every latency case for `total` operations in [`SUMMARY_ROUNDS`]
+/// rounds interleaved across cases, and prints one table.
+fn summary_latency(
+    env: &Env,
+    cases: &[Case<LatFn>],
+    total: usize,
+    (floor, tokio): (&str, &str),
+    (title, unit, floor_label): (&str, &str, &str),
+) {
+    let n = total / SUMMARY_ROUNDS;
+    let mut runs: Vec<LatRun> = cases.iter().map(|_| LatRun::default()).collect();
+    for _ in 0..SUMMARY_ROUNDS {
+        for (case, acc) in cases.iter().zip(&mut runs) {
+            let _watch = watch(case.id);
+            let run = (case.run)(env, (n / 10).max(1), n);
+            acc.samples.extend_from_slice(&run.samples);
+            acc.cpu += run.cpu;
+            acc.note = run.note;
+            if let Some((parks, ops)) = run.parks {
+                let (p, o) = acc.parks.get_or_insert((0, 0));
+                *p += parks;
+                *o += ops;
+            }
+        }
+    }
+    for run in &mut runs {
+        run.samples.sort_unstable();
+    }
+    let p50 = |k: usize| percentile(&runs[k].samples, 50.0) as f64;
+    let (floor_p50, tokio_p50) = (p50(position(cases, floor)), p50(position(cases, tokio)));
+    println!("### {title}");
+    println!();
+    println!(
+        "| case | threads | {unit}s | p50 µs | p99 µs | mean µs | CPU µs per {unit} | \
+         p50 / {floor_label} | speed-up vs tokio::fs (p50) | notes |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+    for (k, (case, run)) in cases.iter().zip(&runs).enumerate() {
+        let count = run.samples.len();
+        let mean = run.samples.iter().sum::<u64>() as f64 / count as f64;
+        let cpu = run.cpu.as_nanos() as f64 / count as f64;
+        let note = [
+            run.parks
+                .map(|(p, o)| format!("{:.2} parks per {unit}", p as f64 / o as f64)),
+            run.note.clone(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join("; ");
+        println!(
+            "| {} `{}` | {} | {count} | {} | {} | {} | {} | {:.2} | {:.2} | {note} |",
+            case.label,
+            case.id,
+            case.threads,
+            us(p50(k)),
+            us(percentile(&run.samples, 99.0) as f64),
+            us(mean),
+            us(cpu),
+            p50(k) / floor_p50,
+            tokio_p50 / p50(k),
+        );
+    }
+    println!();
+}
+
+pub(crate) fn summary_qd1(env: &Env) {
+    summary_latency(
+        env,
+        QD1_CASES,
+        SUMMARY_QD1_READS,
+        (QD1_FLOOR, QD1_TOKIO),
+        (
+            &format!("qd1: {BLOCK} B random reads of a page-cached file, one at a time"),
+            "read",
+            "raw io_uring",
+        ),
+    );
+}
+
+pub(crate) fn summary_write(env: &Env) {
+    summary_latency(
+        env,
+        WRITE_CASES,
+        SUMMARY_WRITES,
+        (WRITE_FLOOR, WRITE_TOKIO),
+        (
+            &format!("{BLOCK} B write + fdatasync, one pair at a time"),
+            "write",
+            "raw io_uring (sequential)",
+        ),
+    );
+}
+
+pub(crate) fn summary_qd32(env: &Env) {
+    let reads = SUMMARY_QD32_READS / SUMMARY_ROUNDS as u64;
+    let mut rate = vec![Vec::with_capacity(SUMMARY_ROUNDS); QD32_CASES.len()];
+    let mut cpu = vec![Vec::with_capacity(SUMMARY_ROUNDS); QD32_CASES.len()];
+    let mut parks: Vec<Option<u64>> = vec![None; QD32_CASES.len()];
+    for _ in 0..SUMMARY_ROUNDS {
+        for (k, case) in QD32_CASES.iter().enumerate() {
+            let _watch = watch(case.id);
+            let run = (case.run)(env, reads);
+            rate[k].push(reads as f64 / run.wall.as_secs_f64());
+            cpu[k].push(run.cpu.as_nanos() as f64 / reads as f64);
+            if let Some(p) = run.parks {
+                *parks[k].get_or_insert(0) += p;
+            }
+        }
+    }
+    let rate: Vec<f64> = rate.iter_mut().map(|v| median(v)).collect();
+    let cpu: Vec<f64> = cpu.iter_mut().map(|v| median(v)).collect();
+    let floor = rate[position(QD32_CASES, QD32_FLOOR)];
+    let tokio = rate[position(QD32_CASES, QD32_TOKIO)];
+    println!("### qd32: {BLOCK} B random reads of a page-cached file, {QD} in flight");
+    println!();
+    println!(
+        "| case | threads | k reads/s | µs per read (wall) | CPU µs per read | \
+         time / raw io_uring | speed-up vs tokio::fs | notes |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---|");
+    for (k, case) in QD32_CASES.iter().enumerate() {
+        let note = parks[k]
+            .map(|p| {
+                let per = p as f64 / (reads * SUMMARY_ROUNDS as u64) as f64;
+                format!("{per:.3} parks per read")
+            })
+            .unwrap_or_default();
+        println!(
+            "| {} `{}` | {} | {:.0} | {} | {} | {:.2} | {:.2} | {note} |",
+            case.label,
+            case.id,
+            case.threads,
+            rate[k] / 1e3,
+            us(1e9 / rate[k]),
+            us(cpu[k]),
+            floor / rate[k],
+            rate[k] / tokio,
+        );
+    }
+    println!();
+}
