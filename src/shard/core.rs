@@ -173,14 +173,17 @@ impl Core {
     }
 
     fn fire_timers(&self) {
-        let mut fired = self.fired.borrow_mut();
+        if self.cx.timers.borrow().len() == 0 {
+            return; // no clock read when no timer is pending
+        }
+        // Reuse one buffer across ticks: take it out while the wakers run.
+        let mut fired = std::mem::take(&mut *self.fired.borrow_mut());
         self.cx
             .timers
             .borrow_mut()
             .advance(Instant::now(), &mut fired);
-        let wakers: Vec<Waker> = fired.drain(..).collect();
-        drop(fired);
-        wake_all(wakers);
+        wake_all(fired.drain(..));
+        *self.fired.borrow_mut() = fired;
     }
 
     /// The next task to poll. Picks alternate between the pinned/local run
@@ -279,11 +282,11 @@ impl Core {
 
     /// Dispatches the completions already in the CQ (no syscall).
     fn reap(&self) {
-        let mut completions = self.completions.borrow_mut();
-        self.cx.ring.borrow_mut().reap(&mut completions);
-        let batch: Vec<Completion> = completions.drain(..).collect();
-        drop(completions);
-        batch.into_iter().for_each(|c| self.on_completion(c));
+        // Reuse one buffer across ticks: take it out while completions run.
+        let mut batch = std::mem::take(&mut *self.completions.borrow_mut());
+        self.cx.ring.borrow_mut().reap(&mut batch);
+        batch.drain(..).for_each(|c| self.on_completion(c));
+        *self.completions.borrow_mut() = batch;
         // Ops waiting for room can go now if these completions made some.
         crate::op::wake_waiters_if_room(&self.cx);
         // Completions may have woken tasks on other shards; their doorbells
@@ -359,7 +362,7 @@ impl Core {
     /// graceful shutdown, the shutdown deadline.
     fn park_timeout(&self) -> Option<Duration> {
         let timer = self.cx.timers.borrow().next_deadline();
-        let shutdown = if self.cancelling.get() {
+        let shutdown = if self.cancelling.get() || !self.cx.shared.is_shutting_down() {
             None
         } else {
             self.cx.shared.shutdown_deadline()
@@ -458,7 +461,7 @@ impl Drop for Core {
 }
 
 /// Wakes every waker, containing a panic from a foreign waker implementation.
-pub(super) fn wake_all(wakers: Vec<Waker>) {
+pub(super) fn wake_all(wakers: impl IntoIterator<Item = Waker>) {
     for w in wakers {
         let _ = catch_unwind(AssertUnwindSafe(|| w.wake()));
     }
