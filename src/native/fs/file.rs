@@ -108,82 +108,58 @@ impl File {
             .await
     }
 
-    async fn read_inner<B: IoBufMut>(&self, buf: B, offset: u64) -> (io::Result<usize>, B) {
+    /// One read or write op on this file's fd: validates `offset` and the
+    /// buffer `len`, keeps the fd alive in the op's resources, and gives the
+    /// buffer back with the result.
+    async fn rw_op<B, F>(&self, buf: B, offset: u64, len: usize, build: F) -> (io::Result<usize>, B)
+    where
+        B: Send + 'static,
+        F: FnOnce(types::Fd, &mut B, u32) -> io_uring::squeue::Entry + Send + 'static,
+    {
+        let invalid = |why| Err(io::Error::new(io::ErrorKind::InvalidInput, why));
         if offset != CURRENT_POSITION && offset > i64::MAX as u64 {
-            return (
-                Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "offset beyond i64::MAX",
-                )),
-                buf,
-            );
+            return (invalid("offset beyond i64::MAX"), buf);
         }
-        if buf.bytes_total() == 0 {
-            return (
-                Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "read into a zero-capacity buffer",
-                )),
-                buf,
-            );
+        if len == 0 {
+            return (invalid("zero-length buffer"), buf);
         }
-        let raw = self.fd.as_raw_fd();
+        let fd = types::Fd(self.fd.as_raw_fd());
+        let len = u32::try_from(len).unwrap_or(u32::MAX);
         let rw = Rw {
             buf,
             _fd: self.fd.clone(),
         };
-        let op = op::submit(rw, false, move |rw| {
-            let len = u32::try_from(rw.buf.bytes_total()).unwrap_or(u32::MAX);
-            opcode::Read::new(types::Fd(raw), rw.buf.stable_mut_ptr(), len)
-                .offset(offset)
-                .build()
-        });
-        let (result, mut rw) = match op.await {
-            Ok(done) => done,
-            Err((e, rw)) => return (Err(e), rw.buf),
-        };
-        let n = os_result(result);
-        if let Ok(n) = n {
-            // SAFETY: the kernel initialized the first `n` bytes of the buffer.
-            unsafe { rw.buf.set_init(n) };
-        }
-        (n, rw.buf)
-    }
-
-    async fn write_inner<B: IoBuf>(&self, buf: B, offset: u64) -> (io::Result<usize>, B) {
-        if offset != CURRENT_POSITION && offset > i64::MAX as u64 {
-            return (
-                Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "offset beyond i64::MAX",
-                )),
-                buf,
-            );
-        }
-        if buf.bytes_init() == 0 {
-            return (
-                Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "write of a zero-length buffer",
-                )),
-                buf,
-            );
-        }
-        let raw = self.fd.as_raw_fd();
-        let rw = Rw {
-            buf,
-            _fd: self.fd.clone(),
-        };
-        let op = op::submit(rw, false, move |rw| {
-            let len = u32::try_from(rw.buf.bytes_init()).unwrap_or(u32::MAX);
-            opcode::Write::new(types::Fd(raw), rw.buf.stable_ptr(), len)
-                .offset(offset)
-                .build()
-        });
+        let op = op::submit(rw, false, move |rw| build(fd, &mut rw.buf, len));
         match op.await {
             Ok((result, rw)) => (os_result(result), rw.buf),
             Err((e, rw)) => (Err(e), rw.buf),
         }
+    }
+
+    async fn read_inner<B: IoBufMut>(&self, buf: B, offset: u64) -> (io::Result<usize>, B) {
+        let len = buf.bytes_total();
+        let (n, mut buf) = self
+            .rw_op(buf, offset, len, move |fd, buf: &mut B, len| {
+                opcode::Read::new(fd, buf.stable_mut_ptr(), len)
+                    .offset(offset)
+                    .build()
+            })
+            .await;
+        if let Ok(n) = n {
+            // SAFETY: the kernel initialized the first `n` bytes of the buffer.
+            unsafe { buf.set_init(n) };
+        }
+        (n, buf)
+    }
+
+    async fn write_inner<B: IoBuf>(&self, buf: B, offset: u64) -> (io::Result<usize>, B) {
+        let len = buf.bytes_init();
+        self.rw_op(buf, offset, len, move |fd, buf: &mut B, len| {
+            opcode::Write::new(fd, buf.stable_ptr(), len)
+                .offset(offset)
+                .build()
+        })
+        .await
     }
 
     /// Reads into `buf` (up to its capacity) from `offset`; returns the byte
