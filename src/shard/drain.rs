@@ -58,14 +58,7 @@ impl Core {
                     .map(|(_, w)| w.clone()),
             );
             wake_all(wakers);
-            while let Some(envelope) = self.cx.remote.pop() {
-                match envelope {
-                    crate::mailbox::Envelope::Task(r) => self.cancel(r),
-                    crate::mailbox::Envelope::Call(f) => {
-                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-                    }
-                }
-            }
+            self.drain_mailbox_cancelling();
             let shared = &self.cx.shared;
             loop {
                 // Pop first: the RefMut must not live while user Drop code runs.
@@ -89,6 +82,20 @@ impl Core {
             }
         }
         self.exit_ready().then(|| self.cancelled.get()) // D4
+    }
+
+    /// Empties the mailbox while shutting down: tasks are cancelled (they
+    /// may not run any more), runtime calls (timer removals, op cancels
+    /// posted by other shards) still run.
+    fn drain_mailbox_cancelling(&self) {
+        while let Some(envelope) = self.cx.remote.pop() {
+            match envelope {
+                crate::mailbox::Envelope::Task(r) => self.cancel(r),
+                crate::mailbox::Envelope::Call(f) => {
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+                }
+            }
+        }
     }
 
     /// Step D4's condition. While still graceful, timers of stolen tasks
@@ -129,14 +136,7 @@ impl Core {
         while (self.eventfd_armed.get() || self.cx.ops.borrow().len() > 0)
             && std::time::Instant::now() < deadline
         {
-            while let Some(envelope) = self.cx.remote.pop() {
-                match envelope {
-                    crate::mailbox::Envelope::Task(r) => self.cancel(r),
-                    crate::mailbox::Envelope::Call(f) => {
-                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-                    }
-                }
-            }
+            self.drain_mailbox_cancelling();
             let mut ring = self.cx.ring.borrow_mut();
             self.cx.push_pending_cancels(&mut ring);
             if last_cancel.is_none_or(|t| t.elapsed() >= Duration::from_millis(100)) {
