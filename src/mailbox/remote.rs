@@ -12,7 +12,7 @@
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::task::Waker;
 
 use crossbeam_deque::{Injector, Steal};
@@ -60,6 +60,9 @@ pub(crate) struct Remote {
     /// Native ops waiting, unsubmitted, for room in this shard's ring (op
     /// invariant 6); locked because a waiting op may be dropped elsewhere.
     pub(crate) op_waiters: Mutex<Slab<Waker>>,
+    /// How many entries `op_waiters` holds, changed under its lock: the
+    /// shard loop reads this every tick instead of taking the lock.
+    pub(crate) op_waiting: AtomicUsize,
 }
 
 impl Remote {
@@ -77,6 +80,7 @@ impl Remote {
             preferred: Injector::new(),
             draining: AtomicBool::new(false),
             op_waiters: Mutex::new(Slab::new()),
+            op_waiting: AtomicUsize::new(0),
         }
     }
 

@@ -12,6 +12,7 @@ use std::mem;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
 
 use io_uring::{opcode, squeue};
@@ -269,13 +270,20 @@ impl<T: Send + 'static> Op<T> {
             _ => {}
         }
         self.stop_waiting(); // polled on another shard now: move the entry
-        let key = here.op_waiters.lock().insert(waker.clone());
+        let key = {
+            let mut waiters = here.op_waiters.lock();
+            let key = waiters.insert(waker.clone());
+            here.op_waiting.store(waiters.len(), Ordering::Release);
+            key
+        };
         self.waiting = Some((here, key));
     }
 
     fn stop_waiting(&mut self) {
         if let Some((remote, key)) = self.waiting.take() {
-            remote.op_waiters.lock().try_remove(key);
+            let mut waiters = remote.op_waiters.lock();
+            waiters.try_remove(key);
+            remote.op_waiting.store(waiters.len(), Ordering::Release);
         }
     }
 }
@@ -311,8 +319,10 @@ impl<T: Send + 'static> Drop for Op<T> {
 /// (invariant 6, level-triggered: each re-checks when polled, so stale or
 /// duplicate entries cost a spurious wake-up, never a lost one).
 pub(crate) fn wake_waiters_if_room(cx: &context::ShardContext) {
-    if cx.ops.borrow().len() >= cx.op_capacity.get() {
-        return;
+    if cx.remote.op_waiting.load(Ordering::Acquire) == 0
+        || cx.ops.borrow().len() >= cx.op_capacity.get()
+    {
+        return; // the common case: nobody waits, no lock taken
     }
     let wakers: Vec<Waker> = {
         let waiters = cx.remote.op_waiters.lock();

@@ -354,8 +354,12 @@ impl Core {
 
     /// Ops wait for room and there is room: waking them is work to do.
     fn ops_can_proceed(&self) -> bool {
-        self.cx.ops.borrow().len() < self.cx.op_capacity.get()
-            && !self.cx.remote.op_waiters.lock().is_empty()
+        self.cx
+            .remote
+            .op_waiting
+            .load(std::sync::atomic::Ordering::Acquire)
+            > 0
+            && self.cx.ops.borrow().len() < self.cx.op_capacity.get()
     }
 
     /// How long the park may last: until the next timer or, during a

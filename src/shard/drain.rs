@@ -113,7 +113,12 @@ impl Core {
             && (self.cancelling.get()
                 || (self.cx.timers.borrow().len() == 0
                     && self.cx.ops.borrow().len() == 0
-                    && self.cx.remote.op_waiters.lock().is_empty()))
+                    && self
+                        .cx
+                        .remote
+                        .op_waiting
+                        .load(std::sync::atomic::Ordering::Acquire)
+                        == 0))
     }
 
     /// Step D5.
