@@ -7,25 +7,9 @@ use crate::cases::{
     WRITE_CASES, WRITE_FLOOR, WRITE_TOKIO,
 };
 use crate::measure::LatRun;
-use crate::shared::timing::median;
+use crate::shared::timing::{median, percentile, us};
 use crate::watchdog::watch;
 use crate::{BLOCK, QD, SUMMARY_QD1_READS, SUMMARY_QD32_READS, SUMMARY_ROUNDS, SUMMARY_WRITES};
-
-/// Nearest-rank percentile of sorted samples.
-fn percentile(sorted: &[u64], p: f64) -> u64 {
-    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-/// Microseconds, with three decimals below 10 µs.
-fn us(ns: f64) -> String {
-    let us = ns / 1000.0;
-    if us < 10.0 {
-        format!("{us:.3}")
-    } else {
-        format!("{us:.1}")
-    }
-}
 
 fn position<F>(cases: &[Case<F>], id: &str) -> usize {
     cases

@@ -6,25 +6,9 @@ use crate::cases::{
     Env, RTT_ATOMIC_FLOOR, RTT_CASES, RTT_PARKED_FLOOR, RttCase, TPUT_CASES, TPUT_FLOOR,
 };
 use crate::measure::{Doorbells, RttRun};
-use crate::shared::timing::median;
+use crate::shared::timing::{median, percentile, us};
 use crate::watchdog::watch;
 use crate::{BATCHES, SUMMARY_MSGS, SUMMARY_ROUNDS, SUMMARY_RTT, SUMMARY_RTT_PARKED};
-
-/// Nearest-rank percentile of sorted samples.
-fn percentile(sorted: &[u64], p: f64) -> u64 {
-    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-/// Microseconds, with three decimals below 10 µs.
-fn us(ns: f64) -> String {
-    let us = ns / 1000.0;
-    if us < 10.0 {
-        format!("{us:.3}")
-    } else {
-        format!("{us:.1}")
-    }
-}
 
 pub(crate) fn summary_rtt(env: &Env) {
     let rounds_of = |case: &RttCase| {

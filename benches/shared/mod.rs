@@ -1,5 +1,5 @@
 //! Helpers the bench suites (`spawn`, `mailbox`, `fanout`) share, so that
-//! each exists once: process CPU time and the median ([`timing`]), building
+//! each exists once: process CPU time, median, percentile and µs formatting ([`timing`]), building
 //! and shutting down the compared runtimes ([`runtimes`]), the stall
 //! watchdog's machinery ([`watchdog`]), and the summary-mode switch.
 //!

@@ -30,3 +30,19 @@ pub(crate) fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
 }
+
+/// Nearest-rank percentile of sorted samples.
+pub(crate) fn percentile(sorted: &[u64], p: f64) -> u64 {
+    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Microseconds from nanoseconds, with three decimals below 10 µs.
+pub(crate) fn us(ns: f64) -> String {
+    let us = ns / 1000.0;
+    if us < 10.0 {
+        format!("{us:.3}")
+    } else {
+        format!("{us:.1}")
+    }
+}
