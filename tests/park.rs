@@ -116,3 +116,62 @@ fn spin_window_takes_hand_offs_without_doorbells() {
         "a spinning receiver needs no doorbells, {rung} were rung"
     );
 }
+
+/// Waits until shard `i` is asleep in the kernel; `false` after `limit`.
+fn parks_within(h: &ringlane::Handle, i: usize, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while !h.shard_stats(i).unwrap().parked {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::yield_now();
+    }
+    true
+}
+
+/// The kernel queues deferred task work and sets `IORING_SQ_TASKRUN` after;
+/// a shard running that work in between is left with the flag set and
+/// nothing queued, and entering the kernel does not clear it. A shard that
+/// took the flag for work never parked again and spun at 100% CPU until the
+/// next doorbell (seen once in ~10,000 hand-offs). Every hand-off below
+/// races a doorbell's deferred completion against the shard's own enter;
+/// after each one the shard must reach its park. (The unit test
+/// `idle_shard_with_a_stale_taskrun_flag_sleeps` sets the flag by hand, so
+/// it fails every time the rule is broken; this one finds the real race.)
+#[test]
+fn stale_taskrun_flag_under_doorbell_races_never_keeps_a_shard_awake() {
+    for shards in [1, 2] {
+        let rt = common::runtime(shards);
+        let h = rt.handle();
+        for round in 0..20_000usize {
+            let target = round % shards;
+            let from = (round / shards) % shards;
+            // From a plain thread (eventfd doorbell) or from another shard
+            // (MSG_RING doorbell).
+            let h2 = h.clone();
+            rt.block_on(async move {
+                if from == target {
+                    h2.spawn_pinned(target, async {}).unwrap().await.unwrap();
+                } else {
+                    let h3 = h2.clone();
+                    h2.spawn_pinned(from, async move {
+                        h3.spawn_pinned(target, async {}).unwrap().await.unwrap();
+                    })
+                    .unwrap()
+                    .await
+                    .unwrap();
+                }
+            });
+            for i in 0..shards {
+                let tid = h.shard_stats(i).unwrap().os_tid;
+                let before = common::thread_cpu_time(tid);
+                assert!(
+                    parks_within(&h, i, Duration::from_secs(3)),
+                    "round {round}: shard {i} of {shards} never parked; it used {:?} of CPU \
+                     in 3 s (a stale TASKRUN flag kept it spinning)",
+                    common::thread_cpu_time(tid) - before
+                );
+            }
+        }
+    }
+}

@@ -347,7 +347,7 @@ impl Core {
             && self.cx.deque.is_empty()
             && self.cx.remote.is_empty()
             && self.cx.remote.preferred.is_empty()
-            && !self.cx.ring.borrow_mut().has_events()
+            && !self.cx.ring.borrow_mut().has_completions()
             && self.cx.pending_cancels.borrow().is_empty()
             && !self.ops_can_proceed()
     }
@@ -387,7 +387,7 @@ impl Core {
         !self.cx.remote.is_empty()
             || !self.cx.run_queue.borrow().is_empty()
             || !self.cx.doorbells.borrow().is_empty()
-            || self.cx.ring.borrow_mut().has_events()
+            || self.cx.ring.borrow_mut().has_completions()
             || (stealable && self.cx.shared.has_stealable_work(self.cx.index))
             || (self.seen_shutdown.get() && self.exit_ready())
     }
@@ -399,11 +399,21 @@ impl Core {
             .checked_add(window)
             .unwrap_or(now + Duration::from_secs(3600));
         let timer = self.cx.timers.borrow().next_deadline();
+        // Deferred work (doorbells, completions) becomes CQEs only when we
+        // enter; a flag still set after an enter is stale (ring invariant
+        // 4) and is ignored for the rest of the window.
+        let mut taskrun_stale = false;
         loop {
             if self.has_work(stealable)
                 || self.cx.shared.is_shutting_down() && !self.seen_shutdown.get()
             {
                 return true;
+            }
+            if !taskrun_stale && self.cx.ring.borrow_mut().has_deferred_work() {
+                let mut ring = self.cx.ring.borrow_mut();
+                let _ = ring.submit();
+                taskrun_stale = !ring.has_completions() && ring.has_deferred_work();
+                continue;
             }
             let now = Instant::now();
             if now >= end || timer.is_some_and(|t| now >= t) {

@@ -19,6 +19,8 @@ mod core;
 mod drain;
 mod shared;
 mod steal;
+#[cfg(test)]
+mod tests;
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};

@@ -7,6 +7,15 @@
 //!    is reaped; `push` is `unsafe` and its callers carry that proof.
 //! 3. The kernel is entered only when there is something to submit, something
 //!    to reap (`IORING_SQ_TASKRUN`, CQ overflow), or the shard parks.
+//! 4. `IORING_SQ_TASKRUN` is a hint, never a reason to stay awake. The kernel
+//!    queues deferred work first and sets the flag after, so a shard that
+//!    runs the work in between is left with the flag set and nothing queued;
+//!    entering does not clear it (only running new deferred work does). Idle
+//!    decisions therefore look at the CQ and overflow alone
+//!    ([`has_completions`](Ring::has_completions)): a park's enter runs any
+//!    deferred work before it sleeps, so nothing is missed by ignoring the
+//!    flag there. (Treating it as work once made an idle shard spin at 100%
+//!    CPU: `idle_shard_with_a_stale_taskrun_flag_sleeps`.)
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -180,15 +189,18 @@ impl Ring {
         !sq.is_empty() || sq.taskrun() || sq.cq_overflow()
     }
 
-    /// Whether the kernel holds anything for us: CQEs in the CQ, deferred
-    /// completions flagged by `IORING_SQ_TASKRUN`, or an overflowed CQ
-    /// (no syscall).
-    pub(crate) fn has_events(&mut self) -> bool {
-        if !self.uring.completion().is_empty() {
-            return true;
-        }
-        let sq = self.uring.submission();
-        sq.taskrun() || sq.cq_overflow()
+    /// Whether completions wait to be reaped: CQEs in the CQ or an
+    /// overflowed CQ (no syscall). Deferred work is left out on purpose
+    /// (invariant 4).
+    pub(crate) fn has_completions(&mut self) -> bool {
+        !self.uring.completion().is_empty() || self.uring.submission().cq_overflow()
+    }
+
+    /// Whether the kernel flags deferred work (`IORING_SQ_TASKRUN`) that only
+    /// an enter will turn into completions. A hint: it may be stale
+    /// (invariant 4).
+    pub(crate) fn has_deferred_work(&mut self) -> bool {
+        self.uring.submission().taskrun()
     }
 
     /// Submits pending SQEs and sleeps until at least one CQE arrives or
@@ -247,6 +259,49 @@ impl Ring {
             Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN) => Ok(()),
             _ => Err(err),
         }
+    }
+}
+
+#[cfg(test)]
+impl Ring {
+    /// Sets `IORING_SQ_TASKRUN` with no deferred work behind it: the stale
+    /// flag the kernel leaves when it loses the race of invariant 4, made
+    /// deterministic for tests.
+    pub(crate) fn fake_stale_taskrun_flag(&mut self) {
+        const IORING_SQ_TASKRUN: u32 = 1 << 2;
+        // `Parameters` is documented as a transparent wrapper over the
+        // kernel's `io_uring_params`, in which `sq_off.flags` is the u32 at
+        // byte 56 (ten u32 fields, then `sq_off.head`, `tail`, `ring_mask`,
+        // `ring_entries`, `flags`).
+        let params = self.uring.params() as *const io_uring::Parameters as *const u8;
+        // SAFETY: see above: the struct is 120 bytes long and offset 56 holds
+        // a properly aligned u32 (the struct is 8-aligned).
+        let flags_off = unsafe { params.add(56).cast::<u32>().read() } as usize;
+        let len = flags_off + 4;
+        // SAFETY: maps the ring's own SQ ring region (offset 0) shared and
+        // read-write, as the crate itself does; checked for failure below.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                self.uring.as_raw_fd(),
+                0,
+            )
+        };
+        assert_ne!(base, libc::MAP_FAILED, "mmap of the SQ ring failed");
+        // SAFETY: `flags_off` lies inside the mapping, the kernel aligns the
+        // field to 4 bytes and only ever accesses it atomically.
+        let flags = unsafe {
+            &*base
+                .cast::<u8>()
+                .add(flags_off)
+                .cast::<std::sync::atomic::AtomicU32>()
+        };
+        flags.fetch_or(IORING_SQ_TASKRUN, std::sync::atomic::Ordering::SeqCst);
+        // SAFETY: unmaps exactly the mapping made above; nothing refers to it.
+        unsafe { libc::munmap(base, len) };
     }
 }
 
