@@ -103,7 +103,9 @@ impl Handle {
     /// assert!(rt.handle().shard_stats(1).is_err());
     /// ```
     pub fn shard_stats(&self, shard: usize) -> Result<ShardStats, Error> {
-        Ok(self.shared.remote(shard)?.stats.snapshot(shard))
+        let remote = self.shared.remote(shard)?;
+        let parked = remote.doorbell.is_parked();
+        Ok(remote.stats.snapshot(shard, parked))
     }
 
     fn open_remote(&self, shard: usize) -> Result<&Arc<Remote>, Error> {

@@ -46,6 +46,10 @@ pub struct ShardStats {
     pub tasks_stolen: u64,
     /// Stealable tasks taken from the global injector.
     pub injector_pops: u64,
+    /// Whether the shard was asleep in the kernel (or committed to sleeping)
+    /// when the snapshot was taken. A hint for monitoring and tests: it may
+    /// change the moment after it is read.
+    pub parked: bool,
 }
 
 /// The shared atomics behind [`ShardStats`].
@@ -68,7 +72,7 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
-    pub(crate) fn snapshot(&self, shard: usize) -> ShardStats {
+    pub(crate) fn snapshot(&self, shard: usize, parked: bool) -> ShardStats {
         ShardStats {
             shard,
             os_tid: self.os_tid.load(Relaxed),
@@ -85,6 +89,7 @@ impl Counters {
             steals_succeeded: self.steals_succeeded.load(Relaxed),
             tasks_stolen: self.tasks_stolen.load(Relaxed),
             injector_pops: self.injector_pops.load(Relaxed),
+            parked,
         }
     }
 

@@ -87,6 +87,12 @@ impl DoorbellState {
         self.state.load(Ordering::SeqCst) == RUNNING
     }
 
+    /// Whether the receiver is asleep or committed to sleeping (step R3
+    /// passed, no doorbell since).
+    pub(crate) fn is_parked(&self) -> bool {
+        self.state.load(Ordering::SeqCst) == PARKED
+    }
+
     /// The receiver will never park again (it has exited).
     pub(crate) fn close(&self) {
         self.state.store(CLOSED, Ordering::SeqCst);

@@ -50,7 +50,11 @@ use crate::stats::Counters;
 /// and waking an idle shard to race for it costs a doorbell and a futile
 /// search (Tokio follows the same rule). Consequence, as in Tokio: a task
 /// that makes exactly one stealable task ready and then blocks its shard
-/// without yielding keeps that task until it yields.
+/// without yielding keeps that task until it yields. The same holds for the
+/// last of several if other shards emptied the deque between the pushes
+/// and one of them parks at that instant (`tests/stealing.rs`,
+/// `block_until_all_but_the_last`); Tokio's LIFO slot keeps the last spawn
+/// of a blocked worker every time.
 pub(crate) fn schedule_stealable(shared: &Arc<Shared>, runnable: Runnable) {
     let mut runnable = Some(runnable);
     let local_len = context::with_current(|cx| {
