@@ -327,3 +327,73 @@ fn open_options_are_validated_like_std() {
     );
     std::fs::remove_file(path).unwrap();
 }
+
+#[test]
+fn path_ops_metadata_exact_vectored_and_close_round_trip() {
+    use ringlane::native::fs;
+    let _serial = SERIAL.lock();
+    let before = common::fd_count();
+    let rt = common::runtime(1);
+    let dir = temp_path("paths");
+    let d = dir.clone();
+    let out = rt
+        .block_on(
+            rt.handle()
+                .spawn_pinned(0, async move {
+                    fs::create_dir(&d).await?;
+                    let exists = fs::create_dir(&d).await.unwrap_err().kind();
+                    let a = d.join("a");
+                    let f = File::create(&a).await?;
+                    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+                    f.write_all_at(data.clone(), 0).await.0?;
+                    let m = f.metadata().await?;
+                    assert!(m.is_file() && m.len() == 300_000);
+                    let (r, buf) = f.read_exact_at(Vec::with_capacity(300_000), 0).await;
+                    r?;
+                    assert!(buf == data, "read_exact_at returned other bytes");
+                    let (r, short) = f.read_exact_at(Vec::with_capacity(10), 299_995).await;
+                    let eof = r.unwrap_err().kind();
+                    assert_eq!(short.len(), 5, "the bytes before EOF are kept");
+                    let (n, _bufs) = f
+                        .write_vectored_at(vec![b"xy".to_vec(), Vec::new(), b"z".to_vec()], 1)
+                        .await;
+                    assert_eq!(n?, 3);
+                    let (n, bufs) = f
+                        .read_vectored_at(vec![Vec::with_capacity(1), Vec::with_capacity(3)], 0)
+                        .await;
+                    assert_eq!(n?, 4);
+                    assert_eq!(
+                        (bufs[0].as_slice(), bufs[1].as_slice()),
+                        (&[0u8][..], &b"xyz"[..])
+                    );
+                    drop(bufs);
+                    f.close().await?;
+                    let b = d.join("b");
+                    fs::rename(&a, &b).await?;
+                    let gone = fs::metadata(&a).await.unwrap_err().kind();
+                    assert_eq!(fs::metadata(&b).await?.len(), 300_000);
+                    let not_empty = fs::remove_dir(&d).await.unwrap_err().kind();
+                    fs::remove_file(&b).await?;
+                    fs::remove_dir(&d).await?;
+                    let nul = fs::remove_file("a\0b").await.unwrap_err().kind();
+                    Ok::<_, std::io::Error>(vec![exists, eof, gone, not_empty, nul])
+                })
+                .unwrap(),
+        )
+        .unwrap()
+        .unwrap();
+    use std::io::ErrorKind::*;
+    assert_eq!(
+        out,
+        vec![
+            AlreadyExists,
+            UnexpectedEof,
+            NotFound,
+            DirectoryNotEmpty,
+            InvalidInput
+        ]
+    );
+    assert!(!dir.exists());
+    drop(rt);
+    assert_eq!(common::fd_count(), before, "an fd leaked");
+}

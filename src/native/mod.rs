@@ -11,10 +11,17 @@
 //! on. From a Tokio task, run them on a shard through the handle:
 //! `handle.spawn_pinned(shard, async move { File::open(path).await })`.
 //!
-//! Status: files (this module) are the first part of the native lane;
-//! sockets, vectored and registered-buffer ops, and per-op timeouts follow.
+//! Per-op timeouts ([`timeout`]) are enforced by the kernel with
+//! `IORING_OP_LINK_TIMEOUT` and give the buffer back with `TimedOut`.
 
 mod buf;
 pub mod fs;
+pub mod net;
+mod timeout;
 
 pub use buf::{IoBuf, IoBufMut};
+pub use timeout::{NativeTimeoutExt, Timeout, timeout};
+
+mod fd;
+
+pub(crate) use fd::{close_shared, os_result};

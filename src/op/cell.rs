@@ -5,7 +5,7 @@
 //! the SQE is built until the op's final CQE, so an SQE may point at inline
 //! data (a `sockaddr`, a `statx` buffer) as well as heap bytes.
 
-use std::cell::UnsafeCell;
+use std::cell::{Cell, UnsafeCell};
 use std::future::Future;
 use std::io;
 use std::mem;
@@ -14,8 +14,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
+use std::time::Instant;
 
-use io_uring::{opcode, squeue};
+use io_uring::{opcode, squeue, types};
 use parking_lot::Mutex;
 
 use crate::context;
@@ -45,6 +46,38 @@ pub(crate) struct OpCell<T> {
     /// A non-negative result is an fd the op created (open, accept): it
     /// must be closed if nobody takes it (invariant 3).
     produces_fd: bool,
+    /// The linked timeout's duration, read by the kernel when it prepares
+    /// the `LINK_TIMEOUT` SQE (invariant 7); unused without a deadline.
+    timespec: types::Timespec,
+}
+
+/// The op-table entry of a linked timeout: its CQE only frees the slot.
+struct LinkTimeoutEntry;
+
+impl Completable for LinkTimeoutEntry {
+    fn complete(&self, _result: i32) {}
+}
+
+thread_local! {
+    /// The deadline of ops submitted by the future being polled now
+    /// (set by `native::timeout` around its inner poll).
+    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// Runs `f` (a poll) with ops it submits bounded by `deadline`, or by an
+/// enclosing deadline if that is earlier.
+pub(crate) fn with_deadline<R>(deadline: Instant, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<Instant>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            DEADLINE.with(|d| d.set(self.0));
+        }
+    }
+    let outer = DEADLINE.with(Cell::get);
+    let _restore = Restore(outer);
+    let effective = outer.map_or(deadline, |o| o.min(deadline));
+    DEADLINE.with(|d| d.set(Some(effective)));
+    f()
 }
 
 // SAFETY: `resources` is touched only (a) by the submitter before the cell
@@ -111,6 +144,8 @@ pub(crate) struct Op<T: Send + 'static> {
     cell: Option<Arc<OpCell<T>>>,
     home: Option<Arc<Remote>>,
     user_data: u64,
+    /// Submitted with a linked timeout: `-ECANCELED` means it fired.
+    timed: bool,
 }
 
 // `Op` never pins its resources (before submission they move by value;
@@ -136,6 +171,7 @@ where
         cell: None,
         home: None,
         user_data: 0,
+        timed: false,
     }
 }
 
@@ -148,9 +184,17 @@ enum Submit<T> {
     Failed(io::Error, T),
 }
 
-fn try_submit<T: Send + 'static>(resources: T, build: Builder<T>, produces_fd: bool) -> Submit<T> {
+fn try_submit<T: Send + 'static>(
+    resources: T,
+    build: Builder<T>,
+    produces_fd: bool,
+    timeout: Option<std::time::Duration>,
+) -> Submit<T> {
+    // A linked timeout is a second SQE and a second CQE (invariant 7).
+    let entries = 1 + usize::from(timeout.is_some());
     let Some(room) = context::with_current(|cx| {
-        cx.ops.borrow().len() < cx.op_capacity.get() && cx.ring.borrow_mut().sq_has_room()
+        cx.ops.borrow().len() + entries <= cx.op_capacity.get()
+            && cx.ring.borrow_mut().sq_has_room_for(entries)
     }) else {
         unreachable!("the caller checked that it runs on a shard");
     };
@@ -161,6 +205,7 @@ fn try_submit<T: Send + 'static>(resources: T, build: Builder<T>, produces_fd: b
         state: Mutex::new(State::Submitted { waker: None }),
         resources: UnsafeCell::new(Some(resources)),
         produces_fd,
+        timespec: types::Timespec::from(timeout.unwrap_or_default()),
     });
     // SAFETY: the cell is not shared yet, so we have the resources to
     // ourselves; they stay at this address until the final CQE.
@@ -168,10 +213,26 @@ fn try_submit<T: Send + 'static>(resources: T, build: Builder<T>, produces_fd: b
     let pushed = context::with_current(|cx| {
         let user_data = cx.ops.borrow_mut().insert(cell.clone());
         let sqe = sqe.user_data(user_data);
-        // SAFETY: every pointer in `sqe` points into the resources, which
-        // stay in `cell` (kept alive by the op table) until the op's final
-        // CQE is reaped (invariants 2 and 4).
-        match unsafe { cx.ring.borrow_mut().push(&sqe) } {
+        let result = if timeout.is_some() {
+            let timer = cx.ops.borrow_mut().insert(Arc::new(LinkTimeoutEntry));
+            let link = opcode::LinkTimeout::new(&cell.timespec)
+                .build()
+                .user_data(timer);
+            let sqes = [sqe.flags(squeue::Flags::IO_LINK), link];
+            // SAFETY: as below; the timespec lives in `cell` too, and the
+            // kernel reads it when it prepares the SQE, before the op's CQE.
+            let r = unsafe { cx.ring.borrow_mut().push_all(&sqes) };
+            if r.is_err() {
+                cx.ops.borrow_mut().take(timer);
+            }
+            r
+        } else {
+            // SAFETY: every pointer in `sqe` points into the resources, which
+            // stay in `cell` (kept alive by the op table) until the op's final
+            // CQE is reaped (invariants 2 and 4).
+            unsafe { cx.ring.borrow_mut().push(&sqe) }
+        };
+        match result {
             Ok(()) => Ok((user_data, cx.remote.clone())),
             Err(e) => {
                 cx.ops.borrow_mut().take(user_data);
@@ -207,12 +268,24 @@ impl<T: Send + 'static> Future for Op<T> {
                 );
                 return Poll::Ready(Err((e, resources)));
             }
-            match try_submit(resources, build, produces_fd) {
+            let timeout = match DEADLINE.with(Cell::get) {
+                None => None,
+                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => {
+                        this.stop_waiting();
+                        let e = io::Error::from(io::ErrorKind::TimedOut);
+                        return Poll::Ready(Err((e, resources)));
+                    }
+                },
+            };
+            match try_submit(resources, build, produces_fd, timeout) {
                 Submit::Done(cell, home, user_data) => {
                     this.stop_waiting();
                     this.cell = Some(cell);
                     this.home = Some(home);
                     this.user_data = user_data;
+                    this.timed = timeout.is_some();
                 }
                 Submit::NoRoom(resources, build) => {
                     this.unsubmitted = Some((resources, build, produces_fd));
@@ -236,6 +309,13 @@ impl<T: Send + 'static> Future for Op<T> {
                 let resources = unsafe { cell.take_resources() }
                     .expect("a completed op still holds its resources");
                 this.cell = None;
+                // Our own cancel comes only from `drop`: a cancelled timed op
+                // was cancelled by its linked timeout (invariant 7).
+                let result = if this.timed && result == -libc::ECANCELED {
+                    -libc::ETIMEDOUT
+                } else {
+                    result
+                };
                 Poll::Ready(Ok((result, resources)))
             }
             State::Submitted { waker } => {
@@ -383,6 +463,7 @@ mod tests {
             state: Mutex::new(state),
             resources: UnsafeCell::new(Some(())),
             produces_fd: true,
+            timespec: types::Timespec::new(),
         })
     }
 
@@ -393,6 +474,7 @@ mod tests {
             cell: Some(cell),
             home: None,
             user_data: 0,
+            timed: false,
         }
     }
 

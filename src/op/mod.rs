@@ -18,14 +18,20 @@
 //! 4. The home shard keeps each in-flight op in its op table under a
 //!    `user_data` of slot and generation, so a late `ASYNC_CANCEL` can never
 //!    hit a newer op that reuses the slot.
+//! 5. A shard exits only once its op table is empty (every op completed or
+//!    cancelled); if the kernel does not answer in time, the remaining cells
+//!    are leaked, never freed under the kernel.
 //! 6. At most half the CQ's entries are ops in flight (each op's CQE plus a
 //!    possible cancel's must fit, or the kernel drops CQEs and ops never
 //!    complete), and an op is pushed only when the SQ has room: a further
 //!    op waits, unsubmitted, in its shard's keyed waiter list; whenever a
 //!    reap leaves room, every waiter is woken and re-checks.
-//! 5. A shard exits only once its op table is empty (every op completed or
-//!    cancelled); if the kernel does not answer in time, the remaining cells
-//!    are leaked, never freed under the kernel.
+//! 7. An op submitted while polled under `native::timeout` carries a linked
+//!    `LINK_TIMEOUT` SQE, pushed with it as one unit (both or neither), its
+//!    duration inside the op's cell. The timeout has its own op-table entry
+//!    (so invariant 6 counts its CQE); when it fires, the kernel cancels the
+//!    op, whose `-ECANCELED` is reported as `-ETIMEDOUT`. A deadline already
+//!    past fails the op with `TimedOut` before anything is submitted.
 //!
 //! The completion cell is shared (`Arc`) and locked, so an op future is
 //! `Send`: a stolen task observes its op's completion (ADR 0008, ADR 0009).
@@ -33,5 +39,5 @@
 mod cell;
 mod table;
 
-pub(crate) use cell::{submit, wake_waiters_if_room};
+pub(crate) use cell::{submit, wake_waiters_if_room, with_deadline};
 pub(crate) use table::OpTable;

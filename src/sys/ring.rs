@@ -138,9 +138,27 @@ impl Ring {
         })
     }
 
-    /// Whether one more SQE fits without a submit.
-    pub(crate) fn sq_has_room(&mut self) -> bool {
-        !self.uring.submission().is_full()
+    /// Whether `n` more SQEs fit without a submit.
+    pub(crate) fn sq_has_room_for(&mut self, n: usize) -> bool {
+        let sq = self.uring.submission();
+        sq.capacity() - sq.len() >= n
+    }
+
+    /// Queues SQEs that must sit next to each other (an `IO_LINK` chain):
+    /// all of them or none.
+    ///
+    /// # Safety
+    ///
+    /// As [`push`](Self::push), for every entry.
+    pub(crate) unsafe fn push_all(&mut self, sqes: &[squeue::Entry]) -> io::Result<()> {
+        for _ in 0..2 {
+            // SAFETY: the caller guarantees every SQE's resources outlive its completion.
+            if unsafe { self.uring.submission().push_multiple(sqes) }.is_ok() {
+                return Ok(());
+            }
+            self.enter(0, None)?;
+        }
+        Err(io::ErrorKind::WouldBlock.into())
     }
 
     /// Completion queue entries.

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use io_uring::{opcode, types};
 
 use super::OpenOptions;
-use crate::native::{IoBuf, IoBufMut};
+use crate::native::{IoBuf, IoBufMut, os_result};
 use crate::op;
 
 /// An open file whose I/O goes through the current shard's io_uring.
@@ -39,7 +39,7 @@ use crate::op;
 /// ```
 #[derive(Debug, Clone)]
 pub struct File {
-    fd: Arc<OwnedFd>,
+    pub(super) fd: Arc<OwnedFd>,
 }
 
 /// What a read or write op owns while in flight (op invariant 2).
@@ -50,14 +50,6 @@ struct Rw<B> {
 
 /// The offset io_uring reads as "the file's current position".
 const CURRENT_POSITION: u64 = u64::MAX;
-
-fn os_result(result: i32) -> io::Result<usize> {
-    if result < 0 {
-        Err(io::Error::from_raw_os_error(-result))
-    } else {
-        Ok(result as usize)
-    }
-}
 
 impl File {
     /// Wraps an fd this `File` will own.
@@ -136,30 +128,156 @@ impl File {
         }
     }
 
-    async fn read_inner<B: IoBufMut>(&self, buf: B, offset: u64) -> (io::Result<usize>, B) {
-        let len = buf.bytes_total();
+    /// Reads into `buf[start..capacity]` from `offset`.
+    async fn read_inner<B: IoBufMut>(
+        &self,
+        buf: B,
+        offset: u64,
+        start: usize,
+    ) -> (io::Result<usize>, B) {
+        let len = buf.bytes_total().saturating_sub(start);
         let (n, mut buf) = self
             .rw_op(buf, offset, len, move |fd, buf: &mut B, len| {
-                opcode::Read::new(fd, buf.stable_mut_ptr(), len)
-                    .offset(offset)
-                    .build()
+                // SAFETY: `start < bytes_total` (`len` is non-zero), so the
+                // pointer stays inside the buffer.
+                let ptr = unsafe { buf.stable_mut_ptr().add(start) };
+                opcode::Read::new(fd, ptr, len).offset(offset).build()
             })
             .await;
         if let Ok(n) = n {
-            // SAFETY: the kernel initialized the first `n` bytes of the buffer.
-            unsafe { buf.set_init(n) };
+            // SAFETY: the bytes up to `start` were initialized before (the
+            // callers pass 0 or what earlier reads filled) and the kernel
+            // initialized the next `n`.
+            unsafe { buf.set_init(start + n) };
         }
         (n, buf)
     }
 
-    async fn write_inner<B: IoBuf>(&self, buf: B, offset: u64) -> (io::Result<usize>, B) {
-        let len = buf.bytes_init();
+    /// Writes `buf[start..init]` at `offset`.
+    async fn write_inner<B: IoBuf>(
+        &self,
+        buf: B,
+        offset: u64,
+        start: usize,
+    ) -> (io::Result<usize>, B) {
+        let len = buf.bytes_init().saturating_sub(start);
         self.rw_op(buf, offset, len, move |fd, buf: &mut B, len| {
-            opcode::Write::new(fd, buf.stable_ptr(), len)
-                .offset(offset)
-                .build()
+            // SAFETY: `start < bytes_init` (`len` is non-zero).
+            let ptr = unsafe { buf.stable_ptr().add(start) };
+            opcode::Write::new(fd, ptr, len).offset(offset).build()
         })
         .await
+    }
+
+    /// Reads until `buf` is full (its whole capacity), from `offset`.
+    ///
+    /// # Errors
+    ///
+    /// `UnexpectedEof` if the file ends first (the bytes read so far are in
+    /// the returned buffer); otherwise as [`read_at`](Self::read_at).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async {
+    ///     let f = ringlane::native::fs::File::open("/proc/self/stat").await.unwrap();
+    ///     let (r, buf) = f.read_exact_at(Vec::with_capacity(8), 0).await;
+    ///     r.map(|()| buf.len())
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap().unwrap(), 8);
+    /// ```
+    pub async fn read_exact_at<B: IoBufMut>(&self, mut buf: B, offset: u64) -> (io::Result<()>, B) {
+        let total = buf.bytes_total();
+        let mut filled = 0;
+        while filled < total {
+            let (n, b) = self.read_inner(buf, offset + filled as u64, filled).await;
+            buf = b;
+            match n {
+                Ok(0) => return (Err(io::ErrorKind::UnexpectedEof.into()), buf),
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return (Err(e), buf),
+            }
+        }
+        (Ok(()), buf)
+    }
+
+    /// Writes every initialized byte of `buf` at `offset`, resubmitting
+    /// after short writes.
+    ///
+    /// # Errors
+    ///
+    /// `WriteZero` if the kernel accepts nothing; otherwise as
+    /// [`write_at`](Self::write_at).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let path = std::env::temp_dir().join(format!("ringlane-doc-wall-{}", std::process::id()));
+    /// let p = path.clone();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let f = ringlane::native::fs::File::create(&p).await.unwrap();
+    ///     f.write_all_at(vec![3u8; 1 << 20], 0).await.0
+    /// }).unwrap();
+    /// rt.block_on(j).unwrap().unwrap();
+    /// assert_eq!(std::fs::metadata(&path).unwrap().len(), 1 << 20);
+    /// std::fs::remove_file(path).unwrap();
+    /// ```
+    pub async fn write_all_at<B: IoBuf>(&self, mut buf: B, offset: u64) -> (io::Result<()>, B) {
+        let total = buf.bytes_init();
+        let mut done = 0;
+        while done < total {
+            let (n, b) = self.write_inner(buf, offset + done as u64, done).await;
+            buf = b;
+            match n {
+                Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), buf),
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return (Err(e), buf),
+            }
+        }
+        (Ok(()), buf)
+    }
+
+    /// Metadata of the open file (`statx` with `AT_EMPTY_PATH`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let path = std::env::temp_dir().join(format!("ringlane-doc-meta-{}", std::process::id()));
+    /// let p = path.clone();
+    /// let m = rt.block_on(rt.handle().spawn_pinned(0, async move {
+    ///     let f = ringlane::native::fs::File::create(&p).await?;
+    ///     f.write_at(vec![0u8; 10], 0).await.0?;
+    ///     f.metadata().await
+    /// }).unwrap()).unwrap().unwrap();
+    /// assert!(m.is_file() && m.len() == 10 && !m.is_empty() && m.mode() & 0o600 == 0o600);
+    /// assert!(m.modified() <= std::time::SystemTime::now());
+    /// std::fs::remove_file(path).unwrap();
+    /// ```
+    pub async fn metadata(&self) -> io::Result<super::Metadata> {
+        let raw = self.fd.as_raw_fd();
+        super::path::statx(raw, c"".to_owned(), libc::AT_EMPTY_PATH, self.fd.clone()).await
+    }
+
+    /// Closes the file with `IORING_OP_CLOSE` and reports its error (which
+    /// dropping cannot). If a clone of this `File` or an op on it is still
+    /// alive, the fd stays open for them and closes when the last goes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async {
+    ///     ringlane::native::fs::File::open("/proc/self/stat").await?.close().await
+    /// }).unwrap();
+    /// rt.block_on(j).unwrap().unwrap();
+    /// ```
+    pub async fn close(self) -> io::Result<()> {
+        crate::native::close_shared(self.fd).await
     }
 
     /// Reads into `buf` (up to its capacity) from `offset`; returns the byte
@@ -185,7 +303,7 @@ impl File {
     /// assert!(rt.block_on(j).unwrap());
     /// ```
     pub async fn read_at<B: IoBufMut>(&self, buf: B, offset: u64) -> (io::Result<usize>, B) {
-        self.read_inner(buf, offset).await
+        self.read_inner(buf, offset, 0).await
     }
 
     /// Reads at the current position (for pipes, FIFOs and other streams).
@@ -205,7 +323,7 @@ impl File {
     /// assert_eq!(rt.block_on(j).unwrap(), 16);
     /// ```
     pub async fn read<B: IoBufMut>(&self, buf: B) -> (io::Result<usize>, B) {
-        self.read_inner(buf, CURRENT_POSITION).await
+        self.read_inner(buf, CURRENT_POSITION, 0).await
     }
 
     /// Writes the buffer's initialized bytes at `offset`; returns how many
@@ -226,7 +344,7 @@ impl File {
     /// std::fs::remove_file(path).unwrap();
     /// ```
     pub async fn write_at<B: IoBuf>(&self, buf: B, offset: u64) -> (io::Result<usize>, B) {
-        self.write_inner(buf, offset).await
+        self.write_inner(buf, offset, 0).await
     }
 
     /// Writes at the current position (for pipes, FIFOs, appends).
@@ -242,7 +360,7 @@ impl File {
     /// assert_eq!(rt.block_on(j).unwrap(), 4);
     /// ```
     pub async fn write<B: IoBuf>(&self, buf: B) -> (io::Result<usize>, B) {
-        self.write_inner(buf, CURRENT_POSITION).await
+        self.write_inner(buf, CURRENT_POSITION, 0).await
     }
 
     async fn fsync(&self, datasync: bool) -> io::Result<()> {

@@ -1,7 +1,10 @@
-//! Files through io_uring opcodes (no thread pool).
+//! Files and paths through io_uring opcodes (no thread pool).
 
 mod file;
 mod open_options;
+mod path;
+mod vectored;
 
 pub use file::File;
 pub use open_options::OpenOptions;
+pub use path::{Metadata, create_dir, metadata, remove_dir, remove_file, rename};

@@ -1,8 +1,6 @@
 //! `OpenOptions`: how to open a file (an `IORING_OP_OPENAT`).
 
-use std::ffi::CString;
 use std::io;
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use io_uring::{opcode, types};
@@ -212,8 +210,7 @@ impl OpenOptions {
     /// ```
     pub async fn open(&self, path: impl AsRef<Path>) -> io::Result<File> {
         let flags = self.flags()?;
-        let path = CString::new(path.as_ref().as_os_str().as_bytes())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
+        let path = super::path::c_path(path.as_ref())?;
         let mode = self.mode;
         let op = op::submit(path, true, move |path| {
             opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), path.as_ptr())

@@ -1,0 +1,45 @@
+//! Helpers every native fd type shares: CQE results and async close.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::sync::Arc;
+
+use io_uring::{opcode, types};
+
+use crate::op;
+
+/// A CQE result as an `io::Result`: negative values are `-errno`.
+pub(crate) fn os_result(result: i32) -> io::Result<usize> {
+    if result < 0 {
+        Err(io::Error::from_raw_os_error(-result))
+    } else {
+        Ok(result as usize)
+    }
+}
+
+/// Closes an fd shared with in-flight ops: with `IORING_OP_CLOSE` if no op
+/// still uses it, otherwise when the last of them completes.
+pub(crate) async fn close_shared(fd: Arc<OwnedFd>) -> io::Result<()> {
+    /// Owns the fd until the close SQE is built; dropped still owning it
+    /// (the op never got that far), it closes the fd itself.
+    struct Guard(Option<OwnedFd>);
+    let Ok(fd) = Arc::try_unwrap(fd) else {
+        return Ok(()); // an op still holds it: it closes after that op's CQE
+    };
+    let raw = fd.as_raw_fd();
+    let op = op::submit(Guard(Some(fd)), false, move |g| {
+        let fd = g.0.take().expect("built once").into_raw_fd();
+        opcode::Close::new(types::Fd(fd)).build()
+    });
+    match op.await {
+        Ok((r, _)) => os_result(r).map(drop),
+        Err((e, Guard(None))) => {
+            // Built but refused by the ring: the kernel never saw it.
+            // SAFETY: `raw` was released from its `OwnedFd` by the builder
+            // and is owned by nobody else.
+            drop(unsafe { OwnedFd::from_raw_fd(raw) });
+            Err(e)
+        }
+        Err((e, Guard(Some(_fd)))) => Err(e), // `_fd` closes on drop
+    }
+}

@@ -1,0 +1,253 @@
+//! Path operations and metadata through io_uring opcodes (`UNLINKAT`,
+//! `RENAMEAT`, `MKDIRAT`, `STATX`).
+
+use std::ffi::CString;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use io_uring::{opcode, types};
+
+use crate::native::os_result;
+use crate::op;
+
+/// A path as the kernel wants it; `InvalidInput` for an inner NUL byte.
+pub(super) fn c_path(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
+}
+
+const CWD: types::Fd = types::Fd(libc::AT_FDCWD);
+
+async fn unlink(path: &Path, flags: i32) -> io::Result<()> {
+    let path = c_path(path)?;
+    let op = op::submit(path, false, move |p| {
+        opcode::UnlinkAt::new(CWD, p.as_ptr()).flags(flags).build()
+    });
+    let (r, _) = op.await.map_err(|(e, _)| e)?;
+    os_result(r).map(drop)
+}
+
+/// Removes a file (`unlinkat`).
+///
+/// # Errors
+///
+/// `NotFound` if it does not exist; `unlinkat(2)` errors otherwise.
+///
+/// # Examples
+///
+/// ```
+/// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+/// let p = std::env::temp_dir().join(format!("ringlane-doc-rm-{}", std::process::id()));
+/// std::fs::write(&p, b"x").unwrap();
+/// let q = p.clone();
+/// rt.block_on(rt.handle().spawn_pinned(0, async move {
+///     ringlane::native::fs::remove_file(&q).await
+/// }).unwrap()).unwrap().unwrap();
+/// assert!(!p.exists());
+/// ```
+pub async fn remove_file(path: impl AsRef<Path>) -> io::Result<()> {
+    unlink(path.as_ref(), 0).await
+}
+
+/// Removes an empty directory (`unlinkat` with `AT_REMOVEDIR`).
+///
+/// # Errors
+///
+/// `DirectoryNotEmpty`, `NotFound`, or other `unlinkat(2)` errors.
+///
+/// # Examples
+///
+/// ```
+/// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+/// let p = std::env::temp_dir().join(format!("ringlane-doc-rmdir-{}", std::process::id()));
+/// let q = p.clone();
+/// rt.block_on(rt.handle().spawn_pinned(0, async move {
+///     ringlane::native::fs::create_dir(&q).await?;
+///     ringlane::native::fs::remove_dir(&q).await
+/// }).unwrap()).unwrap().unwrap();
+/// assert!(!p.exists());
+/// ```
+pub async fn remove_dir(path: impl AsRef<Path>) -> io::Result<()> {
+    unlink(path.as_ref(), libc::AT_REMOVEDIR).await
+}
+
+/// Creates a directory (`mkdirat`, mode 0o777 before the umask).
+///
+/// # Errors
+///
+/// `AlreadyExists`, `NotFound` for a missing parent, or other `mkdirat(2)`
+/// errors.
+///
+/// # Examples
+///
+/// See [`remove_dir`].
+pub async fn create_dir(path: impl AsRef<Path>) -> io::Result<()> {
+    let path = c_path(path.as_ref())?;
+    let op = op::submit(path, false, move |p| {
+        opcode::MkDirAt::new(CWD, p.as_ptr()).mode(0o777).build()
+    });
+    let (r, _) = op.await.map_err(|(e, _)| e)?;
+    os_result(r).map(drop)
+}
+
+/// Renames `from` to `to`, replacing `to` if it exists (`renameat`).
+///
+/// # Errors
+///
+/// `renameat2(2)` errors, e.g. `NotFound`.
+///
+/// # Examples
+///
+/// ```
+/// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+/// let a = std::env::temp_dir().join(format!("ringlane-doc-mv-a-{}", std::process::id()));
+/// let b = a.with_extension("b");
+/// std::fs::write(&a, b"x").unwrap();
+/// let (a2, b2) = (a.clone(), b.clone());
+/// rt.block_on(rt.handle().spawn_pinned(0, async move {
+///     ringlane::native::fs::rename(&a2, &b2).await
+/// }).unwrap()).unwrap().unwrap();
+/// assert!(!a.exists() && b.exists());
+/// std::fs::remove_file(b).unwrap();
+/// ```
+pub async fn rename(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<()> {
+    let paths = (c_path(from.as_ref())?, c_path(to.as_ref())?);
+    let op = op::submit(paths, false, move |(f, t)| {
+        opcode::RenameAt::new(CWD, f.as_ptr(), CWD, t.as_ptr()).build()
+    });
+    let (r, _) = op.await.map_err(|(e, _)| e)?;
+    os_result(r).map(drop)
+}
+
+/// What `statx` reports about a file.
+///
+/// # Examples
+///
+/// ```
+/// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+/// let m = rt.block_on(rt.handle().spawn_pinned(0, async {
+///     ringlane::native::fs::metadata("/proc/self").await
+/// }).unwrap()).unwrap().unwrap();
+/// assert!(m.is_dir());
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Metadata {
+    raw: libc::statx,
+}
+
+impl Metadata {
+    /// Size in bytes.
+    ///
+    /// # Examples
+    ///
+    /// See [`File::metadata`](super::File::metadata).
+    pub fn len(&self) -> u64 {
+        self.raw.stx_size
+    }
+
+    /// Whether the size is zero.
+    ///
+    /// # Examples
+    ///
+    /// See [`File::metadata`](super::File::metadata).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn file_type(&self) -> u32 {
+        u32::from(self.raw.stx_mode) & libc::S_IFMT
+    }
+
+    /// Whether this is a directory.
+    ///
+    /// # Examples
+    ///
+    /// See [`Metadata`].
+    pub fn is_dir(&self) -> bool {
+        self.file_type() == libc::S_IFDIR
+    }
+
+    /// Whether this is a regular file.
+    ///
+    /// # Examples
+    ///
+    /// See [`File::metadata`](super::File::metadata).
+    pub fn is_file(&self) -> bool {
+        self.file_type() == libc::S_IFREG
+    }
+
+    /// Whether this is a symbolic link (only from `symlink_metadata`-style
+    /// calls; [`metadata`] follows links).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let m = rt.block_on(rt.handle().spawn_pinned(0, async {
+    ///     ringlane::native::fs::metadata("/proc/self").await
+    /// }).unwrap()).unwrap().unwrap();
+    /// assert!(!m.is_symlink()); // followed
+    /// ```
+    pub fn is_symlink(&self) -> bool {
+        self.file_type() == libc::S_IFLNK
+    }
+
+    /// Permission bits (`st_mode & 0o7777`).
+    ///
+    /// # Examples
+    ///
+    /// See [`File::metadata`](super::File::metadata).
+    pub fn mode(&self) -> u32 {
+        u32::from(self.raw.stx_mode) & 0o7777
+    }
+
+    /// Last modification time.
+    ///
+    /// # Examples
+    ///
+    /// See [`File::metadata`](super::File::metadata).
+    pub fn modified(&self) -> SystemTime {
+        let t = self.raw.stx_mtime;
+        let since = Duration::new(t.tv_sec.unsigned_abs(), t.tv_nsec);
+        if t.tv_sec >= 0 {
+            SystemTime::UNIX_EPOCH + since
+        } else {
+            SystemTime::UNIX_EPOCH - since
+        }
+    }
+}
+
+/// One `statx` of `dirfd` + `path` with `flags`.
+pub(super) async fn statx<R: Send + 'static>(
+    dirfd: i32,
+    path: CString,
+    flags: i32,
+    keep_alive: R,
+) -> io::Result<Metadata> {
+    // SAFETY: all-zero bytes are a valid `statx` buffer.
+    let buf: Box<libc::statx> = Box::new(unsafe { std::mem::zeroed() });
+    let op = op::submit((path, buf, keep_alive), false, move |(p, b, _)| {
+        opcode::Statx::new(types::Fd(dirfd), p.as_ptr(), (&raw mut **b).cast())
+            .flags(flags)
+            .mask(libc::STATX_BASIC_STATS)
+            .build()
+    });
+    let (r, (_, buf, _)) = op.await.map_err(|(e, _)| e)?;
+    os_result(r)?;
+    Ok(Metadata { raw: *buf })
+}
+
+/// Metadata of the file at `path`, following symbolic links (`statx`).
+///
+/// # Errors
+///
+/// `NotFound` and other `statx(2)` errors.
+///
+/// # Examples
+///
+/// See [`Metadata`].
+pub async fn metadata(path: impl AsRef<Path>) -> io::Result<Metadata> {
+    statx(libc::AT_FDCWD, c_path(path.as_ref())?, 0, ()).await
+}

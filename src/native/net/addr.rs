@@ -1,0 +1,153 @@
+//! Socket addresses in the kernel's layout, stored inline in an op's
+//! resources so the SQE can point at them (op invariant 2).
+
+use std::io;
+use std::mem;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// A `sockaddr_storage` with its used length.
+#[derive(Clone, Copy)]
+pub(crate) struct RawAddr {
+    pub(crate) storage: libc::sockaddr_storage,
+    pub(crate) len: libc::socklen_t,
+}
+
+impl RawAddr {
+    /// Room for any address the kernel may write (accept, recvmsg).
+    pub(crate) fn empty() -> Self {
+        // SAFETY: all-zero bytes are a valid `sockaddr_storage`.
+        let storage = unsafe { mem::zeroed() };
+        Self {
+            storage,
+            len: mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t,
+        }
+    }
+
+    pub(crate) fn from_inet(addr: SocketAddr) -> Self {
+        let mut raw = Self::empty();
+        match addr {
+            SocketAddr::V4(a) => {
+                let sin = libc::sockaddr_in {
+                    sin_family: libc::AF_INET as libc::sa_family_t,
+                    sin_port: a.port().to_be(),
+                    sin_addr: libc::in_addr {
+                        s_addr: u32::from(*a.ip()).to_be(),
+                    },
+                    sin_zero: [0; 8],
+                };
+                // SAFETY: `sockaddr_storage` is larger than and aligned for
+                // `sockaddr_in`.
+                unsafe { std::ptr::write(raw.as_mut_ptr().cast(), sin) };
+                raw.len = mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            }
+            SocketAddr::V6(a) => {
+                let sin6 = libc::sockaddr_in6 {
+                    sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                    sin6_port: a.port().to_be(),
+                    sin6_flowinfo: a.flowinfo(),
+                    sin6_addr: libc::in6_addr {
+                        s6_addr: a.ip().octets(),
+                    },
+                    sin6_scope_id: a.scope_id(),
+                };
+                // SAFETY: as above, for `sockaddr_in6`.
+                unsafe { std::ptr::write(raw.as_mut_ptr().cast(), sin6) };
+                raw.len = mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+            }
+        }
+        raw
+    }
+
+    /// A Unix socket address; `InvalidInput` if the path does not fit.
+    pub(crate) fn from_unix(path: &Path) -> io::Result<Self> {
+        let bytes = path.as_os_str().as_bytes();
+        let mut raw = Self::empty();
+        // SAFETY: `sockaddr_storage` is larger than and aligned for `sockaddr_un`.
+        let sun = unsafe { &mut *raw.as_mut_ptr().cast::<libc::sockaddr_un>() };
+        if bytes.len() >= sun.sun_path.len() || bytes.contains(&0) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "unix socket path too long or contains a NUL byte",
+            ));
+        }
+        sun.sun_family = libc::AF_UNIX as libc::sa_family_t;
+        for (d, s) in sun.sun_path.iter_mut().zip(bytes) {
+            *d = *s as libc::c_char;
+        }
+        let offset = mem::size_of::<libc::sa_family_t>();
+        raw.len = (offset + bytes.len() + 1) as libc::socklen_t;
+        Ok(raw)
+    }
+
+    pub(crate) fn as_ptr(&self) -> *const libc::sockaddr {
+        (&raw const self.storage).cast()
+    }
+
+    pub(crate) fn as_mut_ptr(&mut self) -> *mut libc::sockaddr {
+        (&raw mut self.storage).cast()
+    }
+
+    /// The address the kernel wrote, as an IP socket address.
+    pub(crate) fn parse_inet(&self) -> io::Result<SocketAddr> {
+        match i32::from(self.storage.ss_family) {
+            libc::AF_INET => {
+                // SAFETY: the family says the storage holds a `sockaddr_in`.
+                let sin = unsafe { &*(&raw const self.storage).cast::<libc::sockaddr_in>() };
+                let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+                Ok(SocketAddrV4::new(ip, u16::from_be(sin.sin_port)).into())
+            }
+            libc::AF_INET6 => {
+                // SAFETY: the family says the storage holds a `sockaddr_in6`.
+                let s = unsafe { &*(&raw const self.storage).cast::<libc::sockaddr_in6>() };
+                let ip = Ipv6Addr::from(s.sin6_addr.s6_addr);
+                let port = u16::from_be(s.sin6_port);
+                Ok(SocketAddrV6::new(ip, port, s.sin6_flowinfo, s.sin6_scope_id).into())
+            }
+            f => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("unexpected address family {f}"),
+            )),
+        }
+    }
+}
+
+/// `getsockname` (or `getpeername` with `peer`) of an IP socket.
+pub(crate) fn inet_name(fd: std::os::fd::RawFd, peer: bool) -> io::Result<SocketAddr> {
+    let mut raw = RawAddr::empty();
+    // SAFETY: the pointers are to our own storage and its length, which is
+    // the full size of the storage.
+    let r = unsafe {
+        if peer {
+            libc::getpeername(fd, raw.as_mut_ptr(), &mut raw.len)
+        } else {
+            libc::getsockname(fd, raw.as_mut_ptr(), &mut raw.len)
+        }
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    raw.parse_inet()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inet_addresses_round_trip() {
+        for a in ["127.0.0.1:8080", "[::1]:443", "[fe80::1%2]:9"] {
+            let a: SocketAddr = a.parse().unwrap();
+            assert_eq!(RawAddr::from_inet(a).parse_inet().unwrap(), a);
+        }
+    }
+
+    #[test]
+    fn unix_paths_that_do_not_fit_are_refused() {
+        assert!(RawAddr::from_unix(Path::new("/tmp/x.sock")).is_ok());
+        let long = "x".repeat(200);
+        assert!(RawAddr::from_unix(Path::new(&long)).is_err());
+        assert!(RawAddr::from_unix(Path::new("a\0b")).is_err());
+    }
+}

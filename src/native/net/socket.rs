@@ -1,0 +1,290 @@
+//! `Socket`: the fd and the io_uring ops every socket type shares.
+//!
+//! As with files, every op holds a reference to the fd (`Arc<OwnedFd>`),
+//! so the fd is closed only after the last op on it has completed, and
+//! every address or message header the kernel reads or writes sits inline
+//! in the op's resources (op invariant 2).
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+
+use io_uring::{opcode, types};
+
+use super::addr::RawAddr;
+use crate::native::{IoBuf, IoBufMut, close_shared, os_result};
+use crate::op;
+
+/// A socket fd shared with the ops in flight on it.
+#[derive(Debug)]
+pub(crate) struct Socket {
+    fd: Arc<OwnedFd>,
+}
+
+/// A buffer op's resources.
+struct BufRes<B> {
+    buf: B,
+    _fd: Arc<OwnedFd>,
+}
+
+/// A `sendmsg`/`recvmsg` op's resources: the header points into the
+/// struct itself, which the op cell keeps at one address.
+struct MsgRes<B> {
+    buf: B,
+    addr: RawAddr,
+    iov: libc::iovec,
+    msg: libc::msghdr,
+    _fd: Arc<OwnedFd>,
+}
+
+// SAFETY: the raw pointers in `iov` and `msg` point only into this struct
+// (and the buffer it owns), so moving it to another thread moves what they
+// point at with it; `B` itself is `Send`.
+unsafe impl<B: Send> Send for MsgRes<B> {}
+
+fn invalid(why: &'static str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, why)
+}
+
+fn len_u32(len: usize) -> u32 {
+    u32::try_from(len).unwrap_or(u32::MAX)
+}
+
+impl Socket {
+    pub(crate) fn from_owned(fd: OwnedFd) -> Self {
+        Self { fd: Arc::new(fd) }
+    }
+
+    /// Creates a socket (`IORING_OP_SOCKET`), close-on-exec.
+    pub(crate) async fn open(domain: i32, ty: i32) -> io::Result<Self> {
+        let op = op::submit((), true, move |_| {
+            opcode::Socket::new(domain, ty | libc::SOCK_CLOEXEC, 0).build()
+        });
+        let (fd, ()) = op.await.map_err(|(e, ())| e)?;
+        let fd = os_result(fd)? as RawFd;
+        // SAFETY: the kernel just created `fd` for us and nobody else has it.
+        Ok(Self::from_owned(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    pub(crate) fn raw(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Connects to `addr` (`IORING_OP_CONNECT`).
+    pub(crate) async fn connect(&self, addr: RawAddr) -> io::Result<()> {
+        let fd = types::Fd(self.raw());
+        let op = op::submit((addr, self.fd.clone()), false, move |(a, _)| {
+            opcode::Connect::new(fd, a.as_ptr(), a.len).build()
+        });
+        let (r, _) = op.await.map_err(|(e, _)| e)?;
+        os_result(r).map(drop)
+    }
+
+    /// Accepts one connection (`IORING_OP_ACCEPT`), close-on-exec. If the
+    /// future is dropped after the kernel accepted, the new fd is closed.
+    pub(crate) async fn accept(&self) -> io::Result<(Socket, RawAddr)> {
+        let fd = types::Fd(self.raw());
+        let op = op::submit((RawAddr::empty(), self.fd.clone()), true, move |(a, _)| {
+            opcode::Accept::new(fd, a.as_mut_ptr(), &mut a.len)
+                .flags(libc::SOCK_CLOEXEC)
+                .build()
+        });
+        let (r, (addr, _)) = op.await.map_err(|(e, _)| e)?;
+        let new = os_result(r)? as RawFd;
+        // SAFETY: the kernel just created `new` for us and nobody else has it.
+        let socket = Self::from_owned(unsafe { OwnedFd::from_raw_fd(new) });
+        Ok((socket, addr))
+    }
+
+    /// Receives into `buf` (up to its capacity); 0 means the peer closed.
+    pub(crate) async fn recv<B: IoBufMut>(&self, buf: B) -> (io::Result<usize>, B) {
+        let total = buf.bytes_total();
+        if total == 0 {
+            return (Err(invalid("zero-length buffer")), buf);
+        }
+        let fd = types::Fd(self.raw());
+        let res = BufRes {
+            buf,
+            _fd: self.fd.clone(),
+        };
+        let op = op::submit(res, false, move |r| {
+            opcode::Recv::new(fd, r.buf.stable_mut_ptr(), len_u32(total)).build()
+        });
+        match op.await {
+            Ok((n, mut r)) => {
+                let n = os_result(n);
+                if let Ok(n) = n {
+                    // SAFETY: the kernel initialized the first `n` bytes.
+                    unsafe { r.buf.set_init(n) };
+                }
+                (n, r.buf)
+            }
+            Err((e, r)) => (Err(e), r.buf),
+        }
+    }
+
+    /// Sends `buf[from..]` of the initialized bytes, never raising SIGPIPE.
+    async fn send_from<B: IoBuf>(&self, buf: B, from: usize) -> (io::Result<usize>, B) {
+        let len = buf.bytes_init().saturating_sub(from);
+        if len == 0 {
+            return (Err(invalid("zero-length buffer")), buf);
+        }
+        let fd = types::Fd(self.raw());
+        let res = BufRes {
+            buf,
+            _fd: self.fd.clone(),
+        };
+        let op = op::submit(res, false, move |r| {
+            // SAFETY: `from < bytes_init`, so the pointer stays in the buffer.
+            let ptr = unsafe { r.buf.stable_ptr().add(from) };
+            opcode::Send::new(fd, ptr, len_u32(len))
+                .flags(libc::MSG_NOSIGNAL)
+                .build()
+        });
+        match op.await {
+            Ok((n, r)) => (os_result(n), r.buf),
+            Err((e, r)) => (Err(e), r.buf),
+        }
+    }
+
+    /// Sends the buffer's initialized bytes; returns how many were sent.
+    pub(crate) async fn send<B: IoBuf>(&self, buf: B) -> (io::Result<usize>, B) {
+        self.send_from(buf, 0).await
+    }
+
+    /// Sends every initialized byte, resubmitting after short sends.
+    pub(crate) async fn send_all<B: IoBuf>(&self, mut buf: B) -> (io::Result<()>, B) {
+        let mut sent = 0;
+        while sent < buf.bytes_init() {
+            let (n, b) = self.send_from(buf, sent).await;
+            buf = b;
+            match n {
+                Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), buf),
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return (Err(e), buf),
+            }
+        }
+        (Ok(()), buf)
+    }
+
+    /// Shuts down one or both directions (`IORING_OP_SHUTDOWN`).
+    pub(crate) async fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
+        let how = match how {
+            std::net::Shutdown::Read => libc::SHUT_RD,
+            std::net::Shutdown::Write => libc::SHUT_WR,
+            std::net::Shutdown::Both => libc::SHUT_RDWR,
+        };
+        let fd = types::Fd(self.raw());
+        let op = op::submit(self.fd.clone(), false, move |_| {
+            opcode::Shutdown::new(fd, how).build()
+        });
+        let (r, _) = op.await.map_err(|(e, _)| e)?;
+        os_result(r).map(drop)
+    }
+
+    /// One `sendmsg` (with `to`) or `recvmsg` (without) of a single buffer.
+    async fn msg<B: IoBufMut>(
+        &self,
+        buf: B,
+        to: Option<RawAddr>,
+    ) -> (io::Result<(usize, RawAddr)>, B) {
+        let sending = to.is_some();
+        let len = if sending {
+            buf.bytes_init()
+        } else {
+            buf.bytes_total()
+        };
+        if len == 0 {
+            return (Err(invalid("zero-length buffer")), buf);
+        }
+        let fd = types::Fd(self.raw());
+        let res = MsgRes {
+            buf,
+            addr: to.unwrap_or_else(RawAddr::empty),
+            iov: libc::iovec {
+                iov_base: std::ptr::null_mut(),
+                iov_len: len,
+            },
+            // SAFETY: all-zero bytes are a valid (empty) `msghdr`.
+            msg: unsafe { std::mem::zeroed() },
+            _fd: self.fd.clone(),
+        };
+        let op = op::submit(res, false, move |r| {
+            r.iov.iov_base = r.buf.stable_mut_ptr().cast();
+            r.msg.msg_name = r.addr.as_mut_ptr().cast();
+            r.msg.msg_namelen = r.addr.len;
+            r.msg.msg_iov = &mut r.iov;
+            r.msg.msg_iovlen = 1;
+            if sending {
+                opcode::SendMsg::new(fd, &r.msg)
+                    .flags(libc::MSG_NOSIGNAL as u32)
+                    .build()
+            } else {
+                opcode::RecvMsg::new(fd, &mut r.msg).build()
+            }
+        });
+        match op.await {
+            Ok((n, mut r)) => {
+                let n = os_result(n);
+                if let (Ok(n), false) = (&n, sending) {
+                    // SAFETY: the kernel initialized the first `n` bytes.
+                    unsafe { r.buf.set_init(*n) };
+                }
+                r.addr.len = r.msg.msg_namelen;
+                (n.map(|n| (n, r.addr)), r.buf)
+            }
+            Err((e, r)) => (Err(e), r.buf),
+        }
+    }
+
+    /// `sendmsg` of the initialized bytes to `to`.
+    pub(crate) async fn send_to<B: IoBuf>(&self, buf: B, to: RawAddr) -> (io::Result<usize>, B) {
+        let (r, ro) = self.msg(ReadOnly(buf), Some(to)).await;
+        (r.map(|(n, _)| n), ro.0)
+    }
+
+    /// `recvmsg` into `buf`; returns the byte count and the sender.
+    pub(crate) async fn recv_from<B: IoBufMut>(&self, buf: B) -> (io::Result<(usize, RawAddr)>, B) {
+        self.msg(buf, None).await
+    }
+
+    /// Closes the fd with `IORING_OP_CLOSE` if no op still uses it;
+    /// otherwise it closes when the last one completes.
+    pub(crate) async fn close(self) -> io::Result<()> {
+        close_shared(self.fd).await
+    }
+}
+
+/// Lends an `IoBuf` to the shared message op, which never writes into a
+/// buffer it sends from.
+struct ReadOnly<B>(B);
+
+// SAFETY: delegates to the inner buffer.
+unsafe impl<B: IoBuf> IoBuf for ReadOnly<B> {
+    fn stable_ptr(&self) -> *const u8 {
+        self.0.stable_ptr()
+    }
+    fn bytes_init(&self) -> usize {
+        self.0.bytes_init()
+    }
+}
+
+// SAFETY: the message op only writes into buffers it receives into; a
+// `ReadOnly` is only ever sent from, so the pointer is never written
+// through, and `set_init` is never called.
+unsafe impl<B: IoBuf> IoBufMut for ReadOnly<B> {
+    fn stable_mut_ptr(&mut self) -> *mut u8 {
+        self.0.stable_ptr().cast_mut()
+    }
+    fn bytes_total(&self) -> usize {
+        self.0.bytes_init()
+    }
+    unsafe fn set_init(&mut self, _n: usize) {}
+}
+
+impl AsRawFd for Socket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.raw()
+    }
+}

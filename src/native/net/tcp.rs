@@ -1,0 +1,317 @@
+//! TCP over io_uring: `TcpListener` and `TcpStream`.
+
+use std::io;
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use super::addr::{RawAddr, inet_name};
+use super::socket::Socket;
+use crate::native::{IoBuf, IoBufMut};
+
+/// A TCP listening socket; `accept` is an io_uring op.
+///
+/// # Examples
+///
+/// ```
+/// use ringlane::native::net::{TcpListener, TcpStream};
+/// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+/// let j = rt.handle().spawn_pinned(0, async {
+///     let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+///     let addr = listener.local_addr()?;
+///     let client = ringlane::spawn_local(async move {
+///         let s = TcpStream::connect(addr).await?;
+///         s.write_all(b"ping".to_vec()).await.0
+///     })?;
+///     let (conn, _peer) = listener.accept().await?;
+///     let (n, buf) = conn.read(Vec::with_capacity(16)).await;
+///     client.await.unwrap()?;
+///     Ok::<_, std::io::Error>(buf[..n?].to_vec())
+/// }).unwrap();
+/// assert_eq!(rt.block_on(j).unwrap().unwrap(), b"ping");
+/// ```
+#[derive(Debug)]
+pub struct TcpListener {
+    socket: Socket,
+}
+
+impl TcpListener {
+    /// Binds and listens (both immediate syscalls; no I/O waits).
+    ///
+    /// # Errors
+    ///
+    /// `bind(2)`/`listen(2)` errors, e.g. `AddrInUse`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let l = ringlane::native::net::TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    /// assert_ne!(l.local_addr().unwrap().port(), 0);
+    /// ```
+    pub fn bind(addr: SocketAddr) -> io::Result<Self> {
+        Ok(Self::from_std(std::net::TcpListener::bind(addr)?))
+    }
+
+    /// Wraps a bound, listening std socket (left in blocking mode: io_uring
+    /// waits for readiness itself).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let std = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let l = ringlane::native::net::TcpListener::from_std(std);
+    /// assert!(l.local_addr().is_ok());
+    /// ```
+    pub fn from_std(listener: std::net::TcpListener) -> Self {
+        let _ = listener.set_nonblocking(false);
+        Self {
+            socket: Socket::from_owned(OwnedFd::from(listener)),
+        }
+    }
+
+    /// Waits for a connection. Dropping the future cancels the accept; a
+    /// connection the kernel accepted meanwhile is closed, not leaked.
+    ///
+    /// # Errors
+    ///
+    /// `accept(2)` errors, e.g. `EMFILE` when out of fds.
+    ///
+    /// # Examples
+    ///
+    /// See [`TcpListener`].
+    pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (socket, addr) = self.socket.accept().await?;
+        Ok((TcpStream { socket }, addr.parse_inet()?))
+    }
+
+    /// The address this listener is bound to.
+    ///
+    /// # Examples
+    ///
+    /// See [`TcpListener::bind`].
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        inet_name(self.socket.raw(), false)
+    }
+
+    /// Closes the socket with `IORING_OP_CLOSE` (dropping also closes it).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let l = ringlane::native::net::TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move { l.close().await }).unwrap();
+    /// rt.block_on(j).unwrap().unwrap();
+    /// ```
+    pub async fn close(self) -> io::Result<()> {
+        self.socket.close().await
+    }
+}
+
+/// A TCP connection; reads and writes are io_uring ops on owned buffers.
+///
+/// # Examples
+///
+/// See [`TcpListener`].
+#[derive(Debug)]
+pub struct TcpStream {
+    socket: Socket,
+}
+
+impl TcpStream {
+    /// Connects to `addr` (`IORING_OP_SOCKET` then `IORING_OP_CONNECT`).
+    ///
+    /// # Errors
+    ///
+    /// `connect(2)` errors, e.g. `ConnectionRefused`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// // Nothing listens on a port we just released.
+    /// let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     ringlane::native::net::TcpStream::connect(port).await.map(drop)
+    /// }).unwrap();
+    /// let e = rt.block_on(j).unwrap().unwrap_err();
+    /// assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
+    /// ```
+    pub async fn connect(addr: SocketAddr) -> io::Result<Self> {
+        let domain = if addr.is_ipv4() {
+            libc::AF_INET
+        } else {
+            libc::AF_INET6
+        };
+        let socket = Socket::open(domain, libc::SOCK_STREAM).await?;
+        socket.connect(RawAddr::from_inet(addr)).await?;
+        Ok(Self { socket })
+    }
+
+    /// Wraps a connected std stream (left in blocking mode).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// let s = ringlane::native::net::TcpStream::from_std(s);
+    /// assert!(s.peer_addr().is_ok());
+    /// ```
+    pub fn from_std(stream: std::net::TcpStream) -> Self {
+        let _ = stream.set_nonblocking(false);
+        Self {
+            socket: Socket::from_owned(OwnedFd::from(stream)),
+        }
+    }
+
+    /// Receives into `buf` (up to its capacity): the byte count, 0 once the
+    /// peer has shut down its side, and the buffer.
+    ///
+    /// Cancellation: dropping the future cancels the receive; if the kernel
+    /// had already received bytes into the buffer, they are lost with it.
+    /// Bound waits with [`native::timeout`](crate::native::timeout), which
+    /// gives the buffer back instead.
+    ///
+    /// # Errors
+    ///
+    /// `recv(2)` errors; `InvalidInput` for a zero-capacity buffer.
+    ///
+    /// # Examples
+    ///
+    /// See [`TcpListener`].
+    pub async fn read<B: IoBufMut>(&self, buf: B) -> (io::Result<usize>, B) {
+        self.socket.recv(buf).await
+    }
+
+    /// Sends the buffer's initialized bytes; returns how many were sent
+    /// (possibly fewer). Never raises `SIGPIPE`: a closed peer is `BrokenPipe`.
+    ///
+    /// # Errors
+    ///
+    /// `send(2)` errors; `InvalidInput` for an empty buffer.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let addr = l.local_addr().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let s = ringlane::native::net::TcpStream::connect(addr).await.unwrap();
+    ///     s.write(vec![7u8; 10]).await.0.unwrap()
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), 10);
+    /// ```
+    pub async fn write<B: IoBuf>(&self, buf: B) -> (io::Result<usize>, B) {
+        self.socket.send(buf).await
+    }
+
+    /// Sends every initialized byte of `buf`, resubmitting after short sends.
+    ///
+    /// # Errors
+    ///
+    /// As [`write`](Self::write); `WriteZero` if the kernel accepts nothing.
+    ///
+    /// # Examples
+    ///
+    /// See [`TcpListener`].
+    pub async fn write_all<B: IoBuf>(&self, buf: B) -> (io::Result<()>, B) {
+        self.socket.send_all(buf).await
+    }
+
+    /// Shuts down reading, writing or both (`IORING_OP_SHUTDOWN`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let addr = l.local_addr().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let s = ringlane::native::net::TcpStream::connect(addr).await.unwrap();
+    ///     s.shutdown(std::net::Shutdown::Write).await
+    /// }).unwrap();
+    /// rt.block_on(j).unwrap().unwrap();
+    /// let (mut peer, _) = l.accept().unwrap();
+    /// let mut rest = Vec::new();
+    /// std::io::Read::read_to_end(&mut peer, &mut rest).unwrap(); // EOF
+    /// ```
+    pub async fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.socket.shutdown(how).await
+    }
+
+    /// Closes the socket with `IORING_OP_CLOSE` (dropping also closes it).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let addr = l.local_addr().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     ringlane::native::net::TcpStream::connect(addr).await.unwrap().close().await
+    /// }).unwrap();
+    /// rt.block_on(j).unwrap().unwrap();
+    /// ```
+    pub async fn close(self) -> io::Result<()> {
+        self.socket.close().await
+    }
+
+    /// Disables (or re-enables) Nagle's algorithm.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// ringlane::native::net::TcpStream::from_std(s).set_nodelay(true).unwrap();
+    /// ```
+    pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        let v = libc::c_int::from(on);
+        // SAFETY: the option value is a live c_int of the size passed.
+        let r = unsafe {
+            libc::setsockopt(
+                self.socket.raw(),
+                libc::IPPROTO_TCP,
+                libc::TCP_NODELAY,
+                (&raw const v).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The local address.
+    ///
+    /// # Examples
+    ///
+    /// See [`TcpStream::from_std`].
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        inet_name(self.socket.raw(), false)
+    }
+
+    /// The peer's address.
+    ///
+    /// # Examples
+    ///
+    /// See [`TcpStream::from_std`].
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        inet_name(self.socket.raw(), true)
+    }
+}
+
+impl AsRawFd for TcpListener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.socket.raw()
+    }
+}
+
+impl AsRawFd for TcpStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.socket.raw()
+    }
+}
