@@ -1,0 +1,395 @@
+//! The compared implementations of each workload, and the case tables.
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use ringlane::native::net::TcpStream as RingStream;
+
+use crate::pair::{CHUNK, MSG, Run, message, tcp_pair};
+use crate::raw;
+use crate::shared::runtimes::shutdown;
+use crate::shared::timing::process_cpu_time;
+use crate::watchdog::PROGRESS;
+
+/// An echo case: `warm` unrecorded round trips, then `n` samples.
+pub(crate) struct EchoCase {
+    pub(crate) id: &'static str,
+    /// The floor this case is compared with.
+    pub(crate) floor: &'static str,
+    pub(crate) run: fn(usize, usize) -> Run,
+}
+
+/// A stream case: `total` bytes from client to server.
+pub(crate) struct StreamCase {
+    pub(crate) id: &'static str,
+    pub(crate) run: fn(usize) -> Run,
+}
+
+pub(crate) const ECHO_CASES: &[EchoCase] = &[
+    EchoCase {
+        id: "raw_uring_1_ring",
+        floor: "raw_uring_1_ring",
+        run: raw::echo_one_ring,
+    },
+    EchoCase {
+        id: "ringlane_1_shard",
+        floor: "raw_uring_1_ring",
+        run: |w, n| ringlane_echo(1, w, n),
+    },
+    EchoCase {
+        id: "tokio_current_thread",
+        floor: "raw_uring_1_ring",
+        run: tokio_ct_echo,
+    },
+    EchoCase {
+        id: "raw_uring_2_threads",
+        floor: "raw_uring_2_threads",
+        run: raw::echo_two_threads,
+    },
+    EchoCase {
+        id: "ringlane_2_shards",
+        floor: "raw_uring_2_threads",
+        run: |w, n| ringlane_echo(2, w, n),
+    },
+    EchoCase {
+        id: "std_blocking_2_threads",
+        floor: "raw_uring_2_threads",
+        run: std_echo,
+    },
+    EchoCase {
+        id: "tokio_mt_2_workers",
+        floor: "raw_uring_2_threads",
+        run: tokio_mt_echo,
+    },
+];
+
+pub(crate) const STREAM_CASES: &[StreamCase] = &[
+    StreamCase {
+        id: "raw_uring_2_threads",
+        run: raw::stream_two_threads,
+    },
+    StreamCase {
+        id: "ringlane_1_shard",
+        run: |t| ringlane_stream(1, t),
+    },
+    StreamCase {
+        id: "ringlane_2_shards",
+        run: |t| ringlane_stream(2, t),
+    },
+    StreamCase {
+        id: "std_blocking_2_threads",
+        run: std_stream,
+    },
+    StreamCase {
+        id: "tokio_current_thread",
+        run: |t| tokio_stream(false, t),
+    },
+    StreamCase {
+        id: "tokio_mt_2_workers",
+        run: |t| tokio_stream(true, t),
+    },
+];
+
+/// Tokio with its I/O driver (the shared suite helpers build runtimes
+/// without one).
+fn tokio_rt(workers: Option<usize>) -> tokio::runtime::Runtime {
+    let mut b = match workers {
+        Some(w) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(w);
+            b
+        }
+        None => tokio::runtime::Builder::new_current_thread(),
+    };
+    b.enable_all().build().expect("tokio runtime")
+}
+
+/// Per-round-trip clock of an echo client.
+struct Clock {
+    warm: usize,
+    samples: Vec<u64>,
+    last: Instant,
+    cpu0: Duration,
+}
+
+impl Clock {
+    fn new(warm: usize, n: usize) -> Self {
+        Self {
+            warm,
+            samples: Vec::with_capacity(n),
+            last: Instant::now(),
+            cpu0: process_cpu_time(),
+        }
+    }
+
+    /// Ends round trip `i`.
+    fn tick(&mut self, i: usize) {
+        let now = Instant::now();
+        if i + 1 == self.warm {
+            self.cpu0 = process_cpu_time();
+        } else if i + 1 > self.warm {
+            self.samples.push((now - self.last).as_nanos() as u64);
+        }
+        self.last = now;
+        PROGRESS.set(i as u64);
+    }
+
+    fn finish(self) -> Run {
+        let cpu = process_cpu_time() - self.cpu0;
+        let wall = Duration::from_nanos(self.samples.iter().sum());
+        Run {
+            samples: self.samples,
+            wall,
+            cpu,
+        }
+    }
+}
+
+fn ringlane_echo(shards: usize, warm: usize, n: usize) -> Run {
+    let rt = ringlane::Runtime::builder()
+        .shards(shards)
+        .build()
+        .expect("ringlane runtime");
+    let h = rt.handle();
+    let (client, server) = tcp_pair();
+    let server = h
+        .spawn_pinned(0, async move {
+            let s = RingStream::from_std(server);
+            let mut buf = Vec::with_capacity(MSG);
+            loop {
+                buf.clear();
+                let (r, b) = read_msg(&s, buf, MSG).await;
+                if !r.expect("server read") {
+                    return;
+                }
+                let (r, b) = s.write_all(b).await;
+                r.expect("server write");
+                buf = b;
+            }
+        })
+        .unwrap();
+    let client = h
+        .spawn_pinned(shards - 1, async move {
+            let c = RingStream::from_std(client);
+            let mut clock = Clock::new(warm, n);
+            let (mut out, mut back) = (Vec::with_capacity(MSG), Vec::with_capacity(MSG));
+            for i in 0..warm + n {
+                out.clear();
+                out.extend_from_slice(&message(i));
+                let (r, o) = c.write_all(out).await;
+                r.expect("client write");
+                out = o;
+                back.clear();
+                let (r, b) = read_msg(&c, back, MSG).await;
+                assert!(r.expect("client read"), "server closed");
+                assert_eq!(b[..], out[..], "echo {i} corrupted");
+                back = b;
+                clock.tick(i);
+            }
+            clock.finish()
+        })
+        .unwrap();
+    let run = rt.block_on(client).unwrap();
+    rt.block_on(server).unwrap();
+    shutdown(rt, "ringlane");
+    run
+}
+
+/// Reads one `want`-byte message into `buf` (capacity `want`); `false` on
+/// EOF at a message start. Loopback delivers 256 B whole; a partial read is
+/// completed through a second buffer.
+async fn read_msg(s: &RingStream, buf: Vec<u8>, want: usize) -> (std::io::Result<bool>, Vec<u8>) {
+    let (r, mut buf) = s.read(buf).await;
+    match r {
+        Ok(0) => return (Ok(false), buf),
+        Ok(n) => buf.truncate(n),
+        Err(e) => return (Err(e), buf),
+    }
+    while buf.len() < want {
+        let (r, rest) = s.read(Vec::with_capacity(want - buf.len())).await;
+        match r {
+            Ok(0) => return (Err(std::io::ErrorKind::UnexpectedEof.into()), buf),
+            Ok(_) => buf.extend_from_slice(&rest),
+            Err(e) => return (Err(e), buf),
+        }
+    }
+    (Ok(true), buf)
+}
+
+fn std_echo(warm: usize, n: usize) -> Run {
+    let (mut client, mut server) = tcp_pair();
+    let t = std::thread::spawn(move || {
+        let mut buf = [0u8; MSG];
+        while server.read_exact(&mut buf).is_ok() {
+            server.write_all(&buf).unwrap();
+        }
+    });
+    let mut clock = Clock::new(warm, n);
+    let mut buf = [0u8; MSG];
+    for i in 0..warm + n {
+        let msg = message(i);
+        client.write_all(&msg).unwrap();
+        client.read_exact(&mut buf).unwrap();
+        assert_eq!(buf, msg, "echo {i} corrupted");
+        clock.tick(i);
+    }
+    let run = clock.finish();
+    drop(client);
+    t.join().unwrap();
+    run
+}
+
+async fn tokio_echo_pair(warm: usize, n: usize) -> Run {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (client, server) = tcp_pair();
+    for s in [&client, &server] {
+        s.set_nonblocking(true).unwrap();
+    }
+    let mut server = tokio::net::TcpStream::from_std(server).unwrap();
+    let mut client = tokio::net::TcpStream::from_std(client).unwrap();
+    let srv = tokio::spawn(async move {
+        let mut buf = [0u8; MSG];
+        while server.read_exact(&mut buf).await.is_ok() {
+            server.write_all(&buf).await.unwrap();
+        }
+    });
+    let cli = tokio::spawn(async move {
+        let mut clock = Clock::new(warm, n);
+        let mut buf = [0u8; MSG];
+        for i in 0..warm + n {
+            let msg = message(i);
+            client.write_all(&msg).await.unwrap();
+            client.read_exact(&mut buf).await.unwrap();
+            assert_eq!(buf, msg, "echo {i} corrupted");
+            clock.tick(i);
+        }
+        clock.finish()
+    });
+    let run = cli.await.unwrap();
+    srv.await.unwrap();
+    run
+}
+
+fn tokio_ct_echo(warm: usize, n: usize) -> Run {
+    tokio_rt(None).block_on(tokio_echo_pair(warm, n))
+}
+
+fn tokio_mt_echo(warm: usize, n: usize) -> Run {
+    tokio_rt(Some(2)).block_on(tokio_echo_pair(warm, n))
+}
+
+fn ringlane_stream(shards: usize, total: usize) -> Run {
+    let rt = ringlane::Runtime::builder()
+        .shards(shards)
+        .build()
+        .expect("ringlane runtime");
+    let h = rt.handle();
+    let (client, server) = tcp_pair();
+    let (cpu0, start) = (process_cpu_time(), Instant::now());
+    let sender = h
+        .spawn_pinned(shards - 1, async move {
+            let c = RingStream::from_std(client);
+            let mut chunk = vec![7u8; CHUNK];
+            let mut sent = 0;
+            while sent < total {
+                let (r, b) = c.write_all(chunk).await;
+                r.expect("send");
+                chunk = b;
+                sent += CHUNK;
+            }
+        })
+        .unwrap();
+    let receiver = h
+        .spawn_pinned(0, async move {
+            let s = RingStream::from_std(server);
+            let mut buf = Vec::with_capacity(64 * 1024);
+            let mut got = 0;
+            while got < total {
+                buf.clear();
+                let (r, b) = s.read(buf).await;
+                let n = r.expect("recv");
+                assert!(n > 0, "stream ended early");
+                got += n;
+                buf = b;
+                PROGRESS.set(got as u64);
+            }
+        })
+        .unwrap();
+    rt.block_on(receiver).unwrap();
+    let (wall, cpu) = (start.elapsed(), process_cpu_time() - cpu0);
+    rt.block_on(sender).unwrap();
+    shutdown(rt, "ringlane");
+    Run {
+        samples: Vec::new(),
+        wall,
+        cpu,
+    }
+}
+
+fn std_stream(total: usize) -> Run {
+    let (mut client, mut server) = tcp_pair();
+    let (cpu0, start) = (process_cpu_time(), Instant::now());
+    let t = std::thread::spawn(move || {
+        let chunk = vec![7u8; CHUNK];
+        let mut sent = 0;
+        while sent < total {
+            client.write_all(&chunk).unwrap();
+            sent += CHUNK;
+        }
+    });
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut got = 0;
+    while got < total {
+        let n = server.read(&mut buf).unwrap();
+        assert!(n > 0, "stream ended early");
+        got += n;
+        PROGRESS.set(got as u64);
+    }
+    let (wall, cpu) = (start.elapsed(), process_cpu_time() - cpu0);
+    t.join().unwrap();
+    Run {
+        samples: Vec::new(),
+        wall,
+        cpu,
+    }
+}
+
+fn tokio_stream(multi_thread: bool, total: usize) -> Run {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rt = tokio_rt(multi_thread.then_some(2));
+    rt.block_on(async move {
+        let (client, server) = tcp_pair();
+        for s in [&client, &server] {
+            s.set_nonblocking(true).unwrap();
+        }
+        let mut server = tokio::net::TcpStream::from_std(server).unwrap();
+        let mut client = tokio::net::TcpStream::from_std(client).unwrap();
+        let (cpu0, start) = (process_cpu_time(), Instant::now());
+        let sender = tokio::spawn(async move {
+            let chunk = vec![7u8; CHUNK];
+            let mut sent = 0;
+            while sent < total {
+                client.write_all(&chunk).await.unwrap();
+                sent += CHUNK;
+            }
+        });
+        let receiver = tokio::spawn(async move {
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut got = 0;
+            while got < total {
+                let n = server.read(&mut buf).await.unwrap();
+                assert!(n > 0, "stream ended early");
+                got += n;
+                PROGRESS.set(got as u64);
+            }
+        });
+        receiver.await.unwrap();
+        let (wall, cpu) = (start.elapsed(), process_cpu_time() - cpu0);
+        sender.await.unwrap();
+        Run {
+            samples: Vec::new(),
+            wall,
+            cpu,
+        }
+    })
+}
