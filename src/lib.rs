@@ -77,6 +77,7 @@
 
 mod builder;
 mod channel;
+pub mod compat;
 mod context;
 mod error;
 mod executor;

@@ -39,5 +39,5 @@
 mod cell;
 mod table;
 
-pub(crate) use cell::{submit, wake_waiters_if_room, with_deadline};
+pub(crate) use cell::{Op, submit, wake_waiters_if_room, with_deadline};
 pub(crate) use table::OpTable;

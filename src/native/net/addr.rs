@@ -113,6 +113,44 @@ impl RawAddr {
     }
 }
 
+/// A bound, listening TCP socket as Tokio makes one: `SO_REUSEADDR`, a
+/// backlog of 1024 (std's 128 overflows under a burst of connects).
+pub(crate) fn tcp_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let domain = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    // SAFETY: plain socket creation; the result is checked.
+    let fd = unsafe { libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is new and ours.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+    let one: libc::c_int = 1;
+    let addr = RawAddr::from_inet(addr);
+    // SAFETY: the option value is a live c_int of the size passed; the
+    // address is a valid sockaddr of `addr.len` bytes.
+    let ok = unsafe {
+        libc::setsockopt(
+            raw,
+            libc::SOL_SOCKET,
+            libc::SO_REUSEADDR,
+            (&raw const one).cast(),
+            mem::size_of::<libc::c_int>() as libc::socklen_t,
+        ) == 0
+            && libc::bind(raw, addr.as_ptr(), addr.len) == 0
+            && libc::listen(raw, 1024) == 0
+    };
+    if !ok {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(std::net::TcpListener::from(fd))
+}
+
 /// `getsockname` (or `getpeername` with `peer`) of an IP socket.
 pub(crate) fn inet_name(fd: std::os::fd::RawFd, peer: bool) -> io::Result<SocketAddr> {
     let mut raw = RawAddr::empty();

@@ -5,7 +5,7 @@
 //! Sockets stay in blocking mode: io_uring arms its own readiness poll for
 //! an op that cannot complete at once, so no op returns `WouldBlock`.
 
-mod addr;
+pub(crate) mod addr;
 mod socket;
 mod tcp;
 mod udp;

@@ -66,6 +66,15 @@ impl Socket {
         Ok(Self::from_owned(unsafe { OwnedFd::from_raw_fd(fd) }))
     }
 
+    /// The fd itself, for another lane: ours if no op still holds it, a
+    /// close-on-exec duplicate otherwise.
+    pub(crate) fn into_owned_fd(self) -> io::Result<OwnedFd> {
+        match Arc::try_unwrap(self.fd) {
+            Ok(fd) => Ok(fd),
+            Err(shared) => shared.try_clone(),
+        }
+    }
+
     pub(crate) fn raw(&self) -> RawFd {
         self.fd.as_raw_fd()
     }

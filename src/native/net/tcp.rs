@@ -35,7 +35,8 @@ pub struct TcpListener {
 }
 
 impl TcpListener {
-    /// Binds and listens (both immediate syscalls; no I/O waits).
+    /// Binds and listens with a backlog of 1024 and `SO_REUSEADDR`, as Tokio
+    /// does (immediate syscalls; no I/O waits).
     ///
     /// # Errors
     ///
@@ -48,7 +49,7 @@ impl TcpListener {
     /// assert_ne!(l.local_addr().unwrap().port(), 0);
     /// ```
     pub fn bind(addr: SocketAddr) -> io::Result<Self> {
-        Ok(Self::from_std(std::net::TcpListener::bind(addr)?))
+        Ok(Self::from_std(super::addr::tcp_listener(addr)?))
     }
 
     /// Wraps a bound, listening std socket (left in blocking mode: io_uring
@@ -307,6 +308,13 @@ impl TcpStream {
 impl AsRawFd for TcpListener {
     fn as_raw_fd(&self) -> RawFd {
         self.socket.raw()
+    }
+}
+
+impl TcpStream {
+    /// The socket's fd, for the compat lane.
+    pub(crate) fn into_owned_fd(self) -> io::Result<OwnedFd> {
+        self.socket.into_owned_fd()
     }
 }
 

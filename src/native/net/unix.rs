@@ -197,6 +197,13 @@ impl AsRawFd for UnixListener {
     }
 }
 
+impl UnixStream {
+    /// The socket's fd, for the compat lane.
+    pub(crate) fn into_owned_fd(self) -> io::Result<OwnedFd> {
+        self.socket.into_owned_fd()
+    }
+}
+
 impl AsRawFd for UnixStream {
     fn as_raw_fd(&self) -> RawFd {
         self.socket.raw()

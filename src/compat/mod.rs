@@ -1,0 +1,23 @@
+//! The compat lane: Tokio's I/O traits on shards, driven by readiness.
+//!
+//! Sockets here are nonblocking and behave like Tokio's: a syscall first,
+//! and on `EAGAIN` a wait for readiness. The wait is an
+//! `IORING_OP_POLL_ADD` on the ring of the shard that polls (see the
+//! readiness engine's invariants in `compat/readiness.rs`), so no epoll
+//! instance and no Tokio reactor is involved. The types implement
+//! `tokio::io::AsyncRead`/`AsyncWrite`: code written for Tokio (codecs,
+//! `tokio::io::copy`, hyper through `TokioIo`) runs on them unmodified.
+//!
+//! Streams must be polled from a task on a shard; converting between the
+//! lanes (`into_native`, `into_compat`) hands a socket over.
+
+mod async_fd;
+mod readiness;
+pub(crate) mod stream;
+mod tcp;
+mod unix;
+
+pub use async_fd::{AsyncFd, AsyncFdReadyGuard, TryIoError};
+pub use stream::{CompatStream, OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
+pub use tcp::{TcpListener, TcpStream};
+pub use unix::{UnixListener, UnixStream};

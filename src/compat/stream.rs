@@ -1,0 +1,269 @@
+//! What every compat stream shares: nonblocking `recv`/`send`/`sendmsg`
+//! after readiness, the `AsyncRead`/`AsyncWrite` glue, and split halves.
+
+use std::io::{self, IoSlice};
+use std::os::fd::RawFd;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::readiness::{Direction, Readiness};
+
+pub(crate) mod sealed {
+    /// The insides a compat stream exposes to the shared glue.
+    pub trait Sealed {
+        /// The stream's readiness engine.
+        fn readiness(&self) -> &super::Readiness;
+        /// The socket fd.
+        fn fd(&self) -> super::RawFd;
+    }
+}
+
+/// A compat stream type ([`TcpStream`](super::TcpStream),
+/// [`UnixStream`](super::UnixStream)); sealed.
+pub trait CompatStream: sealed::Sealed + Send + Sync + 'static {}
+
+fn cvt(r: isize) -> io::Result<usize> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r as usize)
+    }
+}
+
+/// `recv` into the unfilled part of `buf` once readable.
+pub(crate) fn poll_read_priv(
+    s: &impl sealed::Sealed,
+    cx: &mut Context<'_>,
+    buf: &mut ReadBuf<'_>,
+) -> Poll<io::Result<()>> {
+    if buf.remaining() == 0 {
+        return Poll::Ready(Ok(()));
+    }
+    let fd = s.fd();
+    let n = std::task::ready!(s.readiness().poll_io(Direction::Read, cx, || {
+        // SAFETY: we only hand the unfilled part to `recv`, which writes
+        // (never reads) it, so no uninitialized byte is read or de-initialized.
+        let unfilled = unsafe { buf.unfilled_mut() };
+        // SAFETY: the pointer is valid for writes of `unfilled.len()` bytes.
+        cvt(unsafe { libc::recv(fd, unfilled.as_mut_ptr().cast(), unfilled.len(), 0) })
+    }))?;
+    // SAFETY: the kernel initialized `n` bytes of the unfilled part.
+    unsafe { buf.assume_init(n) };
+    buf.advance(n);
+    Poll::Ready(Ok(()))
+}
+
+/// `send` (never raising `SIGPIPE`) once writable.
+pub(crate) fn poll_write_priv(
+    s: &impl sealed::Sealed,
+    cx: &mut Context<'_>,
+    data: &[u8],
+) -> Poll<io::Result<usize>> {
+    if data.is_empty() {
+        return Poll::Ready(Ok(0));
+    }
+    let fd = s.fd();
+    s.readiness().poll_io(Direction::Write, cx, || {
+        // SAFETY: `data` is valid for reads of its length.
+        cvt(unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL) })
+    })
+}
+
+/// `sendmsg` of several buffers (never raising `SIGPIPE`) once writable.
+pub(crate) fn poll_write_vectored_priv(
+    s: &impl sealed::Sealed,
+    cx: &mut Context<'_>,
+    bufs: &[IoSlice<'_>],
+) -> Poll<io::Result<usize>> {
+    if bufs.iter().all(|b| b.is_empty()) {
+        return Poll::Ready(Ok(0));
+    }
+    let fd = s.fd();
+    let count = bufs.len().min(libc::UIO_MAXIOV as usize);
+    s.readiness().poll_io(Direction::Write, cx, || {
+        // SAFETY: all-zero bytes are a valid empty `msghdr`.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        // `IoSlice` is guaranteed ABI-compatible with `iovec` on Unix.
+        msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
+        msg.msg_iovlen = count;
+        // SAFETY: the message points at `count` live `IoSlice`s.
+        cvt(unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) })
+    })
+}
+
+/// Shuts down the write side (the `poll_shutdown` of `AsyncWrite`).
+pub(crate) fn shutdown_write(fd: RawFd) -> io::Result<()> {
+    // SAFETY: shutdown only reads its arguments.
+    match unsafe { libc::shutdown(fd, libc::SHUT_WR) } {
+        0 => Ok(()),
+        _ => Err(io::Error::last_os_error()),
+    }
+}
+
+/// Implements Tokio's I/O traits for a compat stream type.
+macro_rules! compat_stream_io {
+    ($ty:ty) => {
+        impl tokio::io::AsyncRead for $ty {
+            fn poll_read(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &mut tokio::io::ReadBuf<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                $crate::compat::stream::poll_read_priv(&*self, cx, buf)
+            }
+        }
+
+        impl tokio::io::AsyncWrite for $ty {
+            fn poll_write(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                data: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                $crate::compat::stream::poll_write_priv(&*self, cx, data)
+            }
+
+            fn poll_write_vectored(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                bufs: &[std::io::IoSlice<'_>],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                $crate::compat::stream::poll_write_vectored_priv(&*self, cx, bufs)
+            }
+
+            fn is_write_vectored(&self) -> bool {
+                true
+            }
+
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                _cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::task::Poll::Ready(Ok(()))
+            }
+
+            fn poll_shutdown(
+                self: std::pin::Pin<&mut Self>,
+                _cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                use $crate::compat::stream::sealed::Sealed;
+                std::task::Poll::Ready($crate::compat::stream::shutdown_write(self.fd()))
+            }
+        }
+    };
+}
+pub(crate) use compat_stream_io;
+
+/// The read half of a stream borrowed by `split`.
+///
+/// # Examples
+///
+/// See [`TcpStream::split`](super::TcpStream::split).
+#[derive(Debug)]
+pub struct ReadHalf<'a, S>(pub(crate) &'a S);
+
+/// The write half of a stream borrowed by `split`.
+///
+/// # Examples
+///
+/// See [`TcpStream::split`](super::TcpStream::split).
+#[derive(Debug)]
+pub struct WriteHalf<'a, S>(pub(crate) &'a S);
+
+/// The read half of a stream taken by `into_split`; usable from another
+/// task than its write half.
+///
+/// # Examples
+///
+/// See [`TcpStream::into_split`](super::TcpStream::into_split).
+#[derive(Debug)]
+pub struct OwnedReadHalf<S>(pub(crate) Arc<S>);
+
+/// The write half of a stream taken by `into_split`. Dropping it shuts
+/// down the write side (the peer reads end of stream), as Tokio's does.
+///
+/// # Examples
+///
+/// See [`TcpStream::into_split`](super::TcpStream::into_split).
+#[derive(Debug)]
+pub struct OwnedWriteHalf<S: CompatStream>(pub(crate) Arc<S>);
+
+impl<S: CompatStream> Drop for OwnedWriteHalf<S> {
+    fn drop(&mut self) {
+        let _ = shutdown_write(sealed::Sealed::fd(&*self.0));
+    }
+}
+
+impl<S: CompatStream> AsyncRead for ReadHalf<'_, S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        poll_read_priv(self.0, cx, buf)
+    }
+}
+
+impl<S: CompatStream> AsyncRead for OwnedReadHalf<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        poll_read_priv(&*self.0, cx, buf)
+    }
+}
+
+impl<S: CompatStream> AsyncWrite for WriteHalf<'_, S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        poll_write_priv(self.0, cx, data)
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        poll_write_vectored_priv(self.0, cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(shutdown_write(sealed::Sealed::fd(self.0)))
+    }
+}
+
+impl<S: CompatStream> AsyncWrite for OwnedWriteHalf<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        poll_write_priv(&*self.0, cx, data)
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        poll_write_vectored_priv(&*self.0, cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(shutdown_write(sealed::Sealed::fd(&*self.0)))
+    }
+}

@@ -1,0 +1,478 @@
+//! `TcpStream` and `TcpListener` of the compat lane.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use super::async_fd::AsyncFd;
+use super::readiness::{Direction, Readiness};
+use super::stream::{self, OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
+
+/// A TCP connection implementing `tokio::io::AsyncRead`/`AsyncWrite`,
+/// driven by readiness on the shard's ring: unmodified Tokio-ecosystem code
+/// (codecs, `copy`, hyper through `TokioIo`) runs on it.
+///
+/// # Examples
+///
+/// ```
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// use ringlane::compat::{TcpListener, TcpStream};
+/// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+/// let j = rt.handle().spawn_pinned(0, async {
+///     let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+///     let addr = listener.local_addr()?;
+///     let client = ringlane::spawn_local(async move {
+///         let mut s = TcpStream::connect(addr).await?;
+///         s.write_all(b"ping").await?;
+///         let mut back = [0u8; 4];
+///         s.read_exact(&mut back).await?;
+///         Ok::<_, std::io::Error>(back)
+///     })?;
+///     let (mut conn, _) = listener.accept().await?;
+///     let mut buf = [0u8; 4];
+///     conn.read_exact(&mut buf).await?;
+///     conn.write_all(&buf).await?;
+///     client.await.unwrap()
+/// }).unwrap();
+/// assert_eq!(&rt.block_on(j).unwrap().unwrap(), b"ping");
+/// ```
+#[derive(Debug)]
+pub struct TcpStream {
+    io: AsyncFd<std::net::TcpStream>,
+}
+
+impl stream::sealed::Sealed for TcpStream {
+    fn readiness(&self) -> &Readiness {
+        self.io.readiness()
+    }
+    fn fd(&self) -> RawFd {
+        self.io.as_raw_fd()
+    }
+}
+
+impl stream::CompatStream for TcpStream {}
+stream::compat_stream_io!(TcpStream);
+
+impl TcpStream {
+    /// Connects to `addr` (with the native lane's `IORING_OP_CONNECT`, then
+    /// switched to nonblocking mode). Must run on a shard.
+    ///
+    /// # Errors
+    ///
+    /// `connect(2)` errors, e.g. `ConnectionRefused`.
+    ///
+    /// # Examples
+    ///
+    /// See [`TcpStream`].
+    pub async fn connect(addr: SocketAddr) -> io::Result<Self> {
+        crate::native::net::TcpStream::connect(addr)
+            .await?
+            .into_compat()
+    }
+
+    /// Wraps a connected std stream, switching it to nonblocking mode (as
+    /// `tokio::net::TcpStream::from_std` expects it to be already). A
+    /// `tokio::net::TcpStream` comes over through its `into_std`.
+    ///
+    /// # Errors
+    ///
+    /// If the mode cannot be set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// let s = ringlane::compat::TcpStream::from_std(s).unwrap();
+    /// assert_eq!(s.peer_addr().unwrap(), l.local_addr().unwrap());
+    /// ```
+    pub fn from_std(stream: std::net::TcpStream) -> io::Result<Self> {
+        stream.set_nonblocking(true)?;
+        Ok(Self {
+            io: AsyncFd::new(stream)?,
+        })
+    }
+
+    /// Gives back the std stream (still in nonblocking mode).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// let back = ringlane::compat::TcpStream::from_std(s).unwrap().into_std();
+    /// assert!(back.peer_addr().is_ok());
+    /// ```
+    pub fn into_std(self) -> std::net::TcpStream {
+        self.io.into_inner()
+    }
+
+    /// Moves the socket to the native lane (completion-based ops on owned
+    /// buffers), back in blocking mode.
+    ///
+    /// # Errors
+    ///
+    /// If the mode cannot be set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// let native = ringlane::compat::TcpStream::from_std(s).unwrap().into_native().unwrap();
+    /// assert!(native.peer_addr().is_ok());
+    /// ```
+    pub fn into_native(self) -> io::Result<crate::native::net::TcpStream> {
+        let std = self.into_std();
+        std.set_nonblocking(false)?;
+        Ok(crate::native::net::TcpStream::from_std(std))
+    }
+
+    /// Borrowed halves, for reading and writing at once in one task.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio::io::AsyncWriteExt;
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// let (peer, _) = l.accept().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let mut s = ringlane::compat::TcpStream::from_std(s).unwrap();
+    ///     let mut peer = ringlane::compat::TcpStream::from_std(peer).unwrap();
+    ///     let (mut r, mut w) = s.split();
+    ///     peer.write_all(b"abc").await.unwrap();
+    ///     peer.shutdown().await.unwrap();
+    ///     w.write_all(b"x").await.unwrap();
+    ///     let mut got = Vec::new();
+    ///     tokio::io::AsyncReadExt::read_to_end(&mut r, &mut got).await.unwrap();
+    ///     got
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), b"abc");
+    /// ```
+    pub fn split(&mut self) -> (ReadHalf<'_, Self>, WriteHalf<'_, Self>) {
+        (ReadHalf(self), WriteHalf(self))
+    }
+
+    /// Owned halves, for a reader task and a writer task (on any shards).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    /// let rt = ringlane::Runtime::builder().shards(2).build().unwrap();
+    /// let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// let (mut peer, _) = l.accept().unwrap();
+    /// let (mut r, mut w) = ringlane::compat::TcpStream::from_std(s).unwrap().into_split();
+    /// let writer = rt.handle().spawn_pinned(1, async move { w.write_all(b"hi").await }).unwrap();
+    /// rt.block_on(writer).unwrap().unwrap();
+    /// let mut got = [0u8; 2];
+    /// std::io::Read::read_exact(&mut peer, &mut got).unwrap();
+    /// std::io::Write::write_all(&mut peer, b"yo").unwrap();
+    /// let reader = rt.handle().spawn_pinned(0, async move {
+    ///     let mut b = [0u8; 2];
+    ///     r.read_exact(&mut b).await.map(|_| b)
+    /// }).unwrap();
+    /// assert_eq!((&got, &rt.block_on(reader).unwrap().unwrap()), (b"hi", b"yo"));
+    /// ```
+    pub fn into_split(self) -> (OwnedReadHalf<Self>, OwnedWriteHalf<Self>) {
+        let me = Arc::new(self);
+        (OwnedReadHalf(me.clone()), OwnedWriteHalf(me))
+    }
+
+    /// The peer's address.
+    ///
+    /// # Examples
+    ///
+    /// See [`from_std`](Self::from_std).
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get_ref().peer_addr()
+    }
+
+    /// The local address.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// assert!(ringlane::compat::TcpStream::from_std(s).unwrap().local_addr().is_ok());
+    /// ```
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get_ref().local_addr()
+    }
+
+    /// Sets `TCP_NODELAY`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// let s = ringlane::compat::TcpStream::from_std(s).unwrap();
+    /// s.set_nodelay(true).unwrap();
+    /// assert!(s.nodelay().unwrap());
+    /// ```
+    pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        self.io.get_ref().set_nodelay(on)
+    }
+
+    /// Whether `TCP_NODELAY` is set.
+    ///
+    /// # Examples
+    ///
+    /// See [`set_nodelay`](Self::set_nodelay).
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.io.get_ref().nodelay()
+    }
+
+    /// Polls for read readiness (a later read may still say `WouldBlock`).
+    ///
+    /// # Examples
+    ///
+    /// See [`try_read`](Self::try_read).
+    pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.io.readiness().poll_ready(Direction::Read, cx)
+    }
+
+    /// Polls for write readiness.
+    ///
+    /// # Examples
+    ///
+    /// See [`try_write`](Self::try_write).
+    pub fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.io.readiness().poll_ready(Direction::Write, cx)
+    }
+
+    /// Waits for read readiness.
+    ///
+    /// # Examples
+    ///
+    /// See [`try_read`](Self::try_read).
+    pub async fn readable(&self) -> io::Result<()> {
+        std::future::poll_fn(|cx| self.poll_read_ready(cx)).await
+    }
+
+    /// Waits for write readiness.
+    ///
+    /// # Examples
+    ///
+    /// See [`try_write`](Self::try_write).
+    pub async fn writable(&self) -> io::Result<()> {
+        std::future::poll_fn(|cx| self.poll_write_ready(cx)).await
+    }
+
+    /// One nonblocking `recv`; `WouldBlock` clears the read readiness.
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock` if nothing is there; other `recv(2)` errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// let (mut peer, _) = l.accept().unwrap();
+    /// std::io::Write::write_all(&mut peer, b"x").unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let s = ringlane::compat::TcpStream::from_std(s).unwrap();
+    ///     let mut buf = [0u8; 8];
+    ///     loop {
+    ///         s.readable().await.unwrap();
+    ///         match s.try_read(&mut buf) {
+    ///             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+    ///             r => return r.unwrap(),
+    ///         }
+    ///     }
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), 1);
+    /// ```
+    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let r = io::Read::read(&mut self.io.get_ref(), buf);
+        if matches!(&r, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
+            self.io.readiness().clear(Direction::Read);
+        }
+        r
+    }
+
+    /// One nonblocking `send`; `WouldBlock` clears the write readiness.
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock` if the send buffer is full; other `send(2)` errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let s = ringlane::compat::TcpStream::from_std(s).unwrap();
+    ///     s.writable().await.unwrap();
+    ///     s.try_write(b"hello").unwrap()
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), 5);
+    /// ```
+    pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        // SAFETY: `buf` is valid for reads of its length.
+        let r = unsafe {
+            libc::send(
+                self.io.as_raw_fd(),
+                buf.as_ptr().cast(),
+                buf.len(),
+                libc::MSG_NOSIGNAL,
+            )
+        };
+        if r >= 0 {
+            return Ok(r as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() == io::ErrorKind::WouldBlock {
+            self.io.readiness().clear(Direction::Write);
+        }
+        Err(e)
+    }
+}
+
+impl AsRawFd for TcpStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.io.as_raw_fd()
+    }
+}
+
+/// A TCP listener whose `accept` waits on the shard's ring.
+///
+/// # Examples
+///
+/// See [`TcpStream`].
+#[derive(Debug)]
+pub struct TcpListener {
+    io: AsyncFd<std::net::TcpListener>,
+}
+
+impl TcpListener {
+    /// Binds and listens (nonblocking), with a backlog of 1024 and
+    /// `SO_REUSEADDR`, as Tokio does.
+    ///
+    /// # Errors
+    ///
+    /// `bind(2)`/`listen(2)` errors.
+    ///
+    /// # Examples
+    ///
+    /// See [`TcpStream`].
+    pub fn bind(addr: SocketAddr) -> io::Result<Self> {
+        Self::from_std(crate::native::net::addr::tcp_listener(addr)?)
+    }
+
+    /// Wraps a std listener, switching it to nonblocking mode.
+    ///
+    /// # Errors
+    ///
+    /// If the mode cannot be set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// assert!(ringlane::compat::TcpListener::from_std(l).is_ok());
+    /// ```
+    pub fn from_std(listener: std::net::TcpListener) -> io::Result<Self> {
+        listener.set_nonblocking(true)?;
+        Ok(Self {
+            io: AsyncFd::new(listener)?,
+        })
+    }
+
+    /// Polls for a connection (`accept4`, nonblocking, close-on-exec).
+    ///
+    /// # Examples
+    ///
+    /// See [`accept`](Self::accept).
+    pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
+        let fd = self.io.as_raw_fd();
+        self.io.readiness().poll_io(Direction::Read, cx, || {
+            // SAFETY: null address pointers are allowed; the flags are valid.
+            let new = unsafe {
+                libc::accept4(
+                    fd,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                )
+            };
+            if new < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: accept4 just created `new` for us.
+            let std = std::net::TcpStream::from(unsafe { OwnedFd::from_raw_fd(new) });
+            let peer = std.peer_addr()?;
+            Ok((
+                TcpStream {
+                    io: AsyncFd::new(std)?,
+                },
+                peer,
+            ))
+        })
+    }
+
+    /// Waits for a connection.
+    ///
+    /// # Errors
+    ///
+    /// `accept4(2)` errors, e.g. `EMFILE`.
+    ///
+    /// # Examples
+    ///
+    /// See [`TcpStream`].
+    pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        std::future::poll_fn(|cx| self.poll_accept(cx)).await
+    }
+
+    /// The address this listener is bound to.
+    ///
+    /// # Examples
+    ///
+    /// See [`TcpStream`].
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get_ref().local_addr()
+    }
+}
+
+impl AsRawFd for TcpListener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.io.as_raw_fd()
+    }
+}
+
+impl crate::native::net::TcpStream {
+    /// Moves the socket to the compat lane (readiness, Tokio's I/O traits),
+    /// in nonblocking mode. If an abandoned op still holds the fd, the
+    /// compat stream gets a duplicate of it.
+    ///
+    /// # Errors
+    ///
+    /// If the mode cannot be set or the fd duplicated.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// let native = ringlane::native::net::TcpStream::from_std(s);
+    /// assert!(native.into_compat().unwrap().peer_addr().is_ok());
+    /// ```
+    pub fn into_compat(self) -> io::Result<TcpStream> {
+        let fd: OwnedFd = self.into_owned_fd()?;
+        // SAFETY: we own `fd`; a TCP stream's fd becomes a std stream.
+        let std = unsafe { std::net::TcpStream::from_raw_fd(fd.into_raw_fd()) };
+        TcpStream::from_std(std)
+    }
+}

@@ -1,0 +1,255 @@
+//! `UnixStream` and `UnixListener` of the compat lane.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::path::Path;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use super::async_fd::AsyncFd;
+use super::readiness::{Direction, Readiness};
+use super::stream::{self, OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
+
+/// A Unix stream implementing `tokio::io::AsyncRead`/`AsyncWrite`.
+///
+/// # Examples
+///
+/// ```
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+/// let (mut a, mut b) = ringlane::compat::UnixStream::pair().unwrap();
+/// let j = rt.handle().spawn_pinned(0, async move {
+///     a.write_all(b"unix").await.unwrap();
+///     let mut got = [0u8; 4];
+///     b.read_exact(&mut got).await.unwrap();
+///     got
+/// }).unwrap();
+/// assert_eq!(&rt.block_on(j).unwrap(), b"unix");
+/// ```
+#[derive(Debug)]
+pub struct UnixStream {
+    io: AsyncFd<std::os::unix::net::UnixStream>,
+}
+
+impl stream::sealed::Sealed for UnixStream {
+    fn readiness(&self) -> &Readiness {
+        self.io.readiness()
+    }
+    fn fd(&self) -> RawFd {
+        self.io.as_raw_fd()
+    }
+}
+
+impl stream::CompatStream for UnixStream {}
+stream::compat_stream_io!(UnixStream);
+
+impl UnixStream {
+    /// Connects to the socket at `path` (the native lane's connect, then
+    /// nonblocking). Must run on a shard.
+    ///
+    /// # Errors
+    ///
+    /// `connect(2)` errors; `InvalidInput` for a path that does not fit.
+    ///
+    /// # Examples
+    ///
+    /// See [`UnixListener`].
+    pub async fn connect(path: impl AsRef<Path>) -> io::Result<Self> {
+        crate::native::net::UnixStream::connect(path)
+            .await?
+            .into_compat()
+    }
+
+    /// A connected pair.
+    ///
+    /// # Errors
+    ///
+    /// `socketpair(2)` errors.
+    ///
+    /// # Examples
+    ///
+    /// See [`UnixStream`].
+    pub fn pair() -> io::Result<(Self, Self)> {
+        let (a, b) = std::os::unix::net::UnixStream::pair()?;
+        Ok((Self::from_std(a)?, Self::from_std(b)?))
+    }
+
+    /// Wraps a connected std stream, switching it to nonblocking mode.
+    ///
+    /// # Errors
+    ///
+    /// If the mode cannot be set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// assert!(ringlane::compat::UnixStream::from_std(a).is_ok());
+    /// ```
+    pub fn from_std(stream: std::os::unix::net::UnixStream) -> io::Result<Self> {
+        stream.set_nonblocking(true)?;
+        Ok(Self {
+            io: AsyncFd::new(stream)?,
+        })
+    }
+
+    /// Borrowed halves (see [`TcpStream::split`](super::TcpStream::split)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (mut a, _b) = ringlane::compat::UnixStream::pair().unwrap();
+    /// let (_r, _w) = a.split();
+    /// ```
+    pub fn split(&mut self) -> (ReadHalf<'_, Self>, WriteHalf<'_, Self>) {
+        (ReadHalf(self), WriteHalf(self))
+    }
+
+    /// Owned halves (see [`TcpStream::into_split`](super::TcpStream::into_split)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, _b) = ringlane::compat::UnixStream::pair().unwrap();
+    /// let (_r, _w) = a.into_split();
+    /// ```
+    pub fn into_split(self) -> (OwnedReadHalf<Self>, OwnedWriteHalf<Self>) {
+        let me = Arc::new(self);
+        (OwnedReadHalf(me.clone()), OwnedWriteHalf(me))
+    }
+
+    /// Moves the socket to the native lane, back in blocking mode.
+    ///
+    /// # Errors
+    ///
+    /// If the mode cannot be set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, _b) = ringlane::compat::UnixStream::pair().unwrap();
+    /// assert!(a.into_native().is_ok());
+    /// ```
+    pub fn into_native(self) -> io::Result<crate::native::net::UnixStream> {
+        let std = self.io.into_inner();
+        std.set_nonblocking(false)?;
+        Ok(crate::native::net::UnixStream::from_std(std))
+    }
+}
+
+impl AsRawFd for UnixStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.io.as_raw_fd()
+    }
+}
+
+/// A Unix stream listener whose `accept` waits on the shard's ring.
+///
+/// # Examples
+///
+/// ```
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// let dir = std::env::temp_dir().join(format!("ringlane-doc-cunix-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let path = dir.join("s.sock");
+/// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+/// let p = path.clone();
+/// let j = rt.handle().spawn_pinned(0, async move {
+///     let l = ringlane::compat::UnixListener::bind(&p)?;
+///     let c = ringlane::spawn_local(async move {
+///         ringlane::compat::UnixStream::connect(&p).await?.write_all(b"hey").await
+///     })?;
+///     let mut conn = l.accept().await?;
+///     let mut got = Vec::new();
+///     conn.read_to_end(&mut got).await?;
+///     c.await.unwrap()?;
+///     Ok::<_, std::io::Error>(got)
+/// }).unwrap();
+/// assert_eq!(rt.block_on(j).unwrap().unwrap(), b"hey");
+/// std::fs::remove_dir_all(dir).unwrap();
+/// ```
+#[derive(Debug)]
+pub struct UnixListener {
+    io: AsyncFd<std::os::unix::net::UnixListener>,
+}
+
+impl UnixListener {
+    /// Binds and listens at `path` (nonblocking).
+    ///
+    /// # Errors
+    ///
+    /// `bind(2)` errors, e.g. `AddrInUse`.
+    ///
+    /// # Examples
+    ///
+    /// See [`UnixListener`].
+    pub fn bind(path: impl AsRef<Path>) -> io::Result<Self> {
+        let l = std::os::unix::net::UnixListener::bind(path)?;
+        l.set_nonblocking(true)?;
+        Ok(Self {
+            io: AsyncFd::new(l)?,
+        })
+    }
+
+    /// Polls for a connection.
+    ///
+    /// # Examples
+    ///
+    /// See [`UnixListener`].
+    pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<UnixStream>> {
+        let fd = self.io.as_raw_fd();
+        self.io.readiness().poll_io(Direction::Read, cx, || {
+            // SAFETY: null address pointers are allowed; the flags are valid.
+            let new = unsafe {
+                libc::accept4(
+                    fd,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                )
+            };
+            if new < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: accept4 just created `new` for us.
+            let std = std::os::unix::net::UnixStream::from(unsafe { OwnedFd::from_raw_fd(new) });
+            Ok(UnixStream {
+                io: AsyncFd::new(std)?,
+            })
+        })
+    }
+
+    /// Waits for a connection.
+    ///
+    /// # Errors
+    ///
+    /// `accept4(2)` errors.
+    ///
+    /// # Examples
+    ///
+    /// See [`UnixListener`].
+    pub async fn accept(&self) -> io::Result<UnixStream> {
+        std::future::poll_fn(|cx| self.poll_accept(cx)).await
+    }
+}
+
+impl crate::native::net::UnixStream {
+    /// Moves the socket to the compat lane, in nonblocking mode.
+    ///
+    /// # Errors
+    ///
+    /// If the mode cannot be set or the fd duplicated.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, _b) = ringlane::native::net::UnixStream::pair().unwrap();
+    /// assert!(a.into_compat().is_ok());
+    /// ```
+    pub fn into_compat(self) -> io::Result<UnixStream> {
+        let fd = self.into_owned_fd()?;
+        // SAFETY: we own `fd`, a Unix stream socket.
+        let std = unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd.into_raw_fd()) };
+        UnixStream::from_std(std)
+    }
+}
