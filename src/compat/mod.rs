@@ -12,12 +12,16 @@
 //! lanes (`into_native`, `into_compat`) hands a socket over.
 
 mod async_fd;
+#[cfg(feature = "hyper")]
+mod hyper_rt;
 mod readiness;
 pub(crate) mod stream;
 mod tcp;
 mod unix;
 
 pub use async_fd::{AsyncFd, AsyncFdReadyGuard, TryIoError};
+#[cfg(feature = "hyper")]
+pub use hyper_rt::{HyperExecutor, HyperTimer};
 pub use stream::{CompatStream, OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
 pub use tcp::{TcpListener, TcpStream};
 pub use unix::{UnixListener, UnixStream};
