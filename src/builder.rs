@@ -166,7 +166,7 @@ impl Builder {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidConfig`] for zero shards, zero or over 32768 ring
+    /// [`Error::InvalidConfig`] for zero shards, fewer than 2 or over 32768 ring
     /// entries, or a zero task budget; [`Error::RingSetup`] when the kernel
     /// refuses io_uring (`EPERM` under seccomp or `io_uring_disabled`,
     /// `ENOSYS`, `ENOMEM`); [`Error::KernelTooOld`] without `MSG_RING`.
@@ -185,9 +185,9 @@ impl Builder {
         if shards == 0 {
             return Err(Error::InvalidConfig("the shard count must be at least 1"));
         }
-        if self.ring_entries == 0 || self.ring_entries > 32_768 {
+        if self.ring_entries < 2 || self.ring_entries > 32_768 {
             return Err(Error::InvalidConfig(
-                "ring entries must be between 1 and 32768",
+                "ring entries must be between 2 and 32768",
             ));
         }
         if self.budget == 0 {

@@ -206,10 +206,10 @@ fn a_tokio_task_reads_a_file_through_the_handle() {
     std::fs::remove_file(path).unwrap();
 }
 
-/// Regression (op invariant 6): with room for a single op in flight, an op
-/// that waited for room and was dropped (its timeout fired) must not eat
-/// the wake-up meant for the next waiter. A ring of 8 entries has a CQ of
-/// 64 and so room for one op.
+/// Regression (op invariant 6): with the op table full, an op that waited
+/// for room and was dropped (its timeout fired) must not eat the wake-up
+/// meant for the next waiter. A ring of 8 entries has a CQ of 64 and so the
+/// smallest table: two ops.
 #[test]
 fn ops_waiting_for_room_lose_no_wakeup_when_a_waiter_is_dropped() {
     let _serial = SERIAL.lock();
@@ -222,13 +222,15 @@ fn ops_waiting_for_room_lose_no_wakeup_when_a_waiter_is_dropped() {
     std::fs::write(&path, vec![7u8; 4096]).unwrap();
     let (r, w) = pipe();
     let pipe_reader = File::from(r);
-    // X: fills the only slot, held in flight on an empty pipe.
-    let x = rt
-        .handle()
-        .spawn_pinned(0, async move {
-            pipe_reader.read(vec![0u8; 8]).await.0.map(drop)
+    // X1, X2: fill both slots, held in flight on an empty pipe.
+    let xs: Vec<_> = (0..2)
+        .map(|_| {
+            let p = pipe_reader.clone();
+            rt.handle()
+                .spawn_pinned(0, async move { p.read(vec![0u8; 1]).await.0.map(drop) })
+                .unwrap()
         })
-        .unwrap();
+        .collect();
     std::thread::sleep(Duration::from_millis(20));
     // Opened without a ring op, so that T and U are the only waiters.
     let f = File::from(std::fs::File::open(&path).unwrap());
@@ -239,19 +241,22 @@ fn ops_waiting_for_room_lose_no_wakeup_when_a_waiter_is_dropped() {
             let t = ringlane::time::timeout(Duration::from_millis(5), f.read_at(vec![0u8; 16], 0))
                 .await;
             assert!(t.is_err(), "there was no room: the read could not run");
-            // U: waits for room; must run once X completes.
+            // U: waits for room; must run once an X completes.
             let (n, _) = f.read_at(vec![0u8; 16], 0).await;
             n
         })
         .unwrap();
     std::thread::sleep(Duration::from_millis(30));
     let w = std::fs::File::from(w);
-    std::io::Write::write_all(&mut &w, b"x").unwrap(); // X completes, room frees up
+    std::io::Write::write_all(&mut &w, b"x").unwrap(); // one X completes, room frees up
     let got = rt
         .block_on(ringlane::time::timeout(Duration::from_secs(5), u))
         .expect("a waiting op was never woken");
     assert_eq!(got.unwrap().unwrap(), 16);
-    rt.block_on(x).unwrap().unwrap();
+    std::io::Write::write_all(&mut &w, b"y").unwrap(); // the other X completes
+    for x in xs {
+        rt.block_on(x).unwrap().unwrap();
+    }
     std::fs::remove_file(path).unwrap();
 }
 
@@ -331,6 +336,7 @@ fn open_options_are_validated_like_std() {
 #[test]
 fn path_ops_metadata_exact_vectored_and_close_round_trip() {
     use ringlane::native::fs;
+    use std::io::ErrorKind::InvalidInput;
     let _serial = SERIAL.lock();
     let before = common::fd_count();
     let rt = common::runtime(1);
@@ -376,6 +382,17 @@ fn path_ops_metadata_exact_vectored_and_close_round_trip() {
                     fs::remove_file(&b).await?;
                     fs::remove_dir(&d).await?;
                     let nul = fs::remove_file("a\0b").await.unwrap_err().kind();
+                    // u64::MAX is io_uring's "current position": refused.
+                    let g = File::open("/proc/self/stat").await?;
+                    let far = g
+                        .read_at(vec![0u8; 8], u64::MAX)
+                        .await
+                        .0
+                        .unwrap_err()
+                        .kind();
+                    assert_eq!(far, InvalidInput);
+                    let far = g.read_exact_at(vec![0u8; 8], i64::MAX as u64).await.0;
+                    assert!(far.is_err(), "read_exact_at past i64::MAX");
                     Ok::<_, std::io::Error>(vec![exists, eof, gone, not_empty, nul])
                 })
                 .unwrap(),

@@ -393,3 +393,86 @@ fn accept_completed_but_dropped_before_re_poll_closes_its_fd() {
     drop((rt, client, listener));
     assert_eq!(common::fd_count(), before, "an fd leaked");
 }
+
+/// An op that needs two op-table entries (it carries a linked timeout)
+/// waits for room while the table has one free; it must neither spin the
+/// shard (waiters count as work only when they fit) nor outlive its
+/// deadline (a timer bounds the wait for room).
+#[test]
+fn a_timed_op_waiting_for_room_times_out_without_spinning() {
+    let _serial = SERIAL.lock();
+    // Two ring entries: the op table holds two ops.
+    let rt = ringlane::Runtime::builder()
+        .shards(1)
+        .ring_entries(2)
+        .build()
+        .unwrap();
+    let (a, _pa) = UnixStream::pair().unwrap();
+    let (b, _pb) = UnixStream::pair().unwrap();
+    let out = rt
+        .block_on(
+            rt.handle()
+                .spawn_pinned(0, async move {
+                    // One op in flight leaves one free entry: not enough.
+                    let stuck =
+                        ringlane::spawn_local(async move { a.read(vec![0u8; 8]).await.0 }).unwrap();
+                    ringlane::yield_now().await;
+                    // SAFETY: gettid has no preconditions. (This task runs on
+                    // the shard's thread.)
+                    let tid = unsafe { libc::syscall(libc::SYS_gettid) } as i32;
+                    let cpu0 = common::thread_cpu_time(tid);
+                    let start = Instant::now();
+                    let (r, buf) = b
+                        .read(vec![0u8; 8])
+                        .timeout(Duration::from_millis(300))
+                        .await;
+                    let (waited, cpu) = (start.elapsed(), common::thread_cpu_time(tid) - cpu0);
+                    stuck.abort();
+                    (r.unwrap_err().kind(), buf.len(), waited, cpu)
+                })
+                .unwrap(),
+        )
+        .unwrap();
+    let (kind, len, waited, cpu) = out;
+    assert_eq!(
+        (kind, len),
+        (ErrorKind::TimedOut, 8),
+        "timed out, buffer back"
+    );
+    assert!(waited >= Duration::from_millis(300), "early: {waited:?}");
+    assert!(
+        waited < Duration::from_secs(5),
+        "the deadline was not enforced: {waited:?}"
+    );
+    assert!(
+        cpu < Duration::from_millis(150),
+        "the shard spun: {cpu:?} of CPU in {waited:?}"
+    );
+}
+
+#[test]
+fn empty_udp_datagrams_are_messages() {
+    let _serial = SERIAL.lock();
+    let rt = common::runtime(1);
+    let got = rt
+        .block_on(
+            rt.handle()
+                .spawn_pinned(0, async {
+                    let a = UdpSocket::bind(localhost()).unwrap();
+                    let b = UdpSocket::bind(localhost()).unwrap();
+                    a.send_to(Vec::new(), b.local_addr().unwrap())
+                        .await
+                        .0
+                        .unwrap();
+                    let (r, _) = b.recv_from(Vec::with_capacity(8)).await;
+                    let (n, from) = r.unwrap();
+                    a.connect(b.local_addr().unwrap()).await.unwrap();
+                    a.send(Vec::new()).await.0.unwrap();
+                    let n2 = b.recv(Vec::with_capacity(8)).await.0.unwrap();
+                    (n, from == a.local_addr().unwrap(), n2)
+                })
+                .unwrap(),
+        )
+        .unwrap();
+    assert_eq!(got, (0, true, 0));
+}

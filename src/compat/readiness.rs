@@ -101,9 +101,12 @@ impl Readiness {
         let fd = self.fd;
         let events = dir.events();
         let armed = side.armed.get_or_insert_with(|| {
+            // Shared by every waiter of this direction: never bounded by
+            // one caller's `native::timeout`.
             op::submit((), false, move |_| {
                 opcode::PollAdd::new(types::Fd(fd), events).build()
             })
+            .untimed()
         });
         let result = ready!(Pin::new(armed).poll(cx));
         side.armed = None;

@@ -59,10 +59,13 @@ pub(crate) struct Remote {
     pub(crate) draining: AtomicBool,
     /// Native ops waiting, unsubmitted, for room in this shard's ring (op
     /// invariant 6); locked because a waiting op may be dropped elsewhere.
-    pub(crate) op_waiters: Mutex<Slab<Waker>>,
+    /// Each with the op-table entries it needs (`op/room.rs`).
+    pub(crate) op_waiters: Mutex<Slab<(Waker, usize)>>,
     /// How many entries `op_waiters` holds, changed under its lock: the
     /// shard loop reads this every tick instead of taking the lock.
     pub(crate) op_waiting: AtomicUsize,
+    /// The smallest need among `op_waiters` (0 when empty), likewise.
+    pub(crate) op_min_need: AtomicUsize,
 }
 
 impl Remote {
@@ -81,6 +84,7 @@ impl Remote {
             draining: AtomicBool::new(false),
             op_waiters: Mutex::new(Slab::new()),
             op_waiting: AtomicUsize::new(0),
+            op_min_need: AtomicUsize::new(0),
         }
     }
 

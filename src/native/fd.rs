@@ -31,6 +31,8 @@ pub(crate) async fn close_shared(fd: Arc<OwnedFd>) -> io::Result<()> {
         let fd = g.0.take().expect("built once").into_raw_fd();
         opcode::Close::new(types::Fd(fd)).build()
     });
+    // Cancelling a close queued in io-wq would leak the fd: it always runs.
+    let op = op.uncancellable();
     match op.await {
         Ok((r, _)) => os_result(r).map(drop),
         Err((e, Guard(None))) => {

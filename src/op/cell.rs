@@ -12,13 +12,13 @@ use std::mem;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use io_uring::{opcode, squeue, types};
 use parking_lot::Mutex;
 
+use super::room::RoomWait;
 use crate::context;
 use crate::mailbox::Remote;
 use crate::sys::user_data;
@@ -140,12 +140,16 @@ pub(crate) struct Op<T: Send + 'static> {
     /// Resources and SQE builder until submission.
     unsubmitted: Option<(T, Builder<T>, bool)>,
     /// Our entry among the shard's ops waiting for room (invariant 6).
-    waiting: Option<(Arc<Remote>, usize)>,
+    room: RoomWait,
+    /// Fires the deadline of an op still waiting for room (invariant 7).
+    room_timer: Option<crate::time::Sleep>,
     cell: Option<Arc<OpCell<T>>>,
     home: Option<Arc<Remote>>,
     user_data: u64,
-    /// Submitted with a linked timeout: `-ECANCELED` means it fired.
-    timed: bool,
+    /// The deadline of the linked timeout it was submitted with.
+    deadline: Option<Instant>,
+    untimed: bool,
+    uncancellable: bool,
 }
 
 // `Op` never pins its resources (before submission they move by value;
@@ -167,11 +171,14 @@ where
 {
     Op {
         unsubmitted: Some((resources, Box::new(build), produces_fd)),
-        waiting: None,
+        room: RoomWait::default(),
+        room_timer: None,
         cell: None,
         home: None,
         user_data: 0,
-        timed: false,
+        deadline: None,
+        untimed: false,
+        uncancellable: false,
     }
 }
 
@@ -268,12 +275,17 @@ impl<T: Send + 'static> Future for Op<T> {
                 );
                 return Poll::Ready(Err((e, resources)));
             }
-            let timeout = match DEADLINE.with(Cell::get) {
+            let deadline = if this.untimed {
+                None
+            } else {
+                DEADLINE.with(Cell::get)
+            };
+            let timeout = match deadline {
                 None => None,
                 Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
                     Some(left) if !left.is_zero() => Some(left),
                     _ => {
-                        this.stop_waiting();
+                        this.room.cancel();
                         let e = io::Error::from(io::ErrorKind::TimedOut);
                         return Poll::Ready(Err((e, resources)));
                     }
@@ -281,19 +293,23 @@ impl<T: Send + 'static> Future for Op<T> {
             };
             match try_submit(resources, build, produces_fd, timeout) {
                 Submit::Done(cell, home, user_data) => {
-                    this.stop_waiting();
+                    this.room.cancel();
+                    this.room_timer = None;
                     this.cell = Some(cell);
                     this.home = Some(home);
                     this.user_data = user_data;
-                    this.timed = timeout.is_some();
+                    this.deadline = timeout.and(deadline);
                 }
                 Submit::NoRoom(resources, build) => {
+                    let entries = 1 + usize::from(timeout.is_some());
+                    if let Poll::Ready(e) = this.wait(cx, entries, deadline) {
+                        return Poll::Ready(Err((e, resources)));
+                    }
                     this.unsubmitted = Some((resources, build, produces_fd));
-                    this.wait_for_room(cx.waker());
                     return Poll::Pending;
                 }
                 Submit::Failed(e, resources) => {
-                    this.stop_waiting();
+                    this.room.cancel();
                     return Poll::Ready(Err((e, resources)));
                 }
             }
@@ -309,9 +325,11 @@ impl<T: Send + 'static> Future for Op<T> {
                 let resources = unsafe { cell.take_resources() }
                     .expect("a completed op still holds its resources");
                 this.cell = None;
-                // Our own cancel comes only from `drop`: a cancelled timed op
-                // was cancelled by its linked timeout (invariant 7).
-                let result = if this.timed && result == -libc::ECANCELED {
+                // Our own cancel comes only from `drop`: a timed op cancelled
+                // (or, running in io-wq, interrupted) once its deadline has
+                // passed was stopped by its linked timeout (invariant 7).
+                let fired = this.deadline.is_some_and(|d| Instant::now() >= d);
+                let result = if fired && (result == -libc::ECANCELED || result == -libc::EINTR) {
                     -libc::ETIMEDOUT
                 } else {
                     result
@@ -335,50 +353,54 @@ impl<T: Send + 'static> Future for Op<T> {
 }
 
 impl<T: Send + 'static> Op<T> {
-    /// Registers (or refreshes) this op among the shard's waiters for room.
-    fn wait_for_room(&mut self, waker: &Waker) {
-        let here = context::with_current(|cx| cx.remote.clone()).expect("polled on a shard");
-        match &self.waiting {
-            Some((remote, key)) if Arc::ptr_eq(remote, &here) => {
-                if let Some(w) = here.op_waiters.lock().get_mut(*key) {
-                    if !w.will_wake(waker) {
-                        *w = waker.clone();
-                    }
-                    return;
-                }
-            }
-            _ => {}
-        }
-        self.stop_waiting(); // polled on another shard now: move the entry
-        let key = {
-            let mut waiters = here.op_waiters.lock();
-            let key = waiters.insert(waker.clone());
-            here.op_waiting.store(waiters.len(), Ordering::Release);
-            key
-        };
-        self.waiting = Some((here, key));
+    /// Never bounded by an enclosing `native::timeout` (runtime-internal
+    /// ops shared by several futures, such as a readiness poll).
+    pub(crate) fn untimed(mut self) -> Self {
+        self.untimed = true;
+        self
     }
 
-    fn stop_waiting(&mut self) {
-        if let Some((remote, key)) = self.waiting.take() {
-            let mut waiters = remote.op_waiters.lock();
-            waiters.try_remove(key);
-            remote.op_waiting.store(waiters.len(), Ordering::Release);
+    /// Never cancelled once submitted, and never bounded by a deadline:
+    /// for ops whose cancellation would leak what they consume (`CLOSE`).
+    pub(crate) fn uncancellable(mut self) -> Self {
+        self.untimed = true;
+        self.uncancellable = true;
+        self
+    }
+
+    /// Unsubmitted, no room: wait for a completion, or for the deadline.
+    fn wait(
+        &mut self,
+        cx: &mut Context<'_>,
+        entries: usize,
+        deadline: Option<Instant>,
+    ) -> Poll<io::Error> {
+        self.room.register(cx.waker(), entries);
+        if let Some(d) = deadline {
+            let timer = self
+                .room_timer
+                .get_or_insert_with(|| crate::time::sleep_until(d));
+            if Pin::new(timer).poll(cx).is_ready() {
+                self.room.cancel();
+                return Poll::Ready(io::ErrorKind::TimedOut.into());
+            }
         }
+        Poll::Pending
     }
 }
 
 impl<T: Send + 'static> Drop for Op<T> {
     fn drop(&mut self) {
-        self.stop_waiting();
+        self.room.cancel();
         let Some(cell) = self.cell.take() else { return };
         let mut state = cell.state.lock();
         match mem::replace(&mut *state, State::Taken) {
             State::Submitted { .. } => {
                 *state = State::Abandoned;
                 drop(state);
-                if let Some(home) = &self.home {
-                    request_cancel(home, self.user_data);
+                match &self.home {
+                    Some(home) if !self.uncancellable => request_cancel(home, self.user_data),
+                    _ => {} // runs to completion; its CQE frees the cell
                 }
             }
             State::Completed { result } => {
@@ -392,27 +414,6 @@ impl<T: Send + 'static> Drop for Op<T> {
             }
             other => *state = other,
         }
-    }
-}
-
-/// Wakes every op of this shard waiting for room, when there is room
-/// (invariant 6, level-triggered: each re-checks when polled, so stale or
-/// duplicate entries cost a spurious wake-up, never a lost one).
-pub(crate) fn wake_waiters_if_room(cx: &context::ShardContext) {
-    if cx.remote.op_waiting.load(Ordering::Acquire) == 0
-        || cx.ops.borrow().len() >= cx.op_capacity.get()
-    {
-        return; // the common case: nobody waits, no lock taken
-    }
-    let wakers: Vec<Waker> = {
-        let waiters = cx.remote.op_waiters.lock();
-        if waiters.is_empty() {
-            return;
-        }
-        waiters.iter().map(|(_, w)| w.clone()).collect()
-    };
-    for w in wakers {
-        let _ = catch_unwind(AssertUnwindSafe(|| w.wake()));
     }
 }
 
@@ -470,11 +471,14 @@ mod tests {
     fn op_with(cell: Arc<OpCell<()>>) -> Op<()> {
         Op {
             unsubmitted: None,
-            waiting: None,
+            room: RoomWait::default(),
+            room_timer: None,
             cell: Some(cell),
             home: None,
             user_data: 0,
-            timed: false,
+            deadline: None,
+            untimed: false,
+            uncancellable: false,
         }
     }
 

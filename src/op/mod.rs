@@ -37,7 +37,9 @@
 //! `Send`: a stolen task observes its op's completion (ADR 0008, ADR 0009).
 
 mod cell;
+mod room;
 mod table;
 
-pub(crate) use cell::{Op, submit, wake_waiters_if_room, with_deadline};
+pub(crate) use cell::{Op, submit, with_deadline};
+pub(crate) use room::{waiters_fit, wake_waiters_if_room};
 pub(crate) use table::OpTable;

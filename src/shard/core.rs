@@ -69,7 +69,8 @@ impl Core {
         deque: Worker<Runnable>,
     ) -> Self {
         let remote = shared.remotes[index].clone();
-        let op_capacity = (ring.cq_entries() / 2).saturating_sub(32).max(1);
+        // At least 2: an op with a linked timeout needs two entries.
+        let op_capacity = (ring.cq_entries() / 2).saturating_sub(32).max(2);
         Self {
             cx: ShardContext {
                 index,
@@ -354,12 +355,7 @@ impl Core {
 
     /// Ops wait for room and there is room: waking them is work to do.
     fn ops_can_proceed(&self) -> bool {
-        self.cx
-            .remote
-            .op_waiting
-            .load(std::sync::atomic::Ordering::Acquire)
-            > 0
-            && self.cx.ops.borrow().len() < self.cx.op_capacity.get()
+        crate::op::waiters_fit(&self.cx)
     }
 
     /// How long the park may last: until the next timer or, during a

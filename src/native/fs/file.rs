@@ -100,6 +100,16 @@ impl File {
             .await
     }
 
+    /// `offset + advanced` as a positioned offset, or `InvalidInput` past
+    /// `i64::MAX` (`u64::MAX` is io_uring's "current position": never a
+    /// caller's offset).
+    fn at(offset: u64, advanced: usize) -> io::Result<u64> {
+        offset
+            .checked_add(advanced as u64)
+            .filter(|o| *o <= i64::MAX as u64)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "offset beyond i64::MAX"))
+    }
+
     /// One read or write op on this file's fd: validates `offset` and the
     /// buffer `len`, keeps the fd alive in the op's resources, and gives the
     /// buffer back with the result.
@@ -169,7 +179,8 @@ impl File {
         .await
     }
 
-    /// Reads until `buf` is full (its whole capacity), from `offset`.
+    /// Reads until `buf` is full (its whole capacity, as every read here
+    /// fills capacity rather than a `Vec`'s length), from `offset`.
     ///
     /// # Errors
     ///
@@ -191,7 +202,11 @@ impl File {
         let total = buf.bytes_total();
         let mut filled = 0;
         while filled < total {
-            let (n, b) = self.read_inner(buf, offset + filled as u64, filled).await;
+            let at = match Self::at(offset, filled) {
+                Ok(at) => at,
+                Err(e) => return (Err(e), buf),
+            };
+            let (n, b) = self.read_inner(buf, at, filled).await;
             buf = b;
             match n {
                 Ok(0) => return (Err(io::ErrorKind::UnexpectedEof.into()), buf),
@@ -229,7 +244,11 @@ impl File {
         let total = buf.bytes_init();
         let mut done = 0;
         while done < total {
-            let (n, b) = self.write_inner(buf, offset + done as u64, done).await;
+            let at = match Self::at(offset, done) {
+                Ok(at) => at,
+                Err(e) => return (Err(e), buf),
+            };
+            let (n, b) = self.write_inner(buf, at, done).await;
             buf = b;
             match n {
                 Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), buf),
@@ -255,7 +274,7 @@ impl File {
     ///     f.metadata().await
     /// }).unwrap()).unwrap().unwrap();
     /// assert!(m.is_file() && m.len() == 10 && !m.is_empty() && m.mode() & 0o600 == 0o600);
-    /// assert!(m.modified() <= std::time::SystemTime::now());
+    /// assert!(m.modified().unwrap() <= std::time::SystemTime::now());
     /// std::fs::remove_file(path).unwrap();
     /// ```
     pub async fn metadata(&self) -> io::Result<super::Metadata> {
@@ -303,6 +322,9 @@ impl File {
     /// assert!(rt.block_on(j).unwrap());
     /// ```
     pub async fn read_at<B: IoBufMut>(&self, buf: B, offset: u64) -> (io::Result<usize>, B) {
+        if let Err(e) = Self::at(offset, 0) {
+            return (Err(e), buf);
+        }
         self.read_inner(buf, offset, 0).await
     }
 
@@ -344,6 +366,9 @@ impl File {
     /// std::fs::remove_file(path).unwrap();
     /// ```
     pub async fn write_at<B: IoBuf>(&self, buf: B, offset: u64) -> (io::Result<usize>, B) {
+        if let Err(e) = Self::at(offset, 0) {
+            return (Err(e), buf);
+        }
         self.write_inner(buf, offset, 0).await
     }
 

@@ -205,17 +205,35 @@ impl Metadata {
 
     /// Last modification time.
     ///
+    /// # Errors
+    ///
+    /// `Unsupported` if the filesystem did not report it; `InvalidData` if
+    /// it does not fit a `SystemTime`.
+    ///
     /// # Examples
     ///
     /// See [`File::metadata`](super::File::metadata).
-    pub fn modified(&self) -> SystemTime {
-        let t = self.raw.stx_mtime;
-        let since = Duration::new(t.tv_sec.unsigned_abs(), t.tv_nsec);
-        if t.tv_sec >= 0 {
-            SystemTime::UNIX_EPOCH + since
-        } else {
-            SystemTime::UNIX_EPOCH - since
+    pub fn modified(&self) -> io::Result<SystemTime> {
+        if self.raw.stx_mask & libc::STATX_MTIME == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "no modification time",
+            ));
         }
+        let t = self.raw.stx_mtime;
+        let bad = || io::Error::new(io::ErrorKind::InvalidData, "timestamp out of range");
+        if t.tv_nsec >= 1_000_000_000 {
+            return Err(bad());
+        }
+        // sec + nsec, for negative seconds too (nsec always counts forward).
+        let whole = Duration::from_secs(t.tv_sec.unsigned_abs());
+        let at = if t.tv_sec >= 0 {
+            SystemTime::UNIX_EPOCH.checked_add(whole)
+        } else {
+            SystemTime::UNIX_EPOCH.checked_sub(whole)
+        };
+        at.and_then(|at| at.checked_add(Duration::from_nanos(u64::from(t.tv_nsec))))
+            .ok_or_else(bad)
     }
 }
 

@@ -66,10 +66,10 @@ impl RawAddr {
         let mut raw = Self::empty();
         // SAFETY: `sockaddr_storage` is larger than and aligned for `sockaddr_un`.
         let sun = unsafe { &mut *raw.as_mut_ptr().cast::<libc::sockaddr_un>() };
-        if bytes.len() >= sun.sun_path.len() || bytes.contains(&0) {
+        if bytes.is_empty() || bytes.len() >= sun.sun_path.len() || bytes.contains(&0) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                "unix socket path too long or contains a NUL byte",
+                "unix socket path empty, too long, or containing a NUL byte",
             ));
         }
         sun.sun_family = libc::AF_UNIX as libc::sa_family_t;
@@ -187,5 +187,6 @@ mod tests {
         let long = "x".repeat(200);
         assert!(RawAddr::from_unix(Path::new(&long)).is_err());
         assert!(RawAddr::from_unix(Path::new("a\0b")).is_err());
+        assert!(RawAddr::from_unix(Path::new("")).is_err());
     }
 }

@@ -37,9 +37,13 @@ struct MsgRes<B> {
     _fd: Arc<OwnedFd>,
 }
 
-// SAFETY: the raw pointers in `iov` and `msg` point only into this struct
-// (and the buffer it owns), so moving it to another thread moves what they
-// point at with it; `B` itself is `Send`.
+// SAFETY: the raw pointers in `iov` and `msg` point only at this struct's
+// own fields and at the buffer's heap bytes. They are set by the builder
+// once the struct sits at its final address in the op cell and are
+// dereferenced (by the kernel, and by `msg` for `msg_namelen`) only while
+// it stays there; after a move they dangle but are never used. No thread
+// can reach the pointees through them, so sending the struct is as safe as
+// sending `B`.
 unsafe impl<B: Send> Send for MsgRes<B> {}
 
 fn invalid(why: &'static str) -> io::Error {
@@ -55,13 +59,26 @@ impl Socket {
         Self { fd: Arc::new(fd) }
     }
 
-    /// Creates a socket (`IORING_OP_SOCKET`), close-on-exec.
+    /// Creates a socket (`IORING_OP_SOCKET`, or `socket(2)` on kernels
+    /// before 5.19 that refuse the opcode), close-on-exec.
     pub(crate) async fn open(domain: i32, ty: i32) -> io::Result<Self> {
+        let ty = ty | libc::SOCK_CLOEXEC;
         let op = op::submit((), true, move |_| {
-            opcode::Socket::new(domain, ty | libc::SOCK_CLOEXEC, 0).build()
+            opcode::Socket::new(domain, ty, 0).build()
         });
         let (fd, ()) = op.await.map_err(|(e, ())| e)?;
-        let fd = os_result(fd)? as RawFd;
+        let fd = match os_result(fd) {
+            Ok(fd) => fd as RawFd,
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                // SAFETY: plain socket creation; the result is checked.
+                let fd = unsafe { libc::socket(domain, ty, 0) };
+                if fd < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                fd
+            }
+            Err(e) => return Err(e),
+        };
         // SAFETY: the kernel just created `fd` for us and nobody else has it.
         Ok(Self::from_owned(unsafe { OwnedFd::from_raw_fd(fd) }))
     }
@@ -192,21 +209,21 @@ impl Socket {
         os_result(r).map(drop)
     }
 
-    /// One `sendmsg` (with `to`) or `recvmsg` (without) of a single buffer.
+    /// One `sendmsg` (to `to`, or to the connected peer) or `recvmsg` of a
+    /// single buffer. For datagram sockets, where an empty datagram is a
+    /// valid message, so an empty buffer is allowed.
     async fn msg<B: IoBufMut>(
         &self,
         buf: B,
+        sending: bool,
         to: Option<RawAddr>,
     ) -> (io::Result<(usize, RawAddr)>, B) {
-        let sending = to.is_some();
+        let named = to.is_some();
         let len = if sending {
             buf.bytes_init()
         } else {
             buf.bytes_total()
         };
-        if len == 0 {
-            return (Err(invalid("zero-length buffer")), buf);
-        }
         let fd = types::Fd(self.raw());
         let res = MsgRes {
             buf,
@@ -220,9 +237,13 @@ impl Socket {
             _fd: self.fd.clone(),
         };
         let op = op::submit(res, false, move |r| {
-            r.iov.iov_base = r.buf.stable_mut_ptr().cast();
-            r.msg.msg_name = r.addr.as_mut_ptr().cast();
-            r.msg.msg_namelen = r.addr.len;
+            r.iov.iov_base = r.buf.stable_mut_ptr().cast(); // unused when `len` is 0
+            if sending && !named {
+                r.msg.msg_namelen = 0; // connected: no address
+            } else {
+                r.msg.msg_name = r.addr.as_mut_ptr().cast();
+                r.msg.msg_namelen = r.addr.len;
+            }
             r.msg.msg_iov = &mut r.iov;
             r.msg.msg_iovlen = 1;
             if sending {
@@ -249,13 +270,19 @@ impl Socket {
 
     /// `sendmsg` of the initialized bytes to `to`.
     pub(crate) async fn send_to<B: IoBuf>(&self, buf: B, to: RawAddr) -> (io::Result<usize>, B) {
-        let (r, ro) = self.msg(ReadOnly(buf), Some(to)).await;
+        let (r, ro) = self.msg(ReadOnly(buf), true, Some(to)).await;
+        (r.map(|(n, _)| n), ro.0)
+    }
+
+    /// `sendmsg` of one datagram (possibly empty) to the connected peer.
+    pub(crate) async fn send_datagram<B: IoBuf>(&self, buf: B) -> (io::Result<usize>, B) {
+        let (r, ro) = self.msg(ReadOnly(buf), true, None).await;
         (r.map(|(n, _)| n), ro.0)
     }
 
     /// `recvmsg` into `buf`; returns the byte count and the sender.
     pub(crate) async fn recv_from<B: IoBufMut>(&self, buf: B) -> (io::Result<(usize, RawAddr)>, B) {
-        self.msg(buf, None).await
+        self.msg(buf, false, None).await
     }
 
     /// Closes the fd with `IORING_OP_CLOSE` if no op still uses it;

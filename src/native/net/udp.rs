@@ -83,7 +83,7 @@ impl UdpSocket {
     ///
     /// # Errors
     ///
-    /// `sendmsg(2)` errors; `InvalidInput` for an empty buffer.
+    /// `sendmsg(2)` errors. An empty buffer sends an empty datagram.
     ///
     /// # Examples
     ///
@@ -97,7 +97,8 @@ impl UdpSocket {
     ///
     /// # Errors
     ///
-    /// `recvmsg(2)` errors; `InvalidInput` for a zero-capacity buffer.
+    /// `recvmsg(2)` errors. A zero-capacity buffer takes (and truncates) one
+    /// datagram.
     ///
     /// # Examples
     ///
@@ -113,7 +114,7 @@ impl UdpSocket {
     ///
     /// See [`UdpSocket::connect`].
     pub async fn send<B: IoBuf>(&self, buf: B) -> (io::Result<usize>, B) {
-        self.socket.send(buf).await
+        self.socket.send_datagram(buf).await
     }
 
     /// Receives one datagram from the connected peer.
@@ -122,7 +123,8 @@ impl UdpSocket {
     ///
     /// See [`UdpSocket::connect`].
     pub async fn recv<B: IoBufMut>(&self, buf: B) -> (io::Result<usize>, B) {
-        self.socket.recv(buf).await
+        let (r, buf) = self.socket.recv_from(buf).await;
+        (r.map(|(n, _)| n), buf)
     }
 
     /// The local address.
