@@ -414,3 +414,114 @@ fn path_ops_metadata_exact_vectored_and_close_round_trip() {
     drop(rt);
     assert_eq!(common::fd_count(), before, "an fd leaked");
 }
+
+/// 4096 bytes starting one byte into an aligned allocation.
+struct Skewed(ringlane::native::AlignedBuf);
+
+// SAFETY: the 4096 bytes after the first lie inside the 8192-byte
+// allocation, which lives on the heap (stable) and is fully initialized.
+unsafe impl ringlane::native::IoBuf for Skewed {
+    fn stable_ptr(&self) -> *const u8 {
+        // SAFETY: in bounds (see the impl's comment).
+        unsafe { self.0.as_ptr().add(1) }
+    }
+    fn bytes_init(&self) -> usize {
+        0
+    }
+}
+
+// SAFETY: as above, and the bytes are writable.
+unsafe impl ringlane::native::IoBufMut for Skewed {
+    fn stable_mut_ptr(&mut self) -> *mut u8 {
+        // SAFETY: in bounds (see the impl's comment).
+        unsafe {
+            ringlane::native::IoBuf::stable_ptr(&self.0)
+                .cast_mut()
+                .add(1)
+        }
+    }
+    fn bytes_total(&self) -> usize {
+        4096
+    }
+    unsafe fn set_init(&mut self, _n: usize) {}
+}
+
+/// `O_DIRECT` with an aligned buffer works; an unaligned buffer gets a clear
+/// `InvalidInput` error, not a panic. Skips (saying so) where the
+/// filesystem refuses `O_DIRECT` (tmpfs).
+#[test]
+fn o_direct_needs_aligned_buffers_and_says_so_clearly() {
+    use ringlane::native::AlignedBuf;
+    let _serial = SERIAL.lock();
+    let dir = std::env::current_dir().unwrap().join("target");
+    let path = dir.join(format!("ringlane-direct-{}", std::process::id()));
+    std::fs::write(&path, vec![5u8; 8192]).unwrap();
+    let rt = common::runtime(1);
+    let p = path.clone();
+    let out = rt
+        .block_on(
+            rt.handle()
+                .spawn_pinned(0, async move {
+                    let f = match OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .custom_flags(libc::O_DIRECT)
+                        .open(&p)
+                        .await
+                    {
+                        Ok(f) => f,
+                        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return None,
+                        Err(e) => panic!("open O_DIRECT: {e}"),
+                    };
+                    let mut w = AlignedBuf::with_capacity(4096, 4096);
+                    w.extend_from_slice(&[9u8; 4096]);
+                    f.write_all_at(w, 4096).await.0.unwrap();
+                    let (r, back) = f
+                        .read_exact_at(AlignedBuf::with_capacity(4096, 4096), 4096)
+                        .await;
+                    r.unwrap();
+                    // A buffer whose bytes start 1 byte past an aligned block.
+                    let e = f
+                        .read_at(Skewed(AlignedBuf::with_capacity(8192, 4096)), 0)
+                        .await
+                        .0
+                        .unwrap_err();
+                    Some((back.iter().all(|&x| x == 9), e.kind()))
+                })
+                .unwrap(),
+        )
+        .unwrap();
+    std::fs::remove_file(&path).unwrap();
+    match out {
+        None => eprintln!("SKIP: this filesystem refuses O_DIRECT"),
+        Some((read_back, kind)) => {
+            assert!(read_back, "O_DIRECT read back other bytes");
+            assert_eq!(kind, std::io::ErrorKind::InvalidInput);
+        }
+    }
+}
+
+#[test]
+fn bytes_and_bytes_mut_are_owned_buffers() {
+    let _serial = SERIAL.lock();
+    let rt = common::runtime(1);
+    let path = temp_path("bytes");
+    let p = path.clone();
+    let got = rt
+        .block_on(
+            rt.handle()
+                .spawn_pinned(0, async move {
+                    let f = File::create(&p).await.unwrap();
+                    f.write_all_at(bytes::Bytes::from_static(b"shared bytes"), 0)
+                        .await
+                        .0
+                        .unwrap();
+                    let (n, buf) = f.read_at(bytes::BytesMut::with_capacity(64), 0).await;
+                    (n.unwrap(), buf.freeze())
+                })
+                .unwrap(),
+        )
+        .unwrap();
+    std::fs::remove_file(path).unwrap();
+    assert_eq!((got.0, &got.1[..]), (12, &b"shared bytes"[..]));
+}

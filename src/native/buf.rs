@@ -97,3 +97,44 @@ unsafe impl IoBufMut for Box<[u8]> {
     }
     unsafe fn set_init(&mut self, _n: usize) {}
 }
+
+// SAFETY: a `Bytes` never moves or changes its bytes while it lives (they
+// are shared, static or owned on the heap) and all `len` are initialized.
+#[cfg(feature = "bytes")]
+unsafe impl IoBuf for bytes::Bytes {
+    fn stable_ptr(&self) -> *const u8 {
+        self.as_ptr()
+    }
+    fn bytes_init(&self) -> usize {
+        self.len()
+    }
+}
+
+// SAFETY: a `BytesMut`'s storage is on the heap and unique to it while it
+// is owned by an operation; `len` bytes are initialized.
+#[cfg(feature = "bytes")]
+unsafe impl IoBuf for bytes::BytesMut {
+    fn stable_ptr(&self) -> *const u8 {
+        self.as_ptr()
+    }
+    fn bytes_init(&self) -> usize {
+        self.len()
+    }
+}
+
+// SAFETY: the storage is valid for writes of `capacity` bytes and unique.
+#[cfg(feature = "bytes")]
+unsafe impl IoBufMut for bytes::BytesMut {
+    fn stable_mut_ptr(&mut self) -> *mut u8 {
+        self.as_mut_ptr()
+    }
+    fn bytes_total(&self) -> usize {
+        self.capacity()
+    }
+    unsafe fn set_init(&mut self, n: usize) {
+        if self.len() < n {
+            // SAFETY: the caller guarantees the first `n` bytes are initialized.
+            unsafe { self.set_len(n) };
+        }
+    }
+}

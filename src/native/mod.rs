@@ -14,11 +14,13 @@
 //! Per-op timeouts ([`timeout`]) are enforced by the kernel with
 //! `IORING_OP_LINK_TIMEOUT` and give the buffer back with `TimedOut`.
 
+mod aligned;
 mod buf;
 pub mod fs;
 pub mod net;
 mod timeout;
 
+pub use aligned::AlignedBuf;
 pub use buf::{IoBuf, IoBufMut};
 pub use timeout::{NativeTimeoutExt, Timeout, timeout};
 
