@@ -476,3 +476,67 @@ fn empty_udp_datagrams_are_messages() {
         .unwrap();
     assert_eq!(got, (0, true, 0));
 }
+
+/// A multishot accept serves many connections from one SQE; dropping the
+/// stream closes the connections the kernel accepted that nobody took
+/// (their clients read end of stream) and leaks no fd.
+#[test]
+fn multishot_accept_streams_connections_and_closes_untaken_ones_on_drop() {
+    let _serial = SERIAL.lock();
+    let before = common::fd_count();
+    let rt = common::runtime(1);
+    let listener = TcpListener::bind(localhost()).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (served, mut leftovers) = rt
+        .block_on(
+            rt.handle()
+                .spawn_pinned(0, async move {
+                    let mut incoming = listener.incoming();
+                    let clients: Vec<_> = (0..100u8)
+                        .map(|i| {
+                            ringlane::spawn_local(async move {
+                                let s = TcpStream::connect(addr).await.unwrap();
+                                s.write_all(vec![i]).await.0.unwrap();
+                                let (n, b) = s.read(vec![0u8; 1]).await;
+                                (n.unwrap(), b[0])
+                            })
+                            .unwrap()
+                        })
+                        .collect();
+                    for _ in 0..100 {
+                        let conn = incoming.next().await.unwrap();
+                        let (n, b) = conn.read(vec![0u8; 1]).await;
+                        assert_eq!(n.unwrap(), 1);
+                        conn.write_all(b).await.0.unwrap();
+                    }
+                    let mut served = 0;
+                    for (i, c) in clients.into_iter().enumerate() {
+                        assert_eq!(c.await.unwrap(), (1, i as u8));
+                        served += 1;
+                    }
+                    // Five more connect; the kernel accepts them into the
+                    // stream; one is taken, then the stream is dropped.
+                    let leftovers: Vec<_> = (0..5)
+                        .map(|_| std::net::TcpStream::connect(addr).unwrap())
+                        .collect();
+                    let taken = incoming.next().await.unwrap();
+                    ringlane::time::sleep(Duration::from_millis(20)).await; // the rest arrive
+                    drop(incoming);
+                    drop(taken);
+                    (served, leftovers)
+                })
+                .unwrap(),
+        )
+        .unwrap();
+    assert_eq!(served, 100);
+    for c in &mut leftovers {
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        assert_eq!(
+            c.read(&mut [0u8; 1]).unwrap(),
+            0,
+            "an accepted connection was not closed"
+        );
+    }
+    drop((leftovers, rt));
+    assert_eq!(common::fd_count(), before, "an fd leaked");
+}

@@ -25,8 +25,9 @@ use crate::sys::user_data;
 
 /// What the home shard's op table holds: something to hand the CQE to.
 pub(crate) trait Completable: Send + Sync {
-    /// The op's final CQE arrived with `result`.
-    fn complete(&self, result: i32);
+    /// A CQE arrived with `result`; `more` (`IORING_CQE_F_MORE`) says it is
+    /// not the op's last, and the table keeps the op (invariant 8).
+    fn complete(&self, result: i32, more: bool);
 }
 
 /// The one enum of op states (invariant 3). The resources are not in it.
@@ -55,7 +56,7 @@ pub(crate) struct OpCell<T> {
 struct LinkTimeoutEntry;
 
 impl Completable for LinkTimeoutEntry {
-    fn complete(&self, _result: i32) {}
+    fn complete(&self, _result: i32, _more: bool) {}
 }
 
 thread_local! {
@@ -107,7 +108,8 @@ fn close_fd(fd: i32) {
 }
 
 impl<T: Send> Completable for OpCell<T> {
-    fn complete(&self, result: i32) {
+    fn complete(&self, result: i32, more: bool) {
+        debug_assert!(!more, "single-shot ops post one CQE");
         let mut state = self.state.lock();
         match mem::replace(&mut *state, State::Taken) {
             State::Submitted { waker } => {
@@ -128,7 +130,7 @@ impl<T: Send> Completable for OpCell<T> {
                 let resources = unsafe { self.take_resources() };
                 let _ = catch_unwind(AssertUnwindSafe(move || drop(resources)));
             }
-            other => *state = other, // one CQE per op: nothing else can arrive
+            other => *state = other, // one CQE per single-shot op: nothing else can arrive
         }
     }
 }
@@ -418,7 +420,7 @@ impl<T: Send + 'static> Drop for Op<T> {
 }
 
 /// Asks the home ring to cancel op `target` (invariant 3's drop rule).
-fn request_cancel(home: &Arc<Remote>, target: u64) {
+pub(super) fn request_cancel(home: &Arc<Remote>, target: u64) {
     let push_here = move || {
         context::with_current(|cx| {
             let sqe = opcode::AsyncCancel::new(target)

@@ -32,14 +32,22 @@
 //!    (so invariant 6 counts its CQE); when it fires, the kernel cancels the
 //!    op, whose `-ECANCELED` is reported as `-ETIMEDOUT`. A deadline already
 //!    past fails the op with `TimedOut` before anything is submitted.
+//! 8. A multishot op (`MultiShot`) stays in the op table from its SQE to
+//!    its last CQE (the first without `IORING_CQE_F_MORE`); every CQE before
+//!    it is handed to the cell and left in the table. Its SQE points only at
+//!    what its cell keeps alive. Dropping the future cancels a live op;
+//!    fds it produced and nobody took, or produced after the drop, are
+//!    closed by the cell.
 //!
 //! The completion cell is shared (`Arc`) and locked, so an op future is
 //! `Send`: a stolen task observes its op's completion (ADR 0008, ADR 0009).
 
 mod cell;
+mod multi;
 mod room;
 mod table;
 
 pub(crate) use cell::{Op, submit, with_deadline};
+pub(crate) use multi::MultiShot;
 pub(crate) use room::{waiters_fit, wake_waiters_if_room};
 pub(crate) use table::OpTable;

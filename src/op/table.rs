@@ -35,6 +35,16 @@ impl OpTable {
         }
     }
 
+    /// The op a non-final CQE (`F_MORE`) belongs to, left in the table.
+    pub(crate) fn get(&self, user_data: u64) -> Option<Arc<dyn Completable>> {
+        let slot = (user_data & ((1 << SLOT_BITS) - 1)) as usize;
+        let generation = user_data >> SLOT_BITS;
+        match self.slots.get(slot) {
+            Some((g, op)) if *g == generation => Some(op.clone()),
+            _ => None,
+        }
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.slots.len()
     }

@@ -315,10 +315,17 @@ impl Core {
                 }
             }
             Tag::Op(user_data) => {
-                // Release the table's borrow before the cell wakes a task.
-                let op = self.cx.ops.borrow_mut().take(user_data);
+                // A multishot op stays in the table until its last CQE (op
+                // invariant 8). Release the table's borrow before the cell
+                // wakes a task.
+                let more = c.flags & crate::sys::CQE_F_MORE != 0;
+                let op = if more {
+                    self.cx.ops.borrow().get(user_data)
+                } else {
+                    self.cx.ops.borrow_mut().take(user_data)
+                };
                 if let Some(op) = op {
-                    op.complete(c.result);
+                    op.complete(c.result, more);
                 }
             }
             Tag::DoorbellOut(_) | Tag::Cancel | Tag::Unknown(_) => {}

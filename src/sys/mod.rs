@@ -15,4 +15,4 @@ pub(crate) mod user_data;
 pub(crate) use eventfd::EventFd;
 pub use probe::RingFeatures;
 pub(crate) use probe::probe_features;
-pub(crate) use ring::{Completion, Ring};
+pub(crate) use ring::{CQE_F_MORE, Completion, Ring};

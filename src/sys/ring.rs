@@ -60,7 +60,12 @@ struct RsrcUpdate {
 pub(crate) struct Completion {
     pub(crate) user_data: u64,
     pub(crate) result: i32,
+    /// `IORING_CQE_F_*` (`F_MORE`: more CQEs follow for this op).
+    pub(crate) flags: u32,
 }
+
+/// `IORING_CQE_F_MORE`: the op stays armed and will post more CQEs.
+pub(crate) const CQE_F_MORE: u32 = 1 << 1;
 
 /// A shard's ring.
 pub(crate) struct Ring {
@@ -233,6 +238,7 @@ impl Ring {
             out.push(Completion {
                 user_data: cqe.user_data(),
                 result: cqe.result(),
+                flags: cqe.flags(),
             });
         }
     }

@@ -6,11 +6,11 @@
 //! an op that cannot complete at once, so no op returns `WouldBlock`.
 
 pub(crate) mod addr;
-mod socket;
+pub(crate) mod socket;
 mod tcp;
 mod udp;
 mod unix;
 
-pub use tcp::{TcpListener, TcpStream};
+pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixListener, UnixStream};

@@ -122,6 +122,15 @@ impl Socket {
         Ok((socket, addr))
     }
 
+    /// Multishot accept (`IORING_OP_ACCEPT` with `IORING_ACCEPT_MULTISHOT`):
+    /// one SQE, one CQE per connection, close-on-exec.
+    pub(crate) fn accept_multi(&self) -> op::MultiShot {
+        let sqe = opcode::AcceptMulti::new(types::Fd(self.raw()))
+            .flags(libc::SOCK_CLOEXEC)
+            .build();
+        op::MultiShot::new(self.fd.clone(), true, sqe)
+    }
+
     /// Receives into `buf` (up to its capacity); 0 means the peer closed.
     pub(crate) async fn recv<B: IoBufMut>(&self, buf: B) -> (io::Result<usize>, B) {
         let total = buf.bytes_total();
@@ -322,5 +331,51 @@ unsafe impl<B: IoBuf> IoBufMut for ReadOnly<B> {
 impl AsRawFd for Socket {
     fn as_raw_fd(&self) -> RawFd {
         self.raw()
+    }
+}
+
+/// Connections from a multishot accept, re-armed whenever the kernel ends
+/// it (an error, or the CQ overflowing). Dropping it cancels the accept;
+/// connections accepted and not yet taken are closed.
+#[derive(Debug)]
+pub(crate) struct MultiAccept {
+    listener: Arc<OwnedFd>,
+    op: Option<op::MultiShot>,
+}
+
+impl MultiAccept {
+    pub(crate) fn new(listener: &Socket) -> Self {
+        Self {
+            listener: listener.fd.clone(),
+            op: None,
+        }
+    }
+
+    /// The next accepted connection, or the error the kernel reported.
+    pub(crate) fn poll_accept(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<Socket>> {
+        use std::task::Poll;
+        loop {
+            let listener = Socket {
+                fd: self.listener.clone(),
+            };
+            let op = self.op.get_or_insert_with(|| listener.accept_multi());
+            match std::task::ready!(op.poll_next(cx)) {
+                Some(Ok(fd)) if fd >= 0 => {
+                    // SAFETY: the kernel just created `fd` for us.
+                    return Poll::Ready(Ok(Socket::from_owned(unsafe {
+                        OwnedFd::from_raw_fd(fd)
+                    })));
+                }
+                Some(Ok(err)) => return Poll::Ready(Err(io::Error::from_raw_os_error(-err))),
+                Some(Err(e)) => {
+                    self.op = None;
+                    return Poll::Ready(Err(e));
+                }
+                None => self.op = None, // ended: arm a new one
+            }
+        }
     }
 }

@@ -84,6 +84,38 @@ impl TcpListener {
         Ok((TcpStream { socket }, addr.parse_inet()?))
     }
 
+    /// Connections as a stream, from one multishot accept (one SQE for
+    /// many connections, re-armed if the kernel ends it).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringlane::native::net::{TcpListener, TcpStream};
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async {
+    ///     let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+    ///     let addr = listener.local_addr()?;
+    ///     let mut incoming = listener.incoming();
+    ///     let mut clients = Vec::new();
+    ///     for _ in 0..3 {
+    ///         clients.push(ringlane::spawn_local(TcpStream::connect(addr))?);
+    ///     }
+    ///     for _ in 0..3 {
+    ///         incoming.next().await?;
+    ///     }
+    ///     for c in clients {
+    ///         c.await.unwrap()?;
+    ///     }
+    ///     Ok::<_, std::io::Error>(())
+    /// }).unwrap();
+    /// rt.block_on(j).unwrap().unwrap();
+    /// ```
+    pub fn incoming(&self) -> Incoming {
+        Incoming {
+            accept: super::socket::MultiAccept::new(&self.socket),
+        }
+    }
+
     /// The address this listener is bound to.
     ///
     /// # Examples
@@ -302,6 +334,46 @@ impl TcpStream {
     /// See [`TcpStream::from_std`].
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         inet_name(self.socket.raw(), true)
+    }
+}
+
+/// The connections of a [`TcpListener`], from a multishot accept. Dropping
+/// it cancels the accept; connections accepted and not yet taken are closed.
+///
+/// # Examples
+///
+/// See [`TcpListener::incoming`].
+#[derive(Debug)]
+pub struct Incoming {
+    accept: super::socket::MultiAccept,
+}
+
+impl Incoming {
+    /// Polls for the next connection.
+    ///
+    /// # Examples
+    ///
+    /// See [`TcpListener::incoming`].
+    pub fn poll_next(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<TcpStream>> {
+        self.accept
+            .poll_accept(cx)
+            .map(|r| r.map(|socket| TcpStream { socket }))
+    }
+
+    /// The next connection.
+    ///
+    /// # Errors
+    ///
+    /// `accept(2)` errors (e.g. `EMFILE`); the stream goes on after one.
+    ///
+    /// # Examples
+    ///
+    /// See [`TcpListener::incoming`].
+    pub async fn next(&mut self) -> io::Result<TcpStream> {
+        std::future::poll_fn(|cx| self.poll_next(cx)).await
     }
 }
 
