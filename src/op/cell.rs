@@ -489,7 +489,7 @@ mod tests {
     #[test]
     fn abandoned_op_closes_the_fd_it_produced_when_the_cqe_arrives() {
         let (r, w) = pipe_fds();
-        cell(State::Abandoned).complete(r);
+        cell(State::Abandoned).complete(r, false);
         assert!(!is_open(r), "the late fd leaked");
         assert!(is_open(w));
         close_fd(w);
@@ -511,7 +511,7 @@ mod tests {
         let (r, w) = pipe_fds();
         let c = cell(State::Submitted { waker: None });
         let mut op = op_with(c.clone());
-        c.complete(r);
+        c.complete(r, false);
         let waker = Waker::noop();
         let out = Pin::new(&mut op).poll(&mut Context::from_waker(waker));
         assert!(matches!(out, Poll::Ready(Ok((fd, ()))) if fd == r));
@@ -525,7 +525,7 @@ mod tests {
     #[test]
     fn an_abandoned_op_that_failed_closes_nothing() {
         let (r, w) = pipe_fds();
-        cell(State::Abandoned).complete(-libc::ECANCELED);
+        cell(State::Abandoned).complete(-libc::ECANCELED, false);
         assert!(is_open(r) && is_open(w));
         close_fd(r);
         close_fd(w);

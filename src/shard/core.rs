@@ -103,13 +103,6 @@ impl Core {
     /// Runs until shutdown; returns how many tasks had to be cancelled.
     pub(super) fn run(self) -> usize {
         let _enter = context::enter(&self.cx);
-        // SAFETY: gettid has no preconditions.
-        let tid = unsafe { libc::syscall(libc::SYS_gettid) } as i32;
-        self.cx
-            .remote
-            .stats
-            .os_tid
-            .store(tid, std::sync::atomic::Ordering::Relaxed);
         self.arm_eventfd();
         let unfinished = loop {
             self.tick();

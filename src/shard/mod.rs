@@ -86,7 +86,8 @@ fn pin_to_cpu(index: usize) {
     }
 }
 
-type Ready = (usize, io::Result<OwnedFd>);
+/// A shard's ring fd (duplicated) and its OS thread id, or why it failed.
+type Ready = (usize, io::Result<(OwnedFd, i32)>);
 /// What a shard thread gets once every shard is up: the runtime and its own deque.
 type Start = (Arc<Shared>, Worker<Runnable>);
 
@@ -118,10 +119,10 @@ pub(crate) fn start(config: Config, features: RingFeatures) -> Result<Started, E
         }
     }
     drop(ready_tx);
-    let mut ring_fds: Vec<Option<OwnedFd>> = (0..threads.len()).map(|_| None).collect();
+    let mut ring_fds: Vec<Option<(OwnedFd, i32)>> = (0..threads.len()).map(|_| None).collect();
     for _ in 0..threads.len() {
         match ready_rx.recv() {
-            Ok((i, Ok(fd))) => ring_fds[i] = Some(fd),
+            Ok((i, Ok(ready))) => ring_fds[i] = Some(ready),
             Ok((_, Err(e))) => failure = failure.or(Some(Error::ring_setup(e))),
             Err(_) => {
                 failure = failure.or(Some(Error::Io(io::Error::other(
@@ -136,8 +137,12 @@ pub(crate) fn start(config: Config, features: RingFeatures) -> Result<Started, E
             .into_iter()
             .enumerate()
             .map(|(i, fd)| {
-                let fd = fd.ok_or(Error::Io(io::Error::other("a shard reported no ring")))?;
-                Ok(Arc::new(Remote::new(i, id, fd, EventFd::new()?)))
+                let (fd, tid) =
+                    fd.ok_or(Error::Io(io::Error::other("a shard reported no ring")))?;
+                let remote = Remote::new(i, id, fd, EventFd::new()?);
+                // Known before `build` returns, so `ShardStats::os_tid` is too.
+                remote.stats.os_tid.store(tid, Ordering::Relaxed);
+                Ok(Arc::new(remote))
             })
             .collect(),
     };
@@ -187,9 +192,11 @@ fn shard_main(
             return;
         }
     };
+    // SAFETY: gettid has no preconditions.
+    let tid = unsafe { libc::syscall(libc::SYS_gettid) } as i32;
     match dup_cloexec(ring.raw_fd().as_raw_fd()) {
         Ok(fd) => {
-            let _ = ready.send((index, Ok(fd)));
+            let _ = ready.send((index, Ok((fd, tid))));
         }
         Err(e) => {
             let _ = ready.send((index, Err(e)));
