@@ -312,3 +312,60 @@ fn lanes_convert_both_ways_on_one_socket() {
         assert_eq!(&got, b"to compat");
     });
 }
+
+#[test]
+fn udp_datagrams_and_futures_io_traits_work_on_shards() {
+    on_shard(|| async {
+        use ringlane::compat::UdpSocket;
+        let a = UdpSocket::bind(localhost()).unwrap();
+        let b = UdpSocket::bind(localhost()).unwrap();
+        // b waits first (readiness armed), then a sends.
+        let b_addr = b.local_addr().unwrap();
+        let waiter = ringlane::spawn_local(async move {
+            let mut got = Vec::new();
+            let mut buf = [0u8; 64];
+            for _ in 0..10 {
+                let (n, _) = b.recv_from(&mut buf).await.unwrap();
+                got.push(buf[..n].to_vec());
+            }
+            got
+        })
+        .unwrap();
+        ringlane::yield_now().await;
+        for i in 0..10u8 {
+            a.send_to(&vec![i; i as usize], b_addr).await.unwrap();
+        }
+        let got = waiter.await.unwrap();
+        assert_eq!(
+            got,
+            (0..10u8).map(|i| vec![i; i as usize]).collect::<Vec<_>>()
+        );
+
+        // The futures::io traits (feature `futures-io`) on the same streams.
+        let (x, y) = UnixStream::pair().unwrap();
+        let mut x = x;
+        let mut y = y;
+        futures_io_write_all(&mut x, b"futures-io").await;
+        let mut buf = [0u8; 10];
+        let mut got = 0;
+        while got < 10 {
+            got += std::future::poll_fn(|cx| {
+                futures_io::AsyncRead::poll_read(std::pin::Pin::new(&mut y), cx, &mut buf[got..])
+            })
+            .await
+            .unwrap();
+        }
+        assert_eq!(&buf, b"futures-io");
+    });
+}
+
+async fn futures_io_write_all(w: &mut UnixStream, mut data: &[u8]) {
+    while !data.is_empty() {
+        let n = std::future::poll_fn(|cx| {
+            futures_io::AsyncWrite::poll_write(std::pin::Pin::new(&mut *w), cx, data)
+        })
+        .await
+        .unwrap();
+        data = &data[n..];
+    }
+}

@@ -17,6 +17,7 @@ mod hyper_rt;
 mod readiness;
 pub(crate) mod stream;
 mod tcp;
+mod udp;
 mod unix;
 
 pub use async_fd::{AsyncFd, AsyncFdReadyGuard, TryIoError};
@@ -24,4 +25,5 @@ pub use async_fd::{AsyncFd, AsyncFdReadyGuard, TryIoError};
 pub use hyper_rt::{HyperExecutor, HyperTimer};
 pub use stream::{CompatStream, OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
 pub use tcp::{TcpListener, TcpStream};
+pub use udp::UdpSocket;
 pub use unix::{UnixListener, UnixStream};

@@ -156,6 +156,60 @@ macro_rules! compat_stream_io {
 }
 pub(crate) use compat_stream_io;
 
+/// Implements the `futures::io` traits for a compat stream type (feature
+/// `futures-io`), on the same syscalls.
+#[cfg(feature = "futures-io")]
+macro_rules! compat_stream_futures_io {
+    ($ty:ty) => {
+        impl futures_io::AsyncRead for $ty {
+            fn poll_read(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &mut [u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                let mut rb = tokio::io::ReadBuf::new(buf);
+                std::task::ready!($crate::compat::stream::poll_read_priv(&*self, cx, &mut rb))?;
+                std::task::Poll::Ready(Ok(rb.filled().len()))
+            }
+        }
+
+        impl futures_io::AsyncWrite for $ty {
+            fn poll_write(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                data: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                $crate::compat::stream::poll_write_priv(&*self, cx, data)
+            }
+
+            fn poll_write_vectored(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                bufs: &[std::io::IoSlice<'_>],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                $crate::compat::stream::poll_write_vectored_priv(&*self, cx, bufs)
+            }
+
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                _cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::task::Poll::Ready(Ok(()))
+            }
+
+            fn poll_close(
+                self: std::pin::Pin<&mut Self>,
+                _cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                use $crate::compat::stream::sealed::Sealed;
+                std::task::Poll::Ready($crate::compat::stream::shutdown_write(self.fd()))
+            }
+        }
+    };
+}
+#[cfg(feature = "futures-io")]
+pub(crate) use compat_stream_futures_io;
+
 /// The read half of a stream borrowed by `split`.
 ///
 /// # Examples

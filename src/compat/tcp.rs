@@ -54,6 +54,8 @@ impl stream::sealed::Sealed for TcpStream {
 
 impl stream::CompatStream for TcpStream {}
 stream::compat_stream_io!(TcpStream);
+#[cfg(feature = "futures-io")]
+stream::compat_stream_futures_io!(TcpStream);
 
 impl TcpStream {
     /// Connects to `addr` (with the native lane's `IORING_OP_CONNECT`, then

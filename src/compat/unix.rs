@@ -42,6 +42,8 @@ impl stream::sealed::Sealed for UnixStream {
 
 impl stream::CompatStream for UnixStream {}
 stream::compat_stream_io!(UnixStream);
+#[cfg(feature = "futures-io")]
+stream::compat_stream_futures_io!(UnixStream);
 
 impl UnixStream {
     /// Connects to the socket at `path` (the native lane's connect, then

@@ -1,0 +1,217 @@
+//! `UdpSocket` of the compat lane: readiness, then `sendto`/`recvfrom`.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::task::{Context, Poll};
+
+use tokio::io::ReadBuf;
+
+use super::async_fd::AsyncFd;
+use super::readiness::Direction;
+use crate::native::net::addr::RawAddr;
+
+/// A UDP socket with Tokio's `UdpSocket` shape (`send_to`, `recv_from`,
+/// `poll_recv_from`, `poll_send_to`), driven by readiness on the shard's
+/// ring.
+///
+/// # Examples
+///
+/// ```
+/// use ringlane::compat::UdpSocket;
+/// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+/// let j = rt.handle().spawn_pinned(0, async {
+///     let a = UdpSocket::bind("127.0.0.1:0".parse().unwrap())?;
+///     let b = UdpSocket::bind("127.0.0.1:0".parse().unwrap())?;
+///     a.send_to(b"dgram", b.local_addr()?).await?;
+///     let mut buf = [0u8; 16];
+///     let (n, from) = b.recv_from(&mut buf).await?;
+///     Ok::<_, std::io::Error>((buf[..n].to_vec(), from == a.local_addr()?))
+/// }).unwrap();
+/// assert_eq!(rt.block_on(j).unwrap().unwrap(), (b"dgram".to_vec(), true));
+/// ```
+#[derive(Debug)]
+pub struct UdpSocket {
+    io: AsyncFd<std::net::UdpSocket>,
+}
+
+impl UdpSocket {
+    /// Binds to `addr` (nonblocking).
+    ///
+    /// # Errors
+    ///
+    /// `bind(2)` errors.
+    ///
+    /// # Examples
+    ///
+    /// See [`UdpSocket`].
+    pub fn bind(addr: SocketAddr) -> io::Result<Self> {
+        Self::from_std(std::net::UdpSocket::bind(addr)?)
+    }
+
+    /// Wraps a std socket, switching it to nonblocking mode.
+    ///
+    /// # Errors
+    ///
+    /// If the mode cannot be set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// assert!(ringlane::compat::UdpSocket::from_std(s).is_ok());
+    /// ```
+    pub fn from_std(socket: std::net::UdpSocket) -> io::Result<Self> {
+        socket.set_nonblocking(true)?;
+        Ok(Self {
+            io: AsyncFd::new(socket)?,
+        })
+    }
+
+    /// The local address.
+    ///
+    /// # Examples
+    ///
+    /// See [`UdpSocket`].
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get_ref().local_addr()
+    }
+
+    /// Sets the default peer (an immediate syscall for UDP).
+    ///
+    /// # Errors
+    ///
+    /// `connect(2)` errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = ringlane::compat::UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    /// s.connect("127.0.0.1:9".parse().unwrap()).unwrap();
+    /// ```
+    pub fn connect(&self, addr: SocketAddr) -> io::Result<()> {
+        self.io.get_ref().connect(addr)
+    }
+
+    /// Polls to send one datagram to `target`.
+    ///
+    /// # Examples
+    ///
+    /// See [`send_to`](Self::send_to).
+    pub fn poll_send_to(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+        target: SocketAddr,
+    ) -> Poll<io::Result<usize>> {
+        let s = self.io.get_ref();
+        self.io
+            .readiness()
+            .poll_io(Direction::Write, cx, || s.send_to(buf, target))
+    }
+
+    /// Sends one datagram to `target`.
+    ///
+    /// # Errors
+    ///
+    /// `sendto(2)` errors.
+    ///
+    /// # Examples
+    ///
+    /// See [`UdpSocket`].
+    pub async fn send_to(&self, buf: &[u8], target: SocketAddr) -> io::Result<usize> {
+        std::future::poll_fn(|cx| self.poll_send_to(cx, buf, target)).await
+    }
+
+    /// Polls to receive one datagram into `buf`'s unfilled part.
+    ///
+    /// # Examples
+    ///
+    /// See [`recv_from`](Self::recv_from).
+    pub fn poll_recv_from(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<SocketAddr>> {
+        let fd = self.io.as_raw_fd();
+        let (n, from) =
+            std::task::ready!(self.io.readiness().poll_io(Direction::Read, cx, || {
+                let mut addr = RawAddr::empty();
+                // SAFETY: we hand the unfilled part only to `recvfrom`, which
+                // writes (never reads) it.
+                let unfilled = unsafe { buf.unfilled_mut() };
+                // SAFETY: the buffer is valid for writes of its length and the
+                // address storage for `addr.len` bytes.
+                let n = unsafe {
+                    libc::recvfrom(
+                        fd,
+                        unfilled.as_mut_ptr().cast(),
+                        unfilled.len(),
+                        0,
+                        addr.as_mut_ptr(),
+                        &mut addr.len,
+                    )
+                };
+                if n < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok((n as usize, addr.parse_inet()?))
+            }))?;
+        // SAFETY: the kernel initialized `n` bytes of the unfilled part.
+        unsafe { buf.assume_init(n) };
+        buf.advance(n);
+        Poll::Ready(Ok(from))
+    }
+
+    /// Receives one datagram (truncated to `buf`); returns its length and
+    /// sender.
+    ///
+    /// # Errors
+    ///
+    /// `recvfrom(2)` errors.
+    ///
+    /// # Examples
+    ///
+    /// See [`UdpSocket`].
+    pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        let mut rb = ReadBuf::new(buf);
+        let from = std::future::poll_fn(|cx| self.poll_recv_from(cx, &mut rb)).await?;
+        Ok((rb.filled().len(), from))
+    }
+
+    /// Sends to the connected peer.
+    ///
+    /// # Errors
+    ///
+    /// `send(2)` errors, e.g. `ConnectionRefused` after an ICMP error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async {
+    ///     let a = ringlane::compat::UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    ///     let b = ringlane::compat::UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    ///     a.connect(b.local_addr().unwrap()).unwrap();
+    ///     a.send(b"").await.unwrap(); // an empty datagram is a message
+    ///     let mut buf = [0u8; 4];
+    ///     b.recv_from(&mut buf).await.unwrap().0
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), 0);
+    /// ```
+    pub async fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        let s = self.io.get_ref();
+        std::future::poll_fn(|cx| {
+            self.io
+                .readiness()
+                .poll_io(Direction::Write, cx, || s.send(buf))
+        })
+        .await
+    }
+}
+
+impl AsRawFd for UdpSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.io.as_raw_fd()
+    }
+}
