@@ -12,6 +12,7 @@ use std::mem;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
@@ -32,8 +33,15 @@ pub(crate) trait Completable: Send + Sync {
 
 /// The one enum of op states (invariant 3). The resources are not in it.
 enum State {
-    Submitted { waker: Option<Waker> },
-    Completed { result: i32 },
+    /// `early`: the result of a two-CQE op's first CQE (`SEND_ZC`), kept
+    /// until its notification ends the op (invariant 9).
+    Submitted {
+        waker: Option<Waker>,
+        early: Option<i32>,
+    },
+    Completed {
+        result: i32,
+    },
     Abandoned,
     Taken,
 }
@@ -47,15 +55,19 @@ pub(crate) struct OpCell<T> {
     /// A non-negative result is an fd the op created (open, accept): it
     /// must be closed if nobody takes it (invariant 3).
     produces_fd: bool,
+    /// The op-table entry reserved for a two-CQE op's second CQE (0: none),
+    /// removed with the op (invariant 9).
+    reserved: AtomicU64,
     /// The linked timeout's duration, read by the kernel when it prepares
     /// the `LINK_TIMEOUT` SQE (invariant 7); unused without a deadline.
     timespec: types::Timespec,
 }
 
-/// The op-table entry of a linked timeout: its CQE only frees the slot.
-struct LinkTimeoutEntry;
+/// An op-table entry that only holds a slot: a linked timeout's (its CQE
+/// frees it) or a two-CQE op's reservation (removed with the op).
+struct NoopEntry;
 
-impl Completable for LinkTimeoutEntry {
+impl Completable for NoopEntry {
     fn complete(&self, _result: i32, _more: bool) {}
 }
 
@@ -109,11 +121,25 @@ fn close_fd(fd: i32) {
 
 impl<T: Send> Completable for OpCell<T> {
     fn complete(&self, result: i32, more: bool) {
-        debug_assert!(!more, "single-shot ops post one CQE");
+        if more {
+            // The first CQE of a two-CQE op: the kernel still holds the
+            // resources until the notification (invariant 9).
+            if let State::Submitted { early, .. } = &mut *self.state.lock() {
+                *early = Some(result);
+            }
+            return;
+        }
+        let reserved = self.reserved.swap(0, Ordering::Relaxed);
+        if reserved != 0 {
+            // We run on the home shard (the table's borrow is released).
+            context::with_current(|cx| cx.ops.borrow_mut().take(reserved));
+        }
         let mut state = self.state.lock();
         match mem::replace(&mut *state, State::Taken) {
-            State::Submitted { waker } => {
-                *state = State::Completed { result };
+            State::Submitted { waker, early } => {
+                *state = State::Completed {
+                    result: early.unwrap_or(result),
+                };
                 drop(state);
                 if let Some(w) = waker {
                     // A foreign waker must not unwind into the shard loop.
@@ -152,6 +178,8 @@ pub(crate) struct Op<T: Send + 'static> {
     deadline: Option<Instant>,
     untimed: bool,
     uncancellable: bool,
+    /// The op posts a result CQE and then a notification (invariant 9).
+    two_cqes: bool,
 }
 
 // `Op` never pins its resources (before submission they move by value;
@@ -181,6 +209,7 @@ where
         deadline: None,
         untimed: false,
         uncancellable: false,
+        two_cqes: false,
     }
 }
 
@@ -198,9 +227,11 @@ fn try_submit<T: Send + 'static>(
     build: Builder<T>,
     produces_fd: bool,
     timeout: Option<std::time::Duration>,
+    two_cqes: bool,
 ) -> Submit<T> {
-    // A linked timeout is a second SQE and a second CQE (invariant 7).
-    let entries = 1 + usize::from(timeout.is_some());
+    // A linked timeout is a second SQE and a second CQE (invariant 7); a
+    // two-CQE op reserves an entry for its second CQE (invariant 9).
+    let entries = 1 + usize::from(timeout.is_some()) + usize::from(two_cqes);
     let Some(room) = context::with_current(|cx| {
         cx.ops.borrow().len() + entries <= cx.op_capacity.get()
             && cx.ring.borrow_mut().sq_has_room_for(entries)
@@ -211,9 +242,13 @@ fn try_submit<T: Send + 'static>(
         return Submit::NoRoom(resources, build);
     }
     let cell = Arc::new(OpCell {
-        state: Mutex::new(State::Submitted { waker: None }),
+        state: Mutex::new(State::Submitted {
+            waker: None,
+            early: None,
+        }),
         resources: UnsafeCell::new(Some(resources)),
         produces_fd,
+        reserved: AtomicU64::new(0),
         timespec: types::Timespec::from(timeout.unwrap_or_default()),
     });
     // SAFETY: the cell is not shared yet, so we have the resources to
@@ -223,7 +258,7 @@ fn try_submit<T: Send + 'static>(
         let user_data = cx.ops.borrow_mut().insert(cell.clone());
         let sqe = sqe.user_data(user_data);
         let result = if timeout.is_some() {
-            let timer = cx.ops.borrow_mut().insert(Arc::new(LinkTimeoutEntry));
+            let timer = cx.ops.borrow_mut().insert(Arc::new(NoopEntry));
             let link = opcode::LinkTimeout::new(&cell.timespec)
                 .build()
                 .user_data(timer);
@@ -242,7 +277,13 @@ fn try_submit<T: Send + 'static>(
             unsafe { cx.ring.borrow_mut().push(&sqe) }
         };
         match result {
-            Ok(()) => Ok((user_data, cx.remote.clone())),
+            Ok(()) => {
+                if two_cqes {
+                    let reserved = cx.ops.borrow_mut().insert(Arc::new(NoopEntry));
+                    cell.reserved.store(reserved, Ordering::Relaxed);
+                }
+                Ok((user_data, cx.remote.clone()))
+            }
             Err(e) => {
                 cx.ops.borrow_mut().take(user_data);
                 Err(e)
@@ -293,7 +334,7 @@ impl<T: Send + 'static> Future for Op<T> {
                     }
                 },
             };
-            match try_submit(resources, build, produces_fd, timeout) {
+            match try_submit(resources, build, produces_fd, timeout, this.two_cqes) {
                 Submit::Done(cell, home, user_data) => {
                     this.room.cancel();
                     this.room_timer = None;
@@ -303,7 +344,7 @@ impl<T: Send + 'static> Future for Op<T> {
                     this.deadline = timeout.and(deadline);
                 }
                 Submit::NoRoom(resources, build) => {
-                    let entries = 1 + usize::from(timeout.is_some());
+                    let entries = 1 + usize::from(timeout.is_some()) + usize::from(this.two_cqes);
                     if let Poll::Ready(e) = this.wait(cx, entries, deadline) {
                         return Poll::Ready(Err((e, resources)));
                     }
@@ -338,12 +379,15 @@ impl<T: Send + 'static> Future for Op<T> {
                 };
                 Poll::Ready(Ok((result, resources)))
             }
-            State::Submitted { waker } => {
+            State::Submitted { waker, early } => {
                 let waker = match waker {
                     Some(w) if w.will_wake(cx.waker()) => w,
                     _ => cx.waker().clone(),
                 };
-                *state = State::Submitted { waker: Some(waker) };
+                *state = State::Submitted {
+                    waker: Some(waker),
+                    early,
+                };
                 Poll::Pending
             }
             other => {
@@ -359,6 +403,13 @@ impl<T: Send + 'static> Op<T> {
     /// ops shared by several futures, such as a readiness poll).
     pub(crate) fn untimed(mut self) -> Self {
         self.untimed = true;
+        self
+    }
+
+    /// The op posts its result, then a notification once the kernel is done
+    /// with the resources (`SEND_ZC`); it completes at the notification.
+    pub(crate) fn two_cqes(mut self) -> Self {
+        self.two_cqes = true;
         self
     }
 
@@ -446,88 +497,5 @@ pub(super) fn request_cancel(home: &Arc<Remote>, target: u64) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn pipe_fds() -> (i32, i32) {
-        let mut fds = [0; 2];
-        // SAFETY: pipe2 writes two fds into the array.
-        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
-        (fds[0], fds[1])
-    }
-
-    fn is_open(fd: i32) -> bool {
-        // SAFETY: F_GETFD only queries the descriptor table.
-        unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
-    }
-
-    fn cell(state: State) -> Arc<OpCell<()>> {
-        Arc::new(OpCell {
-            state: Mutex::new(state),
-            resources: UnsafeCell::new(Some(())),
-            produces_fd: true,
-            timespec: types::Timespec::new(),
-        })
-    }
-
-    fn op_with(cell: Arc<OpCell<()>>) -> Op<()> {
-        Op {
-            unsubmitted: None,
-            room: RoomWait::default(),
-            room_timer: None,
-            cell: Some(cell),
-            home: None,
-            user_data: 0,
-            deadline: None,
-            untimed: false,
-            uncancellable: false,
-        }
-    }
-
-    /// An open or accept whose future was dropped (abandoned) completes
-    /// later with a new fd: the cell closes it.
-    #[test]
-    fn abandoned_op_closes_the_fd_it_produced_when_the_cqe_arrives() {
-        let (r, w) = pipe_fds();
-        cell(State::Abandoned).complete(r, false);
-        assert!(!is_open(r), "the late fd leaked");
-        assert!(is_open(w));
-        close_fd(w);
-    }
-
-    /// The op completed but its future was dropped before it was polled
-    /// again: dropping it closes the fd nobody will ever see.
-    #[test]
-    fn completed_but_unobserved_op_closes_its_fd_on_drop() {
-        let (r, w) = pipe_fds();
-        drop(op_with(cell(State::Completed { result: r })));
-        assert!(!is_open(r), "the unobserved fd leaked");
-        close_fd(w);
-    }
-
-    /// The normal path: the future observes the fd, which stays open.
-    #[test]
-    fn observed_fd_is_handed_over_not_closed() {
-        let (r, w) = pipe_fds();
-        let c = cell(State::Submitted { waker: None });
-        let mut op = op_with(c.clone());
-        c.complete(r, false);
-        let waker = Waker::noop();
-        let out = Pin::new(&mut op).poll(&mut Context::from_waker(waker));
-        assert!(matches!(out, Poll::Ready(Ok((fd, ()))) if fd == r));
-        drop(op);
-        assert!(is_open(r));
-        close_fd(r);
-        close_fd(w);
-    }
-
-    /// A failed op (negative result) has no fd to close.
-    #[test]
-    fn an_abandoned_op_that_failed_closes_nothing() {
-        let (r, w) = pipe_fds();
-        cell(State::Abandoned).complete(-libc::ECANCELED, false);
-        assert!(is_open(r) && is_open(w));
-        close_fd(r);
-        close_fd(w);
-    }
-}
+#[path = "cell_tests.rs"]
+mod tests;

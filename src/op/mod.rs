@@ -38,6 +38,11 @@
 //!    what its cell keeps alive. Dropping the future cancels a live op;
 //!    fds it produced and nobody took, or produced after the drop, are
 //!    closed by the cell.
+//! 9. A two-CQE op (`SEND_ZC`: the result, then a notification once the
+//!    kernel no longer reads the buffer) keeps its resources until the
+//!    second CQE; the first only records the result. It needs two op-table
+//!    entries (invariant 6): the second is a reservation the op removes
+//!    when it ends.
 //!
 //! The completion cell is shared (`Arc`) and locked, so an op future is
 //! `Send`: a stolen task observes its op's completion (ADR 0008, ADR 0009).

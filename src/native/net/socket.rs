@@ -182,6 +182,31 @@ impl Socket {
         }
     }
 
+    /// Zero-copy send (`IORING_OP_SEND_ZC`): the kernel sends from the
+    /// buffer's pages and gives it back only after its notification (op
+    /// invariant 9).
+    pub(crate) async fn send_zc<B: IoBuf>(&self, buf: B) -> (io::Result<usize>, B) {
+        let len = buf.bytes_init();
+        if len == 0 {
+            return (Err(invalid("zero-length buffer")), buf);
+        }
+        let fd = types::Fd(self.raw());
+        let res = BufRes {
+            buf,
+            _fd: self.fd.clone(),
+        };
+        let op = op::submit(res, false, move |r| {
+            opcode::SendZc::new(fd, r.buf.stable_ptr(), len_u32(len))
+                .flags(libc::MSG_NOSIGNAL)
+                .build()
+        })
+        .two_cqes();
+        match op.await {
+            Ok((n, r)) => (os_result(n), r.buf),
+            Err((e, r)) => (Err(e), r.buf),
+        }
+    }
+
     /// Sends the buffer's initialized bytes; returns how many were sent.
     pub(crate) async fn send<B: IoBuf>(&self, buf: B) -> (io::Result<usize>, B) {
         self.send_from(buf, 0).await

@@ -239,6 +239,38 @@ impl TcpStream {
         self.socket.send(buf).await
     }
 
+    /// Zero-copy send (`IORING_OP_SEND_ZC`, opt-in): the kernel transmits
+    /// from the buffer's own pages instead of copying them, and the buffer
+    /// comes back once the kernel's notification says it is done with it.
+    /// Worth it for large buffers on real NICs; on loopback it still copies.
+    ///
+    /// # Errors
+    ///
+    /// As [`write`](Self::write); `InvalidInput` (`EINVAL`) on kernels
+    /// before 6.0, which lack the opcode.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let addr = l.local_addr().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let s = ringlane::native::net::TcpStream::connect(addr).await.unwrap();
+    ///     let (n, buf) = s.write_zc(vec![3u8; 64 * 1024]).await;
+    ///     (n.unwrap(), buf.len())
+    /// }).unwrap();
+    /// let (mut peer, _) = l.accept().unwrap();
+    /// let (n, len) = rt.block_on(j).unwrap();
+    /// assert!(n > 0 && len == 64 * 1024);
+    /// let mut got = vec![0u8; n];
+    /// std::io::Read::read_exact(&mut peer, &mut got).unwrap();
+    /// assert!(got.iter().all(|&b| b == 3));
+    /// ```
+    pub async fn write_zc<B: IoBuf>(&self, buf: B) -> (io::Result<usize>, B) {
+        self.socket.send_zc(buf).await
+    }
+
     /// Sends every initialized byte of `buf`, resubmitting after short sends.
     ///
     /// # Errors

@@ -1,0 +1,90 @@
+//! Unit tests of the op cell's state machine and drop rules.
+
+use super::*;
+
+fn pipe_fds() -> (i32, i32) {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two fds into the array.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    (fds[0], fds[1])
+}
+
+fn is_open(fd: i32) -> bool {
+    // SAFETY: F_GETFD only queries the descriptor table.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
+}
+
+fn cell(state: State) -> Arc<OpCell<()>> {
+    Arc::new(OpCell {
+        state: Mutex::new(state),
+        resources: UnsafeCell::new(Some(())),
+        produces_fd: true,
+        reserved: std::sync::atomic::AtomicU64::new(0),
+        timespec: types::Timespec::new(),
+    })
+}
+
+fn op_with(cell: Arc<OpCell<()>>) -> Op<()> {
+    Op {
+        unsubmitted: None,
+        room: RoomWait::default(),
+        room_timer: None,
+        cell: Some(cell),
+        home: None,
+        user_data: 0,
+        deadline: None,
+        untimed: false,
+        uncancellable: false,
+        two_cqes: false,
+    }
+}
+
+/// An open or accept whose future was dropped (abandoned) completes
+/// later with a new fd: the cell closes it.
+#[test]
+fn abandoned_op_closes_the_fd_it_produced_when_the_cqe_arrives() {
+    let (r, w) = pipe_fds();
+    cell(State::Abandoned).complete(r, false);
+    assert!(!is_open(r), "the late fd leaked");
+    assert!(is_open(w));
+    close_fd(w);
+}
+
+/// The op completed but its future was dropped before it was polled
+/// again: dropping it closes the fd nobody will ever see.
+#[test]
+fn completed_but_unobserved_op_closes_its_fd_on_drop() {
+    let (r, w) = pipe_fds();
+    drop(op_with(cell(State::Completed { result: r })));
+    assert!(!is_open(r), "the unobserved fd leaked");
+    close_fd(w);
+}
+
+/// The normal path: the future observes the fd, which stays open.
+#[test]
+fn observed_fd_is_handed_over_not_closed() {
+    let (r, w) = pipe_fds();
+    let c = cell(State::Submitted {
+        waker: None,
+        early: None,
+    });
+    let mut op = op_with(c.clone());
+    c.complete(r, false);
+    let waker = Waker::noop();
+    let out = Pin::new(&mut op).poll(&mut Context::from_waker(waker));
+    assert!(matches!(out, Poll::Ready(Ok((fd, ()))) if fd == r));
+    drop(op);
+    assert!(is_open(r));
+    close_fd(r);
+    close_fd(w);
+}
+
+/// A failed op (negative result) has no fd to close.
+#[test]
+fn an_abandoned_op_that_failed_closes_nothing() {
+    let (r, w) = pipe_fds();
+    cell(State::Abandoned).complete(-libc::ECANCELED, false);
+    assert!(is_open(r) && is_open(w));
+    close_fd(r);
+    close_fd(w);
+}
