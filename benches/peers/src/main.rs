@@ -1,0 +1,125 @@
+//! ringlane next to the peer io_uring runtimes (monoio, compio, glommio),
+//! side by side in one run (`../shared/BENCHMARKS.md`, rule 7: the peers
+//! live in this separate workspace crate, never in ringlane's
+//! dependencies, so `cargo test` at the root does not build them).
+//!
+//! ```text
+//! cargo run --release -p ringlane-peers
+//! ```
+//!
+//! Prints markdown tables:
+//!
+//! * **fs qd1**: 4 KiB reads at pseudo-random 4 KiB-aligned offsets of a
+//!   page-cached 64 MiB temporary file, one at a time; ratios to the raw
+//!   io_uring floor.
+//! * **net echo**: 256 B round trips over TCP loopback (`TCP_NODELAY` on
+//!   both ends), one at a time, client and server on one thread; ratios to
+//!   ringlane.
+//!
+//! Every case runs `WARM` unrecorded operations then `N` samples per round,
+//! in `ROUNDS` rounds interleaved across cases (a fresh runtime per run);
+//! p50/p99 are over the samples of all rounds. CPU is
+//! `getrusage(RUSAGE_SELF)` user+sys over the measured operations.
+//! Every read and every echo is checked byte for byte.
+//! `PEERS_N=<samples per round>` shortens a run (warm-up: a tenth).
+
+mod buf;
+mod fs;
+mod fs_peers;
+mod net;
+mod net_peers;
+mod stats;
+
+use std::time::{Duration, Instant};
+
+use stats::{Outcome, print_table};
+
+/// Bytes per read.
+const BLOCK: usize = 4096;
+/// Bytes of the read file.
+const FILE_SIZE: u64 = 64 << 20;
+/// Samples per case per round, and unrecorded warm-up operations before them.
+const N: usize = 20_000;
+const WARM: usize = 2_000;
+/// Rounds, interleaved across cases.
+const ROUNDS: usize = 3;
+
+/// Shuts a ringlane runtime down and asserts that it shut down cleanly.
+fn shutdown(rt: ringlane::Runtime) {
+    let report = rt.shutdown(Duration::from_secs(1));
+    assert!(report.is_clean(), "ringlane shutdown: {report:?}");
+}
+
+fn kernel() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+fn main() {
+    let (warm, n) = match std::env::var("PEERS_N")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        Some(n) => ((n / 10).max(1), n),
+        None => (WARM, N),
+    };
+    let start = Instant::now();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!("## ringlane vs peer runtimes (`cargo run --release -p ringlane-peers`)");
+    println!();
+    println!(
+        "Kernel {}, {cores} cores. Per case: {ROUNDS} rounds interleaved across cases, each \
+         {warm} warm-up then {n} measured operations (fresh runtime per run); p50/p99/mean over \
+         all rounds' samples; CPU = getrusage(RUSAGE_SELF) user+sys over the measured \
+         operations. Every case runs on the bench thread (ringlane: its one shard thread). \
+         Reads and echoes are checked byte for byte.",
+        kernel()
+    );
+    println!();
+
+    let file = fs::TestFile::create();
+    let mut outcomes: Vec<Outcome> = fs::FS_CASES
+        .iter()
+        .map(|c| Outcome {
+            id: c.id,
+            what: c.what,
+            rounds: Vec::new(),
+        })
+        .collect();
+    for _ in 0..ROUNDS {
+        for (case, out) in fs::FS_CASES.iter().zip(&mut outcomes) {
+            out.rounds.push((case.run)(&file, warm, n));
+        }
+    }
+    drop(file);
+    print_table(
+        "fs qd1: 4 KiB random reads of a page-cached 64 MiB file, one at a time \
+         (page-aligned buffers)",
+        "read",
+        &outcomes,
+        "raw_uring",
+    );
+
+    let mut outcomes: Vec<Outcome> = net::NET_CASES
+        .iter()
+        .map(|c| Outcome {
+            id: c.id,
+            what: c.what,
+            rounds: Vec::new(),
+        })
+        .collect();
+    for _ in 0..ROUNDS {
+        for (case, out) in net::NET_CASES.iter().zip(&mut outcomes) {
+            out.rounds.push((case.run)(warm, n));
+        }
+    }
+    print_table(
+        "net echo: TCP loopback, 256 B, one round trip at a time, client and server on one \
+         thread (TCP_NODELAY)",
+        "RTT",
+        &outcomes,
+        "ringlane",
+    );
+    println!("Run took {:.1} s.", start.elapsed().as_secs_f64());
+}
