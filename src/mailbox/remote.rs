@@ -204,6 +204,12 @@ impl Remote {
 
     /// Takes the next envelope, if any.
     pub(crate) fn pop(&self) -> Option<Envelope> {
+        // Two loads instead of a `steal`'s full fence: the common case is
+        // an empty mailbox. A push racing this check is seen by the park
+        // protocol's step R4.
+        if self.queue.is_empty() {
+            return None;
+        }
         loop {
             match self.queue.steal() {
                 Steal::Success(e) => return Some(e),

@@ -191,6 +191,9 @@ impl Core {
 
     /// Moves a batch from the injector into our deque.
     pub(super) fn take_from_injector(&self) -> bool {
+        if self.cx.shared.injector.is_empty() {
+            return false; // cheap check first: a `steal` costs a full fence
+        }
         let stats = &self.cx.remote.stats;
         loop {
             let before = self.cx.deque.len();
