@@ -18,6 +18,23 @@ fn localhost() -> std::net::SocketAddr {
     "127.0.0.1:0".parse().unwrap()
 }
 
+/// This process's open fds and what they point at.
+fn fds() -> Vec<(String, String)> {
+    let mut v: Vec<_> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| {
+            let target = std::fs::read_link(e.path()).map(|p| p.display().to_string());
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                target.unwrap_or_default(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
 /// Runs `f` on shard 0 of a fresh one-shard runtime, then checks that the
 /// process has as many fds as before.
 fn on_shard<F, Fut, T>(f: F) -> T
@@ -27,13 +44,19 @@ where
     T: Send + 'static,
 {
     let _serial = SERIAL.lock();
-    let before = common::fd_count();
+    common::fd_count(); // wait until the fd table has settled
+    let before = fds();
     let rt = common::runtime(1);
     let out = rt
         .block_on(rt.handle().spawn_local_on(0, f).unwrap())
         .unwrap();
     drop(rt);
-    assert_eq!(common::fd_count(), before, "an fd leaked");
+    let after = fds();
+    assert_eq!(
+        after.len(),
+        before.len(),
+        "an fd leaked: {before:?} -> {after:?}"
+    );
     out
 }
 

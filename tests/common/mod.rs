@@ -27,9 +27,25 @@ pub fn thread_cpu_time(tid: i32) -> Duration {
 
 /// Open file descriptors of this process.
 pub fn fd_count() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .map(|d| d.count())
-        .unwrap_or(0)
+    // Settled: the same count twice, 2 ms apart. A runtime dropped by an
+    // earlier test may still be closing an fd on another thread (a waker
+    // it handed out, dropped late, holds the last reference to a shard's
+    // eventfd); counting that fd would blame the next test.
+    let count = || {
+        std::fs::read_dir("/proc/self/fd")
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    let mut last = count();
+    for _ in 0..500 {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let now = count();
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    last
 }
 
 /// Blocks on `f` with a fresh one-shard runtime's `block_on` (for awaiting
