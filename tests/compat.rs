@@ -392,3 +392,70 @@ async fn futures_io_write_all(w: &mut UnixStream, mut data: &[u8]) {
         data = &data[n..];
     }
 }
+
+/// A compat stream handed to a Tokio task is polled outside the runtime:
+/// its waits are armed by a helper on its home shard. Dropping a stream
+/// whose wait is forwarded cancels that wait, so the socket really closes
+/// (its peer reads end of stream).
+#[test]
+fn a_compat_stream_polled_from_a_tokio_task_waits_through_its_home_shard() {
+    let _serial = SERIAL.lock();
+    let rt = common::runtime(2);
+    let streams = rt
+        .block_on(
+            rt.handle()
+                .spawn_pinned(1, async {
+                    let (a, b) = UnixStream::pair().unwrap();
+                    let (c, d) = UnixStream::pair().unwrap();
+                    (a, b, c, d)
+                })
+                .unwrap(),
+        )
+        .unwrap();
+    let (mut a, mut b, c, d) = streams;
+    let tokio_rt = tokio::runtime::Runtime::new().unwrap();
+    tokio_rt.block_on(async move {
+        let reader = tokio::spawn(async move {
+            let mut got = [0u8; 5];
+            a.read_exact(&mut got).await.map(|_| got)
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await; // the read waits
+        b.write_all(b"hello").await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(5), reader)
+            .await
+            .expect("a forwarded wait was never woken")
+            .unwrap()
+            .unwrap();
+        assert_eq!(&got, b"hello");
+
+        let mut c = c;
+        let pending = tokio::time::timeout(Duration::from_millis(20), c.read(&mut [0u8; 1])).await;
+        assert!(pending.is_err(), "nothing was written to c");
+        drop(c);
+        let mut d = d.into_native().unwrap();
+        let (n, _) = ringlane_read_on_tokio(&mut d).await;
+        assert_eq!(n, 0, "c's socket stayed open after it was dropped");
+    });
+}
+
+/// Reads `d` with a blocking std read on a helper thread (5 s limit).
+async fn ringlane_read_on_tokio(d: &mut ringlane::native::net::UnixStream) -> (usize, ()) {
+    use std::os::fd::AsRawFd;
+    let fd = d.as_raw_fd();
+    let n = tokio::task::spawn_blocking(move || {
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let ready = unsafe { libc::poll(&mut pfd, 1, 5000) };
+        assert_eq!(ready, 1, "the peer never saw end of stream");
+        let mut b = [0u8; 1];
+        // SAFETY: reading into a local buffer from an open fd.
+        unsafe { libc::read(fd, b.as_mut_ptr().cast(), 1) as usize }
+    })
+    .await
+    .unwrap();
+    (n, ())
+}
