@@ -130,6 +130,11 @@ impl Core {
     }
 
     fn tick(&self) {
+        // Completions that arrived while parked (or since the last reap)
+        // wake their tasks now, so they run in this tick, not the next.
+        if self.cx.ring.borrow_mut().has_completions() {
+            self.reap();
+        }
         self.intake();
         self.fire_timers();
         self.run_tasks();
