@@ -605,3 +605,85 @@ fn zero_copy_sends_deliver_and_survive_being_dropped_in_flight() {
     drop(rt);
     assert_eq!(common::fd_count(), before, "an fd leaked");
 }
+
+/// Stealable tasks whose ops completed on their home shard are stolen
+/// before they run again: the thief polls them and observes the results.
+/// Two stealable tasks on shard 0 each read a socket; shard 0 is held by a
+/// blocker while both reads complete, so one reap wakes both onto its
+/// deque (the second push notifies shard 1). Each task, once its read is
+/// done, spins until the other's is too, so they can only both finish if
+/// shard 1 steals one of them: every round must see exactly one stolen.
+#[test]
+fn a_stolen_task_observes_the_op_its_home_shard_completed() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let _serial = SERIAL.lock();
+    let rt = common::runtime(2);
+    let h = rt.handle();
+    for round in 0..10 {
+        let pairs: Vec<_> = (0..2)
+            .map(|_| std::os::unix::net::UnixStream::pair().unwrap())
+            .collect();
+        let done = Arc::new(AtomicUsize::new(0));
+        let (mut peers, socks): (Vec<_>, Vec<_>) = pairs.into_iter().map(|(a, b)| (b, a)).unzip();
+        // Shard 1 is held while the tasks start, so both first run (and
+        // submit their reads) on shard 0: their home.
+        let hold_1 = common::block_shard(&rt, 1);
+        std::thread::sleep(Duration::from_millis(2));
+        let tasks = rt
+            .block_on(
+                h.spawn_pinned(0, async move {
+                    socks
+                        .into_iter()
+                        .map(|sock| {
+                            let done = done.clone();
+                            let sock = UnixStream::from_std(sock);
+                            ringlane::spawn(async move {
+                                let first = ringlane::current_shard();
+                                let (n, buf) = sock.read(vec![0u8; 8]).await;
+                                let after = ringlane::current_shard();
+                                done.fetch_add(1, Ordering::AcqRel);
+                                let deadline = Instant::now() + Duration::from_secs(5);
+                                while done.load(Ordering::Acquire) < 2 {
+                                    assert!(
+                                        Instant::now() < deadline,
+                                        "the other task was never stolen"
+                                    );
+                                    std::hint::spin_loop();
+                                }
+                                (first, after, buf[..n.unwrap()].to_vec())
+                            })
+                            .unwrap()
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .unwrap(),
+            )
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(5)); // both reads in flight
+        let blocker = common::block_shard(&rt, 0);
+        std::thread::sleep(Duration::from_millis(2));
+        rt.block_on(hold_1.release()).unwrap();
+        for p in &mut peers {
+            p.write_all(b"data").unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(2));
+        rt.block_on(blocker.release()).unwrap();
+        let results: Vec<_> = tasks.into_iter().map(|t| rt.block_on(t).unwrap()).collect();
+        for (first, _, data) in &results {
+            assert_eq!(
+                (first, data.as_slice()),
+                (&Some(0), &b"data"[..]),
+                "round {round}"
+            );
+        }
+        let moved = results
+            .iter()
+            .filter(|(_, after, _)| *after == Some(1))
+            .count();
+        assert_eq!(
+            moved, 1,
+            "round {round}: one task must have been stolen after its op completed"
+        );
+    }
+}
