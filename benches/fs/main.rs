@@ -44,8 +44,9 @@
 //! here by up to 1.8x (see [`buf`]); `tokio::fs` reads into its own
 //! internal buffer, then copies.
 //!
-//! Peers not yet included: glommio, compio, monoio (BENCHMARKS.md rule 7
-//! wants them outside the library's dev-dependencies).
+//! The peer runtimes (glommio, compio, monoio) are compared in a separate
+//! crate, `benches/peers` (BENCHMARKS.md rule 7 keeps them out of the
+//! library's dev-dependencies): `cargo run --release -p ringlane-peers`.
 //!
 //! Two modes:
 //! * default: criterion (`cargo bench --bench fs`), groups `fs_qd1_read`
@@ -202,8 +203,8 @@ fn summary(env: &Env) {
          span, divided by operations. Ratio = time / time of the raw io_uring floor (> 1: \
          slower); speed-up = tokio::fs time / time. Parks: ringlane's `ShardStats::parks` over \
          the run. Buffers: page-aligned unless noted (`ringlane_vec`, `raw_uring_pgoff16`); \
-         tokio::fs copies through its own buffer. Peers not yet included: glommio, compio, \
-         monoio. Summary pass: {:.1} s.",
+         tokio::fs copies through its own buffer. Peers: cargo run --release -p \
+         ringlane-peers. Summary pass: {:.1} s.",
         READ_FILE_SIZE >> 20,
         WRITE_FILE_SIZE >> 20,
         env.files.describe_fs(),

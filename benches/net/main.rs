@@ -17,8 +17,9 @@
 //!   window of one) and the server reads into 64 KiB until all arrived;
 //!   throughput in MiB/s and CPU per MiB.
 //!
-//! Peers not yet included: compio, monoio (BENCHMARKS.md rule 7 wants them
-//! outside the library's dev-dependencies).
+//! The peer runtimes (monoio, compio, glommio) are compared in a separate
+//! crate, `benches/peers` (BENCHMARKS.md rule 7 keeps them out of the
+//! library's dev-dependencies): `cargo run --release -p ringlane-peers`.
 //!
 //! Modes: criterion by default (`cargo bench --bench net`: groups
 //! `net_echo_256` and `net_stream_4k`), or `RINGLANE_BENCH_SUMMARY=1`
@@ -194,7 +195,7 @@ fn summary() {
          of the per-round-trip samples. Stream: {} MiB per run, median of {SUMMARY_ROUNDS} \
          rounds. ringlane shards park (default set-up), rings SINGLE_ISSUER|DEFER_TASKRUN like \
          the raw floor's. Ratios below 1 are faster. CPU = getrusage(RUSAGE_SELF) user+sys of \
-         every thread over the measured span. Peers not yet included: compio, monoio. Summary \
+         every thread over the measured span. Peers: cargo run --release -p ringlane-peers. Summary \
          pass: {:.1} s.",
         SUMMARY_STREAM_BYTES >> 20,
         started.elapsed().as_secs_f64()
