@@ -2,6 +2,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use super::readiness::{Direction, Readiness};
@@ -47,10 +48,16 @@ impl<T: AsRawFd> AsyncFd<T> {
     ///
     /// See [`AsyncFd`].
     pub fn new(inner: T) -> io::Result<Self> {
-        Ok(Self {
-            readiness: Readiness::new(inner.as_raw_fd()),
+        Ok(Self::with_home(inner, None))
+    }
+
+    /// As `new`, with the readiness engine's home shard given (an accepted
+    /// socket inherits its listener's).
+    pub(crate) fn with_home(inner: T, home: Option<Arc<crate::mailbox::Remote>>) -> Self {
+        Self {
+            readiness: Readiness::new(inner.as_raw_fd(), home),
             inner: Some(inner),
-        })
+        }
     }
 
     /// The wrapped value.

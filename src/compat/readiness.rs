@@ -3,9 +3,11 @@
 //!
 //! Invariants:
 //! 1. Each direction (read, write) of an fd has its own state: a cached
-//!    readiness flag and at most one armed one-shot `POLL_ADD` op, which
-//!    holds that direction's waker. Split halves therefore wait at once
-//!    without stealing each other's wake-ups.
+//!    readiness flag, at most one armed one-shot `POLL_ADD` op, and the list
+//!    of every task waiting on that direction. The op is polled with a
+//!    waker of the direction's own that wakes the whole list, so split
+//!    halves wait at once, and so do several tasks on one direction (two
+//!    `recv_from` on a shared socket, accept loops on one listener).
 //! 2. Syscall first: a direction starts ready. Only an `EAGAIN` clears the
 //!    flag ([`Readiness::clear`]); only a completed poll sets it again.
 //! 3. The poll is an op of the native lane's lifecycle (op invariants 1 to
@@ -19,7 +21,10 @@
 //!    armed forwards its wait: a helper task on the fd's home shard (the
 //!    shard it was created or first polled on) arms the poll and wakes the
 //!    poller. Dropping the stream aborts the helper, which cancels its
-//!    poll. A socket never seen by a shard has no home: a clear error.
+//!    poll; a helper dropped by its runtime's shutdown reports an error to
+//!    the poller instead of leaving it pending. A socket never seen by a
+//!    shard has no home (a clear error); one accepted from a listener
+//!    inherits the listener's.
 
 use std::io;
 use std::os::fd::RawFd;
@@ -49,17 +54,71 @@ impl Direction {
     }
 }
 
-/// A wait armed on the home shard for a poller outside the runtime
-/// (invariant 5): the helper task's result and the poller's waker.
+/// Every task waiting on one direction (invariant 1), woken all at once.
+#[derive(Default)]
+struct Waiters(parking_lot::Mutex<Vec<std::task::Waker>>);
+
+impl Waiters {
+    fn add(&self, waker: &std::task::Waker) {
+        let mut list = self.0.lock();
+        if !list.iter().any(|w| w.will_wake(waker)) {
+            list.push(waker.clone());
+        }
+    }
+}
+
+impl std::task::Wake for Waiters {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        let list = std::mem::take(&mut *self.0.lock());
+        list.into_iter().for_each(std::task::Waker::wake);
+    }
+}
+
+/// A wait armed on the home shard for pollers outside the runtime
+/// (invariant 5): the helper task's result, and the direction's waker.
 #[derive(Default)]
 struct Forward {
     state: parking_lot::Mutex<(Option<io::Result<()>>, Option<std::task::Waker>)>,
+}
+
+impl Forward {
+    /// Stores the result (unless one is there) and wakes the waiters.
+    fn report(&self, result: io::Result<()>) {
+        let waker = {
+            let mut state = self.state.lock();
+            if state.0.is_some() {
+                return;
+            }
+            state.0 = Some(result);
+            state.1.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+/// Reports an error if the helper is dropped before it reported (its
+/// runtime shut down): the poller must not stay pending forever.
+struct ReportOnDrop(Arc<Forward>);
+
+impl Drop for ReportOnDrop {
+    fn drop(&mut self) {
+        self.0.report(Err(io::Error::other(
+            "the ringlane runtime that armed this wait shut down",
+        )));
+    }
 }
 
 #[derive(Default)]
 struct Side {
     ready: bool,
     armed: Option<Op<()>>,
+    /// Who waits on this direction (invariant 1).
+    waiters: Arc<Waiters>,
     /// Off-shard: the forwarded wait and its helper task (aborted on drop).
     forwarded: Option<(Arc<Forward>, crate::JoinHandle<()>)>,
 }
@@ -92,17 +151,21 @@ impl std::fmt::Debug for Readiness {
 }
 
 impl Readiness {
-    /// Both directions start ready (invariant 2).
-    pub(crate) fn new(fd: RawFd) -> Self {
+    /// Both directions start ready (invariant 2). The home is `inherited`
+    /// (an accepted socket gets its listener's), else the current shard.
+    pub(crate) fn new(fd: RawFd, inherited: Option<Arc<Remote>>) -> Self {
         let side = || {
             Mutex::new(Side {
                 ready: true,
                 armed: None,
+                waiters: Arc::default(),
                 forwarded: None,
             })
         };
         let home = std::sync::OnceLock::new();
-        if let Some(remote) = crate::context::with_current(|cx| cx.remote.clone()) {
+        if let Some(remote) =
+            inherited.or_else(|| crate::context::with_current(|cx| cx.remote.clone()))
+        {
             let _ = home.set(remote);
         }
         Self {
@@ -127,18 +190,22 @@ impl Readiness {
     /// If the poll cannot be submitted (off a shard, a broken ring) or the
     /// kernel fails it.
     pub(crate) fn poll_ready(&self, dir: Direction, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let on_shard = crate::context::with_current(|cx| {
+            if self.home.get().is_none() {
+                let _ = self.home.set(cx.remote.clone());
+            }
+        })
+        .is_some();
         let mut side = self.side(dir).lock();
         if side.ready {
             return Poll::Ready(Ok(()));
         }
         let fd = self.fd;
         let events = dir.events();
-        let on_shard = crate::context::with_current(|cx| {
-            let _ = self.home.set(cx.remote.clone());
-        })
-        .is_some();
+        side.waiters.add(cx.waker());
+        let all = std::task::Waker::from(side.waiters.clone());
         if !on_shard && side.armed.is_none() {
-            return self.poll_forwarded(&mut side, dir, cx);
+            return self.poll_forwarded(&mut side, dir, &all);
         }
         let armed = side.armed.get_or_insert_with(|| {
             // Shared by every waiter of this direction: never bounded by
@@ -148,7 +215,7 @@ impl Readiness {
             })
             .untimed()
         });
-        let result = ready!(Pin::new(armed).poll(cx));
+        let result = ready!(Pin::new(armed).poll(&mut Context::from_waker(&all)));
         side.armed = None;
         match result {
             Ok((mask, ())) if mask >= 0 => {
@@ -166,7 +233,7 @@ impl Readiness {
         &self,
         side: &mut Side,
         dir: Direction,
-        cx: &mut Context<'_>,
+        all: &std::task::Waker,
     ) -> Poll<io::Result<()>> {
         if side.forwarded.is_none() {
             let Some(home) = self.home.get() else {
@@ -178,6 +245,7 @@ impl Readiness {
             let report = forward.clone();
             let (fd, events) = (self.fd, dir.events());
             let helper = async move {
+                let guard = ReportOnDrop(report);
                 let op = op::submit((), false, move |_| {
                     opcode::PollAdd::new(types::Fd(fd), events).build()
                 })
@@ -187,14 +255,7 @@ impl Readiness {
                     Ok((err, ())) => Err(io::Error::from_raw_os_error(-err)),
                     Err((e, ())) => Err(e),
                 };
-                let waker = {
-                    let mut state = report.state.lock();
-                    state.0 = Some(result);
-                    state.1.take()
-                };
-                if let Some(w) = waker {
-                    w.wake();
-                }
+                guard.0.report(result); // the guard's own report is then a no-op
             };
             let home = home.clone();
             let (runnable, join) = crate::executor::spawn_send(helper, move |r| home.schedule(r));
@@ -216,12 +277,17 @@ impl Readiness {
             }
             None => {
                 match &state.1 {
-                    Some(w) if w.will_wake(cx.waker()) => {}
-                    _ => state.1 = Some(cx.waker().clone()),
+                    Some(w) if w.will_wake(all) => {}
+                    _ => state.1 = Some(all.clone()),
                 }
                 Poll::Pending
             }
         }
+    }
+
+    /// The home shard, for sockets this one accepts (invariant 5).
+    pub(crate) fn home(&self) -> Option<Arc<Remote>> {
+        self.home.get().cloned()
     }
 
     /// Forgets `dir`'s readiness after the syscall returned `EAGAIN`.

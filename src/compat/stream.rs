@@ -82,6 +82,8 @@ pub(crate) fn poll_write_vectored_priv(
         return Poll::Ready(Ok(0));
     }
     let fd = s.fd();
+    // Skip leading empty slices, so a write never reports 0 while data waits.
+    let bufs = &bufs[bufs.iter().take_while(|b| b.is_empty()).count()..];
     let count = bufs.len().min(libc::UIO_MAXIOV as usize);
     s.readiness().poll_io(Direction::Write, cx, || {
         // SAFETY: all-zero bytes are a valid empty `msghdr`.

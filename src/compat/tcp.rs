@@ -9,6 +9,7 @@ use std::task::{Context, Poll};
 use super::async_fd::AsyncFd;
 use super::readiness::{Direction, Readiness};
 use super::stream::{self, OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
+use crate::native::net::addr::RawAddr;
 
 /// A TCP connection implementing `tokio::io::AsyncRead`/`AsyncWrite`,
 /// driven by readiness on the shard's ring: unmodified Tokio-ecosystem code
@@ -400,13 +401,18 @@ impl TcpListener {
     /// See [`accept`](Self::accept).
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
         let fd = self.io.as_raw_fd();
+        let home = self.io.readiness().home();
         self.io.readiness().poll_io(Direction::Read, cx, || {
-            // SAFETY: null address pointers are allowed; the flags are valid.
+            // The peer's address comes from accept4 itself: asking later
+            // (getpeername) fails if the client already reset.
+            let mut addr = RawAddr::empty();
+            // SAFETY: the address storage is valid for `addr.len` bytes; the
+            // flags are valid.
             let new = unsafe {
                 libc::accept4(
                     fd,
-                    std::ptr::null_mut(),
-                    std::ptr::null_mut(),
+                    addr.as_mut_ptr(),
+                    &mut addr.len,
                     libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
                 )
             };
@@ -415,13 +421,9 @@ impl TcpListener {
             }
             // SAFETY: accept4 just created `new` for us.
             let std = std::net::TcpStream::from(unsafe { OwnedFd::from_raw_fd(new) });
-            let peer = std.peer_addr()?;
-            Ok((
-                TcpStream {
-                    io: AsyncFd::new(std)?,
-                },
-                peer,
-            ))
+            let peer = addr.parse_inet()?;
+            let io = AsyncFd::with_home(std, home.clone());
+            Ok((TcpStream { io }, peer))
         })
     }
 

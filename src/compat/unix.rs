@@ -200,6 +200,7 @@ impl UnixListener {
     /// See [`UnixListener`].
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<UnixStream>> {
         let fd = self.io.as_raw_fd();
+        let home = self.io.readiness().home();
         self.io.readiness().poll_io(Direction::Read, cx, || {
             // SAFETY: null address pointers are allowed; the flags are valid.
             let new = unsafe {
@@ -216,7 +217,7 @@ impl UnixListener {
             // SAFETY: accept4 just created `new` for us.
             let std = std::os::unix::net::UnixStream::from(unsafe { OwnedFd::from_raw_fd(new) });
             Ok(UnixStream {
-                io: AsyncFd::new(std)?,
+                io: AsyncFd::with_home(std, home.clone()),
             })
         })
     }

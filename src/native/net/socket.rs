@@ -5,6 +5,7 @@
 //! every address or message header the kernel reads or writes sits inline
 //! in the op's resources (op invariant 2).
 
+use std::future::Future;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
@@ -362,10 +363,21 @@ impl AsRawFd for Socket {
 /// Connections from a multishot accept, re-armed whenever the kernel ends
 /// it (an error, or the CQ overflowing). Dropping it cancels the accept;
 /// connections accepted and not yet taken are closed.
-#[derive(Debug)]
 pub(crate) struct MultiAccept {
     listener: Arc<OwnedFd>,
     op: Option<op::MultiShot>,
+    /// The kernel refused multishot accept (before 5.19: `EINVAL`): accept
+    /// one connection per op instead.
+    single_shot: bool,
+    single: Option<std::pin::Pin<Box<dyn Future<Output = io::Result<Socket>> + Send>>>,
+}
+
+impl std::fmt::Debug for MultiAccept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MultiAccept")
+            .field("single_shot", &self.single_shot)
+            .finish_non_exhaustive()
+    }
 }
 
 impl MultiAccept {
@@ -373,6 +385,8 @@ impl MultiAccept {
         Self {
             listener: listener.fd.clone(),
             op: None,
+            single_shot: false,
+            single: None,
         }
     }
 
@@ -386,6 +400,14 @@ impl MultiAccept {
             let listener = Socket {
                 fd: self.listener.clone(),
             };
+            if self.single_shot {
+                let accept = self.single.get_or_insert_with(|| {
+                    Box::pin(async move { listener.accept().await.map(|(s, _)| s) })
+                });
+                let r = std::task::ready!(accept.as_mut().poll(cx));
+                self.single = None;
+                return Poll::Ready(r);
+            }
             let op = self.op.get_or_insert_with(|| listener.accept_multi());
             match std::task::ready!(op.poll_next(cx)) {
                 Some(Ok(fd)) if fd >= 0 => {
@@ -393,6 +415,12 @@ impl MultiAccept {
                     return Poll::Ready(Ok(Socket::from_owned(unsafe {
                         OwnedFd::from_raw_fd(fd)
                     })));
+                }
+                Some(Ok(err)) if err == -libc::EINVAL && !self.single_shot => {
+                    // No multishot accept on this kernel: fall back for good
+                    // (a listener that is not listening fails there too).
+                    self.op = None;
+                    self.single_shot = true;
                 }
                 Some(Ok(err)) => return Poll::Ready(Err(io::Error::from_raw_os_error(-err))),
                 Some(Err(e)) => {

@@ -1,0 +1,129 @@
+//! The compat lane's readiness engine under sharing: several tasks waiting
+//! on one direction, waits forwarded from Tokio tasks (accepted sockets
+//! inherit their listener's home shard), and a runtime shutting down under
+//! a forwarded wait.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use ringlane::compat::{TcpListener, TcpStream, UdpSocket};
+
+/// Two tasks wait on the same direction of one socket; each datagram must
+/// wake a waiter, and both must finish (one armed poll, a list of wakers).
+#[test]
+fn two_tasks_waiting_on_one_socket_direction_are_both_woken() {
+    let rt = common::runtime(2);
+    let h = rt.handle();
+    let (sock, addr) = rt
+        .block_on(
+            h.spawn_pinned(0, async {
+                let s = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+                let a = s.local_addr().unwrap();
+                (Arc::new(s), a)
+            })
+            .unwrap(),
+        )
+        .unwrap();
+    let waiters: Vec<_> = (0..2)
+        .map(|i| {
+            let s = sock.clone();
+            h.spawn_pinned(i, async move {
+                let mut buf = [0u8; 8];
+                s.recv_from(&mut buf).await.map(|(n, _)| buf[..n].to_vec())
+            })
+            .unwrap()
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(30)); // both wait
+    let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sender.send_to(b"one", addr).unwrap();
+    std::thread::sleep(Duration::from_millis(10));
+    sender.send_to(b"two", addr).unwrap();
+    let mut got: Vec<Vec<u8>> = waiters
+        .into_iter()
+        .map(|w| {
+            rt.block_on(ringlane::time::timeout(Duration::from_secs(5), w))
+                .expect("a waiter on a shared direction was never woken")
+                .unwrap()
+                .unwrap()
+        })
+        .collect();
+    got.sort();
+    assert_eq!(got, vec![b"one".to_vec(), b"two".to_vec()]);
+}
+
+/// A listener made on a shard, driven entirely from Tokio tasks: its
+/// accept waits and the accepted stream's waits are forwarded to the
+/// listener's home shard.
+#[test]
+fn a_listener_made_on_a_shard_serves_from_tokio_tasks() {
+    let rt = common::runtime(1);
+    let listener = rt
+        .block_on(
+            rt.handle()
+                .spawn_pinned(0, async {
+                    TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap()
+                })
+                .unwrap(),
+        )
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let tokio_rt = tokio::runtime::Runtime::new().unwrap();
+    let echoed = tokio_rt.block_on(async move {
+        let server = tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap(); // waits (forwarded)
+            let mut buf = [0u8; 5];
+            conn.read_exact(&mut buf).await.unwrap(); // waits (inherited home)
+            conn.write_all(&buf).await.unwrap();
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        client.write_all(b"hello").await.unwrap();
+        let mut back = [0u8; 5];
+        client.read_exact(&mut back).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .unwrap()
+            .unwrap();
+        back
+    });
+    assert_eq!(&echoed, b"hello");
+}
+
+/// A Tokio task waits (forwarded) on a compat stream when the runtime that
+/// armed the wait shuts down: it gets an error, it does not hang.
+#[test]
+fn a_forwarded_wait_fails_when_its_runtime_shuts_down() {
+    let rt = common::runtime(1);
+    let (a, _b) = rt
+        .block_on(
+            rt.handle()
+                .spawn_pinned(0, async {
+                    let l = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+                    let c =
+                        ringlane::spawn_local(TcpStream::connect(l.local_addr().unwrap())).unwrap();
+                    let (s, _) = l.accept().await.unwrap();
+                    (s, c.await.unwrap().unwrap())
+                })
+                .unwrap(),
+        )
+        .unwrap();
+    let tokio_rt = tokio::runtime::Runtime::new().unwrap();
+    let reader = tokio_rt.spawn(async move {
+        let mut a = a;
+        let mut buf = [0u8; 1];
+        a.read(&mut buf).await
+    });
+    std::thread::sleep(Duration::from_millis(30)); // the wait is forwarded
+    drop(rt); // shuts the runtime down under it
+    let r = tokio_rt
+        .block_on(async { tokio::time::timeout(Duration::from_secs(5), reader).await })
+        .expect("the forwarded wait hung after its runtime shut down")
+        .unwrap();
+    assert!(r.is_err(), "expected an error, got {r:?}");
+}
