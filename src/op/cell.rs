@@ -165,8 +165,9 @@ impl<T: Send> Completable for OpCell<T> {
 /// room for it); resolves to the raw CQE result and its resources, or to
 /// the error and the resources if it could not be submitted.
 pub(crate) struct Op<T: Send + 'static> {
-    /// Resources and SQE builder until submission.
-    unsubmitted: Option<(T, Builder<T>, bool)>,
+    /// The SQE, built at creation from the resources already in the cell,
+    /// until it is pushed.
+    pending: Option<squeue::Entry>,
     /// Our entry among the shard's ops waiting for room (invariant 6).
     room: RoomWait,
     /// Fires the deadline of an op still waiting for room (invariant 7).
@@ -182,11 +183,9 @@ pub(crate) struct Op<T: Send + 'static> {
     two_cqes: bool,
 }
 
-// `Op` never pins its resources (before submission they move by value;
-// after, they sit in the `Arc`ed cell), so it is `Unpin` whatever `T` is.
+// `Op` never pins its resources (they sit in the `Arc`ed cell from the
+// start), so it is `Unpin` whatever `T` is.
 impl<T: Send + 'static> Unpin for Op<T> {}
-
-type Builder<T> = Box<dyn FnOnce(&mut T) -> squeue::Entry + Send>;
 
 /// What an op resolves to.
 pub(crate) type OpResult<T> = Result<(i32, T), (io::Error, T)>;
@@ -199,11 +198,25 @@ where
     T: Send + 'static,
     B: FnOnce(&mut T) -> squeue::Entry + Send + 'static,
 {
+    let mut cell = Arc::new(OpCell {
+        state: Mutex::new(State::Submitted {
+            waker: None,
+            early: None,
+        }),
+        resources: UnsafeCell::new(Some(resources)),
+        produces_fd,
+        reserved: AtomicU64::new(0),
+        timespec: types::Timespec::new(),
+    });
+    // The cell is not shared until the SQE is pushed: the resources are
+    // ours, at the address they keep until the final CQE.
+    let unique = Arc::get_mut(&mut cell).expect("a new cell");
+    let sqe = build(unique.resources.get_mut().as_mut().expect("just stored"));
     Op {
-        unsubmitted: Some((resources, Box::new(build), produces_fd)),
+        pending: Some(sqe),
         room: RoomWait::default(),
         room_timer: None,
-        cell: None,
+        cell: Some(cell),
         home: None,
         user_data: 0,
         deadline: None,
@@ -214,21 +227,22 @@ where
 }
 
 /// Outcome of one submission attempt on the current shard.
-enum Submit<T> {
-    Done(Arc<OpCell<T>>, Arc<Remote>, u64),
+enum Submit {
+    Done(Arc<Remote>, u64),
     /// No room (op cap reached, or the SQ is full): wait for a completion.
-    NoRoom(T, Builder<T>),
+    NoRoom(squeue::Entry),
     /// The ring refused the SQE although it had room: a broken ring.
-    Failed(io::Error, T),
+    Failed(io::Error),
 }
 
+/// Pushes `sqe` (and its linked timeout) if the shard has room. `cell` is
+/// still unshared; on `NoRoom` and `Failed` it is again.
 fn try_submit<T: Send + 'static>(
-    resources: T,
-    build: Builder<T>,
-    produces_fd: bool,
+    cell: &mut Arc<OpCell<T>>,
+    sqe: squeue::Entry,
     timeout: Option<std::time::Duration>,
     two_cqes: bool,
-) -> Submit<T> {
+) -> Submit {
     // A linked timeout is a second SQE and a second CQE (invariant 7); a
     // two-CQE op reserves an entry for its second CQE (invariant 9).
     let entries = 1 + usize::from(timeout.is_some()) + usize::from(two_cqes);
@@ -239,21 +253,12 @@ fn try_submit<T: Send + 'static>(
         unreachable!("the caller checked that it runs on a shard");
     };
     if !room {
-        return Submit::NoRoom(resources, build);
+        return Submit::NoRoom(sqe);
     }
-    let cell = Arc::new(OpCell {
-        state: Mutex::new(State::Submitted {
-            waker: None,
-            early: None,
-        }),
-        resources: UnsafeCell::new(Some(resources)),
-        produces_fd,
-        reserved: AtomicU64::new(0),
-        timespec: types::Timespec::from(timeout.unwrap_or_default()),
-    });
-    // SAFETY: the cell is not shared yet, so we have the resources to
-    // ourselves; they stay at this address until the final CQE.
-    let sqe = build(unsafe { (*cell.resources.get()).as_mut() }.expect("just stored"));
+    if let Some(t) = timeout {
+        Arc::get_mut(cell).expect("unshared until pushed").timespec = types::Timespec::from(t);
+    }
+    let cell = &*cell;
     let pushed = context::with_current(|cx| {
         let user_data = cx.ops.borrow_mut().insert(cell.clone());
         let sqe = sqe.user_data(user_data);
@@ -291,17 +296,8 @@ fn try_submit<T: Send + 'static>(
         }
     });
     match pushed {
-        Some(Ok((user_data, home))) => Submit::Done(cell, home, user_data),
-        Some(Err(e)) => {
-            // The op never reached the kernel and nobody else holds the cell.
-            let cell = Arc::try_unwrap(cell)
-                .ok()
-                .expect("an unsubmitted op's cell is held only here");
-            Submit::Failed(
-                e,
-                cell.resources.into_inner().expect("resources stored above"),
-            )
-        }
+        Some(Ok((user_data, home))) => Submit::Done(home, user_data),
+        Some(Err(e)) => Submit::Failed(e),
         None => unreachable!("the caller checked that it runs on a shard"),
     }
 }
@@ -311,12 +307,12 @@ impl<T: Send + 'static> Future for Op<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<OpResult<T>> {
         let this = self.get_mut();
-        if let Some((resources, build, produces_fd)) = this.unsubmitted.take() {
+        if let Some(sqe) = this.pending.take() {
             if context::with_current(|_| ()).is_none() {
                 let e = io::Error::other(
                     "native ring ops run on a ringlane shard: spawn the task there (Handle::spawn_pinned)",
                 );
-                return Poll::Ready(Err((e, resources)));
+                return Poll::Ready(Err((e, this.unsubmitted_resources())));
             }
             let deadline = if this.untimed {
                 None
@@ -330,30 +326,30 @@ impl<T: Send + 'static> Future for Op<T> {
                     _ => {
                         this.room.cancel();
                         let e = io::Error::from(io::ErrorKind::TimedOut);
-                        return Poll::Ready(Err((e, resources)));
+                        return Poll::Ready(Err((e, this.unsubmitted_resources())));
                     }
                 },
             };
-            match try_submit(resources, build, produces_fd, timeout, this.two_cqes) {
-                Submit::Done(cell, home, user_data) => {
+            let cell = this.cell.as_mut().expect("unsubmitted ops hold their cell");
+            match try_submit(cell, sqe, timeout, this.two_cqes) {
+                Submit::Done(home, user_data) => {
                     this.room.cancel();
                     this.room_timer = None;
-                    this.cell = Some(cell);
                     this.home = Some(home);
                     this.user_data = user_data;
                     this.deadline = timeout.and(deadline);
                 }
-                Submit::NoRoom(resources, build) => {
+                Submit::NoRoom(sqe) => {
                     let entries = 1 + usize::from(timeout.is_some()) + usize::from(this.two_cqes);
                     if let Poll::Ready(e) = this.wait(cx, entries, deadline) {
-                        return Poll::Ready(Err((e, resources)));
+                        return Poll::Ready(Err((e, this.unsubmitted_resources())));
                     }
-                    this.unsubmitted = Some((resources, build, produces_fd));
+                    this.pending = Some(sqe);
                     return Poll::Pending;
                 }
-                Submit::Failed(e, resources) => {
+                Submit::Failed(e) => {
                     this.room.cancel();
-                    return Poll::Ready(Err((e, resources)));
+                    return Poll::Ready(Err((e, this.unsubmitted_resources())));
                 }
             }
         }
@@ -421,6 +417,18 @@ impl<T: Send + 'static> Op<T> {
         self
     }
 
+    /// The resources of an op that never reached the kernel (its cell is
+    /// held only here).
+    fn unsubmitted_resources(&mut self) -> T {
+        let cell = self.cell.take().expect("unsubmitted ops hold their cell");
+        let cell = Arc::try_unwrap(cell)
+            .ok()
+            .expect("an unsubmitted op's cell is held only here");
+        cell.resources
+            .into_inner()
+            .expect("resources stored at creation")
+    }
+
     /// Unsubmitted, no room: wait for a completion, or for the deadline.
     fn wait(
         &mut self,
@@ -445,6 +453,9 @@ impl<T: Send + 'static> Op<T> {
 impl<T: Send + 'static> Drop for Op<T> {
     fn drop(&mut self) {
         self.room.cancel();
+        if self.pending.is_some() {
+            return; // never pushed: the cell (and the resources) are ours alone
+        }
         let Some(cell) = self.cell.take() else { return };
         let mut state = cell.state.lock();
         match mem::replace(&mut *state, State::Taken) {

@@ -26,7 +26,7 @@ fn cell(state: State) -> Arc<OpCell<()>> {
 
 fn op_with(cell: Arc<OpCell<()>>) -> Op<()> {
     Op {
-        unsubmitted: None,
+        pending: None,
         room: RoomWait::default(),
         room_timer: None,
         cell: Some(cell),
