@@ -109,3 +109,22 @@ fn shard_to_shard_wakeups_lose_none() {
         "no MSG_RING doorbell was rung: the test did not exercise that path"
     );
 }
+
+/// `JoinHandle::abort` sets the flag and wakes the task. If that lands
+/// after the shard checked the flag but before the poll began, the wake-up
+/// is swallowed (the task is still scheduled) and the poll parks the task
+/// for good, unless the poll checks the flag itself. 50,000 spawn + abort
+/// pairs, each of which must resolve as cancelled.
+#[test]
+fn abort_racing_the_first_poll_is_never_lost() {
+    let rt = common::runtime(1);
+    let h = rt.handle();
+    for i in 0..50_000 {
+        let j = h.spawn_pinned(0, std::future::pending::<()>()).unwrap();
+        j.abort();
+        let out = rt
+            .block_on(ringlane::time::timeout(Duration::from_secs(5), j))
+            .unwrap_or_else(|_| panic!("abort {i} was lost: the task never finished"));
+        assert!(out.unwrap_err().is_cancelled());
+    }
+}

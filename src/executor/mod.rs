@@ -64,7 +64,7 @@ where
     F::Output: Send + 'static,
     S: Fn(Runnable) + Send + Sync + 'static,
 {
-    let (runnable, task) = builder().spawn(|_| Tracked::new(future), schedule);
+    let (runnable, task) = builder().spawn(|meta| Tracked::new(future, meta), schedule);
     let handle = JoinHandle::new(task, runnable.waker());
     (runnable, handle)
 }
@@ -77,7 +77,7 @@ where
     F::Output: Send + 'static,
     S: Fn(Runnable) + Send + Sync + 'static,
 {
-    let (runnable, task) = builder().spawn(|_| Tracked::new_stealable(future), schedule);
+    let (runnable, task) = builder().spawn(|meta| Tracked::new_stealable(future, meta), schedule);
     let handle = JoinHandle::new(task, runnable.waker());
     (runnable, handle)
 }
@@ -91,7 +91,7 @@ where
     F::Output: 'static,
     S: Fn(Runnable) + Send + Sync + 'static,
 {
-    let (runnable, task) = builder().spawn_local(|_| Tracked::new(future), schedule);
+    let (runnable, task) = builder().spawn_local(|meta| Tracked::new(future, meta), schedule);
     let handle = JoinHandle::new(task, runnable.waker());
     (runnable, handle)
 }
@@ -108,7 +108,10 @@ where
     F::Output: Send + 'static,
     S: Fn(Runnable) + Send + Sync + 'static,
 {
-    let (runnable, task) = builder().spawn(|_| Tracked::new(BuildOnShard::new(build)), schedule);
+    let (runnable, task) = builder().spawn(
+        |meta| Tracked::new(BuildOnShard::new(build), meta),
+        schedule,
+    );
     let handle = JoinHandle::new(task, runnable.waker());
     (runnable, handle)
 }

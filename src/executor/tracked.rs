@@ -24,7 +24,20 @@ pub(super) struct Tracked<F> {
     /// Dropped in place by our `Drop` (it is pinned), exactly once.
     future: ManuallyDrop<F>,
     registration: Registration,
+    /// The task's own metadata (its abort flag).
+    meta: TaskMetaPtr,
 }
+
+/// A pointer to the `TaskMeta` of the task this future is the body of.
+struct TaskMetaPtr(std::ptr::NonNull<super::TaskMeta>);
+
+// SAFETY: the metadata lives in the task's allocation, which outlives the
+// future (async-task drops the future before it frees the allocation), and
+// only shared access to its atomic is ever made, from whichever thread
+// polls.
+unsafe impl Send for TaskMetaPtr {}
+// SAFETY: as above.
+unsafe impl Sync for TaskMetaPtr {}
 
 /// Where a task is registered (task invariant 2).
 enum Registration {
@@ -48,17 +61,19 @@ enum Registration {
 }
 
 impl<F> Tracked<F> {
-    pub(super) fn new(future: F) -> Self {
+    pub(super) fn new(future: F, meta: &super::TaskMeta) -> Self {
         Self {
             future: ManuallyDrop::new(future),
             registration: Registration::Unregistered { stealable: false },
+            meta: TaskMetaPtr(std::ptr::NonNull::from(meta)),
         }
     }
 
-    pub(super) fn new_stealable(future: F) -> Self {
+    pub(super) fn new_stealable(future: F, meta: &super::TaskMeta) -> Self {
         Self {
             future: ManuallyDrop::new(future),
             registration: Registration::Unregistered { stealable: true },
+            meta: TaskMetaPtr(std::ptr::NonNull::from(meta)),
         }
     }
 }
@@ -93,6 +108,14 @@ impl<F: Future> Future for Tracked<F> {
             }
         }
         // SAFETY: see above; `future` stays where it is for the task's life.
+        // An abort can land between the shard's check and this poll, its
+        // wake-up swallowed because the task was still scheduled: the flag
+        // is checked here too, or the task would sleep forever
+        // (`abort_racing_the_first_poll_is_never_lost`).
+        // SAFETY: see `TaskMetaPtr`.
+        if unsafe { this.meta.0.as_ref() }.is_aborted() {
+            return Poll::Ready(Err(JoinError::cancelled()));
+        }
         let future = unsafe { Pin::new_unchecked(&mut *this.future) };
         match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
             Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
