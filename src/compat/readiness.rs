@@ -3,13 +3,17 @@
 //!
 //! Invariants:
 //! 1. Each direction (read, write) of an fd has its own state: a cached
-//!    readiness flag, at most one armed one-shot `POLL_ADD` op, and the list
+//!    readiness flag, at most one armed multishot `POLL_ADD` op (one SQE for
+//!    as long as the fd is waited on; re-armed if the kernel ends it), and the list
 //!    of every task waiting on that direction. The op is polled with a
 //!    waker of the direction's own that wakes the whole list, so split
 //!    halves wait at once, and so do several tasks on one direction (two
 //!    `recv_from` on a shared socket, accept loops on one listener).
 //! 2. Syscall first: a direction starts ready. Only an `EAGAIN` clears the
-//!    flag ([`Readiness::clear`]); only a completed poll sets it again.
+//!    flag ([`Readiness::clear`]); only a poll CQE sets it again. CQEs that
+//!    arrive between two looks are coalesced into one (the OR of their
+//!    masks); a stale one costs a syscall that says `EAGAIN`, never a
+//!    missed event.
 //! 3. The poll is an op of the native lane's lifecycle (op invariants 1 to
 //!    7): it is armed on the ring of the shard that polls it, completes
 //!    there even if the task moved (a stolen task is woken on its new
@@ -28,7 +32,6 @@
 
 use std::io;
 use std::os::fd::RawFd;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
@@ -36,7 +39,7 @@ use io_uring::{opcode, types};
 use parking_lot::Mutex;
 
 use crate::mailbox::Remote;
-use crate::op::{self, Op};
+use crate::op::{self, MultiShot};
 
 /// Which way an fd is waited on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,7 +119,7 @@ impl Drop for ReportOnDrop {
 #[derive(Default)]
 struct Side {
     ready: bool,
-    armed: Option<Op<()>>,
+    armed: Option<MultiShot>,
     /// Who waits on this direction (invariant 1).
     waiters: Arc<Waiters>,
     /// Off-shard: the forwarded wait and its helper task (aborted on drop).
@@ -207,23 +210,31 @@ impl Readiness {
         if !on_shard && side.armed.is_none() {
             return self.poll_forwarded(&mut side, dir, &all);
         }
-        let armed = side.armed.get_or_insert_with(|| {
-            // Shared by every waiter of this direction: never bounded by
-            // one caller's `native::timeout`.
-            op::submit((), false, move |_| {
-                opcode::PollAdd::new(types::Fd(fd), events).build()
-            })
-            .untimed()
-        });
-        let result = ready!(Pin::new(armed).poll(&mut Context::from_waker(&all)));
-        side.armed = None;
-        match result {
-            Ok((mask, ())) if mask >= 0 => {
-                side.ready = true;
-                Poll::Ready(Ok(()))
+        let mut waker_cx = Context::from_waker(&all);
+        loop {
+            let armed = side.armed.get_or_insert_with(|| {
+                // Shared by every waiter of this direction: never bounded by
+                // one caller's `native::timeout` (a multishot op has none).
+                let sqe = opcode::PollAdd::new(types::Fd(fd), events)
+                    .multi(true)
+                    .build();
+                MultiShot::new((), false, sqe).coalescing()
+            });
+            match ready!(armed.poll_next(&mut waker_cx)) {
+                Some(Ok(mask)) if mask >= 0 => {
+                    side.ready = true; // the poll stays armed for next time
+                    return Poll::Ready(Ok(()));
+                }
+                Some(Ok(err)) => {
+                    side.armed = None;
+                    return Poll::Ready(Err(io::Error::from_raw_os_error(-err)));
+                }
+                Some(Err(e)) => {
+                    side.armed = None;
+                    return Poll::Ready(Err(e));
+                }
+                None => side.armed = None, // the kernel ended it: arm anew
             }
-            Ok((err, ())) => Poll::Ready(Err(io::Error::from_raw_os_error(-err))),
-            Err((e, ())) => Poll::Ready(Err(e)),
         }
     }
 

@@ -52,7 +52,7 @@ mod multi;
 mod room;
 mod table;
 
-pub(crate) use cell::{Op, submit, with_deadline};
+pub(crate) use cell::{submit, with_deadline};
 pub(crate) use multi::MultiShot;
 pub(crate) use room::{waiters_fit, wake_waiters_if_room};
 pub(crate) use table::OpTable;

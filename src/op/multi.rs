@@ -31,6 +31,10 @@ struct MultiState {
 struct MultiCell {
     state: Mutex<MultiState>,
     produces_fd: bool,
+    /// Keep only what is new since the last take: non-negative results are
+    /// OR-ed together (poll masks), so a socket woken a thousand times
+    /// between two looks queues one result, not a thousand.
+    coalesce: bool,
     _keep: Box<dyn Send + Sync>,
 }
 
@@ -52,7 +56,10 @@ impl Completable for MultiCell {
             }
             return;
         }
-        state.results.push_back(result);
+        match state.results.back_mut() {
+            Some(last) if self.coalesce && *last >= 0 && result >= 0 => *last |= result,
+            _ => state.results.push_back(result),
+        }
         let waker = state.waker.take();
         drop(state);
         if let Some(w) = waker {
@@ -83,6 +90,7 @@ impl MultiShot {
             cell: Arc::new(MultiCell {
                 state: Mutex::new(MultiState::default()),
                 produces_fd,
+                coalesce: false,
                 _keep: Box::new(keep),
             }),
             sqe: Some(sqe),
@@ -90,6 +98,14 @@ impl MultiShot {
             user_data: 0,
             room: RoomWait::default(),
         }
+    }
+
+    /// Coalescing results (see `MultiCell::coalesce`): for poll masks.
+    pub(crate) fn coalescing(mut self) -> Self {
+        Arc::get_mut(&mut self.cell)
+            .expect("not submitted yet")
+            .coalesce = true;
+        self
     }
 
     /// The next result, `None` once the op has ended (and every result was
