@@ -107,7 +107,6 @@ impl<F: Future> Future for Tracked<F> {
                 this.registration = r;
             }
         }
-        // SAFETY: see above; `future` stays where it is for the task's life.
         // An abort can land between the shard's check and this poll, its
         // wake-up swallowed because the task was still scheduled: the flag
         // is checked here too, or the task would sleep forever
@@ -116,6 +115,7 @@ impl<F: Future> Future for Tracked<F> {
         if unsafe { this.meta.0.as_ref() }.is_aborted() {
             return Poll::Ready(Err(JoinError::cancelled()));
         }
+        // SAFETY: see above; `future` stays where it is for the task's life.
         let future = unsafe { Pin::new_unchecked(&mut *this.future) };
         match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
             Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
