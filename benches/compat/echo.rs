@@ -9,17 +9,13 @@
 //! `net` suite's `ringlane_1_shard` (owned `Vec` buffers, `read` and
 //! `write_all` of the completion lane).
 
-use std::time::{Duration, Instant};
-
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use ringlane::compat::TcpStream as CompatStream;
-use ringlane::native::net::TcpStream as NativeStream;
 
+use crate::echo_common::{Clock, ringlane_echo};
 use crate::pair::{MSG, Run, message, tcp_pair};
 use crate::shared::runtimes::shutdown;
-use crate::shared::timing::process_cpu_time;
-use crate::watchdog::PROGRESS;
 
 /// An echo case: `warm` unrecorded round trips, then `n` samples.
 pub(crate) struct EchoCase {
@@ -41,7 +37,7 @@ pub(crate) const ECHO_CASES: &[EchoCase] = &[
         id: "native_1_shard",
         tokio: "tokio_current_thread",
         threads: 1,
-        run: native_echo,
+        run: |w, n| ringlane_echo(1, w, n),
     },
     EchoCase {
         id: "tokio_current_thread",
@@ -62,47 +58,6 @@ pub(crate) const ECHO_CASES: &[EchoCase] = &[
         run: |w, n| tokio_echo(Some(2), w, n),
     },
 ];
-
-/// Per-round-trip clock of an echo client.
-struct Clock {
-    warm: usize,
-    samples: Vec<u64>,
-    last: Instant,
-    cpu0: Duration,
-}
-
-impl Clock {
-    fn new(warm: usize, n: usize) -> Self {
-        Self {
-            warm,
-            samples: Vec::with_capacity(n),
-            last: Instant::now(),
-            cpu0: process_cpu_time(),
-        }
-    }
-
-    /// Ends round trip `i`.
-    fn tick(&mut self, i: usize) {
-        let now = Instant::now();
-        if i + 1 == self.warm {
-            self.cpu0 = process_cpu_time();
-        } else if i + 1 > self.warm {
-            self.samples.push((now - self.last).as_nanos() as u64);
-        }
-        self.last = now;
-        PROGRESS.set(i as u64);
-    }
-
-    fn finish(self) -> Run {
-        let cpu = process_cpu_time() - self.cpu0;
-        let wall = Duration::from_nanos(self.samples.iter().sum());
-        Run {
-            samples: self.samples,
-            wall,
-            cpu,
-        }
-    }
-}
 
 /// Echoes 256 B messages until the peer closes.
 async fn echo_server<S: AsyncRead + AsyncWrite + Unpin>(mut s: S) {
@@ -180,75 +135,4 @@ fn tokio_echo(workers: Option<usize>, warm: usize, n: usize) -> Run {
         srv.await.unwrap();
         run
     })
-}
-
-/// The native lane on one shard, as the `net` suite's `ringlane_1_shard`.
-fn native_echo(warm: usize, n: usize) -> Run {
-    let rt = ringlane::Runtime::builder()
-        .shards(1)
-        .build()
-        .expect("ringlane runtime");
-    let h = rt.handle();
-    let (client, server) = tcp_pair();
-    let server = h
-        .spawn_pinned(0, async move {
-            let s = NativeStream::from_std(server);
-            let mut buf = Vec::with_capacity(MSG);
-            loop {
-                buf.clear();
-                let (r, b) = read_msg(&s, buf).await;
-                if !r.expect("server read") {
-                    return;
-                }
-                let (r, b) = s.write_all(b).await;
-                r.expect("server write");
-                buf = b;
-            }
-        })
-        .unwrap();
-    let client = h
-        .spawn_pinned(0, async move {
-            let c = NativeStream::from_std(client);
-            let mut clock = Clock::new(warm, n);
-            let (mut out, mut back) = (Vec::with_capacity(MSG), Vec::with_capacity(MSG));
-            for i in 0..warm + n {
-                out.clear();
-                out.extend_from_slice(&message(i));
-                let (r, o) = c.write_all(out).await;
-                r.expect("client write");
-                out = o;
-                back.clear();
-                let (r, b) = read_msg(&c, back).await;
-                assert!(r.expect("client read"), "server closed");
-                assert_eq!(b[..], out[..], "echo {i} corrupted");
-                back = b;
-                clock.tick(i);
-            }
-            clock.finish()
-        })
-        .unwrap();
-    let run = rt.block_on(client).unwrap();
-    rt.block_on(server).unwrap();
-    shutdown(rt, "ringlane");
-    run
-}
-
-/// Reads one message into `buf` (empty, capacity `MSG`); `false` on EOF at
-/// a message start. A partial read is completed through a second buffer.
-async fn read_msg(s: &NativeStream, buf: Vec<u8>) -> (std::io::Result<bool>, Vec<u8>) {
-    let (r, mut buf) = s.read(buf).await;
-    match r {
-        Ok(0) => return (Ok(false), buf),
-        Ok(n) => buf.truncate(n),
-        Err(e) => return (Err(e), buf),
-    }
-    while buf.len() < MSG {
-        let (r, rest) = s.read(Vec::with_capacity(MSG - buf.len())).await;
-        match r {
-            Ok(0) => return (Err(std::io::ErrorKind::UnexpectedEof.into()), buf),
-            Ok(_) => buf.extend_from_slice(&rest),
-            Err(e) => return (Err(e), buf),
-        }
-    }
-    (Ok(true), buf)
 }

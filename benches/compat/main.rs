@@ -33,6 +33,8 @@
 mod shared;
 
 mod echo;
+#[path = "../net/echo_common.rs"]
+mod echo_common;
 mod http;
 #[path = "../net/pair.rs"]
 #[allow(dead_code, reason = "the stream chunk size is the net suite's")]

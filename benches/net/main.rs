@@ -31,6 +31,7 @@
 mod shared;
 
 mod cases;
+mod echo_common;
 mod pair;
 mod raw;
 mod watchdog;
