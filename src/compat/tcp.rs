@@ -440,6 +440,34 @@ impl TcpListener {
         std::future::poll_fn(|cx| self.poll_accept(cx)).await
     }
 
+    /// Connections as a stream (`next().await` in a loop).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringlane::compat::{TcpListener, TcpStream};
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async {
+    ///     let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+    ///     let addr = listener.local_addr()?;
+    ///     let clients: Vec<_> = (0..3)
+    ///         .map(|_| ringlane::spawn_local(TcpStream::connect(addr)).unwrap())
+    ///         .collect();
+    ///     let mut incoming = listener.incoming();
+    ///     for _ in 0..3 {
+    ///         let (_stream, _peer) = incoming.next().await?;
+    ///     }
+    ///     for c in clients {
+    ///         c.await.unwrap()?;
+    ///     }
+    ///     Ok::<_, std::io::Error>(())
+    /// }).unwrap();
+    /// rt.block_on(j).unwrap().unwrap();
+    /// ```
+    pub fn incoming(&self) -> Incoming<'_> {
+        Incoming { listener: self }
+    }
+
     /// The address this listener is bound to.
     ///
     /// # Examples
@@ -447,6 +475,40 @@ impl TcpListener {
     /// See [`TcpStream`].
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.io.get_ref().local_addr()
+    }
+}
+
+/// The connections of a [`TcpListener`], one `accept` at a time.
+///
+/// # Examples
+///
+/// See [`TcpListener::incoming`].
+#[derive(Debug)]
+pub struct Incoming<'a> {
+    listener: &'a TcpListener,
+}
+
+impl Incoming<'_> {
+    /// Polls for the next connection.
+    ///
+    /// # Examples
+    ///
+    /// See [`TcpListener::incoming`].
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
+        self.listener.poll_accept(cx)
+    }
+
+    /// The next connection.
+    ///
+    /// # Errors
+    ///
+    /// As [`TcpListener::accept`]; the stream goes on after an error.
+    ///
+    /// # Examples
+    ///
+    /// See [`TcpListener::incoming`].
+    pub async fn next(&mut self) -> io::Result<(TcpStream, SocketAddr)> {
+        std::future::poll_fn(|cx| self.poll_next(cx)).await
     }
 }
 
