@@ -19,8 +19,10 @@
 //!    there even if the task moved (a stolen task is woken on its new
 //!    shard), and dropping it (the stream dropped, or `clear` racing a
 //!    poll that is no longer wanted) cancels it in the kernel.
-//! 4. A completed poll reporting `POLLERR` or `POLLHUP` counts as ready for
-//!    both calls that may follow (the syscall then reports the condition).
+//! 4. A poll CQE reporting `POLLERR` or `POLLHUP` marks its direction
+//!    ready: the syscall that follows reports the condition. (The other
+//!    direction learns it from its own poll, which the kernel completes at
+//!    once for a socket in that state.)
 //! 5. Polled outside the runtime (a Tokio task), a direction with nothing
 //!    armed forwards its wait: a helper task on the fd's home shard (the
 //!    shard it was created or first polled on) arms the poll and wakes the
