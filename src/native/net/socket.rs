@@ -132,36 +132,19 @@ impl Socket {
         op::MultiShot::new(self.fd.clone(), true, sqe)
     }
 
-    /// Receives into `buf` (up to its capacity); 0 means the peer closed.
-    pub(crate) async fn recv<B: IoBufMut>(&self, buf: B) -> (io::Result<usize>, B) {
-        let total = buf.bytes_total();
-        if total == 0 {
-            return (Err(invalid("zero-length buffer")), buf);
-        }
-        let fd = types::Fd(self.raw());
-        let res = BufRes {
-            buf,
-            _fd: self.fd.clone(),
-        };
-        let op = op::submit(res, false, move |r| {
-            opcode::Recv::new(fd, r.buf.stable_mut_ptr(), len_u32(total)).build()
-        });
-        match op.await {
-            Ok((n, mut r)) => {
-                let n = os_result(n);
-                if let Ok(n) = n {
-                    // SAFETY: the kernel initialized the first `n` bytes.
-                    unsafe { r.buf.set_init(n) };
-                }
-                (n, r.buf)
-            }
-            Err((e, r)) => (Err(e), r.buf),
-        }
-    }
-
-    /// Sends `buf[from..]` of the initialized bytes, never raising SIGPIPE.
-    async fn send_from<B: IoBuf>(&self, buf: B, from: usize) -> (io::Result<usize>, B) {
-        let len = buf.bytes_init().saturating_sub(from);
+    /// One op on a buffer of `len` bytes (`InvalidInput` if 0): keeps the
+    /// fd alive in the op's resources and gives the buffer back.
+    async fn buf_op<B, F>(
+        &self,
+        buf: B,
+        len: usize,
+        build: F,
+        two_cqes: bool,
+    ) -> (io::Result<usize>, B)
+    where
+        B: Send + 'static,
+        F: FnOnce(types::Fd, &mut B, u32) -> io_uring::squeue::Entry + Send + 'static,
+    {
         if len == 0 {
             return (Err(invalid("zero-length buffer")), buf);
         }
@@ -170,17 +153,38 @@ impl Socket {
             buf,
             _fd: self.fd.clone(),
         };
-        let op = op::submit(res, false, move |r| {
-            // SAFETY: `from < bytes_init`, so the pointer stays in the buffer.
-            let ptr = unsafe { r.buf.stable_ptr().add(from) };
-            opcode::Send::new(fd, ptr, len_u32(len))
-                .flags(libc::MSG_NOSIGNAL)
-                .build()
-        });
+        let op = op::submit(res, false, move |r| build(fd, &mut r.buf, len_u32(len)));
+        let op = if two_cqes { op.two_cqes() } else { op };
         match op.await {
             Ok((n, r)) => (os_result(n), r.buf),
             Err((e, r)) => (Err(e), r.buf),
         }
+    }
+
+    /// Receives into `buf` (up to its capacity); 0 means the peer closed.
+    pub(crate) async fn recv<B: IoBufMut>(&self, buf: B) -> (io::Result<usize>, B) {
+        let total = buf.bytes_total();
+        let build = |fd, buf: &mut B, len| opcode::Recv::new(fd, buf.stable_mut_ptr(), len).build();
+        let (n, mut buf) = self.buf_op(buf, total, build, false).await;
+        if let Ok(n) = n {
+            // SAFETY: the kernel initialized the first `n` bytes.
+            unsafe { buf.set_init(n) };
+        }
+        (n, buf)
+    }
+
+    /// Sends `buf[from..]` of the initialized bytes, never raising SIGPIPE.
+    async fn send_from<B: IoBuf>(&self, buf: B, from: usize) -> (io::Result<usize>, B) {
+        let len = buf.bytes_init().saturating_sub(from);
+        let build = move |fd, buf: &mut B, len| {
+            // SAFETY: `from < bytes_init` (`len` is non-zero), so the
+            // pointer stays in the buffer.
+            let ptr = unsafe { buf.stable_ptr().add(from) };
+            opcode::Send::new(fd, ptr, len)
+                .flags(libc::MSG_NOSIGNAL)
+                .build()
+        };
+        self.buf_op(buf, len, build, false).await
     }
 
     /// Zero-copy send (`IORING_OP_SEND_ZC`): the kernel sends from the
@@ -188,24 +192,12 @@ impl Socket {
     /// invariant 9).
     pub(crate) async fn send_zc<B: IoBuf>(&self, buf: B) -> (io::Result<usize>, B) {
         let len = buf.bytes_init();
-        if len == 0 {
-            return (Err(invalid("zero-length buffer")), buf);
-        }
-        let fd = types::Fd(self.raw());
-        let res = BufRes {
-            buf,
-            _fd: self.fd.clone(),
-        };
-        let op = op::submit(res, false, move |r| {
-            opcode::SendZc::new(fd, r.buf.stable_ptr(), len_u32(len))
+        let build = |fd, buf: &mut B, len| {
+            opcode::SendZc::new(fd, buf.stable_ptr(), len)
                 .flags(libc::MSG_NOSIGNAL)
                 .build()
-        })
-        .two_cqes();
-        match op.await {
-            Ok((n, r)) => (os_result(n), r.buf),
-            Err((e, r)) => (Err(e), r.buf),
-        }
+        };
+        self.buf_op(buf, len, build, true).await
     }
 
     /// Sends the buffer's initialized bytes; returns how many were sent.
