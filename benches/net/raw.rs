@@ -122,16 +122,10 @@ pub(crate) fn echo_one_ring(warm: usize, n: usize) -> Run {
                 .build()
                 .user_data(RECV_CLIENT),
         );
-        let mut got = wait_for(&mut ring, RECV_CLIENT) as usize;
-        while got < MSG {
-            push(
-                &mut ring,
-                opcode::Recv::new(c, cbuf[got..].as_mut_ptr(), (MSG - got) as u32)
-                    .build()
-                    .user_data(RECV_CLIENT),
-            );
-            got += wait_for(&mut ring, RECV_CLIENT) as usize;
-        }
+        assert!(
+            finish_recv(&mut ring, c, &mut cbuf, RECV_CLIENT),
+            "server closed"
+        );
         assert_eq!(cbuf, msg, "echo {i} corrupted");
         // The server's next receive, posted before the next request.
         post_server_recv(&mut ring, &mut sbuf);
@@ -157,24 +151,40 @@ pub(crate) fn echo_one_ring(warm: usize, n: usize) -> Run {
     Run { samples, wall, cpu }
 }
 
-/// Receives exactly `buf.len()` bytes with one ring (a RECV per chunk).
+/// Receives exactly `buf.len()` bytes with one ring (a RECV per chunk);
+/// `false` on end of stream.
 fn recv_exact(ring: &mut IoUring, fd: types::Fd, buf: &mut [u8]) -> bool {
+    push(
+        ring,
+        opcode::Recv::new(fd, buf.as_mut_ptr(), buf.len() as u32)
+            .build()
+            .user_data(RECV_SERVER),
+    );
+    finish_recv(ring, fd, buf, RECV_SERVER)
+}
+
+/// Completes a receive of `buf.len()` bytes whose first RECV (tagged
+/// `tag`, into the start of `buf`) is already posted; `false` on end of
+/// stream.
+fn finish_recv(ring: &mut IoUring, fd: types::Fd, buf: &mut [u8], tag: u64) -> bool {
     let mut got = 0;
-    while got < buf.len() {
+    loop {
+        let r = wait_for(ring, tag);
+        if r == 0 {
+            return false;
+        }
+        got += r as usize;
+        if got >= buf.len() {
+            return true;
+        }
         let left = &mut buf[got..];
         push(
             ring,
             opcode::Recv::new(fd, left.as_mut_ptr(), left.len() as u32)
                 .build()
-                .user_data(RECV_SERVER),
+                .user_data(tag),
         );
-        let r = wait_for(ring, RECV_SERVER);
-        if r == 0 {
-            return false;
-        }
-        got += r as usize;
     }
-    true
 }
 
 pub(crate) fn echo_two_threads(warm: usize, n: usize) -> Run {
@@ -219,16 +229,10 @@ pub(crate) fn echo_two_threads(warm: usize, n: usize) -> Run {
                 .build()
                 .user_data(RECV_CLIENT),
         );
-        let mut got = wait_for(&mut ring, RECV_CLIENT) as usize;
-        while got < MSG {
-            push(
-                &mut ring,
-                opcode::Recv::new(c, buf[got..].as_mut_ptr(), (MSG - got) as u32)
-                    .build()
-                    .user_data(RECV_CLIENT),
-            );
-            got += wait_for(&mut ring, RECV_CLIENT) as usize;
-        }
+        assert!(
+            finish_recv(&mut ring, c, &mut buf, RECV_CLIENT),
+            "server closed"
+        );
         assert_eq!(buf, msg, "echo {i} corrupted");
         if i >= warm {
             let now = Instant::now();
