@@ -26,7 +26,7 @@ use crate::executor::{Runnable, TaskRegistry};
 use crate::mailbox::Remote;
 use crate::op::OpTable;
 use crate::shard::Shared;
-use crate::sys::{Ring, user_data};
+use crate::sys::{FixedSlots, Ring, user_data};
 use crate::time::TimerWheel;
 
 /// Everything a shard thread owns that lanes and tasks need to reach.
@@ -55,6 +55,8 @@ pub(crate) struct ShardContext {
     pub(crate) pending_cancels: RefCell<Vec<u64>>,
     /// How many ops may be in flight (op invariant 6).
     pub(crate) op_capacity: Cell<usize>,
+    /// Slots of this ring's registered files, buffers and buffer rings.
+    pub(crate) fixed: RefCell<FixedSlots>,
 }
 
 impl ShardContext {

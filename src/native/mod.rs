@@ -16,6 +16,7 @@
 
 mod aligned;
 mod buf;
+pub mod fixed;
 pub mod fs;
 pub mod net;
 mod timeout;

@@ -22,13 +22,14 @@ use parking_lot::Mutex;
 use super::room::RoomWait;
 use crate::context;
 use crate::mailbox::Remote;
-use crate::sys::user_data;
+use crate::sys::{CQE_F_MORE, user_data};
 
 /// What the home shard's op table holds: something to hand the CQE to.
 pub(crate) trait Completable: Send + Sync {
-    /// A CQE arrived with `result`; `more` (`IORING_CQE_F_MORE`) says it is
-    /// not the op's last, and the table keeps the op (invariant 8).
-    fn complete(&self, result: i32, more: bool);
+    /// A CQE arrived with `result` and `flags`; `IORING_CQE_F_MORE` in
+    /// `flags` says it is not the op's last, and the table keeps the op
+    /// (invariant 8).
+    fn complete(&self, result: i32, flags: u32);
 }
 
 /// The one enum of op states (invariant 3). The resources are not in it.
@@ -68,7 +69,7 @@ pub(crate) struct OpCell<T> {
 struct NoopEntry;
 
 impl Completable for NoopEntry {
-    fn complete(&self, _result: i32, _more: bool) {}
+    fn complete(&self, _result: i32, _flags: u32) {}
 }
 
 thread_local! {
@@ -120,8 +121,8 @@ fn close_fd(fd: i32) {
 }
 
 impl<T: Send> Completable for OpCell<T> {
-    fn complete(&self, result: i32, more: bool) {
-        if more {
+    fn complete(&self, result: i32, flags: u32) {
+        if flags & CQE_F_MORE != 0 {
             // The first CQE of a two-CQE op: the kernel still holds the
             // resources until the notification (invariant 9).
             if let State::Submitted { early, .. } = &mut *self.state.lock() {
@@ -181,6 +182,9 @@ pub(crate) struct Op<T: Send + 'static> {
     uncancellable: bool,
     /// The op posts a result CQE and then a notification (invariant 9).
     two_cqes: bool,
+    /// The only shard whose ring may take the op: it names a registered
+    /// file or buffer of that ring.
+    bound: Option<Arc<Remote>>,
 }
 
 // `Op` never pins its resources (they sit in the `Arc`ed cell from the
@@ -223,6 +227,7 @@ where
         untimed: false,
         uncancellable: false,
         two_cqes: false,
+        bound: None,
     }
 }
 
@@ -312,6 +317,10 @@ impl<T: Send + 'static> Future for Op<T> {
                 let e = io::Error::other(
                     "native ring ops run on a ringlane shard: spawn the task there (Handle::spawn_pinned)",
                 );
+                return Poll::Ready(Err((e, this.unsubmitted_resources())));
+            }
+            if let Some(e) = this.bound.as_ref().and_then(|b| wrong_shard(b)) {
+                this.room.cancel();
                 return Poll::Ready(Err((e, this.unsubmitted_resources())));
             }
             let deadline = if this.untimed {
@@ -409,6 +418,14 @@ impl<T: Send + 'static> Op<T> {
         self
     }
 
+    /// Only `home`'s ring may take the op: it names a registered (fixed)
+    /// file or buffer of that ring. Polled on another shard, the op fails
+    /// with `InvalidInput` and is not submitted.
+    pub(crate) fn bound_to(mut self, home: Arc<Remote>) -> Self {
+        self.bound = Some(home);
+        self
+    }
+
     /// Never cancelled once submitted, and never bounded by a deadline:
     /// for ops whose cancellation would leak what they consume (`CLOSE`).
     pub(crate) fn uncancellable(mut self) -> Self {
@@ -479,6 +496,21 @@ impl<T: Send + 'static> Drop for Op<T> {
             other => *state = other,
         }
     }
+}
+
+/// The error for a shard-bound resource used on another shard (or off the
+/// shards); `None` on `home` itself.
+pub(crate) fn wrong_shard(home: &Remote) -> Option<io::Error> {
+    if home.is_current() {
+        return None;
+    }
+    Some(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!(
+            "this registered (fixed) resource belongs to shard {}'s ring: use it from a task pinned there",
+            home.index
+        ),
+    ))
 }
 
 /// Asks the home ring to cancel op `target` (invariant 3's drop rule).

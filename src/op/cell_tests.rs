@@ -36,6 +36,7 @@ fn op_with(cell: Arc<OpCell<()>>) -> Op<()> {
         untimed: false,
         uncancellable: false,
         two_cqes: false,
+        bound: None,
     }
 }
 
@@ -44,7 +45,7 @@ fn op_with(cell: Arc<OpCell<()>>) -> Op<()> {
 #[test]
 fn abandoned_op_closes_the_fd_it_produced_when_the_cqe_arrives() {
     let (r, w) = pipe_fds();
-    cell(State::Abandoned).complete(r, false);
+    cell(State::Abandoned).complete(r, 0);
     assert!(!is_open(r), "the late fd leaked");
     assert!(is_open(w));
     close_fd(w);
@@ -69,7 +70,7 @@ fn observed_fd_is_handed_over_not_closed() {
         early: None,
     });
     let mut op = op_with(c.clone());
-    c.complete(r, false);
+    c.complete(r, 0);
     let waker = Waker::noop();
     let out = Pin::new(&mut op).poll(&mut Context::from_waker(waker));
     assert!(matches!(out, Poll::Ready(Ok((fd, ()))) if fd == r));
@@ -83,7 +84,7 @@ fn observed_fd_is_handed_over_not_closed() {
 #[test]
 fn an_abandoned_op_that_failed_closes_nothing() {
     let (r, w) = pipe_fds();
-    cell(State::Abandoned).complete(-libc::ECANCELED, false);
+    cell(State::Abandoned).complete(-libc::ECANCELED, 0);
     assert!(is_open(r) && is_open(w));
     close_fd(r);
     close_fd(w);

@@ -43,6 +43,12 @@
 //!    second CQE; the first only records the result. It needs two op-table
 //!    entries (invariant 6): the second is a reservation the op removes
 //!    when it ends.
+//! 10. An op naming a registered (fixed) file or buffer, or a provided
+//!     buffer group, is bound to the shard whose ring registered it: polled
+//!     anywhere else it fails with `InvalidInput` before anything is pushed
+//!     (slots are per ring; another ring's slot of that number is another
+//!     resource, or none). Its resources hold the registration, so the slot
+//!     is cleared and reused only after the op's final CQE.
 //!
 //! The completion cell is shared (`Arc`) and locked, so an op future is
 //! `Send`: a stolen task observes its op's completion (ADR 0008, ADR 0009).
@@ -52,7 +58,7 @@ mod multi;
 mod room;
 mod table;
 
-pub(crate) use cell::{submit, with_deadline};
-pub(crate) use multi::MultiShot;
+pub(crate) use cell::{Op, submit, with_deadline, wrong_shard};
+pub(crate) use multi::{MultiShot, Orphan};
 pub(crate) use room::{waiters_fit, wake_waiters_if_room};
 pub(crate) use table::OpTable;

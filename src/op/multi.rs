@@ -14,23 +14,29 @@ use super::cell::{Completable, request_cancel};
 use super::room::RoomWait;
 use crate::context;
 use crate::mailbox::Remote;
+use crate::sys::CQE_F_MORE;
 
 #[derive(Default)]
 struct MultiState {
-    /// Results posted and not yet taken.
-    results: VecDeque<i32>,
+    /// Results (and CQE flags) posted and not yet taken.
+    results: VecDeque<(i32, u32)>,
     /// The last CQE (no `F_MORE`) arrived.
     ended: bool,
     waker: Option<Waker>,
-    /// The future is gone: fds posted from now on are closed here.
+    /// The future is gone: what is posted from now on goes to `orphan`.
     abandoned: bool,
 }
+
+/// What to do with a CQE nobody will take (posted after the future was
+/// dropped, or left untaken): close the fd it made, give back the buffer it
+/// picked, ...
+pub(crate) type Orphan = Box<dyn Fn(i32, u32) + Send + Sync>;
 
 /// The shared cell of a multishot op. Its SQE may point only at what
 /// `_keep` owns (typically the fd's `Arc`), which lives as long as the cell.
 struct MultiCell {
     state: Mutex<MultiState>,
-    produces_fd: bool,
+    orphan: Option<Orphan>,
     /// Keep only what is new since the last take: non-negative results are
     /// OR-ed together (poll masks), so a socket woken a thousand times
     /// between two looks queues one result, not a thousand.
@@ -43,22 +49,28 @@ fn close_fd(fd: i32) {
     unsafe { libc::close(fd) };
 }
 
+impl MultiCell {
+    fn orphaned(&self, result: i32, flags: u32) {
+        if let Some(orphan) = &self.orphan {
+            let _ = catch_unwind(AssertUnwindSafe(|| orphan(result, flags)));
+        }
+    }
+}
+
 impl Completable for MultiCell {
-    fn complete(&self, result: i32, more: bool) {
+    fn complete(&self, result: i32, flags: u32) {
         let mut state = self.state.lock();
-        if !more {
+        if flags & CQE_F_MORE == 0 {
             state.ended = true;
         }
         if state.abandoned {
             drop(state);
-            if self.produces_fd && result >= 0 {
-                close_fd(result);
-            }
+            self.orphaned(result, flags);
             return;
         }
         match state.results.back_mut() {
-            Some(last) if self.coalesce && *last >= 0 && result >= 0 => *last |= result,
-            _ => state.results.push_back(result),
+            Some((last, _)) if self.coalesce && *last >= 0 && result >= 0 => *last |= result,
+            _ => state.results.push_back((result, flags)),
         }
         let waker = state.waker.take();
         drop(state);
@@ -80,16 +92,35 @@ pub(crate) struct MultiShot {
 
 impl MultiShot {
     /// `sqe` may point only into `keep`, which the op keeps alive until its
-    /// last CQE.
+    /// last CQE. A non-negative result of a `produces_fd` op is an fd,
+    /// closed if nobody takes it.
     pub(crate) fn new(
         keep: impl Send + Sync + 'static,
         produces_fd: bool,
         sqe: squeue::Entry,
     ) -> Self {
+        let orphan: Option<Orphan> = match produces_fd {
+            true => Some(Box::new(|fd, _| {
+                if fd >= 0 {
+                    close_fd(fd);
+                }
+            })),
+            false => None,
+        };
+        Self::with_orphan(keep, orphan, sqe)
+    }
+
+    /// As [`new`](Self::new), with `orphan` called for every CQE nobody
+    /// takes.
+    pub(crate) fn with_orphan(
+        keep: impl Send + Sync + 'static,
+        orphan: Option<Orphan>,
+        sqe: squeue::Entry,
+    ) -> Self {
         Self {
             cell: Arc::new(MultiCell {
                 state: Mutex::new(MultiState::default()),
-                produces_fd,
+                orphan,
                 coalesce: false,
                 _keep: Box::new(keep),
             }),
@@ -111,6 +142,15 @@ impl MultiShot {
     /// The next result, `None` once the op has ended (and every result was
     /// taken). Errors only if it cannot be submitted.
     pub(crate) fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<i32>>> {
+        self.poll_next_cqe(cx)
+            .map(|next| next.map(|r| r.map(|(result, _)| result)))
+    }
+
+    /// As [`poll_next`](Self::poll_next), with each CQE's flags.
+    pub(crate) fn poll_next_cqe(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<io::Result<(i32, u32)>>> {
         if let Some(sqe) = self.sqe.take() {
             let submitted = context::with_current(|shard| {
                 if shard.ops.borrow().len() >= shard.op_capacity.get()
@@ -182,11 +222,11 @@ impl Drop for MultiShot {
         self.room.cancel();
         let mut state = self.cell.state.lock();
         state.abandoned = true;
-        let unclaimed: Vec<i32> = state.results.drain(..).collect();
+        let unclaimed: Vec<(i32, u32)> = state.results.drain(..).collect();
         let live = !state.ended;
         drop(state);
-        if self.cell.produces_fd {
-            unclaimed.into_iter().filter(|r| *r >= 0).for_each(close_fd);
+        for (result, flags) in unclaimed {
+            self.cell.orphaned(result, flags);
         }
         if live {
             if let Some(home) = &self.home {

@@ -73,7 +73,7 @@ mod tests {
 
     struct Nop;
     impl Completable for Nop {
-        fn complete(&self, _: i32, _: bool) {}
+        fn complete(&self, _: i32, _: u32) {}
     }
 
     #[test]

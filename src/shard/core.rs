@@ -84,6 +84,7 @@ impl Core {
                 ring: RefCell::new(ring),
                 ops: RefCell::new(OpTable::default()),
                 pending_cancels: RefCell::new(Vec::new()),
+                fixed: RefCell::new(crate::sys::FixedSlots::default()),
                 // Half the CQ, less room for doorbells, the eventfd read and cancels.
                 op_capacity: Cell::new(op_capacity),
             },
@@ -340,7 +341,7 @@ impl Core {
                     self.cx.ops.borrow_mut().take(user_data)
                 };
                 if let Some(op) = op {
-                    op.complete(c.result, more);
+                    op.complete(c.result, c.flags);
                 }
             }
             Tag::DoorbellOut(_) | Tag::Cancel | Tag::Unknown(_) => {}

@@ -8,11 +8,13 @@
 //! would replace this module and nothing else.
 
 mod eventfd;
+mod fixed;
 mod probe;
 mod ring;
 pub(crate) mod user_data;
 
 pub(crate) use eventfd::EventFd;
+pub(crate) use fixed::FixedSlots;
 pub use probe::RingFeatures;
 pub(crate) use probe::probe_features;
 pub(crate) use ring::{CQE_F_MORE, Completion, Ring};

@@ -166,6 +166,11 @@ impl Ring {
         Err(io::ErrorKind::WouldBlock.into())
     }
 
+    /// Registration calls (`sys/fixed.rs`).
+    pub(super) fn submitter(&self) -> io_uring::Submitter<'_> {
+        self.uring.submitter()
+    }
+
     /// Completion queue entries.
     pub(crate) fn cq_entries(&self) -> usize {
         self.uring.params().cq_entries() as usize

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use io_uring::{opcode, types};
 
 use super::OpenOptions;
+use super::fixed::{FileSlot, Keep};
 use crate::native::{IoBuf, IoBufMut, os_result};
-use crate::op;
 
 /// An open file whose I/O goes through the current shard's io_uring.
 ///
@@ -40,12 +40,15 @@ use crate::op;
 #[derive(Debug, Clone)]
 pub struct File {
     pub(super) fd: Arc<OwnedFd>,
+    /// The file's slot in a shard's registered file table, if registered
+    /// (`register`): ops then name the slot, not the fd.
+    pub(super) fixed: Option<Arc<FileSlot>>,
 }
 
 /// What a read or write op owns while in flight (op invariant 2).
 struct Rw<B> {
     buf: B,
-    _fd: Arc<OwnedFd>,
+    _file: Keep,
 }
 
 /// The offset io_uring reads as "the file's current position".
@@ -60,7 +63,7 @@ impl File {
     pub(crate) unsafe fn from_raw_fd_owned(fd: RawFd) -> Self {
         // SAFETY: the caller hands us sole ownership of an open fd.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        Self { fd: Arc::new(fd) }
+        fd.into()
     }
 
     /// Opens a file for reading.
@@ -103,7 +106,7 @@ impl File {
     /// `offset + advanced` as a positioned offset, or `InvalidInput` past
     /// `i64::MAX` (`u64::MAX` is io_uring's "current position": never a
     /// caller's offset).
-    fn at(offset: u64, advanced: usize) -> io::Result<u64> {
+    pub(super) fn at(offset: u64, advanced: usize) -> io::Result<u64> {
         offset
             .checked_add(advanced as u64)
             .filter(|o| *o <= i64::MAX as u64)
@@ -125,13 +128,12 @@ impl File {
         if len == 0 {
             return (invalid("zero-length buffer"), buf);
         }
-        let fd = types::Fd(self.fd.as_raw_fd());
         let len = u32::try_from(len).unwrap_or(u32::MAX);
         let rw = Rw {
             buf,
-            _fd: self.fd.clone(),
+            _file: self.keep(),
         };
-        let op = op::submit(rw, false, move |rw| build(fd, &mut rw.buf, len));
+        let op = self.submit(rw, move |fd, rw| build(fd, &mut rw.buf, len));
         match op.await {
             Ok((result, rw)) => (os_result(result), rw.buf),
             Err((e, rw)) => (Err(e), rw.buf),
@@ -389,14 +391,13 @@ impl File {
     }
 
     async fn fsync(&self, datasync: bool) -> io::Result<()> {
-        let raw = self.fd.as_raw_fd();
         let flags = if datasync {
             types::FsyncFlags::DATASYNC
         } else {
             types::FsyncFlags::empty()
         };
-        let op = op::submit(self.fd.clone(), false, move |_| {
-            opcode::Fsync::new(types::Fd(raw)).flags(flags).build()
+        let op = self.submit(self.keep(), move |fd, _| {
+            opcode::Fsync::new(fd).flags(flags).build()
         });
         let (result, _fd) = op.await.map_err(|(e, _)| e)?;
         os_result(result).map(drop)
@@ -441,15 +442,16 @@ impl File {
 
 impl From<std::fs::File> for File {
     fn from(f: std::fs::File) -> Self {
-        File {
-            fd: Arc::new(f.into()),
-        }
+        OwnedFd::from(f).into()
     }
 }
 
 impl From<OwnedFd> for File {
     fn from(fd: OwnedFd) -> Self {
-        File { fd: Arc::new(fd) }
+        File {
+            fd: Arc::new(fd),
+            fixed: None,
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Files and paths through io_uring opcodes (no thread pool).
 
 mod file;
+mod fixed;
 mod open_options;
 mod path;
 mod vectored;

@@ -1,20 +1,17 @@
 //! Vectored reads and writes (`IORING_OP_READV`/`WRITEV`) on a `File`.
 
+use io_uring::opcode;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::Arc;
-
-use io_uring::{opcode, types};
 
 use super::File;
+use super::fixed::Keep;
 use crate::native::{IoBuf, IoBufMut, os_result};
-use crate::op;
 
 /// A vectored op's resources: the buffers and the iovecs pointing at them.
 struct VecRes<B> {
     bufs: Vec<B>,
     iovecs: Vec<libc::iovec>,
-    _fd: Arc<OwnedFd>,
+    _file: Keep,
 }
 
 // SAFETY: the iovecs point only into the buffers this struct owns (heap
@@ -29,7 +26,7 @@ impl File {
         VecRes {
             bufs,
             iovecs,
-            _fd: self.fd.clone(),
+            _file: self.keep(),
         }
     }
 
@@ -49,8 +46,7 @@ impl File {
         if res.iovecs.len() > libc::UIO_MAXIOV as usize {
             return (invalid("more buffers than IOV_MAX"), res.bufs);
         }
-        let fd = types::Fd(self.fd.as_raw_fd());
-        let op = op::submit(res, false, move |r| {
+        let op = self.submit(res, move |fd, r| {
             let (ptr, n) = (r.iovecs.as_ptr(), r.iovecs.len() as u32);
             if write {
                 opcode::Writev::new(fd, ptr, n).offset(offset).build()

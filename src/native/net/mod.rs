@@ -6,11 +6,13 @@
 //! an op that cannot complete at once, so no op returns `WouldBlock`.
 
 pub(crate) mod addr;
+mod recv_multi;
 pub(crate) mod socket;
 mod tcp;
 mod udp;
 mod unix;
 
+pub use recv_multi::RecvMulti;
 pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixListener, UnixStream};

@@ -93,6 +93,11 @@ impl Socket {
         }
     }
 
+    /// Multishot receive into `ring` (`recv_multi.rs`).
+    pub(crate) fn recv_multi(&self, ring: &crate::native::fixed::BufRing) -> super::RecvMulti {
+        super::RecvMulti::new(self.fd.clone(), ring)
+    }
+
     pub(crate) fn raw(&self) -> RawFd {
         self.fd.as_raw_fd()
     }

@@ -151,6 +151,18 @@ pub struct TcpStream {
 }
 
 impl TcpStream {
+    /// Multishot receive into a provided-buffer ring (opt-in): one SQE
+    /// keeps receiving, each chunk in a buffer the kernel picks from `ring`
+    /// only when data arrives, so an idle connection holds no buffer. The
+    /// stream ends at end of file. Poll it on `ring`'s shard.
+    ///
+    /// # Examples
+    ///
+    /// See [`BufRing`](crate::native::fixed::BufRing).
+    pub fn recv_multi(&self, ring: &crate::native::fixed::BufRing) -> super::RecvMulti {
+        self.socket.recv_multi(ring)
+    }
+
     /// Connects to `addr` (`IORING_OP_SOCKET` then `IORING_OP_CONNECT`).
     ///
     /// # Errors

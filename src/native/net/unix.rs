@@ -87,6 +87,18 @@ pub struct UnixStream {
 }
 
 impl UnixStream {
+    /// Multishot receive into a provided-buffer ring (opt-in): one SQE
+    /// keeps receiving, each chunk in a buffer the kernel picks from `ring`
+    /// only when data arrives, so an idle connection holds no buffer. The
+    /// stream ends at end of file. Poll it on `ring`'s shard.
+    ///
+    /// # Examples
+    ///
+    /// See [`BufRing`](crate::native::fixed::BufRing).
+    pub fn recv_multi(&self, ring: &crate::native::fixed::BufRing) -> super::RecvMulti {
+        self.socket.recv_multi(ring)
+    }
+
     /// Connects to the socket at `path`.
     ///
     /// # Errors

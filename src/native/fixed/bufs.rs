@@ -1,0 +1,364 @@
+//! `FixedBufPool` and `FixedBuf`: buffers registered in a shard's buffer
+//! table (`IORING_REGISTER_BUFFERS2`, sparse), used by `READ_FIXED` and
+//! `WRITE_FIXED`.
+
+use std::fmt;
+use std::future::poll_fn;
+use std::io;
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+use std::task::{Poll, Waker};
+
+use parking_lot::Mutex;
+
+use super::region::{Region, page_multiple};
+use super::{on_home, register_here};
+use crate::mailbox::Remote;
+use crate::native::{IoBuf, IoBufMut};
+
+/// Buffers registered once with the calling shard's ring, checked out one
+/// at a time as [`FixedBuf`]s and given back when those drop.
+///
+/// Every buffer is page-aligned (usable with `O_DIRECT`) and starts zeroed.
+/// The pool is `Send + Sync + Clone`; ops using its buffers
+/// ([`File::read_fixed_at`](crate::native::fs::File::read_fixed_at),
+/// [`File::write_fixed_at`](crate::native::fs::File::write_fixed_at)) must
+/// run on the shard that created it. The registration is cleared once the
+/// pool and every buffer are dropped.
+///
+/// # Examples
+///
+/// ```
+/// use ringlane::native::{fixed::FixedBufPool, fs::File};
+/// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+/// let j = rt.handle().spawn_pinned(0, async {
+///     let pool = FixedBufPool::new(4, 4096)?;
+///     let f = File::open("/proc/self/stat").await?;
+///     let buf = pool.get().await;
+///     let (n, buf) = f.read_fixed_at(buf, 0).await;
+///     Ok::<_, std::io::Error>(n? == buf.len() && buf.starts_with(std::process::id().to_string().as_bytes()))
+/// }).unwrap();
+/// assert!(rt.block_on(j).unwrap().unwrap());
+/// ```
+#[derive(Clone)]
+pub struct FixedBufPool {
+    pool: Arc<Pool>,
+}
+
+struct Pool {
+    home: Arc<Remote>,
+    /// The first of `count` consecutive slots in the ring's buffer table.
+    first: u32,
+    count: u32,
+    stride: usize,
+    size: usize,
+    /// Freed (by the unregistration, after everything dropped: fixed
+    /// invariant 2); `None` only while dropping.
+    mem: Option<Region>,
+    free: Mutex<FreeList>,
+}
+
+struct FreeList {
+    free: Vec<u16>,
+    waiters: Vec<Waker>,
+}
+
+/// One buffer of a [`FixedBufPool`]: owned, registered bytes. Its
+/// initialized length (`len`) is what a write sends and what a read
+/// filled; the whole pool buffer size is its capacity.
+///
+/// # Examples
+///
+/// ```
+/// use ringlane::native::fixed::FixedBufPool;
+/// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+/// let j = rt.handle().spawn_pinned(0, async {
+///     let pool = FixedBufPool::new(1, 100).unwrap();
+///     let mut buf = pool.try_get().unwrap();
+///     assert_eq!(buf.put_slice(b"hello"), 5);
+///     assert!(pool.try_get().is_none(), "the only buffer is out");
+///     drop(buf);
+///     pool.try_get().map(|b| (b.len(), b.capacity()))
+/// }).unwrap();
+/// assert_eq!(rt.block_on(j).unwrap(), Some((0, 4096)));
+/// ```
+pub struct FixedBuf {
+    pool: Arc<Pool>,
+    index: u16,
+    len: usize,
+}
+
+impl FixedBufPool {
+    /// Registers `count` buffers of `size` bytes (rounded up to whole
+    /// pages) with the calling shard's ring.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a zero count or size, or more than 1,024 buffers;
+    /// `OutOfMemory` if the shard's buffer table is full; the kernel's
+    /// error if it refuses (`ENOMEM` when the pages exceed the memlock
+    /// limit); an error off the shards.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async {
+    ///     ringlane::native::fixed::FixedBufPool::new(8, 4096).map(|p| p.available())
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap().unwrap(), 8);
+    /// assert!(ringlane::native::fixed::FixedBufPool::new(8, 4096).is_err(), "not on a shard");
+    /// ```
+    pub fn new(count: usize, size: usize) -> io::Result<Self> {
+        if count == 0 || count > 1024 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a pool holds 1 to 1024 buffers",
+            ));
+        }
+        let stride = page_multiple(size)?;
+        let total = stride
+            .checked_mul(count)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "pool too large"))?;
+        let mem = Region::new(total)?;
+        let iovecs: Vec<libc::iovec> = (0..count)
+            .map(|i| libc::iovec {
+                // SAFETY: `i * stride < total`, inside the region.
+                iov_base: unsafe { mem.ptr().add(i * stride) }.cast(),
+                iov_len: stride,
+            })
+            .collect();
+        let (first, home) = register_here("a fixed buffer pool", |ring, slots| {
+            // SAFETY: the region is freed only after the slots are cleared
+            // (or the shard exited) and every op on them ended (fixed
+            // invariant 2): `Pool` owns it and unregisters before freeing.
+            unsafe { slots.register_buffers(ring, &iovecs) }
+        })?;
+        Ok(Self {
+            pool: Arc::new(Pool {
+                home,
+                first,
+                count: count as u32,
+                stride,
+                size: stride,
+                mem: Some(mem),
+                free: Mutex::new(FreeList {
+                    free: (0..count as u16).rev().collect(),
+                    waiters: Vec::new(),
+                }),
+            }),
+        })
+    }
+
+    /// A free buffer (empty: `len() == 0`), if any is.
+    ///
+    /// # Examples
+    ///
+    /// See [`FixedBuf`].
+    pub fn try_get(&self) -> Option<FixedBuf> {
+        let index = self.pool.free.lock().free.pop()?;
+        Some(FixedBuf {
+            pool: self.pool.clone(),
+            index,
+            len: 0,
+        })
+    }
+
+    /// Waits for a free buffer (empty).
+    ///
+    /// # Examples
+    ///
+    /// See [`FixedBufPool`].
+    pub async fn get(&self) -> FixedBuf {
+        poll_fn(|cx| {
+            let mut free = self.pool.free.lock();
+            if let Some(index) = free.free.pop() {
+                return Poll::Ready(FixedBuf {
+                    pool: self.pool.clone(),
+                    index,
+                    len: 0,
+                });
+            }
+            if !free.waiters.iter().any(|w| w.will_wake(cx.waker())) {
+                free.waiters.push(cx.waker().clone());
+            }
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Buffers not checked out right now.
+    ///
+    /// # Examples
+    ///
+    /// See [`FixedBufPool::new`].
+    pub fn available(&self) -> usize {
+        self.pool.free.lock().free.len()
+    }
+
+    /// Each buffer's capacity (the requested size rounded up to pages).
+    ///
+    /// # Examples
+    ///
+    /// See [`FixedBuf`].
+    pub fn buf_capacity(&self) -> usize {
+        self.pool.size
+    }
+
+    /// The shard whose ring the buffers are registered with.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(2).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(1, async {
+    ///     ringlane::native::fixed::FixedBufPool::new(1, 4096).unwrap().shard()
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), 1);
+    /// ```
+    pub fn shard(&self) -> usize {
+        self.pool.home.index
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        let (first, count, mem) = (self.first, self.count, self.mem.take());
+        on_home(
+            &self.home,
+            Box::new(move |ring, slots| {
+                slots.unregister_buffers(ring, first, count);
+                drop(mem); // after the kernel let go of it (fixed invariant 2)
+            }),
+        );
+    }
+}
+
+impl FixedBuf {
+    /// Bytes filled (by a read, or by `put_slice`/`set_len`).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no byte is filled.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The buffer's size.
+    pub fn capacity(&self) -> usize {
+        self.pool.size
+    }
+
+    /// Empties the buffer (`len() == 0`).
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Sets the filled length; the bytes are always initialized (zeroed at
+    /// registration, then written by reads or by you).
+    ///
+    /// # Panics
+    ///
+    /// If `len` exceeds the capacity.
+    pub fn set_len(&mut self, len: usize) {
+        assert!(len <= self.capacity(), "FixedBuf::set_len beyond capacity");
+        self.len = len;
+    }
+
+    /// Replaces the content with as much of `data` as fits; returns how
+    /// many bytes were copied.
+    pub fn put_slice(&mut self, data: &[u8]) -> usize {
+        let n = data.len().min(self.capacity());
+        self.len = n;
+        self[..n].copy_from_slice(&data[..n]);
+        n
+    }
+
+    /// The slot in the ring's buffer table (`buf_index` of the SQE).
+    pub(crate) fn buf_index(&self) -> u16 {
+        (self.pool.first + u32::from(self.index)) as u16
+    }
+
+    /// The shard whose ring the buffer is registered with.
+    pub(crate) fn home(&self) -> &Arc<Remote> {
+        &self.pool.home
+    }
+
+    fn base(&self) -> *mut u8 {
+        let mem = self.pool.mem.as_ref().expect("alive while buffers are out");
+        // SAFETY: `index < count`, so the offset stays inside the region.
+        unsafe { mem.ptr().add(usize::from(self.index) * self.pool.stride) }
+    }
+}
+
+impl Deref for FixedBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: this buffer's bytes are ours alone while checked out (the
+        // kernel touches them only during an op that owns this value), all
+        // initialized, and `len <= capacity`.
+        unsafe { std::slice::from_raw_parts(self.base(), self.len) }
+    }
+}
+
+impl DerefMut for FixedBuf {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as `deref`, and `&mut self` makes the access unique.
+        unsafe { std::slice::from_raw_parts_mut(self.base(), self.len) }
+    }
+}
+
+impl Drop for FixedBuf {
+    fn drop(&mut self) {
+        let waiters = {
+            let mut free = self.pool.free.lock();
+            free.free.push(self.index);
+            std::mem::take(&mut free.waiters)
+        };
+        waiters.into_iter().for_each(Waker::wake);
+    }
+}
+
+// SAFETY: the bytes live in the pool's region, which does not move and
+// outlives the buffer (it holds the pool); `len` bytes are initialized.
+unsafe impl IoBuf for FixedBuf {
+    fn stable_ptr(&self) -> *const u8 {
+        self.base()
+    }
+    fn bytes_init(&self) -> usize {
+        self.len
+    }
+}
+
+// SAFETY: the whole `capacity` is writable and ours while checked out.
+unsafe impl IoBufMut for FixedBuf {
+    fn stable_mut_ptr(&mut self) -> *mut u8 {
+        self.base()
+    }
+    fn bytes_total(&self) -> usize {
+        self.capacity()
+    }
+    unsafe fn set_init(&mut self, n: usize) {
+        self.len = self.len.max(n);
+    }
+}
+
+impl fmt::Debug for FixedBufPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FixedBufPool")
+            .field("shard", &self.pool.home.index)
+            .field("buffers", &self.pool.count)
+            .field("available", &self.available())
+            .finish()
+    }
+}
+
+impl fmt::Debug for FixedBuf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FixedBuf")
+            .field("index", &self.buf_index())
+            .field("len", &self.len)
+            .finish()
+    }
+}

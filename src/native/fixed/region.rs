@@ -1,0 +1,59 @@
+//! `Region`: one zeroed, page-aligned heap allocation the kernel may be
+//! given (registered buffers, a buffer ring and its buffers).
+
+use std::alloc::{Layout, alloc_zeroed, dealloc};
+use std::io;
+use std::ptr::NonNull;
+
+const PAGE: usize = 4096;
+
+/// Zeroed, page-aligned bytes, freed on drop.
+pub(super) struct Region {
+    ptr: NonNull<u8>,
+    layout: Layout,
+}
+
+// SAFETY: a `Region` is plain owned memory (like a `Box<[u8]>`); who may
+// touch which bytes when is the business of its owners, which say so.
+unsafe impl Send for Region {}
+// SAFETY: as above; `Region` itself hands out only raw pointers.
+unsafe impl Sync for Region {}
+
+impl Region {
+    /// `len` bytes (at least one page), zeroed; `OutOfMemory` if refused.
+    pub(super) fn new(len: usize) -> io::Result<Self> {
+        let too_big = || io::Error::new(io::ErrorKind::OutOfMemory, "region too large");
+        let len = len
+            .max(1)
+            .checked_next_multiple_of(PAGE)
+            .ok_or_else(too_big)?;
+        let layout = Layout::from_size_align(len, PAGE).map_err(|_| too_big())?;
+        // SAFETY: the layout has a non-zero size.
+        let ptr = NonNull::new(unsafe { alloc_zeroed(layout) }).ok_or_else(too_big)?;
+        Ok(Self { ptr, layout })
+    }
+
+    pub(super) fn ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout, freed once.
+        unsafe { dealloc(self.ptr.as_ptr(), self.layout) };
+    }
+}
+
+/// Rounds `size` up to whole pages (so every buffer of a pool is
+/// page-aligned, as `O_DIRECT` needs), refusing 0.
+pub(super) fn page_multiple(size: usize) -> io::Result<usize> {
+    if size == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "zero-length buffers",
+        ));
+    }
+    size.checked_next_multiple_of(PAGE)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "buffer size too large"))
+}

@@ -1,0 +1,159 @@
+//! `RecvMulti`: multishot receive (`IORING_OP_RECV` with
+//! `IORING_RECV_MULTISHOT`) into a provided-buffer ring.
+//!
+//! One SQE keeps receiving: each chunk of data is a CQE naming the buffer
+//! the kernel picked from the [`BufRing`]. Rules:
+//! 1. The stream ends (`None`) at end of file, or after an error the
+//!    kernel ended the op with.
+//! 2. An op the kernel ends for any other reason (it may stop a multishot
+//!    op, e.g. after a CQ overflow) is re-armed on the next poll, so the
+//!    stream sees every byte, in order.
+//! 3. Out of buffers (`ENOBUFS`): if every buffer is held by a live
+//!    [`RingBuf`], the stream yields an error saying so (a wait would never
+//!    end) and re-arms on the next poll; otherwise it waits until a buffer
+//!    is given back, then re-arms.
+//! 4. Chunks posted after the stream is dropped give their buffers back
+//!    (buffer ring protocol step 3).
+
+use std::future::poll_fn;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use io_uring::{opcode, types};
+
+use crate::native::fixed::{BufRing, RecvRing, RingBuf};
+use crate::op::{self, MultiShot, Orphan};
+use crate::sys::CQE_F_MORE;
+
+/// Chunks received into a [`BufRing`]: made by
+/// [`TcpStream::recv_multi`](super::TcpStream::recv_multi) and
+/// [`UnixStream::recv_multi`](super::UnixStream::recv_multi).
+///
+/// # Examples
+///
+/// See [`BufRing`].
+pub struct RecvMulti {
+    fd: Arc<OwnedFd>,
+    ring: RecvRing,
+    op: Option<MultiShot>,
+    /// Buffers given back when the current op was armed (rule 3).
+    armed_at: u64,
+    /// Out of buffers: waiting for the give-back count to leave this.
+    starved_at: Option<u64>,
+    done: bool,
+}
+
+impl RecvMulti {
+    pub(super) fn new(fd: Arc<OwnedFd>, ring: &BufRing) -> Self {
+        Self {
+            fd,
+            ring: ring.inner().clone(),
+            op: None,
+            armed_at: 0,
+            starved_at: None,
+            done: false,
+        }
+    }
+
+    fn arm(&self) -> MultiShot {
+        let sqe = opcode::RecvMulti::new(types::Fd(self.fd.as_raw_fd()), self.ring.group()).build();
+        let ring = self.ring.clone();
+        let orphan: Orphan = Box::new(move |_, flags| ring.orphan(flags));
+        MultiShot::with_orphan((self.fd.clone(), self.ring.clone()), Some(orphan), sqe)
+    }
+
+    /// Polls for the next chunk: `None` once the stream has ended.
+    ///
+    /// # Examples
+    ///
+    /// See [`BufRing`]; `next` is `poll_fn(|cx| s.poll_next(cx))`.
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<RingBuf>>> {
+        loop {
+            if self.done {
+                return Poll::Ready(None);
+            }
+            if let Some(seen) = self.starved_at {
+                if !self.ring.wait_recycle(seen, cx.waker()) {
+                    return Poll::Pending;
+                }
+                self.starved_at = None;
+            }
+            if self.op.is_none() {
+                if let Some(e) = op::wrong_shard(self.ring.home()) {
+                    self.done = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                self.armed_at = self.ring.recycled();
+                self.op = Some(self.arm());
+            }
+            let polled = self.op.as_mut().expect("armed above").poll_next_cqe(cx);
+            let (result, flags) = match polled {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => {
+                    self.op = None; // rule 2
+                    continue;
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    self.op = None;
+                    self.done = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Poll::Ready(Some(Ok(cqe))) => cqe,
+            };
+            let buf = self.ring.take(result, flags);
+            if result > 0 {
+                return Poll::Ready(Some(buf.ok_or_else(|| {
+                    io::Error::other("the kernel posted data without a buffer")
+                })));
+            }
+            drop(buf);
+            if flags & CQE_F_MORE == 0 {
+                self.op = None;
+            }
+            if result == 0 {
+                self.op = None;
+                self.done = true; // rule 1: end of file
+                return Poll::Ready(None);
+            }
+            if result == -libc::ENOBUFS {
+                // Rule 3.
+                if self.ring.all_held() {
+                    return Poll::Ready(Some(Err(io::Error::new(
+                        io::ErrorKind::OutOfMemory,
+                        "every buffer of the BufRing is held by a RingBuf: drop some to receive more",
+                    ))));
+                }
+                if self.ring.recycled() == self.armed_at {
+                    self.starved_at = Some(self.armed_at);
+                }
+                continue;
+            }
+            if self.op.is_none() {
+                self.done = true; // rule 1: the kernel ended it with an error
+            }
+            return Poll::Ready(Some(Err(io::Error::from_raw_os_error(-result))));
+        }
+    }
+
+    /// Waits for the next chunk: `None` once the peer closed the stream (or
+    /// after a fatal error).
+    ///
+    /// # Examples
+    ///
+    /// See [`BufRing`].
+    pub async fn next(&mut self) -> Option<io::Result<RingBuf>> {
+        poll_fn(|cx| self.poll_next(cx)).await
+    }
+}
+
+impl std::fmt::Debug for RecvMulti {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecvMulti")
+            .field("group", &self.ring.group())
+            .field("armed", &self.op.is_some())
+            .field("done", &self.done)
+            .finish()
+    }
+}
