@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use crossbeam_deque::Worker;
 
+use crate::channel::watch::WatchList;
 use crate::executor::{Runnable, TaskRegistry};
 use crate::mailbox::Remote;
 use crate::op::OpTable;
@@ -57,6 +58,8 @@ pub(crate) struct ShardContext {
     pub(crate) op_capacity: Cell<usize>,
     /// Slots of this ring's registered files, buffers and buffer rings.
     pub(crate) fixed: RefCell<FixedSlots>,
+    /// Channels whose waiting receivers this shard watches (spin mode).
+    pub(crate) watches: WatchList,
 }
 
 impl ShardContext {

@@ -11,10 +11,12 @@ use crate::blocking::{qd1_pread, qd32_pread, write_pwrite_fdatasync};
 use crate::files::TestFiles;
 use crate::measure::{LatRun, TputRun};
 use crate::raw_uring::{
-    qd1_raw, qd1_raw_dt, qd1_raw_pgoff16, qd32_raw, qd32_raw_dt, write_raw_linked, write_raw_seq,
+    qd1_raw, qd1_raw_dt, qd1_raw_fixed, qd1_raw_pgoff16, qd32_raw, qd32_raw_dt, write_raw_linked,
+    write_raw_seq,
 };
 use crate::ringlane_cases::{
-    qd1_ringlane, qd1_ringlane_vec, qd32_ringlane, qd32_ringlane_2_shards, write_ringlane,
+    qd1_ringlane, qd1_ringlane_fixed, qd1_ringlane_vec, qd32_ringlane, qd32_ringlane_2_shards,
+    write_ringlane,
 };
 use crate::shared::runtimes::{
     ringlane_runtime, shutdown, tokio_current_thread, tokio_multi_thread,
@@ -151,6 +153,18 @@ pub(crate) const QD1_CASES: &[Case<LatFn>] = &[
         label: "raw io_uring READ, SINGLE_ISSUER\\|DEFER_TASKRUN ring",
         threads: "1",
         run: qd1_raw_dt,
+    },
+    Case {
+        id: "ringlane_fixed",
+        label: "ringlane `read_fixed_at`: registered file + registered buffer (opt-in)",
+        threads: "1",
+        run: qd1_ringlane_fixed,
+    },
+    Case {
+        id: "raw_uring_fixed",
+        label: "raw io_uring READ_FIXED on a registered file, DEFER_TASKRUN ring (fixed floor)",
+        threads: "1",
+        run: qd1_raw_fixed,
     },
     Case {
         id: "raw_uring_pgoff16",

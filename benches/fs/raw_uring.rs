@@ -91,6 +91,41 @@ fn raw_qd1(kind: RingKind, page_offset: usize, env: &Env, warm: usize, n: usize)
     s.finish()
 }
 
+/// The floor of the opt-in fast path: the file registered in the ring's
+/// file table and the buffer in its buffer table (`READ_FIXED`, fixed
+/// file), on a `SINGLE_ISSUER|DEFER_TASKRUN` ring like ringlane's.
+pub(crate) fn qd1_raw_fixed(env: &Env, warm: usize, n: usize) -> LatRun {
+    // Declared before the ring, so that the ring is closed first.
+    let mut buf = PageBuf::new();
+    let mut ring = new_ring(RingKind::DeferTaskrun, 8);
+    let submitter = ring.submitter();
+    submitter
+        .register_files(&[env.std_read.as_raw_fd()])
+        .expect("register the file");
+    let iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: BLOCK,
+    };
+    // SAFETY: `buf` outlives the ring (declared first), which unregisters
+    // it when it closes.
+    unsafe { submitter.register_buffers(&[iov]) }.expect("register the buffer");
+    let mut offsets = Offsets::new(0, READ_BLOCKS);
+    let mut s = Samples::new(warm, n);
+    for _ in 0..s.total() {
+        let block = offsets.next_block();
+        let sqe = opcode::ReadFixed::new(types::Fixed(0), buf.as_mut_ptr(), BLOCK as u32, 0)
+            .offset(offset(block))
+            .build();
+        // SAFETY: as in `raw_qd1`; the buffer is registered slot 0.
+        unsafe { ring.submission().push(&sqe) }.expect("SQ full");
+        enter(&ring, 1);
+        let (_, res) = reap(&mut ring);
+        check_read(os_result(res), &buf, block, "raw_uring fixed qd1");
+        s.tick();
+    }
+    s.finish()
+}
+
 pub(crate) fn qd1_raw(env: &Env, warm: usize, n: usize) -> LatRun {
     raw_qd1(RingKind::Default, 0, env, warm, n)
 }

@@ -2,6 +2,7 @@
 //! (qd1), from 32 tasks on one or two shards (qd32), and `write_at` +
 //! `sync_data` (write).
 
+use ringlane::native::fixed::FixedBufPool;
 use ringlane::native::fs::File;
 
 use crate::buf::PageBuf;
@@ -55,6 +56,34 @@ pub(crate) fn qd1_ringlane(env: &Env, warm: usize, n: usize) -> LatRun {
 /// puts it (see [`crate::buf`]).
 pub(crate) fn qd1_ringlane_vec(env: &Env, warm: usize, n: usize) -> LatRun {
     qd1(env, warm, n, || vec![0u8; BLOCK])
+}
+
+/// The opt-in fast path: the file registered in shard 0's file table and
+/// one buffer of a registered pool (`READ_FIXED` on a fixed file).
+pub(crate) fn qd1_ringlane_fixed(env: &Env, warm: usize, n: usize) -> LatRun {
+    let handle = env.ringlane.handle();
+    let file = env.rl_read.clone();
+    let parks0 = parks(&handle);
+    let driver = handle
+        .spawn_pinned(0, async move {
+            let file = file.register().expect("register the file");
+            let pool = FixedBufPool::new(1, BLOCK).expect("register a buffer");
+            let mut s = Samples::new(warm, n);
+            let mut offsets = Offsets::new(0, READ_BLOCKS);
+            let mut buf = pool.get().await;
+            for _ in 0..s.total() {
+                let block = offsets.next_block();
+                let (res, b) = file.read_fixed_at(buf, offset(block)).await;
+                check_read(res, &b, block, "ringlane fixed qd1");
+                buf = b;
+                s.tick();
+            }
+            s.finish()
+        })
+        .expect("spawn driver");
+    let mut run = env.ringlane.block_on(driver).expect("driver task");
+    run.parks = Some((parks(&handle) - parks0, (warm + n) as u64));
+    run
 }
 
 /// Reads of task `task` when `reads` are split over [`QD`] tasks.

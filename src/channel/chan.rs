@@ -1,14 +1,17 @@
 //! `Chan`: the state shared by a channel's senders and its receiver, and
 //! the wait/notify protocol (numbered in `channel/mod.rs`).
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering, fence};
+use std::sync::{Arc, OnceLock};
 use std::task::Waker;
 
 use crossbeam_queue::ArrayQueue;
 use parking_lot::Mutex;
 use slab::Slab;
 
+use super::watch::Watched;
 use crate::context;
+use crate::mailbox::Remote;
 use crate::stats::Counters;
 
 /// Aligns its content to its own 128-byte block (two cache lines, as
@@ -34,8 +37,14 @@ pub(super) struct Chan<T> {
     /// On its own cache line: every send writes it, and it must not drag
     /// the receiver's flags and waker slot across cores with it.
     pub(super) pushers: Padded<AtomicUsize>,
-    rx_waiting: AtomicBool,
-    rx_waker: Mutex<Option<Waker>>,
+    /// `IDLE`, `WAITING` (a sender wakes `rx_waker`) or `WATCHED` (a
+    /// sender rings `rx_home`'s doorbell if it is parked: `watch.rs`).
+    rx_waiting: AtomicU8,
+    /// Locked by the receiver at every wait: on its own block, so a sender
+    /// reading `rx_waiting` does not pull the line back each time.
+    rx_waker: Padded<Mutex<Option<Waker>>>,
+    /// The shard that watches the receiver, fixed by its first watch.
+    rx_home: OnceLock<Arc<Remote>>,
     tx_waiting: AtomicBool,
     /// One slot per send future waiting for room; the future removes its
     /// slot when it completes or is dropped, so slots never pile up.
@@ -49,15 +58,21 @@ impl<T> Chan<T> {
             senders: AtomicUsize::new(1),
             rx_closed: AtomicBool::new(false),
             pushers: Padded(AtomicUsize::new(0)),
-            rx_waiting: AtomicBool::new(false),
-            rx_waker: Mutex::new(None),
+            rx_waiting: AtomicU8::new(IDLE),
+            rx_waker: Padded(Mutex::new(None)),
+            rx_home: OnceLock::new(),
             tx_waiting: AtomicBool::new(false),
             tx_wakers: Mutex::new(Slab::new()),
         }
     }
 
-    /// Protocol step 1 (receiver): register before the second look.
-    pub(super) fn register_receiver(&self, waker: &Waker) {
+    /// Protocol step 1 (receiver): register before the second look. The
+    /// waker is kept either way (the last sender's drop and `close` wake
+    /// it); on a spinning shard the channel is also watched (step W1).
+    pub(super) fn register_receiver(self: &Arc<Self>, waker: &Waker)
+    where
+        T: Send + 'static,
+    {
         {
             let mut slot = self.rx_waker.lock();
             match &mut *slot {
@@ -65,15 +80,47 @@ impl<T> Chan<T> {
                 other => *other = Some(waker.clone()),
             }
         }
-        self.rx_waiting.store(true, Ordering::SeqCst);
+        let watched = context::with_current(|cx| {
+            if cx.shared.config.spin.is_none() {
+                return false;
+            }
+            let home = self.rx_home.get_or_init(|| cx.remote.clone());
+            if !Arc::ptr_eq(home, &cx.remote) {
+                return false;
+            }
+            cx.watches.add(self.clone(), waker);
+            true
+        });
+        let mode = if watched == Some(true) {
+            WATCHED
+        } else {
+            WAITING
+        };
+        if self.rx_waiting.load(Ordering::Relaxed) != mode {
+            self.rx_waiting.store(mode, Ordering::SeqCst);
+        }
         fence(Ordering::SeqCst);
     }
 
-    /// Protocol step 2 (sender, after pushing): wake the receiver if it waits.
+    /// Protocol step 2 (sender, after pushing): wake the receiver if it
+    /// waits, or ring its shard if that watches it and is parked (W2).
     pub(super) fn notify_receiver(&self) {
         fence(Ordering::SeqCst);
-        if self.rx_waiting.load(Ordering::SeqCst) && self.rx_waiting.swap(false, Ordering::SeqCst) {
-            self.wake_receiver();
+        match self.rx_waiting.load(Ordering::SeqCst) {
+            WAITING
+                if self
+                    .rx_waiting
+                    .compare_exchange(WAITING, IDLE, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok() =>
+            {
+                self.wake_receiver();
+            }
+            WATCHED => {
+                if let Some(home) = self.rx_home.get() {
+                    home.notify_watcher();
+                }
+            }
+            _ => {}
         }
     }
 
@@ -124,6 +171,18 @@ impl<T> Chan<T> {
             .map(|(_, w)| w.clone())
             .collect();
         wakers.into_iter().for_each(Waker::wake);
+    }
+}
+
+const IDLE: u8 = 0;
+const WAITING: u8 = 1;
+const WATCHED: u8 = 2;
+
+impl<T: Send> Watched for Chan<T> {
+    fn has_news(&self) -> bool {
+        !self.queue.is_empty()
+            || self.senders.load(Ordering::Acquire) == 0
+            || self.rx_closed.load(Ordering::Acquire)
     }
 }
 

@@ -37,10 +37,15 @@
 //!
 //! Either the waiter's second look sees the other side's write, or the
 //! other side sees the flag and wakes it.
+//!
+//! On a shard with a spin window the receiver is *watched* instead
+//! (`watch.rs`): step 1 registers the channel with the shard, and step 2
+//! only rings the shard's doorbell if it is parked.
 
 mod chan;
 mod receiver;
 mod sender;
+pub(crate) mod watch;
 
 use std::sync::Arc;
 

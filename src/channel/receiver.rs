@@ -81,6 +81,54 @@ impl<T> Receiver<T> {
         Err(TryRecvError::Empty)
     }
 
+    /// Stops new sends (they fail with the message returned) while letting
+    /// this receiver take what is already queued; `recv` then returns
+    /// `None` once the queue is empty, even if senders remain. Every message
+    /// a sender was told was sent is received before that `None`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, mut rx) = ringlane::channel::<u8>(4).unwrap();
+    /// tx.try_send(1).unwrap();
+    /// rx.close();
+    /// assert!(tx.try_send(2).is_err());
+    /// assert_eq!(rx.try_recv(), Ok(1));
+    /// ```
+    pub fn close(&mut self) {
+        self.chan.rx_closed.store(true, Ordering::SeqCst);
+        self.chan.wake_senders();
+    }
+
+    /// Messages queued right now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = ringlane::channel::<u8>(4).unwrap();
+    /// tx.try_send(1).unwrap();
+    /// assert_eq!(rx.len(), 1);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.chan.queue.len()
+    }
+
+    /// Whether nothing is queued right now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (_tx, rx) = ringlane::channel::<u8>(4).unwrap();
+    /// assert!(rx.is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.chan.queue.is_empty()
+    }
+}
+
+/// Waiting for messages (`T: 'static`: a waiting receiver's channel may
+/// be watched by its shard, which holds it for a while).
+impl<T: Send + 'static> Receiver<T> {
     /// Polls for the next message: `Ready(None)` once every sender is gone
     /// and the queue is empty.
     ///
@@ -146,50 +194,6 @@ impl<T> Receiver<T> {
                 1 + self.drain(buf, limit - 1)
             }
         }
-    }
-
-    /// Stops new sends (they fail with the message returned) while letting
-    /// this receiver take what is already queued; `recv` then returns
-    /// `None` once the queue is empty, even if senders remain. Every message
-    /// a sender was told was sent is received before that `None`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let (tx, mut rx) = ringlane::channel::<u8>(4).unwrap();
-    /// tx.try_send(1).unwrap();
-    /// rx.close();
-    /// assert!(tx.try_send(2).is_err());
-    /// assert_eq!(rx.try_recv(), Ok(1));
-    /// ```
-    pub fn close(&mut self) {
-        self.chan.rx_closed.store(true, Ordering::SeqCst);
-        self.chan.wake_senders();
-    }
-
-    /// Messages queued right now.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let (tx, rx) = ringlane::channel::<u8>(4).unwrap();
-    /// tx.try_send(1).unwrap();
-    /// assert_eq!(rx.len(), 1);
-    /// ```
-    pub fn len(&self) -> usize {
-        self.chan.queue.len()
-    }
-
-    /// Whether nothing is queued right now.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let (_tx, rx) = ringlane::channel::<u8>(4).unwrap();
-    /// assert!(rx.is_empty());
-    /// ```
-    pub fn is_empty(&self) -> bool {
-        self.chan.queue.is_empty()
     }
 }
 

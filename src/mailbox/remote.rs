@@ -142,6 +142,12 @@ impl Remote {
         self.notify();
     }
 
+    /// A message arrived on a channel this shard watches (channel step
+    /// W2): ring the doorbell if the shard is parked, else nothing.
+    pub(crate) fn notify_watcher(&self) {
+        self.notify();
+    }
+
     /// Doorbell steps S2 and S3, then routing rule 3.
     fn notify(&self) {
         if !self.doorbell.should_ring() {

@@ -130,7 +130,11 @@ impl<T: Send> Completable for OpCell<T> {
             }
             return;
         }
-        let reserved = self.reserved.swap(0, Ordering::Relaxed);
+        // Most ops reserve nothing: a plain load spares them a locked swap.
+        let reserved = match self.reserved.load(Ordering::Relaxed) {
+            0 => 0,
+            _ => self.reserved.swap(0, Ordering::Relaxed),
+        };
         if reserved != 0 {
             // We run on the home shard (the table's borrow is released).
             context::with_current(|cx| cx.ops.borrow_mut().take(reserved));

@@ -1,0 +1,91 @@
+//! Watched receivers: how a shard with a spin window receives messages
+//! with no wake-up at all.
+//!
+//! A receiver that waits on a shard configured with `spin_before_park`
+//! does not leave a waker for the senders to call. It puts its channel on
+//! its shard's [`WatchList`] and marks the channel `WATCHED`; the shard
+//! looks at the watched channels at every tick and spin iteration and
+//! wakes the receiver's task itself, on its own thread. A sender then only
+//! pushes the message, and rings the shard's doorbell if (and only if) the
+//! shard is parked: no waker, no task hand-off, no mailbox push crosses the
+//! cores.
+//!
+//! Why no wake-up is lost (channel protocol steps 1–2, `mod.rs`):
+//! 1. W1: the receiver, on its shard, adds the channel to the list before
+//!    its poll returns `Pending`, so the shard looks at the channel after
+//!    the receiver's last look, at every later tick and spin iteration.
+//! 2. W2: a sender pushes, fences, and, seeing `WATCHED`, runs doorbell
+//!    steps S2–S3 for the receiver's shard.
+//! 3. W3: the shard, before sleeping, passes doorbell step R3 (`PARKED`,
+//!    fence) and then R4, which looks at the watched channels. Either R4
+//!    sees the message, or the sender's S3 sees `PARKED` and rings.
+//!
+//! A channel becomes `WATCHED` only from its first watching shard (its
+//! `rx_home`); a receiver polled anywhere else goes back to the waker path
+//! (`WAITING`), storing with a full fence before its second look.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::task::Waker;
+
+use std::cell::RefCell;
+
+/// A channel whose waiting receiver its shard watches.
+pub(crate) trait Watched: Send + Sync {
+    /// Whether the receiver has something to see: a message, or the end.
+    fn has_news(&self) -> bool;
+}
+
+struct Watch {
+    chan: Arc<dyn Watched>,
+    waker: Waker,
+}
+
+/// One shard's watched channels (owned by its `ShardContext`).
+#[derive(Default)]
+pub(crate) struct WatchList {
+    list: RefCell<Vec<Watch>>,
+}
+
+impl WatchList {
+    /// Step W1: watch `chan` for the task of `waker` (once per pair).
+    pub(crate) fn add(&self, chan: Arc<dyn Watched>, waker: &Waker) {
+        let mut list = self.list.borrow_mut();
+        let known = list.iter().any(|w| {
+            std::ptr::addr_eq(Arc::as_ptr(&w.chan), Arc::as_ptr(&chan)) && w.waker.will_wake(waker)
+        });
+        if !known {
+            list.push(Watch {
+                chan,
+                waker: waker.clone(),
+            });
+        }
+    }
+
+    /// Whether a watched receiver has news (doorbell step R4, spin checks).
+    pub(crate) fn has_news(&self) -> bool {
+        self.list.borrow().iter().any(|w| w.chan.has_news())
+    }
+
+    /// Wakes (and forgets) every watched receiver that has news; returns
+    /// whether any did. A waker runs with no borrow held.
+    pub(crate) fn wake_ready(&self) -> bool {
+        let mut woke = false;
+        loop {
+            let next = {
+                let mut list = self.list.borrow_mut();
+                match list.iter().position(|w| w.chan.has_news()) {
+                    Some(i) => list.swap_remove(i).waker,
+                    None => return woke,
+                }
+            };
+            woke = true;
+            let _ = catch_unwind(AssertUnwindSafe(|| next.wake()));
+        }
+    }
+
+    /// Whether nothing is watched (the common case: a cheap test).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.list.borrow().is_empty()
+    }
+}

@@ -1,0 +1,133 @@
+//! Watched receivers (`channel/watch.rs`): on shards with a spin window a
+//! waiting receiver is watched by its shard instead of leaving a waker.
+//! These tests make the shards park mid-exchange, end streams under a
+//! watching shard, and move a watched receiver away, and fail (instead of
+//! hanging) on a lost wake-up.
+
+mod common;
+
+use std::time::Duration;
+
+use ringlane::channel;
+use ringlane::time::timeout;
+
+fn spinning(shards: usize, window: Duration) -> ringlane::Runtime {
+    ringlane::Runtime::builder()
+        .shards(shards)
+        .spin_before_park(window)
+        .build()
+        .expect("runtime")
+}
+
+/// 60,000 round trips between two spinning shards; every 500th the sender
+/// blocks its shard for longer than the window, so the receiver's shard
+/// parks while watching and must be rung. Then the same against a plain
+/// thread (eventfd doorbells) that pauses now and then.
+#[test]
+fn watched_receivers_lose_no_wakeup_when_their_shard_parks() {
+    const ROUNDS: u64 = 60_000;
+    let rt = spinning(2, Duration::from_micros(20));
+    let (ping_tx, mut ping_rx) = channel::<u64>(1).unwrap();
+    let (pong_tx, mut pong_rx) = channel::<u64>(1).unwrap();
+    let echo = rt
+        .handle()
+        .spawn_pinned(1, async move {
+            while let Some(x) = ping_rx.recv().await {
+                pong_tx.send(x + 1).await.unwrap();
+            }
+        })
+        .unwrap();
+    let driver = rt
+        .handle()
+        .spawn_pinned(0, async move {
+            for i in 0..ROUNDS {
+                if i % 500 == 0 {
+                    std::thread::sleep(Duration::from_micros(200)); // shard 1 parks
+                }
+                ping_tx.send(i).await.unwrap();
+                assert_eq!(pong_rx.recv().await, Some(i + 1));
+            }
+            (ping_tx, pong_rx)
+        })
+        .unwrap();
+    let (ping_tx, mut pong_rx) = rt
+        .block_on(timeout(Duration::from_secs(60), driver))
+        .expect("shard-to-shard stalled: a watched receiver was not woken")
+        .unwrap();
+    let outside = common::runtime(1);
+    outside
+        .block_on(timeout(Duration::from_secs(60), async {
+            for i in 0..ROUNDS / 4 {
+                if i % 100 == 0 {
+                    std::thread::sleep(Duration::from_micros(100));
+                }
+                ping_tx.send(i).await.unwrap();
+                assert_eq!(pong_rx.recv().await, Some(i + 1));
+            }
+        }))
+        .expect("thread-to-shard stalled: a watched receiver was not woken");
+    drop(ping_tx);
+    rt.block_on(timeout(Duration::from_secs(10), echo))
+        .expect("the end of the stream did not reach the watched receiver")
+        .unwrap();
+}
+
+/// A receiver watched by a parked shard learns that the last sender is
+/// gone, and one whose receiver closed sees sends fail.
+#[test]
+fn a_watched_receiver_sees_the_end_of_its_stream() {
+    let rt = spinning(1, Duration::from_micros(50));
+    let (tx, mut rx) = channel::<u8>(4).unwrap();
+    let waiting = rt
+        .handle()
+        .spawn_pinned(0, async move { rx.recv().await })
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(20)); // watched, then parked
+    drop(tx);
+    let got = rt
+        .block_on(timeout(Duration::from_secs(10), waiting))
+        .expect("the watched receiver never saw the end");
+    assert_eq!(got.unwrap(), None);
+}
+
+/// A receiver first watched on shard 0 and then awaited on shard 1 (and
+/// from a plain thread) goes back to the waker path and gets every message.
+#[test]
+fn a_watched_receiver_moved_to_another_shard_still_gets_messages() {
+    let rt = spinning(2, Duration::from_micros(50));
+    let (tx, mut rx) = channel::<u32>(8).unwrap();
+    let tx2 = tx.clone();
+    let first = rt
+        .handle()
+        .spawn_pinned(0, async move {
+            let got = rx.recv().await;
+            (got, rx)
+        })
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(5));
+    tx.try_send(1).unwrap();
+    let (got, mut rx) = rt.block_on(first).unwrap();
+    assert_eq!(got, Some(1));
+    let second = rt
+        .handle()
+        .spawn_pinned(1, async move {
+            let mut all = Vec::new();
+            for _ in 0..3 {
+                all.push(rx.recv().await.unwrap());
+            }
+            (all, rx)
+        })
+        .unwrap();
+    for i in 2..5 {
+        std::thread::sleep(Duration::from_millis(2));
+        tx2.try_send(i).unwrap();
+    }
+    let (all, mut rx) = rt
+        .block_on(timeout(Duration::from_secs(10), second))
+        .expect("a moved receiver was not woken")
+        .unwrap();
+    assert_eq!(all, [2, 3, 4]);
+    drop(tx);
+    drop(tx2);
+    assert_eq!(common::block_on(rx.recv()), None);
+}
