@@ -76,9 +76,13 @@ fn registered_slots_are_given_back_so_the_tables_never_fill() {
             let r = f.register().unwrap();
             let (n, _) = r.read_at(Vec::with_capacity(8), 0).await;
             assert_eq!(n.unwrap(), 8);
-            let pool = FixedBufPool::new(1, 4096).unwrap();
+            // Two multi-buffer pools alive at once, freed oldest first:
+            // the freed ranges must be found again.
+            let first = FixedBufPool::new(4, 4096).unwrap();
+            let second = FixedBufPool::new(4, 4096).unwrap();
             let ring = BufRing::new(1, 64).unwrap();
-            drop((r, pool, ring));
+            drop((r, first));
+            drop((second, ring));
             ok += 1;
         }
         ok

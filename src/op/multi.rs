@@ -88,6 +88,8 @@ pub(crate) struct MultiShot {
     home: Option<Arc<Remote>>,
     user_data: u64,
     room: RoomWait,
+    /// The only shard whose ring may take the SQE (op invariant 10).
+    bound: Option<Arc<Remote>>,
 }
 
 impl MultiShot {
@@ -128,7 +130,17 @@ impl MultiShot {
             home: None,
             user_data: 0,
             room: RoomWait::default(),
+            bound: None,
         }
+    }
+
+    /// Only `home`'s ring may take the SQE (it names a buffer group of that
+    /// ring); polled elsewhere before it is pushed, the op fails with
+    /// `InvalidInput`. Checked at every push attempt, so a task stolen
+    /// while the op waited for room cannot push it on another ring.
+    pub(crate) fn bound_to(mut self, home: Arc<Remote>) -> Self {
+        self.bound = Some(home);
+        self
     }
 
     /// Coalescing results (see `MultiCell::coalesce`): for poll masks.
@@ -152,6 +164,11 @@ impl MultiShot {
         cx: &mut Context<'_>,
     ) -> Poll<Option<io::Result<(i32, u32)>>> {
         if let Some(sqe) = self.sqe.take() {
+            if let Some(e) = self.bound.as_deref().and_then(super::wrong_shard) {
+                self.room.cancel();
+                self.sqe = Some(sqe);
+                return Poll::Ready(Some(Err(e)));
+            }
             let submitted = context::with_current(|shard| {
                 if shard.ops.borrow().len() >= shard.op_capacity.get()
                     || !shard.ring.borrow_mut().sq_has_room_for(1)

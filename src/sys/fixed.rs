@@ -21,34 +21,36 @@ const TABLE_SLOTS: u32 = 1024;
 /// Buffer group ids handed out per ring.
 const GROUP_IDS: u32 = 1024;
 
-/// One kind of slot: which are free, and whether the kernel table exists.
+/// One kind of slot: which are in use, and whether the kernel table
+/// exists. First fit over a bitmap: tables are at most 1,024 slots and
+/// registration is rare, so a scan costs nothing and freed ranges are
+/// always found again.
 #[derive(Debug, Default)]
 struct SlotKind {
     created: bool,
-    size: u32,
-    next: u32,
-    free: Vec<u32>,
+    used: Vec<bool>,
 }
 
 impl SlotKind {
+    fn create(&mut self, size: u32) {
+        self.created = true;
+        self.used = vec![false; size as usize];
+    }
+
+    /// The first of `n` consecutive free slots, now in use.
     fn take(&mut self, n: u32) -> Option<u32> {
-        if n == 1 {
-            if let Some(s) = self.free.pop() {
-                return Some(s);
-            }
+        let n = n as usize;
+        if n == 0 || n > self.used.len() {
+            return None;
         }
-        let first = self.next;
-        let end = first.checked_add(n).filter(|e| *e <= self.size)?;
-        self.next = end;
-        Some(first)
+        let first = (0..=self.used.len() - n).find(|&i| self.used[i..i + n].iter().all(|u| !u))?;
+        self.used[first..first + n].fill(true);
+        Some(first as u32)
     }
 
     fn give_back(&mut self, first: u32, n: u32) {
-        if first + n == self.next {
-            self.next = first;
-        } else {
-            self.free.extend(first..first + n);
-        }
+        let (first, n) = (first as usize, n as usize);
+        self.used[first..first + n].fill(false);
     }
 }
 
@@ -75,8 +77,7 @@ impl FixedSlots {
             let nofile = nofile_limit();
             let size = TABLE_SLOTS.min(nofile).max(1);
             submitter.register_files_sparse(size)?;
-            self.files.created = true;
-            self.files.size = size;
+            self.files.create(size);
         }
         let slot = self.files.take(1).ok_or_else(|| exhausted("file"))?;
         if let Err(e) = submitter.register_files_update(slot, &[fd]) {
@@ -110,17 +111,25 @@ impl FixedSlots {
         let submitter = ring.submitter();
         if !self.buffers.created {
             submitter.register_buffers_sparse(TABLE_SLOTS)?;
-            self.buffers.created = true;
-            self.buffers.size = TABLE_SLOTS;
+            self.buffers.create(TABLE_SLOTS);
         }
         let n = u32::try_from(bufs.len()).map_err(|_| exhausted("buffer"))?;
         let first = self.buffers.take(n).ok_or_else(|| exhausted("buffer"))?;
         // SAFETY: the caller keeps the iovecs valid while registered.
-        if let Err(e) = unsafe { submitter.register_buffers_update(first, bufs, None) } {
-            self.buffers.give_back(first, n);
-            return Err(e);
+        match unsafe { update_buffers(ring, first, bufs) } {
+            Ok(done) if done == n => Ok(first),
+            result => {
+                // Some slots may hold buffers (the kernel stops at the first
+                // failure, typically the memlock limit): clear them all.
+                self.unregister_buffers(ring, first, n);
+                Err(result.err().unwrap_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::OutOfMemory,
+                        "the kernel registered only part of the buffers (memlock limit?)",
+                    )
+                }))
+            }
         }
-        Ok(first)
     }
 
     /// Clears `n` buffer slots from `first` and frees them.
@@ -133,13 +142,10 @@ impl FixedSlots {
             n as usize
         ];
         // SAFETY: empty iovecs clear the slots; nothing is registered.
-        if unsafe {
-            ring.submitter()
-                .register_buffers_update(first, &empty, None)
-        }
-        .is_ok()
-        {
-            self.buffers.give_back(first, n);
+        if let Ok(done) = unsafe { update_buffers(ring, first, &empty) } {
+            if done == n {
+                self.buffers.give_back(first, n);
+            }
         }
     }
 
@@ -158,8 +164,7 @@ impl FixedSlots {
         entries: u16,
     ) -> io::Result<u16> {
         if !self.groups.created {
-            self.groups.created = true;
-            self.groups.size = GROUP_IDS;
+            self.groups.create(GROUP_IDS);
         }
         let group = self
             .groups
@@ -185,6 +190,51 @@ impl FixedSlots {
     }
 }
 
+/// `struct io_uring_rsrc_update2`.
+#[repr(C)]
+struct RsrcUpdate2 {
+    offset: u32,
+    resv: u32,
+    data: u64,
+    tags: u64,
+    nr: u32,
+    resv2: u32,
+}
+
+const IORING_REGISTER_BUFFERS_UPDATE: u32 = 16;
+
+/// `IORING_REGISTER_BUFFERS_UPDATE` from `first`; returns how many slots the
+/// kernel updated (it stops at the first failure and reports the count).
+///
+/// # Safety
+///
+/// As [`FixedSlots::register_buffers`] for every non-empty iovec.
+unsafe fn update_buffers(ring: &Ring, first: u32, bufs: &[libc::iovec]) -> io::Result<u32> {
+    let up = RsrcUpdate2 {
+        offset: first,
+        resv: 0,
+        data: bufs.as_ptr() as u64,
+        tags: 0,
+        nr: bufs.len() as u32,
+        resv2: 0,
+    };
+    // SAFETY: the kernel reads one `io_uring_rsrc_update2` and `nr` iovecs,
+    // all live for the call; the caller vouches for the buffers.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_io_uring_register,
+            ring.raw_fd(),
+            IORING_REGISTER_BUFFERS_UPDATE,
+            &up as *const RsrcUpdate2,
+            size_of::<RsrcUpdate2>() as u32,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(r as u32)
+}
+
 /// `RLIMIT_NOFILE`'s soft limit: the kernel refuses larger file tables.
 fn nofile_limit() -> u32 {
     let mut lim = libc::rlimit {
@@ -204,19 +254,31 @@ mod tests {
 
     #[test]
     fn slots_are_reused_only_after_they_are_given_back() {
-        let mut k = SlotKind {
-            created: true,
-            size: 8,
-            ..SlotKind::default()
-        };
+        let mut k = SlotKind::default();
+        k.create(8);
         let a = k.take(4).unwrap();
         let b = k.take(1).unwrap();
         assert_eq!((a, b), (0, 4));
         assert!(k.take(4).is_none(), "only 3 slots left");
         k.give_back(b, 1);
-        assert_eq!(k.take(1), Some(4), "the top slot comes back");
+        assert_eq!(k.take(1), Some(4), "a freed slot comes back");
         k.give_back(a, 4);
-        assert_eq!(k.take(1), Some(3), "single slots reuse freed ones");
-        assert!(k.take(4).is_none(), "a range never spans freed holes");
+        assert_eq!(k.take(1), Some(0), "first fit");
+        assert_eq!(k.take(3), Some(1), "a range fits in the freed hole");
+        assert!(k.take(1).is_some() && k.take(3).is_none());
+    }
+
+    #[test]
+    fn alternating_ranges_never_exhaust_the_table() {
+        // The review's case: two 4-slot pools created and dropped in turn.
+        let mut k = SlotKind::default();
+        k.create(16);
+        for _ in 0..1000 {
+            let a = k.take(4).unwrap();
+            let b = k.take(4).unwrap();
+            k.give_back(a, 4);
+            k.give_back(b, 4);
+        }
+        assert_eq!(k.take(16), Some(0), "every slot is free again");
     }
 }

@@ -62,6 +62,7 @@ impl RecvMulti {
         let ring = self.ring.clone();
         let orphan: Orphan = Box::new(move |_, flags| ring.orphan(flags));
         MultiShot::with_orphan((self.fd.clone(), self.ring.clone()), Some(orphan), sqe)
+            .bound_to(self.ring.home().clone())
     }
 
     /// Polls for the next chunk: `None` once the stream has ended.
