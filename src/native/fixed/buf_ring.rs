@@ -202,12 +202,12 @@ impl Inner {
         let mask = self.entries - 1;
         // SAFETY: `bid < entries`, inside the buffers' region.
         let addr = unsafe { bufs.ptr().add(usize::from(bid) * self.stride) } as u64;
-        // SAFETY: `tail & mask < entries`: inside the ring memory. The
+        // Fields are written through raw pointers, one by one, so entry
+        // 0's `tail` (which the kernel reads at any time) is neither
+        // covered by a reference nor overwritten.
+        // SAFETY: `tail & mask < entries`: inside the ring memory; the
         // kernel reads only entries between its head and the published
-        // tail, and this one is past the tail until the store below
-        // (protocol step 1). Fields are written through raw pointers, one
-        // by one, so entry 0's `tail` (which the kernel reads at any time)
-        // is neither covered by a reference nor overwritten.
+        // tail, and this one is past the tail until the store below.
         unsafe {
             let entry = base.add(usize::from(*tail & mask));
             (&raw mut (*entry).addr).write(addr);
