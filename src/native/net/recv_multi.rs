@@ -14,6 +14,11 @@
 //!    is given back, then re-arms.
 //! 4. Chunks posted after the stream is dropped give their buffers back
 //!    (buffer ring protocol step 3).
+//!
+//! Caveats: buffers in another stream's CQEs that it has not taken yet
+//! count as available, so a stream sharing a ring with one that is never
+//! polled may wait for them; a caller that ignores the "all held" error and
+//! polls again re-arms (and fails) once per poll.
 
 use std::future::poll_fn;
 use std::io;
