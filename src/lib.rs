@@ -85,6 +85,7 @@ mod handle;
 mod mailbox;
 pub mod native;
 mod op;
+mod padded;
 mod placement;
 mod runtime;
 mod shard;

@@ -2,6 +2,8 @@
 
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering::Relaxed};
 
+use crate::padded::Padded;
+
 /// A snapshot of one shard's counters.
 ///
 /// # Examples
@@ -53,19 +55,6 @@ pub struct ShardStats {
 }
 
 /// The shared atomics behind [`ShardStats`].
-/// Aligns its content to its own 128-byte block (two cache lines, as
-/// adjacent-line prefetch pairs them on x86).
-#[derive(Debug, Default)]
-#[repr(align(128))]
-pub(crate) struct Padded<T>(pub(crate) T);
-
-impl<T> std::ops::Deref for Padded<T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.0
-    }
-}
-
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub(crate) os_tid: AtomicI32,

@@ -72,20 +72,33 @@ fn raw_qd1(kind: RingKind, page_offset: usize, env: &Env, warm: usize, n: usize)
     let mut buf = PageBuf::at(page_offset);
     let mut ring = new_ring(kind, 8);
     let fd = types::Fd(env.std_read.as_raw_fd());
+    qd1_loop(&mut ring, &mut buf, warm, n, "raw_uring qd1", |ptr, at| {
+        opcode::Read::new(fd, ptr, BLOCK as u32).offset(at).build()
+    })
+}
+
+/// One read at a time into `buf` (which outlives `ring`): `sqe` builds the
+/// read of `BLOCK` bytes at `ptr` from an offset.
+fn qd1_loop(
+    ring: &mut IoUring,
+    buf: &mut PageBuf,
+    warm: usize,
+    n: usize,
+    case: &str,
+    sqe: impl Fn(*mut u8, u64) -> squeue::Entry,
+) -> LatRun {
     let mut offsets = Offsets::new(0, READ_BLOCKS);
     let mut s = Samples::new(warm, n);
     for _ in 0..s.total() {
         let block = offsets.next_block();
-        let sqe = opcode::Read::new(fd, buf.as_mut_ptr(), BLOCK as u32)
-            .offset(offset(block))
-            .build();
+        let sqe = sqe(buf.as_mut_ptr(), offset(block));
         // SAFETY: `buf` holds BLOCK writable bytes and is neither read,
         // reused nor freed before this read's CQE is reaped just below (it
         // outlives the ring); the fd stays open in `env` for the whole run.
         unsafe { ring.submission().push(&sqe) }.expect("SQ full");
-        enter(&ring, 1);
-        let (_, res) = reap(&mut ring);
-        check_read(os_result(res), &buf, block, "raw_uring qd1");
+        enter(ring, 1);
+        let (_, res) = reap(ring);
+        check_read(os_result(res), buf, block, case);
         s.tick();
     }
     s.finish()
@@ -109,21 +122,18 @@ pub(crate) fn qd1_raw_fixed(env: &Env, warm: usize, n: usize) -> LatRun {
     // SAFETY: `buf` outlives the ring (declared first), which unregisters
     // it when it closes.
     unsafe { submitter.register_buffers(&[iov]) }.expect("register the buffer");
-    let mut offsets = Offsets::new(0, READ_BLOCKS);
-    let mut s = Samples::new(warm, n);
-    for _ in 0..s.total() {
-        let block = offsets.next_block();
-        let sqe = opcode::ReadFixed::new(types::Fixed(0), buf.as_mut_ptr(), BLOCK as u32, 0)
-            .offset(offset(block))
-            .build();
-        // SAFETY: as in `raw_qd1`; the buffer is registered slot 0.
-        unsafe { ring.submission().push(&sqe) }.expect("SQ full");
-        enter(&ring, 1);
-        let (_, res) = reap(&mut ring);
-        check_read(os_result(res), &buf, block, "raw_uring fixed qd1");
-        s.tick();
-    }
-    s.finish()
+    qd1_loop(
+        &mut ring,
+        &mut buf,
+        warm,
+        n,
+        "raw_uring fixed qd1",
+        |ptr, at| {
+            opcode::ReadFixed::new(types::Fixed(0), ptr, BLOCK as u32, 0)
+                .offset(at)
+                .build()
+        },
+    )
 }
 
 pub(crate) fn qd1_raw(env: &Env, warm: usize, n: usize) -> LatRun {

@@ -12,19 +12,8 @@ use slab::Slab;
 use super::watch::Watched;
 use crate::context;
 use crate::mailbox::Remote;
+use crate::padded::Padded;
 use crate::stats::Counters;
-
-/// Aligns its content to its own 128-byte block (two cache lines, as
-/// adjacent-line prefetch pairs them on x86).
-#[repr(align(128))]
-pub(super) struct Padded<T>(pub(super) T);
-
-impl<T> std::ops::Deref for Padded<T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.0
-    }
-}
 
 pub(super) struct Chan<T> {
     pub(super) queue: ArrayQueue<T>,

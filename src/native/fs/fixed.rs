@@ -140,6 +140,34 @@ impl File {
         }
     }
 
+    /// One fixed-buffer op at `offset` (validated), on the buffer's shard:
+    /// `build` gets the fd to name, the buffer at its final address and the
+    /// offset.
+    async fn fixed_op<F>(
+        &self,
+        buf: FixedBuf,
+        offset: u64,
+        build: F,
+    ) -> (io::Result<usize>, FixedBuf)
+    where
+        F: FnOnce(types::Fd, &mut FixedBuf, u64) -> squeue::Entry + Send + 'static,
+    {
+        let checked = Self::at(offset, 0).and_then(|at| Ok((at, self.fixed_home(&buf)?)));
+        let (at, home) = match checked {
+            Ok(v) => v,
+            Err(e) => return (Err(e), buf),
+        };
+        let res = FixedRw {
+            buf,
+            _file: self.keep(),
+        };
+        let op = self.submit(res, move |fd, r| build(fd, &mut r.buf, at));
+        match op.bound_to(home).await {
+            Ok((n, r)) => (os_result(n), r.buf),
+            Err((e, r)) => (Err(e), r.buf),
+        }
+    }
+
     /// Reads into a registered buffer (`READ_FIXED`) from `offset`, up to
     /// its capacity; the buffer's `len()` becomes the count read.
     ///
@@ -152,30 +180,18 @@ impl File {
     ///
     /// See [`FixedBufPool`](crate::native::fixed::FixedBufPool).
     pub async fn read_fixed_at(&self, buf: FixedBuf, offset: u64) -> (io::Result<usize>, FixedBuf) {
-        let (at, home) = match Self::at(offset, 0).and_then(|at| Ok((at, self.fixed_home(&buf)?))) {
-            Ok(v) => v,
-            Err(e) => return (Err(e), buf),
-        };
         let (index, cap) = (buf.buf_index(), buf.capacity() as u32);
-        let res = FixedRw {
-            buf,
-            _file: self.keep(),
-        };
-        let op = self.submit(res, move |fd, r| {
-            opcode::ReadFixed::new(fd, r.buf.stable_mut_ptr(), cap, index)
-                .offset(at)
-                .build()
-        });
-        match op.bound_to(home).await {
-            Ok((n, mut r)) => {
-                let n = os_result(n);
-                if let Ok(n) = n {
-                    r.buf.set_len(n);
-                }
-                (n, r.buf)
-            }
-            Err((e, r)) => (Err(e), r.buf),
+        let (n, mut buf) = self
+            .fixed_op(buf, offset, move |fd, buf, at| {
+                opcode::ReadFixed::new(fd, buf.stable_mut_ptr(), cap, index)
+                    .offset(at)
+                    .build()
+            })
+            .await;
+        if let Ok(n) = n {
+            buf.set_len(n);
         }
+        (n, buf)
     }
 
     /// Writes a registered buffer's `len()` bytes (`WRITE_FIXED`) at
@@ -209,28 +225,16 @@ impl File {
         buf: FixedBuf,
         offset: u64,
     ) -> (io::Result<usize>, FixedBuf) {
-        let checked = Self::at(offset, 0).and_then(|at| Ok((at, self.fixed_home(&buf)?)));
-        let (at, home) = match checked {
-            Ok(_) if buf.is_empty() => {
-                let e = io::Error::new(io::ErrorKind::InvalidInput, "zero-length buffer");
-                return (Err(e), buf);
-            }
-            Ok(v) => v,
-            Err(e) => return (Err(e), buf),
-        };
+        if buf.is_empty() {
+            let e = io::Error::new(io::ErrorKind::InvalidInput, "zero-length buffer");
+            return (Err(e), buf);
+        }
         let (index, len) = (buf.buf_index(), buf.len() as u32);
-        let res = FixedRw {
-            buf,
-            _file: self.keep(),
-        };
-        let op = self.submit(res, move |fd, r| {
-            opcode::WriteFixed::new(fd, r.buf.stable_ptr(), len, index)
+        self.fixed_op(buf, offset, move |fd, buf, at| {
+            opcode::WriteFixed::new(fd, buf.stable_ptr(), len, index)
                 .offset(at)
                 .build()
-        });
-        match op.bound_to(home).await {
-            Ok((n, r)) => (os_result(n), r.buf),
-            Err((e, r)) => (Err(e), r.buf),
-        }
+        })
+        .await
     }
 }

@@ -29,7 +29,7 @@ use std::task::{Context, Poll};
 use io_uring::{opcode, types};
 
 use crate::native::fixed::{BufRing, RecvRing, RingBuf};
-use crate::op::{self, MultiShot, Orphan};
+use crate::op::{MultiShot, Orphan};
 use crate::sys::CQE_F_MORE;
 
 /// Chunks received into a [`BufRing`]: made by
@@ -87,10 +87,8 @@ impl RecvMulti {
                 self.starved_at = None;
             }
             if self.op.is_none() {
-                if let Some(e) = op::wrong_shard(self.ring.home()) {
-                    self.done = true;
-                    return Poll::Ready(Some(Err(e)));
-                }
+                // Bound to the ring's shard (`arm`): polled elsewhere, the
+                // op fails before it is pushed and the stream ends.
                 self.armed_at = self.ring.recycled();
                 self.op = Some(self.arm());
             }
