@@ -5,10 +5,10 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, OnceLock};
 use std::task::Waker;
 
-use crossbeam_queue::ArrayQueue;
 use parking_lot::Mutex;
 use slab::Slab;
 
+use super::queue::SlotRing;
 use super::watch::Watched;
 use crate::context;
 use crate::mailbox::Remote;
@@ -16,21 +16,17 @@ use crate::padded::Padded;
 use crate::stats::Counters;
 
 pub(super) struct Chan<T> {
-    pub(super) queue: ArrayQueue<T>,
+    /// The messages; closing it (the receiver was closed or dropped) makes
+    /// sends fail.
+    pub(super) queue: SlotRing<T>,
     /// Live `Sender`s; 0 means the stream ends once the queue is empty.
     pub(super) senders: AtomicUsize,
-    /// The receiver was dropped or closed: sends fail.
-    pub(super) rx_closed: AtomicBool,
-    /// Senders between their `rx_closed` check and their push; a closed
-    /// receiver waits for 0 before it may call the stream ended.
-    /// On its own cache line: every send writes it, and it must not drag
-    /// the receiver's flags and waker slot across cores with it.
-    pub(super) pushers: Padded<AtomicUsize>,
     /// `IDLE`, `WAITING` (a sender wakes `rx_waker`) or `WATCHED` (a
     /// sender rings `rx_home`'s doorbell if it is parked: `watch.rs`).
     rx_waiting: AtomicU8,
-    /// Locked by the receiver at every wait: on its own block, so a sender
-    /// reading `rx_waiting` does not pull the line back each time.
+    /// The waker of a `WAITING` receiver (a `WATCHED` one leaves its waker
+    /// with its shard). On its own block, so a sender reading `rx_waiting`
+    /// does not pull the line back each time.
     rx_waker: Padded<Mutex<Option<Waker>>>,
     /// The shard that watches the receiver, fixed by its first watch.
     rx_home: OnceLock<Arc<Remote>>,
@@ -43,10 +39,8 @@ pub(super) struct Chan<T> {
 impl<T> Chan<T> {
     pub(super) fn new(capacity: usize) -> Self {
         Self {
-            queue: ArrayQueue::new(capacity),
+            queue: SlotRing::new(capacity),
             senders: AtomicUsize::new(1),
-            rx_closed: AtomicBool::new(false),
-            pushers: Padded(AtomicUsize::new(0)),
             rx_waiting: AtomicU8::new(IDLE),
             rx_waker: Padded(Mutex::new(None)),
             rx_home: OnceLock::new(),
@@ -55,20 +49,13 @@ impl<T> Chan<T> {
         }
     }
 
-    /// Protocol step 1 (receiver): register before the second look. The
-    /// waker is kept either way (the last sender's drop and `close` wake
-    /// it); on a spinning shard the channel is also watched (step W1).
+    /// Protocol step 1 (receiver): register before the second look. On a
+    /// spinning shard the channel is watched (step W1) and the shard keeps
+    /// the waker; anywhere else the waker goes to `rx_waker`.
     pub(super) fn register_receiver(self: &Arc<Self>, waker: &Waker)
     where
         T: Send + 'static,
     {
-        {
-            let mut slot = self.rx_waker.lock();
-            match &mut *slot {
-                Some(w) if w.will_wake(waker) => {}
-                other => *other = Some(waker.clone()),
-            }
-        }
         let watched = context::with_current(|cx| {
             if cx.shared.config.spin.is_none() {
                 return false;
@@ -83,6 +70,11 @@ impl<T> Chan<T> {
         let mode = if watched == Some(true) {
             WATCHED
         } else {
+            let mut slot = self.rx_waker.lock();
+            match &mut *slot {
+                Some(w) if w.will_wake(waker) => {}
+                other => *other = Some(waker.clone()),
+            }
             WAITING
         };
         if self.rx_waiting.load(Ordering::Relaxed) != mode {
@@ -91,8 +83,9 @@ impl<T> Chan<T> {
         fence(Ordering::SeqCst);
     }
 
-    /// Protocol step 2 (sender, after pushing): wake the receiver if it
-    /// waits, or ring its shard if that watches it and is parked (W2).
+    /// Protocol step 2 (sender, after pushing, or after the last sender
+    /// counted itself out): wake the receiver if it waits, or ring its
+    /// shard if that watches it and is parked (W2).
     pub(super) fn notify_receiver(&self) {
         fence(Ordering::SeqCst);
         match self.rx_waiting.load(Ordering::SeqCst) {
@@ -102,22 +95,17 @@ impl<T> Chan<T> {
                     .compare_exchange(WAITING, IDLE, Ordering::SeqCst, Ordering::SeqCst)
                     .is_ok() =>
             {
-                self.wake_receiver();
+                let waker = self.rx_waker.lock().take();
+                if let Some(w) = waker {
+                    w.wake();
+                }
             }
             WATCHED => {
                 if let Some(home) = self.rx_home.get() {
-                    home.notify_watcher();
+                    home.notify_watcher_fenced();
                 }
             }
             _ => {}
-        }
-    }
-
-    /// Wakes the receiver unconditionally (the last sender left).
-    pub(super) fn wake_receiver(&self) {
-        let waker = self.rx_waker.lock().take();
-        if let Some(w) = waker {
-            w.wake();
         }
     }
 
@@ -167,11 +155,13 @@ const IDLE: u8 = 0;
 const WAITING: u8 = 1;
 const WATCHED: u8 = 2;
 
+/// A watched receiver waits for a message or for the last sender to go.
+/// (It cannot be waiting for a closed ring to drain: the close was its own,
+/// so only a message still being pushed, which `has_ready` sees, can end
+/// that wait.) Neither look touches `tail`, which the senders write.
 impl<T: Send> Watched for Chan<T> {
     fn has_news(&self) -> bool {
-        !self.queue.is_empty()
-            || self.senders.load(Ordering::Acquire) == 0
-            || self.rx_closed.load(Ordering::Acquire)
+        self.queue.has_ready() || self.senders.load(Ordering::Acquire) == 0
     }
 }
 

@@ -7,8 +7,10 @@
 //!
 //! How a message travels (ADR 0007):
 //! 1. The sender pushes it into the channel's preallocated lock-free ring
-//!    (`crossbeam-queue`'s `ArrayQueue`): messages are stored inline, so no
-//!    send allocates, for any `T`.
+//!    (`queue.rs`'s `SlotRing`): messages are stored inline, so no send
+//!    allocates, for any `T`, and the receiver finds a message by looking at
+//!    the slot that holds it, so one cache line crosses the cores per
+//!    message.
 //! 2. Only if the receiving task is waiting does the sender wake it. That
 //!    wake goes through the receiving shard's mailbox: no syscall if the
 //!    shard is running (it runs the task on its next tick), one doorbell
@@ -43,9 +45,35 @@
 //! only rings the shard's doorbell if it is parked.
 
 mod chan;
+mod queue;
 mod receiver;
 mod sender;
 pub(crate) mod watch;
+
+/// What `queue.rs` is written against: `std` here; `loom-models/` compiles
+/// the same file against loom's types to check it exhaustively.
+mod sync {
+    pub(crate) use crate::padded::Padded;
+    pub(crate) use std::sync::atomic::{AtomicUsize, Ordering, fence};
+
+    /// A producer waiting for another to move on.
+    pub(crate) fn spin() {
+        std::hint::spin_loop();
+    }
+
+    /// `std`'s `UnsafeCell` with loom's access shape.
+    pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+    impl<T> UnsafeCell<T> {
+        pub(crate) const fn new(value: T) -> Self {
+            Self(std::cell::UnsafeCell::new(value))
+        }
+
+        pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+            f(self.0.get())
+        }
+    }
+}
 
 use std::sync::Arc;
 

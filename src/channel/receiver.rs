@@ -30,12 +30,19 @@ impl<T> Receiver<T> {
         Self { chan }
     }
 
+    /// The oldest message, if its sender has finished writing it.
+    fn take(&mut self) -> Option<T> {
+        // SAFETY: a channel has one `Receiver` (not `Clone`), and `&mut self`
+        // keeps its pops on one thread at a time.
+        unsafe { self.chan.queue.pop() }
+    }
+
     /// Up to `limit` queued messages into `buf`, without waiting; wakes
     /// waiting senders once.
     fn drain(&mut self, buf: &mut Vec<T>, limit: usize) -> usize {
         let mut n = 0;
         while n < limit {
-            let Some(m) = self.chan.queue.pop() else {
+            let Some(m) = self.take() else {
                 break;
             };
             buf.push(m);
@@ -49,7 +56,7 @@ impl<T> Receiver<T> {
     }
 
     fn pop(&mut self) -> Option<T> {
-        let m = self.chan.queue.pop()?;
+        let m = self.take()?;
         count_received(1);
         self.chan.notify_senders();
         Some(m)
@@ -70,10 +77,9 @@ impl<T> Receiver<T> {
             return Ok(m);
         }
         let chan = &self.chan;
-        let ended = chan.senders.load(Ordering::Acquire) == 0
-            // Closed, and no sender is between its check and its push: no
-            // message can arrive any more (see `Sender::push_quiet`).
-            || (chan.rx_closed.load(Ordering::SeqCst) && chan.pushers.load(Ordering::SeqCst) == 0);
+        // Every sender gone, or closed and every message pushed before the
+        // close taken (ring invariant 7): no message can arrive any more.
+        let ended = chan.senders.load(Ordering::SeqCst) == 0 || chan.queue.is_drained();
         if ended {
             // A push that raced the end is visible now.
             return self.pop().ok_or(TryRecvError::Disconnected);
@@ -96,7 +102,7 @@ impl<T> Receiver<T> {
     /// assert_eq!(rx.try_recv(), Ok(1));
     /// ```
     pub fn close(&mut self) {
-        self.chan.rx_closed.store(true, Ordering::SeqCst);
+        self.chan.queue.close();
         self.chan.wake_senders();
     }
 
@@ -122,7 +128,7 @@ impl<T> Receiver<T> {
     /// assert!(rx.is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
-        self.chan.queue.is_empty()
+        self.chan.queue.len() == 0
     }
 }
 
@@ -201,11 +207,19 @@ impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
         self.close();
         // Messages still queued are dropped here, on the receiver's side,
-        // including any from a sender that was mid-push when we closed.
-        while self.chan.pushers.load(Ordering::SeqCst) != 0 {
-            std::hint::spin_loop();
+        // including any from a sender that was mid-push when we closed (its
+        // stamp is a few instructions away: ring invariant 7).
+        let mut looks = 0u32;
+        while !self.chan.queue.is_drained() {
+            if self.take().is_none() {
+                looks += 1;
+                if looks % 64 == 0 {
+                    std::thread::yield_now(); // the sender may be preempted
+                } else {
+                    std::hint::spin_loop();
+                }
+            }
         }
-        while self.chan.queue.pop().is_some() {}
     }
 }
 

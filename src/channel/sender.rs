@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
 use super::chan::{Chan, count_sent};
+use super::queue::Refused;
 
 /// The sending half of a [`channel`](crate::channel). Clone it to give
 /// every producer its own; usable from any shard or thread.
@@ -80,29 +81,14 @@ impl<T> Sender<T> {
         Self { chan }
     }
 
-    /// Counts the caller in as a pusher, or refuses if the receiver has
-    /// closed. Counting in before the `rx_closed` check makes "closed" and
-    /// "pushed" exclusive: a receiver that closed and then saw no pusher
-    /// knows no message can still arrive (both sides use `SeqCst`). The
-    /// count is two `lock`ed instructions, so a batch takes it once.
-    fn begin_push(&self) -> Option<PushGuard<'_, T>> {
-        let chan = &self.chan;
-        chan.pushers.fetch_add(1, Ordering::SeqCst);
-        if chan.rx_closed.load(Ordering::SeqCst) {
-            chan.pushers.fetch_sub(1, Ordering::SeqCst);
-            // A closed receiver may be waiting for `pushers` to reach 0.
-            chan.notify_receiver();
-            return None;
-        }
-        Some(PushGuard { chan })
-    }
-
-    /// Pushes one message without waking the receiver.
+    /// Pushes one message without waking the receiver. The ring refuses
+    /// pushes once the receiver has closed it, so "closed" and "pushed"
+    /// exclude each other (ring invariant 7).
     fn push_quiet(&self, msg: T) -> Result<(), TrySendError<T>> {
-        let Some(_pushing) = self.begin_push() else {
-            return Err(TrySendError::Closed(msg));
-        };
-        self.chan.queue.push(msg).map_err(TrySendError::Full)
+        self.chan.queue.push(msg).map_err(|refused| match refused {
+            Refused::Full(m) => TrySendError::Full(m),
+            Refused::Closed(m) => TrySendError::Closed(m),
+        })
     }
 
     /// Sends at once if there is room; never waits. The message comes back
@@ -226,10 +212,7 @@ impl<T> Sender<T> {
                 let Some(msg) = pending.take().or_else(|| items.next()) else {
                     return Poll::Ready(Ok(()));
                 };
-                // A run of pushes under one pusher count, while there is room.
-                let Some(pushing) = self.begin_push() else {
-                    return Poll::Ready(Err(msg));
-                };
+                // A run of pushes while there is room.
                 let mut next = Some(msg);
                 while let Some(m) = next.take() {
                     match self.chan.queue.push(m) {
@@ -237,13 +220,13 @@ impl<T> Sender<T> {
                             sent += 1;
                             next = items.next();
                         }
-                        Err(m) => {
-                            next = Some(m); // full
+                        Err(Refused::Full(m)) => {
+                            next = Some(m);
                             break;
                         }
+                        Err(Refused::Closed(m)) => return Poll::Ready(Err(m)),
                     }
                 }
-                drop(pushing);
                 let Some(msg) = next else {
                     return Poll::Ready(Ok(()));
                 };
@@ -291,7 +274,7 @@ impl<T> Sender<T> {
     /// assert!(tx.is_closed());
     /// ```
     pub fn is_closed(&self) -> bool {
-        self.chan.rx_closed.load(Ordering::Acquire)
+        self.chan.queue.is_closed()
     }
 
     /// Messages queued right now.
@@ -316,7 +299,7 @@ impl<T> Sender<T> {
     /// assert!(tx.is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
-        self.chan.queue.is_empty()
+        self.chan.queue.len() == 0
     }
 
     /// The channel's capacity.
@@ -329,17 +312,6 @@ impl<T> Sender<T> {
     /// ```
     pub fn capacity(&self) -> usize {
         self.chan.queue.capacity()
-    }
-}
-
-/// Proof of being counted in `pushers`; counts out when dropped.
-struct PushGuard<'a, T> {
-    chan: &'a Chan<T>,
-}
-
-impl<T> Drop for PushGuard<'_, T> {
-    fn drop(&mut self) {
-        self.chan.pushers.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -369,8 +341,10 @@ impl<T> Clone for Sender<T> {
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
-        if self.chan.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.chan.wake_receiver(); // the stream ends after the queued messages
+        if self.chan.senders.fetch_sub(1, Ordering::SeqCst) == 1 {
+            // The stream ends after the queued messages: a waiting receiver
+            // must look again (protocol step 2, with the count for a push).
+            self.chan.notify_receiver();
         }
     }
 }

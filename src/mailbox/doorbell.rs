@@ -78,6 +78,11 @@ impl DoorbellState {
     /// `true` for exactly the one sender that must ring the doorbell.
     pub(crate) fn should_ring(&self) -> bool {
         fence(Ordering::SeqCst);
+        self.should_ring_fenced()
+    }
+
+    /// Step S3 alone, for a sender that fenced (`SeqCst`) after its push.
+    pub(crate) fn should_ring_fenced(&self) -> bool {
         self.state.load(Ordering::SeqCst) == PARKED
             && self
                 .state

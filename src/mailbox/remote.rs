@@ -143,9 +143,15 @@ impl Remote {
     }
 
     /// A message arrived on a channel this shard watches (channel step
-    /// W2): ring the doorbell if the shard is parked, else nothing.
-    pub(crate) fn notify_watcher(&self) {
-        self.notify();
+    /// W2): ring the doorbell if the shard is parked, else nothing. The
+    /// caller has already fenced (`SeqCst`) after its push: step S2 here
+    /// would be a second fence.
+    pub(crate) fn notify_watcher_fenced(&self) {
+        if !self.doorbell.should_ring_fenced() {
+            Counters::bump(&self.stats.doorbells_avoided);
+            return;
+        }
+        self.ring_doorbell();
     }
 
     /// Doorbell steps S2 and S3, then routing rule 3.
