@@ -251,6 +251,7 @@ fn try_submit<T: Send + 'static>(
     sqe: squeue::Entry,
     timeout: Option<std::time::Duration>,
     two_cqes: bool,
+    waker: &Waker,
 ) -> Submit {
     // A linked timeout is a second SQE and a second CQE (invariant 7); a
     // two-CQE op reserves an entry for its second CQE (invariant 9).
@@ -264,9 +265,17 @@ fn try_submit<T: Send + 'static>(
     if !room {
         return Submit::NoRoom(sqe);
     }
+    let unique = Arc::get_mut(cell).expect("unshared until pushed");
     if let Some(t) = timeout {
-        Arc::get_mut(cell).expect("unshared until pushed").timespec = types::Timespec::from(t);
+        unique.timespec = types::Timespec::from(t);
     }
+    // The waker goes in before the cell is shared: its completion can only
+    // be reaped by this thread's shard loop, after this poll returns, so the
+    // submitting poll needs no lock.
+    *unique.state.get_mut() = State::Submitted {
+        waker: Some(waker.clone()),
+        early: None,
+    };
     let cell = &*cell;
     let pushed = context::with_current(|cx| {
         let user_data = cx.ops.borrow_mut().insert(cell.clone());
@@ -344,13 +353,16 @@ impl<T: Send + 'static> Future for Op<T> {
                 },
             };
             let cell = this.cell.as_mut().expect("unsubmitted ops hold their cell");
-            match try_submit(cell, sqe, timeout, this.two_cqes) {
+            match try_submit(cell, sqe, timeout, this.two_cqes, cx.waker()) {
                 Submit::Done(home, user_data) => {
                     this.room.cancel();
                     this.room_timer = None;
                     this.home = Some(home);
                     this.user_data = user_data;
                     this.deadline = timeout.and(deadline);
+                    // The cell holds our waker, and the CQE is reaped by this
+                    // shard's loop only after we return.
+                    return Poll::Pending;
                 }
                 Submit::NoRoom(sqe) => {
                     let entries = 1 + usize::from(timeout.is_some()) + usize::from(this.two_cqes);
