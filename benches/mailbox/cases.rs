@@ -7,13 +7,15 @@ use crate::raw_msg_ring::{
     rtt_raw_busy_poll, rtt_raw_parked, rtt_raw_parked_dt, tput_raw, tput_raw_dt,
 };
 use crate::ringlane_cases::{
-    rtt_ringlane_parked, rtt_ringlane_parked_no_dt, rtt_ringlane_spin, tput_ringlane_parked,
-    tput_ringlane_spin,
+    rtt_ringlane_one_shard, rtt_ringlane_parked, rtt_ringlane_parked_no_dt, rtt_ringlane_spin,
+    tput_ringlane_parked, tput_ringlane_spin,
 };
 use crate::shared::runtimes::{ringlane_runtime, shutdown, tokio_multi_thread};
 use crate::shared::watchdog::HANDLES;
 use crate::threads::{rtt_atomic, rtt_crossbeam};
-use crate::tokio_cases::{rtt_tokio_ct_pair, rtt_tokio_mt_mpsc, rtt_tokio_mt_oneshot};
+use crate::tokio_cases::{
+    rtt_tokio_ct_one_thread, rtt_tokio_ct_pair, rtt_tokio_mt_mpsc, rtt_tokio_mt_oneshot,
+};
 use crate::{SPIN_WINDOW, THREADS};
 
 /// The ringlane and Tokio runtimes, built once before anything is timed.
@@ -124,6 +126,18 @@ pub(crate) const RTT_CASES: &[RttCase] = &[
         label: "2 tokio current-thread runtimes on 2 threads, mpsc",
         parked: true,
         run: rtt_tokio_ct_pair,
+    },
+    RttCase {
+        id: "ringlane_one_shard",
+        label: "ringlane, both tasks on shard 0 (no cross-core hop: the task-switch floor)",
+        parked: false,
+        run: rtt_ringlane_one_shard,
+    },
+    RttCase {
+        id: "tokio_ct_one_thread_mpsc",
+        label: "tokio current-thread, both tasks on one thread, mpsc (no cross-core hop)",
+        parked: false,
+        run: rtt_tokio_ct_one_thread,
     },
     RttCase {
         id: "crossbeam",

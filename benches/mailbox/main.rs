@@ -21,6 +21,10 @@
 //!     round trips that crossed threads is reported).
 //!   * `tokio_ct_pair_mpsc`: two current-thread runtimes on two threads.
 //!   * `crossbeam`: bounded crossbeam channels between two threads.
+//!   * `ringlane_one_shard`, `tokio_ct_one_thread_mpsc`: ping and echo on
+//!     one shard / one current-thread runtime, so no message crosses cores:
+//!     what two task switches through a channel cost (the software floor
+//!     under the cross-core cases).
 //! * **One-way throughput**, shard 0 → shard 1 (thread → thread for the raw
 //!   floor), at batch 1, 8, 32 and 128: ringlane sends with `send` (batch 1)
 //!   or `send_many` and receives with `recv_many`; the raw floor pushes a

@@ -1,5 +1,6 @@
 //! The ringlane cases: a ping task on shard 0 and an echo task on shard 1
-//! over two `raw_channel`s (round trip), and shard 0 → shard 1 with
+//! (or also on shard 0, the software floor) over two `raw_channel`s (round
+//! trip), and shard 0 → shard 1 with
 //! `send`/`send_many` → `recv_many` (throughput), on each configured runtime.
 
 use std::time::Instant;
@@ -10,12 +11,13 @@ use crate::shared::timing::process_cpu_time;
 use crate::watchdog::progress;
 use crate::{RTT_CAPACITY, WINDOW};
 
-fn ringlane_rtt(rt: &ringlane::Runtime, warm: usize, n: usize) -> RttRun {
+/// Ping on shard 0, echo on shard `echo_shard`.
+fn ringlane_rtt(rt: &ringlane::Runtime, echo_shard: usize, warm: usize, n: usize) -> RttRun {
     let handle = rt.handle();
     let (ping_tx, mut ping_rx) = ringlane::raw_channel(RTT_CAPACITY).expect("channel");
     let (pong_tx, mut pong_rx) = ringlane::raw_channel(RTT_CAPACITY).expect("channel");
     let echo = handle
-        .spawn_pinned(1, async move {
+        .spawn_pinned(echo_shard, async move {
             while let Some(v) = ping_rx.recv().await {
                 if pong_tx.send(v).await.is_err() {
                     break;
@@ -48,15 +50,22 @@ fn ringlane_rtt(rt: &ringlane::Runtime, warm: usize, n: usize) -> RttRun {
 }
 
 pub(crate) fn rtt_ringlane_parked(env: &Env, warm: usize, n: usize) -> RttRun {
-    ringlane_rtt(&env.parked, warm, n)
+    ringlane_rtt(&env.parked, 1, warm, n)
 }
 
 pub(crate) fn rtt_ringlane_parked_no_dt(env: &Env, warm: usize, n: usize) -> RttRun {
-    ringlane_rtt(&env.parked_no_dt, warm, n)
+    ringlane_rtt(&env.parked_no_dt, 1, warm, n)
 }
 
 pub(crate) fn rtt_ringlane_spin(env: &Env, warm: usize, n: usize) -> RttRun {
-    ringlane_rtt(&env.spin, warm, n)
+    ringlane_rtt(&env.spin, 1, warm, n)
+}
+
+/// Both tasks on shard 0: no cross-core traffic at all, so the round trip
+/// is two task switches through the channel (the software floor the
+/// cross-shard cases add the cache-line transfers to).
+pub(crate) fn rtt_ringlane_one_shard(env: &Env, warm: usize, n: usize) -> RttRun {
+    ringlane_rtt(&env.spin, 0, warm, n)
 }
 
 fn ringlane_tput(rt: &ringlane::Runtime, batch: usize, msgs: u64) -> TputRun {

@@ -1,5 +1,6 @@
 //! The Tokio round-trip baselines: mpsc and oneshot ping-pong on the
-//! multi-thread runtime, and mpsc between two current-thread runtimes.
+//! multi-thread runtime, mpsc between two current-thread runtimes, and mpsc
+//! between two tasks of one current-thread runtime (no cross-core hop).
 
 use crate::RTT_CAPACITY;
 use crate::cases::Env;
@@ -81,6 +82,17 @@ pub(crate) fn rtt_tokio_mt_oneshot(env: &Env, warm: usize, n: usize) -> RttRun {
         s.finish()
     });
     let run = rt.block_on(ping).expect("ping task");
+    rt.block_on(echo).expect("echo task");
+    run
+}
+
+/// Both tasks on one current-thread runtime: Tokio's task-switch floor.
+pub(crate) fn rtt_tokio_ct_one_thread(_: &Env, warm: usize, n: usize) -> RttRun {
+    let (ping_tx, ping_rx) = tokio::sync::mpsc::channel(RTT_CAPACITY);
+    let (pong_tx, pong_rx) = tokio::sync::mpsc::channel(RTT_CAPACITY);
+    let rt = tokio_current_thread();
+    let echo = rt.spawn(tokio_echo(ping_rx, pong_tx));
+    let run = rt.block_on(tokio_ping(ping_tx, pong_rx, warm, n));
     rt.block_on(echo).expect("echo task");
     run
 }

@@ -25,7 +25,9 @@
 //! sender ends the receiver's stream after the queued messages; closing the
 //! receiver makes later sends fail with the message returned, and its
 //! stream ends once every message that was sent has been received (closing
-//! and pushing exclude each other through an in-flight pusher count).
+//! and pushing exclude each other: the close is a mark in the ring's tail,
+//! and a push claims its slot only from an unmarked tail, `queue.rs`
+//! invariant 7).
 //!
 //! Wait/notify protocol (both directions use the same Dekker pattern):
 //! 1. Receiver: pop; if empty, store its waker and set `rx_waiting`, full
