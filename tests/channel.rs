@@ -223,6 +223,16 @@ fn try_send_on_a_full_or_closed_channel_returns_the_message() {
         ["a", "b"]
     );
     assert!(matches!(channel::<u8>(0), Err(Error::InvalidConfig(_))));
+    // Positions that would not fit a usize, and slots that cannot be
+    // allocated: an error, not a capacity-overflow panic or an abort.
+    assert!(matches!(
+        channel::<u8>(usize::MAX),
+        Err(Error::InvalidConfig(_))
+    ));
+    assert!(matches!(
+        channel::<u64>(1 << 50),
+        Err(Error::InvalidConfig(_))
+    ));
 }
 
 #[test]

@@ -3,8 +3,10 @@
 //! No model waits for another thread's progress in a loop: a consumer
 //! takes what is there a bounded number of times while producers run, and
 //! drains the rest after joining them. (A spin-wait on a preempted thread
-//! is an unbounded path to loom, and the channel never spins that way: it
-//! parks and is woken.)
+//! is an unbounded path to loom. A waiting receiver or sender parks and is
+//! woken instead; only a dropped `Receiver` spins, for the few
+//! instructions between a claim and its stamp, relying on a drained ring
+//! being final, which `close_racing_a_push_loses_nothing` checks.)
 
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicBool, Ordering, fence};

@@ -37,16 +37,17 @@ pub(super) struct Chan<T> {
 }
 
 impl<T> Chan<T> {
-    pub(super) fn new(capacity: usize) -> Self {
-        Self {
-            queue: SlotRing::new(capacity),
+    /// `None` when the ring cannot be allocated (`SlotRing::try_new`).
+    pub(super) fn new(capacity: usize) -> Option<Self> {
+        Some(Self {
+            queue: SlotRing::try_new(capacity)?,
             senders: AtomicUsize::new(1),
             rx_waiting: AtomicU8::new(IDLE),
             rx_waker: Padded(Mutex::new(None)),
             rx_home: OnceLock::new(),
             tx_waiting: AtomicBool::new(false),
             tx_wakers: Mutex::new(Slab::new()),
-        }
+        })
     }
 
     /// Protocol step 1 (receiver): register before the second look. On a
@@ -109,6 +110,14 @@ impl<T> Chan<T> {
         }
     }
 
+    /// The receiver is being dropped: no wait of its may stay registered.
+    pub(super) fn receiver_gone(&self) {
+        self.rx_waiting.store(GONE, Ordering::Release);
+        // A waker left by a wait on another thread is dropped now, not with
+        // the last sender.
+        drop(self.rx_waker.lock().take());
+    }
+
     /// Protocol step 3 (sender, ring full): register (or refresh) the
     /// caller's slot before trying again.
     pub(super) fn register_sender(&self, slot: &mut Option<usize>, waker: &Waker) {
@@ -154,14 +163,21 @@ impl<T> Chan<T> {
 const IDLE: u8 = 0;
 const WAITING: u8 = 1;
 const WATCHED: u8 = 2;
+/// The receiver was dropped: nobody waits, and a shard still watching the
+/// channel (the dropped receiver's last wait) forgets it.
+const GONE: u8 = 3;
 
 /// A watched receiver waits for a message or for the last sender to go.
 /// (It cannot be waiting for a closed ring to drain: the close was its own,
 /// so only a message still being pushed, which `has_ready` sees, can end
-/// that wait.) Neither look touches `tail`, which the senders write.
+/// that wait.) A dropped receiver is news too, or its shard would keep the
+/// channel (and the task's waker) for as long as a sender lives. None of
+/// the looks touches `tail`, which the senders write.
 impl<T: Send> Watched for Chan<T> {
     fn has_news(&self) -> bool {
-        self.queue.has_ready() || self.senders.load(Ordering::Acquire) == 0
+        self.queue.has_ready()
+            || self.senders.load(Ordering::Acquire) == 0
+            || self.rx_waiting.load(Ordering::Relaxed) == GONE
     }
 }
 

@@ -88,7 +88,8 @@ use crate::error::Error;
 ///
 /// # Errors
 ///
-/// [`Error::InvalidConfig`] if `capacity` is zero.
+/// [`Error::InvalidConfig`] if `capacity` is zero, or too large to allocate
+/// (the ring's slots are allocated up front).
 ///
 /// # Examples
 ///
@@ -114,7 +115,10 @@ pub fn channel<T: Send>(capacity: usize) -> Result<(Sender<T>, Receiver<T>), Err
             "a channel needs a capacity of at least 1",
         ));
     }
-    let chan = Arc::new(chan::Chan::new(capacity));
+    let chan = chan::Chan::new(capacity).ok_or(Error::InvalidConfig(
+        "a channel's capacity is too large to allocate",
+    ))?;
+    let chan = Arc::new(chan);
     Ok((Sender::new(chan.clone()), Receiver::new(chan)))
 }
 

@@ -47,6 +47,10 @@ struct Slot<T> {
     value: UnsafeCell<MaybeUninit<T>>,
 }
 
+/// The largest capacity whose positions leave at least 2^4 laps in a
+/// `usize` (`one_lap` is at most four times the capacity).
+pub(crate) const MAX_CAPACITY: usize = usize::MAX >> 6;
+
 /// Why [`SlotRing::push`] gave its value back.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Refused<T> {
@@ -78,23 +82,34 @@ unsafe impl<T: Send> Sync for SlotRing<T> {}
 
 impl<T> SlotRing<T> {
     /// A ring of `capacity` slots (`capacity >= 1`).
+    #[allow(dead_code)] // the loom models' constructor
     pub(crate) fn new(capacity: usize) -> Self {
+        Self::try_new(capacity).expect("a SlotRing of a sane capacity")
+    }
+
+    /// A ring of `capacity` slots (`capacity >= 1`), or `None` when the
+    /// positions would not fit a `usize` (`one_lap` must leave room for
+    /// laps) or the slots cannot be allocated.
+    pub(crate) fn try_new(capacity: usize) -> Option<Self> {
         assert!(capacity >= 1, "a SlotRing needs at least one slot");
+        if capacity > MAX_CAPACITY {
+            return None;
+        }
         let mark = (capacity + 1).next_power_of_two();
-        let slots = (0..capacity)
-            .map(|i| Slot {
-                stamp: AtomicUsize::new(i),
-                value: UnsafeCell::new(MaybeUninit::uninit()),
-            })
-            .collect();
-        Self {
+        let mut slots = Vec::new();
+        slots.try_reserve_exact(capacity).ok()?;
+        slots.extend((0..capacity).map(|i| Slot {
+            stamp: AtomicUsize::new(i),
+            value: UnsafeCell::new(MaybeUninit::uninit()),
+        }));
+        Some(Self {
             tail: Padded(AtomicUsize::new(0)),
             head: Padded(AtomicUsize::new(0)),
-            slots,
+            slots: slots.into_boxed_slice(),
             cap: capacity,
             mark,
             one_lap: mark * 2,
-        }
+        })
     }
 
     pub(crate) fn capacity(&self) -> usize {

@@ -205,6 +205,7 @@ impl<T: Send + 'static> Receiver<T> {
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
+        self.chan.receiver_gone();
         self.close();
         // Messages still queued are dropped here, on the receiver's side,
         // including any from a sender that was mid-push when we closed (its
@@ -228,5 +229,31 @@ impl<T> fmt::Debug for Receiver<T> {
         f.debug_struct("Receiver")
             .field("len", &self.len())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::task::Waker;
+
+    use super::super::watch::WatchList;
+
+    /// A receiver's last wait was watched by its shard, the wait was
+    /// dropped (a timeout, a `select!`) and then the receiver, while a
+    /// sender lives on: the shard must forget the channel, or it keeps the
+    /// ring and the task's waker and looks at them every tick for as long
+    /// as the sender lives.
+    #[test]
+    fn a_watched_receiver_dropped_while_senders_live_leaves_the_watch_list() {
+        let (tx, rx) = crate::channel::<u64>(4).unwrap();
+        let watches = WatchList::default();
+        watches.add(rx.chan.clone(), Waker::noop());
+        assert!(!watches.has_news(), "nothing happened yet");
+        assert!(!watches.wake_ready());
+        drop(rx);
+        assert!(watches.has_news(), "a dropped receiver is news");
+        assert!(watches.wake_ready());
+        assert!(watches.is_empty(), "the shard forgot the channel");
+        assert!(tx.try_send(1).is_err(), "the sender sees the close");
     }
 }
