@@ -260,13 +260,25 @@ impl Ring {
             min_wait_usec: 0,
             ts: ts.as_ref().map_or(0, |t| t as *const KernelTimespec as u64),
         };
-        let mut flags = IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG;
+        let mut flags = IORING_ENTER_GETEVENTS;
         if self.registered {
             flags |= IORING_ENTER_REGISTERED_RING;
         }
+        // Without a timeout there is nothing for an extended argument to
+        // say: a null signal mask spares the kernel copying one in.
+        let (argp, argsz) = if ts.is_some() {
+            flags |= IORING_ENTER_EXT_ARG;
+            (
+                &arg as *const GetEventsArg as *const libc::c_void,
+                std::mem::size_of::<GetEventsArg>(),
+            )
+        } else {
+            (std::ptr::null(), 0)
+        };
         // SAFETY: `arg` and `ts` live on this stack frame for the whole call and
-        // have the kernel's layout; io_uring_enter touches no other user memory
-        // except SQEs whose validity `push` callers guaranteed.
+        // have the kernel's layout (a null `argp` with no EXT_ARG means "no
+        // signal mask"); io_uring_enter touches no other user memory except
+        // SQEs whose validity `push` callers guaranteed.
         let r = unsafe {
             libc::syscall(
                 libc::SYS_io_uring_enter,
@@ -274,8 +286,8 @@ impl Ring {
                 to_submit,
                 want,
                 flags,
-                &arg as *const GetEventsArg,
-                std::mem::size_of::<GetEventsArg>(),
+                argp,
+                argsz,
             )
         };
         if r >= 0 {
