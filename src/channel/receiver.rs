@@ -23,11 +23,19 @@ use super::chan::{Chan, count_received};
 /// ```
 pub struct Receiver<T> {
     chan: Arc<Chan<T>>,
+    /// This receiver closed the ring (only a receiver closes it). Until
+    /// then the ring cannot be drained, and an empty look need not read
+    /// `tail`: that read would pull the line every send writes over to
+    /// this core, and each send would then pay to take it back.
+    closed: bool,
 }
 
 impl<T> Receiver<T> {
     pub(super) fn new(chan: Arc<Chan<T>>) -> Self {
-        Self { chan }
+        Self {
+            chan,
+            closed: false,
+        }
     }
 
     /// The oldest message, if its sender has finished writing it.
@@ -79,7 +87,8 @@ impl<T> Receiver<T> {
         let chan = &self.chan;
         // Every sender gone, or closed and every message pushed before the
         // close taken (ring invariant 7): no message can arrive any more.
-        let ended = chan.senders.load(Ordering::SeqCst) == 0 || chan.queue.is_drained();
+        let ended =
+            chan.senders.load(Ordering::SeqCst) == 0 || (self.closed && chan.queue.is_drained());
         if ended {
             // A push that raced the end is visible now.
             return self.pop().ok_or(TryRecvError::Disconnected);
@@ -102,6 +111,7 @@ impl<T> Receiver<T> {
     /// assert_eq!(rx.try_recv(), Ok(1));
     /// ```
     pub fn close(&mut self) {
+        self.closed = true;
         self.chan.queue.close();
         self.chan.wake_senders();
     }
