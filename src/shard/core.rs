@@ -430,7 +430,12 @@ impl Core {
         let mut taskrun_stale = false;
         let mut spins = 0u32;
         loop {
-            if self.has_work(stealable)
+            // Other shards' deques are looked at every 8th look only: each
+            // look at one costs a full fence, and a look at our own queues
+            // and watched channels is what a message is waiting for.
+            // (Parking looks at everything: step R4.)
+            let steal_look = stealable && spins % 8 == 0;
+            if self.has_work(steal_look)
                 || self.cx.shared.is_shutting_down() && !self.seen_shutdown.get()
             {
                 return true;
