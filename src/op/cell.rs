@@ -12,7 +12,7 @@ use std::mem;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
@@ -50,6 +50,10 @@ enum State {
 /// The completion cell shared by an op's future and its home op table.
 pub(crate) struct OpCell<T> {
     state: Mutex<State>,
+    /// Set (Release) by `complete` once it left the state `Completed` and
+    /// will not touch it again: the future may then take the result
+    /// without the lock.
+    done: AtomicBool,
     /// Written once before submission; taken only by whoever moves the
     /// state to `Taken` after the final CQE (see the `Sync` impl).
     resources: UnsafeCell<Option<T>>,
@@ -146,6 +150,7 @@ impl<T: Send> Completable for OpCell<T> {
                     result: early.unwrap_or(result),
                 };
                 drop(state);
+                self.done.store(true, Ordering::Release);
                 if let Some(w) = waker {
                     // A foreign waker must not unwind into the shard loop.
                     let _ = catch_unwind(AssertUnwindSafe(|| w.wake()));
@@ -211,6 +216,7 @@ where
             waker: None,
             early: None,
         }),
+        done: AtomicBool::new(false),
         resources: UnsafeCell::new(Some(resources)),
         produces_fd,
         reserved: AtomicU64::new(0),
@@ -405,10 +411,19 @@ impl<T: Send + 'static> Future for Op<T> {
         let Some(cell) = this.cell.as_ref() else {
             return Poll::Pending;
         };
-        let mut state = cell.state.lock();
-        match mem::replace(&mut *state, State::Taken) {
+        let mut guard = None;
+        let state = if cell.done.load(Ordering::Acquire) {
+            // SAFETY: `complete` stored the result and will not touch the
+            // state again (it set `done` after its last access; Acquire
+            // pairs with its Release), and no one else does: the op
+            // table's entry is gone, and `drop` needs `&mut self`.
+            unsafe { &mut *cell.state.data_ptr() }
+        } else {
+            &mut **guard.insert(cell.state.lock())
+        };
+        match mem::replace(state, State::Taken) {
             State::Completed { result } => {
-                drop(state);
+                drop(guard);
                 // SAFETY: we moved the completed op to `Taken`.
                 let resources = unsafe { cell.take_resources() }
                     .expect("a completed op still holds its resources");

@@ -17,6 +17,7 @@ fn is_open(fd: i32) -> bool {
 fn cell(state: State) -> Arc<OpCell<()>> {
     Arc::new(OpCell {
         state: Mutex::new(state),
+        done: std::sync::atomic::AtomicBool::new(false),
         resources: UnsafeCell::new(Some(())),
         produces_fd: true,
         reserved: std::sync::atomic::AtomicU64::new(0),

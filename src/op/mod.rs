@@ -50,6 +50,13 @@
 //!     resource, or none). Its resources hold the registration, so the slot
 //!     is cleared and reused only after the op's final CQE.
 //!
+//! 11. Every state change happens under the cell's lock, with two
+//!     exceptions that have one party only: the submitting poll writes the
+//!     cell before the op table shares it, and once the final CQE's
+//!     `complete` has published `Completed` and set the cell's `done` flag
+//!     (Release, after its last touch), the future takes the result
+//!     without the lock (Acquire).
+//!
 //! The completion cell is shared (`Arc`) and locked, so an op future is
 //! `Send`: a stolen task observes its op's completion (ADR 0008, ADR 0009).
 

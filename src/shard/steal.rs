@@ -107,7 +107,13 @@ impl Shared {
     /// would then refuse.
     pub(crate) fn has_stealable_work(&self, me: usize) -> bool {
         !self.injector.is_empty()
-            || self.stealers.iter().any(|s| !s.is_empty())
+            // Our own deque is ours to pop, not to steal from (the idle
+            // checks look at it), and each look costs a full fence.
+            || self
+                .stealers
+                .iter()
+                .enumerate()
+                .any(|(i, s)| i != me && !s.is_empty())
             || self
                 .remotes
                 .iter()
