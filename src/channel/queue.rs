@@ -150,10 +150,11 @@ impl<T> SlotRing<T> {
                     Ordering::Relaxed,
                 ) {
                     Ok(_) => {
-                        // SAFETY: our exchange claimed position `tail`, whose
-                        // slot is free (stamp == tail, Acquire: the consumer's
-                        // read of the previous value is done); no one else
-                        // touches the value until we stamp it (invariant 1).
+                        // Our exchange claimed position `tail`, whose slot is
+                        // free (stamp == tail, Acquire: the consumer's read of
+                        // the previous value is done).
+                        // SAFETY: no one else touches the value until we
+                        // stamp it (invariant 1).
                         slot.value
                             .with_mut(|v| unsafe { v.write(MaybeUninit::new(value)) });
                         slot.stamp.store(tail.wrapping_add(1), Ordering::Release);

@@ -255,10 +255,10 @@ unsafe fn unshared<T>(cell: &mut Arc<OpCell<T>>) -> &mut OpCell<T> {
         Arc::get_mut(cell).is_some(),
         "an op cell shared before its push"
     );
-    // SAFETY: per the contract, `cell` is the only reference to the
-    // allocation, so a unique borrow of it (for as long as `cell`'s own
-    // unique borrow) aliases nothing; `Arc::as_ptr` does not go through a
-    // shared reference, so writing through it is allowed.
+    // Per the contract, `cell` is the only reference to the allocation, so
+    // a unique borrow of it (for as long as `cell`'s own) aliases nothing.
+    // SAFETY: as above; `Arc::as_ptr` does not go through a shared
+    // reference, so writing through it is allowed.
     unsafe { &mut *Arc::as_ptr(cell).cast_mut() }
 }
 
@@ -413,10 +413,11 @@ impl<T: Send + 'static> Future for Op<T> {
         };
         let mut guard = None;
         let state = if cell.done.load(Ordering::Acquire) {
-            // SAFETY: `complete` stored the result and will not touch the
-            // state again (it set `done` after its last access; Acquire
-            // pairs with its Release), and no one else does: the op
-            // table's entry is gone, and `drop` needs `&mut self`.
+            // `complete` stored the result and will not touch the state
+            // again: it set `done` after its last access (Acquire pairs
+            // with its Release).
+            // SAFETY: no one else does either: the op table's entry is
+            // gone, and `drop` needs `&mut self`.
             unsafe { &mut *cell.state.data_ptr() }
         } else {
             &mut **guard.insert(cell.state.lock())

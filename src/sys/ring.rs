@@ -275,10 +275,11 @@ impl Ring {
         } else {
             (std::ptr::null(), 0)
         };
-        // SAFETY: `arg` and `ts` live on this stack frame for the whole call and
-        // have the kernel's layout (a null `argp` with no EXT_ARG means "no
-        // signal mask"); io_uring_enter touches no other user memory except
-        // SQEs whose validity `push` callers guaranteed.
+        // A null `argp` without EXT_ARG means "no signal mask". io_uring_enter
+        // touches no other user memory except SQEs whose validity `push`
+        // callers guaranteed.
+        // SAFETY: `arg` and `ts` live on this stack frame for the whole call
+        // and have the kernel's layout.
         let r = unsafe {
             libc::syscall(
                 libc::SYS_io_uring_enter,
