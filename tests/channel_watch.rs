@@ -131,3 +131,40 @@ fn a_watched_receiver_moved_to_another_shard_still_gets_messages() {
     drop(tx2);
     assert_eq!(common::block_on(rx.recv()), None);
 }
+
+/// A receiver whose last wait was watched by shard 0 is dropped elsewhere
+/// while shard 0 sleeps and a sender lives on: shard 0 is rung, so it
+/// forgets the channel (and the waiting task's waker) instead of keeping
+/// them until something else wakes it, perhaps never.
+#[test]
+fn a_watched_receiver_dropped_elsewhere_rings_its_parked_watcher() {
+    let rt = spinning(2, Duration::from_micros(20));
+    let handle = rt.handle();
+    let (tx, mut rx) = channel::<u8>(4).unwrap();
+    let watched = handle
+        .spawn_pinned(0, async move {
+            // Watched by shard 0; the wait times out and is dropped, and
+            // the watch entry stays (nothing is news yet).
+            let waited = timeout(Duration::from_millis(1), rx.recv()).await;
+            assert!(waited.is_err(), "nothing was sent");
+            rx
+        })
+        .unwrap();
+    let rx = rt.block_on(watched).unwrap();
+    let parked = |shard| handle.shard_stats(shard).unwrap().parked;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !parked(0) {
+        assert!(std::time::Instant::now() < deadline, "shard 0 never parked");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let wakeups = handle.shard_stats(0).unwrap().wakeups;
+    drop(rx); // on this thread; `tx` lives on
+    while handle.shard_stats(0).unwrap().wakeups == wakeups {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the parked watcher was never told its receiver is gone"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(tx.try_send(1).is_err(), "the receiver is gone");
+}

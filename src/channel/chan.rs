@@ -112,7 +112,15 @@ impl<T> Chan<T> {
 
     /// The receiver is being dropped: no wait of its may stay registered.
     pub(super) fn receiver_gone(&self) {
-        self.rx_waiting.store(GONE, Ordering::Release);
+        self.rx_waiting.store(GONE, Ordering::SeqCst);
+        // The shard that watched the receiver's last wait on it (even if a
+        // later wait elsewhere went back to the waker path) may hold an
+        // entry for it while parked: `GONE` is news to it, delivered like
+        // a message (step W2), so it wakes and forgets the channel.
+        if let Some(home) = self.rx_home.get() {
+            fence(Ordering::SeqCst);
+            home.notify_watcher_fenced();
+        }
         // A waker left by a wait on another thread is dropped now, not with
         // the last sender.
         drop(self.rx_waker.lock().take());

@@ -19,6 +19,9 @@
 //! 3. W3: the shard, before sleeping, passes doorbell step R3 (`PARKED`,
 //!    fence) and then R4, which looks at the watched channels. Either R4
 //!    sees the message, or the sender's S3 sees `PARKED` and rings.
+//! 4. A dropped receiver is news too: its drop marks the channel `GONE`
+//!    and runs W2 for the channel's watching shard, wherever the receiver
+//!    is dropped, so no shard keeps an entry for a receiver that is gone.
 //!
 //! A channel becomes `WATCHED` only from its first watching shard (its
 //! `rx_home`); a receiver polled anywhere else goes back to the waker path

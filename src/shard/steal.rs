@@ -107,8 +107,10 @@ impl Shared {
     /// would then refuse.
     pub(crate) fn has_stealable_work(&self, me: usize) -> bool {
         !self.injector.is_empty()
-            // Our own deque is ours to pop, not to steal from (the idle
-            // checks look at it), and each look costs a full fence.
+            // Our own deque is ours to pop, not to steal from, and each look
+            // costs a full fence. Only this shard's thread pushes to it, and
+            // nothing between `is_idle`'s look at it and the park's step R4
+            // runs a waker, so it cannot fill while we decide to park.
             || self
                 .stealers
                 .iter()
