@@ -1,7 +1,7 @@
 //! Loom models of ringlane's lock-free structures.
 //!
-//! Each model compiles a ringlane source file unchanged against loom's
-//! atomics and cell (the `sync` module below stands in for the one the
+//! Each model compiles a ringlane source file (`channel/queue.rs`,
+//! `mailbox/doorbell.rs`) unchanged against loom's atomics and cell (the `sync` module below stands in for the one the
 //! file's parent module defines in ringlane), and loom runs every
 //! interleaving of a few threads. `cargo test -p ringlane-loom-models
 //! --release` runs them (`.ci/run` does).
@@ -10,13 +10,19 @@
 #[allow(dead_code)]
 mod queue;
 
+#[path = "../../src/mailbox/doorbell.rs"]
+#[allow(dead_code)]
+mod doorbell;
+
+#[cfg(test)]
+mod doorbell_models;
 #[cfg(test)]
 mod queue_models;
 
 /// What `queue.rs` is written against, from loom.
 mod sync {
     pub(crate) use loom::cell::UnsafeCell;
-    pub(crate) use loom::sync::atomic::{AtomicUsize, Ordering, fence};
+    pub(crate) use loom::sync::atomic::{AtomicU8, AtomicUsize, Ordering, fence};
 
     /// A spinning thread yields to loom's scheduler.
     pub(crate) fn spin() {

@@ -10,8 +10,16 @@
 //! only wakes a sleeping receiver.
 
 pub(crate) mod doorbell;
+#[cfg(test)]
+mod doorbell_tests;
 pub(crate) mod gate;
 mod remote;
+
+/// What `doorbell.rs` is written against: `std` here; `loom-models/`
+/// compiles the same file against loom's atomics to check it exhaustively.
+mod sync {
+    pub(crate) use std::sync::atomic::{AtomicU8, Ordering, fence};
+}
 
 pub(crate) use gate::SpawnGate;
 pub(crate) use remote::{Envelope, Remote};
