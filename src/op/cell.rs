@@ -271,10 +271,14 @@ enum Submit {
     Failed(io::Error),
 }
 
-/// Pushes `sqe` (and its linked timeout) if the shard has room. `cell` must
-/// be unshared (no other `Arc` or `Weak`); on `NoRoom` and `Failed` it is
-/// again.
-fn try_submit<T: Send + 'static>(
+/// Pushes `sqe` (and its linked timeout) if the shard has room. On `NoRoom`
+/// and `Failed` the cell is unshared again.
+///
+/// # Safety
+///
+/// `cell` must be unshared (no other `Arc` or `Weak`): its op was never
+/// pushed.
+unsafe fn try_submit<T: Send + 'static>(
     cell: &mut Arc<OpCell<T>>,
     sqe: squeue::Entry,
     timeout: Option<std::time::Duration>,
@@ -293,8 +297,7 @@ fn try_submit<T: Send + 'static>(
     if !room {
         return Submit::NoRoom(sqe);
     }
-    // SAFETY: the cell is not shared before the op table gets its clone,
-    // below (the caller's contract).
+    // SAFETY: the caller's contract; the op table gets its clone below.
     let unique = unsafe { unshared(cell) };
     if let Some(t) = timeout {
         unique.timespec = types::Timespec::from(t);
@@ -383,7 +386,9 @@ impl<T: Send + 'static> Future for Op<T> {
                 },
             };
             let cell = this.cell.as_mut().expect("unsubmitted ops hold their cell");
-            match try_submit(cell, sqe, timeout, this.two_cqes, cx.waker()) {
+            // SAFETY: `pending` held the SQE, so this op was never pushed and
+            // the op table holds no clone of its cell.
+            match unsafe { try_submit(cell, sqe, timeout, this.two_cqes, cx.waker()) } {
                 Submit::Done(home, user_data) => {
                     this.room.cancel();
                     this.room_timer = None;
