@@ -1,0 +1,104 @@
+//! An op future dropped in flight away from the shard whose ring took it:
+//! on another shard of its runtime, or on a thread outside the runtime.
+//! The op keeps no reference to its shard, so the cancel must find the
+//! shard by its runtime and index (op invariant 3); the pipe's next bytes
+//! must reach the next read, not the cancelled one.
+
+mod common;
+
+use std::future::Future;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::pin::Pin;
+use std::task::Poll;
+use std::time::Duration;
+
+use ringlane::native::fs::File;
+
+/// fd counts are process-wide: every test here holds this lock.
+static SERIAL: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+
+type ReadFuture = Pin<Box<dyn Future<Output = std::io::Result<usize>> + Send>>;
+
+fn pipe() -> (OwnedFd, OwnedFd) {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two fds pipe2 writes.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: pipe2 succeeded, so both fds are open and ours alone.
+    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+}
+
+/// A read of the (empty) pipe, polled once on shard 0 so that it is in
+/// flight there, then handed back to the caller undropped.
+fn read_in_flight_on_shard_0(rt: &ringlane::Runtime, reader: &File) -> ReadFuture {
+    let reader = reader.clone();
+    let task = rt.handle().spawn_pinned(0, async move {
+        let mut read: ReadFuture = Box::pin(async move { reader.read(vec![0u8; 64]).await.0 });
+        let first = std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx).is_pending()));
+        assert!(first.await, "a read of an empty pipe completed");
+        read
+    });
+    rt.block_on(task.unwrap()).unwrap()
+}
+
+/// Writes to the pipe and reads on shard 0: the bytes must arrive there.
+fn next_read_gets_the_bytes(rt: &ringlane::Runtime, reader: File, w: &std::fs::File) {
+    std::io::Write::write_all(&mut &*w, b"after").unwrap();
+    let next = rt.handle().spawn_pinned(0, async move {
+        let read = reader.read(vec![0u8; 64]);
+        let (n, buf) = ringlane::native::timeout(Duration::from_secs(10), read).await;
+        let n = n.expect("the next read timed out: the cancelled one swallowed the bytes");
+        buf[..n].to_vec()
+    });
+    assert_eq!(rt.block_on(next.unwrap()).unwrap(), b"after");
+}
+
+#[test]
+fn a_read_dropped_off_the_runtime_is_cancelled_on_its_shard() {
+    let _serial = SERIAL.lock();
+    let rt = common::runtime(1);
+    let before = common::fd_count();
+    let (r, w) = pipe();
+    let reader = File::from(r);
+    let read = read_in_flight_on_shard_0(&rt, &reader);
+    drop(read); // on the test thread: no shard context here
+    std::thread::sleep(Duration::from_millis(20)); // let the cancel complete
+    let w = std::fs::File::from(w);
+    next_read_gets_the_bytes(&rt, reader, &w);
+    drop(w);
+    assert_eq!(common::fd_count(), before, "an fd leaked");
+}
+
+#[test]
+fn a_read_dropped_on_another_shard_is_cancelled_on_its_own() {
+    let _serial = SERIAL.lock();
+    let rt = common::runtime(2);
+    let before = common::fd_count();
+    let (r, w) = pipe();
+    let reader = File::from(r);
+    let read = read_in_flight_on_shard_0(&rt, &reader);
+    let dropper = rt.handle().spawn_pinned(1, async move { drop(read) });
+    rt.block_on(dropper.unwrap()).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    let w = std::fs::File::from(w);
+    next_read_gets_the_bytes(&rt, reader, &w);
+    drop(w);
+    assert_eq!(common::fd_count(), before, "an fd leaked");
+}
+
+/// The runtime shuts down (cancelling the read) while its future is held
+/// elsewhere; dropping the future afterwards has no shard to reach and
+/// must neither panic nor leak.
+#[test]
+fn a_read_held_past_its_runtime_drops_cleanly() {
+    let _serial = SERIAL.lock();
+    let before = common::fd_count();
+    let (r, w) = pipe();
+    let reader = File::from(r);
+    let rt = common::runtime(1);
+    let read = read_in_flight_on_shard_0(&rt, &reader);
+    drop(rt);
+    drop(read);
+    drop(reader);
+    drop(w);
+    assert_eq!(common::fd_count(), before, "an fd leaked");
+}
