@@ -66,7 +66,10 @@ impl DoorbellState {
     /// Receiver step R3: announce the intent to sleep. The caller must look
     /// at its queue again afterwards (R4).
     pub(crate) fn prepare_park(&self) {
-        self.state.store(PARKED, Ordering::SeqCst);
+        // The fence orders the store: a `SeqCst` store would add a locked
+        // exchange (x86) for nothing. A sender whose S2 fence comes after
+        // this one in the fences' total order reads `PARKED` (or later).
+        self.state.store(PARKED, Ordering::Relaxed);
         fence(Ordering::SeqCst);
     }
 
