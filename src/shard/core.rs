@@ -419,10 +419,10 @@ impl Core {
 
     /// Step R2: spin for the configured window. Returns whether work appeared.
     fn spin(&self, window: Duration, stealable: bool) -> bool {
-        let now = Instant::now();
-        let end = now
-            .checked_add(window)
-            .unwrap_or(now + Duration::from_secs(3600));
+        // The window starts at the first clock read, 16 looks in: most
+        // spins end before it (a message arrives), and a clock read is
+        // about as dear as a look.
+        let mut end = None;
         let timer = self.cx.timers.borrow().next_deadline();
         // Deferred work (doorbells, completions) becomes CQEs only when we
         // enter; a flag still set after an enter is stale (ring invariant
@@ -432,9 +432,10 @@ impl Core {
         loop {
             // Other shards' deques are looked at every 8th look only: each
             // look at one costs a full fence, and a look at our own queues
-            // and watched channels is what a message is waiting for.
+            // and watched channels is what a message is waiting for. The
+            // first is the 8th: the search before the spin has just looked.
             // (Parking looks at everything: step R4.)
-            let steal_look = stealable && spins % 8 == 0;
+            let steal_look = stealable && spins % 8 == 7;
             if self.has_work(steal_look)
                 || self.cx.shared.is_shutting_down() && !self.seen_shutdown.get()
             {
@@ -451,6 +452,10 @@ impl Core {
             spins = spins.wrapping_add(1);
             if spins % 16 == 0 {
                 let now = Instant::now();
+                let end = *end.get_or_insert_with(|| {
+                    now.checked_add(window)
+                        .unwrap_or(now + Duration::from_secs(3600))
+                });
                 if now >= end || timer.is_some_and(|t| now >= t) {
                     return false;
                 }
