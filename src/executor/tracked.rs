@@ -20,6 +20,14 @@ use super::JoinError;
 use crate::context;
 use crate::mailbox::Remote;
 
+/// Aligned to 128 bytes (two cache lines, the pair the prefetcher moves
+/// together), which makes the whole task allocation 128-aligned and a
+/// multiple of 128 long: two tasks never share a line. Tasks spawned one
+/// after the other sit side by side on the heap, and two of them polled on
+/// two shards made every hop of a cross-shard ping-pong drag their shared
+/// line back and forth (spin RTT 0.58 instead of 0.39 µs, depending on where
+/// malloc put them). Tokio aligns its task cells for the same reason.
+#[repr(align(128))]
 pub(super) struct Tracked<F> {
     /// Dropped in place by our `Drop` (it is pinned), exactly once.
     future: ManuallyDrop<F>,
