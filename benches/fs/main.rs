@@ -13,6 +13,10 @@
 //!     `raw_uring_dt`: the same on a `SINGLE_ISSUER|DEFER_TASKRUN` ring
 //!     (ringlane's set-up); `raw_uring_pgoff16`: the floor with its buffer
 //!     16 bytes into a page, where a fresh thread's 4 KiB `Vec` lands.
+//!   * `harness_floor`: the least any runtime on `async-task` does per read
+//!     (one `spawn_local` task, a thread-local op slab and run queue, on
+//!     the bench thread: [`harness_floor`]); what lies between it and
+//!     `raw_uring_dt` is the task harness, the rest is ringlane's own.
 //!   * `pread`: `libc::pread` on the bench thread.
 //!   * `tokio_fs`: `tokio::fs::File` on a current-thread runtime,
 //!     `seek` + `read_exact` (Tokio has no positioned read: two trips to the
@@ -67,7 +71,8 @@
 //! Layout: [`files`] (the temporary files, offsets, data checks), [`buf`]
 //! (the page-aligned buffer), [`cases`]
 //! (the runtimes and the case tables), one module per implementation
-//! ([`ringlane_cases`], [`raw_uring`], [`blocking`], [`tokio_cases`]),
+//! ([`ringlane_cases`], [`raw_uring`], [`harness_floor`], [`blocking`],
+//! [`tokio_cases`]),
 //! [`measure`] (per-operation samples and run outcomes), [`watchdog`] (this
 //! suite's progress count and stall message), [`report`] (summary tables);
 //! [`shared`] holds what every suite shares; this file holds the constants,
@@ -80,6 +85,7 @@ mod blocking;
 mod buf;
 mod cases;
 mod files;
+mod harness_floor;
 mod measure;
 mod raw_uring;
 mod report;

@@ -37,7 +37,7 @@ fn new_ring(kind: RingKind, entries: u32) -> IoUring {
 }
 
 /// `submit_and_wait`, retried on `EINTR`.
-fn enter(ring: &IoUring, want: usize) {
+pub(crate) fn enter(ring: &IoUring, want: usize) {
     loop {
         match ring.submit_and_wait(want) {
             Ok(_) => return,

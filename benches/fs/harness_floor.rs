@@ -1,0 +1,156 @@
+//! The harness floor: the least a runtime built on `async-task` (ringlane's
+//! task harness) can do per qd1 read, measured so that ringlane's ratio to
+//! the raw floor can be split into "what any such runtime pays" and "what
+//! ringlane's own design pays".
+//!
+//! One thread, one ring (`SINGLE_ISSUER|DEFER_TASKRUN`, like a shard's),
+//! one `async_task::spawn_local` task, a run queue and an op slab in
+//! thread-locals; an op is a slab slot holding its buffer, result and
+//! waker. Nothing else: no `Send` ops (the slot is plain, unlocked data),
+//! no cancellation (an op future is never dropped in flight here), no
+//! timers, mailbox, stealing, stats or shutdown. Not a usable runtime: a
+//! measuring stick.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::os::fd::AsRawFd;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+use io_uring::{IoUring, opcode, types};
+
+use crate::BLOCK;
+use crate::buf::PageBuf;
+use crate::cases::Env;
+use crate::files::{Offsets, READ_BLOCKS, check_read, offset};
+use crate::measure::{LatRun, Samples};
+
+/// One op in flight: the buffer the kernel writes into, until its CQE.
+struct Slot {
+    buf: Option<PageBuf>,
+    result: Option<i32>,
+    waker: Option<Waker>,
+}
+
+thread_local! {
+    static RING: RefCell<Option<IoUring>> = const { RefCell::new(None) };
+    static SLOTS: RefCell<slab::Slab<Slot>> = RefCell::new(slab::Slab::new());
+    static RUN_QUEUE: RefCell<VecDeque<async_task::Runnable>> =
+        const { RefCell::new(VecDeque::new()) };
+}
+
+/// A read of `BLOCK` bytes at `at` into `buf`, which the slot owns while
+/// the kernel may write into it.
+struct Read {
+    fd: i32,
+    at: u64,
+    buf: Option<PageBuf>,
+    slot: Option<usize>,
+}
+
+impl Future for Read {
+    type Output = (i32, PageBuf);
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Some(key) = self.slot else {
+            let (fd, at) = (self.fd, self.at);
+            let mut buf = self.buf.take().expect("an unsubmitted read holds its buffer");
+            let ptr = buf.as_mut_ptr();
+            let key = SLOTS.with(|s| {
+                s.borrow_mut().insert(Slot {
+                    buf: Some(buf),
+                    result: None,
+                    waker: Some(cx.waker().clone()),
+                })
+            });
+            let sqe = opcode::Read::new(types::Fd(fd), ptr, BLOCK as u32)
+                .offset(at)
+                .build()
+                .user_data(key as u64);
+            // SAFETY: the buffer sits in the slab slot until the CQE is
+            // reaped (the read is never dropped in flight: `qd1` awaits
+            // every read), and the slab outlives the ring (`qd1` drops the
+            // ring while the thread-locals live on).
+            RING.with(|r| unsafe { r.borrow_mut().as_mut().expect("ring").submission().push(&sqe) })
+                .expect("SQ full");
+            self.slot = Some(key);
+            return Poll::Pending;
+        };
+        SLOTS.with(|s| {
+            let mut s = s.borrow_mut();
+            if s[key].result.is_none() {
+                return Poll::Pending;
+            }
+            let slot = s.remove(key);
+            Poll::Ready((slot.result.expect("checked"), slot.buf.expect("held")))
+        })
+    }
+}
+
+/// qd1 reads from one task, one at a time.
+pub(crate) fn qd1_harness_floor(env: &Env, warm: usize, n: usize) -> LatRun {
+    let mut builder = IoUring::builder();
+    builder.setup_single_issuer().setup_defer_taskrun();
+    let ring = builder.build(8).expect("io_uring set-up");
+    RING.with(|r| *r.borrow_mut() = Some(ring));
+    let fd = env.std_read.as_raw_fd();
+    let reads = async move {
+        let mut offsets = Offsets::new(0, READ_BLOCKS);
+        let mut s = Samples::new(warm, n);
+        let mut buf = PageBuf::new();
+        for _ in 0..s.total() {
+            let block = offsets.next_block();
+            let read = Read {
+                fd,
+                at: offset(block),
+                buf: Some(buf),
+                slot: None,
+            };
+            let (res, b) = read.await;
+            let res = if res < 0 {
+                Err(std::io::Error::from_raw_os_error(-res))
+            } else {
+                Ok(res as usize)
+            };
+            check_read(res, &b, block, "harness floor qd1");
+            buf = b;
+            s.tick();
+        }
+        s.finish()
+    };
+    let schedule = |r| RUN_QUEUE.with(|q| q.borrow_mut().push_back(r));
+    let (runnable, mut task) = async_task::spawn_local(reads, schedule);
+    runnable.schedule();
+    let run = loop {
+        while let Some(r) = RUN_QUEUE.with(|q| q.borrow_mut().pop_front()) {
+            r.run();
+        }
+        if task.is_finished() {
+            let waker = Waker::noop();
+            match Pin::new(&mut task).poll(&mut Context::from_waker(waker)) {
+                Poll::Ready(run) => break run,
+                Poll::Pending => unreachable!("a finished task is ready"),
+            }
+        }
+        RING.with(|r| {
+            let mut r = r.borrow_mut();
+            let ring = r.as_mut().expect("ring");
+            crate::raw_uring::enter(ring, 1);
+            for cqe in ring.completion() {
+                let waker = SLOTS.with(|s| {
+                    let mut s = s.borrow_mut();
+                    let slot = &mut s[cqe.user_data() as usize];
+                    slot.result = Some(cqe.result());
+                    slot.waker.take()
+                });
+                if let Some(w) = waker {
+                    w.wake();
+                }
+            }
+        });
+    };
+    // Every read completed, so the kernel holds no pointer into a slot.
+    RING.with(|r| drop(r.borrow_mut().take()));
+    run
+}
