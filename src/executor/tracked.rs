@@ -26,7 +26,9 @@ use crate::mailbox::Remote;
 /// after the other sit side by side on the heap, and two of them polled on
 /// two shards made every hop of a cross-shard ping-pong drag their shared
 /// line back and forth (spin RTT 0.58 instead of 0.39 µs, depending on where
-/// malloc put them). Tokio aligns its task cells for the same reason.
+/// malloc put them). Tokio aligns its task cells for the same reason. The
+/// price is the allocator's aligned path: a spawn costs some 70-110 ns
+/// more (`DESIGN_OPTIONS.md`, "Task allocation layout").
 #[repr(align(128))]
 pub(super) struct Tracked<F> {
     /// Dropped in place by our `Drop` (it is pinned), exactly once.
