@@ -19,6 +19,10 @@ static SERIAL: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
 
 type ReadFuture = Pin<Box<dyn Future<Output = std::io::Result<usize>> + Send>>;
 
+/// A read future handed out of the task that started it (a plain future
+/// returned from an async block would read as a forgotten `.await`).
+struct InFlight(ReadFuture);
+
 fn pipe() -> (OwnedFd, OwnedFd) {
     let mut fds = [0; 2];
     // SAFETY: `fds` has room for the two fds pipe2 writes.
@@ -29,13 +33,13 @@ fn pipe() -> (OwnedFd, OwnedFd) {
 
 /// A read of the (empty) pipe, polled once on shard 0 so that it is in
 /// flight there, then handed back to the caller undropped.
-fn read_in_flight_on_shard_0(rt: &ringlane::Runtime, reader: &File) -> ReadFuture {
+fn read_in_flight_on_shard_0(rt: &ringlane::Runtime, reader: &File) -> InFlight {
     let reader = reader.clone();
     let task = rt.handle().spawn_pinned(0, async move {
         let mut read: ReadFuture = Box::pin(async move { reader.read(vec![0u8; 64]).await.0 });
         let first = std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx).is_pending()));
         assert!(first.await, "a read of an empty pipe completed");
-        read
+        InFlight(read)
     });
     rt.block_on(task.unwrap()).unwrap()
 }
@@ -60,7 +64,7 @@ fn a_read_dropped_off_the_runtime_is_cancelled_on_its_shard() {
     let (r, w) = pipe();
     let reader = File::from(r);
     let read = read_in_flight_on_shard_0(&rt, &reader);
-    drop(read); // on the test thread: no shard context here
+    drop(read.0); // on the test thread: no shard context here
     std::thread::sleep(Duration::from_millis(20)); // let the cancel complete
     let w = std::fs::File::from(w);
     next_read_gets_the_bytes(&rt, reader, &w);
@@ -76,7 +80,7 @@ fn a_read_dropped_on_another_shard_is_cancelled_on_its_own() {
     let (r, w) = pipe();
     let reader = File::from(r);
     let read = read_in_flight_on_shard_0(&rt, &reader);
-    let dropper = rt.handle().spawn_pinned(1, async move { drop(read) });
+    let dropper = rt.handle().spawn_pinned(1, async move { drop(read.0) });
     rt.block_on(dropper.unwrap()).unwrap();
     std::thread::sleep(Duration::from_millis(20));
     let w = std::fs::File::from(w);
@@ -97,7 +101,7 @@ fn a_read_held_past_its_runtime_drops_cleanly() {
     let rt = common::runtime(1);
     let read = read_in_flight_on_shard_0(&rt, &reader);
     drop(rt);
-    drop(read);
+    drop(read.0);
     drop(reader);
     drop(w);
     assert_eq!(common::fd_count(), before, "an fd leaked");

@@ -35,7 +35,7 @@ struct Slot {
 
 thread_local! {
     static RING: RefCell<Option<IoUring>> = const { RefCell::new(None) };
-    static SLOTS: RefCell<slab::Slab<Slot>> = RefCell::new(slab::Slab::new());
+    static SLOTS: RefCell<slab::Slab<Slot>> = const { RefCell::new(slab::Slab::new()) };
     static RUN_QUEUE: RefCell<VecDeque<async_task::Runnable>> =
         const { RefCell::new(VecDeque::new()) };
 }
@@ -55,7 +55,10 @@ impl Future for Read {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let Some(key) = self.slot else {
             let (fd, at) = (self.fd, self.at);
-            let mut buf = self.buf.take().expect("an unsubmitted read holds its buffer");
+            let mut buf = self
+                .buf
+                .take()
+                .expect("an unsubmitted read holds its buffer");
             let ptr = buf.as_mut_ptr();
             let key = SLOTS.with(|s| {
                 s.borrow_mut().insert(Slot {
@@ -72,8 +75,14 @@ impl Future for Read {
             // reaped (the read is never dropped in flight: `qd1` awaits
             // every read), and the slab outlives the ring (`qd1` drops the
             // ring while the thread-locals live on).
-            RING.with(|r| unsafe { r.borrow_mut().as_mut().expect("ring").submission().push(&sqe) })
-                .expect("SQ full");
+            RING.with(|r| unsafe {
+                r.borrow_mut()
+                    .as_mut()
+                    .expect("ring")
+                    .submission()
+                    .push(&sqe)
+            })
+            .expect("SQ full");
             self.slot = Some(key);
             return Poll::Pending;
         };
