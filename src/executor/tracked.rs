@@ -28,7 +28,7 @@ use crate::mailbox::Remote;
 /// line back and forth (spin RTT 0.58 instead of 0.39 µs, depending on where
 /// malloc put them). Tokio aligns its task cells for the same reason. The
 /// price is the allocator's aligned path: a spawn costs some 70-110 ns
-/// more (`DESIGN_OPTIONS.md`, "Task allocation layout").
+/// more (ADR 0014).
 #[repr(align(128))]
 pub(super) struct Tracked<F> {
     /// Dropped in place by our `Drop` (it is pinned), exactly once.
