@@ -7,7 +7,6 @@
 mod common;
 
 use std::future::Future;
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
@@ -22,14 +21,6 @@ type ReadFuture = Pin<Box<dyn Future<Output = std::io::Result<usize>> + Send>>;
 /// A read future handed out of the task that started it (a plain future
 /// returned from an async block would read as a forgotten `.await`).
 struct InFlight(ReadFuture);
-
-fn pipe() -> (OwnedFd, OwnedFd) {
-    let mut fds = [0; 2];
-    // SAFETY: `fds` has room for the two fds pipe2 writes.
-    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
-    // SAFETY: pipe2 succeeded, so both fds are open and ours alone.
-    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
-}
 
 /// A read of the (empty) pipe, polled once on shard 0 so that it is in
 /// flight there, then handed back to the caller undropped.
@@ -61,7 +52,7 @@ fn a_read_dropped_off_the_runtime_is_cancelled_on_its_shard() {
     let _serial = SERIAL.lock();
     let rt = common::runtime(1);
     let before = common::fd_count();
-    let (r, w) = pipe();
+    let (r, w) = common::pipe();
     let reader = File::from(r);
     let read = read_in_flight_on_shard_0(&rt, &reader);
     drop(read.0); // on the test thread: no shard context here
@@ -77,7 +68,7 @@ fn a_read_dropped_on_another_shard_is_cancelled_on_its_own() {
     let _serial = SERIAL.lock();
     let rt = common::runtime(2);
     let before = common::fd_count();
-    let (r, w) = pipe();
+    let (r, w) = common::pipe();
     let reader = File::from(r);
     let read = read_in_flight_on_shard_0(&rt, &reader);
     let dropper = rt.handle().spawn_pinned(1, async move { drop(read.0) });
@@ -96,7 +87,7 @@ fn a_read_dropped_on_another_shard_is_cancelled_on_its_own() {
 fn a_read_held_past_its_runtime_drops_cleanly() {
     let _serial = SERIAL.lock();
     let before = common::fd_count();
-    let (r, w) = pipe();
+    let (r, w) = common::pipe();
     let reader = File::from(r);
     let rt = common::runtime(1);
     let read = read_in_flight_on_shard_0(&rt, &reader);

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -16,14 +15,6 @@ static SERIAL: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
 
 fn temp_path(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("ringlane-test-{name}-{}", std::process::id()))
-}
-
-fn pipe() -> (OwnedFd, OwnedFd) {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 writes two fds into the array we pass.
-    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
-    // SAFETY: both fds are new and owned by nobody else.
-    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
 }
 
 #[test]
@@ -107,7 +98,7 @@ fn dropped_read_in_flight_is_cancelled_and_does_not_swallow_the_next_bytes() {
     let _serial = SERIAL.lock();
     let rt = common::runtime(1);
     let before = common::fd_count();
-    let (r, w) = pipe();
+    let (r, w) = common::pipe();
     let reader = File::from(r);
     let r2 = reader.clone();
     let stuck = rt
@@ -139,7 +130,7 @@ fn dropped_read_in_flight_is_cancelled_and_does_not_swallow_the_next_bytes() {
 fn shutdown_with_ten_thousand_reads_in_flight_is_prompt_and_leaks_nothing() {
     let _serial = SERIAL.lock();
     let before = common::fd_count();
-    let (r, w) = pipe();
+    let (r, w) = common::pipe();
     let reader = File::from(r);
     let rt = common::runtime(2);
     for i in 0..10_000usize {
@@ -220,7 +211,7 @@ fn ops_waiting_for_room_lose_no_wakeup_when_a_waiter_is_dropped() {
         .unwrap();
     let path = temp_path("cap");
     std::fs::write(&path, vec![7u8; 4096]).unwrap();
-    let (r, w) = pipe();
+    let (r, w) = common::pipe();
     let pipe_reader = File::from(r);
     // X1, X2: fill both slots, held in flight on an empty pipe.
     let xs: Vec<_> = (0..2)
