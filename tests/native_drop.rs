@@ -1,8 +1,12 @@
 //! An op future dropped in flight away from the shard whose ring took it:
 //! on another shard of its runtime, or on a thread outside the runtime.
-//! The op keeps no reference to its shard, so the cancel must find the
-//! shard by its runtime and index (op invariant 3); the pipe's next bytes
-//! must reach the next read, not the cancelled one.
+//! Its cancel must travel to that shard's ring (op invariant 3, through the
+//! shard's mailbox); the pipe's next bytes must reach the next read, not
+//! the cancelled one.
+//!
+//! No sleeps: the drop's cancel and a task spawned on the shard afterwards
+//! go through the same FIFO mailbox, so the cancel's SQE is in the ring
+//! before the task's write, and the kernel issues them in that order.
 
 mod common;
 
@@ -35,10 +39,12 @@ fn read_in_flight_on_shard_0(rt: &ringlane::Runtime, reader: &File) -> InFlight 
     rt.block_on(task.unwrap()).unwrap()
 }
 
-/// Writes to the pipe and reads on shard 0: the bytes must arrive there.
-fn next_read_gets_the_bytes(rt: &ringlane::Runtime, reader: File, w: &std::fs::File) {
-    std::io::Write::write_all(&mut &*w, b"after").unwrap();
+/// Writes to the pipe and reads it again, in a task on shard 0 spawned
+/// after the drop: the bytes must arrive at this read.
+fn next_read_gets_the_bytes(rt: &ringlane::Runtime, reader: File, writer: File) {
     let next = rt.handle().spawn_pinned(0, async move {
+        let (n, _) = writer.write(b"after".to_vec()).await;
+        assert_eq!(n.unwrap(), 5);
         let read = reader.read(vec![0u8; 64]);
         let (n, buf) = ringlane::native::timeout(Duration::from_secs(10), read).await;
         let n = n.expect("the next read timed out: the cancelled one swallowed the bytes");
@@ -56,10 +62,7 @@ fn a_read_dropped_off_the_runtime_is_cancelled_on_its_shard() {
     let reader = File::from(r);
     let read = read_in_flight_on_shard_0(&rt, &reader);
     drop(read.0); // on the test thread: no shard context here
-    std::thread::sleep(Duration::from_millis(20)); // let the cancel complete
-    let w = std::fs::File::from(w);
-    next_read_gets_the_bytes(&rt, reader, &w);
-    drop(w);
+    next_read_gets_the_bytes(&rt, reader, File::from(w));
     assert_eq!(common::fd_count(), before, "an fd leaked");
 }
 
@@ -73,16 +76,14 @@ fn a_read_dropped_on_another_shard_is_cancelled_on_its_own() {
     let read = read_in_flight_on_shard_0(&rt, &reader);
     let dropper = rt.handle().spawn_pinned(1, async move { drop(read.0) });
     rt.block_on(dropper.unwrap()).unwrap();
-    std::thread::sleep(Duration::from_millis(20));
-    let w = std::fs::File::from(w);
-    next_read_gets_the_bytes(&rt, reader, &w);
-    drop(w);
+    next_read_gets_the_bytes(&rt, reader, File::from(w));
     assert_eq!(common::fd_count(), before, "an fd leaked");
 }
 
-/// The runtime shuts down (cancelling the read) while its future is held
-/// elsewhere; dropping the future afterwards has no shard to reach and
-/// must neither panic nor leak.
+/// The runtime shuts down while the read's future is held elsewhere: the
+/// shutdown cancels the read and completes it (op invariant 5), and the
+/// future dropped afterwards takes the completed op's drop path. Neither
+/// may panic or leak an fd.
 #[test]
 fn a_read_held_past_its_runtime_drops_cleanly() {
     let _serial = SERIAL.lock();

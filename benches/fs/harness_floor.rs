@@ -73,8 +73,9 @@ impl Future for Read {
                 .user_data(key as u64);
             // SAFETY: the buffer sits in the slab slot until the CQE is
             // reaped (the read is never dropped in flight: `qd1` awaits
-            // every read), and the slab outlives the ring (`qd1` drops the
-            // ring while the thread-locals live on).
+            // every read). The slot is freed only after its CQE, or never:
+            // `qd1` closes the ring once no read is in flight, and on a
+            // panic `LeakOnUnwind` leaks both the ring and the slab.
             RING.with(|r| unsafe {
                 r.borrow_mut()
                     .as_mut()
@@ -97,8 +98,23 @@ impl Future for Read {
     }
 }
 
+/// On an unwind with a read in flight, leaks the ring and the slab (the
+/// kernel may still write into a slot's buffer; thread-local destructors
+/// run in no set order, and closing a ring does not stop its I/O at once).
+struct LeakOnUnwind;
+
+impl Drop for LeakOnUnwind {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            std::mem::forget(RING.with(|r| r.borrow_mut().take()));
+            std::mem::forget(SLOTS.with(|s| std::mem::take(&mut *s.borrow_mut())));
+        }
+    }
+}
+
 /// qd1 reads from one task, one at a time.
 pub(crate) fn qd1_harness_floor(env: &Env, warm: usize, n: usize) -> LatRun {
+    let _leak_on_unwind = LeakOnUnwind;
     let mut builder = IoUring::builder();
     builder.setup_single_issuer().setup_defer_taskrun();
     let ring = builder.build(8).expect("io_uring set-up");
