@@ -20,22 +20,24 @@ use super::JoinError;
 use crate::context;
 use crate::mailbox::Remote;
 
-/// Aligned to 128 bytes (two cache lines, the pair the prefetcher moves
-/// together), which makes the whole task allocation 128-aligned and a
-/// multiple of 128 long: two tasks never share a line. Tasks spawned one
-/// after the other sit side by side on the heap, and two of them polled on
-/// two shards made every hop of a cross-shard ping-pong drag their shared
-/// line back and forth (spin RTT 0.58 instead of 0.39 µs, depending on where
-/// malloc put them). Tokio aligns its task cells for the same reason. The
-/// price is the allocator's aligned path: a spawn costs some 70-110 ns
-/// more (ADR 0014).
-#[repr(align(128))]
+/// Ends in 128 bytes that are never written (`_gap`, last thanks to
+/// `repr(C)`; async-task puts the future last in the task allocation), so
+/// a task's hot lines and those of whatever malloc puts after it are at
+/// least 128 bytes apart: never one cache line, nor one prefetched pair.
+/// Tasks spawned one after the other sit side by side on the heap, and two
+/// of them polled on two shards made every hop of a cross-shard ping-pong
+/// drag a shared line back and forth (spin RTT 0.58 instead of 0.41 µs,
+/// depending on where malloc put them). Aligning the task instead (Tokio's
+/// way) costs glibc's aligned-allocation path, much dearer (ADR 0014). A
+/// task whose output is larger than its future has a smaller gap.
+#[repr(C)]
 pub(super) struct Tracked<F> {
     /// Dropped in place by our `Drop` (it is pinned), exactly once.
     future: ManuallyDrop<F>,
     registration: Registration,
     /// The task's own metadata (its abort flag).
     meta: TaskMetaPtr,
+    _gap: std::mem::MaybeUninit<[u8; 128]>,
 }
 
 /// A pointer to the `TaskMeta` of the task this future is the body of.
@@ -76,6 +78,7 @@ impl<F> Tracked<F> {
             future: ManuallyDrop::new(future),
             registration: Registration::Unregistered { stealable: false },
             meta: TaskMetaPtr(std::ptr::NonNull::from(meta)),
+            _gap: std::mem::MaybeUninit::uninit(),
         }
     }
 
@@ -84,6 +87,7 @@ impl<F> Tracked<F> {
             future: ManuallyDrop::new(future),
             registration: Registration::Unregistered { stealable: true },
             meta: TaskMetaPtr(std::ptr::NonNull::from(meta)),
+            _gap: std::mem::MaybeUninit::uninit(),
         }
     }
 }
