@@ -101,11 +101,21 @@ fn dropped_read_in_flight_is_cancelled_and_does_not_swallow_the_next_bytes() {
     let (r, w) = common::pipe();
     let reader = File::from(r);
     let r2 = reader.clone();
+    let (polled_tx, polled) = std::sync::mpsc::channel();
     let stuck = rt
         .handle()
-        .spawn_pinned(0, async move { r2.read(vec![0u8; 64]).await.0 })
+        .spawn_pinned(0, async move {
+            let mut read = std::pin::pin!(r2.read(vec![0u8; 64]));
+            std::future::poll_fn(|cx| {
+                let r = read.as_mut().poll(cx);
+                let _ = polled_tx.send(());
+                r
+            })
+            .await
+            .0
+        })
         .unwrap();
-    std::thread::sleep(Duration::from_millis(20)); // the read is in flight
+    polled.recv().unwrap(); // polled once: the read is in flight
     stuck.abort();
     assert!(rt.block_on(stuck).unwrap_err().is_cancelled());
     // The cancel's SQE is already in the ring (pushed when the task was
