@@ -20,11 +20,17 @@ pub(crate) fn summary_rtt(env: &Env) {
         total / SUMMARY_ROUNDS
     };
     let mut runs: Vec<RttRun> = RTT_CASES.iter().map(|_| RttRun::default()).collect();
+    // Each round's own p50, so that a case whose rounds disagree (a
+    // placement- or mode-dependent figure) shows it.
+    let mut round_p50s: Vec<Vec<u64>> = RTT_CASES.iter().map(|_| Vec::new()).collect();
     for _ in 0..SUMMARY_ROUNDS {
-        for (case, acc) in RTT_CASES.iter().zip(&mut runs) {
+        for ((case, acc), p50s) in RTT_CASES.iter().zip(&mut runs).zip(&mut round_p50s) {
             let n = rounds_of(case);
             let _watch = watch(case.id);
             let run = (case.run)(env, (n / 10).max(1), n);
+            let mut sorted = run.samples.clone();
+            sorted.sort_unstable();
+            p50s.push(percentile(&sorted, 50.0));
             acc.samples.extend_from_slice(&run.samples);
             acc.cpu += run.cpu;
             acc.cross += run.cross;
@@ -47,11 +53,15 @@ pub(crate) fn summary_rtt(env: &Env) {
     println!("### Round trip, 2 threads / shards (one u64 each way)");
     println!();
     println!(
-        "| case | round trips | p50 µs | p99 µs | CPU µs per round trip | p50 / raw MSG_RING parked | \
-         p50 / atomic floor | notes |"
+        "| case | round trips | p50 µs | p50 per round µs (min–max) | p99 µs | CPU µs per round trip | \
+         p50 / raw MSG_RING parked | p50 / atomic floor | notes |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---|");
-    for (case, run) in RTT_CASES.iter().zip(&runs) {
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---|");
+    for ((case, run), p50s) in RTT_CASES.iter().zip(&runs).zip(&round_p50s) {
+        let (lo, hi) = (
+            p50s.iter().min().copied().unwrap_or(0),
+            p50s.iter().max().copied().unwrap_or(0),
+        );
         let n = run.samples.len() as u64;
         let p50 = percentile(&run.samples, 50.0) as f64;
         let p99 = percentile(&run.samples, 99.0) as f64;
@@ -65,10 +75,12 @@ pub(crate) fn summary_rtt(env: &Env) {
             _ => String::new(),
         };
         println!(
-            "| {} `{}` | {n} | {} | {} | {} | {:.2} | {:.2} | {note} |",
+            "| {} `{}` | {n} | {} | {}–{} | {} | {} | {:.2} | {:.2} | {note} |",
             case.label,
             case.id,
             us(p50),
+            us(lo as f64),
+            us(hi as f64),
             us(p99),
             us(cpu),
             p50 / parked_floor,
