@@ -29,10 +29,15 @@ fn summary_latency(
 ) {
     let n = total / SUMMARY_ROUNDS;
     let mut runs: Vec<LatRun> = cases.iter().map(|_| LatRun::default()).collect();
+    // Each round's own p50: how far the rounds of one case disagree.
+    let mut round_p50s: Vec<Vec<u64>> = cases.iter().map(|_| Vec::new()).collect();
     for _ in 0..SUMMARY_ROUNDS {
-        for (case, acc) in cases.iter().zip(&mut runs) {
+        for ((case, acc), p50s) in cases.iter().zip(&mut runs).zip(&mut round_p50s) {
             let _watch = watch(case.id);
             let run = (case.run)(env, (n / 10).max(1), n);
+            let mut sorted = run.samples.clone();
+            sorted.sort_unstable();
+            p50s.push(percentile(&sorted, 50.0));
             acc.samples.extend_from_slice(&run.samples);
             acc.cpu += run.cpu;
             acc.note = run.note;
@@ -51,11 +56,16 @@ fn summary_latency(
     println!("### {title}");
     println!();
     println!(
-        "| case | threads | {unit}s | p50 µs | p99 µs | mean µs | CPU µs per {unit} | \
-         p50 / {floor_label} | speed-up vs tokio::fs (p50) | notes |"
+        "| case | threads | {unit}s | p50 µs | p50 per round µs (min–max) | p99 µs | mean µs | \
+         CPU µs per {unit} | p50 / {floor_label} | speed-up vs tokio::fs (p50) | notes |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     for (k, (case, run)) in cases.iter().zip(&runs).enumerate() {
+        let p50s = &round_p50s[k];
+        let (lo, hi) = (
+            p50s.iter().min().copied().unwrap_or(0),
+            p50s.iter().max().copied().unwrap_or(0),
+        );
         let count = run.samples.len();
         let mean = run.samples.iter().sum::<u64>() as f64 / count as f64;
         let cpu = run.cpu.as_nanos() as f64 / count as f64;
@@ -69,11 +79,13 @@ fn summary_latency(
         .collect::<Vec<_>>()
         .join("; ");
         println!(
-            "| {} `{}` | {} | {count} | {} | {} | {} | {} | {:.2} | {:.2} | {note} |",
+            "| {} `{}` | {} | {count} | {} | {}–{} | {} | {} | {} | {:.2} | {:.2} | {note} |",
             case.label,
             case.id,
             case.threads,
             us(p50(k)),
+            us(lo as f64),
+            us(hi as f64),
             us(percentile(&run.samples, 99.0) as f64),
             us(mean),
             us(cpu),
