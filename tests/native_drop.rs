@@ -13,7 +13,6 @@ mod common;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::Poll;
-use std::time::Duration;
 
 use ringlane::native::fs::File;
 
@@ -39,45 +38,33 @@ fn read_in_flight_on_shard_0(rt: &ringlane::Runtime, reader: &File) -> InFlight 
     rt.block_on(task.unwrap()).unwrap()
 }
 
-/// Writes to the pipe and reads it again, in a task on shard 0 spawned
-/// after the drop: the bytes must arrive at this read.
-fn next_read_gets_the_bytes(rt: &ringlane::Runtime, reader: File, writer: File) {
-    let next = rt.handle().spawn_pinned(0, async move {
-        let (n, _) = writer.write(b"after".to_vec()).await;
-        assert_eq!(n.unwrap(), 5);
-        let read = reader.read(vec![0u8; 64]);
-        let (n, buf) = ringlane::native::timeout(Duration::from_secs(10), read).await;
-        let n = n.expect("the next read timed out: the cancelled one swallowed the bytes");
-        buf[..n].to_vec()
-    });
-    assert_eq!(rt.block_on(next.unwrap()).unwrap(), b"after");
+/// A read held in flight on shard 0 of a `shards`-shard runtime, handed
+/// to `drop_it` to be dropped away from its shard; then the pipe's next
+/// bytes must reach the next read, and no fd may leak.
+fn dropped_away_from_its_shard(shards: usize, drop_it: impl FnOnce(&ringlane::Runtime, InFlight)) {
+    let _serial = SERIAL.lock();
+    let rt = common::runtime(shards);
+    let before = common::fd_count();
+    let (r, w) = common::pipe();
+    let reader = File::from(r);
+    let read = read_in_flight_on_shard_0(&rt, &reader);
+    drop_it(&rt, read);
+    common::cancelled_read_leaves_the_next_bytes(&rt, reader, File::from(w));
+    assert_eq!(common::fd_count(), before, "an fd leaked");
 }
 
 #[test]
 fn a_read_dropped_off_the_runtime_is_cancelled_on_its_shard() {
-    let _serial = SERIAL.lock();
-    let rt = common::runtime(1);
-    let before = common::fd_count();
-    let (r, w) = common::pipe();
-    let reader = File::from(r);
-    let read = read_in_flight_on_shard_0(&rt, &reader);
-    drop(read.0); // on the test thread: no shard context here
-    next_read_gets_the_bytes(&rt, reader, File::from(w));
-    assert_eq!(common::fd_count(), before, "an fd leaked");
+    // On the test thread: no shard context here.
+    dropped_away_from_its_shard(1, |_, read| drop(read.0));
 }
 
 #[test]
 fn a_read_dropped_on_another_shard_is_cancelled_on_its_own() {
-    let _serial = SERIAL.lock();
-    let rt = common::runtime(2);
-    let before = common::fd_count();
-    let (r, w) = common::pipe();
-    let reader = File::from(r);
-    let read = read_in_flight_on_shard_0(&rt, &reader);
-    let dropper = rt.handle().spawn_pinned(1, async move { drop(read.0) });
-    rt.block_on(dropper.unwrap()).unwrap();
-    next_read_gets_the_bytes(&rt, reader, File::from(w));
-    assert_eq!(common::fd_count(), before, "an fd leaked");
+    dropped_away_from_its_shard(2, |rt, read| {
+        let dropper = rt.handle().spawn_pinned(1, async move { drop(read.0) });
+        rt.block_on(dropper.unwrap()).unwrap();
+    });
 }
 
 /// The runtime shuts down while the read's future is held elsewhere: the

@@ -100,3 +100,24 @@ pub fn pipe() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
     // SAFETY: both fds are new and owned by nobody else.
     unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
 }
+
+/// Writes "after" into a pipe and reads it back, both through the ring in
+/// one task on shard 0, and asserts the read got those bytes (within 10
+/// s). Spawned after an in-flight read of that pipe was dropped, this
+/// proves the drop's cancel reached the ring first: the cancel's SQE is
+/// queued before the write's (FIFO mailbox, in-order SQEs).
+pub fn cancelled_read_leaves_the_next_bytes(
+    rt: &ringlane::Runtime,
+    reader: ringlane::native::fs::File,
+    writer: ringlane::native::fs::File,
+) {
+    let next = rt.handle().spawn_pinned(0, async move {
+        let (n, _) = writer.write(b"after".to_vec()).await;
+        assert_eq!(n.unwrap(), 5);
+        let read = reader.read(vec![0u8; 64]);
+        let (n, buf) = ringlane::native::timeout(Duration::from_secs(10), read).await;
+        let n = n.expect("the next read timed out: the cancelled one swallowed the bytes");
+        buf[..n].to_vec()
+    });
+    assert_eq!(rt.block_on(next.unwrap()).unwrap(), b"after");
+}
