@@ -74,18 +74,17 @@ enum Registration {
 
 impl<F> Tracked<F> {
     pub(super) fn new(future: F, meta: &super::TaskMeta) -> Self {
-        Self {
-            future: ManuallyDrop::new(future),
-            registration: Registration::Unregistered { stealable: false },
-            meta: TaskMetaPtr(std::ptr::NonNull::from(meta)),
-            _gap: std::mem::MaybeUninit::uninit(),
-        }
+        Self::unregistered(future, meta, false)
     }
 
     pub(super) fn new_stealable(future: F, meta: &super::TaskMeta) -> Self {
+        Self::unregistered(future, meta, true)
+    }
+
+    fn unregistered(future: F, meta: &super::TaskMeta, stealable: bool) -> Self {
         Self {
             future: ManuallyDrop::new(future),
-            registration: Registration::Unregistered { stealable: true },
+            registration: Registration::Unregistered { stealable },
             meta: TaskMetaPtr(std::ptr::NonNull::from(meta)),
             _gap: std::mem::MaybeUninit::uninit(),
         }
