@@ -7,7 +7,7 @@ use crate::cases::{
     WRITE_CASES, WRITE_FLOOR, WRITE_TOKIO,
 };
 use crate::measure::LatRun;
-use crate::shared::timing::{median, percentile, us};
+use crate::shared::timing::{median, percentile, round_p50, spread_us, us};
 use crate::watchdog::watch;
 use crate::{BLOCK, QD, SUMMARY_QD1_READS, SUMMARY_QD32_READS, SUMMARY_ROUNDS, SUMMARY_WRITES};
 
@@ -35,9 +35,7 @@ fn summary_latency(
         for ((case, acc), p50s) in cases.iter().zip(&mut runs).zip(&mut round_p50s) {
             let _watch = watch(case.id);
             let run = (case.run)(env, (n / 10).max(1), n);
-            let mut sorted = run.samples.clone();
-            sorted.sort_unstable();
-            p50s.push(percentile(&sorted, 50.0));
+            p50s.push(round_p50(&run.samples));
             acc.samples.extend_from_slice(&run.samples);
             acc.cpu += run.cpu;
             acc.note = run.note;
@@ -62,10 +60,6 @@ fn summary_latency(
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     for (k, (case, run)) in cases.iter().zip(&runs).enumerate() {
         let p50s = &round_p50s[k];
-        let (lo, hi) = (
-            p50s.iter().min().copied().unwrap_or(0),
-            p50s.iter().max().copied().unwrap_or(0),
-        );
         let count = run.samples.len();
         let mean = run.samples.iter().sum::<u64>() as f64 / count as f64;
         let cpu = run.cpu.as_nanos() as f64 / count as f64;
@@ -79,13 +73,12 @@ fn summary_latency(
         .collect::<Vec<_>>()
         .join("; ");
         println!(
-            "| {} `{}` | {} | {count} | {} | {}–{} | {} | {} | {} | {:.2} | {:.2} | {note} |",
+            "| {} `{}` | {} | {count} | {} | {} | {} | {} | {} | {:.2} | {:.2} | {note} |",
             case.label,
             case.id,
             case.threads,
             us(p50(k)),
-            us(lo as f64),
-            us(hi as f64),
+            spread_us(p50s),
             us(percentile(&run.samples, 99.0) as f64),
             us(mean),
             us(cpu),

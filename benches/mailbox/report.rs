@@ -6,7 +6,7 @@ use crate::cases::{
     Env, RTT_ATOMIC_FLOOR, RTT_CASES, RTT_PARKED_FLOOR, RttCase, TPUT_CASES, TPUT_FLOOR,
 };
 use crate::measure::{Doorbells, RttRun};
-use crate::shared::timing::{median, percentile, us};
+use crate::shared::timing::{median, percentile, round_p50, spread_us, us};
 use crate::watchdog::watch;
 use crate::{BATCHES, SUMMARY_MSGS, SUMMARY_ROUNDS, SUMMARY_RTT, SUMMARY_RTT_PARKED};
 
@@ -28,9 +28,7 @@ pub(crate) fn summary_rtt(env: &Env) {
             let n = rounds_of(case);
             let _watch = watch(case.id);
             let run = (case.run)(env, (n / 10).max(1), n);
-            let mut sorted = run.samples.clone();
-            sorted.sort_unstable();
-            p50s.push(percentile(&sorted, 50.0));
+            p50s.push(round_p50(&run.samples));
             acc.samples.extend_from_slice(&run.samples);
             acc.cpu += run.cpu;
             acc.cross += run.cross;
@@ -58,10 +56,6 @@ pub(crate) fn summary_rtt(env: &Env) {
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---|");
     for ((case, run), p50s) in RTT_CASES.iter().zip(&runs).zip(&round_p50s) {
-        let (lo, hi) = (
-            p50s.iter().min().copied().unwrap_or(0),
-            p50s.iter().max().copied().unwrap_or(0),
-        );
         let n = run.samples.len() as u64;
         let p50 = percentile(&run.samples, 50.0) as f64;
         let p99 = percentile(&run.samples, 99.0) as f64;
@@ -75,12 +69,11 @@ pub(crate) fn summary_rtt(env: &Env) {
             _ => String::new(),
         };
         println!(
-            "| {} `{}` | {n} | {} | {}–{} | {} | {} | {:.2} | {:.2} | {note} |",
+            "| {} `{}` | {n} | {} | {} | {} | {} | {:.2} | {:.2} | {note} |",
             case.label,
             case.id,
             us(p50),
-            us(lo as f64),
-            us(hi as f64),
+            spread_us(p50s),
             us(p99),
             us(cpu),
             p50 / parked_floor,

@@ -46,3 +46,19 @@ pub(crate) fn us(ns: f64) -> String {
         format!("{us:.1}")
     }
 }
+
+/// The p50 of one round's (unsorted) samples.
+#[allow(dead_code)] // not every suite reports rounds
+pub(crate) fn round_p50(samples: &[u64]) -> u64 {
+    let mut sorted = samples.to_vec();
+    sorted.sort_unstable();
+    percentile(&sorted, 50.0)
+}
+
+/// The spread of per-round p50s as "min–max" microseconds.
+#[allow(dead_code)] // not every suite reports rounds
+pub(crate) fn spread_us(p50s: &[u64]) -> String {
+    let lo = p50s.iter().min().copied().unwrap_or(0);
+    let hi = p50s.iter().max().copied().unwrap_or(0);
+    format!("{}–{}", us(lo as f64), us(hi as f64))
+}
