@@ -127,3 +127,99 @@ fn a_forwarded_wait_fails_when_its_runtime_shuts_down() {
         .unwrap();
     assert!(r.is_err(), "expected an error, got {r:?}");
 }
+
+/// Every compat socket that once waited keeps a multishot poll armed for
+/// as long as it lives, idle keep-alive connections included. Those polls
+/// used to count against the shard's op capacity: a few hundred idle
+/// connections (two here, with a tiny ring) and no other op of the shard
+/// could be submitted, not even another socket's first wait.
+#[test]
+fn idle_compat_sockets_do_not_use_up_the_op_table() {
+    use ringlane::compat::UnixStream;
+    // ring_entries(16): an op capacity of 2.
+    let rt = ringlane::Runtime::builder()
+        .shards(1)
+        .ring_entries(16)
+        .build()
+        .unwrap();
+    let got = rt
+        .block_on(
+            rt.handle()
+                .spawn_pinned(0, async {
+                    let mut peers = Vec::new();
+                    let mut readers = Vec::new();
+                    for _ in 0..4 {
+                        let (mut a, b) = UnixStream::pair().unwrap();
+                        peers.push(b);
+                        readers.push(
+                            ringlane::spawn_local(async move {
+                                let mut buf = [0u8; 1];
+                                a.read(&mut buf).await.map(|n| buf[..n].to_vec())
+                            })
+                            .unwrap(),
+                        );
+                    }
+                    for _ in 0..10 {
+                        ringlane::yield_now().await; // every reader waits
+                    }
+                    // Single-shot ops are not kept out by the idle polls.
+                    let n = ringlane::time::timeout(Duration::from_secs(5), async {
+                        let f = ringlane::native::fs::File::open("/proc/self/stat").await?;
+                        f.read_at(vec![0u8; 8], 0).await.0
+                    })
+                    .await
+                    .expect("an open and a read waited for room behind idle polls");
+                    assert_eq!(n.unwrap(), 8);
+                    for (i, p) in peers.iter_mut().enumerate() {
+                        p.write_all(&[i as u8]).await.unwrap();
+                    }
+                    let mut got = Vec::new();
+                    for r in readers {
+                        let bytes = ringlane::time::timeout(Duration::from_secs(5), r)
+                            .await
+                            .expect("a waiting socket never saw its data")
+                            .unwrap()
+                            .unwrap();
+                        got.push(bytes);
+                    }
+                    got
+                })
+                .unwrap(),
+        )
+        .unwrap();
+    assert_eq!(got, vec![vec![0], vec![1], vec![2], vec![3]]);
+}
+
+/// A compat stream that once waited, handed back to the caller and kept:
+/// its poll stays armed on the shard, and no task is left that could await
+/// it. A graceful shutdown used to wait out its whole timeout for that
+/// poll; it now cancels it and returns.
+#[test]
+fn a_compat_stream_kept_by_the_caller_does_not_hold_shutdown_back() {
+    use ringlane::compat::UnixStream;
+    let rt = common::runtime(1);
+    let kept = rt
+        .block_on(
+            rt.handle()
+                .spawn_pinned(0, async {
+                    let (mut a, b) = UnixStream::pair().unwrap();
+                    let mut buf = [0u8; 1];
+                    let waited =
+                        ringlane::time::timeout(Duration::from_millis(20), a.read(&mut buf)).await;
+                    assert!(waited.is_err(), "nothing was written");
+                    (a, b)
+                })
+                .unwrap(),
+        )
+        .unwrap();
+    let start = std::time::Instant::now();
+    let report = rt.shutdown(Duration::from_secs(20));
+    let took = start.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "shutdown waited {took:?} for a poll nobody awaits"
+    );
+    assert_eq!(report.unfinished_tasks, 0);
+    assert!(report.stuck_shards.is_empty());
+    drop(kept); // after its shard is gone: no panic, no hang
+}

@@ -85,3 +85,53 @@ fn a_read_held_past_its_runtime_drops_cleanly() {
     drop(w);
     assert_eq!(common::fd_count(), before, "an fd leaked");
 }
+
+/// `close()` waits, unsubmitted, for room in a full ring and is dropped
+/// there (a timeout, a `select!`, a cancelled task). The close SQE had
+/// already taken the fd from its owner when it was built, and the drop of
+/// an unsubmitted op returned nothing: the fd leaked. It is closed now.
+#[test]
+fn a_close_dropped_while_waiting_for_room_closes_the_fd() {
+    let _serial = SERIAL.lock();
+    let before = common::fd_count();
+    // ring_entries(16): an op capacity of 2, filled by two reads of empty pipes.
+    let rt = ringlane::Runtime::builder()
+        .shards(1)
+        .ring_entries(16)
+        .build()
+        .unwrap();
+    let (r1, w1) = common::pipe();
+    let (r2, w2) = common::pipe();
+    let outcome = rt
+        .block_on(
+            rt.handle()
+                .spawn_pinned(0, async move {
+                    let f = File::open("/proc/self/stat").await.unwrap();
+                    let (a, b) = (File::from(r1), File::from(r2));
+                    let ra =
+                        ringlane::spawn_local(async move { a.read(vec![0u8; 8]).await.0 }).unwrap();
+                    let rb =
+                        ringlane::spawn_local(async move { b.read(vec![0u8; 8]).await.0 }).unwrap();
+                    ringlane::yield_now().await; // both reads in flight: no room
+                    let closed =
+                        ringlane::time::timeout(std::time::Duration::from_millis(20), f.close())
+                            .await;
+                    ra.abort();
+                    rb.abort();
+                    closed.is_err()
+                })
+                .unwrap(),
+        )
+        .unwrap();
+    assert!(
+        outcome,
+        "the close found room: the test did not wait for it"
+    );
+    drop((w1, w2));
+    drop(rt);
+    assert_eq!(
+        common::fd_count(),
+        before,
+        "the dropped close leaked its fd"
+    );
+}

@@ -235,7 +235,14 @@ impl Readiness {
                     side.armed = None;
                     return Poll::Ready(Err(e));
                 }
-                None => side.armed = None, // the kernel ended it: arm anew
+                None => {
+                    // The kernel ended it: arm anew, here on a shard, or
+                    // through the home shard when polled from outside.
+                    side.armed = None;
+                    if !on_shard {
+                        return self.poll_forwarded(&mut side, dir, &all);
+                    }
+                }
             }
         }
     }

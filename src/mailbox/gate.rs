@@ -6,6 +6,8 @@
 //! 2. Shutdown calls [`SpawnGate::close`], which sets the closed bit and
 //!    waits until no spawner is inside. After that, no new task can reach the
 //!    queue, so the shard's final drain sees every task ever accepted.
+//! 3. Whoever drains the queue for the last time waits for the gate to be
+//!    sealed ([`SpawnGate::is_sealed`]: closed and empty), not just closed.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -29,8 +31,13 @@ impl SpawnGate {
         Some(Inside(self))
     }
 
-    pub(crate) fn is_closed(&self) -> bool {
-        self.state.load(Ordering::Acquire) & CLOSED != 0
+    /// Closed, and no spawner is inside any more: nothing can reach the
+    /// queue behind it now. A spawner still inside has passed the check and
+    /// may push at any moment, so a shard must not take a closed gate alone
+    /// as the end of its queue (whoever closes the gate wakes the shards
+    /// once `close` returns).
+    pub(crate) fn is_sealed(&self) -> bool {
+        self.state.load(Ordering::Acquire) == CLOSED
     }
 
     pub(crate) fn close(&self) {

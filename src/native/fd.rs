@@ -1,7 +1,8 @@
 //! Helpers every native fd type shares: CQE results and async close.
 
+use std::future::Future;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
 use io_uring::{opcode, types};
@@ -23,6 +24,23 @@ pub(crate) async fn close_shared(fd: Arc<OwnedFd>) -> io::Result<()> {
     /// Owns the fd until the close SQE is built; dropped still owning it
     /// (the op never got that far), it closes the fd itself.
     struct Guard(Option<OwnedFd>);
+    /// The close op and the fd number its SQE names. Dropped before the
+    /// kernel got the SQE (it waited for room in the ring), nobody owns
+    /// the fd any more: it is closed here.
+    struct Closing {
+        op: op::Op<Guard>,
+        raw: RawFd,
+        resolved: bool,
+    }
+    impl Drop for Closing {
+        fn drop(&mut self) {
+            if !self.resolved && !self.op.is_pushed() {
+                // SAFETY: the SQE that took `raw` from its `OwnedFd` never
+                // reached the kernel, and nothing else owns the number.
+                drop(unsafe { OwnedFd::from_raw_fd(self.raw) });
+            }
+        }
+    }
     let Ok(fd) = Arc::try_unwrap(fd) else {
         return Ok(()); // an op still holds it: it closes after that op's CQE
     };
@@ -32,8 +50,14 @@ pub(crate) async fn close_shared(fd: Arc<OwnedFd>) -> io::Result<()> {
         opcode::Close::new(types::Fd(fd)).build()
     });
     // Cancelling a close queued in io-wq would leak the fd: it always runs.
-    let op = op.uncancellable();
-    match op.await {
+    let mut closing = Closing {
+        op: op.uncancellable(),
+        raw,
+        resolved: false,
+    };
+    let result = std::future::poll_fn(|cx| std::pin::Pin::new(&mut closing.op).poll(cx)).await;
+    closing.resolved = true;
+    match result {
         Ok((r, _)) => os_result(r).map(drop),
         Err((e, Guard(None))) => {
             // Built but refused by the ring: the kernel never saw it.

@@ -289,7 +289,7 @@ unsafe fn try_submit<T: Send + 'static>(
     // two-CQE op reserves an entry for its second CQE (invariant 9).
     let entries = 1 + usize::from(timeout.is_some()) + usize::from(two_cqes);
     let Some(room) = context::with_current(|cx| {
-        cx.ops.borrow().len() + entries <= cx.op_capacity.get()
+        cx.ops.borrow().transient() + entries <= cx.op_capacity.get()
             && cx.ring.borrow_mut().sq_has_room_for(entries)
     }) else {
         unreachable!("the caller checked that it runs on a shard");
@@ -493,6 +493,13 @@ impl<T: Send + 'static> Op<T> {
         self.untimed = true;
         self.uncancellable = true;
         self
+    }
+
+    /// Whether the SQE was pushed to the ring (the kernel has it, or will
+    /// at the next enter). `false` before the first poll, while it waits
+    /// for room, and after a failed submission.
+    pub(crate) fn is_pushed(&self) -> bool {
+        self.pending.is_none() && self.home.is_some()
     }
 
     /// The resources of an op that never reached the kernel (its cell is

@@ -21,11 +21,19 @@
 //! 5. A shard exits only once its op table is empty (every op completed or
 //!    cancelled); if the kernel does not answer in time, the remaining cells
 //!    are leaked, never freed under the kernel.
-//! 6. At most half the CQ's entries are ops in flight (each op's CQE plus a
-//!    possible cancel's must fit, or the kernel drops CQEs and ops never
-//!    complete), and an op is pushed only when the SQ has room: a further
-//!    op waits, unsubmitted, in its shard's keyed waiter list; whenever a
-//!    reap leaves room, every waiter is woken and re-checks.
+//! 6. At most half the CQ's entries are single-shot ops in flight (each
+//!    op's CQE plus a possible cancel's fit, so a burst of completions does
+//!    not overflow the CQ), and an op is pushed only when the SQ has room:
+//!    a further op waits, unsubmitted, in its shard's keyed waiter list;
+//!    whenever a reap leaves room, every waiter is woken and re-checks.
+//!    Multishot ops are *standing* (`table::Kind`) and not counted: an
+//!    idle connection's armed poll or a listener's accept lasts as long as
+//!    its owner, and counting them let a few hundred idle sockets stop
+//!    every other op of their shard. Their CQEs can overflow the CQ in a
+//!    burst; the kernel keeps overflowed CQEs (`IORING_FEAT_NODROP`, in
+//!    every kernel with MSG_RING), the overflow flag counts as work, and
+//!    the next enter flushes them. A multishot op the kernel ends (a CQE
+//!    without `F_MORE`, as on overflow) is re-armed by its owner.
 //! 7. An op submitted while polled under `native::timeout` carries a linked
 //!    `LINK_TIMEOUT` SQE, pushed with it as one unit (both or neither), its
 //!    duration inside the op's cell. The timeout has its own op-table entry

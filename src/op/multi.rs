@@ -12,6 +12,7 @@ use parking_lot::Mutex;
 
 use super::cell::{Completable, request_cancel};
 use super::room::RoomWait;
+use super::table::Kind;
 use crate::context;
 use crate::mailbox::Remote;
 use crate::sys::CQE_F_MORE;
@@ -170,13 +171,13 @@ impl MultiShot {
                 return Poll::Ready(Some(Err(e)));
             }
             let submitted = context::with_current(|shard| {
-                if shard.ops.borrow().len() >= shard.op_capacity.get()
-                    || !shard.ring.borrow_mut().sq_has_room_for(1)
-                {
+                // A standing op is not counted against the op capacity
+                // (invariant 6): it needs room in the SQ only.
+                if !shard.ring.borrow_mut().sq_has_room_for(1) {
                     return Ok(false);
                 }
                 let cell: Arc<dyn Completable> = self.cell.clone();
-                let user_data = shard.ops.borrow_mut().insert(cell);
+                let user_data = shard.ops.borrow_mut().insert_kind(cell, Kind::Standing);
                 // SAFETY: the SQE points only into `_keep`, owned by the cell
                 // the op table holds until the op's last CQE (invariant 8).
                 match unsafe {
@@ -205,7 +206,9 @@ impl MultiShot {
                 Some(Err(e)) => return Poll::Ready(Some(Err(e))),
                 Some(Ok(false)) => {
                     self.sqe = Some(sqe);
-                    self.room.register(cx.waker(), 1);
+                    // Waiting for room in the SQ only (it is submitted every
+                    // tick): a need of 0 entries fits at the next reap.
+                    self.room.register(cx.waker(), 0);
                     return Poll::Pending;
                 }
                 Some(Ok(true)) => self.room.cancel(),

@@ -70,7 +70,7 @@ impl RoomWait {
 /// Whether some waiter of this shard fits now (no lock taken).
 pub(crate) fn waiters_fit(cx: &ShardContext) -> bool {
     cx.remote.op_waiting.load(Ordering::Acquire) > 0
-        && cx.ops.borrow().len() + cx.remote.op_min_need.load(Ordering::Acquire)
+        && cx.ops.borrow().transient() + cx.remote.op_min_need.load(Ordering::Acquire)
             <= cx.op_capacity.get()
 }
 

@@ -9,19 +9,40 @@ use super::cell::Completable;
 const SLOT_BITS: u32 = 32;
 const GEN_MASK: u64 = (1 << 24) - 1;
 
+/// Whether an entry counts against the shard's op capacity (invariant 6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A single-shot op (or an entry reserved for one): counted.
+    Transient,
+    /// A multishot op, armed for as long as its owner waits (a poll on an
+    /// idle connection, a listener's accept): not counted.
+    Standing,
+}
+
 /// In-flight ops of one shard, keyed by their `user_data` payload.
 #[derive(Default)]
 pub(crate) struct OpTable {
-    slots: Slab<(u64, Arc<dyn Completable>)>,
+    slots: Slab<(u64, Kind, Arc<dyn Completable>)>,
     next_generation: u64,
+    /// How many entries are `Kind::Standing`.
+    standing: usize,
 }
 
 impl OpTable {
-    /// Registers an op; returns its `user_data` (kind 0: slot and generation).
+    /// Registers a single-shot op; returns its `user_data` (kind 0: slot
+    /// and generation).
     pub(crate) fn insert(&mut self, op: Arc<dyn Completable>) -> u64 {
+        self.insert_kind(op, Kind::Transient)
+    }
+
+    /// Registers an op of either kind.
+    pub(crate) fn insert_kind(&mut self, op: Arc<dyn Completable>, kind: Kind) -> u64 {
         self.next_generation = (self.next_generation + 1) & GEN_MASK;
         let generation = self.next_generation;
-        let slot = self.slots.insert((generation, op)) as u64;
+        let slot = self.slots.insert((generation, kind, op)) as u64;
+        if kind == Kind::Standing {
+            self.standing += 1;
+        }
         (generation << SLOT_BITS) | slot
     }
 
@@ -30,7 +51,13 @@ impl OpTable {
         let slot = (user_data & ((1 << SLOT_BITS) - 1)) as usize;
         let generation = user_data >> SLOT_BITS;
         match self.slots.get(slot) {
-            Some((g, _)) if *g == generation => Some(self.slots.remove(slot).1),
+            Some((g, _, _)) if *g == generation => {
+                let (_, kind, op) = self.slots.remove(slot);
+                if kind == Kind::Standing {
+                    self.standing -= 1;
+                }
+                Some(op)
+            }
             _ => None,
         }
     }
@@ -40,19 +67,26 @@ impl OpTable {
         let slot = (user_data & ((1 << SLOT_BITS) - 1)) as usize;
         let generation = user_data >> SLOT_BITS;
         match self.slots.get(slot) {
-            Some((g, op)) if *g == generation => Some(op.clone()),
+            Some((g, _, op)) if *g == generation => Some(op.clone()),
             _ => None,
         }
     }
 
+    /// Every entry, standing ones included.
     pub(crate) fn len(&self) -> usize {
         self.slots.len()
+    }
+
+    /// The entries that count against the op capacity (invariant 6).
+    pub(crate) fn transient(&self) -> usize {
+        self.slots.len() - self.standing
     }
 
     /// Gives up on every op still in flight without freeing them: the
     /// kernel may still write into their resources (invariant 5).
     pub(crate) fn leak_all(&mut self) {
-        for (_, (_, op)) in std::mem::take(&mut self.slots) {
+        self.standing = 0;
+        for (_, (_, _, op)) in std::mem::take(&mut self.slots) {
             std::mem::forget(op);
         }
     }
@@ -89,5 +123,19 @@ mod tests {
         );
         assert!(t.take(b).is_some());
         assert_eq!(t.len(), 0);
+    }
+
+    #[test]
+    fn standing_entries_do_not_count_against_the_capacity() {
+        let mut t = OpTable::default();
+        let poll = t.insert_kind(Arc::new(Nop), Kind::Standing);
+        let read = t.insert(Arc::new(Nop));
+        assert_eq!((t.len(), t.transient()), (2, 1));
+        assert!(t.get(poll).is_some(), "a non-final CQE leaves it in");
+        assert_eq!(t.transient(), 1);
+        assert!(t.take(poll).is_some());
+        assert_eq!((t.len(), t.transient()), (1, 1));
+        assert!(t.take(read).is_some());
+        assert_eq!((t.len(), t.transient()), (0, 0));
     }
 }

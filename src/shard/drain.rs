@@ -3,7 +3,12 @@
 //! 1. D1: on first seeing the shutdown flag, close the spawn gate and wait
 //!    for spawners already inside it; no new task can reach this shard now.
 //! 2. D2 (graceful): keep running normally. If every task finishes before
-//!    the deadline, exit with nothing cancelled.
+//!    the deadline, exit with nothing cancelled. Ops and timers still
+//!    registered here hold the exit back only while a task that could await
+//!    them lives: one of this shard's, or a stealable task anywhere (a
+//!    stolen task's ops and timers stay with the shard that polled it). A
+//!    poll armed for a compat stream the caller kept, or an op future
+//!    returned out of its task, has no such task: D5 cancels it.
 //! 3. D3 (cancel): once the deadline passes, stop polling. Wake every live
 //!    task in the registries (pinned and local, and stealable tasks first
 //!    polled here), so that each one's `Runnable` comes back to this thread,
@@ -98,8 +103,8 @@ impl Core {
         }
     }
 
-    /// Step D4's condition. While still graceful, timers of stolen tasks
-    /// that sleep on this shard's wheel keep it alive too.
+    /// Step D4's condition. While still graceful, timers and ops of this
+    /// shard keep it alive as long as a stealable task lives anywhere (D2).
     pub(super) fn exit_ready(&self) -> bool {
         let shared = &self.cx.shared;
         self.cx.registry.borrow().len() == 0
@@ -108,7 +113,10 @@ impl Core {
             && self.cx.deque.is_empty()
             && self.cx.remote.is_empty()
             && self.cx.remote.preferred.is_empty()
-            && shared.injector_gate.is_closed()
+            // Sealed, not just closed: a spawner that passed the gate
+            // before it closed may still push (the closer rings every
+            // shard once the last one left).
+            && shared.injector_gate.is_sealed()
             && shared.injector.is_empty()
             && (self.cancelling.get()
                 || (self.cx.timers.borrow().len() == 0
@@ -118,7 +126,8 @@ impl Core {
                         .remote
                         .op_waiting
                         .load(std::sync::atomic::Ordering::Acquire)
-                        == 0))
+                        == 0)
+                || !stealable_tasks_alive(shared))
     }
 
     /// Step D5.
@@ -167,4 +176,14 @@ impl Core {
             self.on_completion(c);
         }
     }
+}
+
+/// Whether any stealable task of the runtime is alive (registered on the
+/// shard that first polled it). Gates are closed, so the answer can only
+/// go from yes to no.
+fn stealable_tasks_alive(shared: &super::Shared) -> bool {
+    shared
+        .remotes
+        .iter()
+        .any(|r| !r.stealable_tasks.lock().is_empty())
 }
