@@ -599,3 +599,47 @@ fn cancelled_sends_on_a_full_channel_leave_nothing_behind() {
     assert_eq!(rt.block_on(sender).unwrap(), Ok(()));
     assert_eq!(rx.try_recv(), Ok(7));
 }
+
+/// `send_many`'s iterator panics after it yielded three messages, while
+/// another sender lives on (so the panicking task's drop of its sender does
+/// not end the stream). The three pushed messages must still wake the
+/// receiver: the wake-up used to run only after the last item, so a
+/// receiver asleep on another shard never saw them.
+#[test]
+fn send_many_whose_iterator_panics_still_wakes_the_receiver() {
+    let rt = common::runtime(2);
+    let h = rt.handle();
+    let (tx, mut rx) = ringlane::channel::<u32>(16).unwrap();
+    let receiver = h
+        .spawn_pinned(0, async move {
+            let start = Instant::now();
+            let mut got = Vec::new();
+            while got.len() < 3 {
+                match ringlane::time::timeout(Duration::from_secs(5), rx.recv()).await {
+                    Ok(Some(v)) => got.push(v),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            (got, start.elapsed())
+        })
+        .unwrap();
+    // Let the receiver go to sleep first.
+    std::thread::sleep(Duration::from_millis(30));
+    let tx2 = tx.clone();
+    let panicking = h
+        .spawn_pinned(1, async move {
+            let items = (0..5u32).map(|i| if i == 3 { panic!("item 3") } else { i });
+            let _ = tx2.send_many(items).await;
+        })
+        .unwrap();
+    assert!(rt.block_on(panicking).unwrap_err().is_panic());
+    let (got, took) = rt.block_on(receiver).unwrap();
+    assert_eq!(got, vec![0, 1, 2]);
+    // Not woken, the receiver would only see them when its 5 s timer
+    // fired and polled it again.
+    assert!(
+        took < Duration::from_secs(3),
+        "the pushed messages did not wake the receiver ({took:?})"
+    );
+    drop(tx);
+}

@@ -266,4 +266,35 @@ mod tests {
         assert!(watches.is_empty(), "the shard forgot the channel");
         assert!(tx.try_send(1).is_err(), "the sender sees the close");
     }
+
+    /// An idle receiver polled again and again with a new waker each time
+    /// (a fresh `select!` or `FuturesUnordered` per loop) must not grow its
+    /// shard's watch list, which every spin look and park walks; the last
+    /// waker is the one woken.
+    #[test]
+    fn a_receiver_polled_with_ever_new_wakers_keeps_one_watch_entry() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        struct Count(AtomicUsize);
+        impl std::task::Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let (tx, rx) = crate::channel::<u64>(4).unwrap();
+        let watches = WatchList::default();
+        let counts: Vec<Arc<Count>> = (0..1000)
+            .map(|_| Arc::new(Count(AtomicUsize::new(0))))
+            .collect();
+        for c in &counts {
+            watches.add(rx.chan.clone(), &Waker::from(c.clone()));
+        }
+        assert_eq!(watches.len(), 1, "one entry per channel");
+        tx.try_send(7).unwrap();
+        assert!(watches.wake_ready());
+        let woken: Vec<usize> = counts.iter().map(|c| c.0.load(Ordering::SeqCst)).collect();
+        assert_eq!(woken[999], 1, "the last wait's waker is woken");
+        assert_eq!(woken.iter().sum::<usize>(), 1, "and only it");
+        drop(rx);
+    }
 }

@@ -200,9 +200,27 @@ impl<T> Sender<T> {
         &self,
         items: I,
     ) -> Result<(), SendError<Vec<T>>> {
+        /// Counts what was pushed and wakes the receiver however the send
+        /// ends: returning, or unwinding out of the caller's iterator (a
+        /// message pushed and never announced would wait for a wake-up
+        /// that might not come).
+        struct Announce<'a, T> {
+            chan: &'a Chan<T>,
+            sent: u64,
+        }
+        impl<T> Drop for Announce<'_, T> {
+            fn drop(&mut self) {
+                count_sent(self.sent);
+                self.chan.notify_receiver();
+            }
+        }
         let mut items = items.into_iter();
         let mut pending: Option<T> = None;
-        let mut sent = 0u64;
+        let mut announce = Announce {
+            chan: &self.chan,
+            sent: 0,
+        };
+        let sent = &mut announce.sent;
         let mut wait = WaitSlot {
             chan: &self.chan,
             slot: None,
@@ -217,7 +235,7 @@ impl<T> Sender<T> {
                 while let Some(m) = next.take() {
                     match self.chan.queue.push(m) {
                         Ok(()) => {
-                            sent += 1;
+                            *sent += 1;
                             next = items.next();
                         }
                         Err(Refused::Full(m)) => {
@@ -232,7 +250,7 @@ impl<T> Sender<T> {
                 };
                 // Full: register for room and try once more.
                 match self.poll_push(cx, &mut wait, msg) {
-                    Ok(Ok(())) => sent += 1,
+                    Ok(Ok(())) => *sent += 1,
                     Ok(Err(msg)) => {
                         pending = Some(msg);
                         // The receiver must drain for us to make progress.
@@ -244,8 +262,7 @@ impl<T> Sender<T> {
             }
         })
         .await;
-        count_sent(sent);
-        self.chan.notify_receiver();
+        drop(announce);
         result.map_err(|first| SendError(std::iter::once(first).chain(items).collect()))
     }
 

@@ -51,18 +51,29 @@ pub(crate) struct WatchList {
 }
 
 impl WatchList {
-    /// Step W1: watch `chan` for the task of `waker` (once per pair).
+    /// Step W1: watch `chan` for the task of `waker`. A channel has one
+    /// receiver, so one entry per channel: a later wait (with another
+    /// waker, say from a fresh `select!`) replaces the waker, and an idle
+    /// receiver polled a million times still costs one entry.
     pub(crate) fn add(&self, chan: Arc<dyn Watched>, waker: &Waker) {
         let mut list = self.list.borrow_mut();
-        let known = list.iter().any(|w| {
-            std::ptr::addr_eq(Arc::as_ptr(&w.chan), Arc::as_ptr(&chan)) && w.waker.will_wake(waker)
-        });
-        if !known {
-            list.push(Watch {
+        let known = list
+            .iter_mut()
+            .find(|w| std::ptr::addr_eq(Arc::as_ptr(&w.chan), Arc::as_ptr(&chan)));
+        match known {
+            Some(w) if w.waker.will_wake(waker) => {}
+            Some(w) => w.waker = waker.clone(),
+            None => list.push(Watch {
                 chan,
                 waker: waker.clone(),
-            });
+            }),
         }
+    }
+
+    /// How many channels are watched.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.list.borrow().len()
     }
 
     /// Whether a watched receiver has news (doorbell step R4, spin checks).

@@ -413,6 +413,9 @@ impl Core {
             || !self.cx.doorbells.borrow().is_empty()
             || self.cx.ring.borrow_mut().has_completions()
             || self.cx.watches.has_news()
+            // Our own preferred tasks are ours to take even when the search
+            // was refused: a spawner that saw us running left them to us.
+            || !self.cx.remote.preferred.is_empty()
             || (stealable && self.cx.shared.has_stealable_work(self.cx.index))
             || (self.seen_shutdown.get() && self.exit_ready())
     }
@@ -466,6 +469,8 @@ impl Core {
 
     /// Steps R2 to R6 of the park/wake protocol.
     fn park(&self, stealable: bool) {
+        #[cfg(test)]
+        super::tests::before_park(&self.cx, stealable);
         // Doorbells owed by work done outside a tick (shutdown's drops,
         // completions) go out with this park's `io_uring_enter` at the latest.
         self.flush_doorbells();

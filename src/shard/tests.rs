@@ -74,3 +74,134 @@ fn spinning_shard_with_a_stale_taskrun_flag_still_parks() {
             .unwrap(),
     );
 }
+
+/// Polls `f` on this thread until it is ready or `limit` has passed.
+fn ready_within<F: std::future::Future>(limit: Duration, f: F) -> Option<F::Output> {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    let deadline = Instant::now() + limit;
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return Some(v);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        std::thread::park_timeout(left.min(Duration::from_millis(10)));
+    }
+}
+
+/// A spawner from outside the runtime passed the injector gate just before
+/// shutdown closed it, and pushes only afterwards. The shards must not
+/// take the closed gate as the end of the injector while it is inside:
+/// they used to exit, and its task sat in the injector forever, its
+/// `JoinHandle` never resolving.
+#[test]
+fn a_stealable_spawn_inside_the_closing_gate_is_cancelled_not_lost() {
+    let rt = Runtime::builder().shards(1).build().unwrap();
+    let shared = rt.handle().shared.clone();
+    let inside = shared.injector_gate.enter().expect("the gate is open");
+    let closer = std::thread::spawn(move || rt.shutdown(Duration::ZERO));
+    // The closer rings the shards only once the gate is empty: wake the
+    // shard now, so that it sees the shutdown while we are inside (before
+    // the fix, it exited here).
+    std::thread::sleep(Duration::from_millis(20));
+    shared.remotes[0].ring_eventfd();
+    std::thread::sleep(Duration::from_millis(100));
+    let pusher = shared.clone();
+    let (runnable, join) = crate::executor::spawn_stealable(async { 7 }, move |r| {
+        super::steal::schedule_stealable(&pusher, r)
+    });
+    runnable.schedule(); // onto the injector, as `spawn_stealable` does
+    drop(inside);
+    let report = closer.join().unwrap();
+    assert!(report.stuck_shards.is_empty());
+    // Run by a tick that took it before the shard noticed the shutdown, or
+    // cancelled: either way its handle resolves.
+    let outcome = ready_within(Duration::from_secs(5), join)
+        .expect("the task pushed by a spawner inside the gate was lost");
+    assert!(
+        matches!(&outcome, Ok(7)) || matches!(&outcome, Err(e) if e.is_cancelled()),
+        "got {outcome:?}"
+    );
+}
+
+/// Runs once, on the shard thread, where a shard of runtime `.0` with index
+/// `.1` is about to park after a refused search (`stealable == false`).
+type ParkHook = (usize, usize, Box<dyn FnOnce() + Send>);
+static BEFORE_REFUSED_PARK: parking_lot::Mutex<Option<ParkHook>> = parking_lot::Mutex::new(None);
+
+/// Called by `Core::park` in test builds.
+pub(super) fn before_park(cx: &crate::context::ShardContext, stealable: bool) {
+    if stealable {
+        return;
+    }
+    let hook = {
+        let mut slot = BEFORE_REFUSED_PARK.lock();
+        match &*slot {
+            Some((id, index, _)) if *id == cx.shared.id && *index == cx.index => slot.take(),
+            _ => None,
+        }
+    };
+    if let Some((_, _, f)) = hook {
+        f();
+    }
+}
+
+/// A `StealablePreferred` task pushed while its shard is on its way to
+/// park after a refused search (so step R4 skips stealable work): the
+/// spawner saw the shard running and a searcher about, and rang nothing,
+/// so R4 must count the shard's own preferred queue. It did not, and the
+/// task waited for an unrelated wake-up. A hook makes the push at that
+/// exact point, from the shard itself.
+#[test]
+fn a_preferred_task_pushed_while_its_shard_parks_after_a_refused_search_runs() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let rt = Runtime::builder().shards(2).build().unwrap();
+    let h = rt.handle();
+    // Stealable work stays visible (a task in the deque of shard 1, which
+    // is blocked), so shard 0 tries to search, and is refused.
+    let release = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let blocked = release.clone();
+    let blocker = h
+        .spawn_pinned(1, async move {
+            drop(crate::spawn(async {}));
+            while !blocked.load(SeqCst) {
+                std::hint::spin_loop();
+            }
+        })
+        .unwrap();
+    h.shared.searching.store(1, SeqCst); // the limit for two shards
+    let (tx, rx) = std::sync::mpsc::channel();
+    let spawner = h.clone();
+    *BEFORE_REFUSED_PARK.lock() = Some((
+        h.shared.id,
+        0,
+        Box::new(move || {
+            let j = spawner
+                .spawn_with(crate::Placement::StealablePreferred(0), async { 7 })
+                .unwrap();
+            tx.send(j).unwrap();
+        }),
+    ));
+    drop(h.spawn_pinned(0, async {}).unwrap()); // shard 0 runs it, then parks
+    let j = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("shard 0 never parked after a refused search");
+    let ran = ready_within(Duration::from_secs(2), j);
+    h.shared.searching.store(0, SeqCst);
+    release.store(true, SeqCst);
+    assert!(ready_within(Duration::from_secs(5), blocker).is_some());
+    assert!(
+        matches!(ran, Some(Ok(7))),
+        "the preferred task waited for an unrelated wake-up"
+    );
+}
