@@ -167,8 +167,11 @@ fn a_preferred_task_pushed_while_its_shard_parks_after_a_refused_search_runs() {
     use std::sync::atomic::Ordering::SeqCst;
     let rt = Runtime::builder().shards(2).build().unwrap();
     let h = rt.handle();
-    // Stealable work stays visible (a task in the deque of shard 1, which
-    // is blocked), so shard 0 tries to search, and is refused.
+    // Every search is refused (held at the limit for two shards, before
+    // anything runs, so no real searcher's decrement undoes it) ...
+    h.shared.searching.store(1, SeqCst);
+    // ... and stealable work stays visible (a task in the deque of shard
+    // 1, which is blocked), so shard 0 tries to search.
     let release = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let blocked = release.clone();
     let blocker = h
@@ -179,7 +182,14 @@ fn a_preferred_task_pushed_while_its_shard_parks_after_a_refused_search_runs() {
             }
         })
         .unwrap();
-    h.shared.searching.store(1, SeqCst); // the limit for two shards
+    let start = Instant::now();
+    while h.shared.stealers[1].is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "shard 1 never blocked"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let (tx, rx) = std::sync::mpsc::channel();
     let spawner = h.clone();
     *BEFORE_REFUSED_PARK.lock() = Some((
@@ -192,10 +202,13 @@ fn a_preferred_task_pushed_while_its_shard_parks_after_a_refused_search_runs() {
             tx.send(j).unwrap();
         }),
     ));
-    drop(h.spawn_pinned(0, async {}).unwrap()); // shard 0 runs it, then parks
-    let j = rx
-        .recv_timeout(Duration::from_secs(5))
-        .expect("shard 0 never parked after a refused search");
+    // Shard 0 runs a task, then parks after a refused search.
+    let mut pushed = None;
+    while pushed.is_none() && start.elapsed() < Duration::from_secs(10) {
+        drop(h.spawn_pinned(0, async {}).unwrap());
+        pushed = rx.recv_timeout(Duration::from_millis(100)).ok();
+    }
+    let j = pushed.expect("shard 0 never parked after a refused search");
     let ran = ready_within(Duration::from_secs(2), j);
     h.shared.searching.store(0, SeqCst);
     release.store(true, SeqCst);
