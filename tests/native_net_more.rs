@@ -311,3 +311,56 @@ fn a_stolen_task_observes_the_op_its_home_shard_completed() {
         );
     }
 }
+
+/// An op that waited for room is woken when room appears, but its task
+/// never polls it again (it sleeps, holding the future: a disabled
+/// `select!` branch, a future polled once and set aside). Its entry used
+/// to stay in the shard's waiter list, counted as work at every tick: the
+/// shard never parked and spun at 100% CPU until the future was dropped.
+#[test]
+fn an_unpolled_room_waiter_lets_the_shard_park() {
+    let _serial = SERIAL.lock();
+    // ring_entries(16): an op capacity of 2.
+    let rt = ringlane::Runtime::builder()
+        .shards(1)
+        .ring_entries(16)
+        .build()
+        .unwrap();
+    let (a, _pa) = UnixStream::pair().unwrap();
+    let (b, _pb) = UnixStream::pair().unwrap();
+    let (c, _pc) = UnixStream::pair().unwrap();
+    let cpu = rt
+        .block_on(
+            rt.handle()
+                .spawn_pinned(0, async move {
+                    let first =
+                        ringlane::spawn_local(async move { a.read(vec![0u8; 8]).await.0 }).unwrap();
+                    let second =
+                        ringlane::spawn_local(async move { b.read(vec![0u8; 8]).await.0 }).unwrap();
+                    ringlane::yield_now().await; // both in flight: no room
+                    let mut held = Box::pin(c.read(vec![0u8; 8]));
+                    let waiting = std::future::poll_fn(|cx| {
+                        std::task::Poll::Ready(held.as_mut().poll(cx).is_pending())
+                    })
+                    .await;
+                    assert!(waiting, "the third read found room");
+                    first.abort(); // its cancel's CQE makes room: the waiter is woken
+                    // SAFETY: gettid has no preconditions. (This task runs on
+                    // the shard's thread.)
+                    let tid = unsafe { libc::syscall(libc::SYS_gettid) } as i32;
+                    ringlane::time::sleep(Duration::from_millis(20)).await;
+                    let cpu0 = common::thread_cpu_time(tid);
+                    ringlane::time::sleep(Duration::from_millis(300)).await; // `held` not polled
+                    let cpu = common::thread_cpu_time(tid) - cpu0;
+                    drop(held);
+                    second.abort();
+                    cpu
+                })
+                .unwrap(),
+        )
+        .unwrap();
+    assert!(
+        cpu < Duration::from_millis(100),
+        "the shard spun: {cpu:?} of CPU in 300 ms"
+    );
+}

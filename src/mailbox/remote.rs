@@ -60,7 +60,7 @@ pub(crate) struct Remote {
     /// Native ops waiting, unsubmitted, for room in this shard's ring (op
     /// invariant 6); locked because a waiting op may be dropped elsewhere.
     /// Each with the op-table entries it needs (`op/room.rs`).
-    pub(crate) op_waiters: Mutex<Slab<(Waker, usize)>>,
+    pub(crate) op_waiters: Mutex<crate::op::RoomWaiters>,
     /// How many entries `op_waiters` holds, changed under its lock: the
     /// shard loop reads this every tick instead of taking the lock.
     pub(crate) op_waiting: AtomicUsize,
@@ -82,7 +82,7 @@ impl Remote {
             stealable_tasks: Mutex::new(Slab::new()),
             preferred: Injector::new(),
             draining: AtomicBool::new(false),
-            op_waiters: Mutex::new(Slab::new()),
+            op_waiters: Mutex::default(),
             op_waiting: AtomicUsize::new(0),
             op_min_need: AtomicUsize::new(0),
         }

@@ -25,7 +25,8 @@
 //!    op's CQE plus a possible cancel's fit, so a burst of completions does
 //!    not overflow the CQ), and an op is pushed only when the SQ has room:
 //!    a further op waits, unsubmitted, in its shard's keyed waiter list;
-//!    whenever a reap leaves room, every waiter is woken and re-checks.
+//!    whenever a reap leaves room, every waiter is woken and leaves the
+//!    list, and registers again if it still finds no room when polled.
 //!    Multishot ops are *standing* (`table::Kind`) and not counted: an
 //!    idle connection's armed poll or a listener's accept lasts as long as
 //!    its owner, and counting them let a few hundred idle sockets stop
@@ -75,5 +76,5 @@ mod table;
 
 pub(crate) use cell::{Op, submit, with_deadline, wrong_shard};
 pub(crate) use multi::{MultiShot, Orphan};
-pub(crate) use room::{waiters_fit, wake_waiters_if_room};
+pub(crate) use room::{RoomWaiters, waiters_fit, wake_waiters_if_room};
 pub(crate) use table::OpTable;

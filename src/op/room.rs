@@ -4,6 +4,14 @@
 //! a linked timeout). The shard wakes every waiter once a reap leaves room
 //! for the smallest need, and counts waiters as work only then: a waiter
 //! that cannot fit yet never keeps the shard spinning.
+//!
+//! A wake-up empties the list: each woken op re-checks when polled and
+//! registers again if it still finds no room. An op future that is kept
+//! but never polled again (a disabled `select!` branch, a future polled
+//! once and set aside) therefore leaves no entry behind that would count
+//! as work at every tick and keep its shard from parking. Entries carry an
+//! id, so an op whose entry a wake-up removed never touches the entry of
+//! another op that reused the slot.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -13,56 +21,73 @@ use std::task::Waker;
 use crate::context::ShardContext;
 use crate::mailbox::Remote;
 
+/// One shard's ops waiting for room (behind the `Remote`'s lock).
+#[derive(Default)]
+pub(crate) struct RoomWaiters {
+    /// Each waiter: its id, its waker and its need.
+    slab: slab::Slab<(u64, Waker, usize)>,
+    next_id: u64,
+}
+
 /// One op's entry among its shard's waiters, if it has one.
 #[derive(Default)]
 pub(crate) struct RoomWait {
-    entry: Option<(Arc<Remote>, usize)>,
+    entry: Option<(Arc<Remote>, usize, u64)>,
 }
 
 /// Publishes the waiter count and the smallest need (under the lock).
-fn publish(remote: &Remote, waiters: &slab::Slab<(Waker, usize)>) {
+fn publish(remote: &Remote, waiters: &RoomWaiters) {
     let min = waiters
+        .slab
         .iter()
-        .map(|(_, (_, need))| *need)
+        .map(|(_, (_, _, need))| *need)
         .min()
         .unwrap_or(0);
     remote.op_min_need.store(min, Ordering::Release);
-    remote.op_waiting.store(waiters.len(), Ordering::Release);
+    remote
+        .op_waiting
+        .store(waiters.slab.len(), Ordering::Release);
 }
 
 impl RoomWait {
     /// Registers (or refreshes) the calling op on the current shard.
     pub(crate) fn register(&mut self, waker: &Waker, need: usize) {
         let here = crate::context::with_current(|cx| cx.remote.clone()).expect("polled on a shard");
-        if let Some((remote, key)) = &self.entry {
+        if let Some((remote, key, id)) = &self.entry {
             if Arc::ptr_eq(remote, &here) {
                 let mut waiters = here.op_waiters.lock();
-                if let Some((w, n)) = waiters.get_mut(*key) {
-                    if !w.will_wake(waker) {
-                        *w = waker.clone();
+                if let Some((i, w, n)) = waiters.slab.get_mut(*key) {
+                    if *i == *id {
+                        if !w.will_wake(waker) {
+                            *w = waker.clone();
+                        }
+                        if *n != need {
+                            *n = need;
+                            publish(&here, &waiters);
+                        }
+                        return;
                     }
-                    if *n != need {
-                        *n = need;
-                        publish(&here, &waiters);
-                    }
-                    return;
                 }
             }
         }
-        self.cancel(); // polled on another shard now: move the entry
+        self.cancel(); // woken since, or polled on another shard now
         let mut waiters = here.op_waiters.lock();
-        let key = waiters.insert((waker.clone(), need));
+        waiters.next_id += 1;
+        let id = waiters.next_id;
+        let key = waiters.slab.insert((id, waker.clone(), need));
         publish(&here, &waiters);
         drop(waiters);
-        self.entry = Some((here, key));
+        self.entry = Some((here, key, id));
     }
 
     /// Leaves the waiters (submitted, failed, timed out or dropped).
     pub(crate) fn cancel(&mut self) {
-        if let Some((remote, key)) = self.entry.take() {
+        if let Some((remote, key, id)) = self.entry.take() {
             let mut waiters = remote.op_waiters.lock();
-            waiters.try_remove(key);
-            publish(&remote, &waiters);
+            if waiters.slab.get(key).is_some_and(|(i, _, _)| *i == id) {
+                waiters.slab.remove(key);
+                publish(&remote, &waiters);
+            }
         }
     }
 }
@@ -74,16 +99,19 @@ pub(crate) fn waiters_fit(cx: &ShardContext) -> bool {
             <= cx.op_capacity.get()
 }
 
-/// Wakes every waiter of this shard when the smallest need fits
-/// (level-triggered: each re-checks when polled, so a stale or duplicate
-/// entry costs a spurious wake-up, never a lost one).
+/// Wakes every waiter of this shard, and empties the list, when the
+/// smallest need fits. Each woken op re-checks when polled and registers
+/// again if it still finds no room; an op woken but never polled again
+/// leaves nothing behind.
 pub(crate) fn wake_waiters_if_room(cx: &ShardContext) {
     if !waiters_fit(cx) {
         return; // the common case: nobody waits, no lock taken
     }
     let wakers: Vec<Waker> = {
-        let waiters = cx.remote.op_waiters.lock();
-        waiters.iter().map(|(_, (w, _))| w.clone()).collect()
+        let mut waiters = cx.remote.op_waiters.lock();
+        let wakers = waiters.slab.drain().map(|(_, w, _)| w).collect();
+        publish(&cx.remote, &waiters);
+        wakers
     };
     for w in wakers {
         let _ = catch_unwind(AssertUnwindSafe(|| w.wake()));
