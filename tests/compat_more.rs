@@ -136,12 +136,7 @@ fn a_forwarded_wait_fails_when_its_runtime_shuts_down() {
 #[test]
 fn idle_compat_sockets_do_not_use_up_the_op_table() {
     use ringlane::compat::UnixStream;
-    // ring_entries(16): an op capacity of 2.
-    let rt = ringlane::Runtime::builder()
-        .shards(1)
-        .ring_entries(16)
-        .build()
-        .unwrap();
+    let rt = common::runtime_with_room_for_two_ops();
     let got = rt
         .block_on(
             rt.handle()

@@ -94,12 +94,7 @@ fn a_read_held_past_its_runtime_drops_cleanly() {
 fn a_close_dropped_while_waiting_for_room_closes_the_fd() {
     let _serial = SERIAL.lock();
     let before = common::fd_count();
-    // ring_entries(16): an op capacity of 2, filled by two reads of empty pipes.
-    let rt = ringlane::Runtime::builder()
-        .shards(1)
-        .ring_entries(16)
-        .build()
-        .unwrap();
+    let rt = common::runtime_with_room_for_two_ops();
     let (r1, w1) = common::pipe();
     let (r2, w2) = common::pipe();
     let outcome = rt

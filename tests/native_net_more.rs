@@ -25,12 +25,7 @@ fn localhost() -> std::net::SocketAddr {
 #[test]
 fn a_timed_op_waiting_for_room_times_out_without_spinning() {
     let _serial = SERIAL.lock();
-    // Two ring entries: the op table holds two ops.
-    let rt = ringlane::Runtime::builder()
-        .shards(1)
-        .ring_entries(2)
-        .build()
-        .unwrap();
+    let rt = common::runtime_with_room_for_two_ops();
     let (a, _pa) = UnixStream::pair().unwrap();
     let (b, _pb) = UnixStream::pair().unwrap();
     let out = rt
@@ -320,12 +315,7 @@ fn a_stolen_task_observes_the_op_its_home_shard_completed() {
 #[test]
 fn an_unpolled_room_waiter_lets_the_shard_park() {
     let _serial = SERIAL.lock();
-    // ring_entries(16): an op capacity of 2.
-    let rt = ringlane::Runtime::builder()
-        .shards(1)
-        .ring_entries(16)
-        .build()
-        .unwrap();
+    let rt = common::runtime_with_room_for_two_ops();
     let (a, _pa) = UnixStream::pair().unwrap();
     let (b, _pb) = UnixStream::pair().unwrap();
     let (c, _pc) = UnixStream::pair().unwrap();

@@ -11,6 +11,17 @@ pub fn runtime(n: usize) -> ringlane::Runtime {
         .unwrap_or_else(|e| panic!("runtime failed to start: {e}"))
 }
 
+/// A one-shard runtime on the smallest ring, whose op table takes two
+/// single-shot ops in flight (the cap is half the CQ, less a reserve, and
+/// at least 2): tests fill it with two reads of empty pipes or sockets.
+pub fn runtime_with_room_for_two_ops() -> ringlane::Runtime {
+    ringlane::Runtime::builder()
+        .shards(1)
+        .ring_entries(2)
+        .build()
+        .unwrap_or_else(|e| panic!("runtime failed to start: {e}"))
+}
+
 /// CPU time (user + system) consumed so far by thread `tid` of this process.
 pub fn thread_cpu_time(tid: i32) -> Duration {
     let stat =
