@@ -432,3 +432,37 @@ fn multishot_receive_reports_a_reset() {
     assert_eq!(ended.0, Some(Err(std::io::ErrorKind::ConnectionReset)));
     assert!(ended.1, "the stream ends after the error");
 }
+
+/// A registered file handed back out of its task and dropped after the
+/// runtime shut down, while a `Handle` lives on. The slot could no longer
+/// be cleared (its shard is gone), and the ring outlives the shard (other
+/// shards keep its fd for their doorbells), so the ring's file table kept
+/// the file open: here, the pipe's reader never saw end-of-file. The shard
+/// now unregisters its tables when it exits.
+#[test]
+fn a_registered_file_dropped_after_shutdown_is_closed() {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    let _serial = SERIAL.lock();
+    let (r, w) = common::pipe();
+    let rt = common::runtime(1);
+    let handle = rt.handle();
+    let registered = on_shard(&rt, 0, async move {
+        let w = File::from(w);
+        let fixed = w.register().expect("register the write end");
+        drop(w);
+        fixed
+    });
+    assert!(registered.is_registered());
+    rt.shutdown(Duration::from_secs(5));
+    drop(registered);
+    // SAFETY: `r` is a valid fd we own; F_SETFL with O_NONBLOCK is benign.
+    unsafe { libc::fcntl(r.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+    let mut reader = std::fs::File::from(r);
+    let mut buf = [0u8; 1];
+    match reader.read(&mut buf) {
+        Ok(0) => {}
+        other => panic!("the write end is still open somewhere: {other:?}"),
+    }
+    drop(handle);
+}

@@ -36,6 +36,9 @@ use crate::sys::user_data::{self, Tag};
 use crate::sys::{Completion, Ring};
 use crate::time::TimerWheel;
 
+/// The longest park while the eventfd read could not be armed.
+const UNARMED_PARK: Duration = Duration::from_millis(1);
+
 /// The shard's own state; lives on the shard thread only.
 pub(crate) struct Core {
     pub(super) cx: ShardContext,
@@ -356,6 +359,10 @@ impl Core {
         if self.eventfd_armed.get() {
             return;
         }
+        #[cfg(test)]
+        if super::tests::refuse_eventfd_arm(&self.cx) {
+            return;
+        }
         let fd = self.cx.remote.eventfd().as_raw_fd();
         let sqe = opcode::Read::new(types::Fd(fd), self.eventfd_buf.get().cast(), 8)
             .build()
@@ -481,10 +488,22 @@ impl Core {
                 return;
             }
         }
+        // Threads that own no ring wake us through the eventfd read: an arm
+        // that found the SQ full is retried now, and while it keeps failing
+        // the park is short.
+        if !self.eventfd_armed.get() && !self.exiting.get() {
+            self.arm_eventfd();
+        }
         let doorbell = &self.cx.remote.doorbell;
         doorbell.prepare_park(); // R3
         let new_shutdown = self.cx.shared.is_shutting_down() && !self.seen_shutdown.get();
-        let timeout = self.park_timeout();
+        let timeout = match self.eventfd_armed.get() || self.exiting.get() {
+            true => self.park_timeout(),
+            false => Some(
+                self.park_timeout()
+                    .map_or(UNARMED_PARK, |t| t.min(UNARMED_PARK)),
+            ),
+        };
         if self.has_work(stealable) || new_shutdown || timeout == Some(Duration::ZERO) {
             doorbell.finish_park(); // R4
             return;

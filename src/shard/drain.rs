@@ -23,7 +23,10 @@
 //!    the armed eventfd read and wait for its CQE and for the CQEs of native
 //!    ops abandoned by cancelled tasks (their buffers must outlive them; if
 //!    the kernel does not answer within about a second they are leaked),
-//!    then mark the doorbell closed so nobody rings a shard that is gone.
+//!    unregister the ring's registered files, buffers and buffer rings
+//!    (the ring outlives the shard: other shards keep its fd for their
+//!    doorbells), then mark the doorbell closed so nobody rings a shard
+//!    that is gone.
 
 use std::time::{Duration, Instant};
 
@@ -166,6 +169,12 @@ impl Core {
             // The kernel may still write into these ops' buffers: leak them.
             self.cx.ops.borrow_mut().leak_all();
         }
+        // Registered files and pinned buffers must not outlive the shard
+        // with the ring (whose fd other shards keep open).
+        self.cx
+            .fixed
+            .borrow_mut()
+            .release_all(&self.cx.ring.borrow());
         self.cx.remote.doorbell.close();
     }
 

@@ -218,3 +218,49 @@ fn a_preferred_task_pushed_while_its_shard_parks_after_a_refused_search_runs() {
         "the preferred task waited for an unrelated wake-up"
     );
 }
+
+/// Makes the next eventfd arm of a shard of runtime `.0` fail once, as a
+/// full SQ that the kernel would not take would.
+static REFUSE_EVENTFD_ARM: parking_lot::Mutex<Option<usize>> = parking_lot::Mutex::new(None);
+
+/// Called by `Core::arm_eventfd` in test builds.
+pub(super) fn refuse_eventfd_arm(cx: &crate::context::ShardContext) -> bool {
+    let mut slot = REFUSE_EVENTFD_ARM.lock();
+    if *slot == Some(cx.shared.id) {
+        *slot = None;
+        return true;
+    }
+    false
+}
+
+/// The eventfd read's CQE arrives, and its re-arm finds the SQ full: the
+/// shard used to park anyway, with no eventfd read armed, and a thread
+/// that owns no ring (a Tokio task spawning onto the shard) could no
+/// longer wake it. The park now re-arms first.
+#[test]
+fn an_eventfd_read_that_could_not_be_rearmed_is_rearmed_before_the_park() {
+    let rt = Runtime::builder().shards(1).build().unwrap();
+    let h = rt.handle();
+    assert!(wait_parked(&h, 0), "the shard never parked");
+    *REFUSE_EVENTFD_ARM.lock() = Some(h.shared.id);
+    // From this ringless thread: an eventfd doorbell, whose read's CQE makes
+    // the shard re-arm, and the re-arm fails.
+    let first = ready_within(
+        Duration::from_secs(5),
+        h.spawn_pinned(0, async { 1 }).unwrap(),
+    );
+    assert!(matches!(first, Some(Ok(1))));
+    assert!(
+        REFUSE_EVENTFD_ARM.lock().is_none(),
+        "the failing arm never ran"
+    );
+    assert!(wait_parked(&h, 0), "the shard never parked again");
+    let second = ready_within(
+        Duration::from_secs(2),
+        h.spawn_pinned(0, async { 2 }).unwrap(),
+    );
+    assert!(
+        matches!(second, Some(Ok(2))),
+        "a spawn from outside did not wake the shard"
+    );
+}

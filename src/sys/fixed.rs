@@ -182,6 +182,28 @@ impl FixedSlots {
         Ok(group as u16)
     }
 
+    /// Unregisters every table and buffer ring, when the shard exits: the
+    /// ring itself outlives the shard (other shards' `Remote`s keep its fd
+    /// open for their doorbells), and so would the files and pinned pages
+    /// it references, since resources dropped after the shard's exit can no
+    /// longer clear their slots. Ops still in flight hold the kernel's own
+    /// references: the kernel defers the release until they end.
+    pub(crate) fn release_all(&mut self, ring: &Ring) {
+        let submitter = ring.submitter();
+        if self.files.created {
+            let _ = submitter.unregister_files();
+        }
+        if self.buffers.created {
+            let _ = submitter.unregister_buffers();
+        }
+        for (group, used) in self.groups.used.iter().enumerate() {
+            if *used {
+                let _ = submitter.unregister_buf_ring(group as u16);
+            }
+        }
+        *self = Self::default();
+    }
+
     /// Unregisters buffer group `group` and frees its id.
     pub(crate) fn unregister_buf_ring(&mut self, ring: &Ring, group: u16) {
         if ring.submitter().unregister_buf_ring(group).is_ok() {

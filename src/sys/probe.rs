@@ -124,7 +124,9 @@ pub(crate) fn probe_features(entries: u32, allow_defer: bool) -> Result<RingFeat
         };
         match build_ring(entries, &f) {
             Ok(ring) => {
-                fill_opcode_features(&ring, &mut f);
+                // A sandbox may allow the ring but refuse registering on it:
+                // that is a refusal to report, not a missing opcode.
+                fill_opcode_features(&ring, &mut f).map_err(Error::ring_setup)?;
                 if !f.msg_ring {
                     return Err(Error::KernelTooOld {
                         missing: "IORING_OP_MSG_RING",
@@ -146,11 +148,50 @@ pub(crate) fn probe_features(entries: u32, allow_defer: bool) -> Result<RingFeat
     })))
 }
 
-fn fill_opcode_features(ring: &IoUring, f: &mut RingFeatures) {
+fn fill_opcode_features(ring: &IoUring, f: &mut RingFeatures) -> io::Result<()> {
     let mut probe = Probe::new();
-    f.msg_ring = ring.submitter().register_probe(&mut probe).is_ok()
-        && probe.is_supported(opcode::MsgRingData::CODE);
+    register_probe(ring, &mut probe)?;
+    f.msg_ring = probe.is_supported(opcode::MsgRingData::CODE);
     f.ext_arg = ring.params().is_feature_ext_arg();
     f.skip_cqe_on_success = ring.params().is_feature_skip_cqe_on_success();
     f.registered_ring_fd = super::ring::can_register_ring_fd(ring);
+    Ok(())
+}
+
+/// `IORING_REGISTER_PROBE` (5.6). Test builds can make it fail, as a
+/// sandbox that refuses `io_uring_register` would.
+fn register_probe(ring: &IoUring, probe: &mut Probe) -> io::Result<()> {
+    #[cfg(test)]
+    if let Some(errno) = tests::REFUSE_REGISTER.with(std::cell::Cell::get) {
+        return Err(io::Error::from_raw_os_error(errno));
+    }
+    ring.submitter().register_probe(probe)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    thread_local! {
+        /// Makes `register_probe` fail with this errno on this thread.
+        pub(super) static REFUSE_REGISTER: std::cell::Cell<Option<i32>> =
+            const { std::cell::Cell::new(None) };
+    }
+
+    /// A sandbox that allows `io_uring_setup` but refuses
+    /// `io_uring_register` used to be reported as a kernel without
+    /// MSG_RING ("Linux 6.1 or newer is required").
+    #[test]
+    fn a_refused_io_uring_register_is_a_ring_refusal_not_an_old_kernel() {
+        REFUSE_REGISTER.with(|r| r.set(Some(libc::EPERM)));
+        let result = probe_features(8, true);
+        REFUSE_REGISTER.with(|r| r.set(None));
+        match result {
+            Err(Error::RingSetup {
+                refusal: crate::RingRefusal::PermissionDenied,
+                ..
+            }) => {}
+            other => panic!("expected a PermissionDenied ring refusal, got {other:?}"),
+        }
+    }
 }
