@@ -228,11 +228,13 @@ impl TimerWheel {
             let slot_range = 1u64 << (level * BITS);
             let level_range = slot_range << BITS;
             let now_slot = (self.elapsed >> (level * BITS)) & (SLOTS as u64 - 1);
-            let offset = u64::from(
-                self.occupied[level]
-                    .rotate_right(now_slot as u32)
-                    .trailing_zeros(),
-            );
+            let mut occupied = self.occupied[level];
+            if level == LEVELS - 1 && occupied != 1 << now_slot {
+                // The current top-level slot holds only entries placed a lap
+                // ahead (see below): any other occupied slot comes first.
+                occupied &= !(1 << now_slot);
+            }
+            let offset = u64::from(occupied.rotate_right(now_slot as u32).trailing_zeros());
             let slot = (now_slot + offset) & (SLOTS as u64 - 1);
             let mut deadline = (self.elapsed & !(level_range - 1)) + slot * slot_range;
             if deadline <= self.elapsed && level == LEVELS - 1 {
@@ -433,6 +435,46 @@ mod tests {
         fired.drain(..).for_each(Waker::wake);
         assert_eq!(count.0.load(Ordering::SeqCst), 1);
         assert!(w.poll(k, &wk).is_ready());
+    }
+
+    /// A deadline beyond the horizon sits in the current top-level slot, a
+    /// lap ahead. It used to be found first there and hide every other
+    /// top-level slot behind its lap: a timer in the next slot (here 2^30
+    /// ms ahead, about 12 days) woke the shard, and fired, two years late.
+    #[test]
+    fn a_timer_beyond_the_horizon_does_not_hide_the_next_top_level_slot() {
+        let origin = Instant::now();
+        let mut w = TimerWheel::new(origin);
+        let (count, wk) = waker();
+        let mut fired = Vec::new();
+        w.advance(origin + Duration::from_millis(5), &mut fired);
+        let far = origin + Duration::from_secs(10 * 365 * 24 * 3600);
+        w.insert(far, wk.clone()).unwrap();
+        let due = (1u64 << 30) + 5;
+        let k = w
+            .insert(origin + Duration::from_millis(due), wk.clone())
+            .unwrap();
+        let at = origin + Duration::from_millis(due);
+        assert!(
+            w.next_deadline().unwrap() <= at,
+            "the shard would sleep past the timer"
+        );
+        // The shard wakes at each next deadline until the timer is due.
+        let mut wakes = 0;
+        while let Some(next) = w.next_deadline().filter(|&n| n <= at) {
+            w.advance(next, &mut fired);
+            wakes += 1;
+            assert!(wakes < 64, "no progress towards the timer");
+        }
+        w.advance(at, &mut fired);
+        fired.drain(..).for_each(Waker::wake);
+        assert_eq!(
+            count.0.load(Ordering::SeqCst),
+            1,
+            "the timer did not fire at its deadline"
+        );
+        assert!(w.poll(k, &wk).is_ready());
+        assert_eq!(w.len(), 1, "the far timer is still pending");
     }
 
     #[test]
