@@ -363,3 +363,49 @@ fn extreme_but_valid_builder_settings_work() {
     let report = rt.shutdown(Duration::from_secs(1));
     assert!(report.is_clean());
 }
+
+/// Runs this test binary's test `name` again in a child process with
+/// `RINGLANE_CHILD` set, and returns whether the child exited cleanly.
+fn in_child_process(name: &str) -> std::process::ExitStatus {
+    std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env("RINGLANE_CHILD", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap()
+}
+
+/// A detached task whose output panics when dropped (or a panic payload
+/// that does): `async-task` drops a detached task's output under an
+/// abort-on-panic guard, and the whole process aborted. The output's drop
+/// now contains the panic, like a future's. Run in a child process, since
+/// the failure is an abort.
+#[test]
+fn a_detached_task_whose_output_panics_on_drop_does_not_abort() {
+    const NAME: &str = "a_detached_task_whose_output_panics_on_drop_does_not_abort";
+    if std::env::var_os("RINGLANE_CHILD").is_none() {
+        let status = in_child_process(NAME);
+        assert!(status.success(), "the process died: {status:?}");
+        return;
+    }
+    struct Bomb;
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            panic!("an output that panics when dropped");
+        }
+    }
+    let rt = common::runtime(1);
+    let h = rt.handle();
+    // Detached before it runs: its output is dropped by the task itself.
+    drop(h.spawn_pinned(0, async { Bomb }).unwrap());
+    // Detached after it finished: the handle's drop drops the output.
+    let done = h.spawn_pinned(0, async { Bomb }).unwrap();
+    while !done.is_finished() {
+        std::thread::yield_now();
+    }
+    drop(done);
+    // FIFO on shard 0: both ran before this one.
+    rt.block_on(h.spawn_pinned(0, async { 7 }).unwrap())
+        .unwrap();
+}

@@ -3,6 +3,8 @@
 use std::any::Any;
 use std::fmt;
 use std::future::Future;
+use std::mem::ManuallyDrop;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::ptr::NonNull;
 use std::task::{Context, Poll, Waker};
@@ -29,11 +31,37 @@ use super::TaskMeta;
 /// ```
 #[must_use = "dropping a JoinHandle detaches the task; await it or call abort()"]
 pub struct JoinHandle<T> {
-    task: Option<FallibleTask<Result<T, JoinError>, TaskMeta>>,
+    task: Option<FallibleTask<Outcome<T>, TaskMeta>>,
     /// The task's metadata (its abort flag).
     meta: MetaRef,
     /// Wakes the task so that its shard sees the abort flag.
     waker: Waker,
+}
+
+/// A task's result as its allocation keeps it. Dropping it contains a
+/// panic (an output, or a panic payload, whose destructor panics):
+/// `async-task` drops the output of a detached task under an
+/// abort-on-panic guard, which would take the whole process down.
+pub(crate) struct Outcome<T>(ManuallyDrop<Result<T, JoinError>>);
+
+impl<T> Outcome<T> {
+    pub(crate) fn new(result: Result<T, JoinError>) -> Self {
+        Self(ManuallyDrop::new(result))
+    }
+
+    fn into_inner(self) -> Result<T, JoinError> {
+        let mut this = ManuallyDrop::new(self);
+        // SAFETY: `this` is never dropped, so the value is taken exactly once.
+        unsafe { ManuallyDrop::take(&mut this.0) }
+    }
+}
+
+impl<T> Drop for Outcome<T> {
+    fn drop(&mut self) {
+        let result = &mut self.0;
+        // SAFETY: dropped once, here; never used afterwards.
+        let _ = catch_unwind(AssertUnwindSafe(|| unsafe { ManuallyDrop::drop(result) }));
+    }
 }
 
 /// A pointer to the `TaskMeta` inside an `async-task` allocation.
@@ -52,7 +80,7 @@ unsafe impl Send for MetaRef {}
 unsafe impl Sync for MetaRef {}
 
 impl<T> JoinHandle<T> {
-    pub(crate) fn new(task: Task<Result<T, JoinError>, TaskMeta>, waker: Waker) -> Self {
+    pub(crate) fn new(task: Task<Outcome<T>, TaskMeta>, waker: Waker) -> Self {
         let meta = MetaRef(NonNull::from(task.metadata()));
         Self {
             task: Some(task.fallible()),
@@ -107,7 +135,7 @@ impl<T> Future for JoinHandle<T> {
             Poll::Pending => Poll::Pending,
             Poll::Ready(out) => {
                 self.task = None;
-                Poll::Ready(out.unwrap_or_else(|| Err(JoinError::cancelled())))
+                Poll::Ready(out.map_or_else(|| Err(JoinError::cancelled()), Outcome::into_inner))
             }
         }
     }

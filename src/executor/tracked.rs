@@ -6,7 +6,10 @@
 //! It also contains panics from the future's *destructor*: `async-task`
 //! drops a future under an abort-on-panic guard, so an unwinding `Drop`
 //! would take the whole process down. `Tracked` drops the future itself,
-//! inside `catch_unwind`, before `async-task` ever sees it unwind.
+//! inside `catch_unwind`, before `async-task` ever sees it unwind. The
+//! task's output, kept in the same allocation and dropped there too when
+//! nobody takes it (a detached task), is an `Outcome`, whose drop contains
+//! a panic the same way.
 
 use std::future::Future;
 use std::mem::ManuallyDrop;
@@ -17,6 +20,7 @@ use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
 use super::JoinError;
+use super::join::Outcome;
 use crate::context;
 use crate::mailbox::Remote;
 
@@ -92,7 +96,7 @@ impl<F> Tracked<F> {
 }
 
 impl<F: Future> Future for Tracked<F> {
-    type Output = Result<F::Output, JoinError>;
+    type Output = Outcome<F::Output>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         // SAFETY: `future` is structurally pinned: it is never moved out of
@@ -126,14 +130,14 @@ impl<F: Future> Future for Tracked<F> {
         // (`abort_racing_the_first_poll_is_never_lost`).
         // SAFETY: see `TaskMetaPtr`.
         if unsafe { this.meta.0.as_ref() }.is_aborted() {
-            return Poll::Ready(Err(JoinError::cancelled()));
+            return Poll::Ready(Outcome::new(Err(JoinError::cancelled())));
         }
         // SAFETY: see above; `future` stays where it is for the task's life.
         let future = unsafe { Pin::new_unchecked(&mut *this.future) };
         match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
-            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Ok(Poll::Ready(v)) => Poll::Ready(Outcome::new(Ok(v))),
             Ok(Poll::Pending) => Poll::Pending,
-            Err(payload) => Poll::Ready(Err(JoinError::panic(payload))),
+            Err(payload) => Poll::Ready(Outcome::new(Err(JoinError::panic(payload)))),
         }
     }
 }
