@@ -7,6 +7,11 @@ use crate::runtime::Runtime;
 use crate::shard::{self, Config};
 use crate::sys::probe_features;
 
+/// The most shards a runtime may have (a thread, a ring and a few fds
+/// each); far beyond any machine's cores, it keeps an absurd count a clear
+/// error rather than an allocation failure.
+const MAX_SHARDS: usize = 4096;
+
 /// Configures a runtime. Created by [`Runtime::builder`].
 ///
 /// # Examples
@@ -50,7 +55,8 @@ impl Default for Builder {
 }
 
 impl Builder {
-    /// Number of shards (threads). Default: the available parallelism.
+    /// Number of shards (threads), 1 to 4,096. Default: the available
+    /// parallelism.
     ///
     /// # Examples
     ///
@@ -88,7 +94,8 @@ impl Builder {
         self
     }
 
-    /// Prefix of shard thread names (`{prefix}-{index}`). Default `ringlane-shard`.
+    /// Prefix of shard thread names (`{prefix}-{index}`; no NUL byte).
+    /// Default `ringlane-shard`.
     ///
     /// # Examples
     ///
@@ -184,6 +191,14 @@ impl Builder {
         };
         if shards == 0 {
             return Err(Error::InvalidConfig("the shard count must be at least 1"));
+        }
+        if shards > MAX_SHARDS {
+            return Err(Error::InvalidConfig("the shard count must be at most 4096"));
+        }
+        if self.thread_name.contains('\0') {
+            return Err(Error::InvalidConfig(
+                "a thread name cannot contain a NUL byte",
+            ));
         }
         if self.ring_entries < 2 || self.ring_entries > 32_768 {
             return Err(Error::InvalidConfig(

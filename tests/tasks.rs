@@ -234,6 +234,8 @@ fn invalid_builder_settings_are_clear_errors() {
         ringlane::Runtime::builder().shards(1).ring_entries(0),
         ringlane::Runtime::builder().shards(1).ring_entries(1 << 20),
         ringlane::Runtime::builder().shards(1).task_budget(0),
+        ringlane::Runtime::builder().shards(usize::MAX),
+        ringlane::Runtime::builder().shards(1).thread_name("a\0b"),
     ] {
         assert!(matches!(b.build(), Err(Error::InvalidConfig(_))));
     }

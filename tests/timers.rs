@@ -199,3 +199,31 @@ fn sleeping_for_duration_max_does_not_stall_the_shard() {
     assert_eq!(r.expect("the shard stalled").unwrap(), Ok(5));
     assert!(!forever.is_finished());
 }
+
+/// An interval with a period near `Duration::MAX` (every behaviour for
+/// missed ticks): its first tick is immediate, and computing the next one
+/// used to overflow `Instant` and panic.
+#[test]
+fn an_interval_of_duration_max_ticks_once_without_panicking() {
+    let rt = common::runtime(1);
+    for missed in [
+        MissedTickBehavior::Burst,
+        MissedTickBehavior::Delay,
+        MissedTickBehavior::Skip,
+    ] {
+        let out = rt.block_on(
+            rt.handle()
+                .spawn_pinned(0, async move {
+                    let mut i = interval(Duration::MAX);
+                    i.set_missed_tick_behavior(missed);
+                    i.tick().await;
+                    // The second tick is decades away.
+                    ringlane::time::timeout(Duration::from_millis(20), i.tick())
+                        .await
+                        .is_err()
+                })
+                .unwrap(),
+        );
+        assert!(matches!(out, Ok(true)), "{missed:?}: {out:?}");
+    }
+}

@@ -119,14 +119,22 @@ impl Interval {
         }
         let scheduled = self.delay.deadline();
         let now = Instant::now();
+        // Saturating: a period near `Duration::MAX` must not overflow `Instant`.
+        let after = super::sleep::after;
         let next = match self.missed {
-            MissedTickBehavior::Burst => scheduled + self.period,
-            MissedTickBehavior::Delay if now > scheduled + self.period => now + self.period,
-            MissedTickBehavior::Delay => scheduled + self.period,
+            MissedTickBehavior::Burst => after(scheduled, self.period),
+            MissedTickBehavior::Delay if now > after(scheduled, self.period) => {
+                after(now, self.period)
+            }
+            MissedTickBehavior::Delay => after(scheduled, self.period),
             MissedTickBehavior::Skip => {
                 let behind =
                     now.saturating_duration_since(scheduled).as_nanos() / self.period.as_nanos();
-                scheduled + self.period * u32::try_from(behind + 1).unwrap_or(u32::MAX)
+                let periods = u32::try_from(behind + 1).unwrap_or(u32::MAX);
+                after(
+                    scheduled,
+                    self.period.checked_mul(periods).unwrap_or(Duration::MAX),
+                )
             }
         };
         self.delay.reset(next);

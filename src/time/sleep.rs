@@ -51,11 +51,14 @@ pub struct Sleep {
 /// rt.block_on(ringlane::time::sleep(std::time::Duration::from_millis(1)));
 /// ```
 pub fn sleep(duration: Duration) -> Sleep {
-    let now = Instant::now();
-    sleep_until(
-        now.checked_add(duration)
-            .unwrap_or(now + Duration::from_secs(86_400 * 365 * 30)),
-    )
+    sleep_until(after(Instant::now(), duration))
+}
+
+/// `from + duration`, or about 30 years from `from` if that overflows
+/// `Instant` (a `Duration::MAX` sleep, timeout or period).
+pub(crate) fn after(from: Instant, duration: Duration) -> Instant {
+    from.checked_add(duration)
+        .unwrap_or_else(|| from + Duration::from_secs(86_400 * 365 * 30))
 }
 
 /// Waits until `deadline`.
