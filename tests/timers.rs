@@ -227,3 +227,54 @@ fn an_interval_of_duration_max_ticks_once_without_panicking() {
         assert!(matches!(out, Ok(true)), "{missed:?}: {out:?}");
     }
 }
+
+/// A task moves its pending sleep's deadline and then waits on something
+/// else, without polling the sleep again (a heartbeat pushed back from
+/// another branch). Tokio re-arms a reset sleep with the waker it has, so
+/// the task is woken at the new deadline; ours was disarmed until its next
+/// poll, which never came.
+#[test]
+fn a_reset_sleep_wakes_its_task_without_being_polled_again() {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+    struct ResetThenWait {
+        sleep: Pin<Box<ringlane::time::Sleep>>,
+        reset: bool,
+    }
+    impl Future for ResetThenWait {
+        type Output = ();
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            if self.reset {
+                return self.sleep.as_mut().poll(cx);
+            }
+            assert!(self.sleep.as_mut().poll(cx).is_pending());
+            let soon = Instant::now() + Duration::from_millis(20);
+            self.sleep.as_mut().reset(soon);
+            self.reset = true;
+            Poll::Pending // not polling the sleep again
+        }
+    }
+    let rt = common::runtime(1);
+    let took = rt
+        .block_on(
+            rt.handle()
+                .spawn_pinned(0, async {
+                    let start = Instant::now();
+                    let wait = ResetThenWait {
+                        sleep: Box::pin(sleep(Duration::from_secs(60))),
+                        reset: false,
+                    };
+                    // The outer timeout's own wake-up would end the wait too,
+                    // but only after 5 s.
+                    timeout(Duration::from_secs(5), wait).await.unwrap();
+                    start.elapsed()
+                })
+                .unwrap(),
+        )
+        .unwrap();
+    assert!(
+        took < Duration::from_secs(2),
+        "the reset sleep did not wake its task ({took:?})"
+    );
+}

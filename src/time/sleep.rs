@@ -6,11 +6,14 @@
 //! 2. It is dropped or re-registered from wherever it is: on its own shard
 //!    it removes its entry directly; from anywhere else it posts the removal
 //!    to its shard's mailbox, so the wheel is only ever touched by its owner.
+//! 3. It keeps the waker of its last poll: `reset` re-registers with it, so
+//!    a task that moves the deadline and waits on something else is still
+//!    woken at the new deadline (as with Tokio).
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use super::fallback;
@@ -40,6 +43,8 @@ enum Registration {
 pub struct Sleep {
     deadline: Instant,
     registration: Registration,
+    /// The waker of the last poll that registered or refreshed (rule 3).
+    waker: Option<Waker>,
 }
 
 /// Waits until `duration` has passed.
@@ -75,6 +80,7 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
     Sleep {
         deadline,
         registration: Registration::None,
+        waker: None,
     }
 }
 
@@ -117,6 +123,13 @@ impl Sleep {
     pub fn reset(&mut self, deadline: Instant) {
         self.deregister();
         self.deadline = deadline;
+        // Rule 3: armed again at once for the task that polled it last.
+        if let Some(waker) = self.waker.take() {
+            if Instant::now() >= deadline || self.register(&waker).is_ready() {
+                self.registration = Registration::None; // the next poll completes
+                waker.wake();
+            }
+        }
     }
 
     fn deregister(&mut self) {
@@ -137,18 +150,19 @@ impl Sleep {
         }
     }
 
-    fn register(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    fn register(&mut self, waker: &Waker) -> Poll<()> {
+        self.waker = Some(waker.clone());
         let registered = context::with_current(|shard| {
             shard
                 .timers
                 .borrow_mut()
-                .insert(self.deadline, cx.waker().clone())
+                .insert(self.deadline, waker.clone())
                 .map(|key| (shard.remote.clone(), key))
         });
         self.registration = match registered {
             Some(Some((remote, key))) => Registration::Shard { remote, key },
             Some(None) => Registration::Done,
-            None => match fallback::insert(self.deadline, cx.waker().clone()) {
+            None => match fallback::insert(self.deadline, waker.clone()) {
                 Some(id) => Registration::Fallback(id),
                 None => Registration::Done,
             },
@@ -185,14 +199,21 @@ impl Future for Sleep {
         match state {
             Some(Poll::Ready(())) => {
                 this.registration = Registration::Done;
+                this.waker = None;
                 Poll::Ready(())
             }
-            Some(Poll::Pending) => Poll::Pending,
+            Some(Poll::Pending) => {
+                if !this.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    this.waker = Some(cx.waker().clone());
+                }
+                Poll::Pending
+            }
             None if Instant::now() >= this.deadline => {
                 this.registration = Registration::Done;
+                this.waker = None;
                 Poll::Ready(())
             }
-            None => this.register(cx),
+            None => this.register(cx.waker()),
         }
     }
 }
