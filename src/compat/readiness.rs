@@ -332,3 +332,73 @@ impl Readiness {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::task::{Context, Poll, Waker};
+    use std::time::{Duration, Instant};
+
+    use super::Direction;
+    use crate::compat::AsyncFd;
+
+    /// A stream first waited on on a shard, then polled from a Tokio task
+    /// (off the runtime), while the kernel ends its multishot poll (a final
+    /// CQE without `F_MORE`, as on CQ overflow). The off-shard poller used
+    /// to re-arm the poll where it stood and fail with "native ring ops run
+    /// on a ringlane shard"; it now forwards the wait to the home shard.
+    #[test]
+    fn a_poll_the_kernel_ended_is_re_armed_through_the_home_shard_off_the_runtime() {
+        let rt = crate::Runtime::builder().shards(1).build().unwrap();
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let fd = rt
+            .block_on(
+                rt.handle()
+                    .spawn_pinned(0, async move {
+                        let fd = AsyncFd::new(a).unwrap();
+                        fd.readiness().clear(Direction::Read);
+                        let mut cx = Context::from_waker(Waker::noop());
+                        assert!(
+                            fd.readiness()
+                                .poll_ready(Direction::Read, &mut cx)
+                                .is_pending()
+                        );
+                        fd
+                    })
+                    .unwrap(),
+            )
+            .unwrap();
+        // The kernel ends the armed poll with a last readiness report.
+        {
+            let side = fd.readiness().read.lock();
+            let armed = side.armed.as_ref().expect("armed on the shard");
+            armed.complete_for_test(libc::POLLIN as i32, 0);
+        }
+        let mut cx = Context::from_waker(Waker::noop());
+        let r = fd.readiness();
+        assert!(matches!(
+            r.poll_ready(Direction::Read, &mut cx),
+            Poll::Ready(Ok(()))
+        ));
+        r.clear(Direction::Read); // the read said EAGAIN
+        match r.poll_ready(Direction::Read, &mut cx) {
+            Poll::Pending => {}
+            Poll::Ready(out) => panic!("expected a forwarded wait, got {out:?}"),
+        }
+        use std::io::Write;
+        (&b).write_all(b"x").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match r.poll_ready(Direction::Read, &mut cx) {
+                Poll::Ready(Ok(())) => break,
+                Poll::Ready(Err(e)) => panic!("the forwarded wait failed: {e}"),
+                Poll::Pending if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Poll::Pending => panic!("the forwarded wait never saw the byte"),
+            }
+        }
+        drop(fd);
+        drop(b);
+    }
+}

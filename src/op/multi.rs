@@ -229,6 +229,15 @@ impl MultiShot {
     }
 }
 
+#[cfg(test)]
+impl MultiShot {
+    /// Hands the cell a CQE as if the kernel had posted it (a final one
+    /// without `F_MORE` ends the op, as the kernel does on CQ overflow).
+    pub(crate) fn complete_for_test(&self, result: i32, flags: u32) {
+        self.cell.complete(result, flags);
+    }
+}
+
 impl std::fmt::Debug for MultiShot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MultiShot")
