@@ -576,28 +576,56 @@ fn close_racing_sends_loses_no_message() {
 /// given back when a send future is dropped.
 #[test]
 fn cancelled_sends_on_a_full_channel_leave_nothing_behind() {
+    use std::future::Future;
+    use std::task::{Context, Wake, Waker};
+    struct Count;
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {}
+    }
     let rt = common::runtime(1);
     let (tx, mut rx) = channel::<u32>(1).unwrap();
     tx.try_send(0).unwrap();
-    rt.block_on(async {
-        for i in 0..1_000 {
-            // Each send waits for room, then is cancelled by the timeout.
-            assert!(timeout(Duration::from_micros(1), tx.send(i)).await.is_err());
-        }
-    });
-    assert_eq!(rx.try_recv(), Ok(0));
-    assert!(
-        rx.try_recv().is_err(),
-        "a cancelled send must not have sent"
-    );
-    // The channel still works: a waiting sender is woken when room appears.
+    let count = Arc::new(Count);
+    for i in 0..1_000 {
+        // Each send waits for room (its waker registered), then is dropped.
+        let waker = Waker::from(count.clone());
+        let mut send = Box::pin(tx.send(i));
+        assert!(
+            send.as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending()
+        );
+        drop(send);
+        drop(waker);
+        assert_eq!(
+            Arc::strong_count(&count),
+            1,
+            "a cancelled send left its waker behind (send {i})"
+        );
+    }
+    // The channel still works: a sender waiting on a shard is woken when
+    // room appears.
     let tx2 = tx.clone();
     let sender = rt
         .handle()
         .spawn_pinned(0, async move { tx2.send(7).await })
         .unwrap();
-    assert_eq!(rt.block_on(sender).unwrap(), Ok(()));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !rt.handle().shard_stats(0).unwrap().parked {
+        assert!(Instant::now() < deadline, "shard 0 never parked");
+        std::thread::yield_now();
+    }
+    assert!(!sender.is_finished(), "the channel is full: the send waits");
+    assert_eq!(rx.try_recv(), Ok(0));
+    assert_eq!(
+        common::join_within(&rt, sender, Duration::from_secs(10), "the waiting sender"),
+        Ok(())
+    );
     assert_eq!(rx.try_recv(), Ok(7));
+    assert!(
+        rx.try_recv().is_err(),
+        "a cancelled send must not have sent"
+    );
 }
 
 /// `send_many`'s iterator panics after it yielded three messages, while
@@ -623,8 +651,12 @@ fn send_many_whose_iterator_panics_still_wakes_the_receiver() {
             (got, start.elapsed())
         })
         .unwrap();
-    // Let the receiver go to sleep first.
-    std::thread::sleep(Duration::from_millis(30));
+    // The receiver waits, asleep on shard 0, before anything is sent.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !h.shard_stats(0).unwrap().parked {
+        assert!(Instant::now() < deadline, "shard 0 never parked");
+        std::thread::yield_now();
+    }
     let tx2 = tx.clone();
     let panicking = h
         .spawn_pinned(1, async move {

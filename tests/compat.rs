@@ -47,9 +47,8 @@ where
     common::fd_count(); // wait until the fd table has settled
     let before = fds();
     let rt = common::runtime(1);
-    let out = rt
-        .block_on(rt.handle().spawn_local_on(0, f).unwrap())
-        .unwrap();
+    let task = rt.handle().spawn_local_on(0, f).unwrap();
+    let out = common::join_within(&rt, task, Duration::from_secs(60), "the shard task");
     drop(rt);
     let after = fds();
     assert_eq!(
@@ -263,10 +262,11 @@ fn split_halves_wait_at_once_from_two_tasks_on_two_shards() {
         .handle()
         .spawn_pinned(0, async move { bw.write_all(&vec![4u8; 300_000]).await })
         .unwrap();
-    rt.block_on(writer_a).unwrap().unwrap();
-    rt.block_on(writer_b).unwrap().unwrap();
-    let got_a = rt.block_on(reader_a).unwrap().unwrap();
-    let got_b = rt.block_on(reader_b).unwrap().unwrap();
+    let limit = Duration::from_secs(30);
+    common::join_within(&rt, writer_a, limit, "writer a").unwrap();
+    common::join_within(&rt, writer_b, limit, "writer b").unwrap();
+    let got_a = common::join_within(&rt, reader_a, limit, "reader a").unwrap();
+    let got_b = common::join_within(&rt, reader_b, limit, "reader b").unwrap();
     assert!(got_a.iter().all(|&x| x == 4), "a reads what b wrote");
     assert!(got_b.iter().all(|&x| x == 3), "b reads what a wrote");
 }

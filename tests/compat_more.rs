@@ -74,23 +74,25 @@ fn a_listener_made_on_a_shard_serves_from_tokio_tasks() {
     let addr = listener.local_addr().unwrap();
     let tokio_rt = tokio::runtime::Runtime::new().unwrap();
     let echoed = tokio_rt.block_on(async move {
-        let server = tokio::spawn(async move {
-            let (mut conn, _) = listener.accept().await.unwrap(); // waits (forwarded)
-            let mut buf = [0u8; 5];
-            conn.read_exact(&mut buf).await.unwrap(); // waits (inherited home)
-            conn.write_all(&buf).await.unwrap();
-        });
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        client.write_all(b"hello").await.unwrap();
-        let mut back = [0u8; 5];
-        client.read_exact(&mut back).await.unwrap();
-        tokio::time::timeout(Duration::from_secs(5), server)
+        let exchange = async move {
+            let server = tokio::spawn(async move {
+                let (mut conn, _) = listener.accept().await.unwrap(); // waits (forwarded)
+                let mut buf = [0u8; 5];
+                conn.read_exact(&mut buf).await.unwrap(); // waits (inherited home)
+                conn.write_all(&buf).await.unwrap();
+            });
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            client.write_all(b"hello").await.unwrap();
+            let mut back = [0u8; 5];
+            client.read_exact(&mut back).await.unwrap();
+            server.await.unwrap();
+            back
+        };
+        tokio::time::timeout(Duration::from_secs(30), exchange)
             .await
-            .unwrap()
-            .unwrap();
-        back
+            .expect("a forwarded wait was never woken")
     });
     assert_eq!(&echoed, b"hello");
 }

@@ -25,8 +25,8 @@ fn on_shard<T: Send + 'static>(
     shard: usize,
     f: impl Future<Output = T> + Send + 'static,
 ) -> T {
-    rt.block_on(rt.handle().spawn_pinned(shard, f).unwrap())
-        .unwrap()
+    let task = rt.handle().spawn_pinned(shard, f).unwrap();
+    common::join_within(rt, task, Duration::from_secs(60), "the shard task")
 }
 
 #[test]
@@ -182,7 +182,10 @@ fn a_waiting_get_is_woken_when_a_buffer_comes_back() {
     std::thread::sleep(Duration::from_millis(20));
     assert!(!waiter.is_finished(), "no buffer is free yet");
     drop(held); // given back on this plain thread
-    assert_eq!(rt.block_on(waiter).unwrap(), 4096);
+    assert_eq!(
+        common::join_within(&rt, waiter, Duration::from_secs(10), "the waiting get"),
+        4096
+    );
     assert_eq!(pool.available(), 1);
 }
 

@@ -147,25 +147,43 @@ fn dropped_recv_in_flight_does_not_swallow_the_next_bytes() {
     let (a, peer) = std::os::unix::net::UnixStream::pair().unwrap();
     let a = std::sync::Arc::new(UnixStream::from_std(a));
     let a2 = a.clone();
+    let (polled_tx, polled) = std::sync::mpsc::channel();
     let stuck = rt
         .handle()
-        .spawn_pinned(0, async move { a2.read(vec![0u8; 64]).await.0 })
+        .spawn_pinned(0, async move {
+            let mut read = Box::pin(a2.read(vec![0u8; 64]));
+            std::future::poll_fn(|cx| {
+                let p = read.as_mut().poll(cx);
+                let _ = polled_tx.send(()); // the recv is in flight (or done)
+                p
+            })
+            .await
+            .0
+        })
         .unwrap();
-    std::thread::sleep(Duration::from_millis(20)); // the recv is in flight
+    polled
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the recv was never polled");
     stuck.abort();
     assert!(rt.block_on(stuck).unwrap_err().is_cancelled());
-    std::thread::sleep(Duration::from_millis(20)); // let the cancel land
-    (&peer).write_all(b"after").unwrap();
+    // Written through the ring by a task spawned after the abort: its SQE
+    // follows the cancel's (FIFO mailbox, in-order SQEs).
+    let peer = UnixStream::from_std(peer);
     let got = rt
         .block_on(
             rt.handle()
                 .spawn_pinned(0, async move {
-                    let (n, buf) = a.read(vec![0u8; 64]).await;
-                    buf[..n.unwrap()].to_vec()
+                    peer.write_all(b"after".to_vec()).await.0.unwrap();
+                    let (n, buf) = a.read(vec![0u8; 64]).timeout(Duration::from_secs(10)).await;
+                    (
+                        buf[..n.expect("the next read never completed")].to_vec(),
+                        peer,
+                    )
                 })
                 .unwrap(),
         )
         .unwrap();
+    let (got, peer) = got;
     assert_eq!(got, b"after");
     drop((rt, peer));
     assert_eq!(common::fd_count(), before, "an fd leaked");
@@ -349,7 +367,7 @@ fn an_op_moved_to_another_shard_mid_flight_completes_there() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(20));
     (&peer).write_all(b"moved").unwrap();
-    let (shard, got) = rt.block_on(on_other).unwrap();
+    let (shard, got) = common::join_within(&rt, on_other, Duration::from_secs(10), "the stolen op");
     assert_eq!((shard, got.as_slice()), (Some(1), &b"moved"[..]));
 }
 

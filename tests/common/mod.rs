@@ -11,6 +11,19 @@ pub fn runtime(n: usize) -> ringlane::Runtime {
         .unwrap_or_else(|e| panic!("runtime failed to start: {e}"))
 }
 
+/// Awaits a task's result from the test thread, failing with `what` after
+/// `limit` instead of hanging when the wake-up under test is lost.
+pub fn join_within<T>(
+    rt: &ringlane::Runtime,
+    task: ringlane::JoinHandle<T>,
+    limit: Duration,
+    what: &str,
+) -> T {
+    rt.block_on(ringlane::time::timeout(limit, task))
+        .unwrap_or_else(|_| panic!("{what}: not done after {limit:?}"))
+        .unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
 /// A one-shard runtime on the smallest ring, whose op table takes two
 /// single-shot ops in flight (the cap is half the CQ, less a reserve, and
 /// at least 2): tests fill it with two reads of empty pipes or sockets.
