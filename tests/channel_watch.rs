@@ -82,7 +82,7 @@ fn a_watched_receiver_sees_the_end_of_its_stream() {
         .handle()
         .spawn_pinned(0, async move { rx.recv().await })
         .unwrap();
-    std::thread::sleep(Duration::from_millis(20)); // watched, then parked
+    common::until_parked(&rt.handle(), 0); // watched, then parked
     drop(tx);
     let got = rt
         .block_on(timeout(Duration::from_secs(10), waiting))

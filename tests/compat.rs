@@ -253,7 +253,8 @@ fn split_halves_wait_at_once_from_two_tasks_on_two_shards() {
             br.read_exact(&mut got).await.map(|_| got)
         })
         .unwrap();
-    std::thread::sleep(Duration::from_millis(20));
+    common::until_parked(&rt.handle(), 0);
+    common::until_parked(&rt.handle(), 1);
     let writer_a = rt
         .handle()
         .spawn_pinned(1, async move { aw.write_all(&vec![3u8; 300_000]).await })

@@ -38,7 +38,8 @@ fn two_tasks_waiting_on_one_socket_direction_are_both_woken() {
             .unwrap()
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(30)); // both wait
+    common::until_parked(&h, 0); // both wait
+    common::until_parked(&h, 1);
     let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     sender.send_to(b"one", addr).unwrap();
     std::thread::sleep(Duration::from_millis(10));

@@ -179,7 +179,7 @@ fn a_waiting_get_is_woken_when_a_buffer_comes_back() {
         .handle()
         .spawn_pinned(1, async move { p.get().await.capacity() })
         .unwrap();
-    std::thread::sleep(Duration::from_millis(20));
+    common::until_parked(&rt.handle(), 1); // the get waits
     assert!(!waiter.is_finished(), "no buffer is free yet");
     drop(held); // given back on this plain thread
     assert_eq!(

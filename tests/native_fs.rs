@@ -220,9 +220,10 @@ fn ops_waiting_for_room_lose_no_wakeup_when_a_waiter_is_dropped() {
                 .unwrap()
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(20));
+    common::until_parked(&rt.handle(), 0); // both X in flight
     // Opened without a ring op, so that T and U are the only waiters.
     let f = File::from(std::fs::File::open(&path).unwrap());
+    let (t_gone, t_gone_rx) = std::sync::mpsc::channel();
     let u = rt
         .handle()
         .spawn_pinned(0, async move {
@@ -230,12 +231,16 @@ fn ops_waiting_for_room_lose_no_wakeup_when_a_waiter_is_dropped() {
             let t = ringlane::time::timeout(Duration::from_millis(5), f.read_at(vec![0u8; 16], 0))
                 .await;
             assert!(t.is_err(), "there was no room: the read could not run");
+            t_gone.send(()).unwrap();
             // U: waits for room; must run once an X completes.
             let (n, _) = f.read_at(vec![0u8; 16], 0).await;
             n
         })
         .unwrap();
-    std::thread::sleep(Duration::from_millis(30));
+    t_gone_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("T never gave up");
+    common::until_parked(&rt.handle(), 0); // U waits for room
     let w = std::fs::File::from(w);
     std::io::Write::write_all(&mut &w, b"x").unwrap(); // one X completes, room frees up
     let got = rt

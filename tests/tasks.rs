@@ -146,7 +146,7 @@ fn abort_cancels_a_pending_task_and_drops_its_future() {
             std::future::pending::<()>().await
         })
         .unwrap();
-    std::thread::sleep(Duration::from_millis(10)); // let it be polled and park
+    common::until_parked(&rt.handle(), 0); // polled, and waiting
     j.abort();
     assert!(rt.block_on(j).unwrap_err().is_cancelled());
     assert!(dropped.load(Ordering::SeqCst), "abort must drop the future");

@@ -24,6 +24,21 @@ pub fn join_within<T>(
         .unwrap_or_else(|e| panic!("{what}: {e}"))
 }
 
+/// Waits (at most 10 s, then fails) until `shard` is asleep in the kernel
+/// or committed to sleeping: every task it had to run has run and now
+/// waits. Tests use it instead of a sleep, which a loaded machine can
+/// outlast.
+pub fn until_parked(h: &ringlane::Handle, shard: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !h.shard_stats(shard).unwrap().parked {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "shard {shard} never parked"
+        );
+        std::thread::yield_now();
+    }
+}
+
 /// A one-shard runtime on the smallest ring, whose op table takes two
 /// single-shot ops in flight (the cap is half the CQ, less a reserve, and
 /// at least 2): tests fill it with two reads of empty pipes or sockets.
