@@ -20,7 +20,7 @@
 //!   region is the batch loop inside the runtime (`iter_custom`).
 //! * `RINGLANE_BENCH_SUMMARY=1`: a fixed number of tasks per case, rounds
 //!   interleaved across cases, printing a markdown table with wall time and
-//!   process CPU time (`getrusage(RUSAGE_SELF)`, every thread) per task.
+//!   process CPU time (every thread: `shared/cpu.rs`) per task.
 //!   `scripts/bench-summary` runs this.
 //!
 //! [`shared`] holds what every suite shares (CPU time, the median, runtime
@@ -261,7 +261,7 @@ fn summary(rts: &Runtimes) {
     println!(
         "{THREADS} ringlane shards / {THREADS} tokio workers (tokio_ct: 1 thread); \
          batches of {BATCH} tasks, {tasks} tasks per round, median of {SUMMARY_ROUNDS} rounds. \
-         CPU = getrusage(RUSAGE_SELF) user+sys of every thread in the process. \
+         CPU = user+sys (getrusage, plus running threads' time since their last tick) of every thread in the process. \
          Ratio = wall time / wall time of spawn/{BASELINE}."
     );
 }

@@ -210,7 +210,7 @@ fn summary() {
          1 is faster. ringlane: accept loop on shard 0, accepted connection k \
          served on shard k % {THREADS}, client connection i on shard i % {THREADS}, \
          HyperTimer; Tokio: everything tokio::spawn'ed, TokioTimer. ringlane shards park \
-         (default set-up). CPU = getrusage(RUSAGE_SELF) user+sys of every thread over the \
+         (default set-up). CPU = user+sys (getrusage, plus running threads' time since their last tick) of every thread over the \
          measured span (both ends of the connection); cores busy = CPU / wall (near 1 for a \
          2-thread echo case means its two tasks mostly ran on one thread). Summary pass: {:.1} s.",
         started.elapsed().as_secs_f64()

@@ -30,7 +30,7 @@
 //!   driver task), throughput in subtasks or tasks.
 //! * `RINGLANE_BENCH_SUMMARY=1`: [`SUMMARY_ROUNDS`] rounds interleaved across
 //!   cases, printing markdown tables with wall and process CPU time
-//!   (`getrusage(RUSAGE_SELF)`, every thread) per batch, ratios to Tokio,
+//!   (every thread: `shared/cpu.rs`) per batch, ratios to Tokio,
 //!   and ringlane's stealing counters. `scripts/bench-summary` runs this.
 //!
 //! A watchdog thread aborts the process with a message (and every ringlane

@@ -130,7 +130,7 @@ pub(crate) fn summary(env: &Env) {
          `r % 2` loads one shard). Pure work per batch: balanced {:.2} ms, skewed {:.2} ms, uneven \
          {:.2} ms of CPU (ideal wall on {THREADS} threads: half that). {SUMMARY_ROUNDS} rounds \
          interleaved across cases (batches per round: balanced {}, skewed {}, spawn_join {}), after one warm-up batch each; \
-         median of the rounds. CPU = getrusage(RUSAGE_SELF) user+sys of every thread in the \
+         median of the rounds. CPU = user+sys (getrusage, plus running threads' time since their last tick) of every thread in the \
          process. Counters: ringlane ShardStats (polls shard 0 + shard 1; the rest summed over both shards), deltas around each \
          round, averaged per batch. Summary pass: {:.1} s.",
         env.iters_per_unit,

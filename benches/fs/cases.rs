@@ -151,13 +151,13 @@ pub(crate) const QD1_CASES: &[Case<LatFn>] = &[
     },
     Case {
         id: "raw_uring_dt",
-        label: "raw io_uring READ, SINGLE_ISSUER\\|DEFER_TASKRUN ring",
+        label: "raw io_uring READ, ringlane's ring set-up (DEFER_TASKRUN, registered ring fd)",
         threads: "1",
         run: qd1_raw_dt,
     },
     Case {
         id: "harness_floor",
-        label: "minimal `async-task` executor + op slab, DEFER_TASKRUN ring (the task harness's floor)",
+        label: "minimal `async-task` executor + op slab, ringlane's ring set-up (the task harness's floor)",
         threads: "1",
         run: qd1_harness_floor,
     },
@@ -169,7 +169,7 @@ pub(crate) const QD1_CASES: &[Case<LatFn>] = &[
     },
     Case {
         id: "raw_uring_fixed",
-        label: "raw io_uring READ_FIXED on a registered file, DEFER_TASKRUN ring (fixed floor)",
+        label: "raw io_uring READ_FIXED on a registered file, ringlane's ring set-up (fixed floor)",
         threads: "1",
         run: qd1_raw_fixed,
     },
@@ -220,7 +220,7 @@ pub(crate) const QD32_CASES: &[Case<TputFn>] = &[
     },
     Case {
         id: "raw_uring_dt",
-        label: "raw io_uring, SINGLE_ISSUER\\|DEFER_TASKRUN ring, 32 in flight",
+        label: "raw io_uring, ringlane's ring set-up, 32 in flight",
         threads: "1",
         run: qd32_raw_dt,
     },

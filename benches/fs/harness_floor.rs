@@ -3,7 +3,7 @@
 //! the raw floor can be split into "what any such runtime pays" and "what
 //! ringlane's own design pays".
 //!
-//! One thread, one ring (`SINGLE_ISSUER|DEFER_TASKRUN`, like a shard's),
+//! One thread, one ring (set up like a shard's: `shared::floor_ring`),
 //! one `async_task::spawn_local` task, a run queue and an op slab in
 //! thread-locals; an op is a slab slot holding its buffer, result and
 //! waker. Nothing else: no `Send` ops (the slot is plain, unlocked data),
@@ -18,7 +18,9 @@ use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
-use io_uring::{IoUring, opcode, types};
+use io_uring::{opcode, types};
+
+use crate::shared::floor_ring::FloorRing;
 
 use crate::BLOCK;
 use crate::buf::PageBuf;
@@ -34,7 +36,7 @@ struct Slot {
 }
 
 thread_local! {
-    static RING: RefCell<Option<IoUring>> = const { RefCell::new(None) };
+    static RING: RefCell<Option<FloorRing>> = const { RefCell::new(None) };
     static SLOTS: RefCell<slab::Slab<Slot>> = const { RefCell::new(slab::Slab::new()) };
     static RUN_QUEUE: RefCell<VecDeque<async_task::Runnable>> =
         const { RefCell::new(VecDeque::new()) };
@@ -115,9 +117,7 @@ impl Drop for LeakOnUnwind {
 /// qd1 reads from one task, one at a time.
 pub(crate) fn qd1_harness_floor(env: &Env, warm: usize, n: usize) -> LatRun {
     let _leak_on_unwind = LeakOnUnwind;
-    let mut builder = IoUring::builder();
-    builder.setup_single_issuer().setup_defer_taskrun();
-    let ring = builder.build(8).expect("io_uring set-up");
+    let ring = FloorRing::like_ringlane(8, None);
     RING.with(|r| *r.borrow_mut() = Some(ring));
     let fd = env.std_read.as_raw_fd();
     let reads = async move {

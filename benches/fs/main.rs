@@ -10,8 +10,9 @@
 //!     one owned buffer; `ringlane_vec`: the same into a plain `Vec<u8>`.
 //!   * `raw_uring`: one default ring on the bench thread, one `READ` SQE and
 //!     `submit_and_wait(1)` per read, one reused buffer (the floor);
-//!     `raw_uring_dt`: the same on a `SINGLE_ISSUER|DEFER_TASKRUN` ring
-//!     (ringlane's set-up); `raw_uring_pgoff16`: the floor with its buffer
+//!     `raw_uring_dt`: the same on a ring set up as ringlane's are
+//!     (`SINGLE_ISSUER|DEFER_TASKRUN|TASKRUN_FLAG|SUBMIT_ALL`, entered
+//!     through a registered ring fd); `raw_uring_pgoff16`: the floor with its buffer
 //!     16 bytes into a page, where a fresh thread's 4 KiB `Vec` lands.
 //!   * `harness_floor`: the least any runtime on `async-task` does per read
 //!     (one `spawn_local` task, a thread-local op slab and run queue, on
@@ -60,8 +61,8 @@
 //!   lower here than in the summary, whose rounds are 100,000 reads).
 //! * `RINGLANE_BENCH_SUMMARY=1`: a fixed number of operations per case,
 //!   rounds interleaved across cases, printing markdown tables with p50/p99
-//!   per operation, process CPU time (`getrusage(RUSAGE_SELF)`, every
-//!   thread) per operation, ratios to the raw io_uring floor and speed-ups
+//!   per operation, process CPU time (every thread,
+//!   `shared/cpu.rs`) per operation, ratios to the raw io_uring floor and speed-ups
 //!   over `tokio::fs`. `scripts/bench-summary` runs this.
 //!
 //! A watchdog thread aborts the process with a message (and every ringlane
@@ -205,7 +206,7 @@ fn summary(env: &Env) {
          warm-up; p50/p99 of the per-operation samples of all rounds, throughput the median of \
          the rounds. ringlane: shards park (default set-up); `ringlane` has 1 shard, \
          `ringlane_2_shards` 2; Tokio multi-thread: {THREADS} workers plus its blocking pool. \
-         CPU = getrusage(RUSAGE_SELF) user+sys of every thread in the process over the measured \
+         CPU = user+sys (getrusage, plus running threads' time since their last tick) of every thread in the process over the measured \
          span, divided by operations. Ratio = time / time of the raw io_uring floor (> 1: \
          slower); speed-up = tokio::fs time / time. Parks: ringlane's `ShardStats::parks` over \
          the run. Buffers: page-aligned unless noted (`ringlane_vec`, `raw_uring_pgoff16`); \

@@ -1,13 +1,16 @@
 //! The raw io_uring floor: one bare ring (the `io-uring` crate, no runtime)
 //! on the bench thread. qd1: one `READ` and `submit_and_wait(1)` per read;
 //! qd32: 32 `READ`s kept in flight; write: `WRITE` then `FSYNC(DATASYNC)`,
-//! waited for one after the other or linked. Default rings, or
-//! `SINGLE_ISSUER|DEFER_TASKRUN` ones (ringlane's set-up) for `_dt`.
+//! waited for one after the other or linked. Default rings, or ringlane's
+//! set-up for `_dt` (`SINGLE_ISSUER|DEFER_TASKRUN|TASKRUN_FLAG|SUBMIT_ALL`,
+//! entered through a registered ring fd: `shared::floor_ring`).
 
 use std::io;
 use std::os::fd::AsRawFd;
 
 use io_uring::{IoUring, opcode, squeue, types};
+
+use crate::shared::floor_ring::FloorRing;
 
 use crate::buf::PageBuf;
 use crate::cases::Env;
@@ -24,27 +27,20 @@ use crate::{BLOCK, QD};
 enum RingKind {
     /// `IoUring::new` defaults.
     Default,
-    /// `SINGLE_ISSUER|DEFER_TASKRUN`, as ringlane's shards use.
+    /// Ringlane's shards' set-up (`shared::floor_ring`).
     DeferTaskrun,
 }
 
-fn new_ring(kind: RingKind, entries: u32) -> IoUring {
-    let mut builder = IoUring::builder();
-    if kind == RingKind::DeferTaskrun {
-        builder.setup_single_issuer().setup_defer_taskrun();
+fn new_ring(kind: RingKind, entries: u32) -> FloorRing {
+    match kind {
+        RingKind::Default => FloorRing::default_ring(entries, None),
+        RingKind::DeferTaskrun => FloorRing::like_ringlane(entries, None),
     }
-    builder.build(entries).expect("io_uring set-up")
 }
 
-/// `submit_and_wait`, retried on `EINTR`.
-pub(crate) fn enter(ring: &IoUring, want: usize) {
-    loop {
-        match ring.submit_and_wait(want) {
-            Ok(_) => return,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => panic!("io_uring_enter: {e}"),
-        }
-    }
+/// Submits what is queued and waits for `want` completions.
+pub(crate) fn enter(ring: &mut FloorRing, want: usize) {
+    ring.enter(want);
 }
 
 /// A CQE result as a byte count or an error.
@@ -80,7 +76,7 @@ fn raw_qd1(kind: RingKind, page_offset: usize, env: &Env, warm: usize, n: usize)
 /// One read at a time into `buf` (which outlives `ring`): `sqe` builds the
 /// read of `BLOCK` bytes at `ptr` from an offset.
 fn qd1_loop(
-    ring: &mut IoUring,
+    ring: &mut FloorRing,
     buf: &mut PageBuf,
     warm: usize,
     n: usize,
@@ -106,7 +102,7 @@ fn qd1_loop(
 
 /// The floor of the opt-in fast path: the file registered in the ring's
 /// file table and the buffer in its buffer table (`READ_FIXED`, fixed
-/// file), on a `SINGLE_ISSUER|DEFER_TASKRUN` ring like ringlane's.
+/// file), on a ring set up like ringlane's.
 pub(crate) fn qd1_raw_fixed(env: &Env, warm: usize, n: usize) -> LatRun {
     // Declared before the ring, so that the ring is closed first.
     let mut buf = PageBuf::new();
@@ -196,7 +192,7 @@ fn raw_qd32(kind: RingKind, env: &Env, reads: u64) -> TputRun {
         }
     }
     while in_flight > 0 {
-        enter(&ring, 1);
+        enter(&mut ring, 1);
         cqes.extend(ring.completion().map(|c| (c.user_data(), c.result())));
         for (t, res) in cqes.drain(..) {
             let t = t as usize;
@@ -276,17 +272,17 @@ fn raw_write(linked: bool, env: &Env, warm: usize, n: usize) -> LatRun {
                     .expect("SQ full");
                 sq.push(&fsync).expect("SQ full");
             }
-            enter(&ring, 2);
+            enter(&mut ring, 2);
             check_cqe(reap(&mut ring), block, case);
             check_cqe(reap(&mut ring), block, case);
         } else {
             // SAFETY: as above; the WRITE's CQE is reaped before `buf` is touched.
             unsafe { ring.submission().push(&write) }.expect("SQ full");
-            enter(&ring, 1);
+            enter(&mut ring, 1);
             check_cqe(reap(&mut ring), block, case);
             // SAFETY: FSYNC points at no memory; the fd stays open in `env`.
             unsafe { ring.submission().push(&fsync) }.expect("SQ full");
-            enter(&ring, 1);
+            enter(&mut ring, 1);
             check_cqe(reap(&mut ring), block, case);
         }
         s.tick();

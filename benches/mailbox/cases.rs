@@ -93,7 +93,7 @@ pub(crate) const RTT_CASES: &[RttCase] = &[
     },
     RttCase {
         id: "raw_msg_ring_parked_dt",
-        label: "raw MSG_RING, 2 threads sleep in submit_and_wait (DEFER_TASKRUN rings)",
+        label: "raw MSG_RING, 2 threads sleep in io_uring_enter (rings set up like ringlane's: DEFER_TASKRUN, registered fd)",
         parked: true,
         run: rtt_raw_parked_dt,
     },
@@ -175,7 +175,7 @@ pub(crate) const TPUT_CASES: &[TputCase] = &[
     },
     TputCase {
         id: "raw_msg_ring_dt",
-        label: "raw MSG_RING → DEFER_TASKRUN ring",
+        label: "raw MSG_RING → a ring set up like ringlane's (DEFER_TASKRUN)",
         run: tput_raw_dt,
     },
 ];

@@ -11,8 +11,8 @@
 //!     `spin_before_park(100 µs)`.
 //!   * `raw_msg_ring_parked`: two threads, each with a bare ring (default
 //!     set-up), each sending `MSG_RING` to the other's ring and sleeping in
-//!     `submit_and_wait(1)`; `raw_msg_ring_parked_dt`: the same with
-//!     `SINGLE_ISSUER|DEFER_TASKRUN` rings (ringlane's set-up);
+//!     `submit_and_wait(1)`; `raw_msg_ring_parked_dt`: the same with rings
+//!     set up as ringlane's (`DEFER_TASKRUN`, a registered ring fd);
 //!     `raw_msg_ring_busy_poll`: both threads spin on their CQ and only
 //!     `submit()`.
 //!   * `atomic`: two threads spinning on one cache line (the floor).
@@ -38,8 +38,8 @@
 //!   `mailbox_rtt` (time per round trip) and `mailbox_throughput`.
 //! * `RINGLANE_BENCH_SUMMARY=1`: a fixed number of round trips and messages
 //!   per case, rounds interleaved across cases, printing markdown tables with
-//!   p50/p99 per round trip, process CPU time (`getrusage(RUSAGE_SELF)`, every
-//!   thread) per round trip or message, and ratios to the raw floors.
+//!   p50/p99 per round trip, process CPU time (every thread,
+//!   `shared/cpu.rs`) per round trip or message, and ratios to the raw floors.
 //!   `scripts/bench-summary` runs this.
 //!
 //! A watchdog thread aborts the process with a message (and every ringlane
@@ -160,7 +160,7 @@ fn summary(env: &Env) {
          warm-up; p50/p99 of the per-round-trip samples of all rounds. Throughput: \
          {SUMMARY_MSGS} messages per case in {SUMMARY_ROUNDS} rounds, median of the rounds; at \
          most {WINDOW} messages in flight (ringlane channel capacity; credits for raw MSG_RING). \
-         CPU = getrusage(RUSAGE_SELF) user+sys of every thread in the process over the measured \
+         CPU = user+sys (getrusage, plus running threads' time since their last tick) of every thread in the process over the measured \
          span, divided by round trips or messages. Doorbell notes: the shards' counters \
          (ShardStats) over the measured span. Summary pass: {:.1} s.",
         started.elapsed().as_secs_f64()

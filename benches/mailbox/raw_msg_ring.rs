@@ -1,7 +1,8 @@
 //! The raw `IORING_OP_MSG_RING` floor: two threads with a bare ring each,
 //! round trips (parked in `submit_and_wait` or busy-polling the CQ) and
-//! one-way throughput with a credit window, on default or
-//! `SINGLE_ISSUER|DEFER_TASKRUN` rings.
+//! one-way throughput with a credit window, on default rings or rings set
+//! up as ringlane's (`shared::floor_ring`: `SINGLE_ISSUER|DEFER_TASKRUN|
+//! TASKRUN_FLAG|SUBMIT_ALL`, a registered ring fd).
 
 use std::hint::spin_loop;
 use std::io;
@@ -11,6 +12,8 @@ use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::time::Instant;
 
 use io_uring::{IoUring, opcode, squeue, types};
+
+use crate::shared::floor_ring::FloorRing;
 
 use crate::cases::Env;
 use crate::measure::{RttRun, Samples, TputRun};
@@ -25,19 +28,16 @@ const OWN_SQE: u64 = u64::MAX - 1;
 enum RingKind {
     /// `IoUring::new` defaults: the kernel posts a MSG_RING CQE straight into the CQ.
     Default,
-    /// `SINGLE_ISSUER|DEFER_TASKRUN`: the owner must enter the kernel to see a message.
+    /// Ringlane's set-up (`shared::floor_ring`): the owner must enter the
+    /// kernel to see a message.
     DeferTaskrun,
 }
 
-fn new_ring(kind: RingKind, entries: u32, cq_entries: Option<u32>) -> IoUring {
-    let mut builder = IoUring::builder();
-    if let Some(cq) = cq_entries {
-        builder.setup_cqsize(cq);
+fn new_ring(kind: RingKind, entries: u32, cq_entries: Option<u32>) -> FloorRing {
+    match kind {
+        RingKind::Default => FloorRing::default_ring(entries, cq_entries),
+        RingKind::DeferTaskrun => FloorRing::like_ringlane(entries, cq_entries),
     }
-    if kind == RingKind::DeferTaskrun {
-        builder.setup_single_issuer().setup_defer_taskrun();
-    }
-    builder.build(entries).expect("io_uring set-up")
 }
 
 /// Queues a MSG_RING that posts a CQE with `user_data = data` on `target`.
@@ -53,15 +53,9 @@ fn push_msg(ring: &mut IoUring, target: RawFd, data: u64) {
     unsafe { ring.submission().push(&sqe) }.expect("SQ full");
 }
 
-/// `submit_and_wait`, retried on `EINTR`.
-fn enter(ring: &IoUring, want: usize) {
-    loop {
-        match ring.submit_and_wait(want) {
-            Ok(_) => return,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => panic!("io_uring_enter: {e}"),
-        }
-    }
+/// Submits what is queued and waits for `want` completions.
+fn enter(ring: &mut FloorRing, want: usize) {
+    ring.enter(want);
 }
 
 /// The next message from the CQ, if any; panics on a failed MSG_RING of our own.
@@ -95,7 +89,7 @@ fn raw_rtt(kind: RingKind, busy_poll: bool, warm: usize, n: usize) -> RttRun {
                     next_msg(&mut ring).expect("a CQE")
                 } else {
                     // Submits the previous reply and sleeps until the next ping.
-                    enter(&ring, 1);
+                    enter(&mut ring, 1);
                     next_msg(&mut ring).expect("a CQE after waiting for one")
                 };
                 if v == STOP {
@@ -123,7 +117,7 @@ fn raw_rtt(kind: RingKind, busy_poll: bool, warm: usize, n: usize) -> RttRun {
                     }
                     next_msg(&mut ring).expect("a CQE")
                 } else {
-                    enter(&ring, 1);
+                    enter(&mut ring, 1);
                     next_msg(&mut ring).expect("a CQE after waiting for one")
                 };
                 assert_eq!(v, i, "echo out of order");
@@ -172,7 +166,7 @@ fn raw_tput(kind: RingKind, batch: usize, msgs: u64) -> TputRun {
                     got += 1;
                 }
                 if got == before {
-                    enter(&ring, 1);
+                    enter(&mut ring, 1);
                 } else {
                     received.store(got, Ordering::Release);
                     progress(got);

@@ -194,8 +194,10 @@ fn summary() {
         "Loopback TCP, TCP_NODELAY on every socket. Echo: {SUMMARY_ECHOES} round trips per case \
          in {SUMMARY_ROUNDS} rounds interleaved across cases, each after a 10% warm-up; p50/p99 \
          of the per-round-trip samples. Stream: {} MiB per run, median of {SUMMARY_ROUNDS} \
-         rounds. ringlane shards park (default set-up), rings SINGLE_ISSUER|DEFER_TASKRUN like \
-         the raw floor's. Ratios below 1 are faster. CPU = getrusage(RUSAGE_SELF) user+sys of \
+         rounds. ringlane shards park (default set-up); the raw floors' rings are set up like \
+         ringlane's (SINGLE_ISSUER|DEFER_TASKRUN|TASKRUN_FLAG|SUBMIT_ALL, registered ring fd). \
+         Echo ratios are time over the floor's time (below 1: faster); stream ratios are \
+         throughput over the floor's (above 1: faster). CPU = user+sys (getrusage, plus running threads' time since their last tick) of \
          every thread over the measured span. Peers: cargo run --release -p ringlane-peers. Summary \
          pass: {:.1} s.",
         SUMMARY_STREAM_BYTES >> 20,

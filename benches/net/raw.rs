@@ -1,5 +1,7 @@
 //! The raw io_uring floor: bare rings from the `io-uring` crate, no
-//! runtime, `SINGLE_ISSUER|DEFER_TASKRUN` as ringlane's shards use.
+//! runtime, set up as ringlane's shards set theirs up
+//! (`shared::floor_ring`: `SINGLE_ISSUER|DEFER_TASKRUN|TASKRUN_FLAG|
+//! SUBMIT_ALL`, entered through a registered ring fd).
 //!
 //! * echo, one ring: one thread drives both ends on one ring. The server's
 //!   `RECV` is always posted; per round trip, the client's `SEND`+`RECV`
@@ -10,33 +12,24 @@
 //! * stream, two threads: the client `SEND`s 4 KiB at a time, the server
 //!   `RECV`s into 64 KiB until the total arrived.
 
-use std::io;
 use std::os::fd::AsRawFd;
 use std::time::Instant;
 
 use io_uring::{IoUring, opcode, types};
 
+use crate::shared::floor_ring::FloorRing;
+
 use crate::pair::{CHUNK, MSG, Run, message, tcp_pair};
 use crate::shared::timing::process_cpu_time;
 use crate::watchdog::PROGRESS;
 
-fn ring() -> IoUring {
-    IoUring::builder()
-        .setup_single_issuer()
-        .setup_defer_taskrun()
-        .build(64)
-        .expect("io_uring set-up")
+fn ring() -> FloorRing {
+    FloorRing::like_ringlane(64, None)
 }
 
-/// Submits and waits for `want` completions, retried on `EINTR`.
-fn enter(ring: &IoUring, want: usize) {
-    loop {
-        match ring.submit_and_wait(want) {
-            Ok(_) => return,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => panic!("io_uring_enter: {e}"),
-        }
-    }
+/// Submits and waits for `want` completions.
+fn enter(ring: &mut FloorRing, want: usize) {
+    ring.enter(want);
 }
 
 fn push(ring: &mut IoUring, sqe: io_uring::squeue::Entry) {
@@ -47,7 +40,7 @@ fn push(ring: &mut IoUring, sqe: io_uring::squeue::Entry) {
 
 /// Waits until the CQE tagged `tag` arrives; returns its result (other
 /// CQEs are sends, whose results are checked).
-fn wait_for(ring: &mut IoUring, tag: u64) -> i32 {
+fn wait_for(ring: &mut FloorRing, tag: u64) -> i32 {
     loop {
         enter(ring, 1);
         let mut found = None;
@@ -75,7 +68,7 @@ pub(crate) fn echo_one_ring(warm: usize, n: usize) -> Run {
     // Declared before the ring, so they outlive it even on a panic.
     let (mut sbuf, mut cbuf) = ([0u8; MSG], [0u8; MSG]);
     let mut ring = ring();
-    let post_server_recv = |ring: &mut IoUring, buf: &mut [u8; MSG]| {
+    let post_server_recv = |ring: &mut FloorRing, buf: &mut [u8; MSG]| {
         push(
             ring,
             opcode::Recv::new(s, buf.as_mut_ptr(), MSG as u32)
@@ -153,7 +146,7 @@ pub(crate) fn echo_one_ring(warm: usize, n: usize) -> Run {
 
 /// Receives exactly `buf.len()` bytes with one ring (a RECV per chunk);
 /// `false` on end of stream.
-fn recv_exact(ring: &mut IoUring, fd: types::Fd, buf: &mut [u8]) -> bool {
+fn recv_exact(ring: &mut FloorRing, fd: types::Fd, buf: &mut [u8]) -> bool {
     push(
         ring,
         opcode::Recv::new(fd, buf.as_mut_ptr(), buf.len() as u32)
@@ -166,7 +159,7 @@ fn recv_exact(ring: &mut IoUring, fd: types::Fd, buf: &mut [u8]) -> bool {
 /// Completes a receive of `buf.len()` bytes whose first RECV (tagged
 /// `tag`, into the start of `buf`) is already posted; `false` on end of
 /// stream.
-fn finish_recv(ring: &mut IoUring, fd: types::Fd, buf: &mut [u8], tag: u64) -> bool {
+fn finish_recv(ring: &mut FloorRing, fd: types::Fd, buf: &mut [u8], tag: u64) -> bool {
     let mut got = 0;
     loop {
         let r = wait_for(ring, tag);
@@ -200,7 +193,7 @@ pub(crate) fn echo_two_threads(warm: usize, n: usize) -> Run {
                     .build()
                     .user_data(SEND),
             );
-            enter(&ring, 1); // loopback sends complete at submission
+            enter(&mut ring, 1); // loopback sends complete at submission
             for cqe in ring.completion() {
                 assert_eq!(cqe.result(), MSG as i32, "server send");
             }
@@ -266,7 +259,7 @@ pub(crate) fn stream_two_threads(total: usize) -> Run {
                     .build()
                     .user_data(SEND),
             );
-            enter(&ring, 1);
+            enter(&mut ring, 1);
             let cqe = ring.completion().next().expect("send CQE");
             assert!(cqe.result() > 0, "send failed: {}", cqe.result());
             sent += cqe.result() as usize; // a short send just sends less this turn

@@ -1,5 +1,6 @@
 //! Helpers the bench suites (`spawn`, `mailbox`, `fanout`) share, so that
-//! each exists once: process CPU time, median, percentile and µs formatting ([`timing`]), building
+//! each exists once: the raw floors' ring ([`floor_ring`]), process CPU
+//! time, median, percentile and µs formatting ([`timing`]), building
 //! and shutting down the compared runtimes ([`runtimes`]), the stall
 //! watchdog's machinery ([`watchdog`]), and the summary-mode switch.
 //!
@@ -12,6 +13,8 @@
     reason = "each bench suite compiles this module and uses only part of it"
 )]
 
+pub(crate) mod cpu;
+pub(crate) mod floor_ring;
 pub(crate) mod runtimes;
 pub(crate) mod timing;
 pub(crate) mod watchdog;

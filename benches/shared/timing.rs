@@ -1,23 +1,13 @@
-//! Timing helpers: process CPU time (`getrusage(RUSAGE_SELF)`, every
-//! thread), a wall + CPU span around a run, and the median of repeated
-//! measurements.
+//! Timing helpers: process CPU time (every thread, `cpu.rs`), a wall +
+//! CPU span around a run, and the median of repeated measurements.
 
 use std::time::{Duration, Instant};
 
-/// User plus system CPU time of the whole process (every thread).
-pub(crate) fn process_cpu_time() -> Duration {
-    // SAFETY: `rusage` is plain data, for which all-zero bytes are valid.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `usage` is a valid, writable `rusage`.
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    assert_eq!(rc, 0, "getrusage failed");
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
-}
+pub(crate) use super::cpu::process_cpu_time;
 
 /// Runs `f` on the calling thread; returns its wall time and the process
 /// CPU time (every thread) spent meanwhile. The wall clock is read inside
-/// the CPU span, so neither `getrusage` call is part of the wall time.
+/// the CPU span, so neither CPU reading is part of the wall time.
 pub(crate) fn wall_and_cpu(f: impl FnOnce()) -> (Duration, Duration) {
     let (cpu0, wall0) = (process_cpu_time(), Instant::now());
     f();

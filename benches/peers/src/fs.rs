@@ -8,7 +8,7 @@ use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 
-use io_uring::{IoUring, opcode, types};
+use io_uring::{opcode, types};
 use ringlane::native::AlignedBuf;
 
 use crate::buf::PageBuf;
@@ -127,7 +127,7 @@ impl Offsets {
 pub(crate) const FS_CASES: &[FsCase] = &[
     FsCase {
         id: "raw_uring",
-        what: "bare `io-uring` ring, SINGLE_ISSUER\\|DEFER_TASKRUN, READ + submit_and_wait(1)",
+        what: "bare `io-uring` ring set up like ringlane's (DEFER_TASKRUN, registered ring fd), READ + enter(1)",
         run: raw_uring,
     },
     FsCase {
@@ -152,26 +152,11 @@ pub(crate) const FS_CASES: &[FsCase] = &[
     },
 ];
 
-/// `submit_and_wait`, retried on `EINTR`.
-fn enter(ring: &IoUring, want: usize) {
-    loop {
-        match ring.submit_and_wait(want) {
-            Ok(_) => return,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => panic!("io_uring_enter: {e}"),
-        }
-    }
-}
-
 fn raw_uring(file: &TestFile, warm: usize, n: usize) -> Run {
     // Declared before the ring, so that the ring is closed before the
     // buffer is freed, even on a panic.
     let mut buf = PageBuf::new();
-    let mut ring = IoUring::builder()
-        .setup_single_issuer()
-        .setup_defer_taskrun()
-        .build(8)
-        .expect("io_uring set-up");
+    let mut ring = crate::floor_ring::FloorRing::like_ringlane(8, None);
     let fd = types::Fd(file.std.as_raw_fd());
     let mut offsets = Offsets::new();
     let mut clock = Clock::new(warm, n);
@@ -184,7 +169,7 @@ fn raw_uring(file: &TestFile, warm: usize, n: usize) -> Run {
         // reused nor freed before this read's CQE is reaped just below (it
         // outlives the ring); the fd stays open in `file`.
         unsafe { ring.submission().push(&sqe) }.expect("SQ full");
-        enter(&ring, 1);
+        ring.enter(1);
         let res = ring.completion().next().expect("a CQE").result();
         let res = if res < 0 {
             Err(io::Error::from_raw_os_error(-res))

@@ -19,11 +19,18 @@
 //! Every case runs `WARM` unrecorded operations then `N` samples per round,
 //! in `ROUNDS` rounds interleaved across cases (a fresh runtime per run);
 //! p50/p99 are over the samples of all rounds. CPU is
-//! `getrusage(RUSAGE_SELF)` user+sys over the measured operations.
+//! user+sys (`shared/cpu.rs`) over the measured operations.
 //! Every read and every echo is checked byte for byte.
 //! `PEERS_N=<samples per round>` shortens a run (warm-up: a tenth).
 
 mod buf;
+/// Process CPU time, shared with the bench suites.
+#[path = "../../shared/cpu.rs"]
+mod cpu;
+/// The raw floors' ring, shared with the bench suites.
+#[path = "../../shared/floor_ring.rs"]
+#[allow(dead_code)]
+mod floor_ring;
 mod fs;
 mod fs_peers;
 mod net;
@@ -71,7 +78,7 @@ fn main() {
     println!(
         "Kernel {}, {cores} cores. Per case: {ROUNDS} rounds interleaved across cases, each \
          {warm} warm-up then {n} measured operations (fresh runtime per run); p50/p99/mean over \
-         all rounds' samples; CPU = getrusage(RUSAGE_SELF) user+sys over the measured \
+         all rounds' samples; CPU = user+sys (getrusage, plus running threads' time since their last tick) over the measured \
          operations. Every case runs on the bench thread (ringlane: its one shard thread). \
          Reads and echoes are checked byte for byte.",
         kernel()

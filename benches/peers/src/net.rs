@@ -7,6 +7,8 @@ use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 
 use io_uring::{IoUring, opcode, types};
+
+use crate::floor_ring::FloorRing;
 use ringlane::native::net::TcpStream as RingStream;
 
 use crate::stats::{Clock, Run};
@@ -153,13 +155,9 @@ const RECV_SERVER: u64 = 3;
 
 /// Waits until the CQE tagged `tag` arrives; returns its result (other
 /// CQEs are sends, whose results are checked).
-fn wait_for(ring: &mut IoUring, tag: u64) -> usize {
+fn wait_for(ring: &mut FloorRing, tag: u64) -> usize {
     loop {
-        match ring.submit_and_wait(1) {
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => panic!("io_uring_enter: {e}"),
-        }
+        ring.enter(1);
         let mut found = None;
         for cqe in ring.completion() {
             if cqe.user_data() == tag {
@@ -175,8 +173,8 @@ fn wait_for(ring: &mut IoUring, tag: u64) -> usize {
     }
 }
 
-/// The floor (as `benches/net/raw.rs` `echo_one_ring`): one
-/// SINGLE_ISSUER|DEFER_TASKRUN ring on the bench thread; the server's RECV
+/// The floor (as `benches/net/raw.rs` `echo_one_ring`): one ring set up
+/// like ringlane's (`floor_ring`) on the bench thread; the server's RECV
 /// is always posted; per round trip the client's SEND, then the server's
 /// SEND and the client's RECV, then the server's next RECV.
 fn raw_uring_echo(warm: usize, n: usize) -> Run {
@@ -186,11 +184,7 @@ fn raw_uring_echo(warm: usize, n: usize) -> Run {
     let (mut sbuf, mut cbuf) = ([0u8; MSG], [0u8; MSG]);
     // The message of the round, in place until its SEND completed.
     let mut msg;
-    let mut ring = IoUring::builder()
-        .setup_single_issuer()
-        .setup_defer_taskrun()
-        .build(64)
-        .expect("io_uring set-up");
+    let mut ring = FloorRing::like_ringlane(64, None);
     let recv = |buf: &mut [u8], fd, tag| {
         opcode::Recv::new(fd, buf.as_mut_ptr(), buf.len() as u32)
             .build()

@@ -3,17 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-/// User plus system CPU time of the whole process (every thread):
-/// `getrusage(RUSAGE_SELF)`.
-pub(crate) fn process_cpu_time() -> Duration {
-    // SAFETY: `rusage` is plain data, for which all-zero bytes are valid.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `usage` is a valid, writable `rusage`.
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    assert_eq!(rc, 0, "getrusage failed");
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
-}
+pub(crate) use crate::cpu::process_cpu_time;
 
 /// The outcome of one run of a case.
 #[derive(Default)]
