@@ -1,11 +1,14 @@
 //! [`PageBuf`]: the one buffer type every case reads into and writes from,
 //! so that every case copies between the same pair of page offsets.
 //!
-//! Why it matters on this machine: the kernel copies a 4 KiB read out of a
-//! page-aligned page-cache page, and that copy runs about 1.8x slower when
-//! the user buffer starts 8 or 16 bytes into its page (3.2-3.7 µs per qd1
-//! read on the raw floor, against 1.75-1.9 µs at offsets 0, 32, 48, 80,
-//! 1040 and 4080). A plain 4 KiB `Vec<u8>` lands wherever malloc puts it:
+//! Why it can matter: the kernel copies a 4 KiB read out of a page-aligned
+//! page-cache page, and on an earlier host of this machine that copy ran
+//! about 1.8x slower when the user buffer started 8 or 16 bytes into its
+//! page (3.2-3.7 µs per qd1 read on the raw floor, against 1.75-1.9 µs at
+//! offsets 0, 32, 48, 80, 1040 and 4080). Since 2026-12-05 the `_pgoff16`
+//! floor reads within a few percent of the page-aligned one and `_vec`
+//! about as fast as page-aligned ringlane: the effect comes and goes with
+//! the host. A plain 4 KiB `Vec<u8>` lands wherever malloc puts it:
 //! 16 bytes into a page on a fresh shard thread, 64-byte aligned on the
 //! bench thread. A page-aligned buffer (as `O_DIRECT` would need anyway)
 //! takes that out of the comparison; the `_vec` and `_pgoff16` cases show

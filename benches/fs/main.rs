@@ -45,8 +45,8 @@
 //! index), and checks every read: 4096 bytes whose first 8 are the block's
 //! index. Each write run checks its last write by reading it back. Every
 //! buffer is a page-aligned [`buf::PageBuf`] unless the case says otherwise:
-//! where a 4 KiB buffer starts in its page changes the kernel's copy cost
-//! here by up to 1.8x (see [`buf`]); `tokio::fs` reads into its own
+//! where a 4 KiB buffer starts in its page has changed the kernel's copy
+//! cost here by up to 1.8x on some hosts (see [`buf`]); `tokio::fs` reads into its own
 //! internal buffer, then copies.
 //!
 //! The peer runtimes (glommio, compio, monoio) are compared in a separate
