@@ -13,7 +13,7 @@ use crate::harness_floor::qd1_harness_floor;
 use crate::measure::{LatRun, TputRun};
 use crate::raw_uring::{
     qd1_raw, qd1_raw_dt, qd1_raw_fixed, qd1_raw_pgoff16, qd32_raw, qd32_raw_dt, write_raw_linked,
-    write_raw_seq,
+    write_raw_seq, write_raw_seq_dt,
 };
 use crate::ringlane_cases::{
     qd1_ringlane, qd1_ringlane_fixed, qd1_ringlane_vec, qd32_ringlane, qd32_ringlane_2_shards,
@@ -253,13 +253,19 @@ pub(crate) const WRITE_CASES: &[Case<LatFn>] = &[
     },
     Case {
         id: "raw_uring_seq",
-        label: "raw io_uring WRITE, wait, FSYNC(DATASYNC), wait (floor)",
+        label: "raw io_uring WRITE, wait, FSYNC(DATASYNC), wait, default ring (floor)",
         threads: "1",
         run: write_raw_seq,
     },
     Case {
+        id: "raw_uring_seq_dt",
+        label: "the same on a ring set up like ringlane's",
+        threads: "1",
+        run: write_raw_seq_dt,
+    },
+    Case {
         id: "raw_uring_linked",
-        label: "raw io_uring WRITE linked to FSYNC(DATASYNC), one enter",
+        label: "raw io_uring WRITE linked to FSYNC(DATASYNC), one enter, default ring",
         threads: "1",
         run: write_raw_linked,
     },

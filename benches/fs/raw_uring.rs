@@ -234,9 +234,9 @@ fn check_cqe((ud, res): (u64, i32), block: u64, case: &str) {
     }
 }
 
-/// WRITE then FSYNC(DATASYNC) on a default ring: linked and waited for
-/// together, or each submitted and waited for in turn.
-fn raw_write(linked: bool, env: &Env, warm: usize, n: usize) -> LatRun {
+/// WRITE then FSYNC(DATASYNC): linked and waited for together, or each
+/// submitted and waited for in turn.
+fn raw_write(kind: RingKind, linked: bool, env: &Env, warm: usize, n: usize) -> LatRun {
     let case = if linked {
         "raw_uring_linked write"
     } else {
@@ -244,7 +244,7 @@ fn raw_write(linked: bool, env: &Env, warm: usize, n: usize) -> LatRun {
     };
     // Declared before the ring, so that the ring is closed first.
     let mut buf = PageBuf::new();
-    let mut ring = new_ring(RingKind::Default, 8);
+    let mut ring = new_ring(kind, 8);
     let fd = types::Fd(env.std_write.as_raw_fd());
     let seq0 = seq_base(warm + n);
     let mut offsets = Offsets::new(0, WRITE_BLOCKS);
@@ -294,9 +294,13 @@ fn raw_write(linked: bool, env: &Env, warm: usize, n: usize) -> LatRun {
 }
 
 pub(crate) fn write_raw_seq(env: &Env, warm: usize, n: usize) -> LatRun {
-    raw_write(false, env, warm, n)
+    raw_write(RingKind::Default, false, env, warm, n)
+}
+
+pub(crate) fn write_raw_seq_dt(env: &Env, warm: usize, n: usize) -> LatRun {
+    raw_write(RingKind::DeferTaskrun, false, env, warm, n)
 }
 
 pub(crate) fn write_raw_linked(env: &Env, warm: usize, n: usize) -> LatRun {
-    raw_write(true, env, warm, n)
+    raw_write(RingKind::Default, true, env, warm, n)
 }
