@@ -1,15 +1,22 @@
 //! The spawn gate: lets shutdown refuse new tasks without racing a spawner
 //! that already decided to push.
 //!
-//! 1. A spawner calls [`SpawnGate::enter`]: it counts itself in, then checks
-//!    the closed bit. If closed, it counts itself out and is refused.
+//! 1. A spawner calls [`SpawnGate::enter`]: it counts itself in only while
+//!    the gate is open (one compare-exchange on the count and the closed
+//!    bit together); a closed gate refuses it without touching the count.
 //! 2. Shutdown calls [`SpawnGate::close`], which sets the closed bit and
 //!    waits until no spawner is inside. After that, no new task can reach the
 //!    queue, so the shard's final drain sees every task ever accepted.
 //! 3. Whoever drains the queue for the last time waits for the gate to be
 //!    sealed ([`SpawnGate::is_sealed`]: closed and empty), not just closed.
+//!    Once sealed it stays sealed: a refused spawner never counts itself in
+//!    (an earlier version added and took back one, and a shard that looked
+//!    in between saw an unsealed gate and went to sleep with nobody left to
+//!    wake it).
+//!
+//! `loom-models/` compiles this file against loom's atomics.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use super::sync::{AtomicUsize, Ordering};
 
 const CLOSED: usize = 1 << (usize::BITS - 1);
 
@@ -23,12 +30,21 @@ pub(crate) struct Inside<'a>(&'a SpawnGate);
 
 impl SpawnGate {
     pub(crate) fn enter(&self) -> Option<Inside<'_>> {
-        let prev = self.state.fetch_add(1, Ordering::Acquire);
-        if prev & CLOSED != 0 {
-            self.state.fetch_sub(1, Ordering::Release);
-            return None;
+        let mut state = self.state.load(Ordering::Acquire);
+        loop {
+            if state & CLOSED != 0 {
+                return None;
+            }
+            match self.state.compare_exchange_weak(
+                state,
+                state + 1,
+                Ordering::Acquire,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Some(Inside(self)),
+                Err(now) => state = now,
+            }
         }
-        Some(Inside(self))
     }
 
     /// Closed, and no spawner is inside any more: nothing can reach the
@@ -43,7 +59,7 @@ impl SpawnGate {
     pub(crate) fn close(&self) {
         self.state.fetch_or(CLOSED, Ordering::AcqRel);
         while self.state.load(Ordering::Acquire) & !CLOSED != 0 {
-            std::thread::yield_now();
+            super::sync::yield_now();
         }
     }
 }

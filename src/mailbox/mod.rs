@@ -15,10 +15,12 @@ mod doorbell_tests;
 pub(crate) mod gate;
 mod remote;
 
-/// What `doorbell.rs` is written against: `std` here; `loom-models/`
-/// compiles the same file against loom's atomics to check it exhaustively.
+/// What `doorbell.rs` and `gate.rs` are written against: `std` here;
+/// `loom-models/` compiles the same files against loom's atomics to check
+/// them exhaustively.
 mod sync {
-    pub(crate) use std::sync::atomic::{AtomicU8, Ordering, fence};
+    pub(crate) use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering, fence};
+    pub(crate) use std::thread::yield_now;
 }
 
 pub(crate) use gate::SpawnGate;
