@@ -448,3 +448,10 @@ where
 pub fn current_shard() -> Option<usize> {
     context::current_index()
 }
+
+impl Handle {
+    /// The calling thread's shard, if it is one of this handle's runtime.
+    pub(crate) fn current_shard_here(&self) -> Option<usize> {
+        context::with_current(|cx| (cx.shared.id == self.shared.id).then_some(cx.index)).flatten()
+    }
+}

@@ -175,3 +175,28 @@ fn a_tokio_client_queries_a_hyper_server_running_on_shards() {
     rt.block_on(server).unwrap();
     assert_eq!(body.as_ref(), b"/from-tokio:0");
 }
+
+/// hyper's executor, built on one runtime's handle, asked to run a task
+/// from a shard of another runtime with more shards: it pinned the task to
+/// "the current shard" by index, which this runtime does not have, and the
+/// refused spawn dropped hyper's task without a trace.
+#[test]
+fn a_hyper_executor_called_from_another_runtimes_shard_runs_the_task() {
+    use hyper::rt::Executor;
+    let a = ringlane::Runtime::builder().shards(2).build().unwrap();
+    let b = common::runtime(1);
+    let exec = HyperExecutor::new(b.handle());
+    let (tx, rx) = std::sync::mpsc::channel();
+    a.block_on(
+        a.handle()
+            .spawn_pinned(1, async move {
+                exec.execute(async move { tx.send(ringlane::current_shard()).unwrap() });
+            })
+            .unwrap(),
+    )
+    .unwrap();
+    let ran_on = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("hyper's task was dropped");
+    assert_eq!(ran_on, Some(0), "run on the executor's runtime");
+}

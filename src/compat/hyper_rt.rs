@@ -42,7 +42,9 @@ where
     F::Output: Send + 'static,
 {
     fn execute(&self, fut: F) {
-        let placement = match crate::current_shard() {
+        // The current shard only if it belongs to this executor's runtime:
+        // another runtime's shard index may not exist here.
+        let placement = match self.handle.current_shard_here() {
             Some(i) => crate::Placement::Pinned(i),
             None => crate::Placement::RoundRobin,
         };
