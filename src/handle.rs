@@ -451,6 +451,7 @@ pub fn current_shard() -> Option<usize> {
 
 impl Handle {
     /// The calling thread's shard, if it is one of this handle's runtime.
+    #[cfg_attr(not(feature = "hyper"), allow(dead_code))]
     pub(crate) fn current_shard_here(&self) -> Option<usize> {
         context::with_current(|cx| (cx.shared.id == self.shared.id).then_some(cx.index)).flatten()
     }

@@ -26,18 +26,27 @@ struct Fallback {
     cv: Condvar,
 }
 
-fn global() -> Option<&'static Fallback> {
-    static GLOBAL: OnceLock<Option<&'static Fallback>> = OnceLock::new();
-    *GLOBAL.get_or_init(|| {
+static GLOBAL: OnceLock<&'static Fallback> = OnceLock::new();
+
+/// The timer thread, started on first use. If the thread cannot be
+/// started (a thread limit reached), the caller's poll panics with the
+/// reason, and a later timer tries again: completing the sleep at once
+/// would let it fire early, and leaving it pending would hang its task.
+fn global() -> &'static Fallback {
+    GLOBAL.get_or_init(|| {
         let f: &'static Fallback = Box::leak(Box::new(Fallback {
             inner: Mutex::new(Inner::default()),
             cv: Condvar::new(),
         }));
-        std::thread::Builder::new()
+        if let Err(e) = std::thread::Builder::new()
             .name("ringlane-timer".into())
             .spawn(move || run(f))
-            .ok()
-            .map(|_| f)
+        {
+            panic!(
+                "ringlane: the thread that runs timers polled off the shards could not start: {e}"
+            );
+        }
+        f
     })
 }
 
@@ -71,10 +80,9 @@ fn run(f: &'static Fallback) {
     }
 }
 
-/// Registers a timer; `None` if it could not be (no thread), which the
-/// caller treats as already elapsed rather than hanging.
-pub(super) fn insert(deadline: Instant, waker: Waker) -> Option<u64> {
-    let f = global()?;
+/// Registers a timer.
+pub(super) fn insert(deadline: Instant, waker: Waker) -> u64 {
+    let f = global();
     let mut inner = f.inner.lock();
     let id = inner.next_id;
     inner.next_id += 1;
@@ -87,14 +95,11 @@ pub(super) fn insert(deadline: Instant, waker: Waker) -> Option<u64> {
     if earliest {
         f.cv.notify_one();
     }
-    Some(id)
+    id
 }
 
 pub(super) fn poll(id: u64, waker: &Waker) -> Poll<()> {
-    let Some(f) = global() else {
-        return Poll::Ready(());
-    };
-    let mut inner = f.inner.lock();
+    let mut inner = global().inner.lock();
     match inner.timers.get_mut(&id) {
         Some(Some(w)) => {
             if !w.will_wake(waker) {
@@ -110,7 +115,8 @@ pub(super) fn poll(id: u64, waker: &Waker) -> Poll<()> {
 }
 
 pub(super) fn remove(id: u64) {
-    if let Some(f) = global() {
+    // A registered timer means the thread started.
+    if let Some(f) = GLOBAL.get() {
         let mut inner = f.inner.lock();
         inner.timers.remove(&id);
         // Removed timers leave their heap entry behind until it is due;

@@ -162,10 +162,7 @@ impl Sleep {
         self.registration = match registered {
             Some(Some((remote, key))) => Registration::Shard { remote, key },
             Some(None) => Registration::Done,
-            None => match fallback::insert(self.deadline, waker.clone()) {
-                Some(id) => Registration::Fallback(id),
-                None => Registration::Done,
-            },
+            None => Registration::Fallback(fallback::insert(self.deadline, waker.clone())),
         };
         if self.is_elapsed() {
             Poll::Ready(())
