@@ -354,3 +354,42 @@ fn an_unpolled_room_waiter_lets_the_shard_park() {
         "the shard spun: {cpu:?} of CPU in 300 ms"
     );
 }
+
+/// A zero-copy send under a kernel timeout needs three op-table entries
+/// (the send, its notification, the linked timeout); on a ring that allows
+/// two in flight it waited for room that could never appear, and the
+/// caller learned nothing but `TimedOut` when the deadline passed. It is
+/// refused at once with a clear error, its buffer returned.
+#[test]
+fn an_op_needing_more_entries_than_the_ring_allows_is_refused_at_once() {
+    let _serial = SERIAL.lock();
+    let rt = common::runtime_with_room_for_two_ops();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepter = std::thread::spawn(move || listener.accept().unwrap().0);
+    let (kind, len, took) = rt
+        .block_on(
+            rt.handle()
+                .spawn_pinned(0, async move {
+                    let s = TcpStream::connect(addr).await.unwrap();
+                    let start = Instant::now();
+                    let (r, buf) = s
+                        .write_zc(vec![7u8; 64])
+                        .timeout(Duration::from_secs(5))
+                        .await;
+                    (r.unwrap_err().kind(), buf.len(), start.elapsed())
+                })
+                .unwrap(),
+        )
+        .unwrap();
+    drop(accepter.join().unwrap());
+    assert_eq!(
+        (kind, len),
+        (ErrorKind::InvalidInput, 64),
+        "refused, buffer back"
+    );
+    assert!(
+        took < Duration::from_secs(4),
+        "it waited for room: {took:?}"
+    );
+}

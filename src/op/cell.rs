@@ -286,11 +286,13 @@ unsafe fn try_submit<T: Send + 'static>(
     waker: &Waker,
 ) -> Submit {
     // A linked timeout is a second SQE and a second CQE (invariant 7); a
-    // two-CQE op reserves an entry for its second CQE (invariant 9).
-    let entries = 1 + usize::from(timeout.is_some()) + usize::from(two_cqes);
+    // two-CQE op reserves an entry for its second CQE (invariant 9), but
+    // no SQE.
+    let sqes = 1 + usize::from(timeout.is_some());
+    let entries = sqes + usize::from(two_cqes);
     let Some(room) = context::with_current(|cx| {
         cx.ops.borrow().transient() + entries <= cx.op_capacity.get()
-            && cx.ring.borrow_mut().sq_has_room_for(entries)
+            && cx.ring.borrow_mut().sq_has_room_for(sqes)
     }) else {
         unreachable!("the caller checked that it runs on a shard");
     };
@@ -385,6 +387,19 @@ impl<T: Send + 'static> Future for Op<T> {
                     }
                 },
             };
+            let entries = 1 + usize::from(timeout.is_some()) + usize::from(this.two_cqes);
+            let capacity = context::with_current(|cx| cx.op_capacity.get()).unwrap_or(entries);
+            if entries > capacity {
+                // It would wait for room that can never appear.
+                this.room.cancel();
+                let e = io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "this op needs {entries} op-table entries and the ring allows {capacity} in flight: raise Builder::ring_entries"
+                    ),
+                );
+                return Poll::Ready(Err((e, this.unsubmitted_resources())));
+            }
             let cell = this.cell.as_mut().expect("unsubmitted ops hold their cell");
             // SAFETY: `pending` held the SQE, so this op was never pushed and
             // the op table holds no clone of its cell.
