@@ -540,3 +540,16 @@ fn bytes_and_bytes_mut_are_owned_buffers() {
     std::fs::remove_file(path).unwrap();
     assert_eq!((got.0, &got.1[..]), (12, &b"shared bytes"[..]));
 }
+
+/// `close()` awaited off the shards (in `block_on`, in a Tokio task): the
+/// op cannot be submitted there, so the fd is closed directly. The call
+/// used to report an error although the fd was closed.
+#[test]
+fn a_close_awaited_off_the_shards_closes_and_says_so() {
+    let _serial = SERIAL.lock();
+    let rt = common::runtime(1);
+    let before = common::fd_count();
+    let f = File::from(std::fs::File::open("/proc/self/stat").unwrap());
+    assert!(rt.block_on(f.close()).is_ok(), "the fd was closed");
+    assert_eq!(common::fd_count(), before, "and it is gone");
+}

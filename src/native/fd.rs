@@ -59,12 +59,17 @@ pub(crate) async fn close_shared(fd: Arc<OwnedFd>) -> io::Result<()> {
     closing.resolved = true;
     match result {
         Ok((r, _)) => os_result(r).map(drop),
-        Err((e, Guard(None))) => {
-            // Built but refused by the ring: the kernel never saw it.
+        Err((_, Guard(None))) => {
+            // Built but not submitted (off the shards, or the ring refused
+            // it): the kernel never saw it, so the fd is closed here, and the
+            // close succeeded or failed as `close(2)` says.
             // SAFETY: `raw` was released from its `OwnedFd` by the builder
             // and is owned by nobody else.
-            drop(unsafe { OwnedFd::from_raw_fd(raw) });
-            Err(e)
+            if unsafe { libc::close(raw) } == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            }
         }
         Err((e, Guard(Some(_fd)))) => Err(e), // `_fd` closes on drop
     }
