@@ -1,6 +1,9 @@
 //! Per-shard counters, published by the shard and read through the handle.
 
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicI32, AtomicU64,
+    Ordering::{Acquire, Relaxed, Release},
+};
 
 use crate::padded::Padded;
 
@@ -78,6 +81,12 @@ pub(crate) struct Counters {
 
 impl Counters {
     pub(crate) fn snapshot(&self, shard: usize, parked: bool) -> ShardStats {
+        // A counter that only grows after another (a wake-up after its park,
+        // a successful steal after its attempt) is read first, with Acquire
+        // against `add`'s Release: a snapshot never shows more wake-ups
+        // than parks, or more successful steals than attempts.
+        let wakeups = self.wakeups.load(Acquire);
+        let steals_succeeded = self.steals_succeeded.load(Acquire);
         ShardStats {
             shard,
             os_tid: self.os_tid.load(Relaxed),
@@ -89,9 +98,9 @@ impl Counters {
             mailbox_received: self.mailbox_received.load(Relaxed),
             messages_sent: self.messages_sent.load(Relaxed),
             messages_received: self.messages_received.load(Relaxed),
-            wakeups: self.wakeups.load(Relaxed),
+            wakeups,
             steals_attempted: self.steals_attempted.load(Relaxed),
-            steals_succeeded: self.steals_succeeded.load(Relaxed),
+            steals_succeeded,
             tasks_stolen: self.tasks_stolen.load(Relaxed),
             injector_pops: self.injector_pops.load(Relaxed),
             parked,
@@ -103,10 +112,11 @@ impl Counters {
         counter.fetch_add(1, Relaxed);
     }
 
-    /// Adds `n` to a counter that only the owning shard writes.
+    /// Adds `n` to a counter that only the owning shard writes (Release:
+    /// see `snapshot`).
     pub(crate) fn add(counter: &AtomicU64, n: u64) {
         if n != 0 {
-            counter.store(counter.load(Relaxed) + n, Relaxed);
+            counter.store(counter.load(Relaxed) + n, Release);
         }
     }
 }

@@ -182,3 +182,47 @@ fn stale_taskrun_flag_under_doorbell_races_never_keeps_a_shard_awake() {
         }
     }
 }
+
+/// A snapshot read while the shard counts parks and wake-ups must never
+/// show more wake-ups than parks (each wake-up is counted after its park):
+/// reading `parks` first could catch the shard between the two.
+#[test]
+fn stats_snapshots_never_show_more_wakeups_than_parks() {
+    let rt = common::runtime(2);
+    let h = rt.handle();
+    let (ping_tx, mut ping_rx) = ringlane::raw_channel(4).unwrap();
+    let (pong_tx, mut pong_rx) = ringlane::raw_channel(4).unwrap();
+    let echo = h
+        .spawn_pinned(1, async move {
+            while let Some(v) = ping_rx.recv().await {
+                if pong_tx.send(v).await.is_err() {
+                    break;
+                }
+            }
+        })
+        .unwrap();
+    let ping = h
+        .spawn_pinned(0, async move {
+            for i in 0..20_000u64 {
+                ping_tx.send(i).await.unwrap();
+                assert_eq!(pong_rx.recv().await, Some(i));
+            }
+        })
+        .unwrap();
+    let mut looks = 0u64;
+    while !ping.is_finished() {
+        for shard in 0..2 {
+            let s = h.shard_stats(shard).unwrap();
+            assert!(
+                s.wakeups <= s.parks,
+                "shard {shard}: {} wake-ups but {} parks",
+                s.wakeups,
+                s.parks
+            );
+        }
+        looks += 1;
+    }
+    common::join_within(&rt, ping, Duration::from_secs(60), "the ping-pong");
+    common::join_within(&rt, echo, Duration::from_secs(10), "the echo");
+    assert!(looks > 0);
+}
