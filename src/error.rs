@@ -135,7 +135,7 @@ impl fmt::Display for Error {
             Error::KernelTooOld { missing } => {
                 write!(
                     f,
-                    "the kernel lacks {missing}, which ringlane needs (Linux 6.1 or newer is required)"
+                    "the kernel lacks {missing}, which ringlane needs (Linux 5.18 or newer is required)"
                 )
             }
             Error::InvalidConfig(what) => write!(f, "invalid runtime configuration: {what}"),

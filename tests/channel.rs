@@ -691,3 +691,23 @@ fn send_many_whose_iterator_panics_still_wakes_the_receiver() {
     );
     drop(tx);
 }
+
+/// `send_many` of an endless iterator to a channel whose receiver is gone:
+/// the error used to collect "every item not sent" from the iterator,
+/// which never ends (and eventually aborted on allocation). It returns the
+/// item that could not be sent and drops the rest unconsumed.
+#[test]
+fn send_many_of_an_endless_iterator_to_a_closed_channel_returns() {
+    let rt = common::runtime(1);
+    let (tx, rx) = channel::<u32>(4).unwrap();
+    drop(rx);
+    let r = rt.block_on(timeout(
+        Duration::from_secs(10),
+        tx.send_many(std::iter::repeat(7)),
+    ));
+    let err = r.expect("send_many never returned").unwrap_err();
+    assert_eq!(err.0, vec![7], "the item that could not be sent comes back");
+    // A bounded iterator still gives everything back, in order.
+    let err = rt.block_on(tx.send_many(vec![1, 2, 3])).unwrap_err();
+    assert_eq!(err.0, vec![1, 2, 3]);
+}

@@ -9,6 +9,10 @@ use std::task::{Context, Poll};
 use super::chan::{Chan, count_sent};
 use super::queue::Refused;
 
+/// The most items `send_many` collects from its iterator into a
+/// [`SendError`] once the receiver is gone.
+const MAX_RETURNED: usize = 1 << 20;
+
 /// The sending half of a [`channel`](crate::channel). Clone it to give
 /// every producer its own; usable from any shard or thread.
 ///
@@ -180,7 +184,10 @@ impl<T> Sender<T> {
     /// # Errors
     ///
     /// If the receiver goes away, [`SendError`] holds every item not sent,
-    /// in order.
+    /// in order, as long as the iterator says it holds at most 2^20 more
+    /// (`size_hint`; a `Vec`, a slice or a bounded range does). A longer or
+    /// endless one (`repeat`, `from_fn`) is dropped unconsumed, after the
+    /// item that could not be sent: collecting it would never end.
     ///
     /// # Examples
     ///
@@ -263,7 +270,13 @@ impl<T> Sender<T> {
         })
         .await;
         drop(announce);
-        result.map_err(|first| SendError(std::iter::once(first).chain(items).collect()))
+        result.map_err(|first| {
+            let rest = match items.size_hint().1 {
+                Some(n) if n <= MAX_RETURNED => items.collect(),
+                _ => Vec::new(),
+            };
+            SendError(std::iter::once(first).chain(rest).collect())
+        })
     }
 
     /// Resolves once every message sent before it is in the receiver's
