@@ -134,6 +134,12 @@ impl Runtime {
     /// If called from a task running on a shard: blocking a shard would
     /// stall every task on it (the same rule as Tokio's `block_on`).
     ///
+    /// Called from a Tokio task, it blocks that Tokio worker thread (it
+    /// cannot tell a Tokio task from a `spawn_blocking` thread, where
+    /// blocking is fine): if the future needs that worker, for instance a
+    /// Tokio timer on a current-thread runtime, it never completes. From
+    /// Tokio code, await the [`JoinHandle`](crate::JoinHandle) instead.
+    ///
     /// # Examples
     ///
     /// ```
