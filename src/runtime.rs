@@ -173,7 +173,9 @@ impl Runtime {
     /// Shuts down: refuses new spawns at once, lets tasks run until
     /// `timeout` passes, then cancels those still running (their join
     /// handles give [`JoinError::is_cancelled`](crate::JoinError::is_cancelled)),
-    /// and joins the shard threads.
+    /// and joins the shard threads. Called from a task on one of its own
+    /// shards, it cancels at once whatever `timeout` says: that shard is
+    /// blocked in the call, so its tasks could not use the grace period.
     ///
     /// # Examples
     ///
@@ -194,6 +196,16 @@ impl Runtime {
         };
         let shared = &started.shared;
         let now = Instant::now();
+        // Called on one of its own shards, the shutdown blocks that shard:
+        // its tasks cannot run until the call returns, and tasks elsewhere
+        // that wait on them would hold a graceful shutdown for the whole
+        // timeout. It cancels at once instead.
+        let on_own_shard = context::with_current(|cx| cx.shared.id == shared.id).unwrap_or(false);
+        let timeout = if on_own_shard {
+            Duration::ZERO
+        } else {
+            timeout
+        };
         let deadline = now.checked_add(timeout).unwrap_or(now + FAR_FUTURE);
         shared.begin_shutdown(deadline);
         // After this no spawn from outside reaches the injector, so the

@@ -364,3 +364,33 @@ fn a_panicking_destructor_is_contained_on_completion_abort_and_shutdown() {
     let report = rt.shutdown(Duration::ZERO);
     assert_eq!(report.unfinished_tasks, 1);
 }
+
+/// A shutdown with a long timeout, called from a task on shard 0, while a
+/// task on shard 1 waits for a task on shard 0: shard 0 is blocked in the
+/// call, so the waiter could never finish, and the shutdown waited out its
+/// whole timeout (an hour here). Called on its own shard, it cancels at
+/// once.
+#[test]
+fn a_shutdown_called_on_its_own_shard_does_not_wait_out_its_timeout() {
+    let rt = common::runtime(2);
+    let h = rt.handle();
+    let on_0 = h
+        .spawn_pinned(0, ringlane::time::sleep(Duration::from_millis(10)))
+        .unwrap();
+    drop(h.spawn_pinned(1, async move { on_0.await }).unwrap());
+    let (tx, rx) = std::sync::mpsc::channel::<ringlane::Runtime>();
+    let j = h
+        .spawn_pinned(0, async move {
+            let rt = rx.recv().unwrap();
+            let t = Instant::now();
+            let report = rt.shutdown(Duration::from_secs(3600));
+            (report, t.elapsed())
+        })
+        .unwrap();
+    tx.send(rt).unwrap();
+    let (report, took) = common::block_on(ringlane::time::timeout(Duration::from_secs(20), j))
+        .expect("the shutdown waited out its timeout")
+        .unwrap();
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    assert!(report.stuck_shards.is_empty(), "{report:?}");
+}
