@@ -377,7 +377,7 @@ fn a_shutdown_called_on_its_own_shard_does_not_wait_out_its_timeout() {
     let on_0 = h
         .spawn_pinned(0, ringlane::time::sleep(Duration::from_millis(10)))
         .unwrap();
-    drop(h.spawn_pinned(1, async move { on_0.await }).unwrap());
+    drop(h.spawn_pinned(1, on_0).unwrap());
     let (tx, rx) = std::sync::mpsc::channel::<ringlane::Runtime>();
     let j = h
         .spawn_pinned(0, async move {
