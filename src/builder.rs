@@ -82,7 +82,11 @@ impl Builder {
         self
     }
 
-    /// Pins shard `i` to the `i`-th CPU this process may run on. Default off.
+    /// Pins shard `i` to the `i`-th CPU that the thread calling
+    /// [`build`](Self::build) may run on (its affinity mask, which `taskset`
+    /// or a pinned caller narrows), wrapping around when there are more
+    /// shards than CPUs. Best effort: a shard whose pinning the kernel
+    /// refuses runs unpinned. Default off.
     ///
     /// # Examples
     ///

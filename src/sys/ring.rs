@@ -73,6 +73,9 @@ pub(crate) struct Ring {
     /// The registered index when `registered`, else the raw ring fd.
     enter_fd: i32,
     registered: bool,
+    /// `!Send`: a registered ring fd is an index into the registering
+    /// thread's own table, so a `Ring` must be used and dropped there.
+    _own_thread: std::marker::PhantomData<*const ()>,
 }
 
 fn register(fd: RawFd, opcode: u32, arg: *mut libc::c_void, nr: u32) -> io::Result<i64> {
@@ -140,6 +143,7 @@ impl Ring {
             uring,
             enter_fd,
             registered,
+            _own_thread: std::marker::PhantomData,
         })
     }
 
