@@ -221,3 +221,49 @@ fn a_compat_stream_kept_by_the_caller_does_not_hold_shutdown_back() {
     assert!(report.stuck_shards.is_empty());
     drop(kept); // after its shard is gone: no panic, no hang
 }
+
+/// As above, with a second shard running a stealable task when the
+/// shutdown begins: shard 0 may exit over its kept poll only once no
+/// stealable task lives, and the task's end rings only its own shard. Shard
+/// 0 used to sleep until the deadline; a draining shard now looks again
+/// every few milliseconds.
+#[test]
+fn a_kept_compat_stream_and_a_stealable_task_elsewhere_do_not_hold_shutdown_back() {
+    use ringlane::compat::UnixStream;
+    let rt = common::runtime(2);
+    let kept = rt
+        .block_on(
+            rt.handle()
+                .spawn_pinned(0, async {
+                    let (mut a, b) = UnixStream::pair().unwrap();
+                    let mut buf = [0u8; 1];
+                    let waited =
+                        ringlane::time::timeout(Duration::from_millis(20), a.read(&mut buf)).await;
+                    assert!(waited.is_err(), "nothing was written");
+                    (a, b)
+                })
+                .unwrap(),
+        )
+        .unwrap();
+    let (started_tx, started) = std::sync::mpsc::channel();
+    drop(
+        rt.handle()
+            .spawn_with(ringlane::Placement::StealablePreferred(1), async move {
+                started_tx.send(()).unwrap();
+                ringlane::time::sleep(Duration::from_millis(200)).await;
+            })
+            .unwrap(),
+    );
+    started
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the stealable task never ran");
+    let start = std::time::Instant::now();
+    let report = rt.shutdown(Duration::from_secs(20));
+    let took = start.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "shutdown waited {took:?} after the last task ended"
+    );
+    assert_eq!(report.unfinished_tasks, 0);
+    drop(kept);
+}

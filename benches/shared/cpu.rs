@@ -1,34 +1,49 @@
 //! Process CPU time that counts threads running on other cores exactly.
 //!
 //! `getrusage(RUSAGE_SELF)` (like `CLOCK_PROCESS_CPUTIME_ID`) adds up each
-//! live thread's runtime as of that thread's last scheduler tick or switch:
-//! a thread spinning on another core is short by up to a tick at each
-//! reading, which over a round of a millisecond or two hid most of a
-//! spinning shard's CPU. A thread's own CPU clock, read from any thread of
-//! the process, includes the time since then. So: `getrusage` (which also
-//! holds the threads that already exited), plus, for each live thread, its
+//! live thread's runtime as of that thread's last scheduler tick or switch
+//! (the calling thread's own is brought up to date first): a thread
+//! spinning on another core is short by up to a tick at each reading,
+//! which over a round of a millisecond or two hid most of a spinning
+//! shard's CPU. A thread's own CPU clock, read from any thread of the
+//! process, includes the time since then. So: `getrusage` (which also holds
+//! the threads that already exited), plus, for each other live thread, its
 //! clock minus the runtime `getrusage` saw for it (`/proc/.../schedstat`,
-//! read first).
+//! read before and after `getrusage`, again if a tick moved it between).
 
 use std::time::Duration;
 
 /// User plus system CPU time of the whole process (every thread).
 pub(crate) fn process_cpu_time() -> Duration {
-    let stale: Vec<(i32, u64)> = live_threads()
-        .into_iter()
-        .filter_map(|tid| Some((tid, sched_runtime_ns(tid)?)))
-        .collect();
+    // SAFETY: gettid has no preconditions.
+    let me = unsafe { libc::syscall(libc::SYS_gettid) } as i32;
+    let others: Vec<i32> = live_threads().into_iter().filter(|&t| t != me).collect();
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let before: Vec<Option<u64>> = others.iter().map(|&t| sched_runtime_ns(t)).collect();
+        let rusage = rusage_total();
+        let after: Vec<Option<u64>> = others.iter().map(|&t| sched_runtime_ns(t)).collect();
+        if before != after && tries < 4 {
+            continue; // a tick accounted time between the readings
+        }
+        let pending: u64 = others
+            .iter()
+            .zip(&after)
+            .filter_map(|(&tid, seen)| Some(thread_clock_ns(tid)?.saturating_sub((*seen)?)))
+            .sum();
+        return rusage + Duration::from_nanos(pending);
+    }
+}
+
+fn rusage_total() -> Duration {
     // SAFETY: `rusage` is plain data, for which all-zero bytes are valid.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: `usage` is a valid, writable `rusage`.
     let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
     assert_eq!(rc, 0, "getrusage failed");
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    let pending: u64 = stale
-        .iter()
-        .filter_map(|&(tid, seen)| Some(thread_clock_ns(tid)?.saturating_sub(seen)))
-        .sum();
-    tv(usage.ru_utime) + tv(usage.ru_stime) + Duration::from_nanos(pending)
+    tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
 fn live_threads() -> Vec<i32> {

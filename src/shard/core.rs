@@ -36,6 +36,9 @@ use crate::sys::user_data::{self, Tag};
 use crate::sys::{Completion, Ring};
 use crate::time::TimerWheel;
 
+/// The longest park of a shard draining gracefully.
+const DRAINING_LOOK: Duration = Duration::from_millis(10);
+
 /// The longest park while the eventfd read could not be armed.
 const UNARMED_PARK: Duration = Duration::from_millis(1);
 
@@ -400,7 +403,11 @@ impl Core {
         let shutdown = if self.cancelling.get() || !self.cx.shared.is_shutting_down() {
             None
         } else {
-            self.cx.shared.shutdown_deadline()
+            // While graceful, a shard may wait on other shards' tasks (drain
+            // step D2) that end without ringing it: it looks again every
+            // few milliseconds.
+            let soon = Instant::now() + DRAINING_LOOK;
+            self.cx.shared.shutdown_deadline().map(|d| d.min(soon))
         };
         let until = match (timer, shutdown) {
             (Some(a), Some(b)) => Some(a.min(b)),

@@ -166,15 +166,18 @@ impl Core {
             self.drive_ring_for_exit();
         }
         if self.cx.ops.borrow().len() > 0 {
-            // The kernel may still write into these ops' buffers: leak them.
+            // The kernel may still write into these ops' buffers: leak them,
+            // and the registrations with them (unregistering a table an op
+            // still uses makes older kernels wait for that op).
             self.cx.ops.borrow_mut().leak_all();
+        } else {
+            // Registered files and pinned buffers must not outlive the shard
+            // with the ring (whose fd other shards keep open).
+            self.cx
+                .fixed
+                .borrow_mut()
+                .release_all(&self.cx.ring.borrow());
         }
-        // Registered files and pinned buffers must not outlive the shard
-        // with the ring (whose fd other shards keep open).
-        self.cx
-            .fixed
-            .borrow_mut()
-            .release_all(&self.cx.ring.borrow());
         self.cx.remote.doorbell.close();
     }
 
@@ -187,12 +190,17 @@ impl Core {
     }
 }
 
-/// Whether any stealable task of the runtime is alive (registered on the
-/// shard that first polled it). Gates are closed, so the answer can only
-/// go from yes to no.
+/// Whether a stealable task of the runtime is alive (registered on the
+/// shard that first polled it) or may still be: one accepted but never
+/// polled sits in a deque or a preferred queue (the injector is checked by
+/// the caller), and whatever it holds (an op future moved into it, say)
+/// may belong to this shard. The spawn gates are closed, so once nothing
+/// is anywhere the answer stays no; while it is yes, a draining shard
+/// parks briefly (`Core::park_timeout`) rather than waiting to be rung.
 fn stealable_tasks_alive(shared: &super::Shared) -> bool {
     shared
         .remotes
         .iter()
-        .any(|r| !r.stealable_tasks.lock().is_empty())
+        .any(|r| !r.stealable_tasks.lock().is_empty() || !r.preferred.is_empty())
+        || shared.stealers.iter().any(|s| !s.is_empty())
 }

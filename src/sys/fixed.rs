@@ -186,8 +186,8 @@ impl FixedSlots {
     /// ring itself outlives the shard (other shards' `Remote`s keep its fd
     /// open for their doorbells), and so would the files and pinned pages
     /// it references, since resources dropped after the shard's exit can no
-    /// longer clear their slots. Ops still in flight hold the kernel's own
-    /// references: the kernel defers the release until they end.
+    /// longer clear their slots. Only with no op in flight: older kernels
+    /// make the unregistering thread wait for the ops using a table.
     pub(crate) fn release_all(&mut self, ring: &Ring) {
         let submitter = ring.submitter();
         if self.files.created {
