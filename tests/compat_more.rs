@@ -188,28 +188,34 @@ fn idle_compat_sockets_do_not_use_up_the_op_table() {
     assert_eq!(got, vec![vec![0], vec![1], vec![2], vec![3]]);
 }
 
+/// A compat stream pair made on shard 0, whose first stream waited for a
+/// read there (its poll stays armed on the shard), handed back to the
+/// caller.
+fn kept_stream_with_an_armed_poll(
+    rt: &ringlane::Runtime,
+) -> (ringlane::compat::UnixStream, ringlane::compat::UnixStream) {
+    use ringlane::compat::UnixStream;
+    let task = rt
+        .handle()
+        .spawn_pinned(0, async {
+            let (mut a, b) = UnixStream::pair().unwrap();
+            let mut buf = [0u8; 1];
+            let waited = ringlane::time::timeout(Duration::from_millis(20), a.read(&mut buf)).await;
+            assert!(waited.is_err(), "nothing was written");
+            (a, b)
+        })
+        .unwrap();
+    common::join_within(rt, task, Duration::from_secs(10), "the first read")
+}
+
 /// A compat stream that once waited, handed back to the caller and kept:
 /// its poll stays armed on the shard, and no task is left that could await
 /// it. A graceful shutdown used to wait out its whole timeout for that
 /// poll; it now cancels it and returns.
 #[test]
 fn a_compat_stream_kept_by_the_caller_does_not_hold_shutdown_back() {
-    use ringlane::compat::UnixStream;
     let rt = common::runtime(1);
-    let kept = rt
-        .block_on(
-            rt.handle()
-                .spawn_pinned(0, async {
-                    let (mut a, b) = UnixStream::pair().unwrap();
-                    let mut buf = [0u8; 1];
-                    let waited =
-                        ringlane::time::timeout(Duration::from_millis(20), a.read(&mut buf)).await;
-                    assert!(waited.is_err(), "nothing was written");
-                    (a, b)
-                })
-                .unwrap(),
-        )
-        .unwrap();
+    let kept = kept_stream_with_an_armed_poll(&rt);
     let start = std::time::Instant::now();
     let report = rt.shutdown(Duration::from_secs(20));
     let took = start.elapsed();
@@ -229,22 +235,8 @@ fn a_compat_stream_kept_by_the_caller_does_not_hold_shutdown_back() {
 /// every few milliseconds.
 #[test]
 fn a_kept_compat_stream_and_a_stealable_task_elsewhere_do_not_hold_shutdown_back() {
-    use ringlane::compat::UnixStream;
     let rt = common::runtime(2);
-    let kept = rt
-        .block_on(
-            rt.handle()
-                .spawn_pinned(0, async {
-                    let (mut a, b) = UnixStream::pair().unwrap();
-                    let mut buf = [0u8; 1];
-                    let waited =
-                        ringlane::time::timeout(Duration::from_millis(20), a.read(&mut buf)).await;
-                    assert!(waited.is_err(), "nothing was written");
-                    (a, b)
-                })
-                .unwrap(),
-        )
-        .unwrap();
+    let kept = kept_stream_with_an_armed_poll(&rt);
     let (started_tx, started) = std::sync::mpsc::channel();
     drop(
         rt.handle()
