@@ -17,9 +17,6 @@ use crate::shard::Started;
 /// their cancelled tasks and exit before it reports them stuck.
 const EXIT_GRACE: Duration = Duration::from_secs(5);
 
-/// Stands in for "never" where an `Instant` must be computed.
-const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-
 /// What [`Runtime::shutdown`] found.
 ///
 /// # Examples
@@ -206,7 +203,7 @@ impl Runtime {
         } else {
             timeout
         };
-        let deadline = now.checked_add(timeout).unwrap_or(now + FAR_FUTURE);
+        let deadline = crate::time::after(now, timeout);
         shared.begin_shutdown(deadline);
         // After this no spawn from outside reaches the injector, so the
         // shards' final drain of it is final.

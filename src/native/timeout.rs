@@ -57,11 +57,9 @@ impl<F: Future> Future for Timeout<F> {
         // `self` or handed out unpinned, and `Timeout` has no `Drop` impl
         // and no `Unpin` impl that could break that.
         let this = unsafe { self.get_unchecked_mut() };
-        let deadline = *this.deadline.get_or_insert_with(|| {
-            let now = Instant::now();
-            now.checked_add(this.duration)
-                .unwrap_or(now + Duration::from_secs(86_400 * 365))
-        });
+        let deadline = *this
+            .deadline
+            .get_or_insert_with(|| crate::time::after(Instant::now(), this.duration));
         // SAFETY: see above.
         let future = unsafe { Pin::new_unchecked(&mut this.future) };
         op::with_deadline(deadline, || future.poll(cx))

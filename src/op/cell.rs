@@ -262,12 +262,18 @@ unsafe fn unshared<T>(cell: &mut Arc<OpCell<T>>) -> &mut OpCell<T> {
     unsafe { &mut *Arc::as_ptr(cell).cast_mut() }
 }
 
+/// The op-table entries an op takes (invariants 6, 7, 9).
+fn entries(linked_timeout: bool, two_cqes: bool) -> usize {
+    1 + usize::from(linked_timeout) + usize::from(two_cqes)
+}
+
 /// Outcome of one submission attempt on the current shard.
 enum Submit {
     Done(Arc<Remote>, u64),
     /// No room (op cap reached, or the SQ is full): wait for a completion.
     NoRoom(squeue::Entry),
-    /// The ring refused the SQE although it had room: a broken ring.
+    /// The ring refused the SQE although it had room: a broken ring; or
+    /// the op needs more entries than the ring ever allows in flight.
     Failed(io::Error),
 }
 
@@ -289,15 +295,29 @@ unsafe fn try_submit<T: Send + 'static>(
     // two-CQE op reserves an entry for its second CQE (invariant 9), but
     // no SQE.
     let sqes = 1 + usize::from(timeout.is_some());
-    let entries = sqes + usize::from(two_cqes);
+    let entries = entries(timeout.is_some(), two_cqes);
     let Some(room) = context::with_current(|cx| {
-        cx.ops.borrow().transient() + entries <= cx.op_capacity.get()
-            && cx.ring.borrow_mut().sq_has_room_for(sqes)
+        let capacity = cx.op_capacity.get();
+        if entries > capacity {
+            return Err(capacity);
+        }
+        Ok(cx.ops.borrow().transient() + entries <= capacity
+            && cx.ring.borrow_mut().sq_has_room_for(sqes))
     }) else {
         unreachable!("the caller checked that it runs on a shard");
     };
-    if !room {
-        return Submit::NoRoom(sqe);
+    match room {
+        Ok(true) => {}
+        Ok(false) => return Submit::NoRoom(sqe),
+        // It would wait for room that can never appear.
+        Err(capacity) => {
+            return Submit::Failed(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "this op needs {entries} op-table entries and the ring allows {capacity} in flight: raise Builder::ring_entries"
+                ),
+            ));
+        }
     }
     // SAFETY: the caller's contract; the op table gets its clone below.
     let unique = unsafe { unshared(cell) };
@@ -387,19 +407,6 @@ impl<T: Send + 'static> Future for Op<T> {
                     }
                 },
             };
-            let entries = 1 + usize::from(timeout.is_some()) + usize::from(this.two_cqes);
-            let capacity = context::with_current(|cx| cx.op_capacity.get()).unwrap_or(entries);
-            if entries > capacity {
-                // It would wait for room that can never appear.
-                this.room.cancel();
-                let e = io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!(
-                        "this op needs {entries} op-table entries and the ring allows {capacity} in flight: raise Builder::ring_entries"
-                    ),
-                );
-                return Poll::Ready(Err((e, this.unsubmitted_resources())));
-            }
             let cell = this.cell.as_mut().expect("unsubmitted ops hold their cell");
             // SAFETY: `pending` held the SQE, so this op was never pushed and
             // the op table holds no clone of its cell.
@@ -415,7 +422,7 @@ impl<T: Send + 'static> Future for Op<T> {
                     return Poll::Pending;
                 }
                 Submit::NoRoom(sqe) => {
-                    let entries = 1 + usize::from(timeout.is_some()) + usize::from(this.two_cqes);
+                    let entries = entries(timeout.is_some(), this.two_cqes);
                     if let Poll::Ready(e) = this.wait(cx, entries, deadline) {
                         return Poll::Ready(Err((e, this.unsubmitted_resources())));
                     }

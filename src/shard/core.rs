@@ -469,10 +469,7 @@ impl Core {
             spins = spins.wrapping_add(1);
             if spins % 16 == 0 {
                 let now = Instant::now();
-                let end = *end.get_or_insert_with(|| {
-                    now.checked_add(window)
-                        .unwrap_or(now + Duration::from_secs(3600))
-                });
+                let end = *end.get_or_insert_with(|| crate::time::after(now, window));
                 if now >= end || timer.is_some_and(|t| now >= t) {
                     return false;
                 }

@@ -13,6 +13,7 @@ mod timeout;
 mod wheel;
 
 pub use interval::{Interval, MissedTickBehavior, interval, interval_at};
+pub(crate) use sleep::after;
 pub use sleep::{Sleep, sleep, sleep_until};
 pub use timeout::{Elapsed, Timeout, timeout};
 pub(crate) use wheel::TimerWheel;

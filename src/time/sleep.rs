@@ -60,7 +60,8 @@ pub fn sleep(duration: Duration) -> Sleep {
 }
 
 /// `from + duration`, or about 30 years from `from` if that overflows
-/// `Instant` (a `Duration::MAX` sleep, timeout or period).
+/// `Instant` (a `Duration::MAX` sleep, timeout, period or window): the
+/// runtime's one way to say "never" as an instant.
 pub(crate) fn after(from: Instant, duration: Duration) -> Instant {
     from.checked_add(duration)
         .unwrap_or_else(|| from + Duration::from_secs(86_400 * 365 * 30))
