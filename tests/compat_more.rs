@@ -208,6 +208,23 @@ fn kept_stream_with_an_armed_poll(
     common::join_within(rt, task, Duration::from_secs(10), "the first read")
 }
 
+/// Shuts `rt` down gracefully with 20 s to spare; fails unless it returns
+/// within 5 s with no task left unfinished.
+fn shutdown_within_5s_of_a_20s_timeout(
+    rt: ringlane::Runtime,
+    what: &str,
+) -> ringlane::ShutdownReport {
+    let start = std::time::Instant::now();
+    let report = rt.shutdown(Duration::from_secs(20));
+    let took = start.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "shutdown waited {took:?} {what}"
+    );
+    assert_eq!(report.unfinished_tasks, 0);
+    report
+}
+
 /// A compat stream that once waited, handed back to the caller and kept:
 /// its poll stays armed on the shard, and no task is left that could await
 /// it. A graceful shutdown used to wait out its whole timeout for that
@@ -216,14 +233,7 @@ fn kept_stream_with_an_armed_poll(
 fn a_compat_stream_kept_by_the_caller_does_not_hold_shutdown_back() {
     let rt = common::runtime(1);
     let kept = kept_stream_with_an_armed_poll(&rt);
-    let start = std::time::Instant::now();
-    let report = rt.shutdown(Duration::from_secs(20));
-    let took = start.elapsed();
-    assert!(
-        took < Duration::from_secs(5),
-        "shutdown waited {took:?} for a poll nobody awaits"
-    );
-    assert_eq!(report.unfinished_tasks, 0);
+    let report = shutdown_within_5s_of_a_20s_timeout(rt, "for a poll nobody awaits");
     assert!(report.stuck_shards.is_empty());
     drop(kept); // after its shard is gone: no panic, no hang
 }
@@ -249,13 +259,6 @@ fn a_kept_compat_stream_and_a_stealable_task_elsewhere_do_not_hold_shutdown_back
     started
         .recv_timeout(Duration::from_secs(10))
         .expect("the stealable task never ran");
-    let start = std::time::Instant::now();
-    let report = rt.shutdown(Duration::from_secs(20));
-    let took = start.elapsed();
-    assert!(
-        took < Duration::from_secs(5),
-        "shutdown waited {took:?} after the last task ended"
-    );
-    assert_eq!(report.unfinished_tasks, 0);
+    shutdown_within_5s_of_a_20s_timeout(rt, "after the last task ended");
     drop(kept);
 }
