@@ -49,9 +49,11 @@ pub(crate) async fn close_shared(fd: Arc<OwnedFd>) -> io::Result<()> {
         let fd = g.0.take().expect("built once").into_raw_fd();
         opcode::Close::new(types::Fd(fd)).build()
     });
-    // Cancelling a close queued in io-wq would leak the fd: it always runs.
+    // Cancelling a close queued in io-wq would leak the fd: it always runs
+    // (and if the shutdown's catch-all cancel stops it, the cell closes the
+    // fd itself).
     let mut closing = Closing {
-        op: op.uncancellable(),
+        op: op.closing(raw),
         raw,
         resolved: false,
     };

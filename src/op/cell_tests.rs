@@ -29,6 +29,7 @@ fn cell(state: State) -> Arc<OpCell<()>> {
         done: std::sync::atomic::AtomicBool::new(false),
         resources: UnsafeCell::new(Some(())),
         produces_fd: true,
+        closes: -1,
         reserved: std::sync::atomic::AtomicU64::new(0),
         timespec: types::Timespec::new(),
     })
@@ -95,6 +96,59 @@ fn an_abandoned_op_that_failed_closes_nothing() {
     let (r, w) = pipe_fds();
     cell(State::Abandoned).complete(-libc::ECANCELED, 0);
     assert!(is_open(r) && is_open(w));
+    close_fd(r);
+    close_fd(w);
+}
+
+fn close_cell(state: State, fd: i32) -> Arc<OpCell<()>> {
+    let mut c = cell(state);
+    let inner = Arc::get_mut(&mut c).expect("new cell");
+    inner.produces_fd = false;
+    inner.closes = fd;
+    c
+}
+
+/// Shutdown's catch-all `ASYNC_CANCEL` can stop a `CLOSE` still queued in
+/// io-wq (the close of a FUSE or NFS file) whose future was dropped: the
+/// fd was never closed, so the cell closes it when the `-ECANCELED` CQE
+/// arrives.
+#[test]
+fn abandoned_close_cancelled_before_it_ran_still_closes_the_fd() {
+    let (r, w) = pipe_fds();
+    close_cell(State::Abandoned, r).complete(-libc::ECANCELED, 0);
+    assert!(reader_closed(w), "the cancelled close leaked its fd");
+    close_fd(w);
+}
+
+/// The same cancel seen by a waiting `close()`: the fd is closed and the
+/// close reports success, as `close(2)` did.
+#[test]
+fn awaited_close_cancelled_before_it_ran_closes_the_fd_and_succeeds() {
+    let (r, w) = pipe_fds();
+    let c = close_cell(
+        State::Submitted {
+            waker: None,
+            early: None,
+        },
+        r,
+    );
+    let mut op = op_with(c.clone());
+    c.complete(-libc::ECANCELED, 0);
+    let out = Pin::new(&mut op).poll(&mut Context::from_waker(Waker::noop()));
+    assert!(matches!(out, Poll::Ready(Ok((0, ())))), "close result");
+    assert!(reader_closed(w), "the cancelled close leaked its fd");
+    close_fd(w);
+}
+
+/// A close that ran reports its own result and closes nothing twice.
+#[test]
+fn a_close_that_ran_is_not_closed_again() {
+    let (r, w) = pipe_fds();
+    close_cell(State::Abandoned, r).complete(0, 0);
+    assert!(
+        is_open(r),
+        "a close that ran must not close the number again"
+    );
     close_fd(r);
     close_fd(w);
 }
