@@ -29,6 +29,9 @@ pub enum RingRefusal {
     OutOfMemory,
     /// `EINVAL`: the kernel rejected every set of setup flags we tried.
     InvalidSetup,
+    /// `EMFILE` or `ENFILE`: the process (or the whole system) has no file
+    /// descriptor left for the ring.
+    TooManyFiles,
     /// Any other errno.
     Other,
 }
@@ -48,6 +51,7 @@ impl RingRefusal {
             libc::ENOSYS => Self::NotSupported,
             libc::ENOMEM => Self::OutOfMemory,
             libc::EINVAL => Self::InvalidSetup,
+            libc::EMFILE | libc::ENFILE => Self::TooManyFiles,
             _ => Self::Other,
         }
     }
@@ -62,6 +66,9 @@ impl RingRefusal {
                 "the kernel could not allocate the ring; raise RLIMIT_MEMLOCK (ulimit -l) or use fewer ring entries"
             }
             Self::InvalidSetup => "the kernel rejected the io_uring setup parameters",
+            Self::TooManyFiles => {
+                "no file descriptor is left for the ring (each shard needs a few); raise RLIMIT_NOFILE (ulimit -n) or close fds"
+            }
             Self::Other => "io_uring_setup failed",
         }
     }
@@ -172,6 +179,10 @@ impl From<Error> for io::Error {
                 refusal: RingRefusal::OutOfMemory,
                 ..
             } => io::ErrorKind::OutOfMemory,
+            Error::RingSetup {
+                refusal: RingRefusal::TooManyFiles,
+                ..
+            } => io::ErrorKind::Other,
             Error::KernelTooOld { .. } | Error::RingSetup { .. } => io::ErrorKind::Unsupported,
             Error::NotOnShard => io::ErrorKind::Other,
             Error::Io(e) => return io::Error::new(e.kind(), e.to_string()),

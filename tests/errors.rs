@@ -30,6 +30,47 @@ fn child_build_runtime_under_seccomp() {
     }
 }
 
+/// Child side: lower `RLIMIT_NOFILE` to the lowest free fd number, so the
+/// next fd the process asks for is refused with `EMFILE`, then try to
+/// build a runtime. Run only by the parent test below.
+#[test]
+#[ignore = "run in a child process by the fd-limit test"]
+fn child_build_runtime_without_free_fds() {
+    if std::env::var_os("RINGLANE_FD_LIMIT_CHILD").is_none() {
+        return;
+    }
+    // SAFETY: open/close of /dev/null; setrlimit with a valid struct.
+    let lowest_free = unsafe {
+        let fd = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        assert!(fd >= 0);
+        libc::close(fd);
+        fd
+    };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid struct.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
+        lim.rlim_cur = lowest_free as libc::rlim_t;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
+    }
+    match ringlane::Runtime::builder().shards(2).build() {
+        Err(e @ Error::RingSetup { .. }) => {
+            let Error::RingSetup { refusal, .. } = &e else {
+                unreachable!()
+            };
+            println!("REFUSAL={refusal:?}");
+            println!("MESSAGE={e}");
+            let io: std::io::Error = e.into();
+            println!("KIND={:?}", io.kind());
+        }
+        Err(other) => panic!("wrong error: {other:?}"),
+        Ok(_) => panic!("runtime started without a free fd"),
+    }
+}
+
 #[repr(C)]
 struct SockFilter {
     code: u16,
@@ -93,31 +134,58 @@ fn install_filter(errno: u32) {
 }
 
 fn run_child(errno: i32) -> (String, String) {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--ignored",
-            "--exact",
-            "child_build_runtime_under_seccomp",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+    let out = child("child_build_runtime_under_seccomp")
         .env("RINGLANE_SECCOMP_ERRNO", errno.to_string())
         .output()
         .unwrap();
+    let stdout = checked_stdout(&out);
+    (field(&stdout, "REFUSAL="), field(&stdout, "MESSAGE="))
+}
+
+/// This test binary, running only the ignored child test `name`.
+fn child(name: &str) -> Command {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "--ignored",
+        "--exact",
+        name,
+        "--nocapture",
+        "--test-threads=1",
+    ]);
+    cmd
+}
+
+fn checked_stdout(out: &std::process::Output) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "child failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let field = |name: &str| {
-        stdout
-            .lines()
-            .find_map(|l| l.split_once(name).map(|(_, v)| v))
-            .unwrap_or_else(|| panic!("no {name} in:\n{stdout}"))
-            .to_owned()
-    };
-    (field("REFUSAL="), field("MESSAGE="))
+    stdout
+}
+
+fn field(stdout: &str, name: &str) -> String {
+    stdout
+        .lines()
+        .find_map(|l| l.split_once(name).map(|(_, v)| v))
+        .unwrap_or_else(|| panic!("no {name} in:\n{stdout}"))
+        .to_owned()
+}
+
+/// A process out of file descriptors (`EMFILE`) is told so, with the limit
+/// to raise, not that io_uring is unsupported.
+#[test]
+fn io_uring_without_a_free_fd_emfile_is_a_clear_error() {
+    let out = child("child_build_runtime_without_free_fds")
+        .env("RINGLANE_FD_LIMIT_CHILD", "1")
+        .output()
+        .unwrap();
+    let stdout = checked_stdout(&out);
+    assert_eq!(field(&stdout, "REFUSAL="), "TooManyFiles");
+    let message = field(&stdout, "MESSAGE=");
+    assert!(message.contains("RLIMIT_NOFILE"), "{message}");
+    assert_ne!(field(&stdout, "KIND="), "Unsupported");
 }
 
 #[test]
@@ -152,6 +220,10 @@ fn every_errno_maps_to_a_refusal_and_errors_convert_to_io_errors() {
         RingRefusal::InvalidSetup
     );
     assert_eq!(RingRefusal::from_errno(libc::EIO), RingRefusal::Other);
+    assert_eq!(
+        RingRefusal::from_errno(libc::ENFILE),
+        RingRefusal::TooManyFiles
+    );
     let io: std::io::Error = Error::KernelTooOld {
         missing: "IORING_OP_MSG_RING",
     }
