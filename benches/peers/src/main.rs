@@ -15,6 +15,9 @@
 //! * **net echo**: 256 B round trips over TCP loopback (`TCP_NODELAY` on
 //!   both ends), one at a time, client and server on one thread; ratios to
 //!   ringlane.
+//! * **net stream**: 4 KiB writes over TCP loopback, one write in flight,
+//!   sender and receiver on one thread, every byte checked; throughput
+//!   (median of the rounds) and ratios to the raw floor and to ringlane.
 //!
 //! Every case runs `WARM` unrecorded operations then `N` samples per round,
 //! in `ROUNDS` rounds interleaved across cases (a fresh runtime per run);
@@ -36,6 +39,7 @@ mod fs_peers;
 mod net;
 mod net_peers;
 mod stats;
+mod stream;
 
 use std::time::{Duration, Instant};
 
@@ -48,6 +52,8 @@ const FILE_SIZE: u64 = 64 << 20;
 /// Samples per case per round, and unrecorded warm-up operations before them.
 const N: usize = 20_000;
 const WARM: usize = 2_000;
+/// Bytes per stream run (an eighth with `PEERS_N`).
+const STREAM_BYTES: usize = 256 << 20;
 /// Rounds, interleaved across cases.
 const ROUNDS: usize = 3;
 
@@ -80,7 +86,7 @@ fn main() {
          {warm} warm-up then {n} measured operations (fresh runtime per run); p50/p99/mean over \
          all rounds' samples; CPU = user+sys (getrusage, plus running threads' time since their last tick) over the measured \
          operations. Every case runs on the bench thread (ringlane: its one shard thread). \
-         Reads and echoes are checked byte for byte.",
+         Reads, echoes and streamed bytes are checked byte for byte.",
         kernel()
     );
     println!();
@@ -128,5 +134,19 @@ fn main() {
         &outcomes,
         "ringlane",
     );
+    let total = match n {
+        N => STREAM_BYTES,
+        _ => STREAM_BYTES / 8,
+    };
+    let mut outcomes: Vec<(&stream::StreamCase, Vec<stream::StreamRun>)> = stream::STREAM_CASES
+        .iter()
+        .map(|c| (c, Vec::new()))
+        .collect();
+    for _ in 0..ROUNDS {
+        for (case, runs) in &mut outcomes {
+            runs.push((case.run)(total));
+        }
+    }
+    stream::print_stream_table(total, &outcomes);
     println!("Run took {:.1} s.", start.elapsed().as_secs_f64());
 }
