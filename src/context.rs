@@ -87,8 +87,9 @@ impl ShardContext {
             let sqe = io_uring::opcode::AsyncCancel::new(target)
                 .build()
                 .user_data(user_data::CANCEL);
+            // Behind a late receive it may target (ring invariant 5).
             // SAFETY: ASYNC_CANCEL points at no user memory.
-            if unsafe { ring.push(&sqe) }.is_err() {
+            if unsafe { ring.push_after_late(&sqe) }.is_err() {
                 return; // still full: next tick
             }
             pending.pop();

@@ -393,3 +393,37 @@ fn an_op_needing_more_entries_than_the_ring_allows_is_refused_at_once() {
         "it waited for room: {took:?}"
     );
 }
+
+/// A receive's SQE waits to be issued after the tick's sends (ring
+/// invariant 5). Dropped in the same poll that queued it, before any enter,
+/// its cancel must still reach it: issued ahead of the receive, the cancel
+/// would find nothing, and the receive would sit armed on an idle socket,
+/// holding the fd (the peer never saw EOF) until shutdown.
+#[test]
+fn receive_dropped_before_its_sqe_was_issued_is_still_cancelled() {
+    let _serial = SERIAL.lock();
+    let rt = common::runtime(1);
+    let (ours, mut peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    let task = rt
+        .handle()
+        .spawn_pinned(0, async move {
+            let s = UnixStream::from_std(ours);
+            let mut read = Box::pin(s.read(vec![0u8; 64]));
+            // One poll queues the receive; dropping it requests the cancel,
+            // all before this task yields to the shard's enter.
+            let first =
+                std::future::poll_fn(|cx| std::task::Poll::Ready(read.as_mut().poll(cx))).await;
+            assert!(first.is_pending(), "nothing was written yet");
+            drop(read);
+            drop(s); // closes once the receive's final CQE is in
+        })
+        .unwrap();
+    rt.block_on(task).unwrap();
+    peer.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 8];
+    let n = peer
+        .read(&mut buf)
+        .expect("no EOF: the dropped receive still holds the socket");
+    assert_eq!(n, 0, "EOF");
+}

@@ -215,6 +215,9 @@ pub(crate) struct Op<T: Send + 'static> {
     uncancellable: bool,
     /// The op posts a result CQE and then a notification (invariant 9).
     two_cqes: bool,
+    /// A receive: its SQE joins the SQ after the batch's others (ring
+    /// invariant 5).
+    late: bool,
     /// The only shard whose ring may take the op: it names a registered
     /// file or buffer of that ring.
     bound: Option<Arc<Remote>>,
@@ -263,6 +266,7 @@ where
         untimed: false,
         uncancellable: false,
         two_cqes: false,
+        late: false,
         bound: None,
     }
 }
@@ -314,6 +318,7 @@ unsafe fn try_submit<T: Send + 'static>(
     sqe: squeue::Entry,
     timeout: Option<std::time::Duration>,
     two_cqes: bool,
+    late: bool,
     waker: &Waker,
 ) -> Submit {
     // A linked timeout is a second SQE and a second CQE (invariant 7); a
@@ -366,18 +371,31 @@ unsafe fn try_submit<T: Send + 'static>(
                 .build()
                 .user_data(timer);
             let sqes = [sqe.flags(squeue::Flags::IO_LINK), link];
+            let mut ring = cx.ring.borrow_mut();
             // SAFETY: as below; the timespec lives in `cell` too, and the
             // kernel reads it when it prepares the SQE, before the op's CQE.
-            let r = unsafe { cx.ring.borrow_mut().push_all(&sqes) };
+            let r = unsafe {
+                match late {
+                    true => ring.push_late(&sqes),
+                    false => ring.push_all(&sqes),
+                }
+            };
+            drop(ring);
             if r.is_err() {
                 cx.ops.borrow_mut().take(timer);
             }
             r
         } else {
+            let mut ring = cx.ring.borrow_mut();
             // SAFETY: every pointer in `sqe` points into the resources, which
             // stay in `cell` (kept alive by the op table) until the op's final
             // CQE is reaped (invariants 2 and 4).
-            unsafe { cx.ring.borrow_mut().push(&sqe) }
+            unsafe {
+                match late {
+                    true => ring.push_late(std::slice::from_ref(&sqe)),
+                    false => ring.push(&sqe),
+                }
+            }
         };
         match result {
             Ok(()) => {
@@ -435,7 +453,7 @@ impl<T: Send + 'static> Future for Op<T> {
             let cell = this.cell.as_mut().expect("unsubmitted ops hold their cell");
             // SAFETY: `pending` held the SQE, so this op was never pushed and
             // the op table holds no clone of its cell.
-            match unsafe { try_submit(cell, sqe, timeout, this.two_cqes, cx.waker()) } {
+            match unsafe { try_submit(cell, sqe, timeout, this.two_cqes, this.late, cx.waker()) } {
                 Submit::Done(home, user_data) => {
                     this.room.cancel();
                     this.room_timer = None;
@@ -523,6 +541,14 @@ impl<T: Send + 'static> Op<T> {
     /// with the resources (`SEND_ZC`); it completes at the notification.
     pub(crate) fn two_cqes(mut self) -> Self {
         self.two_cqes = true;
+        self
+    }
+
+    /// A receive: its SQE is issued after the other SQEs of the same batch
+    /// (ring invariant 5), so the sends queued beside it go first and a
+    /// local peer's data is there when it runs.
+    pub(crate) fn receive(mut self) -> Self {
+        self.late = true;
         self
     }
 
@@ -648,8 +674,10 @@ pub(super) fn request_cancel(home: &Arc<Remote>, target: u64) {
                 .build()
                 .user_data(user_data::CANCEL);
             let pushed = match cx.ring.try_borrow_mut() {
+                // Behind a receive it may target that is still late (ring
+                // invariant 5).
                 // SAFETY: ASYNC_CANCEL points at no user memory.
-                Ok(mut ring) => unsafe { ring.push(&sqe) }.is_ok(),
+                Ok(mut ring) => unsafe { ring.push_after_late(&sqe) }.is_ok(),
                 Err(_) => false,
             };
             if !pushed {

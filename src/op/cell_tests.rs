@@ -47,6 +47,7 @@ fn op_with(cell: Arc<OpCell<()>>) -> Op<()> {
         untimed: false,
         uncancellable: false,
         two_cqes: false,
+        late: false,
         bound: None,
     }
 }

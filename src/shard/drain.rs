@@ -157,8 +157,9 @@ impl Core {
             let mut ring = self.cx.ring.borrow_mut();
             self.cx.push_pending_cancels(&mut ring);
             if last_cancel.is_none_or(|t| t.elapsed() >= Duration::from_millis(100)) {
+                // Behind late receives (ring invariant 5).
                 // SAFETY: ASYNC_CANCEL points at no user memory.
-                let _ = unsafe { ring.push(&cancel) };
+                let _ = unsafe { ring.push_after_late(&cancel) };
                 last_cancel = Some(std::time::Instant::now());
             }
             let _ = ring.park(Some(Duration::from_millis(10)));

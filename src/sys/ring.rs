@@ -16,6 +16,14 @@
 //!    deferred work before it sleeps, so nothing is missed by ignoring the
 //!    flag there. (Treating it as work once made an idle shard spin at 100%
 //!    CPU: `idle_shard_with_a_stale_taskrun_flag_sleeps`.)
+//! 5. *Late* SQEs (receives) wait in `late` and join the SQ just before the
+//!    next enter, behind every SQE pushed the usual way in the meantime: a
+//!    receive is then issued after the sends of the same batch, and finds
+//!    the data a local peer's send just delivered instead of arming a poll.
+//!    Room in the SQ is reserved for them when they are queued, so the move
+//!    cannot fail. A cancel ([`push_after_late`](Ring::push_after_late))
+//!    first moves them, so it always follows a receive it may target and
+//!    precedes whatever is pushed after it (a peer's send, say).
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -73,6 +81,8 @@ pub(crate) struct Ring {
     /// The registered index when `registered`, else the raw ring fd.
     enter_fd: i32,
     registered: bool,
+    /// SQEs queued to go in last (invariant 5), in order.
+    late: Vec<squeue::Entry>,
     /// `!Send`: a registered ring fd is an index into the registering
     /// thread's own table, so a `Ring` must be used and dropped there.
     _own_thread: std::marker::PhantomData<*const ()>,
@@ -143,14 +153,19 @@ impl Ring {
             uring,
             enter_fd,
             registered,
+            late: Vec::new(),
             _own_thread: std::marker::PhantomData,
         })
     }
 
-    /// Whether `n` more SQEs fit without a submit.
+    /// Whether `n` more SQEs fit without a submit (late ones count).
     pub(crate) fn sq_has_room_for(&mut self, n: usize) -> bool {
+        self.room() >= n
+    }
+
+    fn room(&mut self) -> usize {
         let sq = self.uring.submission();
-        sq.capacity() - sq.len() >= n
+        (sq.capacity() - sq.len()).saturating_sub(self.late.len())
     }
 
     /// Queues SQEs that must sit next to each other (an `IO_LINK` chain):
@@ -160,12 +175,43 @@ impl Ring {
     ///
     /// As [`push`](Self::push), for every entry.
     pub(crate) unsafe fn push_all(&mut self, sqes: &[squeue::Entry]) -> io::Result<()> {
-        for _ in 0..2 {
-            // SAFETY: the caller guarantees every SQE's resources outlive its completion.
-            if unsafe { self.uring.submission().push_multiple(sqes) }.is_ok() {
-                return Ok(());
+        // SAFETY: the caller's contract.
+        unsafe { self.push_group(sqes, false) }
+    }
+
+    /// Queues SQEs (all or none, kept together) to join the SQ last, just
+    /// before the next enter (invariant 5).
+    ///
+    /// # Safety
+    ///
+    /// As [`push`](Self::push), for every entry.
+    pub(crate) unsafe fn push_late(&mut self, sqes: &[squeue::Entry]) -> io::Result<()> {
+        // SAFETY: the caller's contract.
+        unsafe { self.push_group(sqes, true) }
+    }
+
+    /// Queues `sqes` now or late, submitting first if the SQ (with the late
+    /// SQEs' reserved room) is full.
+    ///
+    /// # Safety
+    ///
+    /// As [`push`](Self::push), for every entry.
+    unsafe fn push_group(&mut self, sqes: &[squeue::Entry], late: bool) -> io::Result<()> {
+        for attempt in 0..3 {
+            if self.room() >= sqes.len() {
+                if late {
+                    self.late.extend_from_slice(sqes);
+                    return Ok(());
+                }
+                // SAFETY: the caller guarantees every SQE's resources outlive
+                // its completion; the room was just checked.
+                if unsafe { self.uring.submission().push_multiple(sqes) }.is_ok() {
+                    return Ok(());
+                }
             }
-            self.enter(0, None)?;
+            if attempt < 2 {
+                self.enter(0, None)?;
+            }
         }
         Err(io::ErrorKind::WouldBlock.into())
     }
@@ -195,14 +241,33 @@ impl Ring {
     /// kernel can refuse SQEs while completions wait to be reaped); the
     /// caller retries on a later tick or falls back.
     pub(crate) unsafe fn push(&mut self, sqe: &squeue::Entry) -> io::Result<()> {
-        for _ in 0..2 {
-            // SAFETY: the caller guarantees the SQE's resources outlive its completion.
-            if unsafe { self.uring.submission().push(sqe) }.is_ok() {
-                return Ok(());
-            }
-            self.enter(0, None)?;
+        // SAFETY: the caller's contract.
+        unsafe { self.push_group(std::slice::from_ref(sqe), false) }
+    }
+
+    /// Queues `sqe` behind the late SQEs, moving them into the SQ first: for
+    /// cancels, which must reach a late receive after it was issued and
+    /// before anything pushed later (invariant 5).
+    ///
+    /// # Safety
+    ///
+    /// As [`push`](Self::push).
+    pub(crate) unsafe fn push_after_late(&mut self, sqe: &squeue::Entry) -> io::Result<()> {
+        self.flush_late();
+        // SAFETY: the caller's contract.
+        unsafe { self.push(sqe) }
+    }
+
+    /// Moves the late SQEs into the SQ, behind everything else (invariant 5).
+    fn flush_late(&mut self) {
+        if self.late.is_empty() {
+            return;
         }
-        Err(io::ErrorKind::WouldBlock.into())
+        // SAFETY: each was queued by `push_late`, whose callers carry the
+        // same proof as `push`'s; their room was reserved then.
+        if unsafe { self.uring.submission().push_multiple(&self.late) }.is_ok() {
+            self.late.clear();
+        }
     }
 
     /// Submits pending SQEs and runs deferred completions without blocking.
@@ -218,7 +283,7 @@ impl Ring {
     /// Whether entering the kernel would submit or reap anything.
     pub(crate) fn needs_enter(&mut self) -> bool {
         let sq = self.uring.submission();
-        !sq.is_empty() || sq.taskrun() || sq.cq_overflow()
+        !sq.is_empty() || !self.late.is_empty() || sq.taskrun() || sq.cq_overflow()
     }
 
     /// Whether completions wait to be reaped: CQEs in the CQ or an
@@ -253,6 +318,7 @@ impl Ring {
     }
 
     fn enter(&mut self, want: u32, timeout: Option<Duration>) -> io::Result<()> {
+        self.flush_late();
         let to_submit = self.uring.submission().len() as u32;
         let ts = timeout.map(|d| KernelTimespec {
             tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
@@ -357,5 +423,83 @@ impl Drop for Ring {
             // Registered ring fds are a per-thread table of 16: give ours back.
             let _ = unregister_ring_fd(self.uring.as_raw_fd(), self.enter_fd as u32);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use io_uring::opcode;
+
+    fn nop(tag: u64) -> squeue::Entry {
+        opcode::Nop::new().build().user_data(tag)
+    }
+
+    fn ring() -> Ring {
+        let features =
+            super::super::probe::probe_features(8, true).expect("io_uring on this machine");
+        Ring::new(8, &features).expect("ring")
+    }
+
+    /// A receive queued before a send of the same batch is issued after it
+    /// (invariant 5); NOPs complete inline, in issue order.
+    #[test]
+    fn late_sqes_are_issued_after_the_batchs_other_sqes() {
+        let mut ring = ring();
+        // SAFETY: NOPs point at no memory.
+        unsafe {
+            ring.push_late(&[nop(1)]).unwrap();
+            ring.push(&nop(2)).unwrap();
+            ring.push_late(&[nop(3)]).unwrap();
+            ring.push(&nop(4)).unwrap();
+        }
+        ring.submit().unwrap();
+        let mut got = Vec::new();
+        ring.reap(&mut got);
+        let order: Vec<u64> = got.iter().map(|c| c.user_data).collect();
+        assert_eq!(order, [2, 4, 1, 3]);
+    }
+
+    /// Late SQEs hold their SQ room: the SQ never takes more than it has,
+    /// and a full one is submitted (late SQEs included) to make room.
+    #[test]
+    fn late_sqes_reserve_their_room_in_the_sq() {
+        let mut ring = ring();
+        let capacity = ring.uring.submission().capacity();
+        for tag in 0..capacity as u64 {
+            // SAFETY: NOPs point at no memory.
+            unsafe { ring.push_late(&[nop(tag)]).unwrap() };
+        }
+        assert!(!ring.sq_has_room_for(1), "late SQEs count");
+        // SAFETY: as above.
+        unsafe { ring.push(&nop(99)).unwrap() }; // submits the late ones first
+        assert!(ring.late.is_empty());
+        ring.submit().unwrap();
+        let mut got = Vec::new();
+        ring.reap(&mut got);
+        let order: Vec<u64> = got.iter().map(|c| c.user_data).collect();
+        let mut want: Vec<u64> = (0..capacity as u64).collect();
+        want.push(99);
+        assert_eq!(order, want);
+    }
+
+    /// A cancel follows a late receive it may target, and precedes what is
+    /// pushed after it (invariant 5).
+    #[test]
+    fn a_cancel_goes_after_the_late_sqes_and_before_later_ones() {
+        let mut ring = ring();
+        // SAFETY: NOPs point at no memory.
+        unsafe {
+            ring.push(&nop(1)).unwrap();
+            ring.push_late(&[nop(2)]).unwrap();
+            ring.push_after_late(&nop(3)).unwrap();
+            ring.push(&nop(4)).unwrap();
+            ring.push_late(&[nop(5)]).unwrap();
+        }
+        ring.submit().unwrap();
+        let mut got = Vec::new();
+        ring.reap(&mut got);
+        let order: Vec<u64> = got.iter().map(|c| c.user_data).collect();
+        assert_eq!(order, [1, 2, 3, 4, 5]);
     }
 }

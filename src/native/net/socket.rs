@@ -55,6 +55,16 @@ fn len_u32(len: usize) -> u32 {
     u32::try_from(len).unwrap_or(u32::MAX)
 }
 
+/// How a buffer op is submitted.
+#[derive(Clone, Copy)]
+enum Shape {
+    Send,
+    /// Issued after the batch's sends (ring invariant 5).
+    Receive,
+    /// `SEND_ZC`: a result CQE, then a notification.
+    ZeroCopySend,
+}
+
 impl Socket {
     pub(crate) fn from_owned(fd: OwnedFd) -> Self {
         Self { fd: Arc::new(fd) }
@@ -144,7 +154,7 @@ impl Socket {
         buf: B,
         len: usize,
         build: F,
-        two_cqes: bool,
+        shape: Shape,
     ) -> (io::Result<usize>, B)
     where
         B: Send + 'static,
@@ -159,7 +169,11 @@ impl Socket {
             _fd: self.fd.clone(),
         };
         let op = op::submit(res, false, move |r| build(fd, &mut r.buf, len_u32(len)));
-        let op = if two_cqes { op.two_cqes() } else { op };
+        let op = match shape {
+            Shape::Send => op,
+            Shape::Receive => op.receive(),
+            Shape::ZeroCopySend => op.two_cqes(),
+        };
         match op.await {
             Ok((n, r)) => (os_result(n), r.buf),
             Err((e, r)) => (Err(e), r.buf),
@@ -170,7 +184,7 @@ impl Socket {
     pub(crate) async fn recv<B: IoBufMut>(&self, buf: B) -> (io::Result<usize>, B) {
         let total = buf.bytes_total();
         let build = |fd, buf: &mut B, len| opcode::Recv::new(fd, buf.stable_mut_ptr(), len).build();
-        let (n, mut buf) = self.buf_op(buf, total, build, false).await;
+        let (n, mut buf) = self.buf_op(buf, total, build, Shape::Receive).await;
         if let Ok(n) = n {
             // SAFETY: the kernel initialized the first `n` bytes.
             unsafe { buf.set_init(n) };
@@ -189,7 +203,7 @@ impl Socket {
                 .flags(libc::MSG_NOSIGNAL)
                 .build()
         };
-        self.buf_op(buf, len, build, false).await
+        self.buf_op(buf, len, build, Shape::Send).await
     }
 
     /// Zero-copy send (`IORING_OP_SEND_ZC`): the kernel sends from the
@@ -202,7 +216,7 @@ impl Socket {
                 .flags(libc::MSG_NOSIGNAL)
                 .build()
         };
-        self.buf_op(buf, len, build, true).await
+        self.buf_op(buf, len, build, Shape::ZeroCopySend).await
     }
 
     /// Sends the buffer's initialized bytes; returns how many were sent.
@@ -286,6 +300,7 @@ impl Socket {
                 opcode::RecvMsg::new(fd, &mut r.msg).build()
             }
         });
+        let op = if sending { op } else { op.receive() };
         match op.await {
             Ok((n, mut r)) => {
                 let n = os_result(n);
