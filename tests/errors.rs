@@ -17,6 +17,12 @@ fn child_build_runtime_under_seccomp() {
         .parse()
         .unwrap();
     install_filter(errno);
+    report_build_refusal("io_uring_setup is forbidden");
+}
+
+/// Child side: builds a runtime, which must fail with `RingSetup`, and
+/// prints the refusal, the message and the `io::Error` kind it converts to.
+fn report_build_refusal(why: &str) {
     match ringlane::Runtime::builder().shards(2).build() {
         Err(e @ Error::RingSetup { .. }) => {
             let Error::RingSetup { refusal, .. } = &e else {
@@ -24,9 +30,11 @@ fn child_build_runtime_under_seccomp() {
             };
             println!("REFUSAL={refusal:?}");
             println!("MESSAGE={e}");
+            let io: std::io::Error = e.into();
+            println!("KIND={:?}", io.kind());
         }
         Err(other) => panic!("wrong error: {other:?}"),
-        Ok(_) => panic!("runtime started although io_uring_setup is forbidden"),
+        Ok(_) => panic!("runtime started although {why}"),
     }
 }
 
@@ -56,19 +64,7 @@ fn child_build_runtime_without_free_fds() {
         lim.rlim_cur = lowest_free as libc::rlim_t;
         assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
     }
-    match ringlane::Runtime::builder().shards(2).build() {
-        Err(e @ Error::RingSetup { .. }) => {
-            let Error::RingSetup { refusal, .. } = &e else {
-                unreachable!()
-            };
-            println!("REFUSAL={refusal:?}");
-            println!("MESSAGE={e}");
-            let io: std::io::Error = e.into();
-            println!("KIND={:?}", io.kind());
-        }
-        Err(other) => panic!("wrong error: {other:?}"),
-        Ok(_) => panic!("runtime started without a free fd"),
-    }
+    report_build_refusal("no fd is free");
 }
 
 #[repr(C)]
