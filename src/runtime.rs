@@ -173,6 +173,9 @@ impl Runtime {
     /// and joins the shard threads. Called from a task on one of its own
     /// shards, it cancels at once whatever `timeout` says: that shard is
     /// blocked in the call, so its tasks could not use the grace period.
+    /// That shard is not waited for (it exits once the call returns), nor,
+    /// when the caller is a stealable task that moved, the shard that first
+    /// ran it, which exits once the task ends.
     ///
     /// # Examples
     ///
@@ -215,14 +218,25 @@ impl Runtime {
         for remote in shared.remotes.iter() {
             remote.ring_eventfd();
         }
-        // A shard dropping its own runtime cannot wait for itself.
+        // A shard dropping its own runtime cannot wait for itself, nor for
+        // the shard whose registry holds the stealable task making the call
+        // (that shard exits only once the task has ended). Both exit on their
+        // own once the call returns; their threads are detached.
         let own =
             context::with_current(|cx| (cx.shared.id == shared.id).then_some(cx.index)).flatten();
+        let caller_home = own.and_then(|_| {
+            let home = crate::executor::polling_stealable_home();
+            shared
+                .remotes
+                .iter()
+                .position(|r| std::ptr::eq(Arc::as_ptr(r), home))
+        });
+        let unwaited = |index: usize| Some(index) == own || Some(index) == caller_home;
         let wait_until = deadline.checked_add(EXIT_GRACE).unwrap_or(deadline);
         let mut report = ShutdownReport::default();
         let mut exited = vec![false; shared.remotes.len()];
-        let expected = shared.remotes.len() - usize::from(own.is_some());
-        for _ in 0..expected {
+        let waited = |exited: &[bool]| (0..exited.len()).all(|i| exited[i] || unwaited(i));
+        while !waited(&exited) {
             let left = wait_until.saturating_duration_since(Instant::now());
             match started.exits.recv_timeout(left) {
                 Ok(exit) => {
@@ -235,7 +249,7 @@ impl Runtime {
         for (index, thread) in started.threads.into_iter().enumerate() {
             if exited[index] {
                 let _ = thread.join();
-            } else if Some(index) != own {
+            } else if !unwaited(index) {
                 report.stuck_shards.push(index);
             }
         }

@@ -394,3 +394,76 @@ fn a_shutdown_called_on_its_own_shard_does_not_wait_out_its_timeout() {
     assert!(took < Duration::from_secs(3), "took {took:?}");
     assert!(report.stuck_shards.is_empty(), "{report:?}");
 }
+
+/// A stealable task first polled on shard `home`, then moved to the other
+/// shard, drops the runtime there. `home` keeps the task in its registry
+/// and cannot exit before the task ends, which it cannot do while the drop
+/// waits: the drop waited out its 5 s grace and reported `home` stuck. It
+/// must return promptly, like a drop from a task that never moved.
+#[test]
+fn runtime_dropped_in_a_stealable_task_that_moved_returns_promptly() {
+    let rt = common::runtime(2);
+    let slot = Arc::new(parking_lot::Mutex::new(None::<ringlane::Runtime>));
+    let proceed = Arc::new(AtomicBool::new(false));
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+    let (home_tx, home_rx) = std::sync::mpsc::channel::<usize>();
+    let (moved_tx, moved_rx) = std::sync::mpsc::channel::<()>();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let (s, p) = (slot.clone(), proceed.clone());
+    drop(
+        rt.handle()
+            .spawn_stealable(async move {
+                let home = ringlane::current_shard().unwrap();
+                home_tx.send(home).unwrap();
+                go_rx.await.unwrap(); // woken from a plain thread while `home` is blocked
+                let here = ringlane::current_shard().unwrap();
+                moved_tx.send(()).unwrap();
+                // Hold this shard (no yield, so no move back) until the
+                // runtime is ours.
+                let deadline = Instant::now() + Duration::from_secs(20);
+                while !p.load(Ordering::Acquire) && Instant::now() < deadline {
+                    std::hint::spin_loop();
+                }
+                let rt = s.lock().take().expect("the runtime was handed over");
+                let t = Instant::now();
+                drop(rt);
+                done_tx.send((home, here, t.elapsed())).unwrap();
+            })
+            .unwrap(),
+    );
+    let home = home_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    // Block `home` (a spinning pinned task), and know that it spins.
+    let (spinning, release) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let (sp, rl) = (spinning.clone(), release.clone());
+    let blocker = rt
+        .handle()
+        .spawn_pinned(home, async move {
+            sp.store(true, Ordering::Release);
+            while !rl.load(Ordering::Acquire) {
+                std::hint::spin_loop();
+            }
+        })
+        .unwrap();
+    while !spinning.load(Ordering::Acquire) {
+        std::thread::yield_now();
+    }
+    go_tx.send(()).unwrap(); // only the other shard can take the task now
+    moved_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the woken task never ran");
+    release.store(true, Ordering::Release);
+    rt.block_on(blocker).unwrap();
+    *slot.lock() = Some(rt);
+    proceed.store(true, Ordering::Release);
+    let (first, moved_to, took) = done_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the task never dropped the runtime");
+    assert_ne!(
+        first, moved_to,
+        "the task did not move: the test proves nothing"
+    );
+    assert!(took < Duration::from_secs(2), "the drop took {took:?}");
+}

@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use join::{JoinError, JoinHandle};
 pub(crate) use registry::TaskRegistry;
+pub(crate) use tracked::polling_stealable_home;
 
 use on_shard::BuildOnShard;
 use tracked::Tracked;

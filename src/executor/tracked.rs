@@ -55,6 +55,36 @@ unsafe impl Send for TaskMetaPtr {}
 // SAFETY: as above.
 unsafe impl Sync for TaskMetaPtr {}
 
+thread_local! {
+    /// The registry home of the stealable task being polled on this thread
+    /// (null: none): a shutdown called from inside such a task cannot wait
+    /// for that shard, which waits for the task to end.
+    static POLLING_STEALABLE_HOME: std::cell::Cell<*const Remote> =
+        const { std::cell::Cell::new(std::ptr::null()) };
+}
+
+/// The address of the `Remote` of the shard whose registry holds the
+/// stealable task being polled on this thread, if one is: compared, never
+/// dereferenced.
+pub(crate) fn polling_stealable_home() -> *const Remote {
+    POLLING_STEALABLE_HOME.with(std::cell::Cell::get)
+}
+
+/// Restores the previous `POLLING_STEALABLE_HOME` (also on unwind).
+struct PollingHome(*const Remote);
+
+impl PollingHome {
+    fn enter(home: *const Remote) -> Self {
+        Self(POLLING_STEALABLE_HOME.with(|h| h.replace(home)))
+    }
+}
+
+impl Drop for PollingHome {
+    fn drop(&mut self) {
+        POLLING_STEALABLE_HOME.with(|h| h.set(self.0));
+    }
+}
+
 /// Where a task is registered (task invariant 2).
 enum Registration {
     /// Not polled yet; `stealable` says which registry it will join.
@@ -132,6 +162,10 @@ impl<F: Future> Future for Tracked<F> {
         if unsafe { this.meta.0.as_ref() }.is_aborted() {
             return Poll::Ready(Outcome::new(Err(JoinError::cancelled())));
         }
+        let _home = match &this.registration {
+            Registration::Stealable { home, .. } => Some(PollingHome::enter(Arc::as_ptr(home))),
+            _ => None,
+        };
         // SAFETY: see above; `future` stays where it is for the task's life.
         let future = unsafe { Pin::new_unchecked(&mut *this.future) };
         match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
