@@ -10,13 +10,13 @@
 //!    the end of that shard's tick and sent as an `IORING_OP_MSG_RING` from
 //!    its ring; from a thread that owns no ring it is an eventfd write.
 
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 
-use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::task::Waker;
 
 use crossbeam_deque::{Injector, Steal};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use slab::Slab;
 
 use super::doorbell::DoorbellState;
@@ -42,11 +42,16 @@ pub(crate) struct Remote {
     queue: Injector<Envelope>,
     pub(crate) doorbell: DoorbellState,
     gate: SpawnGate,
-    eventfd: EventFd,
-    /// A duplicate of the shard's ring fd: it keeps the ring file alive (so
-    /// the fd number is never reused under a sender's MSG_RING) for as long
-    /// as anyone can still ring it.
-    ring_fd: OwnedFd,
+    /// Written (rung) by any thread under the read lock; closed under the
+    /// write lock once every shard of the runtime has exited
+    /// ([`release_fds`](Self::release_fds)), so a kept `Handle` or waker
+    /// holds no fd.
+    eventfd: RwLock<Option<EventFd>>,
+    /// A duplicate of the shard's ring fd (-1 once released): it keeps the
+    /// ring file alive, so the fd number is never reused under a MSG_RING
+    /// another shard of this runtime pushed. Only shards of this runtime
+    /// read it, so it is closed when the last of them has exited.
+    ring_fd: AtomicI32,
     pub(crate) stats: Counters,
     /// Stealable tasks first polled on this shard. A `Mutex`, unlike the
     /// pinned registry, because a stolen task is dropped on another shard.
@@ -76,8 +81,8 @@ impl Remote {
             queue: Injector::new(),
             doorbell: DoorbellState::new(),
             gate: SpawnGate::default(),
-            eventfd,
-            ring_fd,
+            eventfd: RwLock::new(Some(eventfd)),
+            ring_fd: AtomicI32::new(ring_fd.into_raw_fd()),
             stats: Counters::default(),
             stealable_tasks: Mutex::new(Slab::new()),
             preferred: Injector::new(),
@@ -90,12 +95,27 @@ impl Remote {
 
     /// The target fd for MSG_RING doorbells.
     pub(crate) fn ring_fd(&self) -> RawFd {
-        self.ring_fd.as_raw_fd()
+        self.ring_fd.load(Ordering::Relaxed)
     }
 
-    /// The eventfd this shard keeps a read armed on.
-    pub(crate) fn eventfd(&self) -> &EventFd {
-        &self.eventfd
+    /// The eventfd this shard keeps a read armed on (open while the shard
+    /// runs).
+    pub(crate) fn eventfd_fd(&self) -> Option<RawFd> {
+        self.eventfd.read().as_ref().map(AsRawFd::as_raw_fd)
+    }
+
+    /// Closes the ring fd duplicate and the eventfd. Called once every
+    /// shard of the runtime has exited: no shard can push a MSG_RING naming
+    /// the ring fd any more, and an eventfd write racing the close either
+    /// finished before it (under the read lock) or finds it gone.
+    pub(crate) fn release_fds(&self) {
+        let fd = self.ring_fd.swap(-1, Ordering::AcqRel);
+        if fd >= 0 {
+            // SAFETY: the duplicate was ours alone; the swap hands it to
+            // exactly one caller.
+            drop(unsafe { OwnedFd::from_raw_fd(fd) });
+        }
+        drop(self.eventfd.write().take());
     }
 
     /// Whether the calling thread is this shard.
@@ -211,7 +231,9 @@ impl Remote {
     pub(crate) fn ring_eventfd(&self) {
         // An eventfd write fails only if the counter would overflow, which
         // needs 2^64 unread doorbells; the shard reads it on every wake-up.
-        let _ = self.eventfd.notify();
+        if let Some(eventfd) = &*self.eventfd.read() {
+            let _ = eventfd.notify();
+        }
     }
 
     /// Takes the next envelope, if any.
@@ -238,5 +260,11 @@ impl Remote {
     /// Closes the spawn gate and waits for spawners already inside it.
     pub(crate) fn close_gate(&self) {
         self.gate.close();
+    }
+}
+
+impl Drop for Remote {
+    fn drop(&mut self) {
+        self.release_fds();
     }
 }

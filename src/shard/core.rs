@@ -16,7 +16,6 @@
 use std::cell::{Cell, RefCell, UnsafeCell};
 use std::collections::VecDeque;
 use std::mem::ManuallyDrop;
-use std::os::fd::AsRawFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::task::Waker;
@@ -366,7 +365,9 @@ impl Core {
         if super::tests::refuse_eventfd_arm(&self.cx) {
             return;
         }
-        let fd = self.cx.remote.eventfd().as_raw_fd();
+        let Some(fd) = self.cx.remote.eventfd_fd() else {
+            return; // released: every shard has exited (cannot happen while we run)
+        };
         let sqe = opcode::Read::new(types::Fd(fd), self.eventfd_buf.get().cast(), 8)
             .build()
             .user_data(user_data::EVENTFD_READ);

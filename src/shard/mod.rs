@@ -210,7 +210,7 @@ fn shard_main(
     let tokio = shared.config.tokio.clone();
     let _tokio_guard = tokio.as_ref().map(tokio::runtime::Handle::enter);
     let run = catch_unwind(AssertUnwindSafe(|| {
-        core::Core::new(index, shared, ring, deque).run()
+        core::Core::new(index, shared.clone(), ring, deque).run()
     }));
     let Ok(unfinished) = run else {
         // The loop contains every panic of user code; one escaping it is a
@@ -219,5 +219,8 @@ fn shard_main(
         eprintln!("ringlane: shard {index} panicked in the runtime itself; aborting the process");
         std::process::abort();
     };
+    // The ring is dropped (the core with it): the last shard out closes
+    // the fds every `Remote` still holds.
+    shared.shard_exited();
     let _ = exits.send(ShardExit { index, unfinished });
 }

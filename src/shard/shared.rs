@@ -57,6 +57,9 @@ pub(crate) struct Shared {
     /// Rotates which parked shard a push wakes, and `Placement::RoundRobin`.
     pub(crate) next_wake: AtomicUsize,
     pub(crate) next_round_robin: AtomicUsize,
+    /// Shards whose loop has not ended yet; the last one to end releases
+    /// every shard's fds (`Remote::release_fds`).
+    live_shards: AtomicUsize,
 }
 
 impl Shared {
@@ -67,6 +70,7 @@ impl Shared {
         features: RingFeatures,
         config: Config,
     ) -> Self {
+        let shards = remotes.len();
         Self {
             id,
             remotes,
@@ -78,6 +82,7 @@ impl Shared {
             injector_gate: SpawnGate::default(),
             stealers,
             searching: AtomicUsize::new(0),
+            live_shards: AtomicUsize::new(shards),
             next_wake: AtomicUsize::new(0),
             next_round_robin: AtomicUsize::new(0),
         }
@@ -89,6 +94,17 @@ impl Shared {
             shard,
             shards: self.remotes.len(),
         })
+    }
+
+    /// Called by each shard once its loop has ended and its ring is
+    /// released; the last one closes every shard's ring fd duplicate and
+    /// eventfd, which a kept `Handle` would otherwise hold open.
+    pub(crate) fn shard_exited(&self) {
+        if self.live_shards.fetch_sub(1, Ordering::AcqRel) == 1 {
+            for remote in self.remotes.iter() {
+                remote.release_fds();
+            }
+        }
     }
 
     pub(crate) fn is_shutting_down(&self) -> bool {
