@@ -4,6 +4,9 @@
 //! shard's mailbox); the pipe's next bytes must reach the next read, not
 //! the cancelled one.
 //!
+//! Also an open dropped while the kernel still works on it: the fd it
+//! opens late is closed by the runtime.
+//!
 //! No sleeps: the drop's cancel and a task spawned on the shard afterwards
 //! go through the same FIFO mailbox, so the cancel's SQE is in the ring
 //! before the task's write, and the kernel issues them in that order.
@@ -11,6 +14,7 @@
 mod common;
 
 use std::future::Future;
+use std::os::unix::fs::OpenOptionsExt;
 use std::pin::Pin;
 use std::task::Poll;
 
@@ -129,4 +133,162 @@ fn a_close_dropped_while_waiting_for_room_closes_the_fd() {
         before,
         "the dropped close leaked its fd"
     );
+}
+
+/// A FIFO made in a fresh directory (removed with the guard).
+struct Fifo {
+    dir: std::path::PathBuf,
+    path: std::path::PathBuf,
+}
+
+impl Fifo {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("ringlane-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        let path = dir.join("fifo");
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        Self { dir, path }
+    }
+}
+
+impl Drop for Fifo {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Opening a FIFO for writing waits for a reader, as `open(2)` does.
+/// io_uring's first, non-blocking attempt fails with `ENXIO` when no
+/// reader is there yet, and the kernel hands that back: ringlane opens
+/// again in io-wq, where the open may block.
+#[test]
+fn a_fifo_opened_for_writing_waits_for_its_reader() {
+    use std::io::Read;
+    let _serial = SERIAL.lock();
+    let rt = common::runtime(1);
+    let fifo = Fifo::new("fifo-open");
+    let path = fifo.path.clone();
+    let (polled_tx, polled) = std::sync::mpsc::channel::<u64>();
+    let writer = rt
+        .handle()
+        .spawn_pinned(0, async move {
+            let options = ringlane::native::fs::OpenOptions::new().write(true);
+            let mut open = std::pin::pin!(options.open(path));
+            let first = std::future::poll_fn(|cx| Poll::Ready(open.as_mut().poll(cx))).await;
+            assert!(
+                first.is_pending(),
+                "the open is submitted at the next enter"
+            );
+            let h = ringlane::Handle::current().unwrap();
+            polled_tx.send(h.shard_stats(0).unwrap().parks).unwrap();
+            let f = open.await?;
+            f.write_all_at(b"hello".to_vec(), 0).await.0?;
+            Ok::<_, std::io::Error>(())
+        })
+        .unwrap();
+    // The next park's enter submits the open and returns with its first
+    // attempt's CQE: once it has, the open was tried with no reader.
+    let parks = polled
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while rt.handle().shard_stats(0).unwrap().parks <= parks {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the shard never parked"
+        );
+        std::thread::yield_now();
+    }
+    // Not blocking: with no writer, a blocking open would wait forever.
+    let mut reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo.path)
+        .unwrap();
+    rt.block_on(writer)
+        .unwrap()
+        .expect("the open did not wait for the reader");
+    let mut got = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let mut buf = [0u8; 16];
+        match reader.read(&mut buf) {
+            Ok(0) => break, // the writer closed
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the writer never closed"
+                );
+                std::thread::yield_now();
+            }
+            Err(e) => panic!("reading the FIFO: {e}"),
+        }
+    }
+    assert_eq!(got, b"hello");
+}
+
+/// An `open` of a FIFO for writing blocks (in io-wq) until a reader opens
+/// the other end. Its future is dropped while it blocks; a reader then
+/// opens the FIFO. Whether the cancel stopped the open or the open
+/// completed late, no writer may stay open (the reader sees EOF once the
+/// late fd is closed) and no fd may leak.
+#[test]
+fn dropped_open_in_flight_leaves_no_late_fd_open() {
+    use std::io::Read;
+    let _serial = SERIAL.lock();
+    let rt = common::runtime(1);
+    let before = common::fd_count();
+    let fifo = Fifo::new("fifo-drop");
+    let path = fifo.path.clone();
+    let (drop_tx, drop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = rt
+        .handle()
+        .spawn_pinned(0, async move {
+            let options = ringlane::native::fs::OpenOptions::new().write(true);
+            let mut open = Box::pin(options.open(path));
+            let mut drop_rx = std::pin::pin!(drop_rx);
+            // Poll the open until told to drop it; it must stay pending.
+            std::future::poll_fn(|cx| {
+                if let Poll::Ready(r) = open.as_mut().poll(cx) {
+                    panic!("the open ended with no reader: {:?}", r.map(drop));
+                }
+                drop_rx.as_mut().poll(cx).map(drop)
+            })
+            .await;
+            drop(open);
+        })
+        .unwrap();
+    // The open blocks in io-wq and the shard sleeps.
+    common::until_parked(&rt.handle(), 0);
+    drop_tx.send(()).unwrap();
+    rt.block_on(task).unwrap();
+    // A reader now. Opened without blocking, it succeeds whether or not a
+    // writer exists; a late writer fd that the runtime closed shows as EOF.
+    let mut reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo.path)
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut byte = [0u8; 1];
+    loop {
+        match reader.read(&mut byte) {
+            Ok(0) => break, // no writer (any more): EOF
+            Ok(_) => panic!("nobody wrote to the FIFO"),
+            // A writer is still open: the late fd has not been closed yet.
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => assert!(
+                std::time::Instant::now() < deadline,
+                "the late fd of the dropped open is still open"
+            ),
+            Err(e) => panic!("reading the FIFO: {e}"),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    drop((reader, fifo));
+    assert_eq!(common::fd_count(), before, "an fd leaked");
+    drop(rt);
 }

@@ -3,7 +3,7 @@
 use std::io;
 use std::path::Path;
 
-use io_uring::{opcode, types};
+use io_uring::{opcode, squeue, types};
 
 use super::File;
 use crate::op;
@@ -211,18 +211,41 @@ impl OpenOptions {
     pub async fn open(&self, path: impl AsRef<Path>) -> io::Result<File> {
         let flags = self.flags()?;
         let path = super::path::c_path(path.as_ref())?;
-        let mode = self.mode;
-        let op = op::submit(path, true, move |path| {
-            opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), path.as_ptr())
-                .flags(flags)
-                .mode(mode)
-                .build()
-        });
-        let (result, _path) = op.await.map_err(|(e, _)| e)?;
+        let (mut result, path) = open_at(path, flags, self.mode, false).await?;
+        if result == -libc::ENXIO && flags & libc::O_NONBLOCK == 0 {
+            // io_uring first tries the open without blocking, with
+            // O_NONBLOCK, and hands back that attempt's ENXIO instead of
+            // retrying: a FIFO opened for writing before it has a reader.
+            // open(2) would wait for the reader, so the open runs again in
+            // io-wq, where it may block (a real ENXIO comes back the same).
+            result = open_at(path, flags, self.mode, true).await?.0;
+        }
         if result < 0 {
             return Err(io::Error::from_raw_os_error(-result));
         }
         // SAFETY: a non-negative OPENAT result is a new fd that we own.
         Ok(unsafe { File::from_raw_fd_owned(result) })
     }
+}
+
+/// One `IORING_OP_OPENAT` of `path` (relative to the working directory);
+/// `blocking` sends it straight to io-wq (`IOSQE_ASYNC`). Gives the path
+/// back with the raw result.
+async fn open_at(
+    path: std::ffi::CString,
+    flags: i32,
+    mode: u32,
+    blocking: bool,
+) -> io::Result<(i32, std::ffi::CString)> {
+    let op = op::submit(path, true, move |path| {
+        let sqe = opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), path.as_ptr())
+            .flags(flags)
+            .mode(mode)
+            .build();
+        match blocking {
+            true => sqe.flags(squeue::Flags::ASYNC),
+            false => sqe,
+        }
+    });
+    op.await.map_err(|(e, _)| e)
 }
