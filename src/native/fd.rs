@@ -50,10 +50,9 @@ pub(crate) async fn close_shared(fd: Arc<OwnedFd>) -> io::Result<()> {
         opcode::Close::new(types::Fd(fd)).build()
     });
     // Cancelling a close queued in io-wq would leak the fd: it always runs
-    // (and if the shutdown's catch-all cancel stops it, the cell closes the
-    // fd itself).
+    // (shutdown's cancels skip it too).
     let mut closing = Closing {
-        op: op.closing(raw),
+        op: op.uncancellable(),
         raw,
         resolved: false,
     };

@@ -30,6 +30,12 @@ pub(crate) trait Completable: Send + Sync {
     /// `flags` says it is not the op's last, and the table keeps the op
     /// (invariant 8).
     fn complete(&self, result: i32, flags: u32);
+
+    /// Whether shutdown may `ASYNC_CANCEL` it by its `user_data` (not an
+    /// uncancellable `CLOSE`, nor an entry that only holds a slot).
+    fn cancellable(&self) -> bool {
+        true
+    }
 }
 
 /// The one enum of op states (invariant 3). The resources are not in it.
@@ -60,11 +66,9 @@ pub(crate) struct OpCell<T> {
     /// A non-negative result is an fd the op created (open, accept): it
     /// must be closed if nobody takes it (invariant 3).
     produces_fd: bool,
-    /// The fd a `CLOSE` op closes (-1: not a close). A close the kernel
-    /// cancelled before it ran (shutdown's catch-all cancel can reach one
-    /// queued in io-wq) left the fd open: `complete` closes it with
-    /// `close(2)` (invariant 3).
-    closes: i32,
+    /// Never cancelled, by its future or by shutdown (a `CLOSE`: cancelled
+    /// while queued in io-wq, it would leave its fd open; invariant 3).
+    uncancellable: bool,
     /// The op-table entry reserved for a two-CQE op's second CQE (0: none),
     /// removed with the op (invariant 9).
     reserved: AtomicU64,
@@ -79,6 +83,11 @@ struct NoopEntry;
 
 impl Completable for NoopEntry {
     fn complete(&self, _result: i32, _flags: u32) {}
+
+    /// A linked timeout ends with its op; a reservation has no SQE.
+    fn cancellable(&self) -> bool {
+        false
+    }
 }
 
 thread_local! {
@@ -124,30 +133,16 @@ impl<T> OpCell<T> {
     }
 }
 
-impl<T> OpCell<T> {
-    /// A `CLOSE` cancelled before it ran did not close its fd: it is closed
-    /// here, and the result becomes `close(2)`'s. Any other result is kept.
-    fn settle_cancelled_close(&self, result: i32) -> i32 {
-        if self.closes < 0 || result != -libc::ECANCELED {
-            return result;
-        }
-        // SAFETY: the fd was handed to the `CLOSE` SQE, which never ran;
-        // nobody else owns the number.
-        match unsafe { libc::close(self.closes) } {
-            0 => 0,
-            _ => -io::Error::last_os_error()
-                .raw_os_error()
-                .unwrap_or(libc::EIO),
-        }
-    }
-}
-
 fn close_fd(fd: i32) {
     // SAFETY: `fd` was created by this op and handed to nobody else.
     unsafe { libc::close(fd) };
 }
 
 impl<T: Send> Completable for OpCell<T> {
+    fn cancellable(&self) -> bool {
+        !self.uncancellable
+    }
+
     fn complete(&self, result: i32, flags: u32) {
         if flags & CQE_F_MORE != 0 {
             // The first CQE of a two-CQE op: the kernel still holds the
@@ -166,7 +161,6 @@ impl<T: Send> Completable for OpCell<T> {
             // We run on the home shard (the table's borrow is released).
             context::with_current(|cx| cx.ops.borrow_mut().take(reserved));
         }
-        let result = self.settle_cancelled_close(result);
         let mut state = self.state.lock();
         match mem::replace(&mut *state, State::Taken) {
             State::Submitted { waker, early } => {
@@ -246,7 +240,7 @@ where
         done: AtomicBool::new(false),
         resources: UnsafeCell::new(Some(resources)),
         produces_fd,
-        closes: -1,
+        uncancellable: false,
         reserved: AtomicU64::new(0),
         timespec: types::Timespec::new(),
     });
@@ -560,24 +554,18 @@ impl<T: Send + 'static> Op<T> {
         self
     }
 
-    /// Never cancelled once submitted, and never bounded by a deadline:
-    /// for ops whose cancellation would leak what they consume (`CLOSE`).
+    /// Never cancelled once submitted (not by dropping the future, nor by
+    /// shutdown's cancels), and never bounded by a deadline: for ops whose
+    /// cancellation would leak what they consume (`CLOSE`). Called before
+    /// the first poll.
     pub(crate) fn uncancellable(mut self) -> Self {
         self.untimed = true;
         self.uncancellable = true;
-        self
-    }
-
-    /// A `CLOSE` of `fd`: uncancellable, and if the kernel cancels it
-    /// anyway before it ran (a catch-all cancel at shutdown reaching it in
-    /// io-wq), `fd` is closed with `close(2)` when its CQE arrives. Called
-    /// before the first poll.
-    pub(crate) fn closing(mut self, fd: i32) -> Self {
         let cell = self.cell.as_mut().expect("unsubmitted ops hold their cell");
         Arc::get_mut(cell)
             .expect("an op cell shared before its push")
-            .closes = fd;
-        self.uncancellable()
+            .uncancellable = true;
+        self
     }
 
     /// Whether the SQE was pushed to the ring (the kernel has it, or will

@@ -29,7 +29,7 @@ fn cell(state: State) -> Arc<OpCell<()>> {
         done: std::sync::atomic::AtomicBool::new(false),
         resources: UnsafeCell::new(Some(())),
         produces_fd: true,
-        closes: -1,
+        uncancellable: false,
         reserved: std::sync::atomic::AtomicU64::new(0),
         timespec: types::Timespec::new(),
     })
@@ -101,55 +101,37 @@ fn an_abandoned_op_that_failed_closes_nothing() {
     close_fd(w);
 }
 
-fn close_cell(state: State, fd: i32) -> Arc<OpCell<()>> {
-    let mut c = cell(state);
-    let inner = Arc::get_mut(&mut c).expect("new cell");
-    inner.produces_fd = false;
-    inner.closes = fd;
-    c
-}
-
-/// Shutdown's catch-all `ASYNC_CANCEL` can stop a `CLOSE` still queued in
-/// io-wq (the close of a FUSE or NFS file) whose future was dropped: the
-/// fd was never closed, so the cell closes it when the `-ECANCELED` CQE
-/// arrives.
+/// Shutdown cancels each op by its `user_data`, never with a catch-all: a
+/// `CLOSE` still queued in io-wq must run (cancelled, it would leave its fd
+/// open; and its `-ECANCELED` would not prove it never ran, since a FUSE
+/// flush can answer that), and a slot-only entry has nothing to cancel.
 #[test]
-fn abandoned_close_cancelled_before_it_ran_still_closes_the_fd() {
-    let (r, w) = pipe_fds();
-    close_cell(State::Abandoned, r).complete(-libc::ECANCELED, 0);
-    assert!(reader_closed(w), "the cancelled close leaked its fd");
-    close_fd(w);
-}
-
-/// The same cancel seen by a waiting `close()`: the fd is closed and the
-/// close reports success, as `close(2)` did.
-#[test]
-fn awaited_close_cancelled_before_it_ran_closes_the_fd_and_succeeds() {
-    let (r, w) = pipe_fds();
-    let c = close_cell(
-        State::Submitted {
+fn shutdown_cancels_skip_uncancellable_closes_and_slot_only_entries() {
+    let mut table = crate::op::OpTable::default();
+    let read = table.insert(cell(State::Submitted {
+        waker: None,
+        early: None,
+    }));
+    let close = {
+        let mut c = cell(State::Submitted {
             waker: None,
             early: None,
-        },
-        r,
-    );
-    let mut op = op_with(c.clone());
-    c.complete(-libc::ECANCELED, 0);
-    let out = Pin::new(&mut op).poll(&mut Context::from_waker(Waker::noop()));
-    assert!(matches!(out, Poll::Ready(Ok((0, ())))), "close result");
-    assert!(reader_closed(w), "the cancelled close leaked its fd");
-    close_fd(w);
+        });
+        Arc::get_mut(&mut c).expect("new cell").uncancellable = true;
+        table.insert(c)
+    };
+    let timeout = table.insert(Arc::new(NoopEntry));
+    assert_eq!(table.cancellable(), [read]);
+    for ud in [read, close, timeout] {
+        assert!(table.take(ud).is_some());
+    }
 }
 
-/// A close that ran reports its own result and closes nothing twice.
+/// `uncancellable()` marks the cell too, where shutdown looks.
 #[test]
-fn a_close_that_ran_is_not_closed_again() {
-    let (r, w) = pipe_fds();
-    close_cell(State::Abandoned, r).complete(0, 0);
-    assert!(
-        is_open(r),
-        "a close that ran must not close the number again"
-    );
-    close_fd(r);
-    close_fd(w);
+fn an_uncancellable_op_marks_its_cell() {
+    let op = submit((), false, |_| opcode::Nop::new().build()).uncancellable();
+    assert!(!op.cell.as_ref().expect("unsubmitted").cancellable());
+    let op = submit((), false, |_| opcode::Nop::new().build());
+    assert!(op.cell.as_ref().expect("unsubmitted").cancellable());
 }

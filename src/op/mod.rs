@@ -15,8 +15,8 @@
 //!    from anywhere else); in `Completed` it drops the resources; in
 //!    `Abandoned` the resources are dropped when the CQE arrives, and an fd
 //!    the op produced (open, accept) is closed then. A `CLOSE` is never
-//!    cancelled by its future; if a catch-all cancel stops it before it ran,
-//!    its cell closes the fd with `close(2)` when the `-ECANCELED` arrives.
+//!    cancelled: not by its future, and not by shutdown, which cancels each
+//!    cancellable op by its `user_data` (`Completable::cancellable`).
 //! 4. The home shard keeps each in-flight op in its op table under a
 //!    `user_data` of slot and generation, so a late `ASYNC_CANCEL` can never
 //!    hit a newer op that reuses the slot.

@@ -72,6 +72,16 @@ impl OpTable {
         }
     }
 
+    /// The `user_data` of every entry shutdown may cancel
+    /// (`Completable::cancellable`).
+    pub(crate) fn cancellable(&self) -> Vec<u64> {
+        self.slots
+            .iter()
+            .filter(|(_, (_, _, op))| op.cancellable())
+            .map(|(slot, (generation, _, _))| (generation << SLOT_BITS) | slot as u64)
+            .collect()
+    }
+
     /// Every entry, standing ones included.
     pub(crate) fn len(&self) -> usize {
         self.slots.len()

@@ -269,7 +269,7 @@ impl Core {
     }
 
     /// Routing rule 3: one MSG_RING per shard owed a doorbell this tick.
-    fn flush_doorbells(&self) {
+    pub(super) fn flush_doorbells(&self) {
         if !self.cx.doorbells.borrow().is_empty() {
             self.cx.push_owed_doorbells(&mut self.cx.ring.borrow_mut());
         }

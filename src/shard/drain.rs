@@ -30,8 +30,6 @@
 
 use std::time::{Duration, Instant};
 
-use io_uring::{opcode, types};
-
 use super::core::{Core, wake_all};
 use crate::sys::user_data;
 
@@ -140,32 +138,37 @@ impl Core {
         // Completing the read is quicker and surer than cancelling it (a read
         // that went to io-wq answers ASYNC_CANCEL with -EALREADY).
         self.cx.remote.ring_eventfd();
-        // One catch-all cancel: the armed eventfd read and every op still
-        // in flight (abandoned by cancelled tasks).
-        let cancel = opcode::AsyncCancel2::new(types::CancelBuilder::any().all())
-            .build()
-            .user_data(user_data::CANCEL);
         // Wait, with a real deadline, for the eventfd read and every op
         // still in flight; run mailbox calls meanwhile (cancels other shards
-        // posted for ops of tasks they dropped).
+        // posted for ops of tasks they dropped). Every 100 ms each op still
+        // in flight that may be cancelled gets an `ASYNC_CANCEL` by its
+        // `user_data`: never a catch-all, which would also stop a `CLOSE`
+        // queued in io-wq and leave its fd open (op invariant 3).
         let deadline = std::time::Instant::now() + Duration::from_secs(1);
         let mut last_cancel: Option<std::time::Instant> = None;
         while (self.eventfd_armed.get() || self.cx.ops.borrow().len() > 0)
             && std::time::Instant::now() < deadline
         {
             self.drain_mailbox_cancelling();
-            let mut ring = self.cx.ring.borrow_mut();
-            self.cx.push_pending_cancels(&mut ring);
             if last_cancel.is_none_or(|t| t.elapsed() >= Duration::from_millis(100)) {
-                // Behind late receives (ring invariant 5).
-                // SAFETY: ASYNC_CANCEL points at no user memory.
-                let _ = unsafe { ring.push_after_late(&cancel) };
+                let targets = self.cx.ops.borrow().cancellable();
+                let mut pending = self.cx.pending_cancels.borrow_mut();
+                pending.extend(targets);
+                if self.eventfd_armed.get() {
+                    pending.push(user_data::EVENTFD_READ);
+                }
                 last_cancel = Some(std::time::Instant::now());
             }
+            let mut ring = self.cx.ring.borrow_mut();
+            self.cx.push_pending_cancels(&mut ring);
             let _ = ring.park(Some(Duration::from_millis(10)));
             drop(ring);
             self.drive_ring_for_exit();
         }
+        // Completions of the last rounds may have woken tasks elsewhere:
+        // their doorbells go out now, not with a ring nobody enters again.
+        self.flush_doorbells();
+        let _ = self.cx.ring.borrow_mut().submit();
         if self.cx.ops.borrow().len() > 0 {
             // The kernel may still write into these ops' buffers: leak them,
             // and the registrations with them (unregistering a table an op
