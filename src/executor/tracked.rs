@@ -64,8 +64,8 @@ thread_local! {
 }
 
 /// The address of the `Remote` of the shard whose registry holds the
-/// stealable task being polled on this thread, if one is: compared, never
-/// dereferenced.
+/// stealable task being polled (or whose future is being dropped) on this
+/// thread, if one is: compared, never dereferenced.
 pub(crate) fn polling_stealable_home() -> *const Remote {
     POLLING_STEALABLE_HOME.with(std::cell::Cell::get)
 }
@@ -179,9 +179,16 @@ impl<F: Future> Future for Tracked<F> {
 impl<F> Drop for Tracked<F> {
     fn drop(&mut self) {
         let future = &mut self.future;
+        // A runtime dropped by the future's destructor (an aborted task's
+        // locals) must not wait for this task's home either.
+        let home_guard = match &self.registration {
+            Registration::Stealable { home, .. } => Some(PollingHome::enter(Arc::as_ptr(home))),
+            _ => None,
+        };
         // SAFETY: this is the only place `future` is dropped, once, in place
         // (so the pinning drop guarantee holds); it is never used afterwards.
         let _ = catch_unwind(AssertUnwindSafe(|| unsafe { ManuallyDrop::drop(future) }));
+        drop(home_guard);
         match std::mem::replace(&mut self.registration, Registration::Removed) {
             Registration::Local { slot, owner } => {
                 // Invariant 1 puts us on the owning shard; the address check

@@ -265,7 +265,9 @@ impl Ring {
         }
         // SAFETY: each was queued by `push_late`, whose callers carry the
         // same proof as `push`'s; their room was reserved then.
-        if unsafe { self.uring.submission().push_multiple(&self.late) }.is_ok() {
+        let moved = unsafe { self.uring.submission().push_multiple(&self.late) }.is_ok();
+        debug_assert!(moved, "late SQEs have their SQ room reserved");
+        if moved {
             self.late.clear();
         }
     }
