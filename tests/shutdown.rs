@@ -395,16 +395,29 @@ fn a_shutdown_called_on_its_own_shard_does_not_wait_out_its_timeout() {
     assert!(report.stuck_shards.is_empty(), "{report:?}");
 }
 
-/// A stealable task first polled on shard `home`, then moved to the other
-/// shard, drops the runtime there. `home` keeps the task in its registry
-/// and cannot exit before the task ends, which it cannot do while the drop
-/// waits: the drop waited out its 5 s grace and reported `home` stuck. It
-/// must return promptly, like a drop from a task that never moved.
+/// Sets its flag when dropped: a blocker is let go even if the test fails
+/// first (it would otherwise spin for the rest of the binary).
+struct ReleaseOnDrop(Arc<AtomicBool>);
+
+impl Drop for ReleaseOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+/// A stealable task first polled on shard `home`, then moved to another
+/// shard, shuts the runtime down from there. `home` keeps the task in its
+/// registry and cannot exit before the task ends, which it cannot do while
+/// the shutdown waits: the call waited out its 5 s grace and reported
+/// `home` stuck. It must return promptly with a clean report, still
+/// waiting for the third shard, like a shutdown from a task that never
+/// moved.
 #[test]
 fn runtime_dropped_in_a_stealable_task_that_moved_returns_promptly() {
-    let rt = common::runtime(2);
+    let rt = common::runtime(3);
     let slot = Arc::new(parking_lot::Mutex::new(None::<ringlane::Runtime>));
     let proceed = Arc::new(AtomicBool::new(false));
+    let _proceed_anyway = ReleaseOnDrop(proceed.clone());
     let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
     let (home_tx, home_rx) = std::sync::mpsc::channel::<usize>();
     let (moved_tx, moved_rx) = std::sync::mpsc::channel::<()>();
@@ -418,39 +431,40 @@ fn runtime_dropped_in_a_stealable_task_that_moved_returns_promptly() {
                 go_rx.await.unwrap(); // woken from a plain thread while `home` is blocked
                 let here = ringlane::current_shard().unwrap();
                 moved_tx.send(()).unwrap();
-                // Hold this shard (no yield, so no move back) until the
+                // Hold this shard (no await, so no move back) until the
                 // runtime is ours.
-                let deadline = Instant::now() + Duration::from_secs(20);
-                while !p.load(Ordering::Acquire) && Instant::now() < deadline {
-                    std::hint::spin_loop();
+                while !p.load(Ordering::Acquire) {
+                    std::thread::yield_now();
                 }
-                let rt = s.lock().take().expect("the runtime was handed over");
+                let Some(rt) = s.lock().take() else { return };
                 let t = Instant::now();
-                drop(rt);
-                done_tx.send((home, here, t.elapsed())).unwrap();
+                let report = rt.shutdown(Duration::ZERO);
+                done_tx.send((home, here, t.elapsed(), report)).unwrap();
             })
             .unwrap(),
     );
     let home = home_rx.recv_timeout(Duration::from_secs(10)).unwrap();
-    // Block `home` (a spinning pinned task), and know that it spins.
-    let (spinning, release) = (
+    // Block `home` (a pinned task that yields the CPU but not the shard),
+    // and know that it runs.
+    let (running, release) = (
         Arc::new(AtomicBool::new(false)),
         Arc::new(AtomicBool::new(false)),
     );
-    let (sp, rl) = (spinning.clone(), release.clone());
+    let _release_anyway = ReleaseOnDrop(release.clone());
+    let (r, rl) = (running.clone(), release.clone());
     let blocker = rt
         .handle()
         .spawn_pinned(home, async move {
-            sp.store(true, Ordering::Release);
+            r.store(true, Ordering::Release);
             while !rl.load(Ordering::Acquire) {
-                std::hint::spin_loop();
+                std::thread::yield_now();
             }
         })
         .unwrap();
-    while !spinning.load(Ordering::Acquire) {
+    while !running.load(Ordering::Acquire) {
         std::thread::yield_now();
     }
-    go_tx.send(()).unwrap(); // only the other shard can take the task now
+    go_tx.send(()).unwrap(); // only another shard can take the task now
     moved_rx
         .recv_timeout(Duration::from_secs(10))
         .expect("the woken task never ran");
@@ -458,12 +472,13 @@ fn runtime_dropped_in_a_stealable_task_that_moved_returns_promptly() {
     rt.block_on(blocker).unwrap();
     *slot.lock() = Some(rt);
     proceed.store(true, Ordering::Release);
-    let (first, moved_to, took) = done_rx
+    let (first, moved_to, took, report) = done_rx
         .recv_timeout(Duration::from_secs(30))
-        .expect("the task never dropped the runtime");
+        .expect("the task never shut the runtime down");
     assert_ne!(
         first, moved_to,
         "the task did not move: the test proves nothing"
     );
-    assert!(took < Duration::from_secs(2), "the drop took {took:?}");
+    assert!(took < Duration::from_secs(2), "the shutdown took {took:?}");
+    assert!(report.stuck_shards.is_empty(), "{report:?}");
 }
