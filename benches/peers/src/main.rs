@@ -138,6 +138,7 @@ fn main() {
         N => STREAM_BYTES,
         _ => STREAM_BYTES / 8,
     };
+    stream::check_total(total);
     let mut outcomes: Vec<(&stream::StreamCase, Vec<stream::StreamRun>)> = stream::STREAM_CASES
         .iter()
         .map(|c| (c, Vec::new()))
