@@ -62,6 +62,11 @@ pub(crate) const ECHO_CASES: &[EchoCase] = &[
         floor: "raw_uring_2_threads",
         run: tokio_mt_echo,
     },
+    EchoCase {
+        id: "tokio_ct_pair_2_threads",
+        floor: "raw_uring_2_threads",
+        run: tokio_pair_echo,
+    },
 ];
 
 pub(crate) const STREAM_CASES: &[StreamCase] = &[
@@ -88,6 +93,10 @@ pub(crate) const STREAM_CASES: &[StreamCase] = &[
     StreamCase {
         id: "tokio_mt_2_workers",
         run: |t| tokio_stream(true, t),
+    },
+    StreamCase {
+        id: "tokio_ct_pair_2_threads",
+        run: tokio_pair_stream,
     },
 ];
 
@@ -157,6 +166,87 @@ async fn tokio_echo_pair(warm: usize, n: usize) -> Run {
     let run = cli.await.unwrap();
     srv.await.unwrap();
     run
+}
+
+/// Runs `server` on a current-thread Tokio runtime of its own thread (the
+/// other end of a cross-thread baseline); join the handle for its result.
+fn tokio_thread<F, R>(server: impl FnOnce() -> F + Send + 'static) -> std::thread::JoinHandle<R>
+where
+    F: std::future::Future<Output = R>,
+    R: Send + 'static,
+{
+    std::thread::spawn(move || tokio_rt(None).block_on(server()))
+}
+
+/// Echo across two threads with Tokio: the server on one current-thread
+/// runtime, the client on another (every hop crosses threads, as with
+/// ringlane's two shards; Tokio multi-thread keeps both ends on one worker).
+fn tokio_pair_echo(warm: usize, n: usize) -> Run {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (client, server) = tcp_pair();
+    for s in [&client, &server] {
+        s.set_nonblocking(true).unwrap();
+    }
+    let srv = tokio_thread(move || async move {
+        let mut server = tokio::net::TcpStream::from_std(server).unwrap();
+        let mut buf = [0u8; MSG];
+        while server.read_exact(&mut buf).await.is_ok() {
+            server.write_all(&buf).await.unwrap();
+        }
+    });
+    let run = tokio_rt(None).block_on(async move {
+        let mut client = tokio::net::TcpStream::from_std(client).unwrap();
+        let mut clock = Clock::new(warm, n);
+        let mut buf = [0u8; MSG];
+        for i in 0..warm + n {
+            let msg = message(i);
+            client.write_all(&msg).await.unwrap();
+            client.read_exact(&mut buf).await.unwrap();
+            assert_eq!(buf, msg, "echo {i} corrupted");
+            clock.tick(i);
+        }
+        clock.finish()
+    });
+    srv.join().unwrap();
+    run
+}
+
+/// The stream across two threads with Tokio: sender and receiver each on
+/// a current-thread runtime of its own thread.
+fn tokio_pair_stream(total: usize) -> Run {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (client, server) = tcp_pair();
+    for s in [&client, &server] {
+        s.set_nonblocking(true).unwrap();
+    }
+    let (cpu0, start) = (process_cpu_time(), Instant::now());
+    let sender = tokio_thread(move || async move {
+        let mut client = tokio::net::TcpStream::from_std(client).unwrap();
+        let chunk = vec![7u8; CHUNK];
+        let mut sent = 0;
+        while sent < total {
+            client.write_all(&chunk).await.unwrap();
+            sent += CHUNK;
+        }
+    });
+    tokio_rt(None).block_on(async move {
+        let mut server = tokio::net::TcpStream::from_std(server).unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut got = 0;
+        while got < total {
+            let n = server.read(&mut buf).await.unwrap();
+            assert!(n > 0, "stream ended early");
+            got += n;
+            PROGRESS.set(got as u64);
+        }
+    });
+    let (wall, cpu) = (start.elapsed(), process_cpu_time() - cpu0);
+    sender.join().unwrap();
+    Run {
+        samples: Vec::new(),
+        wall,
+        cpu,
+    }
 }
 
 fn tokio_ct_echo(warm: usize, n: usize) -> Run {

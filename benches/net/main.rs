@@ -12,7 +12,10 @@
 //!   * two threads: `raw_uring_2_threads` (a bare ring per end, the floor),
 //!     `ringlane_2_shards` (server on shard 0, client on shard 1),
 //!     `std_blocking_2_threads`, `tokio_mt_2_workers` (two tasks; Tokio's
-//!     scheduler places them).
+//!     scheduler places them, mostly on one worker), and
+//!     `tokio_ct_pair_2_threads` (a current-thread runtime per end, on two
+//!     threads: Tokio with every hop crossing threads, like ringlane's two
+//!     shards).
 //! * **stream**: the client writes 4 KiB chunks (one write in flight, a
 //!   window of one) and the server reads into 64 KiB until all arrived;
 //!   throughput in MiB/s and CPU per MiB.
@@ -123,7 +126,7 @@ fn summary_echo() {
         let (threads, tokio) = if case.floor == "raw_uring_1_ring" {
             (1, "tokio_current_thread")
         } else {
-            (2, "tokio_mt_2_workers")
+            (2, "tokio_ct_pair_2_threads")
         };
         println!(
             "| {} | {threads} | {} | {} | {} | {} | {:.2} | {:.2} | {} |",
@@ -196,8 +199,10 @@ fn summary() {
          of the per-round-trip samples. Stream: {} MiB per run, median of {SUMMARY_ROUNDS} \
          rounds. ringlane shards park (default set-up); the raw floors' rings are set up like \
          ringlane's (SINGLE_ISSUER|DEFER_TASKRUN|TASKRUN_FLAG|SUBMIT_ALL, registered ring fd). \
-         Echo ratios are time over the floor's time (below 1: faster); stream ratios are \
-         throughput over the floor's (above 1: faster). CPU = user+sys (getrusage, plus running threads' time since their last tick) of \
+         Echo ratios are time over the floor's time (below 1: faster); the echo's Tokio \
+         reference is tokio_current_thread for one thread and tokio_ct_pair_2_threads (a \
+         current-thread runtime per end) for two, since Tokio multi-thread mostly keeps both \
+         ends on one worker; stream ratios are throughput over the floor's (above 1: faster). CPU = user+sys (getrusage, plus running threads' time since their last tick) of \
          every thread over the measured span. Peers: cargo run --release -p ringlane-peers. Summary \
          pass: {:.1} s.",
         SUMMARY_STREAM_BYTES >> 20,
