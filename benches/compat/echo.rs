@@ -47,7 +47,7 @@ pub(crate) const ECHO_CASES: &[EchoCase] = &[
     },
     EchoCase {
         id: "compat_2_shards",
-        tokio: "tokio_mt_2_workers",
+        tokio: "tokio_ct_pair_2_threads",
         threads: 2,
         run: |w, n| compat_echo(2, w, n),
     },
@@ -56,6 +56,12 @@ pub(crate) const ECHO_CASES: &[EchoCase] = &[
         tokio: "tokio_mt_2_workers",
         threads: 2,
         run: |w, n| tokio_echo(Some(2), w, n),
+    },
+    EchoCase {
+        id: "tokio_ct_pair_2_threads",
+        tokio: "tokio_ct_pair_2_threads",
+        threads: 2,
+        run: tokio_pair_echo,
     },
 ];
 
@@ -107,6 +113,32 @@ fn compat_echo(shards: usize, warm: usize, n: usize) -> Run {
     let run = rt.block_on(client).unwrap();
     rt.block_on(server).unwrap();
     shutdown(rt, "ringlane");
+    run
+}
+
+/// Tokio across two threads: the server on a current-thread runtime of its
+/// own thread, the client on another, so every hop crosses threads as with
+/// two shards (Tokio multi-thread mostly keeps both ends on one worker).
+fn tokio_pair_echo(warm: usize, n: usize) -> Run {
+    let current = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime")
+    };
+    let (client, server) = tcp_pair();
+    for s in [&client, &server] {
+        s.set_nonblocking(true).unwrap();
+    }
+    let srv = std::thread::spawn(move || {
+        current().block_on(async move {
+            echo_server(tokio::net::TcpStream::from_std(server).unwrap()).await
+        })
+    });
+    let run = current().block_on(async move {
+        echo_client(tokio::net::TcpStream::from_std(client).unwrap(), warm, n).await
+    });
+    srv.join().unwrap();
     run
 }
 

@@ -13,7 +13,10 @@
 //!   * two threads: `compat_2_shards` (server on shard 0, client on shard
 //!     1), `tokio_mt_2_workers` (Tokio's scheduler places the two tasks,
 //!     and may keep both on one worker: the summary's "cores busy" column,
-//!     CPU over wall time, shows which way a case actually ran).
+//!     CPU over wall time, shows which way a case actually ran), and
+//!     `tokio_ct_pair_2_threads` (a current-thread runtime per end on two
+//!     threads: the Tokio reference for `compat_2_shards`, since every hop
+//!     crosses threads in both).
 //! * **hyper** ([`http`]): HTTP/1.1 hello-world requests/s with 16
 //!   keep-alive connections, server and load generator in this process on
 //!   the same 2-thread runtime: `ringlane_compat_2_shards` and
