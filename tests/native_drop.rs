@@ -191,16 +191,9 @@ fn a_fifo_opened_for_writing_waits_for_its_reader() {
         .unwrap();
     // The next park's enter submits the open and returns with its first
     // attempt's CQE: once it has, the open was tried with no reader.
-    let parks = polled
-        .recv_timeout(std::time::Duration::from_secs(10))
-        .unwrap();
     // (If the kernel sends that attempt straight to io-wq instead, the
     // park never returns; after 10 s the reader opens anyway.)
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while rt.handle().shard_stats(0).unwrap().parks <= parks && std::time::Instant::now() < deadline
-    {
-        std::thread::yield_now();
-    }
+    until_a_park_returns(&rt, &polled);
     // Not blocking: with no writer, a blocking open would wait forever.
     let mut reader = std::fs::OpenOptions::new()
         .read(true)
@@ -232,6 +225,21 @@ fn a_fifo_opened_for_writing_waits_for_its_reader() {
         }
     }
     assert_eq!(got, b"hello");
+}
+
+/// Takes shard 0's park count, sent by a task right after the poll that
+/// queued an open, and waits (at most 10 s, then goes on) until a park
+/// after it has returned: its enter submitted the open and came back with
+/// the first attempt's CQE.
+fn until_a_park_returns(rt: &ringlane::Runtime, polled: &std::sync::mpsc::Receiver<u64>) {
+    let parks = polled
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the open was never polled");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while rt.handle().shard_stats(0).unwrap().parks <= parks && std::time::Instant::now() < deadline
+    {
+        std::thread::yield_now();
+    }
 }
 
 /// Waits (at most 10 s) until a thread of this process sleeps in the
@@ -306,14 +314,7 @@ fn dropped_open_in_flight_leaves_no_late_fd_open() {
         .unwrap();
     // The first attempt's enter has returned (ENXIO, so a blocking retry
     // follows), and the shard sleeps with the retry blocked in io-wq.
-    let parks = polled
-        .recv_timeout(std::time::Duration::from_secs(10))
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while rt.handle().shard_stats(0).unwrap().parks <= parks && std::time::Instant::now() < deadline
-    {
-        std::thread::yield_now();
-    }
+    until_a_park_returns(&rt, &polled);
     until_a_thread_waits_in("wait_for_partner");
     drop_tx.send(()).unwrap();
     let mut reader = common::join_within(&rt, task, std::time::Duration::from_secs(10), "the task");
