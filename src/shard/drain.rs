@@ -159,6 +159,9 @@ impl Core {
                 }
                 last_cancel = Some(std::time::Instant::now());
             }
+            // Doorbells owed by the last round's completions and calls ride
+            // on this enter, not after the loop (up to a second later).
+            self.flush_doorbells();
             let mut ring = self.cx.ring.borrow_mut();
             self.cx.push_pending_cancels(&mut ring);
             let _ = ring.park(Some(Duration::from_millis(10)));
