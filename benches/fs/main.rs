@@ -202,7 +202,7 @@ fn summary(env: &Env) {
          case) of a {} MiB file read once beforehand (page-cached), every read checked. qd1: \
          {SUMMARY_QD1_READS} reads per case, qd32: {SUMMARY_QD32_READS}; writes: \
          {SUMMARY_WRITES} write+fdatasync pairs per case into a preallocated {} MiB file on {}. \
-         Each in {SUMMARY_ROUNDS} rounds interleaved across cases, each round after a 10% \
+         Each in {SUMMARY_ROUNDS} rounds interleaved across cases (each round starting one case later), each round after a 10% \
          warm-up; p50/p99 of the per-operation samples of all rounds, throughput the median of \
          the rounds. ringlane: shards park (default set-up); `ringlane` has 1 shard, \
          `ringlane_2_shards` 2; Tokio multi-thread: {THREADS} workers plus its blocking pool. \

@@ -18,6 +18,11 @@ fn position<F>(cases: &[Case<F>], id: &str) -> usize {
         .expect("floor or baseline case")
 }
 
+/// The case indices of round `round`: all `n`, starting at `round % n`.
+fn rotated(n: usize, round: usize) -> impl Iterator<Item = usize> {
+    (0..n).map(move |j| (round + j) % n)
+}
+
 /// Runs every latency case for `total` operations in [`SUMMARY_ROUNDS`]
 /// rounds interleaved across cases, and prints one table.
 fn summary_latency(
@@ -31,8 +36,12 @@ fn summary_latency(
     let mut runs: Vec<LatRun> = cases.iter().map(|_| LatRun::default()).collect();
     // Each round's own p50: how far the rounds of one case disagree.
     let mut round_p50s: Vec<Vec<u64>> = cases.iter().map(|_| Vec::new()).collect();
-    for _ in 0..SUMMARY_ROUNDS {
-        for ((case, acc), p50s) in cases.iter().zip(&mut runs).zip(&mut round_p50s) {
+    for round in 0..SUMMARY_ROUNDS {
+        // Each round starts one case later: no case always follows the
+        // same one (a write+fdatasync pays for the journal state the
+        // previous case left).
+        for k in rotated(cases.len(), round) {
+            let (case, acc, p50s) = (&cases[k], &mut runs[k], &mut round_p50s[k]);
             let _watch = watch(case.id);
             let run = (case.run)(env, (n / 10).max(1), n);
             p50s.push(round_p50(&run.samples));
@@ -122,8 +131,9 @@ pub(crate) fn summary_qd32(env: &Env) {
     let mut rate = vec![Vec::with_capacity(SUMMARY_ROUNDS); QD32_CASES.len()];
     let mut cpu = vec![Vec::with_capacity(SUMMARY_ROUNDS); QD32_CASES.len()];
     let mut parks: Vec<Option<u64>> = vec![None; QD32_CASES.len()];
-    for _ in 0..SUMMARY_ROUNDS {
-        for (k, case) in QD32_CASES.iter().enumerate() {
+    for round in 0..SUMMARY_ROUNDS {
+        for k in rotated(QD32_CASES.len(), round) {
+            let case = &QD32_CASES[k];
             let _watch = watch(case.id);
             let run = (case.run)(env, reads);
             rate[k].push(reads as f64 / run.wall.as_secs_f64());
