@@ -93,11 +93,22 @@ fn check_block(buf: &[u8], block: u64, what: &str) {
     );
 }
 
-/// Checks one read's result: `BLOCK` bytes of block `block`.
+/// Checks one read's result: `BLOCK` bytes of block `block`, by its tag
+/// and two pattern bytes (as the fs suite does). The whole-block check
+/// costs about half a microsecond, inside every case's timing: it added
+/// the same to every case and pulled every ratio toward 1 (the set-up read
+/// checks every byte once).
 #[inline]
 pub(crate) fn check_read(res: io::Result<usize>, buf: &[u8], block: u64, case: &str) {
     match res {
-        Ok(n) if n == BLOCK => check_block(&buf[..BLOCK], block, case),
+        Ok(n) if n == BLOCK => {
+            let tag = u64::from_le_bytes(buf[..8].try_into().expect("8 bytes"));
+            let byte = |i: usize| (block as u8 ^ 0x5a).wrapping_add((i - 8) as u8);
+            assert!(
+                tag == block && buf[100] == byte(100) && buf[BLOCK - 1] == byte(BLOCK - 1),
+                "{case}: WRONG DATA at block {block}: tag {tag}"
+            );
+        }
         Ok(n) => panic!("{case}: short read of {n} bytes at block {block}"),
         Err(e) => panic!("{case}: read at block {block} failed: {e}"),
     }
