@@ -1,16 +1,13 @@
 //! The compared implementations of each workload, and the case tables.
 
 use std::io::{Read, Write};
-use std::time::Instant;
 
 use ringlane::native::net::TcpStream as RingStream;
 
 use crate::echo_common::{Clock, ringlane_echo};
-use crate::pair::{CHUNK, MSG, Run, message, tcp_pair};
+use crate::pair::{CHUNK, MSG, Run, StreamSpan, message, received, tcp_pair};
 use crate::raw;
 use crate::shared::runtimes::shutdown;
-use crate::shared::timing::process_cpu_time;
-use crate::watchdog::PROGRESS;
 
 /// An echo case: `warm` unrecorded round trips, then `n` samples.
 pub(crate) struct EchoCase {
@@ -219,7 +216,7 @@ fn tokio_pair_stream(total: usize) -> Run {
     for s in [&client, &server] {
         s.set_nonblocking(true).unwrap();
     }
-    let (cpu0, start) = (process_cpu_time(), Instant::now());
+    let span = StreamSpan::start();
     let sender = tokio_thread(move || async move {
         let mut client = tokio::net::TcpStream::from_std(client).unwrap();
         let chunk = vec![7u8; CHUNK];
@@ -234,19 +231,12 @@ fn tokio_pair_stream(total: usize) -> Run {
         let mut buf = vec![0u8; 64 * 1024];
         let mut got = 0;
         while got < total {
-            let n = server.read(&mut buf).await.unwrap();
-            assert!(n > 0, "stream ended early");
-            got += n;
-            PROGRESS.set(got as u64);
+            received(&mut got, server.read(&mut buf).await.unwrap());
         }
     });
-    let (wall, cpu) = (start.elapsed(), process_cpu_time() - cpu0);
+    let run = span.end();
     sender.join().unwrap();
-    Run {
-        samples: Vec::new(),
-        wall,
-        cpu,
-    }
+    run
 }
 
 fn tokio_ct_echo(warm: usize, n: usize) -> Run {
@@ -264,7 +254,7 @@ fn ringlane_stream(shards: usize, total: usize) -> Run {
         .expect("ringlane runtime");
     let h = rt.handle();
     let (client, server) = tcp_pair();
-    let (cpu0, start) = (process_cpu_time(), Instant::now());
+    let span = StreamSpan::start();
     let sender = h
         .spawn_pinned(shards - 1, async move {
             let c = RingStream::from_std(client);
@@ -286,28 +276,21 @@ fn ringlane_stream(shards: usize, total: usize) -> Run {
             while got < total {
                 buf.clear();
                 let (r, b) = s.read(buf).await;
-                let n = r.expect("recv");
-                assert!(n > 0, "stream ended early");
-                got += n;
+                received(&mut got, r.expect("recv"));
                 buf = b;
-                PROGRESS.set(got as u64);
             }
         })
         .unwrap();
     rt.block_on(receiver).unwrap();
-    let (wall, cpu) = (start.elapsed(), process_cpu_time() - cpu0);
+    let run = span.end();
     rt.block_on(sender).unwrap();
     shutdown(rt, "ringlane");
-    Run {
-        samples: Vec::new(),
-        wall,
-        cpu,
-    }
+    run
 }
 
 fn std_stream(total: usize) -> Run {
     let (mut client, mut server) = tcp_pair();
-    let (cpu0, start) = (process_cpu_time(), Instant::now());
+    let span = StreamSpan::start();
     let t = std::thread::spawn(move || {
         let chunk = vec![7u8; CHUNK];
         let mut sent = 0;
@@ -319,18 +302,11 @@ fn std_stream(total: usize) -> Run {
     let mut buf = vec![0u8; 64 * 1024];
     let mut got = 0;
     while got < total {
-        let n = server.read(&mut buf).unwrap();
-        assert!(n > 0, "stream ended early");
-        got += n;
-        PROGRESS.set(got as u64);
+        received(&mut got, server.read(&mut buf).unwrap());
     }
-    let (wall, cpu) = (start.elapsed(), process_cpu_time() - cpu0);
+    let run = span.end();
     t.join().unwrap();
-    Run {
-        samples: Vec::new(),
-        wall,
-        cpu,
-    }
+    run
 }
 
 fn tokio_stream(multi_thread: bool, total: usize) -> Run {
@@ -343,7 +319,7 @@ fn tokio_stream(multi_thread: bool, total: usize) -> Run {
         }
         let mut server = tokio::net::TcpStream::from_std(server).unwrap();
         let mut client = tokio::net::TcpStream::from_std(client).unwrap();
-        let (cpu0, start) = (process_cpu_time(), Instant::now());
+        let span = StreamSpan::start();
         let sender = tokio::spawn(async move {
             let chunk = vec![7u8; CHUNK];
             let mut sent = 0;
@@ -356,19 +332,12 @@ fn tokio_stream(multi_thread: bool, total: usize) -> Run {
             let mut buf = vec![0u8; 64 * 1024];
             let mut got = 0;
             while got < total {
-                let n = server.read(&mut buf).await.unwrap();
-                assert!(n > 0, "stream ended early");
-                got += n;
-                PROGRESS.set(got as u64);
+                received(&mut got, server.read(&mut buf).await.unwrap());
             }
         });
         receiver.await.unwrap();
-        let (wall, cpu) = (start.elapsed(), process_cpu_time() - cpu0);
+        let run = span.end();
         sender.await.unwrap();
-        Run {
-            samples: Vec::new(),
-            wall,
-            cpu,
-        }
+        run
     })
 }

@@ -2,7 +2,10 @@
 //! alike, BENCHMARKS.md rule 1), and the per-run outcome.
 
 use std::net::{TcpListener, TcpStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use crate::shared::timing::process_cpu_time;
+use crate::watchdog::PROGRESS;
 
 /// A connected (client, server) pair on 127.0.0.1, both blocking, both
 /// with `TCP_NODELAY`.
@@ -25,6 +28,38 @@ pub(crate) struct Run {
     pub(crate) wall: Duration,
     /// Process CPU time (every thread) over the measured part.
     pub(crate) cpu: Duration,
+}
+
+/// Times a stream case: from before its sender starts until its receiver
+/// has every byte ([`end`](Self::end)), in wall and process CPU time.
+pub(crate) struct StreamSpan {
+    start: Instant,
+    cpu0: Duration,
+}
+
+impl StreamSpan {
+    pub(crate) fn start() -> Self {
+        Self {
+            cpu0: process_cpu_time(),
+            start: Instant::now(),
+        }
+    }
+
+    pub(crate) fn end(self) -> Run {
+        Run {
+            samples: Vec::new(),
+            wall: self.start.elapsed(),
+            cpu: process_cpu_time() - self.cpu0,
+        }
+    }
+}
+
+/// A stream receiver's read of `n` bytes: counted into `got` (an empty
+/// read before the end is a failure) and reported to the watchdog.
+pub(crate) fn received(got: &mut usize, n: usize) {
+    assert!(n > 0, "stream ended early");
+    *got += n;
+    PROGRESS.set(*got as u64);
 }
 
 /// Bytes of an echo message.

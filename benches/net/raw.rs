@@ -251,7 +251,7 @@ pub(crate) fn echo_two_threads(warm: usize, n: usize) -> Run {
 
 pub(crate) fn stream_two_threads(total: usize) -> Run {
     let (client, server) = tcp_pair();
-    let (cpu0, start) = (process_cpu_time(), Instant::now());
+    let span = crate::pair::StreamSpan::start();
     let sender = std::thread::spawn(move || {
         let c = types::Fd(client.as_raw_fd());
         let mut ring = ring();
@@ -282,16 +282,9 @@ pub(crate) fn stream_two_threads(total: usize) -> Run {
                 .build()
                 .user_data(RECV_SERVER),
         );
-        let r = wait_for(&mut ring, RECV_SERVER);
-        assert!(r > 0, "stream ended early");
-        got += r as usize;
-        PROGRESS.set(got as u64);
+        crate::pair::received(&mut got, wait_for(&mut ring, RECV_SERVER) as usize);
     }
-    let (wall, cpu) = (start.elapsed(), process_cpu_time() - cpu0);
+    let run = span.end();
     sender.join().unwrap();
-    Run {
-        samples: Vec::new(),
-        wall,
-        cpu,
-    }
+    run
 }
