@@ -79,9 +79,11 @@ fn stealable_work_of_a_blocked_shard_runs_on_the_other() {
     assert!(r0 <= 1, "shard 0 ran {r0} while it was blocked");
     assert_eq!(r0 + r1, 10_000);
     let s1 = rt.handle().shard_stats(1).unwrap();
+    // Every task that ran on shard 1 was stolen from shard 0's deque (the
+    // last one may have run on shard 0 after it yielded, see above).
     assert!(
-        s1.tasks_stolen >= 10_000 && s1.steals_succeeded > 0,
-        "{s1:?}"
+        s1.tasks_stolen >= r1 as u64 && s1.steals_succeeded > 0,
+        "ran on shard 1: {r1}, {s1:?}"
     );
 }
 
