@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::executor::{self, JoinHandle};
 use crate::mailbox::Remote;
 use crate::placement::{Placement, sticky_shard};
-use crate::shard::{Shared, notify_one, schedule_stealable};
+use crate::shard::{Shared, notify_one};
 use crate::stats::ShardStats;
 use crate::sys::RingFeatures;
 
@@ -30,11 +30,6 @@ use crate::sys::RingFeatures;
 #[derive(Clone)]
 pub struct Handle {
     pub(crate) shared: Arc<Shared>,
-}
-
-fn schedule_on(remote: &Arc<Remote>) -> impl Fn(executor::Runnable) + Send + Sync + 'static {
-    let remote = remote.clone();
-    move |runnable| remote.schedule(runnable)
 }
 
 impl Handle {
@@ -137,7 +132,7 @@ impl Handle {
         F::Output: Send + 'static,
     {
         let remote = self.open_remote(shard)?;
-        let (runnable, join) = executor::spawn_send(future, schedule_on(remote));
+        let (runnable, join) = executor::spawn_send(future, remote.clone());
         remote.spawn(runnable).map_err(|_| Error::Shutdown)?;
         Ok(join)
     }
@@ -168,9 +163,7 @@ impl Handle {
         if self.shared.is_shutting_down() {
             return Err(Error::Shutdown);
         }
-        let shared = self.shared.clone();
-        let (runnable, join) =
-            executor::spawn_stealable(future, move |r| schedule_stealable(&shared, r));
+        let (runnable, join) = executor::spawn_stealable(future, self.shared.clone());
         let on_this_runtime =
             context::with_current(|cx| cx.shared.id == self.shared.id).unwrap_or(false);
         if on_this_runtime {
@@ -219,9 +212,7 @@ impl Handle {
             Placement::Stealable => self.spawn_stealable(future),
             Placement::StealablePreferred(shard) => {
                 let remote = self.open_remote(shard)?;
-                let shared = self.shared.clone();
-                let (runnable, join) =
-                    executor::spawn_stealable(future, move |r| schedule_stealable(&shared, r));
+                let (runnable, join) = executor::spawn_stealable(future, self.shared.clone());
                 let Some(_inside) = self.shared.injector_gate.enter() else {
                     return Err(Error::Shutdown);
                 };
@@ -309,11 +300,11 @@ impl Handle {
     {
         let remote = self.open_remote(shard)?;
         if remote.is_current() {
-            let (runnable, join) = executor::spawn_here(build(), schedule_on(remote));
+            let (runnable, join) = executor::spawn_here(build(), remote.clone());
             runnable.schedule();
             return Ok(join);
         }
-        let (runnable, join) = executor::spawn_built_on_shard(build, schedule_on(remote));
+        let (runnable, join) = executor::spawn_built_on_shard(build, remote.clone());
         remote.spawn(runnable).map_err(|_| Error::Shutdown)?;
         Ok(join)
     }
@@ -400,7 +391,7 @@ where
     if shutting_down {
         return Err(Error::Shutdown);
     }
-    let (runnable, join) = executor::spawn_here(future, schedule_on(&remote));
+    let (runnable, join) = executor::spawn_here(future, remote);
     runnable.schedule();
     Ok(join)
 }

@@ -30,7 +30,7 @@ fn block_until(done: &AtomicUsize, target: usize, what: &str) {
 ///
 /// Why not block for all of them: a push that finds the deque empty (the
 /// thief took everything meanwhile) announces nothing (the lone-task rule
-/// of `schedule_stealable`), so a thief parking at that instant may miss
+/// of `shard::schedule`), so a thief parking at that instant may miss
 /// the final task; it then waits for its own shard's next tick, as a task
 /// in Tokio's LIFO slot does. Every earlier push is followed by one that
 /// finds the deque non-empty and notifies, so the first `target - 1` must

@@ -411,3 +411,42 @@ fn a_detached_task_whose_output_panics_on_drop_does_not_abort() {
     rt.block_on(h.spawn_pinned(0, async { 7 }).unwrap())
         .unwrap();
 }
+
+/// Wakes a task, by value, from a thread outside the runtime, while the
+/// shard runs it to the end and the runtime is dropped: 300 rounds of the
+/// race the schedule function must survive. The schedule function captures
+/// nothing, so `async-task` keeps no reference of its own while it runs:
+/// once the woken task is in its shard's mailbox, the shard may finish and
+/// free it (and, the runtime gone, its shard's `Remote`) while the waking
+/// thread is still ringing the doorbell. The wake must hold its own
+/// reference to what it rings (a use-after-free here shows under
+/// `-Zsanitizer=address`, and as corruption or a crash without it).
+#[test]
+fn a_foreign_wake_outlives_the_task_it_schedules_and_its_runtime() {
+    for stealable in [false, true] {
+        for round in 0..150 {
+            let rt = common::runtime(1);
+            let (tx, rx) = std::sync::mpsc::channel::<std::task::Waker>();
+            let mut sent = false;
+            let body = std::future::poll_fn(move |cx| {
+                if sent {
+                    return std::task::Poll::Ready(round);
+                }
+                sent = true;
+                tx.send(cx.waker().clone()).unwrap();
+                std::task::Poll::Pending
+            });
+            let task = if stealable {
+                rt.handle().spawn_stealable(body).unwrap()
+            } else {
+                rt.handle().spawn_pinned(0, body).unwrap()
+            };
+            let waker = rx.recv().unwrap();
+            let waking = std::thread::spawn(move || waker.wake());
+            let got = common::join_within(&rt, task, Duration::from_secs(10), "woken task");
+            assert_eq!(got, round);
+            drop(rt);
+            waking.join().unwrap();
+        }
+    }
+}

@@ -277,8 +277,7 @@ impl Readiness {
                 };
                 guard.0.report(result); // the guard's own report is then a no-op
             };
-            let home = home.clone();
-            let (runnable, join) = crate::executor::spawn_send(helper, move |r| home.schedule(r));
+            let (runnable, join) = crate::executor::spawn_send(helper, home.clone());
             if self.home.get().expect("set above").spawn(runnable).is_err() {
                 return Poll::Ready(Err(crate::Error::Shutdown.into()));
             }

@@ -1,6 +1,11 @@
 //! The task layer: spawning futures as `async-task` tasks, join handles, and
 //! the per-shard registry of live tasks. It knows no rings and no threads:
-//! where a woken task goes is the caller's `schedule` function.
+//! where a woken task goes is the [`Route`] its spawner stores in the task,
+//! read by the shard layer's one schedule function (`shard::schedule`).
+//! That function captures nothing, so `async-task` wakes a task by value
+//! with one compare-and-swap (a capturing one costs a wake by reference
+//! plus a reference drop) and requeues a task woken while it ran without a
+//! temporary waker: two locked instructions saved on the hottest paths.
 //!
 //! Task invariants (every shard upholds them; shutdown relies on them):
 //! 1. A pinned or local task's future is polled and dropped only on its
@@ -24,6 +29,7 @@ mod registry;
 mod tracked;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use join::{JoinError, JoinHandle};
@@ -33,13 +39,41 @@ pub(crate) use tracked::polling_stealable_home;
 use on_shard::BuildOnShard;
 use tracked::Tracked;
 
+use crate::mailbox::Remote;
+use crate::shard::Shared;
+
+/// Where a task's wake-ups go (routing rules in `mailbox/remote.rs` and
+/// placement rules in `shard/steal.rs`).
+pub(crate) enum Route {
+    /// A pinned or local task: always to this shard.
+    Shard(Arc<Remote>),
+    /// A stealable task: to the waking shard's deque, or this runtime's
+    /// injector.
+    Stealable(Arc<Shared>),
+}
+
 /// Per-task state stored inside the `async-task` allocation.
-#[derive(Debug, Default)]
 pub(crate) struct TaskMeta {
     aborted: AtomicBool,
+    route: Route,
+}
+
+impl std::fmt::Debug for TaskMeta {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskMeta")
+            .field("aborted", &self.aborted)
+            .finish_non_exhaustive()
+    }
 }
 
 impl TaskMeta {
+    /// Where the task's wake-ups go. Read it only while holding the task
+    /// (a `Runnable` or waker): once the `Runnable` is handed to a queue
+    /// another thread drains, the task and its route may be freed.
+    pub(crate) fn route(&self) -> &Route {
+        &self.route
+    }
+
     /// Whether `JoinHandle::abort` was called; the owning shard drops such a
     /// task instead of polling it.
     pub(crate) fn is_aborted(&self) -> bool {
@@ -54,31 +88,48 @@ impl TaskMeta {
 /// A scheduled task, as queued on a shard.
 pub(crate) type Runnable = async_task::Runnable<TaskMeta>;
 
-fn builder() -> async_task::Builder<TaskMeta> {
-    async_task::Builder::new().metadata(TaskMeta::default())
+fn builder(route: Route) -> async_task::Builder<TaskMeta> {
+    async_task::Builder::new().metadata(TaskMeta {
+        aborted: AtomicBool::new(false),
+        route,
+    })
 }
 
-/// Spawns a `Send` future; `schedule` decides where each wake-up goes.
-pub(crate) fn spawn_send<F, S>(future: F, schedule: S) -> (Runnable, JoinHandle<F::Output>)
+/// The schedule function of every task: it captures nothing (see the
+/// module docs), so it is a zero-sized closure.
+fn schedule(runnable: Runnable) {
+    crate::shard::schedule(runnable);
+}
+
+// What the module docs rely on: `async-task` takes the cheap paths only for
+// a zero-sized schedule function.
+const _: () = assert!(std::mem::size_of_val(&schedule) == 0);
+
+/// Spawns a `Send` future owned by shard `home` (task invariant 1).
+pub(crate) fn spawn_send<F>(future: F, home: Arc<Remote>) -> (Runnable, JoinHandle<F::Output>)
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
-    S: Fn(Runnable) + Send + Sync + 'static,
 {
-    let (runnable, task) = builder().spawn(|meta| Tracked::new(future, meta), schedule);
+    let (runnable, task) =
+        builder(Route::Shard(home)).spawn(|meta| Tracked::new(future, meta), schedule);
     let handle = JoinHandle::new(task, runnable.waker());
     (runnable, handle)
 }
 
-/// Spawns a `Send` future that any shard may run (work stealing); it
-/// registers in the locked registry of the shard that first polls it.
-pub(crate) fn spawn_stealable<F, S>(future: F, schedule: S) -> (Runnable, JoinHandle<F::Output>)
+/// Spawns a `Send` future that any shard of `runtime` may run (work
+/// stealing); it registers in the locked registry of the shard that first
+/// polls it.
+pub(crate) fn spawn_stealable<F>(
+    future: F,
+    runtime: Arc<Shared>,
+) -> (Runnable, JoinHandle<F::Output>)
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
-    S: Fn(Runnable) + Send + Sync + 'static,
 {
-    let (runnable, task) = builder().spawn(|meta| Tracked::new_stealable(future, meta), schedule);
+    let (runnable, task) = builder(Route::Stealable(runtime))
+        .spawn(|meta| Tracked::new_stealable(future, meta), schedule);
     let handle = JoinHandle::new(task, runnable.waker());
     (runnable, handle)
 }
@@ -86,30 +137,29 @@ where
 /// Spawns a `!Send` future on the current thread, which must be the shard
 /// that will run it (`async-task` panics if a `Runnable` of such a task is
 /// used elsewhere; invariant 1 makes that impossible).
-pub(crate) fn spawn_here<F, S>(future: F, schedule: S) -> (Runnable, JoinHandle<F::Output>)
+pub(crate) fn spawn_here<F>(future: F, home: Arc<Remote>) -> (Runnable, JoinHandle<F::Output>)
 where
     F: Future + 'static,
     F::Output: 'static,
-    S: Fn(Runnable) + Send + Sync + 'static,
 {
-    let (runnable, task) = builder().spawn_local(|meta| Tracked::new(future, meta), schedule);
+    let (runnable, task) =
+        builder(Route::Shard(home)).spawn_local(|meta| Tracked::new(future, meta), schedule);
     let handle = JoinHandle::new(task, runnable.waker());
     (runnable, handle)
 }
 
 /// Spawns a task whose `!Send` future is built by `build` on the first poll,
 /// i.e. on the owning shard.
-pub(crate) fn spawn_built_on_shard<B, F, S>(
+pub(crate) fn spawn_built_on_shard<B, F>(
     build: B,
-    schedule: S,
+    home: Arc<Remote>,
 ) -> (Runnable, JoinHandle<F::Output>)
 where
     B: FnOnce() -> F + Send + 'static,
     F: Future + 'static,
     F::Output: Send + 'static,
-    S: Fn(Runnable) + Send + Sync + 'static,
 {
-    let (runnable, task) = builder().spawn(
+    let (runnable, task) = builder(Route::Shard(home)).spawn(
         |meta| Tracked::new(BuildOnShard::new(build), meta),
         schedule,
     );

@@ -141,8 +141,9 @@ impl Remote {
         self.push(Envelope::Call(f));
     }
 
-    /// The schedule function of every task owned by this shard (routing
-    /// rules 1 and 2). Never refuses: a live task's wake-up must arrive.
+    /// Routing rules 1 and 2 for a task owned by this shard (its spawn, and
+    /// its wake-ups through `shard::schedule`). Never refuses: a live
+    /// task's wake-up must arrive.
     pub(crate) fn schedule(&self, runnable: Runnable) {
         let mut runnable = Some(runnable);
         context::with_current(|cx| {

@@ -31,7 +31,7 @@ use std::sync::mpsc;
 use std::thread;
 
 pub(crate) use shared::{Config, Shared};
-pub(crate) use steal::{notify_one, schedule_stealable};
+pub(crate) use steal::{notify_one, schedule};
 
 use crossbeam_deque::Worker;
 

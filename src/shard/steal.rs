@@ -32,7 +32,6 @@
 //! the task. Stealing never moves a task that is being polled: a polled
 //! task's `Runnable` is in no deque until it is scheduled again.
 
-use std::sync::Arc;
 use std::sync::atomic::{Ordering, fence};
 
 use crossbeam_deque::Steal;
@@ -40,12 +39,22 @@ use crossbeam_deque::Steal;
 use super::Shared;
 use super::core::Core;
 use crate::context;
-use crate::executor::Runnable;
+use crate::executor::{Route, Runnable};
 use crate::stats::Counters;
 
-/// The schedule function of every stealable task (placement rules 1, 2).
+/// The schedule function of every task: pinned and local tasks go to their
+/// shard (routing rules 1 and 2 in `mailbox/remote.rs`), stealable ones
+/// follow placement rules 1 and 2.
 ///
-/// A push onto a shard's own deque wakes another shard only if that deque
+/// It reads the task's [`Route`] while it holds the `Runnable`, and never
+/// after handing it over: with a schedule function that captures nothing,
+/// `async-task` keeps no reference of its own during the call, so another
+/// shard may run, finish and free a task pushed where it can take it. A
+/// target on another thread is therefore reached through a clone of its
+/// `Arc`; a push onto this shard's own queues needs none (the context owns
+/// them), and the notify after it uses the context's `Shared`.
+///
+/// A push onto this shard's deque wakes another shard only if the deque
 /// now holds more than one task: a lone task is what this shard runs next,
 /// and waking an idle shard to race for it costs a doorbell and a futile
 /// search (Tokio follows the same rule). Consequence, as in Tokio: a task
@@ -55,25 +64,50 @@ use crate::stats::Counters;
 /// and one of them parks at that instant (`tests/stealing.rs`,
 /// `block_until_all_but_the_last`); Tokio's LIFO slot keeps the last spawn
 /// of a blocked worker every time.
-pub(crate) fn schedule_stealable(shared: &Arc<Shared>, runnable: Runnable) {
+pub(crate) fn schedule(runnable: Runnable) {
+    /// Where the task goes, decided before it is handed over.
+    enum Target {
+        RunQueue,
+        Deque,
+        Elsewhere,
+    }
     let mut runnable = Some(runnable);
-    let local_len = context::with_current(|cx| {
-        if cx.shared.id != shared.id {
-            return None;
+    context::with_current(|cx| {
+        let target = match runnable.as_ref().map(|r| r.metadata().route()) {
+            Some(Route::Shard(home)) if std::ptr::eq(&**home, &*cx.remote) => Target::RunQueue,
+            Some(Route::Stealable(runtime)) if runtime.id == cx.shared.id => Target::Deque,
+            _ => Target::Elsewhere,
+        };
+        match target {
+            Target::RunQueue => {
+                if let Some(r) = runnable.take() {
+                    cx.run_queue.borrow_mut().push_back(r);
+                }
+            }
+            Target::Deque => {
+                if let Some(r) = runnable.take() {
+                    cx.deque.push(r);
+                    if cx.deque.len() > 1 {
+                        notify_one(&cx.shared);
+                    }
+                }
+            }
+            Target::Elsewhere => {}
         }
-        runnable.take().map(|r| {
-            cx.deque.push(r);
-            cx.deque.len()
-        })
-    })
-    .flatten();
-    match (runnable, local_len) {
-        (Some(r), _) => {
-            shared.injector.push(r);
-            notify_one(shared);
+    });
+    let Some(runnable) = runnable else {
+        return;
+    };
+    match runnable.metadata().route() {
+        Route::Shard(home) => {
+            let home = home.clone();
+            home.schedule(runnable);
         }
-        (None, Some(len)) if len > 1 => notify_one(shared),
-        (None, _) => {}
+        Route::Stealable(runtime) => {
+            let runtime = runtime.clone();
+            runtime.injector.push(runnable);
+            notify_one(&runtime);
+        }
     }
 }
 

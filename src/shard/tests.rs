@@ -116,10 +116,7 @@ fn a_stealable_spawn_inside_the_closing_gate_is_cancelled_not_lost() {
     std::thread::sleep(Duration::from_millis(20));
     shared.remotes[0].ring_eventfd();
     std::thread::sleep(Duration::from_millis(100));
-    let pusher = shared.clone();
-    let (runnable, join) = crate::executor::spawn_stealable(async { 7 }, move |r| {
-        super::steal::schedule_stealable(&pusher, r)
-    });
+    let (runnable, join) = crate::executor::spawn_stealable(async { 7 }, shared.clone());
     runnable.schedule(); // onto the injector, as `spawn_stealable` does
     drop(inside);
     let report = closer.join().unwrap();
