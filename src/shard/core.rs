@@ -166,8 +166,13 @@ impl Core {
 
     fn intake(&self) {
         let remote = &self.cx.remote;
-        if !remote.preferred.is_empty() && !self.cancelling.get() {
-            self.take_preferred(self.cx.index);
+        if !remote.preferred.is_empty()
+            && !self.cancelling.get()
+            && self.take_preferred(self.cx.index)
+        {
+            // The batch may outlast our next poll (a task that blocks us):
+            // an idle shard is told, as for a batch from the injector.
+            self.share_batch();
         }
         for _ in 0..self.budget().saturating_mul(4) {
             let Some(envelope) = remote.pop() else { break };

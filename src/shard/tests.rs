@@ -261,3 +261,62 @@ fn an_eventfd_read_that_could_not_be_rearmed_is_rearmed_before_the_park() {
         "a spawn from outside did not wake the shard"
     );
 }
+
+/// A batch of `StealablePreferred` tasks that its shard takes in the same
+/// tick as a task that then blocks it. The other shard was not told (the
+/// spawner saw the preferred shard being woken, and a shard may not take
+/// the preferred tasks of one that is not running), so only the taking
+/// shard can ask for help: it did not, and the batch waited in its deque
+/// until the blocker ended. The preferred tasks are queued here without
+/// any notify, as that race leaves them, so the test does not depend on it.
+#[test]
+fn a_preferred_batch_taken_with_a_blocking_task_is_shared() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    const TASKS: usize = 100;
+    let rt = Runtime::builder().shards(2).build().unwrap();
+    let h = rt.handle();
+    assert!(
+        wait_parked(&h, 0) && wait_parked(&h, 1),
+        "the shards never parked"
+    );
+    let done = Arc::new(AtomicUsize::new(0));
+    let joins: Vec<_> = (0..TASKS)
+        .map(|_| {
+            let done = done.clone();
+            let (runnable, join) = crate::executor::spawn_stealable(
+                async move {
+                    done.fetch_add(1, SeqCst);
+                    crate::current_shard()
+                },
+                h.shared.clone(),
+            );
+            h.shared.remotes[0].preferred.push(runnable);
+            join
+        })
+        .collect();
+    // Rings shard 0, which takes the batch and this task in one tick; the
+    // task blocks it until every preferred task has run (one at most on
+    // shard 0, if its deque came first).
+    let seen = done.clone();
+    let blocker = h
+        .spawn_pinned(0, async move {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while seen.load(SeqCst) < TASKS && Instant::now() < deadline {
+                std::hint::spin_loop();
+            }
+            seen.load(SeqCst)
+        })
+        .unwrap();
+    let ran = ready_within(Duration::from_secs(20), blocker);
+    assert!(
+        matches!(ran, Some(Ok(TASKS))),
+        "preferred tasks stayed behind the blocked shard that took them: {ran:?}"
+    );
+    let on_1 = joins
+        .into_iter()
+        .map(|j| ready_within(Duration::from_secs(5), j).unwrap().unwrap())
+        .filter(|s| *s == Some(1))
+        .count();
+    assert!(on_1 >= TASKS - 1, "only {on_1} ran on shard 1");
+}
