@@ -248,7 +248,6 @@ fn a_stolen_task_observes_the_op_its_home_shard_completed() {
         // Shard 1 is held while the tasks start, so both first run (and
         // submit their reads) on shard 0: their home.
         let hold_1 = common::block_shard(&rt, 1);
-        std::thread::sleep(Duration::from_millis(2));
         let tasks = rt
             .block_on(
                 h.spawn_pinned(0, async move {
@@ -281,7 +280,6 @@ fn a_stolen_task_observes_the_op_its_home_shard_completed() {
             .unwrap();
         std::thread::sleep(Duration::from_millis(5)); // both reads in flight
         let blocker = common::block_shard(&rt, 0);
-        std::thread::sleep(Duration::from_millis(2));
         rt.block_on(hold_1.release()).unwrap();
         for p in &mut peers {
             p.write_all(b"data").unwrap();

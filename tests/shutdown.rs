@@ -24,7 +24,7 @@ fn shutdown_with_pending_tasks_cancels_them_and_reports_how_many() {
     let t = Instant::now();
     let report = rt.shutdown(Duration::from_millis(20));
     assert!(
-        t.elapsed() < Duration::from_secs(3),
+        t.elapsed() < Duration::from_millis(4500),
         "shutdown took {:?}",
         t.elapsed()
     );
@@ -238,7 +238,7 @@ fn runtime_shut_down_from_inside_one_of_its_own_tasks() {
         report.unfinished_tasks >= 1,
         "shard 1's pending task was cancelled: {report:?}"
     );
-    assert!(took < Duration::from_secs(3), "took {took:?}");
+    assert!(took < Duration::from_millis(4500), "took {took:?}");
 }
 
 #[test]
@@ -252,7 +252,11 @@ fn shutdown_with_an_unbounded_timeout_returns_once_tasks_finish() {
     let t = Instant::now();
     let report = rt.shutdown(Duration::MAX);
     assert!(report.is_clean(), "{report:?}");
-    assert!(t.elapsed() < Duration::from_secs(3));
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        t.elapsed()
+    );
 }
 
 /// Tasks on both shards wake each other while they are being cancelled:
@@ -282,7 +286,7 @@ fn shutdown_while_tasks_on_both_shards_wake_each_other() {
         let report = rt.shutdown(Duration::from_millis(5));
         assert!(report.stuck_shards.is_empty(), "{report:?}");
         assert!(
-            t.elapsed() < Duration::from_secs(3),
+            t.elapsed() < Duration::from_millis(4500),
             "took {:?}",
             t.elapsed()
         );
@@ -391,7 +395,7 @@ fn a_shutdown_called_on_its_own_shard_does_not_wait_out_its_timeout() {
     let (report, took) = common::block_on(ringlane::time::timeout(Duration::from_secs(20), j))
         .expect("the shutdown waited out its timeout")
         .unwrap();
-    assert!(took < Duration::from_secs(3), "took {took:?}");
+    assert!(took < Duration::from_millis(4500), "took {took:?}");
     assert!(report.stuck_shards.is_empty(), "{report:?}");
 }
 
@@ -479,6 +483,6 @@ fn runtime_dropped_in_a_stealable_task_that_moved_returns_promptly() {
         first, moved_to,
         "the task did not move: the test proves nothing"
     );
-    assert!(took < Duration::from_secs(2), "the shutdown took {took:?}");
+    assert!(took < Duration::from_secs(4), "the shutdown took {took:?}");
     assert!(report.stuck_shards.is_empty(), "{report:?}");
 }

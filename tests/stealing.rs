@@ -211,7 +211,6 @@ fn stolen_task_with_an_in_flight_timer_completes_elsewhere() {
         .unwrap();
     let home = first_rx.recv_timeout(Duration::from_secs(5)).unwrap();
     let blocker = common::block_shard(&rt, home);
-    std::thread::sleep(Duration::from_millis(10)); // the home shard is now blocked
     go_tx.send(()).unwrap(); // wakes the task from a plain thread: injector
     let out = rt.block_on(timeout(Duration::from_secs(10), task));
     rt.block_on(blocker.release()).unwrap();
@@ -336,7 +335,6 @@ fn shutdown_cancels_pending_stealable_tasks_without_hanging_their_handles() {
         .collect();
     // Some queued but never polled: behind a blocked shard and in the injector.
     let release = common::block_shard(&rt, 1).release_flag();
-    std::thread::sleep(Duration::from_millis(20));
     joins.extend((0..100).map(|_| rt.handle().spawn_stealable(async {}).unwrap()));
     let releaser = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(50));
@@ -424,7 +422,6 @@ fn graceful_shutdown_returns_promptly_when_stolen_tasks_finish_elsewhere() {
 fn stealable_preferred_tasks_run_elsewhere_while_their_shard_is_blocked() {
     let rt = common::runtime(2);
     let blocker = common::block_shard(&rt, 0);
-    std::thread::sleep(Duration::from_millis(10));
     let joins: Vec<_> = (0..100)
         .map(|_| {
             rt.handle()

@@ -279,7 +279,7 @@ fn self_waking_task_does_not_starve_timers_mailbox_or_other_tasks() {
     let spins = rt.block_on(spinner).unwrap();
     assert!(spins > 100, "the spinner should have run too ({spins})");
     assert!(
-        timer_latency < Duration::from_secs(2),
+        timer_latency < Duration::from_secs(10),
         "timer starved: {timer_latency:?}"
     );
 }

@@ -12,35 +12,60 @@ use ringlane::time::{MissedTickBehavior, interval, sleep, sleep_until, timeout};
 /// Sleeps started together fire in deadline order, never early, and no
 /// later than a generous bound (the machine is shared and noisy; the bound
 /// catches a timer that waits for an unrelated wake-up, not jitter).
+///
+/// The deadlines lie 200 ms and more ahead, and each task checks that its
+/// first poll found its sleep pending: only timers that really went through
+/// the wheel say anything about its order (a deadline already past when
+/// first polled is ready at once, in spawn order). If the shard was so late
+/// that one was already due, the attempt proves nothing and is repeated.
 #[test]
 fn timers_fire_in_order_never_early_and_within_a_sane_bound() {
+    for _attempt in 0..3 {
+        if let Some(order) = timers_in_order_attempt() {
+            assert_eq!(order, vec![1, 5, 10, 15, 25, 30, 35, 45]);
+            return;
+        }
+    }
+    panic!("in three attempts, a sleep was already due at its first poll (200 ms late)");
+}
+
+/// One attempt: the order the timers fired in, or `None` if a sleep was
+/// already due when its task first polled it.
+fn timers_in_order_attempt() -> Option<Vec<u64>> {
     let rt = common::runtime(1);
     let order = Arc::new(Mutex::new(Vec::new()));
-    let start = Instant::now();
+    let base = Instant::now() + Duration::from_millis(200);
     let joins: Vec<_> = [35u64, 5, 25, 15, 45, 10, 1, 30]
         .into_iter()
         .map(|ms| {
             let order = order.clone();
             rt.handle()
                 .spawn_pinned(0, async move {
-                    let deadline = start + Duration::from_millis(ms);
-                    sleep_until(deadline).await;
+                    let deadline = base + Duration::from_millis(ms);
+                    let mut sleep = std::pin::pin!(sleep_until(deadline));
+                    let pending_at_first = std::future::poll_fn(|cx| {
+                        std::task::Poll::Ready(sleep.as_mut().poll(cx).is_pending())
+                    })
+                    .await;
+                    sleep.await;
                     let late = Instant::now().saturating_duration_since(deadline);
                     assert!(Instant::now() >= deadline, "timer {ms} ms fired early");
                     order.lock().push(ms);
-                    late
+                    (pending_at_first, late)
                 })
                 .unwrap()
         })
         .collect();
-    let lateness: Vec<Duration> = joins.into_iter().map(|j| rt.block_on(j).unwrap()).collect();
-    assert_eq!(*order.lock(), vec![1, 5, 10, 15, 25, 30, 35, 45]);
-    for late in lateness {
-        assert!(
-            late < Duration::from_millis(250),
-            "a timer fired {late:?} late"
-        );
+    let results: Vec<(bool, Duration)> =
+        joins.into_iter().map(|j| rt.block_on(j).unwrap()).collect();
+    if results.iter().any(|(pending, _)| !pending) {
+        return None;
     }
+    for (_, late) in results {
+        assert!(late < Duration::from_secs(1), "a timer fired {late:?} late");
+    }
+    let order = order.lock().clone();
+    Some(order)
 }
 
 #[test]
@@ -274,7 +299,7 @@ fn a_reset_sleep_wakes_its_task_without_being_polled_again() {
         )
         .unwrap();
     assert!(
-        took < Duration::from_secs(2),
+        took < Duration::from_secs(4),
         "the reset sleep did not wake its task ({took:?})"
     );
 }

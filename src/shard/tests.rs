@@ -206,7 +206,7 @@ fn a_preferred_task_pushed_while_its_shard_parks_after_a_refused_search_runs() {
         pushed = rx.recv_timeout(Duration::from_millis(100)).ok();
     }
     let j = pushed.expect("shard 0 never parked after a refused search");
-    let ran = ready_within(Duration::from_secs(2), j);
+    let ran = ready_within(Duration::from_secs(10), j);
     h.shared.searching.store(0, SeqCst);
     release.store(true, SeqCst);
     assert!(ready_within(Duration::from_secs(5), blocker).is_some());
@@ -247,13 +247,19 @@ fn an_eventfd_read_that_could_not_be_rearmed_is_rearmed_before_the_park() {
         h.spawn_pinned(0, async { 1 }).unwrap(),
     );
     assert!(matches!(first, Some(Ok(1))));
+    // The task's result can arrive before the shard reaps the eventfd
+    // read's CQE (and so before the re-arm): wait for the arm.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while REFUSE_EVENTFD_ARM.lock().is_some() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     assert!(
         REFUSE_EVENTFD_ARM.lock().is_none(),
         "the failing arm never ran"
     );
     assert!(wait_parked(&h, 0), "the shard never parked again");
     let second = ready_within(
-        Duration::from_secs(2),
+        Duration::from_secs(10),
         h.spawn_pinned(0, async { 2 }).unwrap(),
     );
     assert!(

@@ -101,18 +101,31 @@ pub struct Blocker {
 }
 
 /// Blocks shard `shard` of `rt` until the returned [`Blocker`] is released.
+/// Returns once the shard is blocked (its blocking poll has begun), not
+/// merely asked to block: a sleep that hopes for it can be outlasted on a
+/// loaded machine.
 pub fn block_shard(rt: &ringlane::Runtime, shard: usize) -> Blocker {
     use std::sync::atomic::{AtomicBool, Ordering};
     let release = std::sync::Arc::new(AtomicBool::new(false));
-    let r = release.clone();
+    let started = std::sync::Arc::new(AtomicBool::new(false));
+    let (r, s) = (release.clone(), started.clone());
     let join = rt
         .handle()
         .spawn_pinned(shard, async move {
+            s.store(true, Ordering::Release);
             while !r.load(Ordering::Acquire) {
                 std::hint::spin_loop();
             }
         })
         .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !started.load(Ordering::Acquire) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "shard {shard} never ran its blocker"
+        );
+        std::thread::yield_now();
+    }
     Blocker { release, join }
 }
 
