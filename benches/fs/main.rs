@@ -233,6 +233,7 @@ fn main() {
         c.final_summary();
     }
     env.shutdown();
+    raw_uring::close_write_rings();
     let fds_after = files::open_fds();
     if shared::summary_mode() {
         println!();

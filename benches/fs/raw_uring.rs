@@ -255,10 +255,16 @@ fn raw_write(kind: RingKind, linked: bool, env: &Env, warm: usize, n: usize) -> 
 }
 
 thread_local! {
-    /// The write floors' rings, one per `RingKind`, kept for the bench
-    /// thread's life.
+    /// The write floors' rings, one per `RingKind`, kept until
+    /// `close_write_rings` (before the bench's fd check).
     static WRITE_RINGS: std::cell::RefCell<[Option<FloorRing>; 2]> =
         const { std::cell::RefCell::new([None, None]) };
+}
+
+/// Closes the write floors' rings, so that the fd check after the run sees
+/// only what ringlane may have leaked (the rings held two fds).
+pub(crate) fn close_write_rings() {
+    WRITE_RINGS.with(|rings| *rings.borrow_mut() = [None, None]);
 }
 
 /// `warm + n` write+fdatasync pairs through `ring`, each reaped before the
