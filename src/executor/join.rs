@@ -73,7 +73,8 @@ impl<T> Drop for Outcome<T> {
 /// whole life, so the pointer is valid whenever the handle exists.
 struct MetaRef(NonNull<TaskMeta>);
 
-// SAFETY: `TaskMeta` is `Sync` (an atomic), and the pointer stays valid for
+// SAFETY: `TaskMeta` is `Sync` (an atomic flag and `Arc`s of `Sync` types),
+// and the pointer stays valid for
 // the life of the owning `JoinHandle` (see above), on any thread.
 unsafe impl Send for MetaRef {}
 // SAFETY: as above; only shared access (`&TaskMeta`) is ever made.

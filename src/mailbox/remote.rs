@@ -160,6 +160,8 @@ impl Remote {
 
     fn push(&self, envelope: Envelope) {
         self.queue.push(envelope); // S1
+        #[cfg(test)]
+        crate::shard::tests::after_foreign_push();
         self.notify();
     }
 

@@ -20,7 +20,7 @@ mod drain;
 mod shared;
 mod steal;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};

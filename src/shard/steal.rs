@@ -49,10 +49,11 @@ use crate::stats::Counters;
 /// It reads the task's [`Route`] while it holds the `Runnable`, and never
 /// after handing it over: with a schedule function that captures nothing,
 /// `async-task` keeps no reference of its own during the call, so another
-/// shard may run, finish and free a task pushed where it can take it. A
-/// target on another thread is therefore reached through a clone of its
-/// `Arc`; a push onto this shard's own queues needs none (the context owns
-/// them), and the notify after it uses the context's `Shared`.
+/// shard may run, finish and free a task pushed where it can take it. So
+/// what it rings after the push is never reached through the task: on a
+/// shard of the task's runtime, through the thread's context (its own
+/// queues, or another shard's `Remote` in the context's `Shared`); on any
+/// other thread, through a clone of the route's `Arc`.
 ///
 /// A push onto this shard's deque wakes another shard only if the deque
 /// now holds more than one task: a lone task is what this shard runs next,
@@ -69,35 +70,41 @@ pub(crate) fn schedule(runnable: Runnable) {
     enum Target {
         RunQueue,
         Deque,
+        /// Another shard of this thread's runtime: its `Remote` is reached
+        /// through the context's `Shared`, which this thread keeps alive.
+        Sibling(usize),
         Elsewhere,
     }
     let mut runnable = Some(runnable);
     context::with_current(|cx| {
         let target = match runnable.as_ref().map(|r| r.metadata().route()) {
             Some(Route::Shard(home)) if std::ptr::eq(&**home, &*cx.remote) => Target::RunQueue,
+            Some(Route::Shard(home)) if home.runtime_id == cx.remote.runtime_id => {
+                Target::Sibling(home.index)
+            }
             Some(Route::Stealable(runtime)) if runtime.id == cx.shared.id => Target::Deque,
             _ => Target::Elsewhere,
         };
+        let Some(r) = runnable.take_if(|_| !matches!(target, Target::Elsewhere)) else {
+            return;
+        };
         match target {
-            Target::RunQueue => {
-                if let Some(r) = runnable.take() {
-                    cx.run_queue.borrow_mut().push_back(r);
-                }
-            }
+            Target::RunQueue => cx.run_queue.borrow_mut().push_back(r),
             Target::Deque => {
-                if let Some(r) = runnable.take() {
-                    cx.deque.push(r);
-                    if cx.deque.len() > 1 {
-                        notify_one(&cx.shared);
-                    }
+                cx.deque.push(r);
+                if cx.deque.len() > 1 {
+                    notify_one(&cx.shared);
                 }
             }
-            Target::Elsewhere => {}
+            Target::Sibling(index) => cx.shared.remotes[index].schedule(r),
+            Target::Elsewhere => unreachable!("kept above"),
         }
     });
     let Some(runnable) = runnable else {
         return;
     };
+    // Off this runtime's shards: what is rung must outlive the task, so it
+    // is reached through a clone of the route's `Arc`.
     match runnable.metadata().route() {
         Route::Shard(home) => {
             let home = home.clone();
@@ -106,6 +113,8 @@ pub(crate) fn schedule(runnable: Runnable) {
         Route::Stealable(runtime) => {
             let runtime = runtime.clone();
             runtime.injector.push(runnable);
+            #[cfg(test)]
+            super::tests::after_foreign_push();
             notify_one(&runtime);
         }
     }

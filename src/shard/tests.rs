@@ -326,3 +326,85 @@ fn a_preferred_batch_taken_with_a_blocking_task_is_shared() {
         .count();
     assert!(on_1 >= TASKS - 1, "only {on_1} ran on shard 1");
 }
+
+/// Runs once on thread `.0`, in a push onto a mailbox or the injector by a
+/// thread that is not a shard of the target runtime: after the push, before
+/// the doorbell.
+type PushHook = (std::thread::ThreadId, Box<dyn FnOnce() + Send>);
+static AFTER_FOREIGN_PUSH: parking_lot::Mutex<Option<PushHook>> = parking_lot::Mutex::new(None);
+
+/// Called by `Remote::push` and `shard::schedule` in test builds.
+pub(crate) fn after_foreign_push() {
+    let hook = {
+        let mut slot = AFTER_FOREIGN_PUSH.lock();
+        match &*slot {
+            Some((thread, _)) if *thread == std::thread::current().id() => slot.take(),
+            _ => None,
+        }
+    };
+    if let Some((_, f)) = hook {
+        f();
+    }
+}
+
+/// The schedule function captures nothing, so `async-task` holds no
+/// reference of its own while it runs (ADR 0017). A task woken from a plain
+/// thread is pushed, and the waker then rings the shard: between the two,
+/// the shard may run and free the task and the runtime may end. The waking
+/// thread must hold its own reference to the `Remote` (pinned task) or
+/// `Shared` (stealable task) it rings, not the one in the task's metadata.
+/// A hook makes that window as wide as it can be: the whole runtime is
+/// dropped inside it, and the target must still be alive.
+#[test]
+fn a_foreign_wake_holds_what_it_rings_while_the_task_and_runtime_end() {
+    use std::sync::{Arc, mpsc};
+    use std::task::{Poll, Waker};
+    for stealable in [false, true] {
+        let rt = Runtime::builder().shards(1).build().unwrap();
+        let h = rt.handle();
+        let (remote, shared) = (
+            Arc::downgrade(&h.shared.remotes[0]),
+            Arc::downgrade(&h.shared),
+        );
+        let (tx, rx) = mpsc::channel::<Waker>();
+        let mut sent = false;
+        let body = std::future::poll_fn(move |cx| {
+            if sent {
+                return Poll::Ready(());
+            }
+            sent = true;
+            tx.send(cx.waker().clone()).unwrap();
+            Poll::Pending
+        });
+        let task = match stealable {
+            false => h.spawn_pinned(0, body).unwrap(),
+            true => h.spawn_stealable(body).unwrap(),
+        };
+        drop(h);
+        let waker = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        drop(task); // detached: its waker is all that keeps it
+        let (rt_tx, rt_rx) = mpsc::channel::<Runtime>();
+        let waking = std::thread::spawn(move || {
+            let (alive_tx, alive_rx) = mpsc::channel::<(bool, bool)>();
+            *AFTER_FOREIGN_PUSH.lock() = Some((
+                std::thread::current().id(),
+                Box::new(move || {
+                    // The shutdown runs (or cancels) the pushed task, frees
+                    // it, and ends the shards; then the runtime is gone.
+                    drop(rt_rx.recv().unwrap());
+                    let alive = (remote.upgrade().is_some(), shared.upgrade().is_some());
+                    alive_tx.send(alive).unwrap();
+                }),
+            ));
+            waker.wake();
+            alive_rx.try_recv().expect("the hook did not run")
+        });
+        rt_tx.send(rt).unwrap();
+        let (remote_alive, shared_alive) = waking.join().unwrap();
+        if stealable {
+            assert!(shared_alive, "the waking thread rang a freed runtime");
+        } else {
+            assert!(remote_alive, "the waking thread rang a freed shard");
+        }
+    }
+}
