@@ -277,6 +277,22 @@ fn an_eventfd_read_that_could_not_be_rearmed_is_rearmed_before_the_park() {
 /// any notify, as that race leaves them, so the test does not depend on it.
 #[test]
 fn a_preferred_batch_taken_with_a_blocking_task_is_shared() {
+    // Shard 0 reads as parked from step R3 on, a little before it sleeps:
+    // if it still looked at its queues when the batch arrived, it ran the
+    // batch itself and the attempt proves nothing; it is repeated.
+    for _attempt in 0..3 {
+        if preferred_batch_attempt() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("in three attempts, shard 0 never took the batch together with the blocker");
+}
+
+/// One attempt: whether the batch ran on shard 1 (all but at most one task)
+/// while shard 0 was blocked. Fails if the blocker's wait for the batch
+/// times out: the batch was stranded.
+fn preferred_batch_attempt() -> bool {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
     const TASKS: usize = 100;
@@ -324,7 +340,7 @@ fn a_preferred_batch_taken_with_a_blocking_task_is_shared() {
         .map(|j| ready_within(Duration::from_secs(5), j).unwrap().unwrap())
         .filter(|s| *s == Some(1))
         .count();
-    assert!(on_1 >= TASKS - 1, "only {on_1} ran on shard 1");
+    on_1 >= TASKS - 1
 }
 
 /// Runs once on thread `.0`, in a push onto a mailbox or the injector by a
