@@ -396,8 +396,12 @@ fn a_foreign_wake_holds_what_it_rings_while_the_task_and_runtime_end() {
             false => h.spawn_pinned(0, body).unwrap(),
             true => h.spawn_stealable(body).unwrap(),
         };
-        drop(h);
         let waker = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        // The poll that gave the waker away has returned once the shard
+        // parks: a wake before that would only mark the running task, and
+        // the shard itself would requeue it.
+        assert!(wait_parked(&h, 0), "the shard never parked");
+        drop(h);
         drop(task); // detached: its waker is all that keeps it
         let (rt_tx, rt_rx) = mpsc::channel::<Runtime>();
         let waking = std::thread::spawn(move || {
