@@ -135,34 +135,41 @@ fn std_echo(warm: usize, n: usize) -> Run {
 }
 
 async fn tokio_echo_pair(warm: usize, n: usize) -> Run {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (client, server) = tcp_pair();
     for s in [&client, &server] {
         s.set_nonblocking(true).unwrap();
     }
-    let mut server = tokio::net::TcpStream::from_std(server).unwrap();
-    let mut client = tokio::net::TcpStream::from_std(client).unwrap();
-    let srv = tokio::spawn(async move {
-        let mut buf = [0u8; MSG];
-        while server.read_exact(&mut buf).await.is_ok() {
-            server.write_all(&buf).await.unwrap();
-        }
-    });
-    let cli = tokio::spawn(async move {
-        let mut clock = Clock::new(warm, n);
-        let mut buf = [0u8; MSG];
-        for i in 0..warm + n {
-            let msg = message(i);
-            client.write_all(&msg).await.unwrap();
-            client.read_exact(&mut buf).await.unwrap();
-            assert_eq!(buf, msg, "echo {i} corrupted");
-            clock.tick(i);
-        }
-        clock.finish()
-    });
+    let server = tokio::net::TcpStream::from_std(server).unwrap();
+    let client = tokio::net::TcpStream::from_std(client).unwrap();
+    let srv = tokio::spawn(tokio_echo_server(server));
+    let cli = tokio::spawn(tokio_echo_client(client, warm, n));
     let run = cli.await.unwrap();
     srv.await.unwrap();
     run
+}
+
+/// The Tokio echo cases' server: echoes `MSG`-byte messages until EOF.
+async fn tokio_echo_server(mut server: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = [0u8; MSG];
+    while server.read_exact(&mut buf).await.is_ok() {
+        server.write_all(&buf).await.unwrap();
+    }
+}
+
+/// The Tokio echo cases' client: `warm + n` checked round trips, timed.
+async fn tokio_echo_client(mut client: tokio::net::TcpStream, warm: usize, n: usize) -> Run {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut clock = Clock::new(warm, n);
+    let mut buf = [0u8; MSG];
+    for i in 0..warm + n {
+        let msg = message(i);
+        client.write_all(&msg).await.unwrap();
+        client.read_exact(&mut buf).await.unwrap();
+        assert_eq!(buf, msg, "echo {i} corrupted");
+        clock.tick(i);
+    }
+    clock.finish()
 }
 
 /// Runs `server` on a current-thread Tokio runtime of its own thread (the
@@ -179,30 +186,16 @@ where
 /// runtime, the client on another (every hop crosses threads, as with
 /// ringlane's two shards; Tokio multi-thread keeps both ends on one worker).
 fn tokio_pair_echo(warm: usize, n: usize) -> Run {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (client, server) = tcp_pair();
     for s in [&client, &server] {
         s.set_nonblocking(true).unwrap();
     }
     let srv = tokio_thread(move || async move {
-        let mut server = tokio::net::TcpStream::from_std(server).unwrap();
-        let mut buf = [0u8; MSG];
-        while server.read_exact(&mut buf).await.is_ok() {
-            server.write_all(&buf).await.unwrap();
-        }
+        tokio_echo_server(tokio::net::TcpStream::from_std(server).unwrap()).await
     });
     let run = tokio_rt(None).block_on(async move {
-        let mut client = tokio::net::TcpStream::from_std(client).unwrap();
-        let mut clock = Clock::new(warm, n);
-        let mut buf = [0u8; MSG];
-        for i in 0..warm + n {
-            let msg = message(i);
-            client.write_all(&msg).await.unwrap();
-            client.read_exact(&mut buf).await.unwrap();
-            assert_eq!(buf, msg, "echo {i} corrupted");
-            clock.tick(i);
-        }
-        clock.finish()
+        let client = tokio::net::TcpStream::from_std(client).unwrap();
+        tokio_echo_client(client, warm, n).await
     });
     srv.join().unwrap();
     run
