@@ -66,38 +66,35 @@ use crate::stats::Counters;
 /// `block_until_all_but_the_last`); Tokio's LIFO slot keeps the last spawn
 /// of a blocked worker every time.
 pub(crate) fn schedule(runnable: Runnable) {
-    /// Where the task goes, decided before it is handed over.
-    enum Target {
+    /// A queue of this thread's runtime the task goes to, decided before
+    /// it is handed over.
+    enum Here {
         RunQueue,
         Deque,
         /// Another shard of this thread's runtime: its `Remote` is reached
         /// through the context's `Shared`, which this thread keeps alive.
         Sibling(usize),
-        Elsewhere,
     }
     let mut runnable = Some(runnable);
     context::with_current(|cx| {
-        let target = match runnable.as_ref().map(|r| r.metadata().route()) {
-            Some(Route::Shard(home)) if std::ptr::eq(&**home, &*cx.remote) => Target::RunQueue,
+        let here = match runnable.as_ref().map(|r| r.metadata().route()) {
+            Some(Route::Shard(home)) if std::ptr::eq(&**home, &*cx.remote) => Here::RunQueue,
             Some(Route::Shard(home)) if home.runtime_id == cx.remote.runtime_id => {
-                Target::Sibling(home.index)
+                Here::Sibling(home.index)
             }
-            Some(Route::Stealable(runtime)) if runtime.id == cx.shared.id => Target::Deque,
-            _ => Target::Elsewhere,
+            Some(Route::Stealable(runtime)) if runtime.id == cx.shared.id => Here::Deque,
+            _ => return,
         };
-        let Some(r) = runnable.take_if(|_| !matches!(target, Target::Elsewhere)) else {
-            return;
-        };
-        match target {
-            Target::RunQueue => cx.run_queue.borrow_mut().push_back(r),
-            Target::Deque => {
+        let Some(r) = runnable.take() else { return };
+        match here {
+            Here::RunQueue => cx.run_queue.borrow_mut().push_back(r),
+            Here::Deque => {
                 cx.deque.push(r);
                 if cx.deque.len() > 1 {
                     notify_one(&cx.shared);
                 }
             }
-            Target::Sibling(index) => cx.shared.remotes[index].schedule(r),
-            Target::Elsewhere => unreachable!("kept above"),
+            Here::Sibling(index) => cx.shared.remotes[index].schedule(r),
         }
     });
     let Some(runnable) = runnable else {
