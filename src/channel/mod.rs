@@ -139,8 +139,33 @@ pub fn raw_channel(capacity: usize) -> Result<(RawSender, RawReceiver), Error> {
 }
 
 /// Sending half of the raw `u64` lane.
+///
+/// # Examples
+///
+/// ```
+/// use ringlane::RawSender;
+/// fn announce(tx: &RawSender, ids: &[u64]) -> usize {
+///     ids.iter().filter(|&&id| tx.try_send(id).is_ok()).count()
+/// }
+/// let (tx, mut rx) = ringlane::raw_channel(2).unwrap();
+/// assert_eq!(announce(&tx, &[10, 20, 30]), 2); // the third does not fit
+/// assert_eq!(rx.try_recv(), Ok(10));
+/// ```
 pub type RawSender = Sender<u64>;
 /// Receiving half of the raw `u64` lane.
+///
+/// # Examples
+///
+/// ```
+/// use ringlane::RawReceiver;
+/// fn drain(rx: &mut RawReceiver) -> Vec<u64> {
+///     std::iter::from_fn(|| rx.try_recv().ok()).collect()
+/// }
+/// let (tx, mut rx) = ringlane::raw_channel(4).unwrap();
+/// tx.try_send(1).unwrap();
+/// tx.try_send(2).unwrap();
+/// assert_eq!(drain(&mut rx), [1, 2]);
+/// ```
 pub type RawReceiver = Receiver<u64>;
 
 /// Why [`Receiver::try_recv`] returned no message.

@@ -46,7 +46,13 @@ impl<T: AsRawFd> AsyncFd<T> {
     ///
     /// # Examples
     ///
-    /// See [`AsyncFd`].
+    /// ```
+    /// use std::os::fd::AsRawFd;
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let raw = a.as_raw_fd();
+    /// let fd = ringlane::compat::AsyncFd::new(a).unwrap();
+    /// assert_eq!(fd.as_raw_fd(), raw);
+    /// ```
     pub fn new(inner: T) -> io::Result<Self> {
         Ok(Self::with_home(inner, None))
     }
@@ -64,7 +70,14 @@ impl<T: AsRawFd> AsyncFd<T> {
     ///
     /// # Examples
     ///
-    /// See [`AsyncFd`].
+    /// ```
+    /// let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let fd = ringlane::compat::AsyncFd::new(a).unwrap();
+    /// std::io::Write::write_all(&mut fd.get_ref(), b"x").unwrap();
+    /// let mut got = [0u8; 1];
+    /// std::io::Read::read_exact(&mut &b, &mut got).unwrap();
+    /// assert_eq!(&got, b"x");
+    /// ```
     pub fn get_ref(&self) -> &T {
         self.inner.as_ref().expect("present until into_inner")
     }
@@ -112,7 +125,19 @@ impl<T: AsRawFd> AsyncFd<T> {
     ///
     /// # Examples
     ///
-    /// See [`readable`](Self::readable).
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// a.set_nonblocking(true).unwrap();
+    /// std::io::Write::write_all(&mut b, b"r").unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let fd = ringlane::compat::AsyncFd::new(a).unwrap();
+    ///     let mut guard = std::future::poll_fn(|cx| fd.poll_read_ready(cx)).await.unwrap();
+    ///     let mut buf = [0u8; 4];
+    ///     guard.try_io(|inner| std::io::Read::read(&mut inner.get_ref(), &mut buf)).unwrap().unwrap()
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), 1);
+    /// ```
     pub fn poll_read_ready<'a>(
         &'a self,
         cx: &mut Context<'_>,
@@ -124,7 +149,20 @@ impl<T: AsRawFd> AsyncFd<T> {
     ///
     /// # Examples
     ///
-    /// See [`writable`](Self::writable).
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// a.set_nonblocking(true).unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let fd = ringlane::compat::AsyncFd::new(a).unwrap();
+    ///     let mut guard = std::future::poll_fn(|cx| fd.poll_write_ready(cx)).await.unwrap();
+    ///     guard.try_io(|inner| std::io::Write::write(&mut inner.get_ref(), b"w")).unwrap().unwrap()
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), 1);
+    /// let mut got = [0u8; 1];
+    /// std::io::Read::read_exact(&mut b, &mut got).unwrap();
+    /// assert_eq!(&got, b"w");
+    /// ```
     pub fn poll_write_ready<'a>(
         &'a self,
         cx: &mut Context<'_>,
@@ -172,7 +210,19 @@ impl<T: AsRawFd> AsyncFd<T> {
     ///
     /// # Examples
     ///
-    /// See [`AsyncFd`].
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let (a, b) = std::os::unix::net::UnixDatagram::pair().unwrap();
+    /// a.set_nonblocking(true).unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let fd = ringlane::compat::AsyncFd::new(a).unwrap();
+    ///     let mut guard = fd.writable().await.unwrap();
+    ///     guard.try_io(|inner| inner.get_ref().send(b"dgram")).unwrap().unwrap()
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), 5);
+    /// let mut buf = [0u8; 8];
+    /// assert_eq!(b.recv(&mut buf).unwrap(), 5);
+    /// ```
     pub async fn writable(&self) -> io::Result<AsyncFdReadyGuard<'_, T>> {
         std::future::poll_fn(|cx| self.poll_ready(Direction::Write, cx)).await
     }
@@ -189,7 +239,20 @@ impl<T: AsRawFd> AsRawFd for AsyncFd<T> {
 ///
 /// # Examples
 ///
-/// See [`AsyncFd::readable`].
+/// ```
+/// use ringlane::compat::{AsyncFd, AsyncFdReadyGuard};
+/// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+/// let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+/// a.set_nonblocking(true).unwrap();
+/// std::io::Write::write_all(&mut b, b"abc").unwrap();
+/// let j = rt.handle().spawn_pinned(0, async move {
+///     let fd = AsyncFd::new(a).unwrap();
+///     let mut guard: AsyncFdReadyGuard<'_, _> = fd.readable().await.unwrap();
+///     let mut buf = [0u8; 8];
+///     guard.try_io(|inner| std::io::Read::read(&mut inner.get_ref(), &mut buf)).unwrap().unwrap()
+/// }).unwrap();
+/// assert_eq!(rt.block_on(j).unwrap(), 3);
+/// ```
 #[derive(Debug)]
 pub struct AsyncFdReadyGuard<'a, T: AsRawFd> {
     fd: &'a AsyncFd<T>,
@@ -201,7 +264,20 @@ pub struct AsyncFdReadyGuard<'a, T: AsRawFd> {
 ///
 /// # Examples
 ///
-/// See [`AsyncFd::readable`].
+/// ```
+/// use ringlane::compat::{AsyncFd, TryIoError};
+/// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+/// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+/// let j = rt.handle().spawn_pinned(0, async move {
+///     let fd = AsyncFd::new(a).unwrap();
+///     let mut guard = fd.writable().await.unwrap();
+///     let blocked: Result<std::io::Result<()>, TryIoError> =
+///         guard.try_io(|_| Err(std::io::ErrorKind::WouldBlock.into()));
+///     let other = guard.try_io(|_| Err::<(), _>(std::io::ErrorKind::Other.into()));
+///     (blocked.is_err(), matches!(other, Ok(Err(_))))
+/// }).unwrap();
+/// assert_eq!(rt.block_on(j).unwrap(), (true, true), "only WouldBlock becomes a TryIoError");
+/// ```
 #[derive(Debug)]
 pub struct TryIoError(());
 
@@ -229,7 +305,19 @@ impl<T: AsRawFd> AsyncFdReadyGuard<'_, T> {
     ///
     /// # Examples
     ///
-    /// See [`AsyncFd::readable`].
+    /// ```
+    /// use std::task::Poll;
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// a.set_nonblocking(true).unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let fd = ringlane::compat::AsyncFd::new(a).unwrap();
+    ///     fd.readable().await.unwrap().retain_ready();
+    ///     // Still marked ready, so the next poll answers at once.
+    ///     std::future::poll_fn(|cx| Poll::Ready(fd.poll_read_ready(cx).is_ready())).await
+    /// }).unwrap();
+    /// assert!(rt.block_on(j).unwrap());
+    /// ```
     pub fn retain_ready(&mut self) {}
 
     /// Runs `f`; on `WouldBlock`, clears the readiness and returns
@@ -241,7 +329,18 @@ impl<T: AsRawFd> AsyncFdReadyGuard<'_, T> {
     ///
     /// # Examples
     ///
-    /// See [`AsyncFd::readable`].
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// a.set_nonblocking(true).unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let fd = ringlane::compat::AsyncFd::new(a).unwrap();
+    ///     let mut guard = fd.readable().await.unwrap(); // starts ready: syscall first
+    ///     let mut buf = [0u8; 4];
+    ///     guard.try_io(|inner| std::io::Read::read(&mut inner.get_ref(), &mut buf)).is_err()
+    /// }).unwrap();
+    /// assert!(rt.block_on(j).unwrap(), "nothing to read: the WouldBlock became a TryIoError");
+    /// ```
     pub fn try_io<R>(
         &mut self,
         f: impl FnOnce(&AsyncFd<T>) -> io::Result<R>,
@@ -259,7 +358,16 @@ impl<T: AsRawFd> AsyncFdReadyGuard<'_, T> {
     ///
     /// # Examples
     ///
-    /// See [`AsyncFd::readable`].
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let fd = ringlane::compat::AsyncFd::new(a).unwrap();
+    ///     let guard = fd.writable().await.unwrap();
+    ///     std::ptr::eq(guard.get_ref(), &fd)
+    /// }).unwrap();
+    /// assert!(rt.block_on(j).unwrap());
+    /// ```
     pub fn get_ref(&self) -> &AsyncFd<T> {
         self.fd
     }

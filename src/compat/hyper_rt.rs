@@ -30,7 +30,14 @@ impl HyperExecutor {
     ///
     /// # Examples
     ///
-    /// See [`HyperExecutor`].
+    /// ```
+    /// use hyper::rt::Executor;
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let exec = ringlane::compat::HyperExecutor::new(rt.handle());
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// exec.execute(async move { tx.send(ringlane::current_shard()).unwrap() });
+    /// assert_eq!(rx.recv().unwrap(), Some(0));
+    /// ```
     pub fn new(handle: Handle) -> Self {
         Self { handle }
     }

@@ -23,6 +23,26 @@ pub(crate) mod sealed {
 
 /// A compat stream type ([`TcpStream`](super::TcpStream),
 /// [`UnixStream`](super::UnixStream)); sealed.
+///
+/// # Examples
+///
+/// ```
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// use ringlane::compat::{CompatStream, OwnedReadHalf, UnixStream};
+/// async fn read4<S: CompatStream>(mut r: OwnedReadHalf<S>) -> std::io::Result<[u8; 4]> {
+///     let mut got = [0u8; 4];
+///     r.read_exact(&mut got).await?;
+///     Ok(got)
+/// }
+/// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+/// let (a, mut b) = UnixStream::pair().unwrap();
+/// let j = rt.handle().spawn_pinned(0, async move {
+///     b.write_all(b"half").await?;
+///     let (r, _w) = a.into_split();
+///     read4(r).await
+/// }).unwrap();
+/// assert_eq!(&rt.block_on(j).unwrap().unwrap(), b"half");
+/// ```
 pub trait CompatStream: sealed::Sealed + Send + Sync + 'static {}
 
 fn cvt(r: isize) -> io::Result<usize> {
@@ -216,7 +236,20 @@ pub(crate) use compat_stream_futures_io;
 ///
 /// # Examples
 ///
-/// See [`TcpStream::split`](super::TcpStream::split).
+/// ```
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// use ringlane::compat::{ReadHalf, UnixStream};
+/// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+/// let (mut a, mut b) = UnixStream::pair().unwrap();
+/// let j = rt.handle().spawn_pinned(0, async move {
+///     b.write_all(b"read").await?;
+///     let (mut r, _w): (ReadHalf<'_, UnixStream>, _) = a.split();
+///     let mut got = [0u8; 4];
+///     r.read_exact(&mut got).await?;
+///     Ok::<_, std::io::Error>(got)
+/// }).unwrap();
+/// assert_eq!(&rt.block_on(j).unwrap().unwrap(), b"read");
+/// ```
 #[derive(Debug)]
 pub struct ReadHalf<'a, S>(pub(crate) &'a S);
 
@@ -224,7 +257,21 @@ pub struct ReadHalf<'a, S>(pub(crate) &'a S);
 ///
 /// # Examples
 ///
-/// See [`TcpStream::split`](super::TcpStream::split).
+/// ```
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// use ringlane::compat::{UnixStream, WriteHalf};
+/// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+/// let (mut a, mut b) = UnixStream::pair().unwrap();
+/// let j = rt.handle().spawn_pinned(0, async move {
+///     let (_r, mut w): (_, WriteHalf<'_, UnixStream>) = a.split();
+///     w.write_all(b"sent").await?;
+///     w.shutdown().await?; // the peer reads end of stream after the data
+///     let mut got = Vec::new();
+///     b.read_to_end(&mut got).await?;
+///     Ok::<_, std::io::Error>(got)
+/// }).unwrap();
+/// assert_eq!(rt.block_on(j).unwrap().unwrap(), b"sent");
+/// ```
 #[derive(Debug)]
 pub struct WriteHalf<'a, S>(pub(crate) &'a S);
 
@@ -233,7 +280,20 @@ pub struct WriteHalf<'a, S>(pub(crate) &'a S);
 ///
 /// # Examples
 ///
-/// See [`TcpStream::into_split`](super::TcpStream::into_split).
+/// ```
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// use ringlane::compat::{OwnedReadHalf, UnixStream};
+/// let rt = ringlane::Runtime::builder().shards(2).build().unwrap();
+/// let (a, mut b) = UnixStream::pair().unwrap();
+/// let (mut r, _w): (OwnedReadHalf<UnixStream>, _) = a.into_split();
+/// let reader = rt.handle().spawn_pinned(1, async move {
+///     let mut got = [0u8; 5];
+///     r.read_exact(&mut got).await.map(|_| got)
+/// }).unwrap();
+/// let writer = rt.handle().spawn_pinned(0, async move { b.write_all(b"owned").await }).unwrap();
+/// rt.block_on(writer).unwrap().unwrap();
+/// assert_eq!(&rt.block_on(reader).unwrap().unwrap(), b"owned");
+/// ```
 #[derive(Debug)]
 pub struct OwnedReadHalf<S>(pub(crate) Arc<S>);
 
@@ -242,7 +302,21 @@ pub struct OwnedReadHalf<S>(pub(crate) Arc<S>);
 ///
 /// # Examples
 ///
-/// See [`TcpStream::into_split`](super::TcpStream::into_split).
+/// ```
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// use ringlane::compat::{OwnedWriteHalf, UnixStream};
+/// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+/// let (a, mut b) = UnixStream::pair().unwrap();
+/// let j = rt.handle().spawn_pinned(0, async move {
+///     let (_r, mut w): (_, OwnedWriteHalf<UnixStream>) = a.into_split();
+///     w.write_all(b"bye").await?;
+///     drop(w); // `_r` keeps the socket open, yet `b` now sees end of stream
+///     let mut got = Vec::new();
+///     b.read_to_end(&mut got).await?;
+///     Ok::<_, std::io::Error>(got)
+/// }).unwrap();
+/// assert_eq!(rt.block_on(j).unwrap().unwrap(), b"bye");
+/// ```
 #[derive(Debug)]
 pub struct OwnedWriteHalf<S: CompatStream>(pub(crate) Arc<S>);
 

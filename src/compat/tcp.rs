@@ -68,7 +68,18 @@ impl TcpStream {
     ///
     /// # Examples
     ///
-    /// See [`TcpStream`].
+    /// ```
+    /// use ringlane::compat::{TcpListener, TcpStream};
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async {
+    ///     let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+    ///     let addr = listener.local_addr()?;
+    ///     let stream = TcpStream::connect(addr).await?;
+    ///     let (_conn, peer) = listener.accept().await?;
+    ///     Ok::<_, std::io::Error>((stream.peer_addr()? == addr, stream.local_addr()? == peer))
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap().unwrap(), (true, true));
+    /// ```
     pub async fn connect(addr: SocketAddr) -> io::Result<Self> {
         crate::native::net::TcpStream::connect(addr)
             .await?
@@ -191,7 +202,13 @@ impl TcpStream {
     ///
     /// # Examples
     ///
-    /// See [`from_std`](Self::from_std).
+    /// ```
+    /// let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// let (peer, _) = l.accept().unwrap();
+    /// let s = ringlane::compat::TcpStream::from_std(s).unwrap();
+    /// assert_eq!(s.peer_addr().unwrap(), peer.local_addr().unwrap());
+    /// ```
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         self.io.get_ref().peer_addr()
     }
@@ -228,7 +245,13 @@ impl TcpStream {
     ///
     /// # Examples
     ///
-    /// See [`set_nodelay`](Self::set_nodelay).
+    /// ```
+    /// let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// let s = ringlane::compat::TcpStream::from_std(s).unwrap();
+    /// s.set_nodelay(false).unwrap();
+    /// assert!(!s.nodelay().unwrap());
+    /// ```
     pub fn nodelay(&self) -> io::Result<bool> {
         self.io.get_ref().nodelay()
     }
@@ -237,7 +260,25 @@ impl TcpStream {
     ///
     /// # Examples
     ///
-    /// See [`try_read`](Self::try_read).
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// let (mut peer, _) = l.accept().unwrap();
+    /// std::io::Write::write_all(&mut peer, b"ping").unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let s = ringlane::compat::TcpStream::from_std(s).unwrap();
+    ///     let mut buf = [0u8; 8];
+    ///     loop {
+    ///         std::future::poll_fn(|cx| s.poll_read_ready(cx)).await.unwrap();
+    ///         match s.try_read(&mut buf) {
+    ///             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+    ///             r => return r.unwrap(),
+    ///         }
+    ///     }
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), 4);
+    /// ```
     pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.io.readiness().poll_ready(Direction::Read, cx)
     }
@@ -246,7 +287,17 @@ impl TcpStream {
     ///
     /// # Examples
     ///
-    /// See [`try_write`](Self::try_write).
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let s = ringlane::compat::TcpStream::from_std(s).unwrap();
+    ///     std::future::poll_fn(|cx| s.poll_write_ready(cx)).await.unwrap();
+    ///     s.try_write(b"ready").unwrap()
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), 5);
+    /// ```
     pub fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.io.readiness().poll_ready(Direction::Write, cx)
     }
@@ -255,7 +306,23 @@ impl TcpStream {
     ///
     /// # Examples
     ///
-    /// See [`try_read`](Self::try_read).
+    /// ```
+    /// use std::io::ErrorKind;
+    /// use ringlane::compat::TcpStream;
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// let (peer, _) = l.accept().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let (s, peer) = (TcpStream::from_std(s).unwrap(), TcpStream::from_std(peer).unwrap());
+    ///     let mut buf = [0u8; 8];
+    ///     assert_eq!(s.try_read(&mut buf).unwrap_err().kind(), ErrorKind::WouldBlock);
+    ///     peer.try_write(b"!").unwrap();
+    ///     s.readable().await.unwrap(); // waits for the byte
+    ///     s.try_read(&mut buf).unwrap()
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), 1);
+    /// ```
     pub async fn readable(&self) -> io::Result<()> {
         std::future::poll_fn(|cx| self.poll_read_ready(cx)).await
     }
@@ -264,7 +331,21 @@ impl TcpStream {
     ///
     /// # Examples
     ///
-    /// See [`try_write`](Self::try_write).
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// let (mut peer, _) = l.accept().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let s = ringlane::compat::TcpStream::from_std(s).unwrap();
+    ///     s.writable().await.unwrap();
+    ///     s.try_write(b"w").unwrap()
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), 1);
+    /// let mut got = [0u8; 1];
+    /// std::io::Read::read_exact(&mut peer, &mut got).unwrap();
+    /// assert_eq!(&got, b"w");
+    /// ```
     pub async fn writable(&self) -> io::Result<()> {
         std::future::poll_fn(|cx| self.poll_write_ready(cx)).await
     }
@@ -354,7 +435,17 @@ impl AsRawFd for TcpStream {
 ///
 /// # Examples
 ///
-/// See [`TcpStream`].
+/// ```
+/// use ringlane::compat::{TcpListener, TcpStream};
+/// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+/// let j = rt.handle().spawn_pinned(0, async {
+///     let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+///     let client = TcpStream::connect(listener.local_addr()?).await?;
+///     let (conn, peer) = listener.accept().await?;
+///     Ok::<_, std::io::Error>(peer == client.local_addr()? && conn.peer_addr()? == peer)
+/// }).unwrap();
+/// assert!(rt.block_on(j).unwrap().unwrap());
+/// ```
 #[derive(Debug)]
 pub struct TcpListener {
     io: AsyncFd<std::net::TcpListener>,
@@ -370,7 +461,13 @@ impl TcpListener {
     ///
     /// # Examples
     ///
-    /// See [`TcpStream`].
+    /// ```
+    /// let l = ringlane::compat::TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    /// let client = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move { l.accept().await.map(|(_, peer)| peer) }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap().unwrap(), client.local_addr().unwrap());
+    /// ```
     pub fn bind(addr: SocketAddr) -> io::Result<Self> {
         Self::from_std(crate::native::net::addr::tcp_listener(addr)?)
     }
@@ -398,7 +495,17 @@ impl TcpListener {
     ///
     /// # Examples
     ///
-    /// See [`accept`](Self::accept).
+    /// ```
+    /// let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let client = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let l = ringlane::compat::TcpListener::from_std(l)?;
+    ///     let (_conn, peer) = std::future::poll_fn(|cx| l.poll_accept(cx)).await?;
+    ///     Ok::<_, std::io::Error>(peer)
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap().unwrap(), client.local_addr().unwrap());
+    /// ```
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
         let fd = self.io.as_raw_fd();
         let home = self.io.readiness().home();
@@ -435,7 +542,20 @@ impl TcpListener {
     ///
     /// # Examples
     ///
-    /// See [`TcpStream`].
+    /// ```
+    /// use tokio::io::AsyncReadExt;
+    /// let l = ringlane::compat::TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    /// let mut client = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// std::io::Write::write_all(&mut client, b"hi").unwrap();
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let (mut conn, _peer) = l.accept().await?;
+    ///     let mut got = [0u8; 2];
+    ///     conn.read_exact(&mut got).await?;
+    ///     Ok::<_, std::io::Error>(got)
+    /// }).unwrap();
+    /// assert_eq!(&rt.block_on(j).unwrap().unwrap(), b"hi");
+    /// ```
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         std::future::poll_fn(|cx| self.poll_accept(cx)).await
     }
@@ -472,7 +592,12 @@ impl TcpListener {
     ///
     /// # Examples
     ///
-    /// See [`TcpStream`].
+    /// ```
+    /// let l = ringlane::compat::TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    /// let addr = l.local_addr().unwrap();
+    /// assert!(addr.ip().is_loopback());
+    /// assert_ne!(addr.port(), 0, "port 0 asks the kernel to pick one");
+    /// ```
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.io.get_ref().local_addr()
     }
@@ -482,7 +607,26 @@ impl TcpListener {
 ///
 /// # Examples
 ///
-/// See [`TcpListener::incoming`].
+/// ```
+/// use ringlane::compat::{Incoming, TcpListener};
+/// let l = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+/// let addr = l.local_addr().unwrap();
+/// let clients: Vec<_> = (0..2).map(|_| std::net::TcpStream::connect(addr).unwrap()).collect();
+/// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+/// let j = rt.handle().spawn_pinned(0, async move {
+///     let mut incoming: Incoming<'_> = l.incoming();
+///     let mut peers = Vec::new();
+///     for _ in 0..2 {
+///         peers.push(incoming.next().await?.1);
+///     }
+///     Ok::<_, std::io::Error>(peers)
+/// }).unwrap();
+/// let mut peers = rt.block_on(j).unwrap().unwrap();
+/// let mut want: Vec<_> = clients.iter().map(|c| c.local_addr().unwrap()).collect();
+/// peers.sort();
+/// want.sort();
+/// assert_eq!(peers, want);
+/// ```
 #[derive(Debug)]
 pub struct Incoming<'a> {
     listener: &'a TcpListener,
@@ -493,7 +637,17 @@ impl Incoming<'_> {
     ///
     /// # Examples
     ///
-    /// See [`TcpListener::incoming`].
+    /// ```
+    /// let l = ringlane::compat::TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    /// let client = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let mut incoming = l.incoming();
+    ///     let (_conn, peer) = std::future::poll_fn(|cx| incoming.poll_next(cx)).await?;
+    ///     Ok::<_, std::io::Error>(peer)
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap().unwrap(), client.local_addr().unwrap());
+    /// ```
     pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
         self.listener.poll_accept(cx)
     }
@@ -506,7 +660,17 @@ impl Incoming<'_> {
     ///
     /// # Examples
     ///
-    /// See [`TcpListener::incoming`].
+    /// ```
+    /// let l = ringlane::compat::TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    /// let _client = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let mut incoming = l.incoming();
+    ///     let (conn, peer) = incoming.next().await?;
+    ///     Ok::<_, std::io::Error>(conn.peer_addr()? == peer)
+    /// }).unwrap();
+    /// assert!(rt.block_on(j).unwrap().unwrap());
+    /// ```
     pub async fn next(&mut self) -> io::Result<(TcpStream, SocketAddr)> {
         std::future::poll_fn(|cx| self.poll_next(cx)).await
     }

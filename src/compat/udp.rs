@@ -44,7 +44,12 @@ impl UdpSocket {
     ///
     /// # Examples
     ///
-    /// See [`UdpSocket`].
+    /// ```
+    /// let s = ringlane::compat::UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    /// let addr = s.local_addr().unwrap();
+    /// assert!(addr.ip().is_loopback());
+    /// assert_ne!(addr.port(), 0, "port 0 asks the kernel to pick one");
+    /// ```
     pub fn bind(addr: SocketAddr) -> io::Result<Self> {
         Self::from_std(std::net::UdpSocket::bind(addr)?)
     }
@@ -72,7 +77,12 @@ impl UdpSocket {
     ///
     /// # Examples
     ///
-    /// See [`UdpSocket`].
+    /// ```
+    /// let std_socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// let addr = std_socket.local_addr().unwrap();
+    /// let s = ringlane::compat::UdpSocket::from_std(std_socket).unwrap();
+    /// assert_eq!(s.local_addr().unwrap(), addr);
+    /// ```
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.io.get_ref().local_addr()
     }
@@ -97,7 +107,20 @@ impl UdpSocket {
     ///
     /// # Examples
     ///
-    /// See [`send_to`](Self::send_to).
+    /// ```
+    /// use ringlane::compat::UdpSocket;
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async {
+    ///     let a = UdpSocket::bind("127.0.0.1:0".parse().unwrap())?;
+    ///     let b = UdpSocket::bind("127.0.0.1:0".parse().unwrap())?;
+    ///     let to = b.local_addr()?;
+    ///     let sent = std::future::poll_fn(|cx| a.poll_send_to(cx, b"poll", to)).await?;
+    ///     let mut buf = [0u8; 8];
+    ///     let (got, _) = b.recv_from(&mut buf).await?;
+    ///     Ok::<_, std::io::Error>((sent, got))
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap().unwrap(), (4, 4));
+    /// ```
     pub fn poll_send_to(
         &self,
         cx: &mut Context<'_>,
@@ -118,7 +141,20 @@ impl UdpSocket {
     ///
     /// # Examples
     ///
-    /// See [`UdpSocket`].
+    /// ```
+    /// use ringlane::compat::UdpSocket;
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async {
+    ///     let a = UdpSocket::bind("127.0.0.1:0".parse().unwrap())?;
+    ///     let b = UdpSocket::bind("127.0.0.1:0".parse().unwrap())?;
+    ///     let sent = a.send_to(b"one", b.local_addr()?).await?;
+    ///     a.send_to(b"two", b.local_addr()?).await?;
+    ///     let mut buf = [0u8; 8];
+    ///     let (n, _) = b.recv_from(&mut buf).await?; // one datagram, not both
+    ///     Ok::<_, std::io::Error>((sent, buf[..n].to_vec()))
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap().unwrap(), (3, b"one".to_vec()));
+    /// ```
     pub async fn send_to(&self, buf: &[u8], target: SocketAddr) -> io::Result<usize> {
         std::future::poll_fn(|cx| self.poll_send_to(cx, buf, target)).await
     }
@@ -127,7 +163,21 @@ impl UdpSocket {
     ///
     /// # Examples
     ///
-    /// See [`recv_from`](Self::recv_from).
+    /// ```
+    /// use ringlane::compat::UdpSocket;
+    /// use tokio::io::ReadBuf;
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async {
+    ///     let a = UdpSocket::bind("127.0.0.1:0".parse().unwrap())?;
+    ///     let b = UdpSocket::bind("127.0.0.1:0".parse().unwrap())?;
+    ///     a.send_to(b"rb", b.local_addr()?).await?;
+    ///     let mut storage = [0u8; 8];
+    ///     let mut buf = ReadBuf::new(&mut storage);
+    ///     let from = std::future::poll_fn(|cx| b.poll_recv_from(cx, &mut buf)).await?;
+    ///     Ok::<_, std::io::Error>((buf.filled().to_vec(), from == a.local_addr()?))
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap().unwrap(), (b"rb".to_vec(), true));
+    /// ```
     pub fn poll_recv_from(
         &self,
         cx: &mut Context<'_>,
@@ -172,7 +222,19 @@ impl UdpSocket {
     ///
     /// # Examples
     ///
-    /// See [`UdpSocket`].
+    /// ```
+    /// use ringlane::compat::UdpSocket;
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async {
+    ///     let a = UdpSocket::bind("127.0.0.1:0".parse().unwrap())?;
+    ///     let b = UdpSocket::bind("127.0.0.1:0".parse().unwrap())?;
+    ///     a.send_to(b"truncated", b.local_addr()?).await?;
+    ///     let mut buf = [0u8; 5];
+    ///     let (n, from) = b.recv_from(&mut buf).await?;
+    ///     Ok::<_, std::io::Error>((n, buf, from == a.local_addr()?))
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap().unwrap(), (5, *b"trunc", true));
+    /// ```
     pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         let mut rb = ReadBuf::new(buf);
         let from = std::future::poll_fn(|cx| self.poll_recv_from(cx, &mut rb)).await?;

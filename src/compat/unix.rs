@@ -55,7 +55,22 @@ impl UnixStream {
     ///
     /// # Examples
     ///
-    /// See [`UnixListener`].
+    /// ```
+    /// use tokio::io::AsyncWriteExt;
+    /// let path = std::env::temp_dir().join(format!("ringlane-doc-cconnect-{}.sock", std::process::id()));
+    /// let l = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let p = path.clone();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let mut s = ringlane::compat::UnixStream::connect(&p).await?;
+    ///     s.write_all(b"hello").await
+    /// }).unwrap();
+    /// rt.block_on(j).unwrap().unwrap();
+    /// let mut got = String::new();
+    /// std::io::Read::read_to_string(&mut l.accept().unwrap().0, &mut got).unwrap();
+    /// assert_eq!(got, "hello");
+    /// std::fs::remove_file(&path).unwrap();
+    /// ```
     pub async fn connect(path: impl AsRef<Path>) -> io::Result<Self> {
         crate::native::net::UnixStream::connect(path)
             .await?
@@ -70,7 +85,20 @@ impl UnixStream {
     ///
     /// # Examples
     ///
-    /// See [`UnixStream`].
+    /// ```
+    /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let (mut a, mut b) = ringlane::compat::UnixStream::pair().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     a.write_all(b"to b").await?;
+    ///     b.write_all(b"to a").await?;
+    ///     let (mut at_b, mut at_a) = ([0u8; 4], [0u8; 4]);
+    ///     b.read_exact(&mut at_b).await?;
+    ///     a.read_exact(&mut at_a).await?;
+    ///     Ok::<_, std::io::Error>((at_b, at_a))
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap().unwrap(), (*b"to b", *b"to a"));
+    /// ```
     pub fn pair() -> io::Result<(Self, Self)> {
         let (a, b) = std::os::unix::net::UnixStream::pair()?;
         Ok((Self::from_std(a)?, Self::from_std(b)?))
@@ -184,7 +212,16 @@ impl UnixListener {
     ///
     /// # Examples
     ///
-    /// See [`UnixListener`].
+    /// ```
+    /// use ringlane::compat::UnixListener;
+    /// let path = std::env::temp_dir().join(format!("ringlane-doc-cbind-{}.sock", std::process::id()));
+    /// let l = UnixListener::bind(&path).unwrap();
+    /// assert!(std::os::unix::net::UnixStream::connect(&path).is_ok());
+    /// let again = UnixListener::bind(&path).unwrap_err();
+    /// assert_eq!(again.kind(), std::io::ErrorKind::AddrInUse);
+    /// drop(l);
+    /// std::fs::remove_file(&path).unwrap();
+    /// ```
     pub fn bind(path: impl AsRef<Path>) -> io::Result<Self> {
         let l = std::os::unix::net::UnixListener::bind(path)?;
         l.set_nonblocking(true)?;
@@ -197,7 +234,22 @@ impl UnixListener {
     ///
     /// # Examples
     ///
-    /// See [`UnixListener`].
+    /// ```
+    /// use tokio::io::AsyncWriteExt;
+    /// let path = std::env::temp_dir().join(format!("ringlane-doc-cpollaccept-{}.sock", std::process::id()));
+    /// let l = ringlane::compat::UnixListener::bind(&path).unwrap();
+    /// let mut client = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let mut conn = std::future::poll_fn(|cx| l.poll_accept(cx)).await?;
+    ///     conn.write_all(b"hi").await
+    /// }).unwrap();
+    /// rt.block_on(j).unwrap().unwrap();
+    /// let mut got = [0u8; 2];
+    /// std::io::Read::read_exact(&mut client, &mut got).unwrap();
+    /// assert_eq!(&got, b"hi");
+    /// std::fs::remove_file(&path).unwrap();
+    /// ```
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<UnixStream>> {
         let fd = self.io.as_raw_fd();
         let home = self.io.readiness().home();
@@ -230,7 +282,22 @@ impl UnixListener {
     ///
     /// # Examples
     ///
-    /// See [`UnixListener`].
+    /// ```
+    /// use tokio::io::AsyncReadExt;
+    /// let path = std::env::temp_dir().join(format!("ringlane-doc-caccept-{}.sock", std::process::id()));
+    /// let l = ringlane::compat::UnixListener::bind(&path).unwrap();
+    /// let mut client = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    /// std::io::Write::write_all(&mut client, b"sup").unwrap();
+    /// drop(client);
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let mut got = Vec::new();
+    ///     l.accept().await?.read_to_end(&mut got).await?;
+    ///     Ok::<_, std::io::Error>(got)
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap().unwrap(), b"sup");
+    /// std::fs::remove_file(&path).unwrap();
+    /// ```
     pub async fn accept(&self) -> io::Result<UnixStream> {
         std::future::poll_fn(|cx| self.poll_accept(cx)).await
     }

@@ -41,7 +41,11 @@ impl AlignedBuf {
     ///
     /// # Examples
     ///
-    /// See [`AlignedBuf`].
+    /// ```
+    /// let b = ringlane::native::AlignedBuf::with_capacity(1000, 512);
+    /// assert_eq!(b.as_ptr() as usize % 512, 0);
+    /// assert_eq!((b.len(), b.capacity()), (0, 1000)); // the size is not rounded
+    /// ```
     pub fn with_capacity(capacity: usize, align: usize) -> Self {
         assert!(capacity > 0, "an aligned buffer needs a non-zero capacity");
         let layout = Layout::from_size_align(capacity, align)
@@ -77,7 +81,13 @@ impl AlignedBuf {
     ///
     /// # Examples
     ///
-    /// See [`AlignedBuf`].
+    /// ```
+    /// let mut b = ringlane::native::AlignedBuf::with_capacity(4, 4);
+    /// b.extend_from_slice(b"ab");
+    /// b.extend_from_slice(b"cd");
+    /// assert_eq!(&b[..], b"abcd");
+    /// assert_eq!(b.len(), b.capacity()); // full: one more byte would panic
+    /// ```
     pub fn extend_from_slice(&mut self, bytes: &[u8]) {
         assert!(
             self.len + bytes.len() <= self.capacity(),

@@ -41,6 +41,22 @@ pub fn timeout<F: Future>(duration: Duration, future: F) -> Timeout<F> {
 }
 
 /// The future returned by [`timeout`] and [`NativeTimeoutExt::timeout`].
+///
+/// # Examples
+///
+/// ```
+/// use std::{future::Future, time::Duration};
+/// use ringlane::native::{fs::File, timeout, Timeout};
+/// fn within_a_second<F: Future>(op: F) -> Timeout<F> {
+///     timeout(Duration::from_secs(1), op)
+/// }
+/// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+/// let j = rt.handle().spawn_pinned(0, async {
+///     let f = File::open("/proc/self/stat").await.unwrap();
+///     within_a_second(f.read_at(vec![0u8; 16], 0)).await.0.unwrap()
+/// }).unwrap();
+/// assert_eq!(rt.block_on(j).unwrap(), 16); // done well before the deadline
+/// ```
 #[derive(Debug)]
 #[must_use = "futures do nothing unless polled"]
 pub struct Timeout<F> {

@@ -98,7 +98,18 @@ pub(crate) struct Inner {
 ///
 /// # Examples
 ///
-/// See [`BufRing`].
+/// ```
+/// use ringlane::native::{fixed::BufRing, net::UnixStream};
+/// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+/// let j = rt.handle().spawn_pinned(0, async {
+///     let ring = BufRing::new(2, 64)?;
+///     let (a, b) = UnixStream::pair()?;
+///     a.write_all(b"ping".to_vec()).await.0?;
+///     let chunk = b.recv_multi(&ring).next().await.unwrap()?;
+///     Ok::<_, std::io::Error>(chunk.to_vec()) // the bytes, through `Deref`
+/// }).unwrap();
+/// assert_eq!(rt.block_on(j).unwrap().unwrap(), b"ping");
+/// ```
 pub struct RingBuf {
     ring: Arc<Inner>,
     bid: u16,
@@ -167,7 +178,18 @@ impl BufRing {
     ///
     /// # Examples
     ///
-    /// See [`BufRing::shard`].
+    /// ```
+    /// use ringlane::native::{fixed::BufRing, net::UnixStream};
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async {
+    ///     let ring = BufRing::new(4, 16)?;
+    ///     let (a, b) = UnixStream::pair()?;
+    ///     a.write_all(vec![1u8; 100]).await.0?;
+    ///     let chunk = b.recv_multi(&ring).next().await.unwrap()?;
+    ///     Ok::<_, std::io::Error>((ring.buf_size(), chunk.len()))
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap().unwrap(), (16, 16)); // 100 bytes sent, 16 per chunk
+    /// ```
     pub fn buf_size(&self) -> usize {
         self.ring.buf_size
     }
@@ -302,7 +324,18 @@ impl RingBuf {
     ///
     /// # Examples
     ///
-    /// See [`BufRing`].
+    /// ```
+    /// use ringlane::native::{fixed::BufRing, net::UnixStream};
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async {
+    ///     let ring = BufRing::new(1, 64)?; // one buffer: its id is 0
+    ///     let (a, b) = UnixStream::pair()?;
+    ///     a.write_all(b"id".to_vec()).await.0?;
+    ///     let chunk = b.recv_multi(&ring).next().await.unwrap()?;
+    ///     Ok::<_, std::io::Error>(chunk.buffer_id())
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap().unwrap(), 0);
+    /// ```
     pub fn buffer_id(&self) -> u16 {
         self.bid
     }

@@ -154,7 +154,18 @@ impl FixedBufPool {
     ///
     /// # Examples
     ///
-    /// See [`FixedBuf`].
+    /// ```
+    /// use ringlane::native::fixed::FixedBufPool;
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async {
+    ///     let pool = FixedBufPool::new(1, 4096).unwrap();
+    ///     let first = pool.try_get().expect("the only buffer is free");
+    ///     let second = pool.try_get(); // none left
+    ///     drop(first); // back in the pool
+    ///     (second.is_none(), pool.try_get().is_some())
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), (true, true));
+    /// ```
     pub fn try_get(&self) -> Option<FixedBuf> {
         let index = self.pool.free.lock().free.pop()?;
         Some(FixedBuf {
@@ -168,7 +179,20 @@ impl FixedBufPool {
     ///
     /// # Examples
     ///
-    /// See [`FixedBufPool`].
+    /// ```
+    /// use ringlane::native::fixed::FixedBufPool;
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async {
+    ///     let pool = FixedBufPool::new(1, 4096).unwrap();
+    ///     let held = pool.get().await; // free at once
+    ///     let p = pool.clone();
+    ///     let waiter = ringlane::spawn_local(async move { p.get().await.is_empty() }).unwrap();
+    ///     ringlane::yield_now().await; // the waiter runs, finds none free and waits
+    ///     drop(held); // back in the pool: wakes the waiter, which takes it
+    ///     waiter.await.unwrap()
+    /// }).unwrap();
+    /// assert!(rt.block_on(j).unwrap());
+    /// ```
     pub async fn get(&self) -> FixedBuf {
         poll_fn(|cx| {
             let mut free = self.pool.free.lock();
@@ -191,7 +215,16 @@ impl FixedBufPool {
     ///
     /// # Examples
     ///
-    /// See [`FixedBufPool::new`].
+    /// ```
+    /// use ringlane::native::fixed::FixedBufPool;
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async {
+    ///     let pool = FixedBufPool::new(3, 4096).unwrap();
+    ///     let _out = pool.try_get().unwrap();
+    ///     pool.available()
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), 2);
+    /// ```
     pub fn available(&self) -> usize {
         self.pool.free.lock().free.len()
     }
@@ -200,7 +233,14 @@ impl FixedBufPool {
     ///
     /// # Examples
     ///
-    /// See [`FixedBuf`].
+    /// ```
+    /// use ringlane::native::fixed::FixedBufPool;
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async {
+    ///     FixedBufPool::new(2, 5000).unwrap().buf_capacity()
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), 8192); // two 4 KiB pages
+    /// ```
     pub fn buf_capacity(&self) -> usize {
         self.pool.size
     }
@@ -236,21 +276,79 @@ impl Drop for Pool {
 
 impl FixedBuf {
     /// Bytes filled (by a read, or by `put_slice`/`set_len`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringlane::native::fixed::FixedBufPool;
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async {
+    ///     let pool = FixedBufPool::new(1, 4096).unwrap();
+    ///     let mut buf = pool.try_get().unwrap();
+    ///     let fresh = buf.len();
+    ///     buf.put_slice(b"abc");
+    ///     (fresh, buf.len())
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), (0, 3));
+    /// ```
     pub fn len(&self) -> usize {
         self.len
     }
 
     /// Whether no byte is filled.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringlane::native::fixed::FixedBufPool;
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async {
+    ///     let pool = FixedBufPool::new(1, 4096).unwrap();
+    ///     let mut buf = pool.try_get().unwrap();
+    ///     let fresh = buf.is_empty();
+    ///     buf.put_slice(b"x");
+    ///     (fresh, buf.is_empty())
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), (true, false));
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// The buffer's size.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringlane::native::fixed::FixedBufPool;
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async {
+    ///     let pool = FixedBufPool::new(1, 100).unwrap();
+    ///     let buf = pool.try_get().unwrap();
+    ///     (buf.capacity(), pool.buf_capacity())
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), (4096, 4096)); // a whole page
+    /// ```
     pub fn capacity(&self) -> usize {
         self.pool.size
     }
 
     /// Empties the buffer (`len() == 0`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringlane::native::fixed::FixedBufPool;
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async {
+    ///     let pool = FixedBufPool::new(1, 4096).unwrap();
+    ///     let mut buf = pool.try_get().unwrap();
+    ///     buf.put_slice(b"stale");
+    ///     buf.clear();
+    ///     (buf.len(), buf.capacity())
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), (0, 4096));
+    /// ```
     pub fn clear(&mut self) {
         self.len = 0;
     }
@@ -261,6 +359,21 @@ impl FixedBuf {
     /// # Panics
     ///
     /// If `len` exceeds the capacity.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringlane::native::fixed::FixedBufPool;
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async {
+    ///     let pool = FixedBufPool::new(1, 4096).unwrap();
+    ///     let mut buf = pool.try_get().unwrap();
+    ///     buf.put_slice(b"hello");
+    ///     buf.set_len(2);
+    ///     buf.to_vec()
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), b"he");
+    /// ```
     pub fn set_len(&mut self, len: usize) {
         assert!(len <= self.capacity(), "FixedBuf::set_len beyond capacity");
         self.len = len;
@@ -268,6 +381,23 @@ impl FixedBuf {
 
     /// Replaces the content with as much of `data` as fits; returns how
     /// many bytes were copied.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringlane::native::fixed::FixedBufPool;
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async {
+    ///     let pool = FixedBufPool::new(1, 4096).unwrap();
+    ///     let mut buf = pool.try_get().unwrap();
+    ///     buf.put_slice(b"first");
+    ///     let short = buf.put_slice(b"ok"); // replaces, does not append
+    ///     let content = buf.to_vec();
+    ///     let long = buf.put_slice(&[7u8; 5000]); // cut at the capacity
+    ///     (short, content, long, buf.len())
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), (2, b"ok".to_vec(), 4096, 4096));
+    /// ```
     pub fn put_slice(&mut self, data: &[u8]) -> usize {
         let n = data.len().min(self.capacity());
         self.len = n;

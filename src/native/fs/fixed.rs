@@ -124,7 +124,15 @@ impl File {
     ///
     /// # Examples
     ///
-    /// See [`register`](Self::register).
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async {
+    ///     let plain = ringlane::native::fs::File::open("/proc/self/stat").await?;
+    ///     let registered = plain.register()?;
+    ///     Ok::<_, std::io::Error>((plain.is_registered(), registered.is_registered()))
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap().unwrap(), (false, true));
+    /// ```
     pub fn is_registered(&self) -> bool {
         self.fixed.is_some()
     }
@@ -178,7 +186,22 @@ impl File {
     ///
     /// # Examples
     ///
-    /// See [`FixedBufPool`](crate::native::fixed::FixedBufPool).
+    /// ```
+    /// use ringlane::native::{fixed::FixedBufPool, fs::File};
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let path = std::env::temp_dir().join(format!("ringlane-doc-rfixed-{}", std::process::id()));
+    /// std::fs::write(&path, b"hello, fixed").unwrap();
+    /// let p = path.clone();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let pool = FixedBufPool::new(1, 4096)?;
+    ///     let f = File::open(&p).await?;
+    ///     let buf = pool.get().await;
+    ///     let (n, buf) = f.read_fixed_at(buf, 7).await;
+    ///     Ok::<_, std::io::Error>((n?, buf.to_vec()))
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap().unwrap(), (5, b"fixed".to_vec()));
+    /// std::fs::remove_file(path).unwrap();
+    /// ```
     pub async fn read_fixed_at(&self, buf: FixedBuf, offset: u64) -> (io::Result<usize>, FixedBuf) {
         let (index, cap) = (buf.buf_index(), buf.capacity() as u32);
         let (n, mut buf) = self

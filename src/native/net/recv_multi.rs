@@ -38,7 +38,28 @@ use crate::sys::CQE_F_MORE;
 ///
 /// # Examples
 ///
-/// See [`BufRing`].
+/// ```
+/// use ringlane::native::{fixed::BufRing, net::UnixStream};
+/// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+/// let j = rt.handle().spawn_pinned(0, async {
+///     let ring = BufRing::new(4, 64)?;
+///     let (a, b) = UnixStream::pair()?;
+///     a.write_all(b"abc".to_vec()).await.0?;
+///     drop(a); // end of file ends the stream
+///     let mut chunks = b.recv_multi(&ring);
+///     let mut got = Vec::new();
+///     while let Some(chunk) = chunks.next().await {
+///         got.extend_from_slice(&chunk?);
+///     }
+///     Ok::<_, std::io::Error>(got)
+/// }).unwrap();
+/// match rt.block_on(j).unwrap() {
+///     Ok(got) => assert_eq!(got, b"abc"),
+///     // Before Linux 6.0 the kernel refuses the buffer ring (5.18) or the
+///     // multishot receive (5.19) with `EINVAL`.
+///     Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput),
+/// }
+/// ```
 pub struct RecvMulti {
     fd: Arc<OwnedFd>,
     ring: RecvRing,
@@ -74,7 +95,24 @@ impl RecvMulti {
     ///
     /// # Examples
     ///
-    /// See [`BufRing`]; `next` is `poll_fn(|cx| s.poll_next(cx))`.
+    /// ```
+    /// use ringlane::native::{fixed::BufRing, net::UnixStream};
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async {
+    ///     let ring = BufRing::new(4, 64)?;
+    ///     let (a, b) = UnixStream::pair()?;
+    ///     a.write_all(b"abc".to_vec()).await.0?;
+    ///     let mut chunks = b.recv_multi(&ring);
+    ///     let first = std::future::poll_fn(|cx| chunks.poll_next(cx)).await;
+    ///     Ok::<_, std::io::Error>(first.expect("not at end of file")?.to_vec())
+    /// }).unwrap();
+    /// match rt.block_on(j).unwrap() {
+    ///     Ok(got) => assert_eq!(got, b"abc"),
+    ///     // Before Linux 6.0 the kernel refuses the buffer ring (5.18) or the
+    ///     // multishot receive (5.19) with `EINVAL`.
+    ///     Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput),
+    /// }
+    /// ```
     pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<RingBuf>>> {
         loop {
             if self.done {
@@ -146,7 +184,26 @@ impl RecvMulti {
     ///
     /// # Examples
     ///
-    /// See [`BufRing`].
+    /// ```
+    /// use ringlane::native::{fixed::BufRing, net::UnixStream};
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async {
+    ///     let ring = BufRing::new(4, 64)?;
+    ///     let (a, b) = UnixStream::pair()?;
+    ///     a.write_all(b"hi".to_vec()).await.0?;
+    ///     drop(a);
+    ///     let mut chunks = b.recv_multi(&ring);
+    ///     let first = chunks.next().await.transpose()?.map(|c| c.to_vec());
+    ///     let after = chunks.next().await.transpose()?;
+    ///     Ok::<_, std::io::Error>((first, after.is_none()))
+    /// }).unwrap();
+    /// match rt.block_on(j).unwrap() {
+    ///     Ok(got) => assert_eq!(got, (Some(b"hi".to_vec()), true)),
+    ///     // Before Linux 6.0 the kernel refuses the buffer ring (5.18) or the
+    ///     // multishot receive (5.19) with `EINVAL`.
+    ///     Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput),
+    /// }
+    /// ```
     pub async fn next(&mut self) -> Option<io::Result<RingBuf>> {
         poll_fn(|cx| self.poll_next(cx)).await
     }

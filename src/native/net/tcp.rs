@@ -78,7 +78,17 @@ impl TcpListener {
     ///
     /// # Examples
     ///
-    /// See [`TcpListener`].
+    /// ```
+    /// use ringlane::native::net::{TcpListener, TcpStream};
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async {
+    ///     let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+    ///     let client = TcpStream::connect(listener.local_addr()?).await?;
+    ///     let (conn, peer) = listener.accept().await?;
+    ///     Ok::<_, std::io::Error>(peer == client.local_addr()? && conn.peer_addr()? == peer)
+    /// }).unwrap();
+    /// assert!(rt.block_on(j).unwrap().unwrap());
+    /// ```
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let (socket, addr) = self.socket.accept().await?;
         Ok((TcpStream { socket }, addr.parse_inet()?))
@@ -120,7 +130,13 @@ impl TcpListener {
     ///
     /// # Examples
     ///
-    /// See [`TcpListener::bind`].
+    /// ```
+    /// let l = ringlane::native::net::TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    /// let addr = l.local_addr().unwrap();
+    /// assert!(addr.ip().is_loopback() && addr.port() != 0);
+    /// // The address is live: a client can connect to it.
+    /// std::net::TcpStream::connect(addr).unwrap();
+    /// ```
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         inet_name(self.socket.raw(), false)
     }
@@ -144,7 +160,21 @@ impl TcpListener {
 ///
 /// # Examples
 ///
-/// See [`TcpListener`].
+/// ```
+/// use ringlane::native::net::{TcpListener, TcpStream};
+/// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+/// let j = rt.handle().spawn_pinned(0, async {
+///     let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+///     let client = TcpStream::connect(listener.local_addr()?).await?;
+///     let (server, _) = listener.accept().await?;
+///     client.write_all(b"ping".to_vec()).await.0?;
+///     let (n, buf) = server.read(vec![0u8; 16]).await;
+///     server.write_all(buf[..n?].to_vec()).await.0?; // echo it back
+///     let (n, buf) = client.read(vec![0u8; 16]).await;
+///     Ok::<_, std::io::Error>(buf[..n?].to_vec())
+/// }).unwrap();
+/// assert_eq!(rt.block_on(j).unwrap().unwrap(), b"ping");
+/// ```
 #[derive(Debug)]
 pub struct TcpStream {
     socket: Socket,
@@ -158,7 +188,31 @@ impl TcpStream {
     ///
     /// # Examples
     ///
-    /// See [`BufRing`](crate::native::fixed::BufRing).
+    /// ```
+    /// use ringlane::native::{fixed::BufRing, net::{TcpListener, TcpStream}};
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async {
+    ///     let ring = BufRing::new(4, 4)?; // chunks of at most 4 bytes
+    ///     let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+    ///     let client = TcpStream::connect(listener.local_addr()?).await?;
+    ///     let (conn, _) = listener.accept().await?;
+    ///     client.write_all(b"0123456789".to_vec()).await.0?;
+    ///     drop(client);
+    ///     let (mut chunks, mut got) = (conn.recv_multi(&ring), Vec::new());
+    ///     while let Some(chunk) = chunks.next().await {
+    ///         let chunk = chunk?;
+    ///         assert!(chunk.len() <= 4);
+    ///         got.extend_from_slice(&chunk);
+    ///     }
+    ///     Ok::<_, std::io::Error>(got)
+    /// }).unwrap();
+    /// match rt.block_on(j).unwrap() {
+    ///     Ok(got) => assert_eq!(got, b"0123456789"),
+    ///     // Before Linux 6.0 the kernel refuses the buffer ring (5.18) or the
+    ///     // multishot receive (5.19) with `EINVAL`.
+    ///     Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput),
+    /// }
+    /// ```
     pub fn recv_multi(&self, ring: &crate::native::fixed::BufRing) -> super::RecvMulti {
         self.socket.recv_multi(ring)
     }
@@ -223,7 +277,21 @@ impl TcpStream {
     ///
     /// # Examples
     ///
-    /// See [`TcpListener`].
+    /// ```
+    /// use ringlane::native::net::{TcpListener, TcpStream};
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async {
+    ///     let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+    ///     let client = TcpStream::connect(listener.local_addr()?).await?;
+    ///     let (conn, _) = listener.accept().await?;
+    ///     client.write_all(b"abc".to_vec()).await.0?;
+    ///     drop(client); // after the data, reads return 0
+    ///     let (n, buf) = conn.read(Vec::with_capacity(8)).await;
+    ///     let (end, _) = conn.read(Vec::with_capacity(8)).await;
+    ///     Ok::<_, std::io::Error>((buf[..n?].to_vec(), end?))
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap().unwrap(), (b"abc".to_vec(), 0));
+    /// ```
     pub async fn read<B: IoBufMut>(&self, buf: B) -> (io::Result<usize>, B) {
         self.socket.recv(buf).await
     }
@@ -291,7 +359,24 @@ impl TcpStream {
     ///
     /// # Examples
     ///
-    /// See [`TcpListener`].
+    /// ```
+    /// let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let addr = l.local_addr().unwrap();
+    /// let reader = std::thread::spawn(move || {
+    ///     let (mut peer, _) = l.accept()?;
+    ///     std::io::Read::read_to_end(&mut peer, &mut Vec::new())
+    /// });
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let s = ringlane::native::net::TcpStream::connect(addr).await?;
+    ///     // More than the socket buffers hold: several sends.
+    ///     let (r, buf) = s.write_all(vec![1u8; 1 << 20]).await;
+    ///     drop(s); // end of file for the reader
+    ///     r.map(|()| buf.len())
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap().unwrap(), 1 << 20);
+    /// assert_eq!(reader.join().unwrap().unwrap(), 1 << 20);
+    /// ```
     pub async fn write_all<B: IoBuf>(&self, buf: B) -> (io::Result<()>, B) {
         self.socket.send_all(buf).await
     }
@@ -366,7 +451,13 @@ impl TcpStream {
     ///
     /// # Examples
     ///
-    /// See [`TcpStream::from_std`].
+    /// ```
+    /// let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// let (peer, _) = l.accept().unwrap();
+    /// let s = ringlane::native::net::TcpStream::from_std(s);
+    /// assert_eq!(s.local_addr().unwrap(), peer.peer_addr().unwrap());
+    /// ```
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         inet_name(self.socket.raw(), false)
     }
@@ -375,7 +466,12 @@ impl TcpStream {
     ///
     /// # Examples
     ///
-    /// See [`TcpStream::from_std`].
+    /// ```
+    /// let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// let s = ringlane::native::net::TcpStream::from_std(s);
+    /// assert_eq!(s.peer_addr().unwrap(), l.local_addr().unwrap());
+    /// ```
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         inet_name(self.socket.raw(), true)
     }
@@ -386,7 +482,18 @@ impl TcpStream {
 ///
 /// # Examples
 ///
-/// See [`TcpListener::incoming`].
+/// ```
+/// use ringlane::native::net::{TcpListener, TcpStream};
+/// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+/// let j = rt.handle().spawn_pinned(0, async {
+///     let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+///     let mut incoming = listener.incoming();
+///     let client = TcpStream::connect(listener.local_addr()?).await?;
+///     let conn = incoming.next().await?;
+///     Ok::<_, std::io::Error>(conn.peer_addr()? == client.local_addr()?)
+/// }).unwrap();
+/// assert!(rt.block_on(j).unwrap().unwrap());
+/// ```
 #[derive(Debug)]
 pub struct Incoming {
     accept: super::socket::MultiAccept,
@@ -397,7 +504,18 @@ impl Incoming {
     ///
     /// # Examples
     ///
-    /// See [`TcpListener::incoming`].
+    /// ```
+    /// use ringlane::native::net::{TcpListener, TcpStream};
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async {
+    ///     let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+    ///     let mut incoming = listener.incoming();
+    ///     let client = TcpStream::connect(listener.local_addr()?).await?;
+    ///     let conn = std::future::poll_fn(|cx| incoming.poll_next(cx)).await?;
+    ///     Ok::<_, std::io::Error>(conn.local_addr()? == client.peer_addr()?)
+    /// }).unwrap();
+    /// assert!(rt.block_on(j).unwrap().unwrap());
+    /// ```
     pub fn poll_next(
         &mut self,
         cx: &mut std::task::Context<'_>,
@@ -415,7 +533,21 @@ impl Incoming {
     ///
     /// # Examples
     ///
-    /// See [`TcpListener::incoming`].
+    /// ```
+    /// use ringlane::native::net::{TcpListener, TcpStream};
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async {
+    ///     let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+    ///     let addr = listener.local_addr()?;
+    ///     let (a, b) = (TcpStream::connect(addr).await?, TcpStream::connect(addr).await?);
+    ///     let mut incoming = listener.incoming();
+    ///     // Connections come in the order they were made.
+    ///     let first = incoming.next().await?.peer_addr()?;
+    ///     let second = incoming.next().await?.peer_addr()?;
+    ///     Ok::<_, std::io::Error>(first == a.local_addr()? && second == b.local_addr()?)
+    /// }).unwrap();
+    /// assert!(rt.block_on(j).unwrap().unwrap());
+    /// ```
     pub async fn next(&mut self) -> io::Result<TcpStream> {
         std::future::poll_fn(|cx| self.poll_next(cx)).await
     }

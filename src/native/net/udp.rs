@@ -39,7 +39,13 @@ impl UdpSocket {
     ///
     /// # Examples
     ///
-    /// See [`UdpSocket`].
+    /// ```
+    /// use ringlane::native::net::UdpSocket;
+    /// let s = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    /// let taken = s.local_addr().unwrap();
+    /// let e = UdpSocket::bind(taken).unwrap_err();
+    /// assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse);
+    /// ```
     pub fn bind(addr: SocketAddr) -> io::Result<Self> {
         Ok(Self::from_std(std::net::UdpSocket::bind(addr)?))
     }
@@ -87,7 +93,19 @@ impl UdpSocket {
     ///
     /// # Examples
     ///
-    /// See [`UdpSocket`].
+    /// ```
+    /// let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// let to = peer.local_addr().unwrap();
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let s = ringlane::native::net::UdpSocket::bind("127.0.0.1:0".parse().unwrap())?;
+    ///     s.send_to(b"datagram".to_vec(), to).await.0
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap().unwrap(), 8);
+    /// let mut buf = [0u8; 16];
+    /// let (n, _) = peer.recv_from(&mut buf).unwrap();
+    /// assert_eq!(&buf[..n], b"datagram");
+    /// ```
     pub async fn send_to<B: IoBuf>(&self, buf: B, to: SocketAddr) -> (io::Result<usize>, B) {
         self.socket.send_to(buf, RawAddr::from_inet(to)).await
     }
@@ -102,7 +120,19 @@ impl UdpSocket {
     ///
     /// # Examples
     ///
-    /// See [`UdpSocket`].
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async {
+    ///     let s = ringlane::native::net::UdpSocket::bind("127.0.0.1:0".parse().unwrap())?;
+    ///     let sender = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    ///     sender.send_to(b"truncated", s.local_addr()?)?;
+    ///     // Room for 5 bytes: the rest of the datagram is dropped.
+    ///     let (r, buf) = s.recv_from(Vec::with_capacity(5)).await;
+    ///     let (n, from) = r?;
+    ///     Ok::<_, std::io::Error>((buf[..n].to_vec(), from == sender.local_addr()?))
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap().unwrap(), (b"trunc".to_vec(), true));
+    /// ```
     pub async fn recv_from<B: IoBufMut>(&self, buf: B) -> (io::Result<(usize, SocketAddr)>, B) {
         let (r, buf) = self.socket.recv_from(buf).await;
         (r.and_then(|(n, a)| Ok((n, a.parse_inet()?))), buf)
@@ -112,7 +142,19 @@ impl UdpSocket {
     ///
     /// # Examples
     ///
-    /// See [`UdpSocket::connect`].
+    /// ```
+    /// let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// let to = peer.local_addr().unwrap();
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let s = ringlane::native::net::UdpSocket::bind("127.0.0.1:0".parse().unwrap())?;
+    ///     s.connect(to).await?;
+    ///     s.send(b"to the peer".to_vec()).await.0
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap().unwrap(), 11);
+    /// let mut buf = [0u8; 32];
+    /// assert_eq!(peer.recv(&mut buf).unwrap(), 11);
+    /// ```
     pub async fn send<B: IoBuf>(&self, buf: B) -> (io::Result<usize>, B) {
         self.socket.send_datagram(buf).await
     }
@@ -121,7 +163,21 @@ impl UdpSocket {
     ///
     /// # Examples
     ///
-    /// See [`UdpSocket::connect`].
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async {
+    ///     let s = ringlane::native::net::UdpSocket::bind("127.0.0.1:0".parse().unwrap())?;
+    ///     let peer = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    ///     let stranger = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    ///     s.connect(peer.local_addr()?).await?;
+    ///     // A connected socket takes datagrams from its peer only.
+    ///     stranger.send_to(b"dropped", s.local_addr()?)?;
+    ///     peer.send_to(b"kept", s.local_addr()?)?;
+    ///     let (n, buf) = s.recv(Vec::with_capacity(16)).await;
+    ///     Ok::<_, std::io::Error>(buf[..n?].to_vec())
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap().unwrap(), b"kept");
+    /// ```
     pub async fn recv<B: IoBufMut>(&self, buf: B) -> (io::Result<usize>, B) {
         let (r, buf) = self.socket.recv_from(buf).await;
         (r.map(|(n, _)| n), buf)
@@ -131,7 +187,12 @@ impl UdpSocket {
     ///
     /// # Examples
     ///
-    /// See [`UdpSocket`].
+    /// ```
+    /// let s = ringlane::native::net::UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    /// let addr = s.local_addr().unwrap();
+    /// assert_eq!(addr.ip(), std::net::Ipv4Addr::LOCALHOST);
+    /// assert_ne!(addr.port(), 0, "the kernel picked a port");
+    /// ```
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         inet_name(self.socket.raw(), false)
     }

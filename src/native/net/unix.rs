@@ -47,7 +47,15 @@ impl UnixListener {
     ///
     /// # Examples
     ///
-    /// See [`UnixListener`].
+    /// ```
+    /// use ringlane::native::net::UnixListener;
+    /// let path = std::env::temp_dir().join(format!("ringlane-doc-bind-{}.sock", std::process::id()));
+    /// let l = UnixListener::bind(&path).unwrap();
+    /// let again = UnixListener::bind(&path).unwrap_err();
+    /// assert_eq!(again.kind(), std::io::ErrorKind::AddrInUse);
+    /// drop(l);
+    /// std::fs::remove_file(&path).unwrap();
+    /// ```
     pub fn bind(path: impl AsRef<Path>) -> io::Result<Self> {
         let l = std::os::unix::net::UnixListener::bind(path)?;
         Ok(Self {
@@ -60,7 +68,22 @@ impl UnixListener {
     ///
     /// # Examples
     ///
-    /// See [`UnixListener`].
+    /// ```
+    /// use ringlane::native::net::{UnixListener, UnixStream};
+    /// let path = std::env::temp_dir().join(format!("ringlane-doc-accept-{}.sock", std::process::id()));
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let p = path.clone();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let l = UnixListener::bind(&p)?;
+    ///     let client = UnixStream::connect(&p).await?;
+    ///     let conn = l.accept().await?;
+    ///     conn.write_all(b"welcome".to_vec()).await.0?;
+    ///     let (n, buf) = client.read(vec![0u8; 16]).await;
+    ///     Ok::<_, std::io::Error>(buf[..n?].to_vec())
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap().unwrap(), b"welcome");
+    /// std::fs::remove_file(&path).unwrap();
+    /// ```
     pub async fn accept(&self) -> io::Result<UnixStream> {
         let (socket, _addr) = self.socket.accept().await?;
         Ok(UnixStream { socket })
@@ -94,7 +117,26 @@ impl UnixStream {
     ///
     /// # Examples
     ///
-    /// See [`BufRing`](crate::native::fixed::BufRing).
+    /// ```
+    /// use ringlane::native::{fixed::BufRing, net::UnixStream};
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async {
+    ///     let ring = BufRing::new(4, 64)?; // one ring for both streams
+    ///     let ((a1, b1), (a2, b2)) = (UnixStream::pair()?, UnixStream::pair()?);
+    ///     a1.write_all(b"one".to_vec()).await.0?;
+    ///     a2.write_all(b"two".to_vec()).await.0?;
+    ///     let (mut s1, mut s2) = (b1.recv_multi(&ring), b2.recv_multi(&ring));
+    ///     let one = s1.next().await.transpose()?.map(|c| c.to_vec());
+    ///     let two = s2.next().await.transpose()?.map(|c| c.to_vec());
+    ///     Ok::<_, std::io::Error>((one, two))
+    /// }).unwrap();
+    /// match rt.block_on(j).unwrap() {
+    ///     Ok(got) => assert_eq!(got, (Some(b"one".to_vec()), Some(b"two".to_vec()))),
+    ///     // Before Linux 6.0 the kernel refuses the buffer ring (5.18) or the
+    ///     // multishot receive (5.19) with `EINVAL`.
+    ///     Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput),
+    /// }
+    /// ```
     pub fn recv_multi(&self, ring: &crate::native::fixed::BufRing) -> super::RecvMulti {
         self.socket.recv_multi(ring)
     }
@@ -107,7 +149,21 @@ impl UnixStream {
     ///
     /// # Examples
     ///
-    /// See [`UnixListener`].
+    /// ```
+    /// let path = std::env::temp_dir().join(format!("ringlane-doc-connect-{}.sock", std::process::id()));
+    /// let server = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let p = path.clone();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let s = ringlane::native::net::UnixStream::connect(&p).await?;
+    ///     s.write_all(b"hello".to_vec()).await.0
+    /// }).unwrap();
+    /// rt.block_on(j).unwrap().unwrap();
+    /// let mut got = [0u8; 5];
+    /// std::io::Read::read_exact(&mut server.accept().unwrap().0, &mut got).unwrap();
+    /// assert_eq!(&got, b"hello");
+    /// std::fs::remove_file(&path).unwrap();
+    /// ```
     pub async fn connect(path: impl AsRef<Path>) -> io::Result<Self> {
         let addr = RawAddr::from_unix(path.as_ref())?;
         let socket = Socket::open(libc::AF_UNIX, libc::SOCK_STREAM).await?;
@@ -119,7 +175,20 @@ impl UnixStream {
     ///
     /// # Examples
     ///
-    /// See [`UnixStream`].
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let (a, b) = ringlane::native::net::UnixStream::pair().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     // Both ends can send.
+    ///     a.write_all(b"ping".to_vec()).await.0?;
+    ///     b.write_all(b"pong".to_vec()).await.0?;
+    ///     let (n, at_b) = b.read(vec![0u8; 8]).await;
+    ///     let at_b = at_b[..n?].to_vec();
+    ///     let (n, at_a) = a.read(vec![0u8; 8]).await;
+    ///     Ok::<_, std::io::Error>((at_b, at_a[..n?].to_vec()))
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap().unwrap(), (b"ping".to_vec(), b"pong".to_vec()));
+    /// ```
     pub fn pair() -> io::Result<(Self, Self)> {
         let (a, b) = std::os::unix::net::UnixStream::pair()?;
         Ok((Self::from_std(a), Self::from_std(b)))
@@ -144,7 +213,19 @@ impl UnixStream {
     ///
     /// # Examples
     ///
-    /// See [`UnixStream`].
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let (a, b) = ringlane::native::net::UnixStream::pair().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     a.write_all(b"abcdef".to_vec()).await.0?;
+    ///     // At most the capacity: the rest waits for the next read.
+    ///     let (n, first) = b.read(Vec::with_capacity(4)).await;
+    ///     let first = first[..n?].to_vec();
+    ///     let (n, rest) = b.read(Vec::with_capacity(16)).await;
+    ///     Ok::<_, std::io::Error>((first, rest[..n?].to_vec()))
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap().unwrap(), (b"abcd".to_vec(), b"ef".to_vec()));
+    /// ```
     pub async fn read<B: IoBufMut>(&self, buf: B) -> (io::Result<usize>, B) {
         self.socket.recv(buf).await
     }
@@ -167,7 +248,19 @@ impl UnixStream {
     ///
     /// # Examples
     ///
-    /// See [`UnixStream`].
+    /// ```
+    /// let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let reader = std::thread::spawn(move || std::io::Read::read_to_end(&mut b, &mut Vec::new()));
+    /// let a = ringlane::native::net::UnixStream::from_std(a);
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let (r, buf) = a.write_all(vec![7u8; 1 << 20]).await;
+    ///     drop(a); // end of file for the reader
+    ///     r.map(|()| buf.len())
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap().unwrap(), 1 << 20);
+    /// assert_eq!(reader.join().unwrap().unwrap(), 1 << 20);
+    /// ```
     pub async fn write_all<B: IoBuf>(&self, buf: B) -> (io::Result<()>, B) {
         self.socket.send_all(buf).await
     }
