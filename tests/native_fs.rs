@@ -372,6 +372,24 @@ fn path_ops_metadata_exact_vectored_and_close_round_trip() {
                     fs::rename(&a, &b).await?;
                     let gone = fs::metadata(&a).await.unwrap_err().kind();
                     assert_eq!(fs::metadata(&b).await?.len(), 300_000);
+                    // A link to `b` and a dangling one (to `a`, renamed away):
+                    // `symlink_metadata` describes each link, `metadata` follows.
+                    let (link, dangling) = (d.join("l"), d.join("dl"));
+                    std::os::unix::fs::symlink(&b, &link)?;
+                    std::os::unix::fs::symlink(&a, &dangling)?;
+                    let l = fs::symlink_metadata(&link).await?;
+                    assert!(l.is_symlink() && !l.is_file(), "the link itself");
+                    let followed = fs::metadata(&link).await?;
+                    assert!(!followed.is_symlink() && followed.len() == 300_000);
+                    assert!(fs::symlink_metadata(&dangling).await?.is_symlink());
+                    let dangling_followed = fs::metadata(&dangling).await.unwrap_err().kind();
+                    assert_eq!(dangling_followed, std::io::ErrorKind::NotFound);
+                    fs::remove_file(&link).await?;
+                    fs::remove_file(&dangling).await?;
+                    assert!(
+                        fs::metadata(&b).await.is_ok(),
+                        "removing a link keeps its target"
+                    );
                     let not_empty = fs::remove_dir(&d).await.unwrap_err().kind();
                     fs::remove_file(&b).await?;
                     fs::remove_dir(&d).await?;

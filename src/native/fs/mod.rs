@@ -8,4 +8,4 @@ mod vectored;
 
 pub use file::File;
 pub use open_options::OpenOptions;
-pub use path::{Metadata, create_dir, metadata, remove_dir, remove_file, rename};
+pub use path::{Metadata, create_dir, metadata, remove_dir, remove_file, rename, symlink_metadata};

@@ -82,7 +82,18 @@ pub async fn remove_dir(path: impl AsRef<Path>) -> io::Result<()> {
 ///
 /// # Examples
 ///
-/// See [`remove_dir`].
+/// ```
+/// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+/// let p = std::env::temp_dir().join(format!("ringlane-doc-create-dir-{}", std::process::id()));
+/// let q = p.clone();
+/// let again = rt.block_on(rt.handle().spawn_pinned(0, async move {
+///     ringlane::native::fs::create_dir(&q).await?;
+///     Ok::<_, std::io::Error>(ringlane::native::fs::create_dir(&q).await.unwrap_err().kind())
+/// }).unwrap()).unwrap().unwrap();
+/// assert!(p.is_dir());
+/// assert_eq!(again, std::io::ErrorKind::AlreadyExists);
+/// std::fs::remove_dir(p).unwrap();
+/// ```
 pub async fn create_dir(path: impl AsRef<Path>) -> io::Result<()> {
     let path = c_path(path.as_ref())?;
     let op = op::submit(path, false, move |p| {
@@ -142,7 +153,17 @@ impl Metadata {
     ///
     /// # Examples
     ///
-    /// See [`File::metadata`](super::File::metadata).
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let p = std::env::temp_dir().join(format!("ringlane-doc-meta-len-{}", std::process::id()));
+    /// std::fs::write(&p, b"12345").unwrap();
+    /// let q = p.clone();
+    /// let m = rt.block_on(rt.handle().spawn_pinned(0, async move {
+    ///     ringlane::native::fs::metadata(&q).await
+    /// }).unwrap()).unwrap().unwrap();
+    /// assert_eq!(m.len(), 5);
+    /// std::fs::remove_file(p).unwrap();
+    /// ```
     pub fn len(&self) -> u64 {
         self.raw.stx_size
     }
@@ -151,7 +172,17 @@ impl Metadata {
     ///
     /// # Examples
     ///
-    /// See [`File::metadata`](super::File::metadata).
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let p = std::env::temp_dir().join(format!("ringlane-doc-meta-is-empty-{}", std::process::id()));
+    /// std::fs::write(&p, b"").unwrap();
+    /// let q = p.clone();
+    /// let m = rt.block_on(rt.handle().spawn_pinned(0, async move {
+    ///     ringlane::native::fs::metadata(&q).await
+    /// }).unwrap()).unwrap().unwrap();
+    /// assert!(m.is_empty());
+    /// std::fs::remove_file(p).unwrap();
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -164,7 +195,17 @@ impl Metadata {
     ///
     /// # Examples
     ///
-    /// See [`Metadata`].
+    /// ```
+    /// use ringlane::native::fs::metadata;
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let dir = std::env::temp_dir();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let tmp = metadata(dir).await?.is_dir();
+    ///     let stat = metadata("/proc/self/stat").await?.is_dir();
+    ///     Ok::<_, std::io::Error>((tmp, stat))
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap().unwrap(), (true, false));
+    /// ```
     pub fn is_dir(&self) -> bool {
         self.file_type() == libc::S_IFDIR
     }
@@ -173,13 +214,22 @@ impl Metadata {
     ///
     /// # Examples
     ///
-    /// See [`File::metadata`](super::File::metadata).
+    /// ```
+    /// use ringlane::native::fs::metadata;
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async {
+    ///     let stat = metadata("/proc/self/stat").await?.is_file();
+    ///     let dir = metadata("/proc/self").await?.is_file();
+    ///     Ok::<_, std::io::Error>((stat, dir))
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap().unwrap(), (true, false));
+    /// ```
     pub fn is_file(&self) -> bool {
         self.file_type() == libc::S_IFREG
     }
 
-    /// Whether this is a symbolic link (only from `symlink_metadata`-style
-    /// calls; [`metadata`] follows links).
+    /// Whether this is a symbolic link (only from [`symlink_metadata`];
+    /// [`metadata`] follows links).
     ///
     /// # Examples
     ///
@@ -198,7 +248,19 @@ impl Metadata {
     ///
     /// # Examples
     ///
-    /// See [`File::metadata`](super::File::metadata).
+    /// ```
+    /// use std::os::unix::fs::PermissionsExt;
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let p = std::env::temp_dir().join(format!("ringlane-doc-meta-mode-{}", std::process::id()));
+    /// std::fs::write(&p, b"x").unwrap();
+    /// std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+    /// let q = p.clone();
+    /// let m = rt.block_on(rt.handle().spawn_pinned(0, async move {
+    ///     ringlane::native::fs::metadata(&q).await
+    /// }).unwrap()).unwrap().unwrap();
+    /// assert_eq!(m.mode(), 0o640); // no file type bits
+    /// std::fs::remove_file(p).unwrap();
+    /// ```
     pub fn mode(&self) -> u32 {
         u32::from(self.raw.stx_mode) & 0o7777
     }
@@ -212,7 +274,19 @@ impl Metadata {
     ///
     /// # Examples
     ///
-    /// See [`File::metadata`](super::File::metadata).
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let p = std::env::temp_dir().join(format!("ringlane-doc-meta-modified-{}", std::process::id()));
+    /// let when = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+    /// std::fs::File::create(&p).unwrap().set_modified(when).unwrap();
+    /// let q = p.clone();
+    /// let m = rt.block_on(rt.handle().spawn_pinned(0, async move {
+    ///     ringlane::native::fs::metadata(&q).await
+    /// }).unwrap()).unwrap().unwrap();
+    /// assert_eq!(m.modified().unwrap(), when);
+    /// std::fs::remove_file(p).unwrap();
+    /// ```
     pub fn modified(&self) -> io::Result<SystemTime> {
         if self.raw.stx_mask & libc::STATX_MTIME == 0 {
             return Err(io::Error::new(
@@ -265,7 +339,46 @@ pub(super) async fn statx<R: Send + 'static>(
 ///
 /// # Examples
 ///
-/// See [`Metadata`].
+/// ```
+/// use ringlane::native::fs::metadata;
+/// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+/// let j = rt.handle().spawn_pinned(0, async {
+///     let found = metadata("/proc/self/stat").await.map(|m| m.is_file());
+///     let missing = metadata("/proc/self/no-such-entry").await.map_err(|e| e.kind());
+///     (found.unwrap(), missing.unwrap_err())
+/// }).unwrap();
+/// assert_eq!(rt.block_on(j).unwrap(), (true, std::io::ErrorKind::NotFound));
+/// ```
 pub async fn metadata(path: impl AsRef<Path>) -> io::Result<Metadata> {
     statx(libc::AT_FDCWD, c_path(path.as_ref())?, 0, ()).await
+}
+
+/// Metadata of the entry at `path` itself: a symbolic link is described,
+/// not followed (`statx` with `AT_SYMLINK_NOFOLLOW`).
+///
+/// # Errors
+///
+/// `NotFound` and other `statx(2)` errors.
+///
+/// # Examples
+///
+/// ```
+/// use ringlane::native::fs::{metadata, symlink_metadata};
+/// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+/// let j = rt.handle().spawn_pinned(0, async {
+///     // `/proc/self` is a link to the calling process's directory.
+///     let link = symlink_metadata("/proc/self").await?.is_symlink();
+///     let target = metadata("/proc/self").await?.is_dir();
+///     Ok::<_, std::io::Error>((link, target))
+/// }).unwrap();
+/// assert_eq!(rt.block_on(j).unwrap().unwrap(), (true, true));
+/// ```
+pub async fn symlink_metadata(path: impl AsRef<Path>) -> io::Result<Metadata> {
+    statx(
+        libc::AT_FDCWD,
+        c_path(path.as_ref())?,
+        libc::AT_SYMLINK_NOFOLLOW,
+        (),
+    )
+    .await
 }
