@@ -5,7 +5,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use super::readiness::{Direction, Readiness};
+use super::readiness::{Direction, Readiness, Tick};
 
 /// An fd (owned through `T`) with readiness driven by the shard's ring.
 ///
@@ -117,8 +117,12 @@ impl<T: AsRawFd> AsyncFd<T> {
         dir: Direction,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<AsyncFdReadyGuard<'_, T>>> {
-        ready!(self.readiness.poll_ready(dir, cx))?;
-        Poll::Ready(Ok(AsyncFdReadyGuard { fd: self, dir }))
+        let tick = ready!(self.readiness.poll_ready(dir, cx))?;
+        Poll::Ready(Ok(AsyncFdReadyGuard {
+            fd: self,
+            dir,
+            tick,
+        }))
     }
 
     /// Polls for read readiness.
@@ -257,6 +261,8 @@ impl<T: AsRawFd> AsRawFd for AsyncFd<T> {
 pub struct AsyncFdReadyGuard<'a, T: AsRawFd> {
     fd: &'a AsyncFd<T>,
     dir: Direction,
+    /// The readiness this guard reports: clearing it leaves a newer one.
+    tick: Tick,
 }
 
 /// The I/O in [`AsyncFdReadyGuard::try_io`] would have blocked; the
@@ -298,7 +304,7 @@ impl<T: AsRawFd> AsyncFdReadyGuard<'_, T> {
     /// assert!(rt.block_on(j).unwrap(), "nothing to read: the wait times out");
     /// ```
     pub fn clear_ready(&mut self) {
-        self.fd.readiness.clear(self.dir);
+        self.fd.readiness.clear(self.dir, self.tick);
     }
 
     /// Keeps the readiness (the default when the guard drops).

@@ -13,7 +13,10 @@
 //!    flag ([`Readiness::clear`]); only a poll CQE sets it again. CQEs that
 //!    arrive between two looks are coalesced into one (the OR of their
 //!    masks); a stale one costs a syscall that says `EAGAIN`, never a
-//!    missed event.
+//!    missed event. Each setting of the flag starts a new [`Tick`], and an
+//!    `EAGAIN` clears only the tick its syscall was made in: a syscall
+//!    that began before an event (another task's, on a shared socket) must
+//!    not erase it, or the event's data would sit unseen until the next.
 //! 3. The poll is an op of the native lane's lifecycle (op invariants 1 to
 //!    7): it is armed on the ring of the shard that polls it, completes
 //!    there even if the task moved (a stolen task is woken on its new
@@ -118,14 +121,31 @@ impl Drop for ReportOnDrop {
     }
 }
 
+/// Which setting of a direction's readiness a syscall was made in
+/// (invariant 2): taken before the syscall, handed to
+/// [`Readiness::clear`] after its `EAGAIN`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Tick(u64);
+
 #[derive(Default)]
 struct Side {
     ready: bool,
+    /// Counts the settings of `ready` (invariant 2).
+    tick: u64,
     armed: Option<MultiShot>,
     /// Who waits on this direction (invariant 1).
     waiters: Arc<Waiters>,
     /// Off-shard: the forwarded wait and its helper task (aborted on drop).
     forwarded: Option<(Arc<Forward>, crate::JoinHandle<()>)>,
+}
+
+impl Side {
+    /// An event: the direction is ready, in a new tick (invariant 2).
+    fn set_ready(&mut self) -> Tick {
+        self.ready = true;
+        self.tick += 1;
+        Tick(self.tick)
+    }
 }
 
 impl Drop for Side {
@@ -162,6 +182,7 @@ impl Readiness {
         let side = || {
             Mutex::new(Side {
                 ready: true,
+                tick: 0,
                 armed: None,
                 waiters: Arc::default(),
                 forwarded: None,
@@ -188,13 +209,18 @@ impl Readiness {
         }
     }
 
-    /// Ready, or arms a poll and registers `cx`'s waker.
+    /// Ready (in the returned tick), or arms a poll and registers `cx`'s
+    /// waker.
     ///
     /// # Errors
     ///
     /// If the poll cannot be submitted (off a shard, a broken ring) or the
     /// kernel fails it.
-    pub(crate) fn poll_ready(&self, dir: Direction, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    pub(crate) fn poll_ready(
+        &self,
+        dir: Direction,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<Tick>> {
         let on_shard = crate::context::with_current(|cx| {
             if self.home.get().is_none() {
                 let _ = self.home.set(cx.remote.clone());
@@ -203,7 +229,7 @@ impl Readiness {
         .is_some();
         let mut side = self.side(dir).lock();
         if side.ready {
-            return Poll::Ready(Ok(()));
+            return Poll::Ready(Ok(Tick(side.tick)));
         }
         let fd = self.fd;
         let events = dir.events();
@@ -224,8 +250,8 @@ impl Readiness {
             });
             match ready!(armed.poll_next(&mut waker_cx)) {
                 Some(Ok(mask)) if mask >= 0 => {
-                    side.ready = true; // the poll stays armed for next time
-                    return Poll::Ready(Ok(()));
+                    // The poll stays armed for next time.
+                    return Poll::Ready(Ok(side.set_ready()));
                 }
                 Some(Ok(err)) => {
                     side.armed = None;
@@ -254,7 +280,7 @@ impl Readiness {
         side: &mut Side,
         dir: Direction,
         all: &std::task::Waker,
-    ) -> Poll<io::Result<()>> {
+    ) -> Poll<io::Result<Tick>> {
         if side.forwarded.is_none() {
             let Some(home) = self.home.get() else {
                 return Poll::Ready(Err(io::Error::other(
@@ -262,10 +288,12 @@ impl Readiness {
                 )));
             };
             let forward = Arc::new(Forward::default());
-            let report = forward.clone();
+            // Made before the task: a helper dropped unpolled (a shutdown
+            // that cancels its shard's mailbox) reports too.
+            let guard = ReportOnDrop(forward.clone());
             let (fd, events) = (self.fd, dir.events());
             let helper = async move {
-                let guard = ReportOnDrop(report);
+                let guard = guard;
                 let op = op::submit((), false, move |_| {
                     opcode::PollAdd::new(types::Fd(fd), events).build()
                 })
@@ -289,10 +317,7 @@ impl Readiness {
             Some(result) => {
                 drop(state);
                 side.forwarded = None; // its helper has finished
-                if result.is_ok() {
-                    side.ready = true;
-                }
-                Poll::Ready(result)
+                Poll::Ready(result.map(|()| side.set_ready()))
             }
             None => {
                 match &state.1 {
@@ -309,9 +334,19 @@ impl Readiness {
         self.home.get().cloned()
     }
 
-    /// Forgets `dir`'s readiness after the syscall returned `EAGAIN`.
-    pub(crate) fn clear(&self, dir: Direction) {
-        self.side(dir).lock().ready = false;
+    /// The tick `dir` is in now: taken before a syscall that was not
+    /// preceded by [`poll_ready`](Self::poll_ready) (a `try_read`).
+    pub(crate) fn tick(&self, dir: Direction) -> Tick {
+        Tick(self.side(dir).lock().tick)
+    }
+
+    /// Forgets `dir`'s readiness after a syscall made in `tick` returned
+    /// `EAGAIN`, unless an event has set it again since (invariant 2).
+    pub(crate) fn clear(&self, dir: Direction, tick: Tick) {
+        let mut side = self.side(dir).lock();
+        if side.tick == tick.0 {
+            side.ready = false;
+        }
     }
 
     /// Runs `f` (a nonblocking syscall) once `dir` is ready, clearing the
@@ -323,9 +358,9 @@ impl Readiness {
         mut f: impl FnMut() -> io::Result<R>,
     ) -> Poll<io::Result<R>> {
         loop {
-            ready!(self.poll_ready(dir, cx))?;
+            let tick = ready!(self.poll_ready(dir, cx))?;
             match f() {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.clear(dir),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.clear(dir, tick),
                 r => return Poll::Ready(r),
             }
         }
@@ -355,7 +390,8 @@ mod tests {
                 rt.handle()
                     .spawn_pinned(0, async move {
                         let fd = AsyncFd::new(a).unwrap();
-                        fd.readiness().clear(Direction::Read);
+                        let tick = fd.readiness().tick(Direction::Read);
+                        fd.readiness().clear(Direction::Read, tick);
                         let mut cx = Context::from_waker(Waker::noop());
                         assert!(
                             fd.readiness()
@@ -375,11 +411,10 @@ mod tests {
         }
         let mut cx = Context::from_waker(Waker::noop());
         let r = fd.readiness();
-        assert!(matches!(
-            r.poll_ready(Direction::Read, &mut cx),
-            Poll::Ready(Ok(()))
-        ));
-        r.clear(Direction::Read); // the read said EAGAIN
+        let Poll::Ready(Ok(tick)) = r.poll_ready(Direction::Read, &mut cx) else {
+            panic!("the kernel's last report left the direction ready");
+        };
+        r.clear(Direction::Read, tick); // the read said EAGAIN
         match r.poll_ready(Direction::Read, &mut cx) {
             Poll::Pending => {}
             Poll::Ready(out) => panic!("expected a forwarded wait, got {out:?}"),
@@ -389,7 +424,7 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             match r.poll_ready(Direction::Read, &mut cx) {
-                Poll::Ready(Ok(())) => break,
+                Poll::Ready(Ok(_)) => break,
                 Poll::Ready(Err(e)) => panic!("the forwarded wait failed: {e}"),
                 Poll::Pending if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(1));
@@ -399,5 +434,115 @@ mod tests {
         }
         drop(fd);
         drop(b);
+    }
+
+    /// A wait forwarded from outside the runtime whose helper task is still
+    /// in its shard's mailbox when the runtime drops: the cancelling
+    /// shutdown drops the helper unpolled. Its guard used to be made in
+    /// the helper's first poll, so nothing reported and the poller stayed
+    /// pending forever.
+    #[test]
+    fn a_forwarded_wait_whose_helper_never_ran_fails_at_shutdown() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        struct Flag(AtomicBool);
+        impl std::task::Wake for Flag {
+            fn wake(self: Arc<Self>) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let rt = crate::Runtime::builder().shards(1).build().unwrap();
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let fd = rt
+            .block_on(
+                rt.handle()
+                    .spawn_pinned(0, async move {
+                        let fd = AsyncFd::new(a).unwrap();
+                        let tick = fd.readiness().tick(Direction::Read);
+                        fd.readiness().clear(Direction::Read, tick);
+                        fd
+                    })
+                    .unwrap(),
+            )
+            .unwrap();
+        // Shard 0 busy, so the helper stays queued in its mailbox.
+        let started = Arc::new(AtomicBool::new(false));
+        let s = started.clone();
+        let _blocker = rt
+            .handle()
+            .spawn_pinned(0, async move {
+                s.store(true, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(300));
+            })
+            .unwrap();
+        while !started.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        let woken = Arc::new(Flag(AtomicBool::new(false)));
+        let waker = Waker::from(woken.clone());
+        let mut cx = Context::from_waker(&waker);
+        let r = fd.readiness();
+        assert!(r.poll_ready(Direction::Read, &mut cx).is_pending());
+        drop(rt);
+        assert!(woken.0.load(Ordering::SeqCst), "the poller was never woken");
+        match r.poll_ready(Direction::Read, &mut cx) {
+            Poll::Ready(Err(_)) => {}
+            Poll::Ready(Ok(_)) => panic!("nothing was written: not ready"),
+            Poll::Pending => panic!("the forwarded wait stayed pending after its runtime dropped"),
+        }
+        drop(fd);
+        drop(b);
+    }
+
+    /// Two tasks share one direction: A's syscall says `EAGAIN`, then,
+    /// before A clears, B's wait sees new data and B reads part of it. A's
+    /// late clear used to erase the readiness B's event had set: both then
+    /// waited, with a byte unread and no new event coming.
+    #[test]
+    fn a_clear_after_a_stale_eagain_keeps_a_newer_readiness() {
+        let rt = crate::Runtime::builder().shards(1).build().unwrap();
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let unread = rt
+            .block_on(
+                rt.handle()
+                    .spawn_pinned(0, async move {
+                        use std::io::{Read, Write};
+                        let fd = AsyncFd::new(a).unwrap();
+                        let r = fd.readiness();
+                        // A's syscall: nothing to read yet.
+                        let stale = r.tick(Direction::Read);
+                        let mut one = [0u8; 1];
+                        let eagain = fd.get_ref().read(&mut one).unwrap_err();
+                        assert_eq!(eagain.kind(), std::io::ErrorKind::WouldBlock);
+                        // B clears after its own EAGAIN (same tick) and waits.
+                        r.clear(Direction::Read, stale);
+                        let pending = std::future::poll_fn(|cx| {
+                            Poll::Ready(r.poll_ready(Direction::Read, cx).is_pending())
+                        })
+                        .await;
+                        assert!(pending, "nothing was written yet");
+                        (&b).write_all(b"xy").unwrap();
+                        std::future::poll_fn(|cx| r.poll_ready(Direction::Read, cx))
+                            .await
+                            .unwrap();
+                        // B reads one of the two bytes.
+                        assert_eq!(fd.get_ref().read(&mut one).unwrap(), 1);
+                        // A's late clear, for the syscall it made before the data.
+                        r.clear(Direction::Read, stale);
+                        let wait = std::future::poll_fn(|cx| r.poll_ready(Direction::Read, cx));
+                        crate::time::timeout(Duration::from_secs(2), wait)
+                            .await
+                            .expect("the second byte's readiness was erased")
+                            .unwrap();
+                        let n = fd.get_ref().read(&mut one).unwrap();
+                        drop(b);
+                        n
+                    })
+                    .unwrap(),
+            )
+            .unwrap();
+        assert_eq!(unread, 1);
     }
 }

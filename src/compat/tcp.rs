@@ -280,7 +280,10 @@ impl TcpStream {
     /// assert_eq!(rt.block_on(j).unwrap(), 4);
     /// ```
     pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.io.readiness().poll_ready(Direction::Read, cx)
+        self.io
+            .readiness()
+            .poll_ready(Direction::Read, cx)
+            .map_ok(drop)
     }
 
     /// Polls for write readiness.
@@ -299,7 +302,10 @@ impl TcpStream {
     /// assert_eq!(rt.block_on(j).unwrap(), 5);
     /// ```
     pub fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.io.readiness().poll_ready(Direction::Write, cx)
+        self.io
+            .readiness()
+            .poll_ready(Direction::Write, cx)
+            .map_ok(drop)
     }
 
     /// Waits for read readiness.
@@ -378,9 +384,10 @@ impl TcpStream {
     /// assert_eq!(rt.block_on(j).unwrap(), 1);
     /// ```
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let tick = self.io.readiness().tick(Direction::Read);
         let r = io::Read::read(&mut self.io.get_ref(), buf);
         if matches!(&r, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
-            self.io.readiness().clear(Direction::Read);
+            self.io.readiness().clear(Direction::Read, tick);
         }
         r
     }
@@ -405,6 +412,7 @@ impl TcpStream {
     /// assert_eq!(rt.block_on(j).unwrap(), 5);
     /// ```
     pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        let tick = self.io.readiness().tick(Direction::Write);
         // SAFETY: `buf` is valid for reads of its length.
         let r = unsafe {
             libc::send(
@@ -419,7 +427,7 @@ impl TcpStream {
         }
         let e = io::Error::last_os_error();
         if e.kind() == io::ErrorKind::WouldBlock {
-            self.io.readiness().clear(Direction::Write);
+            self.io.readiness().clear(Direction::Write, tick);
         }
         Err(e)
     }
