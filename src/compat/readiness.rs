@@ -140,6 +140,14 @@ struct Side {
 }
 
 impl Side {
+    /// Gives up a poll that failed and returns every waiter, to be woken
+    /// (once the lock is released) to try again: none of them would hear
+    /// from the dropped op, and a waiter on a shard arms a new one.
+    fn drop_armed(&mut self) -> Vec<std::task::Waker> {
+        self.armed = None;
+        std::mem::take(&mut *self.waiters.0.lock())
+    }
+
     /// An event: the direction is ready, in a new tick (invariant 2).
     fn set_ready(&mut self) -> Tick {
         self.ready = true;
@@ -235,7 +243,9 @@ impl Readiness {
         let events = dir.events();
         side.waiters.add(cx.waker());
         let all = std::task::Waker::from(side.waiters.clone());
-        if !on_shard && side.armed.is_none() {
+        // Off the shards, a poll not yet in a ring (none, or one waiting
+        // for room on the shard that armed it) is left to that shard.
+        if !on_shard && !side.armed.as_ref().is_some_and(MultiShot::is_pushed) {
             return self.poll_forwarded(&mut side, dir, &all);
         }
         let mut waker_cx = Context::from_waker(&all);
@@ -254,11 +264,15 @@ impl Readiness {
                     return Poll::Ready(Ok(side.set_ready()));
                 }
                 Some(Ok(err)) => {
-                    side.armed = None;
+                    let waiters = side.drop_armed();
+                    drop(side);
+                    waiters.into_iter().for_each(std::task::Waker::wake);
                     return Poll::Ready(Err(io::Error::from_raw_os_error(-err)));
                 }
                 Some(Err(e)) => {
-                    side.armed = None;
+                    let waiters = side.drop_armed();
+                    drop(side);
+                    waiters.into_iter().for_each(std::task::Waker::wake);
                     return Poll::Ready(Err(e));
                 }
                 None => {
@@ -493,6 +507,88 @@ mod tests {
         }
         drop(fd);
         drop(b);
+    }
+
+    /// A shard task's wait finds the SQ full, so its poll op waits for room;
+    /// in the same tick a thread off the runtime polls the same direction
+    /// and the data arrives. The off-shard poll used to fail and drop that
+    /// op, with its room wait: the shard task was never woken.
+    #[test]
+    fn an_off_shard_poll_leaves_a_poll_waiting_for_room_to_its_shard() {
+        use std::future::Future;
+        use std::io::Write;
+        use std::pin::Pin;
+        use std::sync::Arc;
+        let rt = crate::Runtime::builder()
+            .shards(1)
+            .ring_entries(64)
+            .build()
+            .unwrap();
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let parent = rt.handle().spawn_pinned(0, async move {
+            let fd = Arc::new(AsyncFd::new(a).unwrap());
+            let tick = fd.readiness().tick(Direction::Read);
+            fd.readiness().clear(Direction::Read, tick);
+            // Both run in one tick, in this order, before the SQ is sent.
+            let waiter = fd.clone();
+            let waiting = crate::spawn_local(async move {
+                // Fill the SQ with NOPs nobody waits for.
+                let mut quiet = Context::from_waker(Waker::noop());
+                let mut nops = Vec::new();
+                loop {
+                    let mut nop =
+                        crate::op::submit((), false, |_| io_uring::opcode::Nop::new().build());
+                    let _ = Pin::new(&mut nop).poll(&mut quiet);
+                    let pushed = nop.is_pushed();
+                    nops.push(nop);
+                    if !pushed {
+                        break;
+                    }
+                }
+                let r = waiter.readiness();
+                let mut first = true;
+                std::future::poll_fn(|cx| {
+                    let p = r.poll_ready(Direction::Read, cx);
+                    if std::mem::take(&mut first) {
+                        assert!(p.is_pending(), "nothing written yet");
+                        let side = r.read.lock();
+                        let armed = side.armed.as_ref().expect("a poll op");
+                        assert!(!armed.is_pushed(), "the SQ was meant to be full");
+                    }
+                    p
+                })
+                .await
+                .unwrap();
+                drop(nops);
+                let mut byte = [0u8; 1];
+                std::io::Read::read(&mut waiter.get_ref(), &mut byte).unwrap()
+            })
+            .unwrap();
+            let outside = fd.clone();
+            let poke = crate::spawn_local(async move {
+                std::thread::spawn(move || {
+                    let mut cx = Context::from_waker(Waker::noop());
+                    let polled = outside.readiness().poll_ready(Direction::Read, &mut cx);
+                    (&b).write_all(b"z").unwrap();
+                    assert!(polled.is_pending(), "off-shard poll: {polled:?}");
+                    b
+                })
+                .join()
+                .unwrap()
+            })
+            .unwrap();
+            let b = poke.await.unwrap();
+            let read = crate::time::timeout(Duration::from_secs(5), waiting).await;
+            drop(b);
+            read
+        });
+        let read = rt.block_on(parent.unwrap()).unwrap();
+        assert_eq!(
+            read.expect("the shard task's wait was never woken")
+                .unwrap(),
+            1
+        );
     }
 
     /// Two tasks share one direction: A's syscall says `EAGAIN`, then,

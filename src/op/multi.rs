@@ -152,6 +152,12 @@ impl MultiShot {
         self
     }
 
+    /// Whether the SQE was pushed to a ring (not waiting for room, nor
+    /// refused).
+    pub(crate) fn is_pushed(&self) -> bool {
+        self.sqe.is_none() && self.home.is_some()
+    }
+
     /// The next result, `None` once the op has ended (and every result was
     /// taken). Errors only if it cannot be submitted.
     pub(crate) fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<i32>>> {
@@ -199,6 +205,8 @@ impl MultiShot {
             });
             match submitted {
                 None => {
+                    // Still ours to push from a shard later.
+                    self.sqe = Some(sqe);
                     return Poll::Ready(Some(Err(io::Error::other(
                         "native ring ops run on a ringlane shard: spawn the task there (Handle::spawn_pinned)",
                     ))));
