@@ -7,6 +7,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::OnceLock;
 use std::task::{Poll, Waker};
 use std::time::Instant;
@@ -66,7 +67,11 @@ fn run(f: &'static Fallback) {
         }
         if !due.is_empty() {
             drop(inner);
-            due.into_iter().for_each(Waker::wake);
+            for waker in due {
+                // A foreign waker that panics must not end this thread: every
+                // timer polled off the shards would stop firing.
+                let _ = catch_unwind(AssertUnwindSafe(|| waker.wake()));
+            }
             inner = f.inner.lock();
             continue;
         }
