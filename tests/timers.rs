@@ -253,6 +253,35 @@ fn an_interval_of_duration_max_ticks_once_without_panicking() {
     }
 }
 
+/// An interval of 20 ms with `Delay` whose task is busy for 30 ms: its
+/// second tick comes about 10 ms late, and the next is due one period after
+/// that (Tokio's rule). It used to keep the old grid unless a whole period
+/// was missed, so the third tick came only 10 ms after the late one.
+#[test]
+fn a_delayed_interval_restarts_one_period_after_a_late_tick() {
+    let rt = common::runtime(1);
+    let (first, third) = rt
+        .block_on(
+            rt.handle()
+                .spawn_pinned(0, async {
+                    let mut i = interval(Duration::from_millis(20));
+                    i.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                    let first = i.tick().await;
+                    std::thread::sleep(Duration::from_millis(30)); // the task is busy
+                    i.tick().await; // late
+                    (first, i.tick().await)
+                })
+                .unwrap(),
+        )
+        .unwrap();
+    // The late tick was taken 30 ms or more after `first`.
+    assert!(
+        third - first >= Duration::from_millis(50),
+        "the third tick was scheduled {:?} after the first",
+        third - first
+    );
+}
+
 /// A task moves its pending sleep's deadline and then waits on something
 /// else, without polling the sleep again (a heartbeat pushed back from
 /// another branch). Tokio re-arms a reset sleep with the waker it has, so

@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 use super::{Sleep, sleep_until};
 
 /// What an [`Interval`] does when ticks were missed (the task was busy).
+/// A tick counts as missed when it is taken more than 5 ms after its
+/// scheduled time (the same tolerance as Tokio's): a tick only a little
+/// late always keeps the schedule.
 ///
 /// # Examples
 ///
@@ -21,11 +24,15 @@ pub enum MissedTickBehavior {
     /// Fire the missed ticks at once, one per `tick()`, until caught up.
     #[default]
     Burst,
-    /// Restart the schedule one period after the late tick.
+    /// Restart the schedule one period after the late tick was taken.
     Delay,
     /// Drop missed ticks and stay on the original schedule.
     Skip,
 }
+
+/// How late a tick may be taken and still count as on time (see
+/// [`MissedTickBehavior`]).
+const LATE: Duration = Duration::from_millis(5);
 
 /// Yields at a fixed period; created by [`interval`] or [`interval_at`].
 ///
@@ -118,25 +125,7 @@ impl Interval {
             return Poll::Pending;
         }
         let scheduled = self.delay.deadline();
-        let now = Instant::now();
-        // Saturating: a period near `Duration::MAX` must not overflow `Instant`.
-        let after = super::sleep::after;
-        let next = match self.missed {
-            MissedTickBehavior::Burst => after(scheduled, self.period),
-            MissedTickBehavior::Delay if now > after(scheduled, self.period) => {
-                after(now, self.period)
-            }
-            MissedTickBehavior::Delay => after(scheduled, self.period),
-            MissedTickBehavior::Skip => {
-                let behind =
-                    now.saturating_duration_since(scheduled).as_nanos() / self.period.as_nanos();
-                let periods = u32::try_from(behind + 1).unwrap_or(u32::MAX);
-                after(
-                    scheduled,
-                    self.period.checked_mul(periods).unwrap_or(Duration::MAX),
-                )
-            }
-        };
+        let next = next_tick(self.missed, scheduled, Instant::now(), self.period);
         self.delay.reset(next);
         Poll::Ready(scheduled)
     }
@@ -163,5 +152,83 @@ impl Interval {
     /// ```
     pub fn period(&self) -> Duration {
         self.period
+    }
+}
+
+/// When the tick after one `scheduled` for, and taken at `now`, is due.
+/// Saturating: a period near `Duration::MAX` must not overflow `Instant`.
+fn next_tick(
+    missed: MissedTickBehavior,
+    scheduled: Instant,
+    now: Instant,
+    period: Duration,
+) -> Instant {
+    let after = super::sleep::after;
+    let late = now.saturating_duration_since(scheduled);
+    if late <= LATE {
+        return after(scheduled, period);
+    }
+    match missed {
+        MissedTickBehavior::Burst => after(scheduled, period),
+        MissedTickBehavior::Delay => after(now, period),
+        MissedTickBehavior::Skip => {
+            // The next point of the original grid after `now`.
+            let into = late.as_nanos() % period.as_nanos();
+            let into = Duration::new((into / 1_000_000_000) as u64, (into % 1_000_000_000) as u32);
+            after(now, period - into)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{LATE, MissedTickBehavior::*, next_tick};
+    use std::time::{Duration, Instant};
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn a_tick_taken_on_time_or_nearly_keeps_the_schedule_whatever_the_behavior() {
+        let t = Instant::now();
+        for missed in [Burst, Delay, Skip] {
+            assert_eq!(next_tick(missed, t, t, 20 * MS), t + 20 * MS);
+            assert_eq!(next_tick(missed, t, t + LATE, 20 * MS), t + 20 * MS);
+        }
+    }
+
+    /// A tick taken 10 ms late with a 20 ms period: `Delay` used to keep
+    /// the old grid unless the tick was a whole period late.
+    #[test]
+    fn delay_restarts_one_period_after_a_late_tick_even_when_less_than_a_period_late() {
+        let t = Instant::now();
+        assert_eq!(next_tick(Delay, t, t + 10 * MS, 20 * MS), t + 30 * MS);
+        assert_eq!(next_tick(Burst, t, t + 10 * MS, 20 * MS), t + 20 * MS);
+    }
+
+    #[test]
+    fn skip_lands_on_the_next_grid_point_after_now() {
+        let t = Instant::now();
+        assert_eq!(next_tick(Skip, t, t + 45 * MS, 20 * MS), t + 60 * MS);
+        assert_eq!(next_tick(Skip, t, t + 60 * MS, 20 * MS), t + 80 * MS);
+    }
+
+    /// A 1 ns period after a 10 s stall is more than `u32::MAX` periods
+    /// behind: the count of skipped periods used to be capped there, which
+    /// left the next tick in the past, so several came back to back.
+    #[test]
+    fn skip_after_more_than_u32_max_periods_is_still_in_the_future() {
+        let t = Instant::now();
+        let now = t + Duration::from_secs(10);
+        let next = next_tick(Skip, t, now, Duration::from_nanos(1));
+        assert!(next > now, "the next tick must lie after now");
+        assert_eq!(next, now + Duration::from_nanos(1));
+    }
+
+    #[test]
+    fn a_period_near_duration_max_saturates() {
+        let t = Instant::now();
+        for missed in [Burst, Delay, Skip] {
+            assert!(next_tick(missed, t, t + 10 * MS, Duration::MAX) > t);
+        }
     }
 }
