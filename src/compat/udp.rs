@@ -96,8 +96,18 @@ impl UdpSocket {
     /// # Examples
     ///
     /// ```
-    /// let s = ringlane::compat::UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    /// s.connect("127.0.0.1:9".parse().unwrap()).unwrap();
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// let to = peer.local_addr().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let s = ringlane::compat::UdpSocket::bind("127.0.0.1:0".parse().unwrap())?;
+    ///     s.connect(to)?;
+    ///     s.send(b"to").await?; // no address: the default peer
+    ///     s.local_addr()
+    /// }).unwrap();
+    /// let from = rt.block_on(j).unwrap().unwrap();
+    /// let mut buf = [0u8; 4];
+    /// assert_eq!(peer.recv_from(&mut buf).unwrap(), (2, from));
     /// ```
     pub fn connect(&self, addr: SocketAddr) -> io::Result<()> {
         self.io.get_ref().connect(addr)

@@ -128,8 +128,19 @@ impl UnixStream {
     /// # Examples
     ///
     /// ```
-    /// let (mut a, _b) = ringlane::compat::UnixStream::pair().unwrap();
-    /// let (_r, _w) = a.split();
+    /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async {
+    ///     let (mut a, mut b) = ringlane::compat::UnixStream::pair()?;
+    ///     let (mut r, mut w) = a.split();
+    ///     w.write_all(b"ping").await?;
+    ///     let mut got = [0u8; 4];
+    ///     b.read_exact(&mut got).await?;
+    ///     b.write_all(b"pong").await?;
+    ///     r.read_exact(&mut got).await?;
+    ///     Ok::<_, std::io::Error>(got)
+    /// }).unwrap();
+    /// assert_eq!(&rt.block_on(j).unwrap().unwrap(), b"pong");
     /// ```
     pub fn split(&mut self) -> (ReadHalf<'_, Self>, WriteHalf<'_, Self>) {
         (ReadHalf(self), WriteHalf(self))
@@ -140,8 +151,23 @@ impl UnixStream {
     /// # Examples
     ///
     /// ```
-    /// let (a, _b) = ringlane::compat::UnixStream::pair().unwrap();
-    /// let (_r, _w) = a.into_split();
+    /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async {
+    ///     let (a, mut b) = ringlane::compat::UnixStream::pair()?;
+    ///     let (mut r, mut w) = a.into_split();
+    ///     // The write half moves into a task of its own.
+    ///     let writer = ringlane::spawn_local(async move { w.write_all(b"hi").await })
+    ///         .unwrap();
+    ///     let mut got = [0u8; 2];
+    ///     b.read_exact(&mut got).await?;
+    ///     writer.await.unwrap()?;
+    ///     b.write_all(b"yo").await?;
+    ///     let mut back = [0u8; 2];
+    ///     r.read_exact(&mut back).await?;
+    ///     Ok::<_, std::io::Error>((got, back))
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap().unwrap(), (*b"hi", *b"yo"));
     /// ```
     pub fn into_split(self) -> (OwnedReadHalf<Self>, OwnedWriteHalf<Self>) {
         let me = Arc::new(self);
