@@ -1,6 +1,6 @@
 //! Timers: [`sleep`], [`sleep_until`], [`timeout`] and [`interval`].
 //!
-//! On a shard, a timer is an entry in that shard's [`TimerWheel`]; the shard
+//! On a shard, a timer is an entry in that shard's `TimerWheel`; the shard
 //! parks in `io_uring_enter` with the wheel's nearest deadline as timeout, so
 //! a million timers cost no SQE. Off a shard (in `Runtime::block_on`, a Tokio
 //! task, a plain thread) the same futures use one process-wide fallback

@@ -19,7 +19,7 @@
 //!
 //! Invariants:
 //! 1. Registration and unregistration run on the home shard's thread,
-//!    through [`on_home`]: at once when already there, else from its
+//!    through `on_home`: at once when already there, else from its
 //!    mailbox. A shard that has exited unregisters nothing: its ring has no
 //!    op in flight and is never entered again.
 //! 2. Memory the kernel may write (fixed buffers, a buffer ring and its
