@@ -425,3 +425,55 @@ fn receive_dropped_before_its_sqe_was_issued_is_still_cancelled() {
         .expect("no EOF: the dropped receive still holds the socket");
     assert_eq!(n, 0, "EOF");
 }
+
+/// `native::timeout` bounds each wait of a multishot stream (a listener's
+/// connections, a buffer-ring receive): the wait fails with `TimedOut` at
+/// the deadline and the stream stays armed, so what arrives later is still
+/// delivered. Multishot ops used to ignore the deadline: the wait never
+/// ended.
+#[test]
+fn a_native_timeout_bounds_each_wait_of_a_multishot_stream() {
+    let _serial = SERIAL.lock();
+    let before = common::fd_count();
+    let rt = common::runtime(1);
+    let listener = TcpListener::bind(localhost()).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let short = Duration::from_millis(50);
+    rt.block_on(
+        rt.handle()
+            .spawn_pinned(0, async move {
+                let mut incoming = listener.incoming();
+                let t = Instant::now();
+                let waited =
+                    ringlane::time::timeout(Duration::from_secs(5), incoming.next().timeout(short))
+                        .await
+                        .expect("the accept wait ignored its native timeout");
+                assert_eq!(waited.unwrap_err().kind(), ErrorKind::TimedOut);
+                assert!(t.elapsed() >= short, "timed out early");
+                // Still armed: a client that connects now is accepted.
+                let mut client = std::net::TcpStream::connect(addr).unwrap();
+                let conn = incoming.next().await.unwrap();
+                let ring = match ringlane::native::fixed::BufRing::new(4, 64) {
+                    Ok(ring) => ring,
+                    Err(e) => {
+                        eprintln!("SKIP the receive half: no buffer ring on this kernel ({e})");
+                        return;
+                    }
+                };
+                let mut chunks = conn.recv_multi(&ring);
+                let waited =
+                    ringlane::time::timeout(Duration::from_secs(5), chunks.next().timeout(short))
+                        .await
+                        .expect("the receive wait ignored its native timeout");
+                let e = waited.expect("the stream goes on").unwrap_err();
+                assert_eq!(e.kind(), ErrorKind::TimedOut);
+                client.write_all(b"late").unwrap();
+                let chunk = chunks.next().await.expect("the stream goes on").unwrap();
+                assert_eq!(&chunk[..], b"late");
+            })
+            .unwrap(),
+    )
+    .unwrap();
+    drop(rt);
+    assert_eq!(common::fd_count(), before, "an fd leaked");
+}

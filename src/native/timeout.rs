@@ -16,7 +16,11 @@ use crate::op;
 ///
 /// Ops submitted after the deadline fail at once, without reaching the
 /// kernel. Nested timeouts take the earlier deadline. Only native ops are
-/// bounded: the future itself is not interrupted.
+/// bounded: the future itself is not interrupted. A wait for the next item
+/// of a multishot stream ([`Incoming`](crate::native::net::Incoming),
+/// [`RecvMulti`](crate::native::net::RecvMulti)) fails with `TimedOut` at
+/// the deadline too, but the stream stays armed: what the kernel delivers
+/// later is returned by the next call, nothing is lost.
 ///
 /// # Examples
 ///

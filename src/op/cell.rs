@@ -96,6 +96,11 @@ thread_local! {
     static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
 }
 
+/// The deadline of the `native::timeout` the calling poll runs under.
+pub(crate) fn current_deadline() -> Option<Instant> {
+    DEADLINE.with(Cell::get)
+}
+
 /// Runs `f` (a poll) with ops it submits bounded by `deadline`, or by an
 /// enclosing deadline if that is earlier.
 pub(crate) fn with_deadline<R>(deadline: Instant, f: impl FnOnce() -> R) -> R {

@@ -48,7 +48,12 @@
 //!    it is handed to the cell and left in the table. Its SQE points only at
 //!    what its cell keeps alive. Dropping the future cancels a live op;
 //!    fds it produced and nobody took, or produced after the drop, are
-//!    closed by the cell.
+//!    closed by the cell. A *timed* multishot op (`MultiShot::timed`: the
+//!    stream a user awaits item by item) bounds each wait for an item by
+//!    the `native::timeout` it is polled under: at the deadline the wait
+//!    fails with `TimedOut`, and the op stays armed (no linked timeout:
+//!    that would end the op for every later wait too), so nothing the
+//!    kernel posts is lost.
 //! 9. A two-CQE op (`SEND_ZC`: the result, then a notification once the
 //!    kernel no longer reads the buffer) keeps its resources until the
 //!    second CQE; the first only records the result. It needs two op-table
@@ -76,7 +81,7 @@ mod multi;
 mod room;
 mod table;
 
-pub(crate) use cell::{Op, submit, with_deadline, wrong_shard};
+pub(crate) use cell::{Op, current_deadline, submit, with_deadline, wrong_shard};
 pub(crate) use multi::{MultiShot, Orphan};
 pub(crate) use room::{RoomWaiters, waiters_fit, wake_waiters_if_room};
 pub(crate) use table::OpTable;

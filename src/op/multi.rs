@@ -91,6 +91,10 @@ pub(crate) struct MultiShot {
     room: RoomWait,
     /// The only shard whose ring may take the SQE (op invariant 10).
     bound: Option<Arc<Remote>>,
+    /// Each wait for a result is bounded by the caller's `native::timeout`
+    /// (invariant 8), through `timer`.
+    timed: bool,
+    timer: Option<crate::time::Sleep>,
 }
 
 impl MultiShot {
@@ -132,6 +136,8 @@ impl MultiShot {
             user_data: 0,
             room: RoomWait::default(),
             bound: None,
+            timed: false,
+            timer: None,
         }
     }
 
@@ -142,6 +148,36 @@ impl MultiShot {
     pub(crate) fn bound_to(mut self, home: Arc<Remote>) -> Self {
         self.bound = Some(home);
         self
+    }
+
+    /// Each wait for a result fails with `TimedOut` at the deadline of the
+    /// `native::timeout` it is polled under; the op stays armed
+    /// (invariant 8). Not for ops shared by several waiters (readiness).
+    pub(crate) fn timed(mut self) -> Self {
+        self.timed = true;
+        self
+    }
+
+    /// A timed wait's deadline: `Ready` once it has passed.
+    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
+        let deadline = match (self.timed, super::current_deadline()) {
+            (true, Some(d)) => d,
+            _ => {
+                self.timer = None;
+                return Poll::Pending;
+            }
+        };
+        let timer = match &mut self.timer {
+            Some(t) if t.deadline() == deadline => t,
+            slot => slot.insert(crate::time::sleep_until(deadline)),
+        };
+        match std::pin::Pin::new(timer).poll(cx) {
+            Poll::Ready(()) => {
+                self.timer = None;
+                Poll::Ready(io::ErrorKind::TimedOut.into())
+            }
+            Poll::Pending => Poll::Pending,
+        }
     }
 
     /// Coalescing results (see `MultiCell::coalesce`): for poll masks.
@@ -211,12 +247,19 @@ impl MultiShot {
                         "native ring ops run on a ringlane shard: spawn the task there (Handle::spawn_pinned)",
                     ))));
                 }
-                Some(Err(e)) => return Poll::Ready(Some(Err(e))),
+                Some(Err(e)) => {
+                    self.sqe = Some(sqe); // never reached the ring
+                    return Poll::Ready(Some(Err(e)));
+                }
                 Some(Ok(false)) => {
                     self.sqe = Some(sqe);
                     // Waiting for room in the SQ only (it is submitted every
                     // tick): a need of 0 entries fits at the next reap.
                     self.room.register(cx.waker(), 0);
+                    if let Poll::Ready(e) = self.poll_deadline(cx) {
+                        self.room.cancel();
+                        return Poll::Ready(Some(Err(e)));
+                    }
                     return Poll::Pending;
                 }
                 Some(Ok(true)) => self.room.cancel(),
@@ -233,7 +276,12 @@ impl MultiShot {
             Some(w) if w.will_wake(cx.waker()) => {}
             _ => state.waker = Some(cx.waker().clone()),
         }
-        Poll::Pending
+        drop(state);
+        // Checked after the waker is in: a result posted meanwhile wakes us.
+        match self.poll_deadline(cx) {
+            Poll::Ready(e) => Poll::Ready(Some(Err(e))),
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 

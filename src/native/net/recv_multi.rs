@@ -89,6 +89,7 @@ impl RecvMulti {
         let orphan: Orphan = Box::new(move |_, flags| ring.orphan(flags));
         MultiShot::with_orphan((self.fd.clone(), self.ring.clone()), Some(orphan), sqe)
             .bound_to(self.ring.home().clone())
+            .timed()
     }
 
     /// Polls for the next chunk: `None` once the stream has ended.
@@ -136,6 +137,11 @@ impl RecvMulti {
                 Poll::Ready(None) => {
                     self.op = None; // rule 2
                     continue;
+                }
+                // A `native::timeout` ran out: the op stays armed (op
+                // invariant 8) and the stream goes on.
+                Poll::Ready(Some(Err(e))) if e.kind() == io::ErrorKind::TimedOut => {
+                    return Poll::Ready(Some(Err(e)));
                 }
                 Poll::Ready(Some(Err(e))) => {
                     self.op = None;

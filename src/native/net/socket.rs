@@ -420,7 +420,9 @@ impl MultiAccept {
                 self.single = None;
                 return Poll::Ready(r);
             }
-            let op = self.op.get_or_insert_with(|| listener.accept_multi());
+            let op = self
+                .op
+                .get_or_insert_with(|| listener.accept_multi().timed());
             match std::task::ready!(op.poll_next(cx)) {
                 Some(Ok(fd)) if fd >= 0 => {
                     // SAFETY: the kernel just created `fd` for us.
@@ -435,6 +437,11 @@ impl MultiAccept {
                     self.single_shot = true;
                 }
                 Some(Ok(err)) => return Poll::Ready(Err(io::Error::from_raw_os_error(-err))),
+                // A `native::timeout` ran out: the op stays armed (op
+                // invariant 8), so no connection is lost.
+                Some(Err(e)) if e.kind() == io::ErrorKind::TimedOut => {
+                    return Poll::Ready(Err(e));
+                }
                 Some(Err(e)) => {
                     self.op = None;
                     return Poll::Ready(Err(e));

@@ -142,6 +142,9 @@ impl TcpListener {
     }
 
     /// Closes the socket with `IORING_OP_CLOSE` (dropping also closes it).
+    /// An [`Incoming`] stream of this listener keeps the socket open, and
+    /// accepting, until the stream is dropped too: the fd is closed then
+    /// (this call returns at once).
     ///
     /// # Examples
     ///
@@ -403,6 +406,9 @@ impl TcpStream {
     }
 
     /// Closes the socket with `IORING_OP_CLOSE` (dropping also closes it).
+    /// Ops still in flight on it, a [`RecvMulti`](super::RecvMulti) stream
+    /// included, keep it open until they end: the fd is closed then (this
+    /// call returns at once).
     ///
     /// # Examples
     ///
