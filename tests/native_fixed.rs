@@ -147,6 +147,11 @@ fn bad_fixed_input_gets_clear_errors() {
             kind(FixedBufPool::new(5000, 4096)),
             std::io::ErrorKind::InvalidInput
         );
+        // Over the kernel's 1 GiB per buffer (it said "Bad address").
+        assert_eq!(
+            kind(FixedBufPool::new(1, (1 << 30) + 1)),
+            std::io::ErrorKind::InvalidInput
+        );
         assert!(BufRing::new(0, 64).is_err());
         assert!(BufRing::new(6, 64).is_err(), "not a power of two");
         assert!(BufRing::new(8, 0).is_err());
@@ -320,6 +325,46 @@ fn holding_every_ring_buffer_is_an_error_not_a_hang() {
     });
     assert_eq!(first_err, std::io::ErrorKind::OutOfMemory);
     assert_eq!(rest, 64, "no byte lost around the error");
+}
+
+/// Two streams share a ring of two buffers. B's caller holds both of B's
+/// chunks for a while; A, holding none, runs out of buffers meanwhile. A
+/// must wait for B's chunks to come back, not fail: the "every buffer is
+/// held" error is for a caller that holds some itself (it may be waiting on
+/// itself). A used to get the error although it held nothing.
+#[test]
+fn a_stream_holding_no_chunk_waits_for_another_streams_to_come_back() {
+    let _serial = SERIAL.lock();
+    let rt = common::runtime(1);
+    let got = on_shard(&rt, 0, async {
+        let ring = BufRing::new(2, 16).unwrap();
+        let (a, mut a_peer) = pair().await;
+        let (b, mut b_peer) = pair().await;
+        b_peer.write_all(&[2u8; 32]).unwrap();
+        let mut b_chunks = b.recv_multi(&ring);
+        let mut held = Vec::new();
+        while held.iter().map(|c: &RingBuf| c.len()).sum::<usize>() < 32 {
+            held.push(b_chunks.next().await.unwrap().unwrap());
+        }
+        assert_eq!(held.len(), 2, "B holds both buffers");
+        let mut a_chunks = a.recv_multi(&ring);
+        a_peer.write_all(b"x").unwrap();
+        // B's caller gives its chunks back a little later.
+        let later = ringlane::spawn_local(async move {
+            ringlane::time::sleep(Duration::from_millis(50)).await;
+            drop(held);
+        })
+        .unwrap();
+        let chunk = a_chunks
+            .next()
+            .timeout(Duration::from_secs(5))
+            .await
+            .expect("A's stream ended")
+            .expect("A failed although it held no chunk");
+        later.await.unwrap();
+        chunk.to_vec()
+    });
+    assert_eq!(got, b"x");
 }
 
 #[test]

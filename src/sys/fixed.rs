@@ -107,33 +107,44 @@ impl FixedSlots {
         &mut self,
         ring: &Ring,
         bufs: &[libc::iovec],
-    ) -> io::Result<u32> {
+    ) -> Result<u32, Unregistered> {
         let submitter = ring.submitter();
         if !self.buffers.created {
-            submitter.register_buffers_sparse(TABLE_SLOTS)?;
+            submitter
+                .register_buffers_sparse(TABLE_SLOTS)
+                .map_err(Unregistered::clean)?;
             self.buffers.create(TABLE_SLOTS);
         }
-        let n = u32::try_from(bufs.len()).map_err(|_| exhausted("buffer"))?;
-        let first = self.buffers.take(n).ok_or_else(|| exhausted("buffer"))?;
+        let n = u32::try_from(bufs.len()).map_err(|_| Unregistered::clean(exhausted("buffer")))?;
+        let first = self
+            .buffers
+            .take(n)
+            .ok_or_else(|| Unregistered::clean(exhausted("buffer")))?;
         // SAFETY: the caller keeps the iovecs valid while registered.
         match unsafe { update_buffers(ring, first, bufs) } {
             Ok(done) if done == n => Ok(first),
             result => {
                 // Some slots may hold buffers (the kernel stops at the first
                 // failure, typically the memlock limit): clear them all.
-                self.unregister_buffers(ring, first, n);
-                Err(result.err().unwrap_or_else(|| {
-                    io::Error::new(
-                        io::ErrorKind::OutOfMemory,
-                        "the kernel registered only part of the buffers (memlock limit?)",
-                    )
-                }))
+                let cleared = self.unregister_buffers(ring, first, n);
+                Err(Unregistered {
+                    error: result.err().unwrap_or_else(|| {
+                        io::Error::new(
+                            io::ErrorKind::OutOfMemory,
+                            "the kernel registered only part of the buffers (memlock limit?)",
+                        )
+                    }),
+                    cleared,
+                })
             }
         }
     }
 
-    /// Clears `n` buffer slots from `first` and frees them.
-    pub(crate) fn unregister_buffers(&mut self, ring: &Ring, first: u32, n: u32) {
+    /// Clears `n` buffer slots from `first` and frees them. Returns whether
+    /// the kernel cleared them: if not, it may still use the memory, which
+    /// must then never be freed (the slots stay taken).
+    #[must_use]
+    pub(crate) fn unregister_buffers(&mut self, ring: &Ring, first: u32, n: u32) -> bool {
         let empty = vec![
             libc::iovec {
                 iov_base: std::ptr::null_mut(),
@@ -142,10 +153,12 @@ impl FixedSlots {
             n as usize
         ];
         // SAFETY: empty iovecs clear the slots; nothing is registered.
-        if let Ok(done) = unsafe { update_buffers(ring, first, &empty) } {
-            if done == n {
+        match unsafe { update_buffers(ring, first, &empty) } {
+            Ok(done) if done == n => {
                 self.buffers.give_back(first, n);
+                true
             }
+            _ => false,
         }
     }
 
@@ -205,9 +218,33 @@ impl FixedSlots {
     }
 
     /// Unregisters buffer group `group` and frees its id.
-    pub(crate) fn unregister_buf_ring(&mut self, ring: &Ring, group: u16) {
-        if ring.submitter().unregister_buf_ring(group).is_ok() {
+    /// Returns whether the kernel let go of the ring: if not, its memory
+    /// must never be freed (the group id stays taken).
+    #[must_use]
+    pub(crate) fn unregister_buf_ring(&mut self, ring: &Ring, group: u16) -> bool {
+        let cleared = ring.submitter().unregister_buf_ring(group).is_ok();
+        if cleared {
             self.groups.give_back(u32::from(group), 1);
+        }
+        cleared
+    }
+}
+
+/// A registration that failed, and whether the slots it took were cleared
+/// again: if not, the kernel may still use the memory, which must be
+/// leaked, never freed (fixed invariant 2).
+#[derive(Debug)]
+pub(crate) struct Unregistered {
+    pub(crate) error: io::Error,
+    pub(crate) cleared: bool,
+}
+
+impl Unregistered {
+    /// Failed before the kernel saw any of the memory.
+    fn clean(error: io::Error) -> Self {
+        Self {
+            error,
+            cleared: true,
         }
     }
 }

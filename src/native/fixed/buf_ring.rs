@@ -114,6 +114,8 @@ pub struct RingBuf {
     ring: Arc<Inner>,
     bid: u16,
     len: usize,
+    /// How many chunks of the stream that handed this one out are alive.
+    owner: Arc<AtomicUsize>,
 }
 
 impl BufRing {
@@ -251,16 +253,24 @@ impl Inner {
         waiters.into_iter().for_each(Waker::wake);
     }
 
-    /// The buffer a CQE picked, if its flags name one.
-    pub(crate) fn take(self: &Arc<Self>, result: i32, flags: u32) -> Option<RingBuf> {
+    /// The buffer a CQE picked, if its flags name one, counted in `owner`
+    /// (the receiving stream's chunks alive) while it lives.
+    pub(crate) fn take(
+        self: &Arc<Self>,
+        result: i32,
+        flags: u32,
+        owner: &Arc<AtomicUsize>,
+    ) -> Option<RingBuf> {
         if flags & CQE_F_BUFFER == 0 {
             return None;
         }
         self.held.fetch_add(1, Ordering::Relaxed);
+        owner.fetch_add(1, Ordering::Relaxed);
         Some(RingBuf {
             ring: self.clone(),
             bid: (flags >> CQE_BUFFER_SHIFT) as u16,
             len: usize::try_from(result).unwrap_or(0).min(self.buf_size),
+            owner: owner.clone(),
         })
     }
 
@@ -309,8 +319,11 @@ impl Drop for Inner {
         on_home(
             &self.home,
             Box::new(move |ring, slots| {
-                slots.unregister_buf_ring(ring, group);
-                drop(mem); // after the kernel let go of it (fixed invariant 2)
+                if slots.unregister_buf_ring(ring, group) {
+                    drop(mem); // the kernel let go of it (fixed invariant 2)
+                } else {
+                    std::mem::forget(mem); // it may still use it: leaked
+                }
             }),
         );
     }
@@ -359,6 +372,7 @@ impl Deref for RingBuf {
 impl Drop for RingBuf {
     fn drop(&mut self) {
         self.ring.held.fetch_sub(1, Ordering::Relaxed);
+        self.owner.fetch_sub(1, Ordering::Relaxed);
         self.ring.recycle(self.bid);
     }
 }

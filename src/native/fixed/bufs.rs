@@ -88,13 +88,17 @@ pub struct FixedBuf {
     len: usize,
 }
 
+/// The kernel's limit on one registered buffer (`io_buffer_validate`).
+const MAX_BUF: usize = 1 << 30;
+
 impl FixedBufPool {
     /// Registers `count` buffers of `size` bytes (rounded up to whole
     /// pages) with the calling shard's ring.
     ///
     /// # Errors
     ///
-    /// `InvalidInput` for a zero count or size, or more than 1,024 buffers;
+    /// `InvalidInput` for a zero count or size, more than 1,024 buffers, or
+    /// a buffer over 1 GiB (the kernel's limit per registered buffer);
     /// `OutOfMemory` if the shard's buffer table is full; the kernel's
     /// error if it refuses (`ENOMEM` when the pages exceed the memlock
     /// limit); an error off the shards.
@@ -117,6 +121,12 @@ impl FixedBufPool {
             ));
         }
         let stride = page_multiple(size)?;
+        if stride > MAX_BUF {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a registered buffer holds at most 1 GiB (the kernel's limit)",
+            ));
+        }
         let total = stride
             .checked_mul(count)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "pool too large"))?;
@@ -128,12 +138,22 @@ impl FixedBufPool {
                 iov_len: stride,
             })
             .collect();
-        let (first, home) = register_here("a fixed buffer pool", |ring, slots| {
+        let mut stuck = false;
+        let registered = register_here("a fixed buffer pool", |ring, slots| {
             // SAFETY: the region is freed only after the slots are cleared
             // (or the shard exited) and every op on them ended (fixed
-            // invariant 2): `Pool` owns it and unregisters before freeing.
-            unsafe { slots.register_buffers(ring, &iovecs) }
-        })?;
+            // invariant 2): `Pool` owns it and unregisters before freeing,
+            // and a failure that left slots registered leaks it (below).
+            unsafe { slots.register_buffers(ring, &iovecs) }.map_err(|failed| {
+                stuck = !failed.cleared;
+                failed.error
+            })
+        });
+        if stuck {
+            std::mem::forget(mem); // the kernel may still use it
+            return Err(registered.err().expect("a failed registration"));
+        }
+        let (first, home) = registered?;
         Ok(Self {
             pool: Arc::new(Pool {
                 home,
@@ -267,8 +287,11 @@ impl Drop for Pool {
         on_home(
             &self.home,
             Box::new(move |ring, slots| {
-                slots.unregister_buffers(ring, first, count);
-                drop(mem); // after the kernel let go of it (fixed invariant 2)
+                if slots.unregister_buffers(ring, first, count) {
+                    drop(mem); // the kernel let go of it (fixed invariant 2)
+                } else {
+                    std::mem::forget(mem); // it may still use it: leaked
+                }
             }),
         );
     }

@@ -9,9 +9,12 @@
 //!    op, e.g. after a CQ overflow) is re-armed on the next poll, so the
 //!    stream sees every byte, in order.
 //! 3. Out of buffers (`ENOBUFS`): if every buffer is held by a live
-//!    [`RingBuf`], the stream yields an error saying so (a wait would never
-//!    end) and re-arms on the next poll; otherwise it waits until a buffer
-//!    is given back, then re-arms.
+//!    [`RingBuf`] and this stream handed out at least one of them, the
+//!    stream yields an error saying so (its caller may be waiting on
+//!    itself, or two streams each on the other's chunks) and re-arms on the
+//!    next poll; otherwise (some are free, or every one is held by chunks
+//!    of other streams sharing the ring) it waits until a buffer is given
+//!    back, then re-arms.
 //! 4. Chunks posted after the stream is dropped give their buffers back
 //!    (buffer ring protocol step 3).
 //!
@@ -68,6 +71,8 @@ pub struct RecvMulti {
     armed_at: u64,
     /// Out of buffers: waiting for the give-back count to leave this.
     starved_at: Option<u64>,
+    /// How many chunks this stream handed out are alive (rule 3).
+    held: Arc<std::sync::atomic::AtomicUsize>,
     done: bool,
 }
 
@@ -79,6 +84,7 @@ impl RecvMulti {
             op: None,
             armed_at: 0,
             starved_at: None,
+            held: Arc::default(),
             done: false,
         }
     }
@@ -150,7 +156,7 @@ impl RecvMulti {
                 }
                 Poll::Ready(Some(Ok(cqe))) => cqe,
             };
-            let buf = self.ring.take(result, flags);
+            let buf = self.ring.take(result, flags, &self.held);
             if result > 0 {
                 return Poll::Ready(Some(buf.ok_or_else(|| {
                     io::Error::other("the kernel posted data without a buffer")
@@ -167,10 +173,11 @@ impl RecvMulti {
             }
             if result == -libc::ENOBUFS {
                 // Rule 3.
-                if self.ring.all_held() {
+                let ours = self.held.load(std::sync::atomic::Ordering::Relaxed);
+                if self.ring.all_held() && ours > 0 {
                     return Poll::Ready(Some(Err(io::Error::new(
                         io::ErrorKind::OutOfMemory,
-                        "every buffer of the BufRing is held by a RingBuf: drop some to receive more",
+                        "every buffer of the BufRing is held by a RingBuf, some handed out by this stream: drop some to receive more",
                     ))));
                 }
                 if self.ring.recycled() == self.armed_at {
