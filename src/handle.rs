@@ -299,12 +299,13 @@ impl Handle {
         F::Output: Send + 'static,
     {
         let remote = self.open_remote(shard)?;
+        // `build` runs in the task's first poll even on its own shard: a
+        // panic in it is the task's, never the caller's.
+        let (runnable, join) = executor::spawn_built_on_shard(build, remote.clone());
         if remote.is_current() {
-            let (runnable, join) = executor::spawn_here(build(), remote.clone());
             runnable.schedule();
             return Ok(join);
         }
-        let (runnable, join) = executor::spawn_built_on_shard(build, remote.clone());
         remote.spawn(runnable).map_err(|_| Error::Shutdown)?;
         Ok(join)
     }

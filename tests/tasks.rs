@@ -411,3 +411,85 @@ fn a_detached_task_whose_output_panics_on_drop_does_not_abort() {
     rt.block_on(h.spawn_pinned(0, async { 7 }).unwrap())
         .unwrap();
 }
+
+/// An aborted task is finished for its `JoinHandle` only once its future's
+/// destructor has returned (Tokio's rule: what the task held is released
+/// by then). `is_finished` used to turn true as soon as the task was
+/// closed, while the destructor still ran on the shard.
+#[test]
+fn is_finished_waits_for_an_aborted_tasks_destructor() {
+    struct Guard {
+        release: std::sync::mpsc::Receiver<()>,
+        dropping: Arc<AtomicBool>,
+        dropped: Arc<AtomicBool>,
+    }
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            self.dropping.store(true, Ordering::SeqCst);
+            let _ = self.release.recv_timeout(Duration::from_secs(5));
+            self.dropped.store(true, Ordering::SeqCst);
+        }
+    }
+    let rt = common::runtime(1);
+    let (release, rx) = std::sync::mpsc::channel();
+    let started = Arc::new(AtomicBool::new(false));
+    let dropping = Arc::new(AtomicBool::new(false));
+    let dropped = Arc::new(AtomicBool::new(false));
+    let guard = Guard {
+        release: rx,
+        dropping: dropping.clone(),
+        dropped: dropped.clone(),
+    };
+    let s = started.clone();
+    let h = rt
+        .handle()
+        .spawn_pinned(0, async move {
+            let _guard = guard;
+            s.store(true, Ordering::SeqCst);
+            std::future::pending::<()>().await
+        })
+        .unwrap();
+    while !started.load(Ordering::SeqCst) {
+        std::thread::yield_now();
+    }
+    h.abort();
+    while !dropping.load(Ordering::SeqCst) {
+        std::thread::yield_now();
+    }
+    // The destructor is blocked until we release it.
+    let early = h.is_finished();
+    release.send(()).unwrap();
+    assert!(!early, "finished while the future's destructor still ran");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !h.is_finished() {
+        assert!(Instant::now() < deadline, "never finished");
+        std::thread::yield_now();
+    }
+    assert!(dropped.load(Ordering::SeqCst));
+    assert!(rt.block_on(h).unwrap_err().is_cancelled());
+}
+
+/// `spawn_local_on` from a task on its own target shard: the build closure
+/// runs as the new task's first poll, as from anywhere else, so its panic
+/// is the new task's `JoinError`. It used to run at once, inside the call,
+/// and unwind into the calling task.
+#[test]
+fn spawn_local_on_the_calling_shard_builds_in_the_new_task() {
+    let rt = common::runtime(1);
+    let handle = rt.handle();
+    let inner = rt
+        .block_on(
+            rt.handle()
+                .spawn_pinned(0, async move {
+                    let j = handle
+                        .spawn_local_on(0, || -> std::future::Ready<()> {
+                            panic!("a build closure that panics (expected in this test)")
+                        })
+                        .expect("the spawn itself succeeds");
+                    j.await
+                })
+                .unwrap(),
+        )
+        .expect("the calling task did not panic");
+    assert!(inner.unwrap_err().is_panic());
+}

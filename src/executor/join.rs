@@ -110,7 +110,9 @@ impl<T> JoinHandle<T> {
         }
     }
 
-    /// Whether the task has finished (completed, panicked or been cancelled).
+    /// Whether the task has finished (completed, panicked or been
+    /// cancelled). A cancelled task is finished once its future has been
+    /// dropped: what it held (locks, files, sockets) is released by then.
     ///
     /// # Examples
     ///
@@ -120,7 +122,10 @@ impl<T> JoinHandle<T> {
     /// while !h.is_finished() { std::thread::yield_now(); }
     /// ```
     pub fn is_finished(&self) -> bool {
-        self.task.as_ref().is_none_or(|t| t.is_finished())
+        self.task.as_ref().is_none_or(|t| {
+            // SAFETY: `MetaRef` is valid while this handle (and its waker) lives.
+            t.is_finished() && unsafe { self.meta.0.as_ref() }.future_gone()
+        })
     }
 }
 

@@ -55,6 +55,10 @@ pub(crate) enum Route {
 /// Per-task state stored inside the `async-task` allocation.
 pub(crate) struct TaskMeta {
     aborted: AtomicBool,
+    /// Set once the task's future has been dropped (completed, cancelled
+    /// or never run): only then is the task finished for its
+    /// `JoinHandle`, as in Tokio.
+    future_gone: AtomicBool,
     route: Route,
 }
 
@@ -83,6 +87,15 @@ impl TaskMeta {
     fn abort(&self) {
         self.aborted.store(true, Ordering::Release);
     }
+
+    /// The future's destructor has returned (`Tracked::drop`).
+    fn mark_future_gone(&self) {
+        self.future_gone.store(true, Ordering::Release);
+    }
+
+    fn future_gone(&self) -> bool {
+        self.future_gone.load(Ordering::Acquire)
+    }
 }
 
 /// A scheduled task, as queued on a shard.
@@ -91,6 +104,7 @@ pub(crate) type Runnable = async_task::Runnable<TaskMeta>;
 fn builder(route: Route) -> async_task::Builder<TaskMeta> {
     async_task::Builder::new().metadata(TaskMeta {
         aborted: AtomicBool::new(false),
+        future_gone: AtomicBool::new(false),
         route,
     })
 }

@@ -212,5 +212,8 @@ impl<F> Drop for Tracked<F> {
             }
             Registration::Unregistered { .. } | Registration::Removed => {}
         }
+        // SAFETY: the metadata lives in the task's allocation, which
+        // outlives its future (see `TaskMetaPtr`).
+        unsafe { self.meta.0.as_ref() }.mark_future_gone();
     }
 }
