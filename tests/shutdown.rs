@@ -486,3 +486,73 @@ fn runtime_dropped_in_a_stealable_task_that_moved_returns_promptly() {
     assert!(took < Duration::from_secs(4), "the shutdown took {took:?}");
     assert!(report.stuck_shards.is_empty(), "{report:?}");
 }
+
+/// A stealable task first polled on `home` has moved to the other shard
+/// and is running there when an immediate shutdown begins. `home` wakes it
+/// (running, it is only marked), finds nothing to cancel and parks; the
+/// task then goes idle on the other shard, which exits. `home` used to park
+/// with no timeout and never look again: the shutdown waited out its grace
+/// and reported `home` stuck, and the task's `JoinHandle` never resolved.
+#[test]
+fn a_stolen_task_gone_idle_while_its_home_cancels_is_still_cancelled() {
+    let rt = common::runtime(2);
+    let h = rt.handle();
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+    let (home_tx, home_rx) = std::sync::mpsc::channel::<usize>();
+    let (moved_tx, moved_rx) = std::sync::mpsc::channel::<usize>();
+    let go_idle = Arc::new(AtomicBool::new(false));
+    let _idle_anyway = ReleaseOnDrop(go_idle.clone());
+    let idle = go_idle.clone();
+    let task = h
+        .spawn_stealable(async move {
+            home_tx.send(ringlane::current_shard().unwrap()).unwrap();
+            go_rx.await.unwrap(); // woken while `home` is blocked
+            moved_tx.send(ringlane::current_shard().unwrap()).unwrap();
+            while !idle.load(Ordering::Acquire) {
+                std::thread::yield_now(); // running here while `home` cancels
+            }
+            std::future::pending::<()>().await
+        })
+        .unwrap();
+    let home = home_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    let blocker = common::block_shard(&rt, home);
+    go_tx.send(()).unwrap(); // only the other shard can take the task now
+    let moved_to = moved_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the woken task never ran");
+    assert_ne!(
+        home, moved_to,
+        "the task did not move: the test proves nothing"
+    );
+    rt.block_on(blocker.release()).unwrap();
+    common::until_parked(&h, home);
+    let parks = h.shard_stats(home).unwrap().parks;
+    let t = Instant::now();
+    let shutdown = std::thread::spawn(move || rt.shutdown(Duration::ZERO));
+    // `home` saw the shutdown (woke, cancelled nothing) and parks again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while h
+        .shard_stats(home)
+        .map(|s| s.parks == parks || !s.parked)
+        .unwrap_or(false)
+    {
+        assert!(Instant::now() < deadline, "home never parked again");
+        std::thread::yield_now();
+    }
+    go_idle.store(true, Ordering::Release); // the task goes idle where it is
+    let report = shutdown.join().unwrap();
+    let took = t.elapsed();
+    assert!(report.stuck_shards.is_empty(), "{report:?}");
+    assert!(took < Duration::from_secs(4), "the shutdown took {took:?}");
+    let joined = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap()
+        .block_on(async { tokio::time::timeout(Duration::from_secs(5), task).await });
+    assert!(
+        joined
+            .expect("the task's JoinHandle never resolved")
+            .unwrap_err()
+            .is_cancelled()
+    );
+}

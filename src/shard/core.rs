@@ -406,8 +406,14 @@ impl Core {
     /// graceful shutdown, the shutdown deadline.
     fn park_timeout(&self) -> Option<Duration> {
         let timer = self.cx.timers.borrow().next_deadline();
-        let shutdown = if self.cancelling.get() || !self.cx.shared.is_shutting_down() {
+        let shutdown = if !self.cx.shared.is_shutting_down() {
             None
+        } else if self.cancelling.get() {
+            // Cancelling (D3), a shard that cannot exit yet waits on tasks
+            // elsewhere: a stolen task of its registry, running on another
+            // shard when D3 woke it, may have gone idle there since, with
+            // nothing to ring us. D3's wake and drain repeat at each look.
+            Some(Instant::now() + DRAINING_LOOK)
         } else {
             // While graceful, a shard may wait on other shards' tasks (drain
             // step D2) that end without ringing it: it looks again every

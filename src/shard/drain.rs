@@ -16,13 +16,18 @@
 //!    this shard's deque and the global injector. A stealable task whose
 //!    `Runnable` sits in another shard's deque is dropped by that shard,
 //!    which cannot exit before its deque is empty. Dropped tasks'
-//!    `JoinHandle`s resolve to `JoinError::Cancelled`.
+//!    `JoinHandle`s resolve to `JoinError::Cancelled`. A shard that cannot
+//!    exit yet repeats this every few milliseconds: a stolen task running
+//!    elsewhere when it was woken is only marked, and may go idle there
+//!    with nothing left to ring its home.
 //! 4. D4: exit when both registries, the run queue, the deque, the mailbox
 //!    and the injector (whose gate the runtime closed) are all empty. No task is alive, so no wake-up can produce a `Runnable` again.
 //! 5. D5 (`release_ring`): send doorbells still owed to other shards, cancel
 //!    the armed eventfd read and wait for its CQE and for the CQEs of native
 //!    ops abandoned by cancelled tasks (their buffers must outlive them; if
 //!    the kernel does not answer within about a second they are leaked),
+//!    cancel tasks of other shards those last completions woke into this
+//!    shard's queues,
 //!    unregister the ring's registered files, buffers and buffer rings
 //!    (the ring outlives the shard: other shards keep its fd for their
 //!    doorbells), then mark the doorbell closed so nobody rings a shard
@@ -167,6 +172,17 @@ impl Core {
             let _ = ring.park(Some(Duration::from_millis(10)));
             drop(ring);
             self.drive_ring_for_exit();
+        }
+        // Completions of the last rounds may have woken stealable tasks of
+        // other shards into our queues after D4's look: nobody would ever
+        // run them. Dropped here, each leaves its home shard's registry
+        // (and rings that shard, which may wait for it).
+        loop {
+            let next = self.cx.run_queue.borrow_mut().pop_front();
+            let Some(r) = next.or_else(|| self.cx.deque.pop()) else {
+                break;
+            };
+            self.cancel(r);
         }
         // Completions of the last rounds may have woken tasks elsewhere:
         // their doorbells go out now, not with a ring nobody enters again.
