@@ -60,6 +60,10 @@ pub(crate) struct ShardContext {
     pub(crate) fixed: RefCell<FixedSlots>,
     /// Channels whose waiting receivers this shard watches (spin mode).
     pub(crate) watches: WatchList,
+    /// The task this shard's loop is polling now, if it is one of this
+    /// shard's own (pinned or local): its waker's data pointer. Null
+    /// otherwise. Only that task's waker may be left to the watch list.
+    pub(crate) polling_own: Cell<*const ()>,
 }
 
 impl ShardContext {

@@ -168,3 +168,116 @@ fn a_watched_receiver_dropped_elsewhere_rings_its_parked_watcher() {
     }
     assert!(tx.try_send(1).is_err(), "the receiver is gone");
 }
+
+/// Polls `f` to completion on the calling thread, parking it between
+/// polls: a nested executor, as a task on a shard might run one.
+fn nested_block_on<F: std::future::Future>(f: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    loop {
+        if let std::task::Poll::Ready(out) = f.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::park();
+    }
+}
+
+/// A receiver polled by a nested executor inside a pinned task of a
+/// spinning shard: its shard's loop is blocked in that executor, so only
+/// the executor's own waker can wake it. It used to be watched by the
+/// shard (whose loop never looked again, and which a sender rings only when
+/// parked): a deadlock.
+#[test]
+fn a_receiver_under_a_nested_executor_on_a_spinning_shard_is_woken() {
+    let rt = spinning(1, Duration::from_micros(50));
+    let (tx, mut rx) = channel::<u32>(4).unwrap();
+    let j = rt
+        .handle()
+        .spawn_pinned(0, async move { nested_block_on(rx.recv()) })
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(10)); // the nested wait has begun
+    tx.try_send(1).unwrap();
+    let got = rt
+        .block_on(timeout(Duration::from_secs(5), j))
+        .expect("the nested executor was never woken")
+        .unwrap();
+    assert_eq!(got, Some(1));
+}
+
+/// A stealable receiver waits on a spinning shard, which then gets blocked
+/// by a long poll. The message must reach it on the other shard: it may
+/// move, so its shard does not watch it. It used to be watched, and waited
+/// for its blocked shard's loop.
+#[test]
+fn a_stealable_receiver_is_not_held_by_its_blocked_shard() {
+    let rt = spinning(2, Duration::from_micros(50));
+    let h = rt.handle();
+    let (tx, mut rx) = channel::<u32>(4).unwrap();
+    let (first_tx, first_rx) = std::sync::mpsc::channel();
+    let (got_tx, got_rx) = std::sync::mpsc::channel();
+    let task = h
+        .spawn_stealable(async move {
+            first_tx.send(ringlane::current_shard().unwrap()).unwrap();
+            let got = rx.recv().await;
+            got_tx.send((got, ringlane::current_shard())).unwrap();
+        })
+        .unwrap();
+    let first = first_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    common::until_parked(&h, first); // its wait is registered
+    let blocker = common::block_shard(&rt, first);
+    tx.try_send(7).unwrap();
+    let got = got_rx.recv_timeout(Duration::from_secs(5));
+    rt.block_on(blocker.release()).unwrap();
+    let (got, on) = got.expect("the receiver waited for its blocked shard");
+    assert_eq!(got, Some(7));
+    assert_ne!(on, Some(first), "it ran on the blocked shard?");
+    rt.block_on(task).unwrap();
+}
+
+/// A watched receiver is woken once and then stops waiting (it sleeps).
+/// Senders stop ringing its parked shard for it, as they do for a receiver
+/// with a waker. The watch mark used to stay, so every later message rang
+/// the shard awake for nothing.
+#[test]
+fn a_receiver_that_stopped_waiting_is_not_rung_for_each_message() {
+    let rt = spinning(1, Duration::from_millis(1));
+    let h = rt.handle();
+    let (tx, mut rx) = channel::<u32>(64).unwrap();
+    let (first_tx, first_rx) = std::sync::mpsc::channel();
+    let j = h
+        .spawn_pinned(0, async move {
+            first_tx.send(rx.recv().await).unwrap();
+            ringlane::time::sleep(Duration::from_millis(300)).await;
+            let mut rest = Vec::new();
+            while let Ok(v) = rx.try_recv() {
+                rest.push(v);
+            }
+            rest
+        })
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(5)); // the receiver waits
+    tx.try_send(0).unwrap();
+    assert_eq!(
+        first_rx.recv_timeout(Duration::from_secs(5)).unwrap(),
+        Some(0)
+    );
+    common::until_parked(&h, 0);
+    let before = h.shard_stats(0).unwrap().wakeups;
+    for i in 1..=20 {
+        tx.try_send(i).unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let rung = h.shard_stats(0).unwrap().wakeups - before;
+    assert!(
+        rung <= 3,
+        "a sleeping receiver's shard was rung {rung} times"
+    );
+    assert_eq!(rt.block_on(j).unwrap(), (1..=20).collect::<Vec<_>>());
+}

@@ -61,6 +61,15 @@ impl<T> Chan<T> {
             if cx.shared.config.spin.is_none() {
                 return false;
             }
+            // Only the waker of the shard's own task its loop is polling now
+            // (step W1's condition): that task runs nowhere else, so the
+            // watching loop is the one that will poll it. A stealable task
+            // may move on, or wait while this shard is blocked or exits; a
+            // nested executor's waker would never be called by the loop.
+            let own = cx.polling_own.get();
+            if own.is_null() || waker.data() != own {
+                return false;
+            }
             let home = self.rx_home.get_or_init(|| cx.remote.clone());
             if !Arc::ptr_eq(home, &cx.remote) {
                 return false;
@@ -186,6 +195,15 @@ impl<T: Send> Watched for Chan<T> {
         self.queue.has_ready()
             || self.senders.load(Ordering::Acquire) == 0
             || self.rx_waiting.load(Ordering::Relaxed) == GONE
+    }
+
+    /// Its watch ended (the task was woken): senders stop ringing the
+    /// shard for it until the receiver waits again, as a woken `WAITING`
+    /// receiver is set back to `IDLE`.
+    fn unwatched(&self) {
+        let _ =
+            self.rx_waiting
+                .compare_exchange(WATCHED, IDLE, Ordering::SeqCst, Ordering::Relaxed);
     }
 }
 

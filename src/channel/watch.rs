@@ -24,8 +24,20 @@
 //!    is dropped, so no shard keeps an entry for a receiver that is gone.
 //!
 //! A channel becomes `WATCHED` only from its first watching shard (its
-//! `rx_home`); a receiver polled anywhere else goes back to the waker path
-//! (`WAITING`), storing with a full fence before its second look.
+//! `rx_home`), and only for a wait of that shard's own (pinned or local)
+//! task, polled by the shard's loop with the task's own waker: that task
+//! runs nowhere else, and the loop that watches is the one that polls it.
+//! A stealable task (which may move, or wait while this shard is blocked
+//! or gone), a receiver under a nested executor, and a receiver polled
+//! anywhere else go back to the waker path (`WAITING`), storing with a full
+//! fence before their second look.
+//!
+//! A watch ends when the shard wakes its task. The channel keeps its
+//! `WATCHED` mark until the shard is about to park (or 64 watches have
+//! ended), and the mark is then cleared unless the receiver waits again:
+//! clearing it at each wake would make a ping-pong's receiver write the
+//! mark every send reads, and a receiver that stopped waiting would
+//! otherwise have every later send ring its parked shard.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -37,6 +49,9 @@ use std::cell::RefCell;
 pub(crate) trait Watched: Send + Sync {
     /// Whether the receiver has something to see: a message, or the end.
     fn has_news(&self) -> bool;
+
+    /// The shard stopped watching (it woke the receiver's task).
+    fn unwatched(&self);
 }
 
 struct Watch {
@@ -48,7 +63,15 @@ struct Watch {
 #[derive(Default)]
 pub(crate) struct WatchList {
     list: RefCell<Vec<Watch>>,
+    /// Channels whose watch ended (their task was woken) since the last
+    /// [`forget_ended`](Self::forget_ended): still marked `WATCHED`, so
+    /// senders ring this shard when it parks, until the mark is cleared.
+    ended: RefCell<Vec<Arc<dyn Watched>>>,
 }
+
+/// How many ended watches are kept before they are cleared at once, even
+/// on a shard that never parks.
+const ENDED_KEPT: usize = 64;
 
 impl WatchList {
     /// Step W1: watch `chan` for the task of `waker`. A channel has one
@@ -89,13 +112,61 @@ impl WatchList {
             let next = {
                 let mut list = self.list.borrow_mut();
                 match list.iter().position(|w| w.chan.has_news()) {
-                    Some(i) => list.swap_remove(i).waker,
+                    Some(i) => list.swap_remove(i),
                     None => return woke,
                 }
             };
             woke = true;
-            let _ = catch_unwind(AssertUnwindSafe(|| next.wake()));
+            self.ended_watch(next.chan);
+            let _ = catch_unwind(AssertUnwindSafe(|| next.waker.wake()));
         }
+    }
+
+    /// Keeps `chan`, whose watch just ended, for [`forget_ended`]. Its mark
+    /// is not cleared now: a receiver that waits again at once (a
+    /// ping-pong) would write the mark that every send reads, twice per
+    /// message, which costs each hop a cache-line transfer.
+    ///
+    /// [`forget_ended`]: Self::forget_ended
+    fn ended_watch(&self, chan: Arc<dyn Watched>) {
+        let full = {
+            let mut ended = self.ended.borrow_mut();
+            if !ended
+                .iter()
+                .any(|c| std::ptr::addr_eq(Arc::as_ptr(c), Arc::as_ptr(&chan)))
+            {
+                ended.push(chan);
+            }
+            ended.len() >= ENDED_KEPT
+        };
+        if full {
+            self.forget_ended();
+        }
+    }
+
+    /// Clears the `WATCHED` mark of every channel whose watch ended and
+    /// that is not watched again, so its senders stop ringing this shard
+    /// for a receiver that no longer waits (called before the shard
+    /// parks). Only this shard watches these channels and re-marks them,
+    /// so nothing races the check.
+    pub(crate) fn forget_ended(&self) {
+        let ended = std::mem::take(&mut *self.ended.borrow_mut());
+        if ended.is_empty() {
+            return;
+        }
+        let list = self.list.borrow();
+        for chan in &ended {
+            let watched = list
+                .iter()
+                .any(|w| std::ptr::addr_eq(Arc::as_ptr(&w.chan), Arc::as_ptr(chan)));
+            if !watched {
+                chan.unwatched();
+            }
+        }
+        drop(list);
+        // With no borrow held: the last `Arc` of a channel drops its queued
+        // messages, whose destructors are user code.
+        drop(ended);
     }
 
     /// Whether nothing is watched (the common case: a cheap test).

@@ -27,7 +27,7 @@ use io_uring::{opcode, types};
 use super::Shared;
 use super::steal::{Search, notify_one};
 use crate::context::{self, ShardContext};
-use crate::executor::{Runnable, TaskRegistry};
+use crate::executor::{Route, Runnable, TaskRegistry};
 use crate::mailbox::Envelope;
 use crate::op::OpTable;
 use crate::stats::Counters;
@@ -91,6 +91,7 @@ impl Core {
                 pending_cancels: RefCell::new(Vec::new()),
                 fixed: RefCell::new(crate::sys::FixedSlots::default()),
                 watches: Default::default(),
+                polling_own: Cell::new(std::ptr::null()),
                 // Half the CQ, less room for doorbells, the eventfd read and cancels.
                 op_capacity: Cell::new(op_capacity),
             },
@@ -246,9 +247,18 @@ impl Core {
             } else {
                 // Published before the poll, so whoever the poll wakes sees it.
                 Counters::add(&self.cx.remote.stats.tasks_polled, 1);
+                let own = matches!(runnable.metadata().route(), Route::Shard(_));
+                let raw = Runnable::into_raw(runnable);
+                if own {
+                    self.cx.polling_own.set(raw.as_ptr());
+                }
+                // SAFETY: `raw` came from `into_raw` just above, and is turned
+                // back into a `Runnable` once.
+                let runnable = unsafe { Runnable::from_raw(raw) };
                 // Tracked catches panics in poll; this catches one in a
                 // future's destructor, so the shard survives either way.
                 let _ = catch_unwind(AssertUnwindSafe(|| runnable.run()));
+                self.cx.polling_own.set(std::ptr::null());
                 self.send_owed_doorbells_now();
             }
         }
@@ -510,6 +520,9 @@ impl Core {
         if !self.eventfd_armed.get() && !self.exiting.get() {
             self.arm_eventfd();
         }
+        // Receivers whose watch ended and that did not wait again: their
+        // senders need not ring us while we sleep.
+        self.cx.watches.forget_ended();
         let doorbell = &self.cx.remote.doorbell;
         doorbell.prepare_park(); // R3
         let new_shutdown = self.cx.shared.is_shutting_down() && !self.seen_shutdown.get();
