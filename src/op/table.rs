@@ -37,7 +37,9 @@ impl OpTable {
 
     /// Registers an op of either kind.
     pub(crate) fn insert_kind(&mut self, op: Arc<dyn Completable>, kind: Kind) -> u64 {
-        self.next_generation = (self.next_generation + 1) & GEN_MASK;
+        // Generation 0 is skipped: slot 0 in generation 0 would be
+        // `user_data` 0, which an op cell uses to mean "no reservation".
+        self.next_generation = (self.next_generation % GEN_MASK) + 1;
         let generation = self.next_generation;
         let slot = self.slots.insert((generation, kind, op)) as u64;
         if kind == Kind::Standing {
@@ -133,6 +135,20 @@ mod tests {
         );
         assert!(t.take(b).is_some());
         assert_eq!(t.len(), 0);
+    }
+
+    /// After 2^24 inserts the generation wrapped to 0, and an entry in
+    /// slot 0 got `user_data` 0: the "no reservation" value of a two-CQE
+    /// op's cell, whose reserved entry was then never removed.
+    #[test]
+    fn no_entry_gets_user_data_zero_when_the_generation_wraps() {
+        let mut t = OpTable::default();
+        t.next_generation = GEN_MASK - 1;
+        for _ in 0..4 {
+            let u = t.insert(Arc::new(Nop));
+            assert_ne!(u, 0, "user_data 0 is the no-reservation mark");
+            assert!(t.take(u).is_some());
+        }
     }
 
     #[test]
