@@ -535,6 +535,9 @@ impl Core {
         };
         if self.has_work(stealable) || new_shutdown || timeout == Some(Duration::ZERO) {
             doorbell.finish_park(); // R4
+            // Doorbells the idle tick queued for this park's enter go out
+            // now: the next tick may run for long before it submits.
+            let _ = self.cx.ring.borrow_mut().submit();
             return;
         }
         let _ = self.cx.ring.borrow_mut().park(timeout); // R5

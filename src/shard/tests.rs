@@ -136,8 +136,22 @@ fn a_stealable_spawn_inside_the_closing_gate_is_cancelled_not_lost() {
 type ParkHook = (usize, usize, Box<dyn FnOnce() + Send>);
 static BEFORE_REFUSED_PARK: parking_lot::Mutex<Option<ParkHook>> = parking_lot::Mutex::new(None);
 
+/// Runs once, on the shard thread, where a shard of runtime `.0` with index
+/// `.1` is about to park, after any search.
+static BEFORE_ANY_PARK: parking_lot::Mutex<Option<ParkHook>> = parking_lot::Mutex::new(None);
+
 /// Called by `Core::park` in test builds.
 pub(super) fn before_park(cx: &crate::context::ShardContext, stealable: bool) {
+    let any = {
+        let mut slot = BEFORE_ANY_PARK.lock();
+        match &*slot {
+            Some((id, index, _)) if *id == cx.shared.id && *index == cx.index => slot.take(),
+            _ => None,
+        }
+    };
+    if let Some((_, _, f)) = any {
+        f();
+    }
     if stealable {
         return;
     }
@@ -214,6 +228,61 @@ fn a_preferred_task_pushed_while_its_shard_parks_after_a_refused_search_runs() {
         matches!(ran, Some(Ok(7))),
         "the preferred task waited for an unrelated wake-up"
     );
+}
+
+/// A doorbell owed to a parked shard goes into the SQ at the end of an
+/// idle tick; then, at step R4, the park finds work (a task queued here)
+/// and returns without entering the kernel. The doorbell used to wait in
+/// the SQ while the next tick ran, for as long as its tasks took: here a
+/// task that waits for the rung shard, which never woke.
+#[test]
+fn a_doorbell_queued_before_a_park_that_finds_work_goes_out_at_once() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    let rt = Runtime::builder().shards(2).build().unwrap();
+    let h = rt.handle();
+    let start = Instant::now();
+    while !h.shard_stats(1).unwrap().parked {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "shard 1 never parked"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let ran = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (spawner, id) = (h.clone(), h.shared.id);
+    let r = ran.clone();
+    h.spawn_pinned(0, async move {
+        // Shard 1 is parked: this task owes it a doorbell, sent at the
+        // end of the tick.
+        let r2 = r.clone();
+        drop(spawner.spawn_pinned(1, async move { r2.store(true, SeqCst) }));
+        let (spawner2, r3) = (spawner.clone(), r.clone());
+        *BEFORE_ANY_PARK.lock() = Some((
+            id,
+            0,
+            Box::new(move || {
+                // Work for step R4 to find: a task that waits for shard 1.
+                drop(spawner2.spawn_pinned(0, async move {
+                    let t = Instant::now();
+                    while !r3.load(SeqCst) && t.elapsed() < Duration::from_secs(5) {
+                        std::hint::spin_loop();
+                    }
+                    tx.send(r3.load(SeqCst)).unwrap();
+                }));
+            }),
+        ));
+    })
+    .unwrap();
+    let saw = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("shard 0 never parked");
+    assert!(
+        saw,
+        "the doorbell waited in the SQ while shard 0 ran its next tick"
+    );
+    assert!(ran.load(SeqCst));
 }
 
 /// Makes the next eventfd arm of a shard of runtime `.0` fail once, as a
