@@ -253,7 +253,7 @@ fn a_doorbell_queued_before_a_park_that_finds_work_goes_out_at_once() {
     let (tx, rx) = std::sync::mpsc::channel();
     let (spawner, id) = (h.clone(), h.shared.id);
     let r = ran.clone();
-    h.spawn_pinned(0, async move {
+    let first = h.spawn_pinned(0, async move {
         // Shard 1 is parked: this task owes it a doorbell, sent at the
         // end of the tick.
         let r2 = r.clone();
@@ -273,8 +273,8 @@ fn a_doorbell_queued_before_a_park_that_finds_work_goes_out_at_once() {
                 }));
             }),
         ));
-    })
-    .unwrap();
+    });
+    drop(first.unwrap());
     let saw = rx
         .recv_timeout(Duration::from_secs(10))
         .expect("shard 0 never parked");
