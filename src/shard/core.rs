@@ -533,7 +533,17 @@ impl Core {
                     .map_or(UNARMED_PARK, |t| t.min(UNARMED_PARK)),
             ),
         };
-        if self.has_work(stealable) || new_shutdown || timeout == Some(Duration::ZERO) {
+        // A shard refused as a searcher skips stealable work at R4 (the
+        // searchers will find it), unless none is left: the last one may
+        // have found work and rung nobody, since we were not parked yet.
+        let look = stealable
+            || self
+                .cx
+                .shared
+                .searching
+                .load(std::sync::atomic::Ordering::SeqCst)
+                == 0;
+        if self.has_work(look) || new_shutdown || timeout == Some(Duration::ZERO) {
             doorbell.finish_park(); // R4
             // Doorbells the idle tick queued for this park's enter go out
             // now: the next tick may run for long before it submits.

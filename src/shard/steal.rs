@@ -15,7 +15,10 @@
 //! 3. N3: stop searching (`searching -= 1`). If work was found and this was
 //!    the last searcher, wake one more parked shard: there may be more.
 //! 4. N4: park (doorbell steps R3 to R6), where step R4 also looks at the
-//!    injector and every deque.
+//!    injector and every deque. A shard refused at N1 skips that look
+//!    while a searcher is left (the searchers find the work), but not when
+//!    none is: the last one may have found work and rung nobody, because
+//!    this shard was not parked yet.
 //!
 //! Notify (after a stealable push onto the injector, or onto a shard's own
 //! deque that now holds more than one task):

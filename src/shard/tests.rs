@@ -134,35 +134,34 @@ fn a_stealable_spawn_inside_the_closing_gate_is_cancelled_not_lost() {
 /// Runs once, on the shard thread, where a shard of runtime `.0` with index
 /// `.1` is about to park after a refused search (`stealable == false`).
 type ParkHook = (usize, usize, Box<dyn FnOnce() + Send>);
-static BEFORE_REFUSED_PARK: parking_lot::Mutex<Option<ParkHook>> = parking_lot::Mutex::new(None);
+/// Several tests may wait at once (each its own runtime): one list.
+static BEFORE_REFUSED_PARK: parking_lot::Mutex<Vec<ParkHook>> = parking_lot::Mutex::new(Vec::new());
 
 /// Runs once, on the shard thread, where a shard of runtime `.0` with index
 /// `.1` is about to park, after any search.
-static BEFORE_ANY_PARK: parking_lot::Mutex<Option<ParkHook>> = parking_lot::Mutex::new(None);
+static BEFORE_ANY_PARK: parking_lot::Mutex<Vec<ParkHook>> = parking_lot::Mutex::new(Vec::new());
+
+/// Takes the hook registered in `hooks` for this shard, if any.
+fn take_hook(
+    hooks: &parking_lot::Mutex<Vec<ParkHook>>,
+    cx: &crate::context::ShardContext,
+) -> Option<Box<dyn FnOnce() + Send>> {
+    let mut hooks = hooks.lock();
+    let i = hooks
+        .iter()
+        .position(|(id, index, _)| *id == cx.shared.id && *index == cx.index)?;
+    Some(hooks.swap_remove(i).2)
+}
 
 /// Called by `Core::park` in test builds.
 pub(super) fn before_park(cx: &crate::context::ShardContext, stealable: bool) {
-    let any = {
-        let mut slot = BEFORE_ANY_PARK.lock();
-        match &*slot {
-            Some((id, index, _)) if *id == cx.shared.id && *index == cx.index => slot.take(),
-            _ => None,
-        }
-    };
-    if let Some((_, _, f)) = any {
+    if let Some(f) = take_hook(&BEFORE_ANY_PARK, cx) {
         f();
     }
     if stealable {
         return;
     }
-    let hook = {
-        let mut slot = BEFORE_REFUSED_PARK.lock();
-        match &*slot {
-            Some((id, index, _)) if *id == cx.shared.id && *index == cx.index => slot.take(),
-            _ => None,
-        }
-    };
-    if let Some((_, _, f)) = hook {
+    if let Some(f) = take_hook(&BEFORE_REFUSED_PARK, cx) {
         f();
     }
 }
@@ -203,7 +202,7 @@ fn a_preferred_task_pushed_while_its_shard_parks_after_a_refused_search_runs() {
     }
     let (tx, rx) = std::sync::mpsc::channel();
     let spawner = h.clone();
-    *BEFORE_REFUSED_PARK.lock() = Some((
+    BEFORE_REFUSED_PARK.lock().push((
         h.shared.id,
         0,
         Box::new(move || {
@@ -227,6 +226,93 @@ fn a_preferred_task_pushed_while_its_shard_parks_after_a_refused_search_runs() {
     assert!(
         matches!(ran, Some(Ok(7))),
         "the preferred task waited for an unrelated wake-up"
+    );
+}
+
+/// A shard refused as a searcher heads to park while the last searcher
+/// finds a batch, takes half of it, notifies nobody (the refused shard is
+/// not parked yet) and blocks on the first task. Step R4 of the refused
+/// shard used to skip stealable work, so it slept while the rest of the
+/// batch waited in two deques nobody else could reach. With no searcher
+/// left, R4 now looks at stealable work too.
+#[test]
+fn a_refused_shard_parking_as_the_last_searcher_leaves_looks_at_stealable_work() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+    const N: usize = 8;
+    let rt = Runtime::builder().shards(3).build().unwrap();
+    let h = rt.handle();
+    // Every search is refused: two searchers (the limit for three shards).
+    h.shared.searching.store(2, SeqCst);
+    let done = Arc::new(AtomicUsize::new(0));
+    let first = Arc::new(AtomicBool::new(true));
+    let blocking = Arc::new(AtomicBool::new(false));
+    let waited = Arc::new(parking_lot::Mutex::new(None::<bool>));
+    let release = Arc::new(AtomicBool::new(false));
+    // Shard 2 pushes N + 1 stealable tasks onto its deque and then stays
+    // busy: the first task to start elsewhere waits for the other N.
+    let (d, f, b, w, rl) = (
+        done.clone(),
+        first.clone(),
+        blocking.clone(),
+        waited.clone(),
+        release.clone(),
+    );
+    let spawner = h
+        .spawn_pinned(2, async move {
+            for _ in 0..=N {
+                let (d, f, b, w) = (d.clone(), f.clone(), b.clone(), w.clone());
+                drop(crate::spawn(async move {
+                    if f.swap(false, SeqCst) {
+                        b.store(true, SeqCst);
+                        let t = Instant::now();
+                        while d.load(SeqCst) < N && t.elapsed() < Duration::from_secs(5) {
+                            std::hint::spin_loop();
+                        }
+                        *w.lock() = Some(d.load(SeqCst) == N);
+                    } else {
+                        d.fetch_add(1, SeqCst);
+                    }
+                }));
+            }
+            while !rl.load(SeqCst) {
+                std::hint::spin_loop();
+            }
+        })
+        .unwrap();
+    let start = Instant::now();
+    while h.shared.stealers[2].len() <= N {
+        assert!(start.elapsed() < Duration::from_secs(5), "no batch");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // At shard 1's refused park, before its step R3: the searchers leave,
+    // shard 0 searches, takes half the batch and blocks on its first task.
+    let (shared, b) = (h.shared.clone(), blocking.clone());
+    BEFORE_REFUSED_PARK.lock().push((
+        h.shared.id,
+        1,
+        Box::new(move || {
+            shared.searching.store(0, SeqCst);
+            shared.remotes[0].ring_eventfd();
+            let t = Instant::now();
+            while !b.load(SeqCst) && t.elapsed() < Duration::from_secs(5) {
+                std::thread::yield_now();
+            }
+        }),
+    ));
+    h.shared.remotes[1].ring_eventfd(); // shard 1 looks, and is refused
+    let t = Instant::now();
+    while waited.lock().is_none() && t.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let outcome = *waited.lock();
+    release.store(true, SeqCst);
+    assert!(ready_within(Duration::from_secs(5), spawner).is_some());
+    assert!(blocking.load(SeqCst), "shard 0 never took the batch");
+    assert_eq!(
+        outcome,
+        Some(true),
+        "the rest of the batch waited while the refused shard slept"
     );
 }
 
@@ -259,7 +345,7 @@ fn a_doorbell_queued_before_a_park_that_finds_work_goes_out_at_once() {
         let r2 = r.clone();
         drop(spawner.spawn_pinned(1, async move { r2.store(true, SeqCst) }));
         let (spawner2, r3) = (spawner.clone(), r.clone());
-        *BEFORE_ANY_PARK.lock() = Some((
+        BEFORE_ANY_PARK.lock().push((
             id,
             0,
             Box::new(move || {
