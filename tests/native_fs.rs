@@ -254,6 +254,59 @@ fn ops_waiting_for_room_lose_no_wakeup_when_a_waiter_is_dropped() {
     std::fs::remove_file(path).unwrap();
 }
 
+/// An op waiting for room is polled under one `native::timeout`, which a
+/// `select!`-like outer timeout then drops, and afterwards under a longer
+/// one. It used to keep the first timeout's timer and fail at that first
+/// deadline, although the second one had not passed.
+#[test]
+fn an_op_waiting_for_room_follows_the_deadline_it_is_polled_under() {
+    let _serial = SERIAL.lock();
+    let rt = ringlane::Runtime::builder()
+        .shards(1)
+        .ring_entries(8)
+        .build()
+        .unwrap();
+    let path = temp_path("deadlines");
+    std::fs::write(&path, vec![7u8; 4096]).unwrap();
+    let (r, w) = common::pipe();
+    let pipe_reader = File::from(r);
+    // Both slots held in flight on an empty pipe.
+    let xs: Vec<_> = (0..2)
+        .map(|_| {
+            let p = pipe_reader.clone();
+            rt.handle()
+                .spawn_pinned(0, async move { p.read(vec![0u8; 1]).await.0.map(drop) })
+                .unwrap()
+        })
+        .collect();
+    common::until_parked(&rt.handle(), 0);
+    let f = File::from(std::fs::File::open(&path).unwrap());
+    let u = rt
+        .handle()
+        .spawn_pinned(0, async move {
+            let mut op = std::pin::pin!(f.read_at(vec![0u8; 16], 0));
+            let short = ringlane::native::timeout(Duration::from_millis(50), op.as_mut());
+            let first = ringlane::time::timeout(Duration::from_millis(10), short).await;
+            assert!(first.is_err(), "there was no room: the read could not run");
+            let (n, _) = ringlane::native::timeout(Duration::from_secs(5), op.as_mut()).await;
+            n
+        })
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200)); // past the first deadline
+    // Room frees up: both slots, as a timed op needs two (its linked
+    // timeout has an entry of its own).
+    let w = std::fs::File::from(w);
+    std::io::Write::write_all(&mut &w, b"xy").unwrap();
+    let got = rt
+        .block_on(ringlane::time::timeout(Duration::from_secs(10), u))
+        .expect("the waiting op was never woken");
+    assert_eq!(got.unwrap().unwrap(), 16, "it failed at the first deadline");
+    for x in xs {
+        rt.block_on(x).unwrap().unwrap();
+    }
+    std::fs::remove_file(path).unwrap();
+}
+
 #[test]
 fn open_options_are_validated_like_std() {
     let _serial = SERIAL.lock();

@@ -600,14 +600,21 @@ impl<T: Send + 'static> Op<T> {
         deadline: Option<Instant>,
     ) -> Poll<io::Error> {
         self.room.register(cx.waker(), entries);
-        if let Some(d) = deadline {
-            let timer = self
-                .room_timer
-                .get_or_insert_with(|| crate::time::sleep_until(d));
-            if Pin::new(timer).poll(cx).is_ready() {
-                self.room.cancel();
-                return Poll::Ready(io::ErrorKind::TimedOut.into());
+        match deadline {
+            Some(d) => {
+                // The deadline of this poll's `native::timeout`: an op polled
+                // under another one before (a `select!` that dropped it)
+                // must not keep that one's timer.
+                let timer = match &mut self.room_timer {
+                    Some(t) if t.deadline() == d => t,
+                    slot => slot.insert(crate::time::sleep_until(d)),
+                };
+                if Pin::new(timer).poll(cx).is_ready() {
+                    self.room.cancel();
+                    return Poll::Ready(io::ErrorKind::TimedOut.into());
+                }
             }
+            None => self.room_timer = None,
         }
         Poll::Pending
     }
