@@ -483,8 +483,12 @@ impl Core {
             if !taskrun_stale && self.cx.ring.borrow_mut().has_deferred_work() {
                 let mut ring = self.cx.ring.borrow_mut();
                 let _ = ring.submit();
-                taskrun_stale = !ring.has_completions() && ring.has_deferred_work();
-                continue;
+                if ring.has_completions() {
+                    return true;
+                }
+                taskrun_stale = ring.has_deferred_work();
+                // Counted as a look: deferred work that keeps coming
+                // without completions must not hold the window open.
             }
             // The clock is read every 16th look only: a look is what finds
             // a message, and the window need not be exact to 100 ns.
