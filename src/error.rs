@@ -168,6 +168,10 @@ impl From<io::Error> for Error {
 
 impl From<Error> for io::Error {
     fn from(e: Error) -> Self {
+        // The OS error itself, with its errno (`raw_os_error`) and source.
+        if let Error::Io(e) = e {
+            return e;
+        }
         let kind = match &e {
             Error::ShardOutOfRange { .. } | Error::InvalidConfig(_) => io::ErrorKind::InvalidInput,
             Error::Shutdown => io::ErrorKind::BrokenPipe,
@@ -185,7 +189,7 @@ impl From<Error> for io::Error {
             } => io::ErrorKind::Other,
             Error::KernelTooOld { .. } | Error::RingSetup { .. } => io::ErrorKind::Unsupported,
             Error::NotOnShard => io::ErrorKind::Other,
-            Error::Io(e) => return io::Error::new(e.kind(), e.to_string()),
+            Error::Io(_) => io::ErrorKind::Other, // returned as is above
         };
         io::Error::new(kind, e)
     }

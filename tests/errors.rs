@@ -232,4 +232,8 @@ fn every_errno_maps_to_a_refusal_and_errors_convert_to_io_errors() {
     }
     .into();
     assert_eq!(io.kind(), std::io::ErrorKind::InvalidInput);
+    // An OS error converts back as itself: its errno survives (it used to
+    // become a new error with the same text and no `raw_os_error`).
+    let io: std::io::Error = Error::Io(std::io::Error::from_raw_os_error(libc::EMFILE)).into();
+    assert_eq!(io.raw_os_error(), Some(libc::EMFILE));
 }
