@@ -180,7 +180,7 @@ impl Builder {
     /// [`Error::InvalidConfig`] for zero shards, fewer than 2 or over 32768 ring
     /// entries, or a zero task budget; [`Error::RingSetup`] when the kernel
     /// refuses io_uring (`EPERM` under seccomp or `io_uring_disabled`,
-    /// `ENOSYS`, `ENOMEM`, `EMFILE` when the process is out of fds); [`Error::KernelTooOld`] without `MSG_RING`.
+    /// `ENOSYS`, `ENOMEM`, `EMFILE` when the process is out of fds); [`Error::KernelTooOld`] on a kernel without `MSG_RING`, the probe register call, or a settable CQ size (all three are in Linux 5.18).
     ///
     /// # Examples
     ///

@@ -27,7 +27,9 @@ pub enum RingRefusal {
     /// `ENOMEM`: the ring could not be allocated; on kernels before 5.12 this
     /// is usually a low `RLIMIT_MEMLOCK`.
     OutOfMemory,
-    /// `EINVAL`: the kernel rejected every set of setup flags we tried.
+    /// `EINVAL`: the kernel rejected the ring's setup parameters (a kernel
+    /// that rejects every set the probe tries is reported as
+    /// [`Error::KernelTooOld`]).
     InvalidSetup,
     /// `EMFILE` or `ENFILE`: the process (or the whole system) has no file
     /// descriptor left for the ring.

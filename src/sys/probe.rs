@@ -126,7 +126,7 @@ pub(crate) fn probe_features(entries: u32, allow_defer: bool) -> Result<RingFeat
             Ok(ring) => {
                 // A sandbox may allow the ring but refuse registering on it:
                 // that is a refusal to report, not a missing opcode.
-                fill_opcode_features(&ring, &mut f).map_err(Error::ring_setup)?;
+                fill_opcode_features(&ring, &mut f)?;
                 if !f.msg_ring {
                     return Err(Error::KernelTooOld {
                         missing: "IORING_OP_MSG_RING",
@@ -143,14 +143,27 @@ pub(crate) fn probe_features(entries: u32, allow_defer: bool) -> Result<RingFeat
             Err(e) => return Err(Error::ring_setup(e)),
         }
     }
-    Err(Error::ring_setup(last_err.unwrap_or_else(|| {
-        io::Error::from_raw_os_error(libc::EINVAL)
-    })))
+    // Even the plainest set was refused with `EINVAL`: it asks for a
+    // completion queue size, which kernels before 5.5 do not know.
+    match last_err {
+        Some(_) => Err(Error::KernelTooOld {
+            missing: "IORING_SETUP_CQSIZE",
+        }),
+        None => Err(Error::ring_setup(io::Error::from_raw_os_error(
+            libc::EINVAL,
+        ))),
+    }
 }
 
-fn fill_opcode_features(ring: &IoUring, f: &mut RingFeatures) -> io::Result<()> {
+fn fill_opcode_features(ring: &IoUring, f: &mut RingFeatures) -> Result<(), Error> {
     let mut probe = Probe::new();
-    register_probe(ring, &mut probe)?;
+    register_probe(ring, &mut probe).map_err(|e| match e.raw_os_error() {
+        // The register opcode itself is unknown: before Linux 5.6.
+        Some(libc::EINVAL) => Error::KernelTooOld {
+            missing: "IORING_REGISTER_PROBE",
+        },
+        _ => Error::ring_setup(e),
+    })?;
     f.msg_ring = probe.is_supported(opcode::MsgRingData::CODE);
     f.ext_arg = ring.params().is_feature_ext_arg();
     f.skip_cqe_on_success = ring.params().is_feature_skip_cqe_on_success();
@@ -176,6 +189,20 @@ mod tests {
         /// Makes `register_probe` fail with this errno on this thread.
         pub(super) static REFUSE_REGISTER: std::cell::Cell<Option<i32>> =
             const { std::cell::Cell::new(None) };
+    }
+
+    /// A kernel without `IORING_REGISTER_PROBE` (before 5.6) answers
+    /// `EINVAL`: an old kernel, not "the kernel rejected the io_uring setup
+    /// parameters".
+    #[test]
+    fn a_kernel_without_the_probe_register_call_is_too_old() {
+        REFUSE_REGISTER.with(|r| r.set(Some(libc::EINVAL)));
+        let result = probe_features(8, true);
+        REFUSE_REGISTER.with(|r| r.set(None));
+        match result {
+            Err(Error::KernelTooOld { missing }) => assert!(missing.contains("PROBE")),
+            other => panic!("expected KernelTooOld, got {other:?}"),
+        }
     }
 
     /// A sandbox that allows `io_uring_setup` but refuses
