@@ -20,7 +20,8 @@ fn child_build_runtime_under_seccomp() {
     report_build_refusal("io_uring_setup is forbidden");
 }
 
-/// Child side: builds a runtime, which must fail with `RingSetup`, and
+/// Child side: builds a runtime, which must fail with `RingSetup` (or
+/// `KernelTooOld`), and
 /// prints the refusal, the message and the `io::Error` kind it converts to.
 fn report_build_refusal(why: &str) {
     match ringlane::Runtime::builder().shards(2).build() {
@@ -32,6 +33,10 @@ fn report_build_refusal(why: &str) {
             println!("MESSAGE={e}");
             let io: std::io::Error = e.into();
             println!("KIND={:?}", io.kind());
+        }
+        Err(e @ Error::KernelTooOld { .. }) => {
+            println!("REFUSAL=KernelTooOld");
+            println!("MESSAGE={e}");
         }
         Err(other) => panic!("wrong error: {other:?}"),
         Ok(_) => panic!("runtime started although {why}"),
@@ -203,6 +208,16 @@ fn io_uring_out_of_memory_enomem_is_a_clear_error() {
     let (refusal, message) = run_child(libc::ENOMEM);
     assert_eq!(refusal, "OutOfMemory");
     assert!(message.contains("RLIMIT_MEMLOCK"), "{message}");
+}
+
+/// `EINVAL` from every set-up the probe tries is what a kernel before 5.5
+/// answers (it does not know a settable CQ size): an old kernel, said with
+/// the version needed, not "the kernel rejected the setup parameters".
+#[test]
+fn io_uring_setup_refused_as_invalid_everywhere_is_a_kernel_too_old() {
+    let (refusal, message) = run_child(libc::EINVAL);
+    assert_eq!(refusal, "KernelTooOld");
+    assert!(message.contains("5.18"), "{message}");
 }
 
 #[test]
