@@ -262,3 +262,32 @@ fn a_kept_compat_stream_and_a_stealable_task_elsewhere_do_not_hold_shutdown_back
     shutdown_within_5s_of_a_20s_timeout(rt, "after the last task ended");
     drop(kept);
 }
+
+/// A user's `AsyncFd` is ready only once the kernel says so, as in Tokio:
+/// for a pidfd or a timerfd the readiness is the signal itself. It used to
+/// start ready (the runtime's own sockets try the syscall first), so
+/// `readable()` on an fd with nothing to read returned at once.
+#[test]
+fn a_new_async_fd_waits_for_the_kernel_to_report_readiness() {
+    let rt = common::runtime(1);
+    let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+    a.set_nonblocking(true).unwrap();
+    let (waited_tx, waited_rx) = std::sync::mpsc::channel();
+    let j = rt
+        .handle()
+        .spawn_pinned(0, async move {
+            let fd = ringlane::compat::AsyncFd::new(a).unwrap();
+            let early = ringlane::time::timeout(Duration::from_millis(50), fd.readable())
+                .await
+                .is_ok();
+            waited_tx.send(()).unwrap();
+            let guard = ringlane::time::timeout(Duration::from_secs(5), fd.readable()).await;
+            (early, guard.is_ok())
+        })
+        .unwrap();
+    waited_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    std::io::Write::write_all(&mut b, b"x").unwrap();
+    let (early, later) = rt.block_on(j).unwrap();
+    assert!(!early, "readable() returned before anything was written");
+    assert!(later, "readable() missed the byte");
+}

@@ -38,7 +38,10 @@ pub struct AsyncFd<T: AsRawFd> {
 }
 
 impl<T: AsRawFd> AsyncFd<T> {
-    /// Wraps `inner`. Nothing is registered until the first wait.
+    /// Wraps `inner`. Nothing is registered until the first wait, and, as
+    /// with Tokio's, a direction is ready only once the kernel has said so
+    /// (the first wait arms a poll, which answers at once if the fd is
+    /// ready already).
     ///
     /// # Errors
     ///
@@ -54,14 +57,23 @@ impl<T: AsRawFd> AsyncFd<T> {
     /// assert_eq!(fd.as_raw_fd(), raw);
     /// ```
     pub fn new(inner: T) -> io::Result<Self> {
-        Ok(Self::with_home(inner, None))
+        Ok(Self {
+            readiness: Readiness::new(inner.as_raw_fd(), None, false),
+            inner: Some(inner),
+        })
     }
 
-    /// As `new`, with the readiness engine's home shard given (an accepted
-    /// socket inherits its listener's).
+    /// For the runtime's own sockets: both directions start ready, so the
+    /// first read or write is tried before any poll (readiness invariant 2).
+    pub(crate) fn syscall_first(inner: T) -> Self {
+        Self::with_home(inner, None)
+    }
+
+    /// As `syscall_first`, with the readiness engine's home shard given (an
+    /// accepted socket inherits its listener's).
     pub(crate) fn with_home(inner: T, home: Option<Arc<crate::mailbox::Remote>>) -> Self {
         Self {
-            readiness: Readiness::new(inner.as_raw_fd(), home),
+            readiness: Readiness::new(inner.as_raw_fd(), home, true),
             inner: Some(inner),
         }
     }
@@ -294,14 +306,18 @@ impl<T: AsRawFd> AsyncFdReadyGuard<'_, T> {
     ///
     /// ```
     /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
-    /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
     /// a.set_nonblocking(true).unwrap();
+    /// std::io::Write::write_all(&mut b, b"x").unwrap();
     /// let j = rt.handle().spawn_pinned(0, async move {
     ///     let fd = ringlane::compat::AsyncFd::new(a).unwrap();
-    ///     fd.readable().await.unwrap().clear_ready(); // starts ready: syscall first
+    ///     let mut guard = fd.readable().await.unwrap();
+    ///     let mut byte = [0u8; 1];
+    ///     std::io::Read::read(&mut fd.get_ref(), &mut byte).unwrap(); // all there was
+    ///     guard.clear_ready();
     ///     ringlane::time::timeout(std::time::Duration::from_millis(20), fd.readable()).await.is_err()
     /// }).unwrap();
-    /// assert!(rt.block_on(j).unwrap(), "nothing to read: the wait times out");
+    /// assert!(rt.block_on(j).unwrap(), "nothing more to read: the wait times out");
     /// ```
     pub fn clear_ready(&mut self) {
         self.fd.readiness.clear(self.dir, self.tick);
@@ -314,8 +330,9 @@ impl<T: AsRawFd> AsyncFdReadyGuard<'_, T> {
     /// ```
     /// use std::task::Poll;
     /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
-    /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
     /// a.set_nonblocking(true).unwrap();
+    /// std::io::Write::write_all(&mut b, b"x").unwrap();
     /// let j = rt.handle().spawn_pinned(0, async move {
     ///     let fd = ringlane::compat::AsyncFd::new(a).unwrap();
     ///     fd.readable().await.unwrap().retain_ready();
@@ -337,15 +354,21 @@ impl<T: AsRawFd> AsyncFdReadyGuard<'_, T> {
     ///
     /// ```
     /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
-    /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
     /// a.set_nonblocking(true).unwrap();
+    /// std::io::Write::write_all(&mut b, b"x").unwrap();
     /// let j = rt.handle().spawn_pinned(0, async move {
     ///     let fd = ringlane::compat::AsyncFd::new(a).unwrap();
-    ///     let mut guard = fd.readable().await.unwrap(); // starts ready: syscall first
+    ///     let mut guard = fd.readable().await.unwrap();
     ///     let mut buf = [0u8; 4];
-    ///     guard.try_io(|inner| std::io::Read::read(&mut inner.get_ref(), &mut buf)).is_err()
+    ///     let mut read = |inner: &ringlane::compat::AsyncFd<_>| {
+    ///         std::io::Read::read(&mut inner.get_ref(), &mut buf)
+    ///     };
+    ///     let first = guard.try_io(&mut read).unwrap().unwrap();
+    ///     let second = guard.try_io(&mut read).is_err(); // WouldBlock
+    ///     (first, second)
     /// }).unwrap();
-    /// assert!(rt.block_on(j).unwrap(), "nothing to read: the WouldBlock became a TryIoError");
+    /// assert_eq!(rt.block_on(j).unwrap(), (1, true), "the WouldBlock became a TryIoError");
     /// ```
     pub fn try_io<R>(
         &mut self,

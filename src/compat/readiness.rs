@@ -9,7 +9,8 @@
 //!    waker of the direction's own that wakes the whole list, so split
 //!    halves wait at once, and so do several tasks on one direction (two
 //!    `recv_from` on a shared socket, accept loops on one listener).
-//! 2. Syscall first: a direction starts ready. Only an `EAGAIN` clears the
+//! 2. Syscall first: a direction of the runtime's own sockets starts ready
+//!    (a user's `AsyncFd` starts not ready). Only an `EAGAIN` clears the
 //!    flag ([`Readiness::clear`]); only a poll CQE sets it again. CQEs that
 //!    arrive between two looks are coalesced into one (the OR of their
 //!    masks); a stale one costs a syscall that says `EAGAIN`, never a
@@ -184,12 +185,15 @@ impl std::fmt::Debug for Readiness {
 }
 
 impl Readiness {
-    /// Both directions start ready (invariant 2). The home is `inherited`
-    /// (an accepted socket gets its listener's), else the current shard.
-    pub(crate) fn new(fd: RawFd, inherited: Option<Arc<Remote>>) -> Self {
+    /// Both directions start ready if `syscall_first` (invariant 2: the
+    /// runtime's own sockets), else not until the kernel reports it (a
+    /// user's `AsyncFd`, as in Tokio: for a pidfd or a timerfd the
+    /// readiness is the signal). The home is `inherited` (an accepted
+    /// socket gets its listener's), else the current shard.
+    pub(crate) fn new(fd: RawFd, inherited: Option<Arc<Remote>>, syscall_first: bool) -> Self {
         let side = || {
             Mutex::new(Side {
-                ready: true,
+                ready: syscall_first,
                 tick: 0,
                 armed: None,
                 waiters: Arc::default(),

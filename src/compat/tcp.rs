@@ -105,7 +105,7 @@ impl TcpStream {
     pub fn from_std(stream: std::net::TcpStream) -> io::Result<Self> {
         stream.set_nonblocking(true)?;
         Ok(Self {
-            io: AsyncFd::new(stream)?,
+            io: AsyncFd::syscall_first(stream),
         })
     }
 
@@ -495,7 +495,7 @@ impl TcpListener {
     pub fn from_std(listener: std::net::TcpListener) -> io::Result<Self> {
         listener.set_nonblocking(true)?;
         Ok(Self {
-            io: AsyncFd::new(listener)?,
+            io: AsyncFd::syscall_first(listener),
         })
     }
 

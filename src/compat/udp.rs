@@ -69,7 +69,7 @@ impl UdpSocket {
     pub fn from_std(socket: std::net::UdpSocket) -> io::Result<Self> {
         socket.set_nonblocking(true)?;
         Ok(Self {
-            io: AsyncFd::new(socket)?,
+            io: AsyncFd::syscall_first(socket),
         })
     }
 

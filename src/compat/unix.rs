@@ -119,7 +119,7 @@ impl UnixStream {
     pub fn from_std(stream: std::os::unix::net::UnixStream) -> io::Result<Self> {
         stream.set_nonblocking(true)?;
         Ok(Self {
-            io: AsyncFd::new(stream)?,
+            io: AsyncFd::syscall_first(stream),
         })
     }
 
@@ -252,7 +252,7 @@ impl UnixListener {
         let l = std::os::unix::net::UnixListener::bind(path)?;
         l.set_nonblocking(true)?;
         Ok(Self {
-            io: AsyncFd::new(l)?,
+            io: AsyncFd::syscall_first(l),
         })
     }
 
