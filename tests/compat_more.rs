@@ -291,3 +291,37 @@ fn a_new_async_fd_waits_for_the_kernel_to_report_readiness() {
     assert!(!early, "readable() returned before anything was written");
     assert!(later, "readable() missed the byte");
 }
+
+/// Abstract Unix socket names (a leading NUL byte, Linux), as Tokio takes
+/// them: bound, connected to and accepted, in both lanes. They used to be
+/// refused as paths "containing a NUL byte".
+#[test]
+fn abstract_unix_socket_names_bind_connect_and_accept() {
+    let rt = common::runtime(1);
+    let got = rt
+        .block_on(
+            rt.handle()
+                .spawn_pinned(0, async {
+                    let pid = std::process::id();
+                    let native = format!("\0ringlane-test-abstract-native-{pid}");
+                    let l = ringlane::native::net::UnixListener::bind(&native)?;
+                    let c = ringlane::native::net::UnixStream::connect(&native).await?;
+                    let s = l.accept().await?;
+                    c.write_all(b"n".to_vec()).await.0?;
+                    let (n, buf) = s.read(vec![0u8; 1]).await;
+                    assert_eq!(n?, 1);
+                    let compat = format!("\0ringlane-test-abstract-compat-{pid}");
+                    let l = ringlane::compat::UnixListener::bind(&compat)?;
+                    let mut c = ringlane::compat::UnixStream::connect(&compat).await?;
+                    let mut s = l.accept().await?;
+                    c.write_all(b"c").await?;
+                    let mut byte = [0u8; 1];
+                    s.read_exact(&mut byte).await?;
+                    Ok::<_, std::io::Error>((buf[0], byte[0]))
+                })
+                .unwrap(),
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, (b'n', b'c'));
+}

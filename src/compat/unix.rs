@@ -230,7 +230,8 @@ pub struct UnixListener {
 }
 
 impl UnixListener {
-    /// Binds and listens at `path` (nonblocking).
+    /// Binds and listens at `path` (nonblocking). A path starting with a
+    /// NUL byte names an abstract socket (Linux), as in Tokio.
     ///
     /// # Errors
     ///
@@ -249,7 +250,7 @@ impl UnixListener {
     /// std::fs::remove_file(&path).unwrap();
     /// ```
     pub fn bind(path: impl AsRef<Path>) -> io::Result<Self> {
-        let l = std::os::unix::net::UnixListener::bind(path)?;
+        let l = crate::native::net::addr::bind_unix_listener(path.as_ref())?;
         l.set_nonblocking(true)?;
         Ok(Self {
             io: AsyncFd::syscall_first(l),

@@ -60,16 +60,24 @@ impl RawAddr {
         raw
     }
 
-    /// A Unix socket address; `InvalidInput` if the path does not fit.
+    /// A Unix socket address; `InvalidInput` if the path does not fit. A
+    /// path starting with a NUL byte names an abstract socket (Linux), as
+    /// in Tokio and std's `SocketAddr::from_abstract_name`: the bytes after
+    /// it, with no terminating NUL.
     pub(crate) fn from_unix(path: &Path) -> io::Result<Self> {
         let bytes = path.as_os_str().as_bytes();
         let mut raw = Self::empty();
         // SAFETY: `sockaddr_storage` is larger than and aligned for `sockaddr_un`.
         let sun = unsafe { &mut *raw.as_mut_ptr().cast::<libc::sockaddr_un>() };
-        if bytes.is_empty() || bytes.len() >= sun.sun_path.len() || bytes.contains(&0) {
+        let abstract_name = bytes.first() == Some(&0);
+        let fits = match abstract_name {
+            true => bytes.len() <= sun.sun_path.len(),
+            false => bytes.len() < sun.sun_path.len() && !bytes.contains(&0),
+        };
+        if bytes.is_empty() || !fits {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                "unix socket path empty, too long, or containing a NUL byte",
+                "unix socket path empty, too long, or containing a NUL byte (other than a leading one, for an abstract name)",
             ));
         }
         sun.sun_family = libc::AF_UNIX as libc::sa_family_t;
@@ -77,7 +85,8 @@ impl RawAddr {
             *d = *s as libc::c_char;
         }
         let offset = mem::size_of::<libc::sa_family_t>();
-        raw.len = (offset + bytes.len() + 1) as libc::socklen_t;
+        let terminator = usize::from(!abstract_name);
+        raw.len = (offset + bytes.len() + terminator) as libc::socklen_t;
         Ok(raw)
     }
 
@@ -169,6 +178,19 @@ pub(crate) fn inet_name(fd: std::os::fd::RawFd, peer: bool) -> io::Result<Socket
     raw.parse_inet()
 }
 
+/// Binds a listening Unix socket at `path`; a leading NUL byte names an
+/// abstract socket (see `RawAddr::from_unix`).
+pub(crate) fn bind_unix_listener(path: &Path) -> io::Result<std::os::unix::net::UnixListener> {
+    match path.as_os_str().as_bytes().split_first() {
+        Some((0, name)) => {
+            use std::os::linux::net::SocketAddrExt;
+            let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+            std::os::unix::net::UnixListener::bind_addr(&addr)
+        }
+        _ => std::os::unix::net::UnixListener::bind(path),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,5 +210,11 @@ mod tests {
         assert!(RawAddr::from_unix(Path::new(&long)).is_err());
         assert!(RawAddr::from_unix(Path::new("a\0b")).is_err());
         assert!(RawAddr::from_unix(Path::new("")).is_err());
+        // An abstract name: a leading NUL, no terminator counted.
+        let abs = RawAddr::from_unix(Path::new("\0svc")).unwrap();
+        assert_eq!(
+            abs.len as usize,
+            std::mem::size_of::<libc::sa_family_t>() + 4
+        );
     }
 }

@@ -39,7 +39,8 @@ pub struct UnixListener {
 }
 
 impl UnixListener {
-    /// Binds and listens at `path` (immediate syscalls).
+    /// Binds and listens at `path` (immediate syscalls). A path starting
+    /// with a NUL byte names an abstract socket (Linux), as in Tokio.
     ///
     /// # Errors
     ///
@@ -57,7 +58,7 @@ impl UnixListener {
     /// std::fs::remove_file(&path).unwrap();
     /// ```
     pub fn bind(path: impl AsRef<Path>) -> io::Result<Self> {
-        let l = std::os::unix::net::UnixListener::bind(path)?;
+        let l = super::addr::bind_unix_listener(path.as_ref())?;
         Ok(Self {
             socket: Socket::from_owned(OwnedFd::from(l)),
         })
