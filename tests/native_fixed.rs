@@ -367,6 +367,87 @@ fn a_stream_holding_no_chunk_waits_for_another_streams_to_come_back() {
     assert_eq!(got, b"x");
 }
 
+/// A fresh stream per chunk, each dropped while its chunk is kept: once
+/// every buffer is held, the next stream must say so, not wait. The
+/// held chunks came from streams that are gone (the caller holds them).
+/// A stream holding none of them itself waited forever (a regression of
+/// the shared-ring fix, found in review).
+#[test]
+fn chunks_kept_from_dropped_streams_give_the_all_held_error_not_a_hang() {
+    let _serial = SERIAL.lock();
+    let rt = common::runtime(1);
+    let out = on_shard(&rt, 0, async {
+        let ring = BufRing::new(4, 16).unwrap();
+        let (b, mut peer) = pair().await;
+        let mut kept = Vec::new();
+        let mut last = None;
+        for _ in 0..5 {
+            // One chunk's worth per stream, sent once the last stream's
+            // multishot receive is surely cancelled (the sleep's park
+            // submits the cancel), so no dropped stream takes it.
+            ringlane::time::sleep(Duration::from_millis(20)).await;
+            peer.write_all(&[3u8; 16]).unwrap();
+            let mut stream = b.recv_multi(&ring);
+            let wait = stream.next().timeout(Duration::from_secs(5));
+            let next = ringlane::time::timeout(Duration::from_secs(10), wait)
+                .await
+                .expect("the stream's wait hung")
+                .expect("the stream ended");
+            drop(stream);
+            match next {
+                Ok(chunk) => kept.push(chunk),
+                Err(e) => {
+                    last = Some(e.kind());
+                    break;
+                }
+            }
+        }
+        (kept.len(), last)
+    });
+    assert_eq!(out, (4, Some(std::io::ErrorKind::OutOfMemory)));
+}
+
+/// A stream waiting for a buffer another live stream holds is bounded by
+/// the `native::timeout` it is polled under, like its other waits; the
+/// stream goes on afterwards.
+#[test]
+fn a_stream_waiting_for_a_buffer_times_out_and_goes_on() {
+    let _serial = SERIAL.lock();
+    let rt = common::runtime(1);
+    let (timed_out, got) = on_shard(&rt, 0, async {
+        let ring = BufRing::new(2, 16).unwrap();
+        let (a, mut a_peer) = pair().await;
+        let (b, mut b_peer) = pair().await;
+        b_peer.write_all(&[2u8; 32]).unwrap();
+        let mut b_chunks = b.recv_multi(&ring);
+        let mut held = Vec::new();
+        while held.iter().map(|c: &RingBuf| c.len()).sum::<usize>() < 32 {
+            held.push(b_chunks.next().await.unwrap().unwrap());
+        }
+        let mut a_chunks = a.recv_multi(&ring);
+        a_peer.write_all(b"x").unwrap();
+        let wait = a_chunks.next().timeout(Duration::from_millis(100));
+        let first = ringlane::time::timeout(Duration::from_secs(10), wait)
+            .await
+            .expect("the wait for a buffer ignored its native timeout")
+            .expect("the stream ended");
+        let timed_out = matches!(&first, Err(e) if e.kind() == std::io::ErrorKind::TimedOut);
+        drop(held);
+        let chunk = a_chunks
+            .next()
+            .timeout(Duration::from_secs(5))
+            .await
+            .expect("the stream ended")
+            .expect("the buffers came back");
+        (timed_out, chunk.to_vec())
+    });
+    assert!(
+        timed_out,
+        "the wait for a buffer ignored its native timeout"
+    );
+    assert_eq!(got, b"x");
+}
+
 #[test]
 fn a_dropped_multishot_stream_gives_its_buffers_back() {
     let _serial = SERIAL.lock();

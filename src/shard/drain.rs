@@ -172,18 +172,11 @@ impl Core {
             let _ = ring.park(Some(Duration::from_millis(10)));
             drop(ring);
             self.drive_ring_for_exit();
+            // Inside the loop, so that ops their drops abandon are waited
+            // for too.
+            self.cancel_queued();
         }
-        // Completions of the last rounds may have woken stealable tasks of
-        // other shards into our queues after D4's look: nobody would ever
-        // run them. Dropped here, each leaves its home shard's registry
-        // (and rings that shard, which may wait for it).
-        loop {
-            let next = self.cx.run_queue.borrow_mut().pop_front();
-            let Some(r) = next.or_else(|| self.cx.deque.pop()) else {
-                break;
-            };
-            self.cancel(r);
-        }
+        self.cancel_queued();
         // Completions of the last rounds may have woken tasks elsewhere:
         // their doorbells go out now, not with a ring nobody enters again.
         self.flush_doorbells();
@@ -202,6 +195,20 @@ impl Core {
                 .release_all(&self.cx.ring.borrow());
         }
         self.cx.remote.doorbell.close();
+    }
+
+    /// Completions during D5 may wake stealable tasks of other shards into
+    /// our queues after D4's look: nobody would ever run them. Dropped here,
+    /// each leaves its home shard's registry (and rings that shard, which
+    /// may wait for it).
+    fn cancel_queued(&self) {
+        loop {
+            let next = self.cx.run_queue.borrow_mut().pop_front();
+            let Some(r) = next.or_else(|| self.cx.deque.pop()) else {
+                break;
+            };
+            self.cancel(r);
+        }
     }
 
     fn drive_ring_for_exit(&self) {

@@ -18,7 +18,7 @@ use std::fmt;
 use std::io;
 use std::ops::Deref;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicIsize, AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::task::Waker;
 
 use parking_lot::Mutex;
@@ -88,6 +88,10 @@ pub(crate) struct Inner {
     tail: Mutex<u16>,
     /// Buffers out of the ring and taken by a stream (live `RingBuf`s).
     held: AtomicUsize,
+    /// How many of those came from streams dropped since (their caller,
+    /// or whoever it passed them to, still holds them). Briefly negative
+    /// while a stream's drop and a chunk's drop cross.
+    held_orphaned: AtomicIsize,
     /// Buffers given back so far, and the streams waiting for one.
     recycled: AtomicU64,
     waiters: Mutex<Vec<Waker>>,
@@ -114,8 +118,32 @@ pub struct RingBuf {
     ring: Arc<Inner>,
     bid: u16,
     len: usize,
-    /// How many chunks of the stream that handed this one out are alive.
-    owner: Arc<AtomicUsize>,
+    /// The tally of the stream that handed this one out.
+    owner: Arc<StreamTally>,
+}
+
+/// The chunks a receiving stream handed out that are alive, and whether the
+/// stream is gone (`ORPHANED`, set once by its drop).
+#[derive(Default)]
+pub(crate) struct StreamTally(AtomicUsize);
+
+const ORPHANED: usize = 1 << (usize::BITS - 1);
+
+impl StreamTally {
+    /// How many of the stream's chunks are alive.
+    pub(crate) fn alive(&self) -> usize {
+        self.0.load(Ordering::Acquire) & !ORPHANED
+    }
+
+    /// The stream is dropped: its chunks still alive now count as held
+    /// by nobody the ring can see.
+    pub(crate) fn orphan(&self, ring: &Inner) {
+        let before = self.0.fetch_or(ORPHANED, Ordering::AcqRel);
+        if before & ORPHANED == 0 {
+            let alive = (before & !ORPHANED) as isize;
+            ring.held_orphaned.fetch_add(alive, Ordering::AcqRel);
+        }
+    }
 }
 
 impl BufRing {
@@ -167,6 +195,7 @@ impl BufRing {
             mem: Some((ring_mem, bufs)),
             tail: Mutex::new(0),
             held: AtomicUsize::new(0),
+            held_orphaned: AtomicIsize::new(0),
             recycled: AtomicU64::new(0),
             waiters: Mutex::new(Vec::new()),
         };
@@ -259,13 +288,13 @@ impl Inner {
         self: &Arc<Self>,
         result: i32,
         flags: u32,
-        owner: &Arc<AtomicUsize>,
+        owner: &Arc<StreamTally>,
     ) -> Option<RingBuf> {
         if flags & CQE_F_BUFFER == 0 {
             return None;
         }
         self.held.fetch_add(1, Ordering::Relaxed);
-        owner.fetch_add(1, Ordering::Relaxed);
+        owner.0.fetch_add(1, Ordering::AcqRel);
         Some(RingBuf {
             ring: self.clone(),
             bid: (flags >> CQE_BUFFER_SHIFT) as u16,
@@ -279,6 +308,11 @@ impl Inner {
         if flags & CQE_F_BUFFER != 0 {
             self.recycle((flags >> CQE_BUFFER_SHIFT) as u16);
         }
+    }
+
+    /// Whether some held buffers came from streams that are gone.
+    pub(crate) fn held_by_dropped_streams(&self) -> bool {
+        self.held_orphaned.load(Ordering::Acquire) > 0
     }
 
     /// Whether every buffer is held by a live `RingBuf`.
@@ -372,7 +406,10 @@ impl Deref for RingBuf {
 impl Drop for RingBuf {
     fn drop(&mut self) {
         self.ring.held.fetch_sub(1, Ordering::Relaxed);
-        self.owner.fetch_sub(1, Ordering::Relaxed);
+        let before = self.owner.0.fetch_sub(1, Ordering::AcqRel);
+        if before & ORPHANED != 0 {
+            self.ring.held_orphaned.fetch_sub(1, Ordering::AcqRel);
+        }
         self.ring.recycle(self.bid);
     }
 }

@@ -34,7 +34,7 @@ mod region;
 pub use buf_ring::{BufRing, RingBuf};
 pub use bufs::{FixedBuf, FixedBufPool};
 
-pub(crate) use buf_ring::RecvRing;
+pub(crate) use buf_ring::{RecvRing, StreamTally};
 
 use std::io;
 use std::sync::Arc;

@@ -9,12 +9,14 @@
 //!    op, e.g. after a CQ overflow) is re-armed on the next poll, so the
 //!    stream sees every byte, in order.
 //! 3. Out of buffers (`ENOBUFS`): if every buffer is held by a live
-//!    [`RingBuf`] and this stream handed out at least one of them, the
-//!    stream yields an error saying so (its caller may be waiting on
-//!    itself, or two streams each on the other's chunks) and re-arms on the
-//!    next poll; otherwise (some are free, or every one is held by chunks
-//!    of other streams sharing the ring) it waits until a buffer is given
-//!    back, then re-arms.
+//!    [`RingBuf`] and some of them were handed out by this stream or by a
+//!    stream since dropped (the caller may be waiting on itself, or two
+//!    streams each on the other's chunks), the stream yields an error
+//!    saying so and re-arms on the next poll; otherwise (some are free, or
+//!    every one is held through other live streams sharing the ring) it
+//!    waits until a buffer is given back, then re-arms. That wait, like
+//!    every wait of the stream, ends with `TimedOut` at the deadline of a
+//!    `native::timeout` it is polled under.
 //! 4. Chunks posted after the stream is dropped give their buffers back
 //!    (buffer ring protocol step 3).
 //!
@@ -31,7 +33,7 @@ use std::task::{Context, Poll};
 
 use io_uring::{opcode, types};
 
-use crate::native::fixed::{BufRing, RecvRing, RingBuf};
+use crate::native::fixed::{BufRing, RecvRing, RingBuf, StreamTally};
 use crate::op::{MultiShot, Orphan};
 use crate::sys::CQE_F_MORE;
 
@@ -71,8 +73,10 @@ pub struct RecvMulti {
     armed_at: u64,
     /// Out of buffers: waiting for the give-back count to leave this.
     starved_at: Option<u64>,
-    /// How many chunks this stream handed out are alive (rule 3).
-    held: Arc<std::sync::atomic::AtomicUsize>,
+    /// The chunks this stream handed out that are alive (rule 3).
+    held: Arc<StreamTally>,
+    /// Bounds a wait for a buffer by the caller's `native::timeout`.
+    timer: Option<crate::time::Sleep>,
     done: bool,
 }
 
@@ -85,6 +89,7 @@ impl RecvMulti {
             armed_at: 0,
             starved_at: None,
             held: Arc::default(),
+            timer: None,
             done: false,
         }
     }
@@ -127,9 +132,15 @@ impl RecvMulti {
             }
             if let Some(seen) = self.starved_at {
                 if !self.ring.wait_recycle(seen, cx.waker()) {
-                    return Poll::Pending;
+                    // Bounded like every wait of the stream (op invariant
+                    // 8); still starved, the next call waits on.
+                    return match self.poll_deadline(cx) {
+                        Poll::Ready(e) => Poll::Ready(Some(Err(e))),
+                        Poll::Pending => Poll::Pending,
+                    };
                 }
                 self.starved_at = None;
+                self.timer = None;
             }
             if self.op.is_none() {
                 // Bound to the ring's shard (`arm`): polled elsewhere, the
@@ -173,8 +184,10 @@ impl RecvMulti {
             }
             if result == -libc::ENOBUFS {
                 // Rule 3.
-                let ours = self.held.load(std::sync::atomic::Ordering::Relaxed);
-                if self.ring.all_held() && ours > 0 {
+                // Held by this stream, or by a stream the caller dropped
+                // (likely still in its hands): a wait could be on itself.
+                let ours = self.held.alive() > 0 || self.ring.held_by_dropped_streams();
+                if self.ring.all_held() && ours {
                     return Poll::Ready(Some(Err(io::Error::new(
                         io::ErrorKind::OutOfMemory,
                         "every buffer of the BufRing is held by a RingBuf, some handed out by this stream: drop some to receive more",
@@ -219,6 +232,36 @@ impl RecvMulti {
     /// ```
     pub async fn next(&mut self) -> Option<io::Result<RingBuf>> {
         poll_fn(|cx| self.poll_next(cx)).await
+    }
+}
+
+impl RecvMulti {
+    /// The deadline of the `native::timeout` this poll runs under: `Ready`
+    /// once it has passed.
+    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
+        let Some(deadline) = crate::op::current_deadline() else {
+            self.timer = None;
+            return Poll::Pending;
+        };
+        let timer = match &mut self.timer {
+            Some(t) if t.deadline() == deadline => t,
+            slot => slot.insert(crate::time::sleep_until(deadline)),
+        };
+        match std::pin::Pin::new(timer).poll(cx) {
+            Poll::Ready(()) => {
+                self.timer = None;
+                Poll::Ready(io::ErrorKind::TimedOut.into())
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for RecvMulti {
+    /// Chunks handed out and still alive now belong to nobody the ring can
+    /// see (rule 3).
+    fn drop(&mut self) {
+        self.held.orphan(&self.ring);
     }
 }
 
