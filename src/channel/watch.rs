@@ -129,16 +129,30 @@ impl WatchList {
     ///
     /// [`forget_ended`]: Self::forget_ended
     fn ended_watch(&self, chan: Arc<dyn Watched>) {
-        let full = {
+        let (full, dead) = {
             let mut ended = self.ended.borrow_mut();
+            // Channels whose receiver and senders are all gone since: ours
+            // is the last reference, and nobody reads their mark. Let them
+            // go now, not at the next park (their queued messages'
+            // destructors may be waited for).
+            let mut dead = Vec::new();
+            let mut i = 0;
+            while i < ended.len() {
+                if Arc::strong_count(&ended[i]) == 1 {
+                    dead.push(ended.swap_remove(i));
+                } else {
+                    i += 1;
+                }
+            }
             if !ended
                 .iter()
                 .any(|c| std::ptr::addr_eq(Arc::as_ptr(c), Arc::as_ptr(&chan)))
             {
                 ended.push(chan);
             }
-            ended.len() >= ENDED_KEPT
+            (ended.len() >= ENDED_KEPT, dead)
         };
+        drop_quietly(dead);
         if full {
             self.forget_ended();
         }
@@ -164,13 +178,19 @@ impl WatchList {
             }
         }
         drop(list);
-        // With no borrow held: the last `Arc` of a channel drops its queued
-        // messages, whose destructors are user code.
-        drop(ended);
+        drop_quietly(ended);
     }
 
     /// Whether nothing is watched (the common case: a cheap test).
     pub(crate) fn is_empty(&self) -> bool {
         self.list.borrow().is_empty()
+    }
+}
+
+/// Drops channels with no borrow held and no unwinding out: the last `Arc`
+/// of a channel drops its queued messages, whose destructors are user code.
+fn drop_quietly(chans: Vec<Arc<dyn Watched>>) {
+    if !chans.is_empty() {
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(chans)));
     }
 }
