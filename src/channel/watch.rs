@@ -131,10 +131,18 @@ impl WatchList {
     fn ended_watch(&self, chan: Arc<dyn Watched>) {
         let (full, dead) = {
             let mut ended = self.ended.borrow_mut();
+            if ended
+                .iter()
+                .any(|c| std::ptr::addr_eq(Arc::as_ptr(c), Arc::as_ptr(&chan)))
+            {
+                // Kept already (a ping-pong's receiver, every hop): nothing
+                // else to do on this path.
+                return;
+            }
             // Channels whose receiver and senders are all gone since: ours
             // is the last reference, and nobody reads their mark. Let them
-            // go now, not at the next park (their queued messages'
-            // destructors may be waited for).
+            // go now rather than at the next park. (Looked at only when a
+            // new channel joins: the count shares a line with the queue.)
             let mut dead = Vec::new();
             let mut i = 0;
             while i < ended.len() {
@@ -144,12 +152,7 @@ impl WatchList {
                     i += 1;
                 }
             }
-            if !ended
-                .iter()
-                .any(|c| std::ptr::addr_eq(Arc::as_ptr(c), Arc::as_ptr(&chan)))
-            {
-                ended.push(chan);
-            }
+            ended.push(chan);
             (ended.len() >= ENDED_KEPT, dead)
         };
         drop_quietly(dead);
