@@ -204,7 +204,7 @@ pub(crate) struct Op<T: Send + 'static> {
     /// Our entry among the shard's ops waiting for room (invariant 6).
     room: RoomWait,
     /// Fires the deadline of an op still waiting for room (invariant 7).
-    room_timer: Option<crate::time::Sleep>,
+    room_timer: super::DeadlineTimer,
     cell: Option<Arc<OpCell<T>>>,
     home: Option<Arc<Remote>>,
     user_data: u64,
@@ -257,7 +257,7 @@ where
     Op {
         pending: Some(sqe),
         room: RoomWait::default(),
-        room_timer: None,
+        room_timer: super::DeadlineTimer::default(),
         cell: Some(cell),
         home: None,
         user_data: 0,
@@ -455,7 +455,7 @@ impl<T: Send + 'static> Future for Op<T> {
             match unsafe { try_submit(cell, sqe, timeout, this.two_cqes, this.late, cx.waker()) } {
                 Submit::Done(home, user_data) => {
                     this.room.cancel();
-                    this.room_timer = None;
+                    this.room_timer.clear();
                     this.home = Some(home);
                     this.user_data = user_data;
                     this.deadline = timeout.and(deadline);
@@ -600,21 +600,12 @@ impl<T: Send + 'static> Op<T> {
         deadline: Option<Instant>,
     ) -> Poll<io::Error> {
         self.room.register(cx.waker(), entries);
-        match deadline {
-            Some(d) => {
-                // The deadline of this poll's `native::timeout`: an op polled
-                // under another one before (a `select!` that dropped it)
-                // must not keep that one's timer.
-                let timer = match &mut self.room_timer {
-                    Some(t) if t.deadline() == d => t,
-                    slot => slot.insert(crate::time::sleep_until(d)),
-                };
-                if Pin::new(timer).poll(cx).is_ready() {
-                    self.room.cancel();
-                    return Poll::Ready(io::ErrorKind::TimedOut.into());
-                }
-            }
-            None => self.room_timer = None,
+        // The deadline of this poll's `native::timeout`: an op polled under
+        // another one before (a `select!` that dropped it) does not keep
+        // that one's timer.
+        if let Poll::Ready(e) = self.room_timer.poll_until(deadline, cx) {
+            self.room.cancel();
+            return Poll::Ready(e);
         }
         Poll::Pending
     }

@@ -39,7 +39,7 @@ fn op_with(cell: Arc<OpCell<()>>) -> Op<()> {
     Op {
         pending: None,
         room: RoomWait::default(),
-        room_timer: None,
+        room_timer: super::super::DeadlineTimer::default(),
         cell: Some(cell),
         home: None,
         user_data: 0,

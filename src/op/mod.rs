@@ -77,11 +77,13 @@
 //! `Send`: a stolen task observes its op's completion (ADR 0008, ADR 0009).
 
 mod cell;
+mod deadline;
 mod multi;
 mod room;
 mod table;
 
 pub(crate) use cell::{Op, current_deadline, submit, with_deadline, wrong_shard};
+pub(crate) use deadline::DeadlineTimer;
 pub(crate) use multi::{MultiShot, Orphan};
 pub(crate) use room::{RoomWaiters, waiters_fit, wake_waiters_if_room};
 pub(crate) use table::OpTable;

@@ -94,7 +94,7 @@ pub(crate) struct MultiShot {
     /// Each wait for a result is bounded by the caller's `native::timeout`
     /// (invariant 8), through `timer`.
     timed: bool,
-    timer: Option<crate::time::Sleep>,
+    timer: super::DeadlineTimer,
 }
 
 impl MultiShot {
@@ -137,7 +137,7 @@ impl MultiShot {
             room: RoomWait::default(),
             bound: None,
             timed: false,
-            timer: None,
+            timer: super::DeadlineTimer::default(),
         }
     }
 
@@ -160,23 +160,9 @@ impl MultiShot {
 
     /// A timed wait's deadline: `Ready` once it has passed.
     fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
-        let deadline = match (self.timed, super::current_deadline()) {
-            (true, Some(d)) => d,
-            _ => {
-                self.timer = None;
-                return Poll::Pending;
-            }
-        };
-        let timer = match &mut self.timer {
-            Some(t) if t.deadline() == deadline => t,
-            slot => slot.insert(crate::time::sleep_until(deadline)),
-        };
-        match std::pin::Pin::new(timer).poll(cx) {
-            Poll::Ready(()) => {
-                self.timer = None;
-                Poll::Ready(io::ErrorKind::TimedOut.into())
-            }
-            Poll::Pending => Poll::Pending,
+        match self.timed {
+            true => self.timer.poll(cx),
+            false => Poll::Pending,
         }
     }
 

@@ -140,20 +140,23 @@ impl FixedBufPool {
             .collect();
         let mut stuck = false;
         let registered = register_here("a fixed buffer pool", |ring, slots| {
-            // SAFETY: the region is freed only after the slots are cleared
-            // (or the shard exited) and every op on them ended (fixed
-            // invariant 2): `Pool` owns it and unregisters before freeing,
-            // and a failure that left slots registered leaks it (below).
-            unsafe { slots.register_buffers(ring, &iovecs) }.map_err(|failed| {
+            // SAFETY: `Pool` frees the region only once its slots are cleared and their ops
+            // ended (fixed invariant 2); a failure that leaves slots registered leaks it.
+            let result = unsafe { slots.register_buffers(ring, &iovecs) };
+            result.map_err(|failed| {
                 stuck = !failed.cleared;
                 failed.error
             })
         });
-        if stuck {
-            std::mem::forget(mem); // the kernel may still use it
-            return Err(registered.err().expect("a failed registration"));
-        }
-        let (first, home) = registered?;
+        let (first, home) = match registered {
+            Ok(registered) => registered,
+            Err(e) => {
+                if stuck {
+                    std::mem::forget(mem); // the kernel may still use it
+                }
+                return Err(e);
+            }
+        };
         Ok(Self {
             pool: Arc::new(Pool {
                 home,

@@ -76,7 +76,7 @@ pub struct RecvMulti {
     /// The chunks this stream handed out that are alive (rule 3).
     held: Arc<StreamTally>,
     /// Bounds a wait for a buffer by the caller's `native::timeout`.
-    timer: Option<crate::time::Sleep>,
+    timer: crate::op::DeadlineTimer,
     done: bool,
 }
 
@@ -89,7 +89,7 @@ impl RecvMulti {
             armed_at: 0,
             starved_at: None,
             held: Arc::default(),
-            timer: None,
+            timer: crate::op::DeadlineTimer::default(),
             done: false,
         }
     }
@@ -134,13 +134,13 @@ impl RecvMulti {
                 if !self.ring.wait_recycle(seen, cx.waker()) {
                     // Bounded like every wait of the stream (op invariant
                     // 8); still starved, the next call waits on.
-                    return match self.poll_deadline(cx) {
+                    return match self.timer.poll(cx) {
                         Poll::Ready(e) => Poll::Ready(Some(Err(e))),
                         Poll::Pending => Poll::Pending,
                     };
                 }
                 self.starved_at = None;
-                self.timer = None;
+                self.timer.clear();
             }
             if self.op.is_none() {
                 // Bound to the ring's shard (`arm`): polled elsewhere, the
@@ -232,28 +232,6 @@ impl RecvMulti {
     /// ```
     pub async fn next(&mut self) -> Option<io::Result<RingBuf>> {
         poll_fn(|cx| self.poll_next(cx)).await
-    }
-}
-
-impl RecvMulti {
-    /// The deadline of the `native::timeout` this poll runs under: `Ready`
-    /// once it has passed.
-    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
-        let Some(deadline) = crate::op::current_deadline() else {
-            self.timer = None;
-            return Poll::Pending;
-        };
-        let timer = match &mut self.timer {
-            Some(t) if t.deadline() == deadline => t,
-            slot => slot.insert(crate::time::sleep_until(deadline)),
-        };
-        match std::pin::Pin::new(timer).poll(cx) {
-            Poll::Ready(()) => {
-                self.timer = None;
-                Poll::Ready(io::ErrorKind::TimedOut.into())
-            }
-            Poll::Pending => Poll::Pending,
-        }
     }
 }
 

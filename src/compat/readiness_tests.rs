@@ -1,0 +1,261 @@
+//! Tests of the readiness engine (`readiness.rs`), each named after the
+//! race or order it pins down.
+
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use super::Direction;
+use crate::compat::AsyncFd;
+
+/// A stream first waited on on a shard, then polled from a Tokio task
+/// (off the runtime), while the kernel ends its multishot poll (a final
+/// CQE without `F_MORE`, as on CQ overflow). The off-shard poller used
+/// to re-arm the poll where it stood and fail with "native ring ops run
+/// on a ringlane shard"; it now forwards the wait to the home shard.
+#[test]
+fn a_poll_the_kernel_ended_is_re_armed_through_the_home_shard_off_the_runtime() {
+    let rt = crate::Runtime::builder().shards(1).build().unwrap();
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    a.set_nonblocking(true).unwrap();
+    let fd = rt
+        .block_on(
+            rt.handle()
+                .spawn_pinned(0, async move {
+                    let fd = AsyncFd::new(a).unwrap();
+                    let tick = fd.readiness().tick(Direction::Read);
+                    fd.readiness().clear(Direction::Read, tick);
+                    let mut cx = Context::from_waker(Waker::noop());
+                    assert!(
+                        fd.readiness()
+                            .poll_ready(Direction::Read, &mut cx)
+                            .is_pending()
+                    );
+                    fd
+                })
+                .unwrap(),
+        )
+        .unwrap();
+    // The kernel ends the armed poll with a last readiness report.
+    {
+        let side = fd.readiness().read.lock();
+        let armed = side.armed.as_ref().expect("armed on the shard");
+        armed.complete_for_test(libc::POLLIN as i32, 0);
+    }
+    let mut cx = Context::from_waker(Waker::noop());
+    let r = fd.readiness();
+    let Poll::Ready(Ok(tick)) = r.poll_ready(Direction::Read, &mut cx) else {
+        panic!("the kernel's last report left the direction ready");
+    };
+    r.clear(Direction::Read, tick); // the read said EAGAIN
+    match r.poll_ready(Direction::Read, &mut cx) {
+        Poll::Pending => {}
+        Poll::Ready(out) => panic!("expected a forwarded wait, got {out:?}"),
+    }
+    use std::io::Write;
+    (&b).write_all(b"x").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match r.poll_ready(Direction::Read, &mut cx) {
+            Poll::Ready(Ok(_)) => break,
+            Poll::Ready(Err(e)) => panic!("the forwarded wait failed: {e}"),
+            Poll::Pending if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Poll::Pending => panic!("the forwarded wait never saw the byte"),
+        }
+    }
+    drop(fd);
+    drop(b);
+}
+
+/// A wait forwarded from outside the runtime whose helper task is still
+/// in its shard's mailbox when the runtime drops: the cancelling
+/// shutdown drops the helper unpolled. Its guard used to be made in
+/// the helper's first poll, so nothing reported and the poller stayed
+/// pending forever.
+#[test]
+fn a_forwarded_wait_whose_helper_never_ran_fails_at_shutdown() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    struct Flag(AtomicBool);
+    impl std::task::Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    let rt = crate::Runtime::builder().shards(1).build().unwrap();
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    a.set_nonblocking(true).unwrap();
+    let fd = rt
+        .block_on(
+            rt.handle()
+                .spawn_pinned(0, async move {
+                    let fd = AsyncFd::new(a).unwrap();
+                    let tick = fd.readiness().tick(Direction::Read);
+                    fd.readiness().clear(Direction::Read, tick);
+                    fd
+                })
+                .unwrap(),
+        )
+        .unwrap();
+    // Shard 0 busy, so the helper stays queued in its mailbox.
+    let started = Arc::new(AtomicBool::new(false));
+    let s = started.clone();
+    let _blocker = rt
+        .handle()
+        .spawn_pinned(0, async move {
+            s.store(true, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(300));
+        })
+        .unwrap();
+    while !started.load(Ordering::SeqCst) {
+        std::thread::yield_now();
+    }
+    let woken = Arc::new(Flag(AtomicBool::new(false)));
+    let waker = Waker::from(woken.clone());
+    let mut cx = Context::from_waker(&waker);
+    let r = fd.readiness();
+    assert!(r.poll_ready(Direction::Read, &mut cx).is_pending());
+    drop(rt);
+    assert!(woken.0.load(Ordering::SeqCst), "the poller was never woken");
+    match r.poll_ready(Direction::Read, &mut cx) {
+        Poll::Ready(Err(_)) => {}
+        Poll::Ready(Ok(_)) => panic!("nothing was written: not ready"),
+        Poll::Pending => panic!("the forwarded wait stayed pending after its runtime dropped"),
+    }
+    drop(fd);
+    drop(b);
+}
+
+/// A shard task's wait finds the SQ full, so its poll op waits for room;
+/// in the same tick a thread off the runtime polls the same direction
+/// and the data arrives. The off-shard poll used to fail and drop that
+/// op, with its room wait: the shard task was never woken.
+#[test]
+fn an_off_shard_poll_leaves_a_poll_waiting_for_room_to_its_shard() {
+    use std::future::Future;
+    use std::io::Write;
+    use std::pin::Pin;
+    use std::sync::Arc;
+    let rt = crate::Runtime::builder()
+        .shards(1)
+        .ring_entries(64)
+        .build()
+        .unwrap();
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    a.set_nonblocking(true).unwrap();
+    let parent = rt.handle().spawn_pinned(0, async move {
+        let fd = Arc::new(AsyncFd::new(a).unwrap());
+        let tick = fd.readiness().tick(Direction::Read);
+        fd.readiness().clear(Direction::Read, tick);
+        // Both run in one tick, in this order, before the SQ is sent.
+        let waiter = fd.clone();
+        let waiting = crate::spawn_local(async move {
+            // Fill the SQ with NOPs nobody waits for.
+            let mut quiet = Context::from_waker(Waker::noop());
+            let mut nops = Vec::new();
+            loop {
+                let mut nop =
+                    crate::op::submit((), false, |_| io_uring::opcode::Nop::new().build());
+                let _ = Pin::new(&mut nop).poll(&mut quiet);
+                let pushed = nop.is_pushed();
+                nops.push(nop);
+                if !pushed {
+                    break;
+                }
+            }
+            let r = waiter.readiness();
+            let mut first = true;
+            std::future::poll_fn(|cx| {
+                let p = r.poll_ready(Direction::Read, cx);
+                if std::mem::take(&mut first) {
+                    assert!(p.is_pending(), "nothing written yet");
+                    let side = r.read.lock();
+                    let armed = side.armed.as_ref().expect("a poll op");
+                    assert!(!armed.is_pushed(), "the SQ was meant to be full");
+                }
+                p
+            })
+            .await
+            .unwrap();
+            drop(nops);
+            let mut byte = [0u8; 1];
+            std::io::Read::read(&mut waiter.get_ref(), &mut byte).unwrap()
+        })
+        .unwrap();
+        let outside = fd.clone();
+        let poke = crate::spawn_local(async move {
+            std::thread::spawn(move || {
+                let mut cx = Context::from_waker(Waker::noop());
+                let polled = outside.readiness().poll_ready(Direction::Read, &mut cx);
+                (&b).write_all(b"z").unwrap();
+                assert!(polled.is_pending(), "off-shard poll: {polled:?}");
+                b
+            })
+            .join()
+            .unwrap()
+        })
+        .unwrap();
+        let b = poke.await.unwrap();
+        let read = crate::time::timeout(Duration::from_secs(5), waiting).await;
+        drop(b);
+        read
+    });
+    let read = rt.block_on(parent.unwrap()).unwrap();
+    assert_eq!(
+        read.expect("the shard task's wait was never woken")
+            .unwrap(),
+        1
+    );
+}
+
+/// Two tasks share one direction: A's syscall says `EAGAIN`, then,
+/// before A clears, B's wait sees new data and B reads part of it. A's
+/// late clear used to erase the readiness B's event had set: both then
+/// waited, with a byte unread and no new event coming.
+#[test]
+fn a_clear_after_a_stale_eagain_keeps_a_newer_readiness() {
+    let rt = crate::Runtime::builder().shards(1).build().unwrap();
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    a.set_nonblocking(true).unwrap();
+    let unread = rt
+        .block_on(
+            rt.handle()
+                .spawn_pinned(0, async move {
+                    use std::io::{Read, Write};
+                    let fd = AsyncFd::new(a).unwrap();
+                    let r = fd.readiness();
+                    // A's syscall: nothing to read yet.
+                    let stale = r.tick(Direction::Read);
+                    let mut one = [0u8; 1];
+                    let eagain = fd.get_ref().read(&mut one).unwrap_err();
+                    assert_eq!(eagain.kind(), std::io::ErrorKind::WouldBlock);
+                    // B clears after its own EAGAIN (same tick) and waits.
+                    r.clear(Direction::Read, stale);
+                    let pending = std::future::poll_fn(|cx| {
+                        Poll::Ready(r.poll_ready(Direction::Read, cx).is_pending())
+                    })
+                    .await;
+                    assert!(pending, "nothing was written yet");
+                    (&b).write_all(b"xy").unwrap();
+                    std::future::poll_fn(|cx| r.poll_ready(Direction::Read, cx))
+                        .await
+                        .unwrap();
+                    // B reads one of the two bytes.
+                    assert_eq!(fd.get_ref().read(&mut one).unwrap(), 1);
+                    // A's late clear, for the syscall it made before the data.
+                    r.clear(Direction::Read, stale);
+                    let wait = std::future::poll_fn(|cx| r.poll_ready(Direction::Read, cx));
+                    crate::time::timeout(Duration::from_secs(2), wait)
+                        .await
+                        .expect("the second byte's readiness was erased")
+                        .unwrap();
+                    let n = fd.get_ref().read(&mut one).unwrap();
+                    drop(b);
+                    n
+                })
+                .unwrap(),
+        )
+        .unwrap();
+    assert_eq!(unread, 1);
+}

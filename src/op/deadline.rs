@@ -1,0 +1,55 @@
+//! `DeadlineTimer`: how a wait that is not an op in the kernel (room in the
+//! ring for an op, the next item of a multishot stream, a buffer for a
+//! receive) is bounded by the `native::timeout` it is polled under (op
+//! invariants 7 and 8). Ops in the kernel carry a linked timeout instead.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use crate::time::Sleep;
+
+/// A timer kept across the polls of one wait. It follows the deadline each
+/// poll runs under: replaced when that deadline changes (an op polled under
+/// another `native::timeout` after a `select!` dropped the first), dropped
+/// when there is none.
+#[derive(Debug, Default)]
+pub(crate) struct DeadlineTimer(Option<Sleep>);
+
+impl DeadlineTimer {
+    /// `Ready(TimedOut)` once the deadline of the `native::timeout` the
+    /// calling poll runs under has passed; `Pending` before it (`cx` is
+    /// woken then) or without one.
+    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
+        self.poll_until(super::current_deadline(), cx)
+    }
+
+    /// As [`poll`](Self::poll), for a deadline the caller worked out.
+    pub(crate) fn poll_until(
+        &mut self,
+        deadline: Option<Instant>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Error> {
+        let Some(deadline) = deadline else {
+            self.0 = None;
+            return Poll::Pending;
+        };
+        let timer = match &mut self.0 {
+            Some(t) if t.deadline() == deadline => t,
+            slot => slot.insert(crate::time::sleep_until(deadline)),
+        };
+        match Pin::new(timer).poll(cx) {
+            Poll::Ready(()) => {
+                self.0 = None;
+                Poll::Ready(io::ErrorKind::TimedOut.into())
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// The wait ended: its timer goes.
+    pub(crate) fn clear(&mut self) {
+        self.0 = None;
+    }
+}
