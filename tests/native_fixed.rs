@@ -327,6 +327,26 @@ fn holding_every_ring_buffer_is_an_error_not_a_hang() {
     assert_eq!(rest, 64, "no byte lost around the error");
 }
 
+/// A second stream on `ring` (of two 16-byte buffers) whose caller holds
+/// both buffers: the chunks, and the live stream with its peer (dropping
+/// the stream would make its chunks count as nobody's).
+async fn another_stream_holds_every_buffer(
+    ring: &BufRing,
+) -> (
+    Vec<RingBuf>,
+    (ringlane::native::net::RecvMulti, std::net::TcpStream),
+) {
+    let (b, mut b_peer) = pair().await;
+    b_peer.write_all(&[2u8; 32]).unwrap();
+    let mut b_chunks = b.recv_multi(ring);
+    let mut held = Vec::new();
+    while held.iter().map(|c: &RingBuf| c.len()).sum::<usize>() < 32 {
+        held.push(b_chunks.next().await.unwrap().unwrap());
+    }
+    assert_eq!(held.len(), 2, "B holds both buffers");
+    (held, (b_chunks, b_peer))
+}
+
 /// Two streams share a ring of two buffers. B's caller holds both of B's
 /// chunks for a while; A, holding none, runs out of buffers meanwhile. A
 /// must wait for B's chunks to come back, not fail: the "every buffer is
@@ -339,14 +359,7 @@ fn a_stream_holding_no_chunk_waits_for_another_streams_to_come_back() {
     let got = on_shard(&rt, 0, async {
         let ring = BufRing::new(2, 16).unwrap();
         let (a, mut a_peer) = pair().await;
-        let (b, mut b_peer) = pair().await;
-        b_peer.write_all(&[2u8; 32]).unwrap();
-        let mut b_chunks = b.recv_multi(&ring);
-        let mut held = Vec::new();
-        while held.iter().map(|c: &RingBuf| c.len()).sum::<usize>() < 32 {
-            held.push(b_chunks.next().await.unwrap().unwrap());
-        }
-        assert_eq!(held.len(), 2, "B holds both buffers");
+        let (held, _b) = another_stream_holds_every_buffer(&ring).await;
         let mut a_chunks = a.recv_multi(&ring);
         a_peer.write_all(b"x").unwrap();
         // B's caller gives its chunks back a little later.
@@ -417,13 +430,7 @@ fn a_stream_waiting_for_a_buffer_times_out_and_goes_on() {
     let (timed_out, got) = on_shard(&rt, 0, async {
         let ring = BufRing::new(2, 16).unwrap();
         let (a, mut a_peer) = pair().await;
-        let (b, mut b_peer) = pair().await;
-        b_peer.write_all(&[2u8; 32]).unwrap();
-        let mut b_chunks = b.recv_multi(&ring);
-        let mut held = Vec::new();
-        while held.iter().map(|c: &RingBuf| c.len()).sum::<usize>() < 32 {
-            held.push(b_chunks.next().await.unwrap().unwrap());
-        }
+        let (held, _b) = another_stream_holds_every_buffer(&ring).await;
         let mut a_chunks = a.recv_multi(&ring);
         a_peer.write_all(b"x").unwrap();
         let wait = a_chunks.next().timeout(Duration::from_millis(100));

@@ -195,23 +195,25 @@ fn a_tokio_task_reads_a_file_through_the_handle() {
     std::fs::remove_file(path).unwrap();
 }
 
-/// Regression (op invariant 6): with the op table full, an op that waited
-/// for room and was dropped (its timeout fired) must not eat the wake-up
-/// meant for the next waiter. A ring of 8 entries has a CQ of 64 and so the
-/// smallest table: two ops.
-#[test]
-fn ops_waiting_for_room_lose_no_wakeup_when_a_waiter_is_dropped() {
-    let _serial = SERIAL.lock();
+/// A one-shard runtime whose op table has room for two ops (a ring of 8
+/// entries has a CQ of 64, the smallest table), both taken by one-byte
+/// reads held in flight on an empty pipe: the runtime, those reads, and
+/// the pipe's write end. Also writes a 4 KiB file at `path` to read from.
+fn both_op_slots_held(
+    path: &std::path::Path,
+) -> (
+    ringlane::Runtime,
+    Vec<ringlane::JoinHandle<std::io::Result<()>>>,
+    std::os::fd::OwnedFd,
+) {
     let rt = ringlane::Runtime::builder()
         .shards(1)
         .ring_entries(8)
         .build()
         .unwrap();
-    let path = temp_path("cap");
-    std::fs::write(&path, vec![7u8; 4096]).unwrap();
+    std::fs::write(path, vec![7u8; 4096]).unwrap();
     let (r, w) = common::pipe();
     let pipe_reader = File::from(r);
-    // X1, X2: fill both slots, held in flight on an empty pipe.
     let xs: Vec<_> = (0..2)
         .map(|_| {
             let p = pipe_reader.clone();
@@ -220,7 +222,20 @@ fn ops_waiting_for_room_lose_no_wakeup_when_a_waiter_is_dropped() {
                 .unwrap()
         })
         .collect();
-    common::until_parked(&rt.handle(), 0); // both X in flight
+    common::until_parked(&rt.handle(), 0); // both in flight
+    (rt, xs, w)
+}
+
+/// Regression (op invariant 6): with the op table full, an op that waited
+/// for room and was dropped (its timeout fired) must not eat the wake-up
+/// meant for the next waiter. A ring of 8 entries has a CQ of 64 and so the
+/// smallest table: two ops.
+#[test]
+fn ops_waiting_for_room_lose_no_wakeup_when_a_waiter_is_dropped() {
+    let _serial = SERIAL.lock();
+    let path = temp_path("cap");
+    // X1, X2: both slots, held in flight on an empty pipe.
+    let (rt, xs, w) = both_op_slots_held(&path);
     // Opened without a ring op, so that T and U are the only waiters.
     let f = File::from(std::fs::File::open(&path).unwrap());
     let (t_gone, t_gone_rx) = std::sync::mpsc::channel();
@@ -261,25 +276,8 @@ fn ops_waiting_for_room_lose_no_wakeup_when_a_waiter_is_dropped() {
 #[test]
 fn an_op_waiting_for_room_follows_the_deadline_it_is_polled_under() {
     let _serial = SERIAL.lock();
-    let rt = ringlane::Runtime::builder()
-        .shards(1)
-        .ring_entries(8)
-        .build()
-        .unwrap();
     let path = temp_path("deadlines");
-    std::fs::write(&path, vec![7u8; 4096]).unwrap();
-    let (r, w) = common::pipe();
-    let pipe_reader = File::from(r);
-    // Both slots held in flight on an empty pipe.
-    let xs: Vec<_> = (0..2)
-        .map(|_| {
-            let p = pipe_reader.clone();
-            rt.handle()
-                .spawn_pinned(0, async move { p.read(vec![0u8; 1]).await.0.map(drop) })
-                .unwrap()
-        })
-        .collect();
-    common::until_parked(&rt.handle(), 0);
+    let (rt, xs, w) = both_op_slots_held(&path);
     let f = File::from(std::fs::File::open(&path).unwrap());
     let u = rt
         .handle()
