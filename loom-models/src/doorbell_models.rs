@@ -101,3 +101,38 @@ fn two_senders_ring_a_parked_receiver_at_most_once_and_lose_nothing() {
         assert_eq!(rings.load(Ordering::Relaxed), notified);
     });
 }
+
+/// A shard refused as a searcher parks (R3) while the last searcher, which
+/// found work and left some in its deque, stops searching (N3) and rings a
+/// parked shard if there is one. The refused shard's R4 looks at stealable
+/// work only when no searcher is left: either that look finds the work, or
+/// the searcher's ring reaches it, never neither (`src/shard/steal.rs`,
+/// step N4; the deque is a counter here).
+#[test]
+fn a_refused_shard_either_sees_the_last_searchers_leftovers_or_is_rung() {
+    loom::model(|| {
+        let state = Arc::new(DoorbellState::new());
+        let searching = Arc::new(AtomicUsize::new(1));
+        let leftovers = Arc::new(AtomicUsize::new(0));
+        let searcher = {
+            let (state, searching, leftovers) =
+                (state.clone(), searching.clone(), leftovers.clone());
+            thread::spawn(move || {
+                leftovers.fetch_add(1, Ordering::Relaxed); // N2: a batch, part left
+                let was_last = searching.fetch_sub(1, Ordering::SeqCst) == 1; // N3
+                was_last && state.should_ring() // notify one parked shard
+            })
+        };
+        state.prepare_park(); // R3 (the refused shard)
+        let look = searching.load(Ordering::SeqCst) == 0;
+        let saw = look && leftovers.load(Ordering::Relaxed) > 0; // R4
+        if saw {
+            state.finish_park();
+        }
+        let rang = searcher.join().unwrap();
+        assert!(
+            saw || rang,
+            "the refused shard slept beside the leftovers and nobody rang it"
+        );
+    });
+}
