@@ -72,6 +72,74 @@ fn child_build_runtime_without_free_fds() {
     report_build_refusal("no fd is free");
 }
 
+/// Child side: builds a two-shard runtime under every fd limit from the
+/// lowest free fd up to a dozen more, so that each fd the build opens (the
+/// probe's ring, the shards' rings and their duplicates, the eventfds) is in
+/// turn the one that fails. Prints `BAD=` for any outcome other than
+/// success or a `TooManyFiles` refusal.
+#[test]
+#[ignore = "run in a child process by the fd-limit sweep test"]
+fn child_build_runtime_at_each_fd_limit() {
+    if std::env::var_os("RINGLANE_FD_SWEEP_CHILD").is_none() {
+        return;
+    }
+    // SAFETY: open/close of /dev/null.
+    let lowest_free = unsafe {
+        let fd = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        assert!(fd >= 0);
+        libc::close(fd);
+        fd
+    };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit with a valid struct.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+    let saved = lim.rlim_cur;
+    let fds = || std::fs::read_dir("/proc/self/fd").unwrap().count();
+    let before = fds();
+    for extra in 0..12 {
+        lim.rlim_cur = (lowest_free + extra) as libc::rlim_t;
+        // SAFETY: setrlimit with a valid struct, below the hard limit.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
+        let built = ringlane::Runtime::builder().shards(2).build();
+        lim.rlim_cur = saved;
+        // SAFETY: as above, back to the saved soft limit.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
+        match built {
+            Ok(rt) => drop(rt),
+            Err(Error::RingSetup {
+                refusal: RingRefusal::TooManyFiles,
+                ..
+            }) => {}
+            Err(other) => println!("BAD=limit +{extra}: {other:?}"),
+        }
+    }
+    // Every failed build closed what it had opened (and joined its threads).
+    let after = fds();
+    if after != before {
+        println!("BAD=fds {before} before the sweep, {after} after");
+    }
+    println!("SWEPT=yes");
+}
+
+/// Out of fds at any step of the build is the same clear refusal, and the
+/// failed build leaks no fd: the eventfd step used to give
+/// `Error::Io(EMFILE)`, which a caller matching `RingRefusal::TooManyFiles`
+/// (as `build` documents) missed.
+#[test]
+fn running_out_of_fds_at_any_step_of_the_build_is_too_many_files() {
+    let out = child("child_build_runtime_at_each_fd_limit")
+        .env("RINGLANE_FD_SWEEP_CHILD", "1")
+        .output()
+        .unwrap();
+    let stdout = checked_stdout(&out);
+    assert_eq!(field(&stdout, "SWEPT="), "yes");
+    let bad: Vec<&str> = stdout.lines().filter(|l| l.starts_with("BAD=")).collect();
+    assert!(bad.is_empty(), "{bad:#?}");
+}
+
 #[repr(C)]
 struct SockFilter {
     code: u16,

@@ -139,7 +139,12 @@ pub(crate) fn start(config: Config, features: RingFeatures) -> Result<Started, E
             .map(|(i, fd)| {
                 let (fd, tid) =
                     fd.ok_or(Error::Io(io::Error::other("a shard reported no ring")))?;
-                let remote = Remote::new(i, id, fd, EventFd::new()?);
+                // Out of fds here is the same refusal as for the ring itself.
+                let eventfd = EventFd::new().map_err(|e| match e.raw_os_error() {
+                    Some(libc::EMFILE | libc::ENFILE) => Error::ring_setup(e),
+                    _ => Error::Io(e),
+                })?;
+                let remote = Remote::new(i, id, fd, eventfd);
                 // Known before `build` returns, so `ShardStats::os_tid` is too.
                 remote.stats.os_tid.store(tid, Ordering::Relaxed);
                 Ok(Arc::new(remote))
