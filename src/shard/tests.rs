@@ -316,6 +316,61 @@ fn a_refused_shard_parking_as_the_last_searcher_leaves_looks_at_stealable_work()
     );
 }
 
+/// A stealable push wakes a parked shard at once (`ring_doorbell_now`),
+/// because the pusher may block next, as it does here. A submit the kernel
+/// answered with `EAGAIN` (nothing submitted) used to count as sent: the
+/// MSG_RING stayed in the blocked pusher's SQ and the parked shard slept.
+/// It now falls back to the eventfd.
+#[test]
+fn an_immediate_doorbell_the_kernel_did_not_take_falls_back_to_the_eventfd() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    let rt = Runtime::builder().shards(2).build().unwrap();
+    let h = rt.handle();
+    let start = Instant::now();
+    while !h.shard_stats(1).unwrap().parked {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "shard 1 never parked"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let done = Arc::new(AtomicUsize::new(0));
+    let d = done.clone();
+    let pusher = h
+        .spawn_pinned(0, async move {
+            crate::sys::FAKE_EAGAIN.with(|f| f.set(true));
+            // The second push leaves two tasks in the deque: shard 1 is
+            // rung at once.
+            for _ in 0..2 {
+                let d = d.clone();
+                drop(crate::spawn(async move {
+                    d.fetch_add(1, SeqCst);
+                }));
+            }
+            let faked = !crate::sys::FAKE_EAGAIN.with(std::cell::Cell::get);
+            // Blocked: only shard 1 can run them.
+            let t = Instant::now();
+            while d.load(SeqCst) < 2 && t.elapsed() < Duration::from_secs(5) {
+                std::hint::spin_loop();
+            }
+            (faked, d.load(SeqCst))
+        })
+        .unwrap();
+    let (faked, ran) = ready_within(Duration::from_secs(10), pusher)
+        .expect("the pusher never finished")
+        .unwrap();
+    assert!(
+        faked,
+        "the immediate doorbell's submit never met the fake EAGAIN"
+    );
+    assert_eq!(
+        ran, 2,
+        "the parked shard slept through a doorbell left in the SQ"
+    );
+    assert_eq!(done.load(SeqCst), 2);
+}
+
 /// A doorbell owed to a parked shard goes into the SQ at the end of an
 /// idle tick; then, at step R4, the park finds work (a task queued here)
 /// and returns without entering the kernel. The doorbell used to wait in

@@ -17,4 +17,6 @@ pub(crate) use eventfd::EventFd;
 pub(crate) use fixed::FixedSlots;
 pub use probe::RingFeatures;
 pub(crate) use probe::probe_features;
+#[cfg(test)]
+pub(crate) use ring::FAKE_EAGAIN;
 pub(crate) use ring::{CQE_F_MORE, Completion, Ring};

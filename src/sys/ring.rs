@@ -282,6 +282,12 @@ impl Ring {
         }
     }
 
+    /// Whether SQEs wait to be submitted (a submit the kernel refused with
+    /// `EAGAIN` or `EBUSY`, which `enter` reports as `Ok`, leaves them).
+    pub(crate) fn sq_pending(&mut self) -> bool {
+        !self.uring.submission().is_empty() || !self.late.is_empty()
+    }
+
     /// Whether entering the kernel would submit or reap anything.
     pub(crate) fn needs_enter(&mut self) -> bool {
         let sq = self.uring.submission();
@@ -321,6 +327,10 @@ impl Ring {
 
     fn enter(&mut self, want: u32, timeout: Option<Duration>) -> io::Result<()> {
         self.flush_late();
+        #[cfg(test)]
+        if FAKE_EAGAIN.with(|f| f.replace(false)) {
+            return Ok(()); // as the kernel's EAGAIN below: nothing submitted
+        }
         let to_submit = self.uring.submission().len() as u32;
         let ts = timeout.map(|d| KernelTimespec {
             tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
@@ -374,6 +384,13 @@ impl Ring {
             _ => Err(err),
         }
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Makes this thread's next `enter` return as if the kernel had said
+    /// `EAGAIN`: `Ok`, nothing submitted.
+    pub(crate) static FAKE_EAGAIN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 #[cfg(test)]
