@@ -226,6 +226,22 @@ impl TcpStream {
         self.io.get_ref().local_addr()
     }
 
+    /// Takes the socket's pending error (`SO_ERROR`), if any: how a
+    /// connect made elsewhere (nonblocking, then waited for with
+    /// [`writable`](Self::writable)) reports that it failed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// let s = ringlane::compat::TcpStream::from_std(s).unwrap();
+    /// assert!(s.take_error().unwrap().is_none(), "a healthy connection");
+    /// ```
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.io.get_ref().take_error()
+    }
+
     /// Sets `TCP_NODELAY`.
     ///
     /// # Examples

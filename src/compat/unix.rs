@@ -174,6 +174,47 @@ impl UnixStream {
         (OwnedReadHalf(me.clone()), OwnedWriteHalf(me))
     }
 
+    /// The local address (unnamed for a client or a `pair` end).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, _b) = ringlane::compat::UnixStream::pair().unwrap();
+    /// assert!(a.local_addr().unwrap().is_unnamed());
+    /// ```
+    pub fn local_addr(&self) -> io::Result<std::os::unix::net::SocketAddr> {
+        self.io.get_ref().local_addr()
+    }
+
+    /// The peer's address.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let path = std::env::temp_dir().join(format!("ringlane-doc-upeer-{}.sock", std::process::id()));
+    /// let l = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    /// let s = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    /// let s = ringlane::compat::UnixStream::from_std(s).unwrap();
+    /// assert_eq!(s.peer_addr().unwrap().as_pathname(), Some(path.as_path()));
+    /// drop(l);
+    /// std::fs::remove_file(&path).unwrap();
+    /// ```
+    pub fn peer_addr(&self) -> io::Result<std::os::unix::net::SocketAddr> {
+        self.io.get_ref().peer_addr()
+    }
+
+    /// Takes the socket's pending error (`SO_ERROR`), if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, _b) = ringlane::compat::UnixStream::pair().unwrap();
+    /// assert!(a.take_error().unwrap().is_none());
+    /// ```
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.io.get_ref().take_error()
+    }
+
     /// Moves the socket to the native lane, back in blocking mode.
     ///
     /// # Errors
@@ -327,6 +368,21 @@ impl UnixListener {
     /// ```
     pub async fn accept(&self) -> io::Result<UnixStream> {
         std::future::poll_fn(|cx| self.poll_accept(cx)).await
+    }
+
+    /// The address it listens at.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let path = std::env::temp_dir().join(format!("ringlane-doc-ulocal-{}.sock", std::process::id()));
+    /// let l = ringlane::compat::UnixListener::bind(&path).unwrap();
+    /// assert_eq!(l.local_addr().unwrap().as_pathname(), Some(path.as_path()));
+    /// drop(l);
+    /// std::fs::remove_file(&path).unwrap();
+    /// ```
+    pub fn local_addr(&self) -> io::Result<std::os::unix::net::SocketAddr> {
+        self.io.get_ref().local_addr()
     }
 }
 
