@@ -60,7 +60,10 @@ struct Pool {
 
 struct FreeList {
     free: Vec<u16>,
-    waiters: Vec<Waker>,
+    /// One slot per `get` future waiting; the future removes its slot when
+    /// it gets a buffer or is dropped, so a task that gave up (a timeout)
+    /// leaves nothing behind.
+    waiters: slab::Slab<Waker>,
 }
 
 /// One buffer of a [`FixedBufPool`]: owned, registered bytes. Its
@@ -167,7 +170,7 @@ impl FixedBufPool {
                 mem: Some(mem),
                 free: Mutex::new(FreeList {
                     free: (0..count as u16).rev().collect(),
-                    waiters: Vec::new(),
+                    waiters: slab::Slab::new(),
                 }),
             }),
         })
@@ -217,17 +220,38 @@ impl FixedBufPool {
     /// assert!(rt.block_on(j).unwrap());
     /// ```
     pub async fn get(&self) -> FixedBuf {
+        /// This wait's slot among the pool's waiters, removed on drop.
+        struct Wait<'a> {
+            pool: &'a Pool,
+            slot: Option<usize>,
+        }
+        impl Drop for Wait<'_> {
+            fn drop(&mut self) {
+                if let Some(slot) = self.slot.take() {
+                    self.pool.free.lock().waiters.try_remove(slot);
+                }
+            }
+        }
+        let mut wait = Wait {
+            pool: &self.pool,
+            slot: None,
+        };
         poll_fn(|cx| {
-            let mut free = self.pool.free.lock();
+            let mut free = wait.pool.free.lock();
             if let Some(index) = free.free.pop() {
+                if let Some(slot) = wait.slot.take() {
+                    free.waiters.try_remove(slot);
+                }
                 return Poll::Ready(FixedBuf {
                     pool: self.pool.clone(),
                     index,
                     len: 0,
                 });
             }
-            if !free.waiters.iter().any(|w| w.will_wake(cx.waker())) {
-                free.waiters.push(cx.waker().clone());
+            match wait.slot.and_then(|s| free.waiters.get_mut(s)) {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                Some(w) => *w = cx.waker().clone(),
+                None => wait.slot = Some(free.waiters.insert(cx.waker().clone())),
             }
             Poll::Pending
         })
@@ -467,10 +491,13 @@ impl DerefMut for FixedBuf {
 
 impl Drop for FixedBuf {
     fn drop(&mut self) {
-        let waiters = {
+        // Every waiter is woken (their slots stay theirs until they get a
+        // buffer or drop): waking one would lose the buffer to a waiter
+        // that is dropped before it polls again.
+        let waiters: Vec<Waker> = {
             let mut free = self.pool.free.lock();
             free.free.push(self.index);
-            std::mem::take(&mut free.waiters)
+            free.waiters.iter().map(|(_, w)| w.clone()).collect()
         };
         waiters.into_iter().for_each(Waker::wake);
     }
@@ -516,5 +543,43 @@ impl fmt::Debug for FixedBuf {
             .field("index", &self.buf_index())
             .field("len", &self.len)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::FixedBufPool;
+
+    /// Tasks that wait for a buffer and give up (a timeout) leave nothing
+    /// in the pool's waiter list. Each used to leave its waker there until
+    /// a buffer came back: a pool held for long, polled by many short-lived
+    /// tasks, grew without bound (and kept every such task's allocation).
+    #[test]
+    fn waiters_that_give_up_leave_no_waker_behind() {
+        let rt = crate::Runtime::builder().shards(1).build().unwrap();
+        let left = rt
+            .block_on(
+                rt.handle()
+                    .spawn_pinned(0, async {
+                        let pool = FixedBufPool::new(1, 4096).unwrap();
+                        let _held = pool.try_get().unwrap();
+                        for _ in 0..100 {
+                            let p = pool.clone();
+                            let gave_up = crate::spawn_local(async move {
+                                crate::time::timeout(Duration::from_millis(1), p.get())
+                                    .await
+                                    .is_err()
+                            })
+                            .unwrap();
+                            assert!(gave_up.await.unwrap(), "the only buffer is held");
+                        }
+                        pool.pool.free.lock().waiters.len()
+                    })
+                    .unwrap(),
+            )
+            .unwrap();
+        assert_eq!(left, 0, "wakers of tasks that gave up stayed in the list");
     }
 }
