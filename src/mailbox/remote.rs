@@ -223,9 +223,10 @@ impl Remote {
             );
             // SAFETY: a MSG_RING data SQE points at no user memory; the
             // target ring fd is kept open by `self` (held in `Shared`).
+            let pushed = unsafe { ring.push(&sqe) }.is_ok();
             // Sent only if the kernel took it: an `EAGAIN` or `EBUSY`
             // submit (`Ok` for the loop's sake) leaves it in the SQ.
-            unsafe { ring.push(&sqe) }.is_ok() && ring.submit().is_ok() && !ring.sq_pending()
+            pushed && ring.submit().is_ok() && !ring.sq_pending()
         });
         if sent != Some(true) {
             self.ring_eventfd();

@@ -1,0 +1,206 @@
+//! Shard-loop tests that need the crate's insides (the ring itself), and
+//! the test hooks the loop calls. The stealing and wake-up cases are in
+//! `stealing.rs` and `wakeups.rs`.
+
+use std::time::{Duration, Instant};
+
+use crate::{Handle, Runtime, context};
+
+mod stealing;
+mod wakeups;
+
+/// CPU time (user + system) used so far by thread `tid` of this process.
+fn thread_cpu_time(tid: i32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<u64> = after
+        .split(' ')
+        .skip(11)
+        .take(2)
+        .map(|x| x.parse().unwrap())
+        .collect();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    Duration::from_millis((f[0] + f[1]) * 1000 / hz)
+}
+
+fn wait_parked(h: &Handle, shard: usize) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !h.shard_stats(shard).unwrap().parked {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    true
+}
+
+/// Ring invariant 4: a stale `IORING_SQ_TASKRUN` (set, nothing deferred)
+/// must not keep an idle shard awake. It once made the loop tick, enter
+/// and find nothing, forever, at 100% CPU.
+fn stale_flag_case(rt: Runtime) {
+    let h = rt.handle();
+    rt.block_on(
+        h.call_on(0, |_| {
+            context::with_current(|cx| cx.ring.borrow_mut().fake_stale_taskrun_flag())
+                .expect("on a shard")
+        })
+        .unwrap(),
+    )
+    .unwrap();
+    let tid = h.shard_stats(0).unwrap().os_tid;
+    assert!(wait_parked(&h, 0), "the shard never parked");
+    let before = thread_cpu_time(tid);
+    std::thread::sleep(Duration::from_millis(300));
+    let used = thread_cpu_time(tid) - before;
+    assert!(
+        used < Duration::from_millis(100),
+        "an idle shard used {used:?} of CPU in 300 ms"
+    );
+    // And it still wakes for work.
+    let out = rt
+        .block_on(h.spawn_pinned(0, async { 7 }).unwrap())
+        .unwrap();
+    assert_eq!(out, 7);
+}
+
+#[test]
+fn idle_shard_with_a_stale_taskrun_flag_sleeps() {
+    stale_flag_case(Runtime::builder().shards(1).build().unwrap());
+}
+
+#[test]
+fn spinning_shard_with_a_stale_taskrun_flag_still_parks() {
+    stale_flag_case(
+        Runtime::builder()
+            .shards(1)
+            .spin_before_park(Duration::from_micros(200))
+            .build()
+            .unwrap(),
+    );
+}
+
+/// Polls `f` on this thread until it is ready or `limit` has passed.
+fn ready_within<F: std::future::Future>(limit: Duration, f: F) -> Option<F::Output> {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    let deadline = Instant::now() + limit;
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return Some(v);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        std::thread::park_timeout(left.min(Duration::from_millis(10)));
+    }
+}
+
+/// A spawner from outside the runtime passed the injector gate just before
+/// shutdown closed it, and pushes only afterwards. The shards must not
+/// take the closed gate as the end of the injector while it is inside:
+/// they used to exit, and its task sat in the injector forever, its
+/// `JoinHandle` never resolving.
+#[test]
+fn a_stealable_spawn_inside_the_closing_gate_is_cancelled_not_lost() {
+    let rt = Runtime::builder().shards(1).build().unwrap();
+    let shared = rt.handle().shared.clone();
+    let inside = shared.injector_gate.enter().expect("the gate is open");
+    let closer = std::thread::spawn(move || rt.shutdown(Duration::ZERO));
+    // The closer rings the shards only once the gate is empty: wake the
+    // shard now, so that it sees the shutdown while we are inside (before
+    // the fix, it exited here).
+    std::thread::sleep(Duration::from_millis(20));
+    shared.remotes[0].ring_eventfd();
+    std::thread::sleep(Duration::from_millis(100));
+    let (runnable, join) = crate::executor::spawn_stealable(async { 7 }, shared.clone());
+    runnable.schedule(); // onto the injector, as `spawn_stealable` does
+    drop(inside);
+    let report = closer.join().unwrap();
+    assert!(report.stuck_shards.is_empty());
+    // Run by a tick that took it before the shard noticed the shutdown, or
+    // cancelled: either way its handle resolves.
+    let outcome = ready_within(Duration::from_secs(5), join)
+        .expect("the task pushed by a spawner inside the gate was lost");
+    assert!(
+        matches!(&outcome, Ok(7)) || matches!(&outcome, Err(e) if e.is_cancelled()),
+        "got {outcome:?}"
+    );
+}
+
+/// Runs once, on the shard thread, where a shard of runtime `.0` with index
+/// `.1` is about to park after a refused search (`stealable == false`).
+type ParkHook = (usize, usize, Box<dyn FnOnce() + Send>);
+/// Several tests may wait at once (each its own runtime): one list.
+static BEFORE_REFUSED_PARK: parking_lot::Mutex<Vec<ParkHook>> = parking_lot::Mutex::new(Vec::new());
+
+/// Runs once, on the shard thread, where a shard of runtime `.0` with index
+/// `.1` is about to park, after any search.
+static BEFORE_ANY_PARK: parking_lot::Mutex<Vec<ParkHook>> = parking_lot::Mutex::new(Vec::new());
+
+/// Takes the hook registered in `hooks` for this shard, if any.
+fn take_hook(
+    hooks: &parking_lot::Mutex<Vec<ParkHook>>,
+    cx: &crate::context::ShardContext,
+) -> Option<Box<dyn FnOnce() + Send>> {
+    let mut hooks = hooks.lock();
+    let i = hooks
+        .iter()
+        .position(|(id, index, _)| *id == cx.shared.id && *index == cx.index)?;
+    Some(hooks.swap_remove(i).2)
+}
+
+/// Called by `Core::park` in test builds.
+pub(super) fn before_park(cx: &crate::context::ShardContext, stealable: bool) {
+    if let Some(f) = take_hook(&BEFORE_ANY_PARK, cx) {
+        f();
+    }
+    if stealable {
+        return;
+    }
+    if let Some(f) = take_hook(&BEFORE_REFUSED_PARK, cx) {
+        f();
+    }
+}
+
+/// Makes the next eventfd arm of a shard of runtime `.0` fail once, as a
+/// full SQ that the kernel would not take would.
+static REFUSE_EVENTFD_ARM: parking_lot::Mutex<Option<usize>> = parking_lot::Mutex::new(None);
+
+/// Called by `Core::arm_eventfd` in test builds.
+pub(super) fn refuse_eventfd_arm(cx: &crate::context::ShardContext) -> bool {
+    let mut slot = REFUSE_EVENTFD_ARM.lock();
+    if *slot == Some(cx.shared.id) {
+        *slot = None;
+        return true;
+    }
+    false
+}
+
+/// Runs once on thread `.0`, in a push onto a mailbox or the injector by a
+/// thread that is not a shard of the target runtime: after the push, before
+/// the doorbell.
+type PushHook = (std::thread::ThreadId, Box<dyn FnOnce() + Send>);
+static AFTER_FOREIGN_PUSH: parking_lot::Mutex<Option<PushHook>> = parking_lot::Mutex::new(None);
+
+/// Called by `Remote::push` and `shard::schedule` in test builds.
+pub(crate) fn after_foreign_push() {
+    let hook = {
+        let mut slot = AFTER_FOREIGN_PUSH.lock();
+        match &*slot {
+            Some((thread, _)) if *thread == std::thread::current().id() => slot.take(),
+            _ => None,
+        }
+    };
+    if let Some((_, f)) = hook {
+        f();
+    }
+}

@@ -1,0 +1,204 @@
+//! Wake-ups: doorbells that must go out although the kernel or the loop
+//! held them back, and a foreign wake racing the end of its runtime.
+
+use super::*;
+
+/// A stealable push wakes a parked shard at once (`ring_doorbell_now`),
+/// because the pusher may block next, as it does here. A submit the kernel
+/// answered with `EAGAIN` (nothing submitted) used to count as sent: the
+/// MSG_RING stayed in the blocked pusher's SQ and the parked shard slept.
+/// It now falls back to the eventfd.
+#[test]
+fn an_immediate_doorbell_the_kernel_did_not_take_falls_back_to_the_eventfd() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    let rt = Runtime::builder().shards(2).build().unwrap();
+    let h = rt.handle();
+    assert!(wait_parked(&h, 1), "shard 1 never parked");
+    let done = Arc::new(AtomicUsize::new(0));
+    let d = done.clone();
+    let pusher = h
+        .spawn_pinned(0, async move {
+            crate::sys::FAKE_EAGAIN.with(|f| f.set(true));
+            // The second push leaves two tasks in the deque: shard 1 is
+            // rung at once.
+            for _ in 0..2 {
+                let d = d.clone();
+                drop(crate::spawn(async move {
+                    d.fetch_add(1, SeqCst);
+                }));
+            }
+            let faked = !crate::sys::FAKE_EAGAIN.with(std::cell::Cell::get);
+            // Blocked: only shard 1 can run them.
+            let t = Instant::now();
+            while d.load(SeqCst) < 2 && t.elapsed() < Duration::from_secs(5) {
+                std::hint::spin_loop();
+            }
+            (faked, d.load(SeqCst))
+        })
+        .unwrap();
+    let (faked, ran) = ready_within(Duration::from_secs(10), pusher)
+        .expect("the pusher never finished")
+        .unwrap();
+    assert!(
+        faked,
+        "the immediate doorbell's submit never met the fake EAGAIN"
+    );
+    assert_eq!(
+        ran, 2,
+        "the parked shard slept through a doorbell left in the SQ"
+    );
+    assert_eq!(done.load(SeqCst), 2);
+}
+
+/// A doorbell owed to a parked shard goes into the SQ at the end of an
+/// idle tick; then, at step R4, the park finds work (a task queued here)
+/// and returns without entering the kernel. The doorbell used to wait in
+/// the SQ while the next tick ran, for as long as its tasks took: here a
+/// task that waits for the rung shard, which never woke.
+#[test]
+fn a_doorbell_queued_before_a_park_that_finds_work_goes_out_at_once() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    let rt = Runtime::builder().shards(2).build().unwrap();
+    let h = rt.handle();
+    assert!(wait_parked(&h, 1), "shard 1 never parked");
+    let ran = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (spawner, id) = (h.clone(), h.shared.id);
+    let r = ran.clone();
+    let first = h.spawn_pinned(0, async move {
+        // Shard 1 is parked: this task owes it a doorbell, sent at the
+        // end of the tick.
+        let r2 = r.clone();
+        drop(spawner.spawn_pinned(1, async move { r2.store(true, SeqCst) }));
+        let (spawner2, r3) = (spawner.clone(), r.clone());
+        BEFORE_ANY_PARK.lock().push((
+            id,
+            0,
+            Box::new(move || {
+                // Work for step R4 to find: a task that waits for shard 1.
+                drop(spawner2.spawn_pinned(0, async move {
+                    let t = Instant::now();
+                    while !r3.load(SeqCst) && t.elapsed() < Duration::from_secs(5) {
+                        std::hint::spin_loop();
+                    }
+                    tx.send(r3.load(SeqCst)).unwrap();
+                }));
+            }),
+        ));
+    });
+    drop(first.unwrap());
+    let saw = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("shard 0 never parked");
+    assert!(
+        saw,
+        "the doorbell waited in the SQ while shard 0 ran its next tick"
+    );
+    assert!(ran.load(SeqCst));
+}
+
+/// The eventfd read's CQE arrives, and its re-arm finds the SQ full: the
+/// shard used to park anyway, with no eventfd read armed, and a thread
+/// that owns no ring (a Tokio task spawning onto the shard) could no
+/// longer wake it. The park now re-arms first.
+#[test]
+fn an_eventfd_read_that_could_not_be_rearmed_is_rearmed_before_the_park() {
+    let rt = Runtime::builder().shards(1).build().unwrap();
+    let h = rt.handle();
+    assert!(wait_parked(&h, 0), "the shard never parked");
+    *REFUSE_EVENTFD_ARM.lock() = Some(h.shared.id);
+    // From this ringless thread: an eventfd doorbell, whose read's CQE makes
+    // the shard re-arm, and the re-arm fails.
+    let first = ready_within(
+        Duration::from_secs(5),
+        h.spawn_pinned(0, async { 1 }).unwrap(),
+    );
+    assert!(matches!(first, Some(Ok(1))));
+    // The task's result can arrive before the shard reaps the eventfd
+    // read's CQE (and so before the re-arm): wait for the arm.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while REFUSE_EVENTFD_ARM.lock().is_some() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(
+        REFUSE_EVENTFD_ARM.lock().is_none(),
+        "the failing arm never ran"
+    );
+    assert!(wait_parked(&h, 0), "the shard never parked again");
+    let second = ready_within(
+        Duration::from_secs(10),
+        h.spawn_pinned(0, async { 2 }).unwrap(),
+    );
+    assert!(
+        matches!(second, Some(Ok(2))),
+        "a spawn from outside did not wake the shard"
+    );
+}
+
+/// The schedule function captures nothing, so `async-task` holds no
+/// reference of its own while it runs (ADR 0017). A task woken from a plain
+/// thread is pushed, and the waker then rings the shard: between the two,
+/// the shard may run and free the task and the runtime may end. The waking
+/// thread must hold its own reference to the `Remote` (pinned task) or
+/// `Shared` (stealable task) it rings, not the one in the task's metadata.
+/// A hook makes that window as wide as it can be: the whole runtime is
+/// dropped inside it, and the target must still be alive.
+#[test]
+fn a_foreign_wake_holds_what_it_rings_while_the_task_and_runtime_end() {
+    use std::sync::{Arc, mpsc};
+    use std::task::{Poll, Waker};
+    for stealable in [false, true] {
+        let rt = Runtime::builder().shards(1).build().unwrap();
+        let h = rt.handle();
+        let (remote, shared) = (
+            Arc::downgrade(&h.shared.remotes[0]),
+            Arc::downgrade(&h.shared),
+        );
+        let (tx, rx) = mpsc::channel::<Waker>();
+        let mut sent = false;
+        let body = std::future::poll_fn(move |cx| {
+            if sent {
+                return Poll::Ready(());
+            }
+            sent = true;
+            tx.send(cx.waker().clone()).unwrap();
+            Poll::Pending
+        });
+        let task = match stealable {
+            false => h.spawn_pinned(0, body).unwrap(),
+            true => h.spawn_stealable(body).unwrap(),
+        };
+        let waker = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        // The poll that gave the waker away has returned once the shard
+        // parks: a wake before that would only mark the running task, and
+        // the shard itself would requeue it.
+        assert!(wait_parked(&h, 0), "the shard never parked");
+        drop(h);
+        drop(task); // detached: its waker is all that keeps it
+        let (rt_tx, rt_rx) = mpsc::channel::<Runtime>();
+        let waking = std::thread::spawn(move || {
+            let (alive_tx, alive_rx) = mpsc::channel::<(bool, bool)>();
+            *AFTER_FOREIGN_PUSH.lock() = Some((
+                std::thread::current().id(),
+                Box::new(move || {
+                    // The shutdown runs (or cancels) the pushed task, frees
+                    // it, and ends the shards; then the runtime is gone.
+                    drop(rt_rx.recv().unwrap());
+                    let alive = (remote.upgrade().is_some(), shared.upgrade().is_some());
+                    alive_tx.send(alive).unwrap();
+                }),
+            ));
+            waker.wake();
+            alive_rx.try_recv().expect("the hook did not run")
+        });
+        rt_tx.send(rt).unwrap();
+        let (remote_alive, shared_alive) = waking.join().unwrap();
+        if stealable {
+            assert!(shared_alive, "the waking thread rang a freed runtime");
+        } else {
+            assert!(remote_alive, "the waking thread rang a freed shard");
+        }
+    }
+}
