@@ -52,13 +52,23 @@ fn child_build_runtime_without_free_fds() {
     if std::env::var_os("RINGLANE_FD_LIMIT_CHILD").is_none() {
         return;
     }
-    // SAFETY: open/close of /dev/null; setrlimit with a valid struct.
-    let lowest_free = unsafe {
+    set_fd_limit(lowest_free_fd() as libc::rlim_t);
+    report_build_refusal("no fd is free");
+}
+
+/// The number the next fd this process opens gets.
+fn lowest_free_fd() -> i32 {
+    // SAFETY: open/close of /dev/null.
+    unsafe {
         let fd = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
         assert!(fd >= 0);
         libc::close(fd);
         fd
-    };
+    }
+}
+
+/// Sets the soft `RLIMIT_NOFILE` (below the hard one); returns the old one.
+fn set_fd_limit(soft: libc::rlim_t) -> libc::rlim_t {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -66,10 +76,11 @@ fn child_build_runtime_without_free_fds() {
     // SAFETY: getrlimit/setrlimit with a valid struct.
     unsafe {
         assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
-        lim.rlim_cur = lowest_free as libc::rlim_t;
+        let old = lim.rlim_cur;
+        lim.rlim_cur = soft;
         assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
+        old
     }
-    report_build_refusal("no fd is free");
 }
 
 /// Child side: builds a two-shard runtime under every fd limit from the
@@ -83,30 +94,13 @@ fn child_build_runtime_at_each_fd_limit() {
     if std::env::var_os("RINGLANE_FD_SWEEP_CHILD").is_none() {
         return;
     }
-    // SAFETY: open/close of /dev/null.
-    let lowest_free = unsafe {
-        let fd = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
-        assert!(fd >= 0);
-        libc::close(fd);
-        fd
-    };
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit with a valid struct.
-    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
-    let saved = lim.rlim_cur;
+    let lowest_free = lowest_free_fd();
     let fds = || std::fs::read_dir("/proc/self/fd").unwrap().count();
     let before = fds();
     for extra in 0..12 {
-        lim.rlim_cur = (lowest_free + extra) as libc::rlim_t;
-        // SAFETY: setrlimit with a valid struct, below the hard limit.
-        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
+        let saved = set_fd_limit((lowest_free + extra) as libc::rlim_t);
         let built = ringlane::Runtime::builder().shards(2).build();
-        lim.rlim_cur = saved;
-        // SAFETY: as above, back to the saved soft limit.
-        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
+        set_fd_limit(saved);
         match built {
             Ok(rt) => drop(rt),
             Err(Error::RingSetup {
