@@ -15,6 +15,7 @@ mod async_fd;
 #[cfg(feature = "hyper")]
 mod hyper_rt;
 mod readiness;
+mod reunite;
 pub(crate) mod stream;
 mod tcp;
 mod udp;
@@ -23,6 +24,7 @@ mod unix;
 pub use async_fd::{AsyncFd, AsyncFdReadyGuard, TryIoError};
 #[cfg(feature = "hyper")]
 pub use hyper_rt::{HyperExecutor, HyperTimer};
+pub use reunite::ReuniteError;
 pub use stream::{CompatStream, OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
 pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;

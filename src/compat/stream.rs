@@ -59,8 +59,20 @@ pub(crate) fn poll_read_priv(
     cx: &mut Context<'_>,
     buf: &mut ReadBuf<'_>,
 ) -> Poll<io::Result<()>> {
+    poll_recv_priv(s, cx, buf, 0).map_ok(drop)
+}
+
+/// `recv` with `flags` (0, or `MSG_PEEK` to leave the bytes queued) into
+/// the unfilled part of `buf` once readable; returns how many bytes it
+/// filled.
+pub(crate) fn poll_recv_priv(
+    s: &impl sealed::Sealed,
+    cx: &mut Context<'_>,
+    buf: &mut ReadBuf<'_>,
+    flags: i32,
+) -> Poll<io::Result<usize>> {
     if buf.remaining() == 0 {
-        return Poll::Ready(Ok(()));
+        return Poll::Ready(Ok(0));
     }
     let fd = s.fd();
     let n = std::task::ready!(s.readiness().poll_io(Direction::Read, cx, || {
@@ -68,12 +80,12 @@ pub(crate) fn poll_read_priv(
         // (never reads) it, so no uninitialized byte is read or de-initialized.
         let unfilled = unsafe { buf.unfilled_mut() };
         // SAFETY: the pointer is valid for writes of `unfilled.len()` bytes.
-        cvt(unsafe { libc::recv(fd, unfilled.as_mut_ptr().cast(), unfilled.len(), 0) })
+        cvt(unsafe { libc::recv(fd, unfilled.as_mut_ptr().cast(), unfilled.len(), flags) })
     }))?;
     // SAFETY: the kernel initialized `n` bytes of the unfilled part.
     unsafe { buf.assume_init(n) };
     buf.advance(n);
-    Poll::Ready(Ok(()))
+    Poll::Ready(Ok(n))
 }
 
 /// `send` (never raising `SIGPIPE`) once writable.

@@ -6,6 +6,8 @@ use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use tokio::io::ReadBuf;
+
 use super::async_fd::AsyncFd;
 use super::readiness::{Direction, Readiness};
 use super::stream::{self, OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
@@ -406,6 +408,75 @@ impl TcpStream {
             self.io.readiness().clear(Direction::Read, tick);
         }
         r
+    }
+
+    /// Polls for bytes to peek at: like a read, but the bytes stay queued
+    /// for the next read (`recv` with `MSG_PEEK`). Returns how many bytes
+    /// were copied into `buf`; 0 once the peer has closed its side (or when
+    /// `buf` has no room).
+    ///
+    /// # Errors
+    ///
+    /// `recv(2)` errors, e.g. `ConnectionReset`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio::io::ReadBuf;
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// let (mut peer, _) = l.accept().unwrap();
+    /// std::io::Write::write_all(&mut peer, b"pk").unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let s = ringlane::compat::TcpStream::from_std(s).unwrap();
+    ///     let mut storage = [0u8; 8];
+    ///     let mut buf = ReadBuf::new(&mut storage);
+    ///     let n = std::future::poll_fn(|cx| s.poll_peek(cx, &mut buf)).await.unwrap();
+    ///     (n, buf.filled().to_vec())
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), (2, b"pk".to_vec()));
+    /// ```
+    pub fn poll_peek(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<usize>> {
+        stream::poll_recv_priv(self, cx, buf, libc::MSG_PEEK)
+    }
+
+    /// Waits for bytes and copies them into `buf` without taking them: the
+    /// next read returns them again. Returns 0 once the peer has closed its
+    /// side.
+    ///
+    /// # Errors
+    ///
+    /// `recv(2)` errors, e.g. `ConnectionReset`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio::io::AsyncReadExt;
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// let (mut peer, _) = l.accept().unwrap();
+    /// std::io::Write::write_all(&mut peer, b"abcd").unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let mut s = ringlane::compat::TcpStream::from_std(s).unwrap();
+    ///     let mut peeked = [0u8; 4];
+    ///     let n = s.peek(&mut peeked).await.unwrap();
+    ///     let mut read = [0u8; 4];
+    ///     s.read_exact(&mut read[..n]).await.unwrap();
+    ///     (peeked[..n].to_vec(), read[..n].to_vec())
+    /// }).unwrap();
+    /// let (peeked, read) = rt.block_on(j).unwrap();
+    /// assert!(!peeked.is_empty());
+    /// assert_eq!(peeked, read);
+    /// ```
+    pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut rb = ReadBuf::new(buf);
+        std::future::poll_fn(|cx| self.poll_peek(cx, &mut rb)).await
     }
 
     /// One nonblocking `send`; `WouldBlock` clears the write readiness.

@@ -193,6 +193,79 @@ impl UdpSocket {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<SocketAddr>> {
+        self.poll_recv_flags(cx, buf, 0)
+    }
+
+    /// Polls for the next datagram without taking it: its bytes (truncated
+    /// to `buf`) and sender; the next receive returns it again.
+    ///
+    /// # Errors
+    ///
+    /// `recvfrom(2)` errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringlane::compat::UdpSocket;
+    /// use tokio::io::ReadBuf;
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async {
+    ///     let a = UdpSocket::bind("127.0.0.1:0".parse().unwrap())?;
+    ///     let b = UdpSocket::bind("127.0.0.1:0".parse().unwrap())?;
+    ///     a.send_to(b"pp", b.local_addr()?).await?;
+    ///     let mut storage = [0u8; 8];
+    ///     let mut buf = ReadBuf::new(&mut storage);
+    ///     let from = std::future::poll_fn(|cx| b.poll_peek_from(cx, &mut buf)).await?;
+    ///     let again = b.recv_from(&mut [0u8; 8]).await?;
+    ///     Ok::<_, std::io::Error>((buf.filled().to_vec(), from == again.1, again.0))
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap().unwrap(), (b"pp".to_vec(), true, 2));
+    /// ```
+    pub fn poll_peek_from(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<SocketAddr>> {
+        self.poll_recv_flags(cx, buf, libc::MSG_PEEK)
+    }
+
+    /// Waits for the next datagram and copies it (truncated to `buf`)
+    /// without taking it; returns the copied length and the sender.
+    ///
+    /// # Errors
+    ///
+    /// `recvfrom(2)` errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringlane::compat::UdpSocket;
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async {
+    ///     let a = UdpSocket::bind("127.0.0.1:0".parse().unwrap())?;
+    ///     let b = UdpSocket::bind("127.0.0.1:0".parse().unwrap())?;
+    ///     a.send_to(b"once", b.local_addr()?).await?;
+    ///     let mut peeked = [0u8; 8];
+    ///     let (n, from) = b.peek_from(&mut peeked).await?;
+    ///     let mut got = [0u8; 8];
+    ///     let (m, _) = b.recv_from(&mut got).await?;
+    ///     Ok::<_, std::io::Error>((peeked[..n] == got[..m], from == a.local_addr()?))
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap().unwrap(), (true, true));
+    /// ```
+    pub async fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        let mut rb = ReadBuf::new(buf);
+        let from = std::future::poll_fn(|cx| self.poll_peek_from(cx, &mut rb)).await?;
+        Ok((rb.filled().len(), from))
+    }
+
+    /// `recvfrom` with `flags` once readable.
+    fn poll_recv_flags(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+        flags: i32,
+    ) -> Poll<io::Result<SocketAddr>> {
         let fd = self.io.as_raw_fd();
         let (n, from) =
             std::task::ready!(self.io.readiness().poll_io(Direction::Read, cx, || {
@@ -207,7 +280,7 @@ impl UdpSocket {
                         fd,
                         unfilled.as_mut_ptr().cast(),
                         unfilled.len(),
-                        0,
+                        flags,
                         addr.as_mut_ptr(),
                         &mut addr.len,
                     )
