@@ -159,11 +159,15 @@ impl<T> Sender<T> {
             slot: None,
         };
         poll_fn(|cx| {
+            // A sender that always finds room yields now and then (coop
+            // invariant 2); the message stays in `slot` meanwhile.
+            let coop = std::task::ready!(crate::executor::coop::poll_proceed(cx));
             let Some(msg) = slot.take() else {
                 return Poll::Ready(Ok(()));
             };
             match self.poll_push(cx, &mut wait, msg) {
                 Ok(Ok(())) => {
+                    coop.made_progress();
                     count_sent(1);
                     self.chan.notify_receiver();
                     Poll::Ready(Ok(()))
@@ -172,7 +176,10 @@ impl<T> Sender<T> {
                     slot = Some(msg);
                     Poll::Pending
                 }
-                Err(msg) => Poll::Ready(Err(SendError(msg))),
+                Err(msg) => {
+                    coop.made_progress();
+                    Poll::Ready(Err(SendError(msg)))
+                }
             }
         })
         .await
@@ -237,6 +244,17 @@ impl<T> Sender<T> {
                 let Some(msg) = pending.take().or_else(|| items.next()) else {
                     return Poll::Ready(Ok(()));
                 };
+                // Each run of pushes costs a unit of the budget: a batch
+                // into a receiver that keeps draining it yields now and
+                // then (coop invariant 2), announcing what it pushed.
+                match crate::executor::coop::poll_proceed(cx) {
+                    Poll::Ready(coop) => coop.made_progress(),
+                    Poll::Pending => {
+                        pending = Some(msg);
+                        self.chan.notify_receiver();
+                        return Poll::Pending;
+                    }
+                }
                 // A run of pushes while there is room.
                 let mut next = Some(msg);
                 while let Some(m) = next.take() {

@@ -45,7 +45,7 @@ use io_uring::{opcode, types};
 use parking_lot::Mutex;
 
 use crate::mailbox::Remote;
-use crate::op::{self, MultiShot};
+use crate::op::MultiShot;
 
 /// Which way an fd is waited on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,6 +233,16 @@ impl Readiness {
         dir: Direction,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<Tick>> {
+        // A socket that is always ready yields now and then (coop
+        // invariant 2).
+        crate::executor::coop::budgeted(cx, |cx| self.poll_ready_unbudgeted(dir, cx))
+    }
+
+    fn poll_ready_unbudgeted(
+        &self,
+        dir: Direction,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<Tick>> {
         let on_shard = crate::context::with_current(|cx| {
             if self.home.get().is_none() {
                 let _ = self.home.set(cx.remote.clone());
@@ -312,14 +322,22 @@ impl Readiness {
             let (fd, events) = (self.fd, dir.events());
             let helper = async move {
                 let guard = guard;
-                let op = op::submit((), false, move |_| {
-                    opcode::PollAdd::new(types::Fd(fd), events).build()
-                })
-                .untimed();
-                let result = match op.await {
-                    Ok((mask, ())) if mask >= 0 => Ok(()),
-                    Ok((err, ())) => Err(io::Error::from_raw_os_error(-err)),
-                    Err((e, ())) => Err(e),
+                // A standing op, like a shard's own wait, not counted
+                // against the op capacity (op invariant 6): idle sockets
+                // polled from Tokio tasks must not fill the op table.
+                // Single-shot: it ends with its one event.
+                let mut op = MultiShot::new(
+                    (),
+                    false,
+                    opcode::PollAdd::new(types::Fd(fd), events).build(),
+                );
+                let result = match std::future::poll_fn(|cx| op.poll_next(cx)).await {
+                    Some(Ok(mask)) if mask >= 0 => Ok(()),
+                    Some(Ok(err)) => Err(io::Error::from_raw_os_error(-err)),
+                    Some(Err(e)) => Err(e),
+                    // Ended without a result: the poller's syscall will
+                    // tell (an `EAGAIN` waits again).
+                    None => Ok(()),
                 };
                 guard.0.report(result); // the guard's own report is then a no-op
             };

@@ -137,7 +137,9 @@ impl<T> Future for JoinHandle<T> {
             // Polled again after it returned Ready: there is nothing left.
             return Poll::Ready(Err(JoinError::cancelled()));
         };
-        match Pin::new(task).poll(cx) {
+        // Awaiting handles of finished tasks in a loop yields now and then
+        // (coop invariant 2).
+        match super::coop::budgeted(cx, |cx| Pin::new(task).poll(cx)) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(out) => {
                 self.task = None;

@@ -23,6 +23,7 @@
 //! 4. A panic in `poll` is caught inside the task and becomes
 //!    [`JoinError::panic`]; it never unwinds into the shard loop.
 
+pub(crate) mod coop;
 mod join;
 mod on_shard;
 mod registry;

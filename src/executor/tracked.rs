@@ -168,6 +168,7 @@ impl<F: Future> Future for Tracked<F> {
         };
         // SAFETY: see above; `future` stays where it is for the task's life.
         let future = unsafe { Pin::new_unchecked(&mut *this.future) };
+        let _budget = super::coop::start_poll();
         match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
             Ok(Poll::Ready(v)) => Poll::Ready(Outcome::new(Ok(v))),
             Ok(Poll::Pending) => Poll::Pending,

@@ -62,6 +62,10 @@ pub(crate) struct Remote {
     /// Set once this shard has begun shutting down: a stolen task that
     /// leaves its registry elsewhere then wakes it to re-check its exit.
     pub(crate) draining: AtomicBool,
+    /// Set by the shard once, shutting down, it has no pinned or local
+    /// task left (drain step D2): none can appear again behind its closed
+    /// gate. Other shards keep their ops and timers while it is clear.
+    pub(crate) own_tasks_done: AtomicBool,
     /// Native ops waiting, unsubmitted, for room in this shard's ring (op
     /// invariant 6); locked because a waiting op may be dropped elsewhere.
     /// Each with the op-table entries it needs (`op/room.rs`).
@@ -87,6 +91,7 @@ impl Remote {
             stealable_tasks: Mutex::new(Slab::new()),
             preferred: Injector::new(),
             draining: AtomicBool::new(false),
+            own_tasks_done: AtomicBool::new(false),
             op_waiters: Mutex::default(),
             op_waiting: AtomicUsize::new(0),
             op_min_need: AtomicUsize::new(0),

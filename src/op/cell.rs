@@ -529,13 +529,6 @@ impl<T: Send + 'static> Future for Op<T> {
 }
 
 impl<T: Send + 'static> Op<T> {
-    /// Never bounded by an enclosing `native::timeout` (runtime-internal
-    /// ops shared by several futures, such as a readiness poll).
-    pub(crate) fn untimed(mut self) -> Self {
-        self.untimed = true;
-        self
-    }
-
     /// The op posts its result, then a notification once the kernel is done
     /// with the resources (`SEND_ZC`); it completes at the notification.
     pub(crate) fn two_cqes(mut self) -> Self {

@@ -415,6 +415,13 @@ impl Core {
     /// How long the park may last: until the next timer or, during a
     /// graceful shutdown, the shutdown deadline.
     fn park_timeout(&self) -> Option<Duration> {
+        self.wake_by()
+            .map(|t| t.saturating_duration_since(Instant::now()))
+    }
+
+    /// When a park or a spin must end at the latest: the next timer or,
+    /// while shutting down, the next look at the drain (and the deadline).
+    fn wake_by(&self) -> Option<Instant> {
         let timer = self.cx.timers.borrow().next_deadline();
         let shutdown = if !self.cx.shared.is_shutting_down() {
             None
@@ -431,11 +438,10 @@ impl Core {
             let soon = Instant::now() + DRAINING_LOOK;
             self.cx.shared.shutdown_deadline().map(|d| d.min(soon))
         };
-        let until = match (timer, shutdown) {
+        match (timer, shutdown) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
-        };
-        until.map(|t| t.saturating_duration_since(Instant::now()))
+        }
     }
 
     /// Whether there is work, checked without any syscall. SQEs waiting to
@@ -462,7 +468,9 @@ impl Core {
         // spins end before it (a message arrives), and a clock read is
         // about as dear as a look.
         let mut end = None;
-        let timer = self.cx.timers.borrow().next_deadline();
+        // A timer, or a shutdown's drain and deadline, ends the window early
+        // (a window longer than a shutdown's timeout must not outlast it).
+        let timer = self.wake_by();
         // Deferred work (doorbells, completions) becomes CQEs only when we
         // enter; a flag still set after an enter is stale (ring invariant
         // 4) and is ignored for the rest of the window.

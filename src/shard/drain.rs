@@ -5,10 +5,13 @@
 //! 2. D2 (graceful): keep running normally. If every task finishes before
 //!    the deadline, exit with nothing cancelled. Ops and timers still
 //!    registered here hold the exit back only while a task that could await
-//!    them lives: one of this shard's, or a stealable task anywhere (a
-//!    stolen task's ops and timers stay with the shard that polled it). A
-//!    poll armed for a compat stream the caller kept, or an op future
-//!    returned out of its task, has no such task: D5 cancels it.
+//!    them lives: one of this shard's, a pinned or local task of another
+//!    shard (an op future or a compat stream moved there keeps its op on
+//!    this ring; each shard says when it has none left, which behind its
+//!    closed gate stays true), or a stealable task anywhere (a stolen
+//!    task's ops and timers stay with the shard that polled it). A poll
+//!    armed for a compat stream the caller kept, or an op future returned
+//!    out of its task, has no such task: D5 cancels it.
 //! 3. D3 (cancel): once the deadline passes, stop polling. Wake every live
 //!    task in the registries (pinned and local, and stealable tasks first
 //!    polled here), so that each one's `Runnable` comes back to this thread,
@@ -57,6 +60,17 @@ impl Core {
             .unwrap_or_else(Instant::now);
         if !self.cancelling.get() && Instant::now() >= deadline {
             self.cancelling.set(true); // D3
+        }
+        if self.cx.registry.borrow().len() == 0
+            && self.cx.run_queue.borrow().is_empty()
+            && self.cx.remote.is_empty()
+        {
+            // D2: behind the closed gate no pinned or local task can appear
+            // here again; other shards may now let their ops go.
+            self.cx
+                .remote
+                .own_tasks_done
+                .store(true, std::sync::atomic::Ordering::Release);
         }
         if self.cancelling.get() {
             let mut wakers = self.cx.registry.borrow().wakers();
@@ -133,7 +147,7 @@ impl Core {
                         .op_waiting
                         .load(std::sync::atomic::Ordering::Acquire)
                         == 0)
-                || !stealable_tasks_alive(shared))
+                || !tasks_alive_elsewhere(shared, self.cx.index))
     }
 
     /// Step D5.
@@ -218,6 +232,18 @@ impl Core {
             self.on_completion(c);
         }
     }
+}
+
+/// Whether a task that could await this shard's ops or timers lives on
+/// another shard (D2): a pinned or local task there (an op future or a
+/// compat stream moved to it from here keeps its op on this ring), or a
+/// stealable task anywhere.
+fn tasks_alive_elsewhere(shared: &super::Shared, me: usize) -> bool {
+    stealable_tasks_alive(shared)
+        || shared
+            .remotes
+            .iter()
+            .any(|r| r.index != me && !r.own_tasks_done.load(std::sync::atomic::Ordering::Acquire))
 }
 
 /// Whether a stealable task of the runtime is alive (registered on the

@@ -177,7 +177,14 @@ impl Future for Sleep {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = &mut *self;
+        // A loop of due sleeps yields now and then (coop invariant 2).
+        crate::executor::coop::budgeted(cx, |cx| self.poll_fired(cx))
+    }
+}
+
+impl Sleep {
+    fn poll_fired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self;
         let state = match &this.registration {
             Registration::Done => return Poll::Ready(()),
             Registration::Shard { remote, key } if remote.is_current() => {

@@ -126,6 +126,11 @@ impl RecvMulti {
     /// }
     /// ```
     pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<RingBuf>>> {
+        // A stream of buffered chunks yields now and then (coop invariant 2).
+        crate::executor::coop::budgeted(cx, |cx| self.poll_next_unbudgeted(cx))
+    }
+
+    fn poll_next_unbudgeted(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<RingBuf>>> {
         loop {
             if self.done {
                 return Poll::Ready(None);

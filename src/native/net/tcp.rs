@@ -526,8 +526,8 @@ impl Incoming {
         &mut self,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<io::Result<TcpStream>> {
-        self.accept
-            .poll_accept(cx)
+        // A backlog of connections yields now and then (coop invariant 2).
+        crate::executor::coop::budgeted(cx, |cx| self.accept.poll_accept(cx))
             .map(|r| r.map(|socket| TcpStream { socket }))
     }
 

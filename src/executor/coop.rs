@@ -1,0 +1,169 @@
+//! The cooperative budget: a task whose channel, timer, socket or join
+//! handle is always ready must still give its shard back now and then, or
+//! nothing else on that shard (tasks, timers, I/O, `call_on`) would run.
+//! The rule is Tokio's: a budget of ready operations per poll.
+//!
+//! Invariants:
+//! 1. Each poll of a ringlane task (`Tracked::poll`) starts with
+//!    [`BUDGET`] units and restores the previous budget when it returns, so
+//!    a nested poll (a task polled inside another's `block_on`) has its own
+//!    and the shard loop itself is never constrained. Outside ringlane
+//!    tasks ringlane's budget is unconstrained.
+//! 2. A ringlane resource that is about to report progress first asks
+//!    [`poll_proceed`]. An exhausted budget makes it wake its task and
+//!    return `Pending` *before* doing anything, so nothing is taken, lost or
+//!    reordered: the next poll (after the tasks queued behind it) does it.
+//! 3. A unit is spent only when the resource reports progress
+//!    ([`Proceed::made_progress`]); an operation that ends `Pending` anyway
+//!    gets its unit back when the guard drops.
+//! 4. Polled in a Tokio task, the same resources ask Tokio's budget as
+//!    well (`tokio::task::coop::poll_proceed`), so they cooperate with
+//!    Tokio's scheduler as Tokio's own resources do.
+
+use std::cell::Cell;
+use std::task::{Context, Poll};
+
+/// Ready operations a task may see in one poll (Tokio's figure).
+pub(crate) const BUDGET: u8 = 128;
+
+thread_local! {
+    /// The budget left to the task being polled on this thread (`None`:
+    /// unconstrained, outside any ringlane task poll).
+    static LEFT: Cell<Option<u8>> = const { Cell::new(None) };
+}
+
+/// Gives the poll about to run a fresh budget (invariant 1); the previous
+/// one comes back when the guard drops, also on unwind.
+pub(crate) fn start_poll() -> Restore {
+    Restore(LEFT.with(|l| l.replace(Some(BUDGET))))
+}
+
+/// The budget of the enclosing poll, put back on drop.
+pub(crate) struct Restore(Option<u8>);
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        LEFT.with(|l| l.set(self.0));
+    }
+}
+
+/// Permission to make progress, taken out of the budget (invariant 3: the
+/// unit comes back on drop unless [`Proceed::made_progress`] was called).
+#[must_use]
+pub(crate) struct Proceed {
+    /// Ours before the unit was taken (`None`: nothing to give back).
+    ours: Cell<Option<u8>>,
+    tokio: tokio::task::coop::RestoreOnPending,
+}
+
+impl Proceed {
+    /// The operation made progress: the unit stays spent.
+    pub(crate) fn made_progress(&self) {
+        self.ours.set(None);
+        self.tokio.made_progress();
+    }
+}
+
+impl Drop for Proceed {
+    fn drop(&mut self) {
+        if let Some(before) = self.ours.get() {
+            LEFT.with(|l| l.set(Some(before)));
+        }
+    }
+}
+
+/// Takes a unit of the current task's budget, or, with none left, wakes
+/// the task and returns `Pending` (invariant 2).
+pub(crate) fn poll_proceed(cx: &mut Context<'_>) -> Poll<Proceed> {
+    let ours = LEFT.with(|l| match l.get() {
+        None => Ok(None),
+        Some(0) => Err(()),
+        Some(n) => {
+            l.set(Some(n - 1));
+            Ok(Some(n))
+        }
+    });
+    let Ok(ours) = ours else {
+        cx.waker().wake_by_ref();
+        return Poll::Pending;
+    };
+    let ours = Cell::new(ours);
+    match tokio::task::coop::poll_proceed(cx) {
+        Poll::Ready(tokio) => Poll::Ready(Proceed { ours, tokio }),
+        Poll::Pending => {
+            // Tokio's budget is out (it arranged the wake-up): ours back.
+            if let Some(before) = ours.get() {
+                LEFT.with(|l| l.set(Some(before)));
+            }
+            Poll::Pending
+        }
+    }
+}
+
+/// Polls `f` under the budget: with none left the task yields without
+/// calling it; a unit is spent only if it returns `Ready`.
+pub(crate) fn budgeted<R>(
+    cx: &mut Context<'_>,
+    f: impl FnOnce(&mut Context<'_>) -> Poll<R>,
+) -> Poll<R> {
+    let coop = std::task::ready!(poll_proceed(cx));
+    let r = f(cx);
+    if r.is_ready() {
+        coop.made_progress();
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Wake, Waker};
+
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_poll_gets_budget_units_then_yields_with_a_wake_and_unspent_units_come_back() {
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        // Outside a task poll: unconstrained.
+        for _ in 0..1000 {
+            let Poll::Ready(p) = poll_proceed(&mut cx) else {
+                panic!("unconstrained outside a task poll");
+            };
+            p.made_progress();
+        }
+        let outer = start_poll();
+        for _ in 0..BUDGET {
+            let Poll::Ready(p) = poll_proceed(&mut cx) else {
+                panic!("yielded before the budget was spent");
+            };
+            p.made_progress();
+        }
+        assert!(poll_proceed(&mut cx).is_pending());
+        assert_eq!(
+            count.0.load(Ordering::SeqCst),
+            1,
+            "the yield wakes the task"
+        );
+        {
+            // A nested poll has its own budget, and the outer one (spent)
+            // comes back after it.
+            let _inner = start_poll();
+            let p = poll_proceed(&mut cx);
+            assert!(p.is_ready());
+            drop(p); // no progress: the unit comes back
+            assert_eq!(LEFT.with(Cell::get), Some(BUDGET));
+        }
+        assert!(poll_proceed(&mut cx).is_pending());
+        drop(outer);
+        assert_eq!(LEFT.with(Cell::get), None);
+    }
+}
