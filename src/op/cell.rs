@@ -427,6 +427,8 @@ impl<T: Send + 'static> Future for Op<T> {
                 let e = io::Error::other(
                     "native ring ops run on a ringlane shard: spawn the task there (Handle::spawn_pinned)",
                 );
+                // It may have waited for room on the shard it was polled on.
+                this.room.cancel();
                 return Poll::Ready(Err((e, this.unsubmitted_resources())));
             }
             if let Some(e) = this.bound.as_ref().and_then(|b| wrong_shard(b)) {
@@ -538,8 +540,14 @@ impl<T: Send + 'static> Op<T> {
 
     /// A receive: its SQE is issued after the other SQEs of the same batch
     /// (ring invariant 5), so the sends queued beside it go first and a
-    /// local peer's data is there when it runs.
+    /// local peer's data is there when it runs. Dropped before the next
+    /// enter, it is withdrawn (`Ring::withdraw_late`) and completes with 0:
+    /// so it must not be an op whose result is an fd.
     pub(crate) fn receive(mut self) -> Self {
+        debug_assert!(
+            self.cell.as_ref().is_some_and(|c| !c.produces_fd),
+            "a late op must not produce an fd"
+        );
         self.late = true;
         self
     }
@@ -658,10 +666,16 @@ pub(super) fn request_cancel(home: &Arc<Remote>, target: u64) {
                 .build()
                 .user_data(user_data::CANCEL);
             let pushed = match cx.ring.try_borrow_mut() {
-                // Behind a receive it may target that is still late (ring
-                // invariant 5).
-                // SAFETY: ASYNC_CANCEL points at no user memory.
-                Ok(mut ring) => unsafe { ring.push_after_late(&sqe) }.is_ok(),
+                // A receive still late was never seen by the kernel: it is
+                // withdrawn, so it takes no bytes meant for the next read
+                // (`a_read_dropped_before_the_kernel_saw_it_takes_no_later_bytes`);
+                // else the cancel goes behind a receive it may target that
+                // is still late (ring invariant 5).
+                Ok(mut ring) => {
+                    ring.withdraw_late(target)
+                        // SAFETY: ASYNC_CANCEL points at no user memory.
+                        || unsafe { ring.push_after_late(&sqe) }.is_ok()
+                }
                 Err(_) => false,
             };
             if !pushed {

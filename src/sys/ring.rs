@@ -258,6 +258,30 @@ impl Ring {
         unsafe { self.push(sqe) }
     }
 
+    /// Withdraws a late SQE the kernel has not seen (its op's future was
+    /// dropped before the next enter): it becomes a `NOP` with the same
+    /// `user_data`, so its op still gets one CQE (result 0) and ends as
+    /// usual, having done nothing. Its linked timeout, right after it,
+    /// becomes a `NOP` too. Returns whether `user_data` was still late.
+    pub(crate) fn withdraw_late(&mut self, user_data: u64) -> bool {
+        let Some(i) = self
+            .late
+            .iter()
+            .position(|e| e.get_user_data() == user_data)
+        else {
+            return false;
+        };
+        self.late[i] = io_uring::opcode::Nop::new().build().user_data(user_data);
+        if let Some(next) = self.late.get_mut(i + 1) {
+            if next.get_opcode() == u32::from(io_uring::opcode::LinkTimeout::CODE) {
+                *next = io_uring::opcode::Nop::new()
+                    .build()
+                    .user_data(next.get_user_data());
+            }
+        }
+        true
+    }
+
     /// Moves the late SQEs into the SQ, behind everything else (invariant 5).
     fn flush_late(&mut self) {
         if self.late.is_empty() {

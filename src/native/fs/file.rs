@@ -43,6 +43,8 @@ pub struct File {
     /// The file's slot in a shard's registered file table, if registered
     /// (`register`): ops then name the slot, not the fd.
     pub(super) fixed: Option<Arc<FileSlot>>,
+    /// Whether positioned ops may run on the fd (learnt at the first).
+    pub(super) seekable: super::seekable::Seekable,
 }
 
 /// What a read or write op owns while in flight (op invariant 2).
@@ -116,7 +118,12 @@ impl File {
     /// One read or write op on this file's fd: validates `offset` and the
     /// buffer `len`, keeps the fd alive in the op's resources, and gives the
     /// buffer back with the result.
-    async fn rw_op<B, F>(&self, buf: B, offset: u64, len: usize, build: F) -> (io::Result<usize>, B)
+    async fn rw_op<B, F>(
+        &self,
+        buf: B,
+        (offset, len, read): (u64, usize, bool),
+        build: F,
+    ) -> (io::Result<usize>, B)
     where
         B: Send + 'static,
         F: FnOnce(types::Fd, &mut B, u32) -> io_uring::squeue::Entry + Send + 'static,
@@ -128,12 +135,23 @@ impl File {
         if len == 0 {
             return (invalid("zero-length buffer"), buf);
         }
+        if offset != CURRENT_POSITION {
+            if let Err(e) = self.seekable.check(self.fd.as_raw_fd()) {
+                return (Err(e), buf);
+            }
+        }
         let len = u32::try_from(len).unwrap_or(u32::MAX);
         let rw = Rw {
             buf,
             _file: self.keep(),
         };
         let op = self.submit(rw, move |fd, rw| build(fd, &mut rw.buf, len));
+        // A read of a stream (a pipe, a FIFO) goes last in its batch, and is
+        // withdrawn if dropped before the kernel saw it, as a receive is.
+        let op = match read && offset == CURRENT_POSITION {
+            true => op.receive(),
+            false => op,
+        };
         match op.await {
             Ok((result, rw)) => (os_result(result), rw.buf),
             Err((e, rw)) => (Err(e), rw.buf),
@@ -149,7 +167,7 @@ impl File {
     ) -> (io::Result<usize>, B) {
         let len = buf.bytes_total().saturating_sub(start);
         let (n, mut buf) = self
-            .rw_op(buf, offset, len, move |fd, buf: &mut B, len| {
+            .rw_op(buf, (offset, len, true), move |fd, buf: &mut B, len| {
                 // SAFETY: `start < bytes_total` (`len` is non-zero), so the
                 // pointer stays inside the buffer.
                 let ptr = unsafe { buf.stable_mut_ptr().add(start) };
@@ -173,7 +191,7 @@ impl File {
         start: usize,
     ) -> (io::Result<usize>, B) {
         let len = buf.bytes_init().saturating_sub(start);
-        self.rw_op(buf, offset, len, move |fd, buf: &mut B, len| {
+        self.rw_op(buf, (offset, len, false), move |fd, buf: &mut B, len| {
             // SAFETY: `start < bytes_init` (`len` is non-zero).
             let ptr = unsafe { buf.stable_ptr().add(start) };
             opcode::Write::new(fd, ptr, len).offset(offset).build()
@@ -308,7 +326,8 @@ impl File {
     ///
     /// # Errors
     ///
-    /// The `pread(2)` error; `InvalidInput` for a zero-capacity buffer or an
+    /// The `pread(2)` error (`ESPIPE` on a pipe, FIFO or socket: use `read`);
+    /// `InvalidInput` for a zero-capacity buffer or an
     /// offset beyond `i64::MAX`. An fd opened `O_NONBLOCK` elsewhere gives
     /// `WouldBlock` instead of waiting: open it blocking.
     ///
@@ -451,6 +470,7 @@ impl From<OwnedFd> for File {
         File {
             fd: Arc::new(fd),
             fixed: None,
+            seekable: Default::default(),
         }
     }
 }

@@ -117,6 +117,7 @@ impl File {
         Ok(File {
             fd: self.fd.clone(),
             fixed: Some(Arc::new(FileSlot { home, slot })),
+            seekable: self.seekable.clone(),
         })
     }
 

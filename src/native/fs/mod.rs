@@ -4,6 +4,7 @@ mod file;
 mod fixed;
 mod open_options;
 mod path;
+mod seekable;
 mod vectored;
 
 pub use file::File;

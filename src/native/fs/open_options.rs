@@ -211,21 +211,45 @@ impl OpenOptions {
     pub async fn open(&self, path: impl AsRef<Path>) -> io::Result<File> {
         let flags = self.flags()?;
         let path = super::path::c_path(path.as_ref())?;
-        let (mut result, path) = open_at(path, flags, self.mode, false).await?;
+        let (mut result, mut path) = open_at(path, flags, self.mode, false).await?;
         if result == -libc::ENXIO && flags & libc::O_NONBLOCK == 0 {
             // io_uring first tries the open without blocking, with
             // O_NONBLOCK, and hands back that attempt's ENXIO instead of
             // retrying: a FIFO opened for writing before it has a reader.
             // open(2) would wait for the reader, so the open runs again in
             // io-wq, where it may block (a real ENXIO comes back the same).
-            result = open_at(path, flags, self.mode, true).await?.0;
+            (result, path) = open_at(path, flags, self.mode, true).await?;
         }
         if result < 0 {
             return Err(io::Error::from_raw_os_error(-result));
         }
         // SAFETY: a non-negative OPENAT result is a new fd that we own.
-        Ok(unsafe { File::from_raw_fd_owned(result) })
+        let file = unsafe { File::from_raw_fd_owned(result) };
+        if flags & (libc::O_NONBLOCK | libc::O_ACCMODE) == libc::O_RDONLY && is_fifo(&file) {
+            // The same first attempt, on a FIFO's read side, succeeds at
+            // once where open(2) waits for a writer (and the reads that
+            // followed would see end of file): it runs again in io-wq. The
+            // first fd stays open until then, so a writer it let through
+            // never meets a FIFO without a reader (`EPIPE`).
+            let result = open_at(path, flags, self.mode, true).await?.0;
+            drop(file);
+            if result < 0 {
+                return Err(io::Error::from_raw_os_error(-result));
+            }
+            // SAFETY: as above.
+            return Ok(unsafe { File::from_raw_fd_owned(result) });
+        }
+        Ok(file)
     }
+}
+
+/// Whether `file` is a FIFO (one `fstat`, on read-only opens only).
+fn is_fifo(file: &File) -> bool {
+    // SAFETY: all-zero bytes are a valid `stat`.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: the fd is open (we own it) and `st` is writable.
+    let r = unsafe { libc::fstat(std::os::fd::AsRawFd::as_raw_fd(file), &mut st) };
+    r == 0 && st.st_mode & libc::S_IFMT == libc::S_IFIFO
 }
 
 /// One `IORING_OP_OPENAT` of `path` (relative to the working directory);

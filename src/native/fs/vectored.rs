@@ -46,6 +46,12 @@ impl File {
         if res.iovecs.len() > libc::UIO_MAXIOV as usize {
             return (invalid("more buffers than IOV_MAX"), res.bufs);
         }
+        if let Err(e) = self
+            .seekable
+            .check(std::os::fd::AsRawFd::as_raw_fd(&*self.fd))
+        {
+            return (Err(e), res.bufs);
+        }
         let op = self.submit(res, move |fd, r| {
             let (ptr, n) = (r.iovecs.as_ptr(), r.iovecs.len() as u32);
             if write {
@@ -65,7 +71,8 @@ impl File {
     ///
     /// # Errors
     ///
-    /// `preadv(2)` errors; `InvalidInput` if every buffer has zero capacity.
+    /// `preadv(2)` errors (`ESPIPE` on a pipe or socket); `InvalidInput` if every
+    /// buffer has zero capacity or there are more than `IOV_MAX` (1,024) buffers.
     ///
     /// # Examples
     ///
@@ -109,7 +116,8 @@ impl File {
     ///
     /// # Errors
     ///
-    /// `pwritev(2)` errors; `InvalidInput` if every buffer is empty.
+    /// `pwritev(2)` errors (`ESPIPE` on a pipe or socket); `InvalidInput` if every
+    /// buffer is empty or there are more than `IOV_MAX` (1,024) buffers.
     ///
     /// # Examples
     ///

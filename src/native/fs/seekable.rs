@@ -1,0 +1,46 @@
+//! Whether a file's fd has positions: io_uring ignores the offset of a read
+//! or write on a stream (a pipe, FIFO, socket or tty) and takes or appends
+//! stream bytes, where `pread`/`pwrite` fail with `ESPIPE`. Positioned ops
+//! ask here first; the answer is learnt once per `File` (one `lseek`).
+
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+const UNKNOWN: u8 = 0;
+const SEEKABLE: u8 = 1;
+const STREAM: u8 = 2;
+
+/// The cached answer (a clone starts with it).
+#[derive(Debug, Default)]
+pub(super) struct Seekable(AtomicU8);
+
+impl Clone for Seekable {
+    fn clone(&self) -> Self {
+        Self(AtomicU8::new(self.0.load(Ordering::Relaxed)))
+    }
+}
+
+impl Seekable {
+    /// `Ok` if `fd` has positions; `ESPIPE`, as `pread(2)` gives, if it is a
+    /// stream.
+    pub(super) fn check(&self, fd: RawFd) -> io::Result<()> {
+        let known = match self.0.load(Ordering::Relaxed) {
+            UNKNOWN => {
+                // SAFETY: `lseek` with `SEEK_CUR` and 0 only reads the
+                // position; `fd` is open (its `File` is borrowed).
+                let r = unsafe { libc::lseek(fd, 0, libc::SEEK_CUR) };
+                let stream =
+                    r < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ESPIPE);
+                let known = if stream { STREAM } else { SEEKABLE };
+                self.0.store(known, Ordering::Relaxed);
+                known
+            }
+            known => known,
+        };
+        match known {
+            STREAM => Err(io::Error::from_raw_os_error(libc::ESPIPE)),
+            _ => Ok(()),
+        }
+    }
+}
