@@ -526,6 +526,45 @@ mod tests {
         assert_eq!(order, want);
     }
 
+    /// A late read withdrawn before any enter completes as a NOP (result 0,
+    /// its `user_data` kept), so do its linked timeout and nothing else: the
+    /// pipe's bytes written afterwards are still there.
+    #[test]
+    fn a_withdrawn_late_read_and_its_linked_timeout_complete_as_nops() {
+        let mut ring = ring();
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two fds `pipe` writes.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        let mut buf = [0u8; 8];
+        let ts = io_uring::types::Timespec::new().sec(10);
+        let read = opcode::Read::new(io_uring::types::Fd(fds[0]), buf.as_mut_ptr(), 8)
+            .build()
+            .user_data(1)
+            .flags(squeue::Flags::IO_LINK);
+        let timeout = opcode::LinkTimeout::new(&ts).build().user_data(2);
+        // SAFETY: `buf` and `ts` outlive the CQEs reaped below.
+        unsafe { ring.push_late(&[read, timeout]).unwrap() };
+        assert!(!ring.withdraw_late(3), "not a late SQE");
+        assert!(ring.withdraw_late(1));
+        // SAFETY: a NOP points at no memory.
+        unsafe { ring.push(&nop(4)).unwrap() };
+        ring.submit().unwrap();
+        let mut got = Vec::new();
+        ring.reap(&mut got);
+        let mut seen: Vec<(u64, i32)> = got.iter().map(|c| (c.user_data, c.result)).collect();
+        seen.sort();
+        assert_eq!(seen, [(1, 0), (2, 0), (4, 0)]);
+        // SAFETY: one byte from a live array, to the pipe's write end.
+        assert_eq!(unsafe { libc::write(fds[1], b"x".as_ptr().cast(), 1) }, 1);
+        // SAFETY: `buf` is writable for 8 bytes.
+        assert_eq!(unsafe { libc::read(fds[0], buf.as_mut_ptr().cast(), 8) }, 1);
+        // SAFETY: both fds are ours and closed once.
+        unsafe {
+            libc::close(fds[0]);
+            libc::close(fds[1]);
+        }
+    }
+
     /// A cancel follows a late receive it may target, and precedes what is
     /// pushed after it (invariant 5).
     #[test]
