@@ -983,7 +983,7 @@ fn call_on_runs_every_closure_once_on_its_shard_from_anywhere_and_refuses_after_
 fn the_raw_lane_is_exact_across_laps_at_odd_capacities() {
     for cap in [1usize, 2, 3, 5, 6, 7, 9, 13] {
         let (tx, mut rx) = ringlane::raw_channel(cap).unwrap();
-        assert_eq!(tx.capacity(), cap);
+        assert_eq!((tx.capacity(), tx.max_capacity()), (cap, cap));
         let (mut next_in, mut next_out) = (0u64, 0u64);
         for round in 0..(cap * 40 + 17) {
             loop {
@@ -1008,6 +1008,8 @@ fn the_raw_lane_is_exact_across_laps_at_odd_capacities() {
                 cap - take,
                 "cap {cap} round {round}: len after taking"
             );
+            // Tokio's meaning: the room left, on both halves.
+            assert_eq!((tx.capacity(), rx.capacity()), (take, take));
         }
         while let Ok(v) = rx.try_recv() {
             assert_eq!(v, next_out);

@@ -116,6 +116,31 @@ impl<T> Receiver<T> {
         self.chan.wake_senders();
     }
 
+    /// How many more messages fit right now (as Tokio's `capacity`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = ringlane::channel::<u8>(4).unwrap();
+    /// tx.try_send(1).unwrap();
+    /// assert_eq!((rx.capacity(), rx.max_capacity()), (3, 4));
+    /// ```
+    pub fn capacity(&self) -> usize {
+        self.max_capacity().saturating_sub(self.len())
+    }
+
+    /// The channel's size, set when it was made.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (_tx, rx) = ringlane::channel::<u8>(4).unwrap();
+    /// assert_eq!(rx.max_capacity(), 4);
+    /// ```
+    pub fn max_capacity(&self) -> usize {
+        self.chan.queue.capacity()
+    }
+
     /// Messages queued right now.
     ///
     /// # Examples

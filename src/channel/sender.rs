@@ -350,15 +350,31 @@ impl<T> Sender<T> {
         self.chan.queue.len() == 0
     }
 
-    /// The channel's capacity.
+    /// How many more messages fit right now (as Tokio's `capacity`: the
+    /// channel's size less what is queued); [`max_capacity`](Self::max_capacity)
+    /// is the size.
     ///
     /// # Examples
     ///
     /// ```
     /// let (tx, _rx) = ringlane::channel::<u8>(4).unwrap();
-    /// assert_eq!(tx.capacity(), 4);
+    /// tx.try_send(1).unwrap();
+    /// assert_eq!(tx.capacity(), 3);
     /// ```
     pub fn capacity(&self) -> usize {
+        self.max_capacity().saturating_sub(self.len())
+    }
+
+    /// The channel's size, set when it was made.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, _rx) = ringlane::channel::<u8>(4).unwrap();
+    /// tx.try_send(1).unwrap();
+    /// assert_eq!(tx.max_capacity(), 4);
+    /// ```
+    pub fn max_capacity(&self) -> usize {
         self.chan.queue.capacity()
     }
 }
@@ -401,7 +417,7 @@ impl<T> fmt::Debug for Sender<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Sender")
             .field("len", &self.len())
-            .field("capacity", &self.capacity())
+            .field("capacity", &self.max_capacity())
             .finish()
     }
 }

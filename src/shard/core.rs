@@ -112,12 +112,10 @@ impl Core {
     pub(super) fn run(self) -> usize {
         let _enter = context::enter(&self.cx);
         self.arm_eventfd();
-        let unfinished = loop {
+        loop {
             self.tick();
-            if self.cx.shared.is_shutting_down() {
-                if let Some(n) = self.shutdown_step() {
-                    break n;
-                }
+            if self.cx.shared.is_shutting_down() && self.shutdown_step() {
+                break;
             }
             if self.is_idle() {
                 let search = if self.cancelling.get() {
@@ -132,9 +130,11 @@ impl Core {
                 }
                 self.park(search != Search::Refused);
             }
-        };
+        }
         self.release_ring();
-        unfinished
+        // Counted after D5, which cancels the tasks its last completions
+        // woke into this shard's queues.
+        self.cancelled.get()
     }
 
     fn tick(&self) {

@@ -42,9 +42,8 @@ use super::core::{Core, wake_all};
 use crate::sys::user_data;
 
 impl Core {
-    /// Called each tick once shutdown has begun; `Some(cancelled)` when the
-    /// shard may exit.
-    pub(super) fn shutdown_step(&self) -> Option<usize> {
+    /// Called each tick once shutdown has begun; whether the shard may exit.
+    pub(super) fn shutdown_step(&self) -> bool {
         if !self.seen_shutdown.get() {
             self.seen_shutdown.set(true);
             self.cx
@@ -106,7 +105,7 @@ impl Core {
                 self.cancel(r);
             }
         }
-        self.exit_ready().then(|| self.cancelled.get()) // D4
+        self.exit_ready() // D4
     }
 
     /// Empties the mailbox while shutting down: tasks are cancelled (they
