@@ -325,3 +325,43 @@ fn abstract_unix_socket_names_bind_connect_and_accept() {
         .unwrap();
     assert_eq!(got, (b'n', b'c'));
 }
+
+/// A task that gives up an async wait (a timeout, a `select!`) leaves no
+/// waker behind: a shared idle socket must not keep every waker that ever
+/// waited on it until its next event. Counted with a waker of our own: its
+/// clones live only in the socket's waiter list.
+#[test]
+fn a_dropped_wait_leaves_no_waker_in_the_sockets_waiter_list() {
+    use std::future::Future;
+    use std::task::{Context, Wake, Waker};
+
+    struct Counted;
+    impl Wake for Counted {
+        fn wake(self: Arc<Self>) {}
+    }
+    let rt = common::runtime(1);
+    let j = rt
+        .handle()
+        .spawn_pinned(0, async {
+            let sock = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+            let counted = Arc::new(Counted);
+            let waker = Waker::from(counted.clone());
+            let mut counts = Vec::new();
+            for round in 0..3 {
+                let mut buf = [0u8; 8];
+                let mut recv = Box::pin(sock.recv_from(&mut buf));
+                let mut cx = Context::from_waker(&waker);
+                assert!(recv.as_mut().poll(&mut cx).is_pending(), "round {round}");
+                // A second poll with the same waker registers nothing new.
+                assert!(recv.as_mut().poll(&mut cx).is_pending(), "round {round}");
+                let waiting = Arc::strong_count(&counted);
+                drop(recv);
+                counts.push((waiting, Arc::strong_count(&counted)));
+            }
+            counts
+        })
+        .unwrap();
+    let counts = common::join_within(&rt, j, Duration::from_secs(10), "the waits");
+    // Ours and the list's while waiting; ours alone once the wait is gone.
+    assert_eq!(counts, vec![(3, 2); 3]);
+}

@@ -215,7 +215,9 @@ impl<T: AsRawFd> AsyncFd<T> {
     /// assert_eq!(rt.block_on(j).unwrap(), 2);
     /// ```
     pub async fn readable(&self) -> io::Result<AsyncFdReadyGuard<'_, T>> {
-        std::future::poll_fn(|cx| self.poll_ready(Direction::Read, cx)).await
+        self.readiness
+            .wait(|cx| self.poll_ready(Direction::Read, cx))
+            .await
     }
 
     /// Waits until the fd may be writable.
@@ -240,7 +242,9 @@ impl<T: AsRawFd> AsyncFd<T> {
     /// assert_eq!(b.recv(&mut buf).unwrap(), 5);
     /// ```
     pub async fn writable(&self) -> io::Result<AsyncFdReadyGuard<'_, T>> {
-        std::future::poll_fn(|cx| self.poll_ready(Direction::Write, cx)).await
+        self.readiness
+            .wait(|cx| self.poll_ready(Direction::Write, cx))
+            .await
     }
 }
 

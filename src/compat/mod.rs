@@ -20,6 +20,7 @@ pub(crate) mod stream;
 mod tcp;
 mod udp;
 mod unix;
+mod waiters;
 
 pub use async_fd::{AsyncFd, AsyncFdReadyGuard, TryIoError};
 #[cfg(feature = "hyper")]

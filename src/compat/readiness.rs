@@ -44,6 +44,7 @@ use std::task::{Context, Poll, ready};
 use io_uring::{opcode, types};
 use parking_lot::Mutex;
 
+use super::waiters::{Waiters, tagged};
 use crate::mailbox::Remote;
 use crate::op::MultiShot;
 
@@ -60,29 +61,6 @@ impl Direction {
             Direction::Read => (libc::POLLIN | libc::POLLRDHUP) as u32,
             Direction::Write => libc::POLLOUT as u32,
         }
-    }
-}
-
-/// Every task waiting on one direction (invariant 1), woken all at once.
-#[derive(Default)]
-struct Waiters(parking_lot::Mutex<Vec<std::task::Waker>>);
-
-impl Waiters {
-    fn add(&self, waker: &std::task::Waker) {
-        let mut list = self.0.lock();
-        if !list.iter().any(|w| w.will_wake(waker)) {
-            list.push(waker.clone());
-        }
-    }
-}
-
-impl std::task::Wake for Waiters {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        let list = std::mem::take(&mut *self.0.lock());
-        list.into_iter().for_each(std::task::Waker::wake);
     }
 }
 
@@ -146,7 +124,7 @@ impl Side {
     /// from the dropped op, and a waiter on a shard arms a new one.
     fn drop_armed(&mut self) -> Vec<std::task::Waker> {
         self.armed = None;
-        std::mem::take(&mut *self.waiters.0.lock())
+        self.waiters.take()
     }
 
     /// An event: the direction is ready, in a new tick (invariant 2).
@@ -383,6 +361,32 @@ impl Readiness {
         if side.tick == tick.0 {
             side.ready = false;
         }
+    }
+
+    /// Awaits `poll` (one of the socket's `poll_*` methods) as one tagged
+    /// wait (waiters invariant 1): dropped before it ends, it takes its
+    /// waker out of the lists.
+    pub(crate) async fn wait<R>(&self, mut poll: impl FnMut(&mut Context<'_>) -> Poll<R>) -> R {
+        /// Leaves the lists when the wait ends or is dropped.
+        struct Leave<'a> {
+            readiness: &'a Readiness,
+            id: std::sync::atomic::AtomicU64,
+        }
+        impl Drop for Leave<'_> {
+            fn drop(&mut self) {
+                let id = self.id.load(std::sync::atomic::Ordering::Relaxed);
+                if id != 0 {
+                    // Registered at least once (ids are taken then only).
+                    self.readiness.read.lock().waiters.forget(id);
+                    self.readiness.write.lock().waiters.forget(id);
+                }
+            }
+        }
+        let leave = Leave {
+            readiness: self,
+            id: std::sync::atomic::AtomicU64::new(0),
+        };
+        std::future::poll_fn(|cx| tagged(&leave.id, || poll(cx))).await
     }
 
     /// Runs `f` (a nonblocking syscall) once `dir` is ready, clearing the

@@ -348,7 +348,10 @@ impl TcpStream {
     /// assert_eq!(rt.block_on(j).unwrap(), 1);
     /// ```
     pub async fn readable(&self) -> io::Result<()> {
-        std::future::poll_fn(|cx| self.poll_read_ready(cx)).await
+        self.io
+            .readiness()
+            .wait(|cx| self.poll_read_ready(cx))
+            .await
     }
 
     /// Waits for write readiness.
@@ -371,7 +374,10 @@ impl TcpStream {
     /// assert_eq!(&got, b"w");
     /// ```
     pub async fn writable(&self) -> io::Result<()> {
-        std::future::poll_fn(|cx| self.poll_write_ready(cx)).await
+        self.io
+            .readiness()
+            .wait(|cx| self.poll_write_ready(cx))
+            .await
     }
 
     /// One nonblocking `recv`; `WouldBlock` clears the read readiness.
@@ -476,7 +482,10 @@ impl TcpStream {
     /// ```
     pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         let mut rb = ReadBuf::new(buf);
-        std::future::poll_fn(|cx| self.poll_peek(cx, &mut rb)).await
+        self.io
+            .readiness()
+            .wait(|cx| self.poll_peek(cx, &mut rb))
+            .await
     }
 
     /// One nonblocking `send`; `WouldBlock` clears the write readiness.
@@ -652,7 +661,7 @@ impl TcpListener {
     /// assert_eq!(&rt.block_on(j).unwrap().unwrap(), b"hi");
     /// ```
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        std::future::poll_fn(|cx| self.poll_accept(cx)).await
+        self.io.readiness().wait(|cx| self.poll_accept(cx)).await
     }
 
     /// Connections as a stream (`next().await` in a loop).
@@ -767,7 +776,8 @@ impl Incoming<'_> {
     /// assert!(rt.block_on(j).unwrap().unwrap());
     /// ```
     pub async fn next(&mut self) -> io::Result<(TcpStream, SocketAddr)> {
-        std::future::poll_fn(|cx| self.poll_next(cx)).await
+        let readiness = self.listener.io.readiness();
+        readiness.wait(|cx| self.poll_next(cx)).await
     }
 }
 

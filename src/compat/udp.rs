@@ -166,7 +166,10 @@ impl UdpSocket {
     /// assert_eq!(rt.block_on(j).unwrap().unwrap(), (3, b"one".to_vec()));
     /// ```
     pub async fn send_to(&self, buf: &[u8], target: SocketAddr) -> io::Result<usize> {
-        std::future::poll_fn(|cx| self.poll_send_to(cx, buf, target)).await
+        self.io
+            .readiness()
+            .wait(|cx| self.poll_send_to(cx, buf, target))
+            .await
     }
 
     /// Polls to receive one datagram into `buf`'s unfilled part.
@@ -255,7 +258,10 @@ impl UdpSocket {
     /// ```
     pub async fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         let mut rb = ReadBuf::new(buf);
-        let from = std::future::poll_fn(|cx| self.poll_peek_from(cx, &mut rb)).await?;
+        let readiness = self.io.readiness();
+        let from = readiness
+            .wait(|cx| self.poll_peek_from(cx, &mut rb))
+            .await?;
         Ok((rb.filled().len(), from))
     }
 
@@ -320,7 +326,10 @@ impl UdpSocket {
     /// ```
     pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         let mut rb = ReadBuf::new(buf);
-        let from = std::future::poll_fn(|cx| self.poll_recv_from(cx, &mut rb)).await?;
+        let readiness = self.io.readiness();
+        let from = readiness
+            .wait(|cx| self.poll_recv_from(cx, &mut rb))
+            .await?;
         Ok((rb.filled().len(), from))
     }
 
@@ -346,12 +355,10 @@ impl UdpSocket {
     /// ```
     pub async fn send(&self, buf: &[u8]) -> io::Result<usize> {
         let s = self.io.get_ref();
-        std::future::poll_fn(|cx| {
-            self.io
-                .readiness()
-                .poll_io(Direction::Write, cx, || s.send(buf))
-        })
-        .await
+        let readiness = self.io.readiness();
+        readiness
+            .wait(|cx| readiness.poll_io(Direction::Write, cx, || s.send(buf)))
+            .await
     }
 }
 

@@ -367,7 +367,7 @@ impl UnixListener {
     /// std::fs::remove_file(&path).unwrap();
     /// ```
     pub async fn accept(&self) -> io::Result<UnixStream> {
-        std::future::poll_fn(|cx| self.poll_accept(cx)).await
+        self.io.readiness().wait(|cx| self.poll_accept(cx)).await
     }
 
     /// The address it listens at.
