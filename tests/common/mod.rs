@@ -3,6 +3,27 @@
 
 use std::time::Duration;
 
+pub mod chans;
+pub mod compat_io;
+pub mod lifecycle;
+pub mod native_io;
+
+/// The bound on every single wait of the adversarial tests: a lost
+/// wake-up fails within it instead of hanging the suite.
+pub const LIMIT: Duration = Duration::from_secs(10);
+
+/// Polls `done` until it holds, failing with `what` after [`LIMIT`].
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + LIMIT;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not after {LIMIT:?}"
+        );
+        std::thread::yield_now();
+    }
+}
+
 /// A runtime with `n` shards, panicking with the reason if the kernel refuses.
 pub fn runtime(n: usize) -> ringlane::Runtime {
     ringlane::Runtime::builder()

@@ -1,0 +1,137 @@
+//! The cooperative budget (`executor/coop.rs`): a task whose channel or
+//! timer is always ready still gives its shard back, as Tokio's do.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
+
+use ringlane::TrySendError;
+use ringlane::time::{sleep, timeout};
+
+use common::{LIMIT, wait_until};
+
+/// A receiver that always finds a message (a plain thread keeps a raw-lane
+/// channel of 4,096 topped up while each message costs the receiver 5 µs)
+/// must still let the other work of its shard run: here a `call_on` to that
+/// shard must be answered within 3 s. `tokio::sync::mpsc::Receiver::recv`
+/// takes part in Tokio's cooperative budget (it returns `Pending` after a
+/// budget of ready operations so the task yields), so the equivalent Tokio
+/// program answers within a budget's worth of messages. ringlane's
+/// `poll_recv` has no budget and the shard's `task_budget` counts tasks per
+/// tick, not operations within one poll: the receiver's single poll never
+/// ends while the ring is non-empty, so nothing else on its shard (spawns,
+/// timers, I/O completions, `call_on`) runs. Also checks the raw lane's
+/// single-sender FIFO and count under that load.
+#[test]
+fn a_receiver_that_always_finds_a_message_does_not_starve_its_shard() {
+    const CAP: usize = 4096;
+    let rt = common::runtime(2);
+    let h = rt.handle();
+    let (tx, mut rx) = ringlane::raw_channel(CAP).unwrap();
+    let received = Arc::new(AtomicU64::new(0));
+    let receiver = {
+        let received = received.clone();
+        h.spawn_pinned(1, async move {
+            let mut last: Option<u64> = None;
+            while let Some(v) = rx.recv().await {
+                if let Some(prev) = last {
+                    assert_eq!(v, prev + 1, "the raw lane reordered one sender's values");
+                }
+                last = Some(v);
+                received.fetch_add(1, Ordering::Relaxed);
+                let t = Instant::now();
+                while t.elapsed() < Duration::from_micros(5) {
+                    std::hint::spin_loop();
+                }
+            }
+            last
+        })
+        .unwrap()
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let feeder = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + LIMIT;
+            let mut next = 0u64;
+            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                match tx.try_send(next) {
+                    Ok(()) => next += 1,
+                    Err(TrySendError::Full(_)) => std::hint::spin_loop(),
+                    Err(TrySendError::Closed(_)) => panic!("the receiver went away"),
+                }
+            }
+            next // tx dropped here: the stream ends after what was sent
+        })
+    };
+    wait_until("the receiver got going", || {
+        received.load(Ordering::Relaxed) >= 10_000
+    });
+    let call = h.call_on(1, |ctx| ctx.index()).unwrap();
+    let answered = rt.block_on(timeout(Duration::from_secs(3), call));
+    stop.store(true, Ordering::Relaxed);
+    let sent = feeder.join().unwrap();
+    let last = common::join_within(
+        &rt,
+        receiver,
+        LIMIT,
+        "the receiver after the feeder stopped",
+    );
+    assert_eq!(last, sent.checked_sub(1), "the raw lane lost its tail");
+    assert_eq!(received.load(Ordering::Relaxed), sent);
+    let answered = answered.expect(
+        "call_on to a shard whose receiver always finds a message was not answered in 3 s: \
+         recv never yields (no cooperative budget), so the shard runs nothing else",
+    );
+    assert_eq!(answered.unwrap(), 1);
+}
+
+/// A task that awaits zero-length sleeps in a loop must not take its shard
+/// from every other task. Tokio's timer futures consume the task's
+/// cooperative budget, so `loop { sleep(Duration::ZERO).await }` yields to
+/// the scheduler every 128 polls and a task spawned beside it runs; ringlane
+/// documents that a shard keeps polling fair (`task_budget`) and that a
+/// self-waking task starves nothing.
+///
+/// Suspected gap: `Sleep::poll` (src/time/sleep.rs, the `None if
+/// Instant::now() >= this.deadline` branch) returns `Ready` on the first
+/// poll of a due sleep without ever returning `Pending`, and nothing else
+/// yields: the loop is one endless poll, and the shard's mailbox, timers
+/// and other tasks starve until it ends (here it gives up after 3 s).
+#[test]
+fn a_task_looping_on_zero_length_sleeps_lets_its_shard_run_other_tasks() {
+    let rt = common::runtime(1);
+    let h = rt.handle();
+    let other_ran = Arc::new(AtomicBool::new(false));
+    let seen = other_ran.clone();
+    let (looping_tx, looping) = mpsc::channel();
+    let looper = h
+        .spawn_pinned(0, async move {
+            let start = Instant::now();
+            let mut rounds = 0u64;
+            looping_tx.send(()).unwrap();
+            // Bounded: a starved shard ends the loop after 3 s, not never.
+            while !seen.load(Ordering::Acquire) && start.elapsed() < Duration::from_secs(3) {
+                sleep(Duration::ZERO).await;
+                rounds += 1;
+            }
+            (seen.load(Ordering::Acquire), rounds)
+        })
+        .unwrap();
+    looping
+        .recv_timeout(LIMIT)
+        .expect("the looping task never ran");
+    let flag = other_ran.clone();
+    let other = h
+        .spawn_pinned(0, async move { flag.store(true, Ordering::Release) })
+        .unwrap();
+    let (saw_other, rounds) = common::join_within(&rt, looper, LIMIT, "the looping task");
+    assert!(
+        saw_other,
+        "{rounds} zero-length sleeps ran back to back for 3 s and the task spawned \
+         beside them never ran: a due sleep never yields"
+    );
+    common::join_within(&rt, other, LIMIT, "the task spawned beside the loop");
+}
