@@ -1,5 +1,6 @@
-//! The cooperative budget (`executor/coop.rs`): a task whose channel or
-//! timer is always ready still gives its shard back, as Tokio's do.
+//! The cooperative budget (`executor/coop.rs`): a task whose channel,
+//! timer or socket is always ready still gives its shard back, as Tokio's
+//! do.
 
 mod common;
 
@@ -134,4 +135,60 @@ fn a_task_looping_on_zero_length_sleeps_lets_its_shard_run_other_tasks() {
          beside them never ran: a due sleep never yields"
     );
     common::join_within(&rt, other, LIMIT, "the task spawned beside the loop");
+}
+
+/// A compat reader whose socket always has bytes (a plain thread keeps the
+/// peer writing faster than the reader reads) must still let its shard
+/// answer a `call_on`: each ready read spends a unit of the budget, as a
+/// Tokio socket's does.
+#[test]
+fn a_compat_reader_that_always_finds_bytes_does_not_starve_its_shard() {
+    use std::io::Write;
+    use tokio::io::AsyncReadExt;
+
+    let rt = common::runtime(1);
+    let h = rt.handle();
+    let (mine, mut peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let read = Arc::new(AtomicU64::new(0));
+    let reader = {
+        let (stop, read) = (stop.clone(), read.clone());
+        h.spawn_pinned(0, async move {
+            let mut s = ringlane::compat::UnixStream::from_std(mine).unwrap();
+            let mut buf = [0u8; 64];
+            while !stop.load(Ordering::Relaxed) {
+                let n = s.read(&mut buf).await.unwrap();
+                assert!(n > 0, "the writer never closes");
+                read.fetch_add(n as u64, Ordering::Relaxed);
+                // Slower than the writer: the socket never runs dry.
+                let t = Instant::now();
+                while t.elapsed() < Duration::from_micros(5) {
+                    std::hint::spin_loop();
+                }
+            }
+        })
+        .unwrap()
+    };
+    let writer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let chunk = [7u8; 4096];
+            // Ends when the reader's socket closes after `stop`.
+            while peer.write_all(&chunk).is_ok() {}
+            assert!(stop.load(Ordering::Relaxed), "the write failed early");
+        })
+    };
+    wait_until("the reader got going", || {
+        read.load(Ordering::Relaxed) >= 64 << 10
+    });
+    let call = h.call_on(0, |ctx| ctx.index()).unwrap();
+    let answered = rt.block_on(timeout(Duration::from_secs(3), call));
+    stop.store(true, Ordering::Relaxed);
+    common::join_within(&rt, reader, LIMIT, "the reader");
+    writer.join().unwrap();
+    let answered = answered.expect(
+        "call_on to a shard whose reader always finds bytes was not answered in 3 s: \
+         ready reads never yield",
+    );
+    assert_eq!(answered.unwrap(), 0);
 }
