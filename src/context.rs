@@ -91,9 +91,12 @@ impl ShardContext {
             let sqe = io_uring::opcode::AsyncCancel::new(target)
                 .build()
                 .user_data(user_data::CANCEL);
-            // Behind a late receive it may target (ring invariant 5).
-            // SAFETY: ASYNC_CANCEL points at no user memory.
-            if unsafe { ring.push_after_late(&sqe) }.is_err() {
+            // A late receive not yet issued is withdrawn; else the cancel
+            // goes behind a late receive it may target (ring invariant 5).
+            let queued = ring.withdraw_late(target)
+                // SAFETY: ASYNC_CANCEL points at no user memory.
+                || unsafe { ring.push_after_late(&sqe) }.is_ok();
+            if !queued {
                 return; // still full: next tick
             }
             pending.pop();

@@ -156,7 +156,10 @@ impl Runtime {
         });
         let waker = Waker::from(waker_state.clone());
         let mut cx = Context::from_waker(&waker);
-        let mut future = pin!(future);
+        // Polled in a Tokio task (a `#[tokio::main]` calling this), the
+        // future must not spend that task's budget: nothing refills it while
+        // this blocks (coop invariant 4), so it would wait forever.
+        let mut future = pin!(tokio::task::coop::unconstrained(future));
         loop {
             if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
                 return out;

@@ -192,3 +192,97 @@ fn a_compat_reader_that_always_finds_bytes_does_not_starve_its_shard() {
     );
     assert_eq!(answered.unwrap(), 0);
 }
+
+/// `Runtime::block_on` called from a Tokio task (as under `#[tokio::main]`)
+/// must not spend that task's budget: nothing refills it while the call
+/// blocks, so the 129th ready join handle would wait for ever.
+#[test]
+fn block_on_called_in_a_tokio_task_does_not_spend_its_budget() {
+    let rt = common::runtime(1);
+    let (done_tx, done_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let tokio_rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let joined = tokio_rt.block_on(async {
+            let mut joined = 0;
+            for i in 0..300u32 {
+                let j = rt.handle().spawn_pinned(0, async move { i }).unwrap();
+                joined += u32::from(rt.block_on(j).unwrap() == i);
+            }
+            joined
+        });
+        let _ = done_tx.send(joined);
+    });
+    let joined = done_rx
+        .recv_timeout(LIMIT)
+        .expect("block_on inside a Tokio task stopped after Tokio's budget ran out");
+    assert_eq!(joined, 300);
+}
+
+/// A `timeout` whose future spends the whole budget at every poll (a
+/// receive loop fed by a producer on the same shard) must still elapse:
+/// its delay is then polled with the budget lifted, as Tokio's is.
+#[test]
+fn a_timeout_fires_around_a_future_that_spends_the_budget() {
+    let rt = common::runtime(1);
+    let h = rt.handle();
+    let (tx, mut rx) = ringlane::raw_channel(1024).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let producer = {
+        let stop = stop.clone();
+        h.spawn_pinned(0, async move {
+            while !stop.load(Ordering::Relaxed) {
+                for i in 0..200 {
+                    let _ = tx.try_send(i);
+                }
+                ringlane::yield_now().await;
+            }
+        })
+        .unwrap()
+    };
+    let consumer = h
+        .spawn_pinned(0, async move {
+            let drain = async { while rx.recv().await.is_some() {} };
+            timeout(Duration::from_millis(50), drain).await.is_err()
+        })
+        .unwrap();
+    let elapsed = rt.block_on(timeout(LIMIT, consumer));
+    stop.store(true, Ordering::Relaxed);
+    common::join_within(&rt, producer, LIMIT, "the producer");
+    let elapsed = elapsed
+        .expect("the timeout never fired: its delay yielded with the spent budget")
+        .unwrap();
+    assert!(elapsed, "the receive loop ended before its timeout");
+}
+
+/// A batch send that finds the channel full and stays pending gives back
+/// the budget unit it took (coop invariant 3): polled again and again in a
+/// Tokio task, it must not use up that task's budget.
+#[test]
+fn a_pending_send_many_spends_no_budget() {
+    use std::future::Future;
+    use std::task::{Context, Waker};
+
+    let tokio_rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let left = tokio_rt.block_on(async {
+        tokio::spawn(async {
+            let (tx, _rx) = ringlane::channel::<u32>(1).unwrap();
+            tx.try_send(0).unwrap();
+            let mut send = std::pin::pin!(tx.send_many(vec![1, 2]));
+            let mut cx = Context::from_waker(Waker::noop());
+            for _ in 0..300 {
+                assert!(send.as_mut().poll(&mut cx).is_pending());
+            }
+            tokio::task::coop::has_budget_remaining()
+        })
+        .await
+        .unwrap()
+    });
+    assert!(
+        left,
+        "polls that sent nothing spent the Tokio task's budget"
+    );
+}

@@ -246,15 +246,17 @@ impl<T> Sender<T> {
                 };
                 // Each run of pushes costs a unit of the budget: a batch
                 // into a receiver that keeps draining it yields now and
-                // then (coop invariant 2), announcing what it pushed.
-                match crate::executor::coop::poll_proceed(cx) {
-                    Poll::Ready(coop) => coop.made_progress(),
+                // then (coop invariant 2), announcing what it pushed. A run
+                // that pushes nothing gets its unit back (invariant 3).
+                let coop = match crate::executor::coop::poll_proceed(cx) {
+                    Poll::Ready(coop) => coop,
                     Poll::Pending => {
                         pending = Some(msg);
                         self.chan.notify_receiver();
                         return Poll::Pending;
                     }
-                }
+                };
+                let sent_before = *sent;
                 // A run of pushes while there is room.
                 let mut next = Some(msg);
                 while let Some(m) = next.take() {
@@ -267,22 +269,35 @@ impl<T> Sender<T> {
                             next = Some(m);
                             break;
                         }
-                        Err(Refused::Closed(m)) => return Poll::Ready(Err(m)),
+                        Err(Refused::Closed(m)) => {
+                            coop.made_progress();
+                            return Poll::Ready(Err(m));
+                        }
                     }
                 }
+                if *sent > sent_before {
+                    coop.made_progress();
+                }
                 let Some(msg) = next else {
+                    coop.made_progress();
                     return Poll::Ready(Ok(()));
                 };
                 // Full: register for room and try once more.
                 match self.poll_push(cx, &mut wait, msg) {
-                    Ok(Ok(())) => *sent += 1,
+                    Ok(Ok(())) => {
+                        *sent += 1;
+                        coop.made_progress();
+                    }
                     Ok(Err(msg)) => {
                         pending = Some(msg);
                         // The receiver must drain for us to make progress.
                         self.chan.notify_receiver();
                         return Poll::Pending;
                     }
-                    Err(msg) => return Poll::Ready(Err(msg)),
+                    Err(msg) => {
+                        coop.made_progress();
+                        return Poll::Ready(Err(msg));
+                    }
                 }
             }
         })

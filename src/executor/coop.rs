@@ -18,9 +18,19 @@
 //!    gets its unit back when the guard drops.
 //! 4. Polled in a Tokio task, the same resources ask Tokio's budget as
 //!    well (`tokio::task::coop::poll_proceed`), so they cooperate with
-//!    Tokio's scheduler as Tokio's own resources do.
+//!    Tokio's scheduler as Tokio's own resources do. `Runtime::block_on`
+//!    polls its future unconstrained by Tokio's budget, which nothing
+//!    would refill while it blocks.
+//! 5. A `timeout` whose future spent the budget polls its delay
+//!    unconstrained, so its deadline is still seen (Tokio's rule).
+//!
+//! As with Tokio, a nested executor that polls a ringlane resource in a
+//! loop inside a task (`futures::executor::block_on` on a shard) spins
+//! once the budget is spent: the budget returns only when the task's poll
+//! does. Blocking a shard that way was never supported.
 
 use std::cell::Cell;
+use std::future::Future;
 use std::task::{Context, Poll};
 
 /// Ready operations a task may see in one poll (Tokio's figure).
@@ -98,6 +108,26 @@ pub(crate) fn poll_proceed(cx: &mut Context<'_>) -> Poll<Proceed> {
             Poll::Pending
         }
     }
+}
+
+/// Whether the current task may still make progress: ringlane's budget
+/// (if polled in a ringlane task) and Tokio's (if in a Tokio task).
+pub(crate) fn has_budget_remaining() -> bool {
+    LEFT.with(Cell::get) != Some(0) && tokio::task::coop::has_budget_remaining()
+}
+
+/// Polls `f` with both budgets lifted (a timeout's own delay, once the
+/// future it bounds has spent the budget).
+pub(crate) fn unconstrained<R>(
+    cx: &mut Context<'_>,
+    f: impl FnOnce(&mut Context<'_>) -> Poll<R>,
+) -> Poll<R> {
+    let _restore = Restore(LEFT.with(|l| l.replace(None)));
+    let mut f = Some(f);
+    let lifted = tokio::task::coop::unconstrained(std::future::poll_fn(|cx| {
+        (f.take().expect("polled once"))(cx)
+    }));
+    std::pin::pin!(lifted).poll(cx)
 }
 
 /// Polls `f` under the budget: with none left the task yields without

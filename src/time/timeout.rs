@@ -79,11 +79,20 @@ impl<F: Future> Future for Timeout<F> {
         // SAFETY: `future` is structurally pinned (never moved out of `self`);
         // `delay` is `Unpin` and not pinned.
         let this = unsafe { self.get_unchecked_mut() };
+        let had_budget = crate::executor::coop::has_budget_remaining();
         // SAFETY: as above.
         if let Poll::Ready(v) = unsafe { Pin::new_unchecked(&mut this.future) }.poll(cx) {
             return Poll::Ready(Ok(v));
         }
-        match Pin::new(&mut this.delay).poll(cx) {
+        // A future that spent the budget must not keep its deadline from
+        // being seen (the delay would yield too, for ever): the delay is
+        // then polled unconstrained, as Tokio's `timeout` does.
+        let delay = if had_budget && !crate::executor::coop::has_budget_remaining() {
+            crate::executor::coop::unconstrained(cx, |cx| Pin::new(&mut this.delay).poll(cx))
+        } else {
+            Pin::new(&mut this.delay).poll(cx)
+        };
+        match delay {
             Poll::Ready(()) => Poll::Ready(Err(Elapsed(()))),
             Poll::Pending => Poll::Pending,
         }

@@ -146,8 +146,10 @@ impl File {
             _file: self.keep(),
         };
         let op = self.submit(rw, move |fd, rw| build(fd, &mut rw.buf, len));
-        // A read of a stream (a pipe, a FIFO) goes last in its batch, and is
-        // withdrawn if dropped before the kernel saw it, as a receive is.
+        // A read at the current position (of a stream: a pipe, a FIFO; or
+        // of a file, whose concurrent ops were never ordered) goes last in
+        // its batch, and is withdrawn if dropped before the kernel saw it,
+        // as a receive is.
         let op = match read && offset == CURRENT_POSITION {
             true => op.receive(),
             false => op,

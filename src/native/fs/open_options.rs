@@ -225,7 +225,10 @@ impl OpenOptions {
         }
         // SAFETY: a non-negative OPENAT result is a new fd that we own.
         let file = unsafe { File::from_raw_fd_owned(result) };
-        if flags & (libc::O_NONBLOCK | libc::O_ACCMODE) == libc::O_RDONLY && is_fifo(&file) {
+        if flags & (libc::O_NONBLOCK | libc::O_ACCMODE) == libc::O_RDONLY
+            && is_fifo(&file)
+            && !writer_was_there(&file)
+        {
             // The same first attempt, on a FIFO's read side, succeeds at
             // once where open(2) waits for a writer (and the reads that
             // followed would see end of file): it runs again in io-wq. The
@@ -250,6 +253,21 @@ fn is_fifo(file: &File) -> bool {
     // SAFETY: the fd is open (we own it) and `st` is writable.
     let r = unsafe { libc::fstat(std::os::fd::AsRawFd::as_raw_fd(file), &mut st) };
     r == 0 && st.st_mode & libc::S_IFMT == libc::S_IFIFO
+}
+
+/// Whether a writer has opened the FIFO `file` reads since it was opened:
+/// bytes wait (`POLLIN`) or it came and went (`POLLHUP`). Then the open
+/// either waited for it already (io_uring retried it in io-wq, blocking) or
+/// needs not wait: opening again would wait for the *next* writer.
+fn writer_was_there(file: &File) -> bool {
+    let mut pfd = libc::pollfd {
+        fd: std::os::fd::AsRawFd::as_raw_fd(file),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid `pollfd`, and a zero timeout (never blocks).
+    let r = unsafe { libc::poll(&mut pfd, 1, 0) };
+    r > 0 && pfd.revents & (libc::POLLIN | libc::POLLHUP) != 0
 }
 
 /// One `IORING_OP_OPENAT` of `path` (relative to the working directory);
