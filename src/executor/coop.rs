@@ -16,9 +16,11 @@
 //! 3. A unit is spent only when the resource reports progress
 //!    ([`Proceed::made_progress`]); an operation that ends `Pending` anyway
 //!    gets its unit back when the guard drops.
-//! 4. Polled in a Tokio task, the same resources ask Tokio's budget as
-//!    well (`tokio::task::coop::poll_proceed`), so they cooperate with
-//!    Tokio's scheduler as Tokio's own resources do. `Runtime::block_on`
+//! 4. Polled outside a ringlane task (in a Tokio task, say), the same
+//!    resources ask Tokio's budget instead (`tokio::task::coop::poll_proceed`),
+//!    so they cooperate with Tokio's scheduler as Tokio's own resources
+//!    do. Inside a ringlane task Tokio's budget is not looked at: no Tokio
+//!    scheduler polls there, so it is always unconstrained. `Runtime::block_on`
 //!    polls its future unconstrained by Tokio's budget, which nothing
 //!    would refill while it blocks.
 //! 5. A `timeout` whose future spent the budget polls its delay
@@ -63,14 +65,17 @@ impl Drop for Restore {
 pub(crate) struct Proceed {
     /// Ours before the unit was taken (`None`: nothing to give back).
     ours: Cell<Option<u8>>,
-    tokio: tokio::task::coop::RestoreOnPending,
+    /// Tokio's, outside ringlane tasks (invariant 4).
+    tokio: Option<tokio::task::coop::RestoreOnPending>,
 }
 
 impl Proceed {
     /// The operation made progress: the unit stays spent.
     pub(crate) fn made_progress(&self) {
         self.ours.set(None);
-        self.tokio.made_progress();
+        if let Some(tokio) = &self.tokio {
+            tokio.made_progress();
+        }
     }
 }
 
@@ -93,27 +98,31 @@ pub(crate) fn poll_proceed(cx: &mut Context<'_>) -> Poll<Proceed> {
             Ok(Some(n))
         }
     });
-    let Ok(ours) = ours else {
-        cx.waker().wake_by_ref();
-        return Poll::Pending;
-    };
-    let ours = Cell::new(ours);
-    match tokio::task::coop::poll_proceed(cx) {
-        Poll::Ready(tokio) => Poll::Ready(Proceed { ours, tokio }),
-        Poll::Pending => {
-            // Tokio's budget is out (it arranged the wake-up): ours back.
-            if let Some(before) = ours.get() {
-                LEFT.with(|l| l.set(Some(before)));
-            }
+    match ours {
+        Err(()) => {
+            cx.waker().wake_by_ref();
             Poll::Pending
         }
+        Ok(Some(before)) => Poll::Ready(Proceed {
+            ours: Cell::new(Some(before)),
+            tokio: None,
+        }),
+        // Outside ringlane tasks: Tokio's budget (it arranges the wake-up
+        // when it is out).
+        Ok(None) => tokio::task::coop::poll_proceed(cx).map(|tokio| Proceed {
+            ours: Cell::new(None),
+            tokio: Some(tokio),
+        }),
     }
 }
 
 /// Whether the current task may still make progress: ringlane's budget
 /// (if polled in a ringlane task) and Tokio's (if in a Tokio task).
 pub(crate) fn has_budget_remaining() -> bool {
-    LEFT.with(Cell::get) != Some(0) && tokio::task::coop::has_budget_remaining()
+    match LEFT.with(Cell::get) {
+        Some(left) => left > 0,
+        None => tokio::task::coop::has_budget_remaining(),
+    }
 }
 
 /// Polls `f` with both budgets lifted (a timeout's own delay, once the
