@@ -8,7 +8,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 /// |---|---|---|
 /// | `Pinned(i)` | shard `i`, for its whole life | work that owns shard state, or uses a shard's ring |
 /// | `Stealable` | any shard; idle shards steal it | CPU work of uneven size (fan-out subtasks, request handlers) |
-/// | `StealablePreferred(i)` | shard `i` unless `i` is busy, then any shard | work that is cheapest near data on `i` but should not wait if `i` is busy |
+/// | `StealablePreferred(i)` | first run on shard `i` unless `i` is busy; then as `Stealable` | work that is cheapest to start near data on `i` but should not wait if `i` is busy |
 /// | `RoundRobin` | the next shard in turn, pinned there | many similar long-lived tasks (connections) spread evenly |
 /// | `Sticky(key)` | the shard `key` hashes to, pinned there | everything about one key (a session, a partition) on one shard, in order |
 ///
@@ -35,8 +35,10 @@ pub enum Placement {
     /// On any shard: spawned onto the spawning shard's deque (or the global
     /// injector from outside) and stolen by idle shards.
     Stealable,
-    /// Queued for this shard, which runs it unless it is busy: then an idle
-    /// shard may take it, before its first run or after any wake-up.
+    /// Queued for this shard, which runs it first unless it is busy: then
+    /// an idle shard may take it. The preference is for the first run: after
+    /// a wake-up the task is `Stealable` (it goes to the deque of the shard
+    /// that woke it, or to the injector).
     StealablePreferred(usize),
     /// Pinned to the next shard in a runtime-wide rotation.
     RoundRobin,

@@ -11,10 +11,14 @@
 //!    closed gate stays true), or a stealable task anywhere (a stolen
 //!    task's ops and timers stay with the shard that polled it). A poll
 //!    armed for a compat stream the caller kept, or an op future returned
-//!    out of its task, has no such task: D5 cancels it.
+//!    out of its task, has no such task: D5 cancels it. Nor does a shard
+//!    exit while a stealable task is alive anywhere: it may run it (queued
+//!    behind a blocked shard, or woken later), or cancel it at the deadline
+//!    when the shard that first polled it is blocked then.
 //! 3. D3 (cancel): once the deadline passes, stop polling. Wake every live
-//!    task in the registries (pinned and local, and stealable tasks first
-//!    polled here), so that each one's `Runnable` comes back to this thread,
+//!    task in the registries (pinned and local tasks of this shard, and the
+//!    stealable tasks of every shard: a blocked shard's would wait for it),
+//!    so that each one's `Runnable` comes back to this thread,
 //!    and drop them all here (task invariant 1), together with everything in
 //!    this shard's deque and the global injector. A stealable task whose
 //!    `Runnable` sits in another shard's deque is dropped by that shard,
@@ -73,14 +77,13 @@ impl Core {
         }
         if self.cancelling.get() {
             let mut wakers = self.cx.registry.borrow().wakers();
-            wakers.extend(
-                self.cx
-                    .remote
-                    .stealable_tasks
-                    .lock()
-                    .iter()
-                    .map(|(_, w)| w.clone()),
-            );
+            // Every shard's stealable tasks, not only ours: one first polled
+            // on a shard that is blocked now would wait for that shard,
+            // although any shard may drop it (it is `Send`). Woken here, it
+            // comes to our deque.
+            for remote in self.cx.shared.remotes.iter() {
+                wakers.extend(remote.stealable_tasks.lock().iter().map(|(_, w)| w.clone()));
+            }
             wake_all(wakers);
             self.drain_mailbox_cancelling();
             let shared = &self.cx.shared;
@@ -122,8 +125,9 @@ impl Core {
         }
     }
 
-    /// Step D4's condition. While still graceful, timers and ops of this
-    /// shard keep it alive as long as a stealable task lives anywhere (D2).
+    /// Step D4's condition. While still graceful, a stealable task alive
+    /// anywhere keeps every shard, and a pinned or local task of another
+    /// shard keeps a shard that has timers or ops (D2).
     pub(super) fn exit_ready(&self) -> bool {
         let shared = &self.cx.shared;
         self.cx.registry.borrow().len() == 0
@@ -138,15 +142,20 @@ impl Core {
             && shared.injector_gate.is_sealed()
             && shared.injector.is_empty()
             && (self.cancelling.get()
-                || (self.cx.timers.borrow().len() == 0
-                    && self.cx.ops.borrow().len() == 0
-                    && self
-                        .cx
-                        .remote
-                        .op_waiting
-                        .load(std::sync::atomic::Ordering::Acquire)
-                        == 0)
-                || !tasks_alive_elsewhere(shared, self.cx.index))
+                // Graceful: a stealable task alive anywhere may need us: to
+                // run it (it may be queued behind a blocked shard, or wake
+                // later), or to cancel it at the deadline if its first shard
+                // is blocked then.
+                || (!stealable_tasks_alive(shared)
+                    && ((self.cx.timers.borrow().len() == 0
+                        && self.cx.ops.borrow().len() == 0
+                        && self
+                            .cx
+                            .remote
+                            .op_waiting
+                            .load(std::sync::atomic::Ordering::Acquire)
+                            == 0)
+                        || !tasks_alive_elsewhere(shared, self.cx.index))))
     }
 
     /// Step D5.
@@ -233,16 +242,15 @@ impl Core {
     }
 }
 
-/// Whether a task that could await this shard's ops or timers lives on
-/// another shard (D2): a pinned or local task there (an op future or a
-/// compat stream moved to it from here keeps its op on this ring), or a
-/// stealable task anywhere.
+/// Whether a pinned or local task that could await this shard's ops or
+/// timers lives on another shard (D2): an op future or a compat stream
+/// moved to it from here keeps its op on this ring. (Stealable tasks are
+/// looked at by the caller.)
 fn tasks_alive_elsewhere(shared: &super::Shared, me: usize) -> bool {
-    stealable_tasks_alive(shared)
-        || shared
-            .remotes
-            .iter()
-            .any(|r| r.index != me && !r.own_tasks_done.load(std::sync::atomic::Ordering::Acquire))
+    shared
+        .remotes
+        .iter()
+        .any(|r| r.index != me && !r.own_tasks_done.load(std::sync::atomic::Ordering::Acquire))
 }
 
 /// Whether a stealable task of the runtime is alive (registered on the

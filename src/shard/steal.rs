@@ -59,9 +59,9 @@ use crate::stats::Counters;
 /// other thread, through a clone of the route's `Arc`.
 ///
 /// A push onto this shard's deque wakes another shard only if the deque
-/// now holds more than one task: a lone task is what this shard runs next,
-/// and waking an idle shard to race for it costs a doorbell and a futile
-/// search (Tokio follows the same rule). Consequence, as in Tokio: a task
+/// now holds more than one task or pinned tasks are queued ahead of it: a
+/// lone task with nothing queued is what this shard runs next, and waking
+/// an idle shard to race for it costs a doorbell and a futile search. Consequence, as in Tokio: a task
 /// that makes exactly one stealable task ready and then blocks its shard
 /// without yielding keeps that task until it yields. The same holds for the
 /// last of several if other shards emptied the deque between the pushes
@@ -93,7 +93,13 @@ pub(crate) fn schedule(runnable: Runnable) {
             Here::RunQueue => cx.run_queue.borrow_mut().push_back(r),
             Here::Deque => {
                 cx.deque.push(r);
-                if cx.deque.len() > 1 {
+                // A lone task runs next only if nothing else is queued here
+                // (the run queue takes turns with the deque): behind a
+                // pinned task that may block the shard, an idle shard is
+                // told
+                // (`a_stealable_task_woken_by_its_shards_timer_is_not_stranded_behind_a_pinned_blocker`).
+                let behind = cx.run_queue.try_borrow().map_or(true, |q| !q.is_empty());
+                if cx.deque.len() > 1 || behind {
                     notify_one(&cx.shared);
                 }
             }
@@ -222,16 +228,26 @@ impl Core {
     /// Moves a batch of `StealablePreferred` tasks queued for shard `of`
     /// into our deque (our own, or another shard's that has not taken them).
     pub(super) fn take_preferred(&self, of: usize) -> bool {
+        let stats = &self.cx.remote.stats;
+        if of != self.cx.index {
+            Counters::add(&stats.steals_attempted, 1);
+        }
         loop {
+            let before = self.cx.deque.len();
             match self.cx.shared.remotes[of]
                 .preferred
                 .steal_batch_and_pop(&self.cx.deque)
             {
                 Steal::Success(r) => {
-                    self.cx.deque.push(r);
                     if of != self.cx.index {
-                        Counters::add(&self.cx.remote.stats.tasks_stolen, 1);
+                        // Every task of the batch was stolen, not one per
+                        // batch (an estimate: others may steal from our
+                        // deque meanwhile).
+                        let taken = (self.cx.deque.len().saturating_sub(before) + 1) as u64;
+                        Counters::add(&stats.steals_succeeded, 1);
+                        Counters::add(&stats.tasks_stolen, taken);
                     }
+                    self.cx.deque.push(r);
                     return true;
                 }
                 Steal::Empty => return false,

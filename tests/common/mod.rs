@@ -7,6 +7,7 @@ pub mod chans;
 pub mod compat_io;
 pub mod lifecycle;
 pub mod native_io;
+pub mod stealers;
 
 /// The bound on every single wait of the adversarial tests: a lost
 /// wake-up fails within it instead of hanging the suite.
