@@ -194,7 +194,7 @@ impl Runtime {
     }
 
     fn shutdown_inner(&mut self, timeout: Duration) -> ShutdownReport {
-        let Some(started) = self.started.take() else {
+        let Some(mut started) = self.started.take() else {
             return ShutdownReport::default();
         };
         let shared = &started.shared;
@@ -241,7 +241,7 @@ impl Runtime {
         let waited = |exited: &[bool]| (0..exited.len()).all(|i| exited[i] || unwaited(i));
         while !waited(&exited) {
             let left = wait_until.saturating_duration_since(Instant::now());
-            match started.exits.recv_timeout(left) {
+            match started.exits.get_mut().recv_timeout(left) {
                 Ok(exit) => {
                     exited[exit.index] = true;
                     report.unfinished_tasks += exit.unfinished;

@@ -116,3 +116,21 @@ fn shard_task_awaits_a_tokio_channel_fed_from_a_tokio_worker() {
     let sum = tokio_rt.block_on(j).unwrap();
     assert_eq!(sum, 500_500);
 }
+
+/// A `Runtime` can sit in shared state (`Arc<Runtime>` in a Tokio
+/// service's state, a `static OnceLock`) as Tokio's can: it is `Send` and
+/// `Sync`, and `block_on` works from two threads at once.
+#[test]
+fn a_runtime_shared_through_an_arc_is_used_from_two_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<ringlane::Runtime>();
+    shareable::<ringlane::Handle>();
+    let rt = std::sync::Arc::new(common::runtime(1));
+    let other = rt.clone();
+    let t = std::thread::spawn(move || {
+        let j = other.handle().spawn_pinned(0, async { 7 }).unwrap();
+        other.block_on(j).unwrap()
+    });
+    let j = rt.handle().spawn_pinned(0, async { 8 }).unwrap();
+    assert_eq!(rt.block_on(j).unwrap() + t.join().unwrap(), 15);
+}

@@ -319,7 +319,9 @@ impl Readiness {
                 };
                 guard.0.report(result); // the guard's own report is then a no-op
             };
-            let (runnable, join) = crate::executor::spawn_send(helper, home.clone());
+            // A runtime helper: shutdown drops it at once (its poller gets
+            // the shutdown error) and does not count it as the caller's.
+            let (runnable, join) = crate::executor::spawn_internal(helper, home.clone());
             if self.home.get().expect("set above").spawn(runnable).is_err() {
                 return Poll::Ready(Err(crate::Error::Shutdown.into()));
             }

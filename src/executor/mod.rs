@@ -61,6 +61,9 @@ pub(crate) struct TaskMeta {
     /// `JoinHandle`, as in Tokio.
     future_gone: AtomicBool,
     route: Route,
+    /// A runtime helper (a forwarded wait's), not a task of the caller's:
+    /// shutdown drops it at once and does not count it as unfinished.
+    internal: bool,
 }
 
 impl std::fmt::Debug for TaskMeta {
@@ -77,6 +80,11 @@ impl TaskMeta {
     /// another thread drains, the task and its route may be freed.
     pub(crate) fn route(&self) -> &Route {
         &self.route
+    }
+
+    /// Whether this is a runtime helper (see the field).
+    pub(crate) fn is_internal(&self) -> bool {
+        self.internal
     }
 
     /// Whether `JoinHandle::abort` was called; the owning shard drops such a
@@ -103,10 +111,15 @@ impl TaskMeta {
 pub(crate) type Runnable = async_task::Runnable<TaskMeta>;
 
 fn builder(route: Route) -> async_task::Builder<TaskMeta> {
+    builder_for(route, false)
+}
+
+fn builder_for(route: Route, internal: bool) -> async_task::Builder<TaskMeta> {
     async_task::Builder::new().metadata(TaskMeta {
         aborted: AtomicBool::new(false),
         future_gone: AtomicBool::new(false),
         route,
+        internal,
     })
 }
 
@@ -128,6 +141,19 @@ where
 {
     let (runnable, task) =
         builder(Route::Shard(home)).spawn(|meta| Tracked::new(future, meta), schedule);
+    let handle = JoinHandle::new(task, runnable.waker());
+    (runnable, handle)
+}
+
+/// Spawns a runtime helper owned by shard `home`: shutdown drops it as
+/// soon as it begins, and does not count it as unfinished.
+pub(crate) fn spawn_internal<F>(future: F, home: Arc<Remote>) -> (Runnable, JoinHandle<F::Output>)
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let (runnable, task) =
+        builder_for(Route::Shard(home), true).spawn(|meta| Tracked::new(future, meta), schedule);
     let handle = JoinHandle::new(task, runnable.waker());
     (runnable, handle)
 }

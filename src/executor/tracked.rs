@@ -143,7 +143,9 @@ impl<F: Future> Future for Tracked<F> {
                         home: shard.remote.clone(),
                     }
                 } else {
-                    let slot = shard.registry.borrow_mut().insert(waker);
+                    // SAFETY: see `TaskMetaPtr`.
+                    let internal = unsafe { this.meta.0.as_ref() }.is_internal();
+                    let slot = shard.registry.borrow_mut().insert(waker, internal);
                     Registration::Local {
                         slot,
                         owner: Arc::as_ptr(&shard.remote) as usize,

@@ -240,7 +240,9 @@ impl Core {
             let Some(runnable) = self.next_task() else {
                 break;
             };
-            if self.cancelling.get() {
+            if self.cancelling.get()
+                || (self.seen_shutdown.get() && runnable.metadata().is_internal())
+            {
                 self.cancel(runnable);
             } else if runnable.metadata().is_aborted() {
                 drop_quietly(runnable);
@@ -277,7 +279,8 @@ impl Core {
 
     /// Drops a task that shutdown did not let finish.
     pub(super) fn cancel(&self, runnable: Runnable) {
-        if !runnable.metadata().is_aborted() {
+        let meta = runnable.metadata();
+        if !meta.is_aborted() && !meta.is_internal() {
             self.cancelled.set(self.cancelled.get() + 1);
         }
         drop_quietly(runnable);

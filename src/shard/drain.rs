@@ -55,6 +55,11 @@ impl Core {
                 .draining
                 .store(true, std::sync::atomic::Ordering::SeqCst);
             self.cx.remote.close_gate(); // D1
+            // Runtime helpers (forwarded waits of Tokio tasks) end now: woken,
+            // they come back to be dropped, and their pollers get the
+            // shutdown error (as new forwarded waits do from now on).
+            let helpers = self.cx.registry.borrow().internal_wakers();
+            wake_all(helpers);
         }
         let deadline = self
             .cx
@@ -64,7 +69,7 @@ impl Core {
         if !self.cancelling.get() && Instant::now() >= deadline {
             self.cancelling.set(true); // D3
         }
-        if self.cx.registry.borrow().len() == 0
+        if self.cx.registry.borrow().user_len() == 0
             && self.cx.run_queue.borrow().is_empty()
             && self.cx.remote.is_empty()
         {

@@ -52,7 +52,10 @@ pub(crate) struct ShardExit {
 pub(crate) struct Started {
     pub(crate) shared: Arc<Shared>,
     pub(crate) threads: Vec<thread::JoinHandle<()>>,
-    pub(crate) exits: mpsc::Receiver<ShardExit>,
+    /// In a lock only so that `Runtime` is `Sync`, as Tokio's is (an
+    /// `Arc<Runtime>` in shared state): shutdown owns it and never waits
+    /// for the lock.
+    pub(crate) exits: parking_lot::Mutex<mpsc::Receiver<ShardExit>>,
 }
 
 fn dup_cloexec(fd: i32) -> io::Result<OwnedFd> {
@@ -174,7 +177,7 @@ pub(crate) fn start(config: Config, features: RingFeatures) -> Result<Started, E
     Ok(Started {
         shared,
         threads,
-        exits,
+        exits: parking_lot::Mutex::new(exits),
     })
 }
 

@@ -8,6 +8,7 @@ pub mod compat_io;
 pub mod lifecycle;
 pub mod native_io;
 pub mod stealers;
+pub mod tokio_side;
 
 /// The bound on every single wait of the adversarial tests: a lost
 /// wake-up fails within it instead of hanging the suite.
