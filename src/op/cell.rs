@@ -423,15 +423,17 @@ impl<T: Send + 'static> Future for Op<T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<OpResult<T>> {
         let this = self.get_mut();
         if let Some(sqe) = this.pending.take() {
+            // A bound op (a registered resource) off its shard is misuse of
+            // that resource (`InvalidInput`), wherever it is polled.
+            if let Some(e) = this.bound.as_ref().and_then(|b| wrong_shard(b)) {
+                this.room.cancel();
+                return Poll::Ready(Err((e, this.unsubmitted_resources())));
+            }
             if context::with_current(|_| ()).is_none() {
                 let e = io::Error::other(
                     "native ring ops run on a ringlane shard: spawn the task there (Handle::spawn_pinned)",
                 );
                 // It may have waited for room on the shard it was polled on.
-                this.room.cancel();
-                return Poll::Ready(Err((e, this.unsubmitted_resources())));
-            }
-            if let Some(e) = this.bound.as_ref().and_then(|b| wrong_shard(b)) {
                 this.room.cancel();
                 return Poll::Ready(Err((e, this.unsubmitted_resources())));
             }

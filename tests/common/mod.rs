@@ -5,6 +5,7 @@ use std::time::Duration;
 
 pub mod chans;
 pub mod compat_io;
+pub mod fixed_io;
 pub mod lifecycle;
 pub mod native_io;
 pub mod stealers;

@@ -69,7 +69,12 @@ pub(crate) fn on_home(home: &Arc<Remote>, f: OnHome) {
         false => f,
     };
     home.call(Box::new(move || {
-        let _ = run(f);
+        if let Err(f) = run(f) {
+            // The ring is borrowed up the stack (no caller does that today):
+            // run unrun, `f` would free what the kernel may still hold
+            // registered. Leaked instead.
+            std::mem::forget(f);
+        }
     }));
 }
 

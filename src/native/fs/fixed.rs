@@ -161,7 +161,10 @@ impl File {
     where
         F: FnOnce(types::Fd, &mut FixedBuf, u64) -> squeue::Entry + Send + 'static,
     {
-        let checked = Self::at(offset, 0).and_then(|at| Ok((at, self.fixed_home(&buf)?)));
+        // As `read_at`: a stream has no positions (`ESPIPE`).
+        let checked = Self::at(offset, 0)
+            .and_then(|at| self.seekable.check(self.fd.as_raw_fd()).map(|()| at))
+            .and_then(|at| Ok((at, self.fixed_home(&buf)?)));
         let (at, home) = match checked {
             Ok(v) => v,
             Err(e) => return (Err(e), buf),
