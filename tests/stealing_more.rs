@@ -1,7 +1,6 @@
-//! Work stealing at its edges: a stealable task woken behind a pinned task
-//! that blocks its shard, preferred tasks counted as stolen, graceful and
-//! cancelling shutdowns with stealable tasks behind a blocked shard, aborts
-//! and panics of stolen tasks, and spawn storms from many threads. Every
+//! Work stealing at its edges: preferred tasks counted as stolen, a graceful
+//! shutdown with stealable tasks queued behind a blocked shard, aborts and
+//! panics of stolen tasks, and spawn storms from many threads. Every
 //! wait is bounded; a blocked shard is released before any assertion that
 //! could fail.
 
@@ -13,100 +12,11 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use ringlane::Placement;
-use ringlane::time::{sleep, sleep_until, timeout};
+use ringlane::time::{sleep, timeout};
 
 use common::LIMIT;
 use common::native_io::poll_once;
 use common::stealers::*;
-
-/// Shard 0 runs a stealable task and a pinned task that both sleep until the
-/// same instant; the timer wheel wakes them in one tick. The stealable task
-/// goes onto shard 0's deque (a lone task there, which `shard::schedule`
-/// once told no other shard about) and the pinned one onto its run queue. `next_task` alternates
-/// between the two queues, so about half the time the pinned task is picked
-/// first; it then holds shard 0 in a long CPU-bound poll, waiting (3 s at
-/// most) for the stealable task to finish.
-///
-/// Expected: idle shard 1 takes the stealable task and runs it, so the
-/// pinned task sees it finish. The README promises that "a shard blocked in
-/// a long poll does not hold up the stealable work queued behind it"; the
-/// one documented exception (`shard/steal.rs`) is a task that readies a
-/// single stealable task and then blocks. Here the shard's own timer readied
-/// it and *another* task blocks. The lone-task rule's premise ("a lone task
-/// is what this shard runs next") does not hold while the run queue is not
-/// empty. The same happens to a task woken by a CQE reaped in the same batch
-/// as a pinned task's.
-///
-/// The pick parity is shifted from round to round (0 to 3 extra yields of
-/// the spawner), so both orders occur; a round counts only if the stealable
-/// task's timer really sat on shard 0's wheel and both timers were armed
-/// before they fired.
-#[test]
-fn a_stealable_task_woken_by_its_shards_timer_is_not_stranded_behind_a_pinned_blocker() {
-    let rt = common::runtime(2);
-    let h = rt.handle();
-    let mut effective = 0;
-    for round in 0..40usize {
-        if effective == 12 {
-            break;
-        }
-        // Shard 1 idle and asleep: only a notify can bring it to the task.
-        common::until_parked(&h, 1);
-        let done = Arc::new(AtomicBool::new(false));
-        let at = Instant::now() + Duration::from_millis(50);
-        let (d1, d2) = (done.clone(), done.clone());
-        let spawner = h
-            .spawn_pinned(0, async move {
-                for _ in 0..round % 4 {
-                    ringlane::yield_now().await;
-                }
-                let timed = ringlane::spawn(async move {
-                    let first = ringlane::current_shard();
-                    sleep_until(at).await;
-                    d1.store(true, Ordering::Release);
-                    (first, ringlane::current_shard())
-                })
-                .unwrap();
-                let blocker = ringlane::spawn_local(async move {
-                    // Valid only if this sleep is still pending at the first
-                    // poll: then both timers fire in one later tick.
-                    let mut nap = Box::pin(sleep_until(at));
-                    let valid = poll_once(&mut nap).await;
-                    nap.await;
-                    let deadline = Instant::now() + Duration::from_secs(3);
-                    while !d2.load(Ordering::Acquire) {
-                        if Instant::now() >= deadline {
-                            return (valid, false);
-                        }
-                        std::hint::spin_loop();
-                    }
-                    (valid, true)
-                })
-                .unwrap();
-                (timed, blocker)
-            })
-            .unwrap();
-        let (timed, blocker) = common::join_within(&rt, spawner, LIMIT, "the spawner");
-        let (valid, waited) = common::join_within(&rt, blocker, LIMIT, "the pinned blocker");
-        let (first, last) = common::join_within(&rt, timed, LIMIT, "the timed stealable task");
-        if first != Some(0) || !valid {
-            // Stolen before its first poll (its timer was not on shard 0), or
-            // the round started too late for both timers to fire together.
-            continue;
-        }
-        effective += 1;
-        assert!(
-            waited,
-            "round {round}: a stealable task woken by shard 0's timer stayed in shard 0's \
-             deque for 3 s while a pinned task blocked shard 0 and shard 1 slept (it finally \
-             ran on {last:?})"
-        );
-    }
-    assert!(
-        effective >= 6,
-        "only {effective} rounds had the stealable task's timer on shard 0"
-    );
-}
 
 /// Both shards are held while 100 `StealablePreferred(0)` tasks are queued;
 /// then shard 1 is let go while shard 0 stays blocked, so shard 1 takes and
@@ -484,38 +394,4 @@ fn spawn_storms_from_many_threads_with_every_placement_resolve_every_handle() {
             h.shard_stats(1).unwrap()
         );
     }
-}
-
-/// A stealable task first polled on shard 0, idle when the shutdown's
-/// deadline passes while shard 0 is blocked, is cancelled by shard 1: it is
-/// `Send`, so its `JoinHandle` must not wait for the blocked shard.
-#[test]
-fn a_stealable_task_of_a_blocked_shard_is_cancelled_by_another_at_the_deadline() {
-    let rt = common::runtime(2);
-    let h = rt.handle();
-    let blocker = common::block_shard(&rt, 1);
-    let (ran_tx, ran_rx) = std::sync::mpsc::channel();
-    let task = h
-        .spawn_with(ringlane::Placement::StealablePreferred(0), async move {
-            ran_tx.send(ringlane::current_shard()).unwrap();
-            std::future::pending::<()>().await
-        })
-        .unwrap();
-    assert_eq!(
-        ran_rx.recv_timeout(LIMIT).unwrap(),
-        Some(0),
-        "first polled on shard 0"
-    );
-    common::join_within(&rt, blocker.release(), LIMIT, "shard 1's blocker");
-    let blocker = common::block_shard(&rt, 0);
-    let release = blocker.release_flag();
-    let shutdown = std::thread::spawn(move || rt.shutdown(Duration::from_millis(20)));
-    let resolved = common::block_on(ringlane::time::timeout(LIMIT, task));
-    release.store(true, std::sync::atomic::Ordering::Release);
-    let report = shutdown.join().unwrap();
-    let err = resolved
-        .expect("the task waited for its blocked first shard")
-        .expect_err("the task never ends by itself");
-    assert!(err.is_cancelled());
-    assert!(report.unfinished_tasks >= 1, "{report:?}");
 }

@@ -12,9 +12,8 @@
 //!    task's ops and timers stay with the shard that polled it). A poll
 //!    armed for a compat stream the caller kept, or an op future returned
 //!    out of its task, has no such task: D5 cancels it. Nor does a shard
-//!    exit while a stealable task is alive anywhere: it may run it (queued
-//!    behind a blocked shard, or woken later), or cancel it at the deadline
-//!    when the shard that first polled it is blocked then.
+//!    exit while stealable tasks wait in any queue: it steals and runs
+//!    them (they may sit behind a blocked shard).
 //! 3. D3 (cancel): once the deadline passes, stop polling. Wake every live
 //!    task in the registries (pinned and local tasks of this shard, and the
 //!    stealable tasks of every shard: a blocked shard's would wait for it),
@@ -130,9 +129,9 @@ impl Core {
         }
     }
 
-    /// Step D4's condition. While still graceful, a stealable task alive
-    /// anywhere keeps every shard, and a pinned or local task of another
-    /// shard keeps a shard that has timers or ops (D2).
+    /// Step D4's condition. While still graceful, stealable tasks queued
+    /// anywhere keep every shard, and a task that could await this shard's
+    /// timers or ops keeps it if it has any (D2).
     pub(super) fn exit_ready(&self) -> bool {
         let shared = &self.cx.shared;
         self.cx.registry.borrow().len() == 0
@@ -147,11 +146,9 @@ impl Core {
             && shared.injector_gate.is_sealed()
             && shared.injector.is_empty()
             && (self.cancelling.get()
-                // Graceful: a stealable task alive anywhere may need us: to
-                // run it (it may be queued behind a blocked shard, or wake
-                // later), or to cancel it at the deadline if its first shard
-                // is blocked then.
-                || (!stealable_tasks_alive(shared)
+                // Graceful: stealable tasks queued anywhere (behind a
+                // blocked shard, say) are ours to help run, not to leave.
+                || (!stealable_work_queued(shared)
                     && ((self.cx.timers.borrow().len() == 0
                         && self.cx.ops.borrow().len() == 0
                         && self
@@ -160,7 +157,8 @@ impl Core {
                             .op_waiting
                             .load(std::sync::atomic::Ordering::Acquire)
                             == 0)
-                        || !tasks_alive_elsewhere(shared, self.cx.index))))
+                        || !(stealable_tasks_alive(shared)
+                            || tasks_alive_elsewhere(shared, self.cx.index)))))
     }
 
     /// Step D5.
@@ -245,6 +243,13 @@ impl Core {
             self.on_completion(c);
         }
     }
+}
+
+/// Whether stealable tasks wait in a queue anywhere: a shard's deque or
+/// preferred queue (the injector is checked by the caller).
+fn stealable_work_queued(shared: &super::Shared) -> bool {
+    shared.stealers.iter().any(|s| !s.is_empty())
+        || shared.remotes.iter().any(|r| !r.preferred.is_empty())
 }
 
 /// Whether a pinned or local task that could await this shard's ops or

@@ -59,9 +59,13 @@ use crate::stats::Counters;
 /// other thread, through a clone of the route's `Arc`.
 ///
 /// A push onto this shard's deque wakes another shard only if the deque
-/// now holds more than one task or pinned tasks are queued ahead of it: a
-/// lone task with nothing queued is what this shard runs next, and waking
-/// an idle shard to race for it costs a doorbell and a futile search. Consequence, as in Tokio: a task
+/// now holds more than one task: a lone task is what this shard runs soon
+/// (the run queue and the deque take turns), and waking an idle shard to
+/// race for it costs a doorbell and a futile search (as Tokio's LIFO slot
+/// does not notify). A pinned task queued ahead of it that then blocks the
+/// shard keeps it too; telling an idle shard whenever pinned tasks are
+/// queued was tried and dropped (2026-12-06): it depended on wake order
+/// and cost a fence and a doorbell scan on busy mixed workloads. Consequence, as in Tokio: a task
 /// that makes exactly one stealable task ready and then blocks its shard
 /// without yielding keeps that task until it yields. The same holds for the
 /// last of several if other shards emptied the deque between the pushes
@@ -93,13 +97,7 @@ pub(crate) fn schedule(runnable: Runnable) {
             Here::RunQueue => cx.run_queue.borrow_mut().push_back(r),
             Here::Deque => {
                 cx.deque.push(r);
-                // A lone task runs next only if nothing else is queued here
-                // (the run queue takes turns with the deque): behind a
-                // pinned task that may block the shard, an idle shard is
-                // told
-                // (`a_stealable_task_woken_by_its_shards_timer_is_not_stranded_behind_a_pinned_blocker`).
-                let behind = cx.run_queue.try_borrow().map_or(true, |q| !q.is_empty());
-                if cx.deque.len() > 1 || behind {
+                if cx.deque.len() > 1 {
                     notify_one(&cx.shared);
                 }
             }
@@ -229,6 +227,9 @@ impl Core {
     /// into our deque (our own, or another shard's that has not taken them).
     pub(super) fn take_preferred(&self, of: usize) -> bool {
         let stats = &self.cx.remote.stats;
+        if self.cx.shared.remotes[of].preferred.is_empty() {
+            return false; // no attempt: nothing to take
+        }
         if of != self.cx.index {
             Counters::add(&stats.steals_attempted, 1);
         }
