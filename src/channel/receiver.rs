@@ -184,21 +184,21 @@ impl<T: Send + 'static> Receiver<T> {
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
         // A receiver that always finds a message yields now and then
         // (coop invariant 2).
-        let coop = std::task::ready!(crate::executor::coop::poll_proceed(cx));
-        let got = match self.try_recv() {
-            Ok(m) => Some(m),
-            Err(TryRecvError::Disconnected) => None,
+        let unit = std::task::ready!(crate::executor::coop::take_unit(cx));
+        match self.try_recv() {
+            Ok(m) => return Poll::Ready(Some(m)),
+            Err(TryRecvError::Disconnected) => return Poll::Ready(None),
+            Err(TryRecvError::Empty) => {}
+        }
+        self.chan.register_receiver(cx.waker());
+        match self.try_recv() {
+            Ok(m) => Poll::Ready(Some(m)),
+            Err(TryRecvError::Disconnected) => Poll::Ready(None),
             Err(TryRecvError::Empty) => {
-                self.chan.register_receiver(cx.waker());
-                match self.try_recv() {
-                    Ok(m) => Some(m),
-                    Err(TryRecvError::Disconnected) => None,
-                    Err(TryRecvError::Empty) => return Poll::Pending,
-                }
+                crate::executor::coop::refund(unit);
+                Poll::Pending
             }
-        };
-        coop.made_progress();
-        Poll::Ready(got)
+        }
     }
 
     /// Waits for the next message; `None` once every sender is gone and

@@ -161,25 +161,22 @@ impl<T> Sender<T> {
         poll_fn(|cx| {
             // A sender that always finds room yields now and then (coop
             // invariant 2); the message stays in `slot` meanwhile.
-            let coop = std::task::ready!(crate::executor::coop::poll_proceed(cx));
+            let unit = std::task::ready!(crate::executor::coop::take_unit(cx));
             let Some(msg) = slot.take() else {
                 return Poll::Ready(Ok(()));
             };
             match self.poll_push(cx, &mut wait, msg) {
                 Ok(Ok(())) => {
-                    coop.made_progress();
                     count_sent(1);
                     self.chan.notify_receiver();
                     Poll::Ready(Ok(()))
                 }
                 Ok(Err(msg)) => {
                     slot = Some(msg);
+                    crate::executor::coop::refund(unit);
                     Poll::Pending
                 }
-                Err(msg) => {
-                    coop.made_progress();
-                    Poll::Ready(Err(SendError(msg)))
-                }
+                Err(msg) => Poll::Ready(Err(SendError(msg))),
             }
         })
         .await
