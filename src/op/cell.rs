@@ -210,7 +210,6 @@ pub(crate) struct Op<T: Send + 'static> {
     user_data: u64,
     /// The deadline of the linked timeout it was submitted with.
     deadline: Option<Instant>,
-    untimed: bool,
     uncancellable: bool,
     /// The op posts a result CQE and then a notification (invariant 9).
     two_cqes: bool,
@@ -262,7 +261,6 @@ where
         home: None,
         user_data: 0,
         deadline: None,
-        untimed: false,
         uncancellable: false,
         two_cqes: false,
         late: false,
@@ -437,7 +435,8 @@ impl<T: Send + 'static> Future for Op<T> {
                 this.room.cancel();
                 return Poll::Ready(Err((e, this.unsubmitted_resources())));
             }
-            let deadline = if this.untimed {
+            // An uncancellable op is never bounded by a deadline either.
+            let deadline = if this.uncancellable {
                 None
             } else {
                 DEADLINE.with(Cell::get)
@@ -567,7 +566,6 @@ impl<T: Send + 'static> Op<T> {
     /// cancellation would leak what they consume (`CLOSE`). Called before
     /// the first poll.
     pub(crate) fn uncancellable(mut self) -> Self {
-        self.untimed = true;
         self.uncancellable = true;
         let cell = self.cell.as_mut().expect("unsubmitted ops hold their cell");
         Arc::get_mut(cell)

@@ -44,7 +44,6 @@ fn op_with(cell: Arc<OpCell<()>>) -> Op<()> {
         home: None,
         user_data: 0,
         deadline: None,
-        untimed: false,
         uncancellable: false,
         two_cqes: false,
         late: false,
