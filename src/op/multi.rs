@@ -95,6 +95,9 @@ pub(crate) struct MultiShot {
     /// (invariant 8), through `timer`.
     timed: bool,
     timer: super::DeadlineTimer,
+    /// A receive: its SQE joins the SQ last, and dropped before the next
+    /// enter it is withdrawn (ring invariant 5), taking no bytes.
+    late: bool,
 }
 
 impl MultiShot {
@@ -138,7 +141,17 @@ impl MultiShot {
             bound: None,
             timed: false,
             timer: super::DeadlineTimer::default(),
+            late: false,
         }
+    }
+
+    /// A receive (`RECV` multishot): its SQE goes in after the batch's
+    /// others, and a stream dropped before the kernel saw it is withdrawn
+    /// (it completes with 0 and takes no bytes), as a one-shot receive's
+    /// (`Op::receive`). Its results must not be fds.
+    pub(crate) fn receive(mut self) -> Self {
+        self.late = true;
+        self
     }
 
     /// Only `home`'s ring may take the SQE (it names a buffer group of that
@@ -206,14 +219,18 @@ impl MultiShot {
                 }
                 let cell: Arc<dyn Completable> = self.cell.clone();
                 let user_data = shard.ops.borrow_mut().insert_kind(cell, Kind::Standing);
+                let sqe = sqe.clone().user_data(user_data);
+                let mut ring = shard.ring.borrow_mut();
                 // SAFETY: the SQE points only into `_keep`, owned by the cell
                 // the op table holds until the op's last CQE (invariant 8).
-                match unsafe {
-                    shard
-                        .ring
-                        .borrow_mut()
-                        .push(&sqe.clone().user_data(user_data))
-                } {
+                let pushed = unsafe {
+                    match self.late {
+                        true => ring.push_late(std::slice::from_ref(&sqe)),
+                        false => ring.push(&sqe),
+                    }
+                };
+                drop(ring);
+                match pushed {
                     Ok(()) => {
                         self.home = Some(shard.remote.clone());
                         self.user_data = user_data;

@@ -66,7 +66,9 @@ use crate::sys::CQE_F_MORE;
 /// }
 /// ```
 pub struct RecvMulti {
-    fd: Arc<OwnedFd>,
+    /// The socket, kept open while the stream may re-arm; let go once the
+    /// stream has ended, so that closing the socket then closes it.
+    fd: Option<Arc<OwnedFd>>,
     ring: RecvRing,
     op: Option<MultiShot>,
     /// Buffers given back when the current op was armed (rule 3).
@@ -83,7 +85,7 @@ pub struct RecvMulti {
 impl RecvMulti {
     pub(super) fn new(fd: Arc<OwnedFd>, ring: &BufRing) -> Self {
         Self {
-            fd,
+            fd: Some(fd),
             ring: ring.inner().clone(),
             op: None,
             armed_at: 0,
@@ -94,13 +96,24 @@ impl RecvMulti {
         }
     }
 
-    fn arm(&self) -> MultiShot {
-        let sqe = opcode::RecvMulti::new(types::Fd(self.fd.as_raw_fd()), self.ring.group()).build();
+    /// Arms the op; `None` once the stream has ended (the fd is let go).
+    fn arm(&self) -> Option<MultiShot> {
+        let fd = self.fd.as_ref()?;
+        let sqe = opcode::RecvMulti::new(types::Fd(fd.as_raw_fd()), self.ring.group()).build();
         let ring = self.ring.clone();
         let orphan: Orphan = Box::new(move |_, flags| ring.orphan(flags));
-        MultiShot::with_orphan((self.fd.clone(), self.ring.clone()), Some(orphan), sqe)
+        let op = MultiShot::with_orphan((fd.clone(), self.ring.clone()), Some(orphan), sqe)
             .bound_to(self.ring.home().clone())
             .timed()
+            .receive();
+        Some(op)
+    }
+
+    /// The stream has ended (rule 1): no op is armed, and none will be.
+    fn end(&mut self) {
+        self.op = None;
+        self.done = true;
+        self.fd = None;
     }
 
     /// Polls for the next chunk: `None` once the stream has ended.
@@ -136,6 +149,12 @@ impl RecvMulti {
                 return Poll::Ready(None);
             }
             if let Some(seen) = self.starved_at {
+                // Only the ring's shard can re-arm the op: polled anywhere
+                // else (its runtime gone, say), the wait could never end.
+                if let Some(e) = crate::op::wrong_shard(self.ring.home()) {
+                    self.end();
+                    return Poll::Ready(Some(Err(e)));
+                }
                 if !self.ring.wait_recycle(seen, cx.waker()) {
                     // Bounded like every wait of the stream (op invariant
                     // 8); still starved, the next call waits on.
@@ -151,7 +170,11 @@ impl RecvMulti {
                 // Bound to the ring's shard (`arm`): polled elsewhere, the
                 // op fails before it is pushed and the stream ends.
                 self.armed_at = self.ring.recycled();
-                self.op = Some(self.arm());
+                self.op = self.arm();
+                if self.op.is_none() {
+                    self.done = true;
+                    return Poll::Ready(None);
+                }
             }
             let polled = self.op.as_mut().expect("armed above").poll_next_cqe(cx);
             let (result, flags) = match polled {
@@ -166,8 +189,7 @@ impl RecvMulti {
                     return Poll::Ready(Some(Err(e)));
                 }
                 Poll::Ready(Some(Err(e))) => {
-                    self.op = None;
-                    self.done = true;
+                    self.end();
                     return Poll::Ready(Some(Err(e)));
                 }
                 Poll::Ready(Some(Ok(cqe))) => cqe,
@@ -183,8 +205,7 @@ impl RecvMulti {
                 self.op = None;
             }
             if result == 0 {
-                self.op = None;
-                self.done = true; // rule 1: end of file
+                self.end(); // rule 1: end of file
                 return Poll::Ready(None);
             }
             if result == -libc::ENOBUFS {
@@ -204,7 +225,7 @@ impl RecvMulti {
                 continue;
             }
             if self.op.is_none() {
-                self.done = true; // rule 1: the kernel ended it with an error
+                self.end(); // rule 1: the kernel ended it with an error
             }
             return Poll::Ready(Some(Err(io::Error::from_raw_os_error(-result))));
         }
