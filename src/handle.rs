@@ -33,7 +33,11 @@ pub struct Handle {
 }
 
 impl Handle {
-    /// The handle of the runtime whose shard runs the calling task, if any.
+    /// The handle of the runtime whose shard runs the calling task, or
+    /// else of the runtime this thread has entered: inside
+    /// [`Runtime::block_on`](crate::Runtime::block_on) or while an
+    /// [`EnterGuard`](crate::EnterGuard) lives, as with Tokio's
+    /// `Handle::current`. `None` anywhere else.
     ///
     /// # Examples
     ///
@@ -42,11 +46,33 @@ impl Handle {
     /// assert!(ringlane::Handle::current().is_none());
     /// let j = rt.handle().spawn_pinned(0, async { ringlane::Handle::current().is_some() }).unwrap();
     /// assert!(rt.block_on(j).unwrap());
+    /// assert!(rt.block_on(async { ringlane::Handle::current().is_some() }));
     /// ```
     pub fn current() -> Option<Handle> {
         context::with_current(|cx| Handle {
             shared: cx.shared.clone(),
         })
+        .or_else(crate::enter::entered)
+    }
+
+    /// Enters this runtime on the calling thread until the guard drops:
+    /// [`Handle::current`] finds it there and [`spawn`] spawns onto it, as
+    /// with Tokio's `Handle::enter`. Guards must be dropped in the reverse
+    /// order of their making.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let handle = rt.handle();
+    /// let join = {
+    ///     let _guard = handle.enter();
+    ///     ringlane::spawn(async { 2 + 2 }).unwrap()
+    /// };
+    /// assert_eq!(rt.block_on(join).unwrap(), 4);
+    /// ```
+    pub fn enter(&self) -> crate::EnterGuard<'_> {
+        crate::enter::enter(self)
     }
 
     /// How many shards the runtime has.
@@ -397,13 +423,16 @@ where
     Ok(join)
 }
 
-/// Spawns a stealable task from a task running on a shard (the runtime's
-/// counterpart of `tokio::spawn`): it goes onto this shard's deque, from
-/// where idle shards steal it.
+/// Spawns a stealable task on the current runtime (the counterpart of
+/// `tokio::spawn`): from a task on a shard, onto that shard's deque, from
+/// where idle shards steal it; inside
+/// [`Runtime::block_on`](crate::Runtime::block_on) or under
+/// [`Handle::enter`], onto the runtime's injector.
 ///
 /// # Errors
 ///
-/// [`Error::NotOnShard`] off a shard, [`Error::Shutdown`] during shutdown.
+/// [`Error::NotOnShard`] where there is no current runtime
+/// ([`Handle::current`] is `None`), [`Error::Shutdown`] during shutdown.
 ///
 /// # Examples
 ///
@@ -416,7 +445,8 @@ where
 ///     sum
 /// }).unwrap();
 /// assert_eq!(rt.block_on(j).unwrap(), 45);
-/// assert!(ringlane::spawn(async {}).is_err(), "not on a shard here");
+/// assert!(ringlane::spawn(async {}).is_err(), "no runtime entered here");
+/// assert_eq!(rt.block_on(async { ringlane::spawn(async { 1 }).unwrap().await }).unwrap(), 1);
 /// ```
 pub fn spawn<F>(future: F) -> Result<JoinHandle<F::Output>, Error>
 where

@@ -79,6 +79,7 @@ mod builder;
 mod channel;
 pub mod compat;
 mod context;
+mod enter;
 mod error;
 mod executor;
 mod handle;
@@ -99,6 +100,7 @@ pub use channel::{
     RawReceiver, RawSender, Receiver, SendError, Sender, TryRecvError, TrySendError, channel,
     raw_channel,
 };
+pub use enter::EnterGuard;
 pub use error::{Error, RingRefusal};
 pub use executor::{JoinError, JoinHandle};
 pub use handle::{Handle, ShardCtx, current_shard, spawn, spawn_local};

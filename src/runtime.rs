@@ -122,9 +122,25 @@ impl Runtime {
         self.handle.clone()
     }
 
+    /// Enters the runtime on the calling thread until the guard drops (see
+    /// [`Handle::enter`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let _guard = rt.enter();
+    /// assert!(ringlane::Handle::current().is_some());
+    /// ```
+    pub fn enter(&self) -> crate::EnterGuard<'_> {
+        self.handle.enter()
+    }
+
     /// Runs `future` to completion on the calling thread, which sleeps
-    /// between wake-ups. Timers work here (through the fallback timer), and
-    /// the runtime's Tokio handle, if any, is entered.
+    /// between wake-ups. Timers work here (through the fallback timer), the
+    /// runtime is entered ([`Handle::current`] and [`spawn`](crate::spawn)
+    /// find it, as in Tokio's `block_on`), and the runtime's Tokio handle,
+    /// if any, is entered too.
     ///
     /// # Panics
     ///
@@ -150,6 +166,7 @@ impl Runtime {
         );
         let tokio = self.handle.shared.config.tokio.clone();
         let _tokio_guard = tokio.as_ref().map(tokio::runtime::Handle::enter);
+        let _entered = self.handle.enter();
         let waker_state = Arc::new(ThreadWaker {
             thread: thread::current(),
             notified: AtomicBool::new(false),

@@ -36,6 +36,8 @@ pub struct JoinHandle<T> {
     meta: MetaRef,
     /// Wakes the task so that its shard sees the abort flag.
     waker: Waker,
+    /// A poll left the caller's waker with the task (it returned `Pending`).
+    registered: bool,
 }
 
 /// A task's result as its allocation keeps it. Dropping it contains a
@@ -87,6 +89,7 @@ impl<T> JoinHandle<T> {
             task: Some(task.fallible()),
             meta,
             waker,
+            registered: false,
         }
     }
 
@@ -140,7 +143,10 @@ impl<T> Future for JoinHandle<T> {
         // Awaiting handles of finished tasks in a loop yields now and then
         // (coop invariant 2).
         match super::coop::budgeted(cx, |cx| Pin::new(task).poll(cx)) {
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => {
+                self.registered = true;
+                Poll::Pending
+            }
             Poll::Ready(out) => {
                 self.task = None;
                 Poll::Ready(out.map_or_else(|| Err(JoinError::cancelled()), Outcome::into_inner))
@@ -151,7 +157,20 @@ impl<T> Future for JoinHandle<T> {
 
 impl<T> Drop for JoinHandle<T> {
     fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
+        if let Some(mut task) = self.task.take() {
+            if self.registered {
+                // The task keeps the waker of the last poll until it ends:
+                // replace it with a no-op one, so the waiter it belongs to
+                // (a Tokio task, say) is released now and never woken for
+                // nothing, as Tokio's `JoinHandle` does. A task that ended
+                // meanwhile hands over its output here, dropped as `detach`
+                // would drop it.
+                let mut cx = Context::from_waker(Waker::noop());
+                if let Poll::Ready(out) = Pin::new(&mut task).poll(&mut cx) {
+                    drop(out);
+                    return;
+                }
+            }
             task.detach();
         }
     }
