@@ -98,15 +98,24 @@ impl Sleep {
         self.deadline
     }
 
-    /// Whether the deadline has passed and the sleep has completed.
+    /// Whether the deadline has passed (as with Tokio's, whether or not the
+    /// sleep has been polled since). A poll then completes within a
+    /// millisecond, the timers' resolution: timers never fire early.
     ///
     /// # Examples
     ///
     /// ```
     /// let s = ringlane::time::sleep(std::time::Duration::from_secs(60));
     /// assert!(!s.is_elapsed());
+    /// let s = ringlane::time::sleep(std::time::Duration::ZERO);
+    /// assert!(s.is_elapsed());
     /// ```
     pub fn is_elapsed(&self) -> bool {
+        self.is_done() || Instant::now() >= self.deadline
+    }
+
+    /// Whether a poll found the timer fired (the sleep has completed).
+    fn is_done(&self) -> bool {
         matches!(self.registration, Registration::Done)
     }
 
@@ -165,7 +174,7 @@ impl Sleep {
             Some(None) => Registration::Done,
             None => Registration::Fallback(fallback::insert(self.deadline, waker.clone())),
         };
-        if self.is_elapsed() {
+        if self.is_done() {
             Poll::Ready(())
         } else {
             Poll::Pending

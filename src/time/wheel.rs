@@ -7,7 +7,9 @@
 //! shares every digit above `L` with `elapsed` and has digit `s` at level
 //! `L` (6-bit digits). Each slot is a doubly-linked list threaded through one
 //! entry vector, so insert and remove are O(1), and a 64-bit occupancy mask
-//! per level finds the next non-empty slot in O(levels).
+//! per level finds the next non-empty slot in O(levels). Entries join a
+//! list at its tail and a list is processed from its head, so timers due in
+//! the same tick fire in registration order (cascading keeps the order).
 //!
 //! Invariants:
 //! 1. `elapsed` only grows; every pending entry has `when > elapsed`, except
@@ -62,6 +64,9 @@ pub(crate) struct TimerWheel {
     entries: Vec<Entry>,
     free: Vec<u32>,
     heads: [[u32; SLOTS]; LEVELS],
+    /// Each slot list's last entry: timers join at the tail, so timers due
+    /// in the same tick fire in the order they were registered (as Tokio's).
+    tails: [[u32; SLOTS]; LEVELS],
     occupied: [u64; LEVELS],
     pending: usize,
 }
@@ -83,6 +88,7 @@ impl TimerWheel {
             entries: Vec::new(),
             free: Vec::new(),
             heads: [[NIL; SLOTS]; LEVELS],
+            tails: [[NIL; SLOTS]; LEVELS],
             occupied: [0; LEVELS],
             pending: 0,
         }
@@ -185,18 +191,20 @@ impl TimerWheel {
             .min(self.elapsed + HORIZON - 1);
         let level = level_for(self.elapsed, placed);
         let slot = slot_for(placed, level);
-        let head = self.heads[level][slot];
+        let tail = self.tails[level][slot];
         let e = &mut self.entries[index as usize];
         e.state = State::Pending {
             level: level as u8,
             slot: slot as u8,
         };
-        e.prev = NIL;
-        e.next = head;
-        if head != NIL {
-            self.entries[head as usize].prev = index;
+        e.prev = tail;
+        e.next = NIL;
+        if tail == NIL {
+            self.heads[level][slot] = index;
+        } else {
+            self.entries[tail as usize].next = index;
         }
-        self.heads[level][slot] = index;
+        self.tails[level][slot] = index;
         self.occupied[level] |= 1 << slot;
     }
 
@@ -217,7 +225,9 @@ impl TimerWheel {
         } else {
             self.entries[prev as usize].next = next;
         }
-        if next != NIL {
+        if next == NIL {
+            self.tails[level][slot] = prev;
+        } else {
             self.entries[next as usize].prev = prev;
         }
     }
@@ -263,6 +273,7 @@ impl TimerWheel {
             }
             self.elapsed = self.elapsed.max(deadline);
             let mut index = std::mem::replace(&mut self.heads[level][slot], NIL);
+            self.tails[level][slot] = NIL;
             self.occupied[level] &= !(1 << slot);
             while index != NIL {
                 let e = &mut self.entries[index as usize];
