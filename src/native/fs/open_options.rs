@@ -225,24 +225,53 @@ impl OpenOptions {
         }
         // SAFETY: a non-negative OPENAT result is a new fd that we own.
         let file = unsafe { File::from_raw_fd_owned(result) };
-        if flags & (libc::O_NONBLOCK | libc::O_ACCMODE) == libc::O_RDONLY
-            && is_fifo(&file)
-            && !writer_was_there(&file)
-        {
-            // The same first attempt, on a FIFO's read side, succeeds at
-            // once where open(2) waits for a writer (and the reads that
-            // followed would see end of file): it runs again in io-wq. The
-            // first fd stays open until then, so a writer it let through
-            // never meets a FIFO without a reader (`EPIPE`).
-            let result = open_at(path, flags, self.mode, true).await?.0;
-            drop(file);
-            if result < 0 {
-                return Err(io::Error::from_raw_os_error(-result));
-            }
-            // SAFETY: as above.
-            return Ok(unsafe { File::from_raw_fd_owned(result) });
+        if flags & (libc::O_NONBLOCK | libc::O_ACCMODE) == libc::O_RDONLY && is_fifo(&file) {
+            return fifo_reader(file, path, flags, self.mode).await;
         }
         Ok(file)
+    }
+}
+
+/// How long a FIFO reader's first blocking re-open waits before it looks
+/// again whether a writer came and went meanwhile; each later wait doubles,
+/// up to `FIFO_LOOK_MAX`.
+const FIFO_LOOK: std::time::Duration = std::time::Duration::from_millis(10);
+const FIFO_LOOK_MAX: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The read side of a FIFO: the first attempt succeeds at once where
+/// `open(2)` waits for a writer (and the reads that followed would see end
+/// of file), so the open runs again in io-wq, where it may block. `first`
+/// stays open until then, so a writer it let through never meets a FIFO
+/// without a reader (`EPIPE`). A writer that comes and goes before the
+/// re-open reaches the kernel would leave it waiting for the next one: each
+/// re-open is given up after a while (dropped, so cancelled: the kernel's
+/// linked timeout does not interrupt an open blocked in io-wq, a cancel
+/// does) and `first` is looked at before the next; if that writer came,
+/// `first` is the answer, as `open(2)` begun before it came would have
+/// returned.
+async fn fifo_reader(
+    first: File,
+    path: std::ffi::CString,
+    flags: i32,
+    mode: u32,
+) -> io::Result<File> {
+    let mut look = FIFO_LOOK;
+    loop {
+        if writer_came_and_went(&first) {
+            return Ok(first);
+        }
+        let attempt = open_at(path.clone(), flags, mode, true);
+        let Ok(attempt) = crate::time::timeout(look, attempt).await else {
+            look = (look * 2).min(FIFO_LOOK_MAX);
+            continue;
+        };
+        let result = attempt?.0;
+        drop(first);
+        if result < 0 {
+            return Err(io::Error::from_raw_os_error(-result));
+        }
+        // SAFETY: a non-negative OPENAT result is a new fd that we own.
+        return Ok(unsafe { File::from_raw_fd_owned(result) });
     }
 }
 
@@ -255,11 +284,13 @@ fn is_fifo(file: &File) -> bool {
     r == 0 && st.st_mode & libc::S_IFMT == libc::S_IFIFO
 }
 
-/// Whether a writer has opened the FIFO `file` reads since it was opened:
-/// bytes wait (`POLLIN`) or it came and went (`POLLHUP`). Then the open
-/// either waited for it already (io_uring retried it in io-wq, blocking) or
-/// needs not wait: opening again would wait for the *next* writer.
-fn writer_was_there(file: &File) -> bool {
+/// Whether a writer opened the FIFO `file` reads and closed it again since
+/// `file` was opened (`POLLHUP`: the kernel compares the FIFO's writer count
+/// with the one `file` saw at its open). An `open(2)` begun then would have
+/// returned for that writer, where opening again would wait for the *next*
+/// one. Bytes waiting (`POLLIN`) prove nothing: an earlier writer may have
+/// left them, and `open(2)` waits while no writer has the FIFO open.
+fn writer_came_and_went(file: &File) -> bool {
     let mut pfd = libc::pollfd {
         fd: std::os::fd::AsRawFd::as_raw_fd(file),
         events: libc::POLLIN,
@@ -267,7 +298,7 @@ fn writer_was_there(file: &File) -> bool {
     };
     // SAFETY: one valid `pollfd`, and a zero timeout (never blocks).
     let r = unsafe { libc::poll(&mut pfd, 1, 0) };
-    r > 0 && pfd.revents & (libc::POLLIN | libc::POLLHUP) != 0
+    r > 0 && pfd.revents & libc::POLLHUP != 0
 }
 
 /// One `IORING_OP_OPENAT` of `path` (relative to the working directory);
