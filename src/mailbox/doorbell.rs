@@ -106,6 +106,11 @@ impl DoorbellState {
         self.state.load(Ordering::SeqCst) == PARKED
     }
 
+    /// Whether the receiver has exited ([`close`](Self::close)).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.state.load(Ordering::SeqCst) == CLOSED
+    }
+
     /// The receiver will never park again (it has exited).
     pub(crate) fn close(&self) {
         self.state.store(CLOSED, Ordering::SeqCst);

@@ -141,7 +141,9 @@ impl Remote {
     /// Hands a runtime-internal closure to this shard (e.g. removing a
     /// timer of a task that moved). Never refused, like a wake-up: a shard
     /// that is draining still needs it (its exit waits for its wheel to
-    /// empty); one that has exited drops it, unrun, with this `Remote`.
+    /// empty). One that has exited never runs it: it is dropped unrun, here
+    /// (or, if it slipped in while the shard was exiting, with this
+    /// `Remote`).
     pub(crate) fn call(&self, f: Box<dyn FnOnce() + Send>) {
         self.push(Envelope::Call(f));
     }
@@ -164,7 +166,20 @@ impl Remote {
     }
 
     fn push(&self, envelope: Envelope) {
-        self.queue.push(envelope); // S1
+        if let Envelope::Call(f) = envelope {
+            if self.doorbell.is_closed() {
+                // The shard has exited: nothing will ever run the closure
+                // (it is `Send`, meant for a ring that is released). Dropped
+                // now, it frees what it holds, and the exited shard's
+                // counters stay as they were. (No task can be woken into an
+                // exited shard: none is alive, drain step D4.)
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(f)));
+                return;
+            }
+            self.queue.push(Envelope::Call(f)); // S1
+        } else {
+            self.queue.push(envelope); // S1
+        }
         #[cfg(test)]
         crate::shard::tests::after_foreign_push();
         self.notify();

@@ -129,11 +129,13 @@ fn unregister_ring_fd(fd: RawFd, index: u32) -> io::Result<()> {
     .map(drop)
 }
 
-/// Whether this kernel lets a thread register a ring fd (5.18+).
+/// Whether this kernel lets a thread register a ring fd (5.18+). The
+/// probing thread's own table being full (`EBUSY`: 16 per thread) says the
+/// kernel has the feature: each shard registers in its own thread's table.
 pub(super) fn can_register_ring_fd(ring: &IoUring) -> bool {
     match register_ring_fd(ring.as_raw_fd()) {
         Ok(index) => unregister_ring_fd(ring.as_raw_fd(), index).is_ok(),
-        Err(_) => false,
+        Err(e) => e.raw_os_error() == Some(libc::EBUSY),
     }
 }
 
