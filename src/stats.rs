@@ -47,9 +47,12 @@ pub struct ShardStats {
     pub steals_attempted: u64,
     /// Attempts that took at least one task.
     pub steals_succeeded: u64,
-    /// Tasks taken from other shards' deques.
+    /// Tasks taken from other shards' deques. An estimate: a batch is
+    /// counted by how much this shard's deque grew, so another shard
+    /// stealing from that deque at the same moment makes it count low.
     pub tasks_stolen: u64,
-    /// Stealable tasks taken from the global injector.
+    /// Stealable tasks taken from the global injector (an estimate, counted
+    /// as `tasks_stolen` is).
     pub injector_pops: u64,
     /// Whether the shard was asleep in the kernel (or committed to sleeping)
     /// when the snapshot was taken. A hint for monitoring and tests: it may
