@@ -1014,6 +1014,16 @@ fn entered_runtimes_nest_and_restore_what_was_entered_before() {
     drop(outer);
     assert!(ringlane::Handle::current().is_none());
     assert!(ringlane::spawn(async {}).is_err(), "the guard is gone");
+    // A guard made inside `block_on` outlives it (dropped out of order):
+    // `b` stays current while the guard lives, nothing after it.
+    let hb = b.handle();
+    let kept = a.block_on(async { hb.enter() });
+    assert!(is(&b), "the guard made inside block_on was lost");
+    drop(kept);
+    assert!(
+        ringlane::Handle::current().is_none(),
+        "a runtime stayed entered after every guard was dropped"
+    );
     assert_eq!(
         a.block_on(on_a).unwrap(),
         Some(0),

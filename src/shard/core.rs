@@ -57,6 +57,8 @@ pub(crate) struct Core {
     pub(super) cancelling: Cell<bool>,
     pub(super) exiting: Cell<bool>,
     pub(super) cancelled: Cell<usize>,
+    /// The shutdown deadline, once shutdown has begun (`deadline_passed`).
+    deadline: Cell<Option<Option<Instant>>>,
     /// Counts task picks, for the fairness rotation in `next_task`.
     picks: Cell<usize>,
     local: LocalCounters,
@@ -107,6 +109,7 @@ impl Core {
             cancelling: Cell::new(false),
             exiting: Cell::new(false),
             cancelled: Cell::new(0),
+            deadline: Cell::new(None),
             picks: Cell::new(0),
             local: LocalCounters::default(),
         }
@@ -272,16 +275,22 @@ impl Core {
     }
 
     /// D3 begins in the middle of a tick: a task queued behind a poll that
-    /// outlasted the shutdown deadline is cancelled, not polled first.
+    /// outlasted the shutdown deadline is cancelled, not polled first. One
+    /// load of a read-mostly line per poll while running; the deadline is
+    /// read (under its lock) once, then only the clock.
     fn deadline_passed(&self) -> bool {
         if !self.cx.shared.is_shutting_down() {
             return false;
         }
-        let passed = self
-            .cx
-            .shared
-            .shutdown_deadline()
-            .is_none_or(|d| Instant::now() >= d);
+        let deadline = match self.deadline.get() {
+            Some(d) => d,
+            None => {
+                let d = self.cx.shared.shutdown_deadline();
+                self.deadline.set(Some(d));
+                d
+            }
+        };
+        let passed = deadline.is_none_or(|d| Instant::now() >= d);
         if passed {
             self.cancelling.set(true);
         }

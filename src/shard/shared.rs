@@ -44,7 +44,9 @@ pub(crate) struct Shared {
     pub(crate) remotes: Box<[Arc<Remote>]>,
     pub(crate) features: RingFeatures,
     pub(crate) config: Config,
-    state: AtomicU8,
+    /// Read before every task poll (`Core::deadline_passed`): on a block
+    /// of its own, away from the counters shards write.
+    state: crate::padded::Padded<AtomicU8>,
     deadline: Mutex<Option<Instant>>,
     /// Stealable work pushed from threads that are not shards of this runtime.
     pub(crate) injector: Injector<Runnable>,
@@ -76,7 +78,7 @@ impl Shared {
             remotes,
             features,
             config,
-            state: AtomicU8::new(RUNNING),
+            state: crate::padded::Padded(AtomicU8::new(RUNNING)),
             deadline: Mutex::new(None),
             injector: Injector::new(),
             injector_gate: SpawnGate::default(),
