@@ -31,7 +31,7 @@ use common::LIMIT;
 use common::fixed_io::{arm, first_chunk_or_skip, on_shard, ring_or_skip};
 use common::native_io::{
     Held, SERIAL, accept_queue_len, poll_once, read_within, settled_fd_count, two_op_slots,
-    unix_pair, until_drained,
+    two_ticks, unix_pair, until_drained,
 };
 
 fn localhost() -> std::net::SocketAddr {
@@ -750,4 +750,81 @@ fn a_listener_closed_while_its_incoming_is_armed_closes_once_the_stream_is_dropp
     );
     drop((untaken_client, rt));
     assert_eq!(common::fd_count(), before, "an fd leaked");
+}
+
+/// While nobody polls an `Incoming`, it keeps at most its bound (64) of new
+/// connections accepted and waiting; the rest stay in the kernel's accept
+/// queue, as they would with `accept(2)` not called. Polled again, the
+/// stream hands out every one of them, in order of arrival, none lost.
+///
+/// Why: the multishot accept stayed armed from the first poll until the
+/// stream was dropped, queueing every connection (an fd each) without a
+/// bound: a server that stopped accepting to limit its connections kept
+/// accepting all of them.
+#[test]
+fn an_unpolled_incoming_leaves_connections_beyond_its_bound_in_the_backlog() {
+    const CLIENTS: usize = 100;
+    const BOUND: usize = 64;
+    let _serial = SERIAL.lock();
+    let rt = common::runtime(1);
+    let listener = TcpListener::bind(localhost()).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let lfd = listener.as_raw_fd();
+    let task = rt
+        .handle()
+        .spawn_pinned(0, async move {
+            let mut incoming = listener.incoming();
+            let first = std::net::TcpStream::connect(addr).unwrap();
+            let taken = incoming
+                .next()
+                .timeout(LIMIT)
+                .await
+                .expect("the first connection");
+            Held((incoming, listener, first, taken))
+        })
+        .unwrap();
+    let Held((mut incoming, listener, first, taken)) =
+        common::join_within(&rt, task, LIMIT, "the first connection");
+    // In waves of `WAVE`, the shard running between them: the kernel
+    // accepts a whole wave at once (a multishot accept drains the backlog),
+    // so the pause can come at most one wave late.
+    const WAVE: usize = 8;
+    let mut clients = Vec::new();
+    for _ in 0..CLIENTS / WAVE + 1 {
+        for _ in 0..WAVE.min(CLIENTS - clients.len()) {
+            clients.push(std::net::TcpStream::connect(addr).unwrap());
+        }
+        std::thread::sleep(Duration::from_millis(2));
+        two_ticks(&rt, 0);
+    }
+    std::thread::sleep(Duration::from_millis(30));
+    two_ticks(&rt, 0);
+    let queued = accept_queue_len(lfd) as usize;
+    assert!(
+        (CLIENTS - BOUND - WAVE..=CLIENTS - BOUND).contains(&queued),
+        "{queued} of {CLIENTS} connections wait in the backlog: an unpolled Incoming should \
+         keep about {BOUND} accepted and leave the rest there"
+    );
+    let task = rt
+        .handle()
+        .spawn_pinned(0, async move {
+            let mut peers = Vec::new();
+            for _ in 0..CLIENTS {
+                match incoming.next().timeout(LIMIT).await {
+                    Ok(c) => peers.push(c.peer_addr().unwrap()),
+                    Err(e) => return Err(e.kind()),
+                }
+            }
+            Ok(Held((incoming, peers)))
+        })
+        .unwrap();
+    let all = common::join_within(&rt, task, LIMIT, "taking the connections");
+    let peers = all.as_ref().map(|Held((_, p))| p.clone()).map_err(|e| *e);
+    let expected: Vec<_> = clients.iter().map(|c| c.local_addr().unwrap()).collect();
+    drop((all, clients, first, taken, listener));
+    assert_eq!(
+        peers,
+        Ok(expected),
+        "a connection was lost, failed or came out of order"
+    );
 }

@@ -660,36 +660,39 @@ pub(crate) fn wrong_shard(home: &Remote) -> Option<io::Error> {
 
 /// Asks the home ring to cancel op `target` (invariant 3's drop rule).
 pub(super) fn request_cancel(home: &Arc<Remote>, target: u64) {
-    let push_here = move || {
-        context::with_current(|cx| {
-            let sqe = opcode::AsyncCancel::new(target)
-                .build()
-                .user_data(user_data::CANCEL);
-            let pushed = match cx.ring.try_borrow_mut() {
-                // A receive still late was never seen by the kernel: it is
-                // withdrawn, so it takes no bytes meant for the next read
-                // (`a_read_dropped_before_the_kernel_saw_it_takes_no_later_bytes`);
-                // else the cancel goes behind a receive it may target that
-                // is still late (ring invariant 5).
-                Ok(mut ring) => {
-                    ring.withdraw_late(target)
-                        // SAFETY: ASYNC_CANCEL points at no user memory.
-                        || unsafe { ring.push_after_late(&sqe) }.is_ok()
-                }
-                Err(_) => false,
-            };
-            if !pushed {
-                // The SQ is full (or the ring busy up the stack): the shard
-                // retries once it has reaped, so the cancel is never lost.
-                cx.pending_cancels.borrow_mut().push(target);
-            }
-        });
-    };
     if home.is_current() {
-        push_here();
+        cancel_here(target);
     } else {
-        home.call(Box::new(push_here));
+        home.call(Box::new(move || cancel_here(target)));
     }
+}
+
+/// Queues an `ASYNC_CANCEL` of op `target` on the calling shard's ring (or
+/// withdraws it if still late); called on the op's home shard.
+pub(super) fn cancel_here(target: u64) {
+    context::with_current(|cx| {
+        let sqe = opcode::AsyncCancel::new(target)
+            .build()
+            .user_data(user_data::CANCEL);
+        let pushed = match cx.ring.try_borrow_mut() {
+            // A receive still late was never seen by the kernel: it is
+            // withdrawn, so it takes no bytes meant for the next read
+            // (`a_read_dropped_before_the_kernel_saw_it_takes_no_later_bytes`);
+            // else the cancel goes behind a receive it may target that
+            // is still late (ring invariant 5).
+            Ok(mut ring) => {
+                ring.withdraw_late(target)
+                    // SAFETY: ASYNC_CANCEL points at no user memory.
+                    || unsafe { ring.push_after_late(&sqe) }.is_ok()
+            }
+            Err(_) => false,
+        };
+        if !pushed {
+            // The SQ is full (or the ring busy up the stack): the shard
+            // retries once it has reaped, so the cancel is never lost.
+            cx.pending_cancels.borrow_mut().push(target);
+        }
+    });
 }
 
 #[cfg(test)]

@@ -5,12 +5,13 @@ use std::collections::VecDeque;
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 
 use io_uring::squeue;
 use parking_lot::Mutex;
 
-use super::cell::{Completable, request_cancel};
+use super::cell::{Completable, cancel_here, request_cancel};
 use super::room::RoomWait;
 use super::table::Kind;
 use crate::context;
@@ -26,6 +27,10 @@ struct MultiState {
     waker: Option<Waker>,
     /// The future is gone: what is posted from now on goes to `orphan`.
     abandoned: bool,
+    /// `bound` results wait untaken: the op was cancelled to pause it (its
+    /// `-ECANCELED` end is not a result; the owner re-arms once it has
+    /// taken the rest).
+    pausing: bool,
 }
 
 /// What to do with a CQE nobody will take (posted after the future was
@@ -42,6 +47,11 @@ struct MultiCell {
     /// OR-ed together (poll masks), so a socket woken a thousand times
     /// between two looks queues one result, not a thousand.
     coalesce: bool,
+    /// Pause (cancel) the op once this many results wait untaken; 0: never.
+    bound: usize,
+    /// The op's `user_data`, written at its push on the home shard, where
+    /// `complete` reads it.
+    user_data: AtomicU64,
     _keep: Box<dyn Send + Sync>,
 }
 
@@ -69,9 +79,18 @@ impl Completable for MultiCell {
             self.orphaned(result, flags);
             return;
         }
-        match state.results.back_mut() {
-            Some((last, _)) if self.coalesce && *last >= 0 && result >= 0 => *last |= result,
-            _ => state.results.push_back((result, flags)),
+        let paused = state.pausing && state.ended && result == -libc::ECANCELED;
+        if !paused {
+            match state.results.back_mut() {
+                Some((last, _)) if self.coalesce && *last >= 0 && result >= 0 => *last |= result,
+                _ => state.results.push_back((result, flags)),
+            }
+        }
+        if self.bound != 0 && !state.ended && !state.pausing && state.results.len() >= self.bound {
+            // Nobody takes the results: leave the rest to the kernel (an
+            // accept's backlog) until the owner comes back (invariant 8).
+            state.pausing = true;
+            cancel_here(self.user_data.load(Ordering::Relaxed));
         }
         let waker = state.waker.take();
         drop(state);
@@ -132,6 +151,8 @@ impl MultiShot {
                 state: Mutex::new(MultiState::default()),
                 orphan,
                 coalesce: false,
+                bound: 0,
+                user_data: AtomicU64::new(0),
                 _keep: Box::new(keep),
             }),
             sqe: Some(sqe),
@@ -177,6 +198,16 @@ impl MultiShot {
             true => self.timer.poll(cx),
             false => Poll::Pending,
         }
+    }
+
+    /// Pauses the op (cancels it) once `bound` results wait untaken, so
+    /// that the kernel keeps the rest (an accept's backlog) until the owner
+    /// takes them and polls again; the owner re-arms an op that ended.
+    pub(crate) fn bounded(mut self, bound: usize) -> Self {
+        Arc::get_mut(&mut self.cell)
+            .expect("not submitted yet")
+            .bound = bound;
+        self
     }
 
     /// Coalescing results (see `MultiCell::coalesce`): for poll masks.
@@ -234,6 +265,7 @@ impl MultiShot {
                     Ok(()) => {
                         self.home = Some(shard.remote.clone());
                         self.user_data = user_data;
+                        self.cell.user_data.store(user_data, Ordering::Relaxed);
                         Ok(true)
                     }
                     Err(e) => {

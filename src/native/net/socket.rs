@@ -16,6 +16,12 @@ use super::addr::RawAddr;
 use crate::native::{IoBuf, IoBufMut, close_shared, os_result};
 use crate::op;
 
+/// How many accepted connections an `Incoming` keeps waiting for its owner
+/// before it pauses its multishot accept: beyond that, new connections
+/// stay in the kernel's backlog (as with `accept(2)` not being called)
+/// until the owner takes some and polls again.
+pub(crate) const ACCEPT_BOUND: usize = 64;
+
 /// A socket fd shared with the ops in flight on it.
 #[derive(Debug)]
 pub(crate) struct Socket {
@@ -139,12 +145,13 @@ impl Socket {
     }
 
     /// Multishot accept (`IORING_OP_ACCEPT` with `IORING_ACCEPT_MULTISHOT`):
-    /// one SQE, one CQE per connection, close-on-exec.
+    /// one SQE, one CQE per connection, close-on-exec; paused once
+    /// [`ACCEPT_BOUND`] connections wait untaken.
     pub(crate) fn accept_multi(&self) -> op::MultiShot {
         let sqe = opcode::AcceptMulti::new(types::Fd(self.raw()))
             .flags(libc::SOCK_CLOEXEC)
             .build();
-        op::MultiShot::new(self.fd.clone(), true, sqe)
+        op::MultiShot::new(self.fd.clone(), true, sqe).bounded(ACCEPT_BOUND)
     }
 
     /// One op on a buffer of `len` bytes (`InvalidInput` if 0): keeps the
