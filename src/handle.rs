@@ -57,8 +57,8 @@ impl Handle {
 
     /// Enters this runtime on the calling thread until the guard drops:
     /// [`Handle::current`] finds it there and [`spawn`] spawns onto it, as
-    /// with Tokio's `Handle::enter`. Guards must be dropped in the reverse
-    /// order of their making.
+    /// with Tokio's `Handle::enter`. Guards may be dropped in any order:
+    /// the current runtime is the one of the latest guard still alive.
     ///
     /// # Examples
     ///

@@ -53,7 +53,11 @@
 //!    the `native::timeout` it is polled under: at the deadline the wait
 //!    fails with `TimedOut`, and the op stays armed (no linked timeout:
 //!    that would end the op for every later wait too), so nothing the
-//!    kernel posts is lost.
+//!    kernel posts is lost. A *bounded* multishot op (`MultiShot::bounded`:
+//!    an `Incoming`'s accept) is cancelled by its cell, on the home shard,
+//!    once `bound` results wait untaken; that cancel's `-ECANCELED` end is
+//!    not a result, and the owner re-arms the ended op once it has taken
+//!    the rest (so an owner must poll on a shard, as any re-arm needs).
 //! 9. A two-CQE op (`SEND_ZC`: the result, then a notification once the
 //!    kernel no longer reads the buffer) keeps its resources until the
 //!    second CQE; the first only records the result. It needs two op-table

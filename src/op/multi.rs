@@ -89,6 +89,9 @@ impl Completable for MultiCell {
         if self.bound != 0 && !state.ended && !state.pausing && state.results.len() >= self.bound {
             // Nobody takes the results: leave the rest to the kernel (an
             // accept's backlog) until the owner comes back (invariant 8).
+            // A cancel that misses (`-EALREADY`, an op being issued: not
+            // seen for a poll-armed accept) leaves the op unbounded until
+            // its next end, losing nothing.
             state.pausing = true;
             cancel_here(self.user_data.load(Ordering::Relaxed));
         }
