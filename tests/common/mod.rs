@@ -6,9 +6,14 @@ use std::time::Duration;
 pub mod chans;
 pub mod compat_io;
 pub mod fixed_io;
+pub mod fs_edges;
 pub mod lifecycle;
+pub mod multishot_io;
 pub mod native_io;
+pub mod ring_probe;
 pub mod stealers;
+pub mod task_logs;
+pub mod timer_logs;
 pub mod tokio_side;
 
 /// The bound on every single wait of the adversarial tests: a lost
