@@ -286,3 +286,51 @@ fn a_pending_send_many_spends_no_budget() {
         "polls that sent nothing spent the Tokio task's budget"
     );
 }
+
+/// A task that spends its whole budget in every poll (a loop of zero-length
+/// sleeps) is polled once per tick: a `call_on` posted to its shard runs
+/// within about two of its polls (two budgets of sleeps), not after the
+/// shard's whole task budget of re-polls (128 polls of 128 sleeps each).
+///
+/// Why: the spent task woke itself into its run queue, and the tick's task
+/// loop polled it again at once, up to `Builder::task_budget` times, before
+/// the mailbox was looked at (coop invariant 6; Tokio defers such a task
+/// until after its driver).
+#[test]
+fn a_task_that_spent_its_budget_is_polled_again_only_after_the_mailbox() {
+    let rt = common::runtime(1);
+    let h = rt.handle();
+    let count = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let spinner = {
+        let (count, stop) = (count.clone(), stop.clone());
+        h.spawn_pinned(0, async move {
+            while !stop.load(Ordering::Relaxed) {
+                sleep(Duration::ZERO).await;
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+        .unwrap()
+    };
+    wait_until("the spinner got going", || {
+        count.load(Ordering::Relaxed) > 10_000
+    });
+    let mut worst = 0;
+    for _ in 0..20 {
+        let posted = count.load(Ordering::Relaxed);
+        let seen = {
+            let count = count.clone();
+            h.call_on(0, move |_| count.load(Ordering::Relaxed))
+                .unwrap()
+        };
+        let seen = common::join_within(&rt, seen, LIMIT, "call_on to the spinner's shard");
+        worst = worst.max(seen.saturating_sub(posted));
+    }
+    stop.store(true, Ordering::Relaxed);
+    common::join_within(&rt, spinner, LIMIT, "the spinner");
+    assert!(
+        worst <= 3 * 128,
+        "a call_on ran after {worst} more sleeps of a task that spends its budget every poll \
+         (about 2 x 128 expected: one tick, one poll of it)"
+    );
+}

@@ -251,15 +251,31 @@ impl<T> Drop for Receiver<T> {
         // Messages still queued are dropped here, on the receiver's side,
         // including any from a sender that was mid-push when we closed (its
         // stamp is a few instructions away: ring invariant 7).
+        // A message whose destructor panics does not stop the drain: the
+        // rest are still dropped here (as Tokio's receiver does), and the
+        // first panic goes on once the ring is empty (unless this drop runs
+        // while unwinding already, where a second panic would abort).
+        let mut panic = None;
         let mut looks = 0u32;
         while !self.chan.queue.is_drained() {
-            if self.take().is_none() {
-                looks += 1;
-                if looks % 64 == 0 {
-                    std::thread::yield_now(); // the sender may be preempted
-                } else {
-                    std::hint::spin_loop();
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.take().is_some())) {
+                Ok(true) => {}
+                Ok(false) => {
+                    looks += 1;
+                    if looks % 64 == 0 {
+                        std::thread::yield_now(); // the sender may be preempted
+                    } else {
+                        std::hint::spin_loop();
+                    }
                 }
+                Err(payload) => {
+                    panic.get_or_insert(payload);
+                }
+            }
+        }
+        if let Some(payload) = panic {
+            if !std::thread::panicking() {
+                std::panic::resume_unwind(payload);
             }
         }
     }

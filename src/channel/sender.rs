@@ -13,6 +13,9 @@ use super::queue::Refused;
 /// [`SendError`] once the receiver is gone.
 const MAX_RETURNED: usize = 1 << 20;
 
+/// The most pushes in one run of `send_many` (a unit of the task's budget).
+const RUN: u64 = 16;
+
 /// The sending half of a [`channel`](crate::channel). Clone it to give
 /// every producer its own; usable from any shard or thread.
 ///
@@ -254,12 +257,21 @@ impl<T> Sender<T> {
                     }
                 };
                 let sent_before = *sent;
-                // A run of pushes while there is room.
+                // A run of pushes while there is room, at most `RUN` of them:
+                // a receiver that keeps up would otherwise never let the run
+                // end, and the batch would hold its shard (and its receiver
+                // unannounced) until the iterator ran dry.
                 let mut next = Some(msg);
                 while let Some(m) = next.take() {
                     match self.chan.queue.push(m) {
                         Ok(()) => {
                             *sent += 1;
+                            if *sent - sent_before == RUN {
+                                coop.made_progress();
+                                // Announce the run, and go on with a new one.
+                                self.chan.notify_receiver();
+                                break;
+                            }
                             next = items.next();
                         }
                         Err(Refused::Full(m)) => {
@@ -271,6 +283,9 @@ impl<T> Sender<T> {
                             return Poll::Ready(Err(m));
                         }
                     }
+                }
+                if *sent - sent_before == RUN {
+                    continue;
                 }
                 if *sent > sent_before {
                     coop.made_progress();

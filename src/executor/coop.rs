@@ -28,6 +28,12 @@
 //!    would refill while it blocks.
 //! 5. A `timeout` whose future spent the budget polls its delay
 //!    unconstrained, so its deadline is still seen (Tokio's rule).
+//! 6. A task whose poll spent the whole budget has woken itself; its shard
+//!    ends the tick's task loop there, so the mailbox (`call_on`, hand-offs),
+//!    timers and the ring are serviced before that task is polled again (as
+//!    Tokio defers a task that yielded for its budget until after its
+//!    driver). Without this, the tick re-polled it up to `Builder::budget`
+//!    times in a row.
 //!
 //! As with Tokio, a nested executor that polls a ringlane resource in a
 //! loop inside a task (`futures::executor::block_on` on a shard) spins
@@ -58,8 +64,25 @@ pub(crate) struct Restore(Option<u8>);
 
 impl Drop for Restore {
     fn drop(&mut self) {
-        LEFT.with(|l| l.set(self.0));
+        LEFT.with(|l| {
+            if l.get() == Some(0) {
+                SPENT.with(|s| s.set(true));
+            }
+            l.set(self.0);
+        });
     }
+}
+
+thread_local! {
+    /// A task poll on this thread ended with its budget spent (invariant 6).
+    static SPENT: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the task poll that just returned spent its whole budget (and
+/// forgets it): the shard then ends its tick before polling it again
+/// (invariant 6).
+pub(crate) fn take_spent() -> bool {
+    SPENT.with(|s| s.replace(false))
 }
 
 /// Permission to make progress, taken out of the budget (invariant 3: the

@@ -270,6 +270,11 @@ impl Core {
                 let _ = catch_unwind(AssertUnwindSafe(|| runnable.run()));
                 self.cx.polling_own.set(std::ptr::null());
                 self.send_owed_doorbells_now();
+                if crate::executor::coop::take_spent() {
+                    // It spent its budget: the mailbox, timers and ring come
+                    // before its next poll (coop invariant 6).
+                    break;
+                }
             }
         }
     }
