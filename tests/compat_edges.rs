@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::io::unix::AsyncFd as TokioAsyncFd;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use ringlane::compat::{AsyncFd, UdpSocket, UnixStream};
+use ringlane::compat::{AsyncFd, TcpListener, UdpSocket, UnixStream};
 
 use common::LIMIT;
 use common::compat_io::*;
@@ -590,4 +590,42 @@ fn udp_send_to_hostile_targets_fails_at_once_as_on_tokio() {
         ours, theirs,
         "the compat UdpSocket differs from tokio::net's"
     );
+}
+
+/// ADR 0019: `rt.block_on(async { .. })` enters the runtime as Tokio's does,
+/// so that a `#[tokio::main]` service ports to it. The first thing such a
+/// `main` does is bind a listener and accept. Here the accept waits (the
+/// client connects 100 ms later), then the connection is echoed, all inside
+/// `block_on`. Tokio serves this. Before the fix the socket made inside
+/// `block_on` had no home shard and its first wait failed; it now takes a
+/// shard of the entered runtime, where its waits are forwarded.
+#[test]
+fn a_listener_accepting_inside_block_on_serves_its_client_as_on_tokio() {
+    let rt = common::runtime(1);
+    let out = rt.block_on(ringlane::time::timeout(Duration::from_secs(5), async {
+        let listener = TcpListener::bind(localhost())?;
+        let addr = listener.local_addr()?;
+        let client = std::thread::spawn(move || -> io::Result<[u8; 4]> {
+            std::thread::sleep(Duration::from_millis(100)); // the accept waits first
+            let mut c = std::net::TcpStream::connect(addr)?;
+            c.set_read_timeout(Some(Duration::from_secs(5)))?;
+            c.write_all(b"ping")?;
+            let mut back = [0u8; 4];
+            c.read_exact(&mut back)?;
+            Ok(back)
+        });
+        let (mut conn, _) = listener.accept().await?;
+        let mut buf = [0u8; 4];
+        conn.read_exact(&mut buf).await?;
+        conn.write_all(&buf).await?;
+        client.join().expect("the client thread panicked")
+    }));
+    match out {
+        Err(_) => panic!("the accept/echo inside Runtime::block_on hung for 5 s"),
+        Ok(Err(e)) => panic!(
+            "a compat listener used inside Runtime::block_on (the runtime is entered, as in \
+             Tokio) failed: `{e}`; Tokio's block_on serves this"
+        ),
+        Ok(Ok(back)) => assert_eq!(&back, b"ping"),
+    }
 }

@@ -167,7 +167,8 @@ impl Readiness {
     /// runtime's own sockets), else not until the kernel reports it (a
     /// user's `AsyncFd`, as in Tokio: for a pidfd or a timerfd the
     /// readiness is the signal). The home is `inherited` (an accepted
-    /// socket gets its listener's), else the current shard.
+    /// socket gets its listener's), else the current shard, else a shard
+    /// of the runtime the thread entered.
     pub(crate) fn new(fd: RawFd, inherited: Option<Arc<Remote>>, syscall_first: bool) -> Self {
         let side = || {
             Mutex::new(Side {
@@ -179,8 +180,22 @@ impl Readiness {
             })
         };
         let home = std::sync::OnceLock::new();
-        if let Some(remote) =
-            inherited.or_else(|| crate::context::with_current(|cx| cx.remote.clone()))
+        // Made on a thread that entered a runtime without being one of its
+        // shards (`block_on`, ADR 0019), it takes the next shard in turn: its
+        // waits are forwarded there (invariant 5), as from a Tokio task.
+        let entered = || {
+            crate::enter::entered().map(|h| {
+                let shards = &h.shared.remotes;
+                let next = h
+                    .shared
+                    .next_round_robin
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                shards[next % shards.len()].clone()
+            })
+        };
+        if let Some(remote) = inherited
+            .or_else(|| crate::context::with_current(|cx| cx.remote.clone()))
+            .or_else(entered)
         {
             let _ = home.set(remote);
         }
