@@ -3,7 +3,6 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use crate::context;
 use crate::error::Error;
@@ -250,10 +249,7 @@ impl Handle {
                 }
                 Ok(join)
             }
-            Placement::RoundRobin => {
-                let next = self.shared.next_round_robin.fetch_add(1, Ordering::Relaxed);
-                self.spawn_pinned(next % shards, future)
-            }
+            Placement::RoundRobin => self.spawn_pinned(self.shared.round_robin_shard(), future),
             Placement::Sticky(key) => self.spawn_pinned(sticky_shard(key, shards), future),
         }
     }

@@ -18,6 +18,7 @@ use ringlane::native::fs::File;
 use common::LIMIT;
 use common::fs_edges::*;
 use common::native_io::{SERIAL, settled_fd_count};
+use common::stealers::holds_within;
 
 /// Expected: `File::open` of a FIFO for reading waits until a writer opens
 /// it, as `open(2)` does, even when the FIFO still holds bytes that an
@@ -148,7 +149,7 @@ fn a_fifo_reader_open_returns_after_a_writer_that_came_and_went_during_it() {
                 }
             };
             state.store(CONNECTED, Ordering::SeqCst);
-            spin_until(Duration::from_secs(5), || {
+            holds_within(Duration::from_secs(5), || {
                 state.load(Ordering::SeqCst) >= GO
             });
             w.write_all(b"x")?;
@@ -170,7 +171,7 @@ fn a_fifo_reader_open_returns_after_a_writer_that_came_and_went_during_it() {
                 // its fd exists), let the writer in before the open goes on.
                 let hold = polls >= 2 && st.load(Ordering::SeqCst) < GO;
                 if hold
-                    && !spin_until(Duration::from_secs(5), || {
+                    && !holds_within(Duration::from_secs(5), || {
                         st.load(Ordering::SeqCst) >= CONNECTED
                     })
                 {
@@ -183,7 +184,7 @@ fn a_fifo_reader_open_returns_after_a_writer_that_came_and_went_during_it() {
                     // writes and closes now.
                     window = r.is_pending();
                     st.store(GO, Ordering::SeqCst);
-                    spin_until(Duration::from_secs(5), || {
+                    holds_within(Duration::from_secs(5), || {
                         st.load(Ordering::SeqCst) == CLOSED
                     });
                 }

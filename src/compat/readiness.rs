@@ -184,14 +184,7 @@ impl Readiness {
         // shards (`block_on`, ADR 0019), it takes the next shard in turn: its
         // waits are forwarded there (invariant 5), as from a Tokio task.
         let entered = || {
-            crate::enter::entered().map(|h| {
-                let shards = &h.shared.remotes;
-                let next = h
-                    .shared
-                    .next_round_robin
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                shards[next % shards.len()].clone()
-            })
+            crate::enter::entered().map(|h| h.shared.remotes[h.shared.round_robin_shard()].clone())
         };
         if let Some(remote) = inherited
             .or_else(|| crate::context::with_current(|cx| cx.remote.clone()))

@@ -58,7 +58,7 @@ pub(crate) struct Shared {
     pub(crate) searching: AtomicUsize,
     /// Rotates which parked shard a push wakes, and `Placement::RoundRobin`.
     pub(crate) next_wake: AtomicUsize,
-    pub(crate) next_round_robin: AtomicUsize,
+    next_round_robin: AtomicUsize,
     /// Shards whose loop has not ended yet; the last one to end releases
     /// every shard's fds (`Remote::release_fds`).
     live_shards: AtomicUsize,
@@ -124,6 +124,12 @@ impl Shared {
         }
         self.state.store(SHUTTING_DOWN, Ordering::SeqCst);
         true
+    }
+
+    /// The next shard in turn (`Placement::RoundRobin`, and the home of a
+    /// compat socket made on an entered thread).
+    pub(crate) fn round_robin_shard(&self) -> usize {
+        self.next_round_robin.fetch_add(1, Ordering::Relaxed) % self.remotes.len()
     }
 
     /// When the graceful part of shutdown ends and cancelling begins.

@@ -5,7 +5,6 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use super::native_io::TempDir;
 
@@ -40,18 +39,6 @@ pub fn open_nonblocking(path: &Path, write: bool) -> io::Result<std::fs::File> {
         .write(write)
         .custom_flags(libc::O_NONBLOCK)
         .open(path)
-}
-
-/// Yields until `done` holds; `false` if `limit` passed first.
-pub fn spin_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while !done() {
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::yield_now();
-    }
-    true
 }
 
 /// An outcome reduced to comparable form.
