@@ -16,6 +16,45 @@ const MAX_RETURNED: usize = 1 << 20;
 /// The most pushes in one run of `send_many` (a unit of the task's budget).
 const RUN: u64 = 16;
 
+/// A `send_many`'s pushes not yet counted, and whether some are not yet
+/// announced. Counted where they were pushed, at the end of each poll;
+/// announced (the receiver woken) when the batch waits, yields or ends,
+/// however it ends: returning, or unwinding out of the caller's iterator (a
+/// message pushed and never announced would wait for a wake-up that might
+/// not come). An empty batch announces nothing.
+struct Batch<'a, T> {
+    chan: &'a Chan<T>,
+    uncounted: u64,
+    unannounced: bool,
+}
+
+impl<T> Batch<'_, T> {
+    fn pushed(&mut self, n: u64) {
+        self.uncounted += n;
+        self.unannounced |= n > 0;
+    }
+
+    fn count(&mut self) {
+        let n = std::mem::take(&mut self.uncounted);
+        if n > 0 {
+            count_sent(n);
+        }
+    }
+
+    fn announce(&mut self) {
+        if std::mem::take(&mut self.unannounced) {
+            self.chan.notify_receiver();
+        }
+    }
+}
+
+impl<T> Drop for Batch<'_, T> {
+    fn drop(&mut self) {
+        self.count();
+        self.announce();
+    }
+}
+
 /// The sending half of a [`channel`](crate::channel). Clone it to give
 /// every producer its own; usable from any shard or thread.
 ///
@@ -186,7 +225,9 @@ impl<T> Sender<T> {
     }
 
     /// Sends every item in order, waking the receiver once for the whole
-    /// batch (and once more each time the batch has to wait for room).
+    /// batch (and once more each time the batch has to wait for room, or
+    /// yields to its shard after a long run: the cooperative budget). An
+    /// empty batch wakes nobody.
     ///
     /// # Errors
     ///
@@ -214,107 +255,25 @@ impl<T> Sender<T> {
         &self,
         items: I,
     ) -> Result<(), SendError<Vec<T>>> {
-        /// Counts what was pushed and wakes the receiver however the send
-        /// ends: returning, or unwinding out of the caller's iterator (a
-        /// message pushed and never announced would wait for a wake-up
-        /// that might not come).
-        struct Announce<'a, T> {
-            chan: &'a Chan<T>,
-            sent: u64,
-        }
-        impl<T> Drop for Announce<'_, T> {
-            fn drop(&mut self) {
-                count_sent(self.sent);
-                self.chan.notify_receiver();
-            }
-        }
         let mut items = items.into_iter();
         let mut pending: Option<T> = None;
-        let mut announce = Announce {
+        let mut batch = Batch {
             chan: &self.chan,
-            sent: 0,
+            uncounted: 0,
+            unannounced: false,
         };
-        let sent = &mut announce.sent;
         let mut wait = WaitSlot {
             chan: &self.chan,
             slot: None,
         };
         let result = poll_fn(|cx| {
-            loop {
-                let Some(msg) = pending.take().or_else(|| items.next()) else {
-                    return Poll::Ready(Ok(()));
-                };
-                // Each run of pushes costs a unit of the budget: a batch
-                // into a receiver that keeps draining it yields now and
-                // then (coop invariant 2), announcing what it pushed. A run
-                // that pushes nothing gets its unit back (invariant 3).
-                let coop = match crate::executor::coop::poll_proceed(cx) {
-                    Poll::Ready(coop) => coop,
-                    Poll::Pending => {
-                        pending = Some(msg);
-                        self.chan.notify_receiver();
-                        return Poll::Pending;
-                    }
-                };
-                let sent_before = *sent;
-                // A run of pushes while there is room, at most `RUN` of them:
-                // a receiver that keeps up would otherwise never let the run
-                // end, and the batch would hold its shard (and its receiver
-                // unannounced) until the iterator ran dry.
-                let mut next = Some(msg);
-                while let Some(m) = next.take() {
-                    match self.chan.queue.push(m) {
-                        Ok(()) => {
-                            *sent += 1;
-                            if *sent - sent_before == RUN {
-                                coop.made_progress();
-                                // Announce the run, and go on with a new one.
-                                self.chan.notify_receiver();
-                                break;
-                            }
-                            next = items.next();
-                        }
-                        Err(Refused::Full(m)) => {
-                            next = Some(m);
-                            break;
-                        }
-                        Err(Refused::Closed(m)) => {
-                            coop.made_progress();
-                            return Poll::Ready(Err(m));
-                        }
-                    }
-                }
-                if *sent - sent_before == RUN {
-                    continue;
-                }
-                if *sent > sent_before {
-                    coop.made_progress();
-                }
-                let Some(msg) = next else {
-                    coop.made_progress();
-                    return Poll::Ready(Ok(()));
-                };
-                // Full: register for room and try once more.
-                match self.poll_push(cx, &mut wait, msg) {
-                    Ok(Ok(())) => {
-                        *sent += 1;
-                        coop.made_progress();
-                    }
-                    Ok(Err(msg)) => {
-                        pending = Some(msg);
-                        // The receiver must drain for us to make progress.
-                        self.chan.notify_receiver();
-                        return Poll::Pending;
-                    }
-                    Err(msg) => {
-                        coop.made_progress();
-                        return Poll::Ready(Err(msg));
-                    }
-                }
-            }
+            let poll = self.poll_many(cx, &mut items, &mut pending, &mut wait, &mut batch);
+            // Counted on the thread that pushed them (a shard's counter).
+            batch.count();
+            poll
         })
         .await;
-        drop(announce);
+        drop(batch);
         result.map_err(|first| {
             let rest = match items.size_hint().1 {
                 Some(n) if n <= MAX_RETURNED => items.collect(),
@@ -324,10 +283,97 @@ impl<T> Sender<T> {
         })
     }
 
+    /// One poll of `send_many`: runs of pushes while there is room and
+    /// budget; `Ready(Err(item))` once the receiver is gone.
+    fn poll_many(
+        &self,
+        cx: &mut Context<'_>,
+        items: &mut impl Iterator<Item = T>,
+        pending: &mut Option<T>,
+        wait: &mut WaitSlot<'_, T>,
+        batch: &mut Batch<'_, T>,
+    ) -> Poll<Result<(), T>> {
+        loop {
+            let Some(msg) = pending.take().or_else(|| items.next()) else {
+                return Poll::Ready(Ok(()));
+            };
+            // Each run of pushes costs a unit of the budget: a batch into a
+            // receiver that keeps draining it yields now and then (coop
+            // invariant 2), announcing what it pushed. A run that pushes
+            // nothing gets its unit back (invariant 3).
+            let coop = match crate::executor::coop::poll_proceed(cx) {
+                Poll::Ready(coop) => coop,
+                Poll::Pending => {
+                    *pending = Some(msg);
+                    batch.announce();
+                    return Poll::Pending;
+                }
+            };
+            // A run of pushes while there is room, at most `RUN` of them: a
+            // receiver that keeps up would otherwise never let the run end,
+            // and the batch would hold its shard until the iterator ran dry.
+            let mut run = 0;
+            let mut next = Some(msg);
+            while let Some(m) = next.take() {
+                match self.chan.queue.push(m) {
+                    Ok(()) => {
+                        // Recorded at once: the iterator may unwind next.
+                        batch.pushed(1);
+                        run += 1;
+                        if run == RUN {
+                            break; // and go on with a new run
+                        }
+                        next = items.next();
+                    }
+                    Err(Refused::Full(m)) => {
+                        next = Some(m);
+                        break;
+                    }
+                    Err(Refused::Closed(m)) => {
+                        coop.made_progress();
+                        return Poll::Ready(Err(m));
+                    }
+                }
+            }
+            if run > 0 {
+                coop.made_progress();
+            }
+            if run == RUN {
+                continue;
+            }
+            let Some(msg) = next else {
+                coop.made_progress();
+                return Poll::Ready(Ok(()));
+            };
+            // Full: register for room and try once more.
+            match self.poll_push(cx, wait, msg) {
+                Ok(Ok(())) => {
+                    batch.pushed(1);
+                    coop.made_progress();
+                }
+                Ok(Err(msg)) => {
+                    *pending = Some(msg);
+                    // The receiver must drain for us to make progress.
+                    batch.unannounced = true;
+                    batch.announce();
+                    return Poll::Pending;
+                }
+                Err(msg) => {
+                    coop.made_progress();
+                    return Poll::Ready(Err(msg));
+                }
+            }
+        }
+    }
+
     /// Resolves once every message sent before it is in the receiver's
-    /// queue. A ringlane send completes only after its message is in the
-    /// queue, so this is ready at once; it lets code written against
-    /// buffering senders (which publish on flush) run unchanged.
+    /// queue and its receiver has been told. A ringlane send completes only
+    /// after its message is in the queue; on a shard, the doorbell a send
+    /// owes a parked receiver's shard waits for the end of the sending
+    /// task's poll (so that a burst rings once), and `flush` rings it now,
+    /// for a task that goes on working (or blocking) after it. Ready at
+    /// once; it also lets code written against buffering senders (which
+    /// publish on flush) run unchanged.
     ///
     /// # Examples
     ///
@@ -337,7 +383,9 @@ impl<T> Sender<T> {
     /// rt.block_on(async { tx.send(1).await.unwrap(); tx.flush().await });
     /// assert_eq!(rx.try_recv(), Ok(1));
     /// ```
-    pub async fn flush(&self) {}
+    pub async fn flush(&self) {
+        crate::context::with_current(|cx| cx.send_owed_doorbells_now());
+    }
 
     /// Whether the receiver is gone (sends will fail).
     ///

@@ -191,7 +191,7 @@ impl Remote {
     /// would be a second fence.
     pub(crate) fn notify_watcher_fenced(&self) {
         if !self.doorbell.should_ring_fenced() {
-            Counters::bump(&self.stats.doorbells_avoided);
+            self.count_avoided();
             return;
         }
         self.ring_doorbell();
@@ -200,10 +200,19 @@ impl Remote {
     /// Doorbell steps S2 and S3, then routing rule 3.
     fn notify(&self) {
         if !self.doorbell.should_ring() {
-            Counters::bump(&self.stats.doorbells_avoided);
+            self.count_avoided();
             return;
         }
         self.ring_doorbell();
+    }
+
+    /// A hand-off that needed no doorbell: counted, unless the shard has
+    /// exited (a gone shard's counters stay as they were; its channels'
+    /// senders and dropped receivers may still come this way).
+    fn count_avoided(&self) {
+        if !self.doorbell.is_closed() {
+            Counters::bump(&self.stats.doorbells_avoided);
+        }
     }
 
     /// Rings this shard's doorbell (routing rule 3); the caller won the

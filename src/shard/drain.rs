@@ -120,6 +120,8 @@ impl Core {
     /// posted by other shards) still run.
     fn drain_mailbox_cancelling(&self) {
         while let Some(envelope) = self.cx.remote.pop() {
+            // Taken from the mailbox like any other: counted.
+            crate::stats::Counters::add(&self.cx.remote.stats.mailbox_received, 1);
             match envelope {
                 crate::mailbox::Envelope::Task(r) => self.cancel(r),
                 crate::mailbox::Envelope::Call(f) => {
