@@ -75,6 +75,11 @@ pub(crate) struct OpCell<T> {
     /// The linked timeout's duration, read by the kernel when it prepares
     /// the `LINK_TIMEOUT` SQE (invariant 7); unused without a deadline.
     timespec: types::Timespec,
+    /// The deadline the linked timeout stands for, written before the cell
+    /// is shared: an op ended by `-ECANCELED` or `-EINTR` once it has
+    /// passed was stopped by its timeout (invariant 7); one ended so before
+    /// it (a shutdown's cancel) was not.
+    deadline: Option<Instant>,
 }
 
 /// An op-table entry that only holds a slot: a linked timeout's (its CQE
@@ -170,7 +175,7 @@ impl<T: Send> Completable for OpCell<T> {
         match mem::replace(&mut *state, State::Taken) {
             State::Submitted { waker, early } => {
                 *state = State::Completed {
-                    result: early.unwrap_or(result),
+                    result: self.timed_out_as_such(early.unwrap_or(result)),
                 };
                 drop(state);
                 self.done.store(true, Ordering::Release);
@@ -194,6 +199,23 @@ impl<T: Send> Completable for OpCell<T> {
     }
 }
 
+impl<T> OpCell<T> {
+    /// `-ETIMEDOUT` for a result its linked timeout caused: the op was
+    /// cancelled (or, running in io-wq, interrupted) and its deadline has
+    /// passed. Decided at the CQE, not when the future looks: an op a
+    /// shutdown cancelled early stays `-ECANCELED` however late it is
+    /// polled. Our own cancel comes only from `drop`, whose result nobody
+    /// sees.
+    fn timed_out_as_such(&self, result: i32) -> i32 {
+        let stopped = result == -libc::ECANCELED || result == -libc::EINTR;
+        if stopped && self.deadline.is_some_and(|d| Instant::now() >= d) {
+            -libc::ETIMEDOUT
+        } else {
+            result
+        }
+    }
+}
+
 /// An op: submitted lazily on its first poll (or later, when the ring has
 /// room for it); resolves to the raw CQE result and its resources, or to
 /// the error and the resources if it could not be submitted.
@@ -208,8 +230,6 @@ pub(crate) struct Op<T: Send + 'static> {
     cell: Option<Arc<OpCell<T>>>,
     home: Option<Arc<Remote>>,
     user_data: u64,
-    /// The deadline of the linked timeout it was submitted with.
-    deadline: Option<Instant>,
     uncancellable: bool,
     /// The op posts a result CQE and then a notification (invariant 9).
     two_cqes: bool,
@@ -247,6 +267,7 @@ where
         uncancellable: false,
         reserved: AtomicU64::new(0),
         timespec: types::Timespec::new(),
+        deadline: None,
     });
     // The cell is not shared until the SQE is pushed: the resources are
     // ours, at the address they keep until the final CQE.
@@ -260,7 +281,6 @@ where
         cell: Some(cell),
         home: None,
         user_data: 0,
-        deadline: None,
         uncancellable: false,
         two_cqes: false,
         late: false,
@@ -313,7 +333,7 @@ enum Submit {
 unsafe fn try_submit<T: Send + 'static>(
     cell: &mut Arc<OpCell<T>>,
     sqe: squeue::Entry,
-    timeout: Option<std::time::Duration>,
+    timeout: Option<(std::time::Duration, Instant)>,
     two_cqes: bool,
     late: bool,
     waker: &Waker,
@@ -348,8 +368,9 @@ unsafe fn try_submit<T: Send + 'static>(
     }
     // SAFETY: the caller's contract; the op table gets its clone below.
     let unique = unsafe { unshared(cell) };
-    if let Some(t) = timeout {
+    if let Some((t, deadline)) = timeout {
         unique.timespec = types::Timespec::from(t);
+        unique.deadline = Some(deadline);
     }
     // The waker goes in before the cell is shared: its completion can only
     // be reaped by this thread's shard loop, after this poll returns, so the
@@ -444,7 +465,7 @@ impl<T: Send + 'static> Future for Op<T> {
             let timeout = match deadline {
                 None => None,
                 Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
-                    Some(left) if !left.is_zero() => Some(left),
+                    Some(left) if !left.is_zero() => Some((left, deadline)),
                     _ => {
                         this.room.cancel();
                         let e = io::Error::from(io::ErrorKind::TimedOut);
@@ -461,7 +482,6 @@ impl<T: Send + 'static> Future for Op<T> {
                     this.room_timer.clear();
                     this.home = Some(home);
                     this.user_data = user_data;
-                    this.deadline = timeout.and(deadline);
                     // The cell holds our waker, and the CQE is reaped by this
                     // shard's loop only after we return.
                     return Poll::Pending;
@@ -501,15 +521,6 @@ impl<T: Send + 'static> Future for Op<T> {
                 let resources = unsafe { cell.take_resources() }
                     .expect("a completed op still holds its resources");
                 this.cell = None;
-                // Our own cancel comes only from `drop`: a timed op cancelled
-                // (or, running in io-wq, interrupted) once its deadline has
-                // passed was stopped by its linked timeout (invariant 7).
-                let fired = this.deadline.is_some_and(|d| Instant::now() >= d);
-                let result = if fired && (result == -libc::ECANCELED || result == -libc::EINTR) {
-                    -libc::ETIMEDOUT
-                } else {
-                    result
-                };
                 Poll::Ready(Ok((result, resources)))
             }
             State::Submitted { waker, early } => {
@@ -681,9 +692,19 @@ pub(super) fn cancel_here(target: u64) {
             // else the cancel goes behind a receive it may target that
             // is still late (ring invariant 5).
             Ok(mut ring) => {
-                ring.withdraw_late(target)
+                ring.withdraw_late(target) || {
                     // SAFETY: ASYNC_CANCEL points at no user memory.
-                    || unsafe { ring.push_after_late(&sqe) }.is_ok()
+                    let pushed = unsafe { ring.push_after_late(&sqe) }.is_ok();
+                    if pushed && !ring.defers_taskrun() {
+                        // Without DEFER_TASKRUN the op can still complete
+                        // during any syscall this thread makes before the
+                        // tick's submit (taking bytes written after its
+                        // task was dropped): the cancel goes in now
+                        // (`pipe_io_of_an_aborted_task_…`).
+                        let _ = ring.submit();
+                    }
+                    pushed
+                }
             }
             Err(_) => false,
         };

@@ -32,6 +32,7 @@ fn cell(state: State) -> Arc<OpCell<()>> {
         uncancellable: false,
         reserved: std::sync::atomic::AtomicU64::new(0),
         timespec: types::Timespec::new(),
+        deadline: None,
     })
 }
 
@@ -43,7 +44,6 @@ fn op_with(cell: Arc<OpCell<()>>) -> Op<()> {
         cell: Some(cell),
         home: None,
         user_data: 0,
-        deadline: None,
         uncancellable: false,
         two_cqes: false,
         late: false,

@@ -41,8 +41,11 @@
 //!    `LINK_TIMEOUT` SQE, pushed with it as one unit (both or neither), its
 //!    duration inside the op's cell. The timeout has its own op-table entry
 //!    (so invariant 6 counts its CQE); when it fires, the kernel cancels the
-//!    op, whose `-ECANCELED` is reported as `-ETIMEDOUT`. A deadline already
-//!    past fails the op with `TimedOut` before anything is submitted.
+//!    op, whose `-ECANCELED` (or `-EINTR` in io-wq) is reported as
+//!    `-ETIMEDOUT`: decided when the CQE arrives, by the deadline (kept in
+//!    the cell), so a cancel of shutdown's before the deadline stays
+//!    `-ECANCELED` however late the future looks. A deadline already past
+//!    fails the op with `TimedOut` before anything is submitted.
 //! 8. A multishot op (`MultiShot`) stays in the op table from its SQE to
 //!    its last CQE (the first without `IORING_CQE_F_MORE`); every CQE before
 //!    it is handed to the cell and left in the table. Its SQE points only at

@@ -81,6 +81,9 @@ pub(crate) struct Ring {
     /// The registered index when `registered`, else the raw ring fd.
     enter_fd: i32,
     registered: bool,
+    /// Set up with `IORING_SETUP_DEFER_TASKRUN`: completions happen only
+    /// when this thread enters.
+    defer_taskrun: bool,
     /// SQEs queued to go in last (invariant 5), in order.
     late: Vec<squeue::Entry>,
     /// `!Send`: a registered ring fd is an index into the registering
@@ -155,9 +158,17 @@ impl Ring {
             uring,
             enter_fd,
             registered,
+            defer_taskrun: features.defer_taskrun,
             late: Vec::new(),
             _own_thread: std::marker::PhantomData,
         })
+    }
+
+    /// Whether completions happen only when this thread enters
+    /// (`DEFER_TASKRUN`). Without it, an op may complete during any syscall
+    /// the thread makes, and any it makes on return to user space.
+    pub(crate) fn defers_taskrun(&self) -> bool {
+        self.defer_taskrun
     }
 
     /// Whether `n` more SQEs fit without a submit (late ones count).

@@ -2,6 +2,7 @@
 
 use std::io;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use io_uring::{opcode, squeue, types};
 
@@ -211,14 +212,20 @@ impl OpenOptions {
     pub async fn open(&self, path: impl AsRef<Path>) -> io::Result<File> {
         let flags = self.flags()?;
         let path = super::path::c_path(path.as_ref())?;
-        let (mut result, mut path) = open_at(path, flags, self.mode, false).await?;
+        // An `O_CREAT` open goes to io-wq at once, where it may block on a
+        // FIFO as well: bounded as the re-open below is.
+        let (mut result, mut path) = open_bounded(path, flags, self.mode, false, None)
+            .await?
+            .expect("no look: waits until it opens or fails");
         if result == -libc::ENXIO && flags & libc::O_NONBLOCK == 0 {
             // io_uring first tries the open without blocking, with
             // O_NONBLOCK, and hands back that attempt's ENXIO instead of
             // retrying: a FIFO opened for writing before it has a reader.
             // open(2) would wait for the reader, so the open runs again in
             // io-wq, where it may block (a real ENXIO comes back the same).
-            (result, path) = open_at(path, flags, self.mode, true).await?;
+            (result, path) = open_bounded(path, flags, self.mode, true, None)
+                .await?
+                .expect("no look: waits until it opens or fails");
         }
         if result < 0 {
             return Err(io::Error::from_raw_os_error(-result));
@@ -235,37 +242,42 @@ impl OpenOptions {
 /// How long a FIFO reader's first blocking re-open waits before it looks
 /// again whether a writer came and went meanwhile; each later wait doubles,
 /// up to `FIFO_LOOK_MAX`.
-const FIFO_LOOK: std::time::Duration = std::time::Duration::from_millis(10);
-const FIFO_LOOK_MAX: std::time::Duration = std::time::Duration::from_secs(1);
+const FIFO_LOOK: Duration = Duration::from_millis(10);
+const FIFO_LOOK_MAX: Duration = Duration::from_secs(1);
 
 /// The read side of a FIFO: the first attempt succeeds at once where
 /// `open(2)` waits for a writer (and the reads that followed would see end
 /// of file), so the open runs again in io-wq, where it may block. `first`
 /// stays open until then, so a writer it let through never meets a FIFO
-/// without a reader (`EPIPE`). A writer that comes and goes before the
-/// re-open reaches the kernel would leave it waiting for the next one: each
-/// re-open is given up after a while (dropped, so cancelled: the kernel's
-/// linked timeout does not interrupt an open blocked in io-wq, a cancel
-/// does) and `first` is looked at before the next; if that writer came,
-/// `first` is the answer, as `open(2)` begun before it came would have
-/// returned.
+/// without a reader (`EPIPE`), and the re-open goes through it
+/// (`/proc/self/fd/N`), so it opens the FIFO the path named at the first
+/// attempt even if the path has been replaced since, as `open(2)` would.
+/// A writer that comes and goes before the re-open reaches the kernel
+/// would leave it waiting for the next one: each re-open is given up after
+/// a while (`open_bounded`) and `first` is looked at before the next; if
+/// that writer came, `first` is the answer, as `open(2)` begun before it
+/// came would have returned.
 async fn fifo_reader(
     first: File,
     path: std::ffi::CString,
     flags: i32,
     mode: u32,
 ) -> io::Result<File> {
+    let by_fd = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&first));
+    let path = match std::path::Path::new(&by_fd).exists() {
+        true => std::ffi::CString::new(by_fd).expect("no NUL in a number"),
+        false => path, // no /proc: the path, which is what it named before
+    };
     let mut look = FIFO_LOOK;
     loop {
         if writer_came_and_went(&first) {
             return Ok(first);
         }
-        let attempt = open_at(path.clone(), flags, mode, true);
-        let Ok(attempt) = crate::time::timeout(look, attempt).await else {
+        let Some((result, _)) = open_bounded(path.clone(), flags, mode, true, Some(look)).await?
+        else {
             look = (look * 2).min(FIFO_LOOK_MAX);
             continue;
         };
-        let result = attempt?.0;
         drop(first);
         if result < 0 {
             return Err(io::Error::from_raw_os_error(-result));
@@ -299,6 +311,35 @@ fn writer_came_and_went(file: &File) -> bool {
     // SAFETY: one valid `pollfd`, and a zero timeout (never blocks).
     let r = unsafe { libc::poll(&mut pfd, 1, 0) };
     r > 0 && pfd.revents & libc::POLLHUP != 0
+}
+
+/// `open_at`, which may block in io-wq until the other end of a FIFO
+/// comes. The kernel's linked timeout does not interrupt an open blocked
+/// there (a cancel does), so the deadline of the `native::timeout` it runs
+/// under is kept by a runtime timer too, which drops (cancels) it and fails
+/// with `TimedOut`. Given up after `look` too, if set: `Ok(None)`.
+async fn open_bounded(
+    path: std::ffi::CString,
+    flags: i32,
+    mode: u32,
+    blocking: bool,
+    look: Option<Duration>,
+) -> io::Result<Option<(i32, std::ffi::CString)>> {
+    let left = op::current_deadline().map(|d| d.saturating_duration_since(Instant::now()));
+    let attempt = open_at(path, flags, mode, blocking);
+    let wait = match (look, left) {
+        (Some(look), Some(left)) => look.min(left),
+        (Some(wait), None) | (None, Some(wait)) => wait,
+        // A deadline already past fails the op before it is submitted.
+        (None, None) => return attempt.await.map(Some),
+    };
+    match crate::time::timeout(wait, attempt).await {
+        Ok(opened) => opened.map(Some),
+        Err(_) if left.is_some_and(|left| left <= wait) => {
+            Err(io::Error::from(io::ErrorKind::TimedOut))
+        }
+        Err(_) => Ok(None),
+    }
 }
 
 /// One `IORING_OP_OPENAT` of `path` (relative to the working directory);
