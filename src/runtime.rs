@@ -195,7 +195,8 @@ impl Runtime {
     /// blocked in the call, so its tasks could not use the grace period.
     /// That shard is not waited for (it exits once the call returns), nor,
     /// when the caller is a stealable task that moved, the shard that first
-    /// ran it, which exits once the task ends.
+    /// ran it, which exits once the task ends; the report does not count
+    /// the tasks such a shard cancels after the call returns.
     ///
     /// # Examples
     ///
