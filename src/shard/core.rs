@@ -210,14 +210,18 @@ impl Core {
 
     /// The next task to poll. Picks alternate between the pinned/local run
     /// queue and the stealable deque, so neither class starves the other;
-    /// every 61st pick looks at the global injector first, so work spawned
-    /// from outside is not starved by a shard busy with its own.
+    /// every 61st pick looks at the global injector first and, if it is
+    /// empty, at the other shards' deques and the preferred queues of those
+    /// that are running: work spawned from outside is not starved by a
+    /// shard busy with its own, and stealable work stranded behind a shard
+    /// blocked in a long poll is taken even by a shard that never goes idle
+    /// (a task that yields in a loop).
     fn next_task(&self) -> Option<Runnable> {
         let pick = self.picks.get().wrapping_add(1);
         self.picks.set(pick);
         let from_queue = || self.cx.run_queue.borrow_mut().pop_front();
         let from_deque = || self.cx.deque.pop();
-        if pick % 61 == 0 && self.take_from_injector() {
+        if pick % 61 == 0 && !self.cancelling.get() && self.look_elsewhere() {
             self.share_batch();
             return from_deque();
         }

@@ -203,15 +203,7 @@ impl Core {
         if claimed.is_err() {
             return Search::Refused;
         }
-        let n = shared.remotes.len();
-        let found = self.take_preferred(self.cx.index)
-            || self.take_from_injector()
-            || self.steal_from_others()
-            // Another shard's preferred tasks only while it is busy: asleep
-            // or being woken, it takes them itself.
-            || (1..n).map(|i| (self.cx.index + i) % n).any(|j| {
-                shared.remotes[j].doorbell.is_running() && self.take_preferred(j)
-            });
+        let found = self.take_preferred(self.cx.index) || self.look_elsewhere();
         let was_last = shared.searching.fetch_sub(1, Ordering::SeqCst) == 1; // N3
         if found && was_last {
             notify_one(shared);
@@ -221,6 +213,23 @@ impl Core {
         } else {
             Search::Nothing
         }
+    }
+
+    /// Moves a batch of stealable work into our deque from wherever it
+    /// waits but here: the injector; the preferred queue of another shard
+    /// that is running (one that ticks takes them at its next intake, so
+    /// they wait there only while it is inside a poll; asleep or being
+    /// woken, it takes them itself); and, while our own deque is empty,
+    /// another shard's deque (a shard with stealable work of its own does
+    /// not take its neighbours': both busy, they would trade tasks).
+    pub(super) fn look_elsewhere(&self) -> bool {
+        let shared = &self.cx.shared;
+        let n = shared.remotes.len();
+        self.take_from_injector()
+            || (1..n)
+                .map(|i| (self.cx.index + i) % n)
+                .any(|j| shared.remotes[j].doorbell.is_running() && self.take_preferred(j))
+            || (self.cx.deque.is_empty() && self.steal_from_others())
     }
 
     /// Moves a batch of `StealablePreferred` tasks queued for shard `of`
