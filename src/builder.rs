@@ -12,6 +12,11 @@ use crate::sys::probe_features;
 /// error rather than an allocation failure.
 const MAX_SHARDS: usize = 4096;
 
+/// The largest task budget: a tick of that many polls of a task that
+/// yields in a loop still lets the shard look at its mailbox and timers
+/// every few milliseconds.
+const MAX_TASK_BUDGET: usize = 1 << 16;
+
 /// Configures a runtime. Created by [`Runtime::builder`].
 ///
 /// # Examples
@@ -128,7 +133,9 @@ impl Builder {
     }
 
     /// Tasks a shard polls per tick before it looks at its mailbox, timers
-    /// and ring again. Default 128.
+    /// and ring again (each poll's cooperative budget stays 128, Tokio's).
+    /// Default 128; at most 65,536 (a shard running a task that yields in
+    /// a loop still looks at its mailbox every few milliseconds).
     ///
     /// # Examples
     ///
@@ -211,6 +218,11 @@ impl Builder {
         }
         if self.budget == 0 {
             return Err(Error::InvalidConfig("the task budget must be at least 1"));
+        }
+        if self.budget > MAX_TASK_BUDGET {
+            return Err(Error::InvalidConfig(
+                "the task budget must be at most 65536",
+            ));
         }
         let features = probe_features(self.ring_entries, self.defer_taskrun)?;
         let config = Config {

@@ -138,8 +138,10 @@ impl fmt::Display for Error {
             Error::NotOnShard => {
                 f.write_str("this call must be made from a task running on a ringlane shard")
             }
-            Error::RingSetup { refusal, source } => {
-                write!(f, "io_uring setup refused: {} ({source})", refusal.hint())
+            // The OS error is the `source()`: a report that walks the chain
+            // (anyhow, eyre, `std::error::Report`) prints it once.
+            Error::RingSetup { refusal, .. } => {
+                write!(f, "io_uring setup refused: {}", refusal.hint())
             }
             Error::KernelTooOld { missing } => {
                 write!(
@@ -148,7 +150,8 @@ impl fmt::Display for Error {
                 )
             }
             Error::InvalidConfig(what) => write!(f, "invalid runtime configuration: {what}"),
-            Error::Io(e) => write!(f, "I/O error: {e}"),
+            // Transparent: the I/O error's own message and source.
+            Error::Io(e) => e.fmt(f),
         }
     }
 }
@@ -156,9 +159,44 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::RingSetup { source, .. } | Error::Io(source) => Some(source),
+            Error::RingSetup { source, .. } => Some(source),
+            Error::Io(e) => e.source(),
             _ => None,
         }
+    }
+}
+
+/// What could not be done, with the OS error as its source.
+#[derive(Debug)]
+struct Context {
+    what: String,
+    source: io::Error,
+}
+
+impl fmt::Display for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.what)
+    }
+}
+
+impl std::error::Error for Context {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+impl Error {
+    /// An I/O error of start-up, saying which step failed (`what`); the OS
+    /// error is its source, and its kind is kept.
+    pub(crate) fn start_step(what: impl Into<String>, source: io::Error) -> Self {
+        let kind = source.kind();
+        Error::Io(io::Error::new(
+            kind,
+            Context {
+                what: what.into(),
+                source,
+            },
+        ))
     }
 }
 

@@ -57,7 +57,10 @@ impl Handle {
     /// Enters this runtime on the calling thread until the guard drops:
     /// [`Handle::current`] finds it there and [`spawn`] spawns onto it, as
     /// with Tokio's `Handle::enter`. Guards may be dropped in any order:
-    /// the current runtime is the one of the latest guard still alive.
+    /// the current runtime is the one of the latest guard still alive. On
+    /// a shard thread the shard's own runtime stays current whatever is
+    /// entered (ADR 0019): a guard held across an `.await` would otherwise
+    /// change the runtime of every task that shard runs meanwhile.
     ///
     /// # Examples
     ///

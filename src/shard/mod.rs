@@ -22,6 +22,7 @@ mod steal;
 #[cfg(test)]
 pub(crate) mod tests;
 
+use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -94,6 +95,29 @@ type Ready = (usize, io::Result<(OwnedFd, i32)>);
 /// What a shard thread gets once every shard is up: the runtime and its own deque.
 type Start = (Arc<Shared>, Worker<Runnable>);
 
+/// Linux keeps 15 bytes of a thread's name (`comm`), and std cuts the rest:
+/// `ringlane-shard-1` would read `ringlane-shard-` in `top -H`, `perf` and
+/// `/proc/self/task/<os_tid>/comm`, whatever the shard. The OS name keeps
+/// the `-{index}` and cuts the prefix instead (`ringlane-shar-1`).
+fn os_thread_name(prefix: &str, index: usize) -> CString {
+    const COMM_LEN: usize = 15;
+    let suffix = format!("-{index}");
+    let mut cut = COMM_LEN.saturating_sub(suffix.len()).min(prefix.len());
+    while !prefix.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let mut name = format!("{}{suffix}", &prefix[..cut]);
+    name.truncate(COMM_LEN); // an index longer than 15 digits: cannot happen
+    CString::new(name).unwrap_or_default() // `build` refused NUL bytes
+}
+
+/// Names the calling thread for the OS (best effort).
+fn set_os_thread_name(name: &CString) {
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes
+    // (with the NUL) from a valid pointer; `name` is at most 15 bytes.
+    unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
+}
+
 /// Runs the start-up handshake (steps 1 to 3) and returns the running shards.
 pub(crate) fn start(config: Config, features: RingFeatures) -> Result<Started, Error> {
     static NEXT_RUNTIME_ID: AtomicUsize = AtomicUsize::new(1);
@@ -107,16 +131,23 @@ pub(crate) fn start(config: Config, features: RingFeatures) -> Result<Started, E
         let (start_tx, start_rx) = mpsc::channel::<Option<Start>>();
         let (ready_tx, exit_tx) = (ready_tx.clone(), exit_tx.clone());
         let (entries, pin) = (config.ring_entries, config.pin_cpus);
+        let os_name = os_thread_name(&config.thread_name, index);
         let spawned = thread::Builder::new()
             .name(format!("{}-{index}", config.thread_name))
-            .spawn(move || shard_main(index, entries, pin, features, ready_tx, start_rx, exit_tx));
+            .spawn(move || {
+                set_os_thread_name(&os_name);
+                shard_main(index, entries, pin, features, ready_tx, start_rx, exit_tx)
+            });
         match spawned {
             Ok(t) => {
                 threads.push(t);
                 starts.push(start_tx);
             }
             Err(e) => {
-                failure = Some(Error::Io(e));
+                failure = Some(Error::start_step(
+                    format!("could not spawn the thread of shard {index}"),
+                    e,
+                ));
                 break;
             }
         }
@@ -145,7 +176,10 @@ pub(crate) fn start(config: Config, features: RingFeatures) -> Result<Started, E
                 // Out of fds here is the same refusal as for the ring itself.
                 let eventfd = EventFd::new().map_err(|e| match e.raw_os_error() {
                     Some(libc::EMFILE | libc::ENFILE) => Error::ring_setup(e),
-                    _ => Error::Io(e),
+                    _ => Error::start_step(
+                        format!("could not create the doorbell eventfd of shard {i}"),
+                        e,
+                    ),
                 })?;
                 let remote = Remote::new(i, id, fd, eventfd);
                 // Known before `build` returns, so `ShardStats::os_tid` is too.
