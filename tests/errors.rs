@@ -3,8 +3,11 @@
 //! a seccomp filter making `io_uring_setup` fail with the chosen errno, the
 //! way a container runtime's default profile does.
 
+mod common;
+
 use std::process::Command;
 
+use common::child::{lowest_free_fd, set_fd_limit};
 use ringlane::{Error, RingRefusal};
 
 /// Child side: install the filter, then try to build a runtime. Run only by
@@ -54,33 +57,6 @@ fn child_build_runtime_without_free_fds() {
     }
     set_fd_limit(lowest_free_fd() as libc::rlim_t);
     report_build_refusal("no fd is free");
-}
-
-/// The number the next fd this process opens gets.
-fn lowest_free_fd() -> i32 {
-    // SAFETY: open/close of /dev/null.
-    unsafe {
-        let fd = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
-        assert!(fd >= 0);
-        libc::close(fd);
-        fd
-    }
-}
-
-/// Sets the soft `RLIMIT_NOFILE` (below the hard one); returns the old one.
-fn set_fd_limit(soft: libc::rlim_t) -> libc::rlim_t {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit with a valid struct.
-    unsafe {
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
-        let old = lim.rlim_cur;
-        lim.rlim_cur = soft;
-        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
-        old
-    }
 }
 
 /// Child side: builds a two-shard runtime under every fd limit from the

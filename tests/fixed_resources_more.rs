@@ -13,7 +13,7 @@
 mod common;
 
 use std::future::Future;
-use std::io::{self, ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, Write};
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -819,47 +819,9 @@ fn child_file_table_under_a_low_nofile_limit() {
 /// Runs test `name` of this binary in a child process with `env` set; its
 /// stdout (it must exit successfully within 60 s).
 fn run_child(name: &str, env: &str) -> String {
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--ignored",
-            "--exact",
-            name,
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(env, "1")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if child.try_wait().unwrap().is_some() {
-            break child.wait().unwrap();
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the child {name} did not finish within 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let mut stdout = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .unwrap();
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    assert!(status.success(), "the child failed:\n{stdout}\n{stderr}");
-    stdout
+    let (status, out) = common::child::run_ignored(name, env, Duration::from_secs(60));
+    assert!(status.success(), "the child failed:\n{out}");
+    out
 }
 
 /// Expected (in a child process, since the limit is process-wide): under

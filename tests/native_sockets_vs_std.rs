@@ -11,6 +11,7 @@
 
 mod common;
 
+use common::child::{lowest_free_fd, run_ignored, set_fd_limit};
 use std::future::Future;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr};
@@ -18,7 +19,6 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::pin::Pin;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ringlane::native::NativeTimeoutExt;
@@ -151,81 +151,6 @@ fn read_to_eof(r: &mut impl Read, limit: Duration) -> Result<Vec<u8>, String> {
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) => return Err(format!("{e} after {} bytes", all.len())),
         }
-    }
-}
-
-/// Runs the ignored test `name` of this binary in a child process with
-/// `var=1`, killing it after `limit`; its exit status and output.
-fn run_child(name: &str, var: &str, limit: Duration) -> (std::process::ExitStatus, String) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--ignored",
-            "--exact",
-            name,
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(var, "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stdout.read_to_string(&mut s);
-        s
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            let out = out.join().unwrap();
-            panic!("the child `{name}` still ran after {limit:?} (killed); its output:\n{out}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let text = format!(
-        "{}\n--- stderr ---\n{}",
-        out.join().unwrap(),
-        err.join().unwrap()
-    );
-    (status, text)
-}
-
-fn lowest_free_fd() -> i32 {
-    // SAFETY: open/close of /dev/null.
-    unsafe {
-        let fd = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
-        assert!(fd >= 0);
-        libc::close(fd);
-        fd
-    }
-}
-
-/// Sets the soft `RLIMIT_NOFILE`; returns the old one.
-fn set_fd_limit(soft: libc::rlim_t) -> libc::rlim_t {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit with a valid struct.
-    unsafe {
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
-        let old = lim.rlim_cur;
-        lim.rlim_cur = soft;
-        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
-        old
     }
 }
 
@@ -380,7 +305,7 @@ fn child_sends_to_closed_peers_under_default_sigpipe() {
 #[test]
 fn no_native_send_path_raises_sigpipe_with_the_default_disposition() {
     let _serial = SERIAL.lock();
-    let (status, out) = run_child(
+    let (status, out) = run_ignored(
         "child_sends_to_closed_peers_under_default_sigpipe",
         SIGPIPE_CHILD,
         Duration::from_secs(40),
@@ -1202,7 +1127,7 @@ fn child_incoming_through_emfile() {
 #[test]
 fn an_incoming_reports_emfile_and_then_delivers_the_waiting_connection() {
     let _serial = SERIAL.lock();
-    let (status, out) = run_child(
+    let (status, out) = run_ignored(
         "child_incoming_through_emfile",
         EMFILE_CHILD,
         Duration::from_secs(40),

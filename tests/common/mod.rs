@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 pub mod chans;
+pub mod child;
 pub mod compat_io;
 pub mod fixed_io;
 pub mod fs_edges;
