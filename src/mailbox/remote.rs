@@ -75,6 +75,11 @@ pub(crate) struct Remote {
     pub(crate) op_waiting: AtomicUsize,
     /// The smallest need among `op_waiters` (0 when empty), likewise.
     pub(crate) op_min_need: AtomicUsize,
+    /// Registered resources dropped away from this shard, to be cleared
+    /// from its tables (`native::fixed::on_home`): run by the mailbox call
+    /// posted with them, or earlier by a registration here that needs the
+    /// room.
+    pub(crate) fixed_releases: Mutex<Vec<crate::native::fixed::OnHome>>,
 }
 
 impl Remote {
@@ -95,6 +100,7 @@ impl Remote {
             op_waiters: Mutex::default(),
             op_waiting: AtomicUsize::new(0),
             op_min_need: AtomicUsize::new(0),
+            fixed_releases: Mutex::default(),
         }
     }
 

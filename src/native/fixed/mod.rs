@@ -47,35 +47,59 @@ use crate::sys::{FixedSlots, Ring};
 pub(crate) type OnHome = Box<dyn FnOnce(&Ring, &mut FixedSlots) + Send>;
 
 /// Runs `f` with `home`'s ring and slot allocator: now if the caller is on
-/// `home` and neither is borrowed up the stack, else from `home`'s mailbox.
-/// Dropped unrun if `home` has exited.
+/// `home` and neither is borrowed up the stack, else queued on `home`
+/// (`Remote::fixed_releases`) and run by a call posted to its mailbox, or
+/// before that by a registration on `home` that needs the room. Dropped
+/// unrun if `home` has exited (its ring, and every registration with it,
+/// is released).
 pub(crate) fn on_home(home: &Arc<Remote>, f: OnHome) {
-    let run = |f: OnHome| {
-        context::with_current(|cx| {
-            let (Ok(ring), Ok(mut slots)) = (cx.ring.try_borrow(), cx.fixed.try_borrow_mut())
-            else {
-                return Err(f);
-            };
-            f(&ring, &mut slots);
-            Ok(())
-        })
-        .unwrap_or(Ok(()))
-    };
     let f = match home.is_current() {
-        true => match run(f) {
+        true => match run_here(f) {
             Ok(()) => return,
             Err(f) => f,
         },
         false => f,
     };
-    home.call(Box::new(move || {
-        if let Err(f) = run(f) {
-            // The ring is borrowed up the stack (no caller does that today):
-            // run unrun, `f` would free what the kernel may still hold
-            // registered. Leaked instead.
-            std::mem::forget(f);
-        }
-    }));
+    home.fixed_releases.lock().push(f);
+    if home.doorbell.is_closed() {
+        drop(std::mem::take(&mut *home.fixed_releases.lock()));
+        return;
+    }
+    home.call(Box::new(run_queued_here));
+}
+
+/// Runs `f` on the calling shard, or gives it back if the ring or the
+/// slot allocator is borrowed up the stack.
+fn run_here(f: OnHome) -> Result<(), OnHome> {
+    context::with_current(|cx| {
+        let (Ok(ring), Ok(mut slots)) = (cx.ring.try_borrow(), cx.fixed.try_borrow_mut()) else {
+            return Err(f);
+        };
+        f(&ring, &mut slots);
+        Ok(())
+    })
+    .unwrap_or(Ok(()))
+}
+
+/// Runs the calling shard's queued releases (a mailbox call). If the ring
+/// is borrowed up the stack (no caller does that today), they stay queued
+/// for the next call or registration: run now, they would free what the
+/// kernel may still hold registered.
+fn run_queued_here() {
+    context::with_current(|cx| {
+        let (Ok(ring), Ok(mut slots)) = (cx.ring.try_borrow(), cx.fixed.try_borrow_mut()) else {
+            return;
+        };
+        run_queued(cx, &ring, &mut slots);
+    });
+}
+
+/// Runs `cx`'s queued releases with its ring and slots, already borrowed.
+fn run_queued(cx: &context::ShardContext, ring: &Ring, slots: &mut FixedSlots) {
+    let queued = std::mem::take(&mut *cx.remote.fixed_releases.lock());
+    for f in queued {
+        f(ring, slots);
+    }
 }
 
 /// Registers something on the calling shard's ring; `Err` off the shards.
@@ -88,7 +112,11 @@ pub(crate) fn register_here<R>(
             .ring
             .try_borrow()
             .map_err(|_| io::Error::other("the ring is busy"))?;
-        let r = f(&ring, &mut cx.fixed.borrow_mut())?;
+        let mut slots = cx.fixed.borrow_mut();
+        // Registrations dropped on other threads whose mailbox call has not
+        // run yet: their room is this registration's to use.
+        run_queued(cx, &ring, &mut slots);
+        let r = f(&ring, &mut slots)?;
         Ok((r, cx.remote.clone()))
     });
     done.unwrap_or_else(|| {
