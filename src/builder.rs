@@ -75,7 +75,8 @@ impl Builder {
     }
 
     /// Submission queue entries per ring (rounded up to a power of two by
-    /// the kernel; the completion queue gets four times as many). Default 256.
+    /// the kernel; the completion queue gets four times as many, at least
+    /// 64 and at most 65536). Default 256.
     ///
     /// # Examples
     ///
@@ -184,8 +185,9 @@ impl Builder {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidConfig`] for zero shards, fewer than 2 or over 32768 ring
-    /// entries, or a zero task budget; [`Error::RingSetup`] when the kernel
+    /// [`Error::InvalidConfig`] for zero or more than 4096 shards, fewer
+    /// than 2 or over 32768 ring entries, a task budget of zero or above
+    /// 65536, or a NUL byte in the thread name; [`Error::RingSetup`] when the kernel
     /// refuses io_uring (`EPERM` under seccomp or `io_uring_disabled`,
     /// `ENOSYS`, `ENOMEM`, `EMFILE` when the process is out of fds); [`Error::KernelTooOld`] on a kernel without `MSG_RING`, the probe register call, or a settable CQ size (all three are in Linux 5.18).
     ///

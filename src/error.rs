@@ -97,7 +97,8 @@ pub enum Error {
     },
     /// The runtime is shutting down or has shut down; nothing new is accepted.
     Shutdown,
-    /// The call needs to run on a shard thread and was made elsewhere.
+    /// The call needs to run on a shard thread (or, for [`spawn`](crate::spawn),
+    /// inside `block_on` or under an entered runtime) and was made elsewhere.
     NotOnShard,
     /// The kernel refused to create an io_uring instance.
     RingSetup {
@@ -136,7 +137,9 @@ impl fmt::Display for Error {
             }
             Error::Shutdown => f.write_str("the ringlane runtime has shut down"),
             Error::NotOnShard => {
-                f.write_str("this call must be made from a task running on a ringlane shard")
+                f.write_str(
+                    "this call must be made from a task running on a ringlane shard (or, for ringlane::spawn, inside Runtime::block_on or under Handle::enter)",
+                )
             }
             // The OS error is the `source()`: a report that walks the chain
             // (anyhow, eyre, `std::error::Report`) prints it once.

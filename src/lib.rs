@@ -27,18 +27,22 @@
 //!   queue; the doorbell only wakes a sleeping receiver and is rung only when
 //!   it is parked (the numbered park/wake protocol is documented in the
 //!   `mailbox::doorbell` module). From another shard the doorbell is an
-//!   `IORING_OP_MSG_RING` sent at the end of the sender's tick; from any other
-//!   thread an eventfd write, read by a request kept armed on the ring.
-//! * **Tasks** are [`async-task`](https://docs.rs/async-task) tasks. A task
-//!   never leaves its shard: pinned tasks are `Send` futures placed on a
-//!   chosen shard, local tasks are `!Send` futures built on it. A panic
-//!   becomes a [`JoinError`]; the shard survives.
+//!   `IORING_OP_MSG_RING`, sent after the owing task's poll if more tasks
+//!   are queued, at once on `Sender::flush`, else with the shard's next
+//!   `io_uring_enter`; from any other thread an eventfd write, read by a
+//!   request kept armed on the ring.
+//! * **Tasks** are [`async-task`](https://docs.rs/async-task) tasks. A
+//!   pinned or local task never leaves its shard: pinned tasks are `Send`
+//!   futures placed on a chosen shard, local tasks are `!Send` futures built
+//!   on it. A stealable task may be run by any shard. A panic becomes a
+//!   [`JoinError`]; the shard survives.
 //! * **Timers** ([`time`]) live in a per-shard hierarchical wheel; the wheel's
 //!   nearest deadline is the park timeout, so timers cost no SQE.
-//! * **Layers**: `sys` (the only code that calls the kernel) ← `executor`,
-//!   `time`, `mailbox` ← `shard` ← [`Runtime`], [`Handle`]. The thread-local
-//!   shard context is a small module the shard installs and the lower layers
-//!   read, so nothing below `shard` depends on it.
+//! * **Layers**: `sys` (the io_uring layer: ring set-up, enter/park,
+//!   eventfd) ← `executor`, `time`, `mailbox` ← `shard` ← [`Runtime`],
+//!   [`Handle`]. The thread-local shard context is a small module the shard
+//!   installs and the lower layers read; the executor's schedule function
+//!   refers back to `shard` (ADR 0017).
 //!
 //! ## Example
 //!

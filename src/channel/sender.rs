@@ -366,8 +366,8 @@ impl<T> Sender<T> {
         }
     }
 
-    /// Resolves once every message sent before it is in the receiver's
-    /// queue and its receiver has been told. A ringlane send completes only
+    /// Resolves once every message this task sent before it is in the
+    /// receiver's queue and its receiver has been told. A ringlane send completes only
     /// after its message is in the queue; on a shard, the doorbell a send
     /// owes a parked receiver's shard waits for the end of the sending
     /// task's poll (so that a burst rings once), and `flush` rings it now,

@@ -8,8 +8,10 @@
 //! `tokio::io::AsyncRead`/`AsyncWrite`: code written for Tokio (codecs,
 //! `tokio::io::copy`, hyper through `TokioIo`) runs on them unmodified.
 //!
-//! Streams must be polled from a task on a shard; converting between the
-//! lanes (`into_native`, `into_compat`) hands a socket over.
+//! A stream's waits are armed on its home shard's ring: polled in a task on
+//! that shard directly, from anywhere else (a Tokio task) forwarded there.
+//! Converting between the lanes (`into_native`, `into_compat`) hands a
+//! socket over.
 
 mod async_fd;
 #[cfg(feature = "hyper")]
