@@ -909,3 +909,35 @@ fn o_direct_misaligned_offsets_and_lengths_fail_like_std_on_every_path() {
     assert!(bad.is_empty(), "{bad:#?}");
     assert_eq!(settled_fd_count(), before, "an fd leaked");
 }
+
+/// A FIFO opened for reading with `O_NOFOLLOW` (its path is not a symlink)
+/// waits for its writer and opens, as `open(2)` does. The re-open goes
+/// through `/proc/self/fd/N`, itself a symlink: passed on to it,
+/// `O_NOFOLLOW` made every such open fail with `ELOOP` (found by the review
+/// of the change that introduced the re-open).
+#[test]
+fn a_fifo_opened_for_reading_with_o_nofollow_opens_once_a_writer_comes() {
+    let _serial = SERIAL.lock();
+    let before = settled_fd_count();
+    let fifo = Fifo::new("fsio-nofollow");
+    let rt = common::runtime(1);
+    let path = fifo.path.clone();
+    let open = rt
+        .handle()
+        .spawn_pinned(0, async move {
+            OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&path)
+                .await
+                .map(drop)
+        })
+        .unwrap();
+    let writer = writer_within(&fifo.path).expect("the reader's first open never came");
+    let opened = common::join_within(&rt, open, LIMIT, "a FIFO read-open with O_NOFOLLOW");
+    assert!(opened.is_ok(), "O_NOFOLLOW FIFO read-open: {opened:?}");
+    drop(writer);
+    drop(rt);
+    drop(fifo);
+    assert_eq!(settled_fd_count(), before, "an fd leaked");
+}

@@ -16,6 +16,11 @@ const MAX_RETURNED: usize = 1 << 20;
 /// The most pushes in one run of `send_many` (a unit of the task's budget).
 const RUN: u64 = 16;
 
+/// The most runs of `send_many` between two announcements, also where no
+/// budget ends the poll (a plain thread's executor, Tokio's
+/// `unconstrained`): a waiting receiver sees a long batch every 2,048 items.
+const RUNS_PER_ANNOUNCEMENT: u32 = 128;
+
 /// A `send_many`'s pushes not yet counted, and whether some are not yet
 /// announced. Counted where they were pushed, at the end of each poll;
 /// announced (the receiver woken) when the batch waits, yields or ends,
@@ -26,6 +31,8 @@ struct Batch<'a, T> {
     chan: &'a Chan<T>,
     uncounted: u64,
     unannounced: bool,
+    /// Full runs since the last announcement.
+    runs: u32,
 }
 
 impl<T> Batch<'_, T> {
@@ -42,6 +49,7 @@ impl<T> Batch<'_, T> {
     }
 
     fn announce(&mut self) {
+        self.runs = 0;
         if std::mem::take(&mut self.unannounced) {
             self.chan.notify_receiver();
         }
@@ -261,6 +269,7 @@ impl<T> Sender<T> {
             chan: &self.chan,
             uncounted: 0,
             unannounced: false,
+            runs: 0,
         };
         let mut wait = WaitSlot {
             chan: &self.chan,
@@ -339,6 +348,10 @@ impl<T> Sender<T> {
                 coop.made_progress();
             }
             if run == RUN {
+                batch.runs += 1;
+                if batch.runs == RUNS_PER_ANNOUNCEMENT {
+                    batch.announce();
+                }
                 continue;
             }
             let Some(msg) = next else {

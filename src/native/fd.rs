@@ -59,11 +59,10 @@ pub(crate) async fn close_shared(fd: Arc<OwnedFd>) -> io::Result<()> {
     let result = std::future::poll_fn(|cx| std::pin::Pin::new(&mut closing.op).poll(cx)).await;
     closing.resolved = true;
     match result {
-        // The kernel refuses `IORING_OP_CLOSE` for an io_uring fd (a ring's
-        // own fd, or one wrapped in a `File`) with `EBADF`, leaving it open.
-        // The fd was ours and open (we owned it), so `EBADF` means exactly
-        // that refusal: `close(2)` closes it.
-        Ok((r, _)) if r == -libc::EBADF => close_raw(raw),
+        // An `EBADF` here may come from a flush that failed after the fd
+        // was removed (a FUSE file): never closed again, the number may be
+        // another file's by now. (io_uring fds, which the kernel refuses to
+        // close this way, never get here: `File::close`.)
         Ok((r, _)) => os_result(r).map(drop),
         Err((_, Guard(None))) => close_raw(raw),
         Err((e, Guard(Some(_fd)))) => Err(e), // `_fd` closes on drop
@@ -72,11 +71,11 @@ pub(crate) async fn close_shared(fd: Arc<OwnedFd>) -> io::Result<()> {
 
 /// Closes `raw` with `close(2)`: an fd released from its `OwnedFd` for a
 /// close SQE that the kernel never saw (built but not submitted: off the
-/// shards, or the ring refused it) or refused (`EBADF` for io_uring fds).
-/// It succeeds or fails as `close(2)` says.
+/// shards, or the ring refused it). It succeeds or fails as `close(2)`
+/// says.
 fn close_raw(raw: RawFd) -> io::Result<()> {
     // SAFETY: `raw` was released from its `OwnedFd` by the close builder,
-    // is owned by nobody else, and the kernel did not close it.
+    // is owned by nobody else, and the kernel never saw the close.
     if unsafe { libc::close(raw) } == 0 {
         Ok(())
     } else {

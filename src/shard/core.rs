@@ -61,6 +61,8 @@ pub(crate) struct Core {
     deadline: Cell<Option<Option<Instant>>>,
     /// Counts task picks, for the fairness rotation in `next_task`.
     picks: Cell<usize>,
+    /// Where the next look at other shards' deques starts (`steal.rs`).
+    pub(super) next_victim: Cell<usize>,
     local: LocalCounters,
 }
 
@@ -111,6 +113,7 @@ impl Core {
             cancelled: Cell::new(0),
             deadline: Cell::new(None),
             picks: Cell::new(0),
+            next_victim: Cell::new(0),
             local: LocalCounters::default(),
         }
     }
@@ -221,7 +224,9 @@ impl Core {
         self.picks.set(pick);
         let from_queue = || self.cx.run_queue.borrow_mut().pop_front();
         let from_deque = || self.cx.deque.pop();
-        if pick % 61 == 0 && !self.cancelling.get() && self.look_elsewhere() {
+        // One other deque per look: a shard busy with pinned work among
+        // many shards pays one fence per 61 polls, not one per shard.
+        if pick % 61 == 0 && !self.cancelling.get() && self.look_elsewhere(1) {
             self.share_batch();
             return from_deque();
         }

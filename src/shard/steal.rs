@@ -203,7 +203,7 @@ impl Core {
         if claimed.is_err() {
             return Search::Refused;
         }
-        let found = self.take_preferred(self.cx.index) || self.look_elsewhere();
+        let found = self.take_preferred(self.cx.index) || self.look_elsewhere(usize::MAX);
         let was_last = shared.searching.fetch_sub(1, Ordering::SeqCst) == 1; // N3
         if found && was_last {
             notify_one(shared);
@@ -222,14 +222,14 @@ impl Core {
     /// woken, it takes them itself); and, while our own deque is empty,
     /// another shard's deque (a shard with stealable work of its own does
     /// not take its neighbours': both busy, they would trade tasks).
-    pub(super) fn look_elsewhere(&self) -> bool {
+    pub(super) fn look_elsewhere(&self, victims: usize) -> bool {
         let shared = &self.cx.shared;
         let n = shared.remotes.len();
         self.take_from_injector()
             || (1..n)
                 .map(|i| (self.cx.index + i) % n)
                 .any(|j| shared.remotes[j].doorbell.is_running() && self.take_preferred(j))
-            || (self.cx.deque.is_empty() && self.steal_from_others())
+            || (self.cx.deque.is_empty() && self.steal_from_others(victims))
     }
 
     /// Moves a batch of `StealablePreferred` tasks queued for shard `of`
@@ -289,13 +289,18 @@ impl Core {
         }
     }
 
-    /// Steals half of the first non-empty victim's deque into ours.
-    fn steal_from_others(&self) -> bool {
+    /// Steals half of the first non-empty victim's deque into ours, looking
+    /// at no more than `victims` of them (each look costs a full fence),
+    /// starting after the last one looked at.
+    fn steal_from_others(&self, victims: usize) -> bool {
         let shared = &self.cx.shared;
         let stats = &self.cx.remote.stats;
         let n = shared.stealers.len();
-        for i in 1..n {
-            let victim = &shared.stealers[(self.cx.index + i) % n];
+        let start = self.next_victim.get();
+        for i in (0..n.saturating_sub(1)).take(victims) {
+            let victim_index = (self.cx.index + 1 + start.wrapping_add(i) % (n - 1)) % n;
+            self.next_victim.set(start.wrapping_add(i + 1));
+            let victim = &shared.stealers[victim_index];
             if victim.is_empty() {
                 continue;
             }

@@ -6,7 +6,7 @@
 //! worse a reused, fd number.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -45,6 +45,9 @@ pub struct File {
     pub(super) fixed: Option<Arc<FileSlot>>,
     /// Whether positioned ops may run on the fd (learnt at the first).
     pub(super) seekable: super::seekable::Seekable,
+    /// The fd came from outside (`From<OwnedFd>`), so it may be of a kind
+    /// `IORING_OP_CLOSE` refuses (an io_uring fd): `close` looks first.
+    pub(super) adopted: bool,
 }
 
 /// What a read or write op owns while in flight (op invariant 2).
@@ -65,7 +68,10 @@ impl File {
     pub(crate) unsafe fn from_raw_fd_owned(fd: RawFd) -> Self {
         // SAFETY: the caller hands us sole ownership of an open fd.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        fd.into()
+        File {
+            adopted: false, // an OPENAT result: a regular file, FIFO, device...
+            ..fd.into()
+        }
     }
 
     /// Opens a file for reading.
@@ -318,6 +324,16 @@ impl File {
     /// rt.block_on(j).unwrap().unwrap();
     /// ```
     pub async fn close(self) -> io::Result<()> {
+        // The kernel refuses `IORING_OP_CLOSE` for an io_uring fd (`EBADF`,
+        // fd left open), and an `EBADF` from the op cannot tell that apart
+        // from a flush that failed after the fd was gone: such an fd is
+        // closed with `close(2)` before anything is submitted.
+        if self.adopted && is_io_uring_fd(self.fd.as_raw_fd()) {
+            return match Arc::try_unwrap(self.fd) {
+                Ok(fd) => close_owned(fd),
+                Err(_) => Ok(()), // an op still holds it: it closes after that op
+            };
+        }
         crate::native::close_shared(self.fd).await
     }
 
@@ -473,7 +489,25 @@ impl From<OwnedFd> for File {
             fd: Arc::new(fd),
             fixed: None,
             seekable: Default::default(),
+            adopted: true,
         }
+    }
+}
+
+/// Whether `fd` is an io_uring instance's (`/proc/self/fd` names it
+/// `anon_inode:[io_uring]`). One `readlink`; false if `/proc` is missing.
+fn is_io_uring_fd(fd: RawFd) -> bool {
+    std::fs::read_link(format!("/proc/self/fd/{fd}"))
+        .is_ok_and(|target| target.as_os_str() == "anon_inode:[io_uring]")
+}
+
+/// Closes `fd` with `close(2)`, reporting its error.
+fn close_owned(fd: OwnedFd) -> io::Result<()> {
+    // SAFETY: `into_raw_fd` gave us sole ownership of an open fd, closed
+    // here once.
+    match unsafe { libc::close(fd.into_raw_fd()) } {
+        0 => Ok(()),
+        _ => Err(io::Error::last_os_error()),
     }
 }
 

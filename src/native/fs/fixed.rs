@@ -118,6 +118,7 @@ impl File {
             fd: self.fd.clone(),
             fixed: Some(Arc::new(FileSlot { home, slot })),
             seekable: self.seekable.clone(),
+            adopted: self.adopted,
         })
     }
 

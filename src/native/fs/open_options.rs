@@ -214,7 +214,7 @@ impl OpenOptions {
         let path = super::path::c_path(path.as_ref())?;
         // An `O_CREAT` open goes to io-wq at once, where it may block on a
         // FIFO as well: bounded as the re-open below is.
-        let (mut result, mut path) = open_bounded(path, flags, self.mode, false, None)
+        let (mut result, mut path) = open_bounded(path, flags, self.mode, false, None, None)
             .await?
             .expect("no look: waits until it opens or fails");
         if result == -libc::ENXIO && flags & libc::O_NONBLOCK == 0 {
@@ -223,7 +223,7 @@ impl OpenOptions {
             // retrying: a FIFO opened for writing before it has a reader.
             // open(2) would wait for the reader, so the open runs again in
             // io-wq, where it may block (a real ENXIO comes back the same).
-            (result, path) = open_bounded(path, flags, self.mode, true, None)
+            (result, path) = open_bounded(path, flags, self.mode, true, None, None)
                 .await?
                 .expect("no look: waits until it opens or fails");
         }
@@ -232,7 +232,10 @@ impl OpenOptions {
         }
         // SAFETY: a non-negative OPENAT result is a new fd that we own.
         let file = unsafe { File::from_raw_fd_owned(result) };
-        if flags & (libc::O_NONBLOCK | libc::O_ACCMODE) == libc::O_RDONLY && is_fifo(&file) {
+        // An `O_PATH` open never waits for a FIFO's other end.
+        if flags & (libc::O_NONBLOCK | libc::O_ACCMODE | libc::O_PATH) == libc::O_RDONLY
+            && is_fifo(&file)
+        {
             return fifo_reader(file, path, flags, self.mode).await;
         }
         Ok(file)
@@ -264,16 +267,26 @@ async fn fifo_reader(
     mode: u32,
 ) -> io::Result<File> {
     let by_fd = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&first));
-    let path = match std::path::Path::new(&by_fd).exists() {
-        true => std::ffi::CString::new(by_fd).expect("no NUL in a number"),
-        false => path, // no /proc: the path, which is what it named before
+    let (path, flags) = match std::path::Path::new(&by_fd).exists() {
+        // The link is followed by design: `O_NOFOLLOW` applied to the
+        // user's path, which the first open resolved.
+        true => (
+            std::ffi::CString::new(by_fd).expect("no NUL in a number"),
+            flags & !libc::O_NOFOLLOW,
+        ),
+        false => (path, flags), // no /proc: the path, which is what it named before
     };
     let mut look = FIFO_LOOK;
     loop {
         if writer_came_and_went(&first) {
             return Ok(first);
         }
-        let Some((result, _)) = open_bounded(path.clone(), flags, mode, true, Some(look)).await?
+        // The re-open keeps a clone of `first` alive until its CQE: given
+        // up and cancelled, it may still be in io-wq, and the number must
+        // not name another file meanwhile.
+        let keep = Some(first.clone());
+        let Some((result, _)) =
+            open_bounded(path.clone(), flags, mode, true, Some(look), keep).await?
         else {
             look = (look * 2).min(FIFO_LOOK_MAX);
             continue;
@@ -324,9 +337,10 @@ async fn open_bounded(
     mode: u32,
     blocking: bool,
     look: Option<Duration>,
+    keep: Option<File>,
 ) -> io::Result<Option<(i32, std::ffi::CString)>> {
     let left = op::current_deadline().map(|d| d.saturating_duration_since(Instant::now()));
-    let attempt = open_at(path, flags, mode, blocking);
+    let attempt = open_at(path, flags, mode, blocking, keep);
     let wait = match (look, left) {
         (Some(look), Some(left)) => look.min(left),
         (Some(wait), None) | (None, Some(wait)) => wait,
@@ -350,8 +364,9 @@ async fn open_at(
     flags: i32,
     mode: u32,
     blocking: bool,
+    keep: Option<File>,
 ) -> io::Result<(i32, std::ffi::CString)> {
-    let op = op::submit(path, true, move |path| {
+    let op = op::submit((path, keep), true, move |(path, _)| {
         let sqe = opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), path.as_ptr())
             .flags(flags)
             .mode(mode)
@@ -361,5 +376,5 @@ async fn open_at(
             false => sqe,
         }
     });
-    op.await.map_err(|(e, _)| e)
+    op.await.map(|(r, (path, _))| (r, path)).map_err(|(e, _)| e)
 }
