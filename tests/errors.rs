@@ -15,11 +15,12 @@ use ringlane::{Error, RingRefusal};
 #[test]
 #[ignore = "run in a child process by the seccomp tests"]
 fn child_build_runtime_under_seccomp() {
-    let errno: u32 = std::env::var("RINGLANE_SECCOMP_ERRNO")
+    let errno: i32 = std::env::var("RINGLANE_SECCOMP_ERRNO")
         .expect("set by the parent")
         .parse()
         .unwrap();
-    install_filter(errno);
+    common::seccomp::refuse_syscalls_on_this_thread(&[(libc::SYS_io_uring_setup, errno)])
+        .expect("seccomp refused");
     report_build_refusal("io_uring_setup is forbidden");
 }
 
@@ -108,68 +109,6 @@ fn running_out_of_fds_at_any_step_of_the_build_is_too_many_files() {
     assert_eq!(field(&stdout, "SWEPT="), "yes");
     let bad: Vec<&str> = stdout.lines().filter(|l| l.starts_with("BAD=")).collect();
     assert!(bad.is_empty(), "{bad:#?}");
-}
-
-#[repr(C)]
-struct SockFilter {
-    code: u16,
-    jt: u8,
-    jf: u8,
-    k: u32,
-}
-
-#[repr(C)]
-struct SockFprog {
-    len: u16,
-    filter: *const SockFilter,
-}
-
-/// A classic-BPF seccomp filter: `io_uring_setup` → `errno`, all else allowed.
-fn install_filter(errno: u32) {
-    const LD_W_ABS: u16 = 0x20;
-    const JEQ_K: u16 = 0x15;
-    const RET_K: u16 = 0x06;
-    const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
-    const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
-    let prog = [
-        SockFilter {
-            code: LD_W_ABS,
-            jt: 0,
-            jf: 0,
-            k: 0,
-        }, // seccomp_data.nr
-        SockFilter {
-            code: JEQ_K,
-            jt: 0,
-            jf: 1,
-            k: libc::SYS_io_uring_setup as u32,
-        },
-        SockFilter {
-            code: RET_K,
-            jt: 0,
-            jf: 0,
-            k: SECCOMP_RET_ERRNO | errno,
-        },
-        SockFilter {
-            code: RET_K,
-            jt: 0,
-            jf: 0,
-            k: SECCOMP_RET_ALLOW,
-        },
-    ];
-    let fprog = SockFprog {
-        len: prog.len() as u16,
-        filter: prog.as_ptr(),
-    };
-    // SAFETY: prctl reads `fprog` and the filter array, both alive for the call.
-    unsafe {
-        assert_eq!(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
-        assert_eq!(
-            libc::prctl(libc::PR_SET_SECCOMP, 2, &fprog as *const SockFprog, 0, 0),
-            0,
-            "seccomp refused"
-        );
-    }
 }
 
 fn run_child(errno: i32) -> (String, String) {

@@ -27,8 +27,8 @@ use ringlane::native::net::{RecvMulti, UnixStream};
 
 use common::LIMIT;
 use common::fixed_io::{
-    eventfd, first_chunk_or_skip, index, on_shard, open_rw, read_available, ring_or_skip,
-    set_nonblocking, slot, tokio_runtime,
+    eventfd, fill_table, first_chunk_or_skip, index, on_shard, open_rw, read_available,
+    ring_or_skip, set_nonblocking, slot, tokio_runtime,
 };
 use common::native_io::{Held, SERIAL, TempDir, drop_on_tokio, poll_once, settled_fd_count};
 
@@ -43,22 +43,6 @@ fn dev_null() -> File {
             .open("/dev/null")
             .expect("open /dev/null"),
     )
-}
-
-/// Registers with `make` until it fails (at most 1,024 successes, then the
-/// test fails); returns what succeeded and the error.
-fn fill_all<T>(mut make: impl FnMut() -> io::Result<T>) -> (Vec<T>, io::Error) {
-    let mut held = Vec::new();
-    loop {
-        match make() {
-            Ok(v) => held.push(v),
-            Err(e) => return (held, e),
-        }
-        assert!(
-            held.len() <= 1024,
-            "more than 1,024 registrations in one table"
-        );
-    }
 }
 
 /// Burns `d` of CPU time in the calling poll (work done per message).
@@ -240,7 +224,7 @@ fn a_registration_dropped_on_another_shard_before_it_says_so_is_free_when_the_me
     let h = rt.handle();
     let out = on_shard(&rt, 0, Duration::from_secs(60), async move {
         let null = dev_null();
-        let (mut held, e) = fill_all(|| null.register());
+        let (mut held, e) = fill_table(|| null.register());
         if e.kind() != ErrorKind::OutOfMemory || e.raw_os_error().is_some() {
             return Err(format!("the file table did not fill with our error: {e}"));
         }
@@ -763,7 +747,7 @@ fn child_file_table_under_a_low_nofile_limit() {
     let n = null.clone();
     let low = on_shard(&rt, 0, LIMIT, async move {
         let mut out = Vec::new();
-        let (held, e) = fill_all(|| n.register());
+        let (held, e) = fill_table(|| n.register());
         if held.len() as libc::rlim_t != LOW_NOFILE {
             out.push(format!(
                 "BAD=a table made under a soft RLIMIT_NOFILE of {LOW_NOFILE} took {} registrations \
@@ -786,7 +770,7 @@ fn child_file_table_under_a_low_nofile_limit() {
         }
         let count = held.len();
         drop(held);
-        let (again, _) = fill_all(|| n.register());
+        let (again, _) = fill_table(|| n.register());
         if again.len() != count {
             out.push(format!(
                 "BAD=after dropping all {count} registrations, {} fit again",
@@ -801,7 +785,7 @@ fn child_file_table_under_a_low_nofile_limit() {
     set_soft_nofile(orig);
     let n = null.clone();
     let (count, e) = on_shard(&rt, 1, LIMIT, async move {
-        let (held, e) = fill_all(|| n.register());
+        let (held, e) = fill_table(|| n.register());
         (held.len(), e.to_string())
     });
     let want = orig.min(1024) as usize;
@@ -933,13 +917,13 @@ fn registrations_dropped_on_a_helper_thread_are_free_for_the_task_that_joined_it
     let problems = on_shard(&rt, 0, Duration::from_secs(60), async {
         let mut problems = Vec::new();
         let null = dev_null();
-        let (files, e) = fill_all(|| null.register());
+        let (files, e) = fill_table(|| null.register());
         if table_full("file table", &e) {
             problems.extend(
                 refill_after_a_helper_dropped_some("files", files, || null.register()).await,
             );
         }
-        let (pools, e) = fill_all(|| FixedBufPool::new(1, 4096));
+        let (pools, e) = fill_table(|| FixedBufPool::new(1, 4096));
         if table_full("buffer table", &e) {
             problems.extend(
                 refill_after_a_helper_dropped_some("pools", pools, || FixedBufPool::new(1, 4096))
@@ -949,7 +933,7 @@ fn registrations_dropped_on_a_helper_thread_are_free_for_the_task_that_joined_it
             drop(pools);
         }
         if let Some(first) = ring_or_skip(1, 64) {
-            let (mut rings, e) = fill_all(|| BufRing::new(1, 64));
+            let (mut rings, e) = fill_table(|| BufRing::new(1, 64));
             rings.push(first);
             if table_full("buffer group", &e) {
                 problems.extend(

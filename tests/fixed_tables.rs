@@ -15,22 +15,6 @@ use common::LIMIT;
 use common::fixed_io::*;
 use common::native_io::{TempDir, poll_once, unix_pair};
 
-/// Registers with `make` until it fails (at most 1,024 successes, then the
-/// test fails); returns what succeeded and the error.
-fn fill<T>(mut make: impl FnMut() -> io::Result<T>) -> (Vec<T>, io::Error) {
-    let mut held = Vec::new();
-    loop {
-        match make() {
-            Ok(v) => held.push(v),
-            Err(e) => return (held, e),
-        }
-        assert!(
-            held.len() <= 1024,
-            "more than 1,024 registrations in one table"
-        );
-    }
-}
-
 /// A full table is `OutOfMemory`: our "table is full", or the kernel's
 /// `ENOMEM` if the memlock limit comes first.
 fn assert_full(what: &str, e: &io::Error) {
@@ -44,15 +28,15 @@ fn assert_full(what: &str, e: &io::Error) {
 /// buffer rings; 0 for a kind `probe` leaves out.
 fn table_sizes(file: &File, probe: [bool; 3]) -> [usize; 3] {
     let files = match probe[0] {
-        true => fill(|| file.register()).0.len(),
+        true => fill_table(|| file.register()).0.len(),
         false => 0,
     };
     let buffers = match probe[1] {
-        true => fill(|| FixedBufPool::new(1, 4096)).0.len(),
+        true => fill_table(|| FixedBufPool::new(1, 4096)).0.len(),
         false => 0,
     };
     let groups = match probe[2] {
-        true => fill(|| BufRing::new(1, 64)).0.len(),
+        true => fill_table(|| BufRing::new(1, 64)).0.len(),
         false => 0,
     };
     [files, buffers, groups]
@@ -151,7 +135,7 @@ fn tables_fill_with_a_clear_error_and_cycles_with_ops_in_flight_leak_no_slot() {
         drop((first, second));
 
         // The file table, full.
-        let (mut files, e) = fill(|| file.register());
+        let (mut files, e) = fill_table(|| file.register());
         assert_full("the file table", &e);
         let n_files = files.len();
         assert!(n_files >= 1, "not even one file registered");
@@ -180,7 +164,7 @@ fn tables_fill_with_a_clear_error_and_cycles_with_ops_in_flight_leak_no_slot() {
         drop((again, files));
 
         // The buffer table, full, then with scattered holes.
-        let (pools, e) = fill(|| FixedBufPool::new(1, 4096));
+        let (pools, e) = fill_table(|| FixedBufPool::new(1, 4096));
         assert_full("the buffer table", &e);
         // The kernel's ENOMEM (a memlock limit, shared with the tests
         // running beside this one) is not a size to compare later.
@@ -206,7 +190,7 @@ fn tables_fill_with_a_clear_error_and_cycles_with_ops_in_flight_leak_no_slot() {
         let rings = ring_or_skip(1, 64).is_some();
         let (n_groups, groups_exact) = match rings {
             true => {
-                let (held, e) = fill(|| BufRing::new(1, 64));
+                let (held, e) = fill_table(|| BufRing::new(1, 64));
                 assert_full("the buffer groups", &e);
                 (held.len(), e.raw_os_error().is_none())
             }

@@ -165,3 +165,19 @@ pub fn tokio_runtime() -> tokio::runtime::Runtime {
         .build()
         .unwrap()
 }
+
+/// Registers with `make` until it fails (at most 1,024 successes, then the
+/// test fails); returns what succeeded and the error.
+pub fn fill_table<T>(mut make: impl FnMut() -> io::Result<T>) -> (Vec<T>, io::Error) {
+    let mut held = Vec::new();
+    loop {
+        match make() {
+            Ok(v) => held.push(v),
+            Err(e) => return (held, e),
+        }
+        assert!(
+            held.len() <= 1024,
+            "more than 1,024 registrations in one table"
+        );
+    }
+}

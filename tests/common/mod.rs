@@ -12,6 +12,7 @@ pub mod lifecycle;
 pub mod multishot_io;
 pub mod native_io;
 pub mod ring_probe;
+pub mod seccomp;
 pub mod stealers;
 pub mod task_logs;
 pub mod timer_logs;
