@@ -49,7 +49,10 @@ impl DeadlineTimer {
     }
 
     /// The wait ended: its timer goes.
+    #[inline]
     pub(crate) fn clear(&mut self) {
-        self.0 = None;
+        if self.0.is_some() {
+            self.0 = None;
+        }
     }
 }
