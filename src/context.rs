@@ -67,14 +67,20 @@ pub(crate) struct ShardContext {
 }
 
 impl ShardContext {
-    /// Pushes the MSG_RING doorbells this shard owes other shards onto
-    /// `ring` (the next `io_uring_enter` sends them); a doorbell whose SQE
+    /// Makes the doorbell steps S2 and S3 this shard owes other shards
+    /// (routing rule 3) and pushes a MSG_RING onto `ring` for each claim it
+    /// wins (the next `io_uring_enter` sends them); a doorbell whose SQE
     /// cannot be queued falls back to the target's eventfd.
     pub(crate) fn push_owed_doorbells(&self, ring: &mut Ring) {
         let targets: Vec<usize> = std::mem::take(&mut *self.doorbells.borrow_mut());
         let skip = self.shared.features.skip_cqe_on_success;
         for target in targets {
             let remote = &self.shared.remotes[target];
+            // S2 and S3: the hand-offs (S1) came earlier in this thread.
+            if !remote.doorbell.should_ring() {
+                remote.count_avoided();
+                continue;
+            }
             let sqe = user_data::doorbell_sqe(remote.ring_fd(), target, skip);
             // SAFETY: a MSG_RING data SQE points at no user memory; the
             // target ring fd is kept open by `remote` (held in `Shared`).

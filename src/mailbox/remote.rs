@@ -6,9 +6,15 @@
 //!    shard's run queue: no atomics, no syscall.
 //! 2. Anywhere else it is pushed onto the shard's queue (doorbell step S1)
 //!    and the doorbell protocol decides whether to ring (S2, S3).
-//! 3. A doorbell rung from another shard of the same runtime is deferred to
-//!    the end of that shard's tick and sent as an `IORING_OP_MSG_RING` from
-//!    its ring; from a thread that owns no ring it is an eventfd write.
+//! 3. A hand-off from another shard of the same runtime defers steps S2
+//!    and S3 (the fence and the `PARKED → NOTIFIED` claim) to the end of
+//!    that shard's task poll, once per target however many hand-offs, and
+//!    a won claim is an `IORING_OP_MSG_RING` from its ring; from a thread
+//!    that owns no ring, S2 and S3 run at once and ring the eventfd. The
+//!    claim is deferred with the ring, never made early: a shard whose
+//!    task poll runs long must not hold a claim that makes every other
+//!    sender to that target ring nothing
+//!    (`a_deadline_reset_from_a_shard_that_then_stays_busy_still_wakes_its_waiter`).
 
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 
@@ -196,43 +202,51 @@ impl Remote {
     /// caller has already fenced (`SeqCst`) after its push: step S2 here
     /// would be a second fence.
     pub(crate) fn notify_watcher_fenced(&self) {
+        if self.defer_notify() {
+            return;
+        }
         if !self.doorbell.should_ring_fenced() {
             self.count_avoided();
             return;
         }
-        self.ring_doorbell();
+        self.ring_eventfd();
     }
 
-    /// Doorbell steps S2 and S3, then routing rule 3.
+    /// Doorbell steps S2 and S3, now or (routing rule 3) at the end of the
+    /// calling shard's task poll.
     fn notify(&self) {
+        if self.defer_notify() {
+            return;
+        }
         if !self.doorbell.should_ring() {
             self.count_avoided();
             return;
         }
-        self.ring_doorbell();
+        self.ring_eventfd();
+    }
+
+    /// Routing rule 3: on a shard of this runtime, owes this shard steps S2
+    /// and S3 (`ShardContext::push_owed_doorbells` makes them); `false`
+    /// anywhere else.
+    fn defer_notify(&self) -> bool {
+        context::with_current(|cx| {
+            let same_runtime = cx.remote.runtime_id == self.runtime_id;
+            if same_runtime {
+                let mut owed = cx.doorbells.borrow_mut();
+                if !owed.contains(&self.index) {
+                    owed.push(self.index);
+                }
+            }
+            same_runtime
+        }) == Some(true)
     }
 
     /// A hand-off that needed no doorbell: counted, unless the shard has
     /// exited (a gone shard's counters stay as they were; its channels'
     /// senders and dropped receivers may still come this way).
-    fn count_avoided(&self) {
+    pub(crate) fn count_avoided(&self) {
         if !self.doorbell.is_closed() {
             Counters::bump(&self.stats.doorbells_avoided);
-        }
-    }
-
-    /// Rings this shard's doorbell (routing rule 3); the caller won the
-    /// `should_ring` CAS.
-    pub(crate) fn ring_doorbell(&self) {
-        let deferred = context::with_current(|cx| {
-            let same_runtime = cx.remote.runtime_id == self.runtime_id;
-            if same_runtime {
-                cx.doorbells.borrow_mut().push(self.index);
-            }
-            same_runtime
-        });
-        if deferred != Some(true) {
-            self.ring_eventfd();
         }
     }
 

@@ -8,7 +8,16 @@
 //!    to its shard's mailbox, so the wheel is only ever touched by its owner.
 //! 3. It keeps the waker of its last poll: `reset` re-registers with it, so
 //!    a task that moves the deadline and waits on something else is still
-//!    woken at the new deadline (as with Tokio).
+//!    woken at the new deadline (as with Tokio). The new timer goes in the
+//!    wheel of the shard that held the old one when `reset` runs there, and
+//!    in the fallback thread otherwise: the caller's shard may stay busy,
+//!    or belong to another runtime that exits, and the waiting task's next
+//!    poll moves the timer back to its own shard (rule 1).
+//! 4. A waker the wheel lets go of is dropped after the wheel's borrow
+//!    ends: dropping its last clone can drop another `Sleep` of the shard.
+//! 5. A poll that finds the timer pending also reads the clock: a sleep
+//!    polled again after its deadline, before the wheel has ticked (a task
+//!    poll that outlasted it, or a busy fallback thread), completes then.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -131,11 +140,17 @@ impl Sleep {
     /// assert_eq!(s.deadline(), soon);
     /// ```
     pub fn reset(&mut self, deadline: Instant) {
+        // Rule 3: the old timer's shard keeps the new one only if `reset`
+        // runs there.
+        let here = match &self.registration {
+            Registration::Shard { remote, .. } => remote.is_current(),
+            _ => false,
+        };
         self.deregister();
         self.deadline = deadline;
         // Rule 3: armed again at once for the task that polled it last.
         if let Some(waker) = self.waker.take() {
-            if Instant::now() >= deadline || self.register(&waker).is_ready() {
+            if Instant::now() >= deadline || self.register(&waker, here).is_ready() {
                 self.registration = Registration::None; // the next poll completes
                 waker.wake();
             }
@@ -146,12 +161,17 @@ impl Sleep {
         match std::mem::replace(&mut self.registration, Registration::None) {
             Registration::Shard { remote, key } => {
                 if remote.is_current() {
-                    context::with_current(|cx| cx.timers.borrow_mut().remove(key));
+                    // Rule 4: the waker is dropped after the borrow.
+                    drop(context::with_current(|cx| {
+                        cx.timers.borrow_mut().remove(key)
+                    }));
                 } else {
                     // Rule 2: only the owner touches its wheel. If the shard
                     // has exited the wheel is gone and nothing is owed.
                     remote.call(Box::new(move || {
-                        context::with_current(|cx| cx.timers.borrow_mut().remove(key));
+                        drop(context::with_current(|cx| {
+                            cx.timers.borrow_mut().remove(key)
+                        }));
                     }));
                 }
             }
@@ -160,15 +180,21 @@ impl Sleep {
         }
     }
 
-    fn register(&mut self, waker: &Waker) -> Poll<()> {
+    /// Registers in the current shard's wheel if `on_shard` and there is
+    /// one, else with the fallback thread.
+    fn register(&mut self, waker: &Waker, on_shard: bool) -> Poll<()> {
         self.waker = Some(waker.clone());
-        let registered = context::with_current(|shard| {
-            shard
-                .timers
-                .borrow_mut()
-                .insert(self.deadline, waker.clone())
-                .map(|key| (shard.remote.clone(), key))
-        });
+        let registered = on_shard
+            .then(|| {
+                context::with_current(|shard| {
+                    shard
+                        .timers
+                        .borrow_mut()
+                        .insert(self.deadline, waker.clone())
+                        .map(|key| (shard.remote.clone(), key))
+                })
+            })
+            .flatten();
         self.registration = match registered {
             Some(Some((remote, key))) => Registration::Shard { remote, key },
             Some(None) => Registration::Done,
@@ -198,7 +224,10 @@ impl Sleep {
             Registration::Done => return Poll::Ready(()),
             Registration::Shard { remote, key } if remote.is_current() => {
                 let key = *key;
-                context::with_current(|shard| shard.timers.borrow_mut().poll(key, cx.waker()))
+                let polled =
+                    context::with_current(|shard| shard.timers.borrow_mut().poll(key, cx.waker()));
+                // Rule 4: a replaced waker is dropped after the borrow.
+                polled.map(|(poll, _replaced)| poll)
             }
             Registration::Fallback(id) if context::current_index().is_none() => {
                 Some(fallback::poll(*id, cx.waker()))
@@ -216,6 +245,13 @@ impl Sleep {
                 this.waker = None;
                 Poll::Ready(())
             }
+            // Rule 5: due, though the wheel has not ticked since.
+            Some(Poll::Pending) if Instant::now() >= this.deadline => {
+                this.deregister();
+                this.registration = Registration::Done;
+                this.waker = None;
+                Poll::Ready(())
+            }
             Some(Poll::Pending) => {
                 if !this.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                     this.waker = Some(cx.waker().clone());
@@ -227,7 +263,7 @@ impl Sleep {
                 this.waker = None;
                 Poll::Ready(())
             }
-            None => this.register(cx.waker()),
+            None => this.register(cx.waker(), true),
         }
     }
 }

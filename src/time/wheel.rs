@@ -149,37 +149,45 @@ impl TimerWheel {
 
     /// `Ready` once the timer fired (its entry is then freed); otherwise
     /// stores `waker` and returns `Pending`. A stale key counts as fired.
-    pub(crate) fn poll(&mut self, key: TimerKey, waker: &Waker) -> Poll<()> {
+    ///
+    /// A waker it replaces is returned, not dropped: the caller drops it
+    /// once the wheel is no longer borrowed, since dropping the last clone
+    /// of a waker can run code that drops another timer of this wheel.
+    pub(crate) fn poll(&mut self, key: TimerKey, waker: &Waker) -> (Poll<()>, Option<Waker>) {
         let Some(e) = self.entry(key) else {
-            return Poll::Ready(());
+            return (Poll::Ready(()), None);
         };
         if e.state == State::Fired {
-            self.release(key.index);
-            return Poll::Ready(());
+            let old = self.release(key.index);
+            return (Poll::Ready(()), old);
         }
-        match &mut e.waker {
-            Some(w) if w.will_wake(waker) => {}
-            slot => *slot = Some(waker.clone()),
-        }
-        Poll::Pending
+        let old = match &mut e.waker {
+            Some(w) if w.will_wake(waker) => None,
+            slot => slot.replace(waker.clone()),
+        };
+        (Poll::Pending, old)
     }
 
-    /// Forgets a timer, fired or not. Stale keys are ignored.
-    pub(crate) fn remove(&mut self, key: TimerKey) {
-        let Some(e) = self.entry(key) else { return };
+    /// Forgets a timer, fired or not. Stale keys are ignored. Returns the
+    /// timer's waker for the caller to drop once the wheel is no longer
+    /// borrowed (see [`poll`](Self::poll)).
+    #[must_use = "drop the waker after the wheel's borrow ends"]
+    pub(crate) fn remove(&mut self, key: TimerKey) -> Option<Waker> {
+        let e = self.entry(key)?;
         if let State::Pending { .. } = e.state {
             self.unlink(key.index);
             self.pending -= 1;
         }
-        self.release(key.index);
+        self.release(key.index)
     }
 
-    fn release(&mut self, index: u32) {
+    fn release(&mut self, index: u32) -> Option<Waker> {
         let e = &mut self.entries[index as usize];
         e.state = State::Free;
-        e.waker = None;
+        let waker = e.waker.take();
         e.generation = e.generation.wrapping_add(1);
         self.free.push(index);
+        waker
     }
 
     fn link(&mut self, index: u32) {
@@ -397,17 +405,17 @@ mod tests {
         let k1 = w
             .insert(origin + Duration::from_millis(10), wk.clone())
             .unwrap();
-        w.remove(k1);
+        let _ = w.remove(k1);
         let k2 = w
             .insert(origin + Duration::from_millis(10), wk.clone())
             .unwrap();
         assert_eq!(k1.index, k2.index, "the freed entry is reused");
-        w.remove(k1); // stale: must not remove k2
+        let _ = w.remove(k1); // stale: must not remove k2
         let mut fired = Vec::new();
         w.advance(origin + Duration::from_millis(10), &mut fired);
         fired.drain(..).for_each(Waker::wake);
         assert_eq!(count.0.load(Ordering::SeqCst), 1);
-        assert!(w.poll(k2, &wk).is_ready());
+        assert!(w.poll(k2, &wk).0.is_ready());
         assert!(w.next_deadline().is_none());
     }
 
@@ -418,7 +426,7 @@ mod tests {
         let (_, wk) = waker();
         let far = origin + Duration::from_secs(10 * 365 * 24 * 3600);
         let k = w.insert(far, wk.clone()).unwrap();
-        assert!(w.poll(k, &wk).is_pending());
+        assert!(w.poll(k, &wk).0.is_pending());
         assert!(w.next_deadline().is_some());
     }
 
@@ -445,7 +453,7 @@ mod tests {
         w.advance(origin + Duration::from_millis(due), &mut fired);
         fired.drain(..).for_each(Waker::wake);
         assert_eq!(count.0.load(Ordering::SeqCst), 1);
-        assert!(w.poll(k, &wk).is_ready());
+        assert!(w.poll(k, &wk).0.is_ready());
     }
 
     /// A deadline beyond the horizon sits in the current top-level slot, a
@@ -484,7 +492,7 @@ mod tests {
             1,
             "the timer did not fire at its deadline"
         );
-        assert!(w.poll(k, &wk).is_ready());
+        assert!(w.poll(k, &wk).0.is_ready());
         assert_eq!(w.len(), 1, "the far timer is still pending");
     }
 
