@@ -36,8 +36,10 @@ impl AlignedBuf {
     ///
     /// # Panics
     ///
-    /// If `align` is not a power of two, or `capacity` is 0 or too large
-    /// for the allocator (as `Vec::with_capacity` does).
+    /// If `align` is not a power of two, or `capacity` is 0 or more than
+    /// the allocator gives (a panic, which a caller can catch, not an
+    /// abort). For a size from untrusted input, use
+    /// [`try_with_capacity`](Self::try_with_capacity).
     ///
     /// # Examples
     ///
@@ -47,19 +49,54 @@ impl AlignedBuf {
     /// assert_eq!((b.len(), b.capacity()), (0, 1000)); // the size is not rounded
     /// ```
     pub fn with_capacity(capacity: usize, align: usize) -> Self {
-        assert!(capacity > 0, "an aligned buffer needs a non-zero capacity");
-        let layout = Layout::from_size_align(capacity, align)
-            .expect("align must be a power of two and the size must fit");
+        match Self::try_with_capacity(capacity, align) {
+            Ok(b) => b,
+            Err(e) => panic!("AlignedBuf::with_capacity({capacity}, {align}): {e}"),
+        }
+    }
+
+    /// As [`with_capacity`](Self::with_capacity), with an error instead of
+    /// a panic: `InvalidInput` for a zero capacity, an alignment that is
+    /// not a power of two or a size no layout can have, `OutOfMemory` if
+    /// the allocator refuses.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringlane::native::AlignedBuf;
+    /// assert!(AlignedBuf::try_with_capacity(4096, 4096).is_ok());
+    /// let e = AlignedBuf::try_with_capacity(1 << 62, 4096).unwrap_err();
+    /// assert_eq!(e.kind(), std::io::ErrorKind::OutOfMemory);
+    /// let e = AlignedBuf::try_with_capacity(4096, 3).unwrap_err();
+    /// assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    /// ```
+    pub fn try_with_capacity(capacity: usize, align: usize) -> std::io::Result<Self> {
+        use std::io::{Error, ErrorKind};
+        if capacity == 0 {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "an aligned buffer needs a non-zero capacity",
+            ));
+        }
+        let layout = Layout::from_size_align(capacity, align).map_err(|_| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                "the alignment must be a power of two and the size fit in an isize once rounded up to it",
+            )
+        })?;
         // SAFETY: the layout has a non-zero size.
         let raw = unsafe { alloc_zeroed(layout) };
-        let Some(ptr) = NonNull::new(raw) else {
-            std::alloc::handle_alloc_error(layout)
-        };
-        Self {
+        let ptr = NonNull::new(raw).ok_or_else(|| {
+            Error::new(
+                ErrorKind::OutOfMemory,
+                format!("the allocator refused {capacity} bytes aligned to {align}"),
+            )
+        })?;
+        Ok(Self {
             ptr,
             len: 0,
             layout,
-        }
+        })
     }
 
     /// How many bytes it can hold.

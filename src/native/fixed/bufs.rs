@@ -11,6 +11,7 @@ use std::task::{Poll, Waker};
 
 use parking_lot::Mutex;
 
+use super::free_list::FreeList;
 use super::region::{Region, page_multiple};
 use super::{on_home, register_here};
 use crate::mailbox::Remote;
@@ -56,14 +57,6 @@ struct Pool {
     /// invariant 2); `None` only while dropping.
     mem: Option<Region>,
     free: Mutex<FreeList>,
-}
-
-struct FreeList {
-    free: Vec<u16>,
-    /// One slot per `get` future waiting; the future removes its slot when
-    /// it gets a buffer or is dropped, so a task that gave up (a timeout)
-    /// leaves nothing behind.
-    waiters: slab::Slab<Waker>,
 }
 
 /// One buffer of a [`FixedBufPool`]: owned, registered bytes. Its
@@ -168,15 +161,13 @@ impl FixedBufPool {
                 stride,
                 size: stride,
                 mem: Some(mem),
-                free: Mutex::new(FreeList {
-                    free: (0..count as u16).rev().collect(),
-                    waiters: slab::Slab::new(),
-                }),
+                free: Mutex::new(FreeList::new(count as u16)),
             }),
         })
     }
 
-    /// A free buffer (empty: `len() == 0`), if any is.
+    /// A free buffer (empty: `len() == 0`), if one is free and no [`get`](Self::get)
+    /// is waiting for one (waiters come first).
     ///
     /// # Examples
     ///
@@ -193,7 +184,7 @@ impl FixedBufPool {
     /// assert_eq!(rt.block_on(j).unwrap(), (true, true));
     /// ```
     pub fn try_get(&self) -> Option<FixedBuf> {
-        let index = self.pool.free.lock().free.pop()?;
+        let index = self.pool.free.lock().try_take()?;
         Some(FixedBuf {
             pool: self.pool.clone(),
             index,
@@ -201,7 +192,9 @@ impl FixedBufPool {
         })
     }
 
-    /// Waits for a free buffer (empty).
+    /// Waits for a free buffer (empty). A `get` that finds others waiting
+    /// waits behind them; a buffer given back wakes every waiter, and the
+    /// first to run takes it.
     ///
     /// # Examples
     ///
@@ -228,7 +221,8 @@ impl FixedBufPool {
         impl Drop for Wait<'_> {
             fn drop(&mut self) {
                 if let Some(slot) = self.slot.take() {
-                    self.pool.free.lock().waiters.try_remove(slot);
+                    let waiters = self.pool.free.lock().leave(slot);
+                    waiters.into_iter().for_each(Waker::wake);
                 }
             }
         }
@@ -237,23 +231,15 @@ impl FixedBufPool {
             slot: None,
         };
         poll_fn(|cx| {
-            let mut free = wait.pool.free.lock();
-            if let Some(index) = free.free.pop() {
-                if let Some(slot) = wait.slot.take() {
-                    free.waiters.try_remove(slot);
-                }
-                return Poll::Ready(FixedBuf {
+            let taken = wait.pool.free.lock().poll_take(&mut wait.slot, cx.waker());
+            match taken {
+                Some(index) => Poll::Ready(FixedBuf {
                     pool: self.pool.clone(),
                     index,
                     len: 0,
-                });
+                }),
+                None => Poll::Pending,
             }
-            match wait.slot.and_then(|s| free.waiters.get_mut(s)) {
-                Some(w) if w.will_wake(cx.waker()) => {}
-                Some(w) => *w = cx.waker().clone(),
-                None => wait.slot = Some(free.waiters.insert(cx.waker().clone())),
-            }
-            Poll::Pending
         })
         .await
     }
@@ -273,7 +259,7 @@ impl FixedBufPool {
     /// assert_eq!(rt.block_on(j).unwrap(), 2);
     /// ```
     pub fn available(&self) -> usize {
-        self.pool.free.lock().free.len()
+        self.pool.free.lock().free_count()
     }
 
     /// Each buffer's capacity (the requested size rounded up to pages).
@@ -491,14 +477,8 @@ impl DerefMut for FixedBuf {
 
 impl Drop for FixedBuf {
     fn drop(&mut self) {
-        // Every waiter is woken (their slots stay theirs until they get a
-        // buffer or drop): waking one would lose the buffer to a waiter
-        // that is dropped before it polls again.
-        let waiters: Vec<Waker> = {
-            let mut free = self.pool.free.lock();
-            free.free.push(self.index);
-            free.waiters.iter().map(|(_, w)| w.clone()).collect()
-        };
+        // Every waiter is woken (free-list invariant 2).
+        let waiters = self.pool.free.lock().give_back(self.index);
         waiters.into_iter().for_each(Waker::wake);
     }
 }
@@ -522,8 +502,12 @@ unsafe impl IoBufMut for FixedBuf {
     fn bytes_total(&self) -> usize {
         self.capacity()
     }
+    /// Unlike a `Vec`'s, a registered buffer's length is exactly what the
+    /// last read filled, whichever read it was (the bytes are always
+    /// initialized: the pool starts zeroed): a `write_fixed_at` after a
+    /// 3-byte stream read sends those 3 bytes, as after `read_fixed_at`.
     unsafe fn set_init(&mut self, n: usize) {
-        self.len = self.len.max(n);
+        self.len = n;
     }
 }
 
@@ -575,7 +559,7 @@ mod tests {
                             .unwrap();
                             assert!(gave_up.await.unwrap(), "the only buffer is held");
                         }
-                        pool.pool.free.lock().waiters.len()
+                        pool.pool.free.lock().waiting()
                     })
                     .unwrap(),
             )

@@ -29,6 +29,7 @@
 
 mod buf_ring;
 mod bufs;
+mod free_list;
 mod region;
 
 pub use buf_ring::{BufRing, RingBuf};
