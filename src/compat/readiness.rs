@@ -3,12 +3,18 @@
 //!
 //! Invariants:
 //! 1. Each direction (read, write) of an fd has its own state: a cached
-//!    readiness flag, at most one armed multishot `POLL_ADD` op (one SQE for
-//!    as long as the fd is waited on; re-armed if the kernel ends it), and the list
-//!    of every task waiting on that direction. The op is polled with a
-//!    waker of the direction's own that wakes the whole list, so split
-//!    halves wait at once, and so do several tasks on one direction (two
-//!    `recv_from` on a shared socket, accept loops on one listener).
+//!    readiness flag, at most one armed multishot `POLL_ADD` op per shard
+//!    that waits on it (one SQE for as long as the fd is waited on there;
+//!    re-armed if the kernel ends it), and the list of every task waiting
+//!    on that direction. Each op is polled with a waker of the direction's
+//!    own that wakes the whole list, so split halves wait at once, and so
+//!    do several tasks on one direction (two `recv_from` on a shared
+//!    socket, accept loops on one listener on several shards). An event
+//!    retires the ops of shards that have not waited for two settings of
+//!    the flag: a stream that moved to another shard stops waking the one
+//!    it left (`a_stream_moved_to_shard_1_does_not_wake_shard_0_for_every_event`),
+//!    and a shard blocked in a long poll holds up no waiter elsewhere
+//!    (`an_accept_loop_on_shard_1_is_not_held_up_by_a_blocked_shard_0`).
 //! 2. Syscall first: a direction of the runtime's own sockets starts ready
 //!    (a user's `AsyncFd` starts not ready). Only an `EAGAIN` clears the
 //!    flag ([`Readiness::clear`]); only a poll CQE sets it again. CQEs that
@@ -18,7 +24,7 @@
 //!    `EAGAIN` clears only the tick its syscall was made in: a syscall
 //!    that began before an event (another task's, on a shared socket) must
 //!    not erase it, or the event's data would sit unseen until the next.
-//! 3. The poll is an op of the native lane's lifecycle (op invariants 1 to
+//! 3. A poll is an op of the native lane's lifecycle (op invariants 1 to
 //!    7): it is armed on the ring of the shard that polls it, completes
 //!    there even if the task moved (a stolen task is woken on its new
 //!    shard), and dropping it (the stream dropped, or `clear` racing a
@@ -26,7 +32,12 @@
 //! 4. A poll CQE reporting `POLLERR` or `POLLHUP` marks its direction
 //!    ready: the syscall that follows reports the condition. (The other
 //!    direction learns it from its own poll, which the kernel completes at
-//!    once for a socket in that state.)
+//!    once for a socket in that state.) A direction the kernel reports
+//!    closed (as mio reads the mask: reads after `POLLHUP`, or `POLLIN`
+//!    with `POLLRDHUP`; writes after `POLLHUP` or `POLLERR`) stays ready for
+//!    good: `clear` does not forget it, as Tokio's `clear_ready` keeps
+//!    `READ_CLOSED`/`WRITE_CLOSED`, so a wait after end of file returns at
+//!    once instead of waiting for an event that never comes.
 //! 5. Polled outside the runtime (a Tokio task), a direction with nothing
 //!    armed forwards its wait: a helper task on the fd's home shard (the
 //!    shard it was created or first polled on) arms the poll and wakes the
@@ -62,18 +73,28 @@ impl Direction {
             Direction::Write => libc::POLLOUT as u32,
         }
     }
+
+    /// Whether a poll `mask` says this direction is closed (invariant 4).
+    fn closed_by(self, mask: u32) -> bool {
+        let has = |bit: i16| mask & bit as u32 != 0;
+        match self {
+            Direction::Read => has(libc::POLLHUP) || (has(libc::POLLIN) && has(libc::POLLRDHUP)),
+            Direction::Write => has(libc::POLLHUP) || has(libc::POLLERR),
+        }
+    }
 }
 
 /// A wait armed on the home shard for pollers outside the runtime
 /// (invariant 5): the helper task's result, and the direction's waker.
 #[derive(Default)]
 struct Forward {
-    state: parking_lot::Mutex<(Option<io::Result<()>>, Option<std::task::Waker>)>,
+    /// The poll's result (its event mask) and the direction's waker.
+    state: parking_lot::Mutex<(Option<io::Result<u32>>, Option<std::task::Waker>)>,
 }
 
 impl Forward {
     /// Stores the result (unless one is there) and wakes the waiters.
-    fn report(&self, result: io::Result<()>) {
+    fn report(&self, result: io::Result<u32>) {
         let waker = {
             let mut state = self.state.lock();
             if state.0.is_some() {
@@ -109,29 +130,47 @@ pub(crate) struct Tick(u64);
 #[derive(Default)]
 struct Side {
     ready: bool,
+    /// The kernel reported this direction closed: `ready` stays set
+    /// (invariant 4).
+    closed: bool,
     /// Counts the settings of `ready` (invariant 2).
     tick: u64,
-    armed: Option<MultiShot>,
+    /// The armed polls, one per shard at most (invariant 1).
+    armed: Vec<Armed>,
     /// Who waits on this direction (invariant 1).
     waiters: Arc<Waiters>,
     /// Off-shard: the forwarded wait and its helper task (aborted on drop).
     forwarded: Option<(Arc<Forward>, crate::JoinHandle<()>)>,
 }
 
+/// One shard's armed poll of a direction.
+struct Armed {
+    shard: usize,
+    op: MultiShot,
+    /// The direction's tick when a waiter on `shard` last polled it.
+    polled_at: u64,
+}
+
 impl Side {
-    /// Gives up a poll that failed and returns every waiter, to be woken
-    /// (once the lock is released) to try again: none of them would hear
-    /// from the dropped op, and a waiter on a shard arms a new one.
+    /// Gives up the polls after one failed and returns every waiter, to be
+    /// woken (once the lock is released) to try again: none of them would
+    /// hear from the dropped ops, and a waiter on a shard arms a new one.
     fn drop_armed(&mut self) -> Vec<std::task::Waker> {
-        self.armed = None;
+        self.armed.clear();
         self.waiters.take()
     }
 
-    /// An event: the direction is ready, in a new tick (invariant 2).
-    fn set_ready(&mut self) -> Tick {
+    /// An event (`mask`, for `dir`): the direction is ready, in a new tick
+    /// (invariant 2), and closed for good if the mask says so (invariant 4).
+    /// The polls of shards that have not waited since two ticks ago retire
+    /// (invariant 1).
+    fn set_ready(&mut self, dir: Direction, mask: u32) -> Tick {
+        self.closed |= dir.closed_by(mask);
         self.ready = true;
         self.tick += 1;
-        Tick(self.tick)
+        let tick = self.tick;
+        self.armed.retain(|a| a.polled_at + 2 >= tick);
+        Tick(tick)
     }
 }
 
@@ -173,8 +212,9 @@ impl Readiness {
         let side = || {
             Mutex::new(Side {
                 ready: syscall_first,
+                closed: false,
                 tick: 0,
-                armed: None,
+                armed: Vec::new(),
                 waiters: Arc::default(),
                 forwarded: None,
             })
@@ -229,12 +269,12 @@ impl Readiness {
         dir: Direction,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<Tick>> {
-        let on_shard = crate::context::with_current(|cx| {
+        let here = crate::context::with_current(|cx| {
             if self.home.get().is_none() {
                 let _ = self.home.set(cx.remote.clone());
             }
-        })
-        .is_some();
+            cx.index
+        });
         let mut side = self.side(dir).lock();
         if side.ready {
             return Poll::Ready(Ok(Tick(side.tick)));
@@ -243,25 +283,44 @@ impl Readiness {
         let events = dir.events();
         side.waiters.add(cx.waker());
         let all = std::task::Waker::from(side.waiters.clone());
-        // Off the shards, a poll not yet in a ring (none, or one waiting
-        // for room on the shard that armed it) is left to that shard.
-        if !on_shard && !side.armed.as_ref().is_some_and(MultiShot::is_pushed) {
+        // Off the shards, with no poll in a ring (none, or only ones waiting
+        // for room on the shards that armed them), the wait is forwarded.
+        if here.is_none() && !side.armed.iter().any(|a| a.op.is_pushed()) {
             return self.poll_forwarded(&mut side, dir, &all);
         }
         let mut waker_cx = Context::from_waker(&all);
         loop {
-            let armed = side.armed.get_or_insert_with(|| {
-                // Shared by every waiter of this direction: never bounded by
-                // one caller's `native::timeout` (a multishot op has none).
-                let sqe = opcode::PollAdd::new(types::Fd(fd), events)
-                    .multi(true)
-                    .build();
-                MultiShot::new((), false, sqe).coalescing()
-            });
-            match ready!(armed.poll_next(&mut waker_cx)) {
+            // On a shard its own poll, armed if need be; off the shards one
+            // that is in a ring.
+            let at = match here {
+                Some(shard) => side.armed.iter().position(|a| a.shard == shard),
+                None => side.armed.iter().position(|a| a.op.is_pushed()),
+            };
+            let at = match (at, here) {
+                (Some(at), _) => at,
+                (None, Some(shard)) => {
+                    // Shared by every waiter of this direction: never bounded
+                    // by one caller's `native::timeout` (a multishot op has
+                    // none).
+                    let sqe = opcode::PollAdd::new(types::Fd(fd), events)
+                        .multi(true)
+                        .build();
+                    side.armed.push(Armed {
+                        shard,
+                        op: MultiShot::new((), false, sqe).coalescing(),
+                        polled_at: 0,
+                    });
+                    side.armed.len() - 1
+                }
+                (None, None) => return self.poll_forwarded(&mut side, dir, &all),
+            };
+            let tick = side.tick;
+            let armed = &mut side.armed[at];
+            armed.polled_at = tick;
+            match ready!(armed.op.poll_next(&mut waker_cx)) {
                 Some(Ok(mask)) if mask >= 0 => {
                     // The poll stays armed for next time.
-                    return Poll::Ready(Ok(side.set_ready()));
+                    return Poll::Ready(Ok(side.set_ready(dir, mask as u32)));
                 }
                 Some(Ok(err)) => {
                     let waiters = side.drop_armed();
@@ -278,8 +337,8 @@ impl Readiness {
                 None => {
                     // The kernel ended it: arm anew, here on a shard, or
                     // through the home shard when polled from outside.
-                    side.armed = None;
-                    if !on_shard {
+                    side.armed.swap_remove(at);
+                    if here.is_none() {
                         return self.poll_forwarded(&mut side, dir, &all);
                     }
                 }
@@ -318,12 +377,12 @@ impl Readiness {
                     opcode::PollAdd::new(types::Fd(fd), events).build(),
                 );
                 let result = match std::future::poll_fn(|cx| op.poll_next(cx)).await {
-                    Some(Ok(mask)) if mask >= 0 => Ok(()),
+                    Some(Ok(mask)) if mask >= 0 => Ok(mask as u32),
                     Some(Ok(err)) => Err(io::Error::from_raw_os_error(-err)),
                     Some(Err(e)) => Err(e),
                     // Ended without a result: the poller's syscall will
                     // tell (an `EAGAIN` waits again).
-                    None => Ok(()),
+                    None => Ok(0),
                 };
                 guard.0.report(result); // the guard's own report is then a no-op
             };
@@ -341,7 +400,7 @@ impl Readiness {
             Some(result) => {
                 drop(state);
                 side.forwarded = None; // its helper has finished
-                Poll::Ready(result.map(|()| side.set_ready()))
+                Poll::Ready(result.map(|mask| side.set_ready(dir, mask)))
             }
             None => {
                 match &state.1 {
@@ -368,7 +427,7 @@ impl Readiness {
     /// `EAGAIN`, unless an event has set it again since (invariant 2).
     pub(crate) fn clear(&self, dir: Direction, tick: Tick) {
         let mut side = self.side(dir).lock();
-        if side.tick == tick.0 {
+        if side.tick == tick.0 && !side.closed {
             side.ready = false;
         }
     }

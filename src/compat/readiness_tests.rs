@@ -38,7 +38,7 @@ fn a_poll_the_kernel_ended_is_re_armed_through_the_home_shard_off_the_runtime() 
     // The kernel ends the armed poll with a last readiness report.
     {
         let side = fd.readiness().read.lock();
-        let armed = side.armed.as_ref().expect("armed on the shard");
+        let armed = &side.armed.first().expect("armed on the shard").op;
         armed.complete_for_test(libc::POLLIN as i32, 0);
     }
     let mut cx = Context::from_waker(Waker::noop());
@@ -171,7 +171,7 @@ fn an_off_shard_poll_leaves_a_poll_waiting_for_room_to_its_shard() {
                 if std::mem::take(&mut first) {
                     assert!(p.is_pending(), "nothing written yet");
                     let side = r.read.lock();
-                    let armed = side.armed.as_ref().expect("a poll op");
+                    let armed = &side.armed.first().expect("a poll op").op;
                     assert!(!armed.is_pushed(), "the SQ was meant to be full");
                 }
                 p

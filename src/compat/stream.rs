@@ -72,7 +72,9 @@ pub(crate) fn poll_recv_priv(
     flags: i32,
 ) -> Poll<io::Result<usize>> {
     if buf.remaining() == 0 {
-        return Poll::Ready(Ok(0));
+        // Nothing to fill, but a loop of such reads still yields now and
+        // then (coop invariant 2).
+        return crate::executor::coop::budgeted(cx, |_| Poll::Ready(Ok(0)));
     }
     let fd = s.fd();
     let n = std::task::ready!(s.readiness().poll_io(Direction::Read, cx, || {
@@ -94,9 +96,8 @@ pub(crate) fn poll_write_priv(
     cx: &mut Context<'_>,
     data: &[u8],
 ) -> Poll<io::Result<usize>> {
-    if data.is_empty() {
-        return Poll::Ready(Ok(0));
-    }
+    // An empty write goes to the kernel too, as Tokio's does: on a stream
+    // shut down or reset it reports the error, not `Ok(0)`.
     let fd = s.fd();
     s.readiness().poll_io(Direction::Write, cx, || {
         // SAFETY: `data` is valid for reads of its length.
@@ -111,7 +112,10 @@ pub(crate) fn poll_write_vectored_priv(
     bufs: &[IoSlice<'_>],
 ) -> Poll<io::Result<usize>> {
     if bufs.iter().all(|b| b.is_empty()) {
-        return Poll::Ready(Ok(0));
+        // The kernel answers an empty `sendmsg` with 0 whatever the
+        // stream's state, as Tokio's vectored write reports; it still
+        // spends the budget (coop invariant 2).
+        return crate::executor::coop::budgeted(cx, |_| Poll::Ready(Ok(0)));
     }
     let fd = s.fd();
     // Skip leading empty slices, so a write never reports 0 while data waits.

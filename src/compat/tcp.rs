@@ -106,9 +106,15 @@ impl TcpStream {
     /// ```
     pub fn from_std(stream: std::net::TcpStream) -> io::Result<Self> {
         stream.set_nonblocking(true)?;
-        Ok(Self {
-            io: AsyncFd::syscall_first(stream),
-        })
+        // A socket whose connect is still in progress has no peer yet: it
+        // waits for the kernel's event before its first syscall, so that
+        // `writable()` waits for the handshake (as Tokio's) and
+        // `take_error()` can then tell how it went.
+        let io = match stream.peer_addr() {
+            Ok(_) => AsyncFd::syscall_first(stream),
+            Err(_) => AsyncFd::new(stream)?,
+        };
+        Ok(Self { io })
     }
 
     /// Gives back the std stream (still in nonblocking mode).
