@@ -5,7 +5,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 /// Yields once to the shard's scheduler: the task goes to the back of the
-/// run queue and resumes after the tasks ahead of it.
+/// run queue and resumes after the tasks ahead of it, and after its shard
+/// has looked at its mailbox (spawns and `call_on`s from elsewhere), its
+/// timers and its ring, as a Tokio task that yields resumes after the
+/// driver.
 ///
 /// # Examples
 ///
@@ -31,6 +34,9 @@ impl Future for YieldNow {
             return Poll::Ready(());
         }
         self.0 = true;
+        // The mailbox, timers and ring come before this task runs again
+        // (coop invariant 7).
+        crate::executor::coop::yielded();
         cx.waker().wake_by_ref();
         Poll::Pending
     }

@@ -34,6 +34,11 @@
 //!    Tokio defers a task that yielded for its budget until after its
 //!    driver). Without this, the tick re-polled it up to `Builder::budget`
 //!    times in a row.
+//! 7. A task that yields (`yield_now`) ends the tick's task loop the same
+//!    way: Tokio runs a yielded task again only after its driver, and a
+//!    shard that re-polled it in the same tick left a spawn or `call_on`
+//!    from elsewhere waiting about 64 yields
+//!    (`a_yield_now_loop_lets_spawns_call_ons_and_stealables_from_another_thread_in_within_a_few_yields`).
 //!
 //! As with Tokio, a nested executor that polls a ringlane resource in a
 //! loop inside a task (`futures::executor::block_on` on a shard) spins
@@ -78,9 +83,17 @@ thread_local! {
     static SPENT: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Whether the task poll that just returned spent its whole budget (and
-/// forgets it): the shard then ends its tick before polling it again
-/// (invariant 6).
+/// The ringlane task being polled yields (invariant 7): its shard ends
+/// the tick once the poll returns, as for a spent budget.
+pub(crate) fn yielded() {
+    if LEFT.with(Cell::get).is_some() {
+        SPENT.with(|s| s.set(true));
+    }
+}
+
+/// Whether the task poll that just returned spent its whole budget, or
+/// yielded (and forgets it): the shard then ends its tick before polling
+/// it again (invariants 6 and 7).
 pub(crate) fn take_spent() -> bool {
     SPENT.with(|s| s.replace(false))
 }

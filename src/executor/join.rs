@@ -38,6 +38,25 @@ pub struct JoinHandle<T> {
     waker: Waker,
     /// A poll left the caller's waker with the task (it returned `Pending`).
     registered: bool,
+    /// The caller's waker and the wrapper the task was given instead (see
+    /// [`ContainWake`]), kept while the caller's waker stays the same.
+    contained: Option<(Waker, Waker)>,
+}
+
+/// A waker whose `wake` catches a panic: `async-task` wakes the awaiter of
+/// a task that ends under an abort-on-panic guard, so a foreign waker that
+/// panics there would abort the process (Tokio contains it). The task of a
+/// shard's own that awaits a handle needs no wrapper: its waker is ours.
+struct ContainWake(Waker);
+
+impl std::task::Wake for ContainWake {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+        let _ = catch_unwind(AssertUnwindSafe(|| self.0.wake_by_ref()));
+    }
 }
 
 /// A task's result as its allocation keeps it. Dropping it contains a
@@ -90,6 +109,7 @@ impl<T> JoinHandle<T> {
             meta,
             waker,
             registered: false,
+            contained: None,
         }
     }
 
@@ -136,19 +156,41 @@ impl<T> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let Some(task) = self.task.as_mut() else {
+        let this = &mut *self;
+        let Some(task) = this.task.as_mut() else {
             // Polled again after it returned Ready: there is nothing left.
             return Poll::Ready(Err(JoinError::cancelled()));
         };
+        let waker = cx.waker();
+        let ours = crate::context::with_current(|shard| {
+            let own = shard.polling_own.get();
+            !own.is_null() && waker.data() == own
+        }) == Some(true);
+        let contained = match (&this.contained, ours) {
+            (_, true) => None,
+            (Some((w, c)), _) if w.will_wake(waker) => Some(c.clone()),
+            _ => {
+                let c = Waker::from(std::sync::Arc::new(ContainWake(waker.clone())));
+                this.contained = Some((waker.clone(), c.clone()));
+                Some(c)
+            }
+        };
         // Awaiting handles of finished tasks in a loop yields now and then
         // (coop invariant 2).
-        match super::coop::budgeted(cx, |cx| Pin::new(task).poll(cx)) {
+        let polled = match &contained {
+            Some(c) => {
+                super::coop::budgeted(&mut Context::from_waker(c), |cx| Pin::new(task).poll(cx))
+            }
+            None => super::coop::budgeted(cx, |cx| Pin::new(task).poll(cx)),
+        };
+        match polled {
             Poll::Pending => {
-                self.registered = true;
+                this.registered = true;
                 Poll::Pending
             }
             Poll::Ready(out) => {
-                self.task = None;
+                this.task = None;
+                this.contained = None;
                 Poll::Ready(out.map_or_else(|| Err(JoinError::cancelled()), Outcome::into_inner))
             }
         }

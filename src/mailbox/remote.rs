@@ -146,7 +146,15 @@ impl Remote {
         let Some(_inside) = self.gate.enter() else {
             return Err(runnable);
         };
-        self.schedule(runnable);
+        if self.is_current() && !self.queue.is_empty() {
+            // Behind what waits in the mailbox: a task that spawned there
+            // from another shard, then moved here and spawns again, sees its
+            // spawns run in program order (`Placement::Sticky`'s promise;
+            // `sticky_spawns_of_one_task_run_in_program_order_…`).
+            self.push(Envelope::Task(runnable));
+        } else {
+            self.schedule(runnable);
+        }
         Ok(())
     }
 

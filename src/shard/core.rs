@@ -61,6 +61,10 @@ pub(crate) struct Core {
     deadline: Cell<Option<Option<Instant>>>,
     /// Counts task picks, for the fairness rotation in `next_task`.
     picks: Cell<usize>,
+    /// The last tick ended on a task that yielded or spent its budget: the
+    /// next pick looks elsewhere first, as every 61st does (coop
+    /// invariant 7).
+    look_next: Cell<bool>,
     /// Where the next look at other shards' deques starts (`steal.rs`).
     pub(super) next_victim: Cell<usize>,
     local: LocalCounters,
@@ -113,6 +117,7 @@ impl Core {
             cancelled: Cell::new(0),
             deadline: Cell::new(None),
             picks: Cell::new(0),
+            look_next: Cell::new(false),
             next_victim: Cell::new(0),
             local: LocalCounters::default(),
         }
@@ -226,7 +231,8 @@ impl Core {
         let from_deque = || self.cx.deque.pop();
         // One other deque per look: a shard busy with pinned work among
         // many shards pays one fence per 61 polls, not one per shard.
-        if pick % 61 == 0 && !self.cancelling.get() && self.look_elsewhere(1) {
+        let look = pick % 61 == 0 || self.look_next.replace(false);
+        if look && !self.cancelling.get() && self.look_elsewhere(1) {
             self.share_batch();
             return from_deque();
         }
@@ -280,8 +286,10 @@ impl Core {
                 self.cx.polling_own.set(std::ptr::null());
                 self.send_owed_doorbells_now();
                 if crate::executor::coop::take_spent() {
-                    // It spent its budget: the mailbox, timers and ring come
-                    // before its next poll (coop invariant 6).
+                    // It spent its budget or yielded: the mailbox, timers,
+                    // ring and other shards' work come before its next poll
+                    // (coop invariants 6 and 7).
+                    self.look_next.set(true);
                     break;
                 }
             }
