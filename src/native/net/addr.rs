@@ -114,9 +114,11 @@ impl RawAddr {
                 let port = u16::from_be(s.sin6_port);
                 Ok(SocketAddrV6::new(ip, port, s.sin6_flowinfo, s.sin6_scope_id).into())
             }
+            // `InvalidInput`, as std (and Tokio) say for a socket of another
+            // family behind an IP type.
             f => Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("unexpected address family {f}"),
+                io::ErrorKind::InvalidInput,
+                format!("not an IP socket address (address family {f})"),
             )),
         }
     }
