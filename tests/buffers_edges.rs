@@ -160,6 +160,7 @@ async fn fixed_len_cases(path: PathBuf) -> Vec<String> {
 /// length, and the next write sent stale bytes.
 #[test]
 fn a_fixed_buf_filled_by_a_plain_read_has_the_count_read_as_its_len() {
+    let _serial = SERIAL.lock();
     let rt = common::runtime(1);
     let dir = TempDir::new("bufs-fixed-len");
     let path = dir.0.join("out");
@@ -176,6 +177,7 @@ const ALIGNED_CHILD: &str = "RINGLANE_ADV_BUFS_ALIGNED_CHILD";
 #[test]
 #[ignore = "run in a child process by an_aligned_buffer_too_large_for_the_allocator_panics_as_documented_instead_of_aborting"]
 fn child_aligned_buf_too_large_for_the_allocator() {
+    let _serial = SERIAL.lock();
     if std::env::var_os(ALIGNED_CHILD).is_none() {
         return;
     }
@@ -208,6 +210,7 @@ fn child_aligned_buf_too_large_for_the_allocator() {
 /// failure (region.rs:31-33).
 #[test]
 fn an_aligned_buffer_too_large_for_the_allocator_panics_as_documented_instead_of_aborting() {
+    let _serial = SERIAL.lock();
     use std::os::unix::process::ExitStatusExt;
     let (status, out) = common::child::run_ignored(
         "child_aligned_buf_too_large_for_the_allocator",
@@ -242,6 +245,7 @@ fn an_aligned_buffer_too_large_for_the_allocator_panics_as_documented_instead_of
 /// the give-back "wakes the waiter, which takes it").
 #[test]
 fn a_waiting_get_is_not_starved_by_a_task_that_gives_its_buffer_back_and_takes_it_again() {
+    let _serial = SERIAL.lock();
     const ROUNDS: usize = 200;
     let rt = common::runtime(1);
     let dir = TempDir::new("bufs-starve");
@@ -457,6 +461,7 @@ async fn direct_empty_cases(path: PathBuf) -> Option<Vec<String>> {
 /// Skips where the filesystem refuses `O_DIRECT`.
 #[test]
 fn o_direct_vectored_io_with_an_empty_vec_between_aligned_blocks_works_as_without_it() {
+    let _serial = SERIAL.lock();
     let rt = common::runtime(1);
     let dir = TempDir::new("bufs-direct-empty");
     let path = dir.0.join("f");
@@ -484,6 +489,7 @@ fn o_direct_vectored_io_with_an_empty_vec_between_aligned_blocks_works_as_withou
 /// untouched capacity.
 #[test]
 fn vectored_totals_past_i32_and_u32_are_short_counts_like_std_not_errors_or_panics() {
+    let _serial = SERIAL.lock();
     let rt = common::runtime(1);
     let dir = TempDir::new("bufs-huge-iov");
     let path = dir.0.join("small");
@@ -668,6 +674,7 @@ async fn short_read_cases(f: File) -> Vec<String> {
 /// the vectored spread.
 #[test]
 fn short_reads_fill_only_the_unfilled_rest_of_each_buffer_and_mark_exactly_the_bytes_read() {
+    let _serial = SERIAL.lock();
     let rt = common::runtime(1);
     let efd = eventfd();
     let feeder = feed(efd.try_clone().unwrap(), (1..=15).map(value).collect());
@@ -776,6 +783,7 @@ async fn direct_fixed_cases(path: PathBuf, registered: bool) -> Option<Vec<Strin
 /// (fs/fixed.rs:210-224, 251-267). Skips where `O_DIRECT` is refused.
 #[test]
 fn o_direct_fixed_buffers_read_and_write_whole_blocks_and_the_tail_like_std() {
+    let _serial = SERIAL.lock();
     let rt = common::runtime(1);
     let dir = TempDir::new("bufs-direct-fixed");
     for registered in [false, true] {
@@ -867,6 +875,7 @@ fn fixed_buffers_in_a_vectored_read_dropped_in_flight_come_back_only_after_the_k
 /// `timed_out_as_such`), not retried nor turned into data.
 #[test]
 fn a_read_exact_at_cut_by_a_native_timeout_keeps_the_bytes_it_read_and_takes_no_more() {
+    let _serial = SERIAL.lock();
     let rt = common::runtime(1);
     let efd = eventfd();
     let writer = efd.try_clone().unwrap();
