@@ -253,7 +253,16 @@ impl Ring {
     /// Fails with `WouldBlock` if the SQ stays full after one submit (the
     /// kernel can refuse SQEs while completions wait to be reaped); the
     /// caller retries on a later tick or falls back.
+    #[inline]
     pub(crate) unsafe fn push(&mut self, sqe: &squeue::Entry) -> io::Result<()> {
+        // The common case: no late SQEs hold room, and the SQ has room (one
+        // look at the kernel's head, no copy loop).
+        if self.late.is_empty() {
+            // SAFETY: the caller's contract; `push` checks the room.
+            if unsafe { self.uring.submission().push(sqe) }.is_ok() {
+                return Ok(());
+            }
+        }
         // SAFETY: the caller's contract.
         unsafe { self.push_group(std::slice::from_ref(sqe), false) }
     }
