@@ -26,32 +26,6 @@ use common::compat_io::*;
 // Small helpers
 // ---------------------------------------------------------------------------
 
-/// An I/O result, reduced to what the two runtimes must agree on.
-fn brief<T: std::fmt::Debug>(r: io::Result<T>) -> String {
-    match r {
-        Ok(v) => format!("Ok({v:?})"),
-        Err(e) => format!("Err({:?})", e.kind()),
-    }
-}
-
-/// A readiness wait under a timeout: pending, ready, or failed.
-fn state<T, E>(r: Result<io::Result<T>, E>) -> String {
-    match r {
-        Err(_) => "pending".to_string(),
-        Ok(Ok(_)) => "ready".to_string(),
-        Ok(Err(e)) => format!("error {:?}", e.kind()),
-    }
-}
-
-/// A guard's `try_io` outcome, the same for both `AsyncFd` types.
-fn tried<R: std::fmt::Debug, E>(r: Result<io::Result<R>, E>) -> String {
-    match r {
-        Ok(Ok(v)) => format!("{v:?}"),
-        Ok(Err(e)) => format!("error {:?}", e.kind()),
-        Err(_) => "would block".to_string(),
-    }
-}
-
 /// A send under a timeout: answered (sent or failed) or still waiting.
 fn sent<E>(r: Result<io::Result<usize>, E>) -> String {
     match r {

@@ -9,7 +9,7 @@ mod common;
 
 use std::io::{self, IoSlice, Read, Write};
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
@@ -52,49 +52,8 @@ impl Drop for ReleaseOnDrop {
     }
 }
 
-/// An I/O result, reduced to what the two runtimes must agree on.
-fn brief<T: std::fmt::Debug>(r: io::Result<T>) -> String {
-    match r {
-        Ok(v) => format!("Ok({v:?})"),
-        Err(e) => format!("Err({:?})", e.kind()),
-    }
-}
-
-/// A readiness wait under a timeout: pending, ready, or failed.
-fn state<T, E>(r: Result<io::Result<T>, E>) -> String {
-    match r {
-        Err(_) => "pending".to_string(),
-        Ok(Ok(_)) => "ready".to_string(),
-        Ok(Err(e)) => format!("error {:?}", e.kind()),
-    }
-}
-
-/// A guard's `try_io` outcome, the same for both `AsyncFd` types.
-fn tried<R: std::fmt::Debug, E>(r: Result<io::Result<R>, E>) -> String {
-    match r {
-        Ok(Ok(v)) => format!("{v:?}"),
-        Ok(Err(e)) => format!("error {:?}", e.kind()),
-        Err(_) => "would block".to_string(),
-    }
-}
-
 fn tagged_lines(tag: &str, lines: Vec<String>) -> impl Iterator<Item = String> + '_ {
     lines.into_iter().map(move |l| format!("{tag}: {l}"))
-}
-
-/// A pipe with both ends nonblocking.
-fn nonblocking_pipe() -> (OwnedFd, OwnedFd) {
-    let (r, w) = common::pipe();
-    for fd in [&r, &w] {
-        let raw = fd.as_raw_fd();
-        // SAFETY: fcntl on an fd we own, with valid commands and flags.
-        unsafe {
-            let flags = libc::fcntl(raw, libc::F_GETFL);
-            assert!(flags >= 0);
-            assert_eq!(libc::fcntl(raw, libc::F_SETFL, flags | libc::O_NONBLOCK), 0);
-        }
-    }
-    (r, w)
 }
 
 // ---------------------------------------------------------------------------
@@ -462,20 +421,6 @@ fn an_async_fd_that_hung_up_stays_ready_after_clear_ready_as_on_tokio() {
 /// How long the connect test waits for `writable()`.
 const WAIT: Duration = Duration::from_millis(500);
 
-fn sockaddr_in(addr: SocketAddr) -> libc::sockaddr_in {
-    let SocketAddr::V4(a) = addr else {
-        panic!("IPv4 only: {addr}")
-    };
-    libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: a.port().to_be(),
-        sin_addr: libc::in_addr {
-            s_addr: u32::from(*a.ip()).to_be(),
-        },
-        sin_zero: [0; 8],
-    }
-}
-
 /// A client socket whose nonblocking connect stays in `SYN_SENT`: its
 /// listener has a backlog of 0 and one connection already queued (never
 /// accepted), so the kernel drops the client's SYNs.
@@ -494,7 +439,7 @@ fn pending_connect() -> Result<PendingConnect, String> {
     }
     // SAFETY: `lfd` is new and ours; the listener owns (and closes) it.
     let listener = unsafe { std::net::TcpListener::from_raw_fd(lfd) };
-    let any = sockaddr_in("127.0.0.1:0".parse().unwrap());
+    let any = common::sockaddr_in("127.0.0.1:0".parse().unwrap());
     // SAFETY: a valid `sockaddr_in` of the length passed.
     if unsafe { libc::bind(lfd, (&raw const any).cast(), len) } != 0 {
         return Err(format!("bind: {}", io::Error::last_os_error()));
@@ -521,7 +466,7 @@ fn pending_connect() -> Result<PendingConnect, String> {
     }
     // SAFETY: `cfd` is new and ours.
     let client = unsafe { std::net::TcpStream::from_raw_fd(cfd) };
-    let to = sockaddr_in(addr);
+    let to = common::sockaddr_in(addr);
     // SAFETY: a valid `sockaddr_in` of the length passed.
     let r = unsafe { libc::connect(cfd, (&raw const to).cast(), len) };
     let err = io::Error::last_os_error();

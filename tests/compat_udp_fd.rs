@@ -5,7 +5,6 @@ mod common;
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, OwnedFd};
 
 use tokio::io::unix::AsyncFd as TokioAsyncFd;
 
@@ -105,21 +104,6 @@ fn udp_empty_datagrams_truncation_and_refused_ports_match_tokio() {
             "a recv_from waiting on a socket connected to a closed port: Err(ConnectionRefused), send Ok(4)",
         ]
     );
-}
-
-/// A pipe with both ends nonblocking.
-fn nonblocking_pipe() -> (OwnedFd, OwnedFd) {
-    let (r, w) = common::pipe();
-    for fd in [&r, &w] {
-        let raw = fd.as_raw_fd();
-        // SAFETY: fcntl on an fd we own, with valid commands and flags.
-        unsafe {
-            let flags = libc::fcntl(raw, libc::F_GETFL);
-            assert!(flags >= 0);
-            assert_eq!(libc::fcntl(raw, libc::F_SETFL, flags | libc::O_NONBLOCK), 0);
-        }
-    }
-    (r, w)
 }
 
 /// The same pipe steps on either `AsyncFd` type (`$Fd`, whose guards

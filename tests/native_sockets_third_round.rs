@@ -133,7 +133,7 @@ fn tcp_listener_backlog_0() -> std::net::TcpListener {
     assert!(fd >= 0, "socket: {}", io::Error::last_os_error());
     // SAFETY: `fd` is new and ours.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let sin = sockaddr_in(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0));
+    let sin = common::sockaddr_in(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0).into());
     // SAFETY: `sin` is a valid sockaddr_in of the size passed.
     let r = unsafe {
         libc::bind(
@@ -146,17 +146,6 @@ fn tcp_listener_backlog_0() -> std::net::TcpListener {
     // SAFETY: listen on our socket.
     assert_eq!(unsafe { libc::listen(fd.as_raw_fd(), 0) }, 0);
     std::net::TcpListener::from(fd)
-}
-
-fn sockaddr_in(a: SocketAddrV4) -> libc::sockaddr_in {
-    libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: a.port().to_be(),
-        sin_addr: libc::in_addr {
-            s_addr: u32::from(*a.ip()).to_be(),
-        },
-        sin_zero: [0; 8],
-    }
 }
 
 /// A std stream whose non-blocking connect to `to` was started (and, with
@@ -174,7 +163,7 @@ fn connecting_socket(to: SocketAddr) -> std::net::TcpStream {
         )
     };
     assert!(fd >= 0, "socket: {}", io::Error::last_os_error());
-    let sin = sockaddr_in(to);
+    let sin = common::sockaddr_in(to.into());
     // SAFETY: `sin` is a valid sockaddr_in of the size passed.
     let r = unsafe {
         libc::connect(

@@ -154,3 +154,44 @@ pub fn armed_on_shard(
 // ---------------------------------------------------------------------------
 // Half-close and reset, side by side with tokio::net
 // ---------------------------------------------------------------------------
+
+/// An I/O result, reduced to what the two runtimes must agree on.
+pub fn brief<T: std::fmt::Debug>(r: io::Result<T>) -> String {
+    match r {
+        Ok(v) => format!("Ok({v:?})"),
+        Err(e) => format!("Err({:?})", e.kind()),
+    }
+}
+
+/// A readiness wait under a timeout: pending, ready, or failed.
+pub fn state<T, E>(r: Result<io::Result<T>, E>) -> String {
+    match r {
+        Err(_) => "pending".to_string(),
+        Ok(Ok(_)) => "ready".to_string(),
+        Ok(Err(e)) => format!("error {:?}", e.kind()),
+    }
+}
+
+/// A guard's `try_io` outcome, the same for both `AsyncFd` types.
+pub fn tried<R: std::fmt::Debug, E>(r: Result<io::Result<R>, E>) -> String {
+    match r {
+        Ok(Ok(v)) => format!("{v:?}"),
+        Ok(Err(e)) => format!("error {:?}", e.kind()),
+        Err(_) => "would block".to_string(),
+    }
+}
+
+/// A pipe with both ends nonblocking.
+pub fn nonblocking_pipe() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+    let (r, w) = super::pipe();
+    for fd in [&r, &w] {
+        let raw = fd.as_raw_fd();
+        // SAFETY: fcntl on an fd we own, with valid commands and flags.
+        unsafe {
+            let flags = libc::fcntl(raw, libc::F_GETFL);
+            assert!(flags >= 0);
+            assert_eq!(libc::fcntl(raw, libc::F_SETFL, flags | libc::O_NONBLOCK), 0);
+        }
+    }
+    (r, w)
+}

@@ -204,3 +204,18 @@ pub fn cancelled_read_leaves_the_next_bytes(
     });
     assert_eq!(rt.block_on(next.unwrap()).unwrap(), b"after");
 }
+
+/// `addr` (IPv4 only) as the kernel's `sockaddr_in`.
+pub fn sockaddr_in(addr: std::net::SocketAddr) -> libc::sockaddr_in {
+    let std::net::SocketAddr::V4(a) = addr else {
+        panic!("IPv4 only: {addr}")
+    };
+    libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: a.port().to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(*a.ip()).to_be(),
+        },
+        sin_zero: [0; 8],
+    }
+}
