@@ -909,3 +909,72 @@ fn a_read_exact_at_cut_by_a_native_timeout_keeps_the_bytes_it_read_and_takes_no_
     });
     assert_eq!(next, values(2, 1), "the cut read took the next value");
 }
+
+// ------------------------- 10: a waiter that takes one of several free buffers
+
+/// A waker that records that it was woken.
+struct Flag(AtomicBool);
+
+impl std::task::Wake for Flag {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// One poll of `f` with `waker`.
+fn poll_with<F: std::future::Future>(
+    f: std::pin::Pin<&mut F>,
+    waker: &std::task::Waker,
+) -> std::task::Poll<F::Output> {
+    f.poll(&mut std::task::Context::from_waker(waker))
+}
+
+/// Expected: a pool of 2, both buffers held; `a` waits in `get`; both
+/// come back (waking `a`); then `c` asks and queues behind `a` (no
+/// barging); `a` takes one and keeps it. One buffer is still free, so `c`
+/// must be woken then, and take it.
+///
+/// Why: a waiter that takes a buffer leaves the list; if it woke nobody,
+/// `c` (queued after the give-backs, so never woken by them) would sleep
+/// beside a free buffer until some other buffer came back, or forever.
+#[test]
+fn a_waiter_that_takes_one_of_two_free_buffers_wakes_the_get_queued_behind_it() {
+    let _serial = SERIAL.lock();
+    let rt = common::runtime(1);
+    let (woken, got) = on_shard(&rt, 0, LIMIT, async {
+        let pool = FixedBufPool::new(2, 4096).unwrap();
+        let (x, y) = (pool.try_get().unwrap(), pool.try_get().unwrap());
+        let p = pool.clone();
+        let (keep_tx, keep_rx) = tokio::sync::oneshot::channel::<()>();
+        let a = ringlane::spawn_local(async move {
+            let held = p.get().await;
+            let _ = keep_rx.await;
+            drop(held);
+        })
+        .unwrap();
+        ringlane::yield_now().await; // `a` runs, finds none free, waits
+        drop((x, y)); // both back: `a` is woken, and runs at the next yield
+        let flag = Arc::new(Flag(AtomicBool::new(false)));
+        let waker = std::task::Waker::from(flag.clone());
+        let mut c = Box::pin(pool.get());
+        assert!(
+            poll_with(c.as_mut(), &waker).is_pending(),
+            "c must queue behind the waiting `a`"
+        );
+        ringlane::yield_now().await; // `a` takes one buffer and keeps it
+        assert_eq!(pool.available(), 1, "`a` took one of the two");
+        let woken = flag.0.load(Ordering::SeqCst);
+        let got = poll_with(c.as_mut(), &waker).is_ready();
+        drop(keep_tx);
+        a.await.unwrap();
+        (woken, got)
+    });
+    assert!(
+        woken,
+        "the get queued behind `a` was not woken for the buffer left free"
+    );
+    assert!(
+        got,
+        "the get queued behind `a` did not take the buffer left free"
+    );
+}

@@ -231,7 +231,8 @@ impl FixedBufPool {
             slot: None,
         };
         poll_fn(|cx| {
-            let taken = wait.pool.free.lock().poll_take(&mut wait.slot, cx.waker());
+            let (taken, others) = wait.pool.free.lock().poll_take(&mut wait.slot, cx.waker());
+            others.into_iter().for_each(Waker::wake);
             match taken {
                 Some(index) => Poll::Ready(FixedBuf {
                     pool: self.pool.clone(),

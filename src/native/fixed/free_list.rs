@@ -8,13 +8,16 @@
 //!    (`a_waiting_get_is_not_starved_by_a_task_that_gives_its_buffer_back_and_takes_it_again`).
 //! 2. A buffer given back wakes every waiter, and the first to poll takes
 //!    it: a waiter whose shard is blocked, or that is dropped before it
-//!    polls again, holds up nobody
+//!    polls again, holds up no other waiter
 //!    (`a_buffer_given_back_reaches_a_live_waiter_past_a_stuck_one_and_a_dropped_one`).
+//!    A waiter that is kept but never polled again does hold up newcomers
+//!    (rule 1), as a waiter of Tokio's fair `Semaphore` does.
 //! 3. A waiter leaves the list when it takes a buffer or is dropped, so a
-//!    task that gave up (a timeout) leaves nothing behind. One dropped
-//!    while a buffer is free wakes those still waiting: a `get` that
-//!    queued behind it (rule 1) after the give-back was never woken for
-//!    that buffer.
+//!    task that gave up (a timeout) leaves nothing behind. One that leaves
+//!    while a buffer is still free wakes those still waiting: a `get` that
+//!    queued behind it (rule 1) after the give-backs was never woken for
+//!    that buffer
+//!    (`a_waiter_that_takes_one_of_two_free_buffers_wakes_the_get_queued_behind_it`).
 
 use std::task::Waker;
 
@@ -54,27 +57,31 @@ impl FreeList {
     }
 
     /// A `get`'s poll: a buffer (rules 1 and 2), or it waits, in `slot`,
-    /// to be woken through `waker`.
-    pub(super) fn poll_take(&mut self, slot: &mut Option<usize>, waker: &Waker) -> Option<u16> {
+    /// to be woken through `waker`. The wakers returned are to be woken
+    /// once the caller released the lock (rule 3).
+    pub(super) fn poll_take(
+        &mut self,
+        slot: &mut Option<usize>,
+        waker: &Waker,
+    ) -> (Option<u16>, Vec<Waker>) {
         match *slot {
             Some(s) => {
                 if let Some(index) = self.free.pop() {
-                    self.waiters.remove(s);
                     *slot = None;
-                    return Some(index);
+                    return (Some(index), self.leave(s));
                 }
                 let w = &mut self.waiters[s];
                 if !w.will_wake(waker) {
                     *w = waker.clone();
                 }
-                None
+                (None, Vec::new())
             }
             None => {
                 if let Some(index) = self.try_take() {
-                    return Some(index);
+                    return (Some(index), Vec::new());
                 }
                 *slot = Some(self.waiters.insert(waker.clone()));
-                None
+                (None, Vec::new())
             }
         }
     }
@@ -87,7 +94,8 @@ impl FreeList {
         self.waiters.iter().map(|(_, w)| w.clone()).collect()
     }
 
-    /// A waiting `get` was dropped (rule 3): the waiters to wake.
+    /// A waiting `get` was dropped or took a buffer (rule 3): the waiters
+    /// to wake.
     #[must_use = "wake the waiters"]
     pub(super) fn leave(&mut self, slot: usize) -> Vec<Waker> {
         self.waiters.remove(slot);
@@ -121,14 +129,14 @@ mod tests {
         let mut list = FreeList::new(1);
         let w = waker();
         let (mut a, mut b, mut c) = (None, None, None);
-        let held = list.poll_take(&mut a, &w).expect("free");
-        assert_eq!(list.poll_take(&mut b, &w), None);
+        let held = list.poll_take(&mut a, &w).0.expect("free");
+        assert_eq!(list.poll_take(&mut b, &w).0, None);
         assert_eq!(list.give_back(held).len(), 1, "b is woken");
         assert_eq!(list.try_take(), None, "b waits: no barging");
-        assert_eq!(list.poll_take(&mut c, &w), None, "c queues behind b");
-        assert_eq!(list.poll_take(&mut b, &w), Some(held));
+        assert_eq!(list.poll_take(&mut c, &w).0, None, "c queues behind b");
+        assert_eq!(list.poll_take(&mut b, &w).0, Some(held));
         assert_eq!(list.give_back(held).len(), 1, "c is woken");
-        assert_eq!(list.poll_take(&mut c, &w), Some(held));
+        assert_eq!(list.poll_take(&mut c, &w).0, Some(held));
         assert!(list.give_back(held).is_empty());
         assert_eq!((list.free_count(), list.waiting()), (1, 0));
     }
@@ -139,19 +147,19 @@ mod tests {
         let mut list = FreeList::new(1);
         let w = waker();
         let (mut a, mut b, mut c) = (None, None, None);
-        let held = list.poll_take(&mut a, &w).unwrap();
-        assert_eq!(list.poll_take(&mut b, &w), None);
+        let held = list.poll_take(&mut a, &w).0.unwrap();
+        assert_eq!(list.poll_take(&mut b, &w).0, None);
         let _ = list.give_back(held);
         assert_eq!(
-            list.poll_take(&mut c, &w),
+            list.poll_take(&mut c, &w).0,
             None,
             "c queued after the wake-up"
         );
         assert_eq!(list.leave(b.unwrap()).len(), 1, "c is woken");
-        assert_eq!(list.poll_take(&mut c, &w), Some(held));
+        assert_eq!(list.poll_take(&mut c, &w).0, Some(held));
         let mut d = None;
         let _ = list.give_back(held);
-        assert_eq!(list.poll_take(&mut d, &w), Some(held), "nobody waits");
+        assert_eq!(list.poll_take(&mut d, &w).0, Some(held), "nobody waits");
         assert_eq!(list.waiting(), 0);
     }
 }
