@@ -70,22 +70,42 @@ impl ShardContext {
     /// Makes the doorbell steps S2 and S3 this shard owes other shards
     /// (routing rule 3) and pushes a MSG_RING onto `ring` for each claim it
     /// wins (the next `io_uring_enter` sends them); a doorbell whose SQE
-    /// cannot be queued falls back to the target's eventfd.
-    pub(crate) fn push_owed_doorbells(&self, ring: &mut Ring) {
-        let targets: Vec<usize> = std::mem::take(&mut *self.doorbells.borrow_mut());
+    /// cannot be queued falls back to the target's eventfd. Returns the
+    /// targets whose MSG_RING waits in the SQ: a caller that submits and
+    /// finds the kernel did not take them rings their eventfds
+    /// ([`ring_eventfds_if_unsent`](Self::ring_eventfds_if_unsent)), since
+    /// each holds a won claim that makes other senders ring nothing.
+    pub(crate) fn push_owed_doorbells(&self, ring: &mut Ring) -> Vec<usize> {
+        let mut targets: Vec<usize> = std::mem::take(&mut *self.doorbells.borrow_mut());
         let skip = self.shared.features.skip_cqe_on_success;
-        for target in targets {
+        targets.retain(|&target| {
             let remote = &self.shared.remotes[target];
             // S2 and S3: the hand-offs (S1) came earlier in this thread.
             if !remote.doorbell.should_ring() {
                 remote.count_avoided();
-                continue;
+                return false;
             }
             let sqe = user_data::doorbell_sqe(remote.ring_fd(), target, skip);
             // SAFETY: a MSG_RING data SQE points at no user memory; the
             // target ring fd is kept open by `remote` (held in `Shared`).
             if unsafe { ring.push(&sqe) }.is_err() {
                 remote.ring_eventfd();
+                return false;
+            }
+            true
+        });
+        targets
+    }
+
+    /// After a submit: if the kernel left SQEs in the SQ (an `EAGAIN` or
+    /// `EBUSY` submit, `Ok` for the loop's sake), rings the eventfds of
+    /// `claimed` (what [`push_owed_doorbells`](Self::push_owed_doorbells)
+    /// queued): the caller may block its thread next. A MSG_RING sent later
+    /// as well is one spurious wake-up.
+    pub(crate) fn ring_eventfds_if_unsent(&self, ring: &mut Ring, claimed: &[usize]) {
+        if !claimed.is_empty() && ring.sq_pending() {
+            for &target in claimed {
+                self.shared.remotes[target].ring_eventfd();
             }
         }
     }
@@ -117,8 +137,9 @@ impl ShardContext {
             return;
         }
         if let Ok(mut ring) = self.ring.try_borrow_mut() {
-            self.push_owed_doorbells(&mut ring);
+            let claimed = self.push_owed_doorbells(&mut ring);
             let _ = ring.submit();
+            self.ring_eventfds_if_unsent(&mut ring, &claimed);
         }
     }
 }

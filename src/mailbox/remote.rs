@@ -272,7 +272,8 @@ impl Remote {
             let Ok(mut ring) = cx.ring.try_borrow_mut() else {
                 return false;
             };
-            cx.push_owed_doorbells(&mut ring); // they ride on the same submit
+            // They ride on the same submit.
+            let claimed = cx.push_owed_doorbells(&mut ring);
             let sqe = user_data::doorbell_sqe(
                 self.ring_fd(),
                 self.index,
@@ -283,7 +284,9 @@ impl Remote {
             let pushed = unsafe { ring.push(&sqe) }.is_ok();
             // Sent only if the kernel took it: an `EAGAIN` or `EBUSY`
             // submit (`Ok` for the loop's sake) leaves it in the SQ.
-            pushed && ring.submit().is_ok() && !ring.sq_pending()
+            let sent = pushed && ring.submit().is_ok() && !ring.sq_pending();
+            cx.ring_eventfds_if_unsent(&mut ring, &claimed);
+            sent
         });
         if sent != Some(true) {
             self.ring_eventfd();

@@ -342,7 +342,8 @@ impl Core {
     /// Routing rule 3: one MSG_RING per shard owed a doorbell this tick.
     pub(super) fn flush_doorbells(&self) {
         if !self.cx.doorbells.borrow().is_empty() {
-            self.cx.push_owed_doorbells(&mut self.cx.ring.borrow_mut());
+            // The loop's next enter sends them, and retries on `EAGAIN`.
+            let _queued = self.cx.push_owed_doorbells(&mut self.cx.ring.borrow_mut());
         }
     }
 

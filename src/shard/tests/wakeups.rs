@@ -51,6 +51,48 @@ fn an_immediate_doorbell_the_kernel_did_not_take_falls_back_to_the_eventfd() {
     assert_eq!(done.load(SeqCst), 2);
 }
 
+/// A task owes a parked shard a doorbell (a spawn there) and sends it with
+/// a channel's `flush`, then blocks its own shard. The flush's submit meets
+/// an `EAGAIN` (nothing submitted): the MSG_RING stayed in the SQ while the
+/// won claim (`NOTIFIED`) told every other sender not to ring, and the
+/// parked shard slept until the blocker ended. It now falls back to the
+/// eventfd.
+#[test]
+fn an_owed_doorbell_flushed_into_a_submit_the_kernel_did_not_take_falls_back_to_the_eventfd() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    let rt = Runtime::builder().shards(2).build().unwrap();
+    let h = rt.handle();
+    assert!(wait_parked(&h, 1), "shard 1 never parked");
+    let ran = Arc::new(AtomicBool::new(false));
+    let (r, spawner) = (ran.clone(), h.clone());
+    let blocker = h
+        .spawn_pinned(0, async move {
+            let (tx, _rx) = crate::channel::<u8>(1).unwrap();
+            let r2 = r.clone();
+            drop(spawner.spawn_pinned(1, async move { r2.store(true, SeqCst) }));
+            crate::sys::FAKE_EAGAIN.with(|f| f.set(true));
+            tx.flush().await;
+            let faked = !crate::sys::FAKE_EAGAIN.with(std::cell::Cell::get);
+            // Blocked: only shard 1 can run the task.
+            let t = Instant::now();
+            while !r.load(SeqCst) && t.elapsed() < Duration::from_secs(5) {
+                std::hint::spin_loop();
+            }
+            (faked, r.load(SeqCst))
+        })
+        .unwrap();
+    let (faked, woke) = ready_within(Duration::from_secs(10), blocker)
+        .expect("the blocker never finished")
+        .unwrap();
+    assert!(faked, "the flush's submit never met the fake EAGAIN");
+    assert!(
+        woke,
+        "the parked shard slept through an owed doorbell left in the SQ"
+    );
+    assert!(ran.load(SeqCst));
+}
+
 /// A doorbell owed to a parked shard goes into the SQ at the end of an
 /// idle tick; then, at step R4, the park finds work (a task queued here)
 /// and returns without entering the kernel. The doorbell used to wait in
