@@ -11,10 +11,15 @@
 //!    do several tasks on one direction (two `recv_from` on a shared
 //!    socket, accept loops on one listener on several shards). An event
 //!    retires the ops of shards that have not waited for two settings of
-//!    the flag: a stream that moved to another shard stops waking the one
-//!    it left (`a_stream_moved_to_shard_1_does_not_wake_shard_0_for_every_event`),
+//!    the flag and hold no waker: a stream that moved to another shard
+//!    stops waking the one it left
+//!    (`a_stream_moved_to_shard_1_does_not_wake_shard_0_for_every_event`),
 //!    and a shard blocked in a long poll holds up no waiter elsewhere
-//!    (`an_accept_loop_on_shard_1_is_not_held_up_by_a_blocked_shard_0`).
+//!    (`an_accept_loop_on_shard_1_is_not_held_up_by_a_blocked_shard_0`). An
+//!    op that holds the list's waker is kept: a waiter there may depend on
+//!    it alone, having not been woken since it registered. A shard is
+//!    named by its runtime and index: shard 0 of another runtime arms its
+//!    own op (`a_socket_polled_from_two_runtimes_survives_the_first_ones_shutdown`).
 //! 2. Syscall first: a direction of the runtime's own sockets starts ready
 //!    (a user's `AsyncFd` starts not ready). Only an `EAGAIN` clears the
 //!    flag ([`Readiness::clear`]); only a poll CQE sets it again. CQEs that
@@ -145,7 +150,8 @@ struct Side {
 
 /// One shard's armed poll of a direction.
 struct Armed {
-    shard: usize,
+    /// The shard's runtime id and index.
+    shard: (usize, usize),
     op: MultiShot,
     /// The direction's tick when a waiter on `shard` last polled it.
     polled_at: u64,
@@ -169,7 +175,8 @@ impl Side {
         self.ready = true;
         self.tick += 1;
         let tick = self.tick;
-        self.armed.retain(|a| a.polled_at + 2 >= tick);
+        self.armed
+            .retain(|a| a.polled_at + 2 >= tick || a.op.holds_waker());
         Tick(tick)
     }
 }
@@ -273,7 +280,7 @@ impl Readiness {
             if self.home.get().is_none() {
                 let _ = self.home.set(cx.remote.clone());
             }
-            cx.index
+            (cx.remote.runtime_id, cx.index)
         });
         let mut side = self.side(dir).lock();
         if side.ready {

@@ -259,3 +259,168 @@ fn a_clear_after_a_stale_eagain_keeps_a_newer_readiness() {
         .unwrap();
     assert_eq!(unread, 1);
 }
+
+/// Shard 1's poll of a direction holds no waker (its last result woke
+/// the list before anyone else waited); then a task on shard 0 waits, so
+/// shard 0's poll holds the list's waker, the only one that would wake it.
+/// Shard 1 takes three more results without waiting (a reader that keeps
+/// finding data). The third retired shard 0's poll as stale, although its
+/// waiter had never been woken: the next event reached only shard 1's
+/// poll, which woke nobody, and the waiter on shard 0 slept beside data.
+/// A poll that holds the waker is kept now (invariant 1).
+#[test]
+fn a_poll_whose_waiter_was_never_woken_is_not_retired_by_events_on_another_shard() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    struct Flag(AtomicBool);
+    impl std::task::Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    let rt = crate::Runtime::builder().shards(2).build().unwrap();
+    let h = rt.handle();
+    let on = |shard: usize, f: Box<dyn FnOnce() + Send>| {
+        rt.block_on(h.spawn_pinned(shard, async move { f() }).unwrap())
+            .unwrap();
+    };
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    a.set_nonblocking(true).unwrap();
+    let fd = Arc::new(
+        rt.block_on(
+            h.spawn_pinned(1, async move { AsyncFd::new(a).unwrap() })
+                .unwrap(),
+        )
+        .unwrap(),
+    );
+    let op_of = |fd: &AsyncFd<std::os::unix::net::UnixStream>, shard: usize, result: i32| {
+        let side = fd.readiness().read.lock();
+        let armed = side.armed.iter().find(|a| a.shard.1 == shard);
+        armed
+            .expect("armed")
+            .op
+            .complete_for_test(result, CQE_F_MORE);
+    };
+    use crate::sys::CQE_F_MORE;
+    // Shard 1 waits, then a result wakes the list (nobody else waits yet).
+    let f = fd.clone();
+    on(
+        1,
+        Box::new(move || {
+            let r = f.readiness();
+            r.clear(Direction::Read, r.tick(Direction::Read));
+            let mut cx = Context::from_waker(Waker::noop());
+            assert!(r.poll_ready(Direction::Read, &mut cx).is_pending());
+            op_of(&f, 1, libc::POLLIN as i32);
+        }),
+    );
+    // A task on shard 0 waits: its own poll holds the list's waker.
+    let woken = Arc::new(Flag(AtomicBool::new(false)));
+    let (f, w) = (fd.clone(), woken.clone());
+    on(
+        0,
+        Box::new(move || {
+            let waker = Waker::from(w);
+            let mut cx = Context::from_waker(&waker);
+            assert!(
+                f.readiness()
+                    .poll_ready(Direction::Read, &mut cx)
+                    .is_pending(),
+                "nothing was taken yet: not ready"
+            );
+        }),
+    );
+    // Shard 1 takes its result and three more, never waiting.
+    let f = fd.clone();
+    on(
+        1,
+        Box::new(move || {
+            let r = f.readiness();
+            let mut cx = Context::from_waker(Waker::noop());
+            for round in 0..4 {
+                if round > 0 {
+                    op_of(&f, 1, libc::POLLIN as i32);
+                }
+                let Poll::Ready(Ok(tick)) = r.poll_ready(Direction::Read, &mut cx) else {
+                    panic!("round {round}: shard 1's result left the direction ready");
+                };
+                r.clear(Direction::Read, tick);
+            }
+        }),
+    );
+    assert!(
+        !woken.0.load(Ordering::SeqCst),
+        "shard 0's waiter was woken before any event reached it"
+    );
+    // A real event: it must reach the waiter on shard 0.
+    use std::io::Write;
+    (&b).write_all(b"x").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !woken.0.load(Ordering::SeqCst) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(
+        woken.0.load(Ordering::SeqCst),
+        "the waiter on shard 0 was never woken for the data"
+    );
+    drop(fd);
+    drop(b);
+}
+
+/// Shard 0 of runtime X and shard 0 of runtime Y wait on one socket. They
+/// were taken for one shard (polls were keyed by the shard's index only):
+/// Y's waiter used X's poll, and X's shutdown, which cancels that poll,
+/// failed Y's wait with `ECANCELED` although Y runs on. Polls are keyed by
+/// runtime and index now (invariant 1).
+#[test]
+fn a_socket_polled_from_two_runtimes_survives_the_first_ones_shutdown() {
+    use std::sync::Arc;
+    let x = crate::Runtime::builder().shards(1).build().unwrap();
+    let y = crate::Runtime::builder().shards(1).build().unwrap();
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    a.set_nonblocking(true).unwrap();
+    let fd = Arc::new(
+        x.block_on(
+            x.handle()
+                .spawn_pinned(0, async move { AsyncFd::new(a).unwrap() })
+                .unwrap(),
+        )
+        .unwrap(),
+    );
+    // X's shard 0 waits (its poll armed on X's ring).
+    let f = fd.clone();
+    x.block_on(
+        x.handle()
+            .spawn_pinned(0, async move {
+                let r = f.readiness();
+                r.clear(Direction::Read, r.tick(Direction::Read));
+                let mut cx = Context::from_waker(Waker::noop());
+                assert!(r.poll_ready(Direction::Read, &mut cx).is_pending());
+            })
+            .unwrap(),
+    )
+    .unwrap();
+    // Y's shard 0 waits too.
+    let f = fd.clone();
+    let waiter = y
+        .handle()
+        .spawn_pinned(0, async move {
+            std::future::poll_fn(|cx| f.readiness().poll_ready(Direction::Read, cx))
+                .await
+                .map(|_| ())
+        })
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    drop(x);
+    use std::io::Write;
+    (&b).write_all(b"x").unwrap();
+    let out = y.block_on(crate::time::timeout(Duration::from_secs(5), waiter));
+    match out {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => panic!("Y's wait failed with X's shutdown: {e}"),
+        Ok(Err(e)) => panic!("Y's waiter task failed: {e}"),
+        Err(_) => panic!("Y's waiter never saw the data"),
+    }
+    drop(fd);
+    drop(b);
+}

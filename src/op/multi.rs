@@ -221,6 +221,12 @@ impl MultiShot {
         self
     }
 
+    /// Whether the op holds the waker of its last pending poll (no result
+    /// has woken it since): whoever polled it may rely on it alone.
+    pub(crate) fn holds_waker(&self) -> bool {
+        self.cell.state.lock().waker.is_some()
+    }
+
     /// Whether the SQE was pushed to a ring (not waiting for room, nor
     /// refused).
     pub(crate) fn is_pushed(&self) -> bool {
