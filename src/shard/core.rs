@@ -231,9 +231,10 @@ impl Core {
         let from_deque = || self.cx.deque.pop();
         // One other deque per look: a shard busy with pinned work among
         // many shards pays one fence per 61 polls, not one per shard.
-        let look = pick % 61 == 0 || self.look_next.replace(false);
-        if look && !self.cancelling.get() && self.look_elsewhere(1) {
+        let asked = self.look_next.replace(false);
+        if (asked || pick % 61 == 0) && !self.cancelling.get() && self.look_elsewhere(1) {
             self.share_batch();
+            self.flush_owed_before_foreign_work();
             return from_deque();
         }
         let local = if pick % 2 == 0 {
@@ -244,8 +245,20 @@ impl Core {
         local.or_else(|| {
             let took = self.take_from_injector();
             self.share_batch();
+            if took {
+                self.flush_owed_before_foreign_work();
+            }
             took.then(from_deque).flatten()
         })
+    }
+
+    /// The last poll's owed doorbells were left for the end of the tick
+    /// (`send_owed_doorbells_now`: nothing was queued here); the tick goes
+    /// on with work from elsewhere, which may run long, so they go now.
+    fn flush_owed_before_foreign_work(&self) {
+        if !self.cx.doorbells.borrow().is_empty() {
+            self.cx.send_owed_doorbells_now();
+        }
     }
 
     /// A batch just moved from the injector is visible to other shards only
