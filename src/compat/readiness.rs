@@ -329,6 +329,13 @@ impl Readiness {
                     // The poll stays armed for next time.
                     return Poll::Ready(Ok(side.set_ready(dir, mask as u32)));
                 }
+                Some(Ok(err)) if err == -libc::ECANCELED && here.is_none() => {
+                    // Off the shards, the first poll in a ring may be one
+                    // its runtime's shutdown cancelled (another runtime's
+                    // shard waits on this fd too): only that one goes, and
+                    // the wait moves to another poll or is forwarded.
+                    side.armed.swap_remove(at);
+                }
                 Some(Ok(err)) => {
                     let waiters = side.drop_armed();
                     drop(side);

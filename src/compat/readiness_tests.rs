@@ -424,3 +424,63 @@ fn a_socket_polled_from_two_runtimes_survives_the_first_ones_shutdown() {
     drop(fd);
     drop(b);
 }
+
+/// Shards of runtimes X and Y wait on one socket; X shuts down, which
+/// cancels X's poll. A thread off the runtimes then waits: it took the
+/// first poll in a ring, X's cancelled one, failed with `ECANCELED`, and
+/// dropped Y's live poll with it. It now drops only X's poll and waits on
+/// Y's.
+#[test]
+fn an_off_shard_wait_passes_over_a_poll_its_runtimes_shutdown_cancelled() {
+    use std::io::Write;
+    use std::sync::Arc;
+    let x = crate::Runtime::builder().shards(1).build().unwrap();
+    let y = crate::Runtime::builder().shards(1).build().unwrap();
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    a.set_nonblocking(true).unwrap();
+    let fd = Arc::new(
+        y.block_on(
+            y.handle()
+                .spawn_pinned(0, async move { AsyncFd::new(a).unwrap() })
+                .unwrap(),
+        )
+        .unwrap(),
+    );
+    let wait_on = |rt: &crate::Runtime, f: Arc<AsyncFd<std::os::unix::net::UnixStream>>| {
+        rt.block_on(
+            rt.handle()
+                .spawn_pinned(0, async move {
+                    let r = f.readiness();
+                    r.clear(Direction::Read, r.tick(Direction::Read));
+                    let mut cx = Context::from_waker(Waker::noop());
+                    assert!(r.poll_ready(Direction::Read, &mut cx).is_pending());
+                })
+                .unwrap(),
+        )
+        .unwrap();
+    };
+    wait_on(&x, fd.clone()); // X's poll is armed first
+    wait_on(&y, fd.clone());
+    drop(x); // cancels X's poll
+    let r = fd.readiness();
+    let mut cx = Context::from_waker(Waker::noop());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut wrote = false;
+    loop {
+        match r.poll_ready(Direction::Read, &mut cx) {
+            Poll::Ready(Ok(_)) => break,
+            Poll::Ready(Err(e)) => panic!("the off-shard wait failed: {e}"),
+            Poll::Pending if Instant::now() < deadline => {
+                if !wrote {
+                    (&b).write_all(b"x").unwrap();
+                    wrote = true;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Poll::Pending => panic!("the off-shard wait never saw the data"),
+        }
+    }
+    assert!(wrote, "ready before any data was written");
+    drop(fd);
+    drop(b);
+}

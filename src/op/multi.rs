@@ -222,9 +222,10 @@ impl MultiShot {
     }
 
     /// Whether the op holds the waker of its last pending poll (no result
-    /// has woken it since): whoever polled it may rely on it alone.
+    /// has woken it since; or it still waits for ring room, whose wait
+    /// holds the waker): whoever polled it may rely on it alone.
     pub(crate) fn holds_waker(&self) -> bool {
-        self.cell.state.lock().waker.is_some()
+        self.sqe.is_some() || self.cell.state.lock().waker.is_some()
     }
 
     /// Whether the SQE was pushed to a ring (not waiting for room, nor

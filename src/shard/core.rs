@@ -65,6 +65,10 @@ pub(crate) struct Core {
     /// next pick looks elsewhere first, as every 61st does (coop
     /// invariant 7).
     look_next: Cell<bool>,
+    /// Shards whose doorbell claims `flush_doorbells` won and whose
+    /// MSG_RINGs it queued in the SQ, not yet known to be submitted: sent
+    /// before any task runs (`send_queued_claims`).
+    queued_claims: RefCell<Vec<usize>>,
     /// Where the next look at other shards' deques starts (`steal.rs`).
     pub(super) next_victim: Cell<usize>,
     local: LocalCounters,
@@ -118,6 +122,7 @@ impl Core {
             deadline: Cell::new(None),
             picks: Cell::new(0),
             look_next: Cell::new(false),
+            queued_claims: RefCell::new(Vec::new()),
             next_victim: Cell::new(0),
             local: LocalCounters::default(),
         }
@@ -271,6 +276,7 @@ impl Core {
     }
 
     fn run_tasks(&self) {
+        self.send_queued_claims();
         for _ in 0..self.budget() {
             let Some(runnable) = self.next_task() else {
                 break;
@@ -352,11 +358,33 @@ impl Core {
         drop_quietly(runnable);
     }
 
-    /// Routing rule 3: one MSG_RING per shard owed a doorbell this tick.
+    /// Routing rule 3: one MSG_RING per shard owed a doorbell this tick,
+    /// queued for the loop's next enter; `send_queued_claims` makes sure
+    /// they are out before a task runs.
     pub(super) fn flush_doorbells(&self) {
         if !self.cx.doorbells.borrow().is_empty() {
-            // The loop's next enter sends them, and retries on `EAGAIN`.
-            let _queued = self.cx.push_owed_doorbells(&mut self.cx.ring.borrow_mut());
+            let claimed = self.cx.push_owed_doorbells(&mut self.cx.ring.borrow_mut());
+            self.queued_claims.borrow_mut().extend(claimed);
+        }
+    }
+
+    /// Before the tick's tasks run (a poll may be long, or block): the
+    /// doorbells owed or queued by reaping, intake and timers go out now,
+    /// and if the kernel does not take them (`EAGAIN`, `EBUSY`), the
+    /// claimed shards' eventfds are rung. A won claim left in the SQ would
+    /// make every other sender to that shard ring nothing.
+    fn send_queued_claims(&self) {
+        if self.queued_claims.borrow().is_empty() && self.cx.doorbells.borrow().is_empty() {
+            return;
+        }
+        let Ok(mut ring) = self.cx.ring.try_borrow_mut() else {
+            return;
+        };
+        let mut claimed = std::mem::take(&mut *self.queued_claims.borrow_mut());
+        claimed.extend(self.cx.push_owed_doorbells(&mut ring));
+        if ring.sq_pending() {
+            let _ = ring.submit();
+            self.cx.ring_eventfds_if_unsent(&mut ring, &claimed);
         }
     }
 
