@@ -380,12 +380,13 @@ impl Core {
         let Ok(mut ring) = self.cx.ring.try_borrow_mut() else {
             return;
         };
-        let mut claimed = std::mem::take(&mut *self.queued_claims.borrow_mut());
+        let mut claimed = self.queued_claims.borrow_mut();
         claimed.extend(self.cx.push_owed_doorbells(&mut ring));
         if ring.sq_pending() {
             let _ = ring.submit();
             self.cx.ring_eventfds_if_unsent(&mut ring, &claimed);
         }
+        claimed.clear();
     }
 
     pub(super) fn drive_ring(&self) {
