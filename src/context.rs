@@ -70,31 +70,38 @@ impl ShardContext {
     /// Makes the doorbell steps S2 and S3 this shard owes other shards
     /// (routing rule 3) and pushes a MSG_RING onto `ring` for each claim it
     /// wins (the next `io_uring_enter` sends them); a doorbell whose SQE
-    /// cannot be queued falls back to the target's eventfd. Returns the
-    /// targets whose MSG_RING waits in the SQ: a caller that submits and
+    /// cannot be queued falls back to the target's eventfd. Adds to
+    /// `claimed` the targets whose MSG_RING waits in the SQ: a caller that submits and
     /// finds the kernel did not take them rings their eventfds
     /// ([`ring_eventfds_if_unsent`](Self::ring_eventfds_if_unsent)), since
     /// each holds a won claim that makes other senders ring nothing.
-    pub(crate) fn push_owed_doorbells(&self, ring: &mut Ring) -> Vec<usize> {
-        let mut targets: Vec<usize> = std::mem::take(&mut *self.doorbells.borrow_mut());
+    pub(crate) fn push_owed_doorbells(&self, ring: &mut Ring, claimed: &mut Vec<usize>) {
+        // Taken out while the claims are made (a fallback eventfd write
+        // cannot owe more), then given back, so a shard that sends in every
+        // poll does not allocate the list anew each time.
+        let mut owed = std::mem::take(&mut *self.doorbells.borrow_mut());
         let skip = self.shared.features.skip_cqe_on_success;
-        targets.retain(|&target| {
+        for &target in &owed {
             let remote = &self.shared.remotes[target];
             // S2 and S3: the hand-offs (S1) came earlier in this thread.
             if !remote.doorbell.should_ring() {
                 remote.count_avoided();
-                return false;
+                continue;
             }
             let sqe = user_data::doorbell_sqe(remote.ring_fd(), target, skip);
             // SAFETY: a MSG_RING data SQE points at no user memory; the
             // target ring fd is kept open by `remote` (held in `Shared`).
             if unsafe { ring.push(&sqe) }.is_err() {
                 remote.ring_eventfd();
-                return false;
+                continue;
             }
-            true
-        });
-        targets
+            claimed.push(target);
+        }
+        owed.clear();
+        let mut list = self.doorbells.borrow_mut();
+        if list.is_empty() {
+            *list = owed;
+        }
     }
 
     /// After a submit: if the kernel left SQEs in the SQ (an `EAGAIN` or
@@ -137,7 +144,8 @@ impl ShardContext {
             return;
         }
         if let Ok(mut ring) = self.ring.try_borrow_mut() {
-            let claimed = self.push_owed_doorbells(&mut ring);
+            let mut claimed = Vec::new();
+            self.push_owed_doorbells(&mut ring, &mut claimed);
             let _ = ring.submit();
             self.ring_eventfds_if_unsent(&mut ring, &claimed);
         }

@@ -273,7 +273,8 @@ impl Remote {
                 return false;
             };
             // They ride on the same submit.
-            let claimed = cx.push_owed_doorbells(&mut ring);
+            let mut claimed = Vec::new();
+            cx.push_owed_doorbells(&mut ring, &mut claimed);
             let sqe = user_data::doorbell_sqe(
                 self.ring_fd(),
                 self.index,

@@ -363,8 +363,10 @@ impl Core {
     /// they are out before a task runs.
     pub(super) fn flush_doorbells(&self) {
         if !self.cx.doorbells.borrow().is_empty() {
-            let claimed = self.cx.push_owed_doorbells(&mut self.cx.ring.borrow_mut());
-            self.queued_claims.borrow_mut().extend(claimed);
+            self.cx.push_owed_doorbells(
+                &mut self.cx.ring.borrow_mut(),
+                &mut self.queued_claims.borrow_mut(),
+            );
         }
     }
 
@@ -381,7 +383,7 @@ impl Core {
             return;
         };
         let mut claimed = self.queued_claims.borrow_mut();
-        claimed.extend(self.cx.push_owed_doorbells(&mut ring));
+        self.cx.push_owed_doorbells(&mut ring, &mut claimed);
         if ring.sq_pending() {
             let _ = ring.submit();
             self.cx.ring_eventfds_if_unsent(&mut ring, &claimed);
