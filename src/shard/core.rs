@@ -162,6 +162,8 @@ impl Core {
         // wake their tasks now, so they run in this tick, not the next.
         if self.cx.ring.borrow_mut().has_completions() {
             self.reap();
+            // Before the mailbox's calls, which may take long too.
+            self.send_queued_claims();
         }
         if !self.cx.watches.is_empty() {
             self.cx.watches.wake_ready();
@@ -285,9 +287,12 @@ impl Core {
                 || (self.seen_shutdown.get() && runnable.metadata().is_internal())
                 || self.deadline_passed()
             {
+                // A drop can wake tasks elsewhere (their join handles).
                 self.cancel(runnable);
+                self.send_owed_doorbells_now();
             } else if runnable.metadata().is_aborted() {
                 drop_quietly(runnable);
+                self.send_owed_doorbells_now();
             } else {
                 // Published before the poll, so whoever the poll wakes sees it.
                 Counters::add(&self.cx.remote.stats.tasks_polled, 1);
@@ -375,7 +380,7 @@ impl Core {
     /// and if the kernel does not take them (`EAGAIN`, `EBUSY`), the
     /// claimed shards' eventfds are rung. A won claim left in the SQ would
     /// make every other sender to that shard ring nothing.
-    fn send_queued_claims(&self) {
+    pub(super) fn send_queued_claims(&self) {
         if self.queued_claims.borrow().is_empty() && self.cx.doorbells.borrow().is_empty() {
             return;
         }

@@ -47,6 +47,9 @@ use crate::sys::user_data;
 impl Core {
     /// Called each tick once shutdown has begun; whether the shard may exit.
     pub(super) fn shutdown_step(&self) -> bool {
+        // Claims the tick queued go out before tasks are cancelled (their
+        // destructors may take long).
+        self.send_queued_claims();
         if !self.seen_shutdown.get() {
             self.seen_shutdown.set(true);
             self.cx
@@ -206,7 +209,10 @@ impl Core {
         self.cancel_queued();
         // Completions of the last rounds may have woken tasks elsewhere:
         // their doorbells go out now, not with a ring nobody enters again.
+        // Through the eventfd if the kernel does not take them: nobody
+        // enters this ring again.
         self.flush_doorbells();
+        self.send_queued_claims();
         let _ = self.cx.ring.borrow_mut().submit();
         if self.cx.ops.borrow().len() > 0 {
             // The kernel may still write into these ops' buffers: leak them,
