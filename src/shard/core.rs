@@ -68,7 +68,7 @@ pub(crate) struct Core {
     /// Shards whose doorbell claims `flush_doorbells` won and whose
     /// MSG_RINGs it queued in the SQ, not yet known to be submitted: sent
     /// before any task runs (`send_queued_claims`).
-    queued_claims: RefCell<Vec<usize>>,
+    pub(super) queued_claims: RefCell<Vec<usize>>,
     /// Where the next look at other shards' deques starts (`steal.rs`).
     pub(super) next_victim: Cell<usize>,
     local: LocalCounters,
@@ -259,15 +259,6 @@ impl Core {
         })
     }
 
-    /// The last poll's owed doorbells were left for the end of the tick
-    /// (`send_owed_doorbells_now`: nothing was queued here); the tick goes
-    /// on with work from elsewhere, which may run long, so they go now.
-    fn flush_owed_before_foreign_work(&self) {
-        if !self.cx.doorbells.borrow().is_empty() {
-            self.cx.send_owed_doorbells_now();
-        }
-    }
-
     /// A batch just moved from the injector is visible to other shards only
     /// in our deque now; if it holds more than one task, wake an idle shard
     /// to share it (we may block in the next poll).
@@ -343,17 +334,6 @@ impl Core {
         passed
     }
 
-    /// A doorbell this poll owes a parked shard goes out now if more tasks
-    /// are queued here (the receiver must not wait for the rest of the
-    /// tick); with nothing queued the tick is about to end and the doorbell
-    /// rides on the next `io_uring_enter` (usually the park's).
-    fn send_owed_doorbells_now(&self) {
-        if self.cx.run_queue.borrow().is_empty() && self.cx.deque.is_empty() {
-            return;
-        }
-        self.cx.send_owed_doorbells_now();
-    }
-
     /// Drops a task that shutdown did not let finish.
     pub(super) fn cancel(&self, runnable: Runnable) {
         let meta = runnable.metadata();
@@ -361,39 +341,6 @@ impl Core {
             self.cancelled.set(self.cancelled.get() + 1);
         }
         drop_quietly(runnable);
-    }
-
-    /// Routing rule 3: one MSG_RING per shard owed a doorbell this tick,
-    /// queued for the loop's next enter; `send_queued_claims` makes sure
-    /// they are out before a task runs.
-    pub(super) fn flush_doorbells(&self) {
-        if !self.cx.doorbells.borrow().is_empty() {
-            self.cx.push_owed_doorbells(
-                &mut self.cx.ring.borrow_mut(),
-                &mut self.queued_claims.borrow_mut(),
-            );
-        }
-    }
-
-    /// Before the tick's tasks run (a poll may be long, or block): the
-    /// doorbells owed or queued by reaping, intake and timers go out now,
-    /// and if the kernel does not take them (`EAGAIN`, `EBUSY`), the
-    /// claimed shards' eventfds are rung. A won claim left in the SQ would
-    /// make every other sender to that shard ring nothing.
-    pub(super) fn send_queued_claims(&self) {
-        if self.queued_claims.borrow().is_empty() && self.cx.doorbells.borrow().is_empty() {
-            return;
-        }
-        let Ok(mut ring) = self.cx.ring.try_borrow_mut() else {
-            return;
-        };
-        let mut claimed = self.queued_claims.borrow_mut();
-        self.cx.push_owed_doorbells(&mut ring, &mut claimed);
-        if ring.sq_pending() {
-            let _ = ring.submit();
-            self.cx.ring_eventfds_if_unsent(&mut ring, &claimed);
-        }
-        claimed.clear();
     }
 
     pub(super) fn drive_ring(&self) {

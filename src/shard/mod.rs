@@ -16,6 +16,7 @@
 //!    cancel.
 
 mod core;
+mod doorbells;
 mod drain;
 mod shared;
 mod steal;
