@@ -284,15 +284,7 @@ fn a_poll_whose_waiter_was_never_woken_is_not_retired_by_events_on_another_shard
         rt.block_on(h.spawn_pinned(shard, async move { f() }).unwrap())
             .unwrap();
     };
-    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
-    a.set_nonblocking(true).unwrap();
-    let fd = Arc::new(
-        rt.block_on(
-            h.spawn_pinned(1, async move { AsyncFd::new(a).unwrap() })
-                .unwrap(),
-        )
-        .unwrap(),
-    );
+    let (fd, b) = async_pair_on(&rt, 1);
     let op_of = |fd: &AsyncFd<std::os::unix::net::UnixStream>, shard: usize, result: i32| {
         let side = fd.readiness().read.lock();
         let armed = side.armed.iter().find(|a| a.shard.1 == shard);
@@ -374,32 +366,11 @@ fn a_poll_whose_waiter_was_never_woken_is_not_retired_by_events_on_another_shard
 /// runtime and index now (invariant 1).
 #[test]
 fn a_socket_polled_from_two_runtimes_survives_the_first_ones_shutdown() {
-    use std::sync::Arc;
     let x = crate::Runtime::builder().shards(1).build().unwrap();
     let y = crate::Runtime::builder().shards(1).build().unwrap();
-    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
-    a.set_nonblocking(true).unwrap();
-    let fd = Arc::new(
-        x.block_on(
-            x.handle()
-                .spawn_pinned(0, async move { AsyncFd::new(a).unwrap() })
-                .unwrap(),
-        )
-        .unwrap(),
-    );
-    // X's shard 0 waits (its poll armed on X's ring).
-    let f = fd.clone();
-    x.block_on(
-        x.handle()
-            .spawn_pinned(0, async move {
-                let r = f.readiness();
-                r.clear(Direction::Read, r.tick(Direction::Read));
-                let mut cx = Context::from_waker(Waker::noop());
-                assert!(r.poll_ready(Direction::Read, &mut cx).is_pending());
-            })
-            .unwrap(),
-    )
-    .unwrap();
+    let (fd, b) = async_pair_on(&x, 0);
+    wait_once_on(&x, fd.clone()); // X's poll, armed on X's ring
+
     // Y's shard 0 waits too.
     let f = fd.clone();
     let waiter = y
@@ -433,34 +404,11 @@ fn a_socket_polled_from_two_runtimes_survives_the_first_ones_shutdown() {
 #[test]
 fn an_off_shard_wait_passes_over_a_poll_its_runtimes_shutdown_cancelled() {
     use std::io::Write;
-    use std::sync::Arc;
     let x = crate::Runtime::builder().shards(1).build().unwrap();
     let y = crate::Runtime::builder().shards(1).build().unwrap();
-    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
-    a.set_nonblocking(true).unwrap();
-    let fd = Arc::new(
-        y.block_on(
-            y.handle()
-                .spawn_pinned(0, async move { AsyncFd::new(a).unwrap() })
-                .unwrap(),
-        )
-        .unwrap(),
-    );
-    let wait_on = |rt: &crate::Runtime, f: Arc<AsyncFd<std::os::unix::net::UnixStream>>| {
-        rt.block_on(
-            rt.handle()
-                .spawn_pinned(0, async move {
-                    let r = f.readiness();
-                    r.clear(Direction::Read, r.tick(Direction::Read));
-                    let mut cx = Context::from_waker(Waker::noop());
-                    assert!(r.poll_ready(Direction::Read, &mut cx).is_pending());
-                })
-                .unwrap(),
-        )
-        .unwrap();
-    };
-    wait_on(&x, fd.clone()); // X's poll is armed first
-    wait_on(&y, fd.clone());
+    let (fd, b) = async_pair_on(&y, 0);
+    wait_once_on(&x, fd.clone()); // X's poll is armed first
+    wait_once_on(&y, fd.clone());
     drop(x); // cancels X's poll
     let r = fd.readiness();
     let mut cx = Context::from_waker(Waker::noop());
@@ -483,4 +431,41 @@ fn an_off_shard_wait_passes_over_a_poll_its_runtimes_shutdown_cancelled() {
     assert!(wrote, "ready before any data was written");
     drop(fd);
     drop(b);
+}
+
+/// A socket pair: `a` nonblocking in an `AsyncFd` made on `rt`'s shard
+/// `shard`, and its peer.
+fn async_pair_on(
+    rt: &crate::Runtime,
+    shard: usize,
+) -> (
+    std::sync::Arc<AsyncFd<std::os::unix::net::UnixStream>>,
+    std::os::unix::net::UnixStream,
+) {
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    a.set_nonblocking(true).unwrap();
+    let fd = rt
+        .block_on(
+            rt.handle()
+                .spawn_pinned(shard, async move { AsyncFd::new(a).unwrap() })
+                .unwrap(),
+        )
+        .unwrap();
+    (std::sync::Arc::new(fd), b)
+}
+
+/// On `rt`'s shard 0: the read direction cleared, and one poll of it that
+/// waits (its poll armed on that shard's ring).
+fn wait_once_on(rt: &crate::Runtime, fd: std::sync::Arc<AsyncFd<std::os::unix::net::UnixStream>>) {
+    rt.block_on(
+        rt.handle()
+            .spawn_pinned(0, async move {
+                let r = fd.readiness();
+                r.clear(Direction::Read, r.tick(Direction::Read));
+                let mut cx = Context::from_waker(Waker::noop());
+                assert!(r.poll_ready(Direction::Read, &mut cx).is_pending());
+            })
+            .unwrap(),
+    )
+    .unwrap();
 }
