@@ -114,6 +114,7 @@ impl File {
     /// `offset + advanced` as a positioned offset, or `InvalidInput` past
     /// `i64::MAX` (`u64::MAX` is io_uring's "current position": never a
     /// caller's offset).
+    #[inline]
     pub(super) fn at(offset: u64, advanced: usize) -> io::Result<u64> {
         offset
             .checked_add(advanced as u64)

@@ -7,7 +7,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-const UNKNOWN: u8 = 0;
+// 0 (the `Default`): not looked at yet.
 const SEEKABLE: u8 = 1;
 const STREAM: u8 = 2;
 
@@ -24,20 +24,24 @@ impl Clone for Seekable {
 impl Seekable {
     /// `Ok` if `fd` has positions; `ESPIPE`, as `pread(2)` gives, if it is a
     /// stream.
+    #[inline]
     pub(super) fn check(&self, fd: RawFd) -> io::Result<()> {
-        let known = match self.0.load(Ordering::Relaxed) {
-            UNKNOWN => {
-                // SAFETY: `lseek` with `SEEK_CUR` and 0 only reads the
-                // position; `fd` is open (its `File` is borrowed).
-                let r = unsafe { libc::lseek(fd, 0, libc::SEEK_CUR) };
-                let stream =
-                    r < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ESPIPE);
-                let known = if stream { STREAM } else { SEEKABLE };
-                self.0.store(known, Ordering::Relaxed);
-                known
-            }
-            known => known,
-        };
+        match self.0.load(Ordering::Relaxed) {
+            SEEKABLE => Ok(()),
+            STREAM => Err(io::Error::from_raw_os_error(libc::ESPIPE)),
+            _ => self.learn(fd),
+        }
+    }
+
+    /// The first look at `fd` (one `lseek`), remembered.
+    #[cold]
+    fn learn(&self, fd: RawFd) -> io::Result<()> {
+        // SAFETY: `lseek` with `SEEK_CUR` and 0 only reads the position;
+        // `fd` is open (its `File` is borrowed).
+        let r = unsafe { libc::lseek(fd, 0, libc::SEEK_CUR) };
+        let stream = r < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ESPIPE);
+        let known = if stream { STREAM } else { SEEKABLE };
+        self.0.store(known, Ordering::Relaxed);
         match known {
             STREAM => Err(io::Error::from_raw_os_error(libc::ESPIPE)),
             _ => Ok(()),
