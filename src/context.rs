@@ -178,6 +178,11 @@ impl Drop for EnterGuard<'_> {
 }
 
 /// Runs `f` with the current shard's context, or returns `None` off-shard.
+///
+/// Always inlined: left to itself the compiler kept it out of line with
+/// the caller's closure inside, a call and a frame on every op's path
+/// (80 instructions per 4 KiB read under callgrind, `DESIGN_OPTIONS.md`).
+#[inline(always)]
 pub(crate) fn with_current<R>(f: impl FnOnce(&ShardContext) -> R) -> Option<R> {
     let ptr = CURRENT.with(Cell::get);
     if ptr.is_null() {
