@@ -31,6 +31,7 @@ pub(crate) struct OpTable {
 impl OpTable {
     /// Registers a single-shot op; returns its `user_data` (kind 0: slot
     /// and generation).
+    #[inline]
     pub(crate) fn insert(&mut self, op: Arc<dyn Completable>) -> u64 {
         self.insert_kind(op, Kind::Transient)
     }

@@ -172,10 +172,12 @@ impl Ring {
     }
 
     /// Whether `n` more SQEs fit without a submit (late ones count).
+    #[inline]
     pub(crate) fn sq_has_room_for(&mut self, n: usize) -> bool {
         self.room() >= n
     }
 
+    #[inline]
     fn room(&mut self) -> usize {
         let sq = self.uring.submission();
         (sq.capacity() - sq.len()).saturating_sub(self.late.len())
