@@ -24,7 +24,7 @@ use ringlane::{
 };
 
 use common::chans::{park_block_on, tokio_mt};
-use common::lifecycle::{threads_left_after_a_while, within};
+use common::lifecycle::{assert_no_threads_left, threads_left_after_a_while, within};
 use common::{LIMIT, wait_until};
 
 /// Every test here holds it: fd counts and thread names are process-wide.
@@ -452,11 +452,7 @@ fn eight_tokio_senders_racing_a_drop_inside_tokio_block_on_account_for_every_mes
         ));
     }
     assert!(findings.is_empty(), "{findings:#?}");
-    let left = threads_left_after_a_while("adv14l-8tx");
-    assert!(
-        left.is_empty(),
-        "shard threads outlived their runtime: {left:?}"
-    );
+    assert_no_threads_left("adv14l-8tx");
 }
 
 // ---------------------------------------------------------------------------
@@ -695,11 +691,7 @@ fn a_receiver_handed_from_a_spinning_shard_to_tokio_gets_every_acknowledged_mess
         }
     }
     assert!(findings.is_empty(), "{findings:#?}");
-    let left = threads_left_after_a_while("adv14l-hand");
-    assert!(
-        left.is_empty(),
-        "shard threads outlived their runtime: {left:?}"
-    );
+    assert_no_threads_left("adv14l-hand");
 }
 
 // ---------------------------------------------------------------------------
@@ -820,11 +812,7 @@ fn a_graceful_shutdown_lets_a_watched_local_receiver_drain_tokio_senders_to_the_
         (0..total).sum::<u64>(),
         "values mixed up during the grace"
     );
-    let left = threads_left_after_a_while("adv14l-grace");
-    assert!(
-        left.is_empty(),
-        "shard threads outlived their runtime: {left:?}"
-    );
+    assert_no_threads_left("adv14l-grace");
 }
 
 // ---------------------------------------------------------------------------
@@ -968,11 +956,7 @@ fn shutdown_zero_returns_once_blocking_reads_return_even_for_a_moved_stealable_t
         assert!(r.is_err_and(|e| e.is_cancelled()), "pending task {k}");
     }
     drop((a_w, b_w));
-    let left = threads_left_after_a_while("adv14l-sys");
-    assert!(
-        left.is_empty(),
-        "shard threads outlived their runtime: {left:?}"
-    );
+    assert_no_threads_left("adv14l-sys");
     drop(h);
     assert_eq!(common::fd_count(), before, "fds leaked");
 }

@@ -241,7 +241,9 @@ impl Core {
         let asked = self.look_next.replace(false);
         if (asked || pick % 61 == 0) && !self.cancelling.get() && self.look_elsewhere(1) {
             self.share_batch();
-            self.flush_owed_before_foreign_work();
+            // The last poll's doorbells were left for the end of the tick
+            // (nothing was queued here); foreign work may run long.
+            self.cx.send_owed_doorbells_now();
             return from_deque();
         }
         let local = if pick % 2 == 0 {
@@ -253,7 +255,7 @@ impl Core {
             let took = self.take_from_injector();
             self.share_batch();
             if took {
-                self.flush_owed_before_foreign_work();
+                self.cx.send_owed_doorbells_now(); // as above
             }
             took.then(from_deque).flatten()
         })

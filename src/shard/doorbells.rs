@@ -15,15 +15,6 @@
 use super::core::Core;
 
 impl Core {
-    /// The last poll's owed doorbells were left for the end of the tick
-    /// (`send_owed_doorbells_now`: nothing was queued here); the tick goes
-    /// on with work from elsewhere, which may run long, so they go now.
-    pub(super) fn flush_owed_before_foreign_work(&self) {
-        if !self.cx.doorbells.borrow().is_empty() {
-            self.cx.send_owed_doorbells_now();
-        }
-    }
-
     /// A doorbell this poll owes a parked shard goes out now if more tasks
     /// are queued here (the receiver must not wait for the rest of the
     /// tick); with nothing queued the tick is about to end and the doorbell

@@ -117,3 +117,13 @@ pub fn threads_left_after_a_while(prefix: &str) -> Vec<String> {
         std::thread::sleep(Duration::from_millis(2));
     }
 }
+
+/// Asserts that no thread named `prefix…` is left a while after its
+/// runtime went (shard threads outlived their runtime otherwise).
+pub fn assert_no_threads_left(prefix: &str) {
+    let left = threads_left_after_a_while(prefix);
+    assert!(
+        left.is_empty(),
+        "shard threads outlived their runtime: {left:?}"
+    );
+}
