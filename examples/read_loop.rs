@@ -6,14 +6,24 @@
 //!
 //! ```text
 //! cargo run --release --example read_loop -- 16000
+//! RINGLANE_QD=1 RINGLANE_PARK=1 cargo run --release --example read_loop -- 400000
 //! ```
+//!
+//! `RINGLANE_QD` sets the reads in flight (default 32); `RINGLANE_PARK`
+//! parks the idle shard instead of spinning (a wall-time run at qd1, as the
+//! `fs` bench's, outside valgrind).
 
 use std::time::{Duration, Instant};
 
 use ringlane::native::fs::File;
 
-/// Reads in flight (one task each).
-const QD: u64 = 32;
+/// Reads in flight (one task each), unless `RINGLANE_QD` says otherwise.
+fn qd() -> u64 {
+    std::env::var("RINGLANE_QD")
+        .ok()
+        .and_then(|q| q.parse().ok())
+        .unwrap_or(32)
+}
 /// The file's 4 KiB blocks (8 MiB).
 const BLOCKS: u64 = 2048;
 
@@ -39,20 +49,23 @@ fn main() {
     if std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0) != len {
         std::fs::write(&path, vec![7u8; len as usize]).expect("write the file");
     }
-    let rt = ringlane::Runtime::builder()
-        .shards(1)
-        .spin_before_park(Duration::from_secs(5))
-        .build()
-        .expect("runtime");
+    // `RINGLANE_PARK=1` parks instead (for wall-time runs outside valgrind).
+    let mut builder = ringlane::Runtime::builder();
+    builder = builder.shards(1);
+    if std::env::var_os("RINGLANE_PARK").is_none() {
+        builder = builder.spin_before_park(Duration::from_secs(5));
+    }
+    let rt = builder.build().expect("runtime");
     let std_file = std::fs::File::open(&path).expect("open the file");
+    let qd = qd();
     let started = Instant::now();
     let driver = rt
         .handle()
         .spawn_pinned(0, async move {
             let file = File::from(std::os::fd::OwnedFd::from(std_file));
             let mut joins = Vec::new();
-            for task in 0..QD {
-                let read = reader(file.clone(), task, reads / QD);
+            for task in 0..qd {
+                let read = reader(file.clone(), task, reads / qd);
                 joins.push(ringlane::spawn_local(read).expect("spawn a reader"));
             }
             for join in joins {
@@ -61,6 +74,6 @@ fn main() {
         })
         .expect("spawn the driver");
     rt.block_on(driver).expect("the driver");
-    let per_read = started.elapsed().as_secs_f64() * 1e6 / (reads / QD * QD) as f64;
-    println!("{} reads: {per_read:.3} µs per read", reads / QD * QD);
+    let per_read = started.elapsed().as_secs_f64() * 1e6 / (reads / qd * qd) as f64;
+    println!("{} reads: {per_read:.3} µs per read", reads / qd * qd);
 }

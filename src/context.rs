@@ -125,10 +125,10 @@ impl ShardContext {
                 .build()
                 .user_data(user_data::CANCEL);
             // A late receive not yet issued is withdrawn; else the cancel
-            // goes behind a late receive it may target (ring invariant 5).
+            // goes behind its op, in the SQ or the kernel (ring invariant 5).
             let queued = ring.withdraw_late(target)
                 // SAFETY: ASYNC_CANCEL points at no user memory.
-                || unsafe { ring.push_after_late(&sqe) }.is_ok();
+                || unsafe { ring.push(&sqe) }.is_ok();
             if !queued {
                 return; // still full: next tick
             }

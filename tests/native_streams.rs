@@ -198,8 +198,8 @@ async fn queued_then_dropped_pipe_read(
 /// consumes nothing; bytes written after the drop, in program order on the
 /// same thread, go to the next read.
 ///
-/// Why it may fail: `Drop` asks for an `ASYNC_CANCEL` and
-/// `push_after_late` first moves the dropped receive into the SQ, so the
+/// Why it may fail: `Drop` asks for an `ASYNC_CANCEL`, and placing it once
+/// moved the dropped receive into the SQ first, so the
 /// next enter issues the dropped read *and then* its cancel. Data that
 /// arrived in between (here: written right after the drop) is taken by the
 /// dropped read and freed with its buffer; the cancel finds nothing and
@@ -231,6 +231,57 @@ fn a_read_dropped_before_the_kernel_saw_it_takes_no_later_bytes() {
          cancel and swallowed bytes written after the drop (TimedOut: the next read never got them)"
     );
     drop((rt, sock_peer));
+    assert_eq!(common::fd_count(), before, "an fd leaked");
+}
+
+/// A receive queued (not yet submitted), then another op pushed and dropped
+/// (its cancel queued), then the receive dropped, all before any enter.
+async fn read_dropped_after_another_ops_cancel(
+    s: &UnixStream,
+    mut peer: std::os::unix::net::UnixStream,
+    other: &UnixStream,
+) -> Result<Vec<u8>, ErrorKind> {
+    let mut read = Box::pin(s.read(vec![0u8; 64]));
+    assert!(poll_once(&mut read).await, "nothing was written yet");
+    let mut write = Box::pin(other.write(b"x".to_vec()));
+    // Whether the write completes at once or not, its SQE was pushed.
+    let _ = poll_once(&mut write).await;
+    drop(write); // its cancel is queued
+    drop(read); // the kernel has still not seen the receive
+    peer.write_all(b"after").unwrap();
+    read_within(s, Duration::from_secs(2))
+        .await
+        .map_err(|e| e.kind())
+}
+
+/// Expected: as `a_read_dropped_before_the_kernel_saw_it_takes_no_later_bytes`,
+/// when another op's cancel was queued between the receive's poll and its
+/// drop (two branches of a `select!` dropped in order, say).
+///
+/// Why it may fail: the other op's cancel moved the late receive into the
+/// SQ ahead of it (to keep cancels behind late receives), so the receive
+/// could no longer be withdrawn: the next enter issued it, it took the
+/// bytes written after its drop, and the next read timed out.
+#[test]
+fn a_read_dropped_after_another_ops_cancel_takes_no_later_bytes() {
+    let _serial = SERIAL.lock();
+    let before = settled_fd_count();
+    let rt = common::runtime(1);
+    let (sock, sock_peer, sock_std) = unix_pair();
+    let (other, other_peer, other_std) = unix_pair();
+    let task = rt
+        .handle()
+        .spawn_pinned(0, async move {
+            read_dropped_after_another_ops_cancel(&sock, sock_std, &other).await
+        })
+        .unwrap();
+    let got = common::join_within(&rt, task, LIMIT, "the read");
+    assert_eq!(
+        got,
+        Ok(b"after".to_vec()),
+        "a receive dropped before the kernel saw it took bytes written after the drop"
+    );
+    drop((rt, sock_peer, other_peer, other_std));
     assert_eq!(common::fd_count(), before, "an fd leaked");
 }
 

@@ -689,12 +689,13 @@ pub(super) fn cancel_here(target: u64) {
             // A receive still late was never seen by the kernel: it is
             // withdrawn, so it takes no bytes meant for the next read
             // (`a_read_dropped_before_the_kernel_saw_it_takes_no_later_bytes`);
-            // else the cancel goes behind a receive it may target that
-            // is still late (ring invariant 5).
+            // else the op is in the SQ or the kernel, and the cancel goes
+            // behind it, leaving other late receives withdrawable (ring
+            // invariant 5).
             Ok(mut ring) => {
                 ring.withdraw_late(target) || {
                     // SAFETY: ASYNC_CANCEL points at no user memory.
-                    let pushed = unsafe { ring.push_after_late(&sqe) }.is_ok();
+                    let pushed = unsafe { ring.push(&sqe) }.is_ok();
                     if pushed && !ring.defers_taskrun() {
                         // Without DEFER_TASKRUN the op can still complete
                         // during any syscall this thread makes before the

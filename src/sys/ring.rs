@@ -21,9 +21,14 @@
 //!    receive is then issued after the sends of the same batch, and finds
 //!    the data a local peer's send just delivered instead of arming a poll.
 //!    Room in the SQ is reserved for them when they are queued, so the move
-//!    cannot fail. A cancel ([`push_after_late`](Ring::push_after_late))
-//!    first moves them, so it always follows a receive it may target and
-//!    precedes whatever is pushed after it (a peer's send, say).
+//!    cannot fail. A late SQE stays withdrawable
+//!    ([`withdraw_late`](Ring::withdraw_late)) until that enter: nothing
+//!    else moves the list early. So a cancel never targets a late SQE (its
+//!    op is withdrawn instead) and is pushed the usual way, behind its
+//!    target (in the SQ or the kernel already) and ahead of whatever is
+//!    pushed after it (a peer's send, say). Moving the list to place a
+//!    cancel once made every late receive dropped later in the same tick
+//!    unwithdrawable (`a_read_dropped_after_another_ops_cancel_…`).
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -267,19 +272,6 @@ impl Ring {
         }
         // SAFETY: the caller's contract.
         unsafe { self.push_group(std::slice::from_ref(sqe), false) }
-    }
-
-    /// Queues `sqe` behind the late SQEs, moving them into the SQ first: for
-    /// cancels, which must reach a late receive after it was issued and
-    /// before anything pushed later (invariant 5).
-    ///
-    /// # Safety
-    ///
-    /// As [`push`](Self::push).
-    pub(crate) unsafe fn push_after_late(&mut self, sqe: &squeue::Entry) -> io::Result<()> {
-        self.flush_late();
-        // SAFETY: the caller's contract.
-        unsafe { self.push(sqe) }
     }
 
     /// Withdraws a late SQE the kernel has not seen (its op's future was
@@ -589,23 +581,28 @@ mod tests {
         }
     }
 
-    /// A cancel follows a late receive it may target, and precedes what is
-    /// pushed after it (invariant 5).
+    /// Late SQEs join the SQ only at the enter, behind everything pushed
+    /// before it (a cancel included), and stay withdrawable until then
+    /// (invariant 5).
     #[test]
-    fn a_cancel_goes_after_the_late_sqes_and_before_later_ones() {
+    fn late_sqes_stay_withdrawable_until_the_enter() {
         let mut ring = ring();
         // SAFETY: NOPs point at no memory.
         unsafe {
             ring.push(&nop(1)).unwrap();
             ring.push_late(&[nop(2)]).unwrap();
-            ring.push_after_late(&nop(3)).unwrap();
-            ring.push(&nop(4)).unwrap();
-            ring.push_late(&[nop(5)]).unwrap();
+            ring.push(&nop(3)).unwrap(); // a cancel of another op, say
+            ring.push_late(&[nop(4)]).unwrap();
         }
+        assert!(
+            ring.withdraw_late(2),
+            "pushing another SQE moved the late ones"
+        );
         ring.submit().unwrap();
+        assert!(!ring.withdraw_late(4), "issued at the enter");
         let mut got = Vec::new();
         ring.reap(&mut got);
         let order: Vec<u64> = got.iter().map(|c| c.user_data).collect();
-        assert_eq!(order, [1, 2, 3, 4, 5]);
+        assert_eq!(order, [1, 3, 2, 4]);
     }
 }
