@@ -316,6 +316,56 @@ fn flush_on_a_shard_announces_what_was_sent_before_the_task_goes_on_working() {
     fail_on(problems);
 }
 
+/// Expected: as above, for a stealable receiver. The send wakes it into the
+/// sending shard's own deque (its waker schedules there), where it waits
+/// behind the sender's poll unless another shard steals it; `flush` is the
+/// way a task that goes on working tells the runtime so.
+///
+/// Why it may fail: the receiver's wake is no doorbell, so `flush` found
+/// nothing owed, and a deque holding one task wakes no idle shard: the
+/// message sat unread while shard 1 slept.
+#[test]
+fn flush_on_a_shard_lets_an_idle_shard_take_the_stealable_receiver_it_woke() {
+    let rt = common::runtime(2);
+    let h = rt.handle();
+    let (tx, mut rx) = ringlane::channel::<u32>(4).unwrap();
+    let seen = Arc::new(AtomicBool::new(false));
+    let receiver = {
+        let seen = seen.clone();
+        h.spawn_stealable(async move {
+            let v = rx.recv().await;
+            seen.store(true, Ordering::SeqCst);
+            v
+        })
+        .unwrap()
+    };
+    // Both parked: the receiver waits in `recv` (no message was sent).
+    until_parked(&h, 0);
+    until_parked(&h, 1);
+    let sender = {
+        let seen = seen.clone();
+        h.spawn_pinned(0, async move {
+            tx.send(7).await.unwrap();
+            tx.flush().await;
+            let t = Instant::now();
+            while !seen.load(Ordering::SeqCst) && t.elapsed() < WORK_AFTER_FLUSH {
+                std::hint::spin_loop();
+            }
+            seen.load(Ordering::SeqCst)
+        })
+        .unwrap()
+    };
+    let during = join_within(&rt, sender, LIMIT, "the sender");
+    let got = join_within(&rt, receiver, LIMIT, "the receiver");
+    assert_eq!(got, Some(7), "the message was lost");
+    assert!(
+        during,
+        "after `send(7).await; flush().await` the sender's shard kept working for \
+         {WORK_AFTER_FLUSH:?} and the stealable receiver it woke stayed in its deque while \
+         shard 1 slept"
+    );
+}
+
 // ---------------------------------------------------------------------------
 // 5-6. Counters across shutdown
 // ---------------------------------------------------------------------------

@@ -384,7 +384,9 @@ impl<T> Sender<T> {
     /// after its message is in the queue; on a shard, the doorbell a send
     /// owes a parked receiver's shard waits for the end of the sending
     /// task's poll (so that a burst rings once), and `flush` rings it now,
-    /// for a task that goes on working (or blocking) after it. Ready at
+    /// for a task that goes on working (or blocking) after it; a stealable
+    /// receiver the sends woke into this shard's queue is offered to an
+    /// idle shard as well. Ready at
     /// once; it also lets code written against buffering senders (which
     /// publish on flush) run unchanged.
     ///
@@ -397,7 +399,16 @@ impl<T> Sender<T> {
     /// assert_eq!(rx.try_recv(), Ok(1));
     /// ```
     pub async fn flush(&self) {
-        crate::context::with_current(|cx| cx.send_owed_doorbells_now());
+        crate::context::with_current(|cx| {
+            if cx.deque.is_empty() {
+                cx.send_owed_doorbells_now();
+            } else {
+                // A stealable receiver the sends woke waits in this shard's
+                // deque, behind the caller: an idle shard is told to take
+                // it (this sends the owed doorbells too).
+                crate::shard::notify_one(&cx.shared);
+            }
+        });
     }
 
     /// Whether the receiver is gone (sends will fail).
