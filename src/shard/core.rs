@@ -162,9 +162,11 @@ impl Core {
         // wake their tasks now, so they run in this tick, not the next.
         if self.cx.ring.borrow_mut().has_completions() {
             self.reap();
-            // Before the mailbox's calls, which may take long too.
-            self.send_queued_claims();
         }
+        // Before the mailbox's calls and the timers' wakers, which may take
+        // long too: claims won by this reap or by the last tick's (which
+        // ended without an enter, work being left) go out now.
+        self.send_queued_claims();
         if !self.cx.watches.is_empty() {
             self.cx.watches.wake_ready();
         }

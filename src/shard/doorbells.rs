@@ -9,8 +9,10 @@
 //! claim makes every other sender to that shard ring nothing, so a claim
 //! held back behind a long poll (or a blocking one) would leave the target
 //! asleep. Claims are queued at the end of a task poll, of a reap and of a
-//! tick, and submitted before the next of those; a claim the kernel
-//! refuses (`EAGAIN`, `EBUSY`) falls back to the target's eventfd.
+//! tick, and submitted before the next of those (a tick's first step,
+//! whether or not it reaps, sends what the last tick's final reap left);
+//! a claim the kernel refuses (`EAGAIN`, `EBUSY`) falls back to the
+//! target's eventfd.
 
 use super::core::Core;
 

@@ -169,6 +169,8 @@ impl Core {
     /// Step D5.
     pub(super) fn release_ring(&self) {
         self.drive_ring(); // doorbells still owed to other shards
+        // Claims its reap won go out before the mailbox's calls below.
+        self.send_queued_claims();
         self.exiting.set(true);
         // Completing the read is quicker and surer than cancelling it (a read
         // that went to io-wq answers ASYNC_CANCEL with -EALREADY).
