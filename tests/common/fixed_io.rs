@@ -132,7 +132,12 @@ pub fn assert_refused(what: &str, r: io::Result<usize>) {
 pub fn ring_or_skip(entries: u16, size: usize) -> Option<BufRing> {
     match BufRing::new(entries, size) {
         Ok(ring) => Some(ring),
-        Err(e) if e.kind() == ErrorKind::InvalidInput => {
+        // Buffer rings came with Linux 5.19: a newer kernel refusing one
+        // is a bug (a ring not aligned to its page size, say), not a skip.
+        Err(e)
+            if e.kind() == ErrorKind::InvalidInput
+                && !super::multishot_io::kernel_at_least(5, 19) =>
+        {
             println!("SKIP the buffer-ring part: no provided-buffer rings on this kernel ({e})");
             None
         }

@@ -290,14 +290,12 @@ impl Inner {
         flags: u32,
         owner: &Arc<StreamTally>,
     ) -> Option<RingBuf> {
-        if flags & CQE_F_BUFFER == 0 {
-            return None;
-        }
+        let bid = self.picked(flags)?;
         self.held.fetch_add(1, Ordering::Relaxed);
         owner.0.fetch_add(1, Ordering::AcqRel);
         Some(RingBuf {
             ring: self.clone(),
-            bid: (flags >> CQE_BUFFER_SHIFT) as u16,
+            bid,
             len: usize::try_from(result).unwrap_or(0).min(self.buf_size),
             owner: owner.clone(),
         })
@@ -305,9 +303,20 @@ impl Inner {
 
     /// Gives back a buffer picked by a CQE nobody will take (step 3).
     pub(crate) fn orphan(&self, flags: u32) {
-        if flags & CQE_F_BUFFER != 0 {
-            self.recycle((flags >> CQE_BUFFER_SHIFT) as u16);
+        if let Some(bid) = self.picked(flags) {
+            self.recycle(bid);
         }
+    }
+
+    /// The buffer id a CQE's flags name: none without `F_BUFFER`, and none
+    /// past our entries, which we never provided (an id the kernel should
+    /// never post; trusted, it would point outside the buffers' region).
+    fn picked(&self, flags: u32) -> Option<u16> {
+        if flags & CQE_F_BUFFER == 0 {
+            return None;
+        }
+        let bid = (flags >> CQE_BUFFER_SHIFT) as u16;
+        (bid < self.entries).then_some(bid)
     }
 
     /// Whether some held buffers came from streams that are gone.
@@ -431,5 +440,37 @@ impl fmt::Debug for RingBuf {
             .field("bid", &self.bid)
             .field("len", &self.len)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::{BufRing, CQE_BUFFER_SHIFT, CQE_F_BUFFER, StreamTally};
+
+    /// A CQE naming a buffer id we never provided hands out no chunk (whose
+    /// bytes would lie past the buffers' region) and gives nothing back to
+    /// the kernel (an address past the region it would then write to).
+    #[test]
+    fn a_cqe_naming_a_buffer_id_past_the_ring_picks_nothing() {
+        let rt = crate::Runtime::builder().shards(1).build().unwrap();
+        let j = rt.handle().spawn_pinned(0, async {
+            let ring = BufRing::new(8, 64).unwrap();
+            let tally = Arc::new(StreamTally::default());
+            let flags = CQE_F_BUFFER | (8 << CQE_BUFFER_SHIFT);
+            let took = ring.ring.take(10, flags, &tally).is_some();
+            ring.ring.orphan(flags);
+            (took, ring.ring.recycled())
+        });
+        let (took, recycled) = rt.block_on(j.unwrap()).unwrap();
+        assert!(
+            !took,
+            "a chunk was handed out for buffer id 8 of an 8-entry ring"
+        );
+        assert_eq!(
+            recycled, 0,
+            "buffer id 8 of an 8-entry ring was given to the kernel"
+        );
     }
 }

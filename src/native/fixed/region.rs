@@ -4,8 +4,22 @@
 use std::alloc::{Layout, alloc_zeroed, dealloc};
 use std::io;
 use std::ptr::NonNull;
+use std::sync::OnceLock;
 
-const PAGE: usize = 4096;
+/// The kernel's page size: a buffer ring's address must be aligned to it
+/// (`io_register_pbuf_ring` refuses others with `EINVAL`), and it is 16 or
+/// 64 KiB on some arm64 and ppc64 kernels, not 4 KiB.
+fn page() -> usize {
+    static PAGE: OnceLock<usize> = OnceLock::new();
+    *PAGE.get_or_init(|| {
+        // SAFETY: `sysconf` reads a constant of the system; no pointers.
+        let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        usize::try_from(n)
+            .ok()
+            .filter(|p| p.is_power_of_two())
+            .unwrap_or(4096)
+    })
+}
 
 /// Zeroed, page-aligned bytes, freed on drop.
 pub(super) struct Region {
@@ -25,9 +39,9 @@ impl Region {
         let too_big = || io::Error::new(io::ErrorKind::OutOfMemory, "region too large");
         let len = len
             .max(1)
-            .checked_next_multiple_of(PAGE)
+            .checked_next_multiple_of(page())
             .ok_or_else(too_big)?;
-        let layout = Layout::from_size_align(len, PAGE).map_err(|_| too_big())?;
+        let layout = Layout::from_size_align(len, page()).map_err(|_| too_big())?;
         // SAFETY: the layout has a non-zero size.
         let ptr = NonNull::new(unsafe { alloc_zeroed(layout) }).ok_or_else(too_big)?;
         Ok(Self { ptr, layout })
@@ -54,6 +68,25 @@ pub(super) fn page_multiple(size: usize) -> io::Result<usize> {
             "zero-length buffers",
         ));
     }
-    size.checked_next_multiple_of(PAGE)
+    size.checked_next_multiple_of(page())
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "buffer size too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A buffer ring's memory must sit on a page boundary of the running
+    /// kernel, whatever its page size (`EINVAL` otherwise, at random).
+    #[test]
+    fn regions_are_aligned_to_the_kernels_page_size() {
+        // SAFETY: as in `page`.
+        let real = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap();
+        assert_eq!(page(), real);
+        for len in [1, 100, real, real + 1] {
+            let r = Region::new(len).unwrap();
+            assert_eq!(r.ptr() as usize % real, 0, "a region of {len} bytes");
+        }
+        assert_eq!(page_multiple(1).unwrap(), real);
+    }
 }
