@@ -186,6 +186,11 @@ impl<T> Sender<T> {
 
     /// Sends, waiting while the channel is full (back-pressure).
     ///
+    /// Waiting senders are not queued: room freed by the receiver wakes
+    /// every waiting sender, and the first push to run takes it (a
+    /// `try_send` included). Tokio's bounded `mpsc` hands room to the
+    /// oldest waiter instead. Each sender's own messages stay in order.
+    ///
     /// # Errors
     ///
     /// [`SendError`] with the message if the receiver is gone.
