@@ -267,6 +267,12 @@ fn a_read_dropped_after_another_ops_cancel_takes_no_later_bytes() {
     let _serial = SERIAL.lock();
     let before = settled_fd_count();
     let rt = common::runtime(1);
+    if !rt.handle().ring_features().defer_taskrun {
+        // Without it a cancel is submitted at once, issuing every late
+        // receive with it: the order this test pins down does not arise.
+        println!("SKIP: the kernel refused IORING_SETUP_DEFER_TASKRUN");
+        return;
+    }
     let (sock, sock_peer, sock_std) = unix_pair();
     let (other, other_peer, other_std) = unix_pair();
     let task = rt

@@ -456,7 +456,15 @@ mod tests {
     fn a_cqe_naming_a_buffer_id_past_the_ring_picks_nothing() {
         let rt = crate::Runtime::builder().shards(1).build().unwrap();
         let j = rt.handle().spawn_pinned(0, async {
-            let ring = BufRing::new(8, 64).unwrap();
+            let ring = match BufRing::new(8, 64) {
+                Ok(ring) => ring,
+                // Buffer rings came with Linux 5.19.
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+                    println!("SKIP: no provided-buffer rings on this kernel ({e})");
+                    return (false, 0);
+                }
+                Err(e) => panic!("BufRing::new: {e}"),
+            };
             let tally = Arc::new(StreamTally::default());
             let flags = CQE_F_BUFFER | (8 << CQE_BUFFER_SHIFT);
             let took = ring.ring.take(10, flags, &tally).is_some();

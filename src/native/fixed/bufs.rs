@@ -12,7 +12,7 @@ use std::task::{Poll, Waker};
 use parking_lot::Mutex;
 
 use super::free_list::FreeList;
-use super::region::{Region, page_multiple};
+use super::region::{Region, buf_stride};
 use super::{on_home, register_here};
 use crate::mailbox::Remote;
 use crate::native::{IoBuf, IoBufMut};
@@ -20,7 +20,7 @@ use crate::native::{IoBuf, IoBufMut};
 /// Buffers registered once with the calling shard's ring, checked out one
 /// at a time as [`FixedBuf`]s and given back when those drop.
 ///
-/// Every buffer is page-aligned (usable with `O_DIRECT`) and starts zeroed.
+/// Every buffer is 4 KiB-aligned (usable with `O_DIRECT`) and starts zeroed.
 /// The pool is `Send + Sync + Clone`; ops using its buffers
 /// ([`File::read_fixed_at`](crate::native::fs::File::read_fixed_at),
 /// [`File::write_fixed_at`](crate::native::fs::File::write_fixed_at)) must
@@ -116,7 +116,7 @@ impl FixedBufPool {
                 "a pool holds 1 to 1024 buffers",
             ));
         }
-        let stride = page_multiple(size)?;
+        let stride = buf_stride(size)?;
         if stride > MAX_BUF {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
