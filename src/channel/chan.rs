@@ -1,7 +1,8 @@
 //! `Chan`: the state shared by a channel's senders and its receiver, and
 //! the wait/notify protocol (numbered in `channel/mod.rs`).
 
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering, fence};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, OnceLock};
 use std::task::Waker;
 
@@ -30,10 +31,28 @@ pub(super) struct Chan<T> {
     rx_waker: Padded<Mutex<Option<Waker>>>,
     /// The shard that watches the receiver, fixed by its first watch.
     rx_home: OnceLock<Arc<Remote>>,
-    tx_waiting: AtomicBool,
-    /// One slot per send future waiting for room; the future removes its
-    /// slot when it completes or is dropped, so slots never pile up.
-    tx_wakers: Mutex<Slab<Waker>>,
+    /// Send futures queued in `tx_queue`: while any are, a push that is
+    /// not the oldest's queues behind them (protocol step 3). Read by every
+    /// push and pop, written only when sends queue up or leave: on a block
+    /// of its own, so it stays in every core's cache while nobody waits.
+    tx_queued: Padded<AtomicUsize>,
+    /// Send futures waiting for room, oldest first. A future leaves when it
+    /// has pushed or is dropped, so entries never pile up.
+    tx_queue: Mutex<SendQueue>,
+}
+
+/// The waiting send futures: their wakers by key, and the keys in the
+/// order they came.
+#[derive(Default)]
+struct SendQueue {
+    wakers: Slab<Waker>,
+    order: VecDeque<usize>,
+}
+
+impl SendQueue {
+    fn oldest(&self) -> Option<&Waker> {
+        self.order.front().map(|&k| &self.wakers[k])
+    }
 }
 
 impl<T> Chan<T> {
@@ -45,8 +64,8 @@ impl<T> Chan<T> {
             rx_waiting: AtomicU8::new(IDLE),
             rx_waker: Padded(Mutex::new(None)),
             rx_home: OnceLock::new(),
-            tx_waiting: AtomicBool::new(false),
-            tx_wakers: Mutex::new(Slab::new()),
+            tx_queued: Padded(AtomicUsize::new(0)),
+            tx_queue: Mutex::new(SendQueue::default()),
         })
     }
 
@@ -135,41 +154,88 @@ impl<T> Chan<T> {
         drop(self.rx_waker.lock().take());
     }
 
-    /// Protocol step 3 (sender, ring full): register (or refresh) the
-    /// caller's slot before trying again.
-    pub(super) fn register_sender(&self, slot: &mut Option<usize>, waker: &Waker) {
-        {
-            let mut wakers = self.tx_wakers.lock();
-            match slot.and_then(|s| wakers.get_mut(s)) {
+    /// Whether send futures wait for room: a push that is not the oldest
+    /// waiting one's must queue behind them (protocol step 3).
+    ///
+    /// A hint for a push's first look (a stale answer only moves a push
+    /// before or after a send that queues up at the same moment; the waits
+    /// themselves synchronize through the fences of step 3).
+    pub(super) fn senders_queued(&self) -> bool {
+        self.tx_queued.load(Ordering::Relaxed) != 0
+    }
+
+    /// Protocol step 3 (sender, ring full or senders queued): join the
+    /// queue (or refresh the caller's waker); returns whether the caller is
+    /// the oldest waiting send, the one whose turn it is to push.
+    pub(super) fn register_sender(&self, slot: &mut Option<usize>, waker: &Waker) -> bool {
+        let oldest = {
+            let mut queue = self.tx_queue.lock();
+            let queue = &mut *queue;
+            match slot.and_then(|k| queue.wakers.get_mut(k)) {
                 Some(w) if w.will_wake(waker) => {}
                 Some(w) => *w = waker.clone(),
-                None => *slot = Some(wakers.insert(waker.clone())),
+                None => {
+                    let key = queue.wakers.insert(waker.clone());
+                    queue.order.push_back(key);
+                    *slot = Some(key);
+                    self.tx_queued.store(queue.order.len(), Ordering::SeqCst);
+                }
+            }
+            queue.order.front() == slot.as_ref()
+        };
+        fence(Ordering::SeqCst);
+        oldest
+    }
+
+    /// Leaves the queue: the send `pushed`, or was dropped. If it was the
+    /// oldest, the next one is woken when its turn has come: after a drop
+    /// always (room the leaver was woken for must not go unused: a woken
+    /// send that is cancelled passes its turn on, as Tokio's semaphore
+    /// waiters do), after a push if room is left (the receiver may have
+    /// freed several slots at once; if not, its next pop wakes the next).
+    pub(super) fn unregister_sender(&self, key: usize, pushed: bool) {
+        let next = {
+            let mut queue = self.tx_queue.lock();
+            let was_oldest = queue.order.front() == Some(&key);
+            if let Some(at) = queue.order.iter().position(|&k| k == key) {
+                queue.order.remove(at);
+                queue.wakers.remove(key);
+            }
+            self.tx_queued.store(queue.order.len(), Ordering::SeqCst);
+            match was_oldest {
+                true => queue.oldest().cloned(),
+                false => None,
+            }
+        };
+        // After a push: the receiver's pop and this look are ordered by the
+        // queue's lock (it wakes the oldest under it), so either it woke
+        // the next one or this look sees the room it made.
+        if let Some(w) = next {
+            if !pushed || self.queue.len() < self.queue.capacity() {
+                w.wake();
             }
         }
-        self.tx_waiting.store(true, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
     }
 
-    /// Gives up a sender's slot (its send completed or was dropped).
-    pub(super) fn unregister_sender(&self, slot: usize) {
-        self.tx_wakers.lock().try_remove(slot);
-    }
-
-    /// Protocol step 3 (receiver, after freeing space): wake waiting senders.
+    /// Protocol step 3 (receiver, after freeing space): wake the oldest
+    /// waiting sender; it wakes the next when it leaves.
     pub(super) fn notify_senders(&self) {
         fence(Ordering::SeqCst);
-        if self.tx_waiting.load(Ordering::SeqCst) && self.tx_waiting.swap(false, Ordering::SeqCst) {
-            self.wake_senders();
+        if self.tx_queued.load(Ordering::SeqCst) != 0 {
+            let oldest = self.tx_queue.lock().oldest().cloned();
+            if let Some(w) = oldest {
+                w.wake();
+            }
         }
     }
 
-    /// Wakes every waiting sender (their slots stay theirs until they
-    /// complete or drop). Waking all, not one per freed slot, keeps this
-    /// correct when a woken sender is cancelled before it pushes.
+    /// Wakes every waiting sender (the receiver closed the channel: each
+    /// gets its message back).
     pub(super) fn wake_senders(&self) {
         let wakers: Vec<Waker> = self
-            .tx_wakers
+            .tx_queue
             .lock()
+            .wakers
             .iter()
             .map(|(_, w)| w.clone())
             .collect();

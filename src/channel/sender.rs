@@ -145,7 +145,8 @@ impl<T> Sender<T> {
         })
     }
 
-    /// Sends at once if there is room; never waits. The message comes back
+    /// Sends at once if there is room and no [`send`](Self::send) waits for
+    /// room (waiting sends go first); never waits. The message comes back
     /// in the error when the channel is full or closed.
     ///
     /// # Examples
@@ -157,39 +158,61 @@ impl<T> Sender<T> {
     /// assert_eq!(rx.try_recv(), Ok(1));
     /// ```
     pub fn try_send(&self, msg: T) -> Result<(), TrySendError<T>> {
+        if self.chan.senders_queued() {
+            // Room goes to the waiting sends first, oldest first.
+            return Err(match self.chan.queue.is_closed() {
+                true => TrySendError::Closed(msg),
+                false => TrySendError::Full(msg),
+            });
+        }
         self.push_quiet(msg)?;
         count_sent(1);
         self.chan.notify_receiver();
         Ok(())
     }
 
-    /// One attempt of an awaiting send: push, or register and push again.
+    /// One attempt of an awaiting send: push if nobody waits, else (or if
+    /// full) queue up, and push when it is this send's turn (protocol step
+    /// 3). `Ok(Err(msg))`: wait; `Err(msg)`: the receiver is gone.
     fn poll_push(
         &self,
         cx: &mut Context<'_>,
         slot: &mut WaitSlot<'_, T>,
         msg: T,
     ) -> Result<Result<(), T>, T> {
-        match self.push_quiet(msg) {
-            Ok(()) => Ok(Ok(())),
-            Err(TrySendError::Closed(m)) => Err(m),
-            Err(TrySendError::Full(m)) => {
-                self.chan.register_sender(&mut slot.slot, cx.waker());
-                match self.push_quiet(m) {
-                    Ok(()) => Ok(Ok(())),
-                    Err(TrySendError::Closed(m)) => Err(m),
-                    Err(TrySendError::Full(m)) => Ok(Err(m)),
-                }
+        let msg = if slot.slot.is_none() && !self.chan.senders_queued() {
+            match self.push_quiet(msg) {
+                Ok(()) => return Ok(Ok(())),
+                Err(TrySendError::Closed(m)) => return Err(m),
+                Err(TrySendError::Full(m)) => m,
             }
+        } else {
+            msg
+        };
+        if !self.chan.register_sender(&mut slot.slot, cx.waker()) {
+            // Not our turn; a close wakes every waiting send.
+            return match self.chan.queue.is_closed() {
+                true => Err(msg),
+                false => Ok(Err(msg)),
+            };
+        }
+        match self.push_quiet(msg) {
+            Ok(()) => {
+                slot.leave(); // the next one's turn
+                Ok(Ok(()))
+            }
+            Err(TrySendError::Closed(m)) => Err(m),
+            Err(TrySendError::Full(m)) => Ok(Err(m)),
         }
     }
 
     /// Sends, waiting while the channel is full (back-pressure).
     ///
-    /// Waiting senders are not queued: room freed by the receiver wakes
-    /// every waiting sender, and the first push to run takes it (a
-    /// `try_send` included). Tokio's bounded `mpsc` hands room to the
-    /// oldest waiter instead. Each sender's own messages stay in order.
+    /// Sends that wait for room are served in the order they began
+    /// waiting, as Tokio's bounded `mpsc` does: while any waits, a
+    /// [`try_send`](Self::try_send) fails `Full` and a new `send` queues
+    /// behind them. Dropping a waiting send gives up its place; one that is
+    /// never polled again (nor dropped) holds up the sends behind it.
     ///
     /// # Errors
     ///
@@ -329,6 +352,11 @@ impl<T> Sender<T> {
             let mut run = 0;
             let mut next = Some(msg);
             while let Some(m) = next.take() {
+                if self.chan.senders_queued() {
+                    // Sends wait for room: this one queues behind them.
+                    next = Some(m);
+                    break;
+                }
                 match self.chan.queue.push(m) {
                     Ok(()) => {
                         // Recorded at once: the iterator may unwind next.
@@ -490,10 +518,19 @@ struct WaitSlot<'a, T> {
     slot: Option<usize>,
 }
 
+impl<T> WaitSlot<'_, T> {
+    /// Leaves the queue of waiting sends after pushing, if in it.
+    fn leave(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            self.chan.unregister_sender(slot, true);
+        }
+    }
+}
+
 impl<T> Drop for WaitSlot<'_, T> {
     fn drop(&mut self) {
         if let Some(slot) = self.slot.take() {
-            self.chan.unregister_sender(slot);
+            self.chan.unregister_sender(slot, false);
         }
     }
 }

@@ -1,0 +1,242 @@
+//! Waiting sends are served oldest first, as with Tokio's bounded `mpsc`:
+//! a `try_send` or a new `send` does not take room a waiting send was woken
+//! for, a woken send that is dropped passes its turn on, a close still
+//! returns every waiting send's message; and under many senders with
+//! cancellations nothing is lost, duplicated, reordered per sender or stuck.
+
+mod common;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use ringlane::{SendError, TrySendError, channel};
+
+use common::{LIMIT, join_within};
+
+/// A waker that counts its wakes.
+#[derive(Default)]
+struct Count(AtomicUsize);
+
+impl Wake for Count {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl Count {
+    fn wakes(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+type Send<'a> = Pin<Box<dyn Future<Output = Result<(), SendError<u32>>> + 'a>>;
+
+/// Polls `f` once with `waker`.
+fn poll(f: &mut Send<'_>, waker: &Waker) -> Poll<Result<(), SendError<u32>>> {
+    f.as_mut().poll(&mut Context::from_waker(waker))
+}
+
+/// Expected (Tokio): room the receiver frees belongs to the send that waited
+/// for it; a `try_send` arriving in between gets `Full`.
+///
+/// Why it may fail: room woke every waiting sender and went to the first
+/// push to run, so the `try_send` took it and the receiver got 2 before 1.
+#[test]
+fn a_try_send_does_not_take_room_a_waiting_send_was_woken_for() {
+    let (tx, mut rx) = channel::<u32>(1).unwrap();
+    tx.try_send(0).unwrap();
+    let mut waiting: Send<'_> = Box::pin(tx.send(1));
+    assert!(poll(&mut waiting, Waker::noop()).is_pending(), "full");
+    assert_eq!(rx.try_recv(), Ok(0));
+    assert_eq!(
+        tx.try_send(2),
+        Err(TrySendError::Full(2)),
+        "the room is the waiting send's"
+    );
+    assert_eq!(poll(&mut waiting, Waker::noop()), Poll::Ready(Ok(())));
+    assert_eq!(rx.try_recv(), Ok(1));
+    assert_eq!(tx.try_send(2), Ok(()), "nobody waits any more");
+}
+
+/// Expected: sends that wait for room push in the order they began
+/// waiting, whatever order they are polled in afterwards; a new `send`
+/// queues behind them; each freed slot wakes the oldest only.
+#[test]
+fn waiting_sends_push_in_the_order_they_began_waiting() {
+    let (tx, mut rx) = channel::<u32>(1).unwrap();
+    tx.try_send(0).unwrap();
+    let counts: Vec<Arc<Count>> = (0..3).map(|_| Arc::default()).collect();
+    let wakers: Vec<Waker> = counts.iter().map(|c| Waker::from(c.clone())).collect();
+    let mut sends: Vec<Send<'_>> = (1..=3).map(|i| Box::pin(tx.send(i)) as Send<'_>).collect();
+    for (s, w) in sends.iter_mut().zip(&wakers) {
+        assert!(poll(s, w).is_pending(), "full");
+    }
+    let mut got = vec![rx.try_recv().unwrap()];
+    let mut late: Send<'_> = Box::pin(tx.send(4));
+    for round in 0..3 {
+        assert_eq!(
+            counts[round].wakes(),
+            1,
+            "round {round}: the oldest is woken"
+        );
+        for later in &counts[round + 1..] {
+            assert_eq!(later.wakes(), 0, "round {round}: a younger send was woken");
+        }
+        // A newcomer and the younger sends, polled first, wait their turn.
+        assert!(poll(&mut late, Waker::noop()).is_pending(), "round {round}");
+        for i in (round + 1..3).rev() {
+            assert!(
+                poll(&mut sends[i], &wakers[i]).is_pending(),
+                "round {round}: send {i}"
+            );
+        }
+        assert_eq!(poll(&mut sends[round], &wakers[round]), Poll::Ready(Ok(())));
+        got.push(rx.try_recv().unwrap());
+    }
+    assert_eq!(poll(&mut late, Waker::noop()), Poll::Ready(Ok(())));
+    got.push(rx.try_recv().unwrap());
+    assert_eq!(got, [0, 1, 2, 3, 4]);
+}
+
+/// Expected: a send woken for room and then dropped (a timeout, a
+/// `select!`) passes its turn to the next waiting send, which would
+/// otherwise wait for room that is already there.
+#[test]
+fn a_woken_send_that_is_dropped_passes_its_turn_on() {
+    let (tx, mut rx) = channel::<u32>(1).unwrap();
+    tx.try_send(0).unwrap();
+    let (first, second) = (Arc::new(Count::default()), Arc::new(Count::default()));
+    let (w1, w2) = (Waker::from(first.clone()), Waker::from(second.clone()));
+    let mut a: Send<'_> = Box::pin(tx.send(1));
+    let mut b: Send<'_> = Box::pin(tx.send(2));
+    assert!(poll(&mut a, &w1).is_pending());
+    assert!(poll(&mut b, &w2).is_pending());
+    assert_eq!(rx.try_recv(), Ok(0));
+    assert_eq!((first.wakes(), second.wakes()), (1, 0));
+    drop(a);
+    assert_eq!(second.wakes(), 1, "the dropped send's turn went nowhere");
+    assert_eq!(poll(&mut b, &w2), Poll::Ready(Ok(())));
+    assert_eq!(rx.try_recv(), Ok(2));
+}
+
+/// Expected: closing the receiver returns every waiting send's message,
+/// the oldest's and the younger ones' alike.
+#[test]
+fn a_close_returns_every_waiting_sends_message() {
+    let (tx, mut rx) = channel::<u32>(1).unwrap();
+    tx.try_send(0).unwrap();
+    let mut sends: Vec<Send<'_>> = (1..=3).map(|i| Box::pin(tx.send(i)) as Send<'_>).collect();
+    for s in &mut sends {
+        assert!(poll(s, Waker::noop()).is_pending());
+    }
+    rx.close();
+    for (i, s) in sends.iter_mut().enumerate().rev() {
+        assert_eq!(
+            poll(s, Waker::noop()),
+            Poll::Ready(Err(SendError(i as u32 + 1)))
+        );
+    }
+    assert_eq!(rx.try_recv(), Ok(0));
+}
+
+/// Expected: a `send_many` that finds sends waiting queues behind them
+/// (one turn per wait), and none of its items is lost or reordered.
+#[test]
+fn send_many_queues_behind_waiting_sends() {
+    let (tx, mut rx) = channel::<u32>(1).unwrap();
+    tx.try_send(0).unwrap();
+    let mut waiting: Send<'_> = Box::pin(tx.send(1));
+    assert!(poll(&mut waiting, Waker::noop()).is_pending());
+    let mut batch = Box::pin(tx.send_many([10, 11]));
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(batch.as_mut().poll(&mut cx).is_pending(), "full");
+    let (mut waiting, mut batch) = (Some(waiting), Some(batch));
+    let mut got = Vec::new();
+    while got.len() < 4 {
+        got.push(rx.try_recv().unwrap());
+        // The batch first: it must still wait for the older send.
+        if batch
+            .as_mut()
+            .is_some_and(|b| b.as_mut().poll(&mut cx).is_ready())
+        {
+            batch = None;
+        }
+        if waiting
+            .as_mut()
+            .is_some_and(|w| poll(w, Waker::noop()).is_ready())
+        {
+            waiting = None;
+        }
+    }
+    assert_eq!(got, [0, 1, 10, 11]);
+    assert!(waiting.is_none() && batch.is_none());
+}
+
+/// Expected: 12 tasks on two shards send 1,500 numbered messages each into
+/// a channel of 4, a third of them through sends cut short by a timeout
+/// (and retried), to a receiver that keeps pausing: every message arrives
+/// once and in its sender's order, and nobody is left waiting (a turn lost
+/// with a cancelled send would hang the run).
+#[test]
+fn many_senders_with_cancelled_sends_lose_nothing_and_get_stuck_nowhere() {
+    const SENDERS: u32 = 12;
+    const EACH: u32 = 1_500;
+    let rt = common::runtime(2);
+    let h = rt.handle();
+    let (tx, mut rx) = channel::<(u32, u32)>(4).unwrap();
+    let receiver = h
+        .spawn_pinned(1, async move {
+            let mut next = vec![0u32; SENDERS as usize];
+            let mut n = 0u64;
+            while let Some((who, seq)) = rx.recv().await {
+                assert_eq!(seq, next[who as usize], "sender {who} out of order");
+                next[who as usize] += 1;
+                n += 1;
+                if n % 97 == 0 {
+                    ringlane::time::sleep(Duration::from_micros(50)).await;
+                }
+            }
+            next
+        })
+        .unwrap();
+    let senders: Vec<_> = (0..SENDERS)
+        .map(|who| {
+            let tx = tx.clone();
+            let send = async move {
+                let mut timeouts = 0u32;
+                for seq in 0..EACH {
+                    loop {
+                        if (seq + who) % 3 != 0 {
+                            tx.send((who, seq)).await.unwrap();
+                            break;
+                        }
+                        let limit = Duration::from_micros(20 + u64::from(seq % 7) * 30);
+                        match ringlane::time::timeout(limit, tx.send((who, seq))).await {
+                            Ok(r) => break r.unwrap(),
+                            Err(_) => timeouts += 1,
+                        }
+                    }
+                }
+                timeouts
+            };
+            match who % 3 {
+                0 => h.spawn_pinned(0, send),
+                1 => h.spawn_pinned(1, send),
+                _ => h.spawn_stealable(send),
+            }
+            .unwrap()
+        })
+        .collect();
+    drop(tx);
+    let mut timeouts = 0;
+    for s in senders {
+        timeouts += join_within(&rt, s, LIMIT * 3, "a sender");
+    }
+    let next = join_within(&rt, receiver, LIMIT, "the receiver");
+    assert_eq!(next, vec![EACH; SENDERS as usize], "messages lost");
+    println!("{timeouts} sends were cut short by their timeout and retried");
+}
