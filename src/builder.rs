@@ -226,7 +226,7 @@ impl Builder {
                 "the task budget must be at most 65536",
             ));
         }
-        let features = probe_features(self.ring_entries, self.defer_taskrun)?;
+        let features = probe_features(self.defer_taskrun)?;
         let config = Config {
             shards,
             ring_entries: self.ring_entries,

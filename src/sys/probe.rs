@@ -104,11 +104,21 @@ pub(crate) fn build_ring(entries: u32, f: &RingFeatures) -> io::Result<IoUring> 
     b.build(entries)
 }
 
-/// Finds the best ring set-up this kernel accepts.
+/// The probe's ring: the smallest, whatever the shards' size. Ring memory
+/// of a user without `CAP_IPC_LOCK` counts against `RLIMIT_MEMLOCK`, and
+/// the kernel returns a closed ring's share a little after `close`: a
+/// probe as large as a shard's ring made the last shard of a runtime that
+/// fits the limit fail with `ENOMEM`
+/// (`a_runtime_whose_rings_fit_the_memlock_limit_builds`).
+const PROBE_ENTRIES: u32 = 2;
+
+/// Finds the best ring set-up this kernel accepts (with a ring of
+/// [`PROBE_ENTRIES`]; the shards' own rings report their own refusals).
 ///
 /// `allow_defer` lets the caller opt out of `DEFER_TASKRUN` (it lowers the
 /// cost of each op but also the MSG_RING intake rate; see ADR 0003).
-pub(crate) fn probe_features(entries: u32, allow_defer: bool) -> Result<RingFeatures, Error> {
+pub(crate) fn probe_features(allow_defer: bool) -> Result<RingFeatures, Error> {
+    let entries = PROBE_ENTRIES;
     let mut last_err = None;
     for c in CANDIDATES {
         if c.single_issuer_defer && !allow_defer {
@@ -197,7 +207,7 @@ mod tests {
     #[test]
     fn a_kernel_without_the_probe_register_call_is_too_old() {
         REFUSE_REGISTER.with(|r| r.set(Some(libc::EINVAL)));
-        let result = probe_features(8, true);
+        let result = probe_features(true);
         REFUSE_REGISTER.with(|r| r.set(None));
         match result {
             Err(Error::KernelTooOld { missing }) => assert!(missing.contains("PROBE")),
@@ -211,7 +221,7 @@ mod tests {
     #[test]
     fn a_refused_io_uring_register_is_a_ring_refusal_not_an_old_kernel() {
         REFUSE_REGISTER.with(|r| r.set(Some(libc::EPERM)));
-        let result = probe_features(8, true);
+        let result = probe_features(true);
         REFUSE_REGISTER.with(|r| r.set(None));
         match result {
             Err(Error::RingSetup {

@@ -495,8 +495,7 @@ mod tests {
     }
 
     fn ring() -> Ring {
-        let features =
-            super::super::probe::probe_features(8, true).expect("io_uring on this machine");
+        let features = super::super::probe::probe_features(true).expect("io_uring on this machine");
         Ring::new(8, &features).expect("ring")
     }
 
