@@ -1,8 +1,10 @@
-//! Waiting sends are served oldest first, as with Tokio's bounded `mpsc`:
-//! a `try_send` or a new `send` does not take room a waiting send was woken
-//! for, a woken send that is dropped passes its turn on, a close still
-//! returns every waiting send's message; and under many senders with
-//! cancellations nothing is lost, duplicated, reordered per sender or stuck.
+//! Room goes to waiting sends oldest first, as permits do with Tokio's
+//! bounded `mpsc`: a `try_send` or a new `send` does not take room a
+//! waiting send is owed, but takes room beyond it; a woken send that is
+//! dropped passes its room on; a waiting send never polled again holds up
+//! only the slot it is owed; a close still returns every waiting send's
+//! message; and under many senders with cancellations nothing is lost,
+//! duplicated, reordered per sender or stuck.
 
 mod common;
 
@@ -60,6 +62,65 @@ fn a_try_send_does_not_take_room_a_waiting_send_was_woken_for() {
     assert_eq!(poll(&mut waiting, Waker::noop()), Poll::Ready(Ok(())));
     assert_eq!(rx.try_recv(), Ok(1));
     assert_eq!(tx.try_send(2), Ok(()), "nobody waits any more");
+}
+
+/// Expected (Tokio): room beyond what the waiting sends are owed is anyone's.
+///
+/// Why it may fail: a `try_send` failed `Full` while any send waited, with
+/// four free slots and one waiter.
+#[test]
+fn a_try_send_takes_room_beyond_what_the_waiting_sends_are_owed() {
+    let (tx, mut rx) = channel::<u32>(4).unwrap();
+    for i in 0..4 {
+        tx.try_send(i).unwrap();
+    }
+    let mut waiting: Send<'_> = Box::pin(tx.send(4));
+    assert!(poll(&mut waiting, Waker::noop()).is_pending(), "full");
+    for i in 0..4 {
+        assert_eq!(rx.try_recv(), Ok(i));
+    }
+    assert_eq!(tx.try_send(5), Ok(()), "four free slots, one owed");
+    assert_eq!(tx.try_send(6), Ok(()));
+    assert_eq!(tx.try_send(7), Ok(()));
+    assert_eq!(
+        tx.try_send(8),
+        Err(TrySendError::Full(8)),
+        "the last is owed"
+    );
+    assert_eq!(poll(&mut waiting, Waker::noop()), Poll::Ready(Ok(())));
+    let got: Vec<u32> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+    assert_eq!(got, [5, 6, 7, 4]);
+}
+
+/// Expected (Tokio): a waiting send that is never polled again (held in a
+/// `select!` loop's state, say) holds up only the slot it is owed; the sends
+/// behind it go on through the rest of the room.
+///
+/// Why it may fail: only the oldest waiting send could push, so a stuck
+/// one blocked every send while the ring stood empty.
+#[test]
+fn a_waiting_send_never_polled_again_holds_up_only_the_slot_it_is_owed() {
+    let (tx, mut rx) = channel::<u32>(2).unwrap();
+    tx.try_send(0).unwrap();
+    tx.try_send(1).unwrap();
+    let mut stuck: Send<'_> = Box::pin(tx.send(2));
+    let mut behind: Send<'_> = Box::pin(tx.send(3));
+    assert!(poll(&mut stuck, Waker::noop()).is_pending());
+    assert!(poll(&mut behind, Waker::noop()).is_pending());
+    assert_eq!((rx.try_recv(), rx.try_recv()), (Ok(0), Ok(1)));
+    assert_eq!(
+        poll(&mut behind, Waker::noop()),
+        Poll::Ready(Ok(())),
+        "held up"
+    );
+    assert_eq!(
+        tx.try_send(9),
+        Err(TrySendError::Full(9)),
+        "the slot is owed"
+    );
+    assert_eq!(rx.try_recv(), Ok(3));
+    assert_eq!(poll(&mut stuck, Waker::noop()), Poll::Ready(Ok(())));
+    assert_eq!(rx.try_recv(), Ok(2));
 }
 
 /// Expected: sends that wait for room push in the order they began

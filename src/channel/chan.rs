@@ -41,18 +41,17 @@ pub(super) struct Chan<T> {
     tx_queue: Mutex<SendQueue>,
 }
 
-/// The waiting send futures: their wakers by key, and the keys in the
-/// order they came.
+/// The waiting send futures by key, and the keys in the order they came.
 #[derive(Default)]
 struct SendQueue {
-    wakers: Slab<Waker>,
+    waiters: Slab<Waiter>,
     order: VecDeque<usize>,
 }
 
-impl SendQueue {
-    fn oldest(&self) -> Option<&Waker> {
-        self.order.front().map(|&k| &self.wakers[k])
-    }
+struct Waiter {
+    waker: Waker,
+    /// Woken since it last looked (so a burst of pops wakes it once).
+    woken: bool,
 }
 
 impl<T> Chan<T> {
@@ -154,79 +153,105 @@ impl<T> Chan<T> {
         drop(self.rx_waker.lock().take());
     }
 
-    /// Whether send futures wait for room: a push that is not the oldest
-    /// waiting one's must queue behind them (protocol step 3).
+    /// Send futures waiting for room right now.
     ///
     /// A hint for a push's first look (a stale answer only moves a push
     /// before or after a send that queues up at the same moment; the waits
     /// themselves synchronize through the fences of step 3).
-    pub(super) fn senders_queued(&self) -> bool {
-        self.tx_queued.load(Ordering::Relaxed) != 0
+    pub(super) fn senders_queued(&self) -> usize {
+        self.tx_queued.load(Ordering::Relaxed)
     }
 
-    /// Protocol step 3 (sender, ring full or senders queued): join the
-    /// queue (or refresh the caller's waker); returns whether the caller is
-    /// the oldest waiting send, the one whose turn it is to push.
-    pub(super) fn register_sender(&self, slot: &mut Option<usize>, waker: &Waker) -> bool {
-        let oldest = {
+    /// Free slots in the ring (claimed slots count as taken).
+    pub(super) fn room(&self) -> usize {
+        self.queue.capacity().saturating_sub(self.queue.len())
+    }
+
+    /// Whether a push that is not a waiting send's may go: nobody waits, or
+    /// the room is more than the waiting sends are owed (as a Tokio
+    /// `try_send` takes a permit the waiters did not need).
+    pub(super) fn may_push_unqueued(&self) -> bool {
+        match self.senders_queued() {
+            0 => true,
+            waiting => self.room() > waiting,
+        }
+    }
+
+    /// Protocol step 3 (sender, no room for it): join the queue (or refresh
+    /// the caller's waker); returns the caller's place in it (0: oldest).
+    /// The send at place `i` may push once the room is more than `i`: room
+    /// goes to the waiting sends oldest first, and one that is never polled
+    /// again holds up only the room it is owed.
+    pub(super) fn register_sender(&self, slot: &mut Option<usize>, waker: &Waker) -> usize {
+        let place = {
             let mut queue = self.tx_queue.lock();
             let queue = &mut *queue;
-            match slot.and_then(|k| queue.wakers.get_mut(k)) {
-                Some(w) if w.will_wake(waker) => {}
-                Some(w) => *w = waker.clone(),
+            match slot.and_then(|k| queue.waiters.get_mut(k)) {
+                Some(w) => {
+                    if !w.waker.will_wake(waker) {
+                        w.waker = waker.clone();
+                    }
+                    w.woken = false;
+                }
                 None => {
-                    let key = queue.wakers.insert(waker.clone());
+                    let key = queue.waiters.insert(Waiter {
+                        waker: waker.clone(),
+                        woken: false,
+                    });
                     queue.order.push_back(key);
                     *slot = Some(key);
                     self.tx_queued.store(queue.order.len(), Ordering::SeqCst);
                 }
             }
-            queue.order.front() == slot.as_ref()
+            let key = slot.expect("registered above");
+            queue.order.iter().position(|&k| k == key).expect("queued")
         };
         fence(Ordering::SeqCst);
-        oldest
+        place
     }
 
-    /// Leaves the queue: the send `pushed`, or was dropped. If it was the
-    /// oldest, the next one is woken when its turn has come: after a drop
-    /// always (room the leaver was woken for must not go unused: a woken
-    /// send that is cancelled passes its turn on, as Tokio's semaphore
-    /// waiters do), after a push if room is left (the receiver may have
-    /// freed several slots at once; if not, its next pop wakes the next).
-    pub(super) fn unregister_sender(&self, key: usize, pushed: bool) {
-        let next = {
+    /// Leaves the queue (the send pushed, or was dropped): the sends behind
+    /// move up a place, and those whose place the room now covers are
+    /// woken (a woken send that is cancelled passes its room on, as Tokio's
+    /// semaphore waiters do).
+    pub(super) fn unregister_sender(&self, key: usize) {
+        let wake = {
             let mut queue = self.tx_queue.lock();
-            let was_oldest = queue.order.front() == Some(&key);
             if let Some(at) = queue.order.iter().position(|&k| k == key) {
                 queue.order.remove(at);
-                queue.wakers.remove(key);
+                queue.waiters.remove(key);
             }
             self.tx_queued.store(queue.order.len(), Ordering::SeqCst);
-            match was_oldest {
-                true => queue.oldest().cloned(),
-                false => None,
-            }
+            self.due(&mut queue)
         };
-        // After a push: the receiver's pop and this look are ordered by the
-        // queue's lock (it wakes the oldest under it), so either it woke
-        // the next one or this look sees the room it made.
-        if let Some(w) = next {
-            if !pushed || self.queue.len() < self.queue.capacity() {
-                w.wake();
-            }
-        }
+        wake.into_iter().for_each(Waker::wake);
     }
 
-    /// Protocol step 3 (receiver, after freeing space): wake the oldest
-    /// waiting sender; it wakes the next when it leaves.
+    /// Protocol step 3 (receiver, after freeing space): wake the waiting
+    /// sends whose place the room now covers.
     pub(super) fn notify_senders(&self) {
         fence(Ordering::SeqCst);
         if self.tx_queued.load(Ordering::SeqCst) != 0 {
-            let oldest = self.tx_queue.lock().oldest().cloned();
-            if let Some(w) = oldest {
-                w.wake();
-            }
+            let wake = self.due(&mut self.tx_queue.lock());
+            wake.into_iter().for_each(Waker::wake);
         }
+    }
+
+    /// The wakers of the sends whose place the room covers and that were
+    /// not woken since they last looked, marked woken. Called under the
+    /// queue's lock: a pop and a leave are ordered by it, so the later of
+    /// the two sees the room and the places both made.
+    fn due(&self, queue: &mut SendQueue) -> Vec<Waker> {
+        let room = self.room();
+        let SendQueue { waiters, order } = queue;
+        order
+            .iter()
+            .take(room)
+            .filter_map(|&k| {
+                let w = &mut waiters[k];
+                (!std::mem::replace(&mut w.woken, true)).then(|| w.waker.clone())
+            })
+            .collect()
     }
 
     /// Wakes every waiting sender (the receiver closed the channel: each
@@ -235,9 +260,9 @@ impl<T> Chan<T> {
         let wakers: Vec<Waker> = self
             .tx_queue
             .lock()
-            .wakers
+            .waiters
             .iter()
-            .map(|(_, w)| w.clone())
+            .map(|(_, w)| w.waker.clone())
             .collect();
         wakers.into_iter().for_each(Waker::wake);
     }

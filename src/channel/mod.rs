@@ -35,15 +35,16 @@
 //!    `Pending`.
 //! 2. Sender: push, full fence, and only if `rx_waiting` is set, clear it
 //!    and wake the stored waker.
-//! 3. A send that finds the ring full (or other sends queued) joins the
-//!    queue of waiting sends (`tx_queued` counts them), fence, and if it is
-//!    the oldest tries again; a receiver that frees space fences and, only
-//!    if sends are queued, wakes the oldest. A send leaves the queue when it
-//!    pushes or is dropped, waking the next oldest if it was the oldest (so
-//!    a woken send that is cancelled passes its turn on). While sends are
-//!    queued, every other push (`try_send` included) queues behind them or
-//!    fails `Full`: room goes to waiting sends first, oldest first, as with
-//!    Tokio's bounded `mpsc`.
+//! 3. A send that finds no room for it joins the queue of waiting sends
+//!    (`tx_queued` counts them), fence, and tries again if the room covers
+//!    its place (the send at place `i` may push once more than `i` slots
+//!    are free); a receiver that frees space fences and, only if sends are
+//!    queued, wakes those whose place the room now covers. A send leaves
+//!    the queue when it pushes or is dropped, and the same wake runs (so a
+//!    woken send that is cancelled passes its room on). A push that is not
+//!    a waiting send's (`try_send`, a new `send`) takes only room beyond
+//!    what the waiting sends are owed: room goes to them oldest first, as
+//!    permits do in Tokio's bounded `mpsc`.
 //!
 //! Either the waiter's second look sees the other side's write, or the
 //! other side sees the flag and wakes it.

@@ -145,9 +145,9 @@ impl<T> Sender<T> {
         })
     }
 
-    /// Sends at once if there is room and no [`send`](Self::send) waits for
-    /// room (waiting sends go first); never waits. The message comes back
-    /// in the error when the channel is full or closed.
+    /// Sends at once if there is room beyond what waiting
+    /// [`send`](Self::send)s are owed (they go first); never waits. The
+    /// message comes back in the error when the channel is full or closed.
     ///
     /// # Examples
     ///
@@ -158,7 +158,7 @@ impl<T> Sender<T> {
     /// assert_eq!(rx.try_recv(), Ok(1));
     /// ```
     pub fn try_send(&self, msg: T) -> Result<(), TrySendError<T>> {
-        if self.chan.senders_queued() {
+        if !self.chan.may_push_unqueued() {
             // Room goes to the waiting sends first, oldest first.
             return Err(match self.chan.queue.is_closed() {
                 true => TrySendError::Closed(msg),
@@ -171,16 +171,17 @@ impl<T> Sender<T> {
         Ok(())
     }
 
-    /// One attempt of an awaiting send: push if nobody waits, else (or if
-    /// full) queue up, and push when it is this send's turn (protocol step
-    /// 3). `Ok(Err(msg))`: wait; `Err(msg)`: the receiver is gone.
+    /// One attempt of an awaiting send: push if the room is not owed to
+    /// waiting sends, else (or if full) queue up, and push once the room
+    /// covers this send's place (protocol step 3). `Ok(Err(msg))`: wait;
+    /// `Err(msg)`: the receiver is gone.
     fn poll_push(
         &self,
         cx: &mut Context<'_>,
         slot: &mut WaitSlot<'_, T>,
         msg: T,
     ) -> Result<Result<(), T>, T> {
-        let msg = if slot.slot.is_none() && !self.chan.senders_queued() {
+        let msg = if slot.slot.is_none() && self.chan.may_push_unqueued() {
             match self.push_quiet(msg) {
                 Ok(()) => return Ok(Ok(())),
                 Err(TrySendError::Closed(m)) => return Err(m),
@@ -189,8 +190,9 @@ impl<T> Sender<T> {
         } else {
             msg
         };
-        if !self.chan.register_sender(&mut slot.slot, cx.waker()) {
-            // Not our turn; a close wakes every waiting send.
+        let place = self.chan.register_sender(&mut slot.slot, cx.waker());
+        if self.chan.room() <= place {
+            // The room is owed to older sends; a close wakes every one.
             return match self.chan.queue.is_closed() {
                 true => Err(msg),
                 false => Ok(Err(msg)),
@@ -208,11 +210,12 @@ impl<T> Sender<T> {
 
     /// Sends, waiting while the channel is full (back-pressure).
     ///
-    /// Sends that wait for room are served in the order they began
-    /// waiting, as Tokio's bounded `mpsc` does: while any waits, a
-    /// [`try_send`](Self::try_send) fails `Full` and a new `send` queues
-    /// behind them. Dropping a waiting send gives up its place; one that is
-    /// never polled again (nor dropped) holds up the sends behind it.
+    /// Room goes to sends that wait for it in the order they began waiting,
+    /// as with Tokio's bounded `mpsc`: a [`try_send`](Self::try_send) or a
+    /// new `send` takes only room beyond what the waiting sends are owed.
+    /// Dropping a waiting send gives up its place; one that is never polled
+    /// again (nor dropped) keeps the slot it is owed, as a Tokio sender
+    /// holding a permit does.
     ///
     /// # Errors
     ///
@@ -352,8 +355,9 @@ impl<T> Sender<T> {
             let mut run = 0;
             let mut next = Some(msg);
             while let Some(m) = next.take() {
-                if self.chan.senders_queued() {
-                    // Sends wait for room: this one queues behind them.
+                if self.chan.senders_queued() != 0 {
+                    // Sends wait for room: `poll_push` decides whether
+                    // this one goes first or queues behind them.
                     next = Some(m);
                     break;
                 }
@@ -519,19 +523,17 @@ struct WaitSlot<'a, T> {
 }
 
 impl<T> WaitSlot<'_, T> {
-    /// Leaves the queue of waiting sends after pushing, if in it.
+    /// Leaves the queue of waiting sends, if in it.
     fn leave(&mut self) {
         if let Some(slot) = self.slot.take() {
-            self.chan.unregister_sender(slot, true);
+            self.chan.unregister_sender(slot);
         }
     }
 }
 
 impl<T> Drop for WaitSlot<'_, T> {
     fn drop(&mut self) {
-        if let Some(slot) = self.slot.take() {
-            self.chan.unregister_sender(slot, false);
-        }
+        self.leave();
     }
 }
 
