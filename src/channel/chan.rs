@@ -1,7 +1,7 @@
 //! `Chan`: the state shared by a channel's senders and its receiver, and
 //! the wait/notify protocol (numbered in `channel/mod.rs`).
 
-use std::collections::VecDeque;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, OnceLock};
 use std::task::Waker;
@@ -31,8 +31,9 @@ pub(super) struct Chan<T> {
     rx_waker: Padded<Mutex<Option<Waker>>>,
     /// The shard that watches the receiver, fixed by its first watch.
     rx_home: OnceLock<Arc<Remote>>,
-    /// Send futures queued in `tx_queue`: while any are, a push that is
-    /// not the oldest's queues behind them (protocol step 3). Read by every
+    /// Send futures queued in `tx_queue`: while any are, a push that is not
+    /// a waiting send's takes only room they are not owed (protocol step
+    /// 3). Read by every
     /// push and pop, written only when sends queue up or leave: on a block
     /// of its own, so it stays in every core's cache while nobody waits.
     tx_queued: Padded<AtomicUsize>,
@@ -41,15 +42,20 @@ pub(super) struct Chan<T> {
     tx_queue: Mutex<SendQueue>,
 }
 
-/// The waiting send futures by key, and the keys in the order they came.
+/// The waiting send futures by key, and their keys by ticket (the order
+/// they came in). A send joins, looks at its place and leaves in O(log n)
+/// plus the room it looks through (a place is only looked for within the
+/// room): a mass of waiting sends timing out costs no quadratic work.
 #[derive(Default)]
 struct SendQueue {
     waiters: Slab<Waiter>,
-    order: VecDeque<usize>,
+    order: BTreeMap<u64, usize>,
+    next_ticket: u64,
 }
 
 struct Waiter {
     waker: Waker,
+    ticket: u64,
     /// Woken since it last looked (so a burst of pops wakes it once).
     woken: bool,
 }
@@ -163,7 +169,7 @@ impl<T> Chan<T> {
     }
 
     /// Free slots in the ring (claimed slots count as taken).
-    pub(super) fn room(&self) -> usize {
+    fn room(&self) -> usize {
         self.queue.capacity().saturating_sub(self.queue.len())
     }
 
@@ -178,36 +184,45 @@ impl<T> Chan<T> {
     }
 
     /// Protocol step 3 (sender, no room for it): join the queue (or refresh
-    /// the caller's waker); returns the caller's place in it (0: oldest).
-    /// The send at place `i` may push once the room is more than `i`: room
-    /// goes to the waiting sends oldest first, and one that is never polled
-    /// again holds up only the room it is owed.
-    pub(super) fn register_sender(&self, slot: &mut Option<usize>, waker: &Waker) -> usize {
-        let place = {
-            let mut queue = self.tx_queue.lock();
-            let queue = &mut *queue;
-            match slot.and_then(|k| queue.waiters.get_mut(k)) {
-                Some(w) => {
-                    if !w.waker.will_wake(waker) {
-                        w.waker = waker.clone();
-                    }
-                    w.woken = false;
+    /// the caller's waker); returns whether the room covers the caller's
+    /// place, so that it may push now. The send at place `i` (0: oldest)
+    /// may push once the room is more than `i`: room goes to the waiting
+    /// sends oldest first, and one that is never polled again holds up
+    /// only the slot it is owed.
+    pub(super) fn register_sender(&self, slot: &mut Option<usize>, waker: &Waker) -> bool {
+        let mut queue = self.tx_queue.lock();
+        let queue = &mut *queue;
+        let (ticket, fresh) = match slot.and_then(|k| queue.waiters.get_mut(k)) {
+            Some(w) => {
+                if !w.waker.will_wake(waker) {
+                    w.waker = waker.clone();
                 }
-                None => {
-                    let key = queue.waiters.insert(Waiter {
-                        waker: waker.clone(),
-                        woken: false,
-                    });
-                    queue.order.push_back(key);
-                    *slot = Some(key);
-                    self.tx_queued.store(queue.order.len(), Ordering::SeqCst);
-                }
+                w.woken = false;
+                (w.ticket, false)
             }
-            let key = slot.expect("registered above");
-            queue.order.iter().position(|&k| k == key).expect("queued")
+            None => {
+                let ticket = queue.next_ticket;
+                queue.next_ticket += 1;
+                let key = queue.waiters.insert(Waiter {
+                    waker: waker.clone(),
+                    ticket,
+                    woken: false,
+                });
+                queue.order.insert(ticket, key);
+                *slot = Some(key);
+                self.tx_queued.store(queue.order.len(), Ordering::SeqCst);
+                (ticket, true)
+            }
         };
+        // Step 3's fence, between our count and our look at the room (a
+        // fence inside the lock is still a fence).
         fence(Ordering::SeqCst);
-        place
+        let room = self.room();
+        let ahead = match fresh {
+            true => queue.order.len() - 1,
+            false => queue.order.range(..ticket).take(room).count(),
+        };
+        ahead < room
     }
 
     /// Leaves the queue (the send pushed, or was dropped): the sends behind
@@ -217,9 +232,8 @@ impl<T> Chan<T> {
     pub(super) fn unregister_sender(&self, key: usize) {
         let wake = {
             let mut queue = self.tx_queue.lock();
-            if let Some(at) = queue.order.iter().position(|&k| k == key) {
-                queue.order.remove(at);
-                queue.waiters.remove(key);
+            if let Some(w) = queue.waiters.try_remove(key) {
+                queue.order.remove(&w.ticket);
             }
             self.tx_queued.store(queue.order.len(), Ordering::SeqCst);
             self.due(&mut queue)
@@ -243,9 +257,9 @@ impl<T> Chan<T> {
     /// the two sees the room and the places both made.
     fn due(&self, queue: &mut SendQueue) -> Vec<Waker> {
         let room = self.room();
-        let SendQueue { waiters, order } = queue;
+        let SendQueue { waiters, order, .. } = queue;
         order
-            .iter()
+            .values()
             .take(room)
             .filter_map(|&k| {
                 let w = &mut waiters[k];

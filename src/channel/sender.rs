@@ -190,8 +190,7 @@ impl<T> Sender<T> {
         } else {
             msg
         };
-        let place = self.chan.register_sender(&mut slot.slot, cx.waker());
-        if self.chan.room() <= place {
+        if !self.chan.register_sender(&mut slot.slot, cx.waker()) {
             // The room is owed to older sends; a close wakes every one.
             return match self.chan.queue.is_closed() {
                 true => Err(msg),
