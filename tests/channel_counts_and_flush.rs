@@ -254,24 +254,32 @@ fn a_send_many_begun_on_a_shard_and_finished_elsewhere_still_counts_what_the_sha
 /// wake-up latency; a working flush makes this test take microseconds).
 const WORK_AFTER_FLUSH: Duration = Duration::from_millis(1500);
 
-/// A receiver waits on shard 1, which is parked. A pinned task on shard 0
-/// sends a message, awaits `flush()`, and then goes on with CPU work on its
-/// shard (here: watching for the receiver's "seen" flag, up to 1.5 s).
-/// Returns a problem if the receiver did not see the message while the
-/// sender worked.
-fn flush_then_work(rt: &ringlane::Runtime, what: &str) -> Option<String> {
+/// A receiver waits on shard 1, which is parked (or, `stealable`, anywhere,
+/// both shards parked). A pinned task on shard 0 sends a message, awaits
+/// `flush()`, and then goes on with CPU work on its shard (here: watching
+/// for the receiver's "seen" flag, up to 1.5 s). Returns a problem if the
+/// receiver did not see the message while the sender worked.
+fn flush_then_work(rt: &ringlane::Runtime, what: &str, stealable: bool) -> Option<String> {
     let h = rt.handle();
     let (tx, mut rx) = ringlane::channel::<u32>(4).unwrap();
     let seen = Arc::new(AtomicBool::new(false));
     let receiver = {
         let seen = seen.clone();
-        h.spawn_pinned(1, async move {
+        let receive = async move {
             let v = rx.recv().await;
             seen.store(true, Ordering::SeqCst);
             v
-        })
+        };
+        match stealable {
+            true => h.spawn_stealable(receive),
+            false => h.spawn_pinned(1, receive),
+        }
         .unwrap()
     };
+    // The receiver waits in `recv` (no message was sent yet).
+    if stealable {
+        until_parked(&h, 0);
+    }
     until_parked(&h, 1);
     let sender = {
         let seen = seen.clone();
@@ -292,8 +300,9 @@ fn flush_then_work(rt: &ringlane::Runtime, what: &str) -> Option<String> {
     (!during).then(|| {
         format!(
             "{what}: after `send(7).await; flush().await` the sender's shard kept working for \
-             {WORK_AFTER_FLUSH:?} and the parked receiver never saw the message: flush did not \
-             send the doorbell the send owed (it waits for the end of the sender's poll)"
+             {WORK_AFTER_FLUSH:?} and the receiver never saw the message: flush did not send \
+             the doorbell the send owed (it waits for the end of the sender's poll), or left a \
+             stealable receiver it woke in the busy shard's deque"
         )
     })
 }
@@ -308,10 +317,14 @@ fn flush_then_work(rt: &ringlane::Runtime, what: &str) -> Option<String> {
 fn flush_on_a_shard_announces_what_was_sent_before_the_task_goes_on_working() {
     let mut problems = Vec::new();
     let plain = common::runtime(2);
-    problems.extend(flush_then_work(&plain, "receiver with a waker"));
+    problems.extend(flush_then_work(&plain, "receiver with a waker", false));
     drop(plain);
     let spin = spinning(2, Duration::from_micros(100));
-    problems.extend(flush_then_work(&spin, "watched receiver (spin window)"));
+    problems.extend(flush_then_work(
+        &spin,
+        "watched receiver (spin window)",
+        false,
+    ));
     drop(spin);
     fail_on(problems);
 }
@@ -327,42 +340,10 @@ fn flush_on_a_shard_announces_what_was_sent_before_the_task_goes_on_working() {
 #[test]
 fn flush_on_a_shard_lets_an_idle_shard_take_the_stealable_receiver_it_woke() {
     let rt = common::runtime(2);
-    let h = rt.handle();
-    let (tx, mut rx) = ringlane::channel::<u32>(4).unwrap();
-    let seen = Arc::new(AtomicBool::new(false));
-    let receiver = {
-        let seen = seen.clone();
-        h.spawn_stealable(async move {
-            let v = rx.recv().await;
-            seen.store(true, Ordering::SeqCst);
-            v
-        })
-        .unwrap()
-    };
-    // Both parked: the receiver waits in `recv` (no message was sent).
-    until_parked(&h, 0);
-    until_parked(&h, 1);
-    let sender = {
-        let seen = seen.clone();
-        h.spawn_pinned(0, async move {
-            tx.send(7).await.unwrap();
-            tx.flush().await;
-            let t = Instant::now();
-            while !seen.load(Ordering::SeqCst) && t.elapsed() < WORK_AFTER_FLUSH {
-                std::hint::spin_loop();
-            }
-            seen.load(Ordering::SeqCst)
-        })
-        .unwrap()
-    };
-    let during = join_within(&rt, sender, LIMIT, "the sender");
-    let got = join_within(&rt, receiver, LIMIT, "the receiver");
-    assert_eq!(got, Some(7), "the message was lost");
-    assert!(
-        during,
-        "after `send(7).await; flush().await` the sender's shard kept working for \
-         {WORK_AFTER_FLUSH:?} and the stealable receiver it woke stayed in its deque while \
-         shard 1 slept"
+    fail_on(
+        flush_then_work(&rt, "stealable receiver", true)
+            .into_iter()
+            .collect(),
     );
 }
 
