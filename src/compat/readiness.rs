@@ -329,11 +329,13 @@ impl Readiness {
                     // The poll stays armed for next time.
                     return Poll::Ready(Ok(side.set_ready(dir, mask as u32)));
                 }
-                Some(Ok(err)) if err == -libc::ECANCELED && here.is_none() => {
-                    // Off the shards, the first poll in a ring may be one
-                    // its runtime's shutdown cancelled (another runtime's
-                    // shard waits on this fd too): only that one goes, and
-                    // the wait moves to another poll or is forwarded.
+                Some(Ok(err)) if err == -libc::ECANCELED => {
+                    // A poll ended by a cancel not ours: off the shards,
+                    // one a runtime's shutdown cancelled (another runtime's
+                    // shard waits on this fd too); on a shard, one the
+                    // kernel ended so when it could not post its CQE. Only
+                    // that poll goes; the wait moves to another, a fresh
+                    // one here, or is forwarded (invariant 1: re-armed).
                     side.armed.swap_remove(at);
                 }
                 Some(Ok(err)) => {

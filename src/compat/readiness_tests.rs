@@ -433,6 +433,44 @@ fn an_off_shard_wait_passes_over_a_poll_its_runtimes_shutdown_cancelled() {
     drop(b);
 }
 
+/// Some kernels end a multishot poll with `-ECANCELED` when they cannot
+/// post its CQE (CQ overflow and a failed overflow allocation). On a shard
+/// that end used to fail the user's wait with `ECANCELED` (and drop every
+/// shard's poll); the poll is re-armed instead, as one the kernel ended
+/// with a final CQE is.
+#[test]
+fn a_poll_the_kernel_ended_with_ecanceled_is_re_armed_on_the_shard() {
+    let rt = crate::Runtime::builder().shards(1).build().unwrap();
+    let (fd, b) = async_pair_on(&rt, 0);
+    wait_once_on(&rt, fd.clone());
+    let got = rt
+        .block_on(
+            rt.handle()
+                .spawn_pinned(0, async move {
+                    {
+                        let side = fd.readiness().read.lock();
+                        let armed = &side.armed.first().expect("armed on the shard").op;
+                        armed.complete_for_test(-libc::ECANCELED, 0);
+                    }
+                    let r = fd.readiness();
+                    let first =
+                        r.poll_ready(Direction::Read, &mut Context::from_waker(Waker::noop()));
+                    if let Poll::Ready(out) = first {
+                        return Err(format!("ended the wait: {out:?}"));
+                    }
+                    use std::io::Write;
+                    (&b).write_all(b"x").unwrap();
+                    std::future::poll_fn(|cx| r.poll_ready(Direction::Read, cx))
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| format!("the re-armed wait failed: {e}"))
+                })
+                .unwrap(),
+        )
+        .unwrap();
+    assert_eq!(got, Ok(()));
+}
+
 /// A socket pair: `a` nonblocking in an `AsyncFd` made on `rt`'s shard
 /// `shard`, and its peer.
 fn async_pair_on(
