@@ -441,11 +441,15 @@ impl Readiness {
 
     /// Forgets `dir`'s readiness after a syscall made in `tick` returned
     /// `EAGAIN`, unless an event has set it again since (invariant 2).
-    pub(crate) fn clear(&self, dir: Direction, tick: Tick) {
+    /// Returns whether `dir` stays ready for good (closed, or an error
+    /// report that sticks: `POLLERR` while the error queue holds a
+    /// timestamp, say), so that a caller looping on `EAGAIN` would spin.
+    pub(crate) fn clear(&self, dir: Direction, tick: Tick) -> bool {
         let mut side = self.side(dir).lock();
         if side.tick == tick.0 && !side.closed {
             side.ready = false;
         }
+        side.closed
     }
 
     /// Awaits `poll` (one of the socket's `poll_*` methods) as one tagged
@@ -485,7 +489,16 @@ impl Readiness {
         loop {
             let tick = ready!(self.poll_ready(dir, cx))?;
             match f() {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.clear(dir, tick),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if self.clear(dir, tick) {
+                        // Ready for good yet `EAGAIN`: yield instead of
+                        // spinning in this poll (off the shards no budget
+                        // would end it, and a Tokio worker would hang; a
+                        // Tokio `TcpStream` yields through its budget).
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
+                }
                 r => return Poll::Ready(r),
             }
         }

@@ -471,6 +471,39 @@ fn a_poll_the_kernel_ended_with_ecanceled_is_re_armed_on_the_shard() {
     assert_eq!(got, Ok(()));
 }
 
+/// A direction ready for good (an error report that sticks, as `POLLERR`
+/// does while the socket's error queue holds a timestamp) whose syscall
+/// keeps answering `EAGAIN`: off the shards, where no budget ends a poll,
+/// `poll_io` used to loop forever inside one poll (a Tokio worker hung, and
+/// a `tokio::time::timeout` around the write never fired). It yields now.
+#[test]
+fn a_sticky_readiness_that_keeps_answering_eagain_yields_off_the_shards() {
+    let rt = crate::Runtime::builder().shards(1).build().unwrap();
+    let (fd, b) = async_pair_on(&rt, 0);
+    {
+        let mut side = fd.readiness().write.lock();
+        side.closed = true;
+        side.ready = true;
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let polled = fd.clone();
+    std::thread::spawn(move || {
+        let mut calls = 0u32;
+        let mut cx = Context::from_waker(Waker::noop());
+        let r = polled.readiness().poll_io(Direction::Write, &mut cx, || {
+            calls += 1;
+            Err::<(), _>(std::io::ErrorKind::WouldBlock.into())
+        });
+        let _ = tx.send((r.is_pending(), calls));
+    });
+    let (pending, calls) = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("poll_io never returned: it spins on a readiness that stays set");
+    assert!(pending, "EAGAIN is no result");
+    assert_eq!(calls, 1, "one syscall per poll");
+    drop((fd, b));
+}
+
 /// A socket pair: `a` nonblocking in an `AsyncFd` made on `rt`'s shard
 /// `shard`, and its peer.
 fn async_pair_on(

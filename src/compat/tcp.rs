@@ -417,7 +417,7 @@ impl TcpStream {
         let tick = self.io.readiness().tick(Direction::Read);
         let r = io::Read::read(&mut self.io.get_ref(), buf);
         if matches!(&r, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
-            self.io.readiness().clear(Direction::Read, tick);
+            let _ = self.io.readiness().clear(Direction::Read, tick);
         }
         r
     }
@@ -529,7 +529,7 @@ impl TcpStream {
         }
         let e = io::Error::last_os_error();
         if e.kind() == io::ErrorKind::WouldBlock {
-            self.io.readiness().clear(Direction::Write, tick);
+            let _ = self.io.readiness().clear(Direction::Write, tick);
         }
         Err(e)
     }
