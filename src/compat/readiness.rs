@@ -290,18 +290,32 @@ impl Readiness {
         let events = dir.events();
         side.waiters.add(cx.waker());
         let all = std::task::Waker::from(side.waiters.clone());
-        // Off the shards, with no poll in a ring (none, or only ones waiting
-        // for room on the shards that armed them), the wait is forwarded.
-        if here.is_none() && !side.armed.iter().any(|a| a.op.is_pushed()) {
+        // Off the shards, the home shard's poll if it is in its ring, else
+        // the wait is forwarded there: never a poll another shard armed,
+        // which only that shard can reap (blocked, it would hold the wait;
+        // a Tokio task's wait must not hang on a busy shard). Once the
+        // home's runtime shuts down (no helper can go there), a poll of
+        // another runtime's shard in its ring will do.
+        let home = self.home.get();
+        let home_key = home.map(|h| (h.runtime_id, h.index));
+        let home_open = home.is_some_and(|h| h.accepts_spawns());
+        let off_shard_poll = |side: &Side| {
+            let home_poll = |a: &Armed| Some(a.shard) == home_key && a.op.is_pushed();
+            match side.armed.iter().position(home_poll) {
+                None if !home_open => side.armed.iter().position(|a| a.op.is_pushed()),
+                at => at,
+            }
+        };
+        if here.is_none() && off_shard_poll(&side).is_none() {
             return self.poll_forwarded(&mut side, dir, &all);
         }
         let mut waker_cx = Context::from_waker(&all);
         loop {
-            // On a shard its own poll, armed if need be; off the shards one
-            // that is in a ring.
+            // On a shard its own poll, armed if need be; off the shards the
+            // home's (see above).
             let at = match here {
                 Some(shard) => side.armed.iter().position(|a| a.shard == shard),
-                None => side.armed.iter().position(|a| a.op.is_pushed()),
+                None => off_shard_poll(&side),
             };
             let at = match (at, here) {
                 (Some(at), _) => at,

@@ -504,6 +504,62 @@ fn a_sticky_readiness_that_keeps_answering_eagain_yields_off_the_shards() {
     drop((fd, b));
 }
 
+/// A stream made on shard 1 (its home) that a task on shard 0 waited on
+/// once, then polled from outside the runtime (a Tokio task) while shard 0
+/// is busy in a long poll. The outside wait took the first poll in a ring,
+/// shard 0's, which only shard 0 reaps: the data that arrived went unseen
+/// until shard 0 was free, though the home shard was idle. It waits
+/// through the home shard now.
+#[test]
+fn an_off_shard_wait_does_not_hang_on_a_busy_shard_that_is_not_the_home() {
+    use std::io::Write;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let rt = crate::Runtime::builder().shards(2).build().unwrap();
+    let (fd, b) = async_pair_on(&rt, 1);
+    wait_once_on(&rt, fd.clone()); // shard 0's poll, in its ring
+    let (started, release) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let busy = {
+        let (started, release) = (started.clone(), release.clone());
+        rt.handle()
+            .spawn_pinned(0, async move {
+                started.store(true, Ordering::SeqCst);
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while !release.load(Ordering::SeqCst) && Instant::now() < deadline {
+                    std::hint::spin_loop();
+                }
+            })
+            .unwrap()
+    };
+    while !started.load(Ordering::SeqCst) {
+        std::thread::yield_now();
+    }
+    let r = fd.readiness();
+    let mut cx = Context::from_waker(Waker::noop());
+    let first = r.poll_ready(Direction::Read, &mut cx);
+    assert!(first.is_pending(), "nothing was written yet: {first:?}");
+    (&b).write_all(b"x").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let seen = loop {
+        match r.poll_ready(Direction::Read, &mut cx) {
+            Poll::Ready(out) => break Some(out.map(|_| ())),
+            Poll::Pending if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Poll::Pending => break None,
+        }
+    };
+    release.store(true, Ordering::SeqCst);
+    rt.block_on(busy).unwrap();
+    let seen = seen.expect("the outside wait hung on busy shard 0's poll");
+    assert!(seen.is_ok(), "{seen:?}");
+    drop(fd);
+    drop(b);
+}
+
 /// A socket pair: `a` nonblocking in an `AsyncFd` made on `rt`'s shard
 /// `shard`, and its peer.
 fn async_pair_on(

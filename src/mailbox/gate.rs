@@ -56,6 +56,11 @@ impl SpawnGate {
         self.state.load(Ordering::Acquire) == CLOSED
     }
 
+    /// Closed (shutdown has begun): `enter` refuses from now on.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.state.load(Ordering::Acquire) & CLOSED != 0
+    }
+
     pub(crate) fn close(&self) {
         self.state.fetch_or(CLOSED, Ordering::AcqRel);
         while self.state.load(Ordering::Acquire) & !CLOSED != 0 {

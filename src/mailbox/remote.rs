@@ -158,6 +158,12 @@ impl Remote {
         Ok(())
     }
 
+    /// Whether this shard still takes new tasks (its shutdown has not
+    /// begun).
+    pub(crate) fn accepts_spawns(&self) -> bool {
+        !self.gate.is_closed()
+    }
+
     /// Hands a runtime-internal closure to this shard (e.g. removing a
     /// timer of a task that moved). Never refused, like a wake-up: a shard
     /// that is draining still needs it (its exit waits for its wheel to
