@@ -298,16 +298,31 @@ impl Readiness {
         // another runtime's shard in its ring will do.
         let home = self.home.get();
         let home_key = home.map(|h| (h.runtime_id, h.index));
-        let home_open = home.is_some_and(|h| h.accepts_spawns());
+        let home_open = std::cell::Cell::new(home.is_some_and(|h| h.accepts_spawns()));
         let off_shard_poll = |side: &Side| {
             let home_poll = |a: &Armed| Some(a.shard) == home_key && a.op.is_pushed();
             match side.armed.iter().position(home_poll) {
-                None if !home_open => side.armed.iter().position(|a| a.op.is_pushed()),
+                None if !home_open.get() => side.armed.iter().position(|a| a.op.is_pushed()),
                 at => at,
             }
         };
+        // A forwarded wait that failed because the home's shutdown began
+        // since the look above (the helper refused, or dropped unrun) moves
+        // to a poll of another runtime's shard if one is in its ring:
+        // `None` then, the forward's result otherwise.
+        let forward = |side: &mut Side| match self.poll_forwarded(side, dir, &all) {
+            Poll::Ready(Err(e)) if home_open.get() && !home.is_some_and(|h| h.accepts_spawns()) => {
+                home_open.set(false);
+                off_shard_poll(side)
+                    .is_none()
+                    .then_some(Poll::Ready(Err(e)))
+            }
+            polled => Some(polled),
+        };
         if here.is_none() && off_shard_poll(&side).is_none() {
-            return self.poll_forwarded(&mut side, dir, &all);
+            if let Some(polled) = forward(&mut side) {
+                return polled;
+            }
         }
         let mut waker_cx = Context::from_waker(&all);
         loop {
@@ -333,7 +348,10 @@ impl Readiness {
                     });
                     side.armed.len() - 1
                 }
-                (None, None) => return self.poll_forwarded(&mut side, dir, &all),
+                (None, None) => match forward(&mut side) {
+                    Some(polled) => return polled,
+                    None => continue,
+                },
             };
             let tick = side.tick;
             let armed = &mut side.armed[at];
@@ -369,7 +387,9 @@ impl Readiness {
                     // through the home shard when polled from outside.
                     side.armed.swap_remove(at);
                     if here.is_none() {
-                        return self.poll_forwarded(&mut side, dir, &all);
+                        if let Some(polled) = forward(&mut side) {
+                            return polled;
+                        }
                     }
                 }
             }
@@ -509,6 +529,7 @@ impl Readiness {
                         // spinning in this poll (off the shards no budget
                         // would end it, and a Tokio worker would hang; a
                         // Tokio `TcpStream` yields through its budget).
+                        crate::executor::coop::yielded(); // ends a shard's tick
                         cx.waker().wake_by_ref();
                         return Poll::Pending;
                     }
