@@ -72,6 +72,12 @@ pub(crate) struct OpCell<T> {
     /// The op-table entry reserved for a two-CQE op's second CQE (0: none),
     /// removed with the op (invariant 9).
     reserved: AtomicU64,
+    /// The fd a two-CQE op names, held until its first CQE only: the kernel
+    /// has issued the op then (and holds the file itself while it needs
+    /// it), so the notification, which may wait on the network for long
+    /// (a `SEND_ZC` whose peer keeps its window shut), does not keep the
+    /// socket open after its owner closed it (invariant 9).
+    issued_fd: Mutex<Option<Arc<std::os::fd::OwnedFd>>>,
     /// The linked timeout's duration, read by the kernel when it prepares
     /// the `LINK_TIMEOUT` SQE (invariant 7); unused without a deadline.
     timespec: types::Timespec,
@@ -156,10 +162,13 @@ impl<T: Send> Completable for OpCell<T> {
     fn complete(&self, result: i32, flags: u32) {
         if flags & CQE_F_MORE != 0 {
             // The first CQE of a two-CQE op: the kernel still holds the
-            // resources until the notification (invariant 9).
+            // resources until the notification (invariant 9), but no
+            // longer needs the fd.
             if let State::Submitted { early, .. } = &mut *self.state.lock() {
                 *early = Some(result);
             }
+            let fd = self.issued_fd.lock().take();
+            drop(fd);
             return;
         }
         // Most ops reserve nothing: a plain load spares them a locked swap.
@@ -266,6 +275,7 @@ where
         produces_fd,
         uncancellable: false,
         reserved: AtomicU64::new(0),
+        issued_fd: Mutex::new(None),
         timespec: types::Timespec::new(),
         deadline: None,
     });
@@ -548,6 +558,19 @@ impl<T: Send + 'static> Op<T> {
     pub(crate) fn two_cqes(mut self) -> Self {
         self.two_cqes = true;
         self
+    }
+
+    /// A two-CQE op on `fd`, kept open until the op's first CQE only (the
+    /// resources need not hold it: invariant 9).
+    pub(crate) fn two_cqes_on(mut self, fd: Arc<std::os::fd::OwnedFd>) -> Self {
+        if let Some(cell) = self.cell.as_mut() {
+            debug_assert!(self.pending.is_some(), "set before the first poll");
+            // SAFETY: `pending` holds the SQE (asserted in debug builds:
+            // called right after `submit`), so the op was never pushed and
+            // nothing else refers to the cell.
+            *unsafe { unshared(cell) }.issued_fd.get_mut() = Some(fd);
+        }
+        self.two_cqes()
     }
 
     /// A receive: its SQE is issued after the other SQEs of the same batch

@@ -31,6 +31,7 @@ fn cell(state: State) -> Arc<OpCell<()>> {
         produces_fd: true,
         uncancellable: false,
         reserved: std::sync::atomic::AtomicU64::new(0),
+        issued_fd: Mutex::new(None),
         timespec: types::Timespec::new(),
         deadline: None,
     })

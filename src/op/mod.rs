@@ -63,9 +63,12 @@
 //!    the rest (so an owner must poll on a shard, as any re-arm needs).
 //! 9. A two-CQE op (`SEND_ZC`: the result, then a notification once the
 //!    kernel no longer reads the buffer) keeps its resources until the
-//!    second CQE; the first only records the result. It needs two op-table
-//!    entries (invariant 6): the second is a reservation the op removes
-//!    when it ends.
+//!    second CQE; the first only records the result, and releases the fd
+//!    the op held (`Op::two_cqes_on`): the kernel issued the op by then,
+//!    and the notification may wait on the network for as long as a peer
+//!    keeps its window shut, which must not keep a closed socket open. It
+//!    needs two op-table entries (invariant 6): the second is a
+//!    reservation the op removes when it ends.
 //! 10. An op naming a registered (fixed) file or buffer, or a provided
 //!     buffer group, is bound to the shard whose ring registered it: polled
 //!     anywhere else it fails with `InvalidInput` before anything is pushed

@@ -31,7 +31,9 @@ pub(crate) struct Socket {
 /// A buffer op's resources.
 struct BufRes<B> {
     buf: B,
-    _fd: Arc<OwnedFd>,
+    /// The fd, kept open until the final CQE; `None` for a zero-copy send,
+    /// whose op holds it only until its first (op invariant 9).
+    _fd: Option<Arc<OwnedFd>>,
 }
 
 /// A `sendmsg`/`recvmsg` op's resources: the header points into the
@@ -171,15 +173,16 @@ impl Socket {
             return (Err(invalid("zero-length buffer")), buf);
         }
         let fd = types::Fd(self.raw());
+        let zero_copy = matches!(shape, Shape::ZeroCopySend);
         let res = BufRes {
             buf,
-            _fd: self.fd.clone(),
+            _fd: (!zero_copy).then(|| self.fd.clone()),
         };
         let op = op::submit(res, false, move |r| build(fd, &mut r.buf, len_u32(len)));
         let op = match shape {
             Shape::Send => op,
             Shape::Receive => op.receive(),
-            Shape::ZeroCopySend => op.two_cqes(),
+            Shape::ZeroCopySend => op.two_cqes_on(self.fd.clone()),
         };
         match op.await {
             Ok((n, r)) => (os_result(n), r.buf),

@@ -327,6 +327,14 @@ impl TcpStream {
     /// comes back once the kernel's notification says it is done with it.
     /// Worth it for large buffers on real NICs; on loopback it still copies.
     ///
+    /// The notification comes once the network is done with the pages (for
+    /// TCP, once the peer acknowledged the bytes), so the future can wait
+    /// that long after the kernel took the bytes; a deadline
+    /// ([`NativeTimeoutExt::timeout`](crate::native::NativeTimeoutExt::timeout))
+    /// bounds the send only until the kernel has taken them, since the
+    /// buffer cannot come back before. Dropping the stream still closes the
+    /// socket meanwhile.
+    ///
     /// # Errors
     ///
     /// As [`write`](Self::write); `InvalidInput` (`EINVAL`) on kernels
