@@ -56,8 +56,16 @@ fn a_zero_copy_send_waiting_for_its_notification_does_not_hold_the_socket_open()
         let first_cqe_seen = send.await.is_err();
         let fd = s.as_raw_fd();
         drop(s);
-        ringlane::time::sleep(Duration::from_millis(50)).await;
-        (first_cqe_seen, fd_is_open(fd), peer)
+        // Closing takes a CLOSE op of the shard's ring: give it time.
+        let mut open = true;
+        for _ in 0..200 {
+            ringlane::time::sleep(Duration::from_millis(10)).await;
+            open = fd_is_open(fd);
+            if !open {
+                break;
+            }
+        }
+        (first_cqe_seen, open, peer)
     });
     assert!(first_cqe_seen, "the send ended: the window was not shut");
     assert!(
