@@ -33,9 +33,9 @@ pub(super) struct Chan<T> {
     rx_home: OnceLock<Arc<Remote>>,
     /// Send futures queued in `tx_queue`: while any are, a push that is not
     /// a waiting send's takes only room they are not owed (protocol step
-    /// 3). Read by every
-    /// push and pop, written only when sends queue up or leave: on a block
-    /// of its own, so it stays in every core's cache while nobody waits.
+    /// 3). Read by every push and pop, written only when sends queue up or
+    /// leave: on a block of its own, so it stays in every core's cache
+    /// while nobody waits.
     tx_queued: Padded<AtomicUsize>,
     /// Send futures waiting for room, oldest first. A future leaves when it
     /// has pushed or is dropped, so entries never pile up.
