@@ -105,25 +105,24 @@ pub(super) fn insert(deadline: Instant, waker: Waker) -> u64 {
 
 pub(super) fn poll(id: u64, waker: &Waker) -> Poll<()> {
     let mut inner = global().inner.lock();
-    match inner.timers.get_mut(&id) {
+    // Wakers replaced or removed are dropped after the lock: a waker's drop
+    // may run code that comes back here (another timer's removal).
+    let (poll, _old) = match inner.timers.get_mut(&id) {
         Some(Some(w)) => {
-            if !w.will_wake(waker) {
-                *w = waker.clone();
-            }
-            Poll::Pending
+            let old = (!w.will_wake(waker)).then(|| std::mem::replace(w, waker.clone()));
+            (Poll::Pending, old)
         }
-        _ => {
-            inner.timers.remove(&id);
-            Poll::Ready(())
-        }
-    }
+        _ => (Poll::Ready(()), inner.timers.remove(&id).flatten()),
+    };
+    drop(inner);
+    poll
 }
 
 pub(super) fn remove(id: u64) {
     // A registered timer means the thread started.
     if let Some(f) = GLOBAL.get() {
         let mut inner = f.inner.lock();
-        inner.timers.remove(&id);
+        let removed = inner.timers.remove(&id);
         // Removed timers leave their heap entry behind until it is due;
         // compact when those outnumber the live ones, so a loop of long
         // timeouts that finish early cannot grow the heap without bound.
@@ -131,5 +130,7 @@ pub(super) fn remove(id: u64) {
             let Inner { heap, timers, .. } = &mut *inner;
             heap.retain(|Reverse((_, id))| timers.contains_key(id));
         }
+        drop(inner);
+        drop(removed); // its waker, after the lock (as in `poll`)
     }
 }
