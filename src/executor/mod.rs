@@ -169,6 +169,11 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
+    // Counted before the task exists; `Tracked` counts it out when its
+    // future is dropped, however the task ends.
+    runtime
+        .stealable_live
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let (runnable, task) = builder(Route::Stealable(runtime))
         .spawn(|meta| Tracked::new_stealable(future, meta), schedule);
     let handle = JoinHandle::new(task, runnable.waker());

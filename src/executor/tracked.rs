@@ -217,6 +217,12 @@ impl<F> Drop for Tracked<F> {
         }
         // SAFETY: the metadata lives in the task's allocation, which
         // outlives its future (see `TaskMetaPtr`).
-        unsafe { self.meta.0.as_ref() }.mark_future_gone();
+        let meta = unsafe { self.meta.0.as_ref() };
+        if let super::Route::Stealable(runtime) = meta.route() {
+            // Counted in by `spawn_stealable`: the future is gone, so no
+            // op it held can be awaited any more.
+            runtime.stealable_live.fetch_sub(1, Ordering::SeqCst);
+        }
+        meta.mark_future_gone();
     }
 }

@@ -273,17 +273,17 @@ fn tasks_alive_elsewhere(shared: &super::Shared, me: usize) -> bool {
         .any(|r| r.index != me && !r.own_tasks_done.load(std::sync::atomic::Ordering::Acquire))
 }
 
-/// Whether a stealable task of the runtime is alive (registered on the
-/// shard that first polled it) or may still be: one accepted but never
-/// polled sits in a deque or a preferred queue (the injector is checked by
-/// the caller), and whatever it holds (an op future moved into it, say)
-/// may belong to this shard. The spawn gates are closed, so once nothing
-/// is anywhere the answer stays no; while it is yes, a draining shard
-/// parks briefly (`Core::park_timeout`) rather than waiting to be rung.
-fn stealable_tasks_alive(shared: &super::Shared) -> bool {
+/// Whether a stealable task of the runtime is alive anywhere: registered
+/// on the shard that first polled it, queued, or held by a shard between a
+/// pop (or a batch steal) and its first poll, where no queue or registry
+/// shows it; whatever it holds (an op future moved into it, say) may
+/// belong to this shard. The spawn gates are closed, so once none is left
+/// the answer stays no; while it is yes, a draining shard parks briefly
+/// (`Core::park_timeout`) rather than waiting to be rung
+/// (`a_stealable_task_held_between_pop_and_poll_counts_as_alive_for_the_drain`).
+pub(super) fn stealable_tasks_alive(shared: &super::Shared) -> bool {
     shared
-        .remotes
-        .iter()
-        .any(|r| !r.stealable_tasks.lock().is_empty() || !r.preferred.is_empty())
-        || shared.stealers.iter().any(|s| !s.is_empty())
+        .stealable_live
+        .load(std::sync::atomic::Ordering::SeqCst)
+        != 0
 }

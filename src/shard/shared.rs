@@ -62,6 +62,11 @@ pub(crate) struct Shared {
     /// Shards whose loop has not ended yet; the last one to end releases
     /// every shard's fds (`Remote::release_fds`).
     live_shards: AtomicUsize,
+    /// Stealable tasks whose future is not dropped yet, wherever they are
+    /// (queued, held by a shard between a pop and their first poll, or
+    /// registered): what a draining shard's ops may still be awaited by
+    /// (`drain.rs`, step D2).
+    pub(crate) stealable_live: crate::padded::Padded<AtomicUsize>,
 }
 
 impl Shared {
@@ -85,6 +90,7 @@ impl Shared {
             stealers,
             searching: AtomicUsize::new(0),
             live_shards: AtomicUsize::new(shards),
+            stealable_live: crate::padded::Padded(AtomicUsize::new(0)),
             next_wake: AtomicUsize::new(0),
             next_round_robin: AtomicUsize::new(0),
         }

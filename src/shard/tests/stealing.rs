@@ -227,3 +227,38 @@ fn preferred_batch_attempt() -> bool {
         .count();
     on_1 >= TASKS - 1
 }
+
+/// A stealable task a shard has popped (or is moving in a batch steal)
+/// and not polled yet is in no queue and no registry. During a graceful
+/// drain a shard whose op such a task holds (an op future moved into it)
+/// looked only at queues and registries, saw nothing that could await its
+/// ops, exited and cancelled the op: an `ECANCELED` in a graceful shutdown.
+/// Here the test holds the popped task's `Runnable` itself, as a shard
+/// does in that window; a count of live stealable tasks sees it.
+#[test]
+fn a_stealable_task_held_between_pop_and_poll_counts_as_alive_for_the_drain() {
+    let rt = Runtime::builder().shards(2).build().unwrap();
+    let shared = rt.handle().shared.clone();
+    assert!(
+        !crate::shard::drain::stealable_tasks_alive(&shared),
+        "none spawned yet"
+    );
+    let (runnable, join) = crate::executor::spawn_stealable(async {}, shared.clone());
+    assert!(
+        crate::shard::drain::stealable_tasks_alive(&shared),
+        "a popped, never polled stealable task was taken for gone"
+    );
+    drop(runnable); // never run: its future is dropped
+    drop(join);
+    assert!(
+        !crate::shard::drain::stealable_tasks_alive(&shared),
+        "its future is gone"
+    );
+    let (runnable, join) = crate::executor::spawn_stealable(async { 7 }, shared.clone());
+    runnable.run(); // polled to completion off the shards: the future is dropped
+    assert!(
+        !crate::shard::drain::stealable_tasks_alive(&shared),
+        "it ended"
+    );
+    drop(join);
+}
