@@ -543,3 +543,7 @@ impl Readiness {
 #[cfg(test)]
 #[path = "readiness_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "readiness_off_shard_tests.rs"]
+mod off_shard_tests;
