@@ -5,7 +5,7 @@
 //! the SQE is built until the op's final CQE, so an SQE may point at inline
 //! data (a `sockaddr`, a `statx` buffer) as well as heap bytes.
 
-use std::cell::{Cell, UnsafeCell};
+use std::cell::UnsafeCell;
 use std::future::Future;
 use std::io;
 use std::mem;
@@ -99,33 +99,6 @@ impl Completable for NoopEntry {
     fn cancellable(&self) -> bool {
         false
     }
-}
-
-thread_local! {
-    /// The deadline of ops submitted by the future being polled now
-    /// (set by `native::timeout` around its inner poll).
-    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
-}
-
-/// The deadline of the `native::timeout` the calling poll runs under.
-pub(crate) fn current_deadline() -> Option<Instant> {
-    DEADLINE.with(Cell::get)
-}
-
-/// Runs `f` (a poll) with ops it submits bounded by `deadline`, or by an
-/// enclosing deadline if that is earlier.
-pub(crate) fn with_deadline<R>(deadline: Instant, f: impl FnOnce() -> R) -> R {
-    struct Restore(Option<Instant>);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            DEADLINE.with(|d| d.set(self.0));
-        }
-    }
-    let outer = DEADLINE.with(Cell::get);
-    let _restore = Restore(outer);
-    let effective = outer.map_or(deadline, |o| o.min(deadline));
-    DEADLINE.with(|d| d.set(Some(effective)));
-    f()
 }
 
 // SAFETY: `resources` is touched only (a) by the submitter before the cell
@@ -470,7 +443,7 @@ impl<T: Send + 'static> Future for Op<T> {
             let deadline = if this.uncancellable {
                 None
             } else {
-                DEADLINE.with(Cell::get)
+                super::current_deadline()
             };
             let timeout = match deadline {
                 None => None,

@@ -1,14 +1,44 @@
-//! `DeadlineTimer`: how a wait that is not an op in the kernel (room in the
-//! ring for an op, the next item of a multishot stream, a buffer for a
-//! receive) is bounded by the `native::timeout` it is polled under (op
+//! The deadline of the `native::timeout` a poll runs under (a thread-local
+//! set around the inner poll), and `DeadlineTimer`: how a wait that is not
+//! an op in the kernel (room in the ring for an op, the next item of a
+//! multishot stream, a buffer for a receive) is bounded by it (op
 //! invariants 7 and 8). Ops in the kernel carry a linked timeout instead.
 
+use std::cell::Cell;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use crate::time::Sleep;
+
+thread_local! {
+    /// The deadline of ops submitted by the future being polled now
+    /// (set by `native::timeout` around its inner poll).
+    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// The deadline of the `native::timeout` the calling poll runs under.
+#[inline]
+pub(crate) fn current_deadline() -> Option<Instant> {
+    DEADLINE.with(Cell::get)
+}
+
+/// Runs `f` (a poll) with ops it submits bounded by `deadline`, or by an
+/// enclosing deadline if that is earlier.
+pub(crate) fn with_deadline<R>(deadline: Instant, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<Instant>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            DEADLINE.with(|d| d.set(self.0));
+        }
+    }
+    let outer = DEADLINE.with(Cell::get);
+    let _restore = Restore(outer);
+    let effective = outer.map_or(deadline, |o| o.min(deadline));
+    DEADLINE.with(|d| d.set(Some(effective)));
+    f()
+}
 
 /// A timer kept across the polls of one wait. It follows the deadline each
 /// poll runs under: replaced when that deadline changes (an op polled under
@@ -22,7 +52,7 @@ impl DeadlineTimer {
     /// calling poll runs under has passed; `Pending` before it (`cx` is
     /// woken then) or without one.
     pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
-        self.poll_until(super::current_deadline(), cx)
+        self.poll_until(current_deadline(), cx)
     }
 
     /// As [`poll`](Self::poll), for a deadline the caller worked out.

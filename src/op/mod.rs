@@ -92,8 +92,8 @@ mod multi;
 mod room;
 mod table;
 
-pub(crate) use cell::{Op, current_deadline, submit, with_deadline, wrong_shard};
-pub(crate) use deadline::DeadlineTimer;
+pub(crate) use cell::{Op, submit, wrong_shard};
+pub(crate) use deadline::{DeadlineTimer, current_deadline, with_deadline};
 pub(crate) use multi::{MultiShot, Orphan};
 pub(crate) use room::{RoomWaiters, waiters_fit, wake_waiters_if_room};
 pub(crate) use table::OpTable;
