@@ -46,15 +46,8 @@ fn a_zero_copy_send_dropped_between_its_two_completions_keeps_its_buffer() {
     let _serial = SERIAL.lock();
     let before = settled_fd_count();
     let rt = common::runtime(1);
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     // A tiny receive window: what the peer does not read stays queued.
-    set_int_opt(
-        listener.as_raw_fd(),
-        libc::SOL_SOCKET,
-        libc::SO_RCVBUF,
-        4096,
-    );
-    let addr = listener.local_addr().unwrap();
+    let (listener, addr) = tiny_window_listener();
     let out = on_shard(&rt, 0, LIMIT, async move {
         let s = TcpStream::connect(addr).await.unwrap();
         let (peer, _) = listener.accept().unwrap(); // already in the backlog

@@ -26,7 +26,7 @@ use ringlane::native::net::{TcpListener, TcpStream, UdpSocket, UnixStream};
 
 use common::LIMIT;
 use common::fixed_io::on_shard;
-use common::multishot_io::{set_int_opt, unsent_bytes};
+use common::multishot_io::{set_int_opt, tiny_window_listener, unsent_bytes};
 use common::native_io::{Held, SERIAL, TempDir, poll_once, settled_fd_count};
 
 // ---------------------------------------------------------------------------
@@ -501,14 +501,7 @@ fn a_write_blocked_on_a_full_socket_ends_when_either_side_closes_it() {
     let bound = Duration::from_secs(3);
 
     // TCP, our own shutdown(Write).
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    set_int_opt(
-        listener.as_raw_fd(),
-        libc::SOL_SOCKET,
-        libc::SO_RCVBUF,
-        4096,
-    );
-    let addr = listener.local_addr().unwrap();
+    let (listener, addr) = tiny_window_listener();
     let (tcp_own, mut peer) = on_shard(&rt, 0, Duration::from_secs(20), async move {
         let s = TcpStream::connect(addr).await.unwrap();
         let (peer, _) = listener.accept().unwrap();
@@ -530,14 +523,7 @@ fn a_write_blocked_on_a_full_socket_ends_when_either_side_closes_it() {
     drop(peer);
 
     // TCP, the peer closes with unread data (RST).
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    set_int_opt(
-        listener.as_raw_fd(),
-        libc::SOL_SOCKET,
-        libc::SO_RCVBUF,
-        4096,
-    );
-    let addr = listener.local_addr().unwrap();
+    let (listener, addr) = tiny_window_listener();
     let tcp_peer_closed = on_shard(&rt, 0, Duration::from_secs(20), async move {
         let s = TcpStream::connect(addr).await.unwrap();
         let (peer, _) = listener.accept().unwrap();

@@ -11,7 +11,7 @@ use ringlane::native::NativeTimeoutExt;
 use ringlane::native::net::TcpStream;
 
 use common::fixed_io::on_shard;
-use common::multishot_io::{set_int_opt, unsent_bytes};
+use common::multishot_io::{set_int_opt, tiny_window_listener, unsent_bytes};
 use common::native_io::SERIAL;
 use common::{LIMIT, fd_count};
 
@@ -33,14 +33,7 @@ fn a_zero_copy_send_waiting_for_its_notification_does_not_hold_the_socket_open()
     let _serial = SERIAL.lock();
     let before = fd_count();
     let rt = common::runtime(1);
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    set_int_opt(
-        listener.as_raw_fd(),
-        libc::SOL_SOCKET,
-        libc::SO_RCVBUF,
-        4096,
-    );
-    let addr = listener.local_addr().unwrap();
+    let (listener, addr) = tiny_window_listener();
     let (first_cqe_seen, open_after_drop, peer) = on_shard(&rt, 0, LIMIT * 2, async move {
         let s = TcpStream::connect(addr).await.unwrap();
         let (peer, _) = listener.accept().unwrap(); // never reads

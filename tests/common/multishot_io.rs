@@ -3,7 +3,7 @@
 
 use std::future::{Future, poll_fn};
 use std::io::{Read, Write};
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
@@ -38,6 +38,20 @@ pub fn set_int_opt(fd: RawFd, level: i32, name: i32, value: i32) {
         )
     };
     assert_eq!(r, 0, "setsockopt: {}", std::io::Error::last_os_error());
+}
+
+/// A loopback listener whose accepted sockets have a tiny receive window
+/// (4 KiB): what their peer does not read stays queued on the sender.
+pub fn tiny_window_listener() -> (std::net::TcpListener, std::net::SocketAddr) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    set_int_opt(
+        listener.as_raw_fd(),
+        libc::SOL_SOCKET,
+        libc::SO_RCVBUF,
+        4096,
+    );
+    let addr = listener.local_addr().unwrap();
+    (listener, addr)
 }
 
 /// Bytes in a TCP socket's send queue, unsent or unacknowledged
