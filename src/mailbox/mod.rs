@@ -13,6 +13,7 @@ pub(crate) mod doorbell;
 #[cfg(test)]
 mod doorbell_tests;
 pub(crate) mod gate;
+pub(crate) mod homes;
 mod remote;
 
 /// What `doorbell.rs` and `gate.rs` are written against: `std` here;
@@ -24,4 +25,5 @@ mod sync {
 }
 
 pub(crate) use gate::SpawnGate;
+pub(crate) use homes::Home;
 pub(crate) use remote::{Envelope, Remote};

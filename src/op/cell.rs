@@ -21,7 +21,7 @@ use parking_lot::Mutex;
 
 use super::room::RoomWait;
 use crate::context;
-use crate::mailbox::Remote;
+use crate::mailbox::{Home, Remote};
 use crate::sys::{CQE_F_MORE, user_data};
 
 /// What the home shard's op table holds: something to hand the CQE to.
@@ -86,6 +86,14 @@ pub(crate) struct OpCell<T> {
     /// passed was stopped by its timeout (invariant 7); one ended so before
     /// it (a shutdown's cancel) was not.
     deadline: Option<Instant>,
+    /// The SQE, built at creation from the resources beside it, until it
+    /// is pushed: touched only while the cell is unshared. Kept here, not
+    /// in the future, so the future stays small (it is moved into and out
+    /// of its caller's state on every op).
+    sqe: UnsafeCell<Option<squeue::Entry>>,
+    /// The only shard whose ring may take the op: it names a registered
+    /// file or buffer of that ring (invariant 10). Read before the push.
+    bound: Option<Arc<Remote>>,
 }
 
 /// An op-table entry that only holds a slot: a linked timeout's (its CQE
@@ -106,7 +114,8 @@ impl Completable for NoopEntry {
 // (c) after the final CQE by the single party whose transition under the
 // mutex set `Taken` (the future in `poll` or `drop`, or `complete` for an
 // abandoned op). Those accesses are ordered by the mutex, so the cell can
-// be shared across threads for any `T: Send`.
+// be shared across threads for any `T: Send`. `sqe` is touched only by
+// the future while the cell is unshared (before the push), as (a).
 unsafe impl<T: Send> Sync for OpCell<T> {}
 
 impl<T> OpCell<T> {
@@ -202,25 +211,35 @@ impl<T> OpCell<T> {
 /// room for it); resolves to the raw CQE result and its resources, or to
 /// the error and the resources if it could not be submitted.
 pub(crate) struct Op<T: Send + 'static> {
-    /// The SQE, built at creation from the resources already in the cell,
-    /// until it is pushed.
-    pending: Option<squeue::Entry>,
-    /// Our entry among the shard's ops waiting for room (invariant 6).
-    room: RoomWait,
-    /// Fires the deadline of an op still waiting for room (invariant 7).
-    room_timer: super::DeadlineTimer,
     cell: Option<Arc<OpCell<T>>>,
-    home: Option<Arc<Remote>>,
+    /// The shard whose ring took the op (named, not counted: see `Home`).
+    home: Option<Home>,
     user_data: u64,
-    uncancellable: bool,
+    /// Not pushed yet: the cell holds the SQE and is ours alone.
+    pending: bool,
     /// The op posts a result CQE and then a notification (invariant 9).
     two_cqes: bool,
     /// A receive: its SQE joins the SQ after the batch's others (ring
     /// invariant 5).
     late: bool,
-    /// The only shard whose ring may take the op: it names a registered
-    /// file or buffer of that ring.
-    bound: Option<Arc<Remote>>,
+    /// Set while the op waits for room (rare): boxed, so the common op's
+    /// future stays a few words.
+    waiting: Option<Box<Waiting>>,
+}
+
+/// An unsubmitted op's wait for room (invariants 6 and 7).
+#[derive(Default)]
+struct Waiting {
+    /// Our entry among the shard's ops waiting for room.
+    room: RoomWait,
+    /// Fires the deadline of an op still waiting for room.
+    timer: super::DeadlineTimer,
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.room.cancel(); // pushed, failed or dropped: no longer waiting
+    }
 }
 
 // `Op` never pins its resources (they sit in the `Arc`ed cell from the
@@ -251,23 +270,23 @@ where
         issued_fd: Mutex::new(None),
         timespec: types::Timespec::new(),
         deadline: None,
+        sqe: UnsafeCell::new(None),
+        bound: None,
     });
     // The cell is not shared until the SQE is pushed: the resources are
     // ours, at the address they keep until the final CQE.
     // SAFETY: `cell` was just created; nothing else refers to it.
     let unique = unsafe { unshared(&mut cell) };
     let sqe = build(unique.resources.get_mut().as_mut().expect("just stored"));
+    *unique.sqe.get_mut() = Some(sqe);
     Op {
-        pending: Some(sqe),
-        room: RoomWait::default(),
-        room_timer: super::DeadlineTimer::default(),
         cell: Some(cell),
         home: None,
         user_data: 0,
-        uncancellable: false,
+        pending: true,
         two_cqes: false,
         late: false,
-        bound: None,
+        waiting: None,
     }
 }
 
@@ -298,16 +317,17 @@ fn entries(linked_timeout: bool, two_cqes: bool) -> usize {
 
 /// Outcome of one submission attempt on the current shard.
 enum Submit {
-    Done(Arc<Remote>, u64),
+    Done(Home, u64),
     /// No room (op cap reached, or the SQ is full): wait for a completion.
-    NoRoom(squeue::Entry),
+    NoRoom,
     /// The ring refused the SQE although it had room: a broken ring; or
     /// the op needs more entries than the ring ever allows in flight.
     Failed(io::Error),
 }
 
-/// Pushes `sqe` (and its linked timeout) if the shard has room. On `NoRoom`
-/// and `Failed` the cell is unshared again.
+/// Pushes the cell's SQE (and its linked timeout) if the shard has room.
+/// On `NoRoom` and `Failed` the cell is unshared again, and on `NoRoom` it
+/// still holds the SQE.
 ///
 /// # Safety
 ///
@@ -315,7 +335,6 @@ enum Submit {
 /// pushed.
 unsafe fn try_submit<T: Send + 'static>(
     cell: &mut Arc<OpCell<T>>,
-    sqe: squeue::Entry,
     timeout: Option<(std::time::Duration, Instant)>,
     two_cqes: bool,
     late: bool,
@@ -338,7 +357,7 @@ unsafe fn try_submit<T: Send + 'static>(
     };
     match room {
         Ok(true) => {}
-        Ok(false) => return Submit::NoRoom(sqe),
+        Ok(false) => return Submit::NoRoom,
         // It would wait for room that can never appear.
         Err(capacity) => {
             return Submit::Failed(io::Error::new(
@@ -351,6 +370,9 @@ unsafe fn try_submit<T: Send + 'static>(
     }
     // SAFETY: the caller's contract; the op table gets its clone below.
     let unique = unsafe { unshared(cell) };
+    let Some(sqe) = unique.sqe.get_mut().take() else {
+        unreachable!("an unpushed op's cell holds its SQE");
+    };
     if let Some((t, deadline)) = timeout {
         unique.timespec = types::Timespec::from(t);
         unique.deadline = Some(deadline);
@@ -404,7 +426,7 @@ unsafe fn try_submit<T: Send + 'static>(
                     let reserved = cx.ops.borrow_mut().insert(Arc::new(NoopEntry));
                     cell.reserved.store(reserved, Ordering::Relaxed);
                 }
-                Ok((user_data, cx.remote.clone()))
+                Ok((user_data, Home::of(&cx.remote)))
             }
             Err(e) => {
                 cx.ops.borrow_mut().take(user_data);
@@ -424,64 +446,8 @@ impl<T: Send + 'static> Future for Op<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<OpResult<T>> {
         let this = self.get_mut();
-        if let Some(sqe) = this.pending.take() {
-            // A bound op (a registered resource) off its shard is misuse of
-            // that resource (`InvalidInput`), wherever it is polled.
-            if let Some(e) = this.bound.as_ref().and_then(|b| wrong_shard(b)) {
-                this.room.cancel();
-                return Poll::Ready(Err((e, this.unsubmitted_resources())));
-            }
-            if context::with_current(|_| ()).is_none() {
-                let e = io::Error::other(
-                    "native ring ops run on a ringlane shard: spawn the task there (Handle::spawn_pinned)",
-                );
-                // It may have waited for room on the shard it was polled on.
-                this.room.cancel();
-                return Poll::Ready(Err((e, this.unsubmitted_resources())));
-            }
-            // An uncancellable op is never bounded by a deadline either.
-            let deadline = if this.uncancellable {
-                None
-            } else {
-                super::current_deadline()
-            };
-            let timeout = match deadline {
-                None => None,
-                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
-                    Some(left) if !left.is_zero() => Some((left, deadline)),
-                    _ => {
-                        this.room.cancel();
-                        let e = io::Error::from(io::ErrorKind::TimedOut);
-                        return Poll::Ready(Err((e, this.unsubmitted_resources())));
-                    }
-                },
-            };
-            let cell = this.cell.as_mut().expect("unsubmitted ops hold their cell");
-            // SAFETY: `pending` held the SQE, so this op was never pushed and
-            // the op table holds no clone of its cell.
-            match unsafe { try_submit(cell, sqe, timeout, this.two_cqes, this.late, cx.waker()) } {
-                Submit::Done(home, user_data) => {
-                    this.room.cancel();
-                    this.room_timer.clear();
-                    this.home = Some(home);
-                    this.user_data = user_data;
-                    // The cell holds our waker, and the CQE is reaped by this
-                    // shard's loop only after we return.
-                    return Poll::Pending;
-                }
-                Submit::NoRoom(sqe) => {
-                    let entries = entries(timeout.is_some(), this.two_cqes);
-                    if let Poll::Ready(e) = this.wait(cx, entries, deadline) {
-                        return Poll::Ready(Err((e, this.unsubmitted_resources())));
-                    }
-                    this.pending = Some(sqe);
-                    return Poll::Pending;
-                }
-                Submit::Failed(e) => {
-                    this.room.cancel();
-                    return Poll::Ready(Err((e, this.unsubmitted_resources())));
-                }
-            }
+        if this.pending {
+            return this.poll_submit(cx);
         }
         let Some(cell) = this.cell.as_ref() else {
             return Poll::Pending;
@@ -526,6 +492,67 @@ impl<T: Send + 'static> Future for Op<T> {
 }
 
 impl<T: Send + 'static> Op<T> {
+    /// The first poll (or a later one while it waits for room): pushes the
+    /// SQE if the shard has room.
+    fn poll_submit(&mut self, cx: &mut Context<'_>) -> Poll<OpResult<T>> {
+        let cell = self.cell.as_mut().expect("unsubmitted ops hold their cell");
+        // A bound op (a registered resource) off its shard is misuse of
+        // that resource (`InvalidInput`), wherever it is polled.
+        if let Some(e) = cell.bound.as_ref().and_then(|b| wrong_shard(b)) {
+            return self.fail_unsubmitted(e);
+        }
+        if context::with_current(|_| ()).is_none() {
+            let e = io::Error::other(
+                "native ring ops run on a ringlane shard: spawn the task there (Handle::spawn_pinned)",
+            );
+            // It may have waited for room on the shard it was polled on.
+            return self.fail_unsubmitted(e);
+        }
+        // An uncancellable op is never bounded by a deadline either.
+        let deadline = if cell.uncancellable {
+            None
+        } else {
+            super::current_deadline()
+        };
+        let timeout = match deadline {
+            None => None,
+            Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => Some((left, deadline)),
+                _ => return self.fail_unsubmitted(io::ErrorKind::TimedOut.into()),
+            },
+        };
+        // SAFETY: `pending` is set, so this op was never pushed and the op
+        // table holds no clone of its cell.
+        match unsafe { try_submit(cell, timeout, self.two_cqes, self.late, cx.waker()) } {
+            Submit::Done(home, user_data) => {
+                // Whatever it waited for is over (its entry, its timer).
+                self.waiting = None;
+                self.pending = false;
+                self.home = Some(home);
+                self.user_data = user_data;
+                // The cell holds our waker, and the CQE is reaped by this
+                // shard's loop only after we return.
+                Poll::Pending
+            }
+            Submit::NoRoom => {
+                let entries = entries(timeout.is_some(), self.two_cqes);
+                match self.wait(cx, entries, deadline) {
+                    Poll::Ready(e) => self.fail_unsubmitted(e),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+            Submit::Failed(e) => self.fail_unsubmitted(e),
+        }
+    }
+
+    /// Ends an op that was never pushed with `e`: it leaves the room
+    /// waiters and gives its resources back.
+    fn fail_unsubmitted(&mut self, e: io::Error) -> Poll<OpResult<T>> {
+        self.waiting = None;
+        self.pending = false;
+        Poll::Ready(Err((e, self.unsubmitted_resources())))
+    }
+
     /// The op posts its result, then a notification once the kernel is done
     /// with the resources (`SEND_ZC`); it completes at the notification.
     pub(crate) fn two_cqes(mut self) -> Self {
@@ -537,7 +564,7 @@ impl<T: Send + 'static> Op<T> {
     /// resources need not hold it: invariant 9).
     pub(crate) fn two_cqes_on(mut self, fd: Arc<std::os::fd::OwnedFd>) -> Self {
         if let Some(cell) = self.cell.as_mut() {
-            debug_assert!(self.pending.is_some(), "set before the first poll");
+            debug_assert!(self.pending, "set before the first poll");
             // SAFETY: `pending` holds the SQE (asserted in debug builds:
             // called right after `submit`), so the op was never pushed and
             // nothing else refers to the cell.
@@ -564,7 +591,11 @@ impl<T: Send + 'static> Op<T> {
     /// file or buffer of that ring. Polled on another shard, the op fails
     /// with `InvalidInput` and is not submitted.
     pub(crate) fn bound_to(mut self, home: Arc<Remote>) -> Self {
-        self.bound = Some(home);
+        let cell = self.cell.as_mut().expect("unsubmitted ops hold their cell");
+        debug_assert!(self.pending, "set before the first poll");
+        // SAFETY: called right after `submit` (asserted in debug builds): the
+        // op was never pushed and nothing else refers to the cell.
+        unsafe { unshared(cell) }.bound = Some(home);
         self
     }
 
@@ -573,7 +604,6 @@ impl<T: Send + 'static> Op<T> {
     /// cancellation would leak what they consume (`CLOSE`). Called before
     /// the first poll.
     pub(crate) fn uncancellable(mut self) -> Self {
-        self.uncancellable = true;
         let cell = self.cell.as_mut().expect("unsubmitted ops hold their cell");
         Arc::get_mut(cell)
             .expect("an op cell shared before its push")
@@ -585,7 +615,7 @@ impl<T: Send + 'static> Op<T> {
     /// at the next enter). `false` before the first poll, while it waits
     /// for room, and after a failed submission.
     pub(crate) fn is_pushed(&self) -> bool {
-        self.pending.is_none() && self.home.is_some()
+        !self.pending && self.home.is_some()
     }
 
     /// The resources of an op that never reached the kernel (its cell is
@@ -607,23 +637,21 @@ impl<T: Send + 'static> Op<T> {
         entries: usize,
         deadline: Option<Instant>,
     ) -> Poll<io::Error> {
-        self.room.register(cx.waker(), entries);
+        let waiting = self.waiting.get_or_insert_with(Box::default);
+        waiting.room.register(cx.waker(), entries);
         // The deadline of this poll's `native::timeout`: an op polled under
         // another one before (a `select!` that dropped it) does not keep
         // that one's timer.
-        if let Poll::Ready(e) = self.room_timer.poll_until(deadline, cx) {
-            self.room.cancel();
-            return Poll::Ready(e);
-        }
-        Poll::Pending
+        waiting.timer.poll_until(deadline, cx)
     }
 }
 
 impl<T: Send + 'static> Drop for Op<T> {
     fn drop(&mut self) {
-        self.room.cancel();
-        if self.pending.is_some() {
-            return; // never pushed: the cell (and the resources) are ours alone
+        if self.pending {
+            // Never pushed: the cell (and the resources) are ours alone.
+            // Dropping `waiting` leaves the room waiters.
+            return;
         }
         let Some(cell) = self.cell.take() else { return };
         let mut state = cell.state.lock();
@@ -632,7 +660,7 @@ impl<T: Send + 'static> Drop for Op<T> {
                 *state = State::Abandoned;
                 drop(state);
                 match &self.home {
-                    Some(home) if !self.uncancellable => request_cancel(home, self.user_data),
+                    Some(home) if !cell.uncancellable => cancel_at(*home, self.user_data),
                     _ => {} // runs to completion; its CQE frees the cell
                 }
             }
@@ -663,6 +691,17 @@ pub(crate) fn wrong_shard(home: &Remote) -> Option<io::Error> {
             home.index
         ),
     ))
+}
+
+/// Asks the ring of `home` to cancel op `target` (invariant 3's drop
+/// rule). Off the home shard the request goes through its mailbox; if its
+/// runtime is gone, so is its ring, and every op on it ended with it.
+fn cancel_at(home: Home, target: u64) {
+    if home.is_current() {
+        cancel_here(target);
+    } else if let Some(remote) = home.remote() {
+        remote.call(Box::new(move || cancel_here(target)));
+    }
 }
 
 /// Asks the home ring to cancel op `target` (invariant 3's drop rule).

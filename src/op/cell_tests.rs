@@ -34,21 +34,20 @@ fn cell(state: State) -> Arc<OpCell<()>> {
         issued_fd: Mutex::new(None),
         timespec: types::Timespec::new(),
         deadline: None,
+        sqe: UnsafeCell::new(None),
+        bound: None,
     })
 }
 
 fn op_with(cell: Arc<OpCell<()>>) -> Op<()> {
     Op {
-        pending: None,
-        room: RoomWait::default(),
-        room_timer: super::super::DeadlineTimer::default(),
         cell: Some(cell),
         home: None,
         user_data: 0,
-        uncancellable: false,
+        pending: false,
         two_cqes: false,
         late: false,
-        bound: None,
+        waiting: None,
     }
 }
 

@@ -185,7 +185,9 @@ pub(crate) fn start(config: Config, features: RingFeatures) -> Result<Started, E
                 let remote = Remote::new(i, id, fd, eventfd);
                 // Known before `build` returns, so `ShardStats::os_tid` is too.
                 remote.stats.os_tid.store(tid, Ordering::Relaxed);
-                Ok(Arc::new(remote))
+                let remote = Arc::new(remote);
+                crate::mailbox::homes::register(&remote);
+                Ok(remote)
             })
             .collect(),
     };
