@@ -176,9 +176,15 @@ impl Core {
         if self.is_idle() {
             // The park's `io_uring_enter` will submit what is queued (owed
             // doorbells included): one syscall instead of two. Only take what
-            // is already in the CQ.
+            // is already in the CQ: `is_idle` found none a moment ago, so
+            // this is a rare CQE posted since (a ring without
+            // DEFER_TASKRUN), which the park's look would find too. Nothing
+            // else waits on this reap: an idle shard has no room waiters
+            // that fit (`is_idle`).
             self.flush_doorbells();
-            self.reap();
+            if self.cx.ring.borrow_mut().has_completions() {
+                self.reap();
+            }
         } else {
             self.drive_ring();
         }
