@@ -22,8 +22,8 @@ use parking_lot::Mutex;
 use super::Remote;
 use crate::context;
 
-/// Weak references to every live `Remote` (a handful per runtime).
-static LIVE: Mutex<Vec<Weak<Remote>>> = Mutex::new(Vec::new());
+/// Every live `Remote` (a handful per runtime), by its home.
+static LIVE: Mutex<Vec<(Home, Weak<Remote>)>> = Mutex::new(Vec::new());
 
 /// A shard named by its runtime's id and its index: plain data, no
 /// reference count.
@@ -49,10 +49,9 @@ impl Home {
 
     /// This home's `Remote`, unless its runtime is gone (invariant 1).
     pub(crate) fn remote(self) -> Option<Arc<Remote>> {
-        LIVE.lock()
-            .iter()
-            .filter_map(Weak::upgrade)
-            .find(|r| Home::of(r) == self)
+        let live = LIVE.lock();
+        let (_, remote) = live.iter().find(|(home, _)| *home == self)?;
+        remote.upgrade()
     }
 }
 
@@ -61,8 +60,8 @@ pub(crate) fn register(remote: &Arc<Remote>) {
     let mut live = LIVE.lock();
     // Entries of dropped remotes go here, at the next runtime's start, not
     // in `Remote::drop`, which would take this lock on every teardown.
-    live.retain(|w| w.strong_count() > 0);
-    live.push(Arc::downgrade(remote));
+    live.retain(|(_, w)| w.strong_count() > 0);
+    live.push((Home::of(remote), Arc::downgrade(remote)));
 }
 
 #[cfg(test)]
