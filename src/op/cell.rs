@@ -370,6 +370,15 @@ unsafe fn try_submit<T: Send + 'static>(
     }
     // SAFETY: the caller's contract; the op table gets its clone below.
     let unique = unsafe { unshared(cell) };
+    // The waker goes in before the cell is shared: its completion can only
+    // be reaped by this thread's shard loop, after this poll returns, so the
+    // submitting poll needs no lock. Cloned (foreign code, which may
+    // unwind) before the SQE leaves the cell: a panic here leaves the op
+    // as it was, unsubmitted with its SQE.
+    *unique.state.get_mut() = State::Submitted {
+        waker: Some(waker.clone()),
+        early: None,
+    };
     let Some(sqe) = unique.sqe.get_mut().take() else {
         unreachable!("an unpushed op's cell holds its SQE");
     };
@@ -377,13 +386,6 @@ unsafe fn try_submit<T: Send + 'static>(
         unique.timespec = types::Timespec::from(t);
         unique.deadline = Some(deadline);
     }
-    // The waker goes in before the cell is shared: its completion can only
-    // be reaped by this thread's shard loop, after this poll returns, so the
-    // submitting poll needs no lock.
-    *unique.state.get_mut() = State::Submitted {
-        waker: Some(waker.clone()),
-        early: None,
-    };
     let cell = &*cell;
     let pushed = context::with_current(|cx| {
         let user_data = cx.ops.borrow_mut().insert(cell.clone());

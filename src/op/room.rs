@@ -81,7 +81,9 @@ impl RoomWait {
     }
 
     /// Leaves the waiters (submitted, failed, timed out or dropped).
-    /// Inlined: every op calls it twice, and almost none ever waited.
+    /// Inlined: every multishot op calls it on each submission and drop,
+    /// and almost none ever waited (a single-shot `Op` keeps its wait in
+    /// a box made only when it waits).
     #[inline]
     pub(crate) fn cancel(&mut self) {
         if self.entry.is_some() {
