@@ -42,6 +42,75 @@ fn poll(f: &mut Send<'_>, waker: &Waker) -> Poll<Result<(), SendError<u32>>> {
     f.as_mut().poll(&mut Context::from_waker(waker))
 }
 
+/// Expected (Tokio): `capacity()` counts only room a new send could take.
+/// Room owed to a waiting send is not free (Tokio hands freed permits
+/// straight to its waiters), so code that checks `capacity() > 0` before a
+/// `try_send` does not get `Full`.
+///
+/// Why it may fail: `capacity()` was the free slots, owed ones included.
+#[test]
+fn capacity_leaves_out_room_owed_to_waiting_sends() {
+    let (tx, mut rx) = channel::<u32>(2).unwrap();
+    tx.try_send(0).unwrap();
+    tx.try_send(1).unwrap();
+    let mut waiting: Send<'_> = Box::pin(tx.send(2));
+    assert!(poll(&mut waiting, Waker::noop()).is_pending(), "full");
+    assert_eq!(rx.try_recv(), Ok(0));
+    assert_eq!(tx.capacity(), 0, "the one free slot is the waiting send's");
+    assert_eq!(rx.capacity(), 0, "the receiver counts the same");
+    assert_eq!(tx.try_send(3), Err(TrySendError::Full(3)));
+    assert_eq!(rx.try_recv(), Ok(1));
+    assert_eq!(tx.capacity(), 1, "room beyond what is owed is free");
+    assert_eq!(tx.try_send(4), Ok(()));
+    assert!(poll(&mut waiting, Waker::noop()).is_ready());
+}
+
+/// A waker that panics when woken (a buggy foreign executor's).
+struct Panics;
+
+impl Wake for Panics {
+    fn wake(self: Arc<Self>) {
+        panic!("this waker panics");
+    }
+}
+
+/// Expected: one waiting send whose waker panics strands no other waiting
+/// send; each is still woken when room for it frees up.
+///
+/// Why it may fail: the freed room's waiters were all marked woken before
+/// their wakers ran, one after the other outside the lock; the panic left
+/// the rest marked but never woken, and later pops skipped them.
+#[test]
+fn a_waiting_sends_panicking_waker_strands_no_other_waiting_send() {
+    let (tx, mut rx) = channel::<u32>(2).unwrap();
+    tx.try_send(0).unwrap();
+    tx.try_send(1).unwrap();
+    let (first, third) = (Arc::new(Count::default()), Arc::new(Count::default()));
+    let mut a: Send<'_> = Box::pin(tx.send(10));
+    let mut b: Send<'_> = Box::pin(tx.send(11));
+    let mut c: Send<'_> = Box::pin(tx.send(12));
+    assert!(poll(&mut a, &Waker::from(first.clone())).is_pending());
+    assert!(poll(&mut b, &Waker::from(Arc::new(Panics))).is_pending());
+    assert!(poll(&mut c, &Waker::from(third.clone())).is_pending());
+    // Two slots free: the room covers the first two places.
+    let popped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = rx.try_recv();
+        let _ = rx.try_recv();
+    }));
+    assert!(
+        popped.is_ok(),
+        "a waiting send's waker unwound into try_recv"
+    );
+    assert_eq!(first.wakes(), 1, "the first waiting send was woken");
+    assert!(poll(&mut a, Waker::noop()).is_ready());
+    assert!(poll(&mut b, Waker::noop()).is_ready());
+    // The first's push and the second's took both slots; a pop frees one
+    // for the third.
+    assert_eq!(rx.try_recv(), Ok(10));
+    assert_eq!(third.wakes(), 1, "the third waiting send was never woken");
+    assert!(poll(&mut c, Waker::noop()).is_ready());
+}
+
 /// Expected (Tokio): room the receiver frees belongs to the send that waited
 /// for it; a `try_send` arriving in between gets `Full`.
 ///

@@ -2,6 +2,7 @@
 //! the wait/notify protocol (numbered in `channel/mod.rs`).
 
 use std::collections::BTreeMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, OnceLock};
 use std::task::Waker;
@@ -168,6 +169,15 @@ impl<T> Chan<T> {
         self.tx_queued.load(Ordering::Relaxed)
     }
 
+    /// What Tokio's `capacity` reports: the free slots less those owed to
+    /// waiting sends (Tokio hands freed permits straight to its waiters).
+    pub(super) fn capacity_for_new_sends(&self) -> usize {
+        self.queue
+            .capacity()
+            .saturating_sub(self.queue.len())
+            .saturating_sub(self.senders_queued())
+    }
+
     /// Free slots in the ring (claimed slots count as taken).
     fn room(&self) -> usize {
         self.queue.capacity().saturating_sub(self.queue.len())
@@ -238,7 +248,7 @@ impl<T> Chan<T> {
             self.tx_queued.store(queue.order.len(), Ordering::SeqCst);
             self.due(&mut queue)
         };
-        wake.into_iter().for_each(Waker::wake);
+        wake_each(wake);
     }
 
     /// Protocol step 3 (receiver, after freeing space): wake the waiting
@@ -247,7 +257,7 @@ impl<T> Chan<T> {
         fence(Ordering::SeqCst);
         if self.tx_queued.load(Ordering::SeqCst) != 0 {
             let wake = self.due(&mut self.tx_queue.lock());
-            wake.into_iter().for_each(Waker::wake);
+            wake_each(wake);
         }
     }
 
@@ -263,7 +273,11 @@ impl<T> Chan<T> {
             .take(room)
             .filter_map(|&k| {
                 let w = &mut waiters[k];
-                (!std::mem::replace(&mut w.woken, true)).then(|| w.waker.clone())
+                // Cloned (foreign code) before the mark: a clone that
+                // unwinds leaves the waiter to the next look.
+                let waker = (!w.woken).then(|| w.waker.clone())?;
+                w.woken = true;
+                Some(waker)
             })
             .collect()
     }
@@ -278,7 +292,17 @@ impl<T> Chan<T> {
             .iter()
             .map(|(_, w)| w.waker.clone())
             .collect();
-        wakers.into_iter().for_each(Waker::wake);
+        wake_each(wakers);
+    }
+}
+
+/// Wakes each of `wakers`, marked woken already: a foreign waker that
+/// unwinds must neither strand the ones after it (they would stay marked
+/// and be skipped by every later look) nor unwind into the pop or the
+/// send that freed the room.
+fn wake_each(wakers: Vec<Waker>) {
+    for w in wakers {
+        let _ = catch_unwind(AssertUnwindSafe(|| w.wake()));
     }
 }
 

@@ -116,7 +116,8 @@ impl<T> Receiver<T> {
         self.chan.wake_senders();
     }
 
-    /// How many more messages fit right now (as Tokio's `capacity`).
+    /// How many more messages a new send could push right now (as Tokio's
+    /// `capacity`: room owed to sends already waiting is not counted).
     ///
     /// # Examples
     ///
@@ -126,7 +127,7 @@ impl<T> Receiver<T> {
     /// assert_eq!((rx.capacity(), rx.max_capacity()), (3, 4));
     /// ```
     pub fn capacity(&self) -> usize {
-        self.max_capacity().saturating_sub(self.len())
+        self.chan.capacity_for_new_sends()
     }
 
     /// The channel's size, set when it was made.

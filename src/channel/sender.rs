@@ -485,8 +485,9 @@ impl<T> Sender<T> {
         self.chan.queue.len() == 0
     }
 
-    /// How many more messages fit right now (as Tokio's `capacity`: the
-    /// channel's size less what is queued); [`max_capacity`](Self::max_capacity)
+    /// How many more messages a new send could push right now (as Tokio's
+    /// `capacity`: the channel's size less what is queued, less the room
+    /// owed to sends already waiting); [`max_capacity`](Self::max_capacity)
     /// is the size.
     ///
     /// # Examples
@@ -497,7 +498,7 @@ impl<T> Sender<T> {
     /// assert_eq!(tx.capacity(), 3);
     /// ```
     pub fn capacity(&self) -> usize {
-        self.max_capacity().saturating_sub(self.len())
+        self.chan.capacity_for_new_sends()
     }
 
     /// The channel's size, set when it was made.
