@@ -252,6 +252,15 @@ impl MultiShot {
                 self.sqe = Some(sqe);
                 return Poll::Ready(Some(Err(e)));
             }
+            // A deadline already past fails the wait before anything is
+            // armed (invariant 7's rule for single-shot ops): the kernel
+            // must not take items (connections) for a stream whose wait
+            // is over.
+            if let Poll::Ready(e) = self.poll_deadline(cx) {
+                self.room.cancel();
+                self.sqe = Some(sqe);
+                return Poll::Ready(Some(Err(e)));
+            }
             let submitted = context::with_current(|shard| {
                 // A standing op is not counted against the op capacity
                 // (invariant 6): it needs room in the SQ only.
@@ -311,11 +320,16 @@ impl MultiShot {
             }
         }
         let mut state = self.cell.state.lock();
-        if let Some(r) = state.results.pop_front() {
-            return Poll::Ready(Some(Ok(r)));
-        }
-        if state.ended {
-            return Poll::Ready(None);
+        let ready = match state.results.pop_front() {
+            Some(r) => Some(Some(Ok(r))),
+            None => state.ended.then_some(None),
+        };
+        if let Some(ready) = ready {
+            drop(state);
+            // The wait is over: its deadline's timer goes, or it would wake
+            // the task for nothing (and count as a pending timer).
+            self.timer.clear();
+            return Poll::Ready(ready);
         }
         match &state.waker {
             Some(w) if w.will_wake(cx.waker()) => {}
