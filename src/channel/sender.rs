@@ -148,8 +148,9 @@ impl<T> Sender<T> {
     /// Sends at once if there is room beyond what waiting
     /// [`send`](Self::send)s are owed (they go first); never waits. The
     /// message comes back in the error when the channel is full or closed.
-    /// (Two `try_send`s racing on other threads may both take the last
-    /// room beyond it; the waiting send then goes at the next pop.)
+    /// (Two `try_send`s racing on other threads can both push into room a
+    /// waiting send is owed; that send then goes at the next pop. Nothing
+    /// is lost.)
     ///
     /// # Examples
     ///
