@@ -351,7 +351,11 @@ fn a_panicking_destructor_is_contained_on_completion_abort_and_shutdown() {
         .recv_timeout(Duration::from_secs(10))
         .expect("the task never ran");
     aborted.abort();
-    assert!(rt.block_on(aborted).unwrap_err().is_cancelled());
+    // Its destructor's panic is how it ended (Tokio's `JoinError::Panic`).
+    let e = rt.block_on(aborted).unwrap_err();
+    assert!(e.is_panic(), "the destructor's panic was lost: {e:?}");
+    let payload = e.into_panic();
+    assert_eq!(payload.downcast_ref::<&str>(), Some(&"destructor panicked"));
     drop(
         rt.handle()
             .spawn_local_on(0, || async {

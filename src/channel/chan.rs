@@ -2,7 +2,6 @@
 //! the wait/notify protocol (numbered in `channel/mod.rs`).
 
 use std::collections::BTreeMap;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, OnceLock};
 use std::task::Waker;
@@ -302,7 +301,7 @@ impl<T> Chan<T> {
 /// send that freed the room.
 fn wake_each(wakers: Vec<Waker>) {
     for w in wakers {
-        let _ = catch_unwind(AssertUnwindSafe(|| w.wake()));
+        crate::executor::contain(|| w.wake());
     }
 }
 

@@ -39,7 +39,6 @@
 //! mark every send reads, and a receiver that stopped waiting would
 //! otherwise have every later send ring its parked shard.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::task::Waker;
 
@@ -118,7 +117,7 @@ impl WatchList {
             };
             woke = true;
             self.ended_watch(next.chan);
-            let _ = catch_unwind(AssertUnwindSafe(|| next.waker.wake()));
+            crate::executor::contain(|| next.waker.wake());
         }
     }
 
@@ -194,6 +193,6 @@ impl WatchList {
 /// of a channel drops its queued messages, whose destructors are user code.
 fn drop_quietly(chans: Vec<Arc<dyn Watched>>) {
     if !chans.is_empty() {
-        let _ = catch_unwind(AssertUnwindSafe(move || drop(chans)));
+        crate::executor::contain(move || drop(chans));
     }
 }

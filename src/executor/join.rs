@@ -4,7 +4,6 @@ use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::mem::ManuallyDrop;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::ptr::NonNull;
 use std::task::{Context, Poll, Waker};
@@ -55,7 +54,7 @@ impl std::task::Wake for ContainWake {
     }
 
     fn wake_by_ref(self: &std::sync::Arc<Self>) {
-        let _ = catch_unwind(AssertUnwindSafe(|| self.0.wake_by_ref()));
+        super::contain(|| self.0.wake_by_ref());
     }
 }
 
@@ -81,7 +80,7 @@ impl<T> Drop for Outcome<T> {
     fn drop(&mut self) {
         let result = &mut self.0;
         // SAFETY: dropped once, here; never used afterwards.
-        let _ = catch_unwind(AssertUnwindSafe(|| unsafe { ManuallyDrop::drop(result) }));
+        super::contain(|| unsafe { ManuallyDrop::drop(result) });
     }
 }
 
@@ -115,7 +114,9 @@ impl<T> JoinHandle<T> {
 
     /// Cancels the task: its shard drops the future at its next scheduling
     /// point, and awaiting this handle then gives [`JoinError::is_cancelled`]
-    /// (unless the task had already finished).
+    /// (unless the task had already finished). If dropping the future
+    /// panics, that panic is how the task ended: the handle gives
+    /// [`JoinError::is_panic`] with its payload, as Tokio's does.
     ///
     /// # Examples
     ///
@@ -191,7 +192,20 @@ impl<T> Future for JoinHandle<T> {
             Poll::Ready(out) => {
                 this.task = None;
                 this.contained = None;
-                Poll::Ready(out.map_or_else(|| Err(JoinError::cancelled()), Outcome::into_inner))
+                let out = out.map_or_else(|| Err(JoinError::cancelled()), Outcome::into_inner);
+                Poll::Ready(match out {
+                    // A cancelled future whose destructor panicked: that
+                    // panic is the task's end, as in Tokio (invariant 4).
+                    Err(e) if e.is_cancelled() => {
+                        // SAFETY: `MetaRef` is valid while this handle lives.
+                        let meta = unsafe { this.meta.0.as_ref() };
+                        match meta.take_drop_panic() {
+                            Some(payload) => Err(JoinError::panic(payload)),
+                            None => Err(e),
+                        }
+                    }
+                    out => out,
+                })
             }
         }
     }

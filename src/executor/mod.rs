@@ -21,7 +21,12 @@
 //!    that `Runnable` (on the owner, or on the spawner if the push was
 //!    refused) cancels it.
 //! 4. A panic in `poll` is caught inside the task and becomes
-//!    [`JoinError::panic`]; it never unwinds into the shard loop.
+//!    [`JoinError::panic`]; it never unwinds into the shard loop. So does a
+//!    panic in the destructor of a cancelled task's future (Tokio's rule):
+//!    `Tracked` keeps its payload in the task's metadata, where the
+//!    `JoinHandle` finds it. A payload whose own destructor panics is
+//!    leaked rather than unwound ([`drop_payload`]): `async-task` drops
+//!    futures, outputs and metadata under an abort-on-panic guard.
 
 pub(crate) mod coop;
 mod join;
@@ -64,6 +69,37 @@ pub(crate) struct TaskMeta {
     /// A runtime helper (a forwarded wait's), not a task of the caller's:
     /// shutdown drops it at once and does not count it as unfinished.
     internal: bool,
+    /// The panic of a cancelled future's destructor, for the `JoinHandle`
+    /// (invariant 4).
+    drop_panic: parking_lot::Mutex<Option<Payload>>,
+}
+
+impl Drop for TaskMeta {
+    fn drop(&mut self) {
+        if let Some(payload) = self.drop_panic.get_mut().take() {
+            drop_payload(payload); // nobody joined: dropped here, contained
+        }
+    }
+}
+
+/// A panic's payload.
+pub(crate) type Payload = Box<dyn std::any::Any + Send + 'static>;
+
+/// Drops a panic payload; if its destructor panics as well, that second
+/// payload is leaked instead of unwinding (invariant 4).
+pub(crate) fn drop_payload(payload: Payload) {
+    let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(payload)));
+    if let Err(nested) = dropped {
+        std::mem::forget(nested);
+    }
+}
+
+/// Runs `f`, containing a panic: its payload is dropped, contained too.
+/// What `f` returns is dropped.
+pub(crate) fn contain<R>(f: impl FnOnce() -> R) {
+    if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        drop_payload(payload);
+    }
 }
 
 impl std::fmt::Debug for TaskMeta {
@@ -105,6 +141,18 @@ impl TaskMeta {
     fn future_gone(&self) -> bool {
         self.future_gone.load(Ordering::Acquire)
     }
+
+    /// Keeps the panic of the cancelled future's destructor.
+    fn keep_drop_panic(&self, payload: Payload) {
+        if let Some(earlier) = self.drop_panic.lock().replace(payload) {
+            drop_payload(earlier); // cannot happen: one future, dropped once
+        }
+    }
+
+    /// The panic of the cancelled future's destructor, if it panicked.
+    fn take_drop_panic(&self) -> Option<Payload> {
+        self.drop_panic.lock().take()
+    }
 }
 
 /// A scheduled task, as queued on a shard.
@@ -120,6 +168,7 @@ fn builder_for(route: Route, internal: bool) -> async_task::Builder<TaskMeta> {
         future_gone: AtomicBool::new(false),
         route,
         internal,
+        drop_panic: parking_lot::Mutex::new(None),
     })
 }
 

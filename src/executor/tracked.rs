@@ -190,8 +190,15 @@ impl<F> Drop for Tracked<F> {
         };
         // SAFETY: this is the only place `future` is dropped, once, in place
         // (so the pinning drop guarantee holds); it is never used afterwards.
-        let _ = catch_unwind(AssertUnwindSafe(|| unsafe { ManuallyDrop::drop(future) }));
+        let dropped = catch_unwind(AssertUnwindSafe(|| unsafe { ManuallyDrop::drop(future) }));
         drop(home_guard);
+        if let Err(payload) = dropped {
+            // For the `JoinHandle` of a cancelled task (task invariant 4);
+            // a completed task's output is what it gets, and this payload
+            // goes with the metadata.
+            // SAFETY: see `TaskMetaPtr`.
+            unsafe { self.meta.0.as_ref() }.keep_drop_panic(payload);
+        }
         match std::mem::replace(&mut self.registration, Registration::Removed) {
             Registration::Local { slot, owner } => {
                 // Invariant 1 puts us on the owning shard; the address check

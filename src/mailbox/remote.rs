@@ -199,7 +199,7 @@ impl Remote {
                 // now, it frees what it holds, and the exited shard's
                 // counters stay as they were. (No task can be woken into an
                 // exited shard: none is alive, drain step D4.)
-                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(f)));
+                crate::executor::contain(move || drop(f));
                 return;
             }
             self.queue.push(Envelope::Call(f)); // S1

@@ -9,7 +9,6 @@ use std::cell::UnsafeCell;
 use std::future::Future;
 use std::io;
 use std::mem;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -172,7 +171,7 @@ impl<T: Send> Completable for OpCell<T> {
                 self.done.store(true, Ordering::Release);
                 if let Some(w) = waker {
                     // A foreign waker must not unwind into the shard loop.
-                    let _ = catch_unwind(AssertUnwindSafe(|| w.wake()));
+                    crate::executor::contain(|| w.wake());
                 }
             }
             State::Abandoned => {
@@ -183,7 +182,7 @@ impl<T: Send> Completable for OpCell<T> {
                 // SAFETY: we moved an abandoned op to `Taken` after its final
                 // CQE: the kernel and the (dropped) future are done with it.
                 let resources = unsafe { self.take_resources() };
-                let _ = catch_unwind(AssertUnwindSafe(move || drop(resources)));
+                crate::executor::contain(move || drop(resources));
             }
             other => *state = other, // one CQE per single-shot op: nothing else can arrive
         }

@@ -3,7 +3,6 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
@@ -63,7 +62,7 @@ fn close_fd(fd: i32) {
 impl MultiCell {
     fn orphaned(&self, result: i32, flags: u32) {
         if let Some(orphan) = &self.orphan {
-            let _ = catch_unwind(AssertUnwindSafe(|| orphan(result, flags)));
+            crate::executor::contain(|| orphan(result, flags));
         }
     }
 }
@@ -98,7 +97,7 @@ impl Completable for MultiCell {
         let waker = state.waker.take();
         drop(state);
         if let Some(w) = waker {
-            let _ = catch_unwind(AssertUnwindSafe(|| w.wake()));
+            crate::executor::contain(|| w.wake());
         }
     }
 }

@@ -13,7 +13,6 @@
 //! id, so an op whose entry a wake-up removed never touches the entry of
 //! another op that reused the slot.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::Waker;
@@ -125,6 +124,6 @@ pub(crate) fn wake_waiters_if_room(cx: &ShardContext) {
         wakers
     };
     for w in wakers {
-        let _ = catch_unwind(AssertUnwindSafe(|| w.wake()));
+        crate::executor::contain(|| w.wake());
     }
 }

@@ -16,7 +16,6 @@
 use std::cell::{Cell, RefCell, UnsafeCell};
 use std::collections::VecDeque;
 use std::mem::ManuallyDrop;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::task::Waker;
 use std::time::{Duration, Instant};
@@ -211,7 +210,7 @@ impl Core {
             match envelope {
                 Envelope::Task(r) => self.cx.run_queue.borrow_mut().push_back(r),
                 Envelope::Call(f) => {
-                    let _ = catch_unwind(AssertUnwindSafe(f));
+                    crate::executor::contain(f);
                 }
             }
         }
@@ -307,7 +306,7 @@ impl Core {
                 let runnable = unsafe { Runnable::from_raw(raw) };
                 // Tracked catches panics in poll; this catches one in a
                 // future's destructor, so the shard survives either way.
-                let _ = catch_unwind(AssertUnwindSafe(|| runnable.run()));
+                crate::executor::contain(|| runnable.run());
                 self.cx.polling_own.set(std::ptr::null());
                 self.send_owed_doorbells_now();
                 if crate::executor::coop::take_spent() {
@@ -664,11 +663,11 @@ impl Drop for Core {
 /// Wakes every waker, containing a panic from a foreign waker implementation.
 pub(super) fn wake_all(wakers: impl IntoIterator<Item = Waker>) {
     for w in wakers {
-        let _ = catch_unwind(AssertUnwindSafe(|| w.wake()));
+        crate::executor::contain(|| w.wake());
     }
 }
 
 /// Drops a runnable, containing a panic from the future's destructor.
 fn drop_quietly(runnable: Runnable) {
-    let _ = catch_unwind(AssertUnwindSafe(move || drop(runnable)));
+    crate::executor::contain(move || drop(runnable));
 }

@@ -128,7 +128,7 @@ impl Core {
             match envelope {
                 crate::mailbox::Envelope::Task(r) => self.cancel(r),
                 crate::mailbox::Envelope::Call(f) => {
-                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+                    crate::executor::contain(f);
                 }
             }
         }

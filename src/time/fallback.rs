@@ -7,7 +7,6 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::OnceLock;
 use std::task::{Poll, Waker};
 use std::time::Instant;
@@ -70,7 +69,7 @@ fn run(f: &'static Fallback) {
             for waker in due {
                 // A foreign waker that panics must not end this thread: every
                 // timer polled off the shards would stop firing.
-                let _ = catch_unwind(AssertUnwindSafe(|| waker.wake()));
+                crate::executor::contain(|| waker.wake());
             }
             inner = f.inner.lock();
             continue;
