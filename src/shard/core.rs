@@ -246,7 +246,7 @@ impl Core {
         // One other deque per look: a shard busy with pinned work among
         // many shards pays one fence per 61 polls, not one per shard.
         let asked = self.look_next.replace(false);
-        if (asked || pick % 61 == 0) && !self.cancelling.get() && self.look_elsewhere(1) {
+        if (asked || pick % 61 == 0) && !self.cancelling.get() && self.look_elsewhere(1, asked) {
             self.share_batch();
             // The last poll's doorbells were left for the end of the tick
             // (nothing was queued here); foreign work may run long.

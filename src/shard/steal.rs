@@ -203,7 +203,7 @@ impl Core {
         if claimed.is_err() {
             return Search::Refused;
         }
-        let found = self.take_preferred(self.cx.index) || self.look_elsewhere(usize::MAX);
+        let found = self.take_preferred(self.cx.index) || self.look_elsewhere(usize::MAX, false);
         let was_last = shared.searching.fetch_sub(1, Ordering::SeqCst) == 1; // N3
         if found && was_last {
             notify_one(shared);
@@ -221,15 +221,23 @@ impl Core {
     /// they wait there only while it is inside a poll; asleep or being
     /// woken, it takes them itself); and, while our own deque is empty,
     /// another shard's deque (a shard with stealable work of its own does
-    /// not take its neighbours': both busy, they would trade tasks).
-    pub(super) fn look_elsewhere(&self, victims: usize) -> bool {
+    /// not take its neighbours': both busy, they would trade tasks). With
+    /// `after_yield`, a deque holding one task counts as empty: it is the
+    /// task that just yielded.
+    pub(super) fn look_elsewhere(&self, victims: usize, after_yield: bool) -> bool {
         let shared = &self.cx.shared;
         let n = shared.remotes.len();
+        // After a yield (or a spent budget) the task that yielded is back in
+        // our queues, in the deque if it is stealable: a shard with nothing
+        // else is not busy with work of its own (a Tokio worker defers a
+        // yielded task outside its local queue, which then reads empty).
+        let own = self.cx.deque.len();
+        let nothing_else = own == 0 || (after_yield && own == 1);
         self.take_from_injector()
             || (1..n)
                 .map(|i| (self.cx.index + i) % n)
                 .any(|j| shared.remotes[j].doorbell.is_running() && self.take_preferred(j))
-            || (self.cx.deque.is_empty() && self.steal_from_others(victims))
+            || (nothing_else && self.steal_from_others(victims))
     }
 
     /// Moves a batch of `StealablePreferred` tasks queued for shard `of`
