@@ -16,7 +16,9 @@ use super::TaskMeta;
 /// An owned permission to await a task's output; a plain [`Future`] that any
 /// executor can poll (a Tokio task included).
 ///
-/// Dropping a `JoinHandle` detaches the task: it keeps running.
+/// Dropping a `JoinHandle` detaches the task: it keeps running. Polled
+/// again after it gave its result, it returns an error (reported as a
+/// cancellation) where Tokio's panics: fuse it in a `select!` loop.
 ///
 /// # Examples
 ///
@@ -160,6 +162,7 @@ impl<T> Future for JoinHandle<T> {
         let this = &mut *self;
         let Some(task) = this.task.as_mut() else {
             // Polled again after it returned Ready: there is nothing left.
+            // Tokio panics here; ringlane answers misuse with an error.
             return Poll::Ready(Err(JoinError::cancelled()));
         };
         let waker = cx.waker();
