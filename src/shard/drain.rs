@@ -144,11 +144,13 @@ impl Core {
             && self.cx.run_queue.borrow().is_empty()
             && self.cx.deque.is_empty()
             && self.cx.remote.is_empty()
-            && self.cx.remote.preferred.is_empty()
             // Sealed, not just closed: a spawner that passed the gate
             // before it closed may still push (the closer rings every
-            // shard once the last one left).
-            && shared.injector_gate.is_sealed()
+            // shard once the last one left). Read before the queues the
+            // gate guards (gate rule 3): a push between a look at one of
+            // them and the seal would be left there for good.
+            && self.injector_gate_sealed()
+            && self.cx.remote.preferred.is_empty()
             && shared.injector.is_empty()
             && (self.cancelling.get()
                 // Graceful: stealable tasks queued anywhere (behind a
@@ -164,6 +166,15 @@ impl Core {
                             == 0)
                         || !(stealable_tasks_alive(shared)
                             || tasks_alive_elsewhere(shared, self.cx.index)))))
+    }
+
+    /// Whether no spawner is inside the injector's gate any more, nor can
+    /// enter it: what the injector and the preferred queues hold now is
+    /// all they will ever hold.
+    fn injector_gate_sealed(&self) -> bool {
+        #[cfg(test)]
+        super::tests::before_seal_check(&self.cx);
+        self.cx.shared.injector_gate.is_sealed()
     }
 
     /// Step D5.

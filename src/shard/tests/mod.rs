@@ -158,6 +158,67 @@ fn take_hook(
     Some(hooks.swap_remove(i).2)
 }
 
+/// Runs once, on the shard thread, where a shard of runtime `.0` with
+/// index `.1` is about to read whether the injector's gate is sealed
+/// (shutdown step D4).
+static BEFORE_SEAL_CHECK: parking_lot::Mutex<Vec<ParkHook>> = parking_lot::Mutex::new(Vec::new());
+
+/// Called by `Core::exit_ready` in test builds.
+pub(super) fn before_seal_check(cx: &crate::context::ShardContext) {
+    if let Some(f) = take_hook(&BEFORE_SEAL_CHECK, cx) {
+        f();
+    }
+}
+
+/// A spawner inside the injector's gate pushes a `StealablePreferred` task
+/// onto the shard's preferred queue and leaves, exactly while the shard,
+/// cancelling at shutdown, decides whether it may exit (just before it
+/// reads the seal). The task must be cancelled, its handle resolved.
+///
+/// Why it may fail: the shard looked at its preferred queue before the
+/// seal (gate rule 3 asks the reverse): it found the queue empty, then the
+/// gate sealed, and it exited with the task in the queue for good (its
+/// `JoinHandle` never resolving, and the runtime's state kept alive by
+/// the cycle through the task's route).
+#[test]
+fn a_preferred_spawn_inside_the_closing_gate_is_cancelled_not_lost() {
+    let rt = Runtime::builder().shards(1).build().unwrap();
+    let shared = rt.handle().shared.clone();
+    let (joins_tx, joins) = std::sync::mpsc::channel();
+    // The hook leaves the gate on the shard thread: a `'static` borrow (the
+    // one leaked `Arc` keeps this test's runtime state alive).
+    let leaked: &'static std::sync::Arc<crate::shard::Shared> = Box::leak(Box::new(shared.clone()));
+    let inside = leaked.injector_gate.enter().expect("the gate is open");
+    BEFORE_SEAL_CHECK.lock().push((
+        shared.id,
+        0,
+        Box::new(move || {
+            // The shard is cancelling: push as `spawn_with` does, inside
+            // the gate, then leave it.
+            let (runnable, join) = crate::executor::spawn_stealable(async { 7 }, leaked.clone());
+            leaked.remotes[0].preferred.push(runnable);
+            drop(inside);
+            joins_tx.send(join).unwrap();
+        }),
+    ));
+    let closer = std::thread::spawn(move || rt.shutdown(Duration::ZERO));
+    // The closer rings the shards once the gate is empty: wake the shard
+    // now, so it reaches D4 (and the hook) while the gate is still held.
+    std::thread::sleep(Duration::from_millis(20));
+    shared.remotes[0].ring_eventfd();
+    let report = closer.join().unwrap();
+    assert!(report.stuck_shards.is_empty());
+    let join = joins
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the shard never reached its seal check");
+    let outcome = ready_within(Duration::from_secs(5), join)
+        .expect("the task pushed onto the preferred queue inside the gate was lost");
+    assert!(
+        matches!(&outcome, Err(e) if e.is_cancelled()),
+        "got {outcome:?}"
+    );
+}
+
 /// Called by `Core::park` in test builds.
 pub(super) fn before_park(cx: &crate::context::ShardContext, stealable: bool) {
     if let Some(f) = take_hook(&BEFORE_ANY_PARK, cx) {
