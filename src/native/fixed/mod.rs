@@ -67,6 +67,12 @@ pub(crate) fn on_home(home: &Arc<Remote>, f: OnHome) {
         return;
     }
     home.call(Box::new(run_queued_here));
+    // `home` may have exited between the look above and the call, which it
+    // then dropped unrun: what we queued would wait for the `Remote`'s
+    // drop (with a kept `Handle`, never). Its ring is released by then.
+    if home.doorbell.is_closed() {
+        drop(std::mem::take(&mut *home.fixed_releases.lock()));
+    }
 }
 
 /// Runs `f` on the calling shard, or gives it back if the ring or the
