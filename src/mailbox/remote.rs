@@ -86,6 +86,11 @@ pub(crate) struct Remote {
     /// posted with them, or earlier by a registration here that needs the
     /// room.
     pub(crate) fixed_releases: Mutex<Vec<crate::native::fixed::OnHome>>,
+    /// Set (before the doorbell closes) by a shard that exited with ops the
+    /// kernel never answered: it leaked them and its registrations, so
+    /// releases still queued here are leaked too, never dropped (they may
+    /// own memory a leaked op still names).
+    pub(crate) ops_leaked: AtomicBool,
 }
 
 impl Remote {
@@ -107,6 +112,7 @@ impl Remote {
             op_waiting: AtomicUsize::new(0),
             op_min_need: AtomicUsize::new(0),
             fixed_releases: Mutex::default(),
+            ops_leaked: AtomicBool::new(false),
         }
     }
 
@@ -339,5 +345,21 @@ impl Remote {
 impl Drop for Remote {
     fn drop(&mut self) {
         self.release_fds();
+        if *self.ops_leaked.get_mut() {
+            std::mem::forget(std::mem::take(self.fixed_releases.get_mut()));
+        }
+    }
+}
+
+impl Remote {
+    /// Drops the releases still queued for this shard, which has exited
+    /// (its ring is released), or leaks them if it leaked ops.
+    pub(crate) fn discard_fixed_releases(&self) {
+        let queued = std::mem::take(&mut *self.fixed_releases.lock());
+        if self.ops_leaked.load(Ordering::SeqCst) {
+            std::mem::forget(queued);
+        } else {
+            drop(queued);
+        }
     }
 }

@@ -232,6 +232,10 @@ impl Core {
             // and the registrations with them (unregistering a table an op
             // still uses makes older kernels wait for that op).
             self.cx.ops.borrow_mut().leak_all();
+            self.cx
+                .remote
+                .ops_leaked
+                .store(true, std::sync::atomic::Ordering::SeqCst);
         } else {
             // Registered files and pinned buffers must not outlive the shard
             // with the ring (whose fd other shards keep open).

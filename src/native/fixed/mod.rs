@@ -52,7 +52,7 @@ pub(crate) type OnHome = Box<dyn FnOnce(&Ring, &mut FixedSlots) + Send>;
 /// (`Remote::fixed_releases`) and run by a call posted to its mailbox, or
 /// before that by a registration on `home` that needs the room. Dropped
 /// unrun if `home` has exited (its ring, and every registration with it,
-/// is released).
+/// is released), or leaked if it exited leaking ops.
 pub(crate) fn on_home(home: &Arc<Remote>, f: OnHome) {
     let f = match home.is_current() {
         true => match run_here(f) {
@@ -63,7 +63,7 @@ pub(crate) fn on_home(home: &Arc<Remote>, f: OnHome) {
     };
     home.fixed_releases.lock().push(f);
     if home.doorbell.is_closed() {
-        drop(std::mem::take(&mut *home.fixed_releases.lock()));
+        home.discard_fixed_releases();
         return;
     }
     home.call(Box::new(run_queued_here));
@@ -71,7 +71,7 @@ pub(crate) fn on_home(home: &Arc<Remote>, f: OnHome) {
     // then dropped unrun: what we queued would wait for the `Remote`'s
     // drop (with a kept `Handle`, never). Its ring is released by then.
     if home.doorbell.is_closed() {
-        drop(std::mem::take(&mut *home.fixed_releases.lock()));
+        home.discard_fixed_releases();
     }
 }
 
