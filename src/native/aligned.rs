@@ -9,7 +9,8 @@ use super::{IoBuf, IoBufMut};
 /// An owned buffer whose start is aligned to `align` bytes (a power of
 /// two), as `O_DIRECT` wants (the device's logical block size, 512 or 4096
 /// on most devices; offsets and lengths must be multiples of it too).
-/// Starts zeroed with length 0; reads fill it up to its capacity.
+/// Starts zeroed with length 0; reads fill it up to its capacity, and its
+/// length after a read is what that read gave (a short read shortens it).
 ///
 /// # Examples
 ///
@@ -210,7 +211,12 @@ unsafe impl IoBufMut for AlignedBuf {
     fn bytes_total(&self) -> usize {
         self.capacity()
     }
+    /// The length becomes the bytes the read left (its start plus what it
+    /// read), not the larger of that and the old length: after a short
+    /// read at the end of a file, `len()` is what that read gave, as for a
+    /// registered `FixedBuf` (ADR 0012). The bytes are always initialized
+    /// (zeroed at allocation).
     unsafe fn set_init(&mut self, n: usize) {
-        self.len = self.len.max(n.min(self.capacity()));
+        self.len = n.min(self.capacity());
     }
 }
