@@ -86,13 +86,15 @@
 //! The completion cell is shared (`Arc`) and locked, so an op future is
 //! `Send`: a stolen task observes its op's completion (ADR 0008, ADR 0009).
 
+mod cancel;
 mod cell;
 mod deadline;
 mod multi;
 mod room;
 mod table;
 
-pub(crate) use cell::{Op, submit, wrong_shard};
+pub(crate) use cancel::wrong_shard;
+pub(crate) use cell::{Op, submit};
 pub(crate) use deadline::{DeadlineTimer, current_deadline, with_deadline};
 pub(crate) use multi::{MultiShot, Orphan};
 pub(crate) use room::{RoomWaiters, waiters_fit, wake_waiters_if_room};

@@ -10,7 +10,8 @@ use std::task::{Context, Poll, Waker};
 use io_uring::squeue;
 use parking_lot::Mutex;
 
-use super::cell::{Completable, cancel_here, request_cancel};
+use super::cancel::{cancel_here, request_cancel};
+use super::cell::Completable;
 use super::room::RoomWait;
 use super::table::Kind;
 use crate::context;
