@@ -295,10 +295,10 @@ impl<T> Chan<T> {
     }
 }
 
-/// Wakes each of `wakers`, marked woken already: a foreign waker that
-/// unwinds must neither strand the ones after it (they would stay marked
-/// and be skipped by every later look) nor unwind into the pop or the
-/// send that freed the room.
+/// Wakes each of `wakers`: a foreign waker that unwinds must neither
+/// strand the ones after it (`due` marked them woken, so every later look
+/// would skip them) nor unwind into the pop, the send or the close that
+/// woke them.
 fn wake_each(wakers: Vec<Waker>) {
     for w in wakers {
         crate::executor::contain(|| w.wake());

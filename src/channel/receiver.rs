@@ -269,15 +269,18 @@ impl<T> Drop for Receiver<T> {
                         std::hint::spin_loop();
                     }
                 }
-                Err(payload) => {
-                    panic.get_or_insert(payload);
-                }
+                Err(payload) => match panic {
+                    None => panic = Some(payload),
+                    // Contained: a payload's destructor may panic too.
+                    Some(_) => crate::executor::drop_payload(payload),
+                },
             }
         }
         if let Some(payload) = panic {
             if !std::thread::panicking() {
                 std::panic::resume_unwind(payload);
             }
+            crate::executor::drop_payload(payload);
         }
     }
 }

@@ -95,7 +95,7 @@ impl<T> Drop for Outcome<T> {
 /// whole life, so the pointer is valid whenever the handle exists.
 struct MetaRef(NonNull<TaskMeta>);
 
-// SAFETY: `TaskMeta` is `Sync` (an atomic flag and `Arc`s of `Sync` types),
+// SAFETY: `TaskMeta` is `Sync` (atomic flags and `Arc`s of `Sync` types),
 // and the pointer stays valid for
 // the life of the owning `JoinHandle` (see above), on any thread.
 unsafe impl Send for MetaRef {}

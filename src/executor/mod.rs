@@ -69,15 +69,23 @@ pub(crate) struct TaskMeta {
     /// A runtime helper (a forwarded wait's), not a task of the caller's:
     /// shutdown drops it at once and does not count it as unfinished.
     internal: bool,
-    /// The panic of a cancelled future's destructor, for the `JoinHandle`
-    /// (invariant 4).
-    drop_panic: parking_lot::Mutex<Option<Payload>>,
+    /// The future's destructor panicked: its payload waits in
+    /// `DROP_PANICS` for the `JoinHandle` (invariant 4).
+    has_drop_panic: AtomicBool,
 }
+
+/// Payloads of futures' destructors that panicked, by the address of their
+/// task's metadata, until the `JoinHandle` takes them or the task is freed.
+/// Kept out of `TaskMeta`, which every task carries, for this rare path: a
+/// larger metadata pushed `async-task`'s header past one cache line.
+static DROP_PANICS: parking_lot::Mutex<Vec<(usize, Payload)>> = parking_lot::Mutex::new(Vec::new());
 
 impl Drop for TaskMeta {
     fn drop(&mut self) {
-        if let Some(payload) = self.drop_panic.get_mut().take() {
-            drop_payload(payload); // nobody joined: dropped here, contained
+        if *self.has_drop_panic.get_mut() {
+            if let Some(payload) = self.take_drop_panic() {
+                drop_payload(payload); // nobody joined: dropped here, contained
+            }
         }
     }
 }
@@ -142,16 +150,28 @@ impl TaskMeta {
         self.future_gone.load(Ordering::Acquire)
     }
 
-    /// Keeps the panic of the cancelled future's destructor.
-    fn keep_drop_panic(&self, payload: Payload) {
-        if let Some(earlier) = self.drop_panic.lock().replace(payload) {
-            drop_payload(earlier); // cannot happen: one future, dropped once
-        }
+    /// This metadata's key in `DROP_PANICS`: it lives in the task's
+    /// allocation, which does not move, and leaves the table before it is
+    /// freed (`Drop`), so no later task at this address finds its entry.
+    fn key(&self) -> usize {
+        self as *const Self as usize
     }
 
-    /// The panic of the cancelled future's destructor, if it panicked.
+    /// Keeps the panic of the future's destructor (one future, dropped
+    /// once: at most one per task).
+    fn keep_drop_panic(&self, payload: Payload) {
+        DROP_PANICS.lock().push((self.key(), payload));
+        self.has_drop_panic.store(true, Ordering::Release);
+    }
+
+    /// The panic of the future's destructor, if it panicked.
     fn take_drop_panic(&self) -> Option<Payload> {
-        self.drop_panic.lock().take()
+        if !self.has_drop_panic.swap(false, Ordering::AcqRel) {
+            return None;
+        }
+        let mut panics = DROP_PANICS.lock();
+        let i = panics.iter().position(|(key, _)| *key == self.key())?;
+        Some(panics.swap_remove(i).1)
     }
 }
 
@@ -168,7 +188,7 @@ fn builder_for(route: Route, internal: bool) -> async_task::Builder<TaskMeta> {
         future_gone: AtomicBool::new(false),
         route,
         internal,
-        drop_panic: parking_lot::Mutex::new(None),
+        has_drop_panic: AtomicBool::new(false),
     })
 }
 

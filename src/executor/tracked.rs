@@ -49,8 +49,8 @@ struct TaskMetaPtr(std::ptr::NonNull<super::TaskMeta>);
 
 // SAFETY: the metadata lives in the task's allocation, which outlives the
 // future (async-task drops the future before it frees the allocation), and
-// only shared access to its atomic is ever made, from whichever thread
-// polls.
+// only shared access to it (atomics, and a global table keyed by its
+// address) is ever made, from whichever thread polls.
 unsafe impl Send for TaskMetaPtr {}
 // SAFETY: as above.
 unsafe impl Sync for TaskMetaPtr {}

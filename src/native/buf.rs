@@ -43,6 +43,10 @@ pub unsafe trait IoBufMut: IoBuf {
     /// How many bytes may be written (the capacity).
     fn bytes_total(&self) -> usize;
     /// Marks the first `n` bytes initialized (after the kernel wrote them).
+    /// What that does to the length is the type's rule: a `Vec<u8>` or a
+    /// `BytesMut` only grows (its bytes past the length are not
+    /// initialized), an `AlignedBuf` or a `FixedBuf` takes `n` (the length
+    /// is what the last read left).
     ///
     /// # Safety
     ///

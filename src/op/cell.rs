@@ -382,6 +382,9 @@ unsafe fn try_submit<T: Send + 'static>(
     let Some(sqe) = unique.sqe.get_mut().take() else {
         unreachable!("an unpushed op's cell holds its SQE");
     };
+    // Checked by the caller, and needed no more: a leaked cell must not pin
+    // that shard's `Remote`.
+    unique.bound = None;
     if let Some((t, deadline)) = timeout {
         unique.timespec = types::Timespec::from(t);
         unique.deadline = Some(deadline);
@@ -567,9 +570,9 @@ impl<T: Send + 'static> Op<T> {
     pub(crate) fn two_cqes_on(mut self, fd: Arc<std::os::fd::OwnedFd>) -> Self {
         if let Some(cell) = self.cell.as_mut() {
             debug_assert!(self.pending, "set before the first poll");
-            // SAFETY: `pending` holds the SQE (asserted in debug builds:
-            // called right after `submit`), so the op was never pushed and
-            // nothing else refers to the cell.
+            // SAFETY: `pending` is set (asserted in debug builds: called
+            // right after `submit`), so the op was never pushed and nothing
+            // else refers to the cell.
             *unsafe { unshared(cell) }.issued_fd.get_mut() = Some(fd);
         }
         self.two_cqes()

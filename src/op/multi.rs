@@ -6,6 +6,7 @@ use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
+use std::time::Instant;
 
 use io_uring::squeue;
 use parking_lot::Mutex;
@@ -255,11 +256,12 @@ impl MultiShot {
             // A deadline already past fails the wait before anything is
             // armed (invariant 7's rule for single-shot ops): the kernel
             // must not take items (connections) for a stream whose wait
-            // is over.
-            if let Poll::Ready(e) = self.poll_deadline(cx) {
+            // is over. A look at the clock, no timer (`poll_deadline`
+            // below arms one only for a wait that goes on).
+            if self.timed && super::current_deadline().is_some_and(|d| d <= Instant::now()) {
                 self.room.cancel();
                 self.sqe = Some(sqe);
-                return Poll::Ready(Some(Err(e)));
+                return Poll::Ready(Some(Err(io::ErrorKind::TimedOut.into())));
             }
             let submitted = context::with_current(|shard| {
                 // A standing op is not counted against the op capacity

@@ -64,6 +64,9 @@ pub(crate) struct Core {
     /// next pick looks elsewhere first, as every 61st does (coop
     /// invariant 7).
     look_next: Cell<bool>,
+    /// That task is stealable: it waits in our deque, where it does not
+    /// count as work of our own (`look_elsewhere`'s `after_yield`).
+    yielder_in_deque: Cell<bool>,
     /// Shards whose doorbell claims `flush_doorbells` won and whose
     /// MSG_RINGs it queued in the SQ, not yet known to be submitted: sent
     /// before any task runs (`send_queued_claims`).
@@ -121,6 +124,7 @@ impl Core {
             deadline: Cell::new(None),
             picks: Cell::new(0),
             look_next: Cell::new(false),
+            yielder_in_deque: Cell::new(false),
             queued_claims: RefCell::new(Vec::new()),
             next_victim: Cell::new(0),
             local: LocalCounters::default(),
@@ -246,7 +250,11 @@ impl Core {
         // One other deque per look: a shard busy with pinned work among
         // many shards pays one fence per 61 polls, not one per shard.
         let asked = self.look_next.replace(false);
-        if (asked || pick % 61 == 0) && !self.cancelling.get() && self.look_elsewhere(1, asked) {
+        let yielder_in_deque = self.yielder_in_deque.replace(false);
+        if (asked || pick % 61 == 0)
+            && !self.cancelling.get()
+            && self.look_elsewhere(1, asked && yielder_in_deque)
+        {
             self.share_batch();
             // The last poll's doorbells were left for the end of the tick
             // (nothing was queued here); foreign work may run long.
@@ -314,6 +322,7 @@ impl Core {
                     // ring and other shards' work come before its next poll
                     // (coop invariants 6 and 7).
                     self.look_next.set(true);
+                    self.yielder_in_deque.set(!own);
                     break;
                 }
             }

@@ -66,13 +66,10 @@ pub(crate) fn on_home(home: &Arc<Remote>, f: OnHome) {
         home.discard_fixed_releases();
         return;
     }
+    // If `home` exits before it runs this call, it discards what is queued
+    // once its doorbell is closed (`release_ring`): either it sees our push
+    // or we saw the close above.
     home.call(Box::new(run_queued_here));
-    // `home` may have exited between the look above and the call, which it
-    // then dropped unrun: what we queued would wait for the `Remote`'s
-    // drop (with a kept `Handle`, never). Its ring is released by then.
-    if home.doorbell.is_closed() {
-        home.discard_fixed_releases();
-    }
 }
 
 /// Runs `f` on the calling shard, or gives it back if the ring or the
