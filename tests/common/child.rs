@@ -11,6 +11,15 @@ use std::time::{Duration, Instant};
 /// Returns its status and its stdout, then its stderr after a
 /// `--- stderr ---` line.
 pub fn run_ignored(name: &str, var: &str, limit: Duration) -> (ExitStatus, String) {
+    run_ignored_with(name, &[(var, "1")], limit)
+}
+
+/// As [`run_ignored`], with each of `envs` set in the child.
+pub fn run_ignored_with(
+    name: &str,
+    envs: &[(&str, &str)],
+    limit: Duration,
+) -> (ExitStatus, String) {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--ignored",
@@ -19,7 +28,7 @@ pub fn run_ignored(name: &str, var: &str, limit: Duration) -> (ExitStatus, Strin
             "--nocapture",
             "--test-threads=1",
         ])
-        .env(var, "1")
+        .envs(envs.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -217,6 +217,10 @@ fn a_preferred_spawn_inside_the_closing_gate_is_cancelled_not_lost() {
         matches!(&outcome, Err(e) if e.is_cancelled()),
         "got {outcome:?}"
     );
+    // SAFETY: `leaked` came from `Box::leak` above; its only borrow, the
+    // gate guard, was dropped by the hook, which has run and been dropped
+    // (its result arrived, and the hook list no longer holds it).
+    drop(unsafe { Box::from_raw(std::ptr::from_ref(leaked).cast_mut()) });
 }
 
 /// Called by `Core::park` in test builds.
