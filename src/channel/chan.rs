@@ -171,10 +171,7 @@ impl<T> Chan<T> {
     /// What Tokio's `capacity` reports: the free slots less those owed to
     /// waiting sends (Tokio hands freed permits straight to its waiters).
     pub(super) fn capacity_for_new_sends(&self) -> usize {
-        self.queue
-            .capacity()
-            .saturating_sub(self.queue.len())
-            .saturating_sub(self.senders_queued())
+        self.room().saturating_sub(self.senders_queued())
     }
 
     /// Free slots in the ring (claimed slots count as taken).

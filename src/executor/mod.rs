@@ -82,10 +82,8 @@ static DROP_PANICS: parking_lot::Mutex<Vec<(usize, Payload)>> = parking_lot::Mut
 
 impl Drop for TaskMeta {
     fn drop(&mut self) {
-        if *self.has_drop_panic.get_mut() {
-            if let Some(payload) = self.take_drop_panic() {
-                drop_payload(payload); // nobody joined: dropped here, contained
-            }
+        if let Some(payload) = self.take_drop_panic() {
+            drop_payload(payload); // nobody joined: dropped here, contained
         }
     }
 }

@@ -345,9 +345,7 @@ impl Remote {
 impl Drop for Remote {
     fn drop(&mut self) {
         self.release_fds();
-        if *self.ops_leaked.get_mut() {
-            std::mem::forget(std::mem::take(self.fixed_releases.get_mut()));
-        }
+        self.discard_fixed_releases();
     }
 }
 

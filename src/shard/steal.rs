@@ -231,13 +231,15 @@ impl Core {
         // our queues, in the deque if it is stealable: a shard with nothing
         // else is not busy with work of its own (a Tokio worker defers a
         // yielded task outside its local queue, which then reads empty).
-        let own = self.cx.deque.len();
-        let nothing_else = own == 0 || (after_yield && own == 1);
+        let nothing_else = || match self.cx.deque.len() {
+            0 => true,
+            own => after_yield && own == 1,
+        };
         self.take_from_injector()
             || (1..n)
                 .map(|i| (self.cx.index + i) % n)
                 .any(|j| shared.remotes[j].doorbell.is_running() && self.take_preferred(j))
-            || (nothing_else && self.steal_from_others(victims))
+            || (nothing_else() && self.steal_from_others(victims))
     }
 
     /// Moves a batch of `StealablePreferred` tasks queued for shard `of`
