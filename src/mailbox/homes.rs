@@ -8,8 +8,9 @@
 //! message it sends.
 //!
 //! Invariants:
-//! 1. A `Remote` is listed from its creation (`register`) until its last
-//!    `Arc` is dropped; a lookup after that finds nothing, as a `Remote`
+//! 1. A `Remote` is listed from its creation (`register`); once its last
+//!    `Arc` is dropped a lookup finds nothing (the entry's `Weak` no
+//!    longer upgrades; the next `register` prunes it), as a `Remote`
 //!    kept alive would have been useless then: its shard had exited, and
 //!    its ring with every op on it.
 //! 2. Runtime ids are never reused, so a `Home` can never name a shard of

@@ -111,10 +111,12 @@ impl Completable for NoopEntry {
 
 // SAFETY: `resources` is touched only (a) by the submitter before the cell
 // is shared, (b) by the kernel between submission and the final CQE, and
-// (c) after the final CQE by the single party whose transition under the
-// mutex set `Taken` (the future in `poll` or `drop`, or `complete` for an
-// abandoned op). Those accesses are ordered by the mutex, so the cell can
-// be shared across threads for any `T: Send`. `sqe` is touched only by
+// (c) after the final CQE by the single party that set `Taken`: under the
+// mutex (the future in `poll` or `drop`, or `complete` for an abandoned
+// op), or without it by the future's `poll` once `done` is set, after
+// which `complete` touches the state no more (invariant 11; `done`'s
+// Release/Acquire orders that access). So the cell can be shared across
+// threads for any `T: Send`. `sqe` is touched only by
 // the future while the cell is unshared (before the push), as (a).
 unsafe impl<T: Send> Sync for OpCell<T> {}
 
@@ -530,11 +532,14 @@ impl<T: Send + 'static> Op<T> {
         // table holds no clone of its cell.
         match unsafe { try_submit(cell, timeout, self.two_cqes, self.late, cx.waker()) } {
             Submit::Done(home, user_data) => {
-                // Whatever it waited for is over (its entry, its timer).
-                self.waiting = None;
+                // Pushed: recorded before anything foreign runs. Leaving
+                // the wait drops old wakers (its entry's, its timer's),
+                // which may panic; the op must unwind as a pushed one.
                 self.pending = false;
                 self.home = Some(home);
                 self.user_data = user_data;
+                // Whatever it waited for is over (its entry, its timer).
+                self.waiting = None;
                 // The cell holds our waker, and the CQE is reaped by this
                 // shard's loop only after we return.
                 Poll::Pending
@@ -569,10 +574,9 @@ impl<T: Send + 'static> Op<T> {
     /// resources need not hold it: invariant 9).
     pub(crate) fn two_cqes_on(mut self, fd: Arc<std::os::fd::OwnedFd>) -> Self {
         if let Some(cell) = self.cell.as_mut() {
-            debug_assert!(self.pending, "set before the first poll");
-            // SAFETY: `pending` is set (asserted in debug builds: called
-            // right after `submit`), so the op was never pushed and nothing
-            // else refers to the cell.
+            assert!(self.pending, "set before the first poll");
+            // SAFETY: `pending` is set (asserted), so the op was never
+            // pushed and nothing else refers to the cell.
             *unsafe { unshared(cell) }.issued_fd.get_mut() = Some(fd);
         }
         self.two_cqes()
@@ -597,9 +601,9 @@ impl<T: Send + 'static> Op<T> {
     /// with `InvalidInput` and is not submitted.
     pub(crate) fn bound_to(mut self, home: Arc<Remote>) -> Self {
         let cell = self.cell.as_mut().expect("unsubmitted ops hold their cell");
-        debug_assert!(self.pending, "set before the first poll");
-        // SAFETY: called right after `submit` (asserted in debug builds): the
-        // op was never pushed and nothing else refers to the cell.
+        assert!(self.pending, "set before the first poll");
+        // SAFETY: `pending` is set (asserted), so the op was never pushed
+        // and nothing else refers to the cell.
         unsafe { unshared(cell) }.bound = Some(home);
         self
     }

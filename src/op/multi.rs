@@ -297,14 +297,17 @@ impl MultiShot {
             });
             match submitted {
                 None => {
-                    // Still ours to push from a shard later.
+                    // Still ours to push from a shard later; no longer
+                    // waiting for room where it was polled before.
                     self.sqe = Some(sqe);
+                    self.room.cancel();
                     return Poll::Ready(Some(Err(io::Error::other(
                         "native ring ops run on a ringlane shard: spawn the task there (Handle::spawn_pinned)",
                     ))));
                 }
                 Some(Err(e)) => {
                     self.sqe = Some(sqe); // never reached the ring
+                    self.room.cancel();
                     return Poll::Ready(Some(Err(e)));
                 }
                 Some(Ok(false)) => {

@@ -12,7 +12,12 @@
 //! as work at every tick and keep its shard from parking. Entries carry an
 //! id, so an op whose entry a wake-up removed never touches the entry of
 //! another op that reused the slot.
+//!
+//! No waker is dropped or woken under the list's lock: a waker's drop is
+//! foreign code, and may drop another op waiting here, whose leaving takes
+//! the same lock (`native_waker_drops.rs`).
 
+use std::mem;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::Waker;
@@ -57,13 +62,15 @@ impl RoomWait {
                 let mut waiters = here.op_waiters.lock();
                 if let Some((i, w, n)) = waiters.slab.get_mut(*key) {
                     if *i == *id {
-                        if !w.will_wake(waker) {
-                            *w = waker.clone();
-                        }
+                        let old = (!w.will_wake(waker)).then(|| mem::replace(w, waker.clone()));
                         if *n != need {
                             *n = need;
                             publish(&here, &waiters);
                         }
+                        // Foreign code (a waker's drop may drop another
+                        // waiting op, which takes this lock): unlocked.
+                        drop(waiters);
+                        drop(old);
                         return;
                     }
                 }
@@ -95,8 +102,11 @@ impl RoomWait {
         if let Some((remote, key, id)) = self.entry.take() {
             let mut waiters = remote.op_waiters.lock();
             if waiters.slab.get(key).is_some_and(|(i, _, _)| *i == id) {
-                waiters.slab.remove(key);
+                let removed = waiters.slab.remove(key);
                 publish(&remote, &waiters);
+                // Its waker is dropped unlocked, as in `register`.
+                drop(waiters);
+                drop(removed);
             }
         }
     }
