@@ -19,9 +19,14 @@ fn child_build_runtime_under_seccomp() {
         .expect("set by the parent")
         .parse()
         .unwrap();
-    common::seccomp::refuse_syscalls_on_this_thread(&[(libc::SYS_io_uring_setup, errno)])
-        .expect("seccomp refused");
-    report_build_refusal("io_uring_setup is forbidden");
+    // `io_uring_setup` by default; `enter` refuses only `io_uring_enter`,
+    // as a filter that lets rings be made but never entered would.
+    let (syscall, what) = match std::env::var("RINGLANE_SECCOMP_SYSCALL").as_deref() {
+        Ok("enter") => (libc::SYS_io_uring_enter, "io_uring_enter is forbidden"),
+        _ => (libc::SYS_io_uring_setup, "io_uring_setup is forbidden"),
+    };
+    common::seccomp::refuse_syscalls_on_this_thread(&[(syscall, errno)]).expect("seccomp refused");
+    report_build_refusal(what);
 }
 
 /// Child side: builds a runtime, which must fail with `RingSetup` (or
@@ -112,8 +117,14 @@ fn running_out_of_fds_at_any_step_of_the_build_is_too_many_files() {
 }
 
 fn run_child(errno: i32) -> (String, String) {
+    run_child_refusing("setup", errno)
+}
+
+/// The child refusing `io_uring_{syscall}` with `errno`.
+fn run_child_refusing(syscall: &str, errno: i32) -> (String, String) {
     let out = child("child_build_runtime_under_seccomp")
         .env("RINGLANE_SECCOMP_ERRNO", errno.to_string())
+        .env("RINGLANE_SECCOMP_SYSCALL", syscall)
         .output()
         .unwrap();
     let stdout = checked_stdout(&out);
@@ -185,6 +196,22 @@ fn io_uring_out_of_memory_enomem_is_a_clear_error() {
     let (refusal, message) = run_child(libc::ENOMEM);
     assert_eq!(refusal, "OutOfMemory");
     assert!(message.contains("RLIMIT_MEMLOCK"), "{message}");
+}
+
+/// A filter that allows `io_uring_setup` but refuses `io_uring_enter`
+/// (`EPERM` or `ENOSYS`) is a refusal at `build()`, like a refused setup.
+///
+/// Why it may fail: nothing in the build entered a ring, so it succeeded;
+/// every shard's park then failed at once (the error ignored), the shards
+/// spun at full CPU and no op was ever submitted.
+#[test]
+fn io_uring_enter_refused_by_seccomp_is_a_clear_error_at_build() {
+    let (refusal, message) = run_child_refusing("enter", libc::EPERM);
+    assert_eq!(refusal, "PermissionDenied");
+    assert!(message.contains("seccomp"), "{message}");
+    let (refusal, message) = run_child_refusing("enter", libc::ENOSYS);
+    assert_eq!(refusal, "NotSupported");
+    assert!(message.contains("no io_uring"), "{message}");
 }
 
 /// `EINVAL` from every set-up the probe tries is what a kernel before 5.5

@@ -133,10 +133,13 @@ pub(crate) fn probe_features(allow_defer: bool) -> Result<RingFeatures, Error> {
             ..RingFeatures::default()
         };
         match build_ring(entries, &f) {
-            Ok(ring) => {
-                // A sandbox may allow the ring but refuse registering on it:
-                // that is a refusal to report, not a missing opcode.
+            Ok(mut ring) => {
+                // A sandbox may allow the ring but refuse registering on it,
+                // or entering it: a refusal to report, not a missing opcode
+                // (a ring never entered would leave every shard spinning
+                // on a failed park, its ops never submitted).
                 fill_opcode_features(&ring, &mut f)?;
+                enter_once(&mut ring)?;
                 if !f.msg_ring {
                     return Err(Error::KernelTooOld {
                         missing: "IORING_OP_MSG_RING",
@@ -163,6 +166,25 @@ pub(crate) fn probe_features(allow_defer: bool) -> Result<RingFeatures, Error> {
             libc::EINVAL,
         ))),
     }
+}
+
+/// Submits one `NOP` and waits for its completion: the first and only
+/// `io_uring_enter` before the shards'.
+fn enter_once(ring: &mut IoUring) -> Result<(), Error> {
+    let nop = opcode::Nop::new().build();
+    // SAFETY: a NOP names no memory; the ring has room (it is empty).
+    if unsafe { ring.submission().push(&nop) }.is_err() {
+        unreachable!("an empty ring has room for one SQE");
+    }
+    loop {
+        match ring.submit_and_wait(1) {
+            Ok(_) => break,
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+            Err(e) => return Err(Error::ring_setup(e)),
+        }
+    }
+    ring.completion().for_each(drop);
+    Ok(())
 }
 
 fn fill_opcode_features(ring: &IoUring, f: &mut RingFeatures) -> Result<(), Error> {
