@@ -200,7 +200,8 @@ impl Builder {
     pub fn build(self) -> Result<Runtime, Error> {
         let shards = match self.shards {
             Some(n) => n,
-            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            // The default never exceeds the limit a caller could not see.
+            None => std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_SHARDS)),
         };
         if shards == 0 {
             return Err(Error::InvalidConfig("the shard count must be at least 1"));

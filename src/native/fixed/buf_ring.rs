@@ -175,7 +175,11 @@ impl BufRing {
         if buf_size == 0 || u32::try_from(buf_size).is_err() {
             return invalid("buffer size must be 1 byte to 4 GiB");
         }
-        let stride = buf_size.next_multiple_of(64);
+        // Checked: where `usize` is 32 bits, a size near 4 GiB would wrap
+        // to a stride of 0, and every buffer would name one page.
+        let Some(stride) = buf_size.checked_next_multiple_of(64) else {
+            return invalid("buffer size must be 1 byte to 4 GiB");
+        };
         let n = usize::from(entries);
         let ring_mem = Region::new(n * size_of::<RawEntry>())?;
         let bufs = Region::new(stride.checked_mul(n).ok_or(io::ErrorKind::OutOfMemory)?)?;

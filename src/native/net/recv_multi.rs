@@ -17,8 +17,10 @@
 //!    waits until a buffer is given back, then re-arms. That wait, like
 //!    every wait of the stream, ends with `TimedOut` at the deadline of a
 //!    `native::timeout` it is polled under.
-//! 4. Chunks posted after the stream is dropped give their buffers back
-//!    (buffer ring protocol step 3).
+//! 4. Dropping the stream drops its data: chunks received but not taken,
+//!    and those the kernel posts before the cancel lands, have left the
+//!    socket; their buffers go back to the ring (buffer ring protocol
+//!    step 3) and their bytes are lost, as a cancelled `read`'s are.
 //!
 //! Caveats: buffers in another stream's CQEs that it has not taken yet
 //! count as available, so a stream sharing a ring with one that is never
@@ -40,6 +42,15 @@ use crate::sys::CQE_F_MORE;
 /// Chunks received into a [`BufRing`]: made by
 /// [`TcpStream::recv_multi`](super::TcpStream::recv_multi) and
 /// [`UnixStream::recv_multi`](super::UnixStream::recv_multi).
+///
+/// # Cancellation
+///
+/// The kernel keeps receiving until the stream is dropped, and what it
+/// received has left the socket: dropping the stream discards the chunks
+/// it holds and any posted before its cancel lands. Keep one stream for as
+/// long as the connection is read (poll it in a `select!` loop rather than
+/// making a stream per chunk); a plain `read` receives only what it asks
+/// for.
 ///
 /// # Examples
 ///

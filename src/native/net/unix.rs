@@ -114,7 +114,9 @@ impl UnixStream {
     /// Multishot receive into a provided-buffer ring (opt-in): one SQE
     /// keeps receiving, each chunk in a buffer the kernel picks from `ring`
     /// only when data arrives, so an idle connection holds no buffer. The
-    /// stream ends at end of file. Poll it on `ring`'s shard.
+    /// stream ends at end of file. Poll it on `ring`'s shard. Dropping the
+    /// stream discards what it received but was not taken: keep one per
+    /// connection ([`RecvMulti`](super::RecvMulti), "Cancellation").
     ///
     /// # Examples
     ///
