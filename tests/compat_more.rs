@@ -313,7 +313,7 @@ fn abstract_unix_socket_names_bind_connect_and_accept() {
                     let compat = format!("\0ringlane-test-abstract-compat-{pid}");
                     let l = ringlane::compat::UnixListener::bind(&compat)?;
                     let mut c = ringlane::compat::UnixStream::connect(&compat).await?;
-                    let mut s = l.accept().await?;
+                    let (mut s, _) = l.accept().await?;
                     c.write_all(b"c").await?;
                     let mut byte = [0u8; 1];
                     s.read_exact(&mut byte).await?;

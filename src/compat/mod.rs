@@ -17,10 +17,12 @@ mod async_fd;
 #[cfg(feature = "hyper")]
 mod hyper_rt;
 mod readiness;
+mod ready_io;
 mod reunite;
 pub(crate) mod stream;
 mod tcp;
 mod udp;
+mod udp_ready;
 mod unix;
 mod waiters;
 

@@ -10,6 +10,7 @@ use tokio::io::ReadBuf;
 
 use super::async_fd::AsyncFd;
 use super::readiness::{Direction, Readiness};
+use super::ready_io;
 use super::stream::{self, OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
 use crate::native::net::addr::RawAddr;
 
@@ -304,10 +305,7 @@ impl TcpStream {
     /// assert_eq!(rt.block_on(j).unwrap(), 4);
     /// ```
     pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.io
-            .readiness()
-            .poll_ready(Direction::Read, cx)
-            .map_ok(drop)
+        ready_io::poll_ready(self, Direction::Read, cx)
     }
 
     /// Polls for write readiness.
@@ -326,10 +324,7 @@ impl TcpStream {
     /// assert_eq!(rt.block_on(j).unwrap(), 5);
     /// ```
     pub fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.io
-            .readiness()
-            .poll_ready(Direction::Write, cx)
-            .map_ok(drop)
+        ready_io::poll_ready(self, Direction::Write, cx)
     }
 
     /// Waits for read readiness.
@@ -354,10 +349,7 @@ impl TcpStream {
     /// assert_eq!(rt.block_on(j).unwrap(), 1);
     /// ```
     pub async fn readable(&self) -> io::Result<()> {
-        self.io
-            .readiness()
-            .wait(|cx| self.poll_read_ready(cx))
-            .await
+        ready_io::ready(self, Direction::Read).await
     }
 
     /// Waits for write readiness.
@@ -380,10 +372,7 @@ impl TcpStream {
     /// assert_eq!(&got, b"w");
     /// ```
     pub async fn writable(&self) -> io::Result<()> {
-        self.io
-            .readiness()
-            .wait(|cx| self.poll_write_ready(cx))
-            .await
+        ready_io::ready(self, Direction::Write).await
     }
 
     /// One nonblocking `recv`; `WouldBlock` clears the read readiness.
@@ -414,12 +403,7 @@ impl TcpStream {
     /// assert_eq!(rt.block_on(j).unwrap(), 1);
     /// ```
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let tick = self.io.readiness().tick(Direction::Read);
-        let r = io::Read::read(&mut self.io.get_ref(), buf);
-        if matches!(&r, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
-            let _ = self.io.readiness().clear(Direction::Read, tick);
-        }
-        r
+        ready_io::try_read(self, buf)
     }
 
     /// Polls for bytes to peek at: like a read, but the bytes stay queued
@@ -454,7 +438,7 @@ impl TcpStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<usize>> {
-        stream::poll_recv_priv(self, cx, buf, libc::MSG_PEEK)
+        ready_io::poll_peek(self, cx, buf)
     }
 
     /// Waits for bytes and copies them into `buf` without taking them: the
@@ -487,11 +471,7 @@ impl TcpStream {
     /// assert_eq!(peeked, read);
     /// ```
     pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let mut rb = ReadBuf::new(buf);
-        self.io
-            .readiness()
-            .wait(|cx| self.poll_peek(cx, &mut rb))
-            .await
+        ready_io::peek(self, buf).await
     }
 
     /// One nonblocking `send`; `WouldBlock` clears the write readiness.
@@ -514,24 +494,7 @@ impl TcpStream {
     /// assert_eq!(rt.block_on(j).unwrap(), 5);
     /// ```
     pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        let tick = self.io.readiness().tick(Direction::Write);
-        // SAFETY: `buf` is valid for reads of its length.
-        let r = unsafe {
-            libc::send(
-                self.io.as_raw_fd(),
-                buf.as_ptr().cast(),
-                buf.len(),
-                libc::MSG_NOSIGNAL,
-            )
-        };
-        if r >= 0 {
-            return Ok(r as usize);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() == io::ErrorKind::WouldBlock {
-            let _ = self.io.readiness().clear(Direction::Write, tick);
-        }
-        Err(e)
+        ready_io::try_write(self, buf)
     }
 }
 

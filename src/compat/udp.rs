@@ -12,8 +12,8 @@ use super::readiness::Direction;
 use crate::native::net::addr::RawAddr;
 
 /// A UDP socket with Tokio's `UdpSocket` shape (`send_to`, `recv_from`,
-/// `poll_recv_from`, `poll_send_to`), driven by readiness on the shard's
-/// ring.
+/// `send`, `recv`, their `poll_*` and `try_*` forms, `readable`,
+/// `writable`), driven by readiness on the shard's ring.
 ///
 /// # Examples
 ///
@@ -32,7 +32,7 @@ use crate::native::net::addr::RawAddr;
 /// ```
 #[derive(Debug)]
 pub struct UdpSocket {
-    io: AsyncFd<std::net::UdpSocket>,
+    pub(super) io: AsyncFd<std::net::UdpSocket>,
 }
 
 impl UdpSocket {

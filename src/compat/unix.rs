@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 
 use super::async_fd::AsyncFd;
 use super::readiness::{Direction, Readiness};
+use super::ready_io;
 use super::stream::{self, OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
 
 /// A Unix stream implementing `tokio::io::AsyncRead`/`AsyncWrite`.
@@ -215,6 +216,131 @@ impl UnixStream {
         self.io.get_ref().take_error()
     }
 
+    /// Polls for read readiness (Tokio's `UnixStream::poll_read_ready`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let (a, b) = ringlane::compat::UnixStream::pair().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     b.try_write(b"!").unwrap();
+    ///     std::future::poll_fn(|cx| a.poll_read_ready(cx)).await.unwrap();
+    ///     a.try_read(&mut [0u8; 4]).unwrap()
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), 1);
+    /// ```
+    pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready_io::poll_ready(self, Direction::Read, cx)
+    }
+
+    /// Polls for write readiness (Tokio's `UnixStream::poll_write_ready`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let (a, _b) = ringlane::compat::UnixStream::pair().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     std::future::poll_fn(|cx| a.poll_write_ready(cx)).await.unwrap();
+    ///     a.try_write(b"ready").unwrap()
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), 5);
+    /// ```
+    pub fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready_io::poll_ready(self, Direction::Write, cx)
+    }
+
+    /// Waits for read readiness.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::ErrorKind;
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let (a, b) = ringlane::compat::UnixStream::pair().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let mut buf = [0u8; 8];
+    ///     assert_eq!(a.try_read(&mut buf).unwrap_err().kind(), ErrorKind::WouldBlock);
+    ///     b.try_write(b"!").unwrap();
+    ///     a.readable().await.unwrap(); // waits for the byte
+    ///     a.try_read(&mut buf).unwrap()
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), 1);
+    /// ```
+    pub async fn readable(&self) -> io::Result<()> {
+        ready_io::ready(self, Direction::Read).await
+    }
+
+    /// Waits for write readiness.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let (a, _b) = ringlane::compat::UnixStream::pair().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     a.writable().await.unwrap();
+    ///     a.try_write(b"w").unwrap()
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), 1);
+    /// ```
+    pub async fn writable(&self) -> io::Result<()> {
+        ready_io::ready(self, Direction::Write).await
+    }
+
+    /// One nonblocking read; `WouldBlock` clears the read readiness.
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock` if nothing is there; other `recv(2)` errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let (a, b) = ringlane::compat::UnixStream::pair().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     b.try_write(b"x").unwrap();
+    ///     let mut buf = [0u8; 8];
+    ///     loop {
+    ///         a.readable().await.unwrap();
+    ///         match a.try_read(&mut buf) {
+    ///             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+    ///             r => return r.unwrap(),
+    ///         }
+    ///     }
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), 1);
+    /// ```
+    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        ready_io::try_read(self, buf)
+    }
+
+    /// One nonblocking write (never raising `SIGPIPE`); `WouldBlock` clears
+    /// the write readiness.
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock` if the send buffer is full; other `send(2)` errors,
+    /// e.g. `BrokenPipe` once the peer is gone.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let (a, b) = ringlane::compat::UnixStream::pair().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let sent = a.try_write(b"hello").unwrap();
+    ///     drop(b);
+    ///     (sent, a.try_write(b"gone").unwrap_err().kind())
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), (5, std::io::ErrorKind::BrokenPipe));
+    /// ```
+    pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        ready_io::try_write(self, buf)
+    }
+
     /// Moves the socket to the native lane, back in blocking mode.
     ///
     /// # Errors
@@ -256,7 +382,7 @@ impl AsRawFd for UnixStream {
 ///     let c = ringlane::spawn_local(async move {
 ///         ringlane::compat::UnixStream::connect(&p).await?.write_all(b"hey").await
 ///     })?;
-///     let mut conn = l.accept().await?;
+///     let (mut conn, _peer) = l.accept().await?;
 ///     let mut got = Vec::new();
 ///     conn.read_to_end(&mut got).await?;
 ///     c.await.unwrap()?;
@@ -298,7 +424,7 @@ impl UnixListener {
         })
     }
 
-    /// Polls for a connection.
+    /// Polls for a connection; gives the stream and its peer's address.
     ///
     /// # Examples
     ///
@@ -309,7 +435,7 @@ impl UnixListener {
     /// let mut client = std::os::unix::net::UnixStream::connect(&path).unwrap();
     /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
     /// let j = rt.handle().spawn_pinned(0, async move {
-    ///     let mut conn = std::future::poll_fn(|cx| l.poll_accept(cx)).await?;
+    ///     let (mut conn, _peer) = std::future::poll_fn(|cx| l.poll_accept(cx)).await?;
     ///     conn.write_all(b"hi").await
     /// }).unwrap();
     /// rt.block_on(j).unwrap().unwrap();
@@ -318,7 +444,10 @@ impl UnixListener {
     /// assert_eq!(&got, b"hi");
     /// std::fs::remove_file(&path).unwrap();
     /// ```
-    pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<UnixStream>> {
+    pub fn poll_accept(
+        &self,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<(UnixStream, std::os::unix::net::SocketAddr)>> {
         let fd = self.io.as_raw_fd();
         let home = self.io.readiness().home();
         self.io.readiness().poll_io(Direction::Read, cx, || {
@@ -336,13 +465,20 @@ impl UnixListener {
             }
             // SAFETY: accept4 just created `new` for us.
             let std = std::os::unix::net::UnixStream::from(unsafe { OwnedFd::from_raw_fd(new) });
-            Ok(UnixStream {
-                io: AsyncFd::with_home(std, home.clone()),
-            })
+            // The peer's name, as Tokio's `accept` gives it (std has no
+            // way to build one from `accept4`'s raw address).
+            let peer = std.peer_addr()?;
+            Ok((
+                UnixStream {
+                    io: AsyncFd::with_home(std, home.clone()),
+                },
+                peer,
+            ))
         })
     }
 
-    /// Waits for a connection.
+    /// Waits for a connection; gives the stream and its peer's address,
+    /// as Tokio's `UnixListener::accept`.
     ///
     /// # Errors
     ///
@@ -359,14 +495,16 @@ impl UnixListener {
     /// drop(client);
     /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
     /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let (mut conn, peer) = l.accept().await?;
+    ///     assert!(peer.is_unnamed()); // the client did not bind a name
     ///     let mut got = Vec::new();
-    ///     l.accept().await?.read_to_end(&mut got).await?;
+    ///     conn.read_to_end(&mut got).await?;
     ///     Ok::<_, std::io::Error>(got)
     /// }).unwrap();
     /// assert_eq!(rt.block_on(j).unwrap().unwrap(), b"sup");
     /// std::fs::remove_file(&path).unwrap();
     /// ```
-    pub async fn accept(&self) -> io::Result<UnixStream> {
+    pub async fn accept(&self) -> io::Result<(UnixStream, std::os::unix::net::SocketAddr)> {
         self.io.readiness().wait(|cx| self.poll_accept(cx)).await
     }
 

@@ -1,0 +1,330 @@
+//! Readiness-level calls every compat stream shares (`readable`,
+//! `try_read`, `peek`, ...), so `TcpStream`, `UnixStream` and the owned
+//! halves offer Tokio's names on one implementation.
+//!
+//! Rule (readiness invariant 2): a `try_*` call takes the direction's tick
+//! before its syscall and clears the readiness only on `EAGAIN`, and only
+//! if no event came in between.
+
+use std::io;
+use std::task::{Context, Poll};
+
+use tokio::io::ReadBuf;
+
+use super::readiness::Direction;
+use super::stream::{self, OwnedReadHalf, OwnedWriteHalf, sealed::Sealed};
+
+fn cvt(r: isize) -> io::Result<usize> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r as usize)
+    }
+}
+
+/// Polls `dir`'s readiness (Tokio's `poll_read_ready`/`poll_write_ready`).
+pub(crate) fn poll_ready(
+    s: &impl Sealed,
+    dir: Direction,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<()>> {
+    s.readiness().poll_ready(dir, cx).map_ok(drop)
+}
+
+/// Waits for `dir`'s readiness (Tokio's `readable`/`writable`).
+pub(crate) async fn ready(s: &impl Sealed, dir: Direction) -> io::Result<()> {
+    s.readiness().wait(|cx| poll_ready(s, dir, cx)).await
+}
+
+/// One nonblocking `recv`; `EAGAIN` clears the read readiness.
+pub(crate) fn try_read(s: &impl Sealed, buf: &mut [u8]) -> io::Result<usize> {
+    let tick = s.readiness().tick(Direction::Read);
+    // SAFETY: `buf` is valid for writes of its length.
+    let r = cvt(unsafe { libc::recv(s.fd(), buf.as_mut_ptr().cast(), buf.len(), 0) });
+    if matches!(&r, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
+        let _ = s.readiness().clear(Direction::Read, tick);
+    }
+    r
+}
+
+/// One nonblocking `send` (never raising `SIGPIPE`); `EAGAIN` clears the
+/// write readiness.
+pub(crate) fn try_write(s: &impl Sealed, buf: &[u8]) -> io::Result<usize> {
+    let tick = s.readiness().tick(Direction::Write);
+    // SAFETY: `buf` is valid for reads of its length.
+    let r = cvt(unsafe { libc::send(s.fd(), buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) });
+    if matches!(&r, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
+        let _ = s.readiness().clear(Direction::Write, tick);
+    }
+    r
+}
+
+/// Polls for bytes to copy into `buf` without taking them (`MSG_PEEK`).
+pub(crate) fn poll_peek(
+    s: &impl Sealed,
+    cx: &mut Context<'_>,
+    buf: &mut ReadBuf<'_>,
+) -> Poll<io::Result<usize>> {
+    stream::poll_recv_priv(s, cx, buf, libc::MSG_PEEK)
+}
+
+/// Waits for bytes and copies them into `buf` without taking them.
+pub(crate) async fn peek(s: &impl Sealed, buf: &mut [u8]) -> io::Result<usize> {
+    let mut rb = ReadBuf::new(buf);
+    s.readiness().wait(|cx| poll_peek(s, cx, &mut rb)).await
+}
+
+impl<S: stream::CompatStream> OwnedReadHalf<S> {
+    /// Polls for read readiness, as the whole stream's `poll_read_ready`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let (a, b) = ringlane::compat::UnixStream::pair().unwrap();
+    /// let (r, _w) = a.into_split();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     b.try_write(b"!").unwrap();
+    ///     std::future::poll_fn(|cx| r.poll_read_ready(cx)).await
+    /// }).unwrap();
+    /// assert!(rt.block_on(j).unwrap().is_ok());
+    /// ```
+    pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        poll_ready(&*self.0, Direction::Read, cx)
+    }
+
+    /// Waits for read readiness (Tokio's `OwnedReadHalf::readable`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let (a, b) = ringlane::compat::UnixStream::pair().unwrap();
+    /// let (r, _w) = a.into_split();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     b.try_write(b"!").unwrap();
+    ///     r.readable().await.unwrap();
+    ///     let mut buf = [0u8; 4];
+    ///     r.try_read(&mut buf).unwrap()
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), 1);
+    /// ```
+    pub async fn readable(&self) -> io::Result<()> {
+        ready(&*self.0, Direction::Read).await
+    }
+
+    /// One nonblocking read; `WouldBlock` clears the read readiness.
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock` if nothing is there; other `recv(2)` errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let (a, _b) = ringlane::compat::UnixStream::pair().unwrap();
+    /// let (r, _w) = a.into_split();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     r.try_read(&mut [0u8; 4]).unwrap_err().kind()
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), std::io::ErrorKind::WouldBlock);
+    /// ```
+    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        try_read(&*self.0, buf)
+    }
+}
+
+impl<S: stream::CompatStream> OwnedWriteHalf<S> {
+    /// Polls for write readiness, as the whole stream's `poll_write_ready`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let (a, _b) = ringlane::compat::UnixStream::pair().unwrap();
+    /// let (_r, w) = a.into_split();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     std::future::poll_fn(|cx| w.poll_write_ready(cx)).await
+    /// }).unwrap();
+    /// assert!(rt.block_on(j).unwrap().is_ok());
+    /// ```
+    pub fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        poll_ready(&*self.0, Direction::Write, cx)
+    }
+
+    /// Waits for write readiness (Tokio's `OwnedWriteHalf::writable`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let (a, _b) = ringlane::compat::UnixStream::pair().unwrap();
+    /// let (_r, w) = a.into_split();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     w.writable().await.unwrap();
+    ///     w.try_write(b"hi").unwrap()
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), 2);
+    /// ```
+    pub async fn writable(&self) -> io::Result<()> {
+        ready(&*self.0, Direction::Write).await
+    }
+
+    /// One nonblocking write; `WouldBlock` clears the write readiness.
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock` if the send buffer is full; other `send(2)` errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let (a, b) = ringlane::compat::UnixStream::pair().unwrap();
+    /// let (_r, w) = a.into_split();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     w.try_write(b"ok").unwrap();
+    ///     b.readable().await.unwrap();
+    ///     let mut got = [0u8; 2];
+    ///     b.try_read(&mut got).unwrap();
+    ///     got
+    /// }).unwrap();
+    /// assert_eq!(&rt.block_on(j).unwrap(), b"ok");
+    /// ```
+    pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        try_write(&*self.0, buf)
+    }
+
+    /// Drops the half without shutting down the write side (Tokio's
+    /// `forget`): the peer sees end of stream only when the socket closes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let (a, b) = ringlane::compat::UnixStream::pair().unwrap();
+    /// let (_r, w) = a.into_split();
+    /// w.forget();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     // No end of stream (a read of 0): nothing was shut down.
+    ///     b.try_read(&mut [0u8; 1]).unwrap_err().kind()
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), std::io::ErrorKind::WouldBlock);
+    /// ```
+    pub fn forget(self) {
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: `this` is never used or dropped again, so its `Arc` is
+        // moved out exactly once and dropped here, without the shutdown
+        // of `OwnedWriteHalf`'s `Drop`.
+        drop(unsafe { std::ptr::read(&this.0) });
+    }
+}
+
+impl OwnedReadHalf<super::TcpStream> {
+    /// Polls for bytes to peek at, as [`TcpStream::poll_peek`](super::TcpStream::poll_peek).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio::io::ReadBuf;
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// let (mut peer, _) = l.accept().unwrap();
+    /// std::io::Write::write_all(&mut peer, b"pk").unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let (r, _w) = ringlane::compat::TcpStream::from_std(s).unwrap().into_split();
+    ///     let mut storage = [0u8; 8];
+    ///     let mut buf = ReadBuf::new(&mut storage);
+    ///     std::future::poll_fn(|cx| r.poll_peek(cx, &mut buf)).await.unwrap()
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), 2);
+    /// ```
+    pub fn poll_peek(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<usize>> {
+        poll_peek(&*self.0, cx, buf)
+    }
+
+    /// Waits for bytes and copies them into `buf` without taking them, as
+    /// [`TcpStream::peek`](super::TcpStream::peek).
+    ///
+    /// # Errors
+    ///
+    /// `recv(2)` errors, e.g. `ConnectionReset`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// let (mut peer, _) = l.accept().unwrap();
+    /// std::io::Write::write_all(&mut peer, b"x").unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let (r, _w) = ringlane::compat::TcpStream::from_std(s).unwrap().into_split();
+    ///     let mut buf = [0u8; 4];
+    ///     let peeked = r.peek(&mut buf).await.unwrap();
+    ///     (peeked, r.try_read(&mut buf).unwrap()) // still there to read
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), (1, 1));
+    /// ```
+    pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        peek(&*self.0, buf).await
+    }
+}
+
+/// `peer_addr` and `local_addr` on both owned halves, as Tokio's halves
+/// have them.
+macro_rules! half_addrs {
+    ($half:ident, $stream:ty, $addr:ty) => {
+        impl $half<$stream> {
+            /// The peer's address (the whole stream's `peer_addr`).
+            ///
+            /// # Examples
+            ///
+            /// Shown on a Unix stream's halves; a TCP stream's work alike.
+            ///
+            /// ```
+            /// let (a, _b) = ringlane::compat::UnixStream::pair().unwrap();
+            /// let (r, w) = a.into_split();
+            /// assert!(r.peer_addr().is_ok() && w.peer_addr().is_ok());
+            /// ```
+            pub fn peer_addr(&self) -> io::Result<$addr> {
+                self.0.peer_addr()
+            }
+
+            /// The local address (the whole stream's `local_addr`).
+            ///
+            /// # Examples
+            ///
+            /// Shown on a Unix stream's halves; a TCP stream's work alike.
+            ///
+            /// ```
+            /// let (a, _b) = ringlane::compat::UnixStream::pair().unwrap();
+            /// let (r, w) = a.into_split();
+            /// assert!(r.local_addr().unwrap().is_unnamed());
+            /// assert!(w.local_addr().unwrap().is_unnamed());
+            /// ```
+            pub fn local_addr(&self) -> io::Result<$addr> {
+                self.0.local_addr()
+            }
+        }
+    };
+}
+
+half_addrs!(OwnedReadHalf, super::TcpStream, std::net::SocketAddr);
+half_addrs!(OwnedWriteHalf, super::TcpStream, std::net::SocketAddr);
+half_addrs!(
+    OwnedReadHalf,
+    super::UnixStream,
+    std::os::unix::net::SocketAddr
+);
+half_addrs!(
+    OwnedWriteHalf,
+    super::UnixStream,
+    std::os::unix::net::SocketAddr
+);

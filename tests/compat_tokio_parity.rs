@@ -1,0 +1,207 @@
+//! The compat lane's Tokio names beyond the I/O traits: what code ported
+//! from `tokio::net` calls on a Unix stream, a listener, the owned halves
+//! and a UDP socket, with Tokio's behaviour (a `try_*` that finds nothing
+//! clears the readiness, so the next `readable()` waits; `accept` gives
+//! the peer's address; `forget` does not shut the write side down).
+
+mod common;
+
+use std::io::ErrorKind;
+use std::time::Duration;
+
+use ringlane::compat::{UdpSocket, UnixListener, UnixStream};
+
+fn on_shard<T: Send + 'static>(
+    rt: &ringlane::Runtime,
+    f: impl std::future::Future<Output = T> + Send + 'static,
+) -> T {
+    rt.block_on(rt.handle().spawn_pinned(0, f).unwrap())
+        .unwrap()
+}
+
+/// Expected: `try_read` on an empty stream answers `WouldBlock` and clears
+/// the read readiness, so `readable()` then waits for data (it does not
+/// resolve at once), and resolves when a byte arrives; `try_write` sends.
+#[test]
+fn a_unix_streams_try_read_clears_readiness_and_readable_waits_for_data() {
+    let rt = common::runtime(1);
+    let (waited, got) = on_shard(&rt, async {
+        let (a, b) = UnixStream::pair().unwrap();
+        let mut buf = [0u8; 8];
+        assert_eq!(
+            a.try_read(&mut buf).unwrap_err().kind(),
+            ErrorKind::WouldBlock
+        );
+        let waited = ringlane::time::timeout(Duration::from_millis(50), a.readable())
+            .await
+            .is_err();
+        b.writable().await.unwrap();
+        assert_eq!(b.try_write(b"abc").unwrap(), 3);
+        a.readable().await.unwrap();
+        let n = a.try_read(&mut buf).unwrap();
+        (waited, buf[..n].to_vec())
+    });
+    assert!(waited, "readable() resolved on an empty stream");
+    assert_eq!(got, b"abc");
+}
+
+/// Expected: the same on the owned halves, which two tasks may use apart;
+/// and `forget` on the write half leaves the write side open (the peer
+/// sees no end of stream), where dropping it shuts it down.
+#[test]
+fn owned_halves_wait_read_and_write_like_tokios_and_forget_keeps_the_write_side() {
+    let rt = common::runtime(1);
+    let (waited, got, after_forget, after_drop) = on_shard(&rt, async {
+        let (a, b) = UnixStream::pair().unwrap();
+        let (r, w) = a.into_split();
+        let mut buf = [0u8; 8];
+        assert_eq!(
+            r.try_read(&mut buf).unwrap_err().kind(),
+            ErrorKind::WouldBlock
+        );
+        let waited = ringlane::time::timeout(Duration::from_millis(50), r.readable())
+            .await
+            .is_err();
+        w.writable().await.unwrap();
+        w.try_write(b"hi").unwrap();
+        b.readable().await.unwrap();
+        let n = b.try_read(&mut buf).unwrap();
+        let got = buf[..n].to_vec();
+        assert!(r.peer_addr().unwrap().is_unnamed() && w.local_addr().unwrap().is_unnamed());
+        w.forget();
+        let after_forget = b.try_read(&mut buf).map_err(|e| e.kind());
+        let (c, d) = UnixStream::pair().unwrap();
+        let (_r2, w2) = c.into_split();
+        drop(w2);
+        d.readable().await.unwrap();
+        let after_drop = d.try_read(&mut buf).map_err(|e| e.kind());
+        (waited, got, after_forget, after_drop)
+    });
+    assert!(waited, "readable() resolved on an empty half");
+    assert_eq!(got, b"hi");
+    assert_eq!(
+        after_forget,
+        Err(ErrorKind::WouldBlock),
+        "forget shut the write side down"
+    );
+    assert_eq!(after_drop, Ok(0), "dropping the write half shuts it down");
+}
+
+/// Expected: a TCP read half peeks without taking the bytes.
+#[test]
+fn a_tcp_read_half_peeks_without_taking() {
+    let rt = common::runtime(1);
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (mut peer, _) = l.accept().unwrap();
+    let listener_addr = l.local_addr().unwrap();
+    std::io::Write::write_all(&mut peer, b"peek").unwrap();
+    let (peeked, read, addr) = on_shard(&rt, async move {
+        let (r, _w) = ringlane::compat::TcpStream::from_std(s)
+            .unwrap()
+            .into_split();
+        let mut buf = [0u8; 8];
+        let n = r.peek(&mut buf).await.unwrap();
+        let peeked = buf[..n].to_vec();
+        let n = r.try_read(&mut buf).unwrap();
+        (peeked, buf[..n].to_vec(), r.peer_addr().unwrap())
+    });
+    assert_eq!(peeked, b"peek");
+    assert_eq!(read, b"peek", "the peeked bytes are still there");
+    assert_eq!(addr, listener_addr, "the half's peer is the listener");
+}
+
+/// A `sockaddr_un` naming `path`, and its length.
+fn unix_addr(path: &std::path::Path) -> (libc::sockaddr_un, libc::socklen_t) {
+    // SAFETY: all-zero bytes are a valid `sockaddr_un`.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let bytes = std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str());
+    assert!(bytes.len() < addr.sun_path.len());
+    for (d, s) in addr.sun_path.iter_mut().zip(bytes) {
+        *d = *s as libc::c_char;
+    }
+    let len = std::mem::size_of::<libc::sa_family_t>() + bytes.len() + 1;
+    (addr, len as libc::socklen_t)
+}
+
+/// A Unix stream socket bound to `name`, then connected to `server` (std
+/// cannot bind a stream socket before it connects).
+fn named_client(name: &std::path::Path, server: &std::path::Path) -> std::os::fd::OwnedFd {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: plain socket creation.
+    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    assert!(fd >= 0, "{}", std::io::Error::last_os_error());
+    // SAFETY: `fd` was just created and is ours.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    let (me, me_len) = unix_addr(name);
+    let (to, to_len) = unix_addr(server);
+    // SAFETY: each address is a `sockaddr_un` of the length given.
+    let r = unsafe { libc::bind(owned.as_raw_fd(), (&raw const me).cast(), me_len) };
+    assert_eq!(r, 0, "bind: {}", std::io::Error::last_os_error());
+    // SAFETY: as above.
+    let r = unsafe { libc::connect(owned.as_raw_fd(), (&raw const to).cast(), to_len) };
+    assert_eq!(r, 0, "connect: {}", std::io::Error::last_os_error());
+    owned
+}
+
+/// Expected: `UnixListener::accept` gives the stream and the peer's
+/// address, as Tokio's does: the client's bound name, or unnamed.
+#[test]
+fn unix_accept_gives_the_peers_address() {
+    let rt = common::runtime(1);
+    let dir = std::env::temp_dir().join(format!("ringlane-parity-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (server, client) = (dir.join("server.sock"), dir.join("client.sock"));
+    let (s2, c2) = (server.clone(), client.clone());
+    let (named, unnamed) = on_shard(&rt, async move {
+        let l = UnixListener::bind(&s2).unwrap();
+        let _named_client = named_client(&c2, &s2);
+        let (_conn, named) = l.accept().await.unwrap();
+        let _anon = std::os::unix::net::UnixStream::connect(&s2).unwrap();
+        let (_conn, unnamed) = l.accept().await.unwrap();
+        (
+            named.as_pathname().map(|p| p.to_path_buf()),
+            unnamed.is_unnamed(),
+        )
+    });
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(named.as_deref(), Some(client.as_path()));
+    assert!(unnamed, "a client that bound no name is unnamed");
+}
+
+/// Expected: a connected UDP socket's `recv`/`poll_recv`/`try_recv` and
+/// `try_send`, and `readable()` waiting after a `try_recv` found nothing.
+#[test]
+fn a_connected_udp_socket_sends_and_receives_with_tokios_names() {
+    let rt = common::runtime(1);
+    let (waited, got, tried, peer_ok) = on_shard(&rt, async {
+        let a = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        a.connect(b.local_addr().unwrap()).unwrap();
+        b.connect(a.local_addr().unwrap()).unwrap();
+        let mut buf = [0u8; 16];
+        assert_eq!(
+            b.try_recv(&mut buf).unwrap_err().kind(),
+            ErrorKind::WouldBlock
+        );
+        let waited = ringlane::time::timeout(Duration::from_millis(50), b.readable())
+            .await
+            .is_err();
+        a.try_send(b"one").unwrap();
+        let n = b.recv(&mut buf).await.unwrap();
+        let got = buf[..n].to_vec();
+        std::future::poll_fn(|cx| a.poll_send(cx, b"two"))
+            .await
+            .unwrap();
+        b.readable().await.unwrap();
+        let n = b.try_recv(&mut buf).unwrap();
+        let tried = buf[..n].to_vec();
+        let peer_ok = b.peer_addr().unwrap() == a.local_addr().unwrap();
+        (waited, got, tried, peer_ok)
+    });
+    assert!(waited, "readable() resolved with nothing queued");
+    assert_eq!(got, b"one");
+    assert_eq!(tried, b"two");
+    assert!(peer_ok);
+}
