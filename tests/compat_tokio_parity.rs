@@ -11,6 +11,14 @@ use std::time::Duration;
 
 use ringlane::compat::{UdpSocket, UnixListener, UnixStream};
 
+/// `f`, failing the test if it is still waiting after 5 s (a lost
+/// wake-up) instead of hanging the run.
+async fn soon<F: std::future::Future>(f: F) -> F::Output {
+    ringlane::time::timeout(Duration::from_secs(5), f)
+        .await
+        .expect("a lost wake-up: still waiting after 5 s")
+}
+
 fn on_shard<T: Send + 'static>(
     rt: &ringlane::Runtime,
     f: impl std::future::Future<Output = T> + Send + 'static,
@@ -35,9 +43,9 @@ fn a_unix_streams_try_read_clears_readiness_and_readable_waits_for_data() {
         let waited = ringlane::time::timeout(Duration::from_millis(50), a.readable())
             .await
             .is_err();
-        b.writable().await.unwrap();
+        soon(b.writable()).await.unwrap();
         assert_eq!(b.try_write(b"abc").unwrap(), 3);
-        a.readable().await.unwrap();
+        soon(a.readable()).await.unwrap();
         let n = a.try_read(&mut buf).unwrap();
         (waited, buf[..n].to_vec())
     });
@@ -62,9 +70,9 @@ fn owned_halves_wait_read_and_write_like_tokios_and_forget_keeps_the_write_side(
         let waited = ringlane::time::timeout(Duration::from_millis(50), r.readable())
             .await
             .is_err();
-        w.writable().await.unwrap();
+        soon(w.writable()).await.unwrap();
         w.try_write(b"hi").unwrap();
-        b.readable().await.unwrap();
+        soon(b.readable()).await.unwrap();
         let n = b.try_read(&mut buf).unwrap();
         let got = buf[..n].to_vec();
         assert!(r.peer_addr().unwrap().is_unnamed() && w.local_addr().unwrap().is_unnamed());
@@ -73,7 +81,7 @@ fn owned_halves_wait_read_and_write_like_tokios_and_forget_keeps_the_write_side(
         let (c, d) = UnixStream::pair().unwrap();
         let (_r2, w2) = c.into_split();
         drop(w2);
-        d.readable().await.unwrap();
+        soon(d.readable()).await.unwrap();
         let after_drop = d.try_read(&mut buf).map_err(|e| e.kind());
         (waited, got, after_forget, after_drop)
     });
@@ -101,7 +109,7 @@ fn a_tcp_read_half_peeks_without_taking() {
             .unwrap()
             .into_split();
         let mut buf = [0u8; 8];
-        let n = r.peek(&mut buf).await.unwrap();
+        let n = soon(r.peek(&mut buf)).await.unwrap();
         let peeked = buf[..n].to_vec();
         let n = r.try_read(&mut buf).unwrap();
         (peeked, buf[..n].to_vec(), r.peer_addr().unwrap())
@@ -157,9 +165,9 @@ fn unix_accept_gives_the_peers_address() {
     let (named, unnamed) = on_shard(&rt, async move {
         let l = UnixListener::bind(&s2).unwrap();
         let _named_client = named_client(&c2, &s2);
-        let (_conn, named) = l.accept().await.unwrap();
+        let (_conn, named) = soon(l.accept()).await.unwrap();
         let _anon = std::os::unix::net::UnixStream::connect(&s2).unwrap();
-        let (_conn, unnamed) = l.accept().await.unwrap();
+        let (_conn, unnamed) = soon(l.accept()).await.unwrap();
         (
             named.as_pathname().map(|p| p.to_path_buf()),
             unnamed.is_unnamed(),
@@ -189,12 +197,12 @@ fn a_connected_udp_socket_sends_and_receives_with_tokios_names() {
             .await
             .is_err();
         a.try_send(b"one").unwrap();
-        let n = b.recv(&mut buf).await.unwrap();
+        let n = soon(b.recv(&mut buf)).await.unwrap();
         let got = buf[..n].to_vec();
         std::future::poll_fn(|cx| a.poll_send(cx, b"two"))
             .await
             .unwrap();
-        b.readable().await.unwrap();
+        soon(b.readable()).await.unwrap();
         let n = b.try_recv(&mut buf).unwrap();
         let tried = buf[..n].to_vec();
         let peer_ok = b.peer_addr().unwrap() == a.local_addr().unwrap();
@@ -204,4 +212,43 @@ fn a_connected_udp_socket_sends_and_receives_with_tokios_names() {
     assert_eq!(got, b"one");
     assert_eq!(tried, b"two");
     assert!(peer_ok);
+}
+
+/// Expected: `AsyncFd::readable_mut` lends `&mut T` to the I/O, and a
+/// `WouldBlock` inside the guard's `try_io` clears the readiness, so the
+/// next `readable_mut()` waits for data rather than resolving at once.
+#[test]
+fn async_fd_readable_mut_waits_again_after_would_block() {
+    let rt = common::runtime(1);
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    a.set_nonblocking(true).unwrap();
+    let (waited, got) = on_shard(&rt, async move {
+        let mut fd = ringlane::compat::AsyncFd::new(a).unwrap();
+        let mut buf = [0u8; 8];
+        // Readable (a first report), then nothing there: cleared.
+        let mut writer = b;
+        std::io::Write::write_all(&mut writer, b"1").unwrap();
+        let mut guard = soon(fd.readable_mut()).await.unwrap();
+        let n = guard
+            .try_io(|i| std::io::Read::read(i.get_mut(), &mut buf))
+            .unwrap()
+            .unwrap();
+        assert_eq!(n, 1);
+        let blocked = guard
+            .try_io(|i| std::io::Read::read(i.get_mut(), &mut buf))
+            .is_err();
+        assert!(blocked, "nothing left to read");
+        let waited = ringlane::time::timeout(Duration::from_millis(50), fd.readable_mut())
+            .await
+            .is_err();
+        std::io::Write::write_all(&mut writer, b"2").unwrap();
+        let mut guard = soon(fd.readable_mut()).await.unwrap();
+        let n = std::io::Read::read(guard.get_inner_mut(), &mut buf).unwrap();
+        (waited, buf[..n].to_vec())
+    });
+    assert!(
+        waited,
+        "readable_mut() resolved after a WouldBlock cleared it"
+    );
+    assert_eq!(got, b"2");
 }

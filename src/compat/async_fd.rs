@@ -124,7 +124,7 @@ impl<T: AsRawFd> AsyncFd<T> {
         &self.readiness
     }
 
-    fn poll_ready(
+    pub(super) fn poll_ready(
         &self,
         dir: Direction,
         cx: &mut Context<'_>,
@@ -303,7 +303,18 @@ pub struct AsyncFdReadyGuard<'a, T: AsRawFd> {
 #[derive(Debug)]
 pub struct TryIoError(());
 
+impl TryIoError {
+    pub(super) fn new() -> Self {
+        TryIoError(())
+    }
+}
+
 impl<T: AsRawFd> AsyncFdReadyGuard<'_, T> {
+    /// The tick the guard was made in (for the `_mut` waits).
+    pub(super) fn tick(&self) -> Tick {
+        self.tick
+    }
+
     /// Forgets the readiness: the next wait arms a poll in the kernel.
     ///
     /// # Examples

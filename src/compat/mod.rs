@@ -14,6 +14,7 @@
 //! socket over.
 
 mod async_fd;
+mod async_fd_more;
 #[cfg(feature = "hyper")]
 mod hyper_rt;
 mod readiness;
@@ -27,6 +28,7 @@ mod unix;
 mod waiters;
 
 pub use async_fd::{AsyncFd, AsyncFdReadyGuard, TryIoError};
+pub use async_fd_more::AsyncFdReadyMutGuard;
 #[cfg(feature = "hyper")]
 pub use hyper_rt::{HyperExecutor, HyperTimer};
 pub use reunite::ReuniteError;

@@ -282,13 +282,16 @@ impl Readiness {
             }
             (cx.remote.runtime_id, cx.index)
         });
+        // Declared before `side`, so dropped after its guard (waiters
+        // invariant 4).
+        let _replaced: Option<std::task::Waker>;
         let mut side = self.side(dir).lock();
         if side.ready {
             return Poll::Ready(Ok(Tick(side.tick)));
         }
         let fd = self.fd;
         let events = dir.events();
-        side.waiters.add(cx.waker());
+        _replaced = side.waiters.add(cx.waker());
         let all = std::task::Waker::from(side.waiters.clone());
         // Off the shards, the home shard's poll if it is in its ring, else
         // the wait is forwarded there: never a poll another shard armed,
@@ -500,8 +503,10 @@ impl Readiness {
                 let id = self.id.load(std::sync::atomic::Ordering::Relaxed);
                 if id != 0 {
                     // Registered at least once (ids are taken then only).
-                    self.readiness.read.lock().waiters.forget(id);
-                    self.readiness.write.lock().waiters.forget(id);
+                    // The wakers go after the locks (waiters invariant 4).
+                    let read = self.readiness.read.lock().waiters.forget(id);
+                    let write = self.readiness.write.lock().waiters.forget(id);
+                    drop((read, write));
                 }
             }
         }

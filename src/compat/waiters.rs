@@ -14,6 +14,10 @@
 //! 3. Ids come from one process-wide counter, taken at a wait's first
 //!    registration only, so two live waits never share one and a removal
 //!    never takes another wait's entry (which would lose its wake-up).
+//! 4. No waker is dropped under a lock: `add` and `forget` hand back what
+//!    they replace or remove. A waker's drop is foreign code, and may drop
+//!    another wait on the same direction, whose leaving takes the same
+//!    locks (`a_waiters_waker_that_drops_another_wait_does_not_deadlock`).
 
 use std::cell::Cell;
 use std::sync::Arc;
@@ -34,8 +38,10 @@ pub(super) struct Waiters(parking_lot::Mutex<Vec<(u64, Waker)>>);
 
 impl Waiters {
     /// Registers `waker`, under the id of the tagged wait being polled
-    /// (invariant 1) or none (invariant 2).
-    pub(super) fn add(&self, waker: &Waker) {
+    /// (invariant 1) or none (invariant 2). Returns the waker it replaced,
+    /// for the caller to drop once its own locks are released (invariant 4).
+    #[must_use = "drop the replaced waker after releasing your locks"]
+    pub(super) fn add(&self, waker: &Waker) -> Option<Waker> {
         let slot = CURRENT.with(Cell::get);
         let id = if slot.is_null() {
             0
@@ -56,15 +62,22 @@ impl Waiters {
             id => list.iter().position(|(i, _)| *i == id),
         };
         match found {
-            Some(at) if list[at].1.will_wake(waker) => {}
-            Some(at) => list[at].1 = waker.clone(),
-            None => list.push((id, waker.clone())),
+            Some(at) if list[at].1.will_wake(waker) => None,
+            Some(at) => Some(std::mem::replace(&mut list[at].1, waker.clone())),
+            None => {
+                list.push((id, waker.clone()));
+                None
+            }
         }
     }
 
-    /// Removes the entry of wait `id` (invariant 1).
-    pub(super) fn forget(&self, id: u64) {
-        self.0.lock().retain(|(i, _)| *i != id);
+    /// Removes the entry of wait `id` (invariant 1); returns its waker,
+    /// for the caller to drop once its own locks are released (invariant 4).
+    #[must_use = "drop the removed waker after releasing your locks"]
+    pub(super) fn forget(&self, id: u64) -> Option<Waker> {
+        let mut list = self.0.lock();
+        let at = list.iter().position(|(i, _)| *i == id)?;
+        Some(list.swap_remove(at).1)
     }
 
     /// Takes every entry, to be woken once the caller's locks are released.
@@ -120,17 +133,18 @@ mod tests {
         let list = Waiters::default();
         let waker = Waker::from(Arc::new(Noop));
         let (a, b) = (AtomicU64::new(0), AtomicU64::new(0));
-        tagged(&a, || list.add(&waker));
-        tagged(&a, || list.add(&waker));
-        tagged(&b, || list.add(&waker));
-        list.add(&waker);
-        list.add(&waker);
+        assert!(tagged(&a, || list.add(&waker)).is_none());
+        assert!(tagged(&a, || list.add(&waker)).is_none());
+        assert!(tagged(&b, || list.add(&waker)).is_none());
+        assert!(list.add(&waker).is_none());
+        assert!(list.add(&waker).is_none());
         assert_eq!(list.len(), 3);
         let (ia, ib) = (a.load(Ordering::Relaxed), b.load(Ordering::Relaxed));
         assert!(ia != 0 && ib != 0 && ia != ib);
-        list.forget(ia);
+        assert!(list.forget(ia).is_some());
         assert_eq!(list.len(), 2, "only a's entry goes");
-        list.forget(ib);
+        assert!(list.forget(ib).is_some());
+        assert!(list.forget(ib).is_none(), "gone already");
         assert_eq!(list.take().len(), 1, "the untagged entry stays");
         assert_eq!(
             CURRENT.with(Cell::get),

@@ -1,0 +1,341 @@
+//! More of Tokio's `AsyncFd` surface: the `_mut` waits and their guard,
+//! and `get_inner()` on the guards. (`with_interest` and a guard's
+//! `ready()` take Tokio's `Interest` and `Ready`, which exist only with
+//! Tokio's `net` feature and its reactor: not offered.)
+//!
+//! Rule: a guard's `clear_ready` forgets only the readiness of the tick
+//! it was made in (readiness invariant 2), whichever guard type it is.
+
+use std::io;
+use std::os::fd::AsRawFd;
+use std::task::{Context, Poll, ready};
+
+use super::async_fd::{AsyncFd, AsyncFdReadyGuard, TryIoError};
+use super::readiness::{Direction, Tick};
+
+impl<T: AsRawFd> AsyncFd<T> {
+    /// Polls for read readiness, giving a guard that lends `&mut T`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// a.set_nonblocking(true).unwrap();
+    /// std::io::Write::write_all(&mut b, b"m").unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let mut fd = ringlane::compat::AsyncFd::new(a).unwrap();
+    ///     let mut buf = [0u8; 4];
+    ///     // As inside a hand-written `poll_read`: the I/O runs in the poll.
+    ///     std::future::poll_fn(|cx| {
+    ///         let mut guard = std::task::ready!(fd.poll_read_ready_mut(cx)).unwrap();
+    ///         match guard.try_io(|i| std::io::Read::read(i.get_mut(), &mut buf)) {
+    ///             Ok(r) => std::task::Poll::Ready(r.unwrap()),
+    ///             Err(_would_block) => std::task::Poll::Pending, // woken by the next report
+    ///         }
+    ///     }).await
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), 1);
+    /// ```
+    pub fn poll_read_ready_mut<'a>(
+        &'a mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<AsyncFdReadyMutGuard<'a, T>>> {
+        self.poll_ready_mut(Direction::Read, cx)
+    }
+
+    /// Polls for write readiness, giving a guard that lends `&mut T`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let mut fd = ringlane::compat::AsyncFd::new(a).unwrap();
+    ///     std::future::poll_fn(|cx| {
+    ///         let mut guard = std::task::ready!(fd.poll_write_ready_mut(cx)).unwrap();
+    ///         match guard.try_io(|i| std::io::Write::write(i.get_mut(), b"w")) {
+    ///             Ok(r) => std::task::Poll::Ready(r.unwrap()),
+    ///             Err(_would_block) => std::task::Poll::Pending,
+    ///         }
+    ///     }).await
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), 1);
+    /// ```
+    pub fn poll_write_ready_mut<'a>(
+        &'a mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<AsyncFdReadyMutGuard<'a, T>>> {
+        self.poll_ready_mut(Direction::Write, cx)
+    }
+
+    /// Waits for read readiness, giving a guard that lends `&mut T` (for
+    /// I/O types whose `Read` takes `&mut self`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// a.set_nonblocking(true).unwrap();
+    /// std::io::Write::write_all(&mut b, b"abc").unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let mut fd = ringlane::compat::AsyncFd::new(a).unwrap();
+    ///     let mut buf = [0u8; 8];
+    ///     loop {
+    ///         let mut guard = fd.readable_mut().await.unwrap();
+    ///         match guard.try_io(|i| std::io::Read::read(i.get_mut(), &mut buf)) {
+    ///             Ok(r) => return r.unwrap(),
+    ///             Err(_would_block) => continue,
+    ///         }
+    ///     }
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), 3);
+    /// ```
+    pub async fn readable_mut(&mut self) -> io::Result<AsyncFdReadyMutGuard<'_, T>> {
+        self.ready_mut(Direction::Read).await
+    }
+
+    /// Waits for write readiness, giving a guard that lends `&mut T`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let mut fd = ringlane::compat::AsyncFd::new(a).unwrap();
+    ///     let mut guard = fd.writable_mut().await.unwrap();
+    ///     guard.try_io(|i| std::io::Write::write(i.get_mut(), b"out")).unwrap().unwrap()
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), 3);
+    /// ```
+    pub async fn writable_mut(&mut self) -> io::Result<AsyncFdReadyMutGuard<'_, T>> {
+        self.ready_mut(Direction::Write).await
+    }
+
+    /// One tagged wait for `dir`, then a guard holding `&mut self`.
+    async fn ready_mut(&mut self, dir: Direction) -> io::Result<AsyncFdReadyMutGuard<'_, T>> {
+        let tick = {
+            let this = &*self;
+            this.readiness()
+                .wait(|cx| this.poll_ready(dir, cx).map_ok(|g| g.tick()))
+                .await?
+        };
+        Ok(AsyncFdReadyMutGuard {
+            fd: self,
+            dir,
+            tick,
+        })
+    }
+
+    fn poll_ready_mut<'a>(
+        &'a mut self,
+        dir: Direction,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<AsyncFdReadyMutGuard<'a, T>>> {
+        let tick = ready!(self.poll_ready(dir, cx))?.tick();
+        Poll::Ready(Ok(AsyncFdReadyMutGuard {
+            fd: self,
+            dir,
+            tick,
+        }))
+    }
+}
+
+impl<T: AsRawFd> AsyncFdReadyGuard<'_, T> {
+    /// The wrapped I/O object.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let fd = ringlane::compat::AsyncFd::new(a).unwrap();
+    ///     let guard = fd.writable().await.unwrap();
+    ///     guard.get_inner().local_addr().unwrap().is_unnamed()
+    /// }).unwrap();
+    /// assert!(rt.block_on(j).unwrap());
+    /// ```
+    pub fn get_inner(&self) -> &T {
+        self.get_ref().get_ref()
+    }
+}
+
+/// Proof that an [`AsyncFd`] looked ready, lending it mutably (from
+/// [`AsyncFd::readable_mut`] and [`AsyncFd::writable_mut`]); clear it when
+/// the I/O says `WouldBlock`.
+///
+/// # Examples
+///
+/// ```
+/// use ringlane::compat::{AsyncFd, AsyncFdReadyMutGuard};
+/// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+/// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+/// let j = rt.handle().spawn_pinned(0, async move {
+///     let mut fd = AsyncFd::new(a).unwrap();
+///     let mut guard: AsyncFdReadyMutGuard<'_, _> = fd.writable_mut().await.unwrap();
+///     guard.try_io(|i| std::io::Write::write(i.get_mut(), b"m")).unwrap().is_ok()
+/// }).unwrap();
+/// assert!(rt.block_on(j).unwrap());
+/// ```
+#[derive(Debug)]
+pub struct AsyncFdReadyMutGuard<'a, T: AsRawFd> {
+    fd: &'a mut AsyncFd<T>,
+    dir: Direction,
+    tick: Tick,
+}
+
+impl<T: AsRawFd> AsyncFdReadyMutGuard<'_, T> {
+    /// Forgets the readiness this guard saw: the next wait waits for the
+    /// kernel's next report. Call it only once the I/O said `WouldBlock`
+    /// (as with Tokio's edge-triggered reports, a direction still ready
+    /// sends no new report).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// a.set_nonblocking(true).unwrap();
+    /// std::io::Write::write_all(&mut b, b"x").unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let mut fd = ringlane::compat::AsyncFd::new(a).unwrap();
+    ///     let mut guard = fd.readable_mut().await.unwrap();
+    ///     let mut byte = [0u8; 1];
+    ///     std::io::Read::read(guard.get_inner_mut(), &mut byte).unwrap(); // all there was
+    ///     guard.clear_ready();
+    ///     let wait = fd.readable_mut();
+    ///     ringlane::time::timeout(std::time::Duration::from_millis(20), wait).await.is_err()
+    /// }).unwrap();
+    /// assert!(rt.block_on(j).unwrap(), "nothing more to read: the wait times out");
+    /// ```
+    pub fn clear_ready(&mut self) {
+        let _ = self.fd.readiness().clear(self.dir, self.tick);
+    }
+
+    /// Keeps the readiness (the default when the guard is dropped).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let mut fd = ringlane::compat::AsyncFd::new(a).unwrap();
+    ///     fd.writable_mut().await.unwrap().retain_ready();
+    ///     fd.writable_mut().await.is_ok()
+    /// }).unwrap();
+    /// assert!(rt.block_on(j).unwrap());
+    /// ```
+    pub fn retain_ready(&mut self) {}
+
+    /// Runs `f` on the `AsyncFd`; a `WouldBlock` from it clears the
+    /// readiness and comes back as [`TryIoError`].
+    ///
+    /// # Errors
+    ///
+    /// [`TryIoError`] if `f` would have blocked.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// a.set_nonblocking(true).unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let mut fd = ringlane::compat::AsyncFd::new(a).unwrap();
+    ///     let mut guard = fd.writable_mut().await.unwrap();
+    ///     let mut buf = [0u8; 4];
+    ///     // Nothing to read: WouldBlock becomes a TryIoError.
+    ///     guard.try_io(|i| std::io::Read::read(i.get_mut(), &mut buf)).is_err()
+    /// }).unwrap();
+    /// assert!(rt.block_on(j).unwrap());
+    /// ```
+    pub fn try_io<R>(
+        &mut self,
+        f: impl FnOnce(&mut AsyncFd<T>) -> io::Result<R>,
+    ) -> Result<io::Result<R>, TryIoError> {
+        match f(self.fd) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.clear_ready();
+                Err(TryIoError::new())
+            }
+            r => Ok(r),
+        }
+    }
+
+    /// The [`AsyncFd`] this guard is for.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let mut fd = ringlane::compat::AsyncFd::new(a).unwrap();
+    ///     let guard = fd.writable_mut().await.unwrap();
+    ///     guard.get_ref().get_ref().local_addr().is_ok()
+    /// }).unwrap();
+    /// assert!(rt.block_on(j).unwrap());
+    /// ```
+    pub fn get_ref(&self) -> &AsyncFd<T> {
+        self.fd
+    }
+
+    /// The [`AsyncFd`] this guard is for, mutably.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let mut fd = ringlane::compat::AsyncFd::new(a).unwrap();
+    ///     let mut guard = fd.writable_mut().await.unwrap();
+    ///     std::io::Write::write(guard.get_mut().get_mut(), b"x").unwrap()
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), 1);
+    /// ```
+    pub fn get_mut(&mut self) -> &mut AsyncFd<T> {
+        self.fd
+    }
+
+    /// The wrapped I/O object.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let mut fd = ringlane::compat::AsyncFd::new(a).unwrap();
+    ///     let guard = fd.writable_mut().await.unwrap();
+    ///     guard.get_inner().local_addr().unwrap().is_unnamed()
+    /// }).unwrap();
+    /// assert!(rt.block_on(j).unwrap());
+    /// ```
+    pub fn get_inner(&self) -> &T {
+        self.fd.get_ref()
+    }
+
+    /// The wrapped I/O object, mutably.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let mut fd = ringlane::compat::AsyncFd::new(a).unwrap();
+    ///     let mut guard = fd.writable_mut().await.unwrap();
+    ///     std::io::Write::write(guard.get_inner_mut(), b"y").unwrap()
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), 1);
+    /// ```
+    pub fn get_inner_mut(&mut self) -> &mut T {
+        self.fd.get_mut()
+    }
+}
