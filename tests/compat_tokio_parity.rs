@@ -252,3 +252,31 @@ fn async_fd_readable_mut_waits_again_after_would_block() {
     );
     assert_eq!(got, b"2");
 }
+
+/// Expected: the borrowed halves (`split`) wait and try like the owned
+/// ones: an empty `try_read` clears the readiness, `readable()` then waits.
+#[test]
+fn borrowed_halves_wait_and_try_like_tokios() {
+    let rt = common::runtime(1);
+    let (waited, got) = on_shard(&rt, async {
+        let (mut a, b) = UnixStream::pair().unwrap();
+        let (r, w) = a.split();
+        let mut buf = [0u8; 8];
+        assert_eq!(
+            r.try_read(&mut buf).unwrap_err().kind(),
+            ErrorKind::WouldBlock
+        );
+        let waited = ringlane::time::timeout(Duration::from_millis(50), r.readable())
+            .await
+            .is_err();
+        soon(w.writable()).await.unwrap();
+        assert_eq!(w.try_write(b"x").unwrap(), 1);
+        soon(b.readable()).await.unwrap();
+        assert_eq!(b.try_write(b"back").unwrap(), 4);
+        soon(r.readable()).await.unwrap();
+        let n = r.try_read(&mut buf).unwrap();
+        (waited, buf[..n].to_vec())
+    });
+    assert!(waited, "readable() resolved on an empty half");
+    assert_eq!(got, b"back");
+}

@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 use tokio::io::ReadBuf;
 
 use super::readiness::Direction;
-use super::stream::{self, OwnedReadHalf, OwnedWriteHalf, sealed::Sealed};
+use super::stream::{self, OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf, sealed::Sealed};
 
 fn cvt(r: isize) -> io::Result<usize> {
     if r < 0 {
@@ -277,19 +277,136 @@ impl OwnedReadHalf<super::TcpStream> {
     }
 }
 
-/// `peer_addr` and `local_addr` on both owned halves, as Tokio's halves
-/// have them.
+impl<S: stream::CompatStream> ReadHalf<'_, S> {
+    /// Waits for read readiness (Tokio's `ReadHalf::readable`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let (mut a, b) = ringlane::compat::UnixStream::pair().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let (r, _w) = a.split();
+    ///     b.try_write(b"!").unwrap();
+    ///     r.readable().await.unwrap();
+    ///     r.try_read(&mut [0u8; 4]).unwrap()
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), 1);
+    /// ```
+    pub async fn readable(&self) -> io::Result<()> {
+        ready(self.0, Direction::Read).await
+    }
+
+    /// One nonblocking read; `WouldBlock` clears the read readiness.
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock` if nothing is there; other `recv(2)` errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let (mut a, _b) = ringlane::compat::UnixStream::pair().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let (r, _w) = a.split();
+    ///     r.try_read(&mut [0u8; 4]).unwrap_err().kind()
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), std::io::ErrorKind::WouldBlock);
+    /// ```
+    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        try_read(self.0, buf)
+    }
+}
+
+impl<S: stream::CompatStream> WriteHalf<'_, S> {
+    /// Waits for write readiness (Tokio's `WriteHalf::writable`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let (mut a, _b) = ringlane::compat::UnixStream::pair().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let (_r, w) = a.split();
+    ///     w.writable().await.unwrap();
+    ///     w.try_write(b"hi").unwrap()
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), 2);
+    /// ```
+    pub async fn writable(&self) -> io::Result<()> {
+        ready(self.0, Direction::Write).await
+    }
+
+    /// One nonblocking write; `WouldBlock` clears the write readiness.
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock` if the send buffer is full; other `send(2)` errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let (mut a, b) = ringlane::compat::UnixStream::pair().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let (_r, w) = a.split();
+    ///     w.try_write(b"ok").unwrap();
+    ///     b.readable().await.unwrap();
+    ///     b.try_read(&mut [0u8; 4]).unwrap()
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), 2);
+    /// ```
+    pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        try_write(self.0, buf)
+    }
+}
+
+impl ReadHalf<'_, super::TcpStream> {
+    /// Waits for bytes and copies them into `buf` without taking them, as
+    /// [`TcpStream::peek`](super::TcpStream::peek).
+    ///
+    /// # Errors
+    ///
+    /// `recv(2)` errors, e.g. `ConnectionReset`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// let (mut peer, _) = l.accept().unwrap();
+    /// std::io::Write::write_all(&mut peer, b"x").unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let mut s = ringlane::compat::TcpStream::from_std(s).unwrap();
+    ///     let (r, _w) = s.split();
+    ///     let mut buf = [0u8; 4];
+    ///     let peeked = r.peek(&mut buf).await.unwrap();
+    ///     (peeked, r.try_read(&mut buf).unwrap()) // still there to read
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), (1, 1));
+    /// ```
+    pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        peek(self.0, buf).await
+    }
+}
+
+/// `peer_addr` and `local_addr` on every half, as Tokio's halves have
+/// them.
 macro_rules! half_addrs {
-    ($half:ident, $stream:ty, $addr:ty) => {
-        impl $half<$stream> {
+    ($half:ty, $addr:ty) => {
+        impl $half {
             /// The peer's address (the whole stream's `peer_addr`).
             ///
             /// # Examples
             ///
-            /// Shown on a Unix stream's halves; a TCP stream's work alike.
+            /// Shown on a Unix stream's halves; the other halves work alike.
             ///
             /// ```
-            /// let (a, _b) = ringlane::compat::UnixStream::pair().unwrap();
+            /// let (mut a, _b) = ringlane::compat::UnixStream::pair().unwrap();
+            /// let (r, w) = a.split();
+            /// assert!(r.peer_addr().is_ok() && w.peer_addr().is_ok());
             /// let (r, w) = a.into_split();
             /// assert!(r.peer_addr().is_ok() && w.peer_addr().is_ok());
             /// ```
@@ -301,10 +418,12 @@ macro_rules! half_addrs {
             ///
             /// # Examples
             ///
-            /// Shown on a Unix stream's halves; a TCP stream's work alike.
+            /// Shown on a Unix stream's halves; the other halves work alike.
             ///
             /// ```
-            /// let (a, _b) = ringlane::compat::UnixStream::pair().unwrap();
+            /// let (mut a, _b) = ringlane::compat::UnixStream::pair().unwrap();
+            /// let (r, _w) = a.split();
+            /// assert!(r.local_addr().unwrap().is_unnamed());
             /// let (r, w) = a.into_split();
             /// assert!(r.local_addr().unwrap().is_unnamed());
             /// assert!(w.local_addr().unwrap().is_unnamed());
@@ -316,15 +435,23 @@ macro_rules! half_addrs {
     };
 }
 
-half_addrs!(OwnedReadHalf, super::TcpStream, std::net::SocketAddr);
-half_addrs!(OwnedWriteHalf, super::TcpStream, std::net::SocketAddr);
+half_addrs!(OwnedReadHalf<super::TcpStream>, std::net::SocketAddr);
+half_addrs!(OwnedWriteHalf<super::TcpStream>, std::net::SocketAddr);
 half_addrs!(
-    OwnedReadHalf,
-    super::UnixStream,
+    OwnedReadHalf<super::UnixStream>,
     std::os::unix::net::SocketAddr
 );
 half_addrs!(
-    OwnedWriteHalf,
-    super::UnixStream,
+    OwnedWriteHalf<super::UnixStream>,
+    std::os::unix::net::SocketAddr
+);
+half_addrs!(ReadHalf<'_, super::TcpStream>, std::net::SocketAddr);
+half_addrs!(WriteHalf<'_, super::TcpStream>, std::net::SocketAddr);
+half_addrs!(
+    ReadHalf<'_, super::UnixStream>,
+    std::os::unix::net::SocketAddr
+);
+half_addrs!(
+    WriteHalf<'_, super::UnixStream>,
     std::os::unix::net::SocketAddr
 );
