@@ -105,10 +105,14 @@ impl<T> Chan<T> {
             WATCHED
         } else {
             let mut slot = self.rx_waker.lock();
-            match &mut *slot {
-                Some(w) if w.will_wake(waker) => {}
-                other => *other = Some(waker.clone()),
-            }
+            let replaced = match &mut *slot {
+                Some(w) if w.will_wake(waker) => None,
+                other => other.replace(waker.clone()),
+            };
+            // Foreign code (a waker's drop may drop the last sender, whose
+            // notify takes this lock): after the lock.
+            drop(slot);
+            drop(replaced);
             WAITING
         };
         if self.rx_waiting.load(Ordering::Relaxed) != mode {
@@ -156,7 +160,8 @@ impl<T> Chan<T> {
         }
         // A waker left by a wait on another thread is dropped now, not with
         // the last sender.
-        drop(self.rx_waker.lock().take());
+        let waker = self.rx_waker.lock().take();
+        drop(waker); // after the lock, as every waker here
     }
 
     /// Send futures waiting for room right now.
@@ -196,13 +201,16 @@ impl<T> Chan<T> {
     /// sends oldest first, and one that is never polled again holds up
     /// only the slot it is owed.
     pub(super) fn register_sender(&self, slot: &mut Option<usize>, waker: &Waker) -> bool {
+        // Declared before the guard, so dropped after it: a waker's drop
+        // may drop another send of this channel, or its receiver, and
+        // either takes this lock.
+        let _replaced: Option<Waker>;
         let mut queue = self.tx_queue.lock();
         let queue = &mut *queue;
         let (ticket, fresh) = match slot.and_then(|k| queue.waiters.get_mut(k)) {
             Some(w) => {
-                if !w.waker.will_wake(waker) {
-                    w.waker = waker.clone();
-                }
+                _replaced = (!w.waker.will_wake(waker))
+                    .then(|| std::mem::replace(&mut w.waker, waker.clone()));
                 w.woken = false;
                 (w.ticket, false)
             }
@@ -236,14 +244,16 @@ impl<T> Chan<T> {
     /// woken (a woken send that is cancelled passes its room on, as Tokio's
     /// semaphore waiters do).
     pub(super) fn unregister_sender(&self, key: usize) {
-        let wake = {
+        let (wake, removed) = {
             let mut queue = self.tx_queue.lock();
-            if let Some(w) = queue.waiters.try_remove(key) {
+            let removed = queue.waiters.try_remove(key);
+            if let Some(w) = &removed {
                 queue.order.remove(&w.ticket);
             }
             self.tx_queued.store(queue.order.len(), Ordering::SeqCst);
-            self.due(&mut queue)
+            (self.due(&mut queue), removed)
         };
+        drop(removed); // its waker, after the lock (see `register_sender`)
         wake_each(wake);
     }
 

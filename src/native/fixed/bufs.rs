@@ -221,8 +221,11 @@ impl FixedBufPool {
         impl Drop for Wait<'_> {
             fn drop(&mut self) {
                 if let Some(slot) = self.slot.take() {
-                    let waiters = self.pool.free.lock().leave(slot);
+                    // Wakes and drops after the lock: a waker's drop may
+                    // give a buffer back or drop another wait (rule 3).
+                    let (waiters, gone) = self.pool.free.lock().leave(slot);
                     waiters.into_iter().for_each(Waker::wake);
+                    drop(gone);
                 }
             }
         }
@@ -231,8 +234,9 @@ impl FixedBufPool {
             slot: None,
         };
         poll_fn(|cx| {
-            let (taken, others) = wait.pool.free.lock().poll_take(&mut wait.slot, cx.waker());
+            let (taken, others, gone) = wait.pool.free.lock().poll_take(&mut wait.slot, cx.waker());
             others.into_iter().for_each(Waker::wake);
+            drop(gone);
             match taken {
                 Some(index) => Poll::Ready(FixedBuf {
                     pool: self.pool.clone(),

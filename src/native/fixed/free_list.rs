@@ -18,6 +18,9 @@
 //!    queued behind it (rule 1) after the give-backs was never woken for
 //!    that buffer
 //!    (`a_waiter_that_takes_one_of_two_free_buffers_wakes_the_get_queued_behind_it`).
+//! 4. No waker is woken or dropped under the pool's lock: the list hands
+//!    them back (a waker's drop may give a buffer back or drop another
+//!    `get`, and either takes the lock).
 
 use std::task::Waker;
 
@@ -57,31 +60,31 @@ impl FreeList {
     }
 
     /// A `get`'s poll: a buffer (rules 1 and 2), or it waits, in `slot`,
-    /// to be woken through `waker`. The wakers returned are to be woken
-    /// once the caller released the lock (rule 3).
+    /// to be woken through `waker`. The wakers returned are to be woken,
+    /// and the waker it let go of dropped, once the caller released the
+    /// lock (rules 3 and 4).
     pub(super) fn poll_take(
         &mut self,
         slot: &mut Option<usize>,
         waker: &Waker,
-    ) -> (Option<u16>, Vec<Waker>) {
+    ) -> (Option<u16>, Vec<Waker>, Option<Waker>) {
         match *slot {
             Some(s) => {
                 if let Some(index) = self.free.pop() {
                     *slot = None;
-                    return (Some(index), self.leave(s));
+                    let (wake, gone) = self.leave(s);
+                    return (Some(index), wake, Some(gone));
                 }
                 let w = &mut self.waiters[s];
-                if !w.will_wake(waker) {
-                    *w = waker.clone();
-                }
-                (None, Vec::new())
+                let replaced = (!w.will_wake(waker)).then(|| std::mem::replace(w, waker.clone()));
+                (None, Vec::new(), replaced)
             }
             None => {
                 if let Some(index) = self.try_take() {
-                    return (Some(index), Vec::new());
+                    return (Some(index), Vec::new(), None);
                 }
                 *slot = Some(self.waiters.insert(waker.clone()));
-                (None, Vec::new())
+                (None, Vec::new(), None)
             }
         }
     }
@@ -95,14 +98,15 @@ impl FreeList {
     }
 
     /// A waiting `get` was dropped or took a buffer (rule 3): the waiters
-    /// to wake.
-    #[must_use = "wake the waiters"]
-    pub(super) fn leave(&mut self, slot: usize) -> Vec<Waker> {
-        self.waiters.remove(slot);
-        match self.free.is_empty() {
+    /// to wake, and its own waker, to drop (both after the lock: rule 4).
+    #[must_use = "wake the waiters, then drop the waker"]
+    pub(super) fn leave(&mut self, slot: usize) -> (Vec<Waker>, Waker) {
+        let gone = self.waiters.remove(slot);
+        let wake = match self.free.is_empty() {
             true => Vec::new(),
             false => self.waiters.iter().map(|(_, w)| w.clone()).collect(),
-        }
+        };
+        (wake, gone)
     }
 }
 
@@ -155,7 +159,7 @@ mod tests {
             None,
             "c queued after the wake-up"
         );
-        assert_eq!(list.leave(b.unwrap()).len(), 1, "c is woken");
+        assert_eq!(list.leave(b.unwrap()).0.len(), 1, "c is woken");
         assert_eq!(list.poll_take(&mut c, &w).0, Some(held));
         let mut d = None;
         let _ = list.give_back(held);
