@@ -36,6 +36,10 @@ pub(crate) trait Completable: Send + Sync {
     fn cancellable(&self) -> bool {
         true
     }
+
+    /// Shutdown is cancelling it now (on the home shard, before the
+    /// cancel is pushed): a cancellation it causes is not a timeout.
+    fn cancelled_by_shutdown(&self, _now: Instant) {}
 }
 
 /// The one enum of op states (invariant 3). The resources are not in it.
@@ -86,6 +90,9 @@ pub(crate) struct OpCell<T> {
     /// passed was stopped by its timeout (invariant 7); one ended so before
     /// it (a shutdown's cancel) was not.
     deadline: Option<Instant>,
+    /// Set (home shard only) when a shutdown cancelled the op before its
+    /// deadline: its `-ECANCELED` stays that, however late it is reaped.
+    shutdown_before_deadline: AtomicBool,
     /// The SQE, built at creation from the resources beside it, until it
     /// is pushed: touched only while the cell is unshared. Kept here, not
     /// in the future, so the future stays small (it is moved into and out
@@ -143,6 +150,13 @@ impl<T: Send> Completable for OpCell<T> {
         !self.uncancellable
     }
 
+    fn cancelled_by_shutdown(&self, now: Instant) {
+        if self.deadline.is_some_and(|d| now < d) {
+            // Read by `complete` on this same thread.
+            self.shutdown_before_deadline.store(true, Ordering::Relaxed);
+        }
+    }
+
     fn complete(&self, result: i32, flags: u32) {
         if flags & CQE_F_MORE != 0 {
             // The first CQE of a two-CQE op: the kernel still holds the
@@ -195,13 +209,16 @@ impl<T: Send> Completable for OpCell<T> {
 impl<T> OpCell<T> {
     /// `-ETIMEDOUT` for a result its linked timeout caused: the op was
     /// cancelled (or, running in io-wq, interrupted) and its deadline has
-    /// passed. Decided at the CQE, not when the future looks: an op a
-    /// shutdown cancelled early stays `-ECANCELED` however late it is
-    /// polled. Our own cancel comes only from `drop`, whose result nobody
-    /// sees.
+    /// passed, and no shutdown cancelled it before that deadline. Decided
+    /// at the CQE, not when the future looks: an op a shutdown cancelled
+    /// early stays `-ECANCELED` however late it is polled or reaped. Our
+    /// own cancel comes only from `drop`, whose result nobody sees.
     fn timed_out_as_such(&self, result: i32) -> i32 {
         let stopped = result == -libc::ECANCELED || result == -libc::EINTR;
-        if stopped && self.deadline.is_some_and(|d| Instant::now() >= d) {
+        if stopped
+            && !self.shutdown_before_deadline.load(Ordering::Relaxed)
+            && self.deadline.is_some_and(|d| Instant::now() >= d)
+        {
             -libc::ETIMEDOUT
         } else {
             result
@@ -272,6 +289,7 @@ where
         issued_fd: Mutex::new(None),
         timespec: types::Timespec::new(),
         deadline: None,
+        shutdown_before_deadline: AtomicBool::new(false),
         sqe: UnsafeCell::new(None),
         bound: None,
     });

@@ -34,6 +34,7 @@ fn cell(state: State) -> Arc<OpCell<()>> {
         issued_fd: Mutex::new(None),
         timespec: types::Timespec::new(),
         deadline: None,
+        shutdown_before_deadline: AtomicBool::new(false),
         sqe: UnsafeCell::new(None),
         bound: None,
     })
@@ -120,7 +121,7 @@ fn shutdown_cancels_skip_uncancellable_closes_and_slot_only_entries() {
         table.insert(c)
     };
     let timeout = table.insert(Arc::new(NoopEntry));
-    assert_eq!(table.cancellable(), [read]);
+    assert_eq!(table.cancellable_for_shutdown(), [read]);
     for ud in [read, close, timeout] {
         assert!(table.take(ud).is_some());
     }
@@ -133,4 +134,55 @@ fn an_uncancellable_op_marks_its_cell() {
     assert!(!op.cell.as_ref().expect("unsubmitted").cancellable());
     let op = submit((), false, |_| opcode::Nop::new().build());
     assert!(op.cell.as_ref().expect("unsubmitted").cancellable());
+}
+
+/// A cell whose linked timeout's deadline is `deadline`.
+fn timed_cell(deadline: Instant) -> Arc<OpCell<()>> {
+    let mut c = cell(State::Submitted {
+        waker: None,
+        early: None,
+    });
+    Arc::get_mut(&mut c).expect("fresh").deadline = Some(deadline);
+    c
+}
+
+fn completed_result(c: &OpCell<()>) -> i32 {
+    match &*c.state.lock() {
+        State::Completed { result } => *result,
+        _ => panic!("not completed"),
+    }
+}
+
+/// Expected: an op a shutdown cancelled before its deadline reports the
+/// cancellation even when its CQE is reaped after the deadline; one whose
+/// deadline had passed when the shutdown came (its timeout fired first)
+/// reports the timeout; one no shutdown touched, the timeout.
+///
+/// Why it may fail: the CQE's `-ECANCELED` was read as the linked
+/// timeout's whenever the deadline had passed by the reap.
+#[test]
+fn a_shutdown_cancel_before_the_deadline_is_not_a_timeout_however_late_it_is_reaped() {
+    let now = Instant::now();
+    // Each deadline is `now`, so each CQE below is reaped after it.
+    let reaped_late = timed_cell(now);
+    reaped_late.cancelled_by_shutdown(now - std::time::Duration::from_millis(1));
+    reaped_late.complete(-libc::ECANCELED, 0);
+    assert_eq!(
+        completed_result(&reaped_late),
+        -libc::ECANCELED,
+        "cancelled in time"
+    );
+
+    let fired_first = timed_cell(now);
+    fired_first.cancelled_by_shutdown(now + std::time::Duration::from_millis(1));
+    fired_first.complete(-libc::ECANCELED, 0);
+    assert_eq!(
+        completed_result(&fired_first),
+        -libc::ETIMEDOUT,
+        "the timeout came first"
+    );
+
+    let untouched = timed_cell(now);
+    untouched.complete(-libc::ECANCELED, 0);
+    assert_eq!(completed_result(&untouched), -libc::ETIMEDOUT);
 }

@@ -43,8 +43,10 @@
 //!    (so invariant 6 counts its CQE); when it fires, the kernel cancels the
 //!    op, whose `-ECANCELED` (or `-EINTR` in io-wq) is reported as
 //!    `-ETIMEDOUT`: decided when the CQE arrives, by the deadline (kept in
-//!    the cell), so a cancel of shutdown's before the deadline stays
-//!    `-ECANCELED` however late the future looks. A deadline already past
+//!    the cell) and by whether a shutdown cancelled the op before it (the
+//!    shard marks the cell as it picks its cancels), so a cancel of
+//!    shutdown's before the deadline stays `-ECANCELED` however late it is
+//!    reaped or the future looks. A deadline already past
 //!    fails the op with `TimedOut` before anything is submitted.
 //! 8. A multishot op (`MultiShot`) stays in the op table from its SQE to
 //!    its last CQE (the first without `IORING_CQE_F_MORE`); every CQE before

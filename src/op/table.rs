@@ -81,12 +81,18 @@ impl OpTable {
     }
 
     /// The `user_data` of every entry shutdown may cancel
-    /// (`Completable::cancellable`).
-    pub(crate) fn cancellable(&self) -> Vec<u64> {
+    /// (`Completable::cancellable`). Each is told so first, so that the
+    /// cancellation it reports is not taken for its timeout
+    /// (`Completable::cancelled_by_shutdown`).
+    pub(crate) fn cancellable_for_shutdown(&self) -> Vec<u64> {
+        let now = std::time::Instant::now();
         self.slots
             .iter()
             .filter(|(_, (_, _, op))| op.cancellable())
-            .map(|(slot, (generation, _, _))| (generation << SLOT_BITS) | slot as u64)
+            .map(|(slot, (generation, _, op))| {
+                op.cancelled_by_shutdown(now);
+                (generation << SLOT_BITS) | slot as u64
+            })
             .collect()
     }
 

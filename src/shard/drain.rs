@@ -199,7 +199,7 @@ impl Core {
         {
             self.drain_mailbox_cancelling();
             if last_cancel.is_none_or(|t| t.elapsed() >= Duration::from_millis(100)) {
-                let targets = self.cx.ops.borrow().cancellable();
+                let targets = self.cx.ops.borrow().cancellable_for_shutdown();
                 let mut pending = self.cx.pending_cancels.borrow_mut();
                 pending.extend(targets);
                 if self.eventfd_armed.get() {
