@@ -353,8 +353,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let server = h.spawn_pinned(0, async move {
                 for i in 0..conns {
                     let (stream, _) = listener.accept().await.expect("accept");
-                    // Hand each connection to a shard in turn (lane conversion
-                    // keeps the socket; readiness is armed where it is polled).
+                    // Hand each connection to a shard in turn (the stream moves
+                    // with its task; readiness is armed where it is polled).
                     // Detached: it ends when the client closes the connection.
                     let _detached = h2.spawn_pinned(i % h2.shards(), async move {
                         let svc = hyper::service::service_fn(|_req| async {

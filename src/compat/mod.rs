@@ -8,8 +8,9 @@
 //! `tokio::io::AsyncRead`/`AsyncWrite`: code written for Tokio (codecs,
 //! `tokio::io::copy`, hyper through `TokioIo`) runs on them unmodified.
 //!
-//! A stream's waits are armed on its home shard's ring: polled in a task on
-//! that shard directly, from anywhere else (a Tokio task) forwarded there.
+//! A stream polled on any shard arms its wait on that shard's ring; polled
+//! off the shards (a Tokio task, `block_on`), the wait is forwarded to the
+//! stream's home shard.
 //! Converting between the lanes (`into_native`, `into_compat`) hands a
 //! socket over.
 
