@@ -106,7 +106,7 @@ pub use channel::{
 };
 pub use enter::EnterGuard;
 pub use error::{Error, RingRefusal};
-pub use executor::{JoinError, JoinHandle};
+pub use executor::{AbortHandle, JoinError, JoinHandle};
 pub use handle::{Handle, ShardCtx, current_shard, spawn, spawn_local};
 pub use placement::Placement;
 pub use runtime::{Runtime, ShutdownReport};

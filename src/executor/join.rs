@@ -93,7 +93,20 @@ impl<T> Drop for Outcome<T> {
 /// task's allocation, which is freed only when the last reference (`Task`,
 /// `Runnable` or `Waker`) is gone; the `JoinHandle` holds its `waker` for its
 /// whole life, so the pointer is valid whenever the handle exists.
-struct MetaRef(NonNull<TaskMeta>);
+#[derive(Clone, Copy)]
+pub(super) struct MetaRef(NonNull<TaskMeta>);
+
+impl MetaRef {
+    /// The metadata.
+    ///
+    /// The caller holds a reference to the task's allocation (a waker),
+    /// as every holder of a `MetaRef` does (see above).
+    pub(super) fn get(&self) -> &TaskMeta {
+        // SAFETY: a `MetaRef` is kept only beside a waker of its task, which
+        // keeps the allocation, and so the metadata, alive.
+        unsafe { self.0.as_ref() }
+    }
+}
 
 // SAFETY: `TaskMeta` is `Sync` (atomic flags and `Arc`s of `Sync` types),
 // and the pointer stays valid for
@@ -134,6 +147,23 @@ impl<T> JoinHandle<T> {
             unsafe { self.meta.0.as_ref() }.abort();
             self.waker.wake_by_ref();
         }
+    }
+
+    /// A handle that cancels this task from anywhere without its output
+    /// (Tokio's `abort_handle`); it may outlive this `JoinHandle`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let task = rt.handle().spawn_pinned(0, std::future::pending::<()>()).unwrap();
+    /// let abort = task.abort_handle();
+    /// drop(task); // detached: only the abort handle can stop it now
+    /// abort.abort();
+    /// while !abort.is_finished() { std::thread::yield_now(); }
+    /// ```
+    pub fn abort_handle(&self) -> super::AbortHandle {
+        super::AbortHandle::new(self.meta, self.waker.clone())
     }
 
     /// Whether the task has finished (completed, panicked or been

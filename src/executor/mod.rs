@@ -28,6 +28,7 @@
 //!    leaked rather than unwound ([`drop_payload`]): `async-task` drops
 //!    futures, outputs and metadata under an abort-on-panic guard.
 
+mod abort_handle;
 pub(crate) mod coop;
 mod join;
 mod on_shard;
@@ -38,6 +39,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+pub use abort_handle::AbortHandle;
 pub use join::{JoinError, JoinHandle};
 pub(crate) use registry::TaskRegistry;
 pub(crate) use tracked::polling_stealable_home;
