@@ -266,7 +266,7 @@ impl UdpSocket {
     }
 
     /// `recvfrom` with `flags` once readable.
-    fn poll_recv_flags(
+    pub(super) fn poll_recv_flags(
         &self,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,

@@ -1,6 +1,6 @@
-//! `UdpSocket`'s connected and nonblocking calls (Tokio's `recv`,
-//! `poll_recv`, `poll_send`, `readable`, `try_*`), beside the
-//! address-taking ones in `udp.rs`.
+//! `UdpSocket`'s connected, nonblocking and peeking calls (Tokio's `recv`,
+//! `poll_recv`, `poll_send`, `readable`, `try_*`, `peek`, `peek_sender`),
+//! beside the address-taking ones in `udp.rs`.
 //!
 //! Rule (readiness invariant 2): a `try_*` call takes the direction's tick
 //! before its syscall and clears the readiness only on `EAGAIN`.
@@ -169,13 +169,24 @@ impl UdpSocket {
     /// assert_eq!(rt.block_on(j).unwrap().unwrap(), b"pr");
     /// ```
     pub fn poll_recv(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        self.poll_recv_connected(cx, buf, 0)
+    }
+
+    /// `recv` with `flags` (0, or `MSG_PEEK`) from the connected peer into
+    /// `buf`'s unfilled part, once readable.
+    fn poll_recv_connected(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+        flags: i32,
+    ) -> Poll<io::Result<()>> {
         let fd = self.io.as_raw_fd();
         let n = std::task::ready!(self.io.readiness().poll_io(Direction::Read, cx, || {
             // SAFETY: we hand the unfilled part only to `recv`, which writes
             // (never reads) it.
             let unfilled = unsafe { buf.unfilled_mut() };
             // SAFETY: the buffer is valid for writes of its length.
-            let n = unsafe { libc::recv(fd, unfilled.as_mut_ptr().cast(), unfilled.len(), 0) };
+            let n = unsafe { libc::recv(fd, unfilled.as_mut_ptr().cast(), unfilled.len(), flags) };
             if n < 0 {
                 return Err(io::Error::last_os_error());
             }
@@ -288,5 +299,164 @@ impl UdpSocket {
     /// ```
     pub fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         self.try_io(Direction::Read, || self.io.get_ref().recv_from(buf))
+    }
+
+    /// Polls for the next datagram from the connected peer and copies it
+    /// (truncated to `buf`'s unfilled part) without taking it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringlane::compat::UdpSocket;
+    /// use tokio::io::ReadBuf;
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async {
+    ///     let (a, b) = (UdpSocket::bind("127.0.0.1:0".parse().unwrap())?, UdpSocket::bind("127.0.0.1:0".parse().unwrap())?);
+    ///     b.connect(a.local_addr()?)?;
+    ///     a.send_to(b"pk", b.local_addr()?).await?;
+    ///     let mut storage = [0u8; 8];
+    ///     let mut buf = ReadBuf::new(&mut storage);
+    ///     std::future::poll_fn(|cx| b.poll_peek(cx, &mut buf)).await?;
+    ///     let again = b.recv(&mut [0u8; 8]).await?; // still queued
+    ///     Ok::<_, std::io::Error>((buf.filled().to_vec(), again))
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap().unwrap(), (b"pk".to_vec(), 2));
+    /// ```
+    pub fn poll_peek(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        self.poll_recv_connected(cx, buf, libc::MSG_PEEK)
+    }
+
+    /// Waits for the next datagram from the connected peer and copies it
+    /// (truncated to `buf`) without taking it; returns the copied length.
+    ///
+    /// # Errors
+    ///
+    /// `recv(2)` errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringlane::compat::UdpSocket;
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async {
+    ///     let (a, b) = (UdpSocket::bind("127.0.0.1:0".parse().unwrap())?, UdpSocket::bind("127.0.0.1:0".parse().unwrap())?);
+    ///     b.connect(a.local_addr()?)?;
+    ///     a.send_to(b"look", b.local_addr()?).await?;
+    ///     let mut buf = [0u8; 8];
+    ///     let peeked = b.peek(&mut buf).await?;
+    ///     Ok::<_, std::io::Error>((peeked, b.recv(&mut buf).await?))
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap().unwrap(), (4, 4));
+    /// ```
+    pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut rb = ReadBuf::new(buf);
+        let readiness = self.io.readiness();
+        readiness.wait(|cx| self.poll_peek(cx, &mut rb)).await?;
+        Ok(rb.filled().len())
+    }
+
+    /// One nonblocking peek at the next datagram from the connected peer.
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock` if no datagram is queued; other `recv(2)` errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = ringlane::compat::UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    /// s.connect(s.local_addr().unwrap()).unwrap();
+    /// assert_eq!(s.try_peek(&mut [0u8; 4]).unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
+    /// s.try_send(b"me").unwrap();
+    /// assert_eq!(s.try_peek(&mut [0u8; 4]).unwrap(), 2);
+    /// assert_eq!(s.try_recv(&mut [0u8; 4]).unwrap(), 2, "the peek left it queued");
+    /// ```
+    pub fn try_peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.try_io(Direction::Read, || self.io.get_ref().peek(buf))
+    }
+
+    /// One nonblocking peek at the next datagram: its length (truncated to
+    /// `buf`) and sender.
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock` if no datagram is queued; other `recvfrom(2)` errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = ringlane::compat::UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    /// let me = s.local_addr().unwrap();
+    /// s.try_send_to(b"pf", me).unwrap();
+    /// assert_eq!(s.try_peek_from(&mut [0u8; 4]).unwrap(), (2, me));
+    /// ```
+    pub fn try_peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.try_io(Direction::Read, || self.io.get_ref().peek_from(buf))
+    }
+
+    /// Polls for the sender of the next datagram, which stays queued.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringlane::compat::UdpSocket;
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async {
+    ///     let (a, b) = (UdpSocket::bind("127.0.0.1:0".parse().unwrap())?, UdpSocket::bind("127.0.0.1:0".parse().unwrap())?);
+    ///     a.send_to(b"who", b.local_addr()?).await?;
+    ///     let from = std::future::poll_fn(|cx| b.poll_peek_sender(cx)).await?;
+    ///     Ok::<_, std::io::Error>(from == a.local_addr()?)
+    /// }).unwrap();
+    /// assert!(rt.block_on(j).unwrap().unwrap());
+    /// ```
+    pub fn poll_peek_sender(&self, cx: &mut Context<'_>) -> Poll<io::Result<SocketAddr>> {
+        self.poll_recv_flags(cx, &mut ReadBuf::new(&mut []), libc::MSG_PEEK)
+    }
+
+    /// Waits for a datagram and returns its sender; the datagram stays
+    /// queued.
+    ///
+    /// # Errors
+    ///
+    /// `recvfrom(2)` errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringlane::compat::UdpSocket;
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async {
+    ///     let (a, b) = (UdpSocket::bind("127.0.0.1:0".parse().unwrap())?, UdpSocket::bind("127.0.0.1:0".parse().unwrap())?);
+    ///     a.send_to(b"who", b.local_addr()?).await?;
+    ///     let from = b.peek_sender().await?;
+    ///     let (n, again) = b.recv_from(&mut [0u8; 8]).await?;
+    ///     Ok::<_, std::io::Error>((from == a.local_addr()?, from == again, n))
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap().unwrap(), (true, true, 3));
+    /// ```
+    pub async fn peek_sender(&self) -> io::Result<SocketAddr> {
+        let readiness = self.io.readiness();
+        readiness.wait(|cx| self.poll_peek_sender(cx)).await
+    }
+
+    /// One nonblocking look at the next datagram's sender.
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock` if no datagram is queued; other `recvfrom(2)` errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = ringlane::compat::UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    /// let me = s.local_addr().unwrap();
+    /// assert_eq!(s.try_peek_sender().unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
+    /// s.try_send_to(b"x", me).unwrap();
+    /// assert_eq!(s.try_peek_sender().unwrap(), me);
+    /// ```
+    pub fn try_peek_sender(&self) -> io::Result<SocketAddr> {
+        self.try_io(Direction::Read, || {
+            self.io.get_ref().peek_from(&mut []).map(|(_, from)| from)
+        })
     }
 }
