@@ -59,6 +59,41 @@ pub(crate) fn try_write(s: &impl Sealed, buf: &[u8]) -> io::Result<usize> {
     r
 }
 
+/// One nonblocking `readv` into `bufs`; `EAGAIN` clears the read
+/// readiness.
+pub(crate) fn try_read_vectored(
+    s: &impl Sealed,
+    bufs: &mut [io::IoSliceMut<'_>],
+) -> io::Result<usize> {
+    let tick = s.readiness().tick(Direction::Read);
+    let count = bufs.len().min(libc::UIO_MAXIOV as usize) as libc::c_int;
+    // SAFETY: `IoSliceMut` is ABI-compatible with `iovec` on Unix, and the
+    // first `count` of them are live and writable.
+    let r = cvt(unsafe { libc::readv(s.fd(), bufs.as_mut_ptr().cast(), count) });
+    if matches!(&r, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
+        let _ = s.readiness().clear(Direction::Read, tick);
+    }
+    r
+}
+
+/// One nonblocking `sendmsg` of `bufs` (never raising `SIGPIPE`);
+/// `EAGAIN` clears the write readiness.
+pub(crate) fn try_write_vectored(s: &impl Sealed, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+    let tick = s.readiness().tick(Direction::Write);
+    // SAFETY: all-zero bytes are a valid empty `msghdr`.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    // `IoSlice` is ABI-compatible with `iovec` on Unix; the kernel only
+    // reads through the pointer.
+    msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
+    msg.msg_iovlen = bufs.len().min(libc::UIO_MAXIOV as usize);
+    // SAFETY: the message points at `msg_iovlen` live `IoSlice`s.
+    let r = cvt(unsafe { libc::sendmsg(s.fd(), &msg, libc::MSG_NOSIGNAL) });
+    if matches!(&r, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
+        let _ = s.readiness().clear(Direction::Write, tick);
+    }
+    r
+}
+
 /// Polls for bytes to copy into `buf` without taking them (`MSG_PEEK`).
 pub(crate) fn poll_peek(
     s: &impl Sealed,
@@ -455,3 +490,62 @@ half_addrs!(
     WriteHalf<'_, super::UnixStream>,
     std::os::unix::net::SocketAddr
 );
+
+/// `try_read_vectored` and `try_write_vectored` on a stream type, as
+/// Tokio's streams have them.
+macro_rules! stream_vectored {
+    ($stream:ty) => {
+        impl $stream {
+            /// One nonblocking vectored read (`readv`); `WouldBlock` clears
+            /// the read readiness.
+            ///
+            /// # Errors
+            ///
+            /// `WouldBlock` if nothing is there; other `readv(2)` errors.
+            ///
+            /// # Examples
+            ///
+            /// Shown on a Unix stream; a TCP stream works alike.
+            ///
+            /// ```
+            /// use std::io::IoSliceMut;
+            /// let (a, b) = ringlane::compat::UnixStream::pair().unwrap();
+            /// b.try_write(b"headbody").unwrap();
+            /// let (mut head, mut body) = ([0u8; 4], [0u8; 8]);
+            /// let n = a
+            ///     .try_read_vectored(&mut [IoSliceMut::new(&mut head), IoSliceMut::new(&mut body)])
+            ///     .unwrap();
+            /// assert_eq!((n, &head, &body[..4]), (8, b"head", &b"body"[..]));
+            /// ```
+            pub fn try_read_vectored(&self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
+                try_read_vectored(self, bufs)
+            }
+
+            /// One nonblocking vectored write (`sendmsg`, never raising
+            /// `SIGPIPE`); `WouldBlock` clears the write readiness.
+            ///
+            /// # Errors
+            ///
+            /// `WouldBlock` if the send buffer is full; other `sendmsg(2)`
+            /// errors.
+            ///
+            /// # Examples
+            ///
+            /// Shown on a Unix stream; a TCP stream works alike.
+            ///
+            /// ```
+            /// use std::io::IoSlice;
+            /// let (a, b) = ringlane::compat::UnixStream::pair().unwrap();
+            /// let n = a.try_write_vectored(&[IoSlice::new(b"ab"), IoSlice::new(b"cd")]).unwrap();
+            /// let mut got = [0u8; 4];
+            /// assert_eq!((n, b.try_read(&mut got).unwrap(), &got), (4, 4, b"abcd"));
+            /// ```
+            pub fn try_write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+                try_write_vectored(self, bufs)
+            }
+        }
+    };
+}
+
+stream_vectored!(super::TcpStream);
+stream_vectored!(super::UnixStream);
