@@ -12,15 +12,9 @@ use std::task::{Context, Poll};
 use tokio::io::ReadBuf;
 
 use super::readiness::Direction;
-use super::stream::{self, OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf, sealed::Sealed};
-
-fn cvt(r: isize) -> io::Result<usize> {
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r as usize)
-    }
-}
+use super::stream::{
+    self, OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf, cvt, sealed::Sealed,
+};
 
 /// Polls `dir`'s readiness (Tokio's `poll_read_ready`/`poll_write_ready`).
 pub(crate) fn poll_ready(

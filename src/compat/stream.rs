@@ -45,7 +45,8 @@ pub(crate) mod sealed {
 /// ```
 pub trait CompatStream: sealed::Sealed + Send + Sync + 'static {}
 
-fn cvt(r: isize) -> io::Result<usize> {
+/// A byte count, or the OS error a negative result stands for.
+pub(crate) fn cvt(r: isize) -> io::Result<usize> {
     if r < 0 {
         Err(io::Error::last_os_error())
     } else {
