@@ -53,7 +53,10 @@ impl AbortHandle {
 
     /// Whether the task has finished (completed, panicked or been
     /// cancelled): its future has been dropped, so what it held is
-    /// released.
+    /// released. A completed task's output is stored a moment after its
+    /// future is dropped, so its `JoinHandle` may still be pending for
+    /// that moment when this already says `true` (Tokio's two handles
+    /// read one flag).
     ///
     /// # Examples
     ///

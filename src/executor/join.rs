@@ -109,8 +109,10 @@ impl MetaRef {
 }
 
 // SAFETY: `TaskMeta` is `Sync` (atomic flags and `Arc`s of `Sync` types),
-// and the pointer stays valid for
-// the life of the owning `JoinHandle` (see above), on any thread.
+// and the pointer stays valid for the life of the `JoinHandle` or
+// `AbortHandle` that keeps it beside a waker of its task (see above), on
+// any thread. `MetaRef` is private to the executor, which never keeps one
+// without such a waker.
 unsafe impl Send for MetaRef {}
 // SAFETY: as above; only shared access (`&TaskMeta`) is ever made.
 unsafe impl Sync for MetaRef {}

@@ -90,8 +90,11 @@ pub(crate) struct OpCell<T> {
     /// passed was stopped by its timeout (invariant 7); one ended so before
     /// it (a shutdown's cancel) was not.
     deadline: Option<Instant>,
-    /// Set (home shard only) when a shutdown cancelled the op before its
-    /// deadline: its `-ECANCELED` stays that, however late it is reaped.
+    /// Set (home shard only) when a shutdown picked the op for a cancel
+    /// before its deadline: its `-ECANCELED` stays that, however late it
+    /// is reaped. (Should the linked timeout fire between the pick and the
+    /// cancel's submission, a few µs, the op reports the shutdown's
+    /// cancel: it was being cancelled either way.)
     shutdown_before_deadline: AtomicBool,
     /// The SQE, built at creation from the resources beside it, until it
     /// is pushed: touched only while the cell is unshared. Kept here, not

@@ -186,3 +186,19 @@ fn a_shutdown_cancel_before_the_deadline_is_not_a_timeout_however_late_it_is_rea
     untouched.complete(-libc::ECANCELED, 0);
     assert_eq!(completed_result(&untouched), -libc::ETIMEDOUT);
 }
+
+/// Expected: the table marks each cancellable op as shutdown picks it, so
+/// a timed op picked before its deadline reports the cancel.
+///
+/// Why it may fail: the table listed the ops without telling them.
+#[test]
+fn shutdown_picking_an_op_from_the_table_marks_it() {
+    let mut table = super::super::table::OpTable::default();
+    let timed = timed_cell(Instant::now() + std::time::Duration::from_millis(20));
+    let user_data = table.insert(timed.clone());
+    assert_eq!(table.cancellable_for_shutdown(), [user_data]);
+    std::thread::sleep(std::time::Duration::from_millis(30)); // past the deadline
+    let entry = table.take(user_data).expect("in the table");
+    entry.complete(-libc::ECANCELED, 0);
+    assert_eq!(completed_result(&timed), -libc::ECANCELED);
+}

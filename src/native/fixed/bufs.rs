@@ -235,14 +235,17 @@ impl FixedBufPool {
         };
         poll_fn(|cx| {
             let (taken, others, gone) = wait.pool.free.lock().poll_take(&mut wait.slot, cx.waker());
+            // The buffer is owned before any foreign code runs: a waker
+            // that panics then gives it back as it unwinds.
+            let buf = taken.map(|index| FixedBuf {
+                pool: self.pool.clone(),
+                index,
+                len: 0,
+            });
             others.into_iter().for_each(Waker::wake);
             drop(gone);
-            match taken {
-                Some(index) => Poll::Ready(FixedBuf {
-                    pool: self.pool.clone(),
-                    index,
-                    len: 0,
-                }),
+            match buf {
+                Some(buf) => Poll::Ready(buf),
                 None => Poll::Pending,
             }
         })
