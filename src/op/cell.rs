@@ -91,11 +91,13 @@ pub(crate) struct OpCell<T> {
     /// it (a shutdown's cancel) was not.
     deadline: Option<Instant>,
     /// Set (home shard only) when a shutdown picked the op for a cancel
-    /// before its deadline: its `-ECANCELED` stays that, however late it
-    /// is reaped. (Should the linked timeout fire between the pick and the
-    /// cancel's submission, a few µs, the op reports the shutdown's
-    /// cancel: it was being cancelled either way.)
-    shutdown_before_deadline: AtomicBool,
+    /// before its deadline, or with none: its end by cancellation reads as
+    /// `-ECANCELED` however late it is reaped, and an io-wq op's `-EINTR`
+    /// too (`Interrupted` would make a retry loop submit again). Should
+    /// the linked timeout fire between the pick and the cancel's
+    /// submission (a few µs), the op reports the shutdown's cancel: it was
+    /// being cancelled either way.
+    shutdown_cancel_first: AtomicBool,
     /// The SQE, built at creation from the resources beside it, until it
     /// is pushed: touched only while the cell is unshared. Kept here, not
     /// in the future, so the future stays small (it is moved into and out
@@ -154,9 +156,9 @@ impl<T: Send> Completable for OpCell<T> {
     }
 
     fn cancelled_by_shutdown(&self, now: Instant) {
-        if self.deadline.is_some_and(|d| now < d) {
+        if self.deadline.is_none_or(|d| now < d) {
             // Read by `complete` on this same thread.
-            self.shutdown_before_deadline.store(true, Ordering::Relaxed);
+            self.shutdown_cancel_first.store(true, Ordering::Relaxed);
         }
     }
 
@@ -210,18 +212,20 @@ impl<T: Send> Completable for OpCell<T> {
 }
 
 impl<T> OpCell<T> {
-    /// `-ETIMEDOUT` for a result its linked timeout caused: the op was
-    /// cancelled (or, running in io-wq, interrupted) and its deadline has
-    /// passed, and no shutdown cancelled it before that deadline. Decided
-    /// at the CQE, not when the future looks: an op a shutdown cancelled
-    /// early stays `-ECANCELED` however late it is polled or reaped. Our
-    /// own cancel comes only from `drop`, whose result nobody sees.
+    /// The result an op stopped by a cancel reports: `-ECANCELED` if a
+    /// shutdown's cancel came first (an io-wq op's `-EINTR` included);
+    /// `-ETIMEDOUT` if its deadline has passed (its linked timeout
+    /// cancelled or, in io-wq, interrupted it). Decided at the CQE, not
+    /// when the future looks: an op a shutdown cancelled early stays
+    /// `-ECANCELED` however late it is polled or reaped. Our own cancel
+    /// comes only from `drop`, whose result nobody sees.
     fn timed_out_as_such(&self, result: i32) -> i32 {
         let stopped = result == -libc::ECANCELED || result == -libc::EINTR;
-        if stopped
-            && !self.shutdown_before_deadline.load(Ordering::Relaxed)
-            && self.deadline.is_some_and(|d| Instant::now() >= d)
-        {
+        if !stopped {
+            result
+        } else if self.shutdown_cancel_first.load(Ordering::Relaxed) {
+            -libc::ECANCELED
+        } else if self.deadline.is_some_and(|d| Instant::now() >= d) {
             -libc::ETIMEDOUT
         } else {
             result
@@ -292,7 +296,7 @@ where
         issued_fd: Mutex::new(None),
         timespec: types::Timespec::new(),
         deadline: None,
-        shutdown_before_deadline: AtomicBool::new(false),
+        shutdown_cancel_first: AtomicBool::new(false),
         sqe: UnsafeCell::new(None),
         bound: None,
     });

@@ -34,7 +34,7 @@ fn cell(state: State) -> Arc<OpCell<()>> {
         issued_fd: Mutex::new(None),
         timespec: types::Timespec::new(),
         deadline: None,
-        shutdown_before_deadline: AtomicBool::new(false),
+        shutdown_cancel_first: AtomicBool::new(false),
         sqe: UnsafeCell::new(None),
         bound: None,
     })
@@ -201,4 +201,24 @@ fn shutdown_picking_an_op_from_the_table_marks_it() {
     let entry = table.take(user_data).expect("in the table");
     entry.complete(-libc::ECANCELED, 0);
     assert_eq!(completed_result(&timed), -libc::ECANCELED);
+}
+
+/// Expected: an io-wq op a shutdown cancelled (no deadline) ends with
+/// `-EINTR` from the kernel and reports `-ECANCELED`: `Interrupted` would
+/// send `write_all_at`'s and `read_exact_at`'s loops round again.
+#[test]
+fn a_shutdown_cancelled_io_wq_op_reports_a_cancel_not_an_interruption() {
+    let untimed = cell(State::Submitted {
+        waker: None,
+        early: None,
+    });
+    untimed.cancelled_by_shutdown(Instant::now());
+    untimed.complete(-libc::EINTR, 0);
+    assert_eq!(completed_result(&untimed), -libc::ECANCELED);
+    let other = cell(State::Submitted {
+        waker: None,
+        early: None,
+    });
+    other.complete(-libc::EINTR, 0);
+    assert_eq!(completed_result(&other), -libc::EINTR, "not ours to rename");
 }

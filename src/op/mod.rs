@@ -46,7 +46,8 @@
 //!    the cell) and by whether a shutdown cancelled the op before it (the
 //!    shard marks the cell as it picks its cancels), so a cancel of
 //!    shutdown's before the deadline stays `-ECANCELED` however late it is
-//!    reaped or the future looks. A deadline already past
+//!    reaped or the future looks (an io-wq op's `-EINTR` too: `Interrupted`
+//!    would send a retry loop round again). A deadline already past
 //!    fails the op with `TimedOut` before anything is submitted.
 //! 8. A multishot op (`MultiShot`) stays in the op table from its SQE to
 //!    its last CQE (the first without `IORING_CQE_F_MORE`); every CQE before
