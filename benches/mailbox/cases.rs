@@ -4,11 +4,12 @@
 
 use crate::measure::{RttRun, TputRun};
 use crate::raw_msg_ring::{
-    rtt_raw_busy_poll, rtt_raw_parked, rtt_raw_parked_dt, tput_raw, tput_raw_dt,
+    rtt_raw_busy_poll, rtt_raw_parked, rtt_raw_parked_dt, rtt_raw_parked_dt_pinned, tput_raw,
+    tput_raw_dt,
 };
 use crate::ringlane_cases::{
-    rtt_ringlane_one_shard, rtt_ringlane_parked, rtt_ringlane_parked_no_dt, rtt_ringlane_spin,
-    tput_ringlane_parked, tput_ringlane_spin,
+    rtt_ringlane_one_shard, rtt_ringlane_parked, rtt_ringlane_parked_no_dt,
+    rtt_ringlane_parked_pinned, rtt_ringlane_spin, tput_ringlane_parked, tput_ringlane_spin,
 };
 use crate::shared::runtimes::{ringlane_runtime, shutdown, tokio_multi_thread};
 use crate::shared::watchdog::HANDLES;
@@ -21,6 +22,9 @@ use crate::{SPIN_WINDOW, THREADS};
 /// The ringlane and Tokio runtimes, built once before anything is timed.
 pub(crate) struct Env {
     pub(crate) parked: ringlane::Runtime,
+    /// Shards 0 and 1 pinned to the first two allowed CPUs, as the pinned
+    /// raw pair's threads are: every hop crosses cores on both sides.
+    pub(crate) parked_pinned: ringlane::Runtime,
     pub(crate) parked_no_dt: ringlane::Runtime,
     pub(crate) spin: ringlane::Runtime,
     pub(crate) tokio_mt: tokio::runtime::Runtime,
@@ -31,12 +35,14 @@ impl Env {
         let build = |b: ringlane::Builder| ringlane_runtime(b, THREADS);
         let env = Self {
             parked: build(ringlane::Runtime::builder()),
+            parked_pinned: build(ringlane::Runtime::builder().pin_cpus(true)),
             parked_no_dt: build(ringlane::Runtime::builder().defer_taskrun(false)),
             spin: build(ringlane::Runtime::builder().spin_before_park(SPIN_WINDOW)),
             tokio_mt: tokio_multi_thread(THREADS),
         };
         let mut handles = HANDLES.lock().unwrap();
         handles.push(("parked", env.parked.handle()));
+        handles.push(("parked_pinned", env.parked_pinned.handle()));
         handles.push(("parked_no_dt", env.parked_no_dt.handle()));
         handles.push(("spin", env.spin.handle()));
         drop(handles);
@@ -47,6 +53,7 @@ impl Env {
         HANDLES.lock().unwrap().clear();
         for (name, rt) in [
             ("parked", self.parked),
+            ("parked_pinned", self.parked_pinned),
             ("parked_no_dt", self.parked_no_dt),
             ("spin", self.spin),
         ] {
@@ -74,6 +81,12 @@ pub(crate) const RTT_CASES: &[RttCase] = &[
         run: rtt_ringlane_parked,
     },
     RttCase {
+        id: "ringlane_parked_pinned",
+        label: "ringlane, shards park, pinned to 2 distinct CPUs (`pin_cpus(true)`)",
+        parked: true,
+        run: rtt_ringlane_parked_pinned,
+    },
+    RttCase {
         id: "ringlane_parked_no_dt",
         label: "ringlane, shards park, defer_taskrun(false)",
         parked: true,
@@ -96,6 +109,12 @@ pub(crate) const RTT_CASES: &[RttCase] = &[
         label: "raw MSG_RING, 2 threads sleep in io_uring_enter (rings set up like ringlane's: DEFER_TASKRUN, registered fd)",
         parked: true,
         run: rtt_raw_parked_dt,
+    },
+    RttCase {
+        id: "raw_msg_ring_parked_dt_pinned",
+        label: "raw MSG_RING, rings set up like ringlane's, 2 threads pinned to 2 distinct CPUs (as `pin_cpus(true)` places shards 0 and 1)",
+        parked: true,
+        run: rtt_raw_parked_dt_pinned,
     },
     RttCase {
         id: "raw_msg_ring_busy_poll",

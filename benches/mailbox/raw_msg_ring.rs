@@ -17,6 +17,7 @@ use crate::shared::floor_ring::FloorRing;
 
 use crate::cases::Env;
 use crate::measure::{RttRun, Samples, TputRun};
+use crate::shared::cpu::pin_current_thread;
 use crate::shared::timing::process_cpu_time;
 use crate::watchdog::progress;
 use crate::{STOP, WINDOW};
@@ -70,13 +71,18 @@ fn next_msg(ring: &mut IoUring) -> Option<u64> {
 }
 
 /// Two threads, two rings, MSG_RING each way. `busy_poll`: spin on the CQ
-/// and only `submit()`; otherwise sleep in `submit_and_wait(1)`.
-fn raw_rtt(kind: RingKind, busy_poll: bool, warm: usize, n: usize) -> RttRun {
+/// and only `submit()`; otherwise sleep in `submit_and_wait(1)`. `pin`: the
+/// ping thread on the first allowed CPU and the echo thread on the second,
+/// as `pin_cpus(true)` places shards 0 and 1.
+fn raw_rtt(kind: RingKind, busy_poll: bool, pin: bool, warm: usize, n: usize) -> RttRun {
     let fds = [AtomicI32::new(-1), AtomicI32::new(-1)];
     let ready = Barrier::new(2);
     let done = Barrier::new(2);
     std::thread::scope(|scope| {
         let echo = scope.spawn(|| {
+            if pin {
+                pin_current_thread(1);
+            }
             let mut ring = new_ring(kind, 8, None);
             fds[1].store(ring.as_raw_fd(), Ordering::Relaxed);
             ready.wait();
@@ -103,6 +109,9 @@ fn raw_rtt(kind: RingKind, busy_poll: bool, warm: usize, n: usize) -> RttRun {
             done.wait();
         });
         let ping = scope.spawn(|| {
+            if pin {
+                pin_current_thread(0);
+            }
             let mut ring = new_ring(kind, 8, None);
             fds[0].store(ring.as_raw_fd(), Ordering::Relaxed);
             ready.wait();
@@ -135,15 +144,19 @@ fn raw_rtt(kind: RingKind, busy_poll: bool, warm: usize, n: usize) -> RttRun {
 }
 
 pub(crate) fn rtt_raw_parked(_: &Env, warm: usize, n: usize) -> RttRun {
-    raw_rtt(RingKind::Default, false, warm, n)
+    raw_rtt(RingKind::Default, false, false, warm, n)
 }
 
 pub(crate) fn rtt_raw_parked_dt(_: &Env, warm: usize, n: usize) -> RttRun {
-    raw_rtt(RingKind::DeferTaskrun, false, warm, n)
+    raw_rtt(RingKind::DeferTaskrun, false, false, warm, n)
+}
+
+pub(crate) fn rtt_raw_parked_dt_pinned(_: &Env, warm: usize, n: usize) -> RttRun {
+    raw_rtt(RingKind::DeferTaskrun, false, true, warm, n)
 }
 
 pub(crate) fn rtt_raw_busy_poll(_: &Env, warm: usize, n: usize) -> RttRun {
-    raw_rtt(RingKind::Default, true, warm, n)
+    raw_rtt(RingKind::Default, true, false, warm, n)
 }
 
 /// One-way: a sender thread pushes `batch` MSG_RING SQEs and submits once;

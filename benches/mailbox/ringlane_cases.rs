@@ -53,6 +53,10 @@ pub(crate) fn rtt_ringlane_parked(env: &Env, warm: usize, n: usize) -> RttRun {
     ringlane_rtt(&env.parked, 1, warm, n)
 }
 
+pub(crate) fn rtt_ringlane_parked_pinned(env: &Env, warm: usize, n: usize) -> RttRun {
+    ringlane_rtt(&env.parked_pinned, 1, warm, n)
+}
+
 pub(crate) fn rtt_ringlane_parked_no_dt(env: &Env, warm: usize, n: usize) -> RttRun {
     ringlane_rtt(&env.parked_no_dt, 1, warm, n)
 }

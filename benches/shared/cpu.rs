@@ -73,3 +73,27 @@ fn thread_clock_ns(tid: i32) -> Option<u64> {
     let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
     (rc == 0).then(|| ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
 }
+
+/// Pins the calling thread to the `index`-th CPU it is allowed to run on,
+/// by the rule ringlane's `Builder::pin_cpus` uses for shard `index`, so a
+/// baseline's threads and ringlane's shards sit on the same CPUs. Does
+/// nothing if the affinity cannot be read or set.
+pub(crate) fn pin_current_thread(index: usize) {
+    // SAFETY: cpu_set_t is plain data; the calls get its exact size.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return;
+        }
+        let allowed: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect();
+        if allowed.is_empty() {
+            return;
+        }
+        let cpu = allowed[index % allowed.len()];
+        libc::CPU_ZERO(&mut set);
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
