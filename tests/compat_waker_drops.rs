@@ -7,30 +7,13 @@ mod common;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Wake, Waker};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use common::droppers::{arm, drops_on_drop};
 use std::time::Duration;
 
 use ringlane::compat::UnixStream;
-
-/// A waker whose last clone's drop drops `victim`: a compat wait on the
-/// same stream, whose drop leaves the stream's waiter list.
-struct DropsAWait {
-    inner: Waker,
-    victim: Mutex<Option<Pin<Box<dyn Future<Output = ()> + Send>>>>,
-}
-
-impl Wake for DropsAWait {
-    fn wake(self: Arc<Self>) {
-        self.inner.wake_by_ref();
-    }
-}
-
-impl Drop for DropsAWait {
-    fn drop(&mut self) {
-        drop(self.victim.lock().unwrap().take());
-    }
-}
 
 /// How a wait lets go of the waker it registered.
 #[derive(Clone, Copy, Debug)]
@@ -68,10 +51,7 @@ fn a_waiters_waker_that_drops_another_wait_does_not_deadlock() {
                 let mut held = Box::pin(a.readable());
                 let (victim_waits, held_waits, shared) = std::future::poll_fn(|cx| {
                     let victim_waits = victim.as_mut().poll(cx).is_pending();
-                    let shared = Arc::new(DropsAWait {
-                        inner: cx.waker().clone(),
-                        victim: Mutex::new(None),
-                    });
+                    let shared = drops_on_drop(Some(cx.waker().clone()));
                     let w = Waker::from(shared.clone());
                     let held_waits = held
                         .as_mut()
@@ -82,7 +62,7 @@ fn a_waiters_waker_that_drops_another_wait_does_not_deadlock() {
                 .await;
                 assert!(victim_waits && held_waits, "the stream was readable");
                 // The list holds the last clone of the waker now.
-                *shared.victim.lock().unwrap() = Some(victim);
+                arm(&shared, victim);
                 drop(shared);
                 match how {
                     LetGo::Replaced => {

@@ -8,11 +8,12 @@ mod common;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
+use common::droppers::{arm, drops_on_drop};
 use ringlane::native::NativeTimeoutExt;
 use ringlane::native::net::UnixStream;
 
@@ -117,25 +118,6 @@ fn a_push_whose_old_wakers_drop_panics_leaves_an_op_that_its_drop_cancels() {
     );
 }
 
-/// A waker whose last clone's drop drops `victim`: an op future waiting
-/// for room on the same shard, whose drop leaves the shard's room list.
-struct DropsAnOp {
-    inner: Waker,
-    victim: Mutex<Option<Pin<Box<dyn Future<Output = ()> + Send>>>>,
-}
-
-impl Wake for DropsAnOp {
-    fn wake(self: Arc<Self>) {
-        self.inner.wake_by_ref();
-    }
-}
-
-impl Drop for DropsAnOp {
-    fn drop(&mut self) {
-        drop(self.victim.lock().unwrap().take());
-    }
-}
-
 /// How an op lets go of the waker it registered for room.
 #[derive(Clone, Copy, Debug)]
 enum LetGo {
@@ -176,10 +158,7 @@ fn a_room_waiters_waker_that_drops_another_waiting_op_does_not_deadlock_the_shar
                 let mut held = Box::pin(c.read(vec![0u8; 8]));
                 let (victim_waits, held_waits, shared) = std::future::poll_fn(|cx| {
                     let victim_waits = victim.as_mut().poll(cx).is_pending();
-                    let shared = Arc::new(DropsAnOp {
-                        inner: cx.waker().clone(),
-                        victim: Mutex::new(None),
-                    });
+                    let shared = drops_on_drop(Some(cx.waker().clone()));
                     let held_waits = poll_with(held.as_mut(), &Waker::from(shared.clone()));
                     Poll::Ready((victim_waits, held_waits, shared))
                 })
@@ -187,7 +166,7 @@ fn a_room_waiters_waker_that_drops_another_waiting_op_does_not_deadlock_the_shar
                 assert!(victim_waits && held_waits, "an op found room");
                 // Hand the victim to the waker the room list holds, then
                 // let our own clone go: the list's is the last.
-                *shared.victim.lock().unwrap() = Some(victim);
+                arm(&shared, victim);
                 drop(shared);
                 match how {
                     LetGo::Replaced => {

@@ -9,36 +9,13 @@
 
 mod common;
 
-use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use common::droppers::{arm, drops_on_drop};
 use ringlane::channel;
-
-/// A waker whose last clone's drop drops `victim` (a future waiting on the
-/// same object, or the last sender of a channel).
-struct DropsOnDrop {
-    victim: Mutex<Option<Box<dyn Any + Send>>>,
-}
-
-impl Wake for DropsOnDrop {
-    fn wake(self: Arc<Self>) {}
-}
-
-impl Drop for DropsOnDrop {
-    fn drop(&mut self) {
-        drop(self.victim.lock().unwrap().take());
-    }
-}
-
-fn drops_on_drop() -> Arc<DropsOnDrop> {
-    Arc::new(DropsOnDrop {
-        victim: Mutex::new(None),
-    })
-}
 
 fn poll<F: Future + ?Sized>(f: Pin<&mut F>, waker: &Waker) -> Poll<F::Output> {
     f.poll(&mut Context::from_waker(waker))
@@ -78,9 +55,9 @@ fn a_waiting_sends_waker_that_drops_another_waiting_send_does_not_deadlock() {
                 let tx = tx.clone();
                 Box::pin(async move { tx.send(1).await })
             };
-            let shared = drops_on_drop();
+            let shared = drops_on_drop(None);
             assert!(poll(held.as_mut(), &Waker::from(shared.clone())).is_pending());
-            *shared.victim.lock().unwrap() = Some(Box::new(victim));
+            arm(&shared, victim);
             drop(shared); // the queue holds the last clone
             if replaced {
                 assert!(poll(held.as_mut(), Waker::noop()).is_pending());
@@ -100,8 +77,8 @@ fn a_waiting_sends_waker_that_drops_another_waiting_send_does_not_deadlock() {
 fn a_receivers_waker_that_owns_the_last_sender_does_not_deadlock_when_replaced() {
     without_deadlock("receiver", || {
         let (tx, mut rx) = channel::<u32>(1).unwrap();
-        let shared = drops_on_drop();
-        *shared.victim.lock().unwrap() = Some(Box::new(tx));
+        let shared = drops_on_drop(None);
+        arm(&shared, tx);
         let waker = Waker::from(shared);
         {
             let mut recv = Box::pin(rx.recv());
@@ -141,12 +118,12 @@ fn a_pool_waiters_waker_that_drops_another_waiting_get_does_not_deadlock() {
                 let mut held = Box::pin(pool.get());
                 let shared = std::future::poll_fn(|cx| {
                     assert!(victim.as_mut().poll(cx).is_pending());
-                    let shared = drops_on_drop();
+                    let shared = drops_on_drop(None);
                     assert!(poll(held.as_mut(), &Waker::from(shared.clone())).is_pending());
                     Poll::Ready(shared)
                 })
                 .await;
-                *shared.victim.lock().unwrap() = Some(Box::new(SendFuture(victim)));
+                arm(&shared, victim);
                 drop(shared);
                 if replaced {
                     let still =
@@ -166,6 +143,3 @@ fn a_pool_waiters_waker_that_drops_another_waiting_get_does_not_deadlock() {
         rt.block_on(task).unwrap();
     }
 }
-
-/// A boxed future as an `Any` (a victim, held only to be dropped).
-struct SendFuture(#[allow(dead_code)] Pin<Box<dyn Future<Output = ()> + Send>>);

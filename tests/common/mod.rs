@@ -6,6 +6,7 @@ use std::time::Duration;
 pub mod chans;
 pub mod child;
 pub mod compat_io;
+pub mod droppers;
 pub mod fixed_io;
 pub mod fs_edges;
 pub mod lifecycle;
