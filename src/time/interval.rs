@@ -153,6 +153,103 @@ impl Interval {
     pub fn period(&self) -> Duration {
         self.period
     }
+
+    /// How the interval catches up after missed ticks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringlane::time::{interval, MissedTickBehavior};
+    /// let mut i = interval(std::time::Duration::from_millis(10));
+    /// assert_eq!(i.missed_tick_behavior(), MissedTickBehavior::Burst);
+    /// i.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    /// assert_eq!(i.missed_tick_behavior(), MissedTickBehavior::Skip);
+    /// ```
+    pub fn missed_tick_behavior(&self) -> MissedTickBehavior {
+        self.missed
+    }
+
+    /// The next tick comes one period from now (Tokio's `reset`). A task
+    /// waiting in `tick()` waits for the new deadline.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// let mut i = ringlane::time::interval(Duration::from_secs(3600));
+    /// i.reset();
+    /// assert!(i.next_deadline() > Instant::now() + Duration::from_secs(3500));
+    /// ```
+    pub fn reset(&mut self) {
+        self.reset_after(self.period);
+    }
+
+    /// The next tick comes now (Tokio's `reset_immediately`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async {
+    ///     let mut i = ringlane::time::interval(Duration::from_secs(3600));
+    ///     i.tick().await; // the first tick is immediate
+    ///     i.reset_immediately();
+    ///     let start = Instant::now();
+    ///     i.tick().await; // not an hour later
+    ///     start.elapsed()
+    /// }).unwrap();
+    /// assert!(rt.block_on(j).unwrap() < Duration::from_secs(60));
+    /// ```
+    pub fn reset_immediately(&mut self) {
+        self.reset_at(Instant::now());
+    }
+
+    /// The next tick comes `after` from now (Tokio's `reset_after`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// let mut i = ringlane::time::interval(Duration::from_secs(3600));
+    /// let before = Instant::now();
+    /// i.reset_after(Duration::from_secs(5));
+    /// let next = i.next_deadline();
+    /// assert!(next >= before + Duration::from_secs(5) && next < before + Duration::from_secs(60));
+    /// ```
+    pub fn reset_after(&mut self, after: Duration) {
+        self.reset_at(super::sleep::after(Instant::now(), after));
+    }
+
+    /// The next tick comes at `deadline` (Tokio's `reset_at`); the ticks
+    /// after it follow the period from there.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// let mut i = ringlane::time::interval(Duration::from_millis(10));
+    /// let at = Instant::now() + Duration::from_secs(7);
+    /// i.reset_at(at);
+    /// assert_eq!(i.next_deadline(), at);
+    /// ```
+    pub fn reset_at(&mut self, deadline: Instant) {
+        self.delay.reset(deadline);
+    }
+
+    /// When the next tick is due.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// let start = Instant::now();
+    /// let i = ringlane::time::interval_at(start, std::time::Duration::from_secs(1));
+    /// assert_eq!(i.next_deadline(), start);
+    /// ```
+    pub fn next_deadline(&self) -> Instant {
+        self.delay.deadline()
+    }
 }
 
 /// When the tick after one `scheduled` for, and taken at `now`, is due.

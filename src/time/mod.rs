@@ -15,5 +15,5 @@ mod wheel;
 pub use interval::{Interval, MissedTickBehavior, interval, interval_at};
 pub(crate) use sleep::after;
 pub use sleep::{Sleep, sleep, sleep_until};
-pub use timeout::{Elapsed, Timeout, timeout};
+pub use timeout::{Elapsed, Timeout, timeout, timeout_at};
 pub(crate) use wheel::TimerWheel;

@@ -107,9 +107,13 @@ impl Sleep {
         self.deadline
     }
 
-    /// Whether the deadline has passed (as with Tokio's, whether or not the
-    /// sleep has been polled since). A poll then completes within a
-    /// millisecond, the timers' resolution: timers never fire early.
+    /// Whether the deadline has passed, whether or not the sleep has been
+    /// polled since. (Tokio's says `true` only once its timer driver has
+    /// fired the registered sleep: `false` for a sleep never polled.) A poll
+    /// then completes at once: timers never fire early, and a sleep whose
+    /// deadline has passed, `sleep(Duration::ZERO)` included, is ready on
+    /// its first poll without waiting for a timer tick as Tokio's does (it
+    /// spends the cooperative budget, so a loop of them still yields).
     ///
     /// # Examples
     ///

@@ -72,6 +72,70 @@ pub fn timeout<F: Future>(duration: Duration, future: F) -> Timeout<F> {
     }
 }
 
+/// Runs `future` until `deadline` (Tokio's `timeout_at`): `Err(Elapsed)`
+/// if it is still pending then. The future is polled first, so one that is
+/// ready gives its output even past the deadline.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+/// let j = rt.handle().spawn_pinned(0, async {
+///     let soon = Instant::now() + Duration::from_millis(5);
+///     let late = ringlane::time::timeout_at(soon, std::future::pending::<()>()).await;
+///     let ready = ringlane::time::timeout_at(Instant::now(), async { 1 }).await;
+///     (late.is_err(), ready)
+/// }).unwrap();
+/// assert_eq!(rt.block_on(j).unwrap(), (true, Ok(1)));
+/// ```
+pub fn timeout_at<F: Future>(deadline: std::time::Instant, future: F) -> Timeout<F> {
+    Timeout {
+        future,
+        delay: super::sleep_until(deadline),
+    }
+}
+
+impl<F> Timeout<F> {
+    /// The wrapped future.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let t = ringlane::time::timeout(std::time::Duration::from_secs(1), std::future::ready(3));
+    /// assert!(std::ptr::eq(t.get_ref(), t.get_ref()));
+    /// ```
+    pub fn get_ref(&self) -> &F {
+        &self.future
+    }
+
+    /// The wrapped future, mutably (before the `Timeout` is pinned).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut t = ringlane::time::timeout(std::time::Duration::from_secs(1), std::future::ready(3));
+    /// let _inner: &mut std::future::Ready<i32> = t.get_mut();
+    /// ```
+    pub fn get_mut(&mut self) -> &mut F {
+        &mut self.future
+    }
+
+    /// The wrapped future, without its deadline.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let t = ringlane::time::timeout(std::time::Duration::ZERO, async { 5 });
+    /// let j = rt.handle().spawn_pinned(0, t.into_inner()).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), 5);
+    /// ```
+    pub fn into_inner(self) -> F {
+        self.future
+    }
+}
+
 impl<F: Future> Future for Timeout<F> {
     type Output = Result<F::Output, Elapsed>;
 
