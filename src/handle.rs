@@ -477,3 +477,9 @@ impl Handle {
         context::with_current(|cx| (cx.shared.id == self.shared.id).then_some(cx.index)).flatten()
     }
 }
+
+// As Tokio's `Handle`: the shared state sits behind non-poisoning locks and
+// atomics, and panics inside the runtime are contained where they happen,
+// so a caught panic leaves nothing half written for a handle to see.
+impl std::panic::UnwindSafe for Handle {}
+impl std::panic::RefUnwindSafe for Handle {}

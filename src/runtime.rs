@@ -291,3 +291,8 @@ impl std::fmt::Debug for Runtime {
             .finish()
     }
 }
+
+// As Tokio's `Runtime` (see `Handle`'s): `catch_unwind(|| rt.block_on(..))`
+// compiles as it does with Tokio.
+impl std::panic::UnwindSafe for Runtime {}
+impl std::panic::RefUnwindSafe for Runtime {}

@@ -81,3 +81,7 @@ impl std::fmt::Debug for AbortHandle {
             .finish()
     }
 }
+
+// As Tokio's (see `JoinHandle`'s).
+impl std::panic::UnwindSafe for AbortHandle {}
+impl std::panic::RefUnwindSafe for AbortHandle {}

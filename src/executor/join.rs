@@ -391,8 +391,12 @@ impl fmt::Display for JoinError {
 impl fmt::Debug for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.repr {
+            // Tokio's shape, less its task id: `JoinError::Panic("boom", ...)`.
             Repr::Cancelled => f.write_str("JoinError::Cancelled"),
-            Repr::Panic(p) => write!(f, "JoinError::Panic({:?})", panic_message(&**p.lock())),
+            Repr::Panic(p) => match panic_message(&**p.lock()) {
+                Some(msg) => write!(f, "JoinError::Panic({msg:?}, ...)"),
+                None => f.write_str("JoinError::Panic(...)"),
+            },
         }
     }
 }
@@ -404,3 +408,12 @@ impl From<JoinError> for std::io::Error {
         std::io::Error::other(e)
     }
 }
+
+// As Tokio's: a handle holds no state a caught panic could leave half
+// written for the code that catches it (the shared parts sit behind
+// non-poisoning locks and atomics, and every panic inside the runtime is
+// contained where it happens).
+impl<T> std::panic::UnwindSafe for JoinHandle<T> {}
+impl<T> std::panic::RefUnwindSafe for JoinHandle<T> {}
+impl std::panic::UnwindSafe for JoinError {}
+impl std::panic::RefUnwindSafe for JoinError {}
