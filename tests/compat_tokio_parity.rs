@@ -280,3 +280,39 @@ fn borrowed_halves_wait_and_try_like_tokios() {
     assert!(waited, "readable() resolved on an empty half");
     assert_eq!(got, b"back");
 }
+
+/// Expected: `compat::TcpStream::connect` takes what Tokio's does in
+/// practice (a string, a host-port pair, a list of addresses tried in
+/// turn), and an empty list is `InvalidInput`, not a panic.
+#[test]
+fn tcp_connect_takes_strings_pairs_and_lists_of_addresses() {
+    let rt = common::runtime(1);
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let out = on_shard(&rt, async move {
+        use ringlane::compat::TcpStream;
+        let by_str = soon(TcpStream::connect(format!("127.0.0.1:{}", addr.port()))).await;
+        let by_pair = soon(TcpStream::connect(("127.0.0.1", addr.port()))).await;
+        // A closed port first, then the listener: the second one connects.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let dead = closed.local_addr().unwrap();
+        drop(closed);
+        let by_list = soon(TcpStream::connect(&[dead, addr][..])).await;
+        let none = soon(TcpStream::connect(&[][..] as &[std::net::SocketAddr])).await;
+        (
+            by_str.map(|s| s.peer_addr().unwrap()).ok(),
+            by_pair.map(|s| s.peer_addr().unwrap()).ok(),
+            by_list.map(|s| s.peer_addr().unwrap()).ok(),
+            none.map(drop).map_err(|e| e.kind()),
+        )
+    });
+    assert_eq!(
+        out,
+        (
+            Some(addr),
+            Some(addr),
+            Some(addr),
+            Err(ErrorKind::InvalidInput)
+        )
+    );
+}

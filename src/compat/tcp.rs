@@ -65,9 +65,18 @@ impl TcpStream {
     /// Connects to `addr` (with the native lane's `IORING_OP_CONNECT`, then
     /// switched to nonblocking mode). Must run on a shard.
     ///
+    /// `addr` is anything `std::net::ToSocketAddrs` takes (a `SocketAddr`,
+    /// `"127.0.0.1:8080"`, `("localhost", 8080)`), as Tokio's `connect`
+    /// takes its own `ToSocketAddrs`; each address it yields is tried in
+    /// turn until one connects. A host name is resolved by the system
+    /// resolver on the calling thread, which blocks it meanwhile (Tokio
+    /// resolves on its blocking pool): on a busy shard, resolve ahead and
+    /// pass addresses.
+    ///
     /// # Errors
     ///
-    /// `connect(2)` errors, e.g. `ConnectionRefused`.
+    /// `connect(2)` errors, e.g. `ConnectionRefused` (the last address's);
+    /// the resolver's; `InvalidInput` if `addr` yields no address.
     ///
     /// # Examples
     ///
@@ -79,14 +88,30 @@ impl TcpStream {
     ///     let addr = listener.local_addr()?;
     ///     let stream = TcpStream::connect(addr).await?;
     ///     let (_conn, peer) = listener.accept().await?;
-    ///     Ok::<_, std::io::Error>((stream.peer_addr()? == addr, stream.local_addr()? == peer))
+    ///     let by_name = TcpStream::connect(format!("127.0.0.1:{}", addr.port())).await?;
+    ///     let _ = listener.accept().await?;
+    ///     Ok::<_, std::io::Error>((
+    ///         stream.peer_addr()? == addr,
+    ///         stream.local_addr()? == peer,
+    ///         by_name.peer_addr()? == addr,
+    ///     ))
     /// }).unwrap();
-    /// assert_eq!(rt.block_on(j).unwrap().unwrap(), (true, true));
+    /// assert_eq!(rt.block_on(j).unwrap().unwrap(), (true, true, true));
     /// ```
-    pub async fn connect(addr: SocketAddr) -> io::Result<Self> {
-        crate::native::net::TcpStream::connect(addr)
-            .await?
-            .into_compat()
+    pub async fn connect(addr: impl std::net::ToSocketAddrs) -> io::Result<Self> {
+        let mut last = None;
+        for addr in addr.to_socket_addrs()? {
+            match crate::native::net::TcpStream::connect(addr).await {
+                Ok(s) => return s.into_compat(),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "could not resolve to any address",
+            )
+        }))
     }
 
     /// Wraps a connected std stream, switching it to nonblocking mode (as
