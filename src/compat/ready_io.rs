@@ -79,7 +79,8 @@ pub(crate) fn try_write_vectored(s: &impl Sealed, bufs: &[io::IoSlice<'_>]) -> i
     // `IoSlice` is ABI-compatible with `iovec` on Unix; the kernel only
     // reads through the pointer.
     msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
-    msg.msg_iovlen = bufs.len().min(libc::UIO_MAXIOV as usize);
+    // `as _`: `size_t` on glibc, `c_int` on musl.
+    msg.msg_iovlen = bufs.len().min(libc::UIO_MAXIOV as usize) as _;
     // SAFETY: the message points at `msg_iovlen` live `IoSlice`s.
     let r = cvt(unsafe { libc::sendmsg(s.fd(), &msg, libc::MSG_NOSIGNAL) });
     if matches!(&r, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {

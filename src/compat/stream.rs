@@ -127,7 +127,7 @@ pub(crate) fn poll_write_vectored_priv(
         let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
         // `IoSlice` is guaranteed ABI-compatible with `iovec` on Unix.
         msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
-        msg.msg_iovlen = count;
+        msg.msg_iovlen = count as _; // `size_t` on glibc, `c_int` on musl
         // SAFETY: the message points at `count` live `IoSlice`s.
         cvt(unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) })
     })

@@ -47,7 +47,8 @@ impl AbortHandle {
     /// assert!(abort.is_finished());
     /// ```
     pub fn abort(&self) {
-        self.meta.get().abort();
+        // SAFETY: `self.waker` is a waker of the task, alive as `self` is.
+        unsafe { self.meta.get() }.abort();
         self.waker.wake_by_ref();
     }
 
@@ -70,7 +71,8 @@ impl AbortHandle {
     /// drop(task);
     /// ```
     pub fn is_finished(&self) -> bool {
-        self.meta.get().future_gone()
+        // SAFETY: `self.waker` is a waker of the task, alive as `self` is.
+        unsafe { self.meta.get() }.future_gone()
     }
 }
 

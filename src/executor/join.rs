@@ -99,11 +99,14 @@ pub(super) struct MetaRef(NonNull<TaskMeta>);
 impl MetaRef {
     /// The metadata.
     ///
-    /// The caller holds a reference to the task's allocation (a waker),
-    /// as every holder of a `MetaRef` does (see above).
-    pub(super) fn get(&self) -> &TaskMeta {
-        // SAFETY: a `MetaRef` is kept only beside a waker of its task, which
-        // keeps the allocation, and so the metadata, alive.
+    /// # Safety
+    ///
+    /// The caller must hold a reference to the task's allocation (a waker
+    /// of the task) for as long as it uses the result, as `JoinHandle` and
+    /// `AbortHandle` keep one beside their `MetaRef`.
+    pub(super) unsafe fn get(&self) -> &TaskMeta {
+        // SAFETY: per the contract, the allocation, and so the metadata, is
+        // alive.
         unsafe { self.0.as_ref() }
     }
 }

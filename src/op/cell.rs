@@ -93,10 +93,11 @@ pub(crate) struct OpCell<T> {
     /// Set (home shard only) when a shutdown picked the op for a cancel
     /// before its deadline, or with none: its end by cancellation reads as
     /// `-ECANCELED` however late it is reaped, and an io-wq op's `-EINTR`
-    /// too (`Interrupted` would make a retry loop submit again). Should
-    /// the linked timeout fire between the pick and the cancel's
-    /// submission (a few µs), the op reports the shutdown's cancel: it was
-    /// being cancelled either way.
+    /// too (`Interrupted` would make a retry loop submit again). The mark
+    /// stays for the op's remaining life: should its linked timeout fire
+    /// after the pick (before the cancel took effect, or while later
+    /// rounds of shutdown's cancels repeat it), the op still reports the
+    /// shutdown's cancel, which was stopping it either way.
     shutdown_cancel_first: AtomicBool,
     /// The SQE, built at creation from the resources beside it, until it
     /// is pushed: touched only while the cell is unshared. Kept here, not
