@@ -293,10 +293,9 @@ fn tcp_connect_takes_strings_pairs_and_lists_of_addresses() {
         use ringlane::compat::TcpStream;
         let by_str = soon(TcpStream::connect(format!("127.0.0.1:{}", addr.port()))).await;
         let by_pair = soon(TcpStream::connect(("127.0.0.1", addr.port()))).await;
-        // A closed port first, then the listener: the second one connects.
-        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let dead = closed.local_addr().unwrap();
-        drop(closed);
+        // A closed port first (port 1: privileged, never bound by a test),
+        // then the listener: the second one connects.
+        let dead: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
         let by_list = soon(TcpStream::connect(&[dead, addr][..])).await;
         let none = soon(TcpStream::connect(&[][..] as &[std::net::SocketAddr])).await;
         (

@@ -21,10 +21,13 @@ impl Drop for Dropped {
 fn an_abort_handle_cancels_a_detached_task_from_another_thread() {
     let rt = common::runtime(2);
     let (tx, dropped) = mpsc::channel();
+    // Made before the future, so that it signals whether the abort drops
+    // the future before or after its first poll.
+    let guard = Dropped(tx);
     let task = rt
         .handle()
         .spawn_pinned(1, async move {
-            let _guard = Dropped(tx);
+            let _guard = guard;
             std::future::pending::<()>().await
         })
         .unwrap();
