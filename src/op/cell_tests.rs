@@ -204,3 +204,23 @@ fn shutdown_picking_an_op_from_the_table_marks_it() {
     );
     assert!(table.take(user_data).is_some());
 }
+
+/// Expected: an io-wq op a shutdown cancelled (no deadline) ends with
+/// `-EINTR` from the kernel and reports `-ECANCELED`: `Interrupted` would
+/// send `write_all_at`'s and `read_exact_at`'s loops round again.
+#[test]
+fn a_shutdown_cancelled_io_wq_op_reports_a_cancel_not_an_interruption() {
+    let untimed = cell(State::Submitted {
+        waker: None,
+        early: None,
+    });
+    untimed.cancelled_by_shutdown(Instant::now());
+    untimed.complete(-libc::EINTR, 0);
+    assert_eq!(completed_result(&untimed), -libc::ECANCELED);
+    let other = cell(State::Submitted {
+        waker: None,
+        early: None,
+    });
+    other.complete(-libc::EINTR, 0);
+    assert_eq!(completed_result(&other), -libc::EINTR, "not ours to rename");
+}
