@@ -486,11 +486,149 @@ half_addrs!(
     std::os::unix::net::SocketAddr
 );
 
-/// `try_read_vectored` and `try_write_vectored` on a stream type, as
-/// Tokio's streams have them.
-macro_rules! stream_vectored {
+/// The readiness-level calls on a stream type, as Tokio's streams have
+/// them: `poll_read_ready`, `poll_write_ready`, `readable`, `writable`,
+/// `try_read`, `try_write` and their vectored forms.
+macro_rules! stream_readiness {
     ($stream:ty) => {
         impl $stream {
+            /// Polls for read readiness (Tokio's `poll_read_ready`).
+            ///
+            /// # Examples
+            ///
+            /// Shown on a Unix stream; a TCP stream works alike.
+            ///
+            /// ```
+            /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+            /// let (a, b) = ringlane::compat::UnixStream::pair().unwrap();
+            /// let j = rt.handle().spawn_pinned(0, async move {
+            ///     b.try_write(b"!").unwrap();
+            ///     std::future::poll_fn(|cx| a.poll_read_ready(cx)).await.unwrap();
+            ///     a.try_read(&mut [0u8; 4]).unwrap()
+            /// }).unwrap();
+            /// assert_eq!(rt.block_on(j).unwrap(), 1);
+            /// ```
+            pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                poll_ready(self, Direction::Read, cx)
+            }
+
+            /// Polls for write readiness (Tokio's `poll_write_ready`).
+            ///
+            /// # Examples
+            ///
+            /// Shown on a Unix stream; a TCP stream works alike.
+            ///
+            /// ```
+            /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+            /// let (a, _b) = ringlane::compat::UnixStream::pair().unwrap();
+            /// let j = rt.handle().spawn_pinned(0, async move {
+            ///     std::future::poll_fn(|cx| a.poll_write_ready(cx)).await.unwrap();
+            ///     a.try_write(b"ready").unwrap()
+            /// }).unwrap();
+            /// assert_eq!(rt.block_on(j).unwrap(), 5);
+            /// ```
+            pub fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                poll_ready(self, Direction::Write, cx)
+            }
+
+            /// Waits for read readiness.
+            ///
+            /// # Examples
+            ///
+            /// Shown on a Unix stream; a TCP stream works alike.
+            ///
+            /// ```
+            /// use std::io::ErrorKind;
+            /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+            /// let (a, b) = ringlane::compat::UnixStream::pair().unwrap();
+            /// let j = rt.handle().spawn_pinned(0, async move {
+            ///     let mut buf = [0u8; 8];
+            ///     assert_eq!(a.try_read(&mut buf).unwrap_err().kind(), ErrorKind::WouldBlock);
+            ///     b.try_write(b"!").unwrap();
+            ///     a.readable().await.unwrap(); // waits for the byte
+            ///     a.try_read(&mut buf).unwrap()
+            /// }).unwrap();
+            /// assert_eq!(rt.block_on(j).unwrap(), 1);
+            /// ```
+            pub async fn readable(&self) -> io::Result<()> {
+                ready(self, Direction::Read).await
+            }
+
+            /// Waits for write readiness.
+            ///
+            /// # Examples
+            ///
+            /// Shown on a Unix stream; a TCP stream works alike.
+            ///
+            /// ```
+            /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+            /// let (a, _b) = ringlane::compat::UnixStream::pair().unwrap();
+            /// let j = rt.handle().spawn_pinned(0, async move {
+            ///     a.writable().await.unwrap();
+            ///     a.try_write(b"w").unwrap()
+            /// }).unwrap();
+            /// assert_eq!(rt.block_on(j).unwrap(), 1);
+            /// ```
+            pub async fn writable(&self) -> io::Result<()> {
+                ready(self, Direction::Write).await
+            }
+
+            /// One nonblocking read; `WouldBlock` clears the read readiness.
+            ///
+            /// # Errors
+            ///
+            /// `WouldBlock` if nothing is there; other `recv(2)` errors.
+            ///
+            /// # Examples
+            ///
+            /// Shown on a Unix stream; a TCP stream works alike.
+            ///
+            /// ```
+            /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+            /// let (a, b) = ringlane::compat::UnixStream::pair().unwrap();
+            /// let j = rt.handle().spawn_pinned(0, async move {
+            ///     b.try_write(b"x").unwrap();
+            ///     let mut buf = [0u8; 8];
+            ///     loop {
+            ///         a.readable().await.unwrap();
+            ///         match a.try_read(&mut buf) {
+            ///             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            ///             r => return r.unwrap(),
+            ///         }
+            ///     }
+            /// }).unwrap();
+            /// assert_eq!(rt.block_on(j).unwrap(), 1);
+            /// ```
+            pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+                try_read(self, buf)
+            }
+
+            /// One nonblocking write (never raising `SIGPIPE`); `WouldBlock` clears
+            /// the write readiness.
+            ///
+            /// # Errors
+            ///
+            /// `WouldBlock` if the send buffer is full; other `send(2)` errors,
+            /// e.g. `BrokenPipe` once the peer is gone.
+            ///
+            /// # Examples
+            ///
+            /// Shown on a Unix stream; a TCP stream works alike.
+            ///
+            /// ```
+            /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+            /// let (a, b) = ringlane::compat::UnixStream::pair().unwrap();
+            /// let j = rt.handle().spawn_pinned(0, async move {
+            ///     let sent = a.try_write(b"hello").unwrap();
+            ///     drop(b);
+            ///     (sent, a.try_write(b"gone").unwrap_err().kind())
+            /// }).unwrap();
+            /// assert_eq!(rt.block_on(j).unwrap(), (5, std::io::ErrorKind::BrokenPipe));
+            /// ```
+            pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+                try_write(self, buf)
+            }
+
             /// One nonblocking vectored read (`readv`); `WouldBlock` clears
             /// the read readiness.
             ///
@@ -542,5 +680,5 @@ macro_rules! stream_vectored {
     };
 }
 
-stream_vectored!(super::TcpStream);
-stream_vectored!(super::UnixStream);
+stream_readiness!(super::TcpStream);
+stream_readiness!(super::UnixStream);

@@ -8,7 +8,6 @@ use std::task::{Context, Poll};
 
 use super::async_fd::AsyncFd;
 use super::readiness::{Direction, Readiness};
-use super::ready_io;
 use super::stream::{self, OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
 
 /// A Unix stream implementing `tokio::io::AsyncRead`/`AsyncWrite`.
@@ -214,131 +213,6 @@ impl UnixStream {
     /// ```
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
         self.io.get_ref().take_error()
-    }
-
-    /// Polls for read readiness (Tokio's `UnixStream::poll_read_ready`).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
-    /// let (a, b) = ringlane::compat::UnixStream::pair().unwrap();
-    /// let j = rt.handle().spawn_pinned(0, async move {
-    ///     b.try_write(b"!").unwrap();
-    ///     std::future::poll_fn(|cx| a.poll_read_ready(cx)).await.unwrap();
-    ///     a.try_read(&mut [0u8; 4]).unwrap()
-    /// }).unwrap();
-    /// assert_eq!(rt.block_on(j).unwrap(), 1);
-    /// ```
-    pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        ready_io::poll_ready(self, Direction::Read, cx)
-    }
-
-    /// Polls for write readiness (Tokio's `UnixStream::poll_write_ready`).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
-    /// let (a, _b) = ringlane::compat::UnixStream::pair().unwrap();
-    /// let j = rt.handle().spawn_pinned(0, async move {
-    ///     std::future::poll_fn(|cx| a.poll_write_ready(cx)).await.unwrap();
-    ///     a.try_write(b"ready").unwrap()
-    /// }).unwrap();
-    /// assert_eq!(rt.block_on(j).unwrap(), 5);
-    /// ```
-    pub fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        ready_io::poll_ready(self, Direction::Write, cx)
-    }
-
-    /// Waits for read readiness.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::io::ErrorKind;
-    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
-    /// let (a, b) = ringlane::compat::UnixStream::pair().unwrap();
-    /// let j = rt.handle().spawn_pinned(0, async move {
-    ///     let mut buf = [0u8; 8];
-    ///     assert_eq!(a.try_read(&mut buf).unwrap_err().kind(), ErrorKind::WouldBlock);
-    ///     b.try_write(b"!").unwrap();
-    ///     a.readable().await.unwrap(); // waits for the byte
-    ///     a.try_read(&mut buf).unwrap()
-    /// }).unwrap();
-    /// assert_eq!(rt.block_on(j).unwrap(), 1);
-    /// ```
-    pub async fn readable(&self) -> io::Result<()> {
-        ready_io::ready(self, Direction::Read).await
-    }
-
-    /// Waits for write readiness.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
-    /// let (a, _b) = ringlane::compat::UnixStream::pair().unwrap();
-    /// let j = rt.handle().spawn_pinned(0, async move {
-    ///     a.writable().await.unwrap();
-    ///     a.try_write(b"w").unwrap()
-    /// }).unwrap();
-    /// assert_eq!(rt.block_on(j).unwrap(), 1);
-    /// ```
-    pub async fn writable(&self) -> io::Result<()> {
-        ready_io::ready(self, Direction::Write).await
-    }
-
-    /// One nonblocking read; `WouldBlock` clears the read readiness.
-    ///
-    /// # Errors
-    ///
-    /// `WouldBlock` if nothing is there; other `recv(2)` errors.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
-    /// let (a, b) = ringlane::compat::UnixStream::pair().unwrap();
-    /// let j = rt.handle().spawn_pinned(0, async move {
-    ///     b.try_write(b"x").unwrap();
-    ///     let mut buf = [0u8; 8];
-    ///     loop {
-    ///         a.readable().await.unwrap();
-    ///         match a.try_read(&mut buf) {
-    ///             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-    ///             r => return r.unwrap(),
-    ///         }
-    ///     }
-    /// }).unwrap();
-    /// assert_eq!(rt.block_on(j).unwrap(), 1);
-    /// ```
-    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        ready_io::try_read(self, buf)
-    }
-
-    /// One nonblocking write (never raising `SIGPIPE`); `WouldBlock` clears
-    /// the write readiness.
-    ///
-    /// # Errors
-    ///
-    /// `WouldBlock` if the send buffer is full; other `send(2)` errors,
-    /// e.g. `BrokenPipe` once the peer is gone.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
-    /// let (a, b) = ringlane::compat::UnixStream::pair().unwrap();
-    /// let j = rt.handle().spawn_pinned(0, async move {
-    ///     let sent = a.try_write(b"hello").unwrap();
-    ///     drop(b);
-    ///     (sent, a.try_write(b"gone").unwrap_err().kind())
-    /// }).unwrap();
-    /// assert_eq!(rt.block_on(j).unwrap(), (5, std::io::ErrorKind::BrokenPipe));
-    /// ```
-    pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        ready_io::try_write(self, buf)
     }
 
     /// Moves the socket to the native lane, back in blocking mode.
