@@ -91,6 +91,9 @@ pub(crate) struct Remote {
     /// releases still queued here are leaked too, never dropped (they may
     /// own memory a leaked op still names).
     pub(crate) ops_leaked: AtomicBool,
+    /// Op futures' delegations to this shard, from other threads (op
+    /// invariant 12): watches and abandons of the ops it owns.
+    pub(crate) op_handoffs: Mutex<crate::op::HandoffQueue>,
 }
 
 impl Remote {
@@ -113,6 +116,7 @@ impl Remote {
             op_min_need: AtomicUsize::new(0),
             fixed_releases: Mutex::default(),
             ops_leaked: AtomicBool::new(false),
+            op_handoffs: Mutex::default(),
         }
     }
 

@@ -1,6 +1,7 @@
 //! Unit tests of the op cell's state machine and drop rules.
 
 use super::*;
+use crate::op::cell::close_fd;
 
 fn pipe_fds() -> (i32, i32) {
     let mut fds = [0; 2];
@@ -23,32 +24,41 @@ fn reader_closed(w: i32) -> bool {
     n == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EPIPE)
 }
 
-fn cell(state: State) -> Arc<OpCell<()>> {
-    Arc::new(OpCell {
-        state: Mutex::new(state),
-        done: std::sync::atomic::AtomicBool::new(false),
-        resources: UnsafeCell::new(Some(())),
-        produces_fd: true,
-        uncancellable: false,
-        reserved: std::sync::atomic::AtomicU64::new(0),
-        issued_fd: Mutex::new(None),
-        timespec: types::Timespec::new(),
-        deadline: None,
-        shutdown_cancel_first: AtomicBool::new(false),
-        sqe: UnsafeCell::new(None),
-        bound: None,
+/// A cell in `state` whose result is an fd (as an open's), boxed and
+/// leaked as `submit` leaves it.
+fn cell(state: State) -> CellPtr<()> {
+    let mut c = cell::new_cell((), true);
+    c.data.get_mut().state = state;
+    NonNull::from(Box::leak(c))
+}
+
+fn submitted() -> CellPtr<()> {
+    cell(State::Submitted {
+        waker: None,
+        early: None,
     })
 }
 
-fn op_with(cell: Arc<OpCell<()>>) -> Op<()> {
-    Op {
-        cell: Some(cell),
-        home: None,
-        user_data: 0,
-        pending: false,
-        two_cqes: false,
-        late: false,
-        waiting: None,
+/// Hands a final CQE to `c` as the op table does.
+fn complete(c: CellPtr<()>, result: i32) {
+    cell::owned_entry(c).complete(result, 0);
+}
+
+/// What a completed `c` holds.
+fn completed_result(c: CellPtr<()>) -> i32 {
+    // SAFETY: the test holds the cell's share.
+    match unsafe { &cell::data(c).state } {
+        State::Completed { result } => *result,
+        _ => panic!("not completed"),
+    }
+}
+
+/// Frees a cell a test kept (as its future's poll would).
+fn take(c: CellPtr<()>) -> i32 {
+    // SAFETY: the test holds the future's share, on one thread.
+    match unsafe { cell::poll_on_home(c, Waker::noop()) } {
+        Poll::Ready((result, ())) => result,
+        Poll::Pending => panic!("not completed"),
     }
 }
 
@@ -57,7 +67,7 @@ fn op_with(cell: Arc<OpCell<()>>) -> Op<()> {
 #[test]
 fn abandoned_op_closes_the_fd_it_produced_when_the_cqe_arrives() {
     let (r, w) = pipe_fds();
-    cell(State::Abandoned).complete(r, 0);
+    complete(cell(State::Abandoned), r);
     assert!(reader_closed(w), "the late fd leaked");
     close_fd(w);
 }
@@ -67,7 +77,8 @@ fn abandoned_op_closes_the_fd_it_produced_when_the_cqe_arrives() {
 #[test]
 fn completed_but_unobserved_op_closes_its_fd_on_drop() {
     let (r, w) = pipe_fds();
-    drop(op_with(cell(State::Completed { result: r })));
+    // SAFETY: the test holds the future's share, on one thread.
+    unsafe { cell::abandon_on_home(cell(State::Completed { result: r }), 0, true) };
     assert!(reader_closed(w), "the unobserved fd leaked");
     close_fd(w);
 }
@@ -76,16 +87,9 @@ fn completed_but_unobserved_op_closes_its_fd_on_drop() {
 #[test]
 fn observed_fd_is_handed_over_not_closed() {
     let (r, w) = pipe_fds();
-    let c = cell(State::Submitted {
-        waker: None,
-        early: None,
-    });
-    let mut op = op_with(c.clone());
-    c.complete(r, 0);
-    let waker = Waker::noop();
-    let out = Pin::new(&mut op).poll(&mut Context::from_waker(waker));
-    assert!(matches!(out, Poll::Ready(Ok((fd, ()))) if fd == r));
-    drop(op);
+    let c = submitted();
+    complete(c, r);
+    assert_eq!(take(c), r);
     assert!(is_open(r));
     close_fd(r);
     close_fd(w);
@@ -95,7 +99,7 @@ fn observed_fd_is_handed_over_not_closed() {
 #[test]
 fn an_abandoned_op_that_failed_closes_nothing() {
     let (r, w) = pipe_fds();
-    cell(State::Abandoned).complete(-libc::ECANCELED, 0);
+    complete(cell(State::Abandoned), -libc::ECANCELED);
     assert!(is_open(r) && is_open(w));
     close_fd(r);
     close_fd(w);
@@ -108,49 +112,52 @@ fn an_abandoned_op_that_failed_closes_nothing() {
 #[test]
 fn shutdown_cancels_skip_uncancellable_closes_and_slot_only_entries() {
     let mut table = crate::op::OpTable::default();
-    let read = table.insert(cell(State::Submitted {
-        waker: None,
-        early: None,
-    }));
-    let close = {
-        let mut c = cell(State::Submitted {
-            waker: None,
-            early: None,
-        });
-        Arc::get_mut(&mut c).expect("new cell").uncancellable = true;
-        table.insert(c)
-    };
-    let timeout = table.insert(Arc::new(NoopEntry));
+    let (read_cell, close_cell) = (submitted(), submitted());
+    // SAFETY: the test holds the cell, unshared yet.
+    unsafe { cell::data(close_cell).uncancellable = true };
+    let read = table.insert(cell::owned_entry(read_cell));
+    let close = table.insert(cell::owned_entry(close_cell));
+    let timeout = table.insert(Entry::Slot);
     assert_eq!(table.cancellable_for_shutdown(), [read]);
     for ud in [read, close, timeout] {
-        assert!(table.take(ud).is_some());
+        table.take(ud).expect("in the table").complete(0, 0);
     }
+    take(read_cell);
+    take(close_cell);
 }
 
 /// `uncancellable()` marks the cell too, where shutdown looks.
 #[test]
 fn an_uncancellable_op_marks_its_cell() {
-    let op = submit((), false, |_| opcode::Nop::new().build()).uncancellable();
-    assert!(!op.cell.as_ref().expect("unsubmitted").cancellable());
-    let op = submit((), false, |_| opcode::Nop::new().build());
-    assert!(op.cell.as_ref().expect("unsubmitted").cancellable());
+    let mut op = submit((), false, |_| opcode::Nop::new().build()).uncancellable();
+    assert!(op.unpushed_mut().uncancellable && op.uncancellable);
+    let mut op = submit((), false, |_| opcode::Nop::new().build());
+    assert!(!op.unpushed_mut().uncancellable && !op.uncancellable);
 }
 
 /// A cell whose linked timeout's deadline is `deadline`.
-fn timed_cell(deadline: Instant) -> Arc<OpCell<()>> {
-    let mut c = cell(State::Submitted {
-        waker: None,
-        early: None,
-    });
-    Arc::get_mut(&mut c).expect("fresh").deadline = Some(deadline);
+fn timed_cell(deadline: Instant) -> CellPtr<()> {
+    let c = submitted();
+    // SAFETY: the test holds the cell, unshared.
+    unsafe { cell::data(c).deadline = Some(deadline) };
     c
 }
 
-fn completed_result(c: &OpCell<()>) -> i32 {
-    match &*c.state.lock() {
-        State::Completed { result } => *result,
-        _ => panic!("not completed"),
+/// Completes `c` with `result` as the op table does, after a shutdown
+/// picked it at `picked` (if any); what it reports, freeing it.
+fn reported(c: CellPtr<()>, picked: Option<Instant>, result: i32) -> i32 {
+    let entry = cell::owned_entry(c);
+    let mut table = crate::op::OpTable::default();
+    let user_data = table.insert(entry);
+    if let Some(now) = picked {
+        // As `cancellable_for_shutdown` tells each pick.
+        // SAFETY: the test holds the cell, on one thread.
+        unsafe { cell::cancelled_by_shutdown_for_test(c, now) };
     }
+    table.take(user_data).expect("in").complete(result, 0);
+    let r = completed_result(c);
+    take(c);
+    r
 }
 
 /// Expected: an op a shutdown cancelled before its deadline reports the
@@ -163,28 +170,22 @@ fn completed_result(c: &OpCell<()>) -> i32 {
 #[test]
 fn a_shutdown_cancel_before_the_deadline_is_not_a_timeout_however_late_it_is_reaped() {
     let now = Instant::now();
+    let ms = std::time::Duration::from_millis(1);
     // Each deadline is `now`, so each CQE below is reaped after it.
-    let reaped_late = timed_cell(now);
-    reaped_late.cancelled_by_shutdown(now - std::time::Duration::from_millis(1));
-    reaped_late.complete(-libc::ECANCELED, 0);
     assert_eq!(
-        completed_result(&reaped_late),
+        reported(timed_cell(now), Some(now - ms), -libc::ECANCELED),
         -libc::ECANCELED,
         "cancelled in time"
     );
-
-    let fired_first = timed_cell(now);
-    fired_first.cancelled_by_shutdown(now + std::time::Duration::from_millis(1));
-    fired_first.complete(-libc::ECANCELED, 0);
     assert_eq!(
-        completed_result(&fired_first),
+        reported(timed_cell(now), Some(now + ms), -libc::ECANCELED),
         -libc::ETIMEDOUT,
         "the timeout came first"
     );
-
-    let untouched = timed_cell(now);
-    untouched.complete(-libc::ECANCELED, 0);
-    assert_eq!(completed_result(&untouched), -libc::ETIMEDOUT);
+    assert_eq!(
+        reported(timed_cell(now), None, -libc::ECANCELED),
+        -libc::ETIMEDOUT
+    );
 }
 
 /// Expected: the table marks each cancellable op as shutdown picks it, so
@@ -195,14 +196,16 @@ fn a_shutdown_cancel_before_the_deadline_is_not_a_timeout_however_late_it_is_rea
 fn shutdown_picking_an_op_from_the_table_marks_it() {
     let mut table = super::super::table::OpTable::default();
     let timed = timed_cell(Instant::now() + std::time::Duration::from_secs(3600));
-    let user_data = table.insert(timed.clone());
-    assert!(!timed.shutdown_cancel_first.load(Ordering::Relaxed));
+    let user_data = table.insert(cell::owned_entry(timed));
+    let marked = || {
+        // SAFETY: the test holds the cell, on one thread.
+        unsafe { cell::data(timed) }.shutdown_cancel_first
+    };
+    assert!(!marked());
     assert_eq!(table.cancellable_for_shutdown(), [user_data]);
-    assert!(
-        timed.shutdown_cancel_first.load(Ordering::Relaxed),
-        "picked before its deadline, so marked"
-    );
-    assert!(table.take(user_data).is_some());
+    assert!(marked(), "picked before its deadline, so marked");
+    table.take(user_data).expect("in").complete(0, 0);
+    take(timed);
 }
 
 /// Expected: an io-wq op a shutdown cancelled (no deadline) ends with
@@ -210,17 +213,14 @@ fn shutdown_picking_an_op_from_the_table_marks_it() {
 /// send `write_all_at`'s and `read_exact_at`'s loops round again.
 #[test]
 fn a_shutdown_cancelled_io_wq_op_reports_a_cancel_not_an_interruption() {
-    let untimed = cell(State::Submitted {
-        waker: None,
-        early: None,
-    });
-    untimed.cancelled_by_shutdown(Instant::now());
-    untimed.complete(-libc::EINTR, 0);
-    assert_eq!(completed_result(&untimed), -libc::ECANCELED);
-    let other = cell(State::Submitted {
-        waker: None,
-        early: None,
-    });
-    other.complete(-libc::EINTR, 0);
-    assert_eq!(completed_result(&other), -libc::EINTR, "not ours to rename");
+    let now = Instant::now();
+    assert_eq!(
+        reported(submitted(), Some(now), -libc::EINTR),
+        -libc::ECANCELED
+    );
+    assert_eq!(
+        reported(submitted(), None, -libc::EINTR),
+        -libc::EINTR,
+        "not ours to rename"
+    );
 }

@@ -92,13 +92,16 @@
 mod cancel;
 mod cell;
 mod deadline;
+mod future;
+mod handoff;
 mod multi;
 mod room;
 mod table;
 
 pub(crate) use cancel::wrong_shard;
-pub(crate) use cell::{Op, submit};
 pub(crate) use deadline::{DeadlineTimer, current_deadline, with_deadline};
+pub(crate) use future::{Op, submit};
+pub(crate) use handoff::{HandoffQueue, close_queue as close_handoffs};
 pub(crate) use multi::{MultiShot, Orphan};
 pub(crate) use room::{RoomWaiters, waiters_fit, wake_waiters_if_room};
 pub(crate) use table::OpTable;

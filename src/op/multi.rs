@@ -14,7 +14,7 @@ use parking_lot::Mutex;
 use super::cancel::{cancel_here, request_cancel};
 use super::cell::Completable;
 use super::room::RoomWait;
-use super::table::Kind;
+use super::table::{Entry, Kind};
 use crate::context;
 use crate::mailbox::Remote;
 use crate::sys::CQE_F_MORE;
@@ -270,7 +270,10 @@ impl MultiShot {
                     return Ok(false);
                 }
                 let cell: Arc<dyn Completable> = self.cell.clone();
-                let user_data = shard.ops.borrow_mut().insert_kind(cell, Kind::Standing);
+                let user_data = shard
+                    .ops
+                    .borrow_mut()
+                    .insert_kind(Entry::Shared(cell), Kind::Standing);
                 let sqe = sqe.clone().user_data(user_data);
                 let mut ring = shard.ring.borrow_mut();
                 // SAFETY: the SQE points only into `_keep`, owned by the cell

@@ -1,6 +1,8 @@
 //! The per-shard table of in-flight ops (invariant 4).
 
+use std::ptr::NonNull;
 use std::sync::Arc;
+use std::time::Instant;
 
 use slab::Slab;
 
@@ -19,10 +21,71 @@ pub(crate) enum Kind {
     Standing,
 }
 
+/// What an op-table entry hands its CQEs to.
+#[derive(Clone)]
+pub(crate) enum Entry {
+    /// A cell shared with its future by reference count (multishot ops).
+    Shared(Arc<dyn Completable>),
+    /// A single-shot op's cell, owned by this shard (invariant 12).
+    Owned(Owned),
+    /// Holds a slot only: a linked timeout's (its CQE frees it) or a
+    /// two-CQE op's reservation (removed with the op).
+    Slot,
+}
+
+/// A home-owned op cell, type-erased: its address and its functions.
+#[derive(Clone, Copy)]
+pub(crate) struct Owned {
+    pub(crate) cell: NonNull<()>,
+    pub(crate) vtable: &'static OwnedVtable,
+}
+
+/// The functions of one `OpCell<T>`, each called on the home shard only,
+/// with `cell` live (invariant 12).
+pub(crate) struct OwnedVtable {
+    pub(crate) complete: unsafe fn(NonNull<()>, i32, u32),
+    pub(crate) cancellable: unsafe fn(NonNull<()>) -> bool,
+    pub(crate) cancelled_by_shutdown: unsafe fn(NonNull<()>, Instant),
+}
+
+impl Entry {
+    /// Hands a CQE to the entry (called on the home shard, with the op
+    /// table's borrow released: the cell may wake a task or free itself).
+    pub(crate) fn complete(self, result: i32, flags: u32) {
+        match self {
+            Entry::Shared(op) => op.complete(result, flags),
+            // SAFETY: the entry came from this shard's table, where an
+            // owned cell stays live until its final CQE is handed to it
+            // (invariant 12); we run on the home shard.
+            Entry::Owned(o) => unsafe { (o.vtable.complete)(o.cell, result, flags) },
+            Entry::Slot => {}
+        }
+    }
+
+    fn cancellable(&self) -> bool {
+        match self {
+            Entry::Shared(op) => op.cancellable(),
+            // SAFETY: as in `complete`: the cell is in the table, so live.
+            Entry::Owned(o) => unsafe { (o.vtable.cancellable)(o.cell) },
+            // A linked timeout ends with its op; a reservation has no SQE.
+            Entry::Slot => false,
+        }
+    }
+
+    fn cancelled_by_shutdown(&self, now: Instant) {
+        match self {
+            Entry::Shared(op) => op.cancelled_by_shutdown(now),
+            // SAFETY: as in `complete`: the cell is in the table, so live.
+            Entry::Owned(o) => unsafe { (o.vtable.cancelled_by_shutdown)(o.cell, now) },
+            Entry::Slot => {}
+        }
+    }
+}
+
 /// In-flight ops of one shard, keyed by their `user_data` payload.
 #[derive(Default)]
 pub(crate) struct OpTable {
-    slots: Slab<(u64, Kind, Arc<dyn Completable>)>,
+    slots: Slab<(u64, Kind, Entry)>,
     next_generation: u64,
     /// How many entries are `Kind::Standing`.
     standing: usize,
@@ -32,12 +95,12 @@ impl OpTable {
     /// Registers a single-shot op; returns its `user_data` (kind 0: slot
     /// and generation).
     #[inline]
-    pub(crate) fn insert(&mut self, op: Arc<dyn Completable>) -> u64 {
+    pub(crate) fn insert(&mut self, op: Entry) -> u64 {
         self.insert_kind(op, Kind::Transient)
     }
 
     /// Registers an op of either kind.
-    pub(crate) fn insert_kind(&mut self, op: Arc<dyn Completable>, kind: Kind) -> u64 {
+    pub(crate) fn insert_kind(&mut self, op: Entry, kind: Kind) -> u64 {
         // Generation 0 is skipped: slot 0 in generation 0 would be
         // `user_data` 0, which an op cell uses to mean "no reservation".
         // A compare, not `%`: a division costs tens of cycles on every op.
@@ -55,7 +118,7 @@ impl OpTable {
     }
 
     /// Removes the op a CQE belongs to (`None` for a stale or unknown one).
-    pub(crate) fn take(&mut self, user_data: u64) -> Option<Arc<dyn Completable>> {
+    pub(crate) fn take(&mut self, user_data: u64) -> Option<Entry> {
         let slot = (user_data & ((1 << SLOT_BITS) - 1)) as usize;
         let generation = user_data >> SLOT_BITS;
         match self.slots.get(slot) {
@@ -71,7 +134,7 @@ impl OpTable {
     }
 
     /// The op a non-final CQE (`F_MORE`) belongs to, left in the table.
-    pub(crate) fn get(&self, user_data: u64) -> Option<Arc<dyn Completable>> {
+    pub(crate) fn get(&self, user_data: u64) -> Option<Entry> {
         let slot = (user_data & ((1 << SLOT_BITS) - 1)) as usize;
         let generation = user_data >> SLOT_BITS;
         match self.slots.get(slot) {
@@ -110,6 +173,8 @@ impl OpTable {
     /// kernel may still write into their resources (invariant 5).
     pub(crate) fn leak_all(&mut self) {
         self.standing = 0;
+        // An owned cell's pointer is simply not followed again; a shared
+        // one's count is kept.
         for (_, (_, _, op)) in std::mem::take(&mut self.slots) {
             std::mem::forget(op);
         }
@@ -134,12 +199,16 @@ mod tests {
         fn complete(&self, _: i32, _: u32) {}
     }
 
+    fn nop() -> Entry {
+        Entry::Shared(Arc::new(Nop))
+    }
+
     #[test]
     fn a_stale_user_data_never_matches_a_reused_slot() {
         let mut t = OpTable::default();
-        let a = t.insert(Arc::new(Nop));
+        let a = t.insert(nop());
         assert!(t.take(a).is_some());
-        let b = t.insert(Arc::new(Nop));
+        let b = t.insert(nop());
         assert_eq!(a & 0xffff_ffff, b & 0xffff_ffff, "the slot is reused");
         assert!(
             t.take(a).is_none(),
@@ -157,7 +226,7 @@ mod tests {
         let mut t = OpTable::default();
         t.next_generation = GEN_MASK - 1;
         for _ in 0..4 {
-            let u = t.insert(Arc::new(Nop));
+            let u = t.insert(nop());
             assert_ne!(u, 0, "user_data 0 is the no-reservation mark");
             assert!(t.take(u).is_some());
         }
@@ -166,8 +235,8 @@ mod tests {
     #[test]
     fn standing_entries_do_not_count_against_the_capacity() {
         let mut t = OpTable::default();
-        let poll = t.insert_kind(Arc::new(Nop), Kind::Standing);
-        let read = t.insert(Arc::new(Nop));
+        let poll = t.insert_kind(nop(), Kind::Standing);
+        let read = t.insert(nop());
         assert_eq!((t.len(), t.transient()), (2, 1));
         assert!(t.get(poll).is_some(), "a non-final CQE leaves it in");
         assert_eq!(t.transient(), 1);

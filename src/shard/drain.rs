@@ -220,6 +220,10 @@ impl Core {
             self.cancel_queued();
         }
         self.cancel_queued();
+        // Op futures' last delegations run here, on the home, before the
+        // doorbells below carry the wake-ups they make; any later one
+        // finds the queue closed and runs where it is (op invariant 12).
+        crate::op::close_handoffs(&self.cx.remote);
         // Completions of the last rounds may have woken tasks elsewhere:
         // their doorbells go out now, not with a ring nobody enters again.
         // Through the eventfd if the kernel does not take them: nobody
