@@ -23,24 +23,7 @@ use ringlane::native::fs::File;
 /// fd counts are process-wide: every test here holds this lock.
 static SERIAL: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
 
-type ReadFuture = Pin<Box<dyn Future<Output = std::io::Result<usize>> + Send>>;
-
-/// A read future handed out of the task that started it (a plain future
-/// returned from an async block would read as a forgotten `.await`).
-struct InFlight(ReadFuture);
-
-/// A read of the (empty) pipe, polled once on shard 0 so that it is in
-/// flight there, then handed back to the caller undropped.
-fn read_in_flight_on_shard_0(rt: &ringlane::Runtime, reader: &File) -> InFlight {
-    let reader = reader.clone();
-    let task = rt.handle().spawn_pinned(0, async move {
-        let mut read: ReadFuture = Box::pin(async move { reader.read(vec![0u8; 64]).await.0 });
-        let first = std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx).is_pending()));
-        assert!(first.await, "a read of an empty pipe completed");
-        InFlight(read)
-    });
-    rt.block_on(task.unwrap()).unwrap()
-}
+use common::in_flight::{InFlight, read_in_flight_on_shard_0};
 
 /// A read held in flight on shard 0 of a `shards`-shard runtime, handed
 /// to `drop_it` to be dropped away from its shard; then the pipe's next

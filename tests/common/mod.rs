@@ -9,6 +9,7 @@ pub mod compat_io;
 pub mod droppers;
 pub mod fixed_io;
 pub mod fs_edges;
+pub mod in_flight;
 pub mod lifecycle;
 pub mod multishot_io;
 pub mod native_io;
