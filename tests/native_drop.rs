@@ -15,15 +15,13 @@ mod common;
 
 use std::future::Future;
 use std::os::unix::fs::OpenOptionsExt;
-use std::pin::Pin;
 use std::task::Poll;
 
+use common::in_flight::{InFlight, read_in_flight_on_shard_0};
 use ringlane::native::fs::File;
 
 /// fd counts are process-wide: every test here holds this lock.
 static SERIAL: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
-
-use common::in_flight::{InFlight, read_in_flight_on_shard_0};
 
 /// A read held in flight on shard 0 of a `shards`-shard runtime, handed
 /// to `drop_it` to be dropped away from its shard; then the pipe's next
