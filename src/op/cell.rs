@@ -1,5 +1,5 @@
 //! `OpCell`: a single-shot op's completion cell, owned by its home shard
-//! (invariant 12), and the home's side of its state machine.
+//! (invariants 11 and 12), and the home's side of its state machine.
 //!
 //! Every function here that takes a `CellPtr` is `unsafe` with one
 //! contract: the caller runs on the op's home shard (or the home has
@@ -68,7 +68,7 @@ pub(super) enum State {
 
 /// A single-shot op's cell: boxed at `submit`, shared by its future and
 /// its home op table as a raw pointer. Its data is touched on the home
-/// shard only, until `done` says the home has let go of it (invariant 12).
+/// shard only, until `done` says the home has let go of it (invariant 11).
 pub(super) struct OpCell<T> {
     /// Set (`Release`) by the home once the op completed, after the home's
     /// last touch of the cell: whoever holds the future's share and reads
@@ -267,7 +267,7 @@ pub(super) unsafe fn complete<T: Send + 'static>(cell: NonNull<()>, result: i32,
                 Some(handoff) => unsafe { publish(cell, result, handoff) },
                 None => {
                     c.state = State::Completed { result };
-                    // The home's last touch of the cell (invariant 12).
+                    // The home's last touch of the cell (invariant 11).
                     // SAFETY: the cell is live (the future holds a share).
                     unsafe { cell.as_ref() }.done.store(true, Ordering::Release);
                 }

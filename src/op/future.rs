@@ -1,7 +1,7 @@
 //! `Op` (a single-shot op's future) and `submit`.
 //!
 //! The future holds its cell's address (a share, with the home's op
-//! table, of the home-owned cell: invariant 12) until it takes the result
+//! table, of the home-owned cell: invariant 11) until it takes the result
 //! or gives the share away: to the home on a drop, or to a hand-off when
 //! polled away from home.
 
@@ -50,7 +50,7 @@ pub(crate) struct Op<T: Send + 'static> {
 /// How the future reaches its op.
 enum Link<T> {
     /// The cell's address: ours alone before the push, then shared with
-    /// the home's op table (invariant 12).
+    /// the home's op table (invariant 11).
     Cell(Share<T>),
     /// Polled away from home: the share went to the home, and the result
     /// comes through this hand-off.
@@ -270,7 +270,7 @@ impl<T: Send + 'static> Future for Op<T> {
         let polled = match &this.link {
             Link::Cell(Share(cell)) => {
                 let (cell, home) = (*cell, this.home.expect("a pushed op has a home"));
-                // SAFETY: we hold our share of the live cell (invariant 12).
+                // SAFETY: we hold our share of the live cell (invariant 11).
                 let done = unsafe { cell::is_done(cell) };
                 if done {
                     // The home let go of it: ours, wherever we are (a task

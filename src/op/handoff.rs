@@ -1,5 +1,6 @@
 //! How an op future away from its home shard reaches its op (invariant
-//! 12): it never touches the home-owned cell; it delegates to the home.
+//! 12): until the home let go of the op (`done`, invariant 11) it never
+//! touches the home-owned cell; it delegates to the home.
 //!
 //! - Polled away from home, the future makes a [`Handoff`] (a locked slot
 //!   for the result and a waker) and queues a *watch* for the home: the

@@ -5,8 +5,7 @@
 //! 1. An op is submitted to, and reaped from, one ring: its *home* shard's,
 //!    the shard whose task started it.
 //! 2. Everything the kernel may touch (buffers, paths, the fd it works on)
-//!    lives in the op's [`cell`](OpCell) from submission until the final
-//!    CQE; the future gets it back only from a completed op.
+//!    lives in the op's cell from submission until the final CQE; the future gets it back only from a completed op.
 //! 3. States: `Submitted` → `Completed` → `Taken` when the future is polled
 //!    after the CQE; `Submitted` → `Abandoned` when the future is dropped
 //!    first, then freed when the CQE arrives. Drop rules: dropping the
@@ -79,15 +78,34 @@
 //!     resource, or none). Its resources hold the registration, so the slot
 //!     is cleared and reused only after the op's final CQE.
 //!
-//! 11. Every state change happens under the cell's lock, with two
-//!     exceptions that have one party only: the submitting poll writes the
-//!     cell before the op table shares it, and once the final CQE's
-//!     `complete` has published `Completed` and set the cell's `done` flag
-//!     (Release, after its last touch), the future takes the result
-//!     without the lock (Acquire).
+//! 11. A single-shot op's cell is one allocation, shared by its future and
+//!     its home's op table as plain addresses (no reference count, no
+//!     lock): the submitting poll writes it before the table has it; from
+//!     the push on, its data is touched on the home shard only (poll,
+//!     completion and drop there are plain accesses: one thread), until
+//!     the home's final `complete` publishes `Completed` and sets the
+//!     cell's `done` flag (Release, after its last touch). From then on
+//!     the future, on any thread, takes the result or ends the op without
+//!     its home (Acquire): a task stolen after its op completed needs no
+//!     word from its home, which may be blocked.
+//! 12. A future polled or dropped away from its home before `done` never
+//!     touches the cell: it gives its share to the home through the
+//!     home's delegation queue (`handoff.rs`), emptied by a mailbox call
+//!     on the home. A poll sends a *watch* with a `Handoff` (a locked slot
+//!     for the result and a waker), which the home fills at once if the
+//!     op completed, or at its final CQE; the future polls and drops only
+//!     the hand-off from then on, and a drop there asks the home to
+//!     cancel the op by `user_data` (never by the cell, which the home may
+//!     have freed). A drop sends an *abandon*: invariant 3's drop rule,
+//!     applied on the home. An exiting shard closes its queue after its
+//!     ops ended (or were leaked, invariant 5) and runs what it held; a
+//!     delegation that finds the queue closed, or its runtime gone, runs
+//!     where it is, ordered after the home's last touch by the queue's
+//!     lock or by the `Remote`'s last count.
 //!
-//! The completion cell is shared (`Arc`) and locked, so an op future is
-//! `Send`: a stolen task observes its op's completion (ADR 0008, ADR 0009).
+//! The op futures are `Send`: the cell is never touched by two threads
+//! without one of the orderings above (ADR 0008, ADR 0009, ADR 0015).
+//! Multishot ops keep a shared, locked cell (`multi.rs`).
 
 mod cancel;
 mod cell;

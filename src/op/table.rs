@@ -26,7 +26,7 @@ pub(crate) enum Kind {
 pub(crate) enum Entry {
     /// A cell shared with its future by reference count (multishot ops).
     Shared(Arc<dyn Completable>),
-    /// A single-shot op's cell, owned by this shard (invariant 12).
+    /// A single-shot op's cell, owned by this shard (invariant 11).
     Owned(Owned),
     /// Holds a slot only: a linked timeout's (its CQE frees it) or a
     /// two-CQE op's reservation (removed with the op).
@@ -41,7 +41,7 @@ pub(crate) struct Owned {
 }
 
 /// The functions of one `OpCell<T>`, each called on the home shard only,
-/// with `cell` live (invariant 12).
+/// with `cell` live (invariant 11).
 pub(crate) struct OwnedVtable {
     pub(crate) complete: unsafe fn(NonNull<()>, i32, u32),
     pub(crate) cancellable: unsafe fn(NonNull<()>) -> bool,
@@ -56,7 +56,7 @@ impl Entry {
             Entry::Shared(op) => op.complete(result, flags),
             // SAFETY: the entry came from this shard's table, where an
             // owned cell stays live until its final CQE is handed to it
-            // (invariant 12); we run on the home shard.
+            // (invariant 11); we run on the home shard.
             Entry::Owned(o) => unsafe { (o.vtable.complete)(o.cell, result, flags) },
             Entry::Slot => {}
         }
