@@ -62,6 +62,12 @@ pub(crate) fn register(remote: &Arc<Remote>) {
     // Entries of dropped remotes go here, at the next runtime's start, not
     // in `Remote::drop`, which would take this lock on every teardown.
     live.retain(|(_, w)| w.strong_count() > 0);
+    // A pruned entry's `Remote` was dropped by its last holder, its shard
+    // among them: this fence orders that drop (its `Release` decrement,
+    // read here without ordering) before our unlock, so whoever later
+    // misses the entry under this lock is ordered after the shard's exit
+    // (op invariant 12's `home_gone`).
+    std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
     live.push((Home::of(remote), Arc::downgrade(remote)));
 }
 

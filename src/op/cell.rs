@@ -75,14 +75,20 @@ pub(super) struct OpCell<T> {
     /// it set (`Acquire`) may take the result, on any thread.
     pub(super) done: AtomicBool,
     pub(super) data: UnsafeCell<CellData<T>>,
+    /// Written before submission; taken by whoever ends the op after its
+    /// final CQE. Apart from `data`: the kernel may write into it while the
+    /// home reads and writes the state, so no reference to the data may
+    /// cover it.
+    pub(super) resources: UnsafeCell<Option<T>>,
+    /// The linked timeout's duration, read by the kernel when it prepares
+    /// the `LINK_TIMEOUT` SQE (invariant 7); unused without a deadline.
+    /// Apart from `data`, as `resources`.
+    pub(super) timespec: UnsafeCell<types::Timespec>,
 }
 
 /// What the home (or, once `done`, the future) reads and writes.
 pub(super) struct CellData<T> {
     pub(super) state: State,
-    /// Written before submission; taken by whoever ends the op after its
-    /// final CQE.
-    pub(super) resources: Option<T>,
     /// A non-negative result is an fd the op created (open, accept): it
     /// must be closed if nobody takes it (invariant 3).
     pub(super) produces_fd: bool,
@@ -98,9 +104,6 @@ pub(super) struct CellData<T> {
     /// (a `SEND_ZC` whose peer keeps its window shut), does not keep the
     /// socket open after its owner closed it (invariant 9).
     pub(super) issued_fd: Option<Arc<OwnedFd>>,
-    /// The linked timeout's duration, read by the kernel when it prepares
-    /// the `LINK_TIMEOUT` SQE (invariant 7); unused without a deadline.
-    pub(super) timespec: types::Timespec,
     /// The deadline the linked timeout stands for: an op ended by
     /// `-ECANCELED` or `-EINTR` once it has passed was stopped by its
     /// timeout (invariant 7); one ended so before it (a shutdown's cancel)
@@ -137,12 +140,10 @@ pub(super) fn new_cell<T>(resources: T, produces_fd: bool) -> Box<OpCell<T>> {
             waker: None,
             early: None,
         },
-        resources: Some(resources),
         produces_fd,
         uncancellable: false,
         reserved: 0,
         issued_fd: None,
-        timespec: types::Timespec::new(),
         deadline: None,
         shutdown_cancel_first: false,
         sqe: None,
@@ -152,6 +153,8 @@ pub(super) fn new_cell<T>(resources: T, produces_fd: bool) -> Box<OpCell<T>> {
     Box::new(OpCell {
         done: AtomicBool::new(false),
         data: UnsafeCell::new(data),
+        resources: UnsafeCell::new(Some(resources)),
+        timespec: UnsafeCell::new(types::Timespec::new()),
     })
 }
 
@@ -163,8 +166,30 @@ pub(super) fn new_cell<T>(resources: T, produces_fd: bool) -> Box<OpCell<T>> {
 /// and no other borrow of the data in use while this one is.
 pub(super) unsafe fn data<'a, T>(cell: CellPtr<T>) -> &'a mut CellData<T> {
     // SAFETY: the caller's contract; `UnsafeCell::get` borrows only the
-    // field, so a shared look at `done` elsewhere does not alias this.
+    // field, so a shared look at `done` elsewhere does not alias this, nor
+    // does the kernel's use of `resources` and `timespec`.
     unsafe { &mut *(*cell.as_ptr()).data.get() }
+}
+
+/// Takes the resources of an op that ended (or was never pushed).
+///
+/// # Safety
+///
+/// The module's contract, and the kernel is done with them (the final CQE
+/// was reaped, or the op never pushed): the caller ends the op.
+unsafe fn take_resources<T>(cell: CellPtr<T>) -> Option<T> {
+    // SAFETY: per the contract, nobody else uses them now.
+    unsafe { (*(*cell.as_ptr()).resources.get()).take() }
+}
+
+/// Where the kernel reads the linked timeout's duration.
+///
+/// # Safety
+///
+/// The cell is live.
+pub(super) unsafe fn timespec<T>(cell: CellPtr<T>) -> *mut types::Timespec {
+    // SAFETY: live, per the contract; only the field is borrowed.
+    unsafe { (*cell.as_ptr()).timespec.get() }
 }
 
 /// The op-table entry for `cell`: the table holds its address, no count.
@@ -315,7 +340,7 @@ impl<T> CellData<T> {
 unsafe fn publish<T>(cell: CellPtr<T>, result: i32, handoff: Arc<Handoff<T>>) {
     // SAFETY: per the contract, the cell is ours alone now.
     let mut owned = unsafe { Box::from_raw(cell.as_ptr()) };
-    let resources = owned.data.get_mut().resources.take();
+    let resources = owned.resources.get_mut().take();
     let produces_fd = owned.data.get_mut().produces_fd;
     contain(move || drop(owned));
     if let Some(resources) = resources {
@@ -343,11 +368,10 @@ pub(super) unsafe fn take_done<T>(cell: CellPtr<T>) -> (i32, T) {
     // SAFETY: per the contract, `done`'s Acquire ordered the home's last
     // touch before this one, and nobody else holds a share.
     let mut owned = unsafe { Box::from_raw(cell.as_ptr()) };
-    let c = owned.data.get_mut();
-    let State::Completed { result } = c.state else {
+    let State::Completed { result } = owned.data.get_mut().state else {
         unreachable!("`done` is set on completion only");
     };
-    let resources = c.resources.take();
+    let resources = owned.resources.get_mut().take();
     // What is left runs no foreign code when dropped (no resources, no
     // waker).
     drop(owned);
@@ -387,7 +411,8 @@ pub(super) unsafe fn poll_on_home<T>(cell: CellPtr<T>, waker: &Waker) -> Poll<(i
         State::Completed { result } => {
             let result = *result;
             c.state = State::Taken;
-            let resources = c.resources.take();
+            // SAFETY: completed: the kernel is done, and we end the op.
+            let resources = unsafe { take_resources(cell) };
             // SAFETY: completed and taken: nobody else holds a share. What
             // is left in the box runs no foreign code when dropped (the
             // resources are out, and so is any waker).

@@ -103,9 +103,8 @@ where
 {
     // The resources are at the address they keep until the final CQE.
     let mut cell = cell::new_cell(resources, produces_fd);
-    let data = cell.data.get_mut();
-    let sqe = build(data.resources.as_mut().expect("just stored"));
-    data.sqe = Some(sqe);
+    let sqe = build(cell.resources.get_mut().as_mut().expect("just stored"));
+    cell.data.get_mut().sqe = Some(sqe);
     Op {
         link: Link::Cell(Share(NonNull::from(Box::leak(cell)))),
         home: None,
@@ -194,10 +193,12 @@ unsafe fn try_submit<T: Send + 'static>(
     // that shard's `Remote`.
     unique.bound = None;
     if let Some((t, deadline)) = timeout {
-        unique.timespec = types::Timespec::from(t);
+        // SAFETY: not pushed yet: ours alone.
+        unsafe { *cell::timespec(cell) = types::Timespec::from(t) };
         unique.deadline = Some(deadline);
     }
-    let timespec: *const types::Timespec = &unique.timespec;
+    // SAFETY: the cell is live.
+    let timespec = unsafe { cell::timespec(cell) };
     let pushed = context::with_current(|cx| {
         let user_data = cx.ops.borrow_mut().insert(cell::owned_entry(cell));
         let sqe = sqe.user_data(user_data);
@@ -439,8 +440,9 @@ impl<T: Send + 'static> Op<T> {
         };
         // SAFETY: never pushed: the cell is ours alone, and now given up.
         let cell = unsafe { Box::from_raw(cell.as_ptr()) };
-        let data = cell.data.into_inner();
-        data.resources.expect("resources stored at creation")
+        cell.resources
+            .into_inner()
+            .expect("resources stored at creation")
     }
 
     /// Unsubmitted, no room: wait for a completion, or for the deadline.
