@@ -42,6 +42,7 @@
 use std::time::{Duration, Instant};
 
 use super::core::{Core, wake_all};
+use crate::executor::Route;
 use crate::sys::user_data;
 
 impl Core {
@@ -219,11 +220,11 @@ impl Core {
             // for too.
             self.cancel_queued();
         }
-        self.cancel_queued();
         // Op futures' last delegations run here, on the home, before the
         // doorbells below carry the wake-ups they make; any later one
         // finds the queue closed and runs where it is (op invariant 12).
         crate::op::close_handoffs(&self.cx.remote);
+        self.cancel_queued();
         // Completions of the last rounds may have woken tasks elsewhere:
         // their doorbells go out now, not with a ring nobody enters again.
         // Through the eventfd if the kernel does not take them: nobody
@@ -255,16 +256,30 @@ impl Core {
         self.cx.remote.discard_fixed_releases();
     }
 
-    /// Completions during D5 may wake stealable tasks of other shards into
-    /// our queues after D4's look: nobody would ever run them. Dropped here,
-    /// each leaves its home shard's registry (and rings that shard, which
-    /// may wait for it).
+    /// Completions and mailbox calls during D5 (an op's hand-off, op
+    /// invariant 12) may wake stealable tasks of other shards into our
+    /// queues after D4's look: we will never run them. Cancelling (D3),
+    /// each is dropped here, leaves its home shard's registry and rings
+    /// that shard, which may wait for it. Graceful (D2), a live task must
+    /// still finish: it goes to the runtime's injector, and every other
+    /// shard is rung; the shard it is registered on cannot exit before it
+    /// ends, and none exits while the injector holds work.
     fn cancel_queued(&self) {
         loop {
             let next = self.cx.run_queue.borrow_mut().pop_front();
             let Some(r) = next.or_else(|| self.cx.deque.pop()) else {
                 break;
             };
+            let stealable = matches!(r.metadata().route(), Route::Stealable(_));
+            if stealable && !self.cancelling.get() {
+                self.cx.shared.injector.push(r);
+                for remote in self.cx.shared.remotes.iter() {
+                    if remote.index != self.cx.index {
+                        remote.ring_eventfd();
+                    }
+                }
+                continue;
+            }
             self.cancel(r);
         }
     }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::{Handle, Runtime, context};
 
+mod graceful;
 mod stealing;
 mod wakeups;
 
