@@ -227,5 +227,20 @@ fn a_closed_queue_runs_what_it_held_and_refuses_more() {
     }));
     close_queue(&remote);
     assert!(matches!(h.poll(Waker::noop()), Poll::Ready((0, 9))));
-    assert!(remote.op_handoffs.lock().closed);
+    // A later delegation runs where it is, at once, and posts nothing.
+    let c = submitted(4u8);
+    complete(c, 0);
+    let h = Arc::new(Handoff::new(Waker::noop()));
+    let watch = Delegation {
+        cell: c,
+        user_data: 0,
+        handoff: Some(h.clone()),
+    };
+    delegate(Home::of(&remote), Box::new(watch));
+    assert!(matches!(h.poll(Waker::noop()), Poll::Ready((0, 4))));
+    assert!(remote.op_handoffs.lock().queue.is_empty());
+    assert!(
+        remote.is_empty(),
+        "a call was posted to a closed queue's shard"
+    );
 }
