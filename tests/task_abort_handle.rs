@@ -33,6 +33,10 @@ fn an_abort_handle_cancels_a_detached_task_from_another_thread() {
         .unwrap();
     let abort = task.abort_handle();
     drop(task); // detached
+    assert!(
+        dropped.recv_timeout(Duration::from_millis(100)).is_err(),
+        "dropping the JoinHandle cancelled the task: it only detaches it"
+    );
     assert!(!abort.is_finished());
     let clone = abort.clone();
     std::thread::spawn(move || clone.abort()).join().unwrap();

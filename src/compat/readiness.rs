@@ -22,7 +22,9 @@
 //!    own op (`a_socket_polled_from_two_runtimes_survives_the_first_ones_shutdown`).
 //! 2. Syscall first: a direction of the runtime's own sockets starts ready
 //!    (a user's `AsyncFd` starts not ready). Only an `EAGAIN` clears the
-//!    flag ([`Readiness::clear`]); only a poll CQE sets it again. CQEs that
+//!    flag ([`Readiness::clear`]), or a wait finding the starting guess
+//!    wrong ([`Readiness::poll_wait_ready`]: Tokio's `readable()` on a new
+//!    socket waits for data); only a poll CQE sets it again. CQEs that
 //!    arrive between two looks are coalesced into one (the OR of their
 //!    masks); a stale one costs a syscall that says `EAGAIN`, never a
 //!    missed event. Each setting of the flag starts a new [`Tick`], and an
@@ -468,6 +470,39 @@ impl Readiness {
     /// The home shard, for sockets this one accepts (invariant 5).
     pub(crate) fn home(&self) -> Option<Arc<Remote>> {
         self.home.get().cloned()
+    }
+
+    /// `poll_ready` for a wait on readiness itself (Tokio's `readable`,
+    /// `writable`, `poll_read_ready`), where no syscall follows to correct
+    /// a wrong guess: a direction still on its starting guess (ready in
+    /// tick 0, invariant 2) asks the kernel first (`poll(2)`, no wait) and
+    /// drops the guess if the fd is not ready, so a new socket's
+    /// `readable()` waits for data as Tokio's does.
+    pub(crate) fn poll_wait_ready(
+        &self,
+        dir: Direction,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<Tick>> {
+        let guessed = {
+            let side = self.side(dir).lock();
+            side.ready && side.tick == 0 && !side.closed
+        };
+        if guessed {
+            let events = match dir {
+                Direction::Read => libc::POLLIN | libc::POLLRDHUP,
+                Direction::Write => libc::POLLOUT,
+            };
+            let mut pfd = libc::pollfd {
+                fd: self.fd,
+                events,
+                revents: 0,
+            };
+            // SAFETY: one live `pollfd`; a zero timeout never blocks.
+            if unsafe { libc::poll(&mut pfd, 1, 0) } == 0 {
+                let _ = self.clear(dir, Tick(0));
+            }
+        }
+        self.poll_ready(dir, cx)
     }
 
     /// The tick `dir` is in now: taken before a syscall that was not

@@ -22,7 +22,7 @@ pub(crate) fn poll_ready(
     dir: Direction,
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<()>> {
-    s.readiness().poll_ready(dir, cx).map_ok(drop)
+    s.readiness().poll_wait_ready(dir, cx).map_ok(drop)
 }
 
 /// Waits for `dir`'s readiness (Tokio's `readable`/`writable`).

@@ -64,7 +64,7 @@ impl UdpSocket {
     pub fn poll_recv_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.io
             .readiness()
-            .poll_ready(Direction::Read, cx)
+            .poll_wait_ready(Direction::Read, cx)
             .map_ok(drop)
     }
 
@@ -83,7 +83,7 @@ impl UdpSocket {
     pub fn poll_send_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.io
             .readiness()
-            .poll_ready(Direction::Write, cx)
+            .poll_wait_ready(Direction::Write, cx)
             .map_ok(drop)
     }
 
