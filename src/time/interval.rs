@@ -169,8 +169,9 @@ impl Interval {
         self.missed
     }
 
-    /// The next tick comes one period from now (Tokio's `reset`). A task
-    /// waiting in `tick()` waits for the new deadline.
+    /// The next tick comes one period from now (Tokio's `reset`). The next
+    /// `tick()` waits for the new deadline, even if an earlier `tick()`
+    /// future was dropped unfinished (a `select!` branch).
     ///
     /// # Examples
     ///
