@@ -251,10 +251,13 @@ fn a_receiver_that_stopped_waiting_is_not_rung_for_each_message() {
     let h = rt.handle();
     let (tx, mut rx) = channel::<u32>(64).unwrap();
     let (first_tx, first_rx) = std::sync::mpsc::channel();
+    // The receiver sleeps (no channel wait) until the test has counted:
+    // a timed sleep here ran out under load before the sends were done.
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
     let j = h
         .spawn_pinned(0, async move {
             first_tx.send(rx.recv().await).unwrap();
-            ringlane::time::sleep(Duration::from_millis(300)).await;
+            go_rx.await.unwrap();
             let mut rest = Vec::new();
             while let Ok(v) = rx.try_recv() {
                 rest.push(v);
@@ -275,6 +278,7 @@ fn a_receiver_that_stopped_waiting_is_not_rung_for_each_message() {
         std::thread::sleep(Duration::from_millis(2));
     }
     let rung = h.shard_stats(0).unwrap().wakeups - before;
+    go_tx.send(()).unwrap();
     assert!(
         rung <= 3,
         "a sleeping receiver's shard was rung {rung} times"

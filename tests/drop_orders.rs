@@ -207,7 +207,7 @@ fn timed_read(s: NativeUnix, limit: Duration) -> ReadFut {
 fn an_op_cancelled_by_its_runtimes_shutdown_is_not_reported_as_timed_out_once_its_deadline_has_passed()
  {
     let _serial = SERIAL.lock();
-    const DEADLINE: Duration = Duration::from_millis(1500);
+    const DEADLINE: Duration = Duration::from_millis(3000);
     let rt = common::runtime(1);
     let (a, a_peer) = std::os::unix::net::UnixStream::pair().unwrap();
     let (b, b_peer) = std::os::unix::net::UnixStream::pair().unwrap();
@@ -231,6 +231,12 @@ fn an_op_cancelled_by_its_runtimes_shutdown_is_not_reported_as_timed_out_once_it
     within(Duration::from_secs(20), "dropping the runtime", move || {
         drop(rt)
     });
+    if armed_at.elapsed() >= DEADLINE {
+        // The linked timeouts may really have fired first: nothing to
+        // compare (a machine too loaded to shut down within the deadline).
+        eprintln!("skipped: the runtime took longer than {DEADLINE:?} to shut down");
+        return;
+    }
     let waiter = common::runtime(1);
     let looked_early_at = armed_at.elapsed();
     let (r_early, buf_early) = waiter

@@ -279,6 +279,7 @@ fn an_op_waiting_for_room_follows_the_deadline_it_is_polled_under() {
     let path = temp_path("deadlines");
     let (rt, xs, w) = both_op_slots_held(&path);
     let f = File::from(std::fs::File::open(&path).unwrap());
+    let (first_done_tx, first_done) = std::sync::mpsc::channel();
     let u = rt
         .handle()
         .spawn_pinned(0, async move {
@@ -286,11 +287,19 @@ fn an_op_waiting_for_room_follows_the_deadline_it_is_polled_under() {
             let short = ringlane::native::timeout(Duration::from_millis(50), op.as_mut());
             let first = ringlane::time::timeout(Duration::from_millis(10), short).await;
             assert!(first.is_err(), "there was no room: the read could not run");
+            first_done_tx.send(Instant::now()).unwrap();
             let (n, _) = ringlane::native::timeout(Duration::from_secs(5), op.as_mut()).await;
             n
         })
         .unwrap();
-    std::thread::sleep(Duration::from_millis(200)); // past the first deadline
+    // Room frees only once the first wait is over and its 50 ms deadline
+    // well past (a fixed sleep could end before the task first ran).
+    let first_ended = first_done
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the first wait never ended");
+    std::thread::sleep(
+        (first_ended + Duration::from_millis(150)).saturating_duration_since(Instant::now()),
+    );
     // Room frees up: both slots, as a timed op needs two (its linked
     // timeout has an entry of its own).
     let w = std::fs::File::from(w);

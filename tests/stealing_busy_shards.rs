@@ -380,15 +380,18 @@ fn a_shutdown_report_counts_each_unfinished_stealable_task_exactly_once() {
         })
         .collect();
 
+    const GRACE: Duration = Duration::from_secs(5);
     let shutter = std::thread::spawn(move || {
         let t = Instant::now();
         // A grace period long enough for shard 0 to steal and run shard 1's
         // queue (with a panic's backtrace in every third task) on a slow or
-        // instrumented build: 400 ms was not enough under ASan.
-        let report = rt.shutdown(Duration::from_millis(1500));
+        // instrumented build: 400 ms was not enough under ASan, and 1.5 s
+        // is tight on a loaded machine that resolves a backtrace.
+        let report = rt.shutdown(GRACE);
         (report, t.elapsed())
     });
     let began = holds_within(LIMIT, || h.is_shutdown());
+    let began_at = Instant::now();
     std::thread::sleep(Duration::from_millis(20));
     release_0.store(true, Ordering::Release);
     // Aborted by their owner during the grace period: cancelled, but not
@@ -396,7 +399,11 @@ fn a_shutdown_report_counts_each_unfinished_stealable_task_exactly_once() {
     for j in &pending[PENDING..] {
         j.abort();
     }
-    std::thread::sleep(Duration::from_millis(1800));
+    // Shard 1 stays blocked until the deadline has passed (its own tasks
+    // are then unfinished), measured from the shutdown's start.
+    std::thread::sleep(
+        (began_at + GRACE + Duration::from_millis(300)).saturating_duration_since(Instant::now()),
+    );
     release_1.store(true, Ordering::Release);
     let (report, took) = shutter.join().unwrap();
     drop(hold_0);

@@ -170,7 +170,9 @@ fn a_sleep_reads_as_elapsed_once_its_timer_fired_even_before_its_next_poll() {
         .handle()
         .spawn_pinned(0, async {
             let log = new_log();
-            let mut s = sleep(Duration::from_millis(30));
+            // Long enough that a descheduled shard does not outlast it
+            // before the first poll.
+            let mut s = sleep(Duration::from_millis(300));
             let pending = poll_with(&mut s, &rec_waker(0, &log)).is_pending();
             let woken = until_logged(&log, 1).await;
             let elapsed_before_poll = s.is_elapsed();
@@ -187,13 +189,13 @@ fn a_sleep_reads_as_elapsed_once_its_timer_fired_even_before_its_next_poll() {
         .unwrap();
     let (pending, woken, on_shard, ready, after_poll, past) =
         common::join_within(&rt, j, LIMIT, "a sleep on a shard");
-    assert!(pending, "a 30 ms sleep was ready at its first poll");
+    assert!(pending, "a 300 ms sleep was ready at its first poll");
     assert!(woken, "the shard never fired the sleep's timer");
     assert!(past && ready && after_poll);
 
     // Off any shard: the fallback timer thread fires it.
     let log = new_log();
-    let mut s = sleep(Duration::from_millis(30));
+    let mut s = sleep(Duration::from_millis(300));
     assert!(poll_with(&mut s, &rec_waker(0, &log)).is_pending());
     assert!(
         until_logged_blocking(&log, 1),
@@ -322,9 +324,9 @@ fn a_reset_sleep_never_fires_early_whether_it_had_fired_completed_or_moved_shard
         .spawn_pinned(0, async {
             let mut out: Vec<(&'static str, Instant, Instant, bool)> = Vec::new();
             // Fired in the wheel, never polled since: reset later.
-            let mut s = sleep(Duration::from_millis(20));
-            assert!(poll_once(&mut s).await, "a 20 ms sleep was ready at once");
-            sleep(Duration::from_millis(70)).await; // its timer fires meanwhile
+            let mut s = sleep(Duration::from_millis(200));
+            assert!(poll_once(&mut s).await, "a 200 ms sleep was ready at once");
+            sleep(Duration::from_millis(250)).await; // its timer fires meanwhile
             let d = Instant::now() + Duration::from_millis(40);
             s.reset(d);
             let looked_elapsed = s.is_elapsed();

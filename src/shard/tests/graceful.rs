@@ -25,14 +25,23 @@ fn a_task_woken_by_a_call_during_a_graceful_exit_still_runs() {
     // Shard 0 is held while the task starts, so it first runs on shard 1
     // and is registered there.
     let hold = Arc::new(AtomicBool::new(true));
-    let held = hold.clone();
+    let started = Arc::new(AtomicBool::new(false));
+    let (held, start) = (hold.clone(), started.clone());
     let blocker = h
         .spawn_pinned(0, async move {
+            start.store(true, Ordering::Release);
             while held.load(Ordering::Acquire) {
                 std::hint::spin_loop();
             }
         })
         .unwrap();
+    // Held before the task is offered to shard 1: an idle shard 0 could
+    // take it from shard 1's preferred queue.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !started.load(Ordering::Acquire) {
+        assert!(Instant::now() < deadline, "shard 0 never ran its blocker");
+        std::thread::yield_now();
+    }
     let slot: Arc<Mutex<Option<Waker>>> = Arc::default();
     let go = Arc::new(AtomicBool::new(false));
     let first_shard = Arc::new(AtomicUsize::new(usize::MAX));
@@ -55,7 +64,6 @@ fn a_task_woken_by_a_call_during_a_graceful_exit_still_runs() {
             }),
         )
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
     while slot.lock().is_none() {
         assert!(Instant::now() < deadline, "the task never ran");
         std::thread::yield_now();

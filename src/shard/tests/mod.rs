@@ -119,7 +119,7 @@ fn a_stealable_spawn_inside_the_closing_gate_is_cancelled_not_lost() {
     // The closer rings the shards only once the gate is empty: wake the
     // shard now, so that it sees the shutdown while we are inside (before
     // the fix, it exited here).
-    std::thread::sleep(Duration::from_millis(20));
+    until_shutting_down(&shared);
     shared.remotes[0].ring_eventfd();
     std::thread::sleep(Duration::from_millis(100));
     let (runnable, join) = crate::executor::spawn_stealable(async { 7 }, shared.clone());
@@ -135,6 +135,16 @@ fn a_stealable_spawn_inside_the_closing_gate_is_cancelled_not_lost() {
         matches!(&outcome, Ok(7)) || matches!(&outcome, Err(e) if e.is_cancelled()),
         "got {outcome:?}"
     );
+}
+
+/// Waits (at most 10 s) until a thread's `shutdown` has marked the runtime
+/// as shutting down: a shard rung before that sees nothing to do.
+fn until_shutting_down(shared: &crate::shard::Shared) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !shared.is_shutting_down() {
+        assert!(Instant::now() < deadline, "shutdown never began");
+        std::thread::yield_now();
+    }
 }
 
 /// Runs once, on the shard thread, where a shard of runtime `.0` with index
@@ -204,14 +214,23 @@ fn a_preferred_spawn_inside_the_closing_gate_is_cancelled_not_lost() {
     ));
     let closer = std::thread::spawn(move || rt.shutdown(Duration::ZERO));
     // The closer rings the shards once the gate is empty: wake the shard
-    // now, so it reaches D4 (and the hook) while the gate is still held.
-    std::thread::sleep(Duration::from_millis(20));
-    shared.remotes[0].ring_eventfd();
+    // now, so it reaches D4 (and the hook) while the gate is still held;
+    // again until it has (a wake-up before it saw the shutdown parks it
+    // again).
+    until_shutting_down(&shared);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let join = loop {
+        shared.remotes[0].ring_eventfd();
+        match joins.recv_timeout(Duration::from_millis(10)) {
+            Ok(join) => break join,
+            Err(_) => assert!(
+                Instant::now() < deadline,
+                "the shard never reached its seal check"
+            ),
+        }
+    };
     let report = closer.join().unwrap();
     assert!(report.stuck_shards.is_empty());
-    let join = joins
-        .recv_timeout(Duration::from_secs(5))
-        .expect("the shard never reached its seal check");
     let outcome = ready_within(Duration::from_secs(5), join)
         .expect("the task pushed onto the preferred queue inside the gate was lost");
     assert!(
