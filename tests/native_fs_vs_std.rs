@@ -67,6 +67,37 @@ fn until_blocked_in_openat(tid: i32) {
     }
 }
 
+/// Waits (at most 10 s, then fails) until `n` threads of this process
+/// (io-wq workers included) sleep with `symbol` on their kernel stack;
+/// `false` at once if the stacks cannot be read (not root).
+fn until_threads_wait_in(symbol: &str, n: usize) -> bool {
+    let count = || -> Option<usize> {
+        let mut found = 0;
+        for task in std::fs::read_dir("/proc/self/task").ok()? {
+            let Ok(task) = task else { continue };
+            // A thread that exited meanwhile has no stack to read.
+            match std::fs::read_to_string(task.path().join("stack")) {
+                Ok(stack) if stack.contains(symbol) => found += 1,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::PermissionDenied => return None,
+                Err(_) => {}
+            }
+        }
+        Some(found)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match count() {
+            None => return false,
+            Some(found) if found >= n => return true,
+            Some(_) => {
+                assert!(Instant::now() < deadline, "{n} threads never slept in {symbol}");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+}
+
 /// A std write-only open of `path` without blocking, retried (for up to
 /// 2 s) while the FIFO has no reader yet.
 fn writer_within(path: &Path) -> io::Result<std::fs::File> {
@@ -206,9 +237,13 @@ fn a_fifo_open_for_reading_returns_the_fifo_its_path_named_even_if_the_path_is_r
             let _ = tx.send(out);
         })
         .unwrap();
-    // Both opens are waiting (ringlane's first attempt is long done).
+    // Both opens are waiting (ringlane's first attempt is long done): the
+    // std reader and ringlane's io-wq worker both sleep in `fifo_open`,
+    // having resolved the path. Without readable kernel stacks, a pause.
     common::until_parked(&rt.handle(), 0);
-    std::thread::sleep(Duration::from_millis(150));
+    if !until_threads_wait_in("fifo_open", 2) {
+        std::thread::sleep(Duration::from_millis(150));
+    }
 
     // The FIFO moves away; an impostor takes its name.
     std::fs::rename(&path, &moved).unwrap();
