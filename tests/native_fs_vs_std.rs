@@ -91,7 +91,10 @@ fn until_threads_wait_in(symbol: &str, n: usize) -> bool {
             None => return false,
             Some(found) if found >= n => return true,
             Some(_) => {
-                assert!(Instant::now() < deadline, "{n} threads never slept in {symbol}");
+                assert!(
+                    Instant::now() < deadline,
+                    "{n} threads never slept in {symbol}"
+                );
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
