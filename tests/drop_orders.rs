@@ -187,9 +187,9 @@ fn timed_read(s: NativeUnix, limit: Duration) -> ReadFut {
     }))
 }
 
-/// Two identical reads under a 1.5 s `native::timeout`, on two idle
+/// Two identical reads under a 3 s `native::timeout`, on two idle
 /// sockets, are submitted on shard 0 and handed out of their task; the
-/// runtime is dropped at once (D5 cancels both ops, ~1.5 s before their
+/// runtime is dropped at once (D5 cancels both ops, ~3 s before their
 /// deadline). The first is then polled right away, the second after the
 /// deadline has passed.
 ///

@@ -142,6 +142,9 @@ struct Side {
     closed: bool,
     /// Counts the settings of `ready` (invariant 2).
     tick: u64,
+    /// A wait asked the kernel about the starting guess and found it
+    /// right: no wait asks again (`poll_wait_ready`).
+    guess_checked: bool,
     /// The armed polls, one per shard at most (invariant 1).
     armed: Vec<Armed>,
     /// Who waits on this direction (invariant 1).
@@ -223,6 +226,7 @@ impl Readiness {
                 ready: syscall_first,
                 closed: false,
                 tick: 0,
+                guess_checked: false,
                 armed: Vec::new(),
                 waiters: Arc::default(),
                 forwarded: None,
@@ -485,7 +489,7 @@ impl Readiness {
     ) -> Poll<io::Result<Tick>> {
         let guessed = {
             let side = self.side(dir).lock();
-            side.ready && side.tick == 0 && !side.closed
+            side.ready && side.tick == 0 && !side.closed && !side.guess_checked
         };
         if guessed {
             let events = match dir {
@@ -498,8 +502,13 @@ impl Readiness {
                 revents: 0,
             };
             // SAFETY: one live `pollfd`; a zero timeout never blocks.
-            if unsafe { libc::poll(&mut pfd, 1, 0) } == 0 {
-                let _ = self.clear(dir, Tick(0));
+            match unsafe { libc::poll(&mut pfd, 1, 0) } {
+                0 => {
+                    let _ = self.clear(dir, Tick(0));
+                }
+                // Ready (`POLLHUP`, `POLLERR` included): asked once only.
+                n if n > 0 => self.side(dir).lock().guess_checked = true,
+                _ => {} // `EINTR`, say: the guess stands, the next wait asks
             }
         }
         self.poll_ready(dir, cx)

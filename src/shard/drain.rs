@@ -32,8 +32,10 @@
 //!    the armed eventfd read and wait for its CQE and for the CQEs of native
 //!    ops abandoned by cancelled tasks (their buffers must outlive them; if
 //!    the kernel does not answer within about a second they are leaked),
-//!    cancel tasks of other shards those last completions woke into this
-//!    shard's queues,
+//!    run the op hand-offs still queued here (op invariant 12), cancel
+//!    tasks of other shards those last completions and calls woke into
+//!    this shard's queues (graceful, a live stealable one goes to the
+//!    injector instead, for a shard that stays),
 //!    unregister the ring's registered files, buffers and buffer rings
 //!    (the ring outlives the shard: other shards keep its fd for their
 //!    doorbells), then mark the doorbell closed so nobody rings a shard
@@ -265,6 +267,7 @@ impl Core {
     /// shard is rung; the shard it is registered on cannot exit before it
     /// ends, and none exits while the injector holds work.
     fn cancel_queued(&self) {
+        let mut reinjected = false;
         loop {
             let next = self.cx.run_queue.borrow_mut().pop_front();
             let Some(r) = next.or_else(|| self.cx.deque.pop()) else {
@@ -273,14 +276,17 @@ impl Core {
             let stealable = matches!(r.metadata().route(), Route::Stealable(_));
             if stealable && !self.cancelling.get() {
                 self.cx.shared.injector.push(r);
-                for remote in self.cx.shared.remotes.iter() {
-                    if remote.index != self.cx.index {
-                        remote.ring_eventfd();
-                    }
-                }
+                reinjected = true;
                 continue;
             }
             self.cancel(r);
+        }
+        if reinjected {
+            for remote in self.cx.shared.remotes.iter() {
+                if remote.index != self.cx.index {
+                    remote.ring_eventfd();
+                }
+            }
         }
     }
 

@@ -45,7 +45,13 @@ fn a_task_woken_by_a_call_during_a_graceful_exit_still_runs() {
     let slot: Arc<Mutex<Option<Waker>>> = Arc::default();
     let go = Arc::new(AtomicBool::new(false));
     let first_shard = Arc::new(AtomicUsize::new(usize::MAX));
-    let (s, g, f) = (slot.clone(), go.clone(), first_shard.clone());
+    let last_shard = Arc::new(AtomicUsize::new(usize::MAX));
+    let (s, g, f, l) = (
+        slot.clone(),
+        go.clone(),
+        first_shard.clone(),
+        last_shard.clone(),
+    );
     let task = h
         .spawn_with(
             Placement::StealablePreferred(1),
@@ -57,6 +63,10 @@ fn a_task_woken_by_a_call_during_a_graceful_exit_still_runs() {
                     Ordering::Acquire,
                 );
                 if g.load(Ordering::Acquire) {
+                    l.store(
+                        crate::current_shard().unwrap_or(usize::MAX - 1),
+                        Ordering::Release,
+                    );
                     return Poll::Ready(7);
                 }
                 *s.lock() = Some(cx.waker().clone());
@@ -76,23 +86,17 @@ fn a_task_woken_by_a_call_during_a_graceful_exit_still_runs() {
         "registered on shard 1"
     );
     // Shard 0, exiting gracefully (it has no ops), posts itself a call
-    // that wakes the task, after its last look at its mailbox.
-    let shared = h.shared.clone();
+    // that wakes the task, after its last look at its mailbox. Only at a
+    // seal check that finds the gate sealed (one made while deciding to
+    // park, or before the gate closed, is not the exit's).
     let posted = Arc::new(AtomicBool::new(false));
-    let p = posted.clone();
-    BEFORE_SEAL_CHECK.lock().push((
-        shared.id,
-        0,
-        Box::new(move || {
-            shared.remotes[0].call(Box::new(move || {
-                go.store(true, Ordering::Release);
-                if let Some(w) = slot.lock().take() {
-                    w.wake();
-                }
-            }));
-            p.store(true, Ordering::Release);
-        }),
-    ));
+    let wake: Box<dyn FnOnce() + Send> = Box::new(move || {
+        go.store(true, Ordering::Release);
+        if let Some(w) = slot.lock().take() {
+            w.wake();
+        }
+    });
+    arm_at_sealed_check(h.shared.clone(), wake, posted.clone());
     let report = rt.shutdown(Duration::from_secs(10));
     assert!(
         posted.load(Ordering::Acquire),
@@ -105,4 +109,31 @@ fn a_task_woken_by_a_call_during_a_graceful_exit_still_runs() {
     let outcome =
         ready_within(Duration::from_secs(5), task).expect("the task's handle never resolved");
     assert_eq!(outcome.ok(), Some(7));
+    assert_eq!(
+        last_shard.load(Ordering::Acquire),
+        1,
+        "the woken task ran on the exiting shard: the call was not run at its exit"
+    );
+}
+
+/// Registers a seal-check hook for shard 0 that posts `call` to shard 0's
+/// own mailbox once the gate is sealed (and re-registers itself until).
+fn arm_at_sealed_check(
+    shared: Arc<crate::shard::Shared>,
+    call: Box<dyn FnOnce() + Send>,
+    posted: Arc<AtomicBool>,
+) {
+    let id = shared.id;
+    BEFORE_SEAL_CHECK.lock().push((
+        id,
+        0,
+        Box::new(move || {
+            if shared.injector_gate.is_sealed() {
+                shared.remotes[0].call(call);
+                posted.store(true, Ordering::Release);
+            } else {
+                arm_at_sealed_check(shared.clone(), call, posted);
+            }
+        }),
+    ));
 }
