@@ -6,29 +6,17 @@
 
 mod common;
 
+use common::{on_shard_0, soon};
+
 use std::time::Duration;
 
 use ringlane::compat::{TcpListener, UdpSocket, UnixStream};
-
-async fn soon<F: std::future::Future>(f: F) -> F::Output {
-    ringlane::time::timeout(Duration::from_secs(5), f)
-        .await
-        .expect("a lost wake-up: still waiting after 5 s")
-}
 
 /// Whether `f` is still waiting after 50 ms.
 async fn waits<F: std::future::Future>(f: F) -> bool {
     ringlane::time::timeout(Duration::from_millis(50), f)
         .await
         .is_err()
-}
-
-fn on_shard<T: Send + 'static>(
-    rt: &ringlane::Runtime,
-    f: impl std::future::Future<Output = T> + Send + 'static,
-) -> T {
-    rt.block_on(rt.handle().spawn_pinned(0, f).unwrap())
-        .unwrap()
 }
 
 /// Expected: a new stream pair's `readable()` waits until the peer writes,
@@ -39,7 +27,7 @@ fn on_shard<T: Send + 'static>(
 #[test]
 fn a_new_unix_streams_readable_waits_for_the_peer() {
     let rt = common::runtime(1);
-    let (waited, got) = on_shard(&rt, async {
+    let (waited, got) = on_shard_0(&rt, async {
         let (a, b) = UnixStream::pair().unwrap();
         let waited = waits(a.readable()).await;
         soon(b.writable()).await.unwrap();
@@ -58,7 +46,7 @@ fn a_new_unix_streams_readable_waits_for_the_peer() {
 #[test]
 fn an_accepted_stream_and_a_new_udp_socket_wait_for_data() {
     let rt = common::runtime(1);
-    let (tcp_waited, udp_waited) = on_shard(&rt, async {
+    let (tcp_waited, udp_waited) = on_shard_0(&rt, async {
         let l = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
         let (s, _) = soon(l.accept()).await.unwrap();
@@ -86,7 +74,7 @@ fn an_accepted_stream_and_a_new_udp_socket_wait_for_data() {
 #[test]
 fn a_peek_keeps_the_stream_readable() {
     let rt = common::runtime(1);
-    let got = on_shard(&rt, async {
+    let got = on_shard_0(&rt, async {
         let l = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
         let (a, _) = soon(l.accept()).await.unwrap();
@@ -109,7 +97,7 @@ fn a_peek_keeps_the_stream_readable() {
 #[test]
 fn a_pair_with_data_already_there_is_readable_at_once() {
     let rt = common::runtime(1);
-    let at_once = on_shard(&rt, async {
+    let at_once = on_shard_0(&rt, async {
         let (a, b) = UnixStream::pair().unwrap();
         assert_eq!(b.try_write(b"ok").unwrap(), 2);
         !waits(a.readable()).await

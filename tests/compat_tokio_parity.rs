@@ -6,26 +6,12 @@
 
 mod common;
 
+use common::{on_shard_0, soon};
+
 use std::io::ErrorKind;
 use std::time::Duration;
 
 use ringlane::compat::{UdpSocket, UnixListener, UnixStream};
-
-/// `f`, failing the test if it is still waiting after 5 s (a lost
-/// wake-up) instead of hanging the run.
-async fn soon<F: std::future::Future>(f: F) -> F::Output {
-    ringlane::time::timeout(Duration::from_secs(5), f)
-        .await
-        .expect("a lost wake-up: still waiting after 5 s")
-}
-
-fn on_shard<T: Send + 'static>(
-    rt: &ringlane::Runtime,
-    f: impl std::future::Future<Output = T> + Send + 'static,
-) -> T {
-    rt.block_on(rt.handle().spawn_pinned(0, f).unwrap())
-        .unwrap()
-}
 
 /// Expected: `try_read` on an empty stream answers `WouldBlock` and clears
 /// the read readiness, so `readable()` then waits for data (it does not
@@ -33,7 +19,7 @@ fn on_shard<T: Send + 'static>(
 #[test]
 fn a_unix_streams_try_read_clears_readiness_and_readable_waits_for_data() {
     let rt = common::runtime(1);
-    let (waited, got) = on_shard(&rt, async {
+    let (waited, got) = on_shard_0(&rt, async {
         let (a, b) = UnixStream::pair().unwrap();
         let mut buf = [0u8; 8];
         assert_eq!(
@@ -59,7 +45,7 @@ fn a_unix_streams_try_read_clears_readiness_and_readable_waits_for_data() {
 #[test]
 fn owned_halves_wait_read_and_write_like_tokios_and_forget_keeps_the_write_side() {
     let rt = common::runtime(1);
-    let (waited, got, after_forget, after_drop) = on_shard(&rt, async {
+    let (waited, got, after_forget, after_drop) = on_shard_0(&rt, async {
         let (a, b) = UnixStream::pair().unwrap();
         let (r, w) = a.into_split();
         let mut buf = [0u8; 8];
@@ -104,7 +90,7 @@ fn a_tcp_read_half_peeks_without_taking() {
     let (mut peer, _) = l.accept().unwrap();
     let listener_addr = l.local_addr().unwrap();
     std::io::Write::write_all(&mut peer, b"peek").unwrap();
-    let (peeked, read, addr) = on_shard(&rt, async move {
+    let (peeked, read, addr) = on_shard_0(&rt, async move {
         let (r, _w) = ringlane::compat::TcpStream::from_std(s)
             .unwrap()
             .into_split();
@@ -162,7 +148,7 @@ fn unix_accept_gives_the_peers_address() {
     std::fs::create_dir_all(&dir).unwrap();
     let (server, client) = (dir.join("server.sock"), dir.join("client.sock"));
     let (s2, c2) = (server.clone(), client.clone());
-    let (named, unnamed) = on_shard(&rt, async move {
+    let (named, unnamed) = on_shard_0(&rt, async move {
         let l = UnixListener::bind(&s2).unwrap();
         let _named_client = named_client(&c2, &s2);
         let (_conn, named) = soon(l.accept()).await.unwrap();
@@ -183,7 +169,7 @@ fn unix_accept_gives_the_peers_address() {
 #[test]
 fn a_connected_udp_socket_sends_and_receives_with_tokios_names() {
     let rt = common::runtime(1);
-    let (waited, got, tried, peer_ok) = on_shard(&rt, async {
+    let (waited, got, tried, peer_ok) = on_shard_0(&rt, async {
         let a = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let b = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         a.connect(b.local_addr().unwrap()).unwrap();
@@ -222,7 +208,7 @@ fn async_fd_readable_mut_waits_again_after_would_block() {
     let rt = common::runtime(1);
     let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
     a.set_nonblocking(true).unwrap();
-    let (waited, got) = on_shard(&rt, async move {
+    let (waited, got) = on_shard_0(&rt, async move {
         let mut fd = ringlane::compat::AsyncFd::new(a).unwrap();
         let mut buf = [0u8; 8];
         // Readable (a first report), then nothing there: cleared.
@@ -258,7 +244,7 @@ fn async_fd_readable_mut_waits_again_after_would_block() {
 #[test]
 fn borrowed_halves_wait_and_try_like_tokios() {
     let rt = common::runtime(1);
-    let (waited, got) = on_shard(&rt, async {
+    let (waited, got) = on_shard_0(&rt, async {
         let (mut a, b) = UnixStream::pair().unwrap();
         let (r, w) = a.split();
         let mut buf = [0u8; 8];
@@ -289,7 +275,7 @@ fn tcp_connect_takes_strings_pairs_and_lists_of_addresses() {
     let rt = common::runtime(1);
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
-    let out = on_shard(&rt, async move {
+    let out = on_shard_0(&rt, async move {
         use ringlane::compat::TcpStream;
         let by_str = soon(TcpStream::connect(format!("127.0.0.1:{}", addr.port()))).await;
         let by_pair = soon(TcpStream::connect(("127.0.0.1", addr.port()))).await;

@@ -44,6 +44,23 @@ pub fn runtime(n: usize) -> ringlane::Runtime {
         .unwrap_or_else(|e| panic!("runtime failed to start: {e}"))
 }
 
+/// `f`, failing the test if it is still waiting after 5 s (a lost
+/// wake-up) instead of hanging the run.
+pub async fn soon<F: std::future::Future>(f: F) -> F::Output {
+    ringlane::time::timeout(Duration::from_secs(5), f)
+        .await
+        .expect("a lost wake-up: still waiting after 5 s")
+}
+
+/// Runs `f` in a task pinned on shard 0 and returns its output.
+pub fn on_shard_0<T: Send + 'static>(
+    rt: &ringlane::Runtime,
+    f: impl std::future::Future<Output = T> + Send + 'static,
+) -> T {
+    rt.block_on(rt.handle().spawn_pinned(0, f).unwrap())
+        .unwrap()
+}
+
 /// Awaits a task's result from the test thread, failing with `what` after
 /// `limit` instead of hanging when the wake-up under test is lost.
 pub fn join_within<T>(
