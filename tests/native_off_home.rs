@@ -138,3 +138,37 @@ fn a_read_waiting_on_its_hand_off_ends_when_its_runtime_shuts_down() {
 fn a_read_polled_after_its_runtime_shut_down_reports_the_cancel() {
     a_read_across_its_runtime_shutdown(false);
 }
+
+/// Expected: a read moved to shard 1 while shard 0 completes it gets its
+/// byte every time, whichever comes first: the completion (the mover
+/// finds `done` and takes the result) or the move (it asks shard 0 for a
+/// hand-off). A stress of op invariants 11 and 12's race, 2,000 rounds.
+/// Why it may fail: a result taken before the home's last touch (a torn
+/// read, a double free under ASan), or a hand-off that never comes.
+#[test]
+fn a_read_moved_while_its_home_completes_it_gets_its_byte_every_time() {
+    let _serial = SERIAL.lock();
+    let rt = common::runtime(2);
+    let h = rt.handle();
+    let before = common::fd_count();
+    for round in 0..2000u32 {
+        let (r, w) = common::pipe();
+        let (reader, writer) = (File::from(r), File::from(w));
+        let read = read_in_flight_on_shard_0(&rt, &reader);
+        let byte = round as u8;
+        let mover = h.spawn_pinned(1, read.0).unwrap();
+        let write = h
+            .spawn_pinned(0, async move { writer.write(vec![byte]).await.0 })
+            .unwrap();
+        let n = common::join_within(
+            &rt,
+            mover,
+            std::time::Duration::from_secs(10),
+            "the moved read",
+        );
+        assert_eq!(n.unwrap(), 1, "round {round}");
+        let w = common::join_within(&rt, write, std::time::Duration::from_secs(10), "the write");
+        assert_eq!(w.unwrap(), 1);
+    }
+    assert_eq!(common::fd_count(), before, "an fd leaked");
+}
