@@ -151,23 +151,29 @@ fn a_read_moved_while_its_home_completes_it_gets_its_byte_every_time() {
     let rt = common::runtime(2);
     let h = rt.handle();
     let before = common::fd_count();
+    let limit = std::time::Duration::from_secs(10);
     for round in 0..2000u32 {
         let (r, w) = common::pipe();
         let (reader, writer) = (File::from(r), File::from(w));
         let read = read_in_flight_on_shard_0(&rt, &reader);
         let byte = round as u8;
-        let mover = h.spawn_pinned(1, read.0).unwrap();
-        let write = h
-            .spawn_pinned(0, async move { writer.write(vec![byte]).await.0 })
-            .unwrap();
-        let n = common::join_within(
-            &rt,
-            mover,
-            std::time::Duration::from_secs(10),
-            "the moved read",
-        );
+        let write = || {
+            h.spawn_pinned(0, async move { writer.write(vec![byte]).await.0 })
+                .unwrap()
+        };
+        // Odd rounds write first (the move mostly finds the op done), even
+        // rounds move first (it mostly asks for a hand-off).
+        let (n, w) = if round % 2 == 1 {
+            let w = common::join_within(&rt, write(), limit, "the write");
+            let mover = h.spawn_pinned(1, read.0).unwrap();
+            (common::join_within(&rt, mover, limit, "the moved read"), w)
+        } else {
+            let mover = h.spawn_pinned(1, read.0).unwrap();
+            let write = write();
+            let n = common::join_within(&rt, mover, limit, "the moved read");
+            (n, common::join_within(&rt, write, limit, "the write"))
+        };
         assert_eq!(n.unwrap(), 1, "round {round}");
-        let w = common::join_within(&rt, write, std::time::Duration::from_secs(10), "the write");
         assert_eq!(w.unwrap(), 1);
     }
     assert_eq!(common::fd_count(), before, "an fd leaked");
