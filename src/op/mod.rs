@@ -101,7 +101,9 @@
 //!     ops ended (or were leaked, invariant 5) and runs what it held; a
 //!     delegation that finds the queue closed, or its runtime gone, runs
 //!     where it is, ordered after the home's last touch by the queue's
-//!     lock or by the `Remote`'s last count.
+//!     lock or by the `Remote`'s last count. A hand-off of an op the
+//!     kernel never answered (leaked at exit, invariant 5) never resolves:
+//!     its resources may still be written, so there is nothing to return.
 //!
 //! The op futures are `Send`: the cell is never touched by two threads
 //! without one of the orderings above (ADR 0008, ADR 0009, ADR 0015).
