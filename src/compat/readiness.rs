@@ -492,13 +492,10 @@ impl Readiness {
             side.ready && side.tick == 0 && !side.closed && !side.guess_checked
         };
         if guessed {
-            let events = match dir {
-                Direction::Read => libc::POLLIN | libc::POLLRDHUP,
-                Direction::Write => libc::POLLOUT,
-            };
             let mut pfd = libc::pollfd {
                 fd: self.fd,
-                events,
+                // The poll op's mask, as poll(2) takes it (all bits fit).
+                events: dir.events() as libc::c_short,
                 revents: 0,
             };
             // SAFETY: one live `pollfd`; a zero timeout never blocks.
