@@ -6,18 +6,9 @@
 
 mod common;
 
-use common::{on_shard_0, soon};
-
-use std::time::Duration;
+use common::{on_shard_0, soon, waits};
 
 use ringlane::compat::{TcpListener, UdpSocket, UnixStream};
-
-/// Whether `f` is still waiting after 50 ms.
-async fn waits<F: std::future::Future>(f: F) -> bool {
-    ringlane::time::timeout(Duration::from_millis(50), f)
-        .await
-        .is_err()
-}
 
 /// Expected: a new stream pair's `readable()` waits until the peer writes,
 /// then resolves, and the read gets the bytes; `writable()` resolves at

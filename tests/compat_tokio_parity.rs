@@ -6,10 +6,9 @@
 
 mod common;
 
-use common::{on_shard_0, soon};
+use common::{on_shard_0, soon, waits};
 
 use std::io::ErrorKind;
-use std::time::Duration;
 
 use ringlane::compat::{UdpSocket, UnixListener, UnixStream};
 
@@ -26,9 +25,7 @@ fn a_unix_streams_try_read_clears_readiness_and_readable_waits_for_data() {
             a.try_read(&mut buf).unwrap_err().kind(),
             ErrorKind::WouldBlock
         );
-        let waited = ringlane::time::timeout(Duration::from_millis(50), a.readable())
-            .await
-            .is_err();
+        let waited = waits(a.readable()).await;
         soon(b.writable()).await.unwrap();
         assert_eq!(b.try_write(b"abc").unwrap(), 3);
         soon(a.readable()).await.unwrap();
@@ -53,9 +50,7 @@ fn owned_halves_wait_read_and_write_like_tokios_and_forget_keeps_the_write_side(
             r.try_read(&mut buf).unwrap_err().kind(),
             ErrorKind::WouldBlock
         );
-        let waited = ringlane::time::timeout(Duration::from_millis(50), r.readable())
-            .await
-            .is_err();
+        let waited = waits(r.readable()).await;
         soon(w.writable()).await.unwrap();
         w.try_write(b"hi").unwrap();
         soon(b.readable()).await.unwrap();
@@ -179,9 +174,7 @@ fn a_connected_udp_socket_sends_and_receives_with_tokios_names() {
             b.try_recv(&mut buf).unwrap_err().kind(),
             ErrorKind::WouldBlock
         );
-        let waited = ringlane::time::timeout(Duration::from_millis(50), b.readable())
-            .await
-            .is_err();
+        let waited = waits(b.readable()).await;
         a.try_send(b"one").unwrap();
         let n = soon(b.recv(&mut buf)).await.unwrap();
         let got = buf[..n].to_vec();
@@ -224,9 +217,7 @@ fn async_fd_readable_mut_waits_again_after_would_block() {
             .try_io(|i| std::io::Read::read(i.get_mut(), &mut buf))
             .is_err();
         assert!(blocked, "nothing left to read");
-        let waited = ringlane::time::timeout(Duration::from_millis(50), fd.readable_mut())
-            .await
-            .is_err();
+        let waited = waits(fd.readable_mut()).await;
         std::io::Write::write_all(&mut writer, b"2").unwrap();
         let mut guard = soon(fd.readable_mut()).await.unwrap();
         let n = std::io::Read::read(guard.get_inner_mut(), &mut buf).unwrap();
@@ -252,9 +243,7 @@ fn borrowed_halves_wait_and_try_like_tokios() {
             r.try_read(&mut buf).unwrap_err().kind(),
             ErrorKind::WouldBlock
         );
-        let waited = ringlane::time::timeout(Duration::from_millis(50), r.readable())
-            .await
-            .is_err();
+        let waited = waits(r.readable()).await;
         soon(w.writable()).await.unwrap();
         assert_eq!(w.try_write(b"x").unwrap(), 1);
         soon(b.readable()).await.unwrap();

@@ -52,6 +52,14 @@ pub async fn soon<F: std::future::Future>(f: F) -> F::Output {
         .expect("a lost wake-up: still waiting after 5 s")
 }
 
+/// Whether `f` is still waiting after 50 ms (a readiness wait that must
+/// not resolve yet).
+pub async fn waits<F: std::future::Future>(f: F) -> bool {
+    ringlane::time::timeout(Duration::from_millis(50), f)
+        .await
+        .is_err()
+}
+
 /// Runs `f` in a task pinned on shard 0 and returns its output.
 pub fn on_shard_0<T: Send + 'static>(
     rt: &ringlane::Runtime,
