@@ -287,6 +287,63 @@ fn a_pending_send_many_spends_no_budget() {
     );
 }
 
+/// A `recv` on an empty channel and a `send` on a full one, polled again
+/// and again in a Tokio task and pending each time, spend none of that
+/// task's budget, as Tokio's own resources give their unit back on
+/// `Pending`; a `recv` that finds messages still spends one per message.
+///
+/// Why it may fail: outside ringlane tasks the guard-free form spent
+/// Tokio's unit at the attempt, so a Tokio task polling more than 128 idle
+/// receivers in one poll (a `StreamMap`, a `select_all`) ran out of budget
+/// in every poll and was woken at once, forever, while the channels idled.
+#[test]
+fn a_pending_recv_or_send_spends_no_tokio_budget() {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+
+    let tokio_rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let (recv_left, send_left, ready_before_yield) = tokio_rt.block_on(async {
+        tokio::spawn(async {
+            let mut cx = Context::from_waker(Waker::noop());
+            let (tx, mut rx) = ringlane::channel::<u32>(1).unwrap();
+            for _ in 0..300 {
+                assert!(rx.poll_recv(&mut cx).is_pending());
+            }
+            let recv_left = tokio::task::coop::has_budget_remaining();
+            tx.try_send(0).unwrap();
+            {
+                let mut send = std::pin::pin!(tx.send(1));
+                for _ in 0..300 {
+                    assert!(send.as_mut().poll(&mut cx).is_pending());
+                }
+            }
+            let send_left = tokio::task::coop::has_budget_remaining();
+            drop(rx);
+            // Progress still spends: a receiver that always finds a
+            // message yields once the budget is out.
+            let (tx, mut rx) = ringlane::channel::<u32>(1000).unwrap();
+            for i in 0..1000 {
+                tx.try_send(i).unwrap();
+            }
+            let mut ready = 0;
+            while let Poll::Ready(Some(_)) = rx.poll_recv(&mut cx) {
+                ready += 1;
+            }
+            (recv_left, send_left, ready)
+        })
+        .await
+        .unwrap()
+    });
+    assert!(recv_left, "pending recvs spent the Tokio task's budget");
+    assert!(send_left, "pending sends spent the Tokio task's budget");
+    assert_eq!(
+        ready_before_yield, 128,
+        "a receiver always finding messages yields after Tokio's budget"
+    );
+}
+
 /// A task that spends its whole budget in every poll (a loop of zero-length
 /// sleeps) is polled once per tick: a `call_on` posted to its shard runs
 /// within about two of its polls (two budgets of sleeps), not after the

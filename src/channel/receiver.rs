@@ -186,6 +186,14 @@ impl<T: Send + 'static> Receiver<T> {
         // A receiver that always finds a message yields now and then
         // (coop invariant 2).
         let unit = std::task::ready!(crate::executor::coop::take_unit(cx));
+        let polled = self.poll_recv_unbudgeted(cx);
+        crate::executor::coop::settle(unit, polled.is_ready(), cx);
+        polled
+    }
+
+    /// `poll_recv` without the budget.
+    #[inline]
+    fn poll_recv_unbudgeted(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
         match self.try_recv() {
             Ok(m) => return Poll::Ready(Some(m)),
             Err(TryRecvError::Disconnected) => return Poll::Ready(None),
@@ -195,10 +203,7 @@ impl<T: Send + 'static> Receiver<T> {
         match self.try_recv() {
             Ok(m) => Poll::Ready(Some(m)),
             Err(TryRecvError::Disconnected) => Poll::Ready(None),
-            Err(TryRecvError::Empty) => {
-                crate::executor::coop::refund(unit);
-                Poll::Pending
-            }
+            Err(TryRecvError::Empty) => Poll::Pending,
         }
     }
 

@@ -248,7 +248,7 @@ impl<T> Sender<T> {
             let Some(msg) = slot.take() else {
                 return Poll::Ready(Ok(()));
             };
-            match self.poll_push(cx, &mut wait, msg) {
+            let polled = match self.poll_push(cx, &mut wait, msg) {
                 Ok(Ok(())) => {
                     count_sent(1);
                     self.chan.notify_receiver();
@@ -256,11 +256,12 @@ impl<T> Sender<T> {
                 }
                 Ok(Err(msg)) => {
                     slot = Some(msg);
-                    crate::executor::coop::refund(unit);
                     Poll::Pending
                 }
                 Err(msg) => Poll::Ready(Err(SendError(msg))),
-            }
+            };
+            crate::executor::coop::settle(unit, polled.is_ready(), cx);
+            polled
         })
         .await
     }

@@ -16,9 +16,12 @@
 //! 3. A unit is spent only when the resource reports progress
 //!    ([`Proceed::made_progress`]); an operation that ends `Pending` anyway
 //!    gets its unit back when the guard drops. The channel's `recv` and
-//!    `send` use the guard-free form ([`take_unit`], [`refund`]): the guard's
+//!    `send` use the guard-free form ([`take_unit`], [`settle`]): the guard's
 //!    drop glue cost the one-shard ping-pong about 20 ns per round trip.
-//!    There, outside ringlane tasks, Tokio's unit is spent by the attempt.
+//!    There, outside ringlane tasks, the attempt only looks at Tokio's
+//!    budget and `settle` spends the unit on progress: a pending `recv`
+//!    polled in a Tokio task costs it nothing, as Tokio's own resources
+//!    (`a_pending_recv_or_send_spends_no_tokio_budget`).
 //! 4. Polled outside a ringlane task (in a Tokio task, say), the same
 //!    resources ask Tokio's budget instead (`tokio::task::coop::poll_proceed`),
 //!    so they cooperate with Tokio's scheduler as Tokio's own resources
@@ -159,15 +162,15 @@ pub(crate) fn poll_proceed(cx: &mut Context<'_>) -> Poll<Proceed> {
 /// channel's hottest paths.
 #[derive(Clone, Copy)]
 pub(crate) enum Unit {
-    /// Ours, with the budget as it was before.
+    /// Ours, spent already, with the budget as it was before.
     Ours(u8),
-    /// No ringlane budget: unconstrained, or Tokio's unit already spent.
-    Other,
+    /// Outside a ringlane task: Tokio's budget had a unit, not spent yet
+    /// (Tokio's guard is not plain data, so it was given back at once).
+    Tokio,
 }
 
-/// As [`poll_proceed`], without a guard: hand the unit to [`refund`] if the
-/// operation ends `Pending`. Outside ringlane tasks Tokio's unit is spent by
-/// the attempt itself (no refund: Tokio's guard is not plain data).
+/// As [`poll_proceed`], without a guard: hand the unit and whether the
+/// operation made progress to [`settle`].
 #[inline]
 pub(crate) fn take_unit(cx: &mut Context<'_>) -> Poll<Unit> {
     match LEFT.with(Cell::get) {
@@ -183,19 +186,32 @@ pub(crate) fn take_unit(cx: &mut Context<'_>) -> Poll<Unit> {
     }
 }
 
+/// Looks at Tokio's budget without spending it: with none left Tokio
+/// wakes the task and the operation yields.
 #[inline(never)]
 fn take_tokio_unit(cx: &mut Context<'_>) -> Poll<Unit> {
-    tokio::task::coop::poll_proceed(cx).map(|restore| {
-        restore.made_progress();
-        Unit::Other
-    })
+    // Dropped without `made_progress`: the unit goes back.
+    tokio::task::coop::poll_proceed(cx).map(|_restore| Unit::Tokio)
 }
 
-/// Gives back a unit whose operation made no progress.
+/// Ends the operation a [`take_unit`] began: ringlane's unit comes back if
+/// it made no progress (`progress` false: it returns `Pending`), and
+/// Tokio's is spent only if it did.
 #[inline]
-pub(crate) fn refund(unit: Unit) {
-    if let Unit::Ours(before) = unit {
-        LEFT.with(|l| l.set(Some(before)));
+pub(crate) fn settle(unit: Unit, progress: bool, cx: &mut Context<'_>) {
+    match unit {
+        Unit::Ours(before) if !progress => LEFT.with(|l| l.set(Some(before))),
+        Unit::Tokio if progress => spend_tokio_unit(cx),
+        _ => {}
+    }
+}
+
+#[inline(never)]
+fn spend_tokio_unit(cx: &mut Context<'_>) {
+    // `take_tokio_unit` saw a unit in this same poll, and nothing has
+    // spent one since, so this is `Ready`.
+    if let Poll::Ready(restore) = tokio::task::coop::poll_proceed(cx) {
+        restore.made_progress();
     }
 }
 
