@@ -370,3 +370,32 @@ fn many_senders_with_cancelled_sends_lose_nothing_and_get_stuck_nowhere() {
     assert_eq!(next, vec![EACH; SENDERS as usize], "messages lost");
     println!("{timeouts} sends were cut short by their timeout and retried");
 }
+
+/// Expected: a receiver whose waker panics when woken (a buggy foreign
+/// executor's) fails neither the `try_send` that woke it nor the last
+/// sender's drop: the message is in the channel, so the send succeeded.
+///
+/// Why it may fail: the sender called the receiver's waker bare, so its
+/// panic unwound out of `try_send` after the message was pushed (a caller
+/// retrying the "failed" send delivered it twice), and out of a sender's
+/// drop (a panic during an unwind aborts the process).
+#[test]
+fn a_receivers_panicking_waker_fails_no_send_and_no_sender_drop() {
+    let (tx, mut rx) = channel::<u32>(4).unwrap();
+    let panics = Waker::from(Arc::new(Panics));
+    let mut cx = std::task::Context::from_waker(&panics);
+    assert!(rx.poll_recv(&mut cx).is_pending());
+    let sent = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tx.try_send(1)));
+    assert!(
+        matches!(sent, Ok(Ok(()))),
+        "the receiver's waker unwound into try_send"
+    );
+    assert_eq!(rx.try_recv(), Ok(1), "sent once");
+    assert!(rx.poll_recv(&mut cx).is_pending());
+    let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(tx)));
+    assert!(
+        dropped.is_ok(),
+        "the receiver's waker unwound into the last sender's drop"
+    );
+    assert_eq!(rx.try_recv(), Err(ringlane::TryRecvError::Disconnected));
+}

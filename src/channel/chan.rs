@@ -135,7 +135,9 @@ impl<T> Chan<T> {
             {
                 let waker = self.rx_waker.lock().take();
                 if let Some(w) = waker {
-                    w.wake();
+                    // A foreign waker that unwinds must not fail the send
+                    // (or the drop) whose message is already in the ring.
+                    crate::executor::contain(|| w.wake());
                 }
             }
             WATCHED => {
