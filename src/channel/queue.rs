@@ -21,7 +21,10 @@
 //!    A slot not yet stamped reads as empty even if a later producer has
 //!    finished (FIFO: the consumer never skips a position); every producer
 //!    wakes the consumer after its own stamp store (channel protocol step
-//!    2), so the consumer looks again once the late slot is stamped.
+//!    2), so the consumer looks again once the late slot is stamped. A
+//!    batch (`send_many`) wakes it once per batch instead (at the batch's
+//!    announcements, `sender.rs`), so a later producer's message behind a
+//!    batch's late slot waits for that announcement: delayed, never lost.
 //! 4. Only the consumer writes `head`, after the slot's stamp: a producer
 //!    that sees `head` move (Acquire) also sees the slot freed.
 //! 5. "Full" is reported only after a full fence shows `head` exactly one

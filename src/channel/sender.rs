@@ -268,8 +268,16 @@ impl<T> Sender<T> {
 
     /// Sends every item in order, waking the receiver once for the whole
     /// batch (and once more each time the batch has to wait for room, or
-    /// yields to its shard after a long run: the cooperative budget). An
-    /// empty batch wakes nobody.
+    /// yields to its shard after a long run: the cooperative budget, or
+    /// every 2,048 items where no budget applies). An empty batch wakes
+    /// nobody.
+    ///
+    /// The receiver takes messages in the order their slots were claimed,
+    /// and sees the batch's messages at those wake-ups. So a message another
+    /// sender pushes in the middle of the batch, whose slot comes after one
+    /// of the batch's, may wait for the batch's next wake-up too (though its
+    /// own send woke the receiver): it is delivered with the batch, never
+    /// lost. Keep the iterator quick; one that blocks holds them both.
     ///
     /// # Errors
     ///
