@@ -27,16 +27,28 @@ pub(crate) fn current_deadline() -> Option<Instant> {
 /// Runs `f` (a poll) with ops it submits bounded by `deadline`, or by an
 /// enclosing deadline if that is earlier.
 pub(crate) fn with_deadline<R>(deadline: Instant, f: impl FnOnce() -> R) -> R {
+    let outer = DEADLINE.with(Cell::get);
+    let effective = outer.map_or(deadline, |o| o.min(deadline));
+    under(Some(effective), f)
+}
+
+/// Runs `f` (a poll) with no deadline on the ops it submits: for an op
+/// kept across waits, each bounded in user space by the deadline of the
+/// poll that waits (a `DeadlineTimer`), not by the first one's.
+pub(crate) fn without_deadline<R>(f: impl FnOnce() -> R) -> R {
+    under(None, f)
+}
+
+/// Runs `f` with `deadline` as the current one, restoring the one before
+/// afterwards (also on unwind).
+fn under<R>(deadline: Option<Instant>, f: impl FnOnce() -> R) -> R {
     struct Restore(Option<Instant>);
     impl Drop for Restore {
         fn drop(&mut self) {
             DEADLINE.with(|d| d.set(self.0));
         }
     }
-    let outer = DEADLINE.with(Cell::get);
-    let _restore = Restore(outer);
-    let effective = outer.map_or(deadline, |o| o.min(deadline));
-    DEADLINE.with(|d| d.set(Some(effective)));
+    let _restore = Restore(DEADLINE.with(|d| d.replace(deadline)));
     f()
 }
 

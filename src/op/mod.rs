@@ -119,7 +119,7 @@ mod room;
 mod table;
 
 pub(crate) use cancel::wrong_shard;
-pub(crate) use deadline::{DeadlineTimer, current_deadline, with_deadline};
+pub(crate) use deadline::{DeadlineTimer, current_deadline, with_deadline, without_deadline};
 pub(crate) use future::{Op, submit};
 pub(crate) use handoff::{HandoffQueue, close_queue as close_handoffs};
 pub(crate) use multi::{MultiShot, Orphan};

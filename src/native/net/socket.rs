@@ -391,7 +391,12 @@ pub(crate) struct MultiAccept {
     /// The kernel refused multishot accept (before 5.19: `EINVAL`): accept
     /// one connection per op instead.
     single_shot: bool,
+    /// That op, kept across waits (a wait dropped by a `select!` loses no
+    /// connection), so submitted with no deadline of its own.
     single: Option<std::pin::Pin<Box<dyn Future<Output = io::Result<Socket>> + Send>>>,
+    /// Bounds each wait for `single` by the deadline of the poll that
+    /// waits, as a multishot accept's waits are (op invariant 8).
+    single_timer: op::DeadlineTimer,
 }
 
 impl std::fmt::Debug for MultiAccept {
@@ -409,6 +414,7 @@ impl MultiAccept {
             op: None,
             single_shot: false,
             single: None,
+            single_timer: op::DeadlineTimer::default(),
         }
     }
 
@@ -423,12 +429,25 @@ impl MultiAccept {
                 fd: self.listener.clone(),
             };
             if self.single_shot {
+                // A deadline already past arms nothing (no connection is
+                // taken from the backlog into an op nobody waits for).
+                if self.single.is_none() {
+                    if let Poll::Ready(e) = self.single_timer.poll(cx) {
+                        return Poll::Ready(Err(e));
+                    }
+                }
                 let accept = self.single.get_or_insert_with(|| {
                     Box::pin(async move { listener.accept().await.map(|(s, _)| s) })
                 });
-                let r = std::task::ready!(accept.as_mut().poll(cx));
-                self.single = None;
-                return Poll::Ready(r);
+                return match op::without_deadline(|| accept.as_mut().poll(cx)) {
+                    Poll::Ready(r) => {
+                        self.single = None;
+                        self.single_timer.clear();
+                        Poll::Ready(r)
+                    }
+                    // The accept stays armed for the next wait.
+                    Poll::Pending => self.single_timer.poll(cx).map(Err),
+                };
             }
             let op = self
                 .op
@@ -461,3 +480,7 @@ impl MultiAccept {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "socket_tests.rs"]
+mod tests;
