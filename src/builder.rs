@@ -42,6 +42,8 @@ pub struct Builder {
     budget: usize,
     defer_taskrun: bool,
     tokio: Option<tokio::runtime::Handle>,
+    max_blocking_threads: usize,
+    keep_alive: Duration,
 }
 
 impl Default for Builder {
@@ -55,6 +57,8 @@ impl Default for Builder {
             budget: 128,
             defer_taskrun: true,
             tokio: None,
+            max_blocking_threads: crate::blocking::DEFAULT_MAX_THREADS,
+            keep_alive: crate::blocking::DEFAULT_KEEP_ALIVE,
         }
     }
 }
@@ -162,6 +166,39 @@ impl Builder {
         self
     }
 
+    /// The most threads that run [`spawn_blocking`](crate::Handle::spawn_blocking)
+    /// closures at once (default 512, Tokio's); more closures queue.
+    /// Threads start on demand and exit after
+    /// [`thread_keep_alive`](Self::thread_keep_alive) without work.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).max_blocking_threads(4).build().unwrap();
+    /// let j = rt.handle().spawn_blocking(|| 6 * 7).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), 42);
+    /// assert!(ringlane::Runtime::builder().max_blocking_threads(0).build().is_err());
+    /// ```
+    pub fn max_blocking_threads(mut self, threads: usize) -> Self {
+        self.max_blocking_threads = threads;
+        self
+    }
+
+    /// How long a blocking-pool thread waits for work before it exits
+    /// (default 10 s, Tokio's).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let rt = ringlane::Runtime::builder().shards(1).thread_keep_alive(Duration::from_millis(100)).build().unwrap();
+    /// # drop(rt);
+    /// ```
+    pub fn thread_keep_alive(mut self, keep_alive: Duration) -> Self {
+        self.keep_alive = keep_alive;
+        self
+    }
+
     /// A Tokio runtime handle that every shard thread enters, so shard tasks
     /// can use `tokio::time`, `tokio::spawn` and other Tokio-context calls.
     ///
@@ -187,7 +224,8 @@ impl Builder {
     ///
     /// [`Error::InvalidConfig`] for zero or more than 4096 shards, fewer
     /// than 2 or over 32768 ring entries, a task budget of zero or above
-    /// 65536, or a NUL byte in the thread name; [`Error::RingSetup`] when the kernel
+    /// 65536, a blocking pool of zero threads, or a NUL byte in the thread
+    /// name; [`Error::RingSetup`] when the kernel
     /// refuses io_uring (`EPERM` under seccomp or `io_uring_disabled`,
     /// `ENOSYS`, `ENOMEM`, `EMFILE` when the process is out of fds); [`Error::KernelTooOld`] on a kernel without `MSG_RING`, the probe register call, or a settable CQ size (all three are in Linux 5.18).
     ///
@@ -222,6 +260,11 @@ impl Builder {
         if self.budget == 0 {
             return Err(Error::InvalidConfig("the task budget must be at least 1"));
         }
+        if self.max_blocking_threads == 0 {
+            return Err(Error::InvalidConfig(
+                "the blocking pool needs at least 1 thread",
+            ));
+        }
         if self.budget > MAX_TASK_BUDGET {
             return Err(Error::InvalidConfig(
                 "the task budget must be at most 65536",
@@ -236,6 +279,8 @@ impl Builder {
             spin: self.spin,
             budget: self.budget,
             tokio: self.tokio,
+            max_blocking_threads: self.max_blocking_threads,
+            blocking_keep_alive: self.keep_alive,
         };
         shard::start(config, features).map(Runtime::from_started)
     }

@@ -257,6 +257,41 @@ impl Handle {
         }
     }
 
+    /// Runs `f` on a thread of the runtime's blocking pool, not on a
+    /// shard, and returns a handle to await its result from anywhere (a
+    /// shard task, `block_on`, a Tokio task): for blocking calls and long
+    /// computations that would stall a shard's tasks, as
+    /// `tokio::task::spawn_blocking`. Threads start on demand, up to
+    /// [`Builder::max_blocking_threads`](crate::Builder::max_blocking_threads);
+    /// the runtime is current on them ([`Handle::current`], [`spawn`]).
+    ///
+    /// The closure cannot be interrupted: `abort` cancels it only before
+    /// it starts. At shutdown, closures not started yet are cancelled and
+    /// running ones are waited for until the deadline (then left to finish
+    /// on their own thread: `ShutdownReport::blocking_still_running`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Shutdown`] once the runtime is shutting down.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_blocking(|| {
+    ///     std::thread::sleep(std::time::Duration::from_millis(5)); // blocks a pool thread only
+    ///     ringlane::current_shard()
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), None, "not on a shard");
+    /// ```
+    pub fn spawn_blocking<F, R>(&self, f: F) -> Result<JoinHandle<R>, Error>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        crate::blocking::spawn(&self.shared, f)
+    }
+
     /// Runs `f` on shard `shard` and returns its result: the request/response
     /// building block of a sharded service (each shard owning a piece of
     /// state, e.g. in a `thread_local!`). Await the handle from anywhere.
@@ -384,6 +419,39 @@ impl std::fmt::Debug for Handle {
             .field("shards", &self.shards())
             .finish()
     }
+}
+
+/// Runs a blocking closure on the current runtime's blocking pool (the
+/// counterpart of `tokio::task::spawn_blocking`): see
+/// [`Handle::spawn_blocking`].
+///
+/// # Errors
+///
+/// [`Error::NotOnShard`] where there is no current runtime
+/// ([`Handle::current`] is `None`), [`Error::Shutdown`] during shutdown.
+///
+/// # Examples
+///
+/// ```
+/// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+/// let j = rt.handle().spawn_pinned(0, async {
+///     // A blocking call, off the shard: the shard runs other tasks meanwhile.
+///     ringlane::spawn_blocking(|| std::fs::read_to_string("/proc/self/comm"))
+///         .unwrap()
+///         .await
+///         .unwrap()
+///         .is_ok()
+/// }).unwrap();
+/// assert!(rt.block_on(j).unwrap());
+/// assert!(ringlane::spawn_blocking(|| ()).is_err(), "no runtime entered here");
+/// ```
+pub fn spawn_blocking<F, R>(f: F) -> Result<JoinHandle<R>, Error>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    let handle = Handle::current().ok_or(Error::NotOnShard)?;
+    handle.spawn_blocking(f)
 }
 
 /// Spawns a `!Send` future on the shard running the caller.

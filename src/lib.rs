@@ -79,6 +79,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
+mod blocking;
 mod builder;
 mod channel;
 pub mod compat;
@@ -107,7 +108,7 @@ pub use channel::{
 pub use enter::EnterGuard;
 pub use error::{Error, RingRefusal};
 pub use executor::{AbortHandle, JoinError, JoinHandle};
-pub use handle::{Handle, ShardCtx, current_shard, spawn, spawn_local};
+pub use handle::{Handle, ShardCtx, current_shard, spawn, spawn_blocking, spawn_local};
 pub use placement::Placement;
 pub use runtime::{Runtime, ShutdownReport};
 pub use stats::ShardStats;

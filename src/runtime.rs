@@ -34,6 +34,11 @@ pub struct ShutdownReport {
     /// Shards whose thread did not exit in time (blocked in a task); their
     /// threads were detached.
     pub stuck_shards: Vec<usize>,
+    /// `spawn_blocking` closures still running at the deadline (a closure
+    /// cannot be interrupted): their threads were detached and finish them
+    /// on their own. Closures not started by then were cancelled and are
+    /// counted in `unfinished_tasks`.
+    pub blocking_still_running: usize,
 }
 
 impl ShutdownReport {
@@ -45,7 +50,9 @@ impl ShutdownReport {
     /// assert!(ringlane::ShutdownReport::default().is_clean());
     /// ```
     pub fn is_clean(&self) -> bool {
-        self.unfinished_tasks == 0 && self.stuck_shards.is_empty()
+        self.unfinished_tasks == 0
+            && self.stuck_shards.is_empty()
+            && self.blocking_still_running == 0
     }
 }
 
@@ -232,6 +239,9 @@ impl Runtime {
         // After this no spawn from outside reaches the injector, so the
         // shards' final drain of it is final.
         shared.injector_gate.close();
+        // New blocking closures are refused; queued ones still run during
+        // the grace period (blocking invariant 4).
+        shared.blocking.refuse();
         // Ring every shard, whatever its doorbell state: a shard left
         // `NOTIFIED` by a doorbell another shard deferred (and may never
         // flush, e.g. when that shard is the one calling us) must still wake.
@@ -274,6 +284,9 @@ impl Runtime {
                 report.stuck_shards.push(index);
             }
         }
+        let blocking = shared.blocking.close(deadline);
+        report.unfinished_tasks += blocking.cancelled;
+        report.blocking_still_running = blocking.running;
         report
     }
 }

@@ -58,6 +58,8 @@ pub(crate) enum Route {
     /// A stealable task: to the waking shard's deque, or this runtime's
     /// injector.
     Stealable(Arc<Shared>),
+    /// A blocking closure: to this runtime's blocking pool (`blocking/`).
+    Blocking(Arc<Shared>),
 }
 
 /// Per-task state stored inside the `async-task` allocation.
@@ -245,6 +247,21 @@ where
         .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let (runnable, task) = builder(Route::Stealable(runtime))
         .spawn(|meta| Tracked::new_stealable(future, meta), schedule);
+    let handle = JoinHandle::new(task, runnable.waker());
+    (runnable, handle)
+}
+
+/// Spawns a blocking closure's future for `runtime`'s blocking pool.
+pub(crate) fn spawn_blocking<F>(
+    future: F,
+    runtime: Arc<Shared>,
+) -> (Runnable, JoinHandle<F::Output>)
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let (runnable, task) =
+        builder(Route::Blocking(runtime)).spawn(|meta| Tracked::new(future, meta), schedule);
     let handle = JoinHandle::new(task, runnable.waker());
     (runnable, handle)
 }

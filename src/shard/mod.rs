@@ -99,21 +99,21 @@ type Start = (Arc<Shared>, Worker<Runnable>);
 /// Linux keeps 15 bytes of a thread's name (`comm`), and std cuts the rest:
 /// `ringlane-shard-1` would read `ringlane-shard-` in `top -H`, `perf` and
 /// `/proc/self/task/<os_tid>/comm`, whatever the shard. The OS name keeps
-/// the `-{index}` and cuts the prefix instead (`ringlane-shar-1`).
-fn os_thread_name(prefix: &str, index: usize) -> CString {
+/// the `-{index}` (the `suffix`) and cuts the prefix instead
+/// (`ringlane-shar-1`).
+pub(crate) fn os_thread_name(prefix: &str, suffix: &str) -> CString {
     const COMM_LEN: usize = 15;
-    let suffix = format!("-{index}");
     let mut cut = COMM_LEN.saturating_sub(suffix.len()).min(prefix.len());
     while !prefix.is_char_boundary(cut) {
         cut -= 1;
     }
     let mut name = format!("{}{suffix}", &prefix[..cut]);
-    name.truncate(COMM_LEN); // an index longer than 15 digits: cannot happen
+    name.truncate(COMM_LEN); // a suffix longer than 15 bytes: not ours
     CString::new(name).unwrap_or_default() // `build` refused NUL bytes
 }
 
 /// Names the calling thread for the OS (best effort).
-fn set_os_thread_name(name: &CString) {
+pub(crate) fn set_os_thread_name(name: &CString) {
     // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes
     // (with the NUL) from a valid pointer; `name` is at most 15 bytes.
     unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
@@ -132,7 +132,7 @@ pub(crate) fn start(config: Config, features: RingFeatures) -> Result<Started, E
         let (start_tx, start_rx) = mpsc::channel::<Option<Start>>();
         let (ready_tx, exit_tx) = (ready_tx.clone(), exit_tx.clone());
         let (entries, pin) = (config.ring_entries, config.pin_cpus);
-        let os_name = os_thread_name(&config.thread_name, index);
+        let os_name = os_thread_name(&config.thread_name, &format!("-{index}"));
         let spawned = thread::Builder::new()
             .name(format!("{}-{index}", config.thread_name))
             .spawn(move || {

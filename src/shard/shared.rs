@@ -35,6 +35,8 @@ pub(crate) struct Config {
     pub(crate) spin: Option<Duration>,
     pub(crate) budget: usize,
     pub(crate) tokio: Option<tokio::runtime::Handle>,
+    pub(crate) max_blocking_threads: usize,
+    pub(crate) blocking_keep_alive: Duration,
 }
 
 /// State shared by all shards and handles of one runtime.
@@ -67,6 +69,8 @@ pub(crate) struct Shared {
     /// registered): what a draining shard's ops may still be awaited by
     /// (`drain.rs`, step D2).
     pub(crate) stealable_live: crate::padded::Padded<AtomicUsize>,
+    /// The threads that run `spawn_blocking` closures.
+    pub(crate) blocking: crate::blocking::BlockingPool,
 }
 
 impl Shared {
@@ -78,7 +82,13 @@ impl Shared {
         config: Config,
     ) -> Self {
         let shards = remotes.len();
+        let blocking = crate::blocking::BlockingPool::new(
+            config.max_blocking_threads,
+            config.blocking_keep_alive,
+            &config.thread_name,
+        );
         Self {
+            blocking,
             id,
             remotes,
             features,

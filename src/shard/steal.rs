@@ -121,6 +121,10 @@ pub(crate) fn schedule(runnable: Runnable) {
             super::tests::after_foreign_push();
             notify_one(&runtime);
         }
+        Route::Blocking(runtime) => {
+            let runtime = runtime.clone();
+            runtime.blocking.push(runnable, &runtime);
+        }
     }
 }
 

@@ -1,0 +1,211 @@
+//! `BlockingPool`: the threads that run a runtime's blocking closures
+//! (invariants in `blocking/mod.rs`).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::executor::Runnable;
+use crate::shard::Shared;
+
+/// One runtime's blocking threads and their queue.
+pub(crate) struct BlockingPool {
+    state: Mutex<PoolState>,
+    /// Idle threads wait here for work (or for the pool to close).
+    work: Condvar,
+    /// `close` waits here for the closures to end and the threads to exit.
+    exited: Condvar,
+    max_threads: usize,
+    keep_alive: Duration,
+    /// The threads' name (`{prefix}-blocking`) and their OS name.
+    name: String,
+    os_name: std::ffi::CString,
+}
+
+#[derive(Default)]
+struct PoolState {
+    /// Closures not started yet, oldest first.
+    queue: VecDeque<Runnable>,
+    /// Live threads (spawned and not yet exited).
+    threads: usize,
+    /// Threads waiting for work and not yet claimed (invariant 3).
+    idle: usize,
+    /// Wake-ups sent to idle threads and not yet taken (invariant 3).
+    wakeups: usize,
+    /// Closures running now.
+    running: usize,
+    /// No new closure is taken (shutdown began).
+    refusing: bool,
+    /// The threads exit (shutdown's end): what is queued was cancelled.
+    closed: bool,
+}
+
+/// What a shutdown found still running when it stopped waiting.
+pub(crate) struct Unfinished {
+    /// Closures still running (their threads were detached).
+    pub(crate) running: usize,
+    /// Closures never started, cancelled.
+    pub(crate) cancelled: usize,
+}
+
+thread_local! {
+    /// The pool whose thread this is (null: none): a shutdown called
+    /// from one of its closures does not wait for its own thread.
+    static POOL_HERE: std::cell::Cell<*const BlockingPool> =
+        const { std::cell::Cell::new(std::ptr::null()) };
+}
+
+impl BlockingPool {
+    pub(crate) fn new(max_threads: usize, keep_alive: Duration, prefix: &str) -> Self {
+        Self {
+            state: Mutex::new(PoolState::default()),
+            work: Condvar::new(),
+            exited: Condvar::new(),
+            max_threads,
+            keep_alive,
+            name: format!("{prefix}-blocking"),
+            os_name: crate::shard::os_thread_name(prefix, "-blk"),
+        }
+    }
+
+    /// Whether new closures are refused (shutdown began).
+    pub(crate) fn is_refusing(&self) -> bool {
+        self.state.lock().refusing
+    }
+
+    /// Queues a closure's task (its schedule function, invariant 1), and
+    /// wakes an idle thread or starts one. Refused once the pool closed:
+    /// the task is dropped, which cancels it. `shared` is the runtime that
+    /// owns this pool.
+    pub(crate) fn push(&self, runnable: Runnable, shared: &Arc<Shared>) {
+        let mut state = self.state.lock();
+        if state.closed {
+            drop(state);
+            drop(runnable); // never started: cancelled (task invariant 3)
+            return;
+        }
+        state.queue.push_back(runnable);
+        if state.idle > 0 {
+            state.idle -= 1;
+            state.wakeups += 1;
+            self.work.notify_one();
+            return;
+        }
+        if state.threads >= self.max_threads {
+            return; // the next thread to finish takes it
+        }
+        state.threads += 1;
+        drop(state);
+        let shared = shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name(self.name.clone())
+            .spawn(move || run(shared));
+        if spawned.is_err() {
+            // The OS refused a thread. Another one takes the closure later
+            // if there is one; with none, nothing would ever run it: it is
+            // cancelled (its handle reports it) rather than left to hang.
+            let mut state = self.state.lock();
+            state.threads -= 1;
+            let orphaned = match state.threads {
+                0 => std::mem::take(&mut state.queue),
+                _ => VecDeque::new(),
+            };
+            drop(state);
+            self.exited.notify_all();
+            drop(orphaned);
+        }
+    }
+
+    /// Shutdown's start: new closures are refused; queued and running ones
+    /// go on (a task finishing in the grace period may await them).
+    pub(crate) fn refuse(&self) {
+        self.state.lock().refusing = true;
+    }
+
+    /// Shutdown's end: lets the queued and running closures go on until
+    /// `deadline`, then cancels those never started, tells the idle threads
+    /// to exit, and waits until `deadline` for the running ones (never for
+    /// the calling thread, if it is one of ours).
+    pub(crate) fn close(&self, deadline: Instant) -> Unfinished {
+        let mine = usize::from(POOL_HERE.with(|p| std::ptr::eq(p.get(), self)));
+        let mut state = self.state.lock();
+        state.refusing = true;
+        while !state.queue.is_empty() || state.running > mine {
+            if self.exited.wait_until(&mut state, deadline).timed_out() {
+                break;
+            }
+        }
+        state.closed = true;
+        let queued = std::mem::take(&mut state.queue);
+        state.wakeups += state.idle;
+        state.idle = 0;
+        self.work.notify_all();
+        drop(state);
+        let cancelled = queued.len();
+        drop(queued); // after the lock: their destructors are foreign code
+        let mut state = self.state.lock();
+        while state.threads > mine {
+            if self.exited.wait_until(&mut state, deadline).timed_out() {
+                break;
+            }
+        }
+        let running = state.running.saturating_sub(mine);
+        Unfinished { running, cancelled }
+    }
+}
+
+/// A pool thread's life: run what is queued, wait up to the keep-alive for
+/// more, exit when idle that long or when the pool closes.
+fn run(shared: Arc<Shared>) {
+    let pool = &shared.blocking;
+    crate::shard::set_os_thread_name(&pool.os_name);
+    POOL_HERE.with(|p| p.set(pool));
+    // The runtime is current in its closures (`Handle::current`,
+    // `ringlane::spawn`), and so is Tokio's if the builder was given one.
+    let handle = crate::Handle {
+        shared: shared.clone(),
+    };
+    let entered = handle.enter();
+    let tokio = shared.config.tokio.as_ref().map(|t| t.enter());
+    let mut state = pool.state.lock();
+    loop {
+        if let Some(runnable) = state.queue.pop_front() {
+            state.running += 1;
+            drop(state);
+            // `Tracked` turns a panic into the handle's error; this catches
+            // one from a destructor it does not cover.
+            crate::executor::contain(|| runnable.run());
+            state = pool.state.lock();
+            state.running -= 1;
+            if state.refusing {
+                pool.exited.notify_all(); // `close` waits for the last one
+            }
+            continue;
+        }
+        if state.closed {
+            break;
+        }
+        state.idle += 1;
+        let deadline = Instant::now() + pool.keep_alive;
+        let timed_out = pool.work.wait_until(&mut state, deadline).timed_out();
+        if state.wakeups > 0 {
+            // Claimed by a push (or by `close`), which counted one thread
+            // out of `idle` for us (invariant 3).
+            state.wakeups -= 1;
+            continue;
+        }
+        state.idle -= 1;
+        if timed_out && state.queue.is_empty() {
+            break; // idle for the whole keep-alive
+        }
+    }
+    state.threads -= 1;
+    drop(state);
+    POOL_HERE.with(|p| p.set(std::ptr::null()));
+    // `close` may wait for every thread but its caller's.
+    pool.exited.notify_all();
+    drop(tokio);
+    drop(entered);
+}

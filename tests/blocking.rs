@@ -1,0 +1,309 @@
+//! `spawn_blocking`: closures on the runtime's blocking pool (ADR 0020,
+//! `src/blocking/mod.rs` invariants).
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier, mpsc};
+use std::time::{Duration, Instant};
+
+use ringlane::{Error, Runtime};
+
+use common::LIMIT;
+
+/// Names of this process's threads whose OS name starts with `prefix`.
+fn threads_named(prefix: &str) -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|comm| comm.starts_with(prefix))
+        .count()
+}
+
+/// Expected (Tokio): a closure runs off the shards, on a thread of its
+/// own, with the runtime current there; its handle is awaited from a shard
+/// task, from `block_on` and from a Tokio task alike.
+#[test]
+fn a_closure_runs_off_the_shards_with_the_runtime_current() {
+    let rt = common::runtime(1);
+    let h = rt.handle();
+    let inside = h
+        .spawn_pinned(0, async {
+            let shard_thread = std::thread::current().id();
+            let (shard, thread, spawned) = ringlane::spawn_blocking(move || {
+                let spawned = ringlane::spawn(async { 5 }).is_ok();
+                (
+                    ringlane::current_shard(),
+                    std::thread::current().id(),
+                    spawned,
+                )
+            })
+            .unwrap()
+            .await
+            .unwrap();
+            (shard, thread != shard_thread, spawned)
+        })
+        .unwrap();
+    assert_eq!(rt.block_on(inside).unwrap(), (None, true, true));
+    let name = rt
+        .block_on(
+            h.spawn_blocking(|| std::thread::current().name().map(String::from))
+                .unwrap(),
+        )
+        .unwrap();
+    assert_eq!(name.as_deref(), Some("ringlane-shard-blocking"));
+    let tokio_rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let h2 = h.clone();
+    let from_tokio = tokio_rt.block_on(async move {
+        tokio::spawn(async move { h2.spawn_blocking(|| 7).unwrap().await.unwrap() })
+            .await
+            .unwrap()
+    });
+    assert_eq!(from_tokio, 7);
+}
+
+/// Expected (Tokio): a closure that panics gives `JoinError::is_panic`
+/// with its payload; the pool thread survives and runs the next closure.
+#[test]
+fn a_panicking_closure_gives_a_panic_join_error_and_the_pool_goes_on() {
+    let rt = Runtime::builder()
+        .shards(1)
+        .max_blocking_threads(1)
+        .build()
+        .unwrap();
+    let h = rt.handle();
+    let err = rt
+        .block_on(h.spawn_blocking(|| -> u32 { panic!("boom") }).unwrap())
+        .unwrap_err();
+    assert!(err.is_panic());
+    let payload = err.into_panic();
+    assert_eq!(payload.downcast_ref::<&str>(), Some(&"boom"));
+    assert_eq!(rt.block_on(h.spawn_blocking(|| 3).unwrap()).unwrap(), 3);
+}
+
+/// Expected: closures run at once on threads of their own up to
+/// `max_blocking_threads` (three closures meeting at a barrier of three
+/// finish), never more at once than that (a queue beyond it), and a shard
+/// task keeps running while they block.
+#[test]
+fn closures_run_side_by_side_up_to_the_thread_limit_and_queue_beyond() {
+    let rt = Runtime::builder()
+        .shards(1)
+        .thread_name("sidebyside")
+        .max_blocking_threads(3)
+        .build()
+        .unwrap();
+    let h = rt.handle();
+    let barrier = Arc::new(Barrier::new(3));
+    let met: Vec<_> = (0..3)
+        .map(|_| {
+            let b = barrier.clone();
+            h.spawn_blocking(move || b.wait().is_leader()).unwrap()
+        })
+        .collect();
+    let leaders = met
+        .into_iter()
+        .map(|j| rt.block_on(j).unwrap())
+        .filter(|l| *l)
+        .count();
+    assert_eq!(leaders, 1, "the three met at the barrier");
+    let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let joins: Vec<_> = (0..12)
+        .map(|_| {
+            let (now, most) = (now.clone(), most.clone());
+            h.spawn_blocking(move || {
+                let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(n, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(20));
+                now.fetch_sub(1, Ordering::SeqCst);
+            })
+            .unwrap()
+        })
+        .collect();
+    // The shard is not blocked meanwhile.
+    let tick = h.spawn_pinned(0, async { 1 }).unwrap();
+    assert_eq!(rt.block_on(tick).unwrap(), 1);
+    for j in joins {
+        rt.block_on(j).unwrap();
+    }
+    assert_eq!(
+        most.load(Ordering::SeqCst),
+        3,
+        "at most 3 at once, and 3 used"
+    );
+    assert!(threads_named("sidebyside-blk") <= 3);
+}
+
+/// Expected (Tokio): a thread idle for the keep-alive exits; a later
+/// closure starts a new one.
+#[test]
+fn an_idle_pool_thread_exits_after_the_keep_alive() {
+    let rt = Runtime::builder()
+        .shards(1)
+        .thread_name("keepalive")
+        .thread_keep_alive(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let h = rt.handle();
+    rt.block_on(h.spawn_blocking(|| ()).unwrap()).unwrap();
+    let deadline = Instant::now() + LIMIT;
+    while threads_named("keepalive-blk") > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "an idle pool thread never exited"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(rt.block_on(h.spawn_blocking(|| 9).unwrap()).unwrap(), 9);
+}
+
+/// Expected (Tokio): `abort` before the closure starts cancels it (it
+/// never runs); once it runs, `abort` changes nothing and its result
+/// arrives.
+#[test]
+fn abort_cancels_a_queued_closure_and_not_a_running_one() {
+    let rt = Runtime::builder()
+        .shards(1)
+        .max_blocking_threads(1)
+        .build()
+        .unwrap();
+    let h = rt.handle();
+    let (started_tx, started_rx) = mpsc::channel();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let running = h
+        .spawn_blocking(move || {
+            started_tx.send(()).unwrap();
+            release_rx.recv().unwrap();
+            1
+        })
+        .unwrap();
+    started_rx.recv_timeout(LIMIT).unwrap();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let r = ran.clone();
+    let queued = h
+        .spawn_blocking(move || {
+            r.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+    queued.abort();
+    running.abort();
+    release_tx.send(()).unwrap();
+    assert_eq!(
+        rt.block_on(running).unwrap(),
+        1,
+        "a running closure finishes"
+    );
+    assert!(rt.block_on(queued).unwrap_err().is_cancelled());
+    // The pool's one thread is free again, and the aborted one never ran.
+    rt.block_on(h.spawn_blocking(|| ()).unwrap()).unwrap();
+    assert_eq!(ran.load(Ordering::SeqCst), 0);
+}
+
+/// Expected: shutdown refuses new closures, lets a queued one run during
+/// the grace period, waits for a running one until the deadline, and
+/// reports one still running after it (its thread detached) without
+/// waiting for it; `spawn_blocking` afterwards is `Error::Shutdown`.
+#[test]
+fn shutdown_waits_for_closures_until_the_deadline_and_reports_the_rest() {
+    let rt = Runtime::builder()
+        .shards(1)
+        .max_blocking_threads(1)
+        .build()
+        .unwrap();
+    let h = rt.handle();
+    let (started_tx, started_rx) = mpsc::channel();
+    let first = h
+        .spawn_blocking(move || {
+            started_tx.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+            1
+        })
+        .unwrap();
+    let second = h.spawn_blocking(|| 2).unwrap();
+    started_rx.recv_timeout(LIMIT).unwrap();
+    let report = rt.shutdown(Duration::from_secs(5));
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!(common::block_on(first).unwrap(), 1);
+    assert_eq!(
+        common::block_on(second).unwrap(),
+        2,
+        "queued, run in the grace period"
+    );
+    assert!(matches!(h.spawn_blocking(|| ()), Err(Error::Shutdown)));
+
+    let rt = Runtime::builder()
+        .shards(1)
+        .max_blocking_threads(1)
+        .build()
+        .unwrap();
+    let h = rt.handle();
+    let (started_tx, started_rx) = mpsc::channel();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let stuck = h
+        .spawn_blocking(move || {
+            started_tx.send(()).unwrap();
+            release_rx.recv().unwrap();
+            3
+        })
+        .unwrap();
+    let never = h.spawn_blocking(|| 4).unwrap();
+    started_rx.recv_timeout(LIMIT).unwrap();
+    let start = Instant::now();
+    let report = rt.shutdown(Duration::from_millis(100));
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "waited past the deadline"
+    );
+    assert_eq!(report.blocking_still_running, 1, "{report:?}");
+    assert_eq!(report.unfinished_tasks, 1, "the queued closure: {report:?}");
+    assert!(common::block_on(never).unwrap_err().is_cancelled());
+    release_tx.send(()).unwrap();
+    assert_eq!(
+        common::block_on(stuck).unwrap(),
+        3,
+        "it finishes on its own"
+    );
+}
+
+/// Expected: a runtime dropped inside one of its own closures (its last
+/// owner moved there) shuts down without waiting for that closure's
+/// thread, which is the caller.
+#[test]
+fn a_runtime_dropped_inside_its_own_closure_does_not_wait_for_itself() {
+    let rt = common::runtime(1);
+    let h = rt.handle();
+    let (tx, rx) = mpsc::channel();
+    let (go_tx, go_rx) = mpsc::channel::<Runtime>();
+    let _closure = h
+        .spawn_blocking(move || {
+            let rt = go_rx.recv().unwrap();
+            let start = Instant::now();
+            let report = rt.shutdown(Duration::from_secs(5));
+            tx.send((start.elapsed(), report.blocking_still_running))
+                .unwrap();
+        })
+        .unwrap();
+    go_tx.send(rt).unwrap();
+    let (took, running) = rx.recv_timeout(LIMIT).expect("the shutdown returned");
+    assert!(
+        took < Duration::from_secs(3),
+        "it waited for itself: {took:?}"
+    );
+    assert_eq!(running, 0, "the caller is not counted");
+}
+
+/// Expected: no runtime entered is `NotOnShard`; zero pool threads is an
+/// invalid configuration.
+#[test]
+fn spawn_blocking_without_a_runtime_or_threads_is_a_clear_error() {
+    assert!(matches!(
+        ringlane::spawn_blocking(|| ()),
+        Err(Error::NotOnShard)
+    ));
+    assert!(matches!(
+        Runtime::builder().max_blocking_threads(0).build(),
+        Err(Error::InvalidConfig(_))
+    ));
+}
