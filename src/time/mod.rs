@@ -5,6 +5,12 @@
 //! a million timers cost no SQE. Off a shard (in `Runtime::block_on`, a Tokio
 //! task, a plain thread) the same futures use one process-wide fallback
 //! timer thread, so they work anywhere instead of panicking.
+//!
+//! These timers read the real clock (`std::time::Instant`): Tokio's paused
+//! test clock (`tokio::time::pause`, `advance`, `start_paused`) does not
+//! move them. A test ported from Tokio that relies on auto-advancing time
+//! sleeps for real here; keep such tests on `tokio::time` (with
+//! `Builder::tokio_handle`, shard tasks can use it), or shorten their sleeps.
 
 mod fallback;
 mod interval;
