@@ -307,3 +307,26 @@ fn spawn_blocking_without_a_runtime_or_threads_is_a_clear_error() {
         Err(Error::InvalidConfig(_))
     ));
 }
+
+/// Expected: a keep-alive too long to add to the clock (`Duration::MAX`:
+/// "never exit") keeps the thread waiting, and it runs the next closure.
+///
+/// Why it may fail: the thread added the keep-alive to `Instant::now()`,
+/// which panics on overflow: the thread died after its first closure,
+/// still counted as live, so the next closure queued for no thread.
+#[test]
+fn a_keep_alive_of_duration_max_keeps_the_thread_and_runs_the_next_closure() {
+    let rt = Runtime::builder()
+        .shards(1)
+        .max_blocking_threads(1)
+        .thread_keep_alive(Duration::MAX)
+        .build()
+        .unwrap();
+    let h = rt.handle();
+    assert_eq!(rt.block_on(h.spawn_blocking(|| 1).unwrap()).unwrap(), 1);
+    let second = h.spawn_blocking(|| 2).unwrap();
+    assert_eq!(
+        common::join_within(&rt, second, LIMIT, "the second closure"),
+        2
+    );
+}

@@ -188,7 +188,7 @@ fn run(shared: Arc<Shared>) {
             break;
         }
         state.idle += 1;
-        let deadline = Instant::now() + pool.keep_alive;
+        let deadline = crate::time::after(Instant::now(), pool.keep_alive);
         let timed_out = pool.work.wait_until(&mut state, deadline).timed_out();
         if state.wakeups > 0 {
             // Claimed by a push (or by `close`), which counted one thread
