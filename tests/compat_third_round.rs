@@ -174,6 +174,61 @@ fn zero_length_writes_after_a_shutdown_or_a_reset_fail_as_on_tokio() {
     );
 }
 
+/// `try_write_vectored` with no bytes on stream `$a` (shut down for writing
+/// first): what it returns before and after the shutdown.
+macro_rules! empty_try_write_vectored {
+    ($a:expr) => {{
+        let mut a = $a;
+        let mut log = Vec::new();
+        for (when, shut) in [("open", false), ("after shutdown", true)] {
+            if shut {
+                a.shutdown().await.unwrap();
+            }
+            log.push(format!(
+                "try_write_vectored(&[]) {when}: {}",
+                brief(a.try_write_vectored(&[]))
+            ));
+            log.push(format!(
+                "try_write_vectored(&[empty]) {when}: {}",
+                brief(a.try_write_vectored(&[IoSlice::new(&[])]))
+            ));
+        }
+        log
+    }};
+}
+
+/// Expected (Tokio): a `try_write_vectored` with no bytes returns `Ok(0)`,
+/// even on a stream shut down for writing, as the awaited `write_vectored`
+/// of the same slices does on both runtimes.
+///
+/// Why it may fail: the compat lane sent the empty slices with
+/// `sendmsg(2)`, which a shut-down socket answers with `EPIPE`; Tokio's
+/// `writev(2)` returns 0 for no bytes before it reaches the socket.
+#[test]
+fn an_empty_try_write_vectored_returns_zero_as_on_tokio() {
+    let _serial = serial();
+    let theirs = on_tokio(async {
+        let mut log = Vec::new();
+        let (a, _b) = tokio_tcp_pair().await.unwrap();
+        log.extend(tagged_lines("tcp", empty_try_write_vectored!(a)));
+        let (a, _b) = tokio::net::UnixStream::pair().unwrap();
+        log.extend(tagged_lines("unix", empty_try_write_vectored!(a)));
+        log
+    });
+    let ours = on_ringlane(|| async {
+        let mut log = Vec::new();
+        let (a, _b) = ringlane_tcp_pair().await.unwrap();
+        log.extend(tagged_lines("tcp", empty_try_write_vectored!(a)));
+        let (a, _b) = UnixStream::pair().unwrap();
+        log.extend(tagged_lines("unix", empty_try_write_vectored!(a)));
+        log
+    });
+    assert_eq!(
+        ours, theirs,
+        "the compat lane (left) against tokio::net (right)"
+    );
+}
+
 // ---------------------------------------------------------------------------
 // 2. Zero-length operations and the cooperative budget
 // ---------------------------------------------------------------------------

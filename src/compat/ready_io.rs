@@ -71,8 +71,13 @@ pub(crate) fn try_read_vectored(
 }
 
 /// One nonblocking `sendmsg` of `bufs` (never raising `SIGPIPE`);
-/// `EAGAIN` clears the write readiness.
+/// `EAGAIN` clears the write readiness. No bytes at all is `Ok(0)`, as
+/// Tokio's `writev(2)` returns, whatever the stream's state (`sendmsg`
+/// would answer a shut-down stream with `EPIPE`).
 pub(crate) fn try_write_vectored(s: &impl Sealed, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+    if bufs.iter().all(|b| b.is_empty()) {
+        return Ok(0);
+    }
     let tick = s.readiness().tick(Direction::Write);
     // SAFETY: all-zero bytes are a valid empty `msghdr`.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };

@@ -113,9 +113,10 @@ pub(crate) fn poll_write_vectored_priv(
     bufs: &[IoSlice<'_>],
 ) -> Poll<io::Result<usize>> {
     if bufs.iter().all(|b| b.is_empty()) {
-        // The kernel answers an empty `sendmsg` with 0 whatever the
-        // stream's state, as Tokio's vectored write reports; it still
-        // spends the budget (coop invariant 2).
+        // No bytes: 0 whatever the stream's state, as Tokio's vectored
+        // write (`writev(2)`, which returns before it reaches the socket)
+        // reports; `sendmsg` would answer a shut-down stream with `EPIPE`.
+        // It still spends the budget (coop invariant 2).
         return crate::executor::coop::budgeted(cx, |_| Poll::Ready(Ok(0)));
     }
     let fd = s.fd();
