@@ -14,6 +14,12 @@
 //! * `tokio_ct/from_task`: a current-thread runtime (one thread) spawning
 //!   from inside `block_on`.
 //!
+//! And, in a group of its own (`spawn_blocking`), a blocking closure's round
+//! trip, one at a time (spawn, await, spawn, ...) from a task: ringlane's
+//! `spawn_blocking` from a task on shard 0 against Tokio's from a task of
+//! the multi-thread runtime. Each hop wakes a sleeping thread (the pool's,
+//! then the awaiting one), so this is a wake-up latency, not a spawn cost.
+//!
 //! Two modes:
 //! * default: criterion (`cargo bench --bench spawn`), group `spawn`,
 //!   throughput in tasks; for the `from_task`/`from_shard` cases the timed
@@ -77,6 +83,46 @@ const CASES: &[(&str, Run)] = &[
 
 /// The baseline the summary's ratio column divides by.
 const BASELINE: &str = "tokio_mt/from_task";
+
+/// Blocking round trips per summary round (one at a time).
+const BLOCKING_TRIPS: u64 = 20_000;
+
+/// Runs that many blocking round trips and returns their time.
+const BLOCKING_CASES: &[(&str, Run)] = &[
+    ("ringlane/from_shard", ringlane_blocking),
+    ("tokio_mt/from_task", tokio_mt_blocking),
+];
+
+/// `trips` blocking closures from a task on shard 0, each awaited before
+/// the next.
+fn ringlane_blocking(rts: &Runtimes, trips: u64) -> Duration {
+    let driver = rts
+        .ringlane
+        .handle()
+        .spawn_pinned(0, async move {
+            let start = Instant::now();
+            for i in 0..trips {
+                let got = ringlane::spawn_blocking(move || black_box(i)).expect("spawn");
+                assert_eq!(got.await.expect("join"), i);
+            }
+            start.elapsed()
+        })
+        .expect("spawn driver");
+    rts.ringlane.block_on(driver).expect("driver")
+}
+
+/// The same with `tokio::task::spawn_blocking` from a multi-thread task.
+fn tokio_mt_blocking(rts: &Runtimes, trips: u64) -> Duration {
+    let driver = rts.tokio_mt.spawn(async move {
+        let start = Instant::now();
+        for i in 0..trips {
+            let got = tokio::task::spawn_blocking(move || black_box(i));
+            assert_eq!(got.await.expect("join"), i);
+        }
+        start.elapsed()
+    });
+    rts.tokio_mt.block_on(driver).expect("driver")
+}
 
 #[derive(Clone, Copy)]
 enum ShardSpawn {
@@ -220,6 +266,57 @@ fn bench_spawn(c: &mut Criterion, rts: &Runtimes) {
         group.bench_function(id, |b| b.iter_custom(|iters| run(rts, iters)));
     }
     group.finish();
+    let mut group = c.benchmark_group("spawn_blocking");
+    group
+        .throughput(Throughput::Elements(1))
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    for &(id, run) in BLOCKING_CASES {
+        group.bench_function(id, |b| b.iter_custom(|iters| run(rts, iters)));
+    }
+    group.finish();
+}
+
+/// The blocking round trips' table: rounds interleaved, medians.
+fn summary_blocking(rts: &Runtimes) {
+    for &(_, run) in BLOCKING_CASES {
+        run(rts, BLOCKING_TRIPS / 10); // warm-up: the pools start their threads
+    }
+    let mut wall = vec![Vec::with_capacity(SUMMARY_ROUNDS); BLOCKING_CASES.len()];
+    let mut cpu = vec![Vec::with_capacity(SUMMARY_ROUNDS); BLOCKING_CASES.len()];
+    for _ in 0..SUMMARY_ROUNDS {
+        for (k, &(_, run)) in BLOCKING_CASES.iter().enumerate() {
+            let (wall_time, cpu_time) = wall_and_cpu(|| {
+                run(rts, BLOCKING_TRIPS);
+            });
+            wall[k].push(wall_time.as_nanos() as f64 / BLOCKING_TRIPS as f64 / 1e3);
+            cpu[k].push(cpu_time.as_nanos() as f64 / BLOCKING_TRIPS as f64 / 1e3);
+        }
+    }
+    let wall: Vec<f64> = wall.iter_mut().map(|v| median(v)).collect();
+    let cpu: Vec<f64> = cpu.iter_mut().map(|v| median(v)).collect();
+    let base = wall[BLOCKING_CASES.len() - 1];
+    println!();
+    println!("#### spawn_blocking round trip, one at a time, from a task");
+    println!();
+    println!("| benchmark | µs per round trip (wall) | µs (CPU) | ratio vs tokio_mt |");
+    println!("|---|---:|---:|---:|");
+    for (k, &(id, _)) in BLOCKING_CASES.iter().enumerate() {
+        println!(
+            "| spawn_blocking/{id} | {:.2} | {:.2} | {:.2} |",
+            wall[k],
+            cpu[k],
+            wall[k] / base
+        );
+    }
+    println!();
+    println!(
+        "{BLOCKING_TRIPS} round trips per round (a closure returning its argument, awaited before the next), \
+         median of {SUMMARY_ROUNDS} rounds interleaved across the cases, after a warm-up that starts the pools' threads. \
+         Default pools (ringlane: 512 threads at most, 10 s keep-alive, as Tokio's). \
+         CPU = user+sys of every thread in the process. Ratio = wall time / wall time of spawn_blocking/tokio_mt/from_task."
+    );
 }
 
 /// Runs every case for a fixed number of tasks, rounds interleaved across
@@ -270,6 +367,7 @@ fn main() {
     let rts = Runtimes::new();
     if shared::summary_mode() {
         summary(&rts);
+        summary_blocking(&rts);
     } else {
         let mut c = Criterion::default().configure_from_args();
         bench_spawn(&mut c, &rts);
