@@ -199,8 +199,9 @@ impl Builder {
         self
     }
 
-    /// A Tokio runtime handle that every shard thread enters, so shard tasks
-    /// can use `tokio::time`, `tokio::spawn` and other Tokio-context calls.
+    /// A Tokio runtime handle that every shard thread (and blocking-pool
+    /// thread) enters, so shard tasks (and blocking closures) can use
+    /// `tokio::time`, `tokio::spawn` and other Tokio-context calls.
     ///
     /// # Examples
     ///

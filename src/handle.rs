@@ -266,9 +266,11 @@ impl Handle {
     /// the runtime is current on them ([`Handle::current`], [`spawn`]).
     ///
     /// The closure cannot be interrupted: `abort` cancels it only before
-    /// it starts. At shutdown, closures not started yet are cancelled and
-    /// running ones are waited for until the deadline (then left to finish
-    /// on their own thread: `ShutdownReport::blocking_still_running`).
+    /// it starts. It runs outside the cooperative budget (a nested
+    /// executor inside it is never told to yield). At shutdown, queued and
+    /// running closures go on until the deadline; then those not started
+    /// are cancelled, and running ones are left to finish on their own
+    /// thread (`ShutdownReport::blocking_still_running`).
     ///
     /// # Errors
     ///

@@ -42,7 +42,8 @@ pub struct ShutdownReport {
 }
 
 impl ShutdownReport {
-    /// Every task finished and every shard exited.
+    /// Every task finished, every shard exited and no blocking closure was
+    /// left running.
     ///
     /// # Examples
     ///
@@ -204,6 +205,13 @@ impl Runtime {
     /// when the caller is a stealable task that moved, the shard that first
     /// ran it, which exits once the task ends; the report does not count
     /// the tasks such a shard cancels after the call returns.
+    ///
+    /// Blocking closures ([`Handle::spawn_blocking`]) go on until the
+    /// deadline too; then those never started are cancelled (counted in
+    /// `unfinished_tasks`) and those still running are left to finish on
+    /// their own threads (`blocking_still_running`). Called from a closure,
+    /// it does not wait for that closure, nor for closures queued behind it
+    /// with no other thread to run them.
     ///
     /// # Examples
     ///

@@ -330,3 +330,69 @@ fn a_keep_alive_of_duration_max_keeps_the_thread_and_runs_the_next_closure() {
         2
     );
 }
+
+/// Expected (Tokio: its blocking tasks stop the budget): a closure that
+/// polls ringlane resources in a loop (a nested executor receiving from a
+/// channel) is never told to yield, however many operations it makes.
+///
+/// Why it may fail: the closure's whole run was one poll of its task, under
+/// the task's budget of 128 ready operations; from the 129th on every
+/// receive returned `Pending` and woke itself, and nothing ever gave the
+/// budget back: a nested `block_on` spun forever.
+#[test]
+fn a_closure_is_not_bound_by_the_cooperative_budget() {
+    use std::task::{Context, Poll, Waker};
+    let rt = common::runtime(1);
+    let (tx, mut rx) = ringlane::channel::<u32>(256).unwrap();
+    for i in 0..200 {
+        tx.try_send(i).unwrap();
+    }
+    let j = rt
+        .handle()
+        .spawn_blocking(move || {
+            let mut cx = Context::from_waker(Waker::noop());
+            (0..200)
+                .filter(|_| matches!(rx.poll_recv(&mut cx), Poll::Ready(Some(_))))
+                .count()
+        })
+        .unwrap();
+    assert_eq!(common::join_within(&rt, j, LIMIT, "the closure"), 200);
+}
+
+/// Expected: a shutdown called from a closure while another closure waits
+/// for the pool's only thread (the caller's) returns at once instead of
+/// waiting out its timeout for work only the caller could run; the queued
+/// closure is cancelled and counted, and a queued closure the user aborted
+/// is not counted as the shutdown's.
+#[test]
+fn a_shutdown_from_a_closure_does_not_wait_for_work_queued_behind_it() {
+    let rt = Runtime::builder()
+        .shards(1)
+        .max_blocking_threads(1)
+        .build()
+        .unwrap();
+    let h = rt.handle();
+    let (tx, rx) = mpsc::channel();
+    let (go_tx, go_rx) = mpsc::channel::<Runtime>();
+    let _caller = h
+        .spawn_blocking(move || {
+            let rt = go_rx.recv().unwrap();
+            let start = Instant::now();
+            let report = rt.shutdown(Duration::from_secs(5));
+            tx.send((start.elapsed(), report)).unwrap();
+        })
+        .unwrap();
+    let queued = h.spawn_blocking(|| 1).unwrap();
+    let aborted = h.spawn_blocking(|| 2).unwrap();
+    aborted.abort();
+    go_tx.send(rt).unwrap();
+    let (took, report) = rx.recv_timeout(LIMIT).expect("the shutdown returned");
+    assert!(took < Duration::from_secs(2), "it waited {took:?}");
+    assert_eq!(report.unfinished_tasks, 1, "{report:?}");
+    assert_eq!(
+        report.blocking_still_running, 0,
+        "the caller is not counted"
+    );
+    assert!(common::block_on(queued).unwrap_err().is_cancelled());
+    assert!(common::block_on(aborted).unwrap_err().is_cancelled());
+}

@@ -27,6 +27,9 @@
 //! 5. A pool thread has its runtime entered (`Handle::current`,
 //!    `ringlane::spawn` work in a closure) and Tokio's, if the builder was
 //!    given a Tokio handle.
+//! 6. A closure runs with the cooperative budget lifted (coop invariant
+//!    1): its whole run is one poll of its task, so a budget it spent (a
+//!    nested `block_on` receiving from a channel) would never come back.
 
 mod pool;
 
@@ -54,12 +57,19 @@ where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    if shared.is_shutting_down() || shared.blocking.is_refusing() {
+    if shared.is_shutting_down() {
         return Err(Error::Shutdown);
     }
     let (runnable, join) = crate::executor::spawn_blocking(Closure(Some(f)), shared.clone());
-    runnable.schedule();
-    Ok(join)
+    // Queued, or refused under the pool's lock if shutdown began since:
+    // never accepted and then dropped unseen by the shutdown's count.
+    match shared.blocking.push_new(runnable, shared) {
+        Ok(()) => Ok(join),
+        Err(refused) => {
+            drop(refused); // never started: cancelled
+            Err(Error::Shutdown)
+        }
+    }
 }
 
 /// A closure as a future: it runs at the first poll.
@@ -72,6 +82,7 @@ impl<F: FnOnce() -> R, R> Future for Closure<F> {
 
     fn poll(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<R> {
         let f = self.0.take().expect("a blocking closure is polled once");
-        Poll::Ready(f())
+        // Invariant 6: no budget for the closure's own polls.
+        Poll::Ready(crate::executor::coop::without_budget(f))
     }
 }

@@ -70,22 +70,43 @@ impl BlockingPool {
         }
     }
 
-    /// Whether new closures are refused (shutdown began).
-    pub(crate) fn is_refusing(&self) -> bool {
-        self.state.lock().refusing
+    /// Queues a new closure's task, unless shutdown began: then it is
+    /// handed back (`spawn_blocking` answers `Error::Shutdown`).
+    pub(crate) fn push_new(
+        &self,
+        runnable: Runnable,
+        shared: &Arc<Shared>,
+    ) -> Result<(), Runnable> {
+        let state = self.state.lock();
+        if state.refusing {
+            return Err(runnable);
+        }
+        self.queue(state, runnable, shared);
+        Ok(())
     }
 
-    /// Queues a closure's task (its schedule function, invariant 1), and
-    /// wakes an idle thread or starts one. Refused once the pool closed:
+    /// Queues a closure's task woken again (its schedule function,
+    /// invariant 1: an abort's wake-up before it ran). Once the pool closed
     /// the task is dropped, which cancels it. `shared` is the runtime that
     /// owns this pool.
     pub(crate) fn push(&self, runnable: Runnable, shared: &Arc<Shared>) {
-        let mut state = self.state.lock();
+        let state = self.state.lock();
         if state.closed {
             drop(state);
             drop(runnable); // never started: cancelled (task invariant 3)
             return;
         }
+        self.queue(state, runnable, shared);
+    }
+
+    /// Queues `runnable` under the lock `state` holds, and wakes an idle
+    /// thread or starts one.
+    fn queue(
+        &self,
+        mut state: parking_lot::MutexGuard<'_, PoolState>,
+        runnable: Runnable,
+        shared: &Arc<Shared>,
+    ) {
         state.queue.push_back(runnable);
         if state.idle > 0 {
             state.idle -= 1;
@@ -132,7 +153,8 @@ impl BlockingPool {
         let mine = usize::from(POOL_HERE.with(|p| std::ptr::eq(p.get(), self)));
         let mut state = self.state.lock();
         state.refusing = true;
-        while !state.queue.is_empty() || state.running > mine {
+        // Queued closures wait for a thread other than the caller's.
+        while (!state.queue.is_empty() && state.threads > mine) || state.running > mine {
             if self.exited.wait_until(&mut state, deadline).timed_out() {
                 break;
             }
@@ -143,7 +165,8 @@ impl BlockingPool {
         state.idle = 0;
         self.work.notify_all();
         drop(state);
-        let cancelled = queued.len();
+        // An aborted closure was the caller's choice, not the shutdown's.
+        let cancelled = queued.iter().filter(|r| !r.metadata().is_aborted()).count();
         drop(queued); // after the lock: their destructors are foreign code
         let mut state = self.state.lock();
         while state.threads > mine {

@@ -33,8 +33,9 @@ impl AbortHandle {
     }
 
     /// Cancels the task, as [`JoinHandle::abort`](crate::JoinHandle::abort):
-    /// its shard drops the future at its next scheduling point. Nothing
-    /// happens to a task that has finished.
+    /// its shard drops the future at its next scheduling point (a blocking
+    /// closure only if it has not started). Nothing happens to a task that
+    /// has finished.
     ///
     /// # Examples
     ///

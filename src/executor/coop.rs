@@ -67,6 +67,16 @@ pub(crate) fn start_poll() -> Restore {
     Restore(LEFT.with(|l| l.replace(Some(BUDGET))))
 }
 
+/// Runs `f` with ringlane's budget lifted: for a blocking closure, whose
+/// whole run is one poll of its task, so a budget spent inside it (a
+/// nested `block_on` receiving from a channel) would never come back and
+/// every later operation would yield forever. Tokio's blocking tasks stop
+/// its budget the same way.
+pub(crate) fn without_budget<R>(f: impl FnOnce() -> R) -> R {
+    let _restore = Restore(LEFT.with(|l| l.replace(None)));
+    f()
+}
+
 /// The budget of the enclosing poll, put back on drop.
 pub(crate) struct Restore(Option<u8>);
 

@@ -133,7 +133,9 @@ impl<T> JoinHandle<T> {
     }
 
     /// Cancels the task: its shard drops the future at its next scheduling
-    /// point, and awaiting this handle then gives [`JoinError::is_cancelled`]
+    /// point (a blocking closure not started yet is dropped when a pool
+    /// thread reaches it; a running one cannot be interrupted and finishes),
+    /// and awaiting this handle then gives [`JoinError::is_cancelled`]
     /// (unless the task had already finished). If dropping the future
     /// panics, that panic is how the task ended: the handle gives
     /// [`JoinError::is_panic`] with its payload, as Tokio's does.
