@@ -89,7 +89,7 @@ const MAX_BUF: usize = 1 << 30;
 
 impl FixedBufPool {
     /// Registers `count` buffers of `size` bytes (rounded up to whole
-    /// pages) with the calling shard's ring.
+    /// 4 KiB blocks) with the calling shard's ring.
     ///
     /// # Errors
     ///
@@ -270,7 +270,7 @@ impl FixedBufPool {
         self.pool.free.lock().free_count()
     }
 
-    /// Each buffer's capacity (the requested size rounded up to pages).
+    /// Each buffer's capacity (the requested size rounded up to whole 4 KiB blocks).
     ///
     /// # Examples
     ///

@@ -391,6 +391,14 @@ impl File {
     /// Writes the buffer's initialized bytes at `offset`; returns how many
     /// were written (possibly fewer) and the buffer.
     ///
+    /// # Errors
+    ///
+    /// The `pwrite(2)` error (`ESPIPE` on a pipe, FIFO or socket: use
+    /// `write`); `InvalidInput` for a buffer with no initialized bytes
+    /// (where std's `write_at` returns `Ok(0)`: a zero-length write cannot
+    /// make progress, and a loop on it would spin) or an offset beyond
+    /// `i64::MAX`.
+    ///
     /// # Examples
     ///
     /// ```
