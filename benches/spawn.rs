@@ -298,7 +298,7 @@ fn summary_blocking(rts: &Runtimes) {
     let cpu: Vec<f64> = cpu.iter_mut().map(|v| median(v)).collect();
     let base = wall[BLOCKING_CASES.len() - 1];
     println!();
-    println!("#### spawn_blocking round trip, one at a time, from a task");
+    println!("### spawn_blocking round trip, one at a time, from a task");
     println!();
     println!("| benchmark | µs per round trip (wall) | µs (CPU) | ratio vs tokio_mt |");
     println!("|---|---:|---:|---:|");
