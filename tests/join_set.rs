@@ -1,0 +1,167 @@
+//! `JoinSet`: tasks joined in the order they finish (Tokio's `JoinSet`;
+//! invariants in `src/join_set.rs`).
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use ringlane::{Error, JoinSet};
+
+use common::LIMIT;
+
+/// Expected (Tokio): results come in the order the tasks finish, not the
+/// order they were spawned; a panic is `is_panic`; `None` once empty.
+#[test]
+fn results_come_in_the_order_the_tasks_finish() {
+    let rt = common::runtime(2);
+    let h = rt.handle();
+    let order = rt.block_on(async move {
+        let mut set = JoinSet::new();
+        for (i, ms) in [(0u32, 120u64), (1, 10), (2, 60)] {
+            set.spawn_pinned(&h, i as usize % 2, async move {
+                ringlane::time::sleep(Duration::from_millis(ms)).await;
+                i
+            })
+            .unwrap();
+        }
+        set.spawn(async { panic!("boom") }).unwrap();
+        let mut order = Vec::new();
+        let mut panics = 0;
+        while let Some(r) = set.join_next().await {
+            match r {
+                Ok(i) => order.push(i),
+                Err(e) => panics += usize::from(e.is_panic()),
+            }
+        }
+        assert!(set.is_empty());
+        (order, panics)
+    });
+    assert_eq!(order, (vec![1, 2, 0], 1));
+}
+
+/// Expected (Tokio): `abort_all` cancels every task, whose results then
+/// come back cancelled; dropping the set aborts the tasks still in it;
+/// `detach_all` lets them run on.
+#[test]
+fn abort_all_and_drop_cancel_detach_all_does_not() {
+    let rt = common::runtime(1);
+    let h = rt.handle();
+    let dropped = Arc::new(AtomicUsize::new(0));
+    struct CountDrop(Arc<AtomicUsize>);
+    impl Drop for CountDrop {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let mut set = JoinSet::new();
+    for _ in 0..3 {
+        let guard = CountDrop(dropped.clone());
+        set.spawn_pinned(&h, 0, async move {
+            let _guard = guard;
+            std::future::pending::<()>().await
+        })
+        .unwrap();
+    }
+    set.abort_all();
+    let cancelled = rt.block_on(async {
+        let mut n = 0;
+        while let Some(r) = set.join_next().await {
+            n += usize::from(r.unwrap_err().is_cancelled());
+        }
+        n
+    });
+    assert_eq!(cancelled, 3);
+    assert_eq!(dropped.load(Ordering::SeqCst), 3);
+
+    let mut set = JoinSet::new();
+    let guard = CountDrop(dropped.clone());
+    set.spawn_pinned(&h, 0, async move {
+        let _guard = guard;
+        std::future::pending::<()>().await
+    })
+    .unwrap();
+    drop(set);
+    common::wait_until("the dropped set's task was aborted", || {
+        dropped.load(Ordering::SeqCst) == 4
+    });
+
+    let ran = Arc::new(AtomicUsize::new(0));
+    let mut set = JoinSet::new();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let r = ran.clone();
+    set.insert(
+        h.spawn_blocking(move || {
+            rx.recv().unwrap();
+            r.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap(),
+    );
+    set.detach_all();
+    drop(set);
+    tx.send(()).unwrap();
+    common::wait_until("the detached closure ran", || {
+        ran.load(Ordering::SeqCst) == 1
+    });
+}
+
+/// Expected: thousands of tasks that have all finished are joined one per
+/// call inside a shard task, whose budget runs out along the way (each
+/// join handle spends a unit): the set yields and goes on, never spinning
+/// and never losing a result.
+#[test]
+fn many_finished_tasks_are_joined_across_budget_yields() {
+    let rt = common::runtime(1);
+    let h = rt.handle();
+    let j = h
+        .spawn_pinned(0, async {
+            let mut set = JoinSet::new();
+            for i in 0..5_000u64 {
+                set.spawn_local(async move { i }).unwrap();
+            }
+            ringlane::time::sleep(Duration::from_millis(20)).await;
+            let (mut sum, mut n) = (0, 0);
+            while let Some(r) = set.join_next().await {
+                sum += r.unwrap();
+                n += 1;
+            }
+            (n, sum)
+        })
+        .unwrap();
+    assert_eq!(
+        common::join_within(&rt, j, LIMIT, "joining 5,000 tasks"),
+        (5_000, 4_999 * 5_000 / 2)
+    );
+}
+
+/// Expected: a set polled by a Tokio task joins tasks running on
+/// ringlane's shards; `spawn` with no runtime entered is `NotOnShard`.
+#[test]
+fn a_tokio_task_joins_a_set_of_shard_tasks() {
+    let rt = common::runtime(2);
+    let h = rt.handle();
+    let tokio_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .build()
+        .unwrap();
+    let sum = tokio_rt.block_on(async move {
+        tokio::spawn(async move {
+            let mut set = JoinSet::new();
+            for shard in 0..2 {
+                set.spawn_pinned(&h, shard, async move { shard + 1 })
+                    .unwrap();
+            }
+            let mut sum = 0;
+            while let Some(r) = set.join_next().await {
+                sum += r.unwrap();
+            }
+            sum
+        })
+        .await
+        .unwrap()
+    });
+    assert_eq!(sum, 3);
+    let mut set = JoinSet::<u8>::new();
+    assert!(matches!(set.spawn(async { 1 }), Err(Error::NotOnShard)));
+}
