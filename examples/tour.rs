@@ -435,6 +435,31 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .await
             .expect("join");
         println!("\n4. shard timers fired late by {:?}; tokio::time::sleep(5 ms) inside a shard task took {:?}", lateness.0, lateness.1);
+
+        // Blocking work goes to the blocking pool, not a shard: 8 closures
+        // that each block 20 ms, joined as a JoinSet, while shard 0 stays free.
+        let t = Instant::now();
+        let mut set = ringlane::JoinSet::new();
+        for i in 0..8u64 {
+            set.insert(
+                h.spawn_blocking(move || {
+                    std::thread::sleep(Duration::from_millis(20));
+                    i
+                })
+                .expect("spawn_blocking"),
+            );
+        }
+        let ping = Instant::now();
+        h.spawn_pinned(0, async {}).expect("spawn").await.expect("join");
+        let ping = ping.elapsed();
+        let mut sum = 0;
+        while let Some(r) = set.join_next().await {
+            sum += r.expect("closure");
+        }
+        println!(
+            "   8 blocking closures of 20 ms each (spawn_blocking, joined as a JoinSet): {:?} in all (sum {sum}); shard 0 answered a task meanwhile in {ping:?}",
+            t.elapsed()
+        );
     });
 
     // 5. Idle: shards sleep in io_uring_enter, using no CPU.
