@@ -4,16 +4,20 @@
 //! Invariants:
 //! 1. Every task in the set has one key in `tasks` and its own waker, which
 //!    queues that key in `ready` (once until it is polled again) and wakes
-//!    whoever waits on the set. A new task's key starts queued, so its first
-//!    look needs no wake-up.
+//!    whoever waits on the set. A new task's key starts queued, and adding
+//!    it wakes whoever waits (its join handle has no waker of ours until
+//!    its first poll).
 //! 2. `poll_join_next` registers its waker before it takes keys from the
 //!    queue, and clears a key's queued mark before it polls that task: a
 //!    task finishing at any moment either is found by this poll or queues
 //!    its key and wakes the next one. No wake-up is lost.
-//! 3. One `poll_join_next` polls at most the keys queued when it began: a
-//!    task whose poll re-queued itself (a join handle that found the
-//!    cooperative budget spent wakes itself) waits for the next call, which
-//!    the wake-up brings, instead of spinning this one.
+//! 3. One `poll_join_next` polls at most the keys queued when it began, and
+//!    none once the cooperative budget is spent (it wakes its caller and
+//!    yields instead): a task whose poll re-queued itself waits for the next
+//!    call, and a set of many finished tasks costs one poll per result,
+//!    not a sweep per budget. `try_join_next` runs outside the budget (it
+//!    cannot yield) and leaves the waiter registered by the last
+//!    `poll_join_next` in place.
 //! 4. A key of a task that has left the set (joined, or detached) may still
 //!    be queued, or be queued later by its stale waker; a slab may give the
 //!    key to a new task. Such a key only costs one extra poll of whatever
@@ -54,6 +58,9 @@ use crate::{AbortHandle, Error, Handle, JoinError, JoinHandle};
 pub struct JoinSet<T> {
     tasks: Slab<Member<T>>,
     ready: Arc<Ready>,
+    /// Member polls made (the unit tests' count).
+    #[cfg(test)]
+    member_polls: usize,
 }
 
 struct Member<T> {
@@ -127,6 +134,8 @@ impl<T> JoinSet<T> {
         Self {
             tasks: Slab::new(),
             ready: Arc::default(),
+            #[cfg(test)]
+            member_polls: 0,
         }
     }
 
@@ -181,8 +190,15 @@ impl<T> JoinSet<T> {
             wake,
             waker,
         });
-        // Queued from the start (invariant 1); nobody waits for this key yet.
-        self.ready.state.lock().keys.push_back(key);
+        // Queued from the start, and whoever waits is told (invariant 1).
+        let waiter = {
+            let mut state = self.ready.state.lock();
+            state.keys.push_back(key);
+            state.waiter.take()
+        };
+        if let Some(w) = waiter {
+            crate::executor::contain(|| w.wake());
+        }
         abort
     }
 
@@ -313,6 +329,62 @@ impl<T> JoinSet<T> {
         crate::spawn_blocking(f).map(|h| self.insert(h))
     }
 
+    /// Runs a blocking closure on `handle`'s blocking pool into the set
+    /// (Tokio's `spawn_blocking_on`).
+    ///
+    /// # Errors
+    ///
+    /// As [`Handle::spawn_blocking`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let mut set = ringlane::JoinSet::new();
+    /// set.spawn_blocking_on(|| 8, &rt.handle()).unwrap();
+    /// assert_eq!(rt.block_on(set.join_next()).unwrap().unwrap(), 8);
+    /// ```
+    pub fn spawn_blocking_on<F>(&mut self, f: F, handle: &Handle) -> Result<AbortHandle, Error>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        handle.spawn_blocking(f).map(|h| self.insert(h))
+    }
+
+    /// Waits for every task and returns their outputs in the order they
+    /// finished (Tokio's `join_all`).
+    ///
+    /// # Panics
+    ///
+    /// If a task failed: its panic is resumed here (a cancelled task panics
+    /// with its `JoinError`), and the tasks still in the set are aborted
+    /// as the set drops.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let mut set = ringlane::JoinSet::new();
+    /// for i in 0..3u32 {
+    ///     set.spawn_pinned(&rt.handle(), 0, async move { i }).unwrap();
+    /// }
+    /// let mut all = rt.block_on(set.join_all());
+    /// all.sort();
+    /// assert_eq!(all, [0, 1, 2]);
+    /// ```
+    pub async fn join_all(mut self) -> Vec<T> {
+        let mut out = Vec::with_capacity(self.len());
+        while let Some(r) = self.join_next().await {
+            match r {
+                Ok(v) => out.push(v),
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(e) => panic!("a task in the JoinSet failed: {e}"),
+            }
+        }
+        out
+    }
+
     /// Waits for the next task to finish and returns its result; `None`
     /// once the set is empty. Cancel safe: a result is taken out of the set
     /// only in the poll that returns it.
@@ -340,18 +412,36 @@ impl<T> JoinSet<T> {
     /// assert!(matches!(set.poll_join_next(&mut cx), Poll::Ready(None)));
     /// ```
     pub fn poll_join_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T, JoinError>>> {
+        self.sweep(cx, true)
+    }
+
+    /// Looks at the queued keys (invariants 2 and 3); `register`: leave
+    /// `cx`'s waker for the next finish.
+    fn sweep(
+        &mut self,
+        cx: &mut Context<'_>,
+        register: bool,
+    ) -> Poll<Option<Result<T, JoinError>>> {
         if self.tasks.is_empty() {
             return Poll::Ready(None);
         }
-        let queued = {
+        let (queued, replaced) = {
             let mut state = self.ready.state.lock();
-            match &state.waiter {
-                Some(w) if w.will_wake(cx.waker()) => {}
-                _ => state.waiter = Some(cx.waker().clone()),
-            }
-            state.keys.len()
+            let replaced = match &state.waiter {
+                _ if !register => None,
+                Some(w) if w.will_wake(cx.waker()) => None,
+                _ => state.waiter.replace(cx.waker().clone()),
+            };
+            (state.keys.len(), replaced)
         };
+        drop(replaced); // after the lock: a foreign waker's drop
         for _ in 0..queued {
+            if !crate::executor::coop::has_budget_remaining() {
+                // Every join handle would yield: let the caller's task yield
+                // once instead (invariant 3).
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
             let Some(key) = self.ready.state.lock().keys.pop_front() else {
                 break;
             };
@@ -359,6 +449,10 @@ impl<T> JoinSet<T> {
                 continue; // a stale key (invariant 4)
             };
             member.wake.queued.store(false, Ordering::Release);
+            #[cfg(test)]
+            {
+                self.member_polls += 1;
+            }
             let mut member_cx = Context::from_waker(&member.waker);
             if let Poll::Ready(result) = Pin::new(&mut member.handle).poll(&mut member_cx) {
                 self.tasks.remove(key);
@@ -380,7 +474,10 @@ impl<T> JoinSet<T> {
     /// ```
     pub fn try_join_next(&mut self) -> Option<Result<T, JoinError>> {
         let mut cx = Context::from_waker(Waker::noop());
-        match self.poll_join_next(&mut cx) {
+        // It cannot yield, so no budget bounds it (Tokio's rule); nor does
+        // it take the place of the waiter a `poll_join_next` left.
+        let polled = crate::executor::coop::unconstrained(&mut cx, |cx| self.sweep(cx, false));
+        match polled {
             Poll::Ready(r) => r,
             Poll::Pending => None,
         }
@@ -437,6 +534,15 @@ impl<T> JoinSet<T> {
         while self.join_next().await.is_some() {}
     }
 }
+
+// As Tokio's (and as `JoinHandle`): the set's lock does not poison, and a
+// set caught in an unwind is still consistent.
+impl<T> std::panic::UnwindSafe for JoinSet<T> {}
+impl<T> std::panic::RefUnwindSafe for JoinSet<T> {}
+
+#[cfg(test)]
+#[path = "join_set_tests.rs"]
+mod tests;
 
 impl<T> Drop for JoinSet<T> {
     /// Aborts every task still in the set (Tokio's rule).
