@@ -20,6 +20,31 @@ fn threads_named(prefix: &str) -> usize {
         .count()
 }
 
+/// A runtime whose blocking pool has one thread.
+fn pool_of_one() -> Runtime {
+    Runtime::builder()
+        .shards(1)
+        .max_blocking_threads(1)
+        .build()
+        .unwrap()
+}
+
+/// A closure on `h`'s pool that returns `value` once released (the
+/// sender), started by the time this returns.
+fn held_closure(h: &ringlane::Handle, value: u32) -> (ringlane::JoinHandle<u32>, mpsc::Sender<()>) {
+    let (started_tx, started_rx) = mpsc::channel();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let join = h
+        .spawn_blocking(move || {
+            started_tx.send(()).unwrap();
+            let _ = release_rx.recv();
+            value
+        })
+        .unwrap();
+    started_rx.recv_timeout(LIMIT).unwrap();
+    (join, release_tx)
+}
+
 /// Expected (Tokio): a closure runs off the shards, on a thread of its
 /// own, with the runtime current there; its handle is awaited from a shard
 /// task, from `block_on` and from a Tokio task alike.
@@ -68,11 +93,7 @@ fn a_closure_runs_off_the_shards_with_the_runtime_current() {
 /// with its payload; the pool thread survives and runs the next closure.
 #[test]
 fn a_panicking_closure_gives_a_panic_join_error_and_the_pool_goes_on() {
-    let rt = Runtime::builder()
-        .shards(1)
-        .max_blocking_threads(1)
-        .build()
-        .unwrap();
+    let rt = pool_of_one();
     let h = rt.handle();
     let err = rt
         .block_on(h.spawn_blocking(|| -> u32 { panic!("boom") }).unwrap())
@@ -164,22 +185,9 @@ fn an_idle_pool_thread_exits_after_the_keep_alive() {
 /// arrives.
 #[test]
 fn abort_cancels_a_queued_closure_and_not_a_running_one() {
-    let rt = Runtime::builder()
-        .shards(1)
-        .max_blocking_threads(1)
-        .build()
-        .unwrap();
+    let rt = pool_of_one();
     let h = rt.handle();
-    let (started_tx, started_rx) = mpsc::channel();
-    let (release_tx, release_rx) = mpsc::channel::<()>();
-    let running = h
-        .spawn_blocking(move || {
-            started_tx.send(()).unwrap();
-            release_rx.recv().unwrap();
-            1
-        })
-        .unwrap();
-    started_rx.recv_timeout(LIMIT).unwrap();
+    let (running, release_tx) = held_closure(&h, 1);
     let ran = Arc::new(AtomicUsize::new(0));
     let r = ran.clone();
     let queued = h
@@ -207,11 +215,7 @@ fn abort_cancels_a_queued_closure_and_not_a_running_one() {
 /// waiting for it; `spawn_blocking` afterwards is `Error::Shutdown`.
 #[test]
 fn shutdown_waits_for_closures_until_the_deadline_and_reports_the_rest() {
-    let rt = Runtime::builder()
-        .shards(1)
-        .max_blocking_threads(1)
-        .build()
-        .unwrap();
+    let rt = pool_of_one();
     let h = rt.handle();
     let (started_tx, started_rx) = mpsc::channel();
     let first = h
@@ -233,23 +237,10 @@ fn shutdown_waits_for_closures_until_the_deadline_and_reports_the_rest() {
     );
     assert!(matches!(h.spawn_blocking(|| ()), Err(Error::Shutdown)));
 
-    let rt = Runtime::builder()
-        .shards(1)
-        .max_blocking_threads(1)
-        .build()
-        .unwrap();
+    let rt = pool_of_one();
     let h = rt.handle();
-    let (started_tx, started_rx) = mpsc::channel();
-    let (release_tx, release_rx) = mpsc::channel::<()>();
-    let stuck = h
-        .spawn_blocking(move || {
-            started_tx.send(()).unwrap();
-            release_rx.recv().unwrap();
-            3
-        })
-        .unwrap();
+    let (stuck, release_tx) = held_closure(&h, 3);
     let never = h.spawn_blocking(|| 4).unwrap();
-    started_rx.recv_timeout(LIMIT).unwrap();
     let start = Instant::now();
     let report = rt.shutdown(Duration::from_millis(100));
     assert!(
@@ -366,11 +357,7 @@ fn a_closure_is_not_bound_by_the_cooperative_budget() {
 /// is not counted as the shutdown's.
 #[test]
 fn a_shutdown_from_a_closure_does_not_wait_for_work_queued_behind_it() {
-    let rt = Runtime::builder()
-        .shards(1)
-        .max_blocking_threads(1)
-        .build()
-        .unwrap();
+    let rt = pool_of_one();
     let h = rt.handle();
     let (tx, rx) = mpsc::channel();
     let (go_tx, go_rx) = mpsc::channel::<Runtime>();

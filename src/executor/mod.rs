@@ -210,8 +210,16 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let (runnable, task) =
-        builder(Route::Shard(home)).spawn(|meta| Tracked::new(future, meta), schedule);
+    spawn_routed(future, Route::Shard(home))
+}
+
+/// Spawns a `Send` future whose wake-ups go by `route`.
+fn spawn_routed<F>(future: F, route: Route) -> (Runnable, JoinHandle<F::Output>)
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let (runnable, task) = builder(route).spawn(|meta| Tracked::new(future, meta), schedule);
     let handle = JoinHandle::new(task, runnable.waker());
     (runnable, handle)
 }
@@ -260,10 +268,7 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let (runnable, task) =
-        builder(Route::Blocking(runtime)).spawn(|meta| Tracked::new(future, meta), schedule);
-    let handle = JoinHandle::new(task, runnable.waker());
-    (runnable, handle)
+    spawn_routed(future, Route::Blocking(runtime))
 }
 
 /// Spawns a `!Send` future on the current thread, which must be the shard
