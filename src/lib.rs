@@ -38,6 +38,9 @@
 //!   [`JoinError`]; the shard survives.
 //! * **Timers** ([`time`]) live in a per-shard hierarchical wheel; the wheel's
 //!   nearest deadline is the park timeout, so timers cost no SQE.
+//! * **Blocking work** ([`spawn_blocking`]) runs on a pool of plain threads
+//!   beside the shards, started on demand; [`JoinSet`] joins any mix of
+//!   tasks and closures in the order they finish.
 //! * **Layers**: `sys` (the io_uring layer: ring set-up, enter/park,
 //!   eventfd) ← `executor`, `time`, `mailbox` ← `shard` ← [`Runtime`],
 //!   [`Handle`]. The thread-local shard context is a small module the shard
