@@ -19,7 +19,8 @@ fn results_come_in_the_order_the_tasks_finish() {
     let h = rt.handle();
     let order = rt.block_on(async move {
         let mut set = JoinSet::new();
-        for (i, ms) in [(0u32, 120u64), (1, 10), (2, 60)] {
+        // Far apart, so that a loaded machine's late timers keep the order.
+        for (i, ms) in [(0u32, 600u64), (1, 10), (2, 300)] {
             set.spawn_pinned(&h, i as usize % 2, async move {
                 ringlane::time::sleep(Duration::from_millis(ms)).await;
                 i
