@@ -129,10 +129,9 @@ impl<F: Future> Future for Tracked<F> {
     type Output = Outcome<F::Output>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        // SAFETY: `future` is structurally pinned: it is never moved out of
-        // `self` (it is dropped in place), and `Tracked` is `Unpin` only when
-        // `F` is (the auto trait; no impl of ours), so a `!Unpin` future is
-        // never moved through a `Tracked`; the other fields are not pinned.
+        // SAFETY: `future` is structurally pinned: never moved out of `self`
+        // (dropped in place), and `Tracked` is `Unpin` only when `F` is (the
+        // auto trait, no impl of ours); the other fields are not pinned.
         let this = unsafe { self.get_unchecked_mut() };
         if let Registration::Unregistered { stealable } = this.registration {
             let registered = context::with_current(|shard| {
