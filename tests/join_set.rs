@@ -166,3 +166,42 @@ fn a_tokio_task_joins_a_set_of_shard_tasks() {
     let mut set = JoinSet::<u8>::new();
     assert!(matches!(set.spawn(async { 1 }), Err(Error::NotOnShard)));
 }
+
+/// A stress of the set's wake-up protocol (invariants 1 and 2): tasks on
+/// two shards finish at staggered moments (each yields a varying number of
+/// times) while a plain thread joins them, and more are added between
+/// joins. Every result must arrive exactly once; a lost wake-up fails the
+/// round after `LIMIT` instead of hanging.
+#[test]
+fn staggered_finishes_on_two_shards_are_all_joined_once() {
+    let rt = common::runtime(2);
+    let h = rt.handle();
+    for round in 0..20u64 {
+        let mut set = JoinSet::new();
+        let spawn = |set: &mut JoinSet<u64>, i: u64| {
+            set.spawn_pinned(&h, (i % 2) as usize, async move {
+                for _ in 0..(i * 7 + round) % 13 {
+                    ringlane::yield_now().await;
+                }
+                i
+            })
+            .unwrap();
+        };
+        for i in 0..100 {
+            spawn(&mut set, i);
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut next = 100;
+        let joined = rt.block_on(ringlane::time::timeout(LIMIT, async {
+            while let Some(r) = set.join_next().await {
+                assert!(seen.insert(r.unwrap()), "a result came twice");
+                if next < 200 {
+                    spawn(&mut set, next);
+                    next += 1;
+                }
+            }
+        }));
+        assert!(joined.is_ok(), "round {round}: a result never arrived");
+        assert_eq!(seen.len(), 200, "round {round}");
+    }
+}
