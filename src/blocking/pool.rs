@@ -213,6 +213,11 @@ fn run(shared: Arc<Shared>) {
         state.idle += 1;
         let deadline = crate::time::after(Instant::now(), pool.keep_alive);
         let timed_out = pool.work.wait_until(&mut state, deadline).timed_out();
+        #[cfg(test)]
+        if timed_out {
+            // A push landing between the timeout and the look below.
+            parking_lot::MutexGuard::unlocked(&mut state, || tests::after_timeout(pool));
+        }
         if state.wakeups > 0 {
             // Claimed by a push (or by `close`), which counted one thread
             // out of `idle` for us (invariant 3).
@@ -232,3 +237,7 @@ fn run(shared: Arc<Shared>) {
     drop(tokio);
     drop(entered);
 }
+
+#[cfg(test)]
+#[path = "pool_tests.rs"]
+mod tests;
