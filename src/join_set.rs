@@ -458,6 +458,8 @@ impl<T> JoinSet<T> {
                 self.tasks.remove(key);
                 return Poll::Ready(Some(result));
             }
+            #[cfg(test)]
+            tests::after_member_pending(Arc::as_ptr(&self.ready) as usize);
         }
         Poll::Pending
     }

@@ -5,8 +5,30 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
+use parking_lot::Mutex;
+
 use super::JoinSet;
 use crate::executor::coop;
+
+/// Run right after a member's poll returned `Pending`, on the polling
+/// thread, for the set whose `Ready` is at that address only (other
+/// tests' sets are polled beside it).
+type Hook = (usize, Box<dyn FnOnce() + Send>);
+static AFTER_MEMBER_PENDING: Mutex<Option<Hook>> = Mutex::new(None);
+
+pub(super) fn after_member_pending(set: usize) {
+    let mut slot = AFTER_MEMBER_PENDING.lock();
+    let ours = matches!(&*slot, Some((at, _)) if *at == set);
+    let hook = if ours {
+        slot.take().map(|(_, h)| h)
+    } else {
+        None
+    };
+    drop(slot);
+    if let Some(hook) = hook {
+        hook();
+    }
+}
 
 #[derive(Default)]
 struct Count(AtomicUsize);
@@ -120,4 +142,38 @@ fn a_spent_budget_yields_without_polling_members_and_try_join_next_ignores_it() 
     drop(budget);
     assert_eq!(drained, 300, "try_join_next stopped early");
     assert!(set.is_empty());
+}
+
+/// Expected: a task that finishes right after the set polled it (its
+/// poll returned `Pending`, the set has not returned yet) wakes the set's
+/// waiter, and the next poll returns its result.
+///
+/// Why it may fail: if the member's queued mark were cleared after its
+/// poll instead of before, this finish would find the mark still set and
+/// queue nothing: the set would never look at that task again.
+#[test]
+fn a_task_finishing_right_after_its_poll_is_not_lost() {
+    let rt = crate::Runtime::builder().shards(1).build().unwrap();
+    let h = rt.handle();
+    let mut set = JoinSet::new();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let gated = set.insert(h.spawn_blocking(move || rx.recv().map(|_| 9)).unwrap());
+    let count = Arc::new(Count::default());
+    let waker = Waker::from(count.clone());
+    let mut cx = Context::from_waker(&waker);
+    *AFTER_MEMBER_PENDING.lock() = Some((
+        Arc::as_ptr(&set.ready) as usize,
+        Box::new(move || {
+            tx.send(()).unwrap();
+            wait_for("the gated closure", || gated.is_finished());
+        }),
+    ));
+    assert!(set.poll_join_next(&mut cx).is_pending());
+    wait_for("the waiter's wake-up", || {
+        count.0.load(Ordering::SeqCst) > 0
+    });
+    assert!(matches!(
+        set.poll_join_next(&mut cx),
+        Poll::Ready(Some(Ok(Ok(9))))
+    ));
 }
