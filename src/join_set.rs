@@ -454,12 +454,15 @@ impl<T> JoinSet<T> {
                 self.member_polls += 1;
             }
             let mut member_cx = Context::from_waker(&member.waker);
-            if let Poll::Ready(result) = Pin::new(&mut member.handle).poll(&mut member_cx) {
+            let polled = Pin::new(&mut member.handle).poll(&mut member_cx);
+            #[cfg(test)]
+            if polled.is_pending() {
+                tests::after_member_pending(Arc::as_ptr(&self.ready) as usize);
+            }
+            if let Poll::Ready(result) = polled {
                 self.tasks.remove(key);
                 return Poll::Ready(Some(result));
             }
-            #[cfg(test)]
-            tests::after_member_pending(Arc::as_ptr(&self.ready) as usize);
         }
         Poll::Pending
     }
