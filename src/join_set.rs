@@ -146,7 +146,7 @@ impl<T> JoinSet<T> {
     /// ```
     /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
     /// let mut set = ringlane::JoinSet::new();
-    /// set.spawn_pinned(&rt.handle(), 0, async { 1 }).unwrap();
+    /// set.spawn_pinned(0, async { 1 }, &rt.handle()).unwrap();
     /// assert_eq!(set.len(), 1);
     /// ```
     pub fn len(&self) -> usize {
@@ -248,7 +248,8 @@ impl<T> JoinSet<T> {
         handle.spawn_stealable(future).map(|h| self.insert(h))
     }
 
-    /// Spawns a task pinned to `shard` of `handle`'s runtime into the set.
+    /// Spawns a task pinned to `shard` of `handle`'s runtime into the set
+    /// (the handle last, as in `spawn_on`).
     ///
     /// # Errors
     ///
@@ -259,14 +260,14 @@ impl<T> JoinSet<T> {
     /// ```
     /// let rt = ringlane::Runtime::builder().shards(2).build().unwrap();
     /// let mut set = ringlane::JoinSet::new();
-    /// set.spawn_pinned(&rt.handle(), 1, async { ringlane::current_shard() }).unwrap();
+    /// set.spawn_pinned(1, async { ringlane::current_shard() }, &rt.handle()).unwrap();
     /// assert_eq!(rt.block_on(set.join_next()).unwrap().unwrap(), Some(1));
     /// ```
     pub fn spawn_pinned<F>(
         &mut self,
-        handle: &Handle,
         shard: usize,
         future: F,
+        handle: &Handle,
     ) -> Result<AbortHandle, Error>
     where
         F: Future<Output = T> + Send + 'static,
@@ -367,7 +368,7 @@ impl<T> JoinSet<T> {
     /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
     /// let mut set = ringlane::JoinSet::new();
     /// for i in 0..3u32 {
-    ///     set.spawn_pinned(&rt.handle(), 0, async move { i }).unwrap();
+    ///     set.spawn_pinned(0, async move { i }, &rt.handle()).unwrap();
     /// }
     /// let mut all = rt.block_on(set.join_all());
     /// all.sort();
@@ -474,7 +475,7 @@ impl<T> JoinSet<T> {
     /// ```
     /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
     /// let mut set = ringlane::JoinSet::new();
-    /// set.spawn_pinned(&rt.handle(), 0, std::future::pending::<()>()).unwrap();
+    /// set.spawn_pinned(0, std::future::pending::<()>(), &rt.handle()).unwrap();
     /// assert!(set.try_join_next().is_none(), "nothing finished");
     /// ```
     pub fn try_join_next(&mut self) -> Option<Result<T, JoinError>> {
@@ -489,14 +490,16 @@ impl<T> JoinSet<T> {
     }
 
     /// Aborts every task in the set; they stay in it, and `join_next`
-    /// returns their results (cancelled, unless one finished first).
+    /// returns their results (cancelled, unless one finished first; a
+    /// blocking closure already running cannot be interrupted and
+    /// finishes).
     ///
     /// # Examples
     ///
     /// ```
     /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
     /// let mut set = ringlane::JoinSet::new();
-    /// set.spawn_pinned(&rt.handle(), 0, std::future::pending::<()>()).unwrap();
+    /// set.spawn_pinned(0, std::future::pending::<()>(), &rt.handle()).unwrap();
     /// set.abort_all();
     /// assert!(rt.block_on(set.join_next()).unwrap().unwrap_err().is_cancelled());
     /// ```
@@ -514,7 +517,7 @@ impl<T> JoinSet<T> {
     /// ```
     /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
     /// let mut set = ringlane::JoinSet::new();
-    /// set.spawn_pinned(&rt.handle(), 0, async {}).unwrap();
+    /// set.spawn_pinned(0, async {}, &rt.handle()).unwrap();
     /// set.detach_all();
     /// assert!(set.is_empty());
     /// ```
@@ -530,7 +533,7 @@ impl<T> JoinSet<T> {
     /// ```
     /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
     /// let mut set = ringlane::JoinSet::new();
-    /// set.spawn_pinned(&rt.handle(), 0, std::future::pending::<()>()).unwrap();
+    /// set.spawn_pinned(0, std::future::pending::<()>(), &rt.handle()).unwrap();
     /// rt.block_on(set.shutdown());
     /// assert!(set.is_empty());
     /// ```

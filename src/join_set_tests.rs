@@ -48,7 +48,8 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
 }
 
 /// Expected (Tokio): a task added after `poll_join_next` returned `Pending`
-/// wakes the waiter when it finishes, even while older tasks never do.
+/// wakes the waiter (its insertion does), even while older tasks never
+/// finish, and the next poll returns its result.
 ///
 /// Why it may fail: its key was queued without a wake-up, and its join
 /// handle had no waker of the set's until the set polled it: nobody was
@@ -58,14 +59,14 @@ fn a_task_added_after_a_pending_poll_wakes_the_waiter() {
     let rt = crate::Runtime::builder().shards(1).build().unwrap();
     let h = rt.handle();
     let mut set = JoinSet::new();
-    set.spawn_pinned(&h, 0, std::future::pending::<u32>())
+    set.spawn_pinned(0, std::future::pending::<u32>(), &h)
         .unwrap();
     let count = Arc::new(Count::default());
     let waker = Waker::from(count.clone());
     let mut cx = Context::from_waker(&waker);
     assert!(set.poll_join_next(&mut cx).is_pending());
     let before = count.0.load(Ordering::SeqCst);
-    let added = set.spawn_pinned(&h, 0, async { 7 }).unwrap();
+    let added = set.spawn_pinned(0, async { 7 }, &h).unwrap();
     wait_for("the added task", || added.is_finished());
     assert!(
         count.0.load(Ordering::SeqCst) > before,
@@ -117,7 +118,7 @@ fn a_spent_budget_yields_without_polling_members_and_try_join_next_ignores_it() 
     let h = rt.handle();
     let mut set = JoinSet::new();
     let handles: Vec<_> = (0..300u32)
-        .map(|i| set.spawn_pinned(&h, 0, async move { i }).unwrap())
+        .map(|i| set.spawn_pinned(0, async move { i }, &h).unwrap())
         .collect();
     wait_for("the tasks", || handles.iter().all(|a| a.is_finished()));
     let count = Arc::new(Count::default());

@@ -11,12 +11,11 @@ use ringlane::{Error, Runtime};
 
 use common::LIMIT;
 
-/// Names of this process's threads whose OS name starts with `prefix`.
-fn threads_named(prefix: &str) -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .unwrap()
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .filter(|comm| comm.starts_with(prefix))
+/// How many of this process's pool threads (OS name `{prefix}-blk`) live.
+fn pool_threads(prefix: &str) -> usize {
+    common::lifecycle::threads_named(prefix)
+        .iter()
+        .filter(|name| name.ends_with("-blk"))
         .count()
 }
 
@@ -153,7 +152,7 @@ fn closures_run_side_by_side_up_to_the_thread_limit_and_queue_beyond() {
     // fewer overlap here, never more.
     let most = most.load(Ordering::SeqCst);
     assert!((1..=3).contains(&most), "{most} closures ran at once");
-    assert!(threads_named("sidebyside-blk") <= 3);
+    assert!(pool_threads("sidebyside") <= 3);
 }
 
 /// Expected (Tokio): a thread idle for the keep-alive exits; a later
@@ -168,14 +167,9 @@ fn an_idle_pool_thread_exits_after_the_keep_alive() {
         .unwrap();
     let h = rt.handle();
     rt.block_on(h.spawn_blocking(|| ()).unwrap()).unwrap();
-    let deadline = Instant::now() + LIMIT;
-    while threads_named("keepalive-blk") > 0 {
-        assert!(
-            Instant::now() < deadline,
-            "an idle pool thread never exited"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    common::wait_until("an idle pool thread's exit", || {
+        pool_threads("keepalive") == 0
+    });
     assert_eq!(rt.block_on(h.spawn_blocking(|| 9).unwrap()).unwrap(), 9);
 }
 
@@ -257,11 +251,11 @@ fn shutdown_waits_for_closures_until_the_deadline_and_reports_the_rest() {
     );
 }
 
-/// Expected: a runtime dropped inside one of its own closures (its last
-/// owner moved there) shuts down without waiting for that closure's
-/// thread, which is the caller.
+/// Expected: a runtime shut down (with a 5 s grace period) inside one of
+/// its own closures, its owner moved there, returns at once instead of
+/// waiting out the grace period for that closure's thread, the caller.
 #[test]
-fn a_runtime_dropped_inside_its_own_closure_does_not_wait_for_itself() {
+fn a_runtime_shut_down_inside_its_own_closure_does_not_wait_for_itself() {
     let rt = common::runtime(1);
     let h = rt.handle();
     let (tx, rx) = mpsc::channel();

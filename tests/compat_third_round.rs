@@ -174,11 +174,14 @@ fn zero_length_writes_after_a_shutdown_or_a_reset_fail_as_on_tokio() {
     );
 }
 
-/// `try_write_vectored` with no bytes on stream `$a` (shut down for writing
-/// first): what it returns before and after the shutdown.
+/// `try_write_vectored` with no bytes on stream `$a`: what it returns
+/// while open, and after `$a` is shut down for writing. Writability is
+/// awaited first: Tokio's `try_*` answers `WouldBlock` until its driver has
+/// seen the fresh socket writable.
 macro_rules! empty_try_write_vectored {
     ($a:expr) => {{
         let mut a = $a;
+        a.writable().await.unwrap();
         let mut log = Vec::new();
         for (when, shut) in [("open", false), ("after shutdown", true)] {
             if shut {

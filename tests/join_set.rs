@@ -21,10 +21,14 @@ fn results_come_in_the_order_the_tasks_finish() {
         let mut set = JoinSet::new();
         // Far apart, so that a loaded machine's late timers keep the order.
         for (i, ms) in [(0u32, 600u64), (1, 10), (2, 300)] {
-            set.spawn_pinned(&h, i as usize % 2, async move {
-                ringlane::time::sleep(Duration::from_millis(ms)).await;
-                i
-            })
+            set.spawn_pinned(
+                i as usize % 2,
+                async move {
+                    ringlane::time::sleep(Duration::from_millis(ms)).await;
+                    i
+                },
+                &h,
+            )
             .unwrap();
         }
         set.spawn(async { panic!("boom") }).unwrap();
@@ -59,10 +63,14 @@ fn abort_all_and_drop_cancel_detach_all_does_not() {
     let mut set = JoinSet::new();
     for _ in 0..3 {
         let guard = CountDrop(dropped.clone());
-        set.spawn_pinned(&h, 0, async move {
-            let _guard = guard;
-            std::future::pending::<()>().await
-        })
+        set.spawn_pinned(
+            0,
+            async move {
+                let _guard = guard;
+                std::future::pending::<()>().await
+            },
+            &h,
+        )
         .unwrap();
     }
     set.abort_all();
@@ -78,33 +86,39 @@ fn abort_all_and_drop_cancel_detach_all_does_not() {
 
     let mut set = JoinSet::new();
     let guard = CountDrop(dropped.clone());
-    set.spawn_pinned(&h, 0, async move {
-        let _guard = guard;
-        std::future::pending::<()>().await
-    })
+    set.spawn_pinned(
+        0,
+        async move {
+            let _guard = guard;
+            std::future::pending::<()>().await
+        },
+        &h,
+    )
     .unwrap();
     drop(set);
     common::wait_until("the dropped set's task was aborted", || {
         dropped.load(Ordering::SeqCst) == 4
     });
 
+    // A task that can be aborted at any moment (it waits for a message):
+    // if the set's drop aborted it, it would never count.
     let ran = Arc::new(AtomicUsize::new(0));
     let mut set = JoinSet::new();
-    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let (tx, mut rx) = ringlane::channel::<()>(1).unwrap();
     let r = ran.clone();
-    set.insert(
-        h.spawn_blocking(move || {
-            rx.recv().unwrap();
+    set.spawn_pinned(
+        0,
+        async move {
+            rx.recv().await;
             r.fetch_add(1, Ordering::SeqCst);
-        })
-        .unwrap(),
-    );
+        },
+        &h,
+    )
+    .unwrap();
     set.detach_all();
     drop(set);
-    tx.send(()).unwrap();
-    common::wait_until("the detached closure ran", || {
-        ran.load(Ordering::SeqCst) == 1
-    });
+    tx.try_send(()).unwrap();
+    common::wait_until("the detached task ran", || ran.load(Ordering::SeqCst) == 1);
 }
 
 /// Expected: thousands of tasks that have all finished are joined one per
@@ -150,7 +164,7 @@ fn a_tokio_task_joins_a_set_of_shard_tasks() {
         tokio::spawn(async move {
             let mut set = JoinSet::new();
             for shard in 0..2 {
-                set.spawn_pinned(&h, shard, async move { shard + 1 })
+                set.spawn_pinned(shard, async move { shard + 1 }, &h)
                     .unwrap();
             }
             let mut sum = 0;
@@ -179,12 +193,16 @@ fn staggered_finishes_on_two_shards_are_all_joined_once() {
     for round in 0..20u64 {
         let mut set = JoinSet::new();
         let spawn = |set: &mut JoinSet<u64>, i: u64| {
-            set.spawn_pinned(&h, (i % 2) as usize, async move {
-                for _ in 0..(i * 7 + round) % 13 {
-                    ringlane::yield_now().await;
-                }
-                i
-            })
+            set.spawn_pinned(
+                (i % 2) as usize,
+                async move {
+                    for _ in 0..(i * 7 + round) % 13 {
+                        ringlane::yield_now().await;
+                    }
+                    i
+                },
+                &h,
+            )
             .unwrap();
         };
         for i in 0..100 {

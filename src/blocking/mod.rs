@@ -6,9 +6,13 @@
 //! Invariants:
 //! 1. A closure is an `async-task` task like any other (its `JoinHandle`,
 //!    `AbortHandle` and `JoinError` are the shards' own), routed
-//!    `Route::Blocking`: the one schedule function hands it to its
-//!    runtime's pool, which runs it on a pool thread, never on a shard.
-//!    Its future is ready at its first poll, so it is scheduled once.
+//!    `Route::Blocking`, and runs on a pool thread, never on a shard. It is
+//!    handed to the pool once, at its spawn (`push_new`), and stays
+//!    scheduled until its only poll (its future is ready then), so the
+//!    schedule function's `Route::Blocking` arm is never reached in
+//!    practice; an abort before the start is seen through the abort flag
+//!    when a pool thread runs the task. It is never in a shard's registry
+//!    (task invariant 2): shutdown counts it through the pool.
 //! 2. Threads start on demand, up to `Builder::max_blocking_threads`;
 //!    beyond that closures queue, oldest first. A thread idle for
 //!    `Builder::thread_keep_alive` exits.

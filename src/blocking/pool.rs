@@ -85,10 +85,13 @@ impl BlockingPool {
         Ok(())
     }
 
-    /// Queues a closure's task woken again (its schedule function,
-    /// invariant 1: an abort's wake-up before it ran). Once the pool closed
-    /// the task is dropped, which cancels it. `shared` is the runtime that
-    /// owns this pool.
+    /// Queues a closure's task handed to the schedule function. A closure's
+    /// task is handed over once, by `push_new`, and stays scheduled until its
+    /// only poll, so `async-task` never reschedules it (an abort's wake-up
+    /// is ignored; the pool thread finds the abort flag when it runs the
+    /// task): this is the schedule function's required arm. Once the pool
+    /// closed the task is dropped, which cancels it. `shared` is the
+    /// runtime that owns this pool.
     pub(crate) fn push(&self, runnable: Runnable, shared: &Arc<Shared>) {
         let state = self.state.lock();
         if state.closed {

@@ -268,9 +268,8 @@ impl<T> Sender<T> {
 
     /// Sends every item in order, waking the receiver once for the whole
     /// batch (and once more each time the batch has to wait for room, or
-    /// yields to its shard after a long run: the cooperative budget, or
-    /// every 2,048 items where no budget applies). An empty batch wakes
-    /// nobody.
+    /// yields for the cooperative budget, and every 2,048 items of a long
+    /// run). An empty batch wakes nobody.
     ///
     /// The receiver takes messages in the order their slots were claimed,
     /// and sees the batch's messages at those wake-ups. So a message another

@@ -16,7 +16,9 @@
 //!    dropped on any shard of their runtime.
 //! 2. A task that has been polled at least once is in its shard's
 //!    [`TaskRegistry`] until its future is dropped, so the owner can find and
-//!    cancel every live task at shutdown.
+//!    cancel every live task at shutdown. Blocking closures are the
+//!    exception: they run on the blocking pool, never on a shard, and
+//!    shutdown counts them there (`blocking/mod.rs`, invariants 1 and 4).
 //! 3. A task never polled is owned by exactly one queued `Runnable`; dropping
 //!    that `Runnable` (on the owner, or on the spawner if the push was
 //!    refused) cancels it.

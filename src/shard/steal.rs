@@ -47,7 +47,8 @@ use crate::stats::Counters;
 
 /// The schedule function of every task: pinned and local tasks go to their
 /// shard (routing rules 1 and 2 in `mailbox/remote.rs`), stealable ones
-/// follow placement rules 1 and 2.
+/// follow placement rules 1 and 2, and blocking closures go to their
+/// runtime's pool (`blocking/mod.rs`, invariant 1).
 ///
 /// It reads the task's [`Route`] while it holds the `Runnable`, and never
 /// after handing it over: with a schedule function that captures nothing,
