@@ -5,29 +5,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
-
 use super::JoinSet;
 use crate::executor::coop;
+use crate::test_hook::KeyedHook;
 
 /// Run right after a member's poll returned `Pending`, on the polling
-/// thread, for the set whose `Ready` is at that address only (other
-/// tests' sets are polled beside it).
-type Hook = (usize, Box<dyn FnOnce() + Send>);
-static AFTER_MEMBER_PENDING: Mutex<Option<Hook>> = Mutex::new(None);
+/// thread, for one test's set.
+static AFTER_MEMBER_PENDING: KeyedHook = KeyedHook::new();
 
 pub(super) fn after_member_pending(set: usize) {
-    let mut slot = AFTER_MEMBER_PENDING.lock();
-    let ours = matches!(&*slot, Some((at, _)) if *at == set);
-    let hook = if ours {
-        slot.take().map(|(_, h)| h)
-    } else {
-        None
-    };
-    drop(slot);
-    if let Some(hook) = hook {
-        hook();
-    }
+    AFTER_MEMBER_PENDING.run(set);
 }
 
 #[derive(Default)]
@@ -162,13 +149,10 @@ fn a_task_finishing_right_after_its_poll_is_not_lost() {
     let count = Arc::new(Count::default());
     let waker = Waker::from(count.clone());
     let mut cx = Context::from_waker(&waker);
-    *AFTER_MEMBER_PENDING.lock() = Some((
-        Arc::as_ptr(&set.ready) as usize,
-        Box::new(move || {
-            tx.send(()).unwrap();
-            wait_for("the gated closure", || gated.is_finished());
-        }),
-    ));
+    AFTER_MEMBER_PENDING.set(Arc::as_ptr(&set.ready) as usize, move || {
+        tx.send(()).unwrap();
+        wait_for("the gated closure", || gated.is_finished());
+    });
     assert!(set.poll_join_next(&mut cx).is_pending());
     wait_for("the waiter's wake-up", || {
         count.0.load(Ordering::SeqCst) > 0

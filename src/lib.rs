@@ -101,6 +101,8 @@ mod runtime;
 mod shard;
 mod stats;
 mod sys;
+#[cfg(test)]
+mod test_hook;
 pub mod time;
 mod yield_now;
 

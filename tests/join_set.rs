@@ -46,6 +46,31 @@ fn results_come_in_the_order_the_tasks_finish() {
     assert_eq!(order, (vec![1, 2, 0], 1));
 }
 
+/// Adds to `set` a task on shard 0 that never ends on its own; dropping
+/// its future adds one to `dropped`.
+fn spawn_forever_counting_drop(
+    set: &mut JoinSet<()>,
+    h: &ringlane::Handle,
+    dropped: &Arc<AtomicUsize>,
+) {
+    struct CountDrop(Arc<AtomicUsize>);
+    impl Drop for CountDrop {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let guard = CountDrop(dropped.clone());
+    set.spawn_pinned(
+        0,
+        async move {
+            let _guard = guard;
+            std::future::pending::<()>().await
+        },
+        h,
+    )
+    .unwrap();
+}
+
 /// Expected (Tokio): `abort_all` cancels every task, whose results then
 /// come back cancelled; dropping the set aborts the tasks still in it;
 /// `detach_all` lets them run on.
@@ -54,24 +79,9 @@ fn abort_all_and_drop_cancel_detach_all_does_not() {
     let rt = common::runtime(1);
     let h = rt.handle();
     let dropped = Arc::new(AtomicUsize::new(0));
-    struct CountDrop(Arc<AtomicUsize>);
-    impl Drop for CountDrop {
-        fn drop(&mut self) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
     let mut set = JoinSet::new();
     for _ in 0..3 {
-        let guard = CountDrop(dropped.clone());
-        set.spawn_pinned(
-            0,
-            async move {
-                let _guard = guard;
-                std::future::pending::<()>().await
-            },
-            &h,
-        )
-        .unwrap();
+        spawn_forever_counting_drop(&mut set, &h, &dropped);
     }
     set.abort_all();
     let cancelled = rt.block_on(async {
@@ -85,16 +95,7 @@ fn abort_all_and_drop_cancel_detach_all_does_not() {
     assert_eq!(dropped.load(Ordering::SeqCst), 3);
 
     let mut set = JoinSet::new();
-    let guard = CountDrop(dropped.clone());
-    set.spawn_pinned(
-        0,
-        async move {
-            let _guard = guard;
-            std::future::pending::<()>().await
-        },
-        &h,
-    )
-    .unwrap();
+    spawn_forever_counting_drop(&mut set, &h, &dropped);
     drop(set);
     common::wait_until("the dropped set's task was aborted", || {
         dropped.load(Ordering::SeqCst) == 4

@@ -8,27 +8,14 @@ use parking_lot::Mutex;
 
 use super::BlockingPool;
 use crate::JoinHandle;
+use crate::test_hook::KeyedHook;
 
 /// Run by a pool thread whose keep-alive ran out, before it looks at its
 /// claims: a test pushes there, as a push landing in that instant would.
-type Hook = Box<dyn FnOnce() + Send>;
-
-/// The hook, for the pool at that address only (other tests' pools run
-/// beside this one).
-static AFTER_TIMEOUT: Mutex<Option<(usize, Hook)>> = Mutex::new(None);
+static AFTER_TIMEOUT: KeyedHook = KeyedHook::new();
 
 pub(super) fn after_timeout(pool: &BlockingPool) {
-    let mut slot = AFTER_TIMEOUT.lock();
-    let ours = matches!(&*slot, Some((at, _)) if *at == pool as *const BlockingPool as usize);
-    let hook = if ours {
-        slot.take().map(|(_, h)| h)
-    } else {
-        None
-    };
-    drop(slot);
-    if let Some(hook) = hook {
-        hook();
-    }
+    AFTER_TIMEOUT.run(pool as *const BlockingPool as usize);
 }
 
 /// Expected: a push that claims an idle thread in the instant its
@@ -49,10 +36,10 @@ fn a_push_claiming_a_thread_as_its_keep_alive_ends_is_run() {
     let h = rt.handle();
     let pushed: Arc<Mutex<Option<JoinHandle<u32>>>> = Arc::default();
     let (h2, slot) = (h.clone(), pushed.clone());
-    *AFTER_TIMEOUT.lock() = Some((
+    AFTER_TIMEOUT.set(
         &h.shared.blocking as *const BlockingPool as usize,
-        Box::new(move || *slot.lock() = Some(h2.spawn_blocking(|| 7).unwrap())),
-    ));
+        move || *slot.lock() = Some(h2.spawn_blocking(|| 7).unwrap()),
+    );
     // Starts the pool's one thread, which then idles out.
     assert_eq!(rt.block_on(h.spawn_blocking(|| 1).unwrap()).unwrap(), 1);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
