@@ -73,7 +73,7 @@ impl ShardContext {
     /// cannot be queued falls back to the target's eventfd. Adds to
     /// `claimed` the targets whose MSG_RING waits in the SQ: a caller that submits and
     /// finds the kernel did not take them rings their eventfds
-    /// ([`ring_eventfds_if_unsent`](Self::ring_eventfds_if_unsent)), since
+    /// ([`ring_eventfds_if_not_taken`](Self::ring_eventfds_if_not_taken)), since
     /// each holds a won claim that makes other senders ring nothing.
     pub(crate) fn push_owed_doorbells(&self, ring: &mut Ring, claimed: &mut Vec<usize>) {
         // Taken out while the claims are made (a fallback eventfd write
@@ -104,16 +104,38 @@ impl ShardContext {
         }
     }
 
-    /// After a submit: if the kernel left SQEs in the SQ (an `EAGAIN` or
-    /// `EBUSY` submit, `Ok` for the loop's sake), rings the eventfds of
-    /// `claimed` (what [`push_owed_doorbells`](Self::push_owed_doorbells)
-    /// queued): the caller may block its thread next. A MSG_RING sent later
-    /// as well is one spurious wake-up.
-    pub(crate) fn ring_eventfds_if_unsent(&self, ring: &mut Ring, claimed: &[usize]) {
-        if !claimed.is_empty() && ring.sq_pending() {
+    /// After a submit, the doorbells of `claimed` (what
+    /// [`push_owed_doorbells`](Self::push_owed_doorbells) queued) that it
+    /// did not deliver fall back to their targets' eventfds at once, not at
+    /// this shard's next reap: the caller may block its thread next, and a
+    /// won claim makes every other sender ring nothing. Not delivered:
+    /// - left in the SQ (an `EAGAIN` or `EBUSY` submit, `Ok` for the loop's
+    ///   sake): every claim is rung; a MSG_RING sent later as well is one
+    ///   spurious wake-up;
+    /// - refused by the kernel at submission (`-ENOMEM` for a
+    ///   `DEFER_TASKRUN` target under memory pressure, `-EOVERFLOW`): the
+    ///   failure CQE is in our CQ already. It is taken out early (ring
+    ///   invariant 6) and answered here instead of by the reap. A refusal
+    ///   the kernel reports later (a MSG_RING it had to punt to a worker)
+    ///   is still answered by the reap.
+    pub(crate) fn ring_eventfds_if_not_taken(&self, ring: &mut Ring, claimed: &[usize]) {
+        if claimed.is_empty() {
+            return;
+        }
+        if ring.sq_pending() {
             for &target in claimed {
                 self.shared.remotes[target].ring_eventfd();
             }
+        } else if ring.has_completions() {
+            ring.take_early().retain(|c| match c.refused_doorbell() {
+                Some(target) => {
+                    if let Some(remote) = self.shared.remotes.get(target) {
+                        remote.ring_eventfd();
+                    }
+                    false
+                }
+                None => true,
+            });
         }
     }
 
@@ -147,7 +169,7 @@ impl ShardContext {
             let mut claimed = Vec::new();
             self.push_owed_doorbells(&mut ring, &mut claimed);
             let _ = ring.submit();
-            self.ring_eventfds_if_unsent(&mut ring, &claimed);
+            self.ring_eventfds_if_not_taken(&mut ring, &claimed);
         }
     }
 }

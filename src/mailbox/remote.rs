@@ -299,11 +299,14 @@ impl Remote {
             // SAFETY: a MSG_RING data SQE points at no user memory; the
             // target ring fd is kept open by `self` (held in `Shared`).
             let pushed = unsafe { ring.push(&sqe) }.is_ok();
-            // Sent only if the kernel took it: an `EAGAIN` or `EBUSY`
-            // submit (`Ok` for the loop's sake) leaves it in the SQ.
-            let sent = pushed && ring.submit().is_ok() && !ring.sq_pending();
-            cx.ring_eventfds_if_unsent(&mut ring, &claimed);
-            sent
+            if pushed {
+                claimed.push(self.index);
+            }
+            // A doorbell the kernel did not take (left in the SQ by an
+            // `EAGAIN` submit, or refused on the spot) is rung here.
+            let _ = ring.submit();
+            cx.ring_eventfds_if_not_taken(&mut ring, &claimed);
+            pushed
         });
         if sent != Some(true) {
             self.ring_eventfd();

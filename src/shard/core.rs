@@ -407,6 +407,14 @@ impl Core {
     }
 
     pub(super) fn on_completion(&self, c: Completion) {
+        if let Some(target) = c.refused_doorbell() {
+            // MSG_RING refused (-EOVERFLOW on a full target CQ, ...): the
+            // wake-up must still arrive, so fall back to the eventfd.
+            if let Some(remote) = self.cx.shared.remotes.get(target) {
+                remote.ring_eventfd();
+            }
+            return;
+        }
         match user_data::decode(c.user_data) {
             Tag::DoorbellIn => self.local.msg_ring.set(self.local.msg_ring.get() + 1),
             Tag::EventFdRead => {
@@ -416,13 +424,6 @@ impl Core {
                 }
                 if !self.exiting.get() {
                     self.arm_eventfd();
-                }
-            }
-            Tag::DoorbellOut(target) if c.result < 0 => {
-                // MSG_RING refused (-EOVERFLOW on a full target CQ, ...):
-                // the wake-up must still arrive, so fall back to the eventfd.
-                if let Some(remote) = self.cx.shared.remotes.get(target) {
-                    remote.ring_eventfd();
                 }
             }
             Tag::Op(user_data) => {

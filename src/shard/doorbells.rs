@@ -11,8 +11,8 @@
 //! asleep. Claims are queued at the end of a task poll, of a reap and of a
 //! tick, and submitted before the next of those (a tick's first step,
 //! whether or not it reaps, sends what the last tick's final reap left);
-//! a claim the kernel refuses (`EAGAIN`, `EBUSY`) falls back to the
-//! target's eventfd.
+//! a claim the kernel does not take (an `EAGAIN` or `EBUSY` submit, or a
+//! MSG_RING it refuses on the spot) falls back to the target's eventfd.
 
 use super::core::Core;
 
@@ -42,8 +42,8 @@ impl Core {
 
     /// Before the tick's tasks run (a poll may be long, or block): the
     /// doorbells owed or queued by reaping, intake and timers go out now,
-    /// and if the kernel does not take them (`EAGAIN`, `EBUSY`), the
-    /// claimed shards' eventfds are rung. A won claim left in the SQ would
+    /// and if the kernel does not take them (`EAGAIN`, `EBUSY`, or a
+    /// MSG_RING refused on the spot), the claimed shards' eventfds are rung. A won claim left in the SQ would
     /// make every other sender to that shard ring nothing.
     pub(super) fn send_queued_claims(&self) {
         if self.queued_claims.borrow().is_empty() && self.cx.doorbells.borrow().is_empty() {
@@ -56,7 +56,7 @@ impl Core {
         self.cx.push_owed_doorbells(&mut ring, &mut claimed);
         if ring.sq_pending() {
             let _ = ring.submit();
-            self.cx.ring_eventfds_if_unsent(&mut ring, &claimed);
+            self.cx.ring_eventfds_if_not_taken(&mut ring, &claimed);
         }
         claimed.clear();
     }

@@ -29,6 +29,11 @@
 //!    pushed after it (a peer's send, say). Moving the list to place a
 //!    cancel once made every late receive dropped later in the same tick
 //!    unwithdrawable (`a_read_dropped_after_another_ops_cancel_…`).
+//! 6. Completions taken out of the CQ *early* (between reaps, to see at
+//!    once what the kernel said to a submit: a refused doorbell) wait in
+//!    `early`, in CQ order, and count as completions everywhere the CQ does:
+//!    [`reap`](Ring::reap) hands them out first, `has_completions` sees
+//!    them, and a park does not sleep while any wait.
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -77,6 +82,18 @@ pub(crate) struct Completion {
     pub(crate) flags: u32,
 }
 
+impl Completion {
+    /// The shard a doorbell of ours was meant for, if this is its failure
+    /// (the kernel refused the MSG_RING: `-EOVERFLOW` on a full target CQ,
+    /// `-ENOMEM`, ...).
+    pub(crate) fn refused_doorbell(&self) -> Option<usize> {
+        match super::user_data::decode(self.user_data) {
+            super::user_data::Tag::DoorbellOut(target) if self.result < 0 => Some(target),
+            _ => None,
+        }
+    }
+}
+
 /// `IORING_CQE_F_MORE`: the op stays armed and will post more CQEs.
 pub(crate) const CQE_F_MORE: u32 = 1 << 1;
 
@@ -91,6 +108,8 @@ pub(crate) struct Ring {
     defer_taskrun: bool,
     /// SQEs queued to go in last (invariant 5), in order.
     late: Vec<squeue::Entry>,
+    /// Completions taken out of the CQ before the next reap (invariant 6).
+    early: Vec<Completion>,
     /// `!Send`: a registered ring fd is an index into the registering
     /// thread's own table, so a `Ring` must be used and dropped there.
     _own_thread: std::marker::PhantomData<*const ()>,
@@ -165,6 +184,7 @@ impl Ring {
             registered,
             defer_taskrun: features.defer_taskrun,
             late: Vec::new(),
+            early: Vec::new(),
             _own_thread: std::marker::PhantomData,
         })
     }
@@ -338,7 +358,9 @@ impl Ring {
     /// overflowed CQ (no syscall). Deferred work is left out on purpose
     /// (invariant 4).
     pub(crate) fn has_completions(&mut self) -> bool {
-        !self.uring.completion().is_empty() || self.uring.submission().cq_overflow()
+        !self.early.is_empty()
+            || !self.uring.completion().is_empty()
+            || self.uring.submission().cq_overflow()
     }
 
     /// Whether the kernel flags deferred work (`IORING_SQ_TASKRUN`) that only
@@ -350,12 +372,30 @@ impl Ring {
 
     /// Submits pending SQEs and sleeps until at least one CQE arrives or
     /// `timeout` passes (`None`: no time limit).
+    /// Completions taken early (invariant 6) make it a plain submit.
     pub(crate) fn park(&mut self, timeout: Option<Duration>) -> io::Result<()> {
-        self.enter(1, timeout)
+        let want = u32::from(self.early.is_empty());
+        self.enter(want, timeout)
     }
 
-    /// Copies every available completion into `out`.
+    /// Copies every available completion into `out`: those taken early
+    /// first (invariant 6), then the CQ's.
     pub(crate) fn reap(&mut self, out: &mut Vec<Completion>) {
+        out.append(&mut self.early);
+        self.take_cq(out);
+    }
+
+    /// Takes what the CQ holds now out early (invariant 6), to be handed
+    /// out by the next [`reap`](Ring::reap), and gives access to every
+    /// completion so taken and not yet reaped. Costs no syscall.
+    pub(crate) fn take_early(&mut self) -> &mut Vec<Completion> {
+        let mut early = std::mem::take(&mut self.early);
+        self.take_cq(&mut early);
+        self.early = early;
+        &mut self.early
+    }
+
+    fn take_cq(&mut self, out: &mut Vec<Completion>) {
         for cqe in self.uring.completion() {
             out.push(Completion {
                 user_data: cqe.user_data(),
@@ -486,122 +526,5 @@ impl Drop for Ring {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use io_uring::opcode;
-
-    fn nop(tag: u64) -> squeue::Entry {
-        opcode::Nop::new().build().user_data(tag)
-    }
-
-    fn ring() -> Ring {
-        let features = super::super::probe::probe_features(true).expect("io_uring on this machine");
-        Ring::new(8, &features).expect("ring")
-    }
-
-    /// A receive queued before a send of the same batch is issued after it
-    /// (invariant 5); NOPs complete inline, in issue order.
-    #[test]
-    fn late_sqes_are_issued_after_the_batchs_other_sqes() {
-        let mut ring = ring();
-        // SAFETY: NOPs point at no memory.
-        unsafe {
-            ring.push_late(&[nop(1)]).unwrap();
-            ring.push(&nop(2)).unwrap();
-            ring.push_late(&[nop(3)]).unwrap();
-            ring.push(&nop(4)).unwrap();
-        }
-        ring.submit().unwrap();
-        let mut got = Vec::new();
-        ring.reap(&mut got);
-        let order: Vec<u64> = got.iter().map(|c| c.user_data).collect();
-        assert_eq!(order, [2, 4, 1, 3]);
-    }
-
-    /// Late SQEs hold their SQ room: the SQ never takes more than it has,
-    /// and a full one is submitted (late SQEs included) to make room.
-    #[test]
-    fn late_sqes_reserve_their_room_in_the_sq() {
-        let mut ring = ring();
-        let capacity = ring.uring.submission().capacity();
-        for tag in 0..capacity as u64 {
-            // SAFETY: NOPs point at no memory.
-            unsafe { ring.push_late(&[nop(tag)]).unwrap() };
-        }
-        assert!(!ring.sq_has_room_for(1), "late SQEs count");
-        // SAFETY: as above.
-        unsafe { ring.push(&nop(99)).unwrap() }; // submits the late ones first
-        assert!(ring.late.is_empty());
-        ring.submit().unwrap();
-        let mut got = Vec::new();
-        ring.reap(&mut got);
-        let order: Vec<u64> = got.iter().map(|c| c.user_data).collect();
-        let mut want: Vec<u64> = (0..capacity as u64).collect();
-        want.push(99);
-        assert_eq!(order, want);
-    }
-
-    /// A late read withdrawn before any enter completes as a NOP (result 0,
-    /// its `user_data` kept), so do its linked timeout and nothing else: the
-    /// pipe's bytes written afterwards are still there.
-    #[test]
-    fn a_withdrawn_late_read_and_its_linked_timeout_complete_as_nops() {
-        let mut ring = ring();
-        let mut fds = [0; 2];
-        // SAFETY: `fds` has room for the two fds `pipe` writes.
-        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
-        let mut buf = [0u8; 8];
-        let ts = io_uring::types::Timespec::new().sec(10);
-        let read = opcode::Read::new(io_uring::types::Fd(fds[0]), buf.as_mut_ptr(), 8)
-            .build()
-            .user_data(1)
-            .flags(squeue::Flags::IO_LINK);
-        let timeout = opcode::LinkTimeout::new(&ts).build().user_data(2);
-        // SAFETY: `buf` and `ts` outlive the CQEs reaped below.
-        unsafe { ring.push_late(&[read, timeout]).unwrap() };
-        assert!(!ring.withdraw_late(3), "not a late SQE");
-        assert!(ring.withdraw_late(1));
-        // SAFETY: a NOP points at no memory.
-        unsafe { ring.push(&nop(4)).unwrap() };
-        ring.submit().unwrap();
-        let mut got = Vec::new();
-        ring.reap(&mut got);
-        let mut seen: Vec<(u64, i32)> = got.iter().map(|c| (c.user_data, c.result)).collect();
-        seen.sort();
-        assert_eq!(seen, [(1, 0), (2, 0), (4, 0)]);
-        // SAFETY: one byte from a live array, to the pipe's write end.
-        assert_eq!(unsafe { libc::write(fds[1], b"x".as_ptr().cast(), 1) }, 1);
-        // SAFETY: `buf` is writable for 8 bytes.
-        assert_eq!(unsafe { libc::read(fds[0], buf.as_mut_ptr().cast(), 8) }, 1);
-        // SAFETY: both fds are ours and closed once.
-        unsafe {
-            libc::close(fds[0]);
-            libc::close(fds[1]);
-        }
-    }
-
-    /// Late SQEs join the SQ only at the enter, behind everything pushed
-    /// before it (a cancel included), and stay withdrawable until then
-    /// (invariant 5).
-    #[test]
-    fn late_sqes_stay_withdrawable_until_the_enter() {
-        let mut ring = ring();
-        // SAFETY: NOPs point at no memory.
-        unsafe {
-            ring.push(&nop(1)).unwrap();
-            ring.push_late(&[nop(2)]).unwrap();
-            ring.push(&nop(3)).unwrap(); // a cancel of another op, say
-            ring.push_late(&[nop(4)]).unwrap();
-        }
-        assert!(
-            ring.withdraw_late(2),
-            "pushing another SQE moved the late ones"
-        );
-        ring.submit().unwrap();
-        assert!(!ring.withdraw_late(4), "issued at the enter");
-        let mut got = Vec::new();
-        ring.reap(&mut got);
-        let order: Vec<u64> = got.iter().map(|c| c.user_data).collect();
-        assert_eq!(order, [1, 3, 2, 4]);
-    }
-}
+#[path = "ring_tests.rs"]
+mod tests;

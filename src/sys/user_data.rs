@@ -50,6 +50,11 @@ pub(crate) fn doorbell_sqe(
     target: usize,
     skip_success: bool,
 ) -> io_uring::squeue::Entry {
+    #[cfg(test)]
+    let target_fd = match FAKE_REFUSED_DOORBELL.with(|f| f.replace(false)) {
+        true => -1, // the kernel fails it at once: -EBADF
+        false => target_fd,
+    };
     let sqe =
         io_uring::opcode::MsgRingData::new(io_uring::types::Fd(target_fd), 0, DOORBELL_IN, None)
             .build()
@@ -59,6 +64,15 @@ pub(crate) fn doorbell_sqe(
     } else {
         sqe
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Makes the next doorbell built on this thread one the kernel refuses
+    /// on the spot (a closed target fd: `-EBADF`), as it refuses one with
+    /// `-ENOMEM` or `-EOVERFLOW`.
+    pub(crate) static FAKE_REFUSED_DOORBELL: std::cell::Cell<bool> =
+        const { std::cell::Cell::new(false) };
 }
 
 /// Decodes a `user_data` read from a CQE.

@@ -3,13 +3,39 @@
 
 use super::*;
 
+/// How a test makes the kernel hold back the next doorbell sent from a
+/// shard thread: a fake `EAGAIN` submit (the MSG_RING stays in the SQ), or
+/// a MSG_RING the kernel refuses on the spot (its failure CQE lands in the
+/// sender's CQ).
+#[derive(Clone, Copy, Debug)]
+enum HeldBack {
+    Eagain,
+    Refused,
+}
+
+impl HeldBack {
+    fn arm(self) {
+        match self {
+            HeldBack::Eagain => crate::sys::FAKE_EAGAIN.with(|f| f.set(true)),
+            HeldBack::Refused => crate::sys::user_data::FAKE_REFUSED_DOORBELL.with(|f| f.set(true)),
+        }
+    }
+
+    /// Whether the armed fake was met (each is used up when met).
+    fn met(self) -> bool {
+        !match self {
+            HeldBack::Eagain => crate::sys::FAKE_EAGAIN.with(std::cell::Cell::get),
+            HeldBack::Refused => {
+                crate::sys::user_data::FAKE_REFUSED_DOORBELL.with(std::cell::Cell::get)
+            }
+        }
+    }
+}
+
 /// A stealable push wakes a parked shard at once (`ring_doorbell_now`),
-/// because the pusher may block next, as it does here. A submit the kernel
-/// answered with `EAGAIN` (nothing submitted) used to count as sent: the
-/// MSG_RING stayed in the blocked pusher's SQ and the parked shard slept.
-/// It now falls back to the eventfd.
-#[test]
-fn an_immediate_doorbell_the_kernel_did_not_take_falls_back_to_the_eventfd() {
+/// because the pusher may block next, as it does here. Returns whether the
+/// fake was met and how many of the pushed tasks ran while it blocked.
+fn stealable_push_then_block(held_back: HeldBack) -> (bool, usize) {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
     let rt = Runtime::builder().shards(2).build().unwrap();
@@ -19,7 +45,7 @@ fn an_immediate_doorbell_the_kernel_did_not_take_falls_back_to_the_eventfd() {
     let d = done.clone();
     let pusher = h
         .spawn_pinned(0, async move {
-            crate::sys::FAKE_EAGAIN.with(|f| f.set(true));
+            held_back.arm();
             // The second push leaves two tasks in the deque: shard 1 is
             // rung at once.
             for _ in 0..2 {
@@ -28,37 +54,64 @@ fn an_immediate_doorbell_the_kernel_did_not_take_falls_back_to_the_eventfd() {
                     d.fetch_add(1, SeqCst);
                 }));
             }
-            let faked = !crate::sys::FAKE_EAGAIN.with(std::cell::Cell::get);
+            let met = held_back.met();
             // Blocked: only shard 1 can run them.
             let t = Instant::now();
             while d.load(SeqCst) < 2 && t.elapsed() < Duration::from_secs(5) {
                 std::hint::spin_loop();
             }
-            (faked, d.load(SeqCst))
+            (met, d.load(SeqCst))
         })
         .unwrap();
-    let (faked, ran) = ready_within(Duration::from_secs(10), pusher)
+    let result = ready_within(Duration::from_secs(10), pusher)
         .expect("the pusher never finished")
         .unwrap();
+    drop(rt);
+    assert_eq!(
+        done.load(SeqCst),
+        2,
+        "{held_back:?}: a pushed task never ran"
+    );
+    result
+}
+
+/// A submit the kernel answered with `EAGAIN` (nothing submitted) used to
+/// count as sent: the MSG_RING stayed in the blocked pusher's SQ and the
+/// parked shard slept. It now falls back to the eventfd.
+#[test]
+fn an_immediate_doorbell_the_kernel_did_not_take_falls_back_to_the_eventfd() {
+    let (met, ran) = stealable_push_then_block(HeldBack::Eagain);
     assert!(
-        faked,
+        met,
         "the immediate doorbell's submit never met the fake EAGAIN"
     );
     assert_eq!(
         ran, 2,
         "the parked shard slept through a doorbell left in the SQ"
     );
-    assert_eq!(done.load(SeqCst), 2);
+}
+
+/// A MSG_RING the kernel refuses at submission (`-ENOMEM` for a
+/// `DEFER_TASKRUN` target under memory pressure, `-EOVERFLOW`; here
+/// `-EBADF`) leaves the SQ empty, so the submit counted it as sent, and its
+/// failure CQE waited in the blocked pusher's CQ: the parked shard, claimed
+/// and so rung by nobody else, slept until the pusher's poll ended. The
+/// CQ is now looked at right after the submit, and the refused doorbell
+/// falls back to the eventfd at once.
+#[test]
+fn an_immediate_doorbell_the_kernel_refused_falls_back_to_the_eventfd() {
+    let (met, ran) = stealable_push_then_block(HeldBack::Refused);
+    assert!(met, "no doorbell was built to be refused");
+    assert_eq!(
+        ran, 2,
+        "the parked shard slept through a doorbell refused at submission"
+    );
 }
 
 /// A task owes a parked shard a doorbell (a spawn there) and sends it with
-/// a channel's `flush`, then blocks its own shard. The flush's submit meets
-/// an `EAGAIN` (nothing submitted): the MSG_RING stayed in the SQ while the
-/// won claim (`NOTIFIED`) told every other sender not to ring, and the
-/// parked shard slept until the blocker ended. It now falls back to the
-/// eventfd.
-#[test]
-fn an_owed_doorbell_flushed_into_a_submit_the_kernel_did_not_take_falls_back_to_the_eventfd() {
+/// a channel's `flush`, then blocks its own shard. Returns whether the fake
+/// was met and whether the spawned task ran while the sender blocked.
+fn flushed_doorbell_then_block(held_back: HeldBack) -> (bool, bool) {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
     let rt = Runtime::builder().shards(2).build().unwrap();
@@ -71,26 +124,52 @@ fn an_owed_doorbell_flushed_into_a_submit_the_kernel_did_not_take_falls_back_to_
             let (tx, _rx) = crate::channel::<u8>(1).unwrap();
             let r2 = r.clone();
             drop(spawner.spawn_pinned(1, async move { r2.store(true, SeqCst) }));
-            crate::sys::FAKE_EAGAIN.with(|f| f.set(true));
+            held_back.arm();
             tx.flush().await;
-            let faked = !crate::sys::FAKE_EAGAIN.with(std::cell::Cell::get);
+            let met = held_back.met();
             // Blocked: only shard 1 can run the task.
             let t = Instant::now();
             while !r.load(SeqCst) && t.elapsed() < Duration::from_secs(5) {
                 std::hint::spin_loop();
             }
-            (faked, r.load(SeqCst))
+            (met, r.load(SeqCst))
         })
         .unwrap();
-    let (faked, woke) = ready_within(Duration::from_secs(10), blocker)
+    let result = ready_within(Duration::from_secs(10), blocker)
         .expect("the blocker never finished")
         .unwrap();
-    assert!(faked, "the flush's submit never met the fake EAGAIN");
+    drop(rt);
+    assert!(
+        ran.load(SeqCst),
+        "{held_back:?}: the spawned task never ran"
+    );
+    result
+}
+
+/// The flush's submit meets an `EAGAIN` (nothing submitted): the MSG_RING
+/// stayed in the SQ while the won claim (`NOTIFIED`) told every other
+/// sender not to ring, and the parked shard slept until the blocker ended.
+/// It now falls back to the eventfd.
+#[test]
+fn an_owed_doorbell_flushed_into_a_submit_the_kernel_did_not_take_falls_back_to_the_eventfd() {
+    let (met, woke) = flushed_doorbell_then_block(HeldBack::Eagain);
+    assert!(met, "the flush's submit never met the fake EAGAIN");
     assert!(
         woke,
         "the parked shard slept through an owed doorbell left in the SQ"
     );
-    assert!(ran.load(SeqCst));
+}
+
+/// The flush's MSG_RING is refused at submission: its failure CQE waited
+/// in the blocked sender's CQ. It now falls back to the eventfd at once.
+#[test]
+fn an_owed_doorbell_the_kernel_refused_at_flush_falls_back_to_the_eventfd() {
+    let (met, woke) = flushed_doorbell_then_block(HeldBack::Refused);
+    assert!(met, "no doorbell was built to be refused");
+    assert!(
+        woke,
+        "the parked shard slept through an owed doorbell refused at submission"
+    );
 }
 
 /// A doorbell owed to a parked shard goes into the SQ at the end of an
