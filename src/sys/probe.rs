@@ -45,6 +45,9 @@ pub struct RingFeatures {
     pub ext_arg: bool,
     /// `IOSQE_CQE_SKIP_SUCCESS` is honoured, so doorbells cost the sender no CQE.
     pub skip_cqe_on_success: bool,
+    /// `IORING_OP_FTRUNCATE` (Linux 6.9) is available: `File::set_len`
+    /// needs it.
+    pub ftruncate: bool,
 }
 
 /// One candidate set of setup flags, tried in order.
@@ -197,6 +200,7 @@ fn fill_opcode_features(ring: &IoUring, f: &mut RingFeatures) -> Result<(), Erro
         _ => Error::ring_setup(e),
     })?;
     f.msg_ring = probe.is_supported(opcode::MsgRingData::CODE);
+    f.ftruncate = probe.is_supported(opcode::Ftruncate::CODE);
     f.ext_arg = ring.params().is_feature_ext_arg();
     f.skip_cqe_on_success = ring.params().is_feature_skip_cqe_on_success();
     f.registered_ring_fd = super::ring::can_register_ring_fd(ring);

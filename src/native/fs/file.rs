@@ -57,7 +57,7 @@ struct Rw<B> {
 }
 
 /// The offset io_uring reads as "the file's current position".
-const CURRENT_POSITION: u64 = u64::MAX;
+pub(super) const CURRENT_POSITION: u64 = u64::MAX;
 
 impl File {
     /// Wraps an fd this `File` will own.
@@ -168,7 +168,7 @@ impl File {
     }
 
     /// Reads into `buf[start..capacity]` from `offset`.
-    async fn read_inner<B: IoBufMut>(
+    pub(super) async fn read_inner<B: IoBufMut>(
         &self,
         buf: B,
         offset: u64,
@@ -193,7 +193,7 @@ impl File {
     }
 
     /// Writes `buf[start..init]` at `offset`.
-    async fn write_inner<B: IoBuf>(
+    pub(super) async fn write_inner<B: IoBuf>(
         &self,
         buf: B,
         offset: u64,
