@@ -5,13 +5,9 @@
 use std::io;
 use std::path::Path;
 
-use io_uring::{opcode, types};
+use io_uring::opcode;
 
-use super::path::{c_path, create_dir, metadata};
-use crate::native::os_result;
-use crate::op;
-
-const CWD: types::Fd = types::Fd(libc::AT_FDCWD);
+use super::path::{CWD, c_path, create_dir, metadata, path_op};
 
 /// Creates a directory and every missing parent (`mkdirat` for each, from
 /// the first that exists). A directory that is already there, or that
@@ -96,11 +92,10 @@ async fn is_dir(path: &Path) -> bool {
 /// ```
 pub async fn hard_link(original: impl AsRef<Path>, link: impl AsRef<Path>) -> io::Result<()> {
     let paths = (c_path(original.as_ref())?, c_path(link.as_ref())?);
-    let op = op::submit(paths, false, move |(o, l)| {
+    path_op(paths, move |(o, l)| {
         opcode::LinkAt::new(CWD, o.as_ptr(), CWD, l.as_ptr()).build()
-    });
-    let (r, _) = op.await.map_err(|(e, _)| e)?;
-    os_result(r).map(drop)
+    })
+    .await
 }
 
 /// Makes `link` a symbolic link to `original` (`symlinkat`); `original`
@@ -125,11 +120,10 @@ pub async fn hard_link(original: impl AsRef<Path>, link: impl AsRef<Path>) -> io
 /// ```
 pub async fn symlink(original: impl AsRef<Path>, link: impl AsRef<Path>) -> io::Result<()> {
     let paths = (c_path(original.as_ref())?, c_path(link.as_ref())?);
-    let op = op::submit(paths, false, move |(o, l)| {
+    path_op(paths, move |(o, l)| {
         opcode::SymlinkAt::new(CWD, o.as_ptr(), l.as_ptr()).build()
-    });
-    let (r, _) = op.await.map_err(|(e, _)| e)?;
-    os_result(r).map(drop)
+    })
+    .await
 }
 
 /// Whether something exists at `path`, following symbolic links (`statx`):

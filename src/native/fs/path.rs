@@ -18,15 +18,24 @@ pub(super) fn c_path(path: &Path) -> io::Result<CString> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
 }
 
-const CWD: types::Fd = types::Fd(libc::AT_FDCWD);
+pub(super) const CWD: types::Fd = types::Fd(libc::AT_FDCWD);
+
+/// Runs a path op whose SQE points into `paths` (kept in the op's cell
+/// until its final CQE) and reports its result.
+pub(super) async fn path_op<T, B>(paths: T, build: B) -> io::Result<()>
+where
+    T: Send + 'static,
+    B: FnOnce(&mut T) -> io_uring::squeue::Entry + Send + 'static,
+{
+    let (r, _) = op::submit(paths, false, build).await.map_err(|(e, _)| e)?;
+    os_result(r).map(drop)
+}
 
 async fn unlink(path: &Path, flags: i32) -> io::Result<()> {
-    let path = c_path(path)?;
-    let op = op::submit(path, false, move |p| {
+    path_op(c_path(path)?, move |p| {
         opcode::UnlinkAt::new(CWD, p.as_ptr()).flags(flags).build()
-    });
-    let (r, _) = op.await.map_err(|(e, _)| e)?;
-    os_result(r).map(drop)
+    })
+    .await
 }
 
 /// Removes a file (`unlinkat`).
@@ -95,12 +104,10 @@ pub async fn remove_dir(path: impl AsRef<Path>) -> io::Result<()> {
 /// std::fs::remove_dir(p).unwrap();
 /// ```
 pub async fn create_dir(path: impl AsRef<Path>) -> io::Result<()> {
-    let path = c_path(path.as_ref())?;
-    let op = op::submit(path, false, move |p| {
+    path_op(c_path(path.as_ref())?, move |p| {
         opcode::MkDirAt::new(CWD, p.as_ptr()).mode(0o777).build()
-    });
-    let (r, _) = op.await.map_err(|(e, _)| e)?;
-    os_result(r).map(drop)
+    })
+    .await
 }
 
 /// Renames `from` to `to`, replacing `to` if it exists (`renameat`).
@@ -125,11 +132,10 @@ pub async fn create_dir(path: impl AsRef<Path>) -> io::Result<()> {
 /// ```
 pub async fn rename(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<()> {
     let paths = (c_path(from.as_ref())?, c_path(to.as_ref())?);
-    let op = op::submit(paths, false, move |(f, t)| {
+    path_op(paths, move |(f, t)| {
         opcode::RenameAt::new(CWD, f.as_ptr(), CWD, t.as_ptr()).build()
-    });
-    let (r, _) = op.await.map_err(|(e, _)| e)?;
-    os_result(r).map(drop)
+    })
+    .await
 }
 
 /// What `statx` reports about a file.
