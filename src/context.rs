@@ -115,14 +115,16 @@ impl ShardContext {
     /// - refused by the kernel at submission (`-ENOMEM` for a
     ///   `DEFER_TASKRUN` target under memory pressure, `-EOVERFLOW`): the
     ///   failure CQE is in our CQ already. It is taken out early (ring
-    ///   invariant 6) and answered here instead of by the reap. A refusal
-    ///   the kernel reports later (a MSG_RING it had to punt to a worker)
-    ///   is still answered by the reap.
+    ///   invariant 6) and answered here instead of by the reap. If the CQ
+    ///   overflowed, the failure may wait in the kernel's overflow list,
+    ///   out of sight: every claim is rung then. A refusal the kernel
+    ///   reports later (a MSG_RING it had to punt to a worker) is still
+    ///   answered by the reap.
     pub(crate) fn ring_eventfds_if_not_taken(&self, ring: &mut Ring, claimed: &[usize]) {
         if claimed.is_empty() {
             return;
         }
-        if ring.sq_pending() {
+        if ring.sq_pending() || ring.cq_overflowed() {
             for &target in claimed {
                 self.shared.remotes[target].ring_eventfd();
             }

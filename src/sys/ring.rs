@@ -363,6 +363,13 @@ impl Ring {
             || self.uring.submission().cq_overflow()
     }
 
+    /// Whether completions wait in the kernel's overflow list, beyond the
+    /// CQ (only an enter moves them in: invariant 6's early take cannot
+    /// see them).
+    pub(crate) fn cq_overflowed(&mut self) -> bool {
+        self.uring.submission().cq_overflow()
+    }
+
     /// Whether the kernel flags deferred work (`IORING_SQ_TASKRUN`) that only
     /// an enter will turn into completions. A hint: it may be stale
     /// (invariant 4).

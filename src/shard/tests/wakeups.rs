@@ -4,20 +4,26 @@
 use super::*;
 
 /// How a test makes the kernel hold back the next doorbell sent from a
-/// shard thread: a fake `EAGAIN` submit (the MSG_RING stays in the SQ), or
-/// a MSG_RING the kernel refuses on the spot (its failure CQE lands in the
-/// sender's CQ).
+/// shard thread: a fake `EAGAIN` submit (the MSG_RING stays in the SQ), a
+/// MSG_RING the kernel refuses on the spot (its failure CQE lands in the
+/// sender's CQ), or one refused while the sender's CQ is full (the failure
+/// waits in the kernel's overflow list).
 #[derive(Clone, Copy, Debug)]
 enum HeldBack {
     Eagain,
     Refused,
+    RefusedBehindAFullCq,
 }
 
 impl HeldBack {
     fn arm(self) {
         match self {
             HeldBack::Eagain => crate::sys::FAKE_EAGAIN.with(|f| f.set(true)),
-            HeldBack::Refused => crate::sys::user_data::FAKE_REFUSED_DOORBELL.with(|f| f.set(true)),
+            HeldBack::Refused => refuse_the_next_doorbell(),
+            HeldBack::RefusedBehindAFullCq => {
+                overflow_the_cq();
+                refuse_the_next_doorbell();
+            }
         }
     }
 
@@ -25,11 +31,37 @@ impl HeldBack {
     fn met(self) -> bool {
         !match self {
             HeldBack::Eagain => crate::sys::FAKE_EAGAIN.with(std::cell::Cell::get),
-            HeldBack::Refused => {
+            HeldBack::Refused | HeldBack::RefusedBehindAFullCq => {
                 crate::sys::user_data::FAKE_REFUSED_DOORBELL.with(std::cell::Cell::get)
             }
         }
     }
+}
+
+fn refuse_the_next_doorbell() {
+    crate::sys::user_data::FAKE_REFUSED_DOORBELL.with(|f| f.set(true));
+}
+
+/// Fills this shard's CQ with NOP completions until the kernel keeps
+/// further ones in its overflow list (the shard reaps them later: tagged as
+/// the runtime's own cancels, they mean nothing to it).
+fn overflow_the_cq() {
+    context::with_current(|cx| {
+        let mut ring = cx.ring.borrow_mut();
+        let nop = io_uring::opcode::Nop::new()
+            .build()
+            .user_data(crate::sys::user_data::CANCEL);
+        for _ in 0..100_000 {
+            if ring.cq_overflowed() {
+                return;
+            }
+            // SAFETY: a NOP points at no memory.
+            let _ = unsafe { ring.push(&nop) };
+            let _ = ring.submit();
+        }
+        panic!("the CQ never overflowed");
+    })
+    .expect("on a shard");
 }
 
 /// A stealable push wakes a parked shard at once (`ring_doorbell_now`),
@@ -105,6 +137,20 @@ fn an_immediate_doorbell_the_kernel_refused_falls_back_to_the_eventfd() {
     assert_eq!(
         ran, 2,
         "the parked shard slept through a doorbell refused at submission"
+    );
+}
+
+/// As above with the pusher's CQ full: the failure CQE waits in the
+/// kernel's overflow list, where looking at the CQ does not find it, and
+/// only an enter would move it in. The pusher's claims are rung whenever
+/// the CQ has overflowed.
+#[test]
+fn an_immediate_doorbell_refused_behind_a_full_cq_falls_back_to_the_eventfd() {
+    let (met, ran) = stealable_push_then_block(HeldBack::RefusedBehindAFullCq);
+    assert!(met, "no doorbell was built to be refused");
+    assert_eq!(
+        ran, 2,
+        "the parked shard slept through a doorbell refused into the overflow list"
     );
 }
 
