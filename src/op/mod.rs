@@ -17,8 +17,12 @@
 //!    cancelled: not by its future, and not by shutdown, which cancels each
 //!    cancellable op by its `user_data` (`Completable::cancellable`).
 //! 4. The home shard keeps each in-flight op in its op table under a
-//!    `user_data` of slot and generation, so a late `ASYNC_CANCEL` can never
-//!    hit a newer op that reuses the slot.
+//!    `user_data` of slot and generation, so a late `ASYNC_CANCEL` cannot
+//!    hit a newer op that reuses the slot. The generation is 24 bits, one
+//!    counter per table: a cancel would have to wait while its shard
+//!    started 2^24 - 1 more ops. None waits that long: one held back (the
+//!    SQ full, or a home busy running a task) goes out at the shard's next
+//!    tick, and a shard that cannot push a cancel cannot push ops either.
 //! 5. A shard exits only once its op table is empty (every op completed or
 //!    cancelled); if the kernel does not answer in time, the remaining cells
 //!    are leaked, never freed under the kernel.
