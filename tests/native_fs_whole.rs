@@ -52,8 +52,19 @@ fn read_and_write_match_std_for_every_size_and_kind_of_file() {
         assert_eq!(back.len(), len);
         assert!(back == data, "read back, {len} bytes");
     }
-    // statx says 0 bytes for /proc files: read grows its buffer as std's.
-    // (/proc/self/smaps: a few hundred bytes per mapping, dozens of them.)
+    // statx says 0 bytes for /proc files, and 4096 for /sys attributes
+    // that hold less: read grows its buffer, and stops at the first
+    // read that returns nothing, not at the size statx gave.
+    for stable in ["/proc/self/cmdline", "/sys/devices/system/cpu/online"] {
+        if !Path::new(stable).exists() {
+            eprintln!("SKIPPED a case: no {stable} here");
+            continue;
+        }
+        let ours = run(nfs::read(stable)).unwrap();
+        assert_eq!(ours, std::fs::read(stable).unwrap(), "{stable}");
+    }
+    // (/proc/self/smaps: a few hundred bytes per mapping, dozens of them,
+    // so the buffer grows many times; its content moves between reads.)
     let ours = run(nfs::read("/proc/self/smaps")).unwrap();
     assert!(
         ours.len() > 16384,
@@ -343,4 +354,210 @@ fn a_tokio_task_reads_and_writes_whole_files_through_the_handle() {
     });
     assert_eq!(got.unwrap().unwrap().unwrap(), "from tokio");
     assert_eq!(std::fs::read(&path).unwrap(), b"from tokio");
+}
+
+/// A sparse file of 2^62 bytes on tmpfs: no buffer of its size can be had,
+/// and both say `OutOfMemory` instead of aborting.
+#[test]
+fn a_file_larger_than_memory_is_out_of_memory_as_with_std() {
+    let _serial = SERIAL.lock();
+    let shm = Path::new("/dev/shm");
+    if !shm.is_dir() {
+        eprintln!("SKIPPED: no /dev/shm here for a sparse 2^62-byte file");
+        return;
+    }
+    let path = shm.join(format!("ringlane-huge-{}", std::process::id()));
+    let file = std::fs::File::create(&path).unwrap();
+    if let Err(e) = file.set_len(1 << 62) {
+        let _ = std::fs::remove_file(&path);
+        eprintln!("SKIPPED: /dev/shm refuses a 2^62-byte sparse file: {e}");
+        return;
+    }
+    drop(file);
+    let p = path.clone();
+    let ours = run(async move { nfs::read(&p).await.map(|v| v.len()) });
+    let theirs = std::fs::read(&path).map(|v| v.len());
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(ours.unwrap_err().kind(), ErrorKind::OutOfMemory);
+    assert_eq!(theirs.unwrap_err().kind(), ErrorKind::OutOfMemory);
+}
+
+const ZERO_CHILD: &str = "RINGLANE_READ_DEV_ZERO_CHILD";
+
+/// `/dev/zero` never ends: the buffer doubles until the address space
+/// runs out, which must be an `OutOfMemory` error (as `std`'s), not an
+/// abort. Run in a child process with a limited address space.
+#[test]
+fn reading_dev_zero_runs_out_of_memory_as_an_error() {
+    let (status, out) =
+        common::child::run_ignored("read_dev_zero_child", ZERO_CHILD, Duration::from_secs(60));
+    assert!(status.success(), "the child failed: {out}");
+    assert!(out.contains("both out of memory"), "{out}");
+}
+
+#[test]
+#[ignore = "run in a child process by reading_dev_zero_runs_out_of_memory_as_an_error"]
+fn read_dev_zero_child() {
+    if std::env::var_os(ZERO_CHILD).is_none() {
+        return;
+    }
+    let rt = common::runtime(1);
+    // Warm up (the ring, the task, the timer) before the limit.
+    on_shard(&rt, 0, LIMIT, async { nfs::try_exists("/").await.unwrap() });
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64;
+    let pages: u64 = statm.split(' ').next().unwrap().parse().unwrap();
+    let limit = pages * page + (768 << 20);
+    let rl = libc::rlimit {
+        rlim_cur: limit,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: a valid rlimit struct.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &rl) }, 0);
+    let ours = on_shard(&rt, 0, LIMIT, async {
+        nfs::read("/dev/zero").await.map(|v| v.len())
+    });
+    let theirs = std::fs::read("/dev/zero").map(|v| v.len());
+    assert_eq!(ours.unwrap_err().kind(), ErrorKind::OutOfMemory);
+    assert_eq!(theirs.unwrap_err().kind(), ErrorKind::OutOfMemory);
+    println!("both out of memory");
+}
+
+/// Relative paths resolve against the working directory on the shard as
+/// with `std` ("" and "." and trailing slashes and `..` included), and a
+/// dangling symbolic link on the way is no directory.
+#[test]
+fn create_dir_all_takes_relative_and_odd_paths_as_std_does() {
+    let _serial = SERIAL.lock();
+    let (ours, theirs) = (
+        TempDir::new("whole-rel-ours"),
+        TempDir::new("whole-rel-std"),
+    );
+    for d in [&ours.0, &theirs.0] {
+        std::os::unix::fs::symlink("nowhere", d.join("dangling")).unwrap();
+        std::fs::write(d.join("file"), b"x").unwrap();
+    }
+    let cases = [
+        "",
+        ".",
+        "..",
+        "rel/a/b/",
+        "rel/./c/../d",
+        "dangling/sub",
+        "dangling",
+        "file/sub",
+    ];
+    let cwd = std::env::current_dir().unwrap();
+    let mut got = Vec::new();
+    std::env::set_current_dir(&ours.0).unwrap();
+    got.push(run(async move {
+        let mut out = Vec::new();
+        for c in cases {
+            out.push(errno(nfs::create_dir_all(c).await));
+        }
+        out
+    }));
+    std::env::set_current_dir(&theirs.0).unwrap();
+    got.push(
+        cases
+            .iter()
+            .map(|c| errno(std::fs::create_dir_all(c)))
+            .collect(),
+    );
+    std::env::set_current_dir(cwd).unwrap();
+    assert_eq!(got[0], got[1]);
+    for made in ["rel/a/b", "rel/c", "rel/d"] {
+        assert_eq!(
+            ours.0.join(made).is_dir(),
+            theirs.0.join(made).is_dir(),
+            "{made}"
+        );
+    }
+    assert!(ours.0.join("rel/a/b").is_dir());
+}
+
+/// `set_len` on a registered file, on a file opened to append, and on a
+/// FIFO, as `std`'s on the same files.
+#[test]
+fn set_len_on_registered_appending_and_fifo_files_matches_std() {
+    let _serial = SERIAL.lock();
+    let probe = common::runtime(1);
+    if !probe.handle().ring_features().ftruncate {
+        eprintln!("SKIPPED: this kernel lacks IORING_OP_FTRUNCATE (Linux 6.9)");
+        return;
+    }
+    drop(probe);
+    let dir = TempDir::new("whole-set-len-kinds");
+    let fifo = Fifo::new("whole-set-len-fifo");
+    let (reg, app) = (dir.0.join("registered"), dir.0.join("append"));
+    std::fs::write(&reg, pattern(50)).unwrap();
+    std::fs::write(&app, pattern(50)).unwrap();
+    let (r, a, f) = (reg.clone(), app.clone(), fifo.path.clone());
+    // Keeps a reader on the FIFO so that opening it to write does not wait.
+    let reader = common::fs_edges::open_nonblocking(&fifo.path, false).unwrap();
+    let ours = run(async move {
+        let file = OpenOptions::new().write(true).open(&r).await?.register()?;
+        let registered = errno(file.set_len(7).await);
+        let appending = OpenOptions::new().append(true).open(&a).await?;
+        let append = errno(appending.set_len(9).await);
+        let fifo = OpenOptions::new().write(true).open(&f).await?;
+        let on_fifo = errno(fifo.set_len(0).await);
+        Ok::<_, io::Error>(vec![registered, append, on_fifo])
+    })
+    .unwrap();
+    let theirs = vec![
+        errno(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&reg)
+                .unwrap()
+                .set_len(7),
+        ),
+        errno(
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(&app)
+                .unwrap()
+                .set_len(9),
+        ),
+        errno(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&fifo.path)
+                .unwrap()
+                .set_len(0),
+        ),
+    ];
+    drop(reader);
+    assert_eq!(ours, theirs);
+    assert_eq!(std::fs::metadata(&reg).unwrap().len(), 7);
+    assert_eq!(std::fs::metadata(&app).unwrap().len(), 9);
+}
+
+/// A `read` dropped while it waits (a FIFO whose writer sends nothing) and
+/// a `write` dropped while it waits (a FIFO whose reader reads nothing)
+/// close their files: no fd is left open.
+#[test]
+fn whole_file_helpers_dropped_while_waiting_leave_no_fd() {
+    let _serial = SERIAL.lock();
+    let fifo = Fifo::new("whole-drop");
+    let reader = common::fs_edges::open_nonblocking(&fifo.path, false).unwrap();
+    let writer = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&fifo.path)
+        .unwrap();
+    let p = fifo.path.clone();
+    let outcomes = run(async move {
+        let short = Duration::from_millis(100);
+        let read = ringlane::time::timeout(short, nfs::read(&p)).await.is_err();
+        // More than the pipe holds, with nobody reading.
+        let big = vec![7u8; 4 << 20];
+        let write = ringlane::time::timeout(short, nfs::write(&p, big))
+            .await
+            .is_err();
+        (read, write)
+    });
+    drop((reader, writer));
+    assert_eq!(outcomes, (true, true), "(read, write) timed out");
 }

@@ -13,10 +13,14 @@ use super::path::{CWD, c_path, create_dir, metadata, path_op};
 /// the first that exists). A directory that is already there, or that
 /// another task creates meanwhile, is no error.
 ///
+/// Cancellation: dropped part way, it leaves the directories made so far.
+///
 /// # Errors
 ///
-/// `mkdirat(2)` errors; `AlreadyExists` if something other than a
-/// directory is in the way.
+/// `mkdirat(2)` errors: `AlreadyExists` if something other than a
+/// directory is at `path` (or a dangling symbolic link on the way),
+/// `NotADirectory` if a file is on the way; `InvalidInput` for a path with
+/// a NUL byte.
 ///
 /// # Examples
 ///
@@ -130,6 +134,12 @@ pub async fn symlink(original: impl AsRef<Path>, link: impl AsRef<Path>) -> io::
 /// `Ok(false)` for `NotFound` (a dangling link included), the error for
 /// anything else (`PermissionDenied` on a parent, say), as
 /// `std::fs::exists`.
+///
+/// # Errors
+///
+/// The `statx(2)` errors other than `NotFound` (`PermissionDenied`,
+/// `NotADirectory` for a file as a parent); `InvalidInput` for a path with
+/// a NUL byte.
 ///
 /// # Examples
 ///

@@ -13,9 +13,10 @@ impl File {
     ///
     /// # Errors
     ///
-    /// `InvalidInput` for a file not open for writing (as `std`'s), or a
-    /// size beyond `i64::MAX`; `Unsupported` on kernels before 6.9, which
-    /// lack `IORING_OP_FTRUNCATE`; other `ftruncate(2)` errors.
+    /// `InvalidInput` for a file not open for writing or not a regular
+    /// file (as `std`'s), a size beyond `i64::MAX`, or a registered file
+    /// used off its shard; `Unsupported` on kernels before 6.9, which lack
+    /// `IORING_OP_FTRUNCATE`; other `ftruncate(2)` errors.
     ///
     /// # Examples
     ///

@@ -10,16 +10,26 @@ use super::File;
 use super::file::CURRENT_POSITION;
 
 /// The first read's size when `statx` reports no size (`/proc` files,
-/// FIFOs); later reads double it.
-const FIRST_READ: usize = 8 * 1024;
+/// FIFOs, empty files): a small probe, as `std`'s.
+const PROBE: usize = 32;
+/// The least a full buffer grows by; it grows by at least its size.
+const GROWTH: usize = 8 * 1024;
+
+fn out_of_memory<E>(_: E) -> io::Error {
+    io::Error::from(io::ErrorKind::OutOfMemory)
+}
 
 /// Reads the whole file at `path` into a `Vec` (open, `statx` for the size,
-/// reads until end of file, close).
+/// reads at the file's position until one returns 0, close).
+///
+/// Cancellation: dropped before it returns, it closes the file and keeps
+/// nothing.
 ///
 /// # Errors
 ///
 /// `NotFound` and the other `openat(2)` and `read(2)` errors;
-/// `OutOfMemory` if a buffer of the file's size cannot be allocated.
+/// `InvalidInput` for a path with a NUL byte; `OutOfMemory` if the buffer
+/// cannot grow to what the file holds (`/dev/zero`, say), as `std`'s.
 ///
 /// # Examples
 ///
@@ -40,16 +50,16 @@ pub async fn read(path: impl AsRef<Path>) -> io::Result<Vec<u8>> {
     // allocation to see its end.
     let size = file.metadata().await.map_or(0, |m| m.len());
     let first = match usize::try_from(size) {
-        Ok(0) => FIRST_READ,
+        Ok(0) => PROBE,
         Ok(size) => size.saturating_add(1),
         Err(_) => usize::MAX, // refused below
     };
     let mut buf = Vec::new();
-    buf.try_reserve_exact(first)
-        .map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
+    buf.try_reserve_exact(first).map_err(out_of_memory)?;
     loop {
         if buf.len() == buf.capacity() {
-            buf.reserve(buf.capacity().max(FIRST_READ));
+            buf.try_reserve(buf.capacity().max(GROWTH))
+                .map_err(out_of_memory)?;
         }
         let filled = buf.len();
         let (n, b) = file.read_inner(buf, CURRENT_POSITION, filled).await;
@@ -61,7 +71,9 @@ pub async fn read(path: impl AsRef<Path>) -> io::Result<Vec<u8>> {
             Err(e) => return Err(e),
         }
     }
-    drop(file);
+    // Through the ring, so that a slow close (a network file system's
+    // flush) does not hold up the shard; its error is dropped, as `std`'s.
+    let _ = file.close().await;
     Ok(buf)
 }
 
@@ -94,15 +106,22 @@ pub async fn read_to_string(path: impl AsRef<Path>) -> io::Result<String> {
     })
 }
 
-/// Writes `contents` as the whole file at `path`, creating it or
-/// truncating it first, then closes it and reports the close's error (as
-/// `tokio::fs::write`, the bytes are copied into a buffer the kernel owns
-/// while it writes).
+/// Writes `contents` as the whole file at `path`, creating it (mode 0o666
+/// before the umask) or truncating it first, then closes it and reports the
+/// close's error, which `std` and Tokio drop (a network file system may
+/// report a failed write only there). As `tokio::fs::write`, the bytes are
+/// copied into a buffer the kernel owns while it writes.
+///
+/// Cancellation: dropped part way, it stops there, and the file stays as
+/// far as it got: empty or partly written once the open has truncated it
+/// (Tokio's, running on a blocking thread, goes on to the end). Write to a
+/// temporary name and [`rename`](super::rename) it into place where that
+/// matters.
 ///
 /// # Errors
 ///
-/// The `openat(2)`, `write(2)` and `close(2)` errors; `WriteZero` if the
-/// kernel takes no bytes.
+/// The `openat(2)`, `write(2)` and `close(2)` errors; `InvalidInput` for
+/// a path with a NUL byte; `WriteZero` if the kernel takes no bytes.
 ///
 /// # Examples
 ///
