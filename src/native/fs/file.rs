@@ -125,7 +125,7 @@ impl File {
     /// One read or write op on this file's fd: validates `offset` and the
     /// buffer `len`, keeps the fd alive in the op's resources, and gives the
     /// buffer back with the result.
-    async fn rw_op<B, F>(
+    pub(super) async fn rw_op<B, F>(
         &self,
         buf: B,
         (offset, len, read): (u64, usize, bool),

@@ -1,5 +1,6 @@
 //! Files and paths through io_uring opcodes (no thread pool).
 
+mod async_file;
 mod dirs;
 mod file;
 mod fixed;
@@ -10,6 +11,7 @@ mod seekable;
 mod vectored;
 mod whole;
 
+pub use async_file::AsyncFile;
 pub use dirs::{create_dir_all, hard_link, symlink, try_exists};
 pub use file::File;
 pub use open_options::OpenOptions;

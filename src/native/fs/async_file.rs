@@ -1,0 +1,457 @@
+//! `AsyncFile`: a [`File`] with Tokio's `AsyncRead`, `AsyncWrite` and
+//! `AsyncSeek`, for code written against `tokio::fs::File` (`BufReader`,
+//! `tokio::io::copy`, codecs).
+//!
+//! Invariants:
+//! 1. At most one op is in flight, and it owns the file's one buffer: the
+//!    state is `Idle(buffer)` or `Busy(op)`, and a `Busy` op hands the
+//!    buffer back with its outcome.
+//! 2. Reads and writes go at the file's own position (`-1` offsets: the
+//!    kernel moves it), so appends, FIFOs and a shared position behave as
+//!    with `std`. Bytes read but not yet handed out sit in the buffer, past
+//!    the logical position: a write or a relative seek first moves the
+//!    kernel's position back by that many, and drops them.
+//! 3. A write is *behind*: `poll_write` copies the bytes, starts the op and
+//!    answers at once (as Tokio's); its error comes with the next call, and
+//!    `poll_flush` waits for it. An op still in flight when the `AsyncFile`
+//!    is dropped runs on as a task of the current shard, as Tokio's runs on
+//!    in its blocking pool.
+
+use std::future::Future;
+use std::io::{self, SeekFrom};
+use std::os::fd::AsRawFd;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use io_uring::opcode;
+use tokio::io::{AsyncRead, AsyncSeek, AsyncWrite, ReadBuf};
+
+use super::File;
+use super::file::CURRENT_POSITION;
+
+/// Tokio's default cap on one op's bytes (`tokio::fs::File`'s 2 MiB).
+const DEFAULT_MAX_BUF_SIZE: usize = 2 * 1024 * 1024;
+
+/// What the op in flight did.
+enum Outcome {
+    Read(io::Result<usize>),
+    Write(io::Result<()>),
+    Seek(io::Result<u64>),
+}
+
+type OpFuture = Pin<Box<dyn Future<Output = (Outcome, Buf)> + Send>>;
+
+/// The file's buffer: read bytes not yet handed out are `data[pos..]`.
+#[derive(Default)]
+struct Buf {
+    data: Vec<u8>,
+    pos: usize,
+}
+
+impl Buf {
+    fn unread(&self) -> usize {
+        self.data.len() - self.pos
+    }
+
+    fn copy_to(&mut self, dst: &mut ReadBuf<'_>) {
+        let n = self.unread().min(dst.remaining());
+        dst.put_slice(&self.data[self.pos..self.pos + n]);
+        self.pos += n;
+    }
+
+    fn clear(&mut self) {
+        self.data.clear();
+        self.pos = 0;
+    }
+}
+
+enum State {
+    Idle(Buf),
+    /// An op in flight; `true` for a write (invariant 3).
+    Busy(OpFuture, bool),
+}
+
+/// A [`File`] that implements `tokio::io::AsyncRead`, `AsyncWrite` and
+/// `AsyncSeek` through one internal buffer, as `tokio::fs::File` does, each
+/// op an io_uring op on the current shard instead of a blocking-pool call.
+///
+/// Behaves as Tokio's: a read asks for at most what the caller's buffer
+/// holds (up to [`set_max_buf_size`](Self::set_max_buf_size), 2 MiB by
+/// default); a write copies up to that much, starts the write and returns
+/// (its error comes with the next call; [`flush`](tokio::io::AsyncWriteExt::flush)
+/// waits for it); a seek during a read drops the bytes read ahead. An op
+/// in flight when it is dropped finishes as a task of the shard (dropped
+/// off the runtime, it is cancelled instead). A seek is an `lseek(2)` on
+/// the calling thread (io_uring has no seek; it does not wait on a disk).
+///
+/// Its ops run on a ringlane shard: used in a task elsewhere, the first op
+/// fails with an error that says so.
+///
+/// # Examples
+///
+/// ```
+/// use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+/// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+/// let p = std::env::temp_dir().join(format!("ringlane-doc-async-file-{}", std::process::id()));
+/// let q = p.clone();
+/// let lines = rt.block_on(rt.handle().spawn_pinned(0, async move {
+///     let mut f = ringlane::native::fs::File::create(&q).await?.into_async();
+///     f.write_all(b"one\ntwo\n").await?;
+///     f.flush().await?;
+///     let f = ringlane::native::fs::File::open(&q).await?.into_async();
+///     let mut lines = BufReader::new(f).lines();
+///     let mut got = Vec::new();
+///     while let Some(line) = lines.next_line().await? {
+///         got.push(line);
+///     }
+///     Ok::<_, std::io::Error>(got)
+/// }).unwrap()).unwrap().unwrap();
+/// assert_eq!(lines, ["one", "two"]);
+/// std::fs::remove_file(p).unwrap();
+/// ```
+pub struct AsyncFile {
+    file: File,
+    /// Invariant 1. `None` only while a poll moves it.
+    state: Option<State>,
+    /// A write-behind's error, for the next call (invariant 3).
+    last_write_err: Option<io::Error>,
+    max_buf_size: usize,
+}
+
+impl File {
+    /// This file as an [`AsyncFile`] (Tokio's I/O traits), starting at the
+    /// file's current position.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio::io::AsyncReadExt;
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let text = rt.block_on(rt.handle().spawn_pinned(0, async {
+    ///     let mut f = ringlane::native::fs::File::open("/proc/self/cmdline").await?.into_async();
+    ///     let mut s = Vec::new();
+    ///     f.read_to_end(&mut s).await?;
+    ///     Ok::<_, std::io::Error>(s)
+    /// }).unwrap()).unwrap().unwrap();
+    /// assert!(!text.is_empty());
+    /// ```
+    pub fn into_async(self) -> AsyncFile {
+        AsyncFile {
+            file: self,
+            state: Some(State::Idle(Buf::default())),
+            last_write_err: None,
+            max_buf_size: DEFAULT_MAX_BUF_SIZE,
+        }
+    }
+}
+
+impl From<File> for AsyncFile {
+    fn from(file: File) -> Self {
+        file.into_async()
+    }
+}
+
+impl std::fmt::Debug for AsyncFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncFile")
+            .field("file", &self.file)
+            .field("busy", &matches!(self.state, Some(State::Busy(..))))
+            .finish()
+    }
+}
+
+impl AsyncFile {
+    /// Sets the most bytes one read or write op moves (Tokio's
+    /// `set_max_buf_size`; 2 MiB by default). Zero counts as one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// rt.block_on(rt.handle().spawn_pinned(0, async {
+    ///     let mut f = ringlane::native::fs::File::open("/proc/self/stat").await.unwrap().into_async();
+    ///     f.set_max_buf_size(64 * 1024);
+    /// }).unwrap()).unwrap();
+    /// ```
+    pub fn set_max_buf_size(&mut self, max_buf_size: usize) {
+        self.max_buf_size = max_buf_size.max(1);
+    }
+
+    /// Waits for the op in flight, if any, and gives back the [`File`], its
+    /// position moved back over bytes read ahead; an error a write-behind
+    /// met is returned instead (the file is closed).
+    ///
+    /// # Errors
+    ///
+    /// The error of a write that had not been reported yet, or of the
+    /// `lseek(2)` that moves the position back.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio::io::AsyncWriteExt;
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let p = std::env::temp_dir().join(format!("ringlane-doc-into-file-{}", std::process::id()));
+    /// let q = p.clone();
+    /// rt.block_on(rt.handle().spawn_pinned(0, async move {
+    ///     let mut f = ringlane::native::fs::File::create(&q).await?.into_async();
+    ///     f.write_all(b"behind").await?;
+    ///     f.into_file().await?.sync_all().await
+    /// }).unwrap()).unwrap().unwrap();
+    /// assert_eq!(std::fs::read(&p).unwrap(), b"behind");
+    /// std::fs::remove_file(p).unwrap();
+    /// ```
+    pub async fn into_file(mut self) -> io::Result<File> {
+        std::future::poll_fn(|cx| Pin::new(&mut self).poll_flush(cx)).await?;
+        let buf = self.take_idle();
+        self.rewound(buf).map_err(|(e, _)| e)?;
+        Ok(self.file.clone())
+    }
+
+    /// Polls the op in flight, if any (`Ready(None)`: none); the state is
+    /// idle once this is ready.
+    fn poll_busy(&mut self, cx: &mut Context<'_>) -> Poll<Option<Outcome>> {
+        let Some(State::Busy(op, _)) = self.state.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let (outcome, buf) = ready!(op.as_mut().poll(cx));
+        self.state = Some(State::Idle(buf));
+        Poll::Ready(Some(outcome))
+    }
+
+    fn idle(&mut self) -> &mut Buf {
+        match self.state.as_mut() {
+            Some(State::Idle(buf)) => buf,
+            _ => unreachable!("looked at after poll_busy"),
+        }
+    }
+
+    fn take_idle(&mut self) -> Buf {
+        match self.state.take() {
+            Some(State::Idle(buf)) => buf,
+            _ => unreachable!("taken after poll_busy"),
+        }
+    }
+
+    /// The buffer emptied, the kernel's position moved back over the bytes
+    /// read ahead first (invariant 2); on failure, the buffer as it was.
+    fn rewound(&self, mut buf: Buf) -> Result<Buf, (io::Error, Buf)> {
+        if buf.unread() > 0 {
+            if let Err(e) = seek(&self.file, SeekFrom::Current(-(buf.unread() as i64))) {
+                return Err((e, buf));
+            }
+        }
+        buf.clear();
+        Ok(buf)
+    }
+}
+
+impl Drop for AsyncFile {
+    /// A write in flight runs on as a task of this shard (invariant 3).
+    fn drop(&mut self) {
+        if let Some(State::Busy(op, true)) = self.state.take() {
+            // Off a shard, or while it shuts down, it is cancelled instead.
+            let _ = crate::spawn_local(op);
+        }
+    }
+}
+
+/// `lseek(2)` on the file's fd.
+fn seek(file: &File, to: SeekFrom) -> io::Result<u64> {
+    let (offset, whence) = match to {
+        SeekFrom::Start(n) => (
+            i64::try_from(n).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
+            libc::SEEK_SET,
+        ),
+        SeekFrom::Current(n) => (n, libc::SEEK_CUR),
+        SeekFrom::End(n) => (n, libc::SEEK_END),
+    };
+    // SAFETY: lseek takes no pointers; the fd is open while `file` lives.
+    let r = unsafe { libc::lseek(file.fd.as_raw_fd(), offset, whence) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r as u64)
+    }
+}
+
+/// One read of at most `len` bytes at the file's position into `buf`.
+async fn read_op(file: File, mut buf: Buf, len: usize) -> (Outcome, Buf) {
+    buf.clear();
+    buf.data.reserve(len);
+    let (n, data) = file
+        .rw_op(
+            buf.data,
+            (CURRENT_POSITION, len, true),
+            |fd, data: &mut Vec<u8>, len| {
+                opcode::Read::new(fd, data.as_mut_ptr(), len)
+                    .offset(CURRENT_POSITION)
+                    .build()
+            },
+        )
+        .await;
+    buf.data = data;
+    if let Ok(n) = n {
+        // SAFETY: the kernel initialized the first `n` bytes (n <= len <=
+        // capacity).
+        unsafe { buf.data.set_len(n) };
+    }
+    (Outcome::Read(n), buf)
+}
+
+/// Writes all of `buf.data` at the file's position.
+async fn write_op(file: File, mut buf: Buf) -> (Outcome, Buf) {
+    let total = buf.data.len();
+    let mut done = 0;
+    while done < total {
+        let (n, data) = file.write_inner(buf.data, CURRENT_POSITION, done).await;
+        buf.data = data;
+        match n {
+            Ok(0) => return (Outcome::Write(Err(io::ErrorKind::WriteZero.into())), buf),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return (Outcome::Write(Err(e)), buf),
+        }
+    }
+    buf.clear();
+    (Outcome::Write(Ok(())), buf)
+}
+
+impl AsyncRead for AsyncFile {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        dst: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let me = self.get_mut();
+        if let Some(e) = me.last_write_err.take() {
+            return Poll::Ready(Err(e));
+        }
+        loop {
+            match ready!(me.poll_busy(cx)) {
+                Some(Outcome::Read(Ok(_))) => {
+                    me.idle().copy_to(dst); // nothing at the end of the file
+                    return Poll::Ready(Ok(()));
+                }
+                Some(Outcome::Read(Err(e)) | Outcome::Write(Err(e))) => {
+                    return Poll::Ready(Err(e));
+                }
+                Some(_) => continue,
+                None => {}
+            }
+            let buf = me.idle();
+            if buf.unread() > 0 || dst.remaining() == 0 {
+                buf.copy_to(dst);
+                return Poll::Ready(Ok(()));
+            }
+            let len = dst.remaining().min(me.max_buf_size);
+            let buf = me.take_idle();
+            let op = Box::pin(read_op(me.file.clone(), buf, len));
+            me.state = Some(State::Busy(op, false)); // polled next round
+        }
+    }
+}
+
+impl AsyncWrite for AsyncFile {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        src: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let me = self.get_mut();
+        if let Some(e) = me.last_write_err.take() {
+            return Poll::Ready(Err(e));
+        }
+        loop {
+            match ready!(me.poll_busy(cx)) {
+                Some(Outcome::Write(Err(e))) => return Poll::Ready(Err(e)),
+                Some(_) => continue,
+                None => {}
+            }
+            if src.is_empty() {
+                return Poll::Ready(Ok(0));
+            }
+            let buf = me.take_idle();
+            let mut buf = match me.rewound(buf) {
+                Ok(buf) => buf,
+                Err((e, buf)) => {
+                    me.state = Some(State::Idle(buf));
+                    return Poll::Ready(Err(e));
+                }
+            };
+            let n = src.len().min(me.max_buf_size);
+            buf.data.extend_from_slice(&src[..n]);
+            let mut op: OpFuture = Box::pin(write_op(me.file.clone(), buf));
+            // Submitted now; its outcome is for the next call (invariant 3).
+            match op.as_mut().poll(cx) {
+                Poll::Pending => me.state = Some(State::Busy(op, true)),
+                Poll::Ready((outcome, buf)) => {
+                    me.state = Some(State::Idle(buf));
+                    if let Outcome::Write(Err(e)) = outcome {
+                        me.last_write_err = Some(e);
+                    }
+                }
+            }
+            return Poll::Ready(Ok(n));
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let me = self.get_mut();
+        if let Some(e) = me.last_write_err.take() {
+            return Poll::Ready(Err(e));
+        }
+        match ready!(me.poll_busy(cx)) {
+            Some(Outcome::Write(result)) => Poll::Ready(result),
+            _ => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_flush(cx)
+    }
+}
+
+impl AsyncSeek for AsyncFile {
+    fn start_seek(self: Pin<&mut Self>, position: SeekFrom) -> io::Result<()> {
+        let me = self.get_mut();
+        if let Some(State::Busy(..)) = me.state {
+            return Err(io::Error::other(
+                "other file operation is pending, call poll_complete before start_seek",
+            ));
+        }
+        let mut buf = me.take_idle();
+        // Relative to the logical position, behind the bytes read ahead.
+        let position = match position {
+            SeekFrom::Current(n) => match n.checked_sub(buf.unread() as i64) {
+                Some(n) => SeekFrom::Current(n),
+                None => {
+                    me.state = Some(State::Idle(buf));
+                    return Err(io::ErrorKind::InvalidInput.into());
+                }
+            },
+            other => other,
+        };
+        let result = seek(&me.file, position);
+        if result.is_ok() {
+            buf.clear();
+        }
+        let done: OpFuture = Box::pin(std::future::ready((Outcome::Seek(result), buf)));
+        me.state = Some(State::Busy(done, false));
+        Ok(())
+    }
+
+    fn poll_complete(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<u64>> {
+        let me = self.get_mut();
+        loop {
+            match ready!(me.poll_busy(cx)) {
+                Some(Outcome::Seek(result)) => return Poll::Ready(result),
+                Some(Outcome::Write(Err(e))) => return Poll::Ready(Err(e)),
+                Some(_) => continue,
+                None => {}
+            }
+            let unread = me.idle().unread() as u64;
+            return Poll::Ready(seek(&me.file, SeekFrom::Current(0)).map(|at| at - unread));
+        }
+    }
+}

@@ -1,0 +1,420 @@
+//! `AsyncFile` (Tokio's I/O traits over the native file lane) against
+//! `tokio::fs::File`: the same op sequences give the same results and the
+//! same file; Tokio ecosystem code (`BufReader`, `tokio::io::copy`) runs on
+//! it; writes behind finish, report their errors, and outlive a drop.
+//!
+//! Every test holds `SERIAL` (fd counts are process-wide).
+
+mod common;
+
+use std::io::{ErrorKind, SeekFrom, Write};
+use std::path::Path;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufReader};
+
+use ringlane::native::fs::{File, OpenOptions};
+
+use common::LIMIT;
+use common::fixed_io::on_shard;
+use common::fs_edges::Fifo;
+use common::native_io::{SERIAL, TempDir, settled_fd_count};
+
+/// Runs `f` on shard 0 of a fresh runtime, then checks that the fd count
+/// is back where it started.
+fn run<T: Send + 'static>(f: impl std::future::Future<Output = T> + Send + 'static) -> T {
+    let before = settled_fd_count();
+    let rt = common::runtime(1);
+    let out = on_shard(&rt, 0, LIMIT, f);
+    drop(rt);
+    assert_eq!(common::fd_count(), before, "an fd was left open");
+    out
+}
+
+fn tokio_rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+/// One step of a differential run.
+#[derive(Clone, Debug)]
+enum Step {
+    Read(usize),
+    Write(Vec<u8>),
+    Seek(SeekFrom),
+    Flush,
+    Position,
+}
+
+/// What a step gave: bytes, a position, or an error kind.
+#[derive(Debug, PartialEq)]
+enum Got {
+    Bytes(Vec<u8>),
+    At(u64),
+    Done,
+    Failed(ErrorKind),
+}
+
+fn steps(seed: u64, n: usize) -> Vec<Step> {
+    let mut x = seed;
+    let mut next = move |m: u64| {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (x >> 33) % m
+    };
+    (0..n)
+        .map(|i| match next(9) {
+            0 | 1 => Step::Read(next(5000) as usize),
+            2 | 3 => Step::Write(pattern(next(3000) as usize + 1, i as u8)),
+            4 => Step::Seek(SeekFrom::Start(next(6000))),
+            5 => Step::Seek(SeekFrom::Current(next(4000) as i64 - 2000)),
+            6 => Step::Seek(SeekFrom::End(-(next(3000) as i64))),
+            7 => Step::Flush,
+            _ => Step::Position,
+        })
+        .collect()
+}
+
+/// Runs `steps` on any Tokio-style file.
+async fn apply<F>(f: &mut F, steps: &[Step]) -> Vec<Got>
+where
+    F: tokio::io::AsyncRead + tokio::io::AsyncWrite + tokio::io::AsyncSeek + Unpin,
+{
+    let mut got = Vec::new();
+    for step in steps {
+        let g = match step {
+            Step::Read(n) => {
+                let mut buf = vec![0u8; *n];
+                match f.read(&mut buf).await {
+                    Ok(k) => Got::Bytes(buf[..k].to_vec()),
+                    Err(e) => Got::Failed(e.kind()),
+                }
+            }
+            Step::Write(bytes) => match f.write_all(bytes).await {
+                Ok(()) => Got::Done,
+                Err(e) => Got::Failed(e.kind()),
+            },
+            Step::Seek(to) => match f.seek(*to).await {
+                Ok(at) => Got::At(at),
+                Err(e) => Got::Failed(e.kind()),
+            },
+            Step::Flush => match f.flush().await {
+                Ok(()) => Got::Done,
+                Err(e) => Got::Failed(e.kind()),
+            },
+            Step::Position => match f.stream_position().await {
+                Ok(at) => Got::At(at),
+                Err(e) => Got::Failed(e.kind()),
+            },
+        };
+        got.push(g);
+    }
+    if let Err(e) = f.flush().await {
+        got.push(Got::Failed(e.kind()));
+    }
+    got
+}
+
+#[test]
+fn random_op_sequences_match_tokio_fs_file() {
+    let _serial = SERIAL.lock();
+    let dir = TempDir::new("async-file-diff");
+    let tokio = tokio_rt();
+    for seed in 1..=6u64 {
+        let plan = steps(seed, 300);
+        let (ours, theirs) = (
+            dir.0.join(format!("ours{seed}")),
+            dir.0.join(format!("theirs{seed}")),
+        );
+        std::fs::write(&ours, pattern(1000, 7)).unwrap();
+        std::fs::write(&theirs, pattern(1000, 7)).unwrap();
+        let (p, s) = (ours.clone(), plan.clone());
+        let got_ours = run(async move {
+            let f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&p)
+                .await
+                .unwrap();
+            apply(&mut f.into_async(), &s).await
+        });
+        let got_theirs = tokio.block_on(async {
+            let mut f = tokio::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&theirs)
+                .await
+                .unwrap();
+            apply(&mut f, &plan).await
+        });
+        for (i, (a, b)) in got_ours.iter().zip(&got_theirs).enumerate() {
+            assert_eq!(a, b, "seed {seed}, step {i}: {:?}", plan.get(i));
+        }
+        assert_eq!(got_ours.len(), got_theirs.len());
+        assert!(
+            std::fs::read(&ours).unwrap() == std::fs::read(&theirs).unwrap(),
+            "seed {seed}: the files differ"
+        );
+    }
+}
+
+#[test]
+fn buf_reader_lines_and_copy_run_unchanged_on_it() {
+    let _serial = SERIAL.lock();
+    let dir = TempDir::new("async-file-eco");
+    let src = dir.0.join("src");
+    // Larger than one op's 2 MiB, so copies take several.
+    let big = pattern(5 << 20, 3);
+    std::fs::write(&src, &big).unwrap();
+    let text = dir.0.join("text");
+    let lines: Vec<String> = (0..2000).map(|i| format!("line {i}")).collect();
+    std::fs::write(&text, lines.join("\n") + "\n").unwrap();
+    let (s, d, t) = (src.clone(), dir.0.join("dst"), text.clone());
+    let (copied, got_lines) = run(async move {
+        let mut from = File::open(&s).await?.into_async();
+        let mut to = File::create(&d).await?.into_async();
+        let copied = tokio::io::copy(&mut from, &mut to).await?;
+        to.shutdown().await?;
+        let mut got = Vec::new();
+        let mut reader = BufReader::new(File::open(&t).await?.into_async()).lines();
+        while let Some(line) = reader.next_line().await? {
+            got.push(line);
+        }
+        Ok::<_, std::io::Error>((copied, got))
+    })
+    .unwrap();
+    assert_eq!(copied, big.len() as u64);
+    assert!(
+        std::fs::read(dir.0.join("dst")).unwrap() == big,
+        "the copy differs"
+    );
+    assert_eq!(got_lines, lines);
+}
+
+#[test]
+fn a_write_behind_error_comes_with_the_flush_as_with_tokio() {
+    let _serial = SERIAL.lock();
+    let dir = TempDir::new("async-file-err");
+    let path = dir.0.join("ro");
+    std::fs::write(&path, b"read only").unwrap();
+    let p = path.clone();
+    let ours = run(async move {
+        let mut f = File::open(&p).await.unwrap().into_async();
+        let write = f.write(b"nope").await.map_err(|e| e.raw_os_error());
+        let flush = f.flush().await.map_err(|e| e.raw_os_error());
+        let again = f.flush().await.map_err(|e| e.raw_os_error());
+        (write, flush, again)
+    });
+    let theirs = tokio_rt().block_on(async {
+        let mut f = tokio::fs::File::open(&path).await.unwrap();
+        let write = f.write(b"nope").await.map_err(|e| e.raw_os_error());
+        let flush = f.flush().await.map_err(|e| e.raw_os_error());
+        let again = f.flush().await.map_err(|e| e.raw_os_error());
+        (write, flush, again)
+    });
+    assert_eq!(ours, theirs);
+    assert_eq!(ours, (Ok(4), Err(Some(libc::EBADF)), Ok(())));
+    assert_eq!(std::fs::read(&path).unwrap(), b"read only");
+}
+
+/// The write waits on a FIFO whose reader has not started reading when the
+/// `AsyncFile` is dropped: it runs on as a task (a cancelled one would
+/// leave the reader with the pipe's 64 KiB and an early end).
+#[test]
+fn a_write_in_flight_when_the_file_is_dropped_still_lands() {
+    let _serial = SERIAL.lock();
+    let fifo = Fifo::new("async-file-drop");
+    let data = pattern(1 << 20, 9);
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let fp = fifo.path.clone();
+    let reader = std::thread::spawn(move || {
+        let mut f = std::fs::File::open(fp).unwrap();
+        go_rx.recv().unwrap(); // after the drop
+        let mut all = Vec::new();
+        std::io::Read::read_to_end(&mut f, &mut all).unwrap();
+        all
+    });
+    let before = settled_fd_count();
+    let rt = common::runtime(1);
+    let (p, d) = (fifo.path.clone(), data.clone());
+    let waiting = on_shard(&rt, 0, LIMIT, async move {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .await
+            .unwrap()
+            .into_async();
+        let n = f.write(&d).await.unwrap();
+        let waiting = format!("{f:?}").contains("busy: true");
+        drop(f);
+        (n, waiting)
+    });
+    assert_eq!(
+        waiting,
+        (data.len(), true),
+        "(bytes taken, write in flight)"
+    );
+    go_tx.send(()).unwrap();
+    let got = reader.join().unwrap();
+    drop(rt);
+    assert_eq!(common::fd_count(), before, "an fd was left open");
+    assert!(
+        got == data,
+        "the reader got {} of {} bytes",
+        got.len(),
+        data.len()
+    );
+}
+
+/// A read polled with a large buffer and completed for a smaller one leaves
+/// bytes read ahead; a write then goes where the caller's position is, not
+/// where the kernel's went, and the position says so (as Tokio's).
+#[test]
+fn bytes_read_ahead_are_given_back_before_a_write() {
+    let _serial = SERIAL.lock();
+    let dir = TempDir::new("async-file-ahead");
+    let (ours, theirs) = (dir.0.join("ours"), dir.0.join("theirs"));
+    std::fs::write(&ours, pattern(100, 5)).unwrap();
+    std::fs::write(&theirs, pattern(100, 5)).unwrap();
+    async fn ahead<F>(f: &mut F) -> (Vec<u8>, u64, u64)
+    where
+        F: tokio::io::AsyncRead + tokio::io::AsyncWrite + tokio::io::AsyncSeek + Unpin,
+    {
+        let mut big = [0u8; 64];
+        std::future::poll_fn(|cx| {
+            let mut rb = tokio::io::ReadBuf::new(&mut big);
+            let _ = std::pin::Pin::new(&mut *f).poll_read(cx, &mut rb);
+            std::task::Poll::Ready(())
+        })
+        .await;
+        let mut small = [0u8; 3];
+        let n = f.read(&mut small).await.unwrap();
+        let at_read = f.stream_position().await.unwrap();
+        f.write_all(b"XY").await.unwrap();
+        f.flush().await.unwrap();
+        (
+            small[..n].to_vec(),
+            at_read,
+            f.stream_position().await.unwrap(),
+        )
+    }
+    let p = ours.clone();
+    let got_ours = run(async move {
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&p)
+            .await
+            .unwrap();
+        ahead(&mut f.into_async()).await
+    });
+    let got_theirs = tokio_rt().block_on(async {
+        let mut f = tokio::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&theirs)
+            .await
+            .unwrap();
+        ahead(&mut f).await
+    });
+    assert_eq!(got_ours, got_theirs);
+    assert_eq!(
+        std::fs::read(&ours).unwrap(),
+        std::fs::read(&theirs).unwrap()
+    );
+}
+
+#[test]
+fn appends_fifos_and_the_position_behave_as_with_std() {
+    let _serial = SERIAL.lock();
+    let dir = TempDir::new("async-file-kinds");
+    let path = dir.0.join("log");
+    std::fs::write(&path, b"head ").unwrap();
+    let p = path.clone();
+    let at = run(async move {
+        let mut f = OpenOptions::new().append(true).open(&p).await?.into_async();
+        f.write_all(b"one ").await?;
+        f.write_all(b"two").await?;
+        f.flush().await?;
+        let mut r = File::open(&p).await?.into_async();
+        let mut five = [0u8; 5];
+        r.read_exact(&mut five).await?;
+        let here = r.stream_position().await?;
+        let mut rest = String::new();
+        r.read_to_string(&mut rest).await?;
+        r.seek(SeekFrom::End(-3)).await?;
+        let mut last = String::new();
+        r.read_to_string(&mut last).await?;
+        Ok::<_, std::io::Error>((five, here, rest, last))
+    })
+    .unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), b"head one two");
+    assert_eq!(at, (*b"head ", 5, "one two".to_owned(), "two".to_owned()));
+
+    let fifo = Fifo::new("async-file-fifo");
+    let data = pattern(200_000, 1);
+    let (fp, d) = (fifo.path.clone(), data.clone());
+    let writer = std::thread::spawn(move || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(fp)
+            .unwrap()
+            .write_all(&d)
+            .unwrap();
+    });
+    let fp = fifo.path.clone();
+    let got = run(async move {
+        let mut f = File::open(&fp).await?.into_async();
+        let mut all = Vec::new();
+        f.read_to_end(&mut all).await?;
+        Ok::<_, std::io::Error>(all)
+    })
+    .unwrap();
+    writer.join().unwrap();
+    assert!(
+        got == data,
+        "{} of {} bytes through the FIFO",
+        got.len(),
+        data.len()
+    );
+}
+
+#[test]
+fn used_off_the_shards_it_fails_with_a_clear_error() {
+    let _serial = SERIAL.lock();
+    let rt = common::runtime(1);
+    let f = on_shard(&rt, 0, LIMIT, async {
+        File::open("/proc/self/cmdline").await.unwrap().into_async()
+    });
+    let err = tokio_rt().block_on(async move {
+        let mut f = f;
+        let mut buf = [0u8; 16];
+        f.read(&mut buf).await.unwrap_err()
+    });
+    assert!(err.to_string().contains("ringlane shard"), "{err}");
+}
+
+#[test]
+fn into_file_waits_for_the_write_and_gives_the_file_back() {
+    let _serial = SERIAL.lock();
+    let dir = TempDir::new("async-file-into");
+    let path = dir.0.join("f");
+    let p = path.clone();
+    let len = run(async move {
+        let mut f = File::create(&p).await?.into_async();
+        f.write_all(&pattern(3 << 20, 2)).await?;
+        let file = f.into_file().await?;
+        Ok::<_, std::io::Error>(file.metadata().await?.len())
+    })
+    .unwrap();
+    assert_eq!(len, 3 << 20);
+    assert!(Path::new(&path).exists());
+}
