@@ -242,7 +242,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         {
             let path = std::env::temp_dir().join(format!("ringlane-tour-{}", std::process::id()));
             let p = path.clone();
-            let (ring_lat, pread_lat) = h
+            let (ring_lat, pread_lat, lines) = h
                 .spawn_pinned(0, async move {
                     use ringlane::native::fs::File;
                     let f = File::create(&p).await.expect("create");
@@ -271,7 +271,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     }
                     ring.sort();
                     pread.sort();
-                    (ring, pread)
+                    // Whole-file helpers, and Tokio's I/O traits over the lane.
+                    use tokio::io::AsyncBufReadExt;
+                    let text: String = (0..1000).map(|i| format!("line {i}\n")).collect();
+                    ringlane::native::fs::write(&p, &text).await.expect("write");
+                    let f = File::open(&p).await.expect("open").into_async();
+                    let (mut lines, mut count) = (tokio::io::BufReader::new(f).lines(), 0);
+                    while lines.next_line().await.expect("line").is_some() {
+                        count += 1;
+                    }
+                    (ring, pread, count)
                 })
                 .expect("spawn")
                 .await
@@ -284,6 +293,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 percentile(&pread_lat, 0.5),
                 percentile(&pread_lat, 0.99)
             );
+            println!("    native::fs::write, then tokio::io::BufReader::lines() over File::into_async(): {lines} lines back");
         }
 
         // 2f. Native sockets: a TCP echo server on shard 0 and a client on the
