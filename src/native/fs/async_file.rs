@@ -11,11 +11,15 @@
 //!    with `std`. Bytes read but not yet handed out sit in the buffer, past
 //!    the logical position: a write or a relative seek first moves the
 //!    kernel's position back by that many, and drops them.
-//! 3. A write is *behind*: `poll_write` copies the bytes, starts the op and
-//!    answers at once (as Tokio's); its error comes with the next call, and
-//!    `poll_flush` waits for it. An op still in flight when the `AsyncFile`
-//!    is dropped runs on as a task of the current shard, as Tokio's runs on
-//!    in its blocking pool.
+//! 3. A write is *behind*: `poll_write` copies the bytes, spawns the write
+//!    as a task of the current shard and answers at once (as Tokio's, whose
+//!    write runs in its blocking pool). The task moves on by itself (a
+//!    short write's rest too) whether or not the file is polled, and
+//!    outlives a drop of the file; its error comes with the next write,
+//!    flush or [`into_file`](AsyncFile::into_file), as Tokio's does.
+//! 4. Ops are polled with no `native::timeout` deadline: a caller's
+//!    deadline ends its wait, not the op, which the next call takes up (as
+//!    Tokio's blocking op runs on after a timed-out wait).
 
 use std::future::Future;
 use std::io::{self, SeekFrom};
@@ -67,8 +71,8 @@ impl Buf {
 
 enum State {
     Idle(Buf),
-    /// An op in flight; `true` for a write (invariant 3).
-    Busy(OpFuture, bool),
+    /// An op in flight.
+    Busy(OpFuture),
 }
 
 /// A [`File`] that implements `tokio::io::AsyncRead`, `AsyncWrite` and
@@ -77,15 +81,17 @@ enum State {
 ///
 /// Behaves as Tokio's: a read asks for at most what the caller's buffer
 /// holds (up to [`set_max_buf_size`](Self::set_max_buf_size), 2 MiB by
-/// default); a write copies up to that much, starts the write and returns
-/// (its error comes with the next call; [`flush`](tokio::io::AsyncWriteExt::flush)
-/// waits for it); a seek during a read drops the bytes read ahead. An op
-/// in flight when it is dropped finishes as a task of the shard (dropped
-/// off the runtime, it is cancelled instead). A seek is an `lseek(2)` on
-/// the calling thread (io_uring has no seek; it does not wait on a disk).
+/// default); a write copies up to that much, starts the write as a task of
+/// the shard and returns (its error comes with the next write or
+/// [`flush`](tokio::io::AsyncWriteExt::flush), which waits for it); the
+/// write runs on if the file is dropped (a shutdown's cancel ends it, as
+/// it ends every task); a seek or write after a read gives back the bytes
+/// read ahead. A seek is an `lseek(2)` on the calling thread (io_uring has
+/// no seek; it does not wait on a disk).
 ///
 /// Its ops run on a ringlane shard: used in a task elsewhere, the first op
-/// fails with an error that says so.
+/// fails with an error that says so, as does a write while the runtime
+/// shuts down (Tokio's fails when its blocking pool is gone).
 ///
 /// # Examples
 ///
@@ -113,9 +119,12 @@ pub struct AsyncFile {
     file: File,
     /// Invariant 1. `None` only while a poll moves it.
     state: Option<State>,
-    /// A write-behind's error, for the next call (invariant 3).
+    /// A write-behind's error, for the next write or flush (invariant 3).
     last_write_err: Option<io::Error>,
     max_buf_size: usize,
+    /// Where the last seek left the file (what an idle `poll_complete`
+    /// answers, as Tokio's).
+    pos: u64,
 }
 
 impl File {
@@ -141,6 +150,7 @@ impl File {
             state: Some(State::Idle(Buf::default())),
             last_write_err: None,
             max_buf_size: DEFAULT_MAX_BUF_SIZE,
+            pos: 0,
         }
     }
 }
@@ -155,7 +165,7 @@ impl std::fmt::Debug for AsyncFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AsyncFile")
             .field("file", &self.file)
-            .field("busy", &matches!(self.state, Some(State::Busy(..))))
+            .field("busy", &matches!(self.state, Some(State::Busy(_))))
             .finish()
     }
 }
@@ -211,12 +221,28 @@ impl AsyncFile {
     /// Polls the op in flight, if any (`Ready(None)`: none); the state is
     /// idle once this is ready.
     fn poll_busy(&mut self, cx: &mut Context<'_>) -> Poll<Option<Outcome>> {
-        let Some(State::Busy(op, _)) = self.state.as_mut() else {
+        let Some(State::Busy(op)) = self.state.as_mut() else {
             return Poll::Ready(None);
         };
-        let (outcome, buf) = ready!(op.as_mut().poll(cx));
+        // Invariant 4.
+        let (outcome, buf) = ready!(crate::op::without_deadline(|| op.as_mut().poll(cx)));
         self.state = Some(State::Idle(buf));
+        if let Outcome::Seek(Ok(at)) = outcome {
+            self.pos = at;
+        }
         Poll::Ready(Some(outcome))
+    }
+
+    /// Keeps a write's error for the next write or flush; other outcomes
+    /// are given back.
+    fn keep_write_error(&mut self, outcome: Outcome) -> Option<Outcome> {
+        match outcome {
+            Outcome::Write(Err(e)) => {
+                self.last_write_err = Some(e);
+                None
+            }
+            other => Some(other),
+        }
     }
 
     fn idle(&mut self) -> &mut Buf {
@@ -243,16 +269,6 @@ impl AsyncFile {
         }
         buf.clear();
         Ok(buf)
-    }
-}
-
-impl Drop for AsyncFile {
-    /// A write in flight runs on as a task of this shard (invariant 3).
-    fn drop(&mut self) {
-        if let Some(State::Busy(op, true)) = self.state.take() {
-            // Off a shard, or while it shuts down, it is cancelled instead.
-            let _ = crate::spawn_local(op);
-        }
     }
 }
 
@@ -300,21 +316,40 @@ async fn read_op(file: File, mut buf: Buf, len: usize) -> (Outcome, Buf) {
 }
 
 /// Writes all of `buf.data` at the file's position.
+/// Writes all of `buf.data` at the file's position; the buffer comes back
+/// empty whatever happened (bytes not written are dropped, as Tokio's).
 async fn write_op(file: File, mut buf: Buf) -> (Outcome, Buf) {
     let total = buf.data.len();
     let mut done = 0;
+    let mut result = Ok(());
     while done < total {
         let (n, data) = file.write_inner(buf.data, CURRENT_POSITION, done).await;
         buf.data = data;
         match n {
-            Ok(0) => return (Outcome::Write(Err(io::ErrorKind::WriteZero.into())), buf),
+            Ok(0) => result = Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => done += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return (Outcome::Write(Err(e)), buf),
+            Err(e) => result = Err(e),
+        }
+        if result.is_err() {
+            break;
         }
     }
     buf.clear();
-    (Outcome::Write(Ok(())), buf)
+    (Outcome::Write(result), buf)
+}
+
+/// The write as a task of this shard (invariant 3): the op future waits
+/// for it. Refused (off a shard, or while the runtime shuts down) with an
+/// error, as Tokio's refuses a write it cannot hand to its blocking pool.
+fn spawn_write(file: File, buf: Buf) -> io::Result<OpFuture> {
+    let task = crate::spawn_local(write_op(file, buf)).map_err(io::Error::from)?;
+    Ok(Box::pin(async move {
+        task.await.unwrap_or_else(|e| {
+            let e = io::Error::other(format!("the write-behind task ended: {e}"));
+            (Outcome::Write(Err(e)), Buf::default())
+        })
+    }))
 }
 
 impl AsyncRead for AsyncFile {
@@ -324,18 +359,14 @@ impl AsyncRead for AsyncFile {
         dst: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let me = self.get_mut();
-        if let Some(e) = me.last_write_err.take() {
-            return Poll::Ready(Err(e));
-        }
         loop {
-            match ready!(me.poll_busy(cx)) {
+            let outcome = ready!(me.poll_busy(cx)).and_then(|o| me.keep_write_error(o));
+            match outcome {
                 Some(Outcome::Read(Ok(_))) => {
                     me.idle().copy_to(dst); // nothing at the end of the file
                     return Poll::Ready(Ok(()));
                 }
-                Some(Outcome::Read(Err(e)) | Outcome::Write(Err(e))) => {
-                    return Poll::Ready(Err(e));
-                }
+                Some(Outcome::Read(Err(e))) => return Poll::Ready(Err(e)),
                 Some(_) => continue,
                 None => {}
             }
@@ -347,7 +378,7 @@ impl AsyncRead for AsyncFile {
             let len = dst.remaining().min(me.max_buf_size);
             let buf = me.take_idle();
             let op = Box::pin(read_op(me.file.clone(), buf, len));
-            me.state = Some(State::Busy(op, false)); // polled next round
+            me.state = Some(State::Busy(op)); // polled next round
         }
     }
 }
@@ -381,18 +412,16 @@ impl AsyncWrite for AsyncFile {
             };
             let n = src.len().min(me.max_buf_size);
             buf.data.extend_from_slice(&src[..n]);
-            let mut op: OpFuture = Box::pin(write_op(me.file.clone(), buf));
-            // Submitted now; its outcome is for the next call (invariant 3).
-            match op.as_mut().poll(cx) {
-                Poll::Pending => me.state = Some(State::Busy(op, true)),
-                Poll::Ready((outcome, buf)) => {
-                    me.state = Some(State::Idle(buf));
-                    if let Outcome::Write(Err(e)) = outcome {
-                        me.last_write_err = Some(e);
-                    }
+            return match spawn_write(me.file.clone(), buf) {
+                Ok(op) => {
+                    me.state = Some(State::Busy(op));
+                    Poll::Ready(Ok(n))
                 }
-            }
-            return Poll::Ready(Ok(n));
+                Err(e) => {
+                    me.state = Some(State::Idle(Buf::default()));
+                    Poll::Ready(Err(e))
+                }
+            };
         }
     }
 
@@ -415,7 +444,7 @@ impl AsyncWrite for AsyncFile {
 impl AsyncSeek for AsyncFile {
     fn start_seek(self: Pin<&mut Self>, position: SeekFrom) -> io::Result<()> {
         let me = self.get_mut();
-        if let Some(State::Busy(..)) = me.state {
+        if let Some(State::Busy(_)) = me.state {
             return Err(io::Error::other(
                 "other file operation is pending, call poll_complete before start_seek",
             ));
@@ -437,21 +466,19 @@ impl AsyncSeek for AsyncFile {
             buf.clear();
         }
         let done: OpFuture = Box::pin(std::future::ready((Outcome::Seek(result), buf)));
-        me.state = Some(State::Busy(done, false));
+        me.state = Some(State::Busy(done));
         Ok(())
     }
 
     fn poll_complete(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<u64>> {
         let me = self.get_mut();
         loop {
-            match ready!(me.poll_busy(cx)) {
+            let outcome = ready!(me.poll_busy(cx)).and_then(|o| me.keep_write_error(o));
+            match outcome {
                 Some(Outcome::Seek(result)) => return Poll::Ready(result),
-                Some(Outcome::Write(Err(e))) => return Poll::Ready(Err(e)),
                 Some(_) => continue,
-                None => {}
+                None => return Poll::Ready(Ok(me.pos)),
             }
-            let unread = me.idle().unread() as u64;
-            return Poll::Ready(seek(&me.file, SeekFrom::Current(0)).map(|at| at - unread));
         }
     }
 }
