@@ -17,18 +17,7 @@ use ringlane::native::fs::{File, OpenOptions};
 use common::LIMIT;
 use common::fixed_io::on_shard;
 use common::fs_edges::Fifo;
-use common::native_io::{SERIAL, TempDir, settled_fd_count};
-
-/// Runs `f` on shard 0 of a fresh runtime, then checks that the fd count
-/// is back where it started.
-fn run<T: Send + 'static>(f: impl std::future::Future<Output = T> + Send + 'static) -> T {
-    let before = settled_fd_count();
-    let rt = common::runtime(1);
-    let out = on_shard(&rt, 0, LIMIT, f);
-    drop(rt);
-    assert_eq!(common::fd_count(), before, "an fd was left open");
-    out
-}
+use common::native_io::{SERIAL, TempDir, on_fresh_shard, settled_fd_count};
 
 fn tokio_rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -140,7 +129,7 @@ fn random_op_sequences_match_tokio_fs_file() {
         std::fs::write(&ours, pattern(1000, 7)).unwrap();
         std::fs::write(&theirs, pattern(1000, 7)).unwrap();
         let (p, s) = (ours.clone(), plan.clone());
-        let got_ours = run(async move {
+        let got_ours = on_fresh_shard(async move {
             let f = OpenOptions::new()
                 .read(true)
                 .write(true)
@@ -184,7 +173,7 @@ fn buf_reader_lines_and_copy_run_unchanged_on_it() {
     let lines: Vec<String> = (0..2000).map(|i| format!("line {i}")).collect();
     std::fs::write(&text, lines.join("\n") + "\n").unwrap();
     let (s, d, t) = (src.clone(), dir.0.join("dst"), text.clone());
-    let (copied, got_lines) = run(async move {
+    let (copied, got_lines) = on_fresh_shard(async move {
         let mut from = File::open(&s).await?.into_async();
         let mut to = File::create(&d).await?.into_async();
         let copied = tokio::io::copy(&mut from, &mut to).await?;
@@ -258,7 +247,7 @@ fn a_write_behind_error_comes_with_the_next_write_or_flush_as_with_tokio() {
         out
     }
     let p = path.clone();
-    let ours = run(async move {
+    let ours = on_fresh_shard(async move {
         sequences(|| {
             let p = p.clone();
             async move { File::open(&p).await.unwrap().into_async() }
@@ -358,7 +347,7 @@ fn bytes_read_ahead_are_given_back_before_a_write() {
         )
     }
     let p = ours.clone();
-    let got_ours = run(async move {
+    let got_ours = on_fresh_shard(async move {
         let f = OpenOptions::new()
             .read(true)
             .write(true)
@@ -400,7 +389,7 @@ fn appends_fifos_and_the_position_behave_as_with_std() {
     let path = dir.0.join("log");
     std::fs::write(&path, b"head ").unwrap();
     let p = path.clone();
-    let at = run(async move {
+    let at = on_fresh_shard(async move {
         let mut f = OpenOptions::new().append(true).open(&p).await?.into_async();
         f.write_all(b"one ").await?;
         f.write_all(b"two").await?;
@@ -432,7 +421,7 @@ fn appends_fifos_and_the_position_behave_as_with_std() {
             .unwrap();
     });
     let fp = fifo.path.clone();
-    let got = run(async move {
+    let got = on_fresh_shard(async move {
         let mut f = File::open(&fp).await?.into_async();
         let mut all = Vec::new();
         f.read_to_end(&mut all).await?;
@@ -495,7 +484,7 @@ fn a_write_behind_finishes_while_the_writer_waits_elsewhere() {
         got
     });
     let (p, d) = (fifo.path.clone(), data.clone());
-    let outcome = run(async move {
+    let outcome = on_fresh_shard(async move {
         let mut f = OpenOptions::new()
             .write(true)
             .open(&p)
@@ -522,7 +511,7 @@ fn into_file_waits_for_the_write_and_gives_the_file_back() {
     let dir = TempDir::new("async-file-into");
     let path = dir.0.join("f");
     let p = path.clone();
-    let len = run(async move {
+    let len = on_fresh_shard(async move {
         let mut f = File::create(&p).await?.into_async();
         f.write_all(&pattern(3 << 20, 2)).await?;
         let file = f.into_file().await?;

@@ -16,18 +16,7 @@ use ringlane::native::fs::{self as nfs, File, OpenOptions};
 use common::LIMIT;
 use common::fixed_io::on_shard;
 use common::fs_edges::{Fifo, errno};
-use common::native_io::{SERIAL, TempDir, settled_fd_count};
-
-/// Runs `f` on shard 0 of a fresh runtime, then checks that the fd count
-/// is back where it started.
-fn run<T: Send + 'static>(f: impl std::future::Future<Output = T> + Send + 'static) -> T {
-    let before = settled_fd_count();
-    let rt = common::runtime(1);
-    let out = on_shard(&rt, 0, LIMIT, f);
-    drop(rt);
-    assert_eq!(common::fd_count(), before, "an fd was left open");
-    out
-}
+use common::native_io::{SERIAL, TempDir, on_fresh_shard, settled_fd_count};
 
 fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
@@ -43,7 +32,7 @@ fn read_and_write_match_std_for_every_size_and_kind_of_file() {
         let path = dir.0.join(format!("f{len}"));
         let data = pattern(len);
         let (p, d) = (path.clone(), data.clone());
-        let back = run(async move {
+        let back = on_fresh_shard(async move {
             nfs::write(&p, &d).await?;
             nfs::read(&p).await
         })
@@ -60,12 +49,12 @@ fn read_and_write_match_std_for_every_size_and_kind_of_file() {
             eprintln!("SKIPPED a case: no {stable} here");
             continue;
         }
-        let ours = run(nfs::read(stable)).unwrap();
+        let ours = on_fresh_shard(nfs::read(stable)).unwrap();
         assert_eq!(ours, std::fs::read(stable).unwrap(), "{stable}");
     }
     // (/proc/self/smaps: a few hundred bytes per mapping, dozens of them,
     // so the buffer grows many times; its content moves between reads.)
-    let ours = run(nfs::read("/proc/self/smaps")).unwrap();
+    let ours = on_fresh_shard(nfs::read("/proc/self/smaps")).unwrap();
     assert!(
         ours.len() > 16384,
         "a short /proc/self/smaps: {}",
@@ -76,7 +65,7 @@ fn read_and_write_match_std_for_every_size_and_kind_of_file() {
     let path = dir.0.join("shrinks");
     std::fs::write(&path, pattern(10_000)).unwrap();
     let p = path.clone();
-    run(async move { nfs::write(&p, b"short").await }).unwrap();
+    on_fresh_shard(async move { nfs::write(&p, b"short").await }).unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), b"short");
 }
 
@@ -91,7 +80,7 @@ fn read_takes_a_fifo_until_its_writer_closes_and_write_fills_one() {
         w.write_all(&d).unwrap();
     });
     let p = fifo.path.clone();
-    let got = run(async move { nfs::read(&p).await }).unwrap();
+    let got = on_fresh_shard(async move { nfs::read(&p).await }).unwrap();
     writer.join().unwrap();
     assert!(
         got == data,
@@ -103,7 +92,7 @@ fn read_takes_a_fifo_until_its_writer_closes_and_write_fills_one() {
     let path = fifo.path.clone();
     let reader = std::thread::spawn(move || std::fs::read(&path).unwrap());
     let (p, d) = (fifo.path.clone(), data.clone());
-    run(async move { nfs::write(&p, d).await }).unwrap();
+    on_fresh_shard(async move { nfs::write(&p, d).await }).unwrap();
     assert!(
         reader.join().unwrap() == data,
         "the FIFO's reader got other bytes"
@@ -127,7 +116,7 @@ fn whole_file_errors_match_std() {
     ];
     for (what, path) in cases {
         let p = path.clone();
-        let (read, text) = run(async move {
+        let (read, text) = on_fresh_shard(async move {
             let text = nfs::read_to_string(&p).await.map_err(|e| e.kind());
             (errno(nfs::read(&p).await), text)
         });
@@ -141,14 +130,14 @@ fn whole_file_errors_match_std() {
         ("a directory", dir.0.clone()),
     ] {
         let p = path.clone();
-        let ours = run(async move { errno(nfs::write(&p, b"x").await) });
+        let ours = on_fresh_shard(async move { errno(nfs::write(&p, b"x").await) });
         assert_eq!(
             ours,
             errno(std::fs::write(&path, b"x")),
             "write into {what}"
         );
     }
-    let ours = run(async { nfs::write("a\0b", b"x").await.map_err(|e| e.kind()) });
+    let ours = on_fresh_shard(async { nfs::write("a\0b", b"x").await.map_err(|e| e.kind()) });
     assert_eq!(ours, Err(ErrorKind::InvalidInput));
 }
 
@@ -159,7 +148,9 @@ fn create_dir_all_matches_std_and_tolerates_racing_creators() {
     let deep = dir.0.join("a/b/c/d");
     let d = deep.clone();
     let (first, again) =
-        run(async move { (nfs::create_dir_all(&d).await, nfs::create_dir_all(&d).await) });
+        on_fresh_shard(
+            async move { (nfs::create_dir_all(&d).await, nfs::create_dir_all(&d).await) },
+        );
     first.unwrap();
     again.unwrap();
     assert!(deep.is_dir());
@@ -168,7 +159,7 @@ fn create_dir_all_matches_std_and_tolerates_racing_creators() {
     std::fs::write(&file, b"x").unwrap();
     for path in [file.join("sub/dir"), file.clone(), PathBuf::from("/")] {
         let p = path.clone();
-        let ours = run(async move { errno(nfs::create_dir_all(&p).await) });
+        let ours = on_fresh_shard(async move { errno(nfs::create_dir_all(&p).await) });
         assert_eq!(
             ours,
             errno(std::fs::create_dir_all(&path)),
@@ -205,7 +196,7 @@ fn links_and_try_exists_match_std() {
     let dir = TempDir::new("whole-links");
     let d = dir.0.clone();
     std::fs::write(d.join("orig"), b"data").unwrap();
-    let ours = run({
+    let ours = on_fresh_shard({
         let d = d.clone();
         async move {
             let j = |n: &str| d.join(n);
@@ -248,7 +239,7 @@ fn links_and_try_exists_match_std() {
     let names = ["orig", "soft", "dangling", "none", "orig/below"];
     let paths: Vec<PathBuf> = names.iter().map(|n| d.join(n)).collect();
     let ps = paths.clone();
-    let ours = run(async move {
+    let ours = on_fresh_shard(async move {
         let mut out = Vec::new();
         for p in &ps {
             out.push(errno(nfs::try_exists(p).await));
@@ -292,7 +283,7 @@ fn set_len_extends_with_zeros_shrinks_and_fails_like_std() {
     std::fs::write(&theirs, pattern(100)).unwrap();
     let mut steps = Vec::new();
     let o = ours.clone();
-    let results = run(async move {
+    let results = on_fresh_shard(async move {
         let f = OpenOptions::new().read(true).write(true).open(&o).await?;
         let mut got = Vec::new();
         for len in [5000u64, 10, 0, 3] {
@@ -375,7 +366,7 @@ fn a_file_larger_than_memory_is_out_of_memory_as_with_std() {
     }
     drop(file);
     let p = path.clone();
-    let ours = run(async move { nfs::read(&p).await.map(|v| v.len()) });
+    let ours = on_fresh_shard(async move { nfs::read(&p).await.map(|v| v.len()) });
     let theirs = std::fs::read(&path).map(|v| v.len());
     std::fs::remove_file(&path).unwrap();
     assert_eq!(ours.unwrap_err().kind(), ErrorKind::OutOfMemory);
@@ -451,7 +442,7 @@ fn create_dir_all_takes_relative_and_odd_paths_as_std_does() {
     let cwd = std::env::current_dir().unwrap();
     let mut got = Vec::new();
     std::env::set_current_dir(&ours.0).unwrap();
-    got.push(run(async move {
+    got.push(on_fresh_shard(async move {
         let mut out = Vec::new();
         for c in cases {
             out.push(errno(nfs::create_dir_all(c).await));
@@ -496,7 +487,7 @@ fn set_len_on_registered_appending_and_fifo_files_matches_std() {
     let (r, a, f) = (reg.clone(), app.clone(), fifo.path.clone());
     // Keeps a reader on the FIFO so that opening it to write does not wait.
     let reader = common::fs_edges::open_nonblocking(&fifo.path, false).unwrap();
-    let ours = run(async move {
+    let ours = on_fresh_shard(async move {
         let file = OpenOptions::new().write(true).open(&r).await?.register()?;
         let registered = errno(file.set_len(7).await);
         let appending = OpenOptions::new().append(true).open(&a).await?;
@@ -548,7 +539,7 @@ fn whole_file_helpers_dropped_while_waiting_leave_no_fd() {
         .open(&fifo.path)
         .unwrap();
     let p = fifo.path.clone();
-    let outcomes = run(async move {
+    let outcomes = on_fresh_shard(async move {
         let short = Duration::from_millis(100);
         let read = ringlane::time::timeout(short, nfs::read(&p)).await.is_err();
         // More than the pipe holds, with nobody reading.

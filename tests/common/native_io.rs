@@ -24,6 +24,17 @@ pub fn settled_fd_count() -> usize {
     super::fd_count()
 }
 
+/// Runs `f` on shard 0 of a fresh one-shard runtime (failing after 10 s),
+/// then checks that the process's fd count is back where it started.
+pub fn on_fresh_shard<T: Send + 'static>(f: impl Future<Output = T> + Send + 'static) -> T {
+    let before = settled_fd_count();
+    let rt = super::runtime(1);
+    let out = super::fixed_io::on_shard(&rt, 0, LIMIT, f);
+    drop(rt);
+    assert_eq!(super::fd_count(), before, "an fd was left open");
+    out
+}
+
 /// A one-shard runtime whose op table takes two single-shot ops (a CQ of
 /// 64, the smallest), on a ring of 8 SQ entries so that room in the SQ
 /// never decides which op waits.
