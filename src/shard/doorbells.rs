@@ -43,8 +43,9 @@ impl Core {
     /// Before the tick's tasks run (a poll may be long, or block): the
     /// doorbells owed or queued by reaping, intake and timers go out now,
     /// and if the kernel does not take them (`EAGAIN`, `EBUSY`, or a
-    /// MSG_RING refused on the spot), the claimed shards' eventfds are rung. A won claim left in the SQ would
-    /// make every other sender to that shard ring nothing.
+    /// MSG_RING refused on the spot), the claimed shards' eventfds are
+    /// rung. A won claim left in the SQ, or refused unseen, would make
+    /// every other sender to that shard ring nothing.
     pub(super) fn send_queued_claims(&self) {
         if self.queued_claims.borrow().is_empty() && self.cx.doorbells.borrow().is_empty() {
             return;
@@ -56,8 +57,10 @@ impl Core {
         self.cx.push_owed_doorbells(&mut ring, &mut claimed);
         if ring.sq_pending() {
             let _ = ring.submit();
-            self.cx.ring_eventfds_if_not_taken(&mut ring, &claimed);
         }
+        // Also when a push had to submit already (a full SQ): those
+        // claims may have been refused too. No syscall.
+        self.cx.ring_eventfds_if_not_taken(&mut ring, &claimed);
         claimed.clear();
     }
 }

@@ -143,8 +143,13 @@ fn completions_taken_early_are_reaped_first_and_keep_a_park_awake() {
     ring.park(None).unwrap();
     ring.take_early().retain(|c| c.user_data != 2);
     // The CQ is empty and nothing is in flight: a park that waited for
-    // a CQE would sleep for ever.
-    ring.park(None).unwrap();
+    // a CQE would sleep until its timeout.
+    let t = std::time::Instant::now();
+    ring.park(Some(std::time::Duration::from_secs(2))).unwrap();
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(1),
+        "a park slept while completions taken early waited"
+    );
     let mut got = Vec::new();
     ring.reap(&mut got);
     let order: Vec<u64> = got.iter().map(|c| c.user_data).collect();

@@ -315,7 +315,6 @@ async fn read_op(file: File, mut buf: Buf, len: usize) -> (Outcome, Buf) {
     (Outcome::Read(n), buf)
 }
 
-/// Writes all of `buf.data` at the file's position.
 /// Writes all of `buf.data` at the file's position; the buffer comes back
 /// empty whatever happened (bytes not written are dropped, as Tokio's).
 async fn write_op(file: File, mut buf: Buf) -> (Outcome, Buf) {
@@ -405,7 +404,10 @@ impl AsyncWrite for AsyncFile {
             let buf = me.take_idle();
             let mut buf = match me.rewound(buf) {
                 Ok(buf) => buf,
-                Err((e, buf)) => {
+                Err((e, mut buf)) => {
+                    // The bytes read ahead cannot be given back (a FIFO):
+                    // dropped, as Tokio's drops them, and reported once.
+                    buf.clear();
                     me.state = Some(State::Idle(buf));
                     return Poll::Ready(Err(e));
                 }
