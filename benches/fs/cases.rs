@@ -23,6 +23,7 @@ use crate::shared::runtimes::{
     ringlane_runtime, shutdown, tokio_current_thread, tokio_multi_thread,
 };
 use crate::shared::watchdog::HANDLES;
+use crate::stream::{stream_pread, stream_raw, stream_ringlane, stream_tokio_fs};
 use crate::tokio_cases::{
     qd1_tokio_fs, qd1_tokio_spawn_blocking, qd32_tokio_fs, qd32_tokio_spawn_blocking,
     write_tokio_fs,
@@ -283,6 +284,33 @@ pub(crate) const WRITE_CASES: &[Case<LatFn>] = &[
     },
 ];
 
+pub(crate) const STREAM_CASES: &[Case<TputFn>] = &[
+    Case {
+        id: "ringlane_async_file",
+        label: "ringlane `AsyncFile` (`File::into_async()`), `read_exact`, task on shard 0",
+        threads: "1",
+        run: stream_ringlane,
+    },
+    Case {
+        id: "raw_uring",
+        label: "raw io_uring READ of the same size, default ring, submit_and_wait(1) (floor)",
+        threads: "1",
+        run: stream_raw,
+    },
+    Case {
+        id: "pread",
+        label: "`libc::pread` of the same size on the bench thread",
+        threads: "1",
+        run: stream_pread,
+    },
+    Case {
+        id: "tokio_fs",
+        label: "`tokio::fs::File`, `read_exact`, current-thread (a blocking-pool hop per read)",
+        threads: "1 + pool",
+        run: stream_tokio_fs,
+    },
+];
+
 /// The floors and Tokio baselines the ratios divide by.
 pub(crate) const QD1_FLOOR: &str = "raw_uring";
 pub(crate) const QD1_TOKIO: &str = "tokio_fs";
@@ -290,3 +318,5 @@ pub(crate) const QD32_FLOOR: &str = "raw_uring";
 pub(crate) const QD32_TOKIO: &str = "tokio_fs";
 pub(crate) const WRITE_FLOOR: &str = "raw_uring_seq";
 pub(crate) const WRITE_TOKIO: &str = "tokio_fs";
+pub(crate) const STREAM_FLOOR: &str = "raw_uring";
+pub(crate) const STREAM_TOKIO: &str = "tokio_fs";

@@ -134,6 +134,13 @@ fn check_block(buf: &[u8], block: u64, what: &str) {
     );
 }
 
+/// Panics unless `buf` holds whole blocks tagged `first`, `first + 1`, ...
+pub(crate) fn check_blocks(buf: &[u8], first: u64, case: &str) {
+    for (i, block) in buf.chunks(BLOCK).enumerate() {
+        check_block(block, first + i as u64, case);
+    }
+}
+
 /// Checks one read's result: `BLOCK` bytes of block `block`.
 #[inline]
 pub(crate) fn check_read(res: io::Result<usize>, buf: &[u8], block: u64, case: &str) {

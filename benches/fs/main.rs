@@ -34,6 +34,10 @@
 //!     its own `tokio::fs::File` (seek + read_exact);
 //!     `tokio_spawn_blocking_pread`: 32 tasks, `spawn_blocking(pread)`.
 //!   * `pread`: one thread, one read at a time (a reference, not qd32).
+//! * **sequential reads through `AsyncRead`** ([`stream`]): 8 KiB
+//!   `read_exact`s front to back, as `BufReader` and `tokio::io::copy` read
+//!   a file: `ringlane_async_file` (`File::into_async()`), `raw_uring` and
+//!   `pread` of the same size at the next offset (the floors), `tokio_fs`.
 //! * **write + fdatasync**: a 4 KiB write at a pseudo-random block of a
 //!   preallocated 4 MiB file, then `fdatasync`; one sample per pair.
 //!   `ringlane` (`write_at` + `sync_data`), `raw_uring_seq` (WRITE, wait,
@@ -55,7 +59,7 @@
 //!
 //! Two modes:
 //! * default: criterion (`cargo bench --bench fs`), groups `fs_qd1_read`
-//!   and `fs_write_fsync` (time per operation) and `fs_qd32_read`
+//!   and `fs_write_fsync` (time per operation), `fs_stream_read` and `fs_qd32_read`
 //!   (throughput in reads; [`CRITERION_QD32_READS`] per iteration, so
 //!   `ringlane_2_shards`, which wakes a parked shard per iteration, reads
 //!   lower here than in the summary, whose rounds are 100,000 reads).
@@ -91,6 +95,7 @@ mod measure;
 mod raw_uring;
 mod report;
 mod ringlane_cases;
+mod stream;
 mod tokio_cases;
 mod watchdog;
 
@@ -98,7 +103,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
 
-use cases::{Env, QD1_CASES, QD32_CASES, WRITE_CASES};
+use cases::{Env, QD1_CASES, QD32_CASES, STREAM_CASES, WRITE_CASES};
+use stream::STREAM_READ;
 use watchdog::{start_watchdog, watch};
 
 /// Bytes per read or write, and the alignment of every offset.
@@ -115,9 +121,12 @@ const THREADS: usize = 2;
 const SUMMARY_QD1_READS: usize = 40_000;
 const SUMMARY_QD32_READS: u64 = 400_000;
 const SUMMARY_WRITES: usize = 400;
+const SUMMARY_STREAM_READS: u64 = 80_000;
 const SUMMARY_ROUNDS: usize = 4;
 /// Criterion mode: reads per iteration of a qd32 case.
 const CRITERION_QD32_READS: u64 = 4096;
+/// Criterion mode: reads per iteration of a stream case.
+const CRITERION_STREAM_READS: u64 = 4096;
 /// A case with no progress for this long is reported as a stall.
 const STALL: Duration = Duration::from_secs(10);
 
@@ -159,6 +168,26 @@ fn bench_qd32(c: &mut Criterion, env: &Env) {
     group.finish();
 }
 
+fn bench_stream(c: &mut Criterion, env: &Env) {
+    let mut group = c.benchmark_group("fs_stream_read");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2))
+        .throughput(Throughput::Elements(CRITERION_STREAM_READS));
+    for case in STREAM_CASES {
+        group.bench_function(case.id, |b| {
+            b.iter_custom(|iters| {
+                let _watch = watch(case.id);
+                (0..iters)
+                    .map(|_| (case.run)(env, CRITERION_STREAM_READS).wall)
+                    .sum()
+            })
+        });
+    }
+    group.finish();
+}
+
 fn bench_write(c: &mut Criterion, env: &Env) {
     let mut group = c.benchmark_group("fs_write_fsync");
     group
@@ -194,13 +223,20 @@ fn summary(env: &Env) {
         let _watch = watch(case.id);
         (case.run)(env, 1, 10);
     }
+    for case in STREAM_CASES {
+        let _watch = watch(case.id);
+        (case.run)(env, 2_000);
+    }
     report::summary_qd1(env);
     report::summary_qd32(env);
+    report::summary_stream(env);
     report::summary_write(env);
     println!(
         "Reads: {BLOCK} B at pseudo-random {BLOCK}-aligned offsets (the same sequence for every \
          case) of a {} MiB file read once beforehand (page-cached), every read checked. qd1: \
-         {SUMMARY_QD1_READS} reads per case, qd32: {SUMMARY_QD32_READS}; writes: \
+         {SUMMARY_QD1_READS} reads per case, qd32: {SUMMARY_QD32_READS}, sequential: \
+         {SUMMARY_STREAM_READS} reads of {STREAM_READ} B front to back (from the start again at \
+         the end); writes: \
          {SUMMARY_WRITES} write+fdatasync pairs per case into a preallocated {} MiB file on {}. \
          Each in {SUMMARY_ROUNDS} rounds interleaved across cases (each round starting one case later), each round after a 10% \
          warm-up; p50/p99 of the per-operation samples of all rounds, throughput the median of \
@@ -229,6 +265,7 @@ fn main() {
         let mut c = Criterion::default().configure_from_args();
         bench_qd1(&mut c, &env);
         bench_qd32(&mut c, &env);
+        bench_stream(&mut c, &env);
         bench_write(&mut c, &env);
         c.final_summary();
     }

@@ -4,12 +4,16 @@
 
 use crate::cases::{
     Case, Env, LatFn, QD1_CASES, QD1_FLOOR, QD1_TOKIO, QD32_CASES, QD32_FLOOR, QD32_TOKIO,
-    WRITE_CASES, WRITE_FLOOR, WRITE_TOKIO,
+    STREAM_CASES, STREAM_FLOOR, STREAM_TOKIO, TputFn, WRITE_CASES, WRITE_FLOOR, WRITE_TOKIO,
 };
 use crate::measure::LatRun;
 use crate::shared::timing::{median, percentile, round_p50, spread_us, us};
+use crate::stream::STREAM_READ;
 use crate::watchdog::watch;
-use crate::{BLOCK, QD, SUMMARY_QD1_READS, SUMMARY_QD32_READS, SUMMARY_ROUNDS, SUMMARY_WRITES};
+use crate::{
+    BLOCK, QD, SUMMARY_QD1_READS, SUMMARY_QD32_READS, SUMMARY_ROUNDS, SUMMARY_STREAM_READS,
+    SUMMARY_WRITES,
+};
 
 fn position<F>(cases: &[Case<F>], id: &str) -> usize {
     cases
@@ -127,13 +131,46 @@ pub(crate) fn summary_write(env: &Env) {
 }
 
 pub(crate) fn summary_qd32(env: &Env) {
-    let reads = SUMMARY_QD32_READS / SUMMARY_ROUNDS as u64;
-    let mut rate = vec![Vec::with_capacity(SUMMARY_ROUNDS); QD32_CASES.len()];
-    let mut cpu = vec![Vec::with_capacity(SUMMARY_ROUNDS); QD32_CASES.len()];
-    let mut parks: Vec<Option<u64>> = vec![None; QD32_CASES.len()];
+    let title = format!("### qd32: {BLOCK} B random reads of a page-cached file, {QD} in flight");
+    summary_tput(
+        env,
+        QD32_CASES,
+        SUMMARY_QD32_READS,
+        (QD32_FLOOR, QD32_TOKIO),
+        &title,
+    );
+}
+
+pub(crate) fn summary_stream(env: &Env) {
+    let title = format!(
+        "### Sequential {STREAM_READ} B reads through `AsyncRead` (`read_exact`, as `BufReader` \
+         and `tokio::io::copy` read a file), one at a time"
+    );
+    summary_tput(
+        env,
+        STREAM_CASES,
+        SUMMARY_STREAM_READS,
+        (STREAM_FLOOR, STREAM_TOKIO),
+        &title,
+    );
+}
+
+/// Runs every throughput case for `total` reads in [`SUMMARY_ROUNDS`]
+/// rounds interleaved across cases, and prints one table.
+fn summary_tput(
+    env: &Env,
+    cases: &[Case<TputFn>],
+    total: u64,
+    (floor, tokio): (&str, &str),
+    title: &str,
+) {
+    let reads = total / SUMMARY_ROUNDS as u64;
+    let mut rate = vec![Vec::with_capacity(SUMMARY_ROUNDS); cases.len()];
+    let mut cpu = vec![Vec::with_capacity(SUMMARY_ROUNDS); cases.len()];
+    let mut parks: Vec<Option<u64>> = vec![None; cases.len()];
     for round in 0..SUMMARY_ROUNDS {
-        for k in rotated(QD32_CASES.len(), round) {
-            let case = &QD32_CASES[k];
+        for k in rotated(cases.len(), round) {
+            let case = &cases[k];
             let _watch = watch(case.id);
             let run = (case.run)(env, reads);
             rate[k].push(reads as f64 / run.wall.as_secs_f64());
@@ -145,16 +182,16 @@ pub(crate) fn summary_qd32(env: &Env) {
     }
     let rate: Vec<f64> = rate.iter_mut().map(|v| median(v)).collect();
     let cpu: Vec<f64> = cpu.iter_mut().map(|v| median(v)).collect();
-    let floor = rate[position(QD32_CASES, QD32_FLOOR)];
-    let tokio = rate[position(QD32_CASES, QD32_TOKIO)];
-    println!("### qd32: {BLOCK} B random reads of a page-cached file, {QD} in flight");
+    let floor = rate[position(cases, floor)];
+    let tokio = rate[position(cases, tokio)];
+    println!("{title}");
     println!();
     println!(
         "| case | threads | k reads/s | µs per read (wall) | CPU µs per read | \
          time / raw io_uring | speed-up vs tokio::fs | notes |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---|");
-    for (k, case) in QD32_CASES.iter().enumerate() {
+    for (k, case) in cases.iter().enumerate() {
         let note = parks[k]
             .map(|p| {
                 let per = p as f64 / (reads * SUMMARY_ROUNDS as u64) as f64;

@@ -1,0 +1,119 @@
+//! Sequential reads through Tokio's `AsyncRead` (what `BufReader`,
+//! `tokio::io::copy` and codecs do over a file): [`STREAM_READ`] bytes per
+//! `read_exact`, front to back through the page-cached read file, from its
+//! start again at its end. Every read is checked.
+//!
+//! * `ringlane_async_file`: `File::into_async()` (ADR 0021) in a task on
+//!   shard 0 of the 1-shard runtime;
+//! * `raw_uring`: the floor, one default ring on the bench thread, one
+//!   `READ` of the same size at the next offset and `submit_and_wait(1)`;
+//! * `pread`: `libc::pread` of the same size on the bench thread;
+//! * `tokio_fs`: `tokio::fs::File` on a current-thread runtime (a
+//!   blocking-pool hop per read).
+
+use std::os::fd::AsRawFd;
+
+use io_uring::opcode;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use crate::BLOCK;
+use crate::cases::Env;
+use crate::files::{READ_BLOCKS, check_blocks};
+use crate::measure::{Span, TputRun, parks};
+use crate::shared::floor_ring::FloorRing;
+use crate::watchdog::step;
+
+/// Bytes per read: `tokio::io::copy`'s and `BufReader`'s buffer size.
+pub(crate) const STREAM_READ: usize = 8 * 1024;
+/// Reads from the file's start to its end.
+const READS_PER_PASS: u64 = READ_BLOCKS * BLOCK as u64 / STREAM_READ as u64;
+const BLOCKS_PER_READ: u64 = (STREAM_READ / BLOCK) as u64;
+
+/// The first block of read `i` (counting from the file's start).
+fn first_block(i: u64) -> u64 {
+    (i % READS_PER_PASS) * BLOCKS_PER_READ
+}
+
+pub(crate) fn stream_ringlane(env: &Env, reads: u64) -> TputRun {
+    let handle = env.ringlane.handle();
+    let path = env.files.read_path.clone();
+    let parks0 = parks(&handle);
+    let driver = handle
+        .spawn_pinned(0, async move {
+            let file = ringlane::native::fs::File::open(&path).await.expect("open");
+            let mut f = file.into_async();
+            let mut buf = vec![0u8; STREAM_READ];
+            let span = Span::start();
+            for i in 0..reads {
+                if i > 0 && i % READS_PER_PASS == 0 {
+                    f.seek(std::io::SeekFrom::Start(0)).await.expect("seek");
+                }
+                f.read_exact(&mut buf)
+                    .await
+                    .expect("ringlane AsyncFile read");
+                check_blocks(&buf, first_block(i), "ringlane_async_file");
+                step(i + 1);
+            }
+            span.end()
+        })
+        .expect("spawn driver");
+    let mut run = env.ringlane.block_on(driver).expect("driver task");
+    run.parks = Some(parks(&handle) - parks0);
+    run
+}
+
+pub(crate) fn stream_tokio_fs(env: &Env, reads: u64) -> TputRun {
+    let path = env.files.read_path.clone();
+    env.tokio_ct.block_on(async move {
+        let mut f = tokio::fs::File::open(&path).await.expect("open");
+        let mut buf = vec![0u8; STREAM_READ];
+        let span = Span::start();
+        for i in 0..reads {
+            if i > 0 && i % READS_PER_PASS == 0 {
+                f.seek(std::io::SeekFrom::Start(0)).await.expect("seek");
+            }
+            f.read_exact(&mut buf).await.expect("tokio::fs read");
+            check_blocks(&buf, first_block(i), "tokio_fs stream");
+            step(i + 1);
+        }
+        span.end()
+    })
+}
+
+pub(crate) fn stream_raw(env: &Env, reads: u64) -> TputRun {
+    // Declared before the ring, so that the ring is closed first.
+    let mut buf = vec![0u8; STREAM_READ];
+    let mut ring = FloorRing::default_ring(8, None);
+    let fd = io_uring::types::Fd(env.std_read.as_raw_fd());
+    let span = Span::start();
+    for i in 0..reads {
+        let at = first_block(i) * BLOCK as u64;
+        let sqe = opcode::Read::new(fd, buf.as_mut_ptr(), STREAM_READ as u32)
+            .offset(at)
+            .build();
+        // SAFETY: `buf` holds STREAM_READ writable bytes and outlives the
+        // ring; it is not touched until this read's CQE is reaped below.
+        unsafe { ring.submission().push(&sqe) }.expect("SQ full");
+        ring.enter(1);
+        let cqe = ring.completion().next().expect("a CQE after the wait");
+        assert_eq!(cqe.result(), STREAM_READ as i32, "raw_uring stream read");
+        check_blocks(&buf, first_block(i), "raw_uring stream");
+        step(i + 1);
+    }
+    span.end()
+}
+
+pub(crate) fn stream_pread(env: &Env, reads: u64) -> TputRun {
+    let mut buf = vec![0u8; STREAM_READ];
+    let fd = env.std_read.as_raw_fd();
+    let span = Span::start();
+    for i in 0..reads {
+        let at = first_block(i) * BLOCK as u64;
+        // SAFETY: `buf` holds STREAM_READ writable bytes; the fd is open.
+        let n = unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), STREAM_READ, at as i64) };
+        assert_eq!(n, STREAM_READ as isize, "pread stream read");
+        check_blocks(&buf, first_block(i), "pread stream");
+        step(i + 1);
+    }
+    span.end()
+}
