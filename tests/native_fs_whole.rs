@@ -552,3 +552,83 @@ fn whole_file_helpers_dropped_while_waiting_leave_no_fd() {
     drop((reader, writer));
     assert_eq!(outcomes, (true, true), "(read, write) timed out");
 }
+
+/// `copy` against `std::fs::copy` on the same inputs: the bytes (sizes
+/// around the 64 KiB splice chunk), the permission bits (also onto a file
+/// that existed with others), a longer destination truncated, and the
+/// errors.
+#[test]
+fn copy_matches_std_for_sizes_permissions_and_errors() {
+    use std::os::unix::fs::PermissionsExt;
+    let _serial = SERIAL.lock();
+    let dir = TempDir::new("whole-copy");
+    let d = dir.0.clone();
+    let mut cases = Vec::new();
+    for (i, len) in [0usize, 1, 65535, 65536, 65537, (3 << 20) + 7]
+        .into_iter()
+        .enumerate()
+    {
+        let src = d.join(format!("src{i}"));
+        std::fs::write(&src, pattern(len)).unwrap();
+        let mode = if i % 2 == 0 { 0o640 } else { 0o755 };
+        std::fs::set_permissions(&src, std::fs::Permissions::from_mode(mode)).unwrap();
+        cases.push((src, len));
+    }
+    // Destinations that exist already: longer, and with other permissions.
+    for (i, _) in cases.iter().enumerate() {
+        for side in ["ours", "std"] {
+            let dst = d.join(format!("{side}{i}"));
+            std::fs::write(&dst, pattern(5 << 20)).unwrap();
+            std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+    }
+    let (c, dd) = (cases.clone(), d.clone());
+    let ours = on_fresh_shard(async move {
+        let mut out = Vec::new();
+        for (i, (src, _)) in c.iter().enumerate() {
+            out.push(errno(nfs::copy(src, dd.join(format!("ours{i}"))).await));
+        }
+        out
+    });
+    let theirs: Vec<_> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, (src, _))| errno(std::fs::copy(src, d.join(format!("std{i}")))))
+        .collect();
+    assert_eq!(ours, theirs);
+    for (i, (_, len)) in cases.iter().enumerate() {
+        let (o, s) = (d.join(format!("ours{i}")), d.join(format!("std{i}")));
+        assert_eq!(ours[i], Ok(*len as u64));
+        assert!(
+            std::fs::read(&o).unwrap() == std::fs::read(&s).unwrap(),
+            "bytes of {i}"
+        );
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode();
+        assert_eq!(mode(&o), mode(&s), "permissions of {i}");
+    }
+    // Errors: a missing source, a directory as the source, a missing
+    // parent of the destination, a NUL byte.
+    let bad: Vec<(PathBuf, PathBuf)> = vec![
+        (d.join("missing"), d.join("x")),
+        (d.clone(), d.join("y")),
+        (cases[1].0.clone(), d.join("no/such/dir/z")),
+        (PathBuf::from("a\0b"), d.join("w")),
+    ];
+    let b = bad.clone();
+    let ours = on_fresh_shard(async move {
+        let mut out = Vec::new();
+        for (from, to) in &b {
+            out.push(
+                nfs::copy(from, to)
+                    .await
+                    .map_err(|e| (e.kind(), e.raw_os_error())),
+            );
+        }
+        out
+    });
+    let theirs: Vec<_> = bad
+        .iter()
+        .map(|(from, to)| std::fs::copy(from, to).map_err(|e| (e.kind(), e.raw_os_error())))
+        .collect();
+    assert_eq!(ours, theirs);
+}

@@ -1,6 +1,7 @@
 //! Files and paths through io_uring opcodes (no thread pool).
 
 mod async_file;
+mod copy;
 mod dirs;
 mod file;
 mod fixed;
@@ -12,6 +13,7 @@ mod vectored;
 mod whole;
 
 pub use async_file::AsyncFile;
+pub use copy::copy;
 pub use dirs::{create_dir_all, hard_link, symlink, try_exists};
 pub use file::File;
 pub use open_options::OpenOptions;
