@@ -632,3 +632,66 @@ fn copy_matches_std_for_sizes_permissions_and_errors() {
         .collect();
     assert_eq!(ours, theirs);
 }
+
+/// `copy` onto a new file (the source's setuid mode taken whole, not
+/// masked), into a FIFO and `/dev/null` (devices keep their modes), and
+/// onto its own source, as `std::fs::copy`; a copy dropped part way leaves
+/// no fd open.
+#[test]
+fn copy_onto_new_files_fifos_devices_and_itself_matches_std() {
+    use std::os::unix::fs::PermissionsExt;
+    let _serial = SERIAL.lock();
+    let dir = TempDir::new("whole-copy-kinds");
+    let d = dir.0.clone();
+    let src = d.join("src");
+    std::fs::write(&src, pattern(200_000)).unwrap();
+    std::fs::set_permissions(&src, std::fs::Permissions::from_mode(0o4751)).unwrap();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode();
+    // A new destination.
+    let (s, o) = (src.clone(), d.join("new-ours"));
+    let ours = on_fresh_shard(async move { errno(nfs::copy(&s, &o).await) });
+    let theirs = errno(std::fs::copy(&src, d.join("new-std")));
+    assert_eq!(ours, theirs);
+    assert_eq!(mode(&d.join("new-ours")), mode(&d.join("new-std")));
+    assert!(std::fs::read(d.join("new-ours")).unwrap() == pattern(200_000));
+    // A FIFO, read by a thread.
+    let fifo = Fifo::new("whole-copy-fifo");
+    let fifo_mode = mode(&fifo.path);
+    let fp = fifo.path.clone();
+    let reader = std::thread::spawn(move || std::fs::read(fp).unwrap());
+    let (s, f) = (src.clone(), fifo.path.clone());
+    let ours = on_fresh_shard(async move { errno(nfs::copy(&s, &f).await) });
+    assert_eq!(ours, Ok(200_000));
+    assert!(
+        reader.join().unwrap() == pattern(200_000),
+        "the FIFO's reader"
+    );
+    assert_eq!(mode(&fifo.path), fifo_mode, "the FIFO's mode changed");
+    // /dev/null.
+    let null_mode = mode(Path::new("/dev/null"));
+    let s = src.clone();
+    let ours = on_fresh_shard(async move { errno(nfs::copy(&s, "/dev/null").await) });
+    assert_eq!(ours, errno(std::fs::copy(&src, "/dev/null")));
+    assert_eq!(mode(Path::new("/dev/null")), null_mode);
+    // Onto itself: truncated, as std's.
+    let (a, b) = (d.join("self-ours"), d.join("self-std"));
+    std::fs::write(&a, b"gone").unwrap();
+    std::fs::write(&b, b"gone").unwrap();
+    let a2 = a.clone();
+    let ours = on_fresh_shard(async move { errno(nfs::copy(&a2, &a2).await) });
+    assert_eq!(ours, errno(std::fs::copy(&b, &b)));
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    // Dropped part way (a 64 MiB copy given 1 ms): no fd left.
+    let big = d.join("big");
+    std::fs::write(&big, pattern(64 << 20)).unwrap();
+    let to = d.join("big-copy");
+    let dropped = on_fresh_shard(async move {
+        ringlane::time::timeout(Duration::from_millis(1), nfs::copy(&big, &to))
+            .await
+            .is_err()
+    });
+    assert!(
+        dropped,
+        "the copy finished within 1 ms: nothing was dropped"
+    );
+}

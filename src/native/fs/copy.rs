@@ -13,17 +13,22 @@ use super::{File, OpenOptions};
 use crate::native::os_result;
 use crate::op;
 
-/// Bytes moved per splice: a default pipe's capacity, so that a splice into
-/// the emptied pipe never waits.
+/// Bytes asked for per splice: a default pipe's capacity. The kernel moves
+/// at most what the emptied pipe has room for (less for a user over
+/// `pipe-user-pages-soft`), so a splice into it never waits.
 const CHUNK: u32 = 64 * 1024;
 
 /// Copies the contents and permission bits of the regular file `from` to
 /// `to`, creating `to` or truncating it first; returns the bytes copied.
 /// The bytes go through a pipe by `IORING_OP_SPLICE`, the kernel's own
-/// copy (a file system that cannot splice gets reads and writes through a
-/// buffer instead).
+/// copy, at both files' positions (so a FIFO, a terminal or `/dev/null`
+/// can be the destination, as with `std`). If the first splice is refused
+/// (a file system or device that cannot splice) or no pipe can be had,
+/// reads and writes through a buffer do it instead. The same file as both
+/// is truncated and `Ok(0)` returned, as with `std`.
 ///
-/// Cancellation: dropped part way, it leaves `to` as far as it got.
+/// Cancellation: dropped part way, it leaves `to` truncated, with the new
+/// permissions, and as far as the copy got.
 ///
 /// # Errors
 ///
@@ -74,7 +79,7 @@ pub async fn copy(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<u6
         }
     }
     let copied = match splice_all(&src, &dst).await {
-        Err((e, 0)) if e.raw_os_error() == Some(libc::EINVAL) => by_buffer(&src, &dst).await?,
+        Err((e, 0)) if cannot_splice(&e) => by_buffer(&src, &dst).await?,
         Err((e, _)) => return Err(e),
         Ok(n) => n,
     };
@@ -83,22 +88,31 @@ pub async fn copy(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<u6
     Ok(copied)
 }
 
-/// Moves everything from `src` to `dst` through a pipe; on failure, the
-/// error and how far it got.
+/// Whether a failed first splice (or pipe) means "do it through a buffer".
+fn cannot_splice(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EINVAL | libc::EOPNOTSUPP | libc::ENOSYS | libc::EMFILE | libc::ENFILE)
+    )
+}
+
+/// Moves everything from `src` to `dst` through a pipe, at both files'
+/// positions; on failure, the error and how far it got (nothing is left in
+/// the pipe only while that is 0).
 async fn splice_all(src: &File, dst: &File) -> Result<u64, (io::Error, u64)> {
     let (read_end, write_end) = pipe().map_err(|e| (e, 0))?;
     let mut at = 0u64;
     loop {
-        let into_pipe = splice(&src.fd, Some(at), &write_end, None, CHUNK).await;
+        let into_pipe = splice(&src.fd, &write_end, CHUNK).await;
         let n = match into_pipe {
             Ok(0) => return Ok(at),
             Ok(n) => n,
+            // Bytes in the pipe may be lost past here: `at` counts from now.
             Err(e) => return Err((e, at)),
         };
         let mut out = 0;
         while out < n {
-            let to = at + u64::from(out);
-            match splice(&read_end, None, &dst.fd, Some(to), n - out).await {
+            match splice(&read_end, &dst.fd, n - out).await {
                 Ok(0) => return Err((io::ErrorKind::WriteZero.into(), at)),
                 Ok(m) => out += m,
                 Err(e) => return Err((e, at)),
@@ -108,48 +122,47 @@ async fn splice_all(src: &File, dst: &File) -> Result<u64, (io::Error, u64)> {
     }
 }
 
-/// One `IORING_OP_SPLICE` of up to `len` bytes (`None`: at the fd's
-/// position, as a pipe needs). Both fds stay open in the op until its CQE.
-async fn splice(
-    from: &Arc<OwnedFd>,
-    from_at: Option<u64>,
-    to: &Arc<OwnedFd>,
-    to_at: Option<u64>,
-    len: u32,
-) -> io::Result<u32> {
-    let offset = |at: Option<u64>| -> io::Result<i64> {
-        at.map_or(Ok(-1), |at| {
-            i64::try_from(at).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
-        })
-    };
-    let (off_in, off_out) = (offset(from_at)?, offset(to_at)?);
+/// One `IORING_OP_SPLICE` of up to `len` bytes at both fds' positions
+/// (offsets -1). Both fds stay open in the op until its CQE.
+async fn splice(from: &Arc<OwnedFd>, to: &Arc<OwnedFd>, len: u32) -> io::Result<u32> {
     let (fd_in, fd_out) = (types::Fd(from.as_raw_fd()), types::Fd(to.as_raw_fd()));
     let keep = (from.clone(), to.clone());
     let op = op::submit(keep, false, move |_| {
-        opcode::Splice::new(fd_in, off_in, fd_out, off_out, len).build()
+        opcode::Splice::new(fd_in, -1, fd_out, -1, len).build()
     });
     let (r, _) = op.await.map_err(|(e, _)| e)?;
     os_result(r).map(|n| n as u32)
 }
 
-/// The fallback for a file system that cannot splice: reads and writes
-/// through one buffer.
+/// The fallback where splicing cannot be done: reads and writes through
+/// one buffer, at both files' positions.
 async fn by_buffer(src: &File, dst: &File) -> io::Result<u64> {
     let mut buf = Vec::with_capacity(CHUNK as usize);
-    let mut at = 0u64;
+    let mut copied = 0u64;
     loop {
         buf.clear();
-        let (n, b) = src.read_at(buf, at).await;
+        let (n, b) = src.read(buf).await;
         buf = b;
-        match n? {
-            0 => return Ok(at),
-            n => {
-                let (w, b) = dst.write_all_at(buf, at).await;
-                buf = b;
-                w?;
-                at += n as u64;
+        let n = match n {
+            Ok(0) => return Ok(copied),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let mut out = 0;
+        while out < n {
+            let (w, b) = dst
+                .write_inner(buf, super::file::CURRENT_POSITION, out)
+                .await;
+            buf = b;
+            match w {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(m) => out += m,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
             }
         }
+        copied += n as u64;
     }
 }
 
@@ -163,4 +176,38 @@ fn pipe() -> io::Result<(Arc<OwnedFd>, Arc<OwnedFd>)> {
     // SAFETY: both fds were just created and are owned by nobody else.
     let ends = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     Ok((Arc::new(ends.0), Arc::new(ends.1)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The buffered fallback (a file system or device that cannot splice;
+    /// none here does) copies at both positions, a FIFO included.
+    #[test]
+    fn the_buffered_fallback_copies_everything_at_the_positions() {
+        let dir =
+            std::env::temp_dir().join(format!("ringlane-copy-fallback-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7) as u8).collect();
+        std::fs::write(dir.join("src"), &data).unwrap();
+        let rt = crate::Runtime::builder().shards(1).build().unwrap();
+        let d = dir.clone();
+        let copied = rt
+            .block_on(
+                rt.handle()
+                    .spawn_pinned(0, async move {
+                        let src = File::open(d.join("src")).await?;
+                        let dst = File::create(d.join("dst")).await?;
+                        by_buffer(&src, &dst).await
+                    })
+                    .unwrap(),
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(copied, data.len() as u64);
+        assert!(std::fs::read(dir.join("dst")).unwrap() == data);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }
