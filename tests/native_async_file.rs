@@ -567,3 +567,39 @@ fn bytes_read_ahead_from_a_fifo_are_dropped_with_one_error() {
     let k = std::io::Read::read(&mut outside, &mut rest).unwrap();
     assert_eq!(&rest[..k], b"y");
 }
+
+/// A write behind still waiting (a FIFO nobody reads) when its runtime is
+/// shut down: the shutdown ends it (as it ends every task) within its
+/// timeout, and no fd is left open.
+#[test]
+fn a_write_behind_waiting_at_shutdown_is_ended_and_leaves_no_fd() {
+    let _serial = SERIAL.lock();
+    let fifo = Fifo::new("async-file-shutdown");
+    // A reader that never reads, so that the open for writing does not wait.
+    let reader = common::fs_edges::open_nonblocking(&fifo.path, false).unwrap();
+    let before = settled_fd_count();
+    let rt = common::runtime(1);
+    let p = fifo.path.clone();
+    let taken = on_shard(&rt, 0, LIMIT, async move {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .await
+            .unwrap()
+            .into_async();
+        let n = f.write(&pattern(1 << 20, 1)).await.unwrap();
+        drop(f); // the write's task holds the file now
+        n
+    });
+    assert_eq!(taken, 1 << 20);
+    let t = std::time::Instant::now();
+    let report = rt.shutdown(std::time::Duration::from_millis(200));
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(5),
+        "the shutdown took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(report.unfinished_tasks, 1, "{report:?}");
+    assert_eq!(common::fd_count(), before, "an fd was left open");
+    drop(reader);
+}
