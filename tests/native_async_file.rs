@@ -603,3 +603,133 @@ fn a_write_behind_waiting_at_shutdown_is_ended_and_leaves_no_fd() {
     assert_eq!(common::fd_count(), before, "an fd was left open");
     drop(reader);
 }
+
+/// The calls beside the traits, on both files.
+trait FileCalls: tokio::io::AsyncRead + tokio::io::AsyncWrite + tokio::io::AsyncSeek + Unpin {
+    fn sync_all_now(
+        &mut self,
+    ) -> impl std::future::Future<Output = std::io::Result<()>> + Send + '_;
+    fn set_len_now(
+        &mut self,
+        n: u64,
+    ) -> impl std::future::Future<Output = std::io::Result<()>> + Send + '_;
+}
+
+impl FileCalls for ringlane::native::fs::AsyncFile {
+    fn sync_all_now(
+        &mut self,
+    ) -> impl std::future::Future<Output = std::io::Result<()>> + Send + '_ {
+        self.sync_all()
+    }
+    fn set_len_now(
+        &mut self,
+        n: u64,
+    ) -> impl std::future::Future<Output = std::io::Result<()>> + Send + '_ {
+        self.set_len(n)
+    }
+}
+
+impl FileCalls for tokio::fs::File {
+    fn sync_all_now(
+        &mut self,
+    ) -> impl std::future::Future<Output = std::io::Result<()>> + Send + '_ {
+        self.sync_all()
+    }
+    fn set_len_now(
+        &mut self,
+        n: u64,
+    ) -> impl std::future::Future<Output = std::io::Result<()>> + Send + '_ {
+        self.set_len(n)
+    }
+}
+
+/// `sync_all` and `set_len` on the file, as Tokio's: each waits for the
+/// write behind; a write's error is kept for the next flush rather than
+/// given to `sync_all`; `set_len` leaves the position alone.
+async fn calls<F: FileCalls, O: std::future::Future<Output = F>>(
+    open: impl Fn(bool) -> O,
+) -> Vec<String> {
+    let show = |r: std::io::Result<()>| match r {
+        Ok(()) => "ok".to_owned(),
+        Err(e) => format!("{:?}", e.kind()),
+    };
+    let mut out = Vec::new();
+    let mut f = open(true).await;
+    f.write_all(&pattern(300_000, 3)).await.unwrap();
+    out.push(show(f.sync_all_now().await));
+    f.seek(SeekFrom::Start(10)).await.unwrap();
+    out.push(show(f.set_len_now(100).await));
+    out.push(f.stream_position().await.unwrap().to_string());
+    f.write_all(b"ab").await.unwrap();
+    f.flush().await.unwrap();
+    // A write that fails behind (read-only), then sync_all, then flush.
+    let mut ro = open(false).await;
+    out.push(format!("{:?}", ro.write(b"x").await.map_err(|e| e.kind())));
+    out.push(show(ro.sync_all_now().await));
+    out.push(show(ro.flush().await));
+    out
+}
+
+#[test]
+fn sync_all_set_len_and_metadata_match_tokio() {
+    let _serial = SERIAL.lock();
+    let dir = TempDir::new("async-file-calls");
+    let (ours, theirs) = (dir.0.join("ours"), dir.0.join("theirs"));
+    let p = ours.clone();
+    let got_ours = on_fresh_shard(async move {
+        calls(|write| {
+            let p = p.clone();
+            async move {
+                let f = OpenOptions::new()
+                    .read(true)
+                    .write(write)
+                    .create(write)
+                    .open(&p)
+                    .await;
+                f.unwrap().into_async()
+            }
+        })
+        .await
+    });
+    let t = theirs.clone();
+    let got_theirs = tokio_rt().block_on(calls(|write| {
+        let t = t.clone();
+        async move {
+            let f = tokio::fs::OpenOptions::new()
+                .read(true)
+                .write(write)
+                .create(write)
+                .open(&t)
+                .await;
+            f.unwrap()
+        }
+    }));
+    assert_eq!(got_ours, got_theirs);
+    assert_eq!(got_ours[..3], ["ok", "ok", "10"]);
+    assert_eq!(
+        std::fs::read(&ours).unwrap(),
+        std::fs::read(&theirs).unwrap()
+    );
+    assert_eq!(std::fs::metadata(&ours).unwrap().len(), 100);
+    let p = ours.clone();
+    let len = on_fresh_shard(async move {
+        File::open(&p)
+            .await
+            .unwrap()
+            .into_async()
+            .metadata()
+            .await
+            .unwrap()
+            .len()
+    });
+    assert_eq!(len, 100);
+}
+
+/// `Send` and `Sync`, as `tokio::fs::File`: a `&AsyncFile` call
+/// (`metadata`) can be awaited in a `Send` task.
+#[test]
+fn it_is_send_and_sync_as_tokios_file() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<ringlane::native::fs::AsyncFile>();
+    send_sync::<tokio::fs::File>();
+}

@@ -33,6 +33,8 @@ use tokio::io::{AsyncRead, AsyncSeek, AsyncWrite, ReadBuf};
 use super::File;
 use super::file::CURRENT_POSITION;
 
+mod file_calls;
+
 /// Tokio's default cap on one op's bytes (`tokio::fs::File`'s 2 MiB).
 const DEFAULT_MAX_BUF_SIZE: usize = 2 * 1024 * 1024;
 
@@ -72,7 +74,22 @@ impl Buf {
 enum State {
     Idle(Buf),
     /// An op in flight.
-    Busy(OpFuture),
+    Busy(Exclusive),
+}
+
+/// The op in flight, reachable only through `&mut` (as the unstable
+/// `std::sync::Exclusive`): so `AsyncFile` is `Sync`, as Tokio's file is,
+/// and `&self` calls (`metadata`) can be awaited in `Send` tasks.
+struct Exclusive(OpFuture);
+
+// SAFETY: the future is reached only through `&mut Exclusive` (`get_mut`);
+// a `&Exclusive` gives access to nothing, so sharing one cannot race.
+unsafe impl Sync for Exclusive {}
+
+impl Exclusive {
+    fn get_mut(&mut self) -> &mut OpFuture {
+        &mut self.0
+    }
 }
 
 /// A [`File`] that implements `tokio::io::AsyncRead`, `AsyncWrite` and
@@ -225,7 +242,10 @@ impl AsyncFile {
             return Poll::Ready(None);
         };
         // Invariant 4.
-        let (outcome, buf) = ready!(crate::op::without_deadline(|| op.as_mut().poll(cx)));
+        let (outcome, buf) = ready!(crate::op::without_deadline(|| op
+            .get_mut()
+            .as_mut()
+            .poll(cx)));
         self.state = Some(State::Idle(buf));
         if let Outcome::Seek(Ok(at)) = outcome {
             self.pos = at;
@@ -377,7 +397,7 @@ impl AsyncRead for AsyncFile {
             let len = dst.remaining().min(me.max_buf_size);
             let buf = me.take_idle();
             let op = Box::pin(read_op(me.file.clone(), buf, len));
-            me.state = Some(State::Busy(op)); // polled next round
+            me.state = Some(State::Busy(Exclusive(op))); // polled next round
         }
     }
 }
@@ -416,7 +436,7 @@ impl AsyncWrite for AsyncFile {
             buf.data.extend_from_slice(&src[..n]);
             return match spawn_write(me.file.clone(), buf) {
                 Ok(op) => {
-                    me.state = Some(State::Busy(op));
+                    me.state = Some(State::Busy(Exclusive(op)));
                     Poll::Ready(Ok(n))
                 }
                 Err(e) => {
@@ -468,7 +488,7 @@ impl AsyncSeek for AsyncFile {
             buf.clear();
         }
         let done: OpFuture = Box::pin(std::future::ready((Outcome::Seek(result), buf)));
-        me.state = Some(State::Busy(done));
+        me.state = Some(State::Busy(Exclusive(done)));
         Ok(())
     }
 
