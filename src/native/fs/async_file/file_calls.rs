@@ -1,17 +1,67 @@
-//! The calls `tokio::fs::File` has beside its I/O traits: `sync_all`,
-//! `sync_data`, `set_len` and `metadata`, each after the op in flight.
+//! The calls `tokio::fs::File` has beside its I/O traits: `open`,
+//! `create`, and `sync_all`, `sync_data`, `set_len` and `metadata`, each
+//! after the op in flight.
 
 use std::future::poll_fn;
 use std::io;
+use std::path::Path;
 use std::pin::Pin;
 use std::task::Poll;
 
 use tokio::io::AsyncWrite;
 
 use super::{AsyncFile, State};
-use crate::native::fs::Metadata;
+use crate::native::fs::{File, Metadata};
 
 impl AsyncFile {
+    /// Opens a file for reading, as `tokio::fs::File::open`.
+    ///
+    /// # Errors
+    ///
+    /// As [`File::open`](crate::native::fs::File::open).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio::io::AsyncReadExt;
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let n = rt.block_on(rt.handle().spawn_pinned(0, async {
+    ///     let mut f = ringlane::native::fs::AsyncFile::open("/proc/self/cmdline").await?;
+    ///     let mut all = Vec::new();
+    ///     f.read_to_end(&mut all).await
+    /// }).unwrap()).unwrap().unwrap();
+    /// assert!(n > 0);
+    /// ```
+    pub async fn open(path: impl AsRef<Path>) -> io::Result<AsyncFile> {
+        Ok(File::open(path).await?.into_async())
+    }
+
+    /// Creates (or truncates) a file for reading and writing, as
+    /// `tokio::fs::File::create`.
+    ///
+    /// # Errors
+    ///
+    /// As [`File::create`](crate::native::fs::File::create).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio::io::AsyncWriteExt;
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let p = std::env::temp_dir().join(format!("ringlane-doc-async-create-{}", std::process::id()));
+    /// let q = p.clone();
+    /// rt.block_on(rt.handle().spawn_pinned(0, async move {
+    ///     let mut f = ringlane::native::fs::AsyncFile::create(&q).await?;
+    ///     f.write_all(b"made").await?;
+    ///     f.flush().await
+    /// }).unwrap()).unwrap().unwrap();
+    /// assert_eq!(std::fs::read(&p).unwrap(), b"made");
+    /// std::fs::remove_file(p).unwrap();
+    /// ```
+    pub async fn create(path: impl AsRef<Path>) -> io::Result<AsyncFile> {
+        Ok(File::create(path).await?.into_async())
+    }
+
     /// Waits for the op in flight; a write's error is kept for the next
     /// write or flush (Tokio's `complete_inflight`).
     async fn complete_inflight(&mut self) {
