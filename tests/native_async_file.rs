@@ -615,33 +615,26 @@ trait FileCalls: tokio::io::AsyncRead + tokio::io::AsyncWrite + tokio::io::Async
     ) -> impl std::future::Future<Output = std::io::Result<()>> + Send + '_;
 }
 
-impl FileCalls for ringlane::native::fs::AsyncFile {
-    fn sync_all_now(
-        &mut self,
-    ) -> impl std::future::Future<Output = std::io::Result<()>> + Send + '_ {
-        self.sync_all()
-    }
-    fn set_len_now(
-        &mut self,
-        n: u64,
-    ) -> impl std::future::Future<Output = std::io::Result<()>> + Send + '_ {
-        self.set_len(n)
-    }
+/// The same calls, by the same names, on either file.
+macro_rules! file_calls {
+    ($file:ty) => {
+        impl FileCalls for $file {
+            fn sync_all_now(
+                &mut self,
+            ) -> impl std::future::Future<Output = std::io::Result<()>> + Send + '_ {
+                self.sync_all()
+            }
+            fn set_len_now(
+                &mut self,
+                n: u64,
+            ) -> impl std::future::Future<Output = std::io::Result<()>> + Send + '_ {
+                self.set_len(n)
+            }
+        }
+    };
 }
-
-impl FileCalls for tokio::fs::File {
-    fn sync_all_now(
-        &mut self,
-    ) -> impl std::future::Future<Output = std::io::Result<()>> + Send + '_ {
-        self.sync_all()
-    }
-    fn set_len_now(
-        &mut self,
-        n: u64,
-    ) -> impl std::future::Future<Output = std::io::Result<()>> + Send + '_ {
-        self.set_len(n)
-    }
-}
+file_calls!(ringlane::native::fs::AsyncFile);
+file_calls!(tokio::fs::File);
 
 /// `sync_all` and `set_len` on the file, as Tokio's: each waits for the
 /// write behind; a write's error is kept for the next flush rather than

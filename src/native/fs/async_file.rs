@@ -338,22 +338,8 @@ async fn read_op(file: File, mut buf: Buf, len: usize) -> (Outcome, Buf) {
 /// Writes all of `buf.data` at the file's position; the buffer comes back
 /// empty whatever happened (bytes not written are dropped, as Tokio's).
 async fn write_op(file: File, mut buf: Buf) -> (Outcome, Buf) {
-    let total = buf.data.len();
-    let mut done = 0;
-    let mut result = Ok(());
-    while done < total {
-        let (n, data) = file.write_inner(buf.data, CURRENT_POSITION, done).await;
-        buf.data = data;
-        match n {
-            Ok(0) => result = Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => done += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => result = Err(e),
-        }
-        if result.is_err() {
-            break;
-        }
-    }
+    let (result, data) = super::whole::write_all_here(&file, buf.data).await;
+    buf.data = data;
     buf.clear();
     (Outcome::Write(result), buf)
 }

@@ -149,19 +149,9 @@ async fn by_buffer(src: &File, dst: &File) -> io::Result<u64> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        let mut out = 0;
-        while out < n {
-            let (w, b) = dst
-                .write_inner(buf, super::file::CURRENT_POSITION, out)
-                .await;
-            buf = b;
-            match w {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(m) => out += m,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
+        let (w, b) = super::whole::write_all_here(dst, buf).await;
+        buf = b;
+        w?;
         copied += n as u64;
     }
 }
