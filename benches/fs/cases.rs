@@ -23,7 +23,10 @@ use crate::shared::runtimes::{
     ringlane_runtime, shutdown, tokio_current_thread, tokio_multi_thread,
 };
 use crate::shared::watchdog::HANDLES;
-use crate::stream::{stream_pread, stream_raw, stream_ringlane, stream_tokio_fs};
+use crate::stream::{
+    stream_pread, stream_raw, stream_ringlane, stream_tokio_fs, whole_ringlane, whole_std,
+    whole_tokio,
+};
 use crate::tokio_cases::{
     qd1_tokio_fs, qd1_tokio_spawn_blocking, qd32_tokio_fs, qd32_tokio_spawn_blocking,
     write_tokio_fs,
@@ -311,6 +314,27 @@ pub(crate) const STREAM_CASES: &[Case<TputFn>] = &[
     },
 ];
 
+pub(crate) const WHOLE_CASES: &[Case<LatFn>] = &[
+    Case {
+        id: "ringlane_fs_read",
+        label: "`ringlane::native::fs::read`, task on shard 0 (open, statx, 2 reads, close: 5 ops)",
+        threads: "1",
+        run: whole_ringlane,
+    },
+    Case {
+        id: "std_fs_read",
+        label: "`std::fs::read` on the bench thread (the same syscalls; floor)",
+        threads: "1",
+        run: whole_std,
+    },
+    Case {
+        id: "tokio_fs_read",
+        label: "`tokio::fs::read`, current-thread (`std::fs::read` on its blocking pool)",
+        threads: "1 + pool",
+        run: whole_tokio,
+    },
+];
+
 /// The floors and Tokio baselines the ratios divide by.
 pub(crate) const QD1_FLOOR: &str = "raw_uring";
 pub(crate) const QD1_TOKIO: &str = "tokio_fs";
@@ -320,3 +344,5 @@ pub(crate) const WRITE_FLOOR: &str = "raw_uring_seq";
 pub(crate) const WRITE_TOKIO: &str = "tokio_fs";
 pub(crate) const STREAM_FLOOR: &str = "raw_uring";
 pub(crate) const STREAM_TOKIO: &str = "tokio_fs";
+pub(crate) const WHOLE_FLOOR: &str = "std_fs_read";
+pub(crate) const WHOLE_TOKIO: &str = "tokio_fs_read";

@@ -21,6 +21,8 @@ pub(crate) const WRITE_BLOCKS: u64 = WRITE_FILE_SIZE / BLOCK as u64;
 pub(crate) struct TestFiles {
     pub(crate) read_path: PathBuf,
     pub(crate) write_path: PathBuf,
+    /// One tagged block (block 0): the whole-file reads' file.
+    pub(crate) small_path: PathBuf,
     dir: PathBuf,
 }
 
@@ -36,10 +38,12 @@ impl TestFiles {
         let files = Self {
             read_path: dir.join(format!("ringlane-fs-bench-read-{pid}")),
             write_path: dir.join(format!("ringlane-fs-bench-write-{pid}")),
+            small_path: dir.join(format!("ringlane-fs-bench-small-{pid}")),
             dir,
         };
         fill(&files.read_path, READ_FILE_SIZE);
         fill(&files.write_path, WRITE_FILE_SIZE);
+        fill(&files.small_path, BLOCK as u64);
         let mut whole = Vec::with_capacity(READ_FILE_SIZE as usize);
         File::open(&files.read_path)
             .and_then(|mut f| f.read_to_end(&mut whole))

@@ -38,6 +38,8 @@
 //!   `read_exact`s front to back, as `BufReader` and `tokio::io::copy` read
 //!   a file: `ringlane_async_file` (`File::into_async()`), `raw_uring` and
 //!   `pread` of the same size at the next offset (the floors), `tokio_fs`.
+//! * **whole-file reads** ([`stream`]): `fs::read` of a one-block file,
+//!   against `std::fs::read` (the floor) and `tokio::fs::read`.
 //! * **write + fdatasync**: a 4 KiB write at a pseudo-random block of a
 //!   preallocated 4 MiB file, then `fdatasync`; one sample per pair.
 //!   `ringlane` (`write_at` + `sync_data`), `raw_uring_seq` (WRITE, wait,
@@ -103,7 +105,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
 
-use cases::{Env, QD1_CASES, QD32_CASES, STREAM_CASES, WRITE_CASES};
+use cases::{Env, QD1_CASES, QD32_CASES, STREAM_CASES, WHOLE_CASES, WRITE_CASES};
 use stream::STREAM_READ;
 use watchdog::{start_watchdog, watch};
 
@@ -122,6 +124,7 @@ const SUMMARY_QD1_READS: usize = 40_000;
 const SUMMARY_QD32_READS: u64 = 400_000;
 const SUMMARY_WRITES: usize = 400;
 const SUMMARY_STREAM_READS: u64 = 80_000;
+const SUMMARY_WHOLE_READS: usize = 20_000;
 const SUMMARY_ROUNDS: usize = 4;
 /// Criterion mode: reads per iteration of a qd32 case.
 const CRITERION_QD32_READS: u64 = 4096;
@@ -188,6 +191,23 @@ fn bench_stream(c: &mut Criterion, env: &Env) {
     group.finish();
 }
 
+fn bench_whole(c: &mut Criterion, env: &Env) {
+    let mut group = c.benchmark_group("fs_whole_file_read");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2));
+    for case in WHOLE_CASES {
+        group.bench_function(case.id, |b| {
+            b.iter_custom(|iters| {
+                let _watch = watch(case.id);
+                (case.run)(env, 1, iters as usize).wall()
+            })
+        });
+    }
+    group.finish();
+}
+
 fn bench_write(c: &mut Criterion, env: &Env) {
     let mut group = c.benchmark_group("fs_write_fsync");
     group
@@ -227,16 +247,21 @@ fn summary(env: &Env) {
         let _watch = watch(case.id);
         (case.run)(env, 2_000);
     }
+    for case in WHOLE_CASES {
+        let _watch = watch(case.id);
+        (case.run)(env, 10, 500);
+    }
     report::summary_qd1(env);
     report::summary_qd32(env);
     report::summary_stream(env);
+    report::summary_whole(env);
     report::summary_write(env);
     println!(
         "Reads: {BLOCK} B at pseudo-random {BLOCK}-aligned offsets (the same sequence for every \
          case) of a {} MiB file read once beforehand (page-cached), every read checked. qd1: \
          {SUMMARY_QD1_READS} reads per case, qd32: {SUMMARY_QD32_READS}, sequential: \
          {SUMMARY_STREAM_READS} reads of {STREAM_READ} B front to back (from the start again at \
-         the end); writes: \
+         the end), whole-file: {SUMMARY_WHOLE_READS} calls; writes: \
          {SUMMARY_WRITES} write+fdatasync pairs per case into a preallocated {} MiB file on {}. \
          Each in {SUMMARY_ROUNDS} rounds interleaved across cases (each round starting one case later), each round after a 10% \
          warm-up; p50/p99 of the per-operation samples of all rounds, throughput the median of \
@@ -266,6 +291,7 @@ fn main() {
         bench_qd1(&mut c, &env);
         bench_qd32(&mut c, &env);
         bench_stream(&mut c, &env);
+        bench_whole(&mut c, &env);
         bench_write(&mut c, &env);
         c.final_summary();
     }

@@ -4,7 +4,8 @@
 
 use crate::cases::{
     Case, Env, LatFn, QD1_CASES, QD1_FLOOR, QD1_TOKIO, QD32_CASES, QD32_FLOOR, QD32_TOKIO,
-    STREAM_CASES, STREAM_FLOOR, STREAM_TOKIO, TputFn, WRITE_CASES, WRITE_FLOOR, WRITE_TOKIO,
+    STREAM_CASES, STREAM_FLOOR, STREAM_TOKIO, TputFn, WHOLE_CASES, WHOLE_FLOOR, WHOLE_TOKIO,
+    WRITE_CASES, WRITE_FLOOR, WRITE_TOKIO,
 };
 use crate::measure::LatRun;
 use crate::shared::timing::{median, percentile, round_p50, spread_us, us};
@@ -12,7 +13,7 @@ use crate::stream::STREAM_READ;
 use crate::watchdog::watch;
 use crate::{
     BLOCK, QD, SUMMARY_QD1_READS, SUMMARY_QD32_READS, SUMMARY_ROUNDS, SUMMARY_STREAM_READS,
-    SUMMARY_WRITES,
+    SUMMARY_WHOLE_READS, SUMMARY_WRITES,
 };
 
 fn position<F>(cases: &[Case<F>], id: &str) -> usize {
@@ -112,6 +113,20 @@ pub(crate) fn summary_qd1(env: &Env) {
             &format!("qd1: {BLOCK} B random reads of a page-cached file, one at a time"),
             "read",
             "raw io_uring",
+        ),
+    );
+}
+
+pub(crate) fn summary_whole(env: &Env) {
+    summary_latency(
+        env,
+        WHOLE_CASES,
+        SUMMARY_WHOLE_READS,
+        (WHOLE_FLOOR, WHOLE_TOKIO),
+        (
+            &format!("Whole-file reads of a {BLOCK} B page-cached file, one call at a time"),
+            "call",
+            "`std::fs::read`",
         ),
     );
 }

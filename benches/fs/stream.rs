@@ -10,6 +10,11 @@
 //! * `pread`: `libc::pread` of the same size on the bench thread;
 //! * `tokio_fs`: `tokio::fs::File` on a current-thread runtime (a
 //!   blocking-pool hop per read).
+//!
+//! And whole-file reads of a one-block file, one call at a time (latency):
+//! `ringlane::native::fs::read` (open, statx, read, read, close: five ops),
+//! `std::fs::read` on the bench thread (the same syscalls: the floor), and
+//! `tokio::fs::read` (one blocking-pool hop running `std::fs::read`).
 
 use std::os::fd::AsRawFd;
 
@@ -19,7 +24,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use crate::BLOCK;
 use crate::cases::Env;
 use crate::files::{READ_BLOCKS, check_blocks};
-use crate::measure::{Span, TputRun, parks};
+use crate::measure::{LatRun, Samples, Span, TputRun, parks};
 use crate::shared::floor_ring::FloorRing;
 use crate::watchdog::step;
 
@@ -116,4 +121,53 @@ pub(crate) fn stream_pread(env: &Env, reads: u64) -> TputRun {
         step(i + 1);
     }
     span.end()
+}
+
+/// Checks a whole-file read of the one-block file.
+fn check_small(bytes: &[u8], case: &str) {
+    assert_eq!(bytes.len(), BLOCK, "{case}: whole-file read length");
+    check_blocks(bytes, 0, case);
+}
+
+pub(crate) fn whole_ringlane(env: &Env, warm: usize, n: usize) -> LatRun {
+    let handle = env.ringlane.handle();
+    let path = env.files.small_path.clone();
+    let parks0 = parks(&handle);
+    let driver = handle
+        .spawn_pinned(0, async move {
+            let mut s = Samples::new(warm, n);
+            for _ in 0..s.total() {
+                let bytes = ringlane::native::fs::read(&path).await.expect("fs::read");
+                check_small(&bytes, "ringlane fs::read");
+                s.tick();
+            }
+            s.finish()
+        })
+        .expect("spawn driver");
+    let mut run = env.ringlane.block_on(driver).expect("driver task");
+    run.parks = Some((parks(&handle) - parks0, (warm + n) as u64));
+    run
+}
+
+pub(crate) fn whole_std(env: &Env, warm: usize, n: usize) -> LatRun {
+    let mut s = Samples::new(warm, n);
+    for _ in 0..s.total() {
+        let bytes = std::fs::read(&env.files.small_path).expect("std::fs::read");
+        check_small(&bytes, "std::fs::read");
+        s.tick();
+    }
+    s.finish()
+}
+
+pub(crate) fn whole_tokio(env: &Env, warm: usize, n: usize) -> LatRun {
+    let path = env.files.small_path.clone();
+    env.tokio_ct.block_on(async move {
+        let mut s = Samples::new(warm, n);
+        for _ in 0..s.total() {
+            let bytes = tokio::fs::read(&path).await.expect("tokio::fs::read");
+            check_small(&bytes, "tokio::fs::read");
+            s.tick();
+        }
+        s.finish()
+    })
 }
