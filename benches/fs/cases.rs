@@ -317,7 +317,7 @@ pub(crate) const STREAM_CASES: &[Case<TputFn>] = &[
 pub(crate) const WHOLE_CASES: &[Case<LatFn>] = &[
     Case {
         id: "ringlane_fs_read",
-        label: "`ringlane::native::fs::read`, task on shard 0 (open, statx, 2 reads, close: 5 ops)",
+        label: "`ringlane::native::fs::read`, task on shard 0 (open, 2 reads, close: 4 ops)",
         threads: "1",
         run: whole_ringlane,
     },

@@ -12,7 +12,7 @@
 //!   blocking-pool hop per read).
 //!
 //! And whole-file reads of a one-block file, one call at a time (latency):
-//! `ringlane::native::fs::read` (open, statx, read, read, close: five ops),
+//! `ringlane::native::fs::read` (open, read, read, close: four ops),
 //! `std::fs::read` on the bench thread (the same syscalls: the floor), and
 //! `tokio::fs::read` (one blocking-pool hop running `std::fs::read`).
 

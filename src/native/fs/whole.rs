@@ -9,18 +9,21 @@ use std::path::Path;
 use super::File;
 use super::file::CURRENT_POSITION;
 
-/// The first read's size when `statx` reports no size (`/proc` files,
-/// FIFOs, empty files): a small probe, as `std`'s.
-const PROBE: usize = 32;
-/// The least a full buffer grows by; it grows by at least its size.
+/// The first read's size. A file that fills it is asked its size
+/// (`statx`, which the kernel always runs on a worker thread: a few µs, so
+/// small files do without it).
+const FIRST_READ: usize = 8 * 1024;
+/// The least a full buffer grows by when the size is unknown (`/proc`,
+/// FIFOs, devices); it grows by at least its size.
 const GROWTH: usize = 8 * 1024;
 
 fn out_of_memory<E>(_: E) -> io::Error {
     io::Error::from(io::ErrorKind::OutOfMemory)
 }
 
-/// Reads the whole file at `path` into a `Vec` (open, `statx` for the size,
-/// reads at the file's position until one returns 0, close).
+/// Reads the whole file at `path` into a `Vec`: open, reads at the file's
+/// position until one returns 0 (a file that fills the first 8 KiB is
+/// asked its size, to read the rest into one allocation), close.
 ///
 /// Cancellation: dropped before it returns, it closes the file and keeps
 /// nothing.
@@ -46,20 +49,36 @@ fn out_of_memory<E>(_: E) -> io::Error {
 /// ```
 pub async fn read(path: impl AsRef<Path>) -> io::Result<Vec<u8>> {
     let file = File::open(path).await?;
-    // One byte past the size, so a file read whole needs no second
-    // allocation to see its end.
-    let size = file.metadata().await.map_or(0, |m| m.len());
-    let first = match usize::try_from(size) {
-        Ok(0) => PROBE,
-        Ok(size) => size.saturating_add(1),
-        Err(_) => usize::MAX, // refused below
-    };
+    let bytes = read_to_end(&file).await;
+    // Through the ring, so that a slow close (a network file system's
+    // flush) does not hold up the shard; its error is dropped, as `std`'s.
+    let _ = file.close().await;
+    bytes
+}
+
+/// Reads `file` from its position to its end.
+async fn read_to_end(file: &File) -> io::Result<Vec<u8>> {
     let mut buf = Vec::new();
-    buf.try_reserve_exact(first).map_err(out_of_memory)?;
+    buf.try_reserve_exact(FIRST_READ).map_err(out_of_memory)?;
+    let mut sized = false;
     loop {
         if buf.len() == buf.capacity() {
-            buf.try_reserve(buf.capacity().max(GROWTH))
-                .map_err(out_of_memory)?;
+            // One byte past the size, so that the read that finds the end
+            // needs no second allocation.
+            let size = match sized {
+                false => file.metadata().await.map_or(0, |m| m.len()),
+                true => 0,
+            };
+            sized = true;
+            match size.checked_sub(buf.len() as u64).filter(|&rest| rest > 0) {
+                Some(rest) => {
+                    let rest = usize::try_from(rest).map_or(usize::MAX, |r| r.saturating_add(1));
+                    buf.try_reserve_exact(rest).map_err(out_of_memory)?;
+                }
+                None => buf
+                    .try_reserve(buf.capacity().max(GROWTH))
+                    .map_err(out_of_memory)?,
+            }
         }
         let filled = buf.len();
         let (n, b) = file.read_inner(buf, CURRENT_POSITION, filled).await;
@@ -68,15 +87,13 @@ pub async fn read(path: impl AsRef<Path>) -> io::Result<Vec<u8>> {
             Ok(0) => break,
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                let _ = file.close().await;
-                return Err(e);
-            }
+            Err(e) => return Err(e),
         }
     }
-    // Through the ring, so that a slow close (a network file system's
-    // flush) does not hold up the shard; its error is dropped, as `std`'s.
-    let _ = file.close().await;
+    // An empty or small file keeps no more than it holds, as `std`'s.
+    if buf.capacity() > 2 * buf.len() + 64 {
+        buf.shrink_to_fit();
+    }
     Ok(buf)
 }
 
