@@ -664,8 +664,11 @@ async fn calls<F: FileCalls, O: std::future::Future<Output = F>>(
 }
 
 #[test]
-fn sync_all_set_len_and_metadata_match_tokio() {
+fn sync_all_and_set_len_match_tokio() {
     let _serial = SERIAL.lock();
+    if !kernel_has_ftruncate() {
+        return;
+    }
     let dir = TempDir::new("async-file-calls");
     let (ours, theirs) = (dir.0.join("ours"), dir.0.join("theirs"));
     let p = ours.clone();
@@ -725,4 +728,100 @@ fn it_is_send_and_sync_as_tokios_file() {
     fn send_sync<T: Send + Sync>() {}
     send_sync::<ringlane::native::fs::AsyncFile>();
     send_sync::<tokio::fs::File>();
+}
+
+/// Whether `File::set_len` can work here (Linux 6.9's FTRUNCATE); says so
+/// when it cannot.
+fn kernel_has_ftruncate() -> bool {
+    let has = common::runtime(1).handle().ring_features().ftruncate;
+    if !has {
+        eprintln!("SKIPPED: this kernel lacks IORING_OP_FTRUNCATE (Linux 6.9)");
+    }
+    has
+}
+
+/// A read started and dropped while a write's error waits (a write behind
+/// failed, then a read was polled once and given up): `set_len` and
+/// `sync_all` wait for that read instead of finding the file busy (which
+/// made `set_len` panic: Tokio 1.54's does the same), and the write's
+/// error still comes with the next flush. `set_len` after bytes read ahead
+/// leaves the position where the reader is.
+#[test]
+fn file_calls_after_a_dropped_read_and_a_kept_write_error_wait_for_the_read() {
+    let _serial = SERIAL.lock();
+    if !kernel_has_ftruncate() {
+        return;
+    }
+    let dir = TempDir::new("async-file-kept-error");
+    let path = dir.0.join("f");
+    std::fs::write(&path, pattern(100, 8)).unwrap();
+    let p = path.clone();
+    let got = on_fresh_shard(async move {
+        let mut f = File::open(&p).await.unwrap().into_async(); // read-only
+        let wrote = f.write(b"nope").await.map(|n| n.to_string());
+        // The read finds the write's error, keeps it, and starts a read
+        // (pending): dropped after one poll.
+        let mut big = [0u8; 64];
+        let pending = std::future::poll_fn(|cx| {
+            let mut rb = tokio::io::ReadBuf::new(&mut big);
+            let polled = tokio::io::AsyncRead::poll_read(std::pin::Pin::new(&mut f), cx, &mut rb);
+            std::task::Poll::Ready(polled.is_pending())
+        })
+        .await;
+        let set_len = f.set_len(10).await.map_err(|e| e.kind());
+        let synced = f.sync_all().await.map_err(|e| e.kind());
+        let flushed = f.flush().await.map_err(|e| e.raw_os_error());
+        (wrote.unwrap(), pending, set_len, synced, flushed)
+    });
+    // A read-only fd: ftruncate says EINVAL.
+    assert_eq!(
+        got,
+        (
+            "4".to_owned(),
+            true,
+            Err(ErrorKind::InvalidInput),
+            Ok(()),
+            Err(Some(libc::EBADF))
+        )
+    );
+}
+
+/// `set_len` after a read left bytes ahead: the position stays where the
+/// reader is (3), the bytes ahead are given back.
+#[test]
+fn set_len_after_bytes_read_ahead_keeps_the_readers_position() {
+    let _serial = SERIAL.lock();
+    if !kernel_has_ftruncate() {
+        return;
+    }
+    let dir = TempDir::new("async-file-set-len-ahead");
+    let path = dir.0.join("f");
+    std::fs::write(&path, pattern(100, 9)).unwrap();
+    let p = path.clone();
+    let (pending, at, rest) = on_fresh_shard(async move {
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&p)
+            .await
+            .unwrap();
+        let mut f = f.into_async();
+        let mut big = [0u8; 64];
+        let pending = std::future::poll_fn(|cx| {
+            let mut rb = tokio::io::ReadBuf::new(&mut big);
+            let polled = tokio::io::AsyncRead::poll_read(std::pin::Pin::new(&mut f), cx, &mut rb);
+            std::task::Poll::Ready(polled.is_pending())
+        })
+        .await;
+        let mut three = [0u8; 3];
+        f.read_exact(&mut three).await.unwrap();
+        f.set_len(50).await.unwrap();
+        let at = f.stream_position().await.unwrap();
+        let mut rest = Vec::new();
+        f.read_to_end(&mut rest).await.unwrap();
+        (pending, at, rest)
+    });
+    assert!(pending, "the first poll completed: nothing was read ahead");
+    assert_eq!(at, 3);
+    assert_eq!(rest, pattern(100, 9)[3..50]);
 }

@@ -33,6 +33,7 @@ use tokio::io::{AsyncRead, AsyncSeek, AsyncWrite, ReadBuf};
 use super::File;
 use super::file::CURRENT_POSITION;
 
+mod exclusive;
 mod file_calls;
 
 /// Tokio's default cap on one op's bytes (`tokio::fs::File`'s 2 MiB).
@@ -46,6 +47,8 @@ enum Outcome {
 }
 
 type OpFuture = Pin<Box<dyn Future<Output = (Outcome, Buf)> + Send>>;
+
+use exclusive::Exclusive;
 
 /// The file's buffer: read bytes not yet handed out are `data[pos..]`.
 #[derive(Default)]
@@ -75,21 +78,6 @@ enum State {
     Idle(Buf),
     /// An op in flight.
     Busy(Exclusive),
-}
-
-/// The op in flight, reachable only through `&mut` (as the unstable
-/// `std::sync::Exclusive`): so `AsyncFile` is `Sync`, as Tokio's file is,
-/// and `&self` calls (`metadata`) can be awaited in `Send` tasks.
-struct Exclusive(OpFuture);
-
-// SAFETY: the future is reached only through `&mut Exclusive` (`get_mut`);
-// a `&Exclusive` gives access to nothing, so sharing one cannot race.
-unsafe impl Sync for Exclusive {}
-
-impl Exclusive {
-    fn get_mut(&mut self) -> &mut OpFuture {
-        &mut self.0
-    }
 }
 
 /// A [`File`] that implements `tokio::io::AsyncRead`, `AsyncWrite` and
@@ -383,7 +371,7 @@ impl AsyncRead for AsyncFile {
             let len = dst.remaining().min(me.max_buf_size);
             let buf = me.take_idle();
             let op = Box::pin(read_op(me.file.clone(), buf, len));
-            me.state = Some(State::Busy(Exclusive(op))); // polled next round
+            me.state = Some(State::Busy(Exclusive::new(op))); // polled next round
         }
     }
 }
@@ -422,7 +410,7 @@ impl AsyncWrite for AsyncFile {
             buf.data.extend_from_slice(&src[..n]);
             return match spawn_write(me.file.clone(), buf) {
                 Ok(op) => {
-                    me.state = Some(State::Busy(Exclusive(op)));
+                    me.state = Some(State::Busy(Exclusive::new(op)));
                     Poll::Ready(Ok(n))
                 }
                 Err(e) => {
@@ -474,7 +462,7 @@ impl AsyncSeek for AsyncFile {
             buf.clear();
         }
         let done: OpFuture = Box::pin(std::future::ready((Outcome::Seek(result), buf)));
-        me.state = Some(State::Busy(Exclusive(done)));
+        me.state = Some(State::Busy(Exclusive::new(done)));
         Ok(())
     }
 

@@ -16,6 +16,9 @@ const FIRST_READ: usize = 8 * 1024;
 /// The least a full buffer grows by when the size is unknown (`/proc`,
 /// FIFOs, devices); it grows by at least its size.
 const GROWTH: usize = 8 * 1024;
+/// What a full buffer grows by when the file's size says it is all there:
+/// room for the read that finds the end, as `std`'s probe.
+const PROBE: usize = 32;
 
 fn out_of_memory<E>(_: E) -> io::Error {
     io::Error::from(io::ErrorKind::OutOfMemory)
@@ -70,15 +73,15 @@ async fn read_to_end(file: &File) -> io::Result<Vec<u8>> {
                 true => 0,
             };
             sized = true;
-            match size.checked_sub(buf.len() as u64).filter(|&rest| rest > 0) {
-                Some(rest) => {
-                    let rest = usize::try_from(rest).map_or(usize::MAX, |r| r.saturating_add(1));
-                    buf.try_reserve_exact(rest).map_err(out_of_memory)?;
-                }
-                None => buf
-                    .try_reserve(buf.capacity().max(GROWTH))
-                    .map_err(out_of_memory)?,
-            }
+            let read = buf.len() as u64;
+            let more = match size {
+                // Unknown (0: `/proc`, devices; asked once only).
+                0 => buf.capacity().max(GROWTH),
+                // All there, probably: room to find the end.
+                size if size <= read => PROBE,
+                size => usize::try_from(size - read).map_or(usize::MAX, |r| r.saturating_add(1)),
+            };
+            buf.try_reserve_exact(more).map_err(out_of_memory)?;
         }
         let filled = buf.len();
         let (n, b) = file.read_inner(buf, CURRENT_POSITION, filled).await;
@@ -90,7 +93,9 @@ async fn read_to_end(file: &File) -> io::Result<Vec<u8>> {
             Err(e) => return Err(e),
         }
     }
-    // An empty or small file keeps no more than it holds, as `std`'s.
+    // A buffer much larger than what it holds (a small or empty file in the
+    // first 8 KiB) is given back; std's is exact, this one at most about
+    // twice the bytes.
     if buf.capacity() > 2 * buf.len() + 64 {
         buf.shrink_to_fit();
     }

@@ -5,12 +5,8 @@
 use std::future::poll_fn;
 use std::io;
 use std::path::Path;
-use std::pin::Pin;
-use std::task::Poll;
 
-use tokio::io::AsyncWrite;
-
-use super::{AsyncFile, State};
+use super::{AsyncFile, Outcome, State};
 use crate::native::fs::{File, Metadata};
 
 impl AsyncFile {
@@ -62,18 +58,16 @@ impl AsyncFile {
         Ok(File::create(path).await?.into_async())
     }
 
-    /// Waits for the op in flight; a write's error is kept for the next
-    /// write or flush (Tokio's `complete_inflight`).
+    /// Waits for the op in flight, whatever it is, leaving the state idle;
+    /// a write's error is kept for the next write or flush (Tokio's
+    /// `complete_inflight`, which goes through `poll_flush` and so returns
+    /// at once, op still in flight, when an error is kept already).
     async fn complete_inflight(&mut self) {
-        poll_fn(|cx| match Pin::new(&mut *self).poll_flush(cx) {
-            Poll::Ready(Err(e)) => {
-                self.last_write_err = Some(e);
-                Poll::Ready(())
-            }
-            Poll::Ready(Ok(())) => Poll::Ready(()),
-            Poll::Pending => Poll::Pending,
-        })
-        .await;
+        let outcome = poll_fn(|cx| self.poll_busy(cx)).await;
+        if let Some(Outcome::Write(Err(e))) = outcome {
+            // A second error while one waits: the first is reported.
+            self.last_write_err.get_or_insert(e);
+        }
     }
 
     /// Waits for the op in flight, then flushes data and metadata to the
@@ -131,7 +125,8 @@ impl AsyncFile {
 
     /// Waits for the op in flight, gives back bytes read ahead, then
     /// truncates or extends the file to `size` bytes, as
-    /// `tokio::fs::File::set_len`. The position does not move.
+    /// `tokio::fs::File::set_len`. The position does not move (Tokio's
+    /// resets the position its idle `poll_complete` answers to 0).
     ///
     /// # Errors
     ///
