@@ -9,6 +9,7 @@ mod common;
 
 use std::io::{ErrorKind, SeekFrom, Write};
 use std::path::Path;
+use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufReader};
 
@@ -759,6 +760,8 @@ fn file_calls_after_a_dropped_read_and_a_kept_write_error_wait_for_the_read() {
     let got = on_fresh_shard(async move {
         let mut f = File::open(&p).await.unwrap().into_async(); // read-only
         let wrote = f.write(b"nope").await.map(|n| n.to_string());
+        // The write's task runs (and fails) meanwhile.
+        ringlane::time::sleep(Duration::from_millis(20)).await;
         // The read finds the write's error, keeps it, and starts a read
         // (pending): dropped after one poll.
         let mut big = [0u8; 64];
