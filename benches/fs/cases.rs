@@ -323,7 +323,7 @@ pub(crate) const WHOLE_CASES: &[Case<LatFn>] = &[
     },
     Case {
         id: "std_fs_read",
-        label: "`std::fs::read` on the bench thread (open, fstat, 2 reads, close syscalls; floor)",
+        label: "`std::fs::read` on the bench thread (open, statx, 2 reads, close syscalls; floor)",
         threads: "1",
         run: whole_std,
     },

@@ -13,7 +13,8 @@
 //!
 //! And whole-file reads of a one-block file, one call at a time (latency):
 //! `ringlane::native::fs::read` (open, read, read, close: four ops),
-//! `std::fs::read` on the bench thread (the same syscalls: the floor), and
+//! `std::fs::read` on the bench thread (open, statx, read, read, close: the
+//! syscall floor, one call more than ringlane makes for a small file), and
 //! `tokio::fs::read` (one blocking-pool hop running `std::fs::read`).
 
 use std::os::fd::AsRawFd;
