@@ -329,13 +329,7 @@ fn bytes_read_ahead_are_given_back_before_a_write() {
     where
         F: tokio::io::AsyncRead + tokio::io::AsyncWrite + tokio::io::AsyncSeek + Unpin,
     {
-        let mut big = [0u8; 64];
-        let pending = std::future::poll_fn(|cx| {
-            let mut rb = tokio::io::ReadBuf::new(&mut big);
-            let polled = std::pin::Pin::new(&mut *f).poll_read(cx, &mut rb);
-            std::task::Poll::Ready(polled.is_pending())
-        })
-        .await;
+        let pending = poll_read_once(f, 64).await;
         let mut small = [0u8; 3];
         let n = f.read(&mut small).await.unwrap();
         // (A seek, `stream_position` included, would give them back too.)
@@ -542,13 +536,7 @@ fn bytes_read_ahead_from_a_fifo_are_dropped_with_one_error() {
     let got = on_fresh_shard(async move {
         let f = OpenOptions::new().read(true).write(true).open(&p).await?;
         let mut f = f.into_async();
-        let mut big = [0u8; 64];
-        let pending = std::future::poll_fn(|cx| {
-            let mut rb = tokio::io::ReadBuf::new(&mut big);
-            let polled = tokio::io::AsyncRead::poll_read(std::pin::Pin::new(&mut f), cx, &mut rb);
-            std::task::Poll::Ready(polled.is_pending())
-        })
-        .await;
+        let pending = poll_read_once(&mut f, 64).await;
         let mut three = [0u8; 3];
         let n = f.read(&mut three).await?;
         let first = f.write(b"x").await.map_err(|e| e.raw_os_error());
@@ -603,6 +591,19 @@ fn a_write_behind_waiting_at_shutdown_is_ended_and_leaves_no_fd() {
     assert_eq!(report.unfinished_tasks, 1, "{report:?}");
     assert_eq!(common::fd_count(), before, "an fd was left open");
     drop(reader);
+}
+
+/// Polls one read of up to `room` bytes once and drops it; whether it was
+/// pending (then the read stays in flight, and its bytes are read ahead of
+/// whatever the caller reads next).
+async fn poll_read_once<F: tokio::io::AsyncRead + Unpin>(f: &mut F, room: usize) -> bool {
+    let mut buf = vec![0u8; room];
+    std::future::poll_fn(|cx| {
+        let mut rb = tokio::io::ReadBuf::new(&mut buf);
+        let polled = std::pin::Pin::new(&mut *f).poll_read(cx, &mut rb);
+        std::task::Poll::Ready(polled.is_pending())
+    })
+    .await
 }
 
 /// The calls beside the traits, on both files.
@@ -764,13 +765,7 @@ fn file_calls_after_a_dropped_read_and_a_kept_write_error_wait_for_the_read() {
         ringlane::time::sleep(Duration::from_millis(20)).await;
         // The read finds the write's error, keeps it, and starts a read
         // (pending): dropped after one poll.
-        let mut big = [0u8; 64];
-        let pending = std::future::poll_fn(|cx| {
-            let mut rb = tokio::io::ReadBuf::new(&mut big);
-            let polled = tokio::io::AsyncRead::poll_read(std::pin::Pin::new(&mut f), cx, &mut rb);
-            std::task::Poll::Ready(polled.is_pending())
-        })
-        .await;
+        let pending = poll_read_once(&mut f, 64).await;
         let set_len = f.set_len(10).await.map_err(|e| e.kind());
         let synced = f.sync_all().await.map_err(|e| e.kind());
         let flushed = f.flush().await.map_err(|e| e.raw_os_error());
@@ -809,13 +804,7 @@ fn set_len_after_bytes_read_ahead_keeps_the_readers_position() {
             .await
             .unwrap();
         let mut f = f.into_async();
-        let mut big = [0u8; 64];
-        let pending = std::future::poll_fn(|cx| {
-            let mut rb = tokio::io::ReadBuf::new(&mut big);
-            let polled = tokio::io::AsyncRead::poll_read(std::pin::Pin::new(&mut f), cx, &mut rb);
-            std::task::Poll::Ready(polled.is_pending())
-        })
-        .await;
+        let pending = poll_read_once(&mut f, 64).await;
         let mut three = [0u8; 3];
         f.read_exact(&mut three).await.unwrap();
         f.set_len(50).await.unwrap();
