@@ -326,7 +326,7 @@ async fn read_op(file: File, mut buf: Buf, len: usize) -> (Outcome, Buf) {
 /// Writes all of `buf.data` at the file's position; the buffer comes back
 /// empty whatever happened (bytes not written are dropped, as Tokio's).
 async fn write_op(file: File, mut buf: Buf) -> (Outcome, Buf) {
-    let (result, data) = super::whole::write_all_here(&file, buf.data).await;
+    let (result, data) = file.write_all_from(buf.data, None).await;
     buf.data = data;
     buf.clear();
     (Outcome::Write(result), buf)

@@ -149,7 +149,7 @@ async fn by_buffer(src: &File, dst: &File) -> io::Result<u64> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        let (w, b) = super::whole::write_all_here(dst, buf).await;
+        let (w, b) = dst.write_all_from(buf, None).await;
         buf = b;
         w?;
         copied += n as u64;

@@ -269,13 +269,25 @@ impl File {
     /// assert_eq!(std::fs::metadata(&path).unwrap().len(), 1 << 20);
     /// std::fs::remove_file(path).unwrap();
     /// ```
-    pub async fn write_all_at<B: IoBuf>(&self, mut buf: B, offset: u64) -> (io::Result<()>, B) {
+    pub async fn write_all_at<B: IoBuf>(&self, buf: B, offset: u64) -> (io::Result<()>, B) {
+        self.write_all_from(buf, Some(offset)).await
+    }
+
+    /// Writes every initialized byte of `buf` from `offset`, or at the
+    /// file's position (`None`: a FIFO's, a device's, or a regular file's,
+    /// which moves), resubmitting after short writes.
+    pub(super) async fn write_all_from<B: IoBuf>(
+        &self,
+        mut buf: B,
+        offset: Option<u64>,
+    ) -> (io::Result<()>, B) {
         let total = buf.bytes_init();
         let mut done = 0;
         while done < total {
-            let at = match Self::at(offset, done) {
-                Ok(at) => at,
-                Err(e) => return (Err(e), buf),
+            let at = match offset.map(|o| Self::at(o, done)) {
+                None => CURRENT_POSITION,
+                Some(Ok(at)) => at,
+                Some(Err(e)) => return (Err(e), buf),
             };
             let (n, b) = self.write_inner(buf, at, done).await;
             buf = b;

@@ -167,24 +167,8 @@ pub async fn write(path: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> io::Re
         .truncate(true)
         .open(path)
         .await?;
-    write_all_here(&file, contents.as_ref().to_vec()).await.0?;
+    file.write_all_from(contents.as_ref().to_vec(), None)
+        .await
+        .0?;
     file.close().await
-}
-
-/// Writes all of `buf` at `file`'s position (a FIFO's, a device's, or a
-/// regular file's, which moves), resubmitting after short writes; gives
-/// the buffer back.
-pub(super) async fn write_all_here(file: &File, mut buf: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
-    let mut done = 0;
-    while done < buf.len() {
-        let (n, b) = file.write_inner(buf, CURRENT_POSITION, done).await;
-        buf = b;
-        match n {
-            Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), buf),
-            Ok(n) => done += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return (Err(e), buf),
-        }
-    }
-    (Ok(()), buf)
 }
