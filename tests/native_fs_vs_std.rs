@@ -389,7 +389,7 @@ fn ours_desc(m: io::Result<nfs::Metadata>) -> Described {
             m.is_dir(),
             m.is_symlink(),
             m.len(),
-            m.mode(),
+            m.mode() & 0o7777,
             m.modified().ok(),
         )
     })

@@ -62,7 +62,7 @@ pub async fn copy(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<u6
             "the source path is neither a regular file nor a symlink to a regular file",
         ));
     }
-    let perm = meta.mode() & 0o7777;
+    let perm = meta.mode() & 0o7777; // the permission bits of st_mode
     let dst = OpenOptions::new()
         .write(true)
         .create(true)

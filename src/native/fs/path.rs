@@ -5,12 +5,13 @@ use std::ffi::CString;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::time::{Duration, SystemTime};
 
 use io_uring::{opcode, types};
 
 use crate::native::os_result;
 use crate::op;
+
+use super::Metadata;
 
 /// A path as the kernel wants it; `InvalidInput` for an inner NUL byte.
 pub(super) fn c_path(path: &Path) -> io::Result<CString> {
@@ -138,185 +139,6 @@ pub async fn rename(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<
     .await
 }
 
-/// What `statx` reports about a file.
-///
-/// # Examples
-///
-/// ```
-/// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
-/// let m = rt.block_on(rt.handle().spawn_pinned(0, async {
-///     ringlane::native::fs::metadata("/proc/self").await
-/// }).unwrap()).unwrap().unwrap();
-/// assert!(m.is_dir());
-/// ```
-#[derive(Debug, Clone, Copy)]
-pub struct Metadata {
-    raw: libc::statx,
-}
-
-impl Metadata {
-    /// Size in bytes.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
-    /// let p = std::env::temp_dir().join(format!("ringlane-doc-meta-len-{}", std::process::id()));
-    /// std::fs::write(&p, b"12345").unwrap();
-    /// let q = p.clone();
-    /// let m = rt.block_on(rt.handle().spawn_pinned(0, async move {
-    ///     ringlane::native::fs::metadata(&q).await
-    /// }).unwrap()).unwrap().unwrap();
-    /// assert_eq!(m.len(), 5);
-    /// std::fs::remove_file(p).unwrap();
-    /// ```
-    pub fn len(&self) -> u64 {
-        self.raw.stx_size
-    }
-
-    /// Whether the size is zero.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
-    /// let p = std::env::temp_dir().join(format!("ringlane-doc-meta-is-empty-{}", std::process::id()));
-    /// std::fs::write(&p, b"").unwrap();
-    /// let q = p.clone();
-    /// let m = rt.block_on(rt.handle().spawn_pinned(0, async move {
-    ///     ringlane::native::fs::metadata(&q).await
-    /// }).unwrap()).unwrap().unwrap();
-    /// assert!(m.is_empty());
-    /// std::fs::remove_file(p).unwrap();
-    /// ```
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    fn file_type(&self) -> u32 {
-        u32::from(self.raw.stx_mode) & libc::S_IFMT
-    }
-
-    /// Whether this is a directory.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use ringlane::native::fs::metadata;
-    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
-    /// let dir = std::env::temp_dir();
-    /// let j = rt.handle().spawn_pinned(0, async move {
-    ///     let tmp = metadata(dir).await?.is_dir();
-    ///     let stat = metadata("/proc/self/stat").await?.is_dir();
-    ///     Ok::<_, std::io::Error>((tmp, stat))
-    /// }).unwrap();
-    /// assert_eq!(rt.block_on(j).unwrap().unwrap(), (true, false));
-    /// ```
-    pub fn is_dir(&self) -> bool {
-        self.file_type() == libc::S_IFDIR
-    }
-
-    /// Whether this is a regular file.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use ringlane::native::fs::metadata;
-    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
-    /// let j = rt.handle().spawn_pinned(0, async {
-    ///     let stat = metadata("/proc/self/stat").await?.is_file();
-    ///     let dir = metadata("/proc/self").await?.is_file();
-    ///     Ok::<_, std::io::Error>((stat, dir))
-    /// }).unwrap();
-    /// assert_eq!(rt.block_on(j).unwrap().unwrap(), (true, false));
-    /// ```
-    pub fn is_file(&self) -> bool {
-        self.file_type() == libc::S_IFREG
-    }
-
-    /// Whether this is a symbolic link (only from [`symlink_metadata`];
-    /// [`metadata`] follows links).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
-    /// let m = rt.block_on(rt.handle().spawn_pinned(0, async {
-    ///     ringlane::native::fs::metadata("/proc/self").await
-    /// }).unwrap()).unwrap().unwrap();
-    /// assert!(!m.is_symlink()); // followed
-    /// ```
-    pub fn is_symlink(&self) -> bool {
-        self.file_type() == libc::S_IFLNK
-    }
-
-    /// Permission bits (`st_mode & 0o7777`).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::os::unix::fs::PermissionsExt;
-    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
-    /// let p = std::env::temp_dir().join(format!("ringlane-doc-meta-mode-{}", std::process::id()));
-    /// std::fs::write(&p, b"x").unwrap();
-    /// std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
-    /// let q = p.clone();
-    /// let m = rt.block_on(rt.handle().spawn_pinned(0, async move {
-    ///     ringlane::native::fs::metadata(&q).await
-    /// }).unwrap()).unwrap().unwrap();
-    /// assert_eq!(m.mode(), 0o640); // no file type bits
-    /// std::fs::remove_file(p).unwrap();
-    /// ```
-    pub fn mode(&self) -> u32 {
-        u32::from(self.raw.stx_mode) & 0o7777
-    }
-
-    /// Last modification time.
-    ///
-    /// # Errors
-    ///
-    /// `Unsupported` if the filesystem did not report it; `InvalidData` if
-    /// it does not fit a `SystemTime`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::{Duration, SystemTime};
-    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
-    /// let p = std::env::temp_dir().join(format!("ringlane-doc-meta-modified-{}", std::process::id()));
-    /// let when = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
-    /// std::fs::File::create(&p).unwrap().set_modified(when).unwrap();
-    /// let q = p.clone();
-    /// let m = rt.block_on(rt.handle().spawn_pinned(0, async move {
-    ///     ringlane::native::fs::metadata(&q).await
-    /// }).unwrap()).unwrap().unwrap();
-    /// assert_eq!(m.modified().unwrap(), when);
-    /// std::fs::remove_file(p).unwrap();
-    /// ```
-    pub fn modified(&self) -> io::Result<SystemTime> {
-        if self.raw.stx_mask & libc::STATX_MTIME == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "no modification time",
-            ));
-        }
-        let t = self.raw.stx_mtime;
-        let bad = || io::Error::new(io::ErrorKind::InvalidData, "timestamp out of range");
-        if t.tv_nsec >= 1_000_000_000 {
-            return Err(bad());
-        }
-        // sec + nsec, for negative seconds too (nsec always counts forward).
-        let whole = Duration::from_secs(t.tv_sec.unsigned_abs());
-        let at = if t.tv_sec >= 0 {
-            SystemTime::UNIX_EPOCH.checked_add(whole)
-        } else {
-            SystemTime::UNIX_EPOCH.checked_sub(whole)
-        };
-        at.and_then(|at| at.checked_add(Duration::from_nanos(u64::from(t.tv_nsec))))
-            .ok_or_else(bad)
-    }
-}
-
 /// One `statx` of `dirfd` + `path` with `flags`.
 pub(super) async fn statx<R: Send + 'static>(
     dirfd: i32,
@@ -329,12 +151,12 @@ pub(super) async fn statx<R: Send + 'static>(
     let op = op::submit((path, buf, keep_alive), false, move |(p, b, _)| {
         opcode::Statx::new(types::Fd(dirfd), p.as_ptr(), (&raw mut **b).cast())
             .flags(flags)
-            .mask(libc::STATX_BASIC_STATS)
+            .mask(libc::STATX_BASIC_STATS | libc::STATX_BTIME)
             .build()
     });
     let (r, (_, buf, _)) = op.await.map_err(|(e, _)| e)?;
     os_result(r)?;
-    Ok(Metadata { raw: *buf })
+    Ok(Metadata::from_raw(*buf))
 }
 
 /// Metadata of the file at `path`, following symbolic links (`statx`).
