@@ -245,7 +245,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let (ring_lat, pread_lat, lines) = h
                 .spawn_pinned(0, async move {
                     use ringlane::native::fs::File;
-                    let f = File::create(&p).await.expect("create");
+                    let f = File::options()
+                        .read(true)
+                        .write(true)
+                        .create(true)
+                        .truncate(true)
+                        .open(&p)
+                        .await
+                        .expect("create");
                     let data: Vec<u8> = (0..4 << 20).map(|i| (i % 251) as u8).collect();
                     let (n, _) = f.write_at(data, 0).await;
                     n.expect("write");

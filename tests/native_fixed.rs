@@ -37,7 +37,16 @@ fn registered_file_and_fixed_buffers_round_trip() {
     let path = temp_path("rt");
     let p = path.clone();
     let (written, read, registered) = on_shard(&rt, 0, async move {
-        let f = File::create(&p).await.unwrap().register().unwrap();
+        let f = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&p)
+            .await
+            .unwrap()
+            .register()
+            .unwrap();
         let pool = FixedBufPool::new(2, 8192).unwrap();
         let mut out = pool.get().await;
         let data: Vec<u8> = (0..8192).map(|i| (i % 251) as u8).collect();

@@ -997,3 +997,38 @@ fn a_fifo_opened_for_reading_with_o_nofollow_opens_once_a_writer_comes() {
     drop(fifo);
     assert_eq!(settled_fd_count(), before, "an fd leaked");
 }
+
+// --------------------------------------- 7: create's access mode as std's
+
+/// The access mode (`O_ACCMODE` bits) an fd was opened with.
+fn access_mode(fd: RawFd) -> i32 {
+    // SAFETY: F_GETFL only reads the fd's flags.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    assert!(flags >= 0, "F_GETFL: {}", io::Error::last_os_error());
+    flags & libc::O_ACCMODE
+}
+
+/// Expected: `File::create`, `File::create_new` and `AsyncFile::create`
+/// open write-only, as std's and Tokio's `create` (a read-write open fails
+/// on a write-only sysfs attribute and makes a FIFO writer its own reader).
+#[test]
+fn create_opens_write_only_as_std_and_tokio() {
+    let _serial = SERIAL.lock();
+    let dir = TempDir::new("vs-std-create");
+    let (a, b, c) = (dir.0.join("a"), dir.0.join("b"), dir.0.join("c"));
+    let rt = common::runtime(1);
+    let modes = common::on_shard_0(&rt, async move {
+        let created = File::create(&a).await.unwrap();
+        let new = File::create_new(&b).await.unwrap();
+        let async_created = nfs::AsyncFile::create(&c)
+            .await
+            .unwrap()
+            .into_file()
+            .await
+            .unwrap();
+        [&created, &new, &async_created].map(|f| access_mode(f.as_raw_fd()))
+    });
+    let std_mode = access_mode(std::fs::File::create(dir.0.join("d")).unwrap().as_raw_fd());
+    assert_eq!(std_mode, libc::O_WRONLY);
+    assert_eq!(modes, [std_mode; 3]);
+}

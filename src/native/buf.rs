@@ -130,7 +130,18 @@ unsafe impl IoBuf for bytes::BytesMut {
 #[cfg(feature = "bytes")]
 unsafe impl IoBufMut for bytes::BytesMut {
     fn stable_mut_ptr(&mut self) -> *mut u8 {
-        self.as_mut_ptr()
+        // `BytesMut` has no `as_mut_ptr` of its own: `self.as_mut_ptr()`
+        // would go through `&mut [u8]` of `len` bytes, a pointer valid for
+        // those alone, where the kernel writes up to the capacity. The
+        // spare capacity at length 0 covers all of it.
+        let len = self.len();
+        // SAFETY: a shorter length exposes no uninitialized byte.
+        unsafe { self.set_len(0) };
+        let whole = self.spare_capacity_mut().as_mut_ptr().cast::<u8>();
+        // SAFETY: the length taken just above; those bytes are untouched
+        // and still initialized.
+        unsafe { self.set_len(len) };
+        whole
     }
     fn bytes_total(&self) -> usize {
         self.capacity()

@@ -26,7 +26,7 @@ use crate::native::{IoBuf, IoBufMut, os_result};
 /// let path = std::env::temp_dir().join(format!("ringlane-doc-file-{}", std::process::id()));
 /// let p = path.clone();
 /// let j = rt.handle().spawn_pinned(0, async move {
-///     let f = File::create(&p).await?;
+///     let f = File::options().read(true).write(true).create(true).truncate(true).open(&p).await?;
 ///     let (n, _buf) = f.write_at(b"hello ring".to_vec(), 0).await;
 ///     n?;
 ///     f.sync_all().await?;
@@ -89,7 +89,8 @@ impl File {
         OpenOptions::new().read(true).open(path).await
     }
 
-    /// Creates (or truncates) a file for reading and writing.
+    /// Creates (or truncates) a file and opens it write-only, as
+    /// `std::fs::File::create` (for reading too, use [`OpenOptions`]).
     ///
     /// # Examples
     ///
@@ -103,12 +104,57 @@ impl File {
     /// ```
     pub async fn create(path: impl AsRef<Path>) -> io::Result<File> {
         OpenOptions::new()
-            .read(true)
             .write(true)
             .create(true)
             .truncate(true)
             .open(path)
             .await
+    }
+
+    /// Creates a file that must not exist yet and opens it write-only
+    /// (`O_CREAT | O_EXCL`), as `std::fs::File::create_new`.
+    ///
+    /// # Errors
+    ///
+    /// `AlreadyExists` if something is at `path` (a dangling symbolic link
+    /// included); the `openat(2)` errors otherwise.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringlane::native::fs::File;
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let path = std::env::temp_dir().join(format!("ringlane-doc-create-new-{}", std::process::id()));
+    /// let p = path.clone();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     File::create_new(&p).await?.close().await?;
+    ///     Ok::<_, std::io::Error>(File::create_new(&p).await.map(drop).unwrap_err().kind())
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap().unwrap(), std::io::ErrorKind::AlreadyExists);
+    /// std::fs::remove_file(path).unwrap();
+    /// ```
+    pub async fn create_new(path: impl AsRef<Path>) -> io::Result<File> {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .await
+    }
+
+    /// A blank [`OpenOptions`], as `std::fs::File::options`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringlane::native::fs::File;
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async {
+    ///     File::options().read(true).open("/proc/self/stat").await.map(drop)
+    /// }).unwrap();
+    /// rt.block_on(j).unwrap().unwrap();
+    /// ```
+    pub fn options() -> OpenOptions {
+        OpenOptions::new()
     }
 
     /// `offset + advanced` as a positioned offset, or `InvalidInput` past

@@ -32,7 +32,7 @@ impl AsyncFile {
         Ok(File::open(path).await?.into_async())
     }
 
-    /// Creates (or truncates) a file for reading and writing, as
+    /// Creates (or truncates) a file and opens it write-only, as
     /// `tokio::fs::File::create`.
     ///
     /// # Errors
