@@ -163,7 +163,10 @@ impl<T> Chan<T> {
         // A waker left by a wait on another thread is dropped now, not with
         // the last sender.
         let waker = self.rx_waker.lock().take();
-        drop(waker); // after the lock, as every waker here
+        // After the lock, as every waker here, and contained: a drop that
+        // unwound would skip the receiver's close (sends would go on
+        // succeeding into a ring nobody reads).
+        crate::executor::contain(move || drop(waker));
     }
 
     /// Send futures waiting for room right now.
@@ -281,11 +284,15 @@ impl<T> Chan<T> {
             .take(room)
             .filter_map(|&k| {
                 let w = &mut waiters[k];
-                // Cloned (foreign code) before the mark: a clone that
-                // unwinds leaves the waiter to the next look.
-                let waker = (!w.woken).then(|| w.waker.clone())?;
-                w.woken = true;
-                Some(waker)
+                // Taken, not cloned: no foreign code runs under the lock
+                // (a clone that unwound took the message just popped with
+                // it). A woken waiter is not woken again before its send
+                // registers anew, which puts its waker back (`will_wake`
+                // fails against the no-op one).
+                (!w.woken).then(|| {
+                    w.woken = true;
+                    std::mem::replace(&mut w.waker, Waker::noop().clone())
+                })
             })
             .collect()
     }
@@ -293,12 +300,14 @@ impl<T> Chan<T> {
     /// Wakes every waiting sender (the receiver closed the channel: each
     /// gets its message back).
     pub(super) fn wake_senders(&self) {
+        // Taken, as in `due`: a clone that unwound would strand the
+        // waiters after it and the rest of the receiver's drop.
         let wakers: Vec<Waker> = self
             .tx_queue
             .lock()
             .waiters
-            .iter()
-            .map(|(_, w)| w.waker.clone())
+            .iter_mut()
+            .map(|(_, w)| std::mem::replace(&mut w.waker, Waker::noop().clone()))
             .collect();
         wake_each(wakers);
     }
