@@ -152,13 +152,63 @@ fn child_join_waker_panics_when_the_runtime_cancels_the_task() {
     println!("{CHILD_DONE}");
 }
 
+/// Whether a dropped [`PanicOnDrop`] panics.
+static DROP_PANICS: AtomicBool = AtomicBool::new(false);
+
+/// A waker whose last drop panics while [`DROP_PANICS`] is set.
+struct PanicOnDrop;
+
+impl Wake for PanicOnDrop {
+    fn wake(self: Arc<Self>) {}
+}
+
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        if DROP_PANICS.load(Ordering::SeqCst) {
+            panic!("a join waker that panics when dropped (expected in this test)");
+        }
+    }
+}
+
+#[test]
+#[ignore = "child process of a_join_waker_that_panics_when_woken_is_contained_and_does_not_abort_the_process"]
+fn child_join_waker_panics_when_the_handle_is_polled_with_another() {
+    if !in_child() {
+        return;
+    }
+    let rt = common::runtime(1);
+    let h = rt.handle();
+    let mut j = h.spawn_pinned(0, std::future::pending::<u32>()).unwrap();
+    common::until_parked(&h, 0);
+    let bomb = Waker::from(Arc::new(PanicOnDrop));
+    assert!(poll_once_with(&mut j, &bomb), "pending forever");
+    drop(bomb); // the handle and the task hold the last references
+    DROP_PANICS.store(true, Ordering::SeqCst);
+    // A new waker: the task lets the old one go (under async-task's
+    // abort-on-panic guard) as it registers the new one.
+    let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        poll_once_with(&mut j, Waker::noop())
+    }));
+    DROP_PANICS.store(false, Ordering::SeqCst);
+    assert!(
+        matches!(polled, Ok(true)),
+        "still pending, the drop contained"
+    );
+    j.abort();
+    assert!(rt.block_on(j).unwrap_err().is_cancelled());
+    drop(rt);
+    println!("{CHILD_DONE}");
+}
+
 /// A `JoinHandle` polled with a waker whose `wake` panics (a foreign
 /// executor's bug), then the task completes, is aborted, or is cancelled by
 /// the runtime's shutdown. Tokio's harness wakes the join waker inside
 /// `catch_unwind` ("in case dropping the future or waking the JoinHandle
 /// panics"), so the worker, the runtime and the process go on. ringlane
 /// passes the caller's waker straight to async-task, which wakes it under
-/// an abort-on-panic guard: the process aborts. Each case runs in a child.
+/// an abort-on-panic guard: the process aborts. The same for a waker whose
+/// drop panics when a later poll's waker replaces it (async-task drops the
+/// old awaiter under that guard). Each case runs in a child.
 #[test]
 fn a_join_waker_that_panics_when_woken_is_contained_and_does_not_abort_the_process() {
     let mut failures = Vec::new();
@@ -166,6 +216,7 @@ fn a_join_waker_that_panics_when_woken_is_contained_and_does_not_abort_the_proce
         "child_join_waker_panics_when_the_task_completes",
         "child_join_waker_panics_when_the_task_is_aborted",
         "child_join_waker_panics_when_the_runtime_cancels_the_task",
+        "child_join_waker_panics_when_the_handle_is_polled_with_another",
     ] {
         let (status, out) = run_ignored(child, CHILD_VAR, Duration::from_secs(30));
         if !status.success() || !out.contains(CHILD_DONE) {
@@ -802,4 +853,20 @@ fn a_fan_in_over_thousands_of_finished_join_handles_lets_its_shard_answer_a_call
         "a call_on waited for {worst} awaits of finished join handles (lags {lags:?}): the \
          join handle does not give its shard back"
     );
+}
+
+/// Expected (Tokio): a fire-and-forget spawn, its handle dropped unused,
+/// compiles without a warning (ported code built with `-D warnings`) and
+/// the task runs on, detached.
+///
+/// Why it may fail: `JoinHandle` was `#[must_use]`, which Tokio's is not.
+#[test]
+#[deny(unused_must_use)]
+fn a_dropped_handle_is_no_warning_and_its_task_runs_on() {
+    let rt = common::runtime(1);
+    let (tx, rx) = mpsc::channel();
+    rt.handle()
+        .spawn_pinned(0, async move { tx.send(7u8).unwrap() })
+        .unwrap();
+    assert_eq!(rx.recv_timeout(LIMIT), Ok(7));
 }

@@ -30,7 +30,6 @@ use super::TaskMeta;
 /// });
 /// assert_eq!(out.unwrap(), 42);
 /// ```
-#[must_use = "dropping a JoinHandle detaches the task; await it or call abort()"]
 pub struct JoinHandle<T> {
     task: Option<FallibleTask<Outcome<T>, TaskMeta>>,
     /// The task's metadata (its abort flag).
@@ -44,11 +43,13 @@ pub struct JoinHandle<T> {
     contained: Option<(Waker, Waker)>,
 }
 
-/// A waker whose `wake` catches a panic: `async-task` wakes the awaiter of
-/// a task that ends under an abort-on-panic guard, so a foreign waker that
-/// panics there would abort the process (Tokio contains it). The task of a
-/// shard's own that awaits a handle needs no wrapper: its waker is ours.
-struct ContainWake(Waker);
+/// A waker whose `wake` and drop catch a panic: `async-task` wakes the
+/// awaiter of a task that ends, and drops the awaiter a new poll replaces,
+/// under an abort-on-panic guard, so a foreign waker that panics there
+/// would abort the process (Tokio contains the wake; its drop unwinds out
+/// of the poll). The task of a shard's own that awaits a handle needs no
+/// wrapper: its waker is ours. (`None` only inside `drop`.)
+struct ContainWake(Option<Waker>);
 
 impl std::task::Wake for ContainWake {
     fn wake(self: std::sync::Arc<Self>) {
@@ -56,7 +57,16 @@ impl std::task::Wake for ContainWake {
     }
 
     fn wake_by_ref(self: &std::sync::Arc<Self>) {
-        super::contain(|| self.0.wake_by_ref());
+        if let Some(w) = &self.0 {
+            super::contain(|| w.wake_by_ref());
+        }
+    }
+}
+
+impl Drop for ContainWake {
+    fn drop(&mut self) {
+        let waker = self.0.take();
+        super::contain(move || drop(waker));
     }
 }
 
@@ -211,7 +221,7 @@ impl<T> Future for JoinHandle<T> {
             (_, true) => None,
             (Some((w, c)), _) if w.will_wake(waker) => Some(c.clone()),
             _ => {
-                let c = Waker::from(std::sync::Arc::new(ContainWake(waker.clone())));
+                let c = Waker::from(std::sync::Arc::new(ContainWake(Some(waker.clone()))));
                 this.contained = Some((waker.clone(), c.clone()));
                 Some(c)
             }
