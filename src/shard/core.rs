@@ -648,7 +648,7 @@ impl Core {
         }
     }
 
-    fn publish_stats(&self) {
+    pub(super) fn publish_stats(&self) {
         let s = &self.cx.remote.stats;
         Counters::add(&s.doorbells_msg_ring, self.local.msg_ring.take());
         Counters::add(&s.doorbells_eventfd, self.local.eventfd.take());

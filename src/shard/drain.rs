@@ -234,6 +234,9 @@ impl Core {
         self.flush_doorbells();
         self.send_queued_claims();
         let _ = self.cx.ring.borrow_mut().submit();
+        // Doorbells this exit reaped and rang count too (no tick publishes
+        // them any more).
+        self.publish_stats();
         if self.cx.ops.borrow().len() > 0 {
             // The kernel may still write into these ops' buffers: leak them,
             // and the registrations with them (unregistering a table an op
