@@ -185,4 +185,30 @@ impl AsyncFile {
     pub async fn metadata(&self) -> io::Result<Metadata> {
         self.file.metadata().await
     }
+
+    /// Sets the file's permissions (`fchmod(2)` on the blocking pool), as
+    /// `tokio::fs::File::set_permissions` (which does not wait for the op
+    /// in flight either).
+    ///
+    /// # Errors
+    ///
+    /// As [`File::set_permissions`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::unix::fs::PermissionsExt;
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let p = std::env::temp_dir().join(format!("ringlane-doc-async-perm-{}", std::process::id()));
+    /// let q = p.clone();
+    /// rt.block_on(rt.handle().spawn_pinned(0, async move {
+    ///     let f = ringlane::native::fs::AsyncFile::create(&q).await?;
+    ///     f.set_permissions(std::fs::Permissions::from_mode(0o600)).await
+    /// }).unwrap()).unwrap().unwrap();
+    /// assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+    /// std::fs::remove_file(p).unwrap();
+    /// ```
+    pub async fn set_permissions(&self, perm: std::fs::Permissions) -> io::Result<()> {
+        self.file.set_permissions(perm).await
+    }
 }
