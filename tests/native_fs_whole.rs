@@ -26,9 +26,24 @@ fn pattern(len: usize) -> Vec<u8> {
 fn read_and_write_match_std_for_every_size_and_kind_of_file() {
     let _serial = SERIAL.lock();
     let dir = TempDir::new("whole-sizes");
-    // Around the first read's size (8 KiB, for files statx calls empty)
-    // and well past it.
-    for len in [0, 1, 4095, 8191, 8192, 8193, (1 << 20) + 3] {
+    // Around the first read's size (8 KiB), the size read without asking
+    // it (64 KiB, then a 32-byte probe before the size is asked), and well
+    // past both.
+    for len in [
+        0,
+        1,
+        4095,
+        8191,
+        8192,
+        8193,
+        20_000,
+        65_535,
+        65_536,
+        65_537,
+        65_536 + 32,
+        65_536 + 33,
+        (1 << 20) + 3,
+    ] {
         let path = dir.0.join(format!("f{len}"));
         let data = pattern(len);
         let (p, d) = (path.clone(), data.clone());

@@ -25,7 +25,7 @@ use crate::shared::runtimes::{
 use crate::shared::watchdog::HANDLES;
 use crate::stream::{
     stream_pread, stream_raw, stream_ringlane, stream_tokio_fs, whole_ringlane, whole_std,
-    whole_tokio,
+    whole_tokio, whole64_ringlane, whole64_std, whole64_tokio,
 };
 use crate::tokio_cases::{
     qd1_tokio_fs, qd1_tokio_spawn_blocking, qd32_tokio_fs, qd32_tokio_spawn_blocking,
@@ -332,6 +332,29 @@ pub(crate) const WHOLE_CASES: &[Case<LatFn>] = &[
         label: "`tokio::fs::read`, current-thread (`std::fs::read` on its blocking pool)",
         threads: "1 + pool",
         run: whole_tokio,
+    },
+];
+
+pub(crate) const WHOLE64_CASES: &[Case<LatFn>] = &[
+    Case {
+        id: "ringlane_fs_read",
+        label: "`ringlane::native::fs::read`, task on shard 0 (open, 8 KiB read, read of \
+                the rest, 32 B probe that finds the end, close: 5 ops)",
+        threads: "1",
+        run: whole64_ringlane,
+    },
+    Case {
+        id: "std_fs_read",
+        label: "`std::fs::read` on the bench thread (open, statx, read, 32 B probe, close \
+                syscalls; floor)",
+        threads: "1",
+        run: whole64_std,
+    },
+    Case {
+        id: "tokio_fs_read",
+        label: "`tokio::fs::read`, current-thread (`std::fs::read` on its blocking pool)",
+        threads: "1 + pool",
+        run: whole64_tokio,
     },
 ];
 

@@ -16,13 +16,18 @@ static PATHS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 pub(crate) const READ_BLOCKS: u64 = READ_FILE_SIZE / BLOCK as u64;
 /// Blocks of the write file.
 pub(crate) const WRITE_BLOCKS: u64 = WRITE_FILE_SIZE / BLOCK as u64;
+/// Blocks of the medium whole-file reads' file (64 KiB).
+pub(crate) const MEDIUM_BLOCKS: usize = 16;
 
 /// The read file (every block tagged with its index) and the write file.
 pub(crate) struct TestFiles {
     pub(crate) read_path: PathBuf,
     pub(crate) write_path: PathBuf,
-    /// One tagged block (block 0): the whole-file reads' file.
+    /// One tagged block (block 0): the small whole-file reads' file.
     pub(crate) small_path: PathBuf,
+    /// [`MEDIUM_BLOCKS`] tagged blocks: the whole-file reads past the first
+    /// 8 KiB read (`fs::read` asks the size only then).
+    pub(crate) medium_path: PathBuf,
     dir: PathBuf,
 }
 
@@ -39,11 +44,13 @@ impl TestFiles {
             read_path: dir.join(format!("ringlane-fs-bench-read-{pid}")),
             write_path: dir.join(format!("ringlane-fs-bench-write-{pid}")),
             small_path: dir.join(format!("ringlane-fs-bench-small-{pid}")),
+            medium_path: dir.join(format!("ringlane-fs-bench-medium-{pid}")),
             dir,
         };
         fill(&files.read_path, READ_FILE_SIZE);
         fill(&files.write_path, WRITE_FILE_SIZE);
         fill(&files.small_path, BLOCK as u64);
+        fill(&files.medium_path, (MEDIUM_BLOCKS * BLOCK) as u64);
         let mut whole = Vec::with_capacity(READ_FILE_SIZE as usize);
         File::open(&files.read_path)
             .and_then(|mut f| f.read_to_end(&mut whole))

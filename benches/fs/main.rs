@@ -105,7 +105,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
 
-use cases::{Env, QD1_CASES, QD32_CASES, STREAM_CASES, WHOLE_CASES, WRITE_CASES};
+use cases::{Env, QD1_CASES, QD32_CASES, STREAM_CASES, WHOLE_CASES, WHOLE64_CASES, WRITE_CASES};
 use stream::STREAM_READ;
 use watchdog::{start_watchdog, watch};
 
@@ -192,12 +192,26 @@ fn bench_stream(c: &mut Criterion, env: &Env) {
 }
 
 fn bench_whole(c: &mut Criterion, env: &Env) {
-    let mut group = c.benchmark_group("fs_whole_file_read");
+    for (name, cases) in [
+        ("fs_whole_file_read", WHOLE_CASES),
+        ("fs_whole_file_read_64k", WHOLE64_CASES),
+    ] {
+        bench_whole_group(c, env, name, cases);
+    }
+}
+
+fn bench_whole_group(
+    c: &mut Criterion,
+    env: &Env,
+    name: &str,
+    cases: &[cases::Case<cases::LatFn>],
+) {
+    let mut group = c.benchmark_group(name);
     group
         .sample_size(10)
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_secs(2));
-    for case in WHOLE_CASES {
+    for case in cases {
         group.bench_function(case.id, |b| {
             b.iter_custom(|iters| {
                 let _watch = watch(case.id);
@@ -247,7 +261,7 @@ fn summary(env: &Env) {
         let _watch = watch(case.id);
         (case.run)(env, 2_000);
     }
-    for case in WHOLE_CASES {
+    for case in WHOLE_CASES.iter().chain(WHOLE64_CASES) {
         let _watch = watch(case.id);
         (case.run)(env, 10, 500);
     }
@@ -255,6 +269,7 @@ fn summary(env: &Env) {
     report::summary_qd32(env);
     report::summary_stream(env);
     report::summary_whole(env);
+    report::summary_whole64(env);
     report::summary_write(env);
     println!(
         "Reads: {BLOCK} B at pseudo-random {BLOCK}-aligned offsets (the same sequence for every \

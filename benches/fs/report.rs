@@ -5,8 +5,9 @@
 use crate::cases::{
     Case, Env, LatFn, QD1_CASES, QD1_FLOOR, QD1_TOKIO, QD32_CASES, QD32_FLOOR, QD32_TOKIO,
     STREAM_CASES, STREAM_FLOOR, STREAM_TOKIO, TputFn, WHOLE_CASES, WHOLE_FLOOR, WHOLE_TOKIO,
-    WRITE_CASES, WRITE_FLOOR, WRITE_TOKIO,
+    WHOLE64_CASES, WRITE_CASES, WRITE_FLOOR, WRITE_TOKIO,
 };
+use crate::files::MEDIUM_BLOCKS;
 use crate::measure::LatRun;
 use crate::shared::timing::{median, percentile, round_p50, spread_us, us};
 use crate::stream::STREAM_READ;
@@ -125,6 +126,23 @@ pub(crate) fn summary_whole(env: &Env) {
         (WHOLE_FLOOR, WHOLE_TOKIO),
         (
             &format!("Whole-file reads of a {BLOCK} B page-cached file, one call at a time"),
+            "call",
+            "`std::fs::read`",
+        ),
+    );
+}
+
+pub(crate) fn summary_whole64(env: &Env) {
+    summary_latency(
+        env,
+        WHOLE64_CASES,
+        SUMMARY_WHOLE_READS,
+        (WHOLE_FLOOR, WHOLE_TOKIO),
+        (
+            &format!(
+                "Whole-file reads of a {} KiB page-cached file, one call at a time",
+                MEDIUM_BLOCKS * BLOCK / 1024
+            ),
             "call",
             "`std::fs::read`",
         ),

@@ -18,13 +18,14 @@
 //! `tokio::fs::read` (one blocking-pool hop running `std::fs::read`).
 
 use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
 
 use io_uring::opcode;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::BLOCK;
 use crate::cases::Env;
-use crate::files::{READ_BLOCKS, check_blocks};
+use crate::files::{MEDIUM_BLOCKS, READ_BLOCKS, check_blocks};
 use crate::measure::{LatRun, Samples, Span, TputRun, parks};
 use crate::shared::floor_ring::FloorRing;
 use crate::watchdog::step;
@@ -124,22 +125,25 @@ pub(crate) fn stream_pread(env: &Env, reads: u64) -> TputRun {
     span.end()
 }
 
-/// Checks a whole-file read of the one-block file.
-fn check_small(bytes: &[u8], case: &str) {
-    assert_eq!(bytes.len(), BLOCK, "{case}: whole-file read length");
+/// Checks a whole-file read of a file of `blocks` tagged blocks.
+fn check_whole(bytes: &[u8], blocks: usize, case: &str) {
+    assert_eq!(
+        bytes.len(),
+        blocks * BLOCK,
+        "{case}: whole-file read length"
+    );
     check_blocks(bytes, 0, case);
 }
 
-pub(crate) fn whole_ringlane(env: &Env, warm: usize, n: usize) -> LatRun {
+fn whole_ringlane_of(env: &Env, path: PathBuf, blocks: usize, warm: usize, n: usize) -> LatRun {
     let handle = env.ringlane.handle();
-    let path = env.files.small_path.clone();
     let parks0 = parks(&handle);
     let driver = handle
         .spawn_pinned(0, async move {
             let mut s = Samples::new(warm, n);
             for _ in 0..s.total() {
                 let bytes = ringlane::native::fs::read(&path).await.expect("fs::read");
-                check_small(&bytes, "ringlane fs::read");
+                check_whole(&bytes, blocks, "ringlane fs::read");
                 s.tick();
             }
             s.finish()
@@ -150,25 +154,48 @@ pub(crate) fn whole_ringlane(env: &Env, warm: usize, n: usize) -> LatRun {
     run
 }
 
-pub(crate) fn whole_std(env: &Env, warm: usize, n: usize) -> LatRun {
+fn whole_std_of(path: &Path, blocks: usize, warm: usize, n: usize) -> LatRun {
     let mut s = Samples::new(warm, n);
     for _ in 0..s.total() {
-        let bytes = std::fs::read(&env.files.small_path).expect("std::fs::read");
-        check_small(&bytes, "std::fs::read");
+        let bytes = std::fs::read(path).expect("std::fs::read");
+        check_whole(&bytes, blocks, "std::fs::read");
         s.tick();
     }
     s.finish()
 }
 
-pub(crate) fn whole_tokio(env: &Env, warm: usize, n: usize) -> LatRun {
-    let path = env.files.small_path.clone();
+fn whole_tokio_of(env: &Env, path: PathBuf, blocks: usize, warm: usize, n: usize) -> LatRun {
     env.tokio_ct.block_on(async move {
         let mut s = Samples::new(warm, n);
         for _ in 0..s.total() {
             let bytes = tokio::fs::read(&path).await.expect("tokio::fs::read");
-            check_small(&bytes, "tokio::fs::read");
+            check_whole(&bytes, blocks, "tokio::fs::read");
             s.tick();
         }
         s.finish()
     })
+}
+
+pub(crate) fn whole_ringlane(env: &Env, warm: usize, n: usize) -> LatRun {
+    whole_ringlane_of(env, env.files.small_path.clone(), 1, warm, n)
+}
+
+pub(crate) fn whole_std(env: &Env, warm: usize, n: usize) -> LatRun {
+    whole_std_of(&env.files.small_path, 1, warm, n)
+}
+
+pub(crate) fn whole_tokio(env: &Env, warm: usize, n: usize) -> LatRun {
+    whole_tokio_of(env, env.files.small_path.clone(), 1, warm, n)
+}
+
+pub(crate) fn whole64_ringlane(env: &Env, warm: usize, n: usize) -> LatRun {
+    whole_ringlane_of(env, env.files.medium_path.clone(), MEDIUM_BLOCKS, warm, n)
+}
+
+pub(crate) fn whole64_std(env: &Env, warm: usize, n: usize) -> LatRun {
+    whole_std_of(&env.files.medium_path, MEDIUM_BLOCKS, warm, n)
+}
+
+pub(crate) fn whole64_tokio(env: &Env, warm: usize, n: usize) -> LatRun {
+    whole_tokio_of(env, env.files.medium_path.clone(), MEDIUM_BLOCKS, warm, n)
 }

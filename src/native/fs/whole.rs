@@ -9,15 +9,17 @@ use std::path::Path;
 use super::File;
 use super::file::CURRENT_POSITION;
 
-/// The first read's size. A file that fills it is asked its size
-/// (`statx`, which the kernel always runs on a worker thread: a few µs, so
-/// small files do without it).
+/// The first read's size.
 const FIRST_READ: usize = 8 * 1024;
+/// A file that fills the first read is read on into a buffer of this size
+/// without asking its size: `statx` always runs on a kernel worker thread
+/// (a few µs, and a long tail), dearer than a read or two of this much.
+const UNSIZED: usize = 64 * 1024;
 /// The least a full buffer grows by when the size is unknown (`/proc`,
 /// FIFOs, devices); it grows by at least its size.
 const GROWTH: usize = 8 * 1024;
-/// What a full buffer grows by when the file's size says it is all there:
-/// room for the read that finds the end, as `std`'s probe.
+/// The probe a full buffer reads into before it grows (`std`'s size):
+/// when it finds the end, the buffer is exact and was never copied.
 const PROBE: usize = 32;
 
 fn out_of_memory<E>(_: E) -> io::Error {
@@ -25,8 +27,10 @@ fn out_of_memory<E>(_: E) -> io::Error {
 }
 
 /// Reads the whole file at `path` into a `Vec`: open, reads at the file's
-/// position until one returns 0 (a file that fills the first 8 KiB is
-/// asked its size, to read the rest into one allocation), close.
+/// position until one returns 0, close. Files of up to 64 KiB are read
+/// without asking their size (an 8 KiB read, then the rest of 64 KiB); a
+/// larger one is asked its size once, to read the rest into one
+/// allocation.
 ///
 /// Cancellation: dropped before it returns, it closes the file and keeps
 /// nothing.
@@ -66,22 +70,43 @@ async fn read_to_end(file: &File) -> io::Result<Vec<u8>> {
     let mut sized = false;
     loop {
         if buf.len() == buf.capacity() {
-            // One byte past the size, so that the read that finds the end
-            // needs no second allocation.
-            let size = match sized {
-                false => file.metadata().await.map_or(0, |m| m.len()),
-                true => 0,
-            };
-            sized = true;
-            let read = buf.len() as u64;
-            let more = match size {
-                // Unknown (0: `/proc`, devices; asked once only).
-                0 => buf.capacity().max(GROWTH),
-                // All there, probably: room to find the end.
-                size if size <= read => PROBE,
-                size => usize::try_from(size - read).map_or(usize::MAX, |r| r.saturating_add(1)),
-            };
-            buf.try_reserve_exact(more).map_err(out_of_memory)?;
+            if buf.capacity() < UNSIZED {
+                // Past the first read: on to `UNSIZED`, no size asked.
+                buf.try_reserve_exact(UNSIZED - buf.len())
+                    .map_err(out_of_memory)?;
+            } else {
+                // Full: a probe first, which needs no copy of the buffer
+                // when it finds the end (a file of exactly this size).
+                let (n, probe) = file
+                    .read_inner(Vec::with_capacity(PROBE), CURRENT_POSITION, 0)
+                    .await;
+                match n {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                }
+                // More: asked its size once (one byte past it, so that the
+                // read that finds the end needs no second allocation).
+                let size = match sized {
+                    false => file.metadata().await.map_or(0, |m| m.len()),
+                    true => 0,
+                };
+                sized = true;
+                let read = (buf.len() + probe.len()) as u64;
+                let more = match size {
+                    // Unknown (0: `/proc`, devices; asked once only).
+                    0 => buf.capacity().max(GROWTH),
+                    // All there, probably: room to find the end.
+                    size if size <= read => PROBE,
+                    size => {
+                        usize::try_from(size - read).map_or(usize::MAX, |r| r.saturating_add(1))
+                    }
+                };
+                buf.try_reserve_exact(probe.len().saturating_add(more))
+                    .map_err(out_of_memory)?;
+                buf.extend_from_slice(&probe);
+            }
         }
         let filled = buf.len();
         let (n, b) = file.read_inner(buf, CURRENT_POSITION, filled).await;
