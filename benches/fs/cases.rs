@@ -24,8 +24,9 @@ use crate::shared::runtimes::{
 };
 use crate::shared::watchdog::HANDLES;
 use crate::stream::{
-    stream_pread, stream_raw, stream_ringlane, stream_tokio_fs, whole_ringlane, whole_std,
-    whole_tokio, whole64_ringlane, whole64_std, whole64_tokio,
+    stream_pread, stream_raw, stream_raw_dt_copy, stream_ringlane, stream_tokio_fs, whole_raw,
+    whole_ringlane, whole_std, whole_tokio, whole64_raw, whole64_ringlane, whole64_std,
+    whole64_tokio,
 };
 use crate::tokio_cases::{
     qd1_tokio_fs, qd1_tokio_spawn_blocking, qd32_tokio_fs, qd32_tokio_spawn_blocking,
@@ -301,6 +302,13 @@ pub(crate) const STREAM_CASES: &[Case<TputFn>] = &[
         run: stream_raw,
     },
     Case {
+        id: "raw_uring_dt_copy",
+        label: "raw io_uring READ into its own buffer, then copied (as an `AsyncRead` must), \
+                ringlane's ring set-up (DEFER_TASKRUN, registered ring fd)",
+        threads: "1",
+        run: stream_raw_dt_copy,
+    },
+    Case {
         id: "pread",
         label: "`libc::pread` of the same size on the bench thread",
         threads: "1",
@@ -323,9 +331,15 @@ pub(crate) const WHOLE_CASES: &[Case<LatFn>] = &[
     },
     Case {
         id: "std_fs_read",
-        label: "`std::fs::read` on the bench thread (open, statx, 2 reads, close syscalls; floor)",
+        label: "`std::fs::read` on the bench thread (open, statx, 2 reads, close syscalls)",
         threads: "1",
         run: whole_std,
+    },
+    Case {
+        id: "raw_uring",
+        label: "`fs::read`'s 4 ops on a bare ring, ringlane's set-up, each waited for",
+        threads: "1",
+        run: whole_raw,
     },
     Case {
         id: "tokio_fs_read",
@@ -346,9 +360,15 @@ pub(crate) const WHOLE64_CASES: &[Case<LatFn>] = &[
     Case {
         id: "std_fs_read",
         label: "`std::fs::read` on the bench thread (open, statx, read, 32 B probe, close \
-                syscalls; floor)",
+                syscalls)",
         threads: "1",
         run: whole64_std,
+    },
+    Case {
+        id: "raw_uring",
+        label: "`fs::read`'s 5 ops on a bare ring, ringlane's set-up, each waited for",
+        threads: "1",
+        run: whole64_raw,
     },
     Case {
         id: "tokio_fs_read",
@@ -367,5 +387,5 @@ pub(crate) const WRITE_FLOOR: &str = "raw_uring_seq";
 pub(crate) const WRITE_TOKIO: &str = "tokio_fs";
 pub(crate) const STREAM_FLOOR: &str = "raw_uring";
 pub(crate) const STREAM_TOKIO: &str = "tokio_fs";
-pub(crate) const WHOLE_FLOOR: &str = "std_fs_read";
+pub(crate) const WHOLE_FLOOR: &str = "raw_uring";
 pub(crate) const WHOLE_TOKIO: &str = "tokio_fs_read";

@@ -127,7 +127,7 @@ pub(crate) fn summary_whole(env: &Env) {
         (
             &format!("Whole-file reads of a {BLOCK} B page-cached file, one call at a time"),
             "call",
-            "`std::fs::read`",
+            "raw io_uring",
         ),
     );
 }
@@ -144,7 +144,7 @@ pub(crate) fn summary_whole64(env: &Env) {
                 MEDIUM_BLOCKS * BLOCK / 1024
             ),
             "call",
-            "`std::fs::read`",
+            "raw io_uring",
         ),
     );
 }

@@ -88,23 +88,41 @@ pub(crate) fn stream_tokio_fs(env: &Env, reads: u64) -> TputRun {
 }
 
 pub(crate) fn stream_raw(env: &Env, reads: u64) -> TputRun {
+    stream_raw_with(env, reads, FloorRing::default_ring(8, None), false)
+}
+
+/// The like-for-like floor of an `AsyncRead` over owned-buffer ops: the
+/// ring set up as ringlane's, each read into the reader's own buffer and
+/// then copied into the caller's (as `AsyncFile` and `tokio::fs::File` do).
+pub(crate) fn stream_raw_dt_copy(env: &Env, reads: u64) -> TputRun {
+    stream_raw_with(env, reads, FloorRing::like_ringlane(8, None), true)
+}
+
+fn stream_raw_with(env: &Env, reads: u64, ring: FloorRing, copy: bool) -> TputRun {
     // Declared before the ring, so that the ring is closed first.
-    let mut buf = vec![0u8; STREAM_READ];
-    let mut ring = FloorRing::default_ring(8, None);
+    let mut own = vec![0u8; STREAM_READ];
+    let mut out = vec![0u8; STREAM_READ];
+    let mut ring = ring;
     let fd = io_uring::types::Fd(env.std_read.as_raw_fd());
     let span = Span::start();
     for i in 0..reads {
         let at = first_block(i) * BLOCK as u64;
-        let sqe = opcode::Read::new(fd, buf.as_mut_ptr(), STREAM_READ as u32)
+        let sqe = opcode::Read::new(fd, own.as_mut_ptr(), STREAM_READ as u32)
             .offset(at)
             .build();
-        // SAFETY: `buf` holds STREAM_READ writable bytes and outlives the
+        // SAFETY: `own` holds STREAM_READ writable bytes and outlives the
         // ring; it is not touched until this read's CQE is reaped below.
         unsafe { ring.submission().push(&sqe) }.expect("SQ full");
         ring.enter(1);
         let cqe = ring.completion().next().expect("a CQE after the wait");
         assert_eq!(cqe.result(), STREAM_READ as i32, "raw_uring stream read");
-        check_blocks(&buf, first_block(i), "raw_uring stream");
+        let got = if copy {
+            out.copy_from_slice(&own);
+            &out
+        } else {
+            &own
+        };
+        check_blocks(got, first_block(i), "raw_uring stream");
         step(i + 1);
     }
     span.end()
@@ -174,6 +192,85 @@ fn whole_tokio_of(env: &Env, path: PathBuf, blocks: usize, warm: usize, n: usize
         }
         s.finish()
     })
+}
+
+/// One op on `ring`, waited for; its result.
+fn raw_op(ring: &mut FloorRing, sqe: &io_uring::squeue::Entry) -> i32 {
+    // SAFETY: every pointer in the callers' SQEs stays valid until this
+    // returns with the op's CQE.
+    unsafe { ring.submission().push(sqe) }.expect("SQ full");
+    ring.enter(1);
+    ring.completion()
+        .next()
+        .expect("a CQE after the wait")
+        .result()
+}
+
+/// `fs::read`'s op sequence on a bare ring (ringlane's set-up), for files of
+/// at most 64 KiB: OPENAT, an 8 KiB READ, READs of the rest of 64 KiB, a
+/// 32 B probe READ when that fills, CLOSE; the buffer shrunk as ringlane's.
+fn whole_raw_of(path: &Path, blocks: usize, warm: usize, n: usize) -> LatRun {
+    let mut ring = FloorRing::like_ringlane(8, None);
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("path");
+    let mut s = Samples::new(warm, n);
+    for _ in 0..s.total() {
+        let open = opcode::OpenAt::new(io_uring::types::Fd(libc::AT_FDCWD), c_path.as_ptr())
+            .flags(libc::O_RDONLY | libc::O_CLOEXEC)
+            .build();
+        let fd = raw_op(&mut ring, &open);
+        assert!(fd >= 0, "raw OPENAT: {fd}");
+        let mut buf: Vec<u8> = Vec::with_capacity(8 * 1024);
+        loop {
+            if buf.len() == buf.capacity() {
+                if buf.capacity() < 64 * 1024 {
+                    buf.reserve_exact(64 * 1024 - buf.len());
+                } else {
+                    let mut probe = [0u8; 32];
+                    let read = opcode::Read::new(io_uring::types::Fd(fd), probe.as_mut_ptr(), 32)
+                        .offset(u64::MAX)
+                        .build();
+                    assert_eq!(raw_op(&mut ring, &read), 0, "a file of at most 64 KiB");
+                    break;
+                }
+            }
+            let room = buf.spare_capacity_mut();
+            let read = opcode::Read::new(
+                io_uring::types::Fd(fd),
+                room.as_mut_ptr().cast(),
+                room.len() as u32,
+            )
+            .offset(u64::MAX)
+            .build();
+            let got = raw_op(&mut ring, &read);
+            assert!(got >= 0, "raw READ: {got}");
+            if got == 0 {
+                break;
+            }
+            // SAFETY: the kernel wrote `got` bytes into the spare capacity.
+            unsafe { buf.set_len(buf.len() + got as usize) };
+        }
+        if buf.capacity() > 2 * buf.len() + 64 {
+            buf.shrink_to_fit();
+        }
+        assert_eq!(
+            raw_op(
+                &mut ring,
+                &opcode::Close::new(io_uring::types::Fd(fd)).build()
+            ),
+            0
+        );
+        check_whole(&buf, blocks, "raw io_uring whole-file read");
+        s.tick();
+    }
+    s.finish()
+}
+
+pub(crate) fn whole_raw(env: &Env, warm: usize, n: usize) -> LatRun {
+    whole_raw_of(&env.files.small_path, 1, warm, n)
+}
+
+pub(crate) fn whole64_raw(env: &Env, warm: usize, n: usize) -> LatRun {
+    whole_raw_of(&env.files.medium_path, MEDIUM_BLOCKS, warm, n)
 }
 
 pub(crate) fn whole_ringlane(env: &Env, warm: usize, n: usize) -> LatRun {
