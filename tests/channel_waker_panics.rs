@@ -164,3 +164,48 @@ fn a_close_wakes_every_waiting_send_even_past_a_waker_that_panics_when_cloned() 
         Poll::Ready(Err(SendError(2)))
     ));
 }
+
+/// A waker that counts its wakes.
+#[derive(Default)]
+struct Count(AtomicUsize);
+
+impl std::task::Wake for Count {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Expected: a send that waited, then pushes, reports `Ok` and wakes the
+/// waiting receiver, even when its own waker (which it leaves the queue
+/// with) panics as it is dropped.
+///
+/// Why it may fail: leaving the queue dropped the send's waker before the
+/// wakes it owed, uncontained: the panic unwound out of the send after its
+/// message was in the ring (a caller retrying sent it twice), and the
+/// receiver was never woken for it.
+#[test]
+fn a_send_whose_waker_panics_when_dropped_still_wakes_the_receiver() {
+    let (tx, mut rx) = channel::<u32>(1).unwrap();
+    tx.try_send(0).unwrap();
+    let t = Arc::new(Trap::default());
+    let w = trap(&t);
+    let mut send = Box::pin(tx.send(1));
+    assert!(poll_send(send.as_mut(), &w).is_pending(), "full");
+    assert_eq!(rx.try_recv(), Ok(0)); // room for the waiting send
+    let rx_wakes = Arc::new(Count::default());
+    let rx_waker = Waker::from(rx_wakes.clone());
+    assert!(
+        rx.poll_recv(&mut Context::from_waker(&rx_waker))
+            .is_pending()
+    );
+    t.drop_panics.store(true, Ordering::SeqCst);
+    let sent = catch_unwind(AssertUnwindSafe(|| poll_send(send.as_mut(), &w)));
+    t.drop_panics.store(false, Ordering::SeqCst);
+    assert!(matches!(sent, Ok(Poll::Ready(Ok(())))), "the send unwound");
+    assert_eq!(
+        rx_wakes.0.load(Ordering::SeqCst),
+        1,
+        "the receiver was not woken"
+    );
+    assert_eq!(rx.try_recv(), Ok(1));
+}

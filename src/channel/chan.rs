@@ -258,8 +258,13 @@ impl<T> Chan<T> {
             self.tx_queued.store(queue.order.len(), Ordering::SeqCst);
             (self.due(&mut queue), removed)
         };
-        drop(removed); // its waker, after the lock (see `register_sender`)
         wake_each(wake);
+        // Its waker, after the lock (see `register_sender`) and after the
+        // wakes: contained, since a drop that unwound would strand the
+        // sends just marked woken and, on a push, skip the receiver's
+        // wake-up for the message already in the ring (a retry sent it
+        // twice).
+        crate::executor::contain(move || drop(removed));
     }
 
     /// Protocol step 3 (receiver, after freeing space): wake the waiting
