@@ -133,44 +133,66 @@ fn read_dir_errors_match_std() {
     }
 }
 
-/// Expected: a `next_entry` future dropped while its chunk is being read
-/// on the pool loses no entry: the next call gets the chunk (the race
-/// `next_entry`'s cancel safety pins down).
+/// A one-shard runtime with a single blocking-pool thread, so that a
+/// closure queued behind [`occupy_pool`]'s waits for its release.
+fn one_pool_thread() -> ringlane::Runtime {
+    ringlane::Runtime::builder()
+        .shards(1)
+        .max_blocking_threads(1)
+        .build()
+        .unwrap()
+}
+
+/// Occupies the runtime's only pool thread until the sender is used (or
+/// dropped): the pool runs what is queued next only after that.
+fn occupy_pool() -> mpsc::Sender<()> {
+    let (release, wait) = mpsc::channel::<()>();
+    ringlane::spawn_blocking(move || {
+        let _ = wait.recv_timeout(LIMIT);
+    })
+    .unwrap();
+    release
+}
+
+/// Expected: a `next_entry` future dropped while its chunk waits to be
+/// read on the pool loses no entry: the next call gets the chunk (the
+/// race `next_entry`'s cancel safety pins down). The pool is held busy
+/// before each call, so the calls that need a chunk (the 1st, 33rd and
+/// 65th of 74 entries) are pending when dropped, on any machine.
 #[test]
 fn a_next_entry_dropped_while_its_chunk_is_read_loses_no_entry() {
     let _serial = SERIAL.lock();
     let dir = populated("pooled-cancel", 70);
+    let rt = one_pool_thread();
     let p = dir.0.clone();
-    let names = on_fresh_shard(async move {
-        let mut rd = nfs::read_dir(&p).await?;
-        let mut names = Vec::new();
-        let mut pending_drops = 0;
+    let (names, pending_drops) = common::on_shard_0(&rt, async move {
+        let mut rd = nfs::read_dir(&p).await.unwrap();
+        let (mut names, mut pending_drops) = (Vec::new(), 0);
         loop {
-            // Each call starts pending (a chunk to read) at least at the
-            // first, the 33rd and the 65th entry: drop it there.
+            let release = occupy_pool();
             let mut next = Box::pin(rd.next_entry());
             let first = std::future::poll_fn(|cx| Poll::Ready(next.as_mut().poll(cx))).await;
             let got = match first {
-                Poll::Ready(got) => got?,
+                Poll::Ready(got) => got,
                 Poll::Pending => {
                     pending_drops += 1;
                     drop(next);
-                    ringlane::time::sleep(Duration::from_millis(2)).await;
-                    continue;
+                    release.send(()).unwrap();
+                    rd.next_entry().await
                 }
             };
-            match got {
+            drop(release);
+            match got.unwrap() {
                 Some(e) => names.push(e.file_name()),
                 None => break,
             }
         }
-        assert!(
-            pending_drops >= 3,
-            "a chunk read was dropped {pending_drops} times"
-        );
-        io::Result::Ok(names)
-    })
-    .unwrap();
+        (names, pending_drops)
+    });
+    assert_eq!(
+        pending_drops, 3,
+        "a call that needed a chunk was not pending"
+    );
     let mut sorted = names.clone();
     sorted.sort();
     sorted.dedup();
@@ -178,29 +200,31 @@ fn a_next_entry_dropped_while_its_chunk_is_read_loses_no_entry() {
     assert_eq!(names.len(), 74, "an entry was lost");
 }
 
-/// Expected: a `ReadDir` dropped while a chunk is read on the pool closes
-/// the directory's fd once the chunk is in (the pool thread drops it).
+/// Expected: a `ReadDir` dropped while a chunk waits to be read on the
+/// pool closes the directory's fd once the chunk ran (the listing is
+/// dropped with the chunk's output).
 #[test]
 fn a_read_dir_dropped_while_its_chunk_is_read_closes_its_fd() {
     let _serial = SERIAL.lock();
     let dir = populated("pooled-drop", 40);
-    let rt = common::runtime(1);
+    let rt = one_pool_thread();
     let before = common::fd_count(); // the runtime's own fds included
     let p = dir.0.clone();
-    let j = rt
-        .handle()
-        .spawn_pinned(0, async move {
-            let mut rd = nfs::read_dir(&p).await.unwrap();
-            let mut next = Box::pin(rd.next_entry());
-            assert!(
-                poll_once(&mut next).await,
-                "the first chunk is read on the pool"
-            );
-            drop(next);
-            drop(rd);
-        })
-        .unwrap();
-    common::block_on(j).unwrap();
+    let release = common::on_shard_0(&rt, async move {
+        let mut rd = nfs::read_dir(&p).await.unwrap();
+        let release = occupy_pool();
+        let mut next = Box::pin(rd.next_entry());
+        assert!(poll_once(&mut next).await, "the chunk waits for the pool");
+        drop(next);
+        drop(rd);
+        release
+    });
+    assert_eq!(
+        common::fd_count(),
+        before + 1,
+        "the listing's fd, still open"
+    );
+    release.send(()).unwrap();
     common::wait_until("the listing's fd closed", || common::fd_count() == before);
     drop(rt);
 }
@@ -484,4 +508,32 @@ fn metadata_matches_std_number_for_number() {
             "{what}: the inherent mode is st_mode too"
         );
     }
+}
+
+/// Expected: a `ReadDir` made on a shard and then polled by a Tokio task
+/// (join handles and listings are awaited anywhere) lists every entry:
+/// its chunks go to the pool of the runtime it was made on.
+///
+/// Why it may fail: each chunk went to the *current* runtime's pool; on a
+/// Tokio thread there is none, so the listing ended after an error.
+#[test]
+fn a_read_dir_polled_by_a_tokio_task_reads_on_its_runtimes_pool() {
+    let _serial = SERIAL.lock();
+    let dir = populated("pooled-tokio", 40);
+    let rt = common::runtime(1);
+    let p = dir.0.clone();
+    let rd = common::on_shard_0(&rt, async move { nfs::read_dir(&p).await.unwrap() });
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let names = tokio.block_on(async move {
+        let mut rd = rd;
+        let mut names = Vec::new();
+        while let Some(e) = rd.next_entry().await.unwrap() {
+            names.push(e.file_name());
+        }
+        names
+    });
+    assert_eq!(names.len(), 44);
 }

@@ -119,8 +119,8 @@ impl Metadata {
         self.file_type().is_file()
     }
 
-    /// Whether this is a symbolic link (only from [`symlink_metadata`];
-    /// [`metadata`] follows links).
+    /// Whether this is a symbolic link (only from [`symlink_metadata`](super::symlink_metadata);
+    /// [`metadata`](super::metadata()) follows links).
     ///
     /// # Examples
     ///

@@ -8,11 +8,14 @@
 //!    idle, or inside the pool's closure while a chunk is read (then the
 //!    state holds that closure's join handle). A dropped `next_entry`
 //!    future leaves the handle in the state, so no entry is lost
-//!    (`next_entry` is cancel-safe); a dropped `ReadDir` lets the closure
-//!    finish and drop the listing, closing its fd, on the pool thread.
-//! 2. Once the listing is lost (the pool refused the chunk at shutdown, or
-//!    the chunk was cancelled), one call reports why and every later call
-//!    returns `Ok(None)`: a stream that ended, never a hang or a panic.
+//!    (`next_entry` is cancel-safe); a dropped `ReadDir` lets a running
+//!    chunk finish and drop the listing, closing its fd, where the task's
+//!    output is dropped.
+//! 2. Chunks go to the pool of the runtime `read_dir` ran on, wherever the
+//!    `ReadDir` is polled later, so only that runtime's shutdown refuses
+//!    one. Once the listing is lost that way (or its chunk cancelled), one
+//!    call reports why and every later call returns `Ok(None)`: a stream
+//!    that ended, never a hang or a panic.
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
@@ -25,7 +28,7 @@ use std::task::{Context, Poll, ready};
 
 use super::pooled::on_pool;
 use super::{FileType, Metadata, symlink_metadata};
-use crate::JoinHandle;
+use crate::{Handle, JoinHandle};
 
 /// Entries read per trip to the blocking pool (Tokio's figure).
 const CHUNK: usize = 32;
@@ -57,7 +60,10 @@ const CHUNK: usize = 32;
 pub async fn read_dir(path: impl AsRef<Path>) -> io::Result<ReadDir> {
     let path = path.as_ref().to_owned();
     let dir = on_pool(move || std::fs::read_dir(path)).await?;
+    // `on_pool` just ran on the current runtime: there is one.
+    let runtime = Handle::current().ok_or_else(|| io::Error::from(crate::Error::NotOnShard))?;
     Ok(ReadDir {
+        runtime,
         state: State::Idle(Some(Listing {
             entries: VecDeque::new(),
             dir,
@@ -82,6 +88,9 @@ pub async fn read_dir(path: impl AsRef<Path>) -> io::Result<ReadDir> {
 /// ```
 #[derive(Debug)]
 pub struct ReadDir {
+    /// The runtime whose pool reads the chunks, wherever the `ReadDir` is
+    /// polled (a Tokio task, another thread).
+    runtime: Handle,
     state: State,
 }
 
@@ -131,9 +140,9 @@ impl ReadDir {
     ///
     /// # Errors
     ///
-    /// An error reading the directory (the listing goes on after it, as
-    /// std's); once, the runtime's error if it shut down under the
-    /// listing, which then ends.
+    /// An error reading the directory (the listing ends after it, as
+    /// std's); once, the runtime's error (`BrokenPipe`) if it shut down
+    /// under the listing, which then ends.
     ///
     /// # Examples
     ///
@@ -186,7 +195,7 @@ impl ReadDir {
                     if !listing.more {
                         return Poll::Ready(Ok(None)); // the listing, closed here
                     }
-                    let job = crate::spawn_blocking(move || {
+                    let job = self.runtime.spawn_blocking(move || {
                         listing.read_chunk();
                         listing
                     });
@@ -290,7 +299,10 @@ impl DirEntry {
     }
 
     /// The entry's metadata, not following a symbolic link (as
-    /// `std::fs::DirEntry::metadata`): a `statx` op on the calling shard.
+    /// `std::fs::DirEntry::metadata`): a `statx` op on the calling shard,
+    /// of [`path`](Self::path). (std and Tokio look the name up in the
+    /// open directory instead: they differ when the directory, or a
+    /// relative `read_dir` path's working directory, changed since.)
     ///
     /// # Errors
     ///
