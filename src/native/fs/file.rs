@@ -7,12 +7,10 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
-use std::path::Path;
 use std::sync::Arc;
 
 use io_uring::{opcode, types};
 
-use super::OpenOptions;
 use super::fixed::{FileSlot, Keep};
 use crate::native::{IoBuf, IoBufMut, os_result};
 
@@ -72,89 +70,6 @@ impl File {
             adopted: false, // an OPENAT result: a regular file, FIFO, device...
             ..fd.into()
         }
-    }
-
-    /// Opens a file for reading.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
-    /// let j = rt.handle().spawn_pinned(0, async {
-    ///     ringlane::native::fs::File::open("/proc/self/stat").await.is_ok()
-    /// }).unwrap();
-    /// assert!(rt.block_on(j).unwrap());
-    /// ```
-    pub async fn open(path: impl AsRef<Path>) -> io::Result<File> {
-        OpenOptions::new().read(true).open(path).await
-    }
-
-    /// Creates (or truncates) a file and opens it write-only, as
-    /// `std::fs::File::create` (for reading too, use [`OpenOptions`]).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
-    /// let path = std::env::temp_dir().join(format!("ringlane-doc-create-{}", std::process::id()));
-    /// let p = path.clone();
-    /// let j = rt.handle().spawn_pinned(0, async move { ringlane::native::fs::File::create(&p).await.is_ok() }).unwrap();
-    /// assert!(rt.block_on(j).unwrap());
-    /// std::fs::remove_file(path).unwrap();
-    /// ```
-    pub async fn create(path: impl AsRef<Path>) -> io::Result<File> {
-        OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(path)
-            .await
-    }
-
-    /// Creates a file that must not exist yet and opens it write-only
-    /// (`O_CREAT | O_EXCL`), as `std::fs::File::create_new`.
-    ///
-    /// # Errors
-    ///
-    /// `AlreadyExists` if something is at `path` (a dangling symbolic link
-    /// included); the `openat(2)` errors otherwise.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use ringlane::native::fs::File;
-    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
-    /// let path = std::env::temp_dir().join(format!("ringlane-doc-create-new-{}", std::process::id()));
-    /// let p = path.clone();
-    /// let j = rt.handle().spawn_pinned(0, async move {
-    ///     File::create_new(&p).await?.close().await?;
-    ///     Ok::<_, std::io::Error>(File::create_new(&p).await.map(drop).unwrap_err().kind())
-    /// }).unwrap();
-    /// assert_eq!(rt.block_on(j).unwrap().unwrap(), std::io::ErrorKind::AlreadyExists);
-    /// std::fs::remove_file(path).unwrap();
-    /// ```
-    pub async fn create_new(path: impl AsRef<Path>) -> io::Result<File> {
-        OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(path)
-            .await
-    }
-
-    /// A blank [`OpenOptions`], as `std::fs::File::options`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use ringlane::native::fs::File;
-    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
-    /// let j = rt.handle().spawn_pinned(0, async {
-    ///     File::options().read(true).open("/proc/self/stat").await.map(drop)
-    /// }).unwrap();
-    /// rt.block_on(j).unwrap().unwrap();
-    /// ```
-    pub fn options() -> OpenOptions {
-        OpenOptions::new()
     }
 
     /// `offset + advanced` as a positioned offset, or `InvalidInput` past
