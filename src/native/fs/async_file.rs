@@ -88,7 +88,7 @@ enum State {
 /// holds (up to [`set_max_buf_size`](Self::set_max_buf_size), 2 MiB by
 /// default); a write copies up to that much, starts the write as a task of
 /// the shard and returns (its error comes with the next write or
-/// [`flush`](tokio::io::AsyncWriteExt::flush), which waits for it); the
+/// `flush` (`AsyncWriteExt::flush`), which waits for it); the
 /// write runs on if the file is dropped (a shutdown's cancel ends it, as
 /// it ends every task); a seek or write after a read gives back the bytes
 /// read ahead. A seek is an `lseek(2)` on the calling thread (io_uring has
