@@ -431,3 +431,47 @@ fn racing_pushes_and_keep_alive_exits_lose_no_closure() {
     assert_eq!(sum, 299 * 300 / 2);
     assert_eq!(ran.load(Ordering::SeqCst), 600, "each closure ran once");
 }
+
+/// The CPUs the calling thread may run on.
+fn cpus_allowed() -> usize {
+    // SAFETY: cpu_set_t is plain data; the call gets its exact size.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        assert_eq!(
+            libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set),
+            0
+        );
+        libc::CPU_COUNT(&set) as usize
+    }
+}
+
+/// Expected: with `pin_cpus(true)`, a pool thread started by a call from a
+/// shard task (every `native::fs` call on the pool) runs on the CPUs the
+/// builder's thread could, not only on that shard's one CPU.
+///
+/// Why it may fail: a new thread inherits its creator's CPU mask, so the
+/// pool thread was pinned to the shard's CPU and its long closures
+/// competed with the shard for it, the stall the pool exists to avoid.
+#[test]
+fn a_pool_thread_started_from_a_pinned_shard_is_not_pinned_to_its_cpu() {
+    let all = cpus_allowed();
+    if all < 2 {
+        eprintln!("SKIPPED: one CPU allowed here, pinning changes nothing");
+        return;
+    }
+    let rt = Runtime::builder().shards(1).pin_cpus(true).build().unwrap();
+    let j = rt
+        .handle()
+        .spawn_pinned(0, async {
+            let shard = cpus_allowed();
+            let pool = ringlane::spawn_blocking(cpus_allowed)
+                .unwrap()
+                .await
+                .unwrap();
+            (shard, pool)
+        })
+        .unwrap();
+    let (shard, pool) = rt.block_on(j).unwrap();
+    assert_eq!(shard, 1, "the shard is pinned");
+    assert_eq!(pool, all, "the pool thread kept the shard's one CPU");
+}

@@ -22,6 +22,10 @@ pub(crate) struct BlockingPool {
     /// The threads' name (`{prefix}-blocking`) and their OS name.
     name: String,
     os_name: std::ffi::CString,
+    /// With pinned shards: the CPUs the runtime's builder could run on,
+    /// which each thread takes back at its start (a thread inherits the
+    /// mask of the thread that spawns it, often a shard pinned to one CPU).
+    cpus: Option<libc::cpu_set_t>,
 }
 
 #[derive(Default)]
@@ -58,8 +62,11 @@ thread_local! {
 }
 
 impl BlockingPool {
-    pub(crate) fn new(max_threads: usize, keep_alive: Duration, prefix: &str) -> Self {
+    /// A pool; `unpin` (the shards are pinned) makes its threads take the
+    /// calling thread's CPU mask.
+    pub(crate) fn new(max_threads: usize, keep_alive: Duration, prefix: &str, unpin: bool) -> Self {
         Self {
+            cpus: unpin.then(crate::shard::cpu_mask).flatten(),
             state: Mutex::new(PoolState::default()),
             work: Condvar::new(),
             exited: Condvar::new(),
@@ -187,6 +194,9 @@ impl BlockingPool {
 fn run(shared: Arc<Shared>) {
     let pool = &shared.blocking;
     crate::shard::set_os_thread_name(&pool.os_name);
+    if let Some(cpus) = &pool.cpus {
+        crate::shard::set_cpu_mask(cpus);
+    }
     POOL_HERE.with(|p| p.set(pool));
     // The runtime is current in its closures (`Handle::current`,
     // `ringlane::spawn`), and so is Tokio's if the builder was given one.

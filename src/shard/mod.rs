@@ -70,6 +70,23 @@ fn dup_cloexec(fd: i32) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
 
+/// The CPUs the calling thread may run on, if the kernel says.
+pub(crate) fn cpu_mask() -> Option<libc::cpu_set_t> {
+    // SAFETY: cpu_set_t is plain data; the call gets its exact size.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        let r = libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set);
+        (r == 0).then_some(set)
+    }
+}
+
+/// Lets the calling thread run on `cpus` (best effort: a mask the kernel
+/// refuses leaves the thread's as it was).
+pub(crate) fn set_cpu_mask(cpus: &libc::cpu_set_t) {
+    // SAFETY: a valid cpu_set_t of the size given.
+    unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), cpus) };
+}
+
 /// Pins the calling thread to the `index`-th CPU it is allowed to run on.
 fn pin_to_cpu(index: usize) {
     // SAFETY: cpu_set_t is plain data; the calls get its exact size.

@@ -86,6 +86,7 @@ impl Shared {
             config.max_blocking_threads,
             config.blocking_keep_alive,
             &config.thread_name,
+            config.pin_cpus,
         );
         Self {
             blocking,
