@@ -171,6 +171,11 @@ impl Builder {
     /// Threads start on demand and exit after
     /// [`thread_keep_alive`](Self::thread_keep_alive) without work.
     ///
+    /// `native::fs`'s calls without an io_uring opcode (`read_dir`,
+    /// `canonicalize`, ...) share these threads. As with Tokio, closures
+    /// that wait for other closures deadlock once every thread is taken
+    /// by such a wait: the ones waited for stay queued.
+    ///
     /// # Examples
     ///
     /// ```

@@ -274,7 +274,11 @@ impl Handle {
     ///
     /// # Errors
     ///
-    /// [`Error::Shutdown`] once the runtime is shutting down.
+    /// [`Error::Shutdown`] once the runtime is shutting down;
+    /// [`Error::Io`] (`WouldBlock` for `EAGAIN`, with the OS error as its
+    /// source) if the closure needed a new thread, the OS refused it
+    /// (`RLIMIT_NPROC`, memory) and no pool thread is left to run it.
+    /// With one left, the closure waits for it instead.
     ///
     /// # Examples
     ///

@@ -69,9 +69,12 @@ where
     // never accepted and then dropped unseen by the shutdown's count.
     match shared.blocking.push_new(runnable, shared) {
         Ok(()) => Ok(join),
-        Err(refused) => {
+        Err((refused, error)) => {
             drop(refused); // never started: cancelled
-            Err(Error::Shutdown)
+            Err(match error {
+                None => Error::Shutdown,
+                Some(e) => Error::start_step("starting a blocking-pool thread", e),
+            })
         }
     }
 }

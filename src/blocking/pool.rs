@@ -77,19 +77,34 @@ impl BlockingPool {
         }
     }
 
-    /// Queues a new closure's task, unless shutdown began: then it is
-    /// handed back (`spawn_blocking` answers `Error::Shutdown`).
+    /// Queues a new closure's task, unless shutdown began, or the OS
+    /// refused the thread it needed with none left to run it: then it is
+    /// handed back, with the OS error in the second case
+    /// (`spawn_blocking` answers `Error::Shutdown` or that error).
     pub(crate) fn push_new(
         &self,
         runnable: Runnable,
         shared: &Arc<Shared>,
-    ) -> Result<(), Runnable> {
+    ) -> Result<(), (Runnable, Option<std::io::Error>)> {
         let state = self.state.lock();
         if state.refusing {
-            return Err(runnable);
+            return Err((runnable, None));
         }
-        self.queue(state, runnable, shared);
-        Ok(())
+        let mine: *const crate::executor::TaskMeta = runnable.metadata();
+        let Some((mut orphaned, error)) = self.queue(state, runnable, shared) else {
+            return Ok(());
+        };
+        // Ours goes back to the caller with the error; the others, pushed
+        // meanwhile, are cancelled (their handles report it).
+        let at = orphaned
+            .iter()
+            .position(|r| std::ptr::eq(r.metadata(), mine));
+        let ours = at.and_then(|at| orphaned.remove(at));
+        drop(orphaned);
+        match ours {
+            Some(ours) => Err((ours, Some(error))),
+            None => Ok(()), // taken by a thread after all: it ran
+        }
     }
 
     /// Queues a closure's task handed to the schedule function. A closure's
@@ -106,47 +121,52 @@ impl BlockingPool {
             drop(runnable); // never started: cancelled (task invariant 3)
             return;
         }
-        self.queue(state, runnable, shared);
+        // Nobody to tell: cancelled (their handles report it).
+        drop(self.queue(state, runnable, shared));
     }
 
     /// Queues `runnable` under the lock `state` holds, and wakes an idle
-    /// thread or starts one.
+    /// thread or starts one. If the OS refuses the thread and no other is
+    /// left, nothing would ever run the queue: it is taken out and handed
+    /// back, with the error, rather than left to hang.
     fn queue(
         &self,
         mut state: parking_lot::MutexGuard<'_, PoolState>,
         runnable: Runnable,
         shared: &Arc<Shared>,
-    ) {
+    ) -> Option<(VecDeque<Runnable>, std::io::Error)> {
         state.queue.push_back(runnable);
         if state.idle > 0 {
             state.idle -= 1;
             state.wakeups += 1;
             self.work.notify_one();
-            return;
+            return None;
         }
         if state.threads >= self.max_threads {
-            return; // the next thread to finish takes it
+            return None; // the next thread to finish takes it
         }
         state.threads += 1;
         drop(state);
         let shared = shared.clone();
-        let spawned = std::thread::Builder::new()
-            .name(self.name.clone())
-            .spawn(move || run(shared));
-        if spawned.is_err() {
-            // The OS refused a thread. Another one takes the closure later
-            // if there is one; with none, nothing would ever run it: it is
-            // cancelled (its handle reports it) rather than left to hang.
-            let mut state = self.state.lock();
-            state.threads -= 1;
-            let orphaned = match state.threads {
-                0 => std::mem::take(&mut state.queue),
-                _ => VecDeque::new(),
-            };
-            drop(state);
-            self.exited.notify_all();
-            drop(orphaned);
-        }
+        let spawned = match () {
+            #[cfg(test)]
+            () if tests::refusing_threads() => Err(std::io::Error::from_raw_os_error(libc::EAGAIN)),
+            () => std::thread::Builder::new()
+                .name(self.name.clone())
+                .spawn(move || run(shared)),
+        };
+        let error = spawned.err()?;
+        // The OS refused a thread. Another one takes the closure later if
+        // there is one.
+        let mut state = self.state.lock();
+        state.threads -= 1;
+        let orphaned = match state.threads {
+            0 => std::mem::take(&mut state.queue),
+            _ => VecDeque::new(),
+        };
+        drop(state);
+        self.exited.notify_all();
+        Some((orphaned, error))
     }
 
     /// Shutdown's start: new closures are refused; queued and running ones

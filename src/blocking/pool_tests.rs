@@ -18,6 +18,60 @@ pub(super) fn after_timeout(pool: &BlockingPool) {
     AFTER_TIMEOUT.run(pool as *const BlockingPool as usize);
 }
 
+thread_local! {
+    /// Pushes from this thread find the OS refusing new threads (`EAGAIN`,
+    /// as under `RLIMIT_NPROC`), which root does not see otherwise.
+    static REFUSE_THREADS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+pub(super) fn refusing_threads() -> bool {
+    REFUSE_THREADS.with(std::cell::Cell::get)
+}
+
+/// Expected: a `spawn_blocking` whose closure needs a thread the OS
+/// refuses, with no other thread to run it, is an error carrying the OS
+/// error; the pool works again once threads can start.
+///
+/// Why it may fail: the closure was accepted (`Ok`) and then cancelled
+/// unseen: its handle said "cancelled", as an abort, and the cause was
+/// lost.
+#[test]
+fn a_closure_no_thread_can_run_is_refused_with_the_os_error() {
+    let rt = crate::Runtime::builder().shards(1).build().unwrap();
+    let h = rt.handle();
+    REFUSE_THREADS.with(|r| r.set(true));
+    let refused = h.spawn_blocking(|| 1);
+    REFUSE_THREADS.with(|r| r.set(false));
+    let e = std::io::Error::from(refused.map(drop).unwrap_err());
+    assert_eq!(e.raw_os_error(), None, "wrapped with what failed: {e}");
+    assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock, "{e}");
+    assert!(e.to_string().contains("blocking-pool thread"), "{e}");
+    assert_eq!(rt.block_on(h.spawn_blocking(|| 2).unwrap()).unwrap(), 2);
+}
+
+/// Expected: a closure whose thread the OS refuses while another pool
+/// thread lives is queued and run by that thread when it is free.
+#[test]
+fn a_closure_whose_thread_is_refused_runs_on_a_live_one() {
+    let rt = crate::Runtime::builder()
+        .shards(1)
+        .max_blocking_threads(2)
+        .build()
+        .unwrap();
+    let h = rt.handle();
+    let (release, gate) = std::sync::mpsc::channel::<()>();
+    let busy = h
+        .spawn_blocking(move || gate.recv_timeout(Duration::from_secs(10)).is_ok())
+        .unwrap();
+    REFUSE_THREADS.with(|r| r.set(true));
+    let queued = h.spawn_blocking(|| 3);
+    REFUSE_THREADS.with(|r| r.set(false));
+    let queued = queued.expect("queued behind the live thread");
+    release.send(()).unwrap();
+    assert!(rt.block_on(busy).unwrap());
+    assert_eq!(rt.block_on(queued).unwrap(), 3);
+}
+
 /// Expected: a push that claims an idle thread in the instant its
 /// keep-alive runs out is run by that thread: the claim wins over the
 /// timeout.

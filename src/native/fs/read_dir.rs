@@ -26,7 +26,6 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use super::pooled::on_pool;
 use super::{FileType, Metadata, symlink_metadata};
 use crate::{Handle, JoinHandle};
 
@@ -59,9 +58,12 @@ const CHUNK: usize = 32;
 /// ```
 pub async fn read_dir(path: impl AsRef<Path>) -> io::Result<ReadDir> {
     let path = path.as_ref().to_owned();
-    let dir = on_pool(move || std::fs::read_dir(path)).await?;
-    // `on_pool` just ran on the current runtime: there is one.
+    // Taken before the await: the future may be polled on afterwards where
+    // no runtime is current.
     let runtime = Handle::current().ok_or_else(|| io::Error::from(crate::Error::NotOnShard))?;
+    let dir = runtime
+        .spawn_blocking(move || std::fs::read_dir(path))?
+        .await??;
     Ok(ReadDir {
         runtime,
         state: State::Idle(Some(Listing {
