@@ -16,6 +16,7 @@
 
 mod async_fd;
 mod async_fd_more;
+mod fd_traits;
 #[cfg(feature = "hyper")]
 mod hyper_rt;
 mod readiness;
@@ -37,3 +38,22 @@ pub use stream::{CompatStream, OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHal
 pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixListener, UnixStream};
+
+/// Runs `connect` (native ring ops) where they can run: here on a shard;
+/// off the shards, on the next shard in turn of the current runtime (the
+/// socket's home from then on), awaited from here; with no runtime
+/// current, here, where its ops report that they need a shard.
+async fn on_a_shard<T, F>(connect: F) -> std::io::Result<T>
+where
+    F: std::future::Future<Output = std::io::Result<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    match (crate::current_shard(), crate::Handle::current()) {
+        (None, Some(runtime)) => {
+            runtime
+                .spawn_with(crate::Placement::RoundRobin, connect)?
+                .await?
+        }
+        _ => connect.await,
+    }
+}

@@ -63,7 +63,10 @@ stream::compat_stream_futures_io!(TcpStream);
 
 impl TcpStream {
     /// Connects to `addr` (with the native lane's `IORING_OP_CONNECT`, then
-    /// switched to nonblocking mode). Must run on a shard.
+    /// switched to nonblocking mode). Off the shards, where the runtime is
+    /// current (`Runtime::block_on`, a blocking-pool closure), the connect
+    /// runs on the next shard in turn, which becomes the stream's home, as
+    /// Tokio's `connect` works anywhere in its runtime.
     ///
     /// `addr` is anything `std::net::ToSocketAddrs` takes (a `SocketAddr`,
     /// `"127.0.0.1:8080"`, `("localhost", 8080)`), as Tokio's `connect`
@@ -99,8 +102,14 @@ impl TcpStream {
     /// assert_eq!(rt.block_on(j).unwrap().unwrap(), (true, true, true));
     /// ```
     pub async fn connect(addr: impl std::net::ToSocketAddrs) -> io::Result<Self> {
+        let addrs: Vec<std::net::SocketAddr> = addr.to_socket_addrs()?.collect();
+        super::on_a_shard(async move { Self::connect_each(addrs).await }).await
+    }
+
+    /// Tries each address in turn, on this shard's ring.
+    async fn connect_each(addrs: Vec<std::net::SocketAddr>) -> io::Result<Self> {
         let mut last = None;
-        for addr in addr.to_socket_addrs()? {
+        for addr in addrs {
             match crate::native::net::TcpStream::connect(addr).await {
                 Ok(s) => return s.into_compat(),
                 Err(e) => last = Some(e),

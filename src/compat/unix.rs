@@ -47,7 +47,9 @@ stream::compat_stream_futures_io!(UnixStream);
 
 impl UnixStream {
     /// Connects to the socket at `path` (the native lane's connect, then
-    /// nonblocking). Must run on a shard.
+    /// nonblocking). Off the shards, where the runtime is current, the
+    /// connect runs on the next shard in turn, as
+    /// [`TcpStream::connect`](super::TcpStream::connect)'s.
     ///
     /// # Errors
     ///
@@ -72,9 +74,13 @@ impl UnixStream {
     /// std::fs::remove_file(&path).unwrap();
     /// ```
     pub async fn connect(path: impl AsRef<Path>) -> io::Result<Self> {
-        crate::native::net::UnixStream::connect(path)
-            .await?
-            .into_compat()
+        let path = path.as_ref().to_owned();
+        super::on_a_shard(async move {
+            crate::native::net::UnixStream::connect(path)
+                .await?
+                .into_compat()
+        })
+        .await
     }
 
     /// A connected pair.
@@ -298,6 +304,30 @@ impl UnixListener {
         })
     }
 
+    /// Wraps a listening std socket, switching it to nonblocking mode (as
+    /// `tokio::net::UnixListener::from_std` expects it to be already): for
+    /// sockets handed over by systemd or a parent process.
+    ///
+    /// # Errors
+    ///
+    /// If the mode cannot be set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let path = std::env::temp_dir().join(format!("ringlane-doc-cl-std-{}.sock", std::process::id()));
+    /// let l = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    /// let l = ringlane::compat::UnixListener::from_std(l).unwrap();
+    /// assert_eq!(l.local_addr().unwrap().as_pathname(), Some(path.as_path()));
+    /// std::fs::remove_file(&path).unwrap();
+    /// ```
+    pub fn from_std(listener: std::os::unix::net::UnixListener) -> io::Result<Self> {
+        listener.set_nonblocking(true)?;
+        Ok(Self {
+            io: AsyncFd::syscall_first(listener),
+        })
+    }
+
     /// Polls for a connection; gives the stream and its peer's address.
     ///
     /// # Examples
@@ -416,5 +446,22 @@ impl crate::native::net::UnixStream {
         // SAFETY: we own `fd`, a Unix stream socket.
         let std = unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd.into_raw_fd()) };
         UnixStream::from_std(std)
+    }
+}
+
+/// The listening socket's fd.
+///
+/// # Examples
+///
+/// ```
+/// use std::os::fd::AsRawFd;
+/// let path = std::env::temp_dir().join(format!("ringlane-doc-cl-raw-{}.sock", std::process::id()));
+/// let l = ringlane::compat::UnixListener::bind(&path).unwrap();
+/// assert!(l.as_raw_fd() >= 0);
+/// std::fs::remove_file(&path).unwrap();
+/// ```
+impl AsRawFd for UnixListener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.io.as_raw_fd()
     }
 }

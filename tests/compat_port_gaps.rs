@@ -1,0 +1,124 @@
+//! Tokio code ported to the compat lane: `connect` inside `block_on` (off
+//! the shards, as Tokio's works anywhere in its runtime), `AsFd` for the
+//! socket-option crates, and `TryFrom` the std types.
+
+mod common;
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use ringlane::compat::{AsyncFd, TcpListener, TcpStream, UdpSocket, UnixListener, UnixStream};
+
+use common::compat_io::localhost;
+use common::native_io::TempDir;
+
+/// Expected (Tokio): `TcpStream::connect` and `UnixStream::connect` inside
+/// `Runtime::block_on` connect, and the streams carry bytes both ways.
+///
+/// Why it may fail: the connects ran their io_uring ops where they were
+/// called, and off a shard an op fails ("native ring ops run on a
+/// ringlane shard"): code ported from `#[tokio::main]` to `block_on`
+/// compiled and then failed at its first connect.
+#[test]
+fn connects_inside_block_on_connect_as_on_tokio() {
+    let rt = common::runtime(2);
+    let dir = TempDir::new("compat-connect-block-on");
+    let path = dir.0.join("s.sock");
+    let out = rt.block_on(ringlane::time::timeout(Duration::from_secs(10), async {
+        let listener = TcpListener::bind(localhost())?;
+        let mut tcp = TcpStream::connect(listener.local_addr()?).await?;
+        let (mut conn, _) = listener.accept().await?;
+        tcp.write_all(b"tcp?").await?;
+        let mut got = [0u8; 4];
+        conn.read_exact(&mut got).await?;
+        conn.write_all(b"tcp!").await?;
+        tcp.read_exact(&mut got).await?;
+        assert_eq!(&got, b"tcp!");
+
+        let unix_listener = UnixListener::bind(&path)?;
+        let mut unix = UnixStream::connect(&path).await?;
+        let (mut conn, _) = unix_listener.accept().await?;
+        unix.write_all(b"unix").await?;
+        conn.read_exact(&mut got).await?;
+        io::Result::Ok(got)
+    }));
+    assert_eq!(&out.expect("hung").expect("failed"), b"unix");
+}
+
+/// Expected (Tokio): a connect with no runtime current fails with an
+/// error, not a panic or a hang.
+#[test]
+fn a_connect_with_no_runtime_is_an_error() {
+    let listener = std::net::TcpListener::bind(localhost()).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let r = tokio.block_on(TcpStream::connect(addr));
+    assert_eq!(r.map(drop).unwrap_err().kind(), io::ErrorKind::Other);
+}
+
+/// `SO_TYPE` of the socket behind `s`, through `AsFd` alone (as
+/// `socket2::SockRef::from` takes it).
+fn sock_type(s: &impl AsFd) -> i32 {
+    let mut t: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `t`.
+    let r = unsafe {
+        libc::getsockopt(
+            s.as_fd().as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_TYPE,
+            (&raw mut t).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(r, 0, "SO_TYPE: {}", io::Error::last_os_error());
+    t
+}
+
+/// Is `fd` in nonblocking mode?
+fn nonblocking(fd: &impl AsRawFd) -> bool {
+    // SAFETY: F_GETFL only reads the fd's flags.
+    let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+    flags & libc::O_NONBLOCK != 0
+}
+
+/// Expected (Tokio): every socket type lends its fd through `AsFd` (the
+/// same fd as `AsRawFd`), and converts from its std type with `TryFrom`,
+/// switched to nonblocking mode.
+#[test]
+fn sockets_lend_their_fd_and_convert_from_std() {
+    let dir = TempDir::new("compat-fd-traits");
+    let path = dir.0.join("l.sock");
+    let std_listener = std::net::TcpListener::bind(localhost()).unwrap();
+    let addr = std_listener.local_addr().unwrap();
+    let std_stream = std::net::TcpStream::connect(addr).unwrap();
+    let listener = TcpListener::try_from(std_listener).unwrap();
+    let stream = TcpStream::try_from(std_stream).unwrap();
+    let udp = UdpSocket::try_from(std::net::UdpSocket::bind(localhost()).unwrap()).unwrap();
+    let unix = UnixStream::try_from(std::os::unix::net::UnixStream::pair().unwrap().0).unwrap();
+    let unix_listener =
+        UnixListener::try_from(std::os::unix::net::UnixListener::bind(&path).unwrap()).unwrap();
+    let fd = AsyncFd::new(std::os::unix::net::UnixStream::pair().unwrap().0).unwrap();
+    assert_eq!(sock_type(&listener), libc::SOCK_STREAM);
+    assert_eq!(sock_type(&stream), libc::SOCK_STREAM);
+    assert_eq!(sock_type(&udp), libc::SOCK_DGRAM);
+    assert_eq!(sock_type(&unix), libc::SOCK_STREAM);
+    assert_eq!(sock_type(&unix_listener), libc::SOCK_STREAM);
+    assert_eq!(sock_type(&fd), libc::SOCK_STREAM);
+    assert_eq!(listener.as_fd().as_raw_fd(), listener.as_raw_fd());
+    assert_eq!(unix_listener.as_fd().as_raw_fd(), unix_listener.as_raw_fd());
+    for is_nonblocking in [
+        nonblocking(&listener),
+        nonblocking(&stream),
+        nonblocking(&udp),
+        nonblocking(&unix),
+        nonblocking(&unix_listener),
+    ] {
+        assert!(is_nonblocking, "a converted socket left blocking");
+    }
+}
