@@ -22,6 +22,7 @@ mod hyper_rt;
 mod readiness;
 mod ready_io;
 mod reunite;
+mod sock_opts;
 pub(crate) mod stream;
 mod tcp;
 mod udp;

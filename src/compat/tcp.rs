@@ -44,7 +44,7 @@ use crate::native::net::addr::RawAddr;
 /// ```
 #[derive(Debug)]
 pub struct TcpStream {
-    io: AsyncFd<std::net::TcpStream>,
+    pub(super) io: AsyncFd<std::net::TcpStream>,
 }
 
 impl stream::sealed::Sealed for TcpStream {
@@ -407,7 +407,7 @@ impl AsRawFd for TcpStream {
 /// ```
 #[derive(Debug)]
 pub struct TcpListener {
-    io: AsyncFd<std::net::TcpListener>,
+    pub(super) io: AsyncFd<std::net::TcpListener>,
 }
 
 impl TcpListener {
