@@ -122,3 +122,49 @@ fn sockets_lend_their_fd_and_convert_from_std() {
         assert!(is_nonblocking, "a converted socket left blocking");
     }
 }
+
+/// Expected (Tokio, whose epoll refuses them): `AsyncFd::new` fails with
+/// `EPERM` for a regular file and a directory, and takes a pipe, a socket
+/// and a character device, as `tokio::io::unix::AsyncFd::new` on the same
+/// kinds of fd; `try_new` gives the object back.
+///
+/// Why it may fail: ringlane's took any fd, and a poll reports a regular
+/// file ready forever: code that falls back to blocking reads on `EPERM`
+/// (stdin redirected from a file) spun instead.
+#[test]
+fn async_fd_takes_and_refuses_the_fds_tokios_does() {
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    type Make = fn() -> std::os::fd::OwnedFd;
+    let kinds: Vec<(&str, Make)> = vec![
+        ("regular file", || {
+            std::fs::File::open("/proc/self/stat").unwrap().into()
+        }),
+        ("directory", || std::fs::File::open("/").unwrap().into()),
+        ("pipe", || common::pipe().0),
+        ("socket", || {
+            std::os::unix::net::UnixStream::pair().unwrap().0.into()
+        }),
+        ("character device", || {
+            std::fs::File::open("/dev/null").unwrap().into()
+        }),
+    ];
+    for (what, make) in kinds {
+        let ours = AsyncFd::new(make()).map(drop).map_err(|e| e.raw_os_error());
+        let theirs = tokio.block_on(async {
+            // SAFETY: the `OwnedFd` keeps its fd open, unchanged, for as
+            // long as the registration lives.
+            unsafe { tokio::io::unix::AsyncFd::register(make()) }
+                .map(drop)
+                .map_err(|e| io::Error::from(e).raw_os_error())
+        });
+        assert_eq!(ours, theirs, "{what}");
+    }
+    let file = std::fs::File::open("/proc/self/stat").unwrap();
+    // SAFETY: the `File` owns its fd for as long as it is registered.
+    let (back, e) = unsafe { AsyncFd::register(file) }.unwrap_err().into_parts();
+    assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
+    assert!(back.metadata().unwrap().is_file(), "the file came back");
+}

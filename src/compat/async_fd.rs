@@ -45,7 +45,11 @@ impl<T: AsRawFd> AsyncFd<T> {
     ///
     /// # Errors
     ///
-    /// Never today; the `Result` matches Tokio's signature.
+    /// As Tokio's (whose epoll refuses them): `PermissionDenied` (`EPERM`)
+    /// for an fd whose file cannot be polled (a regular file, a directory,
+    /// `/dev/null`), which a poll would report ready forever; `EBADF` for
+    /// an fd that is not open. `inner` is dropped:
+    /// [`try_new`](Self::try_new) gives it back.
     ///
     /// # Examples
     ///
@@ -55,12 +59,65 @@ impl<T: AsRawFd> AsyncFd<T> {
     /// let raw = a.as_raw_fd();
     /// let fd = ringlane::compat::AsyncFd::new(a).unwrap();
     /// assert_eq!(fd.as_raw_fd(), raw);
+    /// let file = std::fs::File::open("/proc/self/stat").unwrap();
+    /// let refused = ringlane::compat::AsyncFd::new(file).unwrap_err();
+    /// assert_eq!(refused.kind(), std::io::ErrorKind::PermissionDenied);
     /// ```
     pub fn new(inner: T) -> io::Result<Self> {
-        Ok(Self {
-            readiness: Readiness::new(inner.as_raw_fd(), None, false),
-            inner: Some(inner),
-        })
+        Self::try_new(inner).map_err(|e| e.into_parts().1)
+    }
+
+    /// As [`try_new`](Self::try_new), under the name Tokio 1.54 gave its
+    /// constructor (`AsyncFd::new` is deprecated there), so ported code
+    /// compiles unchanged (`unsafe { AsyncFd::register(x)? }` in a function
+    /// returning `io::Result`).
+    ///
+    /// # Safety
+    ///
+    /// Nothing beyond [`new`](Self::new)'s contract: ringlane's readiness
+    /// is a `POLL_ADD` that holds the file itself while armed, so an fd
+    /// closed or replaced under it costs wrong wake-ups, never memory
+    /// safety. The `unsafe` only matches Tokio's signature.
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Self::new).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// // SAFETY: `a` owns its fd for as long as the `AsyncFd` lives.
+    /// let fd = unsafe { ringlane::compat::AsyncFd::register(a) }?;
+    /// drop(fd);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub unsafe fn register(inner: T) -> Result<Self, AsyncFdRegisterError<T>> {
+        Self::try_new(inner)
+    }
+
+    /// As [`new`](Self::new), giving `inner` back with the error.
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Self::new).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let dir = std::fs::File::open("/").unwrap();
+    /// let (back, e) = ringlane::compat::AsyncFd::try_new(dir).unwrap_err().into_parts();
+    /// assert_eq!(e.raw_os_error(), Some(libc::EPERM));
+    /// assert!(back.metadata().unwrap().is_dir());
+    /// ```
+    pub fn try_new(inner: T) -> Result<Self, AsyncFdRegisterError<T>> {
+        match pollable(inner.as_raw_fd()) {
+            Ok(()) => Ok(Self {
+                readiness: Readiness::new(inner.as_raw_fd(), None, false),
+                inner: Some(inner),
+            }),
+            Err(error) => Err(AsyncFdRegisterError { inner, error }),
+        }
     }
 
     /// For the runtime's own sockets: both directions start ready, so the
@@ -245,6 +302,122 @@ impl<T: AsRawFd> AsyncFd<T> {
         self.readiness
             .wait(|cx| self.poll_ready(Direction::Write, cx))
             .await
+    }
+}
+
+/// Whether epoll takes `fd`, Tokio's test of its `AsyncFd::new`: an fd
+/// whose file cannot be polled (a regular file, a directory, `/dev/null`)
+/// is `EPERM`, one not open `EBADF`. Asked of a process-wide epoll fd, with
+/// an add and a delete; without one (no fd left), only `fstat`'s kinds.
+fn pollable(fd: RawFd) -> io::Result<()> {
+    static PROBE: std::sync::OnceLock<Option<std::os::fd::OwnedFd>> = std::sync::OnceLock::new();
+    let probe = PROBE.get_or_init(|| {
+        // SAFETY: plain syscall; a new fd is owned by the `OwnedFd`.
+        let epfd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        // SAFETY: `epfd` is a new fd owned by nobody else.
+        (epfd >= 0).then(|| unsafe { std::os::fd::FromRawFd::from_raw_fd(epfd) })
+    });
+    let Some(probe) = probe else {
+        return pollable_by_kind(fd);
+    };
+    let epfd = std::os::fd::AsRawFd::as_raw_fd(probe);
+    let mut event = libc::epoll_event {
+        events: libc::EPOLLIN as u32,
+        u64: 0,
+    };
+    // SAFETY: `event` is a valid `epoll_event`; `epfd` is open.
+    if unsafe { libc::epoll_ctl(epfd, libc::EPOLL_CTL_ADD, fd, &mut event) } != 0 {
+        let e = io::Error::last_os_error();
+        // The same fd number probed by another thread at this moment.
+        return match e.raw_os_error() {
+            Some(libc::EEXIST) => Ok(()),
+            _ => Err(e),
+        };
+    }
+    // SAFETY: as above; the event argument is ignored for a delete.
+    unsafe { libc::epoll_ctl(epfd, libc::EPOLL_CTL_DEL, fd, &mut event) };
+    Ok(())
+}
+
+/// `pollable` without an epoll fd: regular files and directories refused.
+fn pollable_by_kind(fd: RawFd) -> io::Result<()> {
+    // SAFETY: all-zero bytes are a valid `stat`.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is writable; an fd that is not open is `EBADF`.
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFREG | libc::S_IFDIR => Err(io::Error::from_raw_os_error(libc::EPERM)),
+        _ => Ok(()),
+    }
+}
+
+/// The error of [`AsyncFd::try_new`] and [`AsyncFd::register`], with the
+/// object it was given (Tokio's name, and its older alias below).
+///
+/// # Examples
+///
+/// ```
+/// let file = std::fs::File::open("/proc/self/stat").unwrap();
+/// let e = ringlane::compat::AsyncFd::try_new(file).unwrap_err();
+/// assert_eq!(e.to_string(), std::io::Error::from_raw_os_error(libc::EPERM).to_string());
+/// ```
+pub struct AsyncFdRegisterError<T> {
+    inner: T,
+    error: io::Error,
+}
+
+impl<T> AsyncFdRegisterError<T> {
+    /// The object and the error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let file = std::fs::File::open("/proc/self/stat").unwrap();
+    /// let (file, e) = ringlane::compat::AsyncFd::try_new(file).unwrap_err().into_parts();
+    /// assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied);
+    /// drop(file);
+    /// ```
+    pub fn into_parts(self) -> (T, io::Error) {
+        (self.inner, self.error)
+    }
+}
+
+/// Tokio's older name of [`AsyncFdRegisterError`].
+pub type AsyncFdTryNewError<T> = AsyncFdRegisterError<T>;
+
+/// The error alone (the object is dropped), for `?` in a function that
+/// returns `io::Result`.
+///
+/// # Examples
+///
+/// ```
+/// let file = std::fs::File::open("/").unwrap();
+/// let e: std::io::Error = ringlane::compat::AsyncFd::try_new(file).unwrap_err().into();
+/// assert_eq!(e.raw_os_error(), Some(libc::EPERM));
+/// ```
+impl<T> From<AsyncFdRegisterError<T>> for io::Error {
+    fn from(e: AsyncFdRegisterError<T>) -> Self {
+        e.error
+    }
+}
+
+impl<T> std::fmt::Debug for AsyncFdRegisterError<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl<T> std::fmt::Display for AsyncFdRegisterError<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl<T> std::error::Error for AsyncFdRegisterError<T> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
     }
 }
 

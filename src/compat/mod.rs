@@ -30,7 +30,9 @@ mod udp_ready;
 mod unix;
 mod waiters;
 
-pub use async_fd::{AsyncFd, AsyncFdReadyGuard, TryIoError};
+pub use async_fd::{
+    AsyncFd, AsyncFdReadyGuard, AsyncFdRegisterError, AsyncFdTryNewError, TryIoError,
+};
 pub use async_fd_more::AsyncFdReadyMutGuard;
 #[cfg(feature = "hyper")]
 pub use hyper_rt::{HyperExecutor, HyperTimer};
