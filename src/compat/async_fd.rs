@@ -69,7 +69,7 @@ impl<T: AsRawFd> AsyncFd<T> {
 
     /// As [`try_new`](Self::try_new), under the name Tokio 1.54 gave its
     /// constructor (`AsyncFd::new` is deprecated there), so ported code
-    /// compiles unchanged (`unsafe { AsyncFd::register(x)? }` in a function
+    /// compiles unchanged (`AsyncFd::register(x)?`, in an `unsafe` block, in a function
     /// returning `io::Result`).
     ///
     /// # Safety

@@ -25,6 +25,7 @@ mod reunite;
 mod sock_opts;
 pub(crate) mod stream;
 mod tcp;
+mod tcp_socket;
 mod udp;
 mod udp_ready;
 mod unix;
@@ -39,6 +40,7 @@ pub use hyper_rt::{HyperExecutor, HyperTimer};
 pub use reunite::ReuniteError;
 pub use stream::{CompatStream, OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
 pub use tcp::{Incoming, TcpListener, TcpStream};
+pub use tcp_socket::TcpSocket;
 pub use udp::UdpSocket;
 pub use unix::{UnixListener, UnixStream};
 

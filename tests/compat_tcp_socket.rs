@@ -1,0 +1,140 @@
+//! `compat::TcpSocket` against Tokio's: options before listening or
+//! connecting, `SO_REUSEPORT` listeners on one port (one per shard, the
+//! sharded server's pattern), connects that succeed and fail.
+
+mod common;
+
+use std::collections::HashSet;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ringlane::compat::TcpSocket;
+
+use common::compat_io::localhost;
+
+fn reuseport_socket(addr: SocketAddr) -> TcpSocket {
+    let s = TcpSocket::new_v4().unwrap();
+    s.set_reuseport(true).unwrap();
+    s.bind(addr).unwrap();
+    s
+}
+
+/// Expected (Linux): two `SO_REUSEPORT` listeners on one port, each
+/// accepting on its own shard, both get connections; every connection is
+/// accepted exactly once.
+#[test]
+fn reuseport_listeners_on_two_shards_share_one_port() {
+    let rt = common::runtime(2);
+    let first = reuseport_socket(localhost());
+    let addr = first.local_addr().unwrap();
+    let second = reuseport_socket(addr);
+    const CLIENTS: usize = 64;
+    let mut acceptors = Vec::new();
+    for (shard, socket) in [(0, first), (1, second)] {
+        let listener = socket.listen(CLIENTS as u32).unwrap();
+        acceptors.push(
+            rt.handle()
+                .spawn_pinned(shard, async move {
+                    let mut peers = Vec::new();
+                    // Accept until no connection came for 300 ms.
+                    while let Ok(Ok((_conn, peer))) =
+                        ringlane::time::timeout(Duration::from_millis(300), listener.accept()).await
+                    {
+                        peers.push(peer);
+                    }
+                    peers
+                })
+                .unwrap(),
+        );
+    }
+    let clients: Vec<std::net::TcpStream> = (0..CLIENTS)
+        .map(|_| std::net::TcpStream::connect(addr).unwrap())
+        .collect();
+    let mut all = HashSet::new();
+    let mut counts = Vec::new();
+    for a in acceptors {
+        let peers = rt.block_on(a).unwrap();
+        counts.push(peers.len());
+        for p in peers {
+            assert!(all.insert(p), "{p} accepted twice");
+        }
+    }
+    let expected: HashSet<SocketAddr> = clients.iter().map(|c| c.local_addr().unwrap()).collect();
+    assert_eq!(all, expected, "every connection accepted once");
+    assert!(
+        counts.iter().all(|&n| n > 0),
+        "one listener got none: {counts:?}"
+    );
+}
+
+/// Expected (Tokio): a connect to a port nobody listens on fails with
+/// `ConnectionRefused`, after the handshake's answer, not at once with
+/// `WouldBlock` or never; one to a listener succeeds with the options set
+/// before it kept; an address of the other family is an error.
+#[test]
+fn connects_succeed_fail_and_keep_their_options() {
+    let rt = common::runtime(1);
+    let closed = {
+        let l = std::net::TcpListener::bind(localhost()).unwrap();
+        l.local_addr().unwrap()
+    };
+    let listener = std::net::TcpListener::bind(localhost()).unwrap();
+    let open = listener.local_addr().unwrap();
+    let j = rt
+        .handle()
+        .spawn_pinned(0, async move {
+            let refused = TcpSocket::new_v4()?.connect(closed).await.map(drop);
+            let socket = TcpSocket::new_v4()?;
+            socket.set_nodelay(true)?;
+            socket.set_keepalive(true)?;
+            socket.set_linger(Some(Duration::ZERO))?;
+            let stream = socket.connect(open).await?;
+            let v6 = TcpSocket::new_v4()?
+                .connect("[::1]:9".parse().unwrap())
+                .await
+                .map(drop);
+            io::Result::Ok((refused, stream.nodelay()?, stream.peer_addr()?, v6))
+        })
+        .unwrap();
+    let (refused, nodelay, peer, v6) = rt.block_on(j).unwrap().unwrap();
+    assert_eq!(
+        refused.unwrap_err().kind(),
+        io::ErrorKind::ConnectionRefused
+    );
+    assert!(nodelay, "an option set before the connect");
+    assert_eq!(peer, open);
+    assert!(v6.is_err(), "an IPv6 address on an IPv4 socket");
+    let (accepted, _) = listener.accept().unwrap();
+    drop(accepted);
+}
+
+/// Expected (Tokio): the options read back as set, and bad values are
+/// errors (a backlog or buffer size past `i32::MAX`), never a panic.
+#[test]
+fn options_read_back_and_bad_values_are_errors() {
+    let s = TcpSocket::new_v4().unwrap();
+    assert!(!s.reuseaddr().unwrap() && !s.reuseport().unwrap() && !s.keepalive().unwrap());
+    s.set_reuseaddr(true).unwrap();
+    s.set_reuseport(true).unwrap();
+    s.set_send_buffer_size(1 << 16).unwrap();
+    s.set_recv_buffer_size(1 << 16).unwrap();
+    assert!(s.reuseaddr().unwrap() && s.reuseport().unwrap());
+    assert!(s.send_buffer_size().unwrap() >= 1 << 16);
+    assert!(s.recv_buffer_size().unwrap() >= 1 << 16);
+    assert_eq!(s.linger().unwrap(), None);
+    s.set_linger(Some(Duration::from_secs(3))).unwrap();
+    assert_eq!(s.linger().unwrap(), Some(Duration::from_secs(3)));
+    s.set_linger(None).unwrap();
+    assert_eq!(s.linger().unwrap(), None);
+    assert_eq!(
+        s.set_send_buffer_size(u32::MAX).unwrap_err().kind(),
+        io::ErrorKind::InvalidInput
+    );
+    s.bind(localhost()).unwrap();
+    assert!(s.take_error().unwrap().is_none());
+    assert_eq!(
+        s.listen(u32::MAX).unwrap_err().kind(),
+        io::ErrorKind::InvalidInput
+    );
+}
