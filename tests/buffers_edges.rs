@@ -109,14 +109,7 @@ async fn fixed_len_cases(path: PathBuf) -> Vec<String> {
             String::from_utf8_lossy(&buf)
         ));
     }
-    let out = File::options()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&path)
-        .await
-        .unwrap();
+    let out = common::native_io::create_rw(&path).await.unwrap();
     let (w, buf) = out.write_fixed_at(buf, 0).await;
     let on_disk = std::fs::read(&path).unwrap();
     if on_disk != b"abc" {

@@ -624,13 +624,7 @@ fn objects_of_a_dropped_runtime_work_or_fail_clearly_on_another_runtime_and_clos
     let p = path.clone();
     let made = ha
         .spawn_pinned(0, async move {
-            let file = File::options()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&p)
-                .await?;
+            let file = common::native_io::create_rw(&p).await?;
             let (n, _) = file.write_at(b"a".to_vec(), 0).await;
             n?;
             let (na, nb) = (NativeUnix::from_std(na), NativeUnix::from_std(nb));

@@ -197,14 +197,7 @@ fn udp_datagrams_to_odd_addresses_behave_as_with_std() {
 async fn bad_input_cases(dir: PathBuf) {
     use std::os::unix::fs::FileExt;
     let path = dir.join("f");
-    let f = File::options()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&path)
-        .await
-        .unwrap();
+    let f = common::native_io::create_rw(&path).await.unwrap();
     let std_f = std::fs::OpenOptions::new()
         .read(true)
         .write(true)

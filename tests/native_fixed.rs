@@ -37,12 +37,7 @@ fn registered_file_and_fixed_buffers_round_trip() {
     let path = temp_path("rt");
     let p = path.clone();
     let (written, read, registered) = on_shard(&rt, 0, async move {
-        let f = File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&p)
+        let f = common::native_io::create_rw(&p)
             .await
             .unwrap()
             .register()

@@ -27,13 +27,7 @@ fn write_then_read_back_through_the_ring() {
         .block_on(
             rt.handle()
                 .spawn_pinned(0, async move {
-                    let f = File::options()
-                        .read(true)
-                        .write(true)
-                        .create(true)
-                        .truncate(true)
-                        .open(&p)
-                        .await?;
+                    let f = common::native_io::create_rw(&p).await?;
                     let data: Vec<u8> = (0..64 * 1024).map(|i| (i % 251) as u8).collect();
                     let (n, data) = f.write_at(data, 4096).await;
                     assert_eq!(n?, 64 * 1024);
@@ -409,13 +403,7 @@ fn path_ops_metadata_exact_vectored_and_close_round_trip() {
                     fs::create_dir(&d).await?;
                     let exists = fs::create_dir(&d).await.unwrap_err().kind();
                     let a = d.join("a");
-                    let f = File::options()
-                        .read(true)
-                        .write(true)
-                        .create(true)
-                        .truncate(true)
-                        .open(&a)
-                        .await?;
+                    let f = common::native_io::create_rw(&a).await?;
                     let data: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
                     f.write_all_at(data.clone(), 0).await.0?;
                     let m = f.metadata().await?;
@@ -616,14 +604,7 @@ fn bytes_and_bytes_mut_are_owned_buffers() {
         .block_on(
             rt.handle()
                 .spawn_pinned(0, async move {
-                    let f = File::options()
-                        .read(true)
-                        .write(true)
-                        .create(true)
-                        .truncate(true)
-                        .open(&p)
-                        .await
-                        .unwrap();
+                    let f = common::native_io::create_rw(&p).await.unwrap();
                     f.write_all_at(bytes::Bytes::from_static(b"shared bytes"), 0)
                         .await
                         .0

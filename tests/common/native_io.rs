@@ -35,6 +35,18 @@ pub fn on_fresh_shard<T: Send + 'static>(f: impl Future<Output = T> + Send + 'st
     out
 }
 
+/// Creates (or truncates) the file at `path` for reading and writing
+/// (`File::create` opens write-only, as std's).
+pub async fn create_rw(path: &std::path::Path) -> io::Result<ringlane::native::fs::File> {
+    ringlane::native::fs::File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .await
+}
+
 /// A one-shard runtime whose op table takes two single-shot ops (a CQ of
 /// 64, the smallest), on a ring of 8 SQ entries so that room in the SQ
 /// never decides which op waits.
