@@ -99,6 +99,7 @@ mod padded;
 mod placement;
 mod runtime;
 mod shard;
+pub mod signal;
 mod stats;
 mod sys;
 #[cfg(test)]
