@@ -114,6 +114,8 @@ impl Registry {
         slot: &mut Option<usize>,
         waker: &Waker,
     ) -> Option<u64> {
+        #[cfg(test)]
+        tests::BEFORE_WAIT_LOCK.run(signal);
         let mut waiters = self.waiters.lock();
         let now = self.count(signal);
         if now != seen {
@@ -165,5 +167,11 @@ fn wake_loop(read: OwnedFd) {
         for w in woken {
             crate::executor::contain(|| w.wake());
         }
+        #[cfg(test)]
+        tests::WAKE_ROUNDS.fetch_add(1, Ordering::SeqCst);
     }
 }
+
+#[cfg(test)]
+#[path = "registry_tests.rs"]
+mod tests;
