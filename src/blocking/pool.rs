@@ -34,6 +34,9 @@ struct PoolState {
     queue: VecDeque<Runnable>,
     /// Live threads (spawned and not yet exited).
     threads: usize,
+    /// Of those, the ones whose thread began running (the rest are being
+    /// spawned, and may fail to start).
+    started: usize,
     /// Threads waiting for work and not yet claimed (invariant 3).
     idle: usize,
     /// Wake-ups sent to idle threads and not yet taken (invariant 3).
@@ -91,7 +94,7 @@ impl BlockingPool {
             return Err((runnable, None));
         }
         let mine: *const crate::executor::TaskMeta = runnable.metadata();
-        let Some((mut orphaned, error)) = self.queue(state, runnable, shared) else {
+        let Some((mut orphaned, error)) = self.queue(state, runnable, shared, Some(mine)) else {
             return Ok(());
         };
         // Ours goes back to the caller with the error; the others, pushed
@@ -103,7 +106,7 @@ impl BlockingPool {
         drop(orphaned);
         match ours {
             Some(ours) => Err((ours, Some(error))),
-            None => Ok(()), // taken by a thread after all: it ran
+            None => Ok(()), // still queued, for a thread that started
         }
     }
 
@@ -122,7 +125,7 @@ impl BlockingPool {
             return;
         }
         // Nobody to tell: cancelled (their handles report it).
-        drop(self.queue(state, runnable, shared));
+        drop(self.queue(state, runnable, shared, None));
     }
 
     /// Queues `runnable` under the lock `state` holds, and wakes an idle
@@ -134,6 +137,7 @@ impl BlockingPool {
         mut state: parking_lot::MutexGuard<'_, PoolState>,
         runnable: Runnable,
         shared: &Arc<Shared>,
+        mine: Option<*const crate::executor::TaskMeta>,
     ) -> Option<(VecDeque<Runnable>, std::io::Error)> {
         state.queue.push_back(runnable);
         if state.idle > 0 {
@@ -156,13 +160,29 @@ impl BlockingPool {
                 .spawn(move || run(shared)),
         };
         let error = spawned.err()?;
+        #[cfg(test)]
+        tests::after_refused(self);
         // The OS refused a thread. Another one takes the closure later if
         // there is one.
         let mut state = self.state.lock();
         state.threads -= 1;
-        let orphaned = match state.threads {
-            0 => std::mem::take(&mut state.queue),
-            _ => VecDeque::new(),
+        let orphaned = if state.threads == 0 {
+            std::mem::take(&mut state.queue)
+        } else if state.started == 0 {
+            // Only threads still being spawned, which may fail as well:
+            // the caller's closure goes back to it rather than wait on them
+            // (each failing pusher takes its own; the last takes the rest).
+            let at = mine.and_then(|m| {
+                state
+                    .queue
+                    .iter()
+                    .position(|r| std::ptr::eq(r.metadata(), m))
+            });
+            at.and_then(|at| state.queue.remove(at))
+                .into_iter()
+                .collect()
+        } else {
+            VecDeque::new() // a running thread takes it
         };
         drop(state);
         self.exited.notify_all();
@@ -226,6 +246,7 @@ fn run(shared: Arc<Shared>) {
     let entered = handle.enter();
     let tokio = shared.config.tokio.as_ref().map(|t| t.enter());
     let mut state = pool.state.lock();
+    state.started += 1;
     loop {
         if let Some(runnable) = state.queue.pop_front() {
             state.running += 1;
@@ -263,6 +284,7 @@ fn run(shared: Arc<Shared>) {
         }
     }
     state.threads -= 1;
+    state.started -= 1;
     drop(state);
     POOL_HERE.with(|p| p.set(std::ptr::null()));
     // `close` may wait for every thread but its caller's.

@@ -49,6 +49,57 @@ fn a_closure_no_thread_can_run_is_refused_with_the_os_error() {
     assert_eq!(rt.block_on(h.spawn_blocking(|| 2).unwrap()).unwrap(), 2);
 }
 
+/// Run by a push whose thread the OS refused, before it looks again.
+static AFTER_REFUSED: KeyedHook = KeyedHook::new();
+
+pub(super) fn after_refused(pool: &BlockingPool) {
+    AFTER_REFUSED.run(pool as *const BlockingPool as usize);
+}
+
+/// Expected: two closures pushed at once, each needing a thread and each
+/// refused one by the OS, are each refused with the error (or run): none
+/// is accepted and then cancelled unseen.
+///
+/// Why it may fail: the second push to fail still counted the first's
+/// refused thread as live, so it accepted its closure (`Ok`); the first
+/// then found no thread at all and cancelled the whole queue, the second
+/// closure with it.
+#[test]
+fn two_closures_whose_threads_are_both_refused_are_both_refused() {
+    let rt = crate::Runtime::builder()
+        .shards(1)
+        .max_blocking_threads(4)
+        .build()
+        .unwrap();
+    let h = rt.handle();
+    type Pushed = Result<JoinHandle<u32>, crate::Error>;
+    let second: Arc<Mutex<Option<Pushed>>> = Arc::default();
+    let (h2, slot) = (h.clone(), second.clone());
+    AFTER_REFUSED.set(
+        &h.shared.blocking as *const BlockingPool as usize,
+        move || {
+            // Another push, from a thread whose spawns are refused too, while
+            // the first push's refused thread still counts.
+            let pushed = std::thread::spawn(move || {
+                REFUSE_THREADS.with(|r| r.set(true));
+                h2.spawn_blocking(|| 2)
+            });
+            *slot.lock() = Some(pushed.join().unwrap());
+        },
+    );
+    REFUSE_THREADS.with(|r| r.set(true));
+    let first = h.spawn_blocking(|| 1);
+    REFUSE_THREADS.with(|r| r.set(false));
+    let second = second.lock().take().expect("the hook ran");
+    for (which, pushed) in [("first", first), ("second", second)] {
+        match pushed {
+            Err(crate::Error::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock),
+            Err(e) => panic!("{which}: {e}"),
+            Ok(j) => assert!(rt.block_on(j).is_ok(), "{which}: accepted, then cancelled"),
+        }
+    }
+}
+
 /// Expected: a closure whose thread the OS refuses while another pool
 /// thread lives is queued and run by that thread when it is free.
 #[test]
@@ -60,9 +111,16 @@ fn a_closure_whose_thread_is_refused_runs_on_a_live_one() {
         .unwrap();
     let h = rt.handle();
     let (release, gate) = std::sync::mpsc::channel::<()>();
+    let (running_tx, running) = std::sync::mpsc::channel::<()>();
     let busy = h
-        .spawn_blocking(move || gate.recv_timeout(Duration::from_secs(10)).is_ok())
+        .spawn_blocking(move || {
+            running_tx.send(()).unwrap();
+            gate.recv_timeout(Duration::from_secs(10)).is_ok()
+        })
         .unwrap();
+    // Its thread runs: the refused push below has a live thread to wait
+    // for (one only being spawned may fail as well).
+    running.recv_timeout(Duration::from_secs(10)).unwrap();
     REFUSE_THREADS.with(|r| r.set(true));
     let queued = h.spawn_blocking(|| 3);
     REFUSE_THREADS.with(|r| r.set(false));

@@ -74,10 +74,11 @@ impl<T: AsRawFd> AsyncFd<T> {
     ///
     /// # Safety
     ///
-    /// Nothing beyond [`new`](Self::new)'s contract: ringlane's readiness
-    /// is a `POLL_ADD` that holds the file itself while armed, so an fd
-    /// closed or replaced under it costs wrong wake-ups, never memory
-    /// safety. The `unsafe` only matches Tokio's signature.
+    /// Nothing beyond [`new`](Self::new)'s: ringlane's readiness is a
+    /// `POLL_ADD` that holds the file itself while armed, so an fd closed
+    /// or replaced under it costs wrong wake-ups, never memory safety, and
+    /// `AsFd` is lent only through the inner object's own. The `unsafe`
+    /// only matches Tokio's signature.
     ///
     /// # Errors
     ///
@@ -310,15 +311,22 @@ impl<T: AsRawFd> AsyncFd<T> {
 /// is `EPERM`, one not open `EBADF`. Asked of a process-wide epoll fd, with
 /// an add and a delete; without one (no fd left), only `fstat`'s kinds.
 fn pollable(fd: RawFd) -> io::Result<()> {
-    static PROBE: std::sync::OnceLock<Option<std::os::fd::OwnedFd>> = std::sync::OnceLock::new();
-    let probe = PROBE.get_or_init(|| {
-        // SAFETY: plain syscall; a new fd is owned by the `OwnedFd`.
-        let epfd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        // SAFETY: `epfd` is a new fd owned by nobody else.
-        (epfd >= 0).then(|| unsafe { std::os::fd::FromRawFd::from_raw_fd(epfd) })
-    });
-    let Some(probe) = probe else {
-        return pollable_by_kind(fd);
+    // Only a probe that was made is kept: one refused (`EMFILE` for a
+    // moment) is asked for again next time.
+    static PROBE: std::sync::OnceLock<std::os::fd::OwnedFd> = std::sync::OnceLock::new();
+    let probe = match PROBE.get() {
+        Some(probe) => probe,
+        None => {
+            // SAFETY: plain syscall; the result is checked.
+            let epfd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+            if epfd < 0 {
+                return pollable_by_kind(fd);
+            }
+            // SAFETY: `epfd` is a new fd owned by nobody else.
+            let made = unsafe { std::os::fd::FromRawFd::from_raw_fd(epfd) };
+            // Two first callers: the loser's fd is dropped (closed) here.
+            PROBE.get_or_init(move || made)
+        }
     };
     let epfd = std::os::fd::AsRawFd::as_raw_fd(probe);
     let mut event = libc::epoll_event {

@@ -22,7 +22,8 @@ macro_rules! as_fd {
 
 as_fd!(TcpStream, TcpListener, UdpSocket, UnixStream, UnixListener);
 
-/// As Tokio's `AsyncFd`: the inner object's fd.
+/// As Tokio's `AsyncFd`: the inner object's fd, for an inner object that
+/// lends one (`AsFd`).
 ///
 /// # Examples
 ///
@@ -33,10 +34,11 @@ as_fd!(TcpStream, TcpListener, UdpSocket, UnixStream, UnixListener);
 /// let fd = ringlane::compat::AsyncFd::new(a).unwrap();
 /// assert_eq!(fd.as_fd().as_raw_fd(), raw);
 /// ```
-impl<T: AsRawFd> AsFd for AsyncFd<T> {
+impl<T: AsRawFd + AsFd> AsFd for AsyncFd<T> {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        // SAFETY: the inner object owns the fd and lives as long as `self`.
-        unsafe { BorrowedFd::borrow_raw(self.as_raw_fd()) }
+        // Through the inner object's own `AsFd`: an `AsRawFd` number alone
+        // (a bare `RawFd`) owns nothing, so borrowing it would not be sound.
+        self.get_ref().as_fd()
     }
 }
 
