@@ -124,9 +124,9 @@ fn sockets_lend_their_fd_and_convert_from_std() {
 }
 
 /// Expected (Tokio, whose epoll refuses them): `AsyncFd::new` fails with
-/// `EPERM` for a regular file and a directory, and takes a pipe, a socket
-/// and a character device, as `tokio::io::unix::AsyncFd::new` on the same
-/// kinds of fd; `try_new` gives the object back.
+/// `EPERM` for a regular file, a directory and `/dev/null` (a device with
+/// no poll), and takes a pipe and a socket, as Tokio's `AsyncFd` on the
+/// same kinds of fd; `try_new` gives the object back.
 ///
 /// Why it may fail: ringlane's took any fd, and a poll reports a regular
 /// file ready forever: code that falls back to blocking reads on `EPERM`
@@ -161,10 +161,63 @@ fn async_fd_takes_and_refuses_the_fds_tokios_does() {
                 .map_err(|e| io::Error::from(e).raw_os_error())
         });
         assert_eq!(ours, theirs, "{what}");
+        let refused = ["regular file", "directory", "character device"].contains(&what);
+        let expected = if refused {
+            Err(Some(libc::EPERM))
+        } else {
+            Ok(())
+        };
+        assert_eq!(ours, expected, "{what}");
     }
     let file = std::fs::File::open("/proc/self/stat").unwrap();
     // SAFETY: the `File` owns its fd for as long as it is registered.
     let (back, e) = unsafe { AsyncFd::register(file) }.unwrap_err().into_parts();
     assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
     assert!(back.metadata().unwrap().is_file(), "the file came back");
+}
+
+/// Sockets of this machine connecting to `port`, still in `SYN_SENT`
+/// (`/proc/net/tcp` state 02).
+fn syn_sent_to(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let remote = format!(":{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            cols.len() > 3 && cols[2].ends_with(&remote) && cols[3] == "02"
+        })
+        .count()
+}
+
+/// Expected (Tokio closes its socket when the connect future is dropped):
+/// a connect inside `block_on` (run on a shard for it) cancelled by a
+/// timeout leaves no connection attempt behind.
+///
+/// Why it may fail: the shard's connect task was detached, not aborted,
+/// so its socket went on sending SYNs for minutes, holding an fd, and a
+/// late answer opened a connection nobody would use.
+#[test]
+fn a_cancelled_connect_inside_block_on_stops_its_attempt() {
+    // A listener whose accept queue (backlog 0: one connection) is full:
+    // the kernel drops further SYNs, so a connect stays in SYN_SENT.
+    let socket = ringlane::compat::TcpSocket::new_v4().unwrap();
+    socket.bind(localhost()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let _queued: Vec<std::net::TcpStream> = (0..2)
+        .filter_map(|_| {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()
+        })
+        .collect();
+    let rt = common::runtime(1);
+    let out = rt.block_on(async {
+        ringlane::time::timeout(Duration::from_millis(200), TcpStream::connect(addr)).await
+    });
+    assert!(out.is_err(), "the connect was meant to hang: {out:?}");
+    common::wait_until("the cancelled connect's socket closed", || {
+        syn_sent_to(addr.port()) == 0
+    });
+    drop(listener);
 }

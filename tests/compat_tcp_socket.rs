@@ -7,10 +7,13 @@ mod common;
 use std::collections::HashSet;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use ringlane::compat::TcpSocket;
 
+use common::LIMIT;
 use common::compat_io::localhost;
 
 fn reuseport_socket(addr: SocketAddr) -> TcpSocket {
@@ -22,35 +25,43 @@ fn reuseport_socket(addr: SocketAddr) -> TcpSocket {
 
 /// Expected (Linux): two `SO_REUSEPORT` listeners on one port, each
 /// accepting on its own shard, both get connections; every connection is
-/// accepted exactly once.
+/// accepted exactly once. (The clients connect first, into both accept
+/// queues; the acceptors stop when all were taken, not after an idle
+/// spell, so a slow machine only slows the test.)
 #[test]
 fn reuseport_listeners_on_two_shards_share_one_port() {
+    const CLIENTS: usize = 64;
     let rt = common::runtime(2);
     let first = reuseport_socket(localhost());
     let addr = first.local_addr().unwrap();
     let second = reuseport_socket(addr);
-    const CLIENTS: usize = 64;
+    let listeners = [first, second].map(|s| s.listen(CLIENTS as u32).unwrap());
+    let clients: Vec<std::net::TcpStream> = (0..CLIENTS)
+        .map(|_| std::net::TcpStream::connect(addr).unwrap())
+        .collect();
+    let taken = Arc::new(AtomicUsize::new(0));
     let mut acceptors = Vec::new();
-    for (shard, socket) in [(0, first), (1, second)] {
-        let listener = socket.listen(CLIENTS as u32).unwrap();
+    for (shard, listener) in listeners.into_iter().enumerate() {
+        let taken = taken.clone();
         acceptors.push(
             rt.handle()
                 .spawn_pinned(shard, async move {
                     let mut peers = Vec::new();
-                    // Accept until no connection came for 300 ms.
-                    while let Ok(Ok((_conn, peer))) =
-                        ringlane::time::timeout(Duration::from_millis(300), listener.accept()).await
-                    {
-                        peers.push(peer);
+                    let deadline = std::time::Instant::now() + LIMIT;
+                    while taken.load(Ordering::SeqCst) < CLIENTS {
+                        assert!(std::time::Instant::now() < deadline, "connections lost");
+                        let next = Duration::from_millis(10);
+                        if let Ok(accepted) = ringlane::time::timeout(next, listener.accept()).await
+                        {
+                            peers.push(accepted.unwrap().1);
+                            taken.fetch_add(1, Ordering::SeqCst);
+                        }
                     }
                     peers
                 })
                 .unwrap(),
         );
     }
-    let clients: Vec<std::net::TcpStream> = (0..CLIENTS)
-        .map(|_| std::net::TcpStream::connect(addr).unwrap())
-        .collect();
     let mut all = HashSet::new();
     let mut counts = Vec::new();
     for a in acceptors {
@@ -109,10 +120,11 @@ fn connects_succeed_fail_and_keep_their_options() {
     drop(accepted);
 }
 
-/// Expected (Tokio): the options read back as set, and bad values are
-/// errors (a backlog or buffer size past `i32::MAX`), never a panic.
+/// Expected (Tokio): the options read back as set; a backlog or buffer
+/// size past `i32::MAX` is clamped (Tokio's `listen` clamps the backlog,
+/// and the kernel any size to its limits), not refused, and never a panic.
 #[test]
-fn options_read_back_and_bad_values_are_errors() {
+fn options_read_back_and_large_values_are_clamped() {
     let s = TcpSocket::new_v4().unwrap();
     assert!(!s.reuseaddr().unwrap() && !s.reuseport().unwrap() && !s.keepalive().unwrap());
     s.set_reuseaddr(true).unwrap();
@@ -127,14 +139,15 @@ fn options_read_back_and_bad_values_are_errors() {
     assert_eq!(s.linger().unwrap(), Some(Duration::from_secs(3)));
     s.set_linger(None).unwrap();
     assert_eq!(s.linger().unwrap(), None);
-    assert_eq!(
-        s.set_send_buffer_size(u32::MAX).unwrap_err().kind(),
-        io::ErrorKind::InvalidInput
+    s.set_send_buffer_size(u32::MAX).unwrap();
+    assert!(
+        s.send_buffer_size().unwrap() >= 1 << 16,
+        "clamped to the kernel's limit"
     );
+    s.set_zero_linger().unwrap();
+    assert_eq!(s.linger().unwrap(), Some(Duration::ZERO));
     s.bind(localhost()).unwrap();
     assert!(s.take_error().unwrap().is_none());
-    assert_eq!(
-        s.listen(u32::MAX).unwrap_err().kind(),
-        io::ErrorKind::InvalidInput
-    );
+    let listener = s.listen(u32::MAX).unwrap();
+    assert!(std::net::TcpStream::connect(listener.local_addr().unwrap()).is_ok());
 }

@@ -55,10 +55,22 @@ where
 {
     match (crate::current_shard(), crate::Handle::current()) {
         (None, Some(runtime)) => {
-            runtime
-                .spawn_with(crate::Placement::RoundRobin, connect)?
-                .await?
+            let job = runtime.spawn_with(crate::Placement::RoundRobin, connect)?;
+            // Cancelled (the caller's future dropped), the connect is
+            // aborted and its socket closed, as Tokio's is at once; a
+            // finished one ignores the abort.
+            let mut job = AbortOnDrop(job);
+            (&mut job.0).await?
         }
         _ => connect.await,
+    }
+}
+
+/// Aborts the task when dropped.
+struct AbortOnDrop<T>(crate::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

@@ -5,8 +5,9 @@
 //!
 //! The socket is made nonblocking and close-on-exec. `listen` hands it to
 //! a [`TcpListener`]; `connect` starts a nonblocking connect and waits for
-//! it through the compat lane's readiness (so it works wherever a compat
-//! socket does, shards, `block_on` and Tokio tasks alike), as Tokio's does.
+//! it through the compat lane's readiness, as Tokio's does: on a shard, in
+//! `block_on` or on a pool thread (a Tokio task needs the runtime entered,
+//! `Handle::enter`, as for any compat socket it makes).
 
 use std::io;
 use std::mem;
@@ -279,7 +280,8 @@ impl TcpSocket {
     ///
     /// # Errors
     ///
-    /// `setsockopt(2)` errors; `InvalidInput` above `i32::MAX`.
+    /// `setsockopt(2)` errors (a size past the kernel's limit is clamped
+    /// to it, not refused).
     ///
     /// # Examples
     ///
@@ -289,7 +291,7 @@ impl TcpSocket {
     /// assert!(socket.send_buffer_size().unwrap() >= 64 * 1024);
     /// ```
     pub fn set_send_buffer_size(&self, size: u32) -> io::Result<()> {
-        self.set_opt(libc::SOL_SOCKET, libc::SO_SNDBUF, to_c_int(size)?)
+        self.set_opt(libc::SOL_SOCKET, libc::SO_SNDBUF, to_c_int(size))
     }
 
     /// The send buffer's size (`SO_SNDBUF`).
@@ -313,7 +315,8 @@ impl TcpSocket {
     ///
     /// # Errors
     ///
-    /// `setsockopt(2)` errors; `InvalidInput` above `i32::MAX`.
+    /// `setsockopt(2)` errors (a size past the kernel's limit is clamped
+    /// to it, not refused).
     ///
     /// # Examples
     ///
@@ -323,7 +326,7 @@ impl TcpSocket {
     /// assert!(socket.recv_buffer_size().unwrap() >= 64 * 1024);
     /// ```
     pub fn set_recv_buffer_size(&self, size: u32) -> io::Result<()> {
-        self.set_opt(libc::SOL_SOCKET, libc::SO_RCVBUF, to_c_int(size)?)
+        self.set_opt(libc::SOL_SOCKET, libc::SO_RCVBUF, to_c_int(size))
     }
 
     /// The receive buffer's size (`SO_RCVBUF`).
@@ -343,8 +346,12 @@ impl TcpSocket {
             .map(|v| v.max(0) as u32)
     }
 
-    /// Sets `SO_LINGER`: `Some(d)` makes a close wait up to `d` for unsent
-    /// data (`Some(0)`: reset the connection at once), `None` turns it off.
+    /// Sets `SO_LINGER`: `Some(d)` makes the final close wait up to `d`
+    /// (whole seconds: less than one is 0) for unsent data, `Some(0)`
+    /// resets the connection at once, `None` turns it off. A wait blocks
+    /// the thread that closes the socket, often a shard with all its
+    /// tasks: Tokio deprecates this for that reason; prefer `None` or
+    /// [`set_zero_linger`](Self::set_zero_linger).
     ///
     /// # Errors
     ///
@@ -378,6 +385,25 @@ impl TcpSocket {
         } else {
             Err(io::Error::last_os_error())
         }
+    }
+
+    /// Resets the connection when it is closed (`SO_LINGER` of 0, as
+    /// Tokio's `set_zero_linger`): unsent data is dropped, the peer gets a
+    /// reset, and the address leaves no `TIME_WAIT` behind.
+    ///
+    /// # Errors
+    ///
+    /// `setsockopt(2)` errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let socket = ringlane::compat::TcpSocket::new_v4().unwrap();
+    /// socket.set_zero_linger().unwrap();
+    /// assert_eq!(socket.linger().unwrap(), Some(std::time::Duration::ZERO));
+    /// ```
+    pub fn set_zero_linger(&self) -> io::Result<()> {
+        self.set_linger(Some(Duration::ZERO))
     }
 
     /// `SO_LINGER`: how long a close waits for unsent data, if it does.
@@ -416,8 +442,8 @@ impl TcpSocket {
     ///
     /// # Errors
     ///
-    /// `bind(2)` errors: `AddrInUse`, `AddrNotAvailable`, `InvalidInput`
-    /// for an address of the other family.
+    /// `bind(2)` errors: `AddrInUse`, `AddrNotAvailable`; for an address
+    /// of the other family `EAFNOSUPPORT` (an IPv4 socket) or `EINVAL`.
     ///
     /// # Examples
     ///
@@ -476,7 +502,8 @@ impl TcpSocket {
     ///
     /// # Errors
     ///
-    /// `listen(2)` errors; `InvalidInput` for a backlog above `i32::MAX`.
+    /// `listen(2)` errors (a backlog past the kernel's `somaxconn` is
+    /// clamped to it, as Tokio's).
     ///
     /// # Examples
     ///
@@ -487,7 +514,7 @@ impl TcpSocket {
     /// assert!(std::net::TcpStream::connect(listener.local_addr().unwrap()).is_ok());
     /// ```
     pub fn listen(self, backlog: u32) -> io::Result<TcpListener> {
-        let backlog = to_c_int(backlog)?;
+        let backlog = to_c_int(backlog);
         // SAFETY: plain syscall on our own fd.
         if unsafe { libc::listen(self.fd.as_raw_fd(), backlog) } != 0 {
             return Err(io::Error::last_os_error());
@@ -500,8 +527,8 @@ impl TcpSocket {
     ///
     /// # Errors
     ///
-    /// `connect(2)` errors, e.g. `ConnectionRefused`; `InvalidInput` for
-    /// an address of the other family.
+    /// `connect(2)` errors, e.g. `ConnectionRefused`; for an address of
+    /// the other family `EAFNOSUPPORT` (an IPv4 socket) or `EINVAL`.
     ///
     /// # Examples
     ///
@@ -518,6 +545,9 @@ impl TcpSocket {
     /// assert!(s.nodelay().unwrap());
     /// ```
     pub async fn connect(self, addr: SocketAddr) -> io::Result<TcpStream> {
+        // A socket from `from_std_stream` or `from_raw_fd` may block: its
+        // connect would stall the shard.
+        set_nonblocking(self.fd.as_raw_fd())?;
         let raw = RawAddr::from_inet(addr);
         // SAFETY: `raw` is a valid sockaddr of `raw.len` bytes.
         let r = unsafe { libc::connect(self.fd.as_raw_fd(), raw.as_ptr(), raw.len) };
@@ -555,10 +585,24 @@ impl TcpSocket {
     }
 }
 
-/// A size or count as the kernel's `int`.
-fn to_c_int(n: u32) -> io::Result<libc::c_int> {
-    libc::c_int::try_from(n)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "larger than i32::MAX"))
+/// Sets `O_NONBLOCK` on `fd`.
+fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: plain fcntl calls on an fd the caller owns.
+    let ok = unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        flags >= 0 && libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) == 0
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// A size or count as the kernel's `int`, clamped to `i32::MAX` as
+/// Tokio's (the kernel clamps it further to its own limits).
+fn to_c_int(n: u32) -> libc::c_int {
+    libc::c_int::try_from(n).unwrap_or(libc::c_int::MAX)
 }
 
 impl AsRawFd for TcpSocket {
