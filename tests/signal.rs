@@ -115,8 +115,9 @@ fn a_waiting_listener_is_woken_by_every_delivery_wherever_it_waits() {
     }
 }
 
-/// Expected (Tokio's registry refuses them): numbers that are no signal,
-/// and signals that cannot be handled, are `InvalidInput`, not a panic.
+/// Expected (Tokio refuses the same, as `Other`): numbers that are no
+/// signal, and signals that cannot be handled, are `InvalidInput`, not a
+/// panic.
 #[test]
 fn bad_and_unhandleable_signals_are_errors() {
     for signum in [

@@ -5,12 +5,12 @@
 //!    `signal-hook-registry`, which chains a handler installed before it)
 //!    does only async-signal-safe work: it bumps the signal's delivery
 //!    count, then writes one byte to the wake pipe (nonblocking: a full pipe
-//!    already holds a wake-up).
+//!    already holds a wake-up, read after this write failed).
 //! 2. One thread (`ringlane-signal`, started with the registry and living
 //!    as long as the process) reads the pipe and, after each read, takes
-//!    the waiters' lock and wakes every waiter (listeners look at their own
-//!    signal's count again; a spurious wake costs a look). A waiter keeps
-//!    its slot until its listener is dropped.
+//!    the waiters' lock and wakes the waiters of each signal whose count
+//!    moved since its last round. A woken waiter keeps its slot (its waker
+//!    taken, a no-op one left) until its listener is dropped.
 //! 3. A listener compares its signal's count with what it saw last and
 //!    registers its waker under that same lock. A delivery after its look
 //!    bumps the count before the byte the thread reads, and the thread
@@ -20,17 +20,22 @@
 //! 4. Registrations never go away (as Tokio's and `signal-hook`'s): once a
 //!    signal has a handler, its default action (ending the process, for
 //!    `SIGINT`) no longer happens.
+//! 5. If the thread ever stops (its pipe read fails for good: some code
+//!    closed it), the registry is marked dead and every waiter woken:
+//!    listeners then end (`None`) and new ones are refused, never left to
+//!    hang. A forked child (no thread, the parent's pipe) refuses too.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::Waker;
 
 use parking_lot::Mutex;
 use slab::Slab;
 
-/// Signal numbers go up to `SIGRTMAX` (64 on Linux).
+/// The highest signal number with room here (`SIGRTMAX` is 64 on the
+/// architectures Linux's io_uring runs on but MIPS, where it is 127).
 pub(super) const MAX_SIGNAL: usize = 64;
 
 pub(super) struct Registry {
@@ -38,19 +43,44 @@ pub(super) struct Registry {
     counts: [AtomicU64; MAX_SIGNAL + 1],
     /// The pipe's write end, for the handlers.
     wake_write: RawFd,
+    /// The process that made the registry (invariant 5).
+    pid: u32,
+    /// The thread stopped (invariant 5).
+    dead: AtomicBool,
     /// Which signals have a handler (invariant 4); taken to install one.
     installed: Mutex<[bool; MAX_SIGNAL + 1]>,
     /// Wakers of the listeners waiting, by signal (invariant 3).
     waiters: Mutex<Vec<Slab<Waker>>>,
 }
 
-/// The registry, made at the first use: the pipe and the thread.
+static REGISTRY: OnceLock<Registry> = OnceLock::new();
+
+/// The registry, made at the first use (the pipe and the thread); one that
+/// could not be made (no fd or thread for a moment) is tried again at the
+/// next use.
 pub(super) fn registry() -> io::Result<&'static Registry> {
-    static REGISTRY: OnceLock<Result<Registry, String>> = OnceLock::new();
-    REGISTRY
-        .get_or_init(|| Registry::start().map_err(|e| e.to_string()))
-        .as_ref()
-        .map_err(|e| io::Error::other(format!("signal handling could not start: {e}")))
+    static STARTING: Mutex<()> = Mutex::new(());
+    let registry = match REGISTRY.get() {
+        Some(r) => r,
+        None => {
+            let _starting = STARTING.lock();
+            match REGISTRY.get() {
+                Some(r) => r,
+                None => {
+                    let made = Registry::start().map_err(|e| {
+                        io::Error::new(e.kind(), format!("signal handling could not start: {e}"))
+                    })?;
+                    REGISTRY.get_or_init(move || made)
+                }
+            }
+        }
+    };
+    if registry.dead.load(Ordering::SeqCst) || registry.pid != std::process::id() {
+        return Err(io::Error::other(
+            "signal handling stopped (its pipe was closed, or this is a forked child)",
+        ));
+    }
+    Ok(registry)
 }
 
 impl Registry {
@@ -74,28 +104,31 @@ impl Registry {
             // The write end lives as long as the process (the handlers
             // may run at any time).
             wake_write: std::os::fd::IntoRawFd::into_raw_fd(write),
+            pid: std::process::id(),
+            dead: AtomicBool::new(false),
             installed: Mutex::new([false; MAX_SIGNAL + 1]),
             waiters: Mutex::new((0..=MAX_SIGNAL).map(|_| Slab::new()).collect()),
         })
     }
 
-    /// Installs the handler of `signal` unless it has one.
+    /// Installs the handler of `signal` (at most `MAX_SIGNAL`) unless it
+    /// has one.
     pub(super) fn install(&'static self, signal: usize) -> io::Result<()> {
         let mut installed = self.installed.lock();
         if installed[signal] {
             return Ok(());
         }
+        let (count, wake_write) = (&self.counts[signal], self.wake_write);
         let action = move || {
             // Async-signal-safe only (invariant 1): an atomic add, write(2).
-            self.counts[signal].fetch_add(1, Ordering::SeqCst);
+            count.fetch_add(1, Ordering::SeqCst);
             let byte = 1u8;
             // SAFETY: one byte from a live local; the fd is never closed.
-            unsafe { libc::write(self.wake_write, (&raw const byte).cast(), 1) };
+            unsafe { libc::write(wake_write, (&raw const byte).cast(), 1) };
         };
         // SAFETY: the action is async-signal-safe (above); `signal` was
         // checked against `FORBIDDEN` by the caller.
-        unsafe { signal_hook_registry::register(signal as libc::c_int, action) }
-            .map_err(io::Error::other)?;
+        unsafe { signal_hook_registry::register(signal as libc::c_int, action) }?;
         installed[signal] = true;
         Ok(())
     }
@@ -105,8 +138,14 @@ impl Registry {
         self.counts[signal].load(Ordering::SeqCst)
     }
 
+    /// Whether the thread stopped (invariant 5).
+    pub(super) fn is_dead(&self) -> bool {
+        self.dead.load(Ordering::SeqCst)
+    }
+
     /// Registers (or replaces) a listener's waker, unless `signal`'s count
-    /// moved past `seen`: then returns the new count (invariant 3).
+    /// moved past `seen` (then returns the new count: invariant 3) or the
+    /// registry is dead (then `Some(seen)`: the caller looks at `is_dead`).
     pub(super) fn wait(
         &self,
         signal: usize,
@@ -118,7 +157,7 @@ impl Registry {
         tests::BEFORE_WAIT_LOCK.run(signal);
         let mut waiters = self.waiters.lock();
         let now = self.count(signal);
-        if now != seen {
+        if now != seen || self.is_dead() {
             return Some(now);
         }
         let replaced = match slot.and_then(|k| waiters[signal].get_mut(k)) {
@@ -139,34 +178,48 @@ impl Registry {
         let removed = self.waiters.lock()[signal].try_remove(slot);
         drop(removed); // after the lock
     }
+
+    /// Takes the wakers of the signals `moved` says, leaving no-op ones
+    /// (invariant 2), and wakes them outside the lock.
+    fn wake(&self, moved: impl Fn(usize) -> bool) {
+        let woken: Vec<Waker> = self
+            .waiters
+            .lock()
+            .iter_mut()
+            .enumerate()
+            .filter(|(signal, _)| moved(*signal))
+            .flat_map(|(_, slab)| slab.iter_mut())
+            .map(|(_, w)| std::mem::replace(w, Waker::noop().clone()))
+            .collect();
+        for w in woken {
+            crate::executor::contain(|| w.wake());
+        }
+    }
 }
 
 /// The thread of invariant 2.
 fn wake_loop(read: OwnedFd) {
-    let mut buf = [0u8; 64];
+    let mut buf = [0u8; 4096];
+    let mut last = [0u64; MAX_SIGNAL + 1];
     loop {
         // SAFETY: `buf` is writable for its length.
         let n = unsafe { libc::read(read.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
         if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
             continue;
         }
+        // A byte means a registry: handlers are installed only through it.
+        let Some(registry) = REGISTRY.get() else {
+            continue;
+        };
         if n <= 0 {
-            return; // cannot happen: the write end is never closed
+            // The pipe is gone (invariant 5): end every listener.
+            registry.dead.store(true, Ordering::SeqCst);
+            registry.wake(|_| true);
+            return;
         }
-        let Ok(registry) = registry() else { return };
-        // Taken, not cloned (no foreign code under the lock), and woken
-        // outside it; each listener keeps its slot, and its next wait puts
-        // its waker back (the no-op one never `will_wake` a real one).
-        let woken: Vec<Waker> = registry
-            .waiters
-            .lock()
-            .iter_mut()
-            .flat_map(|slab| slab.iter_mut())
-            .map(|(_, w)| std::mem::replace(w, Waker::noop().clone()))
-            .collect();
-        for w in woken {
-            crate::executor::contain(|| w.wake());
-        }
+        let now: [u64; MAX_SIGNAL + 1] = std::array::from_fn(|s| registry.count(s));
+        registry.wake(|s| now[s] != last[s]);
+        last = now;
         #[cfg(test)]
         tests::WAKE_ROUNDS.fetch_add(1, Ordering::SeqCst);
     }

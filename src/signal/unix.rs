@@ -171,6 +171,12 @@ impl From<libc::c_int> for SignalKind {
     }
 }
 
+impl From<SignalKind> for libc::c_int {
+    fn from(kind: SignalKind) -> Self {
+        kind.0
+    }
+}
+
 /// Listens for `kind`: installs its handler if it has none (for the life
 /// of the process), and gives a stream of the deliveries from now on, as
 /// `tokio::signal::unix::signal`.
@@ -178,8 +184,10 @@ impl From<libc::c_int> for SignalKind {
 /// # Errors
 ///
 /// `InvalidInput` for a number that is no signal, or one that cannot be
-/// handled (`SIGKILL`, `SIGSTOP`, and `SIGILL`, `SIGFPE`, `SIGSEGV`, as
-/// Tokio); an error if signal handling cannot start (no fd or thread).
+/// handled (`SIGKILL`, `SIGSTOP`, and `SIGILL`, `SIGFPE`, `SIGSEGV`: Tokio
+/// refuses the same, with `Other`); the OS error if signal handling cannot
+/// start (no fd or thread: tried again at the next call); an error in a
+/// forked child, where the parent's signal thread does not run.
 ///
 /// # Examples
 ///
@@ -242,8 +250,8 @@ pub struct Signal {
 
 impl Signal {
     /// Waits for the next delivery (several since the last receive are
-    /// one). `None` never comes: the stream does not end (Tokio's ends
-    /// only with its runtime's driver).
+    /// one). `None` only if signal handling stopped for good (something
+    /// closed its pipe), as Tokio's ends only with its driver.
     ///
     /// # Examples
     ///
@@ -285,6 +293,9 @@ impl Signal {
                 None => return Poll::Pending,
             },
         };
+        if now == self.seen {
+            return Poll::Ready(None); // the registry died (registry invariant 5)
+        }
         self.seen = now;
         Poll::Ready(Some(()))
     }
