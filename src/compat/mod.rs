@@ -29,6 +29,7 @@ mod tcp_socket;
 mod udp;
 mod udp_ready;
 mod unix;
+mod unix_datagram;
 mod waiters;
 
 pub use async_fd::{
@@ -43,6 +44,7 @@ pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use tcp_socket::TcpSocket;
 pub use udp::UdpSocket;
 pub use unix::{UnixListener, UnixStream};
+pub use unix_datagram::UnixDatagram;
 
 /// Runs `connect` (native ring ops) where they can run: here on a shard;
 /// off the shards, on the next shard in turn of the current runtime (the
