@@ -12,6 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use ringlane::compat::{AsyncFd, TcpListener, TcpStream, UdpSocket, UnixListener, UnixStream};
 
+use common::LIMIT;
 use common::compat_io::localhost;
 use common::native_io::TempDir;
 
@@ -176,11 +177,11 @@ fn async_fd_takes_and_refuses_the_fds_tokios_does() {
     assert!(back.metadata().unwrap().is_file(), "the file came back");
 }
 
-/// Sockets of this machine connecting to `port`, still in `SYN_SENT`
-/// (`/proc/net/tcp` state 02).
+/// Sockets of this machine connecting to 127.0.0.1:`port`, still in
+/// `SYN_SENT` (`/proc/net/tcp` state 02).
 fn syn_sent_to(port: u16) -> usize {
     let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
-    let remote = format!(":{port:04X}");
+    let remote = format!("0100007F:{port:04X}");
     table
         .lines()
         .skip(1)
@@ -212,10 +213,22 @@ fn a_cancelled_connect_inside_block_on_stops_its_attempt() {
         })
         .collect();
     let rt = common::runtime(1);
-    let out = rt.block_on(async {
-        ringlane::time::timeout(Duration::from_millis(200), TcpStream::connect(addr)).await
+    rt.block_on(async {
+        let mut connect = std::pin::pin!(TcpStream::connect(addr));
+        let deadline = std::time::Instant::now() + LIMIT;
+        // Polled until its attempt is seen in SYN_SENT, then dropped.
+        loop {
+            let polled = ringlane::time::timeout(Duration::from_millis(5), connect.as_mut()).await;
+            assert!(polled.is_err(), "the connect was meant to hang: {polled:?}");
+            if syn_sent_to(addr.port()) > 0 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the attempt never started"
+            );
+        }
     });
-    assert!(out.is_err(), "the connect was meant to hang: {out:?}");
     common::wait_until("the cancelled connect's socket closed", || {
         syn_sent_to(addr.port()) == 0
     });

@@ -133,3 +133,28 @@ fn a_waiting_receive_is_woken_by_a_peer_on_another_thread() {
         "each datagram once, in order"
     );
 }
+
+/// Expected: an abstract name (a leading NUL byte) works for `connect`,
+/// `send_to` and `try_send_to` as for `bind` (std's path-based calls
+/// refuse a NUL byte: the name is mapped to an abstract address first).
+#[test]
+fn abstract_names_work_for_connect_and_the_sends() {
+    let rt = common::runtime(1);
+    let name = format!("\0ringlane-ud-abs-{}", std::process::id());
+    let server = UnixDatagram::bind(&name).unwrap();
+    let client = UnixDatagram::unbound().unwrap();
+    let got = rt.block_on(async {
+        client.send_to(b"a", &name).await?;
+        client.try_send_to(b"b", &name)?;
+        client.connect(&name)?;
+        client.send(b"c").await?;
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            let mut buf = [0u8; 1];
+            server.recv(&mut buf).await?;
+            got.push(buf[0]);
+        }
+        io::Result::Ok(got)
+    });
+    assert_eq!(got.unwrap(), b"abc");
+}

@@ -219,3 +219,52 @@ fn ctrl_c_catches_sigint_and_the_process_lives_on() {
         "the child exited with {status:?}:\n{out}"
     );
 }
+
+struct Wakes(std::sync::atomic::AtomicUsize);
+
+impl Wake for Wakes {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Expected: deliveries of one signal wake its listeners only: a listener
+/// of another signal keeps its registered waker, unwoken.
+///
+/// Why it may fail: each wake round took (and woke) every listener's
+/// waker whatever its signal; correct but wasteful, and a listener's
+/// waker changed hands under it.
+#[test]
+fn a_delivery_wakes_only_its_own_signals_listeners() {
+    let (ours, theirs) = (rt_signal(3), rt_signal(4));
+    let mut other = signal(SignalKind::from_raw(theirs)).unwrap();
+    let mut mine = signal(SignalKind::from_raw(ours)).unwrap();
+    let other_wakes = Arc::new(Wakes(std::sync::atomic::AtomicUsize::new(0)));
+    let other_waker = Waker::from(other_wakes.clone());
+    assert!(
+        other
+            .poll_recv(&mut Context::from_waker(&other_waker))
+            .is_pending()
+    );
+    let rt = common::runtime(1);
+    for _ in 0..20 {
+        let j = rt
+            .handle()
+            .spawn_pinned(0, async move {
+                let got = mine.recv().await;
+                (mine, got)
+            })
+            .unwrap();
+        raise(ours);
+        let (back, got) = join_within(&rt, j, LIMIT, "our listener's wait");
+        mine = back;
+        assert_eq!(got, Some(()));
+    }
+    assert_eq!(
+        other_wakes.0.load(Ordering::SeqCst),
+        0,
+        "woken for another signal"
+    );
+    assert_eq!(Arc::strong_count(&other_wakes), 3, "its waker was taken");
+    drop(other);
+}

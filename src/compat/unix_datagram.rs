@@ -36,7 +36,8 @@ pub struct UnixDatagram {
 
 impl UnixDatagram {
     /// Binds a socket at `path`; a path starting with a NUL byte names an
-    /// abstract socket (Linux), as in Tokio.
+    /// abstract socket (Linux), as ringlane's `UnixListener` (Tokio's
+    /// `UnixDatagram` refuses one; its listener and stream take it).
     ///
     /// # Errors
     ///
@@ -51,21 +52,13 @@ impl UnixDatagram {
     /// std::fs::remove_file(&path).unwrap();
     /// ```
     pub fn bind(path: impl AsRef<Path>) -> io::Result<Self> {
-        use std::os::unix::ffi::OsStrExt;
-        let path = path.as_ref();
-        let std = match path.as_os_str().as_bytes().split_first() {
-            Some((0, name)) => {
-                use std::os::linux::net::SocketAddrExt;
-                let addr = SocketAddr::from_abstract_name(name)?;
-                std::os::unix::net::UnixDatagram::bind_addr(&addr)?
-            }
-            _ => std::os::unix::net::UnixDatagram::bind(path)?,
-        };
-        Self::from_std(std)
+        let addr = unix_addr(path.as_ref())?;
+        Self::from_std(std::os::unix::net::UnixDatagram::bind_addr(&addr)?)
     }
 
-    /// A socket bound to no address (it can send, and receive once
-    /// connected or from a peer that knows it).
+    /// A socket bound to no address: it can send (to a path, or once
+    /// connected); no peer can address it, so it receives only as one
+    /// half of a [`pair`](Self::pair) or what a connected peer sends back.
     ///
     /// # Errors
     ///
@@ -130,7 +123,8 @@ impl UnixDatagram {
         self.io.into_inner()
     }
 
-    /// Connects the socket to `path`: `send` and `recv` then talk to it.
+    /// Connects the socket to `path` (a leading NUL byte: an abstract
+    /// name): `send` and `recv` then talk to it.
     ///
     /// # Errors
     ///
@@ -148,7 +142,8 @@ impl UnixDatagram {
     /// std::fs::remove_file(&path).unwrap();
     /// ```
     pub fn connect(&self, path: impl AsRef<Path>) -> io::Result<()> {
-        self.io.get_ref().connect(path)
+        let addr = unix_addr(path.as_ref())?;
+        self.io.get_ref().connect_addr(&addr)
     }
 
     /// The socket's own address.
@@ -328,10 +323,10 @@ impl UnixDatagram {
         target: impl AsRef<Path>,
     ) -> Poll<io::Result<usize>> {
         let s = self.io.get_ref();
-        let target = target.as_ref();
+        let target = unix_addr(target.as_ref())?;
         self.io
             .readiness()
-            .poll_io(Direction::Write, cx, || s.send_to(buf, target))
+            .poll_io(Direction::Write, cx, || s.send_to_addr(buf, &target))
     }
 
     /// Polls to receive one datagram into `buf`'s unfilled part (truncated
@@ -504,7 +499,10 @@ impl UnixDatagram {
     /// assert!(s.try_send_to(b"x", &missing).is_err());
     /// ```
     pub fn try_send_to(&self, buf: &[u8], target: impl AsRef<Path>) -> io::Result<usize> {
-        self.try_io(Direction::Write, || self.io.get_ref().send_to(buf, target))
+        let target = unix_addr(target.as_ref())?;
+        self.try_io(Direction::Write, || {
+            self.io.get_ref().send_to_addr(buf, &target)
+        })
     }
 
     /// One nonblocking receive (truncated to `buf`).
@@ -540,6 +538,19 @@ impl UnixDatagram {
     /// ```
     pub fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         self.try_io(Direction::Read, || self.io.get_ref().recv_from(buf))
+    }
+}
+
+/// `path` as a socket address; a leading NUL byte names an abstract
+/// socket (Linux), as `bind`, `connect` and the sends take it alike.
+fn unix_addr(path: &Path) -> io::Result<SocketAddr> {
+    use std::os::unix::ffi::OsStrExt;
+    match path.as_os_str().as_bytes().split_first() {
+        Some((0, name)) => {
+            use std::os::linux::net::SocketAddrExt;
+            SocketAddr::from_abstract_name(name)
+        }
+        _ => SocketAddr::from_pathname(path),
     }
 }
 

@@ -22,8 +22,9 @@
 //!    `SIGINT`) no longer happens.
 //! 5. If the thread ever stops (its pipe read fails for good: some code
 //!    closed it), the registry is marked dead and every waiter woken:
-//!    listeners then end (`None`) and new ones are refused, never left to
-//!    hang. A forked child (no thread, the parent's pipe) refuses too.
+//!    listeners then end (`None`, for good) and new ones are refused,
+//!    never left to hang. In a forked child (no thread, the parent's pipe)
+//!    the same: listeners from before the fork end, new ones are refused.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -75,7 +76,7 @@ pub(super) fn registry() -> io::Result<&'static Registry> {
             }
         }
     };
-    if registry.dead.load(Ordering::SeqCst) || registry.pid != std::process::id() {
+    if registry.is_dead() {
         return Err(io::Error::other(
             "signal handling stopped (its pipe was closed, or this is a forked child)",
         ));
@@ -138,9 +139,10 @@ impl Registry {
         self.counts[signal].load(Ordering::SeqCst)
     }
 
-    /// Whether the thread stopped (invariant 5).
+    /// Whether the thread stopped, or this is a forked child, where it
+    /// does not run (invariant 5).
     pub(super) fn is_dead(&self) -> bool {
-        self.dead.load(Ordering::SeqCst)
+        self.dead.load(Ordering::SeqCst) || self.pid != std::process::id()
     }
 
     /// Registers (or replaces) a listener's waker, unless `signal`'s count
@@ -209,10 +211,16 @@ fn wake_loop(read: OwnedFd) {
         }
         // A byte means a registry: handlers are installed only through it.
         let Some(registry) = REGISTRY.get() else {
+            if n <= 0 {
+                return;
+            }
             continue;
         };
         if n <= 0 {
-            // The pipe is gone (invariant 5): end every listener.
+            // The pipe is gone (invariant 5): end every listener. Its fd
+            // number was closed by someone else (or will be reused): not
+            // ours to close again.
+            let _ = std::os::fd::IntoRawFd::into_raw_fd(read);
             registry.dead.store(true, Ordering::SeqCst);
             registry.wake(|_| true);
             return;

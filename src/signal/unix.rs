@@ -225,6 +225,7 @@ pub fn signal(kind: SignalKind) -> io::Result<Signal> {
         signal,
         seen: registry.count(signal),
         slot: None,
+        ended: false,
     })
 }
 
@@ -246,6 +247,8 @@ pub struct Signal {
     seen: u64,
     /// Its waker's slot in the registry, once it waited.
     slot: Option<usize>,
+    /// It returned `None` (the registry died): it stays ended.
+    ended: bool,
 }
 
 impl Signal {
@@ -282,6 +285,9 @@ impl Signal {
     /// assert!(winch.poll_recv(&mut cx).is_pending(), "one delivery, one event");
     /// ```
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<()>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
         let now = self.registry.count(self.signal);
         let now = match now != self.seen {
             true => now,
@@ -294,7 +300,8 @@ impl Signal {
             },
         };
         if now == self.seen {
-            return Poll::Ready(None); // the registry died (registry invariant 5)
+            self.ended = true; // the registry died (registry invariant 5)
+            return Poll::Ready(None);
         }
         self.seen = now;
         Poll::Ready(Some(()))
