@@ -234,3 +234,45 @@ fn a_cancelled_connect_inside_block_on_stops_its_attempt() {
     });
     drop(listener);
 }
+
+/// Expected (Tokio): `peer_cred` of an accepted connection names the
+/// connecting process, as Tokio's on the same kind of connection; the
+/// std conversions give the socket back, still nonblocking.
+#[test]
+fn peer_credentials_and_std_conversions_match_tokios() {
+    let dir = TempDir::new("compat-peer-cred");
+    let path = dir.0.join("s.sock");
+    let rt = common::runtime(1);
+    let p = path.clone();
+    let (ours, back) = rt
+        .block_on(async move {
+            let listener = UnixListener::bind(&p)?;
+            let client = UnixStream::connect(&p).await?;
+            let (conn, _) = listener.accept().await?;
+            let cred = conn.peer_cred()?;
+            io::Result::Ok((
+                (cred.uid(), cred.gid(), cred.pid()),
+                (client.into_std(), listener.into_std()),
+            ))
+        })
+        .unwrap();
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let tpath = dir.0.join("t.sock");
+    let theirs = tokio
+        .block_on(async move {
+            let listener = tokio::net::UnixListener::bind(&tpath)?;
+            let _client = tokio::net::UnixStream::connect(&tpath).await?;
+            let (conn, _) = listener.accept().await?;
+            let cred = conn.peer_cred()?;
+            io::Result::Ok((cred.uid(), cred.gid(), cred.pid()))
+        })
+        .unwrap();
+    assert_eq!(ours, theirs);
+    assert_eq!(ours.2, Some(std::process::id() as i32));
+    let (stream, listener) = back;
+    assert!(nonblocking(&stream) && nonblocking(&listener));
+    assert!(stream.peer_addr().unwrap().as_pathname() == Some(path.as_path()));
+}

@@ -30,6 +30,7 @@ mod udp;
 mod udp_ready;
 mod unix;
 mod unix_datagram;
+mod unix_extra;
 mod waiters;
 
 pub use async_fd::{
@@ -45,6 +46,7 @@ pub use tcp_socket::TcpSocket;
 pub use udp::UdpSocket;
 pub use unix::{UnixListener, UnixStream};
 pub use unix_datagram::UnixDatagram;
+pub use unix_extra::UCred;
 
 /// Runs `connect` (native ring ops) where they can run: here on a shard;
 /// off the shards, on the next shard in turn of the current runtime (the

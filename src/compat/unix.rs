@@ -28,7 +28,7 @@ use super::stream::{self, OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
 /// ```
 #[derive(Debug)]
 pub struct UnixStream {
-    io: AsyncFd<std::os::unix::net::UnixStream>,
+    pub(super) io: AsyncFd<std::os::unix::net::UnixStream>,
 }
 
 impl stream::sealed::Sealed for UnixStream {
@@ -273,7 +273,7 @@ impl AsRawFd for UnixStream {
 /// ```
 #[derive(Debug)]
 pub struct UnixListener {
-    io: AsyncFd<std::os::unix::net::UnixListener>,
+    pub(super) io: AsyncFd<std::os::unix::net::UnixListener>,
 }
 
 impl UnixListener {
