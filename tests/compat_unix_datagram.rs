@@ -19,6 +19,35 @@ fn show<T: std::fmt::Debug>(r: io::Result<T>) -> Result<String, Option<i32>> {
     r.map(|v| format!("{v:?}")).map_err(|e| e.raw_os_error())
 }
 
+/// The call sequence of the differential test, for either runtime's
+/// socket type (`$socket`), with the server at `$srv`.
+macro_rules! the_calls {
+    ($socket:ty, $srv:expr, $missing:expr) => {{
+        let (srv, missing) = ($srv, $missing);
+        let server = <$socket>::bind(&srv).unwrap();
+        let client = <$socket>::bind(srv.with_extension("client")).unwrap();
+        let loose = <$socket>::unbound().unwrap();
+        let mut buf = [0u8; 4];
+        let mut out = vec![
+            show(client.send_to(b"hello, server", &srv).await),
+            show(server.recv_from(&mut buf).await.map(|(n, from)| {
+                let name = from
+                    .as_pathname()
+                    .map(|p| p.file_name().unwrap().to_owned());
+                (n, name)
+            })),
+            show(Ok(buf)),
+            show(client.send_to(b"x", &missing).await),
+            show(loose.send(b"x").await),
+            show(loose.peer_addr()),
+        ];
+        client.connect(&srv).unwrap();
+        client.shutdown(std::net::Shutdown::Write).unwrap();
+        out.push(show(client.send(b"after").await));
+        out
+    }};
+}
+
 /// Expected (Tokio): for the same sequence of calls (bound and unbound
 /// sockets, sends to a path, to a missing path, on an unconnected socket,
 /// after a write shutdown, a datagram longer than the buffer), ringlane's
@@ -26,65 +55,17 @@ fn show<T: std::fmt::Debug>(r: io::Result<T>) -> Result<String, Option<i32>> {
 #[test]
 fn the_same_calls_give_what_tokios_socket_gives() {
     let dir = TempDir::new("ud-vs-tokio");
-    let ours: Outcome = {
-        let (srv, missing) = (dir.0.join("ours.sock"), dir.0.join("nobody.sock"));
-        let rt = common::runtime(1);
-        rt.block_on(async move {
-            let server = UnixDatagram::bind(&srv).unwrap();
-            let client = UnixDatagram::bind(srv.with_extension("client")).unwrap();
-            let loose = UnixDatagram::unbound().unwrap();
-            let mut buf = [0u8; 4];
-            let mut out = vec![
-                show(client.send_to(b"hello, server", &srv).await),
-                show(server.recv_from(&mut buf).await.map(|(n, from)| {
-                    (
-                        n,
-                        from.as_pathname()
-                            .map(|p| p.file_name().unwrap().to_owned()),
-                    )
-                })),
-                show(Ok(buf)),
-                show(client.send_to(b"x", &missing).await),
-                show(loose.send(b"x").await),
-                show(loose.peer_addr()),
-            ];
-            client.connect(&srv).unwrap();
-            client.shutdown(std::net::Shutdown::Write).unwrap();
-            out.push(show(client.send(b"after").await));
-            out
-        })
-    };
-    let theirs: Outcome = {
-        let (srv, missing) = (dir.0.join("theirs.sock"), dir.0.join("nobody.sock"));
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let server = tokio::net::UnixDatagram::bind(&srv).unwrap();
-            let client = tokio::net::UnixDatagram::bind(srv.with_extension("client")).unwrap();
-            let loose = tokio::net::UnixDatagram::unbound().unwrap();
-            let mut buf = [0u8; 4];
-            let mut out = vec![
-                show(client.send_to(b"hello, server", &srv).await),
-                show(server.recv_from(&mut buf).await.map(|(n, from)| {
-                    (
-                        n,
-                        from.as_pathname()
-                            .map(|p| p.file_name().unwrap().to_owned()),
-                    )
-                })),
-                show(Ok(buf)),
-                show(client.send_to(b"x", &missing).await),
-                show(loose.send(b"x").await),
-                show(loose.peer_addr()),
-            ];
-            client.connect(&srv).unwrap();
-            client.shutdown(std::net::Shutdown::Write).unwrap();
-            out.push(show(client.send(b"after").await));
-            out
-        })
-    };
+    let missing = dir.0.join("nobody.sock");
+    let (srv, gone) = (dir.0.join("ours.sock"), missing.clone());
+    let ours: Outcome =
+        common::runtime(1).block_on(async move { the_calls!(UnixDatagram, srv, gone) });
+    let srv = dir.0.join("theirs.sock");
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let theirs: Outcome =
+        tokio.block_on(async move { the_calls!(tokio::net::UnixDatagram, srv, missing) });
     // The sender's name differs only by the sockets' own names.
     let ours: Outcome = ours
         .into_iter()

@@ -413,6 +413,28 @@ fn file_set_permissions_sets_the_mode_and_keeps_the_fd_until_it_ran() {
     drop(rt);
 }
 
+/// Every number `MetadataExt` gives, for `ours` and std's alike.
+fn numbers(m: &impl MetadataExt) -> [i64; 16] {
+    [
+        m.dev() as i64,
+        m.ino() as i64,
+        m.mode().into(),
+        m.nlink() as i64,
+        m.uid().into(),
+        m.gid().into(),
+        m.rdev() as i64,
+        m.size() as i64,
+        m.atime(),
+        m.atime_nsec(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec(),
+        m.blksize() as i64,
+        m.blocks() as i64,
+    ]
+}
+
 /// Expected: `Metadata`'s fuller face (file type, permissions, times,
 /// the `MetadataExt` numbers) says what std's says, for a file, a
 /// directory, a link (not followed), a FIFO and a character device.
@@ -465,43 +487,7 @@ fn metadata_matches_std_number_for_number() {
         assert_eq!(ours.modified().ok(), std.modified().ok(), "{what}");
         assert_eq!(ours.accessed().ok(), std.accessed().ok(), "{what}");
         assert_eq!(ours.created().ok(), std.created().ok(), "{what}");
-        let ours_n = [
-            ours.dev() as i64,
-            ours.ino() as i64,
-            MetadataExt::mode(&ours).into(),
-            ours.nlink() as i64,
-            ours.uid().into(),
-            ours.gid().into(),
-            ours.rdev() as i64,
-            ours.size() as i64,
-            ours.atime(),
-            ours.atime_nsec(),
-            ours.mtime(),
-            ours.mtime_nsec(),
-            ours.ctime(),
-            ours.ctime_nsec(),
-            ours.blksize() as i64,
-            ours.blocks() as i64,
-        ];
-        let std_n = [
-            std.dev() as i64,
-            std.ino() as i64,
-            std.mode().into(),
-            std.nlink() as i64,
-            std.uid().into(),
-            std.gid().into(),
-            std.rdev() as i64,
-            std.size() as i64,
-            std.atime(),
-            std.atime_nsec(),
-            std.mtime(),
-            std.mtime_nsec(),
-            std.ctime(),
-            std.ctime_nsec(),
-            std.blksize() as i64,
-            std.blocks() as i64,
-        ];
-        assert_eq!(ours_n, std_n, "{what}");
+        assert_eq!(numbers(&ours), numbers(&std), "{what}");
         assert_eq!(
             ours.mode(),
             std.mode(),

@@ -530,6 +530,22 @@ impl Readiness {
         side.closed
     }
 
+    /// Runs `f` (a nonblocking syscall in `dir`) once, now, and forgets
+    /// `dir`'s readiness if it returned `WouldBlock` (as Tokio's `try_*`
+    /// calls do), so that the next wait arms a poll.
+    pub(crate) fn try_io<R>(
+        &self,
+        dir: Direction,
+        f: impl FnOnce() -> io::Result<R>,
+    ) -> io::Result<R> {
+        let tick = self.tick(dir);
+        let r = f();
+        if matches!(&r, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
+            let _ = self.clear(dir, tick);
+        }
+        r
+    }
+
     /// Awaits `poll` (one of the socket's `poll_*` methods) as one tagged
     /// wait (waiters invariant 1): dropped before it ends, it takes its
     /// waker out of the lists.

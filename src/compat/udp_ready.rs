@@ -16,17 +16,6 @@ use super::readiness::Direction;
 use super::udp::UdpSocket;
 
 impl UdpSocket {
-    /// One syscall in `dir`; `WouldBlock` clears `dir`'s readiness.
-    fn try_io<R>(&self, dir: Direction, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
-        let readiness = self.io.readiness();
-        let tick = readiness.tick(dir);
-        let r = f();
-        if matches!(&r, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
-            let _ = readiness.clear(dir, tick);
-        }
-        r
-    }
-
     /// The connected peer's address.
     ///
     /// # Errors
@@ -243,7 +232,9 @@ impl UdpSocket {
     /// assert_eq!(s.try_send(b"x").unwrap(), 1);
     /// ```
     pub fn try_send(&self, buf: &[u8]) -> io::Result<usize> {
-        self.try_io(Direction::Write, || self.io.get_ref().send(buf))
+        self.io
+            .readiness()
+            .try_io(Direction::Write, || self.io.get_ref().send(buf))
     }
 
     /// One nonblocking send to `target`.
@@ -260,7 +251,9 @@ impl UdpSocket {
     /// assert_eq!(s.try_send_to(b"self", s.local_addr().unwrap()).unwrap(), 4);
     /// ```
     pub fn try_send_to(&self, buf: &[u8], target: SocketAddr) -> io::Result<usize> {
-        self.try_io(Direction::Write, || self.io.get_ref().send_to(buf, target))
+        self.io
+            .readiness()
+            .try_io(Direction::Write, || self.io.get_ref().send_to(buf, target))
     }
 
     /// One nonblocking receive from the connected peer (truncated to
@@ -278,7 +271,9 @@ impl UdpSocket {
     /// assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
     /// ```
     pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.try_io(Direction::Read, || self.io.get_ref().recv(buf))
+        self.io
+            .readiness()
+            .try_io(Direction::Read, || self.io.get_ref().recv(buf))
     }
 
     /// One nonblocking receive (truncated to `buf`); returns the length
@@ -298,7 +293,9 @@ impl UdpSocket {
     /// assert_eq!(s.try_recv_from(&mut buf).unwrap(), (4, me));
     /// ```
     pub fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.try_io(Direction::Read, || self.io.get_ref().recv_from(buf))
+        self.io
+            .readiness()
+            .try_io(Direction::Read, || self.io.get_ref().recv_from(buf))
     }
 
     /// Polls for the next datagram from the connected peer and copies it
@@ -372,7 +369,9 @@ impl UdpSocket {
     /// assert_eq!(s.try_recv(&mut [0u8; 4]).unwrap(), 2, "the peek left it queued");
     /// ```
     pub fn try_peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.try_io(Direction::Read, || self.io.get_ref().peek(buf))
+        self.io
+            .readiness()
+            .try_io(Direction::Read, || self.io.get_ref().peek(buf))
     }
 
     /// One nonblocking peek at the next datagram: its length (truncated to
@@ -391,7 +390,9 @@ impl UdpSocket {
     /// assert_eq!(s.try_peek_from(&mut [0u8; 4]).unwrap(), (2, me));
     /// ```
     pub fn try_peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.try_io(Direction::Read, || self.io.get_ref().peek_from(buf))
+        self.io
+            .readiness()
+            .try_io(Direction::Read, || self.io.get_ref().peek_from(buf))
     }
 
     /// Polls for the sender of the next datagram, which stays queued.
@@ -455,7 +456,7 @@ impl UdpSocket {
     /// assert_eq!(s.try_peek_sender().unwrap(), me);
     /// ```
     pub fn try_peek_sender(&self) -> io::Result<SocketAddr> {
-        self.try_io(Direction::Read, || {
+        self.io.readiness().try_io(Direction::Read, || {
             self.io.get_ref().peek_from(&mut []).map(|(_, from)| from)
         })
     }

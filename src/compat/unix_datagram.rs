@@ -211,18 +211,6 @@ impl UnixDatagram {
         self.io.get_ref().shutdown(how)
     }
 
-    /// A nonblocking syscall in `dir`, clearing the readiness on
-    /// `WouldBlock` (as Tokio's `try_*` calls do).
-    fn try_io<R>(&self, dir: Direction, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
-        let readiness = self.io.readiness();
-        let tick = readiness.tick(dir);
-        let r = f();
-        if matches!(&r, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
-            let _ = readiness.clear(dir, tick);
-        }
-        r
-    }
-
     /// Polls for read readiness (Tokio's `poll_recv_ready`).
     ///
     /// # Examples
@@ -481,7 +469,9 @@ impl UnixDatagram {
     /// assert_eq!(a.try_send(b"ts").unwrap(), 2);
     /// ```
     pub fn try_send(&self, buf: &[u8]) -> io::Result<usize> {
-        self.try_io(Direction::Write, || self.io.get_ref().send(buf))
+        self.io
+            .readiness()
+            .try_io(Direction::Write, || self.io.get_ref().send(buf))
     }
 
     /// One nonblocking send to the socket at `target`.
@@ -500,7 +490,7 @@ impl UnixDatagram {
     /// ```
     pub fn try_send_to(&self, buf: &[u8], target: impl AsRef<Path>) -> io::Result<usize> {
         let target = unix_addr(target.as_ref())?;
-        self.try_io(Direction::Write, || {
+        self.io.readiness().try_io(Direction::Write, || {
             self.io.get_ref().send_to_addr(buf, &target)
         })
     }
@@ -519,7 +509,9 @@ impl UnixDatagram {
     /// assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock);
     /// ```
     pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.try_io(Direction::Read, || self.io.get_ref().recv(buf))
+        self.io
+            .readiness()
+            .try_io(Direction::Read, || self.io.get_ref().recv(buf))
     }
 
     /// One nonblocking receive (truncated to `buf`), with the sender.
@@ -537,7 +529,9 @@ impl UnixDatagram {
     /// assert!(n == 3 && from.is_unnamed());
     /// ```
     pub fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.try_io(Direction::Read, || self.io.get_ref().recv_from(buf))
+        self.io
+            .readiness()
+            .try_io(Direction::Read, || self.io.get_ref().recv_from(buf))
     }
 }
 
