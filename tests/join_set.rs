@@ -13,18 +13,23 @@ use common::LIMIT;
 
 /// Expected (Tokio): results come in the order the tasks finish, not the
 /// order they were spawned; a panic is `is_panic`; `None` once empty.
+/// (Each task waits for its own gate, opened one at a time, so the finish
+/// order is the test's, whatever the machine's load; sleeps of different
+/// lengths were outrun by a panic's backtrace under AddressSanitizer.)
 #[test]
 fn results_come_in_the_order_the_tasks_finish() {
     let rt = common::runtime(2);
     let h = rt.handle();
-    let order = rt.block_on(async move {
+    let out = rt.block_on(async move {
         let mut set = JoinSet::new();
-        // Far apart, so that a loaded machine's late timers keep the order.
-        for (i, ms) in [(0u32, 600u64), (1, 10), (2, 300)] {
+        let mut gates = Vec::new();
+        for i in 0u32..3 {
+            let (open, gate) = tokio::sync::oneshot::channel::<()>();
+            gates.push(Some(open));
             set.spawn_pinned(
                 i as usize % 2,
                 async move {
-                    ringlane::time::sleep(Duration::from_millis(ms)).await;
+                    let _ = gate.await;
                     i
                 },
                 &h,
@@ -32,18 +37,17 @@ fn results_come_in_the_order_the_tasks_finish() {
             .unwrap();
         }
         set.spawn(async { panic!("boom") }).unwrap();
+        let first = set.join_next().await.map(|r| r.unwrap_err().is_panic());
         let mut order = Vec::new();
-        let mut panics = 0;
-        while let Some(r) = set.join_next().await {
-            match r {
-                Ok(i) => order.push(i),
-                Err(e) => panics += usize::from(e.is_panic()),
-            }
+        for i in [1usize, 2, 0] {
+            gates[i].take().unwrap().send(()).unwrap();
+            order.push(set.join_next().await.unwrap().unwrap());
         }
+        let end = set.join_next().await.is_none();
         assert!(set.is_empty());
-        (order, panics)
+        (first, order, end)
     });
-    assert_eq!(order, (vec![1, 2, 0], 1));
+    assert_eq!(out, (Some(true), vec![1, 2, 0], true));
 }
 
 /// Adds to `set` a task on shard 0 that never ends on its own; dropping
