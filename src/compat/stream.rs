@@ -344,6 +344,70 @@ impl<S: CompatStream> Drop for OwnedWriteHalf<S> {
     }
 }
 
+/// The whole stream behind a half, as Tokio's halves lend their
+/// `TcpStream` (`half.as_ref().set_nodelay(true)`, the addresses).
+///
+/// # Examples
+///
+/// ```
+/// let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+/// let s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+/// let (read, write) = ringlane::compat::TcpStream::from_std(s).unwrap().into_split();
+/// write.as_ref().set_nodelay(true).unwrap();
+/// assert!(read.as_ref().nodelay().unwrap());
+/// assert_eq!(read.as_ref().peer_addr().unwrap(), l.local_addr().unwrap());
+/// ```
+impl<S: CompatStream> AsRef<S> for OwnedReadHalf<S> {
+    fn as_ref(&self) -> &S {
+        &self.0
+    }
+}
+
+/// The whole stream behind a half (see `OwnedReadHalf`'s).
+///
+/// # Examples
+///
+/// ```
+/// let (a, _b) = ringlane::compat::UnixStream::pair().unwrap();
+/// let (_read, write) = a.into_split();
+/// assert!(write.as_ref().peer_addr().is_ok());
+/// ```
+impl<S: CompatStream> AsRef<S> for OwnedWriteHalf<S> {
+    fn as_ref(&self) -> &S {
+        &self.0
+    }
+}
+
+/// The whole stream behind a borrowed half.
+///
+/// # Examples
+///
+/// ```
+/// let (mut a, _b) = ringlane::compat::UnixStream::pair().unwrap();
+/// let (read, _write) = a.split();
+/// assert!(read.as_ref().local_addr().is_ok());
+/// ```
+impl<S: CompatStream> AsRef<S> for ReadHalf<'_, S> {
+    fn as_ref(&self) -> &S {
+        self.0
+    }
+}
+
+/// The whole stream behind a borrowed half.
+///
+/// # Examples
+///
+/// ```
+/// let (mut a, _b) = ringlane::compat::UnixStream::pair().unwrap();
+/// let (_read, write) = a.split();
+/// assert!(write.as_ref().peer_addr().is_ok());
+/// ```
+impl<S: CompatStream> AsRef<S> for WriteHalf<'_, S> {
+    fn as_ref(&self) -> &S {
+        self.0
+    }
+}
+
 impl<S: CompatStream> AsyncRead for ReadHalf<'_, S> {
     fn poll_read(
         self: Pin<&mut Self>,
