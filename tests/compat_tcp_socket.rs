@@ -151,3 +151,29 @@ fn options_read_back_and_large_values_are_clamped() {
     let listener = s.listen(u32::MAX).unwrap();
     assert!(std::net::TcpStream::connect(listener.local_addr().unwrap()).is_ok());
 }
+
+/// Expected (Tokio): a stream with `set_zero_linger` resets its
+/// connection when dropped (the peer's read fails with `ConnectionReset`)
+/// instead of closing it (end of stream).
+#[test]
+fn a_zero_linger_stream_resets_its_connection_when_dropped() {
+    use std::io::Read;
+    let listener = std::net::TcpListener::bind(localhost()).unwrap();
+    let addr = listener.local_addr().unwrap();
+    for zero in [false, true] {
+        let ours =
+            ringlane::compat::TcpStream::from_std(std::net::TcpStream::connect(addr).unwrap())
+                .unwrap();
+        let (mut peer, _) = listener.accept().unwrap();
+        peer.set_read_timeout(Some(LIMIT)).unwrap();
+        if zero {
+            ours.set_zero_linger().unwrap();
+        }
+        drop(ours);
+        let read = peer.read(&mut [0u8; 8]);
+        match zero {
+            true => assert_eq!(read.unwrap_err().kind(), io::ErrorKind::ConnectionReset),
+            false => assert_eq!(read.unwrap(), 0, "an orderly end of stream"),
+        }
+    }
+}

@@ -10,12 +10,11 @@
 //! `Handle::enter`, as for any compat socket it makes).
 
 use std::io;
-use std::mem;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-use super::{TcpListener, TcpStream};
+use super::{TcpListener, TcpStream, sock_opts};
 use crate::native::net::addr::{RawAddr, inet_name};
 
 /// A TCP socket not yet listening or connected, as `tokio::net::TcpSocket`.
@@ -92,41 +91,11 @@ impl TcpSocket {
     }
 
     fn set_opt(&self, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
-        // SAFETY: the value is a live c_int of the size passed.
-        let r = unsafe {
-            libc::setsockopt(
-                self.fd.as_raw_fd(),
-                level,
-                name,
-                (&raw const value).cast(),
-                mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if r == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
+        sock_opts::set_int(self.fd.as_raw_fd(), level, name, value)
     }
 
     fn get_opt(&self, level: libc::c_int, name: libc::c_int) -> io::Result<libc::c_int> {
-        let mut value: libc::c_int = 0;
-        let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: the kernel writes at most `len` bytes into `value`.
-        let r = unsafe {
-            libc::getsockopt(
-                self.fd.as_raw_fd(),
-                level,
-                name,
-                (&raw mut value).cast(),
-                &mut len,
-            )
-        };
-        if r == 0 {
-            Ok(value)
-        } else {
-            Err(io::Error::last_os_error())
-        }
+        sock_opts::get_int(self.fd.as_raw_fd(), level, name)
     }
 
     /// Sets `SO_REUSEADDR`: bind to an address in `TIME_WAIT` (as
@@ -366,25 +335,7 @@ impl TcpSocket {
     /// assert_eq!(socket.linger().unwrap(), Some(Duration::from_secs(2)));
     /// ```
     pub fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
-        let value = libc::linger {
-            l_onoff: linger.is_some().into(),
-            l_linger: linger.map_or(0, |d| d.as_secs().min(i32::MAX as u64) as libc::c_int),
-        };
-        // SAFETY: the value is a live `linger` of the size passed.
-        let r = unsafe {
-            libc::setsockopt(
-                self.fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_LINGER,
-                (&raw const value).cast(),
-                mem::size_of::<libc::linger>() as libc::socklen_t,
-            )
-        };
-        if r == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
+        sock_opts::set_linger(self.fd.as_raw_fd(), linger)
     }
 
     /// Resets the connection when it is closed (`SO_LINGER` of 0, as
@@ -419,23 +370,7 @@ impl TcpSocket {
     /// assert_eq!(socket.linger().unwrap(), None);
     /// ```
     pub fn linger(&self) -> io::Result<Option<Duration>> {
-        // SAFETY: all-zero bytes are a valid `linger`.
-        let mut value: libc::linger = unsafe { mem::zeroed() };
-        let mut len = mem::size_of::<libc::linger>() as libc::socklen_t;
-        // SAFETY: the kernel writes at most `len` bytes into `value`.
-        let r = unsafe {
-            libc::getsockopt(
-                self.fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_LINGER,
-                (&raw mut value).cast(),
-                &mut len,
-            )
-        };
-        if r != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok((value.l_onoff != 0).then(|| Duration::from_secs(value.l_linger.max(0) as u64)))
+        sock_opts::linger(self.fd.as_raw_fd())
     }
 
     /// Binds the socket to `addr`.
