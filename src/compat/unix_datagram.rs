@@ -13,6 +13,7 @@ use tokio::io::ReadBuf;
 
 use super::async_fd::AsyncFd;
 use super::readiness::Direction;
+use crate::native::net::addr::unix_socket_addr;
 
 /// A Unix datagram socket with Tokio's `UnixDatagram` shape.
 ///
@@ -52,7 +53,7 @@ impl UnixDatagram {
     /// std::fs::remove_file(&path).unwrap();
     /// ```
     pub fn bind(path: impl AsRef<Path>) -> io::Result<Self> {
-        let addr = unix_addr(path.as_ref())?;
+        let addr = unix_socket_addr(path.as_ref())?;
         Self::from_std(std::os::unix::net::UnixDatagram::bind_addr(&addr)?)
     }
 
@@ -142,7 +143,7 @@ impl UnixDatagram {
     /// std::fs::remove_file(&path).unwrap();
     /// ```
     pub fn connect(&self, path: impl AsRef<Path>) -> io::Result<()> {
-        let addr = unix_addr(path.as_ref())?;
+        let addr = unix_socket_addr(path.as_ref())?;
         self.io.get_ref().connect_addr(&addr)
     }
 
@@ -311,7 +312,7 @@ impl UnixDatagram {
         target: impl AsRef<Path>,
     ) -> Poll<io::Result<usize>> {
         let s = self.io.get_ref();
-        let target = unix_addr(target.as_ref())?;
+        let target = unix_socket_addr(target.as_ref())?;
         self.io
             .readiness()
             .poll_io(Direction::Write, cx, || s.send_to_addr(buf, &target))
@@ -489,7 +490,7 @@ impl UnixDatagram {
     /// assert!(s.try_send_to(b"x", &missing).is_err());
     /// ```
     pub fn try_send_to(&self, buf: &[u8], target: impl AsRef<Path>) -> io::Result<usize> {
-        let target = unix_addr(target.as_ref())?;
+        let target = unix_socket_addr(target.as_ref())?;
         self.io.readiness().try_io(Direction::Write, || {
             self.io.get_ref().send_to_addr(buf, &target)
         })
@@ -532,19 +533,6 @@ impl UnixDatagram {
         self.io
             .readiness()
             .try_io(Direction::Read, || self.io.get_ref().recv_from(buf))
-    }
-}
-
-/// `path` as a socket address; a leading NUL byte names an abstract
-/// socket (Linux), as `bind`, `connect` and the sends take it alike.
-fn unix_addr(path: &Path) -> io::Result<SocketAddr> {
-    use std::os::unix::ffi::OsStrExt;
-    match path.as_os_str().as_bytes().split_first() {
-        Some((0, name)) => {
-            use std::os::linux::net::SocketAddrExt;
-            SocketAddr::from_abstract_name(name)
-        }
-        _ => SocketAddr::from_pathname(path),
     }
 }
 

@@ -180,17 +180,22 @@ pub(crate) fn inet_name(fd: std::os::fd::RawFd, peer: bool) -> io::Result<Socket
     raw.parse_inet()
 }
 
-/// Binds a listening Unix socket at `path`; a leading NUL byte names an
+/// `path` as a std Unix socket address; a leading NUL byte names an
 /// abstract socket (see `RawAddr::from_unix`).
-pub(crate) fn bind_unix_listener(path: &Path) -> io::Result<std::os::unix::net::UnixListener> {
+pub(crate) fn unix_socket_addr(path: &Path) -> io::Result<std::os::unix::net::SocketAddr> {
     match path.as_os_str().as_bytes().split_first() {
         Some((0, name)) => {
             use std::os::linux::net::SocketAddrExt;
-            let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
-            std::os::unix::net::UnixListener::bind_addr(&addr)
+            std::os::unix::net::SocketAddr::from_abstract_name(name)
         }
-        _ => std::os::unix::net::UnixListener::bind(path),
+        _ => std::os::unix::net::SocketAddr::from_pathname(path),
     }
+}
+
+/// Binds a listening Unix socket at `path` (a leading NUL byte: an
+/// abstract name).
+pub(crate) fn bind_unix_listener(path: &Path) -> io::Result<std::os::unix::net::UnixListener> {
+    std::os::unix::net::UnixListener::bind_addr(&unix_socket_addr(path)?)
 }
 
 #[cfg(test)]
