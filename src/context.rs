@@ -25,7 +25,7 @@ use crossbeam_deque::Worker;
 use crate::channel::watch::WatchList;
 use crate::executor::{Runnable, TaskRegistry};
 use crate::mailbox::Remote;
-use crate::op::OpTable;
+use crate::op::{InlineTries, OpTable};
 use crate::shard::Shared;
 use crate::sys::{FixedSlots, Ring, user_data};
 use crate::time::TimerWheel;
@@ -64,6 +64,8 @@ pub(crate) struct ShardContext {
     /// shard's own (pinned or local): its waker's data pointer. Null
     /// otherwise. Only that task's waker may be left to the watch list.
     pub(crate) polling_own: Cell<*const ()>,
+    /// How this shard's inline completions went (`op/inline.rs`).
+    pub(crate) inline_tries: InlineTries,
 }
 
 impl ShardContext {

@@ -225,6 +225,28 @@ fn spend_tokio_unit(cx: &mut Context<'_>) {
     }
 }
 
+/// Takes a unit of the ringlane task's budget for an operation that may
+/// finish at once (an inline completion, `op/inline.rs`): the budget as it
+/// was, or `None` outside a ringlane task poll or with none left (then
+/// the operation takes its usual, waking path). Give the unit back with
+/// [`refund_unit`] if it did not finish.
+#[inline]
+pub(crate) fn spend_unit() -> Option<u8> {
+    LEFT.with(|l| match l.get() {
+        Some(n) if n > 0 => {
+            l.set(Some(n - 1));
+            Some(n)
+        }
+        _ => None,
+    })
+}
+
+/// Gives back the unit [`spend_unit`] took (the budget was `before`).
+#[inline]
+pub(crate) fn refund_unit(before: u8) {
+    LEFT.with(|l| l.set(Some(before)));
+}
+
 /// Whether the current task may still make progress: ringlane's budget
 /// (if polled in a ringlane task) and Tokio's (if in a Tokio task).
 pub(crate) fn has_budget_remaining() -> bool {

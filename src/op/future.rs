@@ -18,6 +18,7 @@ use io_uring::{opcode, squeue, types};
 use super::cancel::{cancel_at, wrong_shard};
 use super::cell::{self, CellPtr, State};
 use super::handoff::{Delegation, Dropped, Handoff, delegate};
+use super::inline::Inline;
 use super::room::RoomWait;
 use super::table::Entry;
 use crate::context;
@@ -42,6 +43,9 @@ pub(crate) struct Op<T: Send + 'static> {
     /// A receive: its SQE joins the SQ after the batch's others (ring
     /// invariant 5).
     late: bool,
+    /// Likely to complete during its submission: tried inline
+    /// (invariant 13), its tries counted as this kind.
+    inline: Option<Inline>,
     /// Set while the op waits for room (rare): boxed, so the common op's
     /// future stays a few words.
     waiting: Option<Box<Waiting>>,
@@ -114,6 +118,7 @@ where
         uncancellable: false,
         two_cqes: false,
         late: false,
+        inline: None,
         waiting: None,
     }
 }
@@ -145,7 +150,7 @@ unsafe fn try_submit<T: Send + 'static>(
     timeout: Option<(std::time::Duration, Instant)>,
     two_cqes: bool,
     late: bool,
-    waker: &Waker,
+    waker: Option<&Waker>,
 ) -> Submit {
     // A linked timeout is a second SQE and a second CQE (invariant 7); a
     // two-CQE op reserves an entry for its second CQE (invariant 9), but
@@ -178,12 +183,13 @@ unsafe fn try_submit<T: Send + 'static>(
     // SAFETY: the caller's contract; the op table gets the address below.
     let unique = unsafe { cell::data(cell) };
     // The waker goes in before the cell is shared: its completion can only
-    // be reaped by this thread's shard loop, after this poll returns, so the
-    // submitting poll needs no lock. Cloned (foreign code, which may
-    // unwind) before the SQE leaves the cell: a panic here leaves the op
-    // as it was, unsubmitted with its SQE.
+    // be reaped by this thread (its shard loop, after this poll returns, or
+    // this poll's inline try), so the submitting poll needs no lock. Cloned
+    // (foreign code, which may unwind) before the SQE leaves the cell: a
+    // panic here leaves the op as it was, unsubmitted with its SQE. An op
+    // tried inline gets it only if the try misses (`poll_submit`).
     unique.state = State::Submitted {
-        waker: Some(waker.clone()),
+        waker: waker.cloned(),
         early: None,
     };
     let Some(sqe) = unique.sqe.take() else {
@@ -331,9 +337,14 @@ impl<T: Send + 'static> Op<T> {
                 _ => return self.fail_unsubmitted(io::ErrorKind::TimedOut.into()),
             },
         };
+        // Tried inline only as one SQE and one CQE (invariant 13).
+        let inline = self
+            .inline
+            .filter(|_| timeout.is_none() && !self.two_cqes && !self.late);
+        let waker = inline.is_none().then(|| cx.waker());
         // SAFETY: `pending` is set, so this op was never pushed and the op
         // table does not hold its cell.
-        match unsafe { try_submit(cell, timeout, self.two_cqes, self.late, cx.waker()) } {
+        match unsafe { try_submit(cell, timeout, self.two_cqes, self.late, waker) } {
             Submit::Done(home, user_data) => {
                 // Pushed: recorded before anything foreign runs. Leaving
                 // the wait drops old wakers (its entry's, its timer's),
@@ -343,9 +354,23 @@ impl<T: Send + 'static> Op<T> {
                 self.user_data = user_data;
                 // Whatever it waited for is over (its entry, its timer).
                 self.waiting = None;
-                // The cell holds our waker, and the CQE is reaped by this
-                // shard's loop only after we return.
-                Poll::Pending
+                let Some(kind) = inline else {
+                    // The cell holds our waker, and the CQE is reaped by
+                    // this shard's loop only after we return.
+                    return Poll::Pending;
+                };
+                super::inline::try_complete(user_data, kind);
+                // On the home shard (it just took the op), with our share:
+                // the result if the try took the CQE, else the waker goes
+                // in for the loop's reap.
+                // SAFETY: as said.
+                match unsafe { cell::poll_on_home(cell, cx.waker()) } {
+                    Poll::Ready((result, resources)) => {
+                        self.link = Link::Done;
+                        Poll::Ready(Ok((result, resources)))
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
             }
             Submit::NoRoom => {
                 let entries = entries(timeout.is_some(), self.two_cqes);
@@ -388,6 +413,15 @@ impl<T: Send + 'static> Op<T> {
     pub(crate) fn receive(mut self) -> Self {
         debug_assert!(!self.produces_fd, "a late op must not produce an fd");
         self.late = true;
+        self
+    }
+
+    /// Likely to complete while it is submitted (a read or write of a
+    /// page-cached file): submitted by its first poll and resolved there
+    /// when the kernel finished it at once (invariant 13). Called before
+    /// the first poll.
+    pub(crate) fn inline(mut self, kind: Inline) -> Self {
+        self.inline = Some(kind);
         self
     }
 

@@ -108,6 +108,12 @@
 //!     lock or by the `Remote`'s last count. A hand-off of an op the
 //!     kernel never answered (leaked at exit, invariant 5) never resolves:
 //!     its resources may still be written, so there is nothing to return.
+//! 13. An op likely to complete during its submission (`Op::inline`: a
+//!     positioned file read or write) is submitted by the poll that pushed
+//!     it when that costs no batching, and its CQE, if the kernel posted
+//!     it at once, is taken and handed to the cell there, so the future
+//!     resolves in that poll (rules in `inline.rs`). It is an ordinary
+//!     pushed op otherwise: the poll registers the waker, the loop reaps.
 //!
 //! The op futures are `Send`: the cell is never touched by two threads
 //! without one of the orderings above (ADR 0008, ADR 0009, ADR 0015).
@@ -118,6 +124,7 @@ mod cell;
 mod deadline;
 mod future;
 mod handoff;
+mod inline;
 mod multi;
 mod room;
 mod table;
@@ -126,6 +133,7 @@ pub(crate) use cancel::wrong_shard;
 pub(crate) use deadline::{DeadlineTimer, current_deadline, with_deadline, without_deadline};
 pub(crate) use future::{Op, submit};
 pub(crate) use handoff::{HandoffQueue, close_queue as close_handoffs};
+pub(crate) use inline::{Inline, InlineTries};
 pub(crate) use multi::{MultiShot, Orphan};
 pub(crate) use room::{RoomWaiters, waiters_fit, wake_waiters_if_room};
-pub(crate) use table::OpTable;
+pub(crate) use table::{OpTable, dispatch};

@@ -1,5 +1,6 @@
 //! The per-shard table of in-flight ops (invariant 4).
 
+use std::cell::RefCell;
 use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::Instant;
@@ -7,6 +8,7 @@ use std::time::Instant;
 use slab::Slab;
 
 use super::cell::Completable;
+use crate::sys::{CQE_F_MORE, Completion};
 
 const SLOT_BITS: u32 = 32;
 const GEN_MASK: u64 = (1 << 24) - 1;
@@ -79,6 +81,21 @@ impl Entry {
             Entry::Owned(o) => unsafe { (o.vtable.cancelled_by_shutdown)(o.cell, now) },
             Entry::Slot => {}
         }
+    }
+}
+
+/// Hands the CQE of a native op (`user_data` kind 0) to its entry. A
+/// multishot op stays in the table until its last CQE (invariant 8). The
+/// table's borrow is released before the cell runs: it may wake a task or
+/// free itself.
+pub(crate) fn dispatch(ops: &RefCell<OpTable>, c: Completion) {
+    let op = if c.flags & CQE_F_MORE != 0 {
+        ops.borrow().get(c.user_data)
+    } else {
+        ops.borrow_mut().take(c.user_data)
+    };
+    if let Some(op) = op {
+        op.complete(c.result, c.flags);
     }
 }
 

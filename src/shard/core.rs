@@ -110,6 +110,7 @@ impl Core {
                 fixed: RefCell::new(crate::sys::FixedSlots::default()),
                 watches: Default::default(),
                 polling_own: Cell::new(std::ptr::null()),
+                inline_tries: Default::default(),
                 // Half the CQ, less room for doorbells, the eventfd read and cancels.
                 op_capacity: Cell::new(op_capacity),
             },
@@ -426,20 +427,7 @@ impl Core {
                     self.arm_eventfd();
                 }
             }
-            Tag::Op(user_data) => {
-                // A multishot op stays in the table until its last CQE (op
-                // invariant 8). Release the table's borrow before the cell
-                // wakes a task.
-                let more = c.flags & crate::sys::CQE_F_MORE != 0;
-                let op = if more {
-                    self.cx.ops.borrow().get(user_data)
-                } else {
-                    self.cx.ops.borrow_mut().take(user_data)
-                };
-                if let Some(op) = op {
-                    op.complete(c.result, c.flags);
-                }
-            }
+            Tag::Op(user_data) => crate::op::dispatch(&self.cx.ops, Completion { user_data, ..c }),
             Tag::DoorbellOut(_) | Tag::Cancel | Tag::Unknown(_) => {}
         }
     }

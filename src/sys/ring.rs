@@ -402,6 +402,62 @@ impl Ring {
         &mut self.early
     }
 
+    /// Submits what the SQ holds and returns at once, without
+    /// `IORING_ENTER_GETEVENTS`: the kernel posts what completed during
+    /// submission and runs no deferred work (the next reap's or park's
+    /// enter does). For an inline completion's try (`op/inline.rs`).
+    pub(crate) fn submit_only(&mut self) -> io::Result<()> {
+        self.flush_late();
+        #[cfg(test)]
+        if FAKE_EAGAIN.with(|f| f.replace(false)) {
+            return Ok(()); // as `enter`'s
+        }
+        let to_submit = self.uring.submission().len() as u32;
+        let flags = if self.registered {
+            IORING_ENTER_REGISTERED_RING
+        } else {
+            0
+        };
+        // SAFETY: no argument is passed; the kernel reads only the SQEs,
+        // whose validity `push` callers guaranteed.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_io_uring_enter,
+                self.enter_fd,
+                to_submit,
+                0,
+                flags,
+                std::ptr::null::<libc::c_void>(),
+                0,
+            )
+        };
+        if r >= 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINTR | libc::EBUSY | libc::EAGAIN) => Ok(()),
+            _ => Err(err),
+        }
+    }
+
+    /// Whether exactly one SQE waits to be submitted (none late): an
+    /// enter now submits that one alone.
+    #[inline]
+    pub(crate) fn holds_only_one_sqe(&mut self) -> bool {
+        self.late.is_empty() && self.uring.submission().len() == 1
+    }
+
+    /// Takes `user_data`'s completion if the CQ holds it. Whatever else the
+    /// CQ holds is taken early (invariant 6), in order, for the next reap;
+    /// the one taken belongs to a single-shot op, whose only CQE it is.
+    /// Costs no syscall.
+    pub(crate) fn take_completion_of(&mut self, user_data: u64) -> Option<Completion> {
+        let early = self.take_early();
+        let at = early.iter().position(|c| c.user_data == user_data)?;
+        Some(early.remove(at))
+    }
+
     fn take_cq(&mut self, out: &mut Vec<Completion>) {
         for cqe in self.uring.completion() {
             out.push(Completion {

@@ -183,3 +183,53 @@ fn a_take_between_reaps_keeps_cq_order() {
     ring.reap(&mut got);
     assert_eq!(order(&got), [3, 4]);
 }
+
+/// An inline completion's take (`take_completion_of`) leaves every other
+/// completion for the next reap, in CQ order: two NOPs already in the CQ,
+/// then ours, then one more behind it.
+#[test]
+fn taking_ones_own_completion_keeps_the_others_in_order() {
+    let mut ring = ring();
+    // SAFETY: NOPs point at no memory.
+    unsafe {
+        ring.push(&nop(1)).unwrap();
+        ring.push(&nop(2)).unwrap();
+    }
+    ring.submit().unwrap(); // in the CQ, not reaped
+    // SAFETY: as above.
+    unsafe { ring.push(&nop(3)).unwrap() };
+    assert!(ring.holds_only_one_sqe());
+    ring.submit_only().unwrap();
+    let ours = ring
+        .take_completion_of(3)
+        .expect("a NOP completes at submit");
+    assert_eq!((ours.user_data, ours.result), (3, 0));
+    assert!(ring.has_completions(), "the others wait early");
+    // SAFETY: as above.
+    unsafe { ring.push(&nop(4)).unwrap() };
+    ring.submit().unwrap();
+    let mut got = Vec::new();
+    ring.reap(&mut got);
+    let order: Vec<u64> = got.iter().map(|c| c.user_data).collect();
+    assert_eq!(order, [1, 2, 4]);
+}
+
+/// The try's enter without `GETEVENTS` submits what the SQ holds, and a
+/// take that finds no completion of its op takes nothing away.
+#[test]
+fn a_take_that_misses_leaves_the_cq_to_the_reap() {
+    let mut ring = ring();
+    // SAFETY: NOPs point at no memory.
+    unsafe {
+        ring.push(&nop(1)).unwrap();
+        ring.push_late(&[nop(2)]).unwrap();
+    }
+    assert!(!ring.holds_only_one_sqe(), "a late SQE waits too");
+    ring.submit_only().unwrap();
+    assert!(!ring.sq_pending(), "both went in");
+    assert!(ring.take_completion_of(7).is_none());
+    let mut got = Vec::new();
+    ring.reap(&mut got);
+    let order: Vec<u64> = got.iter().map(|c| c.user_data).collect();
+    assert_eq!(order, [1, 2]);
+}

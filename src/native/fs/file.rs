@@ -13,6 +13,7 @@ use io_uring::{opcode, types};
 
 use super::fixed::{FileSlot, Keep};
 use crate::native::{IoBuf, IoBufMut, os_result};
+use crate::op::Inline;
 
 /// An open file whose I/O goes through the current shard's io_uring.
 ///
@@ -118,9 +119,13 @@ impl File {
         // of a file, whose concurrent ops were never ordered) goes last in
         // its batch, and is withdrawn if dropped before the kernel saw it,
         // as a receive is.
-        let op = match read && offset == CURRENT_POSITION {
-            true => op.receive(),
-            false => op,
+        // A positioned op on a page-cached file completes during its
+        // submission: tried inline (op invariant 13).
+        let op = match (read, offset == CURRENT_POSITION) {
+            (true, true) => op.receive(),
+            (true, false) => op.inline(Inline::Read),
+            (false, false) => op.inline(Inline::Write),
+            (false, true) => op,
         };
         match op.await {
             Ok((result, rw)) => (os_result(result), rw.buf),

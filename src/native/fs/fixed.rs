@@ -12,7 +12,7 @@ use super::File;
 use crate::mailbox::Remote;
 use crate::native::fixed::{FixedBuf, on_home, register_here};
 use crate::native::{IoBuf, IoBufMut, os_result};
-use crate::op;
+use crate::op::{self, Inline};
 
 /// What an op on a file keeps alive (op invariant 2): the fd, or the
 /// registered slot (whose table entry holds the file in the kernel).
@@ -156,7 +156,7 @@ impl File {
     async fn fixed_op<F>(
         &self,
         buf: FixedBuf,
-        offset: u64,
+        (offset, kind): (u64, Inline),
         build: F,
     ) -> (io::Result<usize>, FixedBuf)
     where
@@ -175,7 +175,8 @@ impl File {
             _file: self.keep(),
         };
         let op = self.submit(res, move |fd, r| build(fd, &mut r.buf, at));
-        match op.bound_to(home).await {
+        // Positioned: tried inline, as `rw_op`'s (op invariant 13).
+        match op.bound_to(home).inline(kind).await {
             Ok((n, r)) => (os_result(n), r.buf),
             Err((e, r)) => (Err(e), r.buf),
         }
@@ -210,7 +211,7 @@ impl File {
     pub async fn read_fixed_at(&self, buf: FixedBuf, offset: u64) -> (io::Result<usize>, FixedBuf) {
         let (index, cap) = (buf.buf_index(), buf.capacity() as u32);
         let (n, mut buf) = self
-            .fixed_op(buf, offset, move |fd, buf, at| {
+            .fixed_op(buf, (offset, Inline::Read), move |fd, buf, at| {
                 opcode::ReadFixed::new(fd, buf.stable_mut_ptr(), cap, index)
                     .offset(at)
                     .build()
@@ -258,7 +259,7 @@ impl File {
             return (Err(e), buf);
         }
         let (index, len) = (buf.buf_index(), buf.len() as u32);
-        self.fixed_op(buf, offset, move |fd, buf, at| {
+        self.fixed_op(buf, (offset, Inline::Write), move |fd, buf, at| {
             opcode::WriteFixed::new(fd, buf.stable_ptr(), len, index)
                 .offset(at)
                 .build()

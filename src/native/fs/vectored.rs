@@ -6,6 +6,7 @@ use std::io;
 use super::File;
 use super::fixed::Keep;
 use crate::native::{IoBuf, IoBufMut, os_result};
+use crate::op::Inline;
 
 /// A vectored op's resources: the buffers and the iovecs pointing at them.
 struct VecRes<B> {
@@ -60,7 +61,9 @@ impl File {
                 opcode::Readv::new(fd, ptr, n).offset(offset).build()
             }
         });
-        match op.await {
+        // Positioned: tried inline, as `rw_op`'s (op invariant 13).
+        let kind = if write { Inline::Write } else { Inline::Read };
+        match op.inline(kind).await {
             Ok((n, r)) => (os_result(n), r.bufs),
             Err((e, r)) => (Err(e), r.bufs),
         }
