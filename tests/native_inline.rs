@@ -15,6 +15,9 @@ use std::time::Duration;
 
 use ringlane::native::fs::File;
 
+/// fd counts are process-wide: one test at a time.
+static SERIAL: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+
 fn temp_file(name: &str, bytes: &[u8]) -> PathBuf {
     let path = std::env::temp_dir().join(format!("ringlane-inline-{name}-{}", std::process::id()));
     std::fs::write(&path, bytes).unwrap();
@@ -43,6 +46,7 @@ fn on_shard<T: Send + 'static>(
 /// cached file each resolve in their first poll, with the right bytes.
 #[test]
 fn a_cached_read_or_write_resolves_in_its_first_poll() {
+    let _serial = SERIAL.lock();
     let path = temp_file("first", &[3u8; 8192]);
     let (reads, writes) = (done_at_submit(&path, false), done_at_submit(&path, true));
     let rt = common::runtime(1);
@@ -120,6 +124,7 @@ fn done_at_submit(path: &std::path::Path, write: bool) -> bool {
 /// SQE to the enter that task's ops will share, and waits for the loop.
 #[test]
 fn a_read_with_another_task_runnable_waits_for_the_shared_enter() {
+    let _serial = SERIAL.lock();
     let path = temp_file("batch", &[4u8; 4096]);
     if !done_at_submit(&path, false) {
         eprintln!("skipped: this filesystem's reads are never done at submit");
@@ -148,6 +153,7 @@ fn a_read_with_another_task_runnable_waits_for_the_shared_enter() {
 /// another thread runs while it reads (it would wait forever otherwise).
 #[test]
 fn inline_reads_give_the_shard_back_within_the_budget() {
+    let _serial = SERIAL.lock();
     let path = temp_file("budget", &[6u8; 4096]);
     if !done_at_submit(&path, false) {
         eprintln!("skipped: this filesystem's reads are never done at submit");
@@ -199,6 +205,7 @@ fn inline_reads_give_the_shard_back_within_the_budget() {
 /// the pipe reader gets its byte.
 #[test]
 fn an_inline_try_keeps_the_other_completions_it_finds() {
+    let _serial = SERIAL.lock();
     let path = temp_file("others", &[8u8; 4096]);
     if !done_at_submit(&path, false) {
         eprintln!("skipped: this filesystem's reads are never done at submit");
@@ -259,6 +266,7 @@ fn an_inline_try_keeps_the_other_completions_it_finds() {
 /// file) or the read was done at submit anyway.
 #[test]
 fn a_read_of_an_evicted_page_completes_through_the_loop() {
+    let _serial = SERIAL.lock();
     let bytes: Vec<u8> = (0..1 << 20).map(|i| (i % 253) as u8).collect();
     let path = temp_file("evicted", &bytes);
     let std_file = std::fs::File::open(&path).unwrap();
@@ -310,4 +318,58 @@ fn resident(file: &std::fs::File, offset: usize) -> bool {
         libc::munmap(page, 4096);
         vec & 1 == 1
     }
+}
+
+/// `fs::read` of a cached regular file: its open (no create, no
+/// truncate), its reads (at offsets: a regular file's, learnt from the
+/// open's `fstat`) and its close are each done at submit, so the whole
+/// call resolves in its first poll, with the file's bytes.
+#[test]
+fn a_whole_file_read_of_a_cached_file_resolves_in_its_first_poll() {
+    let _serial = SERIAL.lock();
+    let bytes: Vec<u8> = (0..20_000).map(|i| (i % 241) as u8).collect();
+    let path = temp_file("whole", &bytes);
+    if !done_at_submit(&path, false) || !open_done_at_submit(&path) {
+        eprintln!("skipped: this filesystem's opens or reads are never done at submit");
+        return std::fs::remove_file(&path).unwrap();
+    }
+    let rt = common::runtime(1);
+    let p = path.clone();
+    let fds_before = common::fd_count();
+    let (first, got) = on_shard(&rt, async move {
+        // The first open warms the path's lookup and the tries' records.
+        drop(ringlane::native::fs::read(&p).await.unwrap());
+        match first_poll(ringlane::native::fs::read(&p)).await {
+            Ok(r) => (true, r.unwrap()),
+            Err(r) => (false, r.unwrap()),
+        }
+    });
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(got, bytes);
+    assert!(first, "open, reads and close were each done at submit");
+    assert_eq!(common::fd_count(), fds_before, "the file was closed");
+}
+
+/// Whether a bare ring's `OPENAT` (read-only) of `path` is done at submit.
+fn open_done_at_submit(path: &std::path::Path) -> bool {
+    use io_uring::{IoUring, opcode, types};
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    let mut ring = IoUring::new(4).unwrap();
+    let sqe = opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), c.as_ptr())
+        .flags(libc::O_RDONLY | libc::O_CLOEXEC)
+        .build();
+    // SAFETY: `c` outlives the op: its CQE is waited for below.
+    unsafe { ring.submission().push(&sqe).unwrap() };
+    ring.submit().unwrap();
+    let at_submit = ring.completion().next().map(|c| c.result());
+    let result = at_submit.unwrap_or_else(|| {
+        ring.submit_and_wait(1).unwrap();
+        ring.completion().next().unwrap().result()
+    });
+    if result >= 0 {
+        // SAFETY: the open's new fd, ours to close.
+        unsafe { libc::close(result) };
+    }
+    at_submit.is_some()
 }

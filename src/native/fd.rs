@@ -52,7 +52,8 @@ pub(crate) async fn close_shared(fd: Arc<OwnedFd>) -> io::Result<()> {
     // Cancelling a close queued in io-wq would leak the fd: it always runs
     // (shutdown's cancels skip it too).
     let mut closing = Closing {
-        op: op.uncancellable(),
+        // Done at submit for most files: tried inline (op invariant 13).
+        op: op.uncancellable().inline(op::Inline::Close),
         raw,
         resolved: false,
     };

@@ -39,18 +39,22 @@ use crate::sys::Completion;
 /// The most tries a shard skips after a run of misses.
 const MAX_SKIP: u32 = 256;
 
-/// Which record an op's tries count in (rule 4): reads and writes of one
-/// shard may fare differently (page-cached reads beside writes the kernel
-/// sends to its workers).
+/// Which record an op's tries count in (rule 4): kinds of op fare
+/// differently on one shard (ext4 does page-cached reads at submit and
+/// sends every buffered write to the kernel's workers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Inline {
     Read,
     Write,
+    /// An open that neither creates nor truncates (the kernel tries those
+    /// on its cached path lookup only).
+    Open,
+    Close,
 }
 
 /// A shard's records of how inline tries went, one per [`Inline`] kind.
 #[derive(Default)]
-pub(crate) struct InlineTries([Tries; 2]);
+pub(crate) struct InlineTries([Tries; 4]);
 
 impl InlineTries {
     fn of(&self, kind: Inline) -> &Tries {

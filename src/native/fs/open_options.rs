@@ -233,10 +233,13 @@ impl OpenOptions {
         // SAFETY: a non-negative OPENAT result is a new fd that we own.
         let file = unsafe { File::from_raw_fd_owned(result) };
         // An `O_PATH` open never waits for a FIFO's other end.
-        if flags & (libc::O_NONBLOCK | libc::O_ACCMODE | libc::O_PATH) == libc::O_RDONLY
-            && is_fifo(&file)
-        {
-            return fifo_reader(file, path, flags, self.mode).await;
+        if flags & (libc::O_NONBLOCK | libc::O_ACCMODE | libc::O_PATH) == libc::O_RDONLY {
+            match file_type(&file) {
+                Some(libc::S_IFIFO) => return fifo_reader(file, path, flags, self.mode).await,
+                // Known to have positions: no `lseek` to learn it later.
+                Some(libc::S_IFREG) => file.seekable.know_seekable(),
+                _ => {}
+            }
         }
         Ok(file)
     }
@@ -300,13 +303,13 @@ async fn fifo_reader(
     }
 }
 
-/// Whether `file` is a FIFO (one `fstat`, on read-only opens only).
-fn is_fifo(file: &File) -> bool {
+/// `file`'s type (`S_IFMT` bits; one `fstat`, on read-only opens only).
+fn file_type(file: &File) -> Option<libc::mode_t> {
     // SAFETY: all-zero bytes are a valid `stat`.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: the fd is open (we own it) and `st` is writable.
     let r = unsafe { libc::fstat(std::os::fd::AsRawFd::as_raw_fd(file), &mut st) };
-    r == 0 && st.st_mode & libc::S_IFMT == libc::S_IFIFO
+    (r == 0).then_some(st.st_mode & libc::S_IFMT)
 }
 
 /// Whether a writer opened the FIFO `file` reads and closed it again since
@@ -376,6 +379,12 @@ async fn open_at(
             false => sqe,
         }
     });
+    // The kernel opens on its cached lookup at submit what it need not
+    // create or truncate: tried inline (op invariant 13).
+    let op = match blocking || flags & (libc::O_CREAT | libc::O_TRUNC | libc::O_TMPFILE) != 0 {
+        true => op,
+        false => op.inline(op::Inline::Open),
+    };
     op.await.map(|(r, (path, _))| (r, path)).map_err(|(e, _)| e)
 }
 

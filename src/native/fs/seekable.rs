@@ -33,6 +33,16 @@ impl Seekable {
         }
     }
 
+    /// Records what the caller learnt otherwise (a regular file's `fstat`).
+    pub(super) fn know_seekable(&self) {
+        self.0.store(SEEKABLE, Ordering::Relaxed);
+    }
+
+    /// Whether `fd` is known to have positions (asks nothing).
+    pub(super) fn known_seekable(&self) -> bool {
+        self.0.load(Ordering::Relaxed) == SEEKABLE
+    }
+
     /// The first look at `fd` (one `lseek`), remembered.
     #[cold]
     fn learn(&self, fd: RawFd) -> io::Result<()> {

@@ -63,8 +63,17 @@ pub async fn read(path: impl AsRef<Path>) -> io::Result<Vec<u8>> {
     bytes
 }
 
-/// Reads `file` from its position to its end.
+/// Reads `file` from its position (its start: it was just opened) to its
+/// end. A regular file is read at offsets, which the kernel may do at
+/// submit (op invariant 13: the op resolves in its first poll); a read
+/// at the position waits in its batch for the shard's loop, as a stream's
+/// must.
 async fn read_to_end(file: &File) -> io::Result<Vec<u8>> {
+    let positioned = file.seekable.known_seekable();
+    let at = |read: usize| match positioned {
+        true => read as u64,
+        false => CURRENT_POSITION,
+    };
     let mut buf = Vec::new();
     buf.try_reserve_exact(FIRST_READ).map_err(out_of_memory)?;
     let mut sized = false;
@@ -78,7 +87,7 @@ async fn read_to_end(file: &File) -> io::Result<Vec<u8>> {
                 // Full: a probe first, which needs no copy of the buffer
                 // when it finds the end (a file of exactly this size).
                 let (n, probe) = file
-                    .read_inner(Vec::with_capacity(PROBE), CURRENT_POSITION, 0)
+                    .read_inner(Vec::with_capacity(PROBE), at(buf.len()), 0)
                     .await;
                 match n {
                     Ok(0) => break,
@@ -109,7 +118,7 @@ async fn read_to_end(file: &File) -> io::Result<Vec<u8>> {
             }
         }
         let filled = buf.len();
-        let (n, b) = file.read_inner(buf, CURRENT_POSITION, filled).await;
+        let (n, b) = file.read_inner(buf, at(filled), filled).await;
         buf = b;
         match n {
             Ok(0) => break,
