@@ -43,7 +43,9 @@ fn on_shard<T: Send + 'static>(
 }
 
 /// Alone on its shard, a read, a write and their vectored forms of a
-/// cached file each resolve in their first poll, with the right bytes.
+/// cached file each resolve in their first poll, with the right bytes
+/// (each first polled at the start of a task poll: rule 5 limits a poll
+/// to one hit until the shard has seen its tasks wait for lone ops).
 #[test]
 fn a_cached_read_or_write_resolves_in_its_first_poll() {
     let _serial = SERIAL.lock();
@@ -59,18 +61,22 @@ fn a_cached_read_or_write_resolves_in_its_first_poll() {
             .await
             .unwrap();
         let mut firsts = Vec::new();
+        ringlane::yield_now().await; // a poll of its own (rule 5)
         let r = first_poll(f.read_at(vec![0u8; 100], 10)).await;
         firsts.push(r.is_ok());
         let (n, buf) = r.unwrap_or_else(|o| o);
         assert_eq!((n.unwrap(), buf), (100, vec![3u8; 100]));
+        ringlane::yield_now().await; // a poll of its own (rule 5)
         let w = first_poll(f.write_at(vec![9u8; 50], 4096)).await;
         firsts.push(w.is_ok());
         assert_eq!(w.unwrap_or_else(|o| o).0.unwrap(), 50);
+        ringlane::yield_now().await; // a poll of its own (rule 5)
         let rv = first_poll(f.read_vectored_at(vec![vec![0u8; 20], vec![0u8; 30]], 4096)).await;
         firsts.push(rv.is_ok());
         let (n, bufs) = rv.unwrap_or_else(|o| o);
         assert_eq!(n.unwrap(), 50);
         assert_eq!(bufs.concat(), vec![9u8; 50], "the write's bytes");
+        ringlane::yield_now().await; // a poll of its own (rule 5)
         let wv = first_poll(f.write_vectored_at(vec![vec![1u8; 8], vec![2u8; 8]], 0)).await;
         firsts.push(wv.is_ok());
         assert_eq!(wv.unwrap_or_else(|o| o).0.unwrap(), 16);
@@ -86,21 +92,29 @@ fn a_cached_read_or_write_resolves_in_its_first_poll() {
         // ext4's buffered writes go to the kernel's workers.
         eprintln!("skipped (writes): this filesystem's writes are never done at submit");
     }
-    let want = [reads, writes, reads, writes];
-    assert_eq!(firsts, want, "read, write, readv, writev");
+    // Writes are only checked for their results: a filesystem that takes
+    // non-blocking buffered writes still refuses one that must update the
+    // file's times, which depends on the clock's tick.
+    let _ = writes;
+    assert_eq!([firsts[0], firsts[2]], [reads; 2], "read, readv");
 }
 
 /// Whether the kernel finishes a 16-byte read (or write) of `path` during
 /// its submission on a bare ring: a cached file on a filesystem whose
 /// files take non-blocking I/O (ext4 and xfs reads; not tmpfs's).
 fn done_at_submit(path: &std::path::Path, write: bool) -> bool {
-    use io_uring::{IoUring, opcode, types};
-    use std::os::fd::AsRawFd;
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open(path)
         .unwrap();
+    done_at_submit_on(&file, write)
+}
+
+/// As `done_at_submit`, on an open file.
+fn done_at_submit_on(file: &std::fs::File, write: bool) -> bool {
+    use io_uring::{IoUring, opcode, types};
+    use std::os::fd::AsRawFd;
     let mut ring = IoUring::new(4).unwrap();
     let mut buf = [3u8; 16];
     let fd = types::Fd(file.as_raw_fd());
@@ -329,7 +343,7 @@ fn a_whole_file_read_of_a_cached_file_resolves_in_its_first_poll() {
     let _serial = SERIAL.lock();
     let bytes: Vec<u8> = (0..20_000).map(|i| (i % 241) as u8).collect();
     let path = temp_file("whole", &bytes);
-    if !done_at_submit(&path, false) || !open_done_at_submit(&path) {
+    if !done_at_submit(&path, false) || !open_and_close_done_at_submit(&path) {
         eprintln!("skipped: this filesystem's opens or reads are never done at submit");
         return std::fs::remove_file(&path).unwrap();
     }
@@ -337,21 +351,34 @@ fn a_whole_file_read_of_a_cached_file_resolves_in_its_first_poll() {
     let p = path.clone();
     let fds_before = common::fd_count();
     let (first, got) = on_shard(&rt, async move {
-        // The first open warms the path's lookup and the tries' records.
+        // The first call warms the path's lookup, and shows the shard a
+        // task that waits for one op at a time (rule 5). A poll in every
+        // 16 is limited to one hit: of three calls, one is not.
         drop(ringlane::native::fs::read(&p).await.unwrap());
-        match first_poll(ringlane::native::fs::read(&p)).await {
-            Ok(r) => (true, r.unwrap()),
-            Err(r) => (false, r.unwrap()),
+        let mut first = false;
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            ringlane::yield_now().await;
+            match first_poll(ringlane::native::fs::read(&p)).await {
+                Ok(r) => (first, got) = (true, r.unwrap()),
+                Err(r) => got = r.unwrap(),
+            }
         }
+        (first, got)
     });
     std::fs::remove_file(&path).unwrap();
     assert_eq!(got, bytes);
-    assert!(first, "open, reads and close were each done at submit");
+    assert!(
+        first,
+        "open, reads and close were each done at submit in a call of three"
+    );
     assert_eq!(common::fd_count(), fds_before, "the file was closed");
 }
 
-/// Whether a bare ring's `OPENAT` (read-only) of `path` is done at submit.
-fn open_done_at_submit(path: &std::path::Path) -> bool {
+/// Whether a bare ring's `OPENAT` (read-only) of `path`, and the `CLOSE`
+/// of what it opened, are each done at submit (a close goes to the
+/// kernel's workers for a file with a flush: overlayfs, NFS, FUSE).
+fn open_and_close_done_at_submit(path: &std::path::Path) -> bool {
     use io_uring::{IoUring, opcode, types};
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
@@ -367,9 +394,101 @@ fn open_done_at_submit(path: &std::path::Path) -> bool {
         ring.submit_and_wait(1).unwrap();
         ring.completion().next().unwrap().result()
     });
-    if result >= 0 {
-        // SAFETY: the open's new fd, ours to close.
-        unsafe { libc::close(result) };
+    if result < 0 {
+        return false;
     }
-    at_submit.is_some()
+    let close = opcode::Close::new(types::Fd(result)).build();
+    // SAFETY: the open's new fd, ours to close; nothing else uses it.
+    unsafe { ring.submission().push(&close).unwrap() };
+    ring.submit().unwrap();
+    let closed_at_submit = ring.completion().next().is_some();
+    if !closed_at_submit {
+        ring.submit_and_wait(1).unwrap();
+    }
+    at_submit.is_some() && closed_at_submit
+}
+
+/// A read of `/dev/zero` (positions, and non-blocking reads, whatever the
+/// filesystem of the temporary directory) resolves in its first poll:
+/// the hit path on any machine whose kernel does it at submit.
+#[test]
+fn a_read_of_dev_zero_resolves_in_its_first_poll() {
+    let _serial = SERIAL.lock();
+    let zero = std::path::Path::new("/dev/zero");
+    if !done_at_submit_on(&std::fs::File::open(zero).unwrap(), false) {
+        eprintln!("skipped: this kernel reads /dev/zero in its workers");
+        return;
+    }
+    let rt = common::runtime(1);
+    let (first, n, buf) = on_shard(&rt, async move {
+        let f = File::open(zero).await.unwrap();
+        ringlane::yield_now().await;
+        let r = first_poll(f.read_at(vec![7u8; 256], 4096)).await;
+        let first = r.is_ok();
+        let (n, buf) = r.unwrap_or_else(|o| o);
+        (first, n.unwrap(), buf)
+    });
+    assert_eq!((n, buf), (256, vec![0u8; 256]));
+    assert!(first, "the read resolved in its first poll");
+}
+
+/// Rule 5: a `join!` of cached reads in one task keeps its batch. The shard
+/// starts limited (one hit per poll) and a poll that hit and then pushed
+/// many ops keeps it so: in every round at most one read resolves in its
+/// first poll, and the others share one enter. A loop of reads, waiting
+/// for one at a time, is seen as such and then resolves nearly every read
+/// in its first poll.
+#[test]
+fn a_join_keeps_its_batch_and_a_loop_goes_inline() {
+    let _serial = SERIAL.lock();
+    let path = temp_file("join", &[2u8; 65536]);
+    if !done_at_submit(&path, false) {
+        eprintln!("skipped: this filesystem's reads are never done at submit");
+        return std::fs::remove_file(&path).unwrap();
+    }
+    let rt = common::runtime(1);
+    let p = path.clone();
+    let (join_firsts, loop_firsts) = on_shard(&rt, async move {
+        let f = File::open(&p).await.unwrap();
+        let mut join_firsts = Vec::new();
+        for round in 0..20u64 {
+            ringlane::yield_now().await;
+            let mut reads: Vec<_> = (0..8u64)
+                .map(|i| Box::pin(f.read_at(vec![0u8; 512], (round * 8 + i) % 128 * 512)))
+                .collect();
+            // Each read's first poll, in one task poll, as `join!` does.
+            let mut firsts = 0;
+            let mut left = Vec::new();
+            for r in reads.iter_mut() {
+                match poll_fn(|cx| Poll::Ready(r.as_mut().poll(cx))).await {
+                    Poll::Ready((n, _)) => {
+                        assert_eq!(n.unwrap(), 512);
+                        firsts += 1;
+                    }
+                    Poll::Pending => left.push(r),
+                }
+            }
+            for r in left {
+                assert_eq!(r.await.0.unwrap(), 512);
+            }
+            join_firsts.push(firsts);
+        }
+        let mut loop_firsts = 0;
+        for i in 0..600u64 {
+            if let Ok((n, _)) = first_poll(f.read_at(vec![0u8; 512], i % 128 * 512)).await {
+                assert_eq!(n.unwrap(), 512);
+                loop_firsts += 1;
+            }
+        }
+        (join_firsts, loop_firsts)
+    });
+    std::fs::remove_file(&path).unwrap();
+    assert!(
+        join_firsts.iter().all(|&n| n <= 1),
+        "a join's reads went inline one after another: {join_firsts:?}"
+    );
+    assert!(
+        loop_firsts > 500,
+        "a loop's reads: {loop_firsts} of 600 inline"
+    );
 }

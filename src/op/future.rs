@@ -355,11 +355,14 @@ impl<T: Send + 'static> Op<T> {
                 // Whatever it waited for is over (its entry, its timer).
                 self.waiting = None;
                 let Some(kind) = inline else {
+                    super::inline::pushed();
                     // The cell holds our waker, and the CQE is reaped by
                     // this shard's loop only after we return.
                     return Poll::Pending;
                 };
-                super::inline::try_complete(user_data, kind);
+                if !super::inline::try_complete(user_data, kind) {
+                    super::inline::pushed();
+                }
                 // On the home shard (it just took the op), with our share:
                 // the result if the try took the CQE, else the waker goes
                 // in for the loop's reap.

@@ -7,10 +7,11 @@
 //! Rules (op invariant 13):
 //! 1. Only an op that asked for it (`Op::inline`) is tried, and only when
 //!    submitting it now costs no batching: its SQE is the only one queued
-//!    (no other SQE, no late SQE), and no other task is runnable on this
-//!    shard (a task about to run would add its own SQEs to the same
-//!    enter). So a try replaces the enter the shard would have made for
-//!    this op alone.
+//!    (no other SQE, no late SQE, no doorbell owed), and no other task is
+//!    runnable on this shard (a task about to run would add its own SQEs
+//!    to the same enter) nor anything waiting in its mailbox (a call or a
+//!    wake from another thread, which the loop must get to). So a try
+//!    replaces the enter the shard would have made for this op alone.
 //! 2. A try spends a unit of the task's cooperative budget (coop
 //!    invariant 2) when it succeeds, and is not made without one: a task
 //!    whose ops keep completing inline still gives its shard back after
@@ -29,6 +30,17 @@
 //!    that kind (`Inline`) as after the last one (up to `MAX_SKIP`); a hit
 //!    starts over. A missed op is an ordinary submitted op: its completion
 //!    is reaped by the loop.
+//! 5. A shard cannot see whether a task will start another op in the same
+//!    poll: a loop of reads looks like a `join!` of reads, one op after
+//!    another, and for the join every hit is an enter where one enter
+//!    would have taken the whole batch. So a poll is *limited* to one hit
+//!    unless the shard has seen that its tasks follow a hit with a lone op:
+//!    a limited poll that hit and then pushed exactly one op (and waited
+//!    for it) counts for a sequential task, one that pushed more resets the
+//!    count. After two such polls in a row the shard's polls are unlimited
+//!    (up to the budget), except every `PROBE_EVERY`th, which is limited
+//!    again to look. A join of cached reads then pays one enter more per
+//!    poll than a loop that never tries inline, not one per op.
 
 use std::cell::Cell;
 
@@ -46,19 +58,73 @@ const MAX_SKIP: u32 = 256;
 pub(crate) enum Inline {
     Read,
     Write,
-    /// An open that neither creates nor truncates (the kernel tries those
-    /// on its cached path lookup only).
+    /// A read-only open that neither creates nor truncates (the kernel
+    /// tries those on its cached path lookup at submit).
     Open,
     Close,
 }
 
-/// A shard's records of how inline tries went, one per [`Inline`] kind.
+/// A limited poll in every this many is a look at the tasks (rule 5).
+const PROBE_EVERY: u32 = 16;
+
+/// A shard's records of how inline tries went, one per [`Inline`] kind,
+/// and what its task polls did after a hit (rule 5).
 #[derive(Default)]
-pub(crate) struct InlineTries([Tries; 4]);
+pub(crate) struct InlineTries {
+    kinds: [Tries; 4],
+    /// The task poll running now may hit once only.
+    limited: Cell<bool>,
+    /// Hits in the task poll running now.
+    hits: Cell<u32>,
+    /// Ops pushed (not completed inline) after the poll's first hit.
+    pushed_after_hit: Cell<u32>,
+    /// Limited polls in a row that hit and then waited for one op.
+    sequential: Cell<u8>,
+    /// Task polls begun on this shard (for the looks of rule 5).
+    polls: Cell<u32>,
+}
 
 impl InlineTries {
     fn of(&self, kind: Inline) -> &Tries {
-        &self.0[kind as usize]
+        &self.kinds[kind as usize]
+    }
+
+    /// A task poll begins on this shard.
+    #[inline]
+    pub(crate) fn poll_begins(&self) {
+        let polls = self.polls.get().wrapping_add(1);
+        self.polls.set(polls);
+        self.hits.set(0);
+        self.pushed_after_hit.set(0);
+        self.limited
+            .set(self.sequential.get() < 2 || polls % PROBE_EVERY == 0);
+    }
+
+    /// The task poll that began last has returned: what a limited poll
+    /// did after its hit says how the shard's tasks use their ops.
+    #[inline]
+    pub(crate) fn poll_ended(&self) {
+        if !self.limited.get() || self.hits.get() == 0 {
+            return;
+        }
+        match self.pushed_after_hit.get() {
+            0 => {} // it ended, or waited for something else: no word
+            1 => self.sequential.set((self.sequential.get() + 1).min(2)),
+            _ => self.sequential.set(0),
+        }
+    }
+
+    /// An op was pushed to the ring the usual way (not completed inline).
+    #[inline]
+    pub(crate) fn pushed(&self) {
+        if self.hits.get() > 0 {
+            self.pushed_after_hit.set(self.pushed_after_hit.get() + 1);
+        }
+    }
+
+    /// Whether the poll running now may try (rule 5).
+    fn poll_may_hit(&self) -> bool {
+        !self.limited.get() || self.hits.get() == 0
     }
 }
 
@@ -114,12 +180,29 @@ pub(super) fn try_complete(user_data: u64, kind: Inline) -> bool {
     .unwrap_or(false)
 }
 
+/// An op was pushed the usual way in the task poll running on this shard
+/// (rule 5's count).
+#[inline]
+pub(super) fn pushed() {
+    context::with_current(|cx| cx.inline_tries.pushed());
+}
+
 fn take_own_cqe(cx: &ShardContext, user_data: u64, tries: &Tries) -> Option<Completion> {
-    if !cx.run_queue.borrow().is_empty() || !cx.deque.is_empty() || !tries.ready() {
+    // Rule 1 (and the mailbox: work from other threads waits for the loop,
+    // which a task hitting inline would keep from it), then rule 5.
+    if !cx.inline_tries.poll_may_hit()
+        || !cx.run_queue.borrow().is_empty()
+        || !cx.deque.is_empty()
+        || !cx.remote.is_empty()
+        || !cx.remote.preferred.is_empty()
+        || !cx.doorbells.borrow().is_empty()
+    {
         return None;
     }
     let mut ring = cx.ring.borrow_mut();
-    if !ring.holds_only_one_sqe() {
+    // An overflowed CQ takes our CQE into the kernel's overflow list: a
+    // sure miss.
+    if !ring.holds_only_one_sqe() || ring.cq_overflowed() || !tries.ready() {
         return None;
     }
     let before = coop::spend_unit()?;
@@ -130,6 +213,7 @@ fn take_own_cqe(cx: &ShardContext, user_data: u64, tries: &Tries) -> Option<Comp
         Err(_) => None,
     };
     if taken.is_some() {
+        cx.inline_tries.hits.set(cx.inline_tries.hits.get() + 1);
         tries.hit();
     } else {
         coop::refund_unit(before);
@@ -204,6 +288,8 @@ mod tests {
                             if i == 1 {
                                 crate::sys::FAKE_EAGAIN.with(|f| f.set(true));
                             }
+                            // A poll of its own (rule 5).
+                            crate::yield_now().await;
                             let read = f.read_at(vec![0u8; 64], 64 * i);
                             let got = first_poll(read, |(n, buf)| {
                                 assert_eq!(n.unwrap(), 64);

@@ -315,7 +315,9 @@ impl Core {
                 let runnable = unsafe { Runnable::from_raw(raw) };
                 // Tracked catches panics in poll; this catches one in a
                 // future's destructor, so the shard survives either way.
+                self.cx.inline_tries.poll_begins();
                 crate::executor::contain(|| runnable.run());
+                self.cx.inline_tries.poll_ended();
                 self.cx.polling_own.set(std::ptr::null());
                 self.send_owed_doorbells_now();
                 if crate::executor::coop::take_spent() {

@@ -236,8 +236,8 @@ impl OpenOptions {
         if flags & (libc::O_NONBLOCK | libc::O_ACCMODE | libc::O_PATH) == libc::O_RDONLY {
             match file_type(&file) {
                 Some(libc::S_IFIFO) => return fifo_reader(file, path, flags, self.mode).await,
-                // Known to have positions: no `lseek` to learn it later.
-                Some(libc::S_IFREG) => file.seekable.know_seekable(),
+                // For `fs::read`, which reads such a file at offsets.
+                Some(libc::S_IFREG) => file.seekable.know_regular(),
                 _ => {}
             }
         }
@@ -380,10 +380,13 @@ async fn open_at(
         }
     });
     // The kernel opens on its cached lookup at submit what it need not
-    // create or truncate: tried inline (op invariant 13).
-    let op = match blocking || flags & (libc::O_CREAT | libc::O_TRUNC | libc::O_TMPFILE) != 0 {
-        true => op,
-        false => op.inline(op::Inline::Open),
+    // create or truncate: a read-only open is tried inline (op invariant
+    // 13). (A write-only one may be a FIFO's writer, which fails at submit
+    // and then waits in io-wq for a reader.)
+    let read_only = flags & libc::O_ACCMODE == libc::O_RDONLY;
+    let op = match !blocking && read_only && flags & (libc::O_CREAT | libc::O_TRUNC) == 0 {
+        true => op.inline(op::Inline::Open),
+        false => op,
     };
     op.await.map(|(r, (path, _))| (r, path)).map_err(|(e, _)| e)
 }

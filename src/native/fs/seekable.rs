@@ -10,6 +10,10 @@ use std::sync::atomic::{AtomicU8, Ordering};
 // 0 (the `Default`): not looked at yet.
 const SEEKABLE: u8 = 1;
 const STREAM: u8 = 2;
+/// A regular file by its `fstat`, not asked with `lseek` yet: a regular
+/// file may still refuse positions (a FUSE file opened as a stream, a
+/// tracing pipe), which only `lseek` tells.
+const REGULAR: u8 = 3;
 
 /// The cached answer (a clone starts with it).
 #[derive(Debug, Default)]
@@ -33,14 +37,19 @@ impl Seekable {
         }
     }
 
-    /// Records what the caller learnt otherwise (a regular file's `fstat`).
-    pub(super) fn know_seekable(&self) {
-        self.0.store(SEEKABLE, Ordering::Relaxed);
+    /// Records that an `fstat` found a regular file (`check` still asks
+    /// `lseek` once).
+    pub(super) fn know_regular(&self) {
+        let _ = self
+            .0
+            .compare_exchange(0, REGULAR, Ordering::Relaxed, Ordering::Relaxed);
     }
 
-    /// Whether `fd` is known to have positions (asks nothing).
-    pub(super) fn known_seekable(&self) -> bool {
-        self.0.load(Ordering::Relaxed) == SEEKABLE
+    /// Whether `fd` is a regular file or known to have positions (asks
+    /// nothing): reads at offsets give what reads at its position would,
+    /// from its start (a stream-like regular file ignores the offsets).
+    pub(super) fn regular_or_seekable(&self) -> bool {
+        matches!(self.0.load(Ordering::Relaxed), SEEKABLE | REGULAR)
     }
 
     /// The first look at `fd` (one `lseek`), remembered.

@@ -1,7 +1,8 @@
 //! Whole-file helpers as `tokio::fs` and `std::fs` have them: `read`,
-//! `read_to_string`, `write`. Each is an open, reads or writes at the
-//! file's position (so FIFOs and character devices work as with `std`), and
-//! a close, every step an io_uring op.
+//! `read_to_string`, `write`. Each is an open, reads or writes (a regular
+//! file is read at offsets from its start, anything else at its position,
+//! so FIFOs and character devices work as with `std`), and a close, every
+//! step an io_uring op.
 
 use std::io;
 use std::path::Path;
@@ -69,7 +70,7 @@ pub async fn read(path: impl AsRef<Path>) -> io::Result<Vec<u8>> {
 /// at the position waits in its batch for the shard's loop, as a stream's
 /// must.
 async fn read_to_end(file: &File) -> io::Result<Vec<u8>> {
-    let positioned = file.seekable.known_seekable();
+    let positioned = file.seekable.regular_or_seekable();
     let at = |read: usize| match positioned {
         true => read as u64,
         false => CURRENT_POSITION,
