@@ -45,11 +45,16 @@ impl Seekable {
             .compare_exchange(0, REGULAR, Ordering::Relaxed, Ordering::Relaxed);
     }
 
-    /// Whether `fd` is a regular file or known to have positions (asks
-    /// nothing): reads at offsets give what reads at its position would,
-    /// from its start (a stream-like regular file ignores the offsets).
-    pub(super) fn regular_or_seekable(&self) -> bool {
-        matches!(self.0.load(Ordering::Relaxed), SEEKABLE | REGULAR)
+    /// Takes a regular file (by its `fstat`) as having positions, unasked:
+    /// for a file nobody else reads, read from its start (`fs::read`'s),
+    /// where reads at offsets give what reads at its position would (a
+    /// stream-like regular file ignores the offsets). Returns whether it
+    /// now counts as having positions.
+    pub(super) fn take_regular_as_seekable(&self) -> bool {
+        let _ = self
+            .0
+            .compare_exchange(REGULAR, SEEKABLE, Ordering::Relaxed, Ordering::Relaxed);
+        self.0.load(Ordering::Relaxed) == SEEKABLE
     }
 
     /// The first look at `fd` (one `lseek`), remembered.

@@ -64,13 +64,14 @@ pub async fn read(path: impl AsRef<Path>) -> io::Result<Vec<u8>> {
     bytes
 }
 
-/// Reads `file` from its position (its start: it was just opened) to its
-/// end. A regular file is read at offsets, which the kernel may do at
-/// submit (op invariant 13: the op resolves in its first poll); a read
-/// at the position waits in its batch for the shard's loop, as a stream's
-/// must.
+/// Reads `file`, just opened by `read` and read by nobody else, from its
+/// start to its end. A regular file is read at offsets (no `lseek` asks
+/// whether it has positions: a stream-like one ignores them), which the
+/// kernel may do at submit (op invariant 13: the op resolves in its first
+/// poll); a read at the position waits in its batch for the shard's loop,
+/// as a stream's must.
 async fn read_to_end(file: &File) -> io::Result<Vec<u8>> {
-    let positioned = file.seekable.regular_or_seekable();
+    let positioned = file.seekable.take_regular_as_seekable();
     let at = |read: usize| match positioned {
         true => read as u64,
         false => CURRENT_POSITION,
