@@ -1,6 +1,6 @@
 //! Inline completion: an op the kernel is likely to finish during its
-//! submission (a read or write of a page-cached file) is submitted by the
-//! poll that pushed it, and its CQE taken there, so the future resolves in
+//! submission (a read or write of a page-cached file, a read-only open, a
+//! close) is submitted by the poll that pushed it, and its CQE taken there, so the future resolves in
 //! that same poll: no `Pending`, no wake, no second poll, no trip through
 //! the shard's loop.
 //!
@@ -11,7 +11,8 @@
 //!    runnable on this shard (a task about to run would add its own SQEs
 //!    to the same enter) nor anything waiting in its mailbox (a call or a
 //!    wake from another thread, which the loop must get to). So a try
-//!    replaces the enter the shard would have made for this op alone.
+//!    replaces the enter the shard would have made for this op alone. An
+//!    overflowed CQ is left to the loop (our CQE would join the overflow).
 //! 2. A try spends a unit of the task's cooperative budget (coop
 //!    invariant 2) when it succeeds, and is not made without one: a task
 //!    whose ops keep completing inline still gives its shard back after
@@ -35,12 +36,15 @@
 //!    another, and for the join every hit is an enter where one enter
 //!    would have taken the whole batch. So a poll is *limited* to one hit
 //!    unless the shard has seen that its tasks follow a hit with a lone op:
-//!    a limited poll that hit and then pushed exactly one op (and waited
-//!    for it) counts for a sequential task, one that pushed more resets the
-//!    count. After two such polls in a row the shard's polls are unlimited
-//!    (up to the budget), except every `PROBE_EVERY`th, which is limited
-//!    again to look. A join of cached reads then pays one enter more per
-//!    poll than a loop that never tries inline, not one per op.
+//!    a limited poll that hit and then pushed exactly one op counts for a
+//!    sequential task, one that pushed more resets the count, others say
+//!    nothing. After two such counts the shard's polls are unlimited (up
+//!    to the budget), except about one in `PROBE_EVERY`, picked at random
+//!    (a fixed period could always land on the same one of several
+//!    tasks), which is limited again to look. While limited, a join of
+//!    cached reads pays one enter more per poll than a loop that never
+//!    tries inline, not one per op; a join that starts after the shard
+//!    turned unlimited goes inline until a look lands on one of its polls.
 
 use std::cell::Cell;
 
@@ -64,7 +68,7 @@ pub(crate) enum Inline {
     Close,
 }
 
-/// A limited poll in every this many is a look at the tasks (rule 5).
+/// About one poll in this many is limited, a look at the tasks (rule 5).
 const PROBE_EVERY: u32 = 16;
 
 /// A shard's records of how inline tries went, one per [`Inline`] kind,
@@ -80,8 +84,8 @@ pub(crate) struct InlineTries {
     pushed_after_hit: Cell<u32>,
     /// Limited polls in a row that hit and then waited for one op.
     sequential: Cell<u8>,
-    /// Task polls begun on this shard (for the looks of rule 5).
-    polls: Cell<u32>,
+    /// A xorshift state: picks the looks of rule 5.
+    dice: Cell<u32>,
 }
 
 impl InlineTries {
@@ -92,12 +96,23 @@ impl InlineTries {
     /// A task poll begins on this shard.
     #[inline]
     pub(crate) fn poll_begins(&self) {
-        let polls = self.polls.get().wrapping_add(1);
-        self.polls.set(polls);
         self.hits.set(0);
         self.pushed_after_hit.set(0);
-        self.limited
-            .set(self.sequential.get() < 2 || polls % PROBE_EVERY == 0);
+        let limited = self.sequential.get() < 2 || self.roll() % PROBE_EVERY == 0;
+        self.limited.set(limited);
+    }
+
+    /// The next of the shard's pseudo-random numbers (xorshift32).
+    fn roll(&self) -> u32 {
+        let mut x = match self.dice.get() {
+            0 => 0x9e37_79b9, // the `Default` state: seeded on first use
+            x => x,
+        };
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        self.dice.set(x);
+        x
     }
 
     /// The task poll that began last has returned: what a limited poll
@@ -285,11 +300,11 @@ mod tests {
                         let f = crate::native::fs::File::open(&p).await.unwrap();
                         let mut ready = Vec::new();
                         for i in 0..4 {
+                            // A poll of its own (rule 5).
+                            crate::yield_now().await;
                             if i == 1 {
                                 crate::sys::FAKE_EAGAIN.with(|f| f.set(true));
                             }
-                            // A poll of its own (rule 5).
-                            crate::yield_now().await;
                             let read = f.read_at(vec![0u8; 64], 64 * i);
                             let got = first_poll(read, |(n, buf)| {
                                 assert_eq!(n.unwrap(), 64);

@@ -109,11 +109,13 @@
 //!     kernel never answered (leaked at exit, invariant 5) never resolves:
 //!     its resources may still be written, so there is nothing to return.
 //! 13. An op likely to complete during its submission (`Op::inline`: a
-//!     positioned file read or write) is submitted by the poll that pushed
-//!     it when that costs no batching, and its CQE, if the kernel posted
-//!     it at once, is taken and handed to the cell there, so the future
-//!     resolves in that poll (rules in `inline.rs`). It is an ordinary
-//!     pushed op otherwise: the poll registers the waker, the loop reaps.
+//!     positioned file read or write, a read-only open, a close) is
+//!     submitted by the poll that pushed it when that costs no batching,
+//!     and its CQE, if the kernel posted it at once, is taken and handed to
+//!     the cell there, so the future resolves in that poll; a shard limits
+//!     its polls to one such hit until it has seen its tasks wait for lone
+//!     ops (rules in `inline.rs`). It is an ordinary pushed op otherwise:
+//!     the poll registers the waker, the loop reaps.
 //!
 //! The op futures are `Send`: the cell is never touched by two threads
 //! without one of the orderings above (ADR 0008, ADR 0009, ADR 0015).

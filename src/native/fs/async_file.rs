@@ -306,7 +306,7 @@ async fn read_op(file: File, mut buf: Buf, len: usize) -> (Outcome, Buf) {
     let (n, data) = file
         .rw_op(
             buf.data,
-            (CURRENT_POSITION, len, true),
+            (CURRENT_POSITION, len, true, true),
             |fd, data: &mut Vec<u8>, len| {
                 opcode::Read::new(fd, data.as_mut_ptr(), len)
                     .offset(CURRENT_POSITION)

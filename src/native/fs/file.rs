@@ -86,11 +86,12 @@ impl File {
 
     /// One read or write op on this file's fd: validates `offset` and the
     /// buffer `len`, keeps the fd alive in the op's resources, and gives the
-    /// buffer back with the result.
+    /// buffer back with the result. `ask`: whether an offset needs the file
+    /// to have positions (`ESPIPE` otherwise, as `pread`'s), learnt once.
     pub(super) async fn rw_op<B, F>(
         &self,
         buf: B,
-        (offset, len, read): (u64, usize, bool),
+        (offset, len, read, ask): (u64, usize, bool, bool),
         build: F,
     ) -> (io::Result<usize>, B)
     where
@@ -104,7 +105,7 @@ impl File {
         if len == 0 {
             return (invalid("zero-length buffer"), buf);
         }
-        if offset != CURRENT_POSITION {
+        if offset != CURRENT_POSITION && ask {
             if let Err(e) = self.seekable.check(self.fd.as_raw_fd()) {
                 return (Err(e), buf);
             }
@@ -140,14 +141,30 @@ impl File {
         offset: u64,
         start: usize,
     ) -> (io::Result<usize>, B) {
+        self.read_inner_asking(buf, (offset, true), start).await
+    }
+
+    /// As `read_inner`; `ask` as `rw_op`'s: `false` only for a file known to
+    /// be regular and read by nobody else from its start (`fs::read`'s),
+    /// where a stream-like one ignores the offsets.
+    pub(super) async fn read_inner_asking<B: IoBufMut>(
+        &self,
+        buf: B,
+        (offset, ask): (u64, bool),
+        start: usize,
+    ) -> (io::Result<usize>, B) {
         let len = buf.bytes_total().saturating_sub(start);
         let (n, mut buf) = self
-            .rw_op(buf, (offset, len, true), move |fd, buf: &mut B, len| {
-                // SAFETY: `start < bytes_total` (`len` is non-zero), so the
-                // pointer stays inside the buffer.
-                let ptr = unsafe { buf.stable_mut_ptr().add(start) };
-                opcode::Read::new(fd, ptr, len).offset(offset).build()
-            })
+            .rw_op(
+                buf,
+                (offset, len, true, ask),
+                move |fd, buf: &mut B, len| {
+                    // SAFETY: `start < bytes_total` (`len` is non-zero), so the
+                    // pointer stays inside the buffer.
+                    let ptr = unsafe { buf.stable_mut_ptr().add(start) };
+                    opcode::Read::new(fd, ptr, len).offset(offset).build()
+                },
+            )
             .await;
         if let Ok(n) = n {
             // SAFETY: the bytes up to `start` were initialized before (the
@@ -166,11 +183,15 @@ impl File {
         start: usize,
     ) -> (io::Result<usize>, B) {
         let len = buf.bytes_init().saturating_sub(start);
-        self.rw_op(buf, (offset, len, false), move |fd, buf: &mut B, len| {
-            // SAFETY: `start < bytes_init` (`len` is non-zero).
-            let ptr = unsafe { buf.stable_ptr().add(start) };
-            opcode::Write::new(fd, ptr, len).offset(offset).build()
-        })
+        self.rw_op(
+            buf,
+            (offset, len, false, true),
+            move |fd, buf: &mut B, len| {
+                // SAFETY: `start < bytes_init` (`len` is non-zero).
+                let ptr = unsafe { buf.stable_ptr().add(start) };
+                opcode::Write::new(fd, ptr, len).offset(offset).build()
+            },
+        )
         .await
     }
 

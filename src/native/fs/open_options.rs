@@ -381,8 +381,9 @@ async fn open_at(
     });
     // The kernel opens on its cached lookup at submit what it need not
     // create or truncate: a read-only open is tried inline (op invariant
-    // 13). (A write-only one may be a FIFO's writer, which fails at submit
-    // and then waits in io-wq for a reader.)
+    // 13). (A writer's open of a FIFO without a reader fails at submit
+    // with `ENXIO` and is opened again in io-wq, where it waits: kept on
+    // its old path, through the loop, which its tests watch.)
     let read_only = flags & libc::O_ACCMODE == libc::O_RDONLY;
     let op = match !blocking && read_only && flags & (libc::O_CREAT | libc::O_TRUNC) == 0 {
         true => op.inline(op::Inline::Open),

@@ -45,16 +45,12 @@ impl Seekable {
             .compare_exchange(0, REGULAR, Ordering::Relaxed, Ordering::Relaxed);
     }
 
-    /// Takes a regular file (by its `fstat`) as having positions, unasked:
-    /// for a file nobody else reads, read from its start (`fs::read`'s),
-    /// where reads at offsets give what reads at its position would (a
-    /// stream-like regular file ignores the offsets). Returns whether it
-    /// now counts as having positions.
-    pub(super) fn take_regular_as_seekable(&self) -> bool {
-        let _ = self
-            .0
-            .compare_exchange(REGULAR, SEEKABLE, Ordering::Relaxed, Ordering::Relaxed);
-        self.0.load(Ordering::Relaxed) == SEEKABLE
+    /// Whether the file is known to be regular (an `fstat`) or to have
+    /// positions (an `lseek`): read from its start at offsets, it gives
+    /// what reads at its position would (a stream-like regular file
+    /// ignores the offsets). Asks nothing.
+    pub(super) fn regular_or_seekable(&self) -> bool {
+        matches!(self.0.load(Ordering::Relaxed), SEEKABLE | REGULAR)
     }
 
     /// The first look at `fd` (one `lseek`), remembered.
