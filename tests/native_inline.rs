@@ -96,6 +96,18 @@ fn a_cached_read_resolves_in_its_first_poll_and_writes_give_their_results() {
     assert_eq!([firsts[0], firsts[2]], [reads; 2], "read, readv");
 }
 
+/// A temporary file of `bytes`, if the kernel reads its cached pages at
+/// submit; else `None`, after saying the test is skipped.
+fn cached_file_or_skip(name: &str, bytes: &[u8]) -> Option<PathBuf> {
+    let path = temp_file(name, bytes);
+    if done_at_submit(&path) {
+        return Some(path);
+    }
+    eprintln!("skipped: this filesystem's reads are never done at submit");
+    std::fs::remove_file(&path).unwrap();
+    None
+}
+
 /// Whether the kernel finishes a 16-byte read of `path` during its
 /// submission on a bare ring: a cached file on a filesystem whose files
 /// take non-blocking I/O (ext4 and xfs; not tmpfs).
@@ -128,11 +140,9 @@ fn done_at_submit_on(file: &std::fs::File) -> bool {
 #[test]
 fn a_read_with_another_task_runnable_waits_for_the_shared_enter() {
     let _serial = SERIAL.lock();
-    let path = temp_file("batch", &[4u8; 4096]);
-    if !done_at_submit(&path) {
-        eprintln!("skipped: this filesystem's reads are never done at submit");
-        return std::fs::remove_file(&path).unwrap();
-    }
+    let Some(path) = cached_file_or_skip("batch", &[4u8; 4096]) else {
+        return;
+    };
     let rt = common::runtime(1);
     let p = path.clone();
     let (alone, beside) = on_shard(&rt, async move {
@@ -162,11 +172,9 @@ fn a_read_with_another_task_runnable_waits_for_the_shared_enter() {
 #[test]
 fn inline_reads_give_the_shard_back_within_the_budget() {
     let _serial = SERIAL.lock();
-    let path = temp_file("budget", &[6u8; 4096]);
-    if !done_at_submit(&path) {
-        eprintln!("skipped: this filesystem's reads are never done at submit");
-        return std::fs::remove_file(&path).unwrap();
-    }
+    let Some(path) = cached_file_or_skip("budget", &[6u8; 4096]) else {
+        return;
+    };
     let rt = common::runtime(1);
     let seen = Arc::new(AtomicBool::new(false));
     let started = Arc::new(AtomicBool::new(false));
@@ -214,11 +222,9 @@ fn inline_reads_give_the_shard_back_within_the_budget() {
 #[test]
 fn an_inline_try_keeps_the_other_completions_it_finds() {
     let _serial = SERIAL.lock();
-    let path = temp_file("others", &[8u8; 4096]);
-    if !done_at_submit(&path) {
-        eprintln!("skipped: this filesystem's reads are never done at submit");
-        return std::fs::remove_file(&path).unwrap();
-    }
+    let Some(path) = cached_file_or_skip("others", &[8u8; 4096]) else {
+        return;
+    };
     let rt = ringlane::Runtime::builder()
         .shards(1)
         .defer_taskrun(false)
@@ -435,11 +441,9 @@ fn a_read_of_dev_zero_resolves_in_its_first_poll() {
 #[test]
 fn a_join_keeps_its_batch_and_a_loop_goes_inline() {
     let _serial = SERIAL.lock();
-    let path = temp_file("join", &[2u8; 65536]);
-    if !done_at_submit(&path) {
-        eprintln!("skipped: this filesystem's reads are never done at submit");
-        return std::fs::remove_file(&path).unwrap();
-    }
+    let Some(path) = cached_file_or_skip("join", &[2u8; 65536]) else {
+        return;
+    };
     let rt = common::runtime(1);
     let p = path.clone();
     let (join_firsts, loop_firsts) = on_shard(&rt, async move {
