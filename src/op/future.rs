@@ -420,7 +420,7 @@ impl<T: Send + 'static> Op<T> {
     }
 
     /// Likely to complete while it is submitted (a read or write of a
-    /// page-cached file): submitted by its first poll and resolved there
+    /// page-cached file, a read-only open, a close): submitted by its first poll and resolved there
     /// when the kernel finished it at once (invariant 13). Called before
     /// the first poll.
     pub(crate) fn inline(mut self, kind: Inline) -> Self {

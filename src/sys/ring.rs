@@ -407,38 +407,7 @@ impl Ring {
     /// submission and runs no deferred work (the next reap's or park's
     /// enter does). For an inline completion's try (`op/inline.rs`).
     pub(crate) fn submit_only(&mut self) -> io::Result<()> {
-        self.flush_late();
-        #[cfg(test)]
-        if FAKE_EAGAIN.with(|f| f.replace(false)) {
-            return Ok(()); // as `enter`'s
-        }
-        let to_submit = self.uring.submission().len() as u32;
-        let flags = if self.registered {
-            IORING_ENTER_REGISTERED_RING
-        } else {
-            0
-        };
-        // SAFETY: no argument is passed; the kernel reads only the SQEs,
-        // whose validity `push` callers guaranteed.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_io_uring_enter,
-                self.enter_fd,
-                to_submit,
-                0,
-                flags,
-                std::ptr::null::<libc::c_void>(),
-                0,
-            )
-        };
-        if r >= 0 {
-            return Ok(());
-        }
-        let err = io::Error::last_os_error();
-        match err.raw_os_error() {
-            Some(libc::EINTR | libc::EBUSY | libc::EAGAIN) => Ok(()),
-            _ => Err(err),
-        }
+        self.enter_with(0, None, 0)
     }
 
     /// Whether exactly one SQE waits to be submitted (none late): an
@@ -469,6 +438,12 @@ impl Ring {
     }
 
     fn enter(&mut self, want: u32, timeout: Option<Duration>) -> io::Result<()> {
+        self.enter_with(want, timeout, IORING_ENTER_GETEVENTS)
+    }
+
+    /// `io_uring_enter` with `flags` (`GETEVENTS` or none) and the ring's own
+    /// (a registered fd, an argument for a timeout).
+    fn enter_with(&mut self, want: u32, timeout: Option<Duration>, flags: u32) -> io::Result<()> {
         self.flush_late();
         #[cfg(test)]
         if FAKE_EAGAIN.with(|f| f.replace(false)) {
@@ -485,7 +460,7 @@ impl Ring {
             min_wait_usec: 0,
             ts: ts.as_ref().map_or(0, |t| t as *const KernelTimespec as u64),
         };
-        let mut flags = IORING_ENTER_GETEVENTS;
+        let mut flags = flags;
         if self.registered {
             flags |= IORING_ENTER_REGISTERED_RING;
         }
