@@ -597,6 +597,10 @@ fn a_write_behind_waiting_at_shutdown_is_ended_and_leaves_no_fd() {
 /// pending (then the read stays in flight, and its bytes are read ahead of
 /// whatever the caller reads next).
 async fn poll_read_once<F: tokio::io::AsyncRead + Unpin>(f: &mut F, room: usize) -> bool {
+    // A task runnable beside this one (on a shard): ringlane's read waits
+    // for the loop's shared enter instead of completing in this first poll
+    // (op invariant 13, rule 1), so the read under test is in flight.
+    let _beside = ringlane::spawn_local(async {});
     let mut buf = vec![0u8; room];
     std::future::poll_fn(|cx| {
         let mut rb = tokio::io::ReadBuf::new(&mut buf);

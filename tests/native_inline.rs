@@ -490,3 +490,36 @@ fn a_join_keeps_its_batch_and_a_loop_goes_inline() {
         "a loop's reads: {loop_firsts} of 600 inline"
     );
 }
+
+/// An `AsyncFile` owns its reads (one in flight, dropped only with it): on
+/// a regular file a read at its position is tried inline, so a
+/// `read_exact` of cached bytes resolves in its first poll; the position
+/// moves as with `std` (the next read gets the next bytes).
+#[test]
+fn an_async_file_read_of_a_cached_regular_file_resolves_in_its_first_poll() {
+    let _serial = SERIAL.lock();
+    let bytes: Vec<u8> = (0..8192).map(|i| (i % 239) as u8).collect();
+    let Some(path) = cached_file_or_skip("async", &bytes) else {
+        return;
+    };
+    let rt = common::runtime(1);
+    let p = path.clone();
+    let (first, a, b) = on_shard(&rt, async move {
+        use tokio::io::AsyncReadExt;
+        let mut f = File::open(&p).await.unwrap().into_async();
+        let mut a = vec![0u8; 4096];
+        ringlane::yield_now().await;
+        let first = first_poll(f.read_exact(&mut a)).await;
+        let first_ready = first.is_ok();
+        first.unwrap_or_else(|o| o).unwrap();
+        let mut b = vec![0u8; 4096];
+        f.read_exact(&mut b).await.unwrap();
+        (first_ready, a, b)
+    });
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(
+        (a.as_slice(), b.as_slice()),
+        (&bytes[..4096], &bytes[4096..])
+    );
+    assert!(first, "the read resolved in its first poll");
+}

@@ -306,6 +306,7 @@ async fn read_op(file: File, mut buf: Buf, len: usize) -> (Outcome, Buf) {
     let (n, data) = file
         .rw_op(
             buf.data,
+            // Its owner's read: tried inline on a regular file.
             (CURRENT_POSITION, len, true, true),
             |fd, data: &mut Vec<u8>, len| {
                 opcode::Read::new(fd, data.as_mut_ptr(), len)

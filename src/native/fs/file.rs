@@ -86,12 +86,15 @@ impl File {
 
     /// One read or write op on this file's fd: validates `offset` and the
     /// buffer `len`, keeps the fd alive in the op's resources, and gives the
-    /// buffer back with the result. `ask`: whether an offset needs the file
-    /// to have positions (`ESPIPE` otherwise, as `pread`'s), learnt once.
+    /// buffer back with the result. `owner`: the caller alone reads the
+    /// file or moves its position (`fs::read`'s private file, an
+    /// `AsyncFile`, whose op is dropped only with it); else an offset needs
+    /// the file to have positions (`ESPIPE` otherwise, as `pread`'s, learnt
+    /// once), and a read at the position waits to go last in its batch.
     pub(super) async fn rw_op<B, F>(
         &self,
         buf: B,
-        (offset, len, read, ask): (u64, usize, bool, bool),
+        (offset, len, read, owner): (u64, usize, bool, bool),
         build: F,
     ) -> (io::Result<usize>, B)
     where
@@ -105,7 +108,7 @@ impl File {
         if len == 0 {
             return (invalid("zero-length buffer"), buf);
         }
-        if offset != CURRENT_POSITION && ask {
+        if offset != CURRENT_POSITION && !owner {
             if let Err(e) = self.seekable.check(self.fd.as_raw_fd()) {
                 return (Err(e), buf);
             }
@@ -119,12 +122,14 @@ impl File {
         // A read at the current position (of a stream: a pipe, a FIFO; or
         // of a file, whose concurrent ops were never ordered) goes last in
         // its batch, and is withdrawn if dropped before the kernel saw it,
-        // as a receive is.
-        // A positioned op on a page-cached file completes during its
-        // submission: tried inline (op invariant 13).
+        // as a receive is; unless it reads a regular file for its owner,
+        // who would not read on from a position a dropped read moved. A
+        // positioned op, or such a read, on a page-cached file completes
+        // during its submission: tried inline (op invariant 13).
+        let regular = || owner && self.seekable.regular_or_seekable();
         let op = match (read, offset == CURRENT_POSITION) {
-            (true, true) => op.receive(),
-            (true, false) => op.inline(Inline::Read),
+            (true, true) if !regular() => op.receive(),
+            (true, _) => op.inline(Inline::Read),
             (false, false) => op.inline(Inline::Write),
             (false, true) => op,
         };
@@ -141,23 +146,23 @@ impl File {
         offset: u64,
         start: usize,
     ) -> (io::Result<usize>, B) {
-        self.read_inner_asking(buf, (offset, true), start).await
+        self.read_inner_as(buf, (offset, false), start).await
     }
 
-    /// As `read_inner`; `ask` as `rw_op`'s: `false` only for a file known to
-    /// be regular and read by nobody else from its start (`fs::read`'s),
-    /// where a stream-like one ignores the offsets.
-    pub(super) async fn read_inner_asking<B: IoBufMut>(
+    /// As `read_inner`; `owner` as `rw_op`'s (`fs::read`'s reads of its
+    /// private file from its start, where a stream-like regular file
+    /// ignores the offsets).
+    pub(super) async fn read_inner_as<B: IoBufMut>(
         &self,
         buf: B,
-        (offset, ask): (u64, bool),
+        (offset, owner): (u64, bool),
         start: usize,
     ) -> (io::Result<usize>, B) {
         let len = buf.bytes_total().saturating_sub(start);
         let (n, mut buf) = self
             .rw_op(
                 buf,
-                (offset, len, true, ask),
+                (offset, len, true, owner),
                 move |fd, buf: &mut B, len| {
                     // SAFETY: `start < bytes_total` (`len` is non-zero), so the
                     // pointer stays inside the buffer.
@@ -185,7 +190,7 @@ impl File {
         let len = buf.bytes_init().saturating_sub(start);
         self.rw_op(
             buf,
-            (offset, len, false, true),
+            (offset, len, false, false),
             move |fd, buf: &mut B, len| {
                 // SAFETY: `start < bytes_init` (`len` is non-zero).
                 let ptr = unsafe { buf.stable_ptr().add(start) };

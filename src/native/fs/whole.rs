@@ -74,8 +74,8 @@ async fn read_to_end(file: &File) -> io::Result<Vec<u8>> {
     // Unasked (no `lseek`): the file is regular and ours alone.
     let positioned = file.seekable.regular_or_seekable();
     let at = |read: usize| match positioned {
-        true => (read as u64, false),
-        false => (CURRENT_POSITION, false),
+        true => (read as u64, true),
+        false => (CURRENT_POSITION, true),
     };
     let mut buf = Vec::new();
     buf.try_reserve_exact(FIRST_READ).map_err(out_of_memory)?;
@@ -90,7 +90,7 @@ async fn read_to_end(file: &File) -> io::Result<Vec<u8>> {
                 // Full: a probe first, which needs no copy of the buffer
                 // when it finds the end (a file of exactly this size).
                 let (n, probe) = file
-                    .read_inner_asking(Vec::with_capacity(PROBE), at(buf.len()), 0)
+                    .read_inner_as(Vec::with_capacity(PROBE), at(buf.len()), 0)
                     .await;
                 match n {
                     Ok(0) => break,
@@ -121,7 +121,7 @@ async fn read_to_end(file: &File) -> io::Result<Vec<u8>> {
             }
         }
         let filled = buf.len();
-        let (n, b) = file.read_inner_asking(buf, at(filled), filled).await;
+        let (n, b) = file.read_inner_as(buf, at(filled), filled).await;
         buf = b;
         match n {
             Ok(0) => break,
