@@ -360,8 +360,9 @@ fn bytes_read_ahead_are_given_back_before_a_write() {
             .unwrap();
         ahead(&mut f).await
     });
-    // Ours cannot complete within its first poll (the shard reaps between
-    // polls); Tokio's blocking read could, on a very slow poll.
+    // Ours cannot complete within its first poll (the task `poll_read_once`
+    // leaves runnable beside it keeps it from an inline try, and the shard
+    // reaps between polls); Tokio's blocking read could, on a very slow poll.
     assert!(
         got_ours.0,
         "the first poll completed: nothing was read ahead"

@@ -122,10 +122,15 @@ impl File {
         // A read at the current position (of a stream: a pipe, a FIFO; or
         // of a file, whose concurrent ops were never ordered) goes last in
         // its batch, and is withdrawn if dropped before the kernel saw it,
-        // as a receive is; unless it reads a regular file for its owner,
-        // who would not read on from a position a dropped read moved. A
-        // positioned op, or such a read, on a page-cached file completes
-        // during its submission: tried inline (op invariant 13).
+        // as a receive is; unless it reads a regular file (or one known to
+        // have positions) for its owner, who would not read on from a
+        // position a dropped read moved. A positioned op, or such a read,
+        // on a page-cached file completes during its submission: tried
+        // inline (op invariant 13).
+        debug_assert!(
+            !owner || offset == CURRENT_POSITION || self.seekable.regular_or_seekable(),
+            "an owner's offsets skip the positions check only on a regular file"
+        );
         let regular = || owner && self.seekable.regular_or_seekable();
         let op = match (read, offset == CURRENT_POSITION) {
             (true, true) if !regular() => op.receive(),
