@@ -16,6 +16,7 @@
 
 mod async_fd;
 mod async_fd_more;
+mod direction;
 mod fd_traits;
 #[cfg(feature = "hyper")]
 mod hyper_rt;

@@ -53,6 +53,14 @@
 //!    the poller instead of leaving it pending. A socket never seen by a
 //!    shard has no home (a clear error); one accepted from a listener
 //!    inherits the listener's.
+//! 6. A write event is checked before it is believed
+//!    ([`Direction::believes`]): the kernel posts a poll op's CQE with the
+//!    mask its wake-up carried and does not ask the fd again, as epoll
+//!    does. A unix datagram socket's send that fails on a full peer frees
+//!    the buffer it took, which wakes the socket's own polls with
+//!    `POLLOUT`: believed, a sender blocked on a full peer wrote, failed,
+//!    and woke itself again, forever, at 100% CPU
+//!    (`a_sender_blocked_on_a_full_unix_datagram_peer_sleeps_until_it_drains`).
 
 use std::io;
 use std::os::fd::RawFd;
@@ -62,34 +70,10 @@ use std::task::{Context, Poll, ready};
 use io_uring::{opcode, types};
 use parking_lot::Mutex;
 
+pub(crate) use super::direction::Direction;
 use super::waiters::{Waiters, tagged};
 use crate::mailbox::Remote;
 use crate::op::MultiShot;
-
-/// Which way an fd is waited on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Direction {
-    Read,
-    Write,
-}
-
-impl Direction {
-    fn events(self) -> u32 {
-        match self {
-            Direction::Read => (libc::POLLIN | libc::POLLRDHUP) as u32,
-            Direction::Write => libc::POLLOUT as u32,
-        }
-    }
-
-    /// Whether a poll `mask` says this direction is closed (invariant 4).
-    fn closed_by(self, mask: u32) -> bool {
-        let has = |bit: i16| mask & bit as u32 != 0;
-        match self {
-            Direction::Read => has(libc::POLLHUP) || (has(libc::POLLIN) && has(libc::POLLRDHUP)),
-            Direction::Write => has(libc::POLLHUP) || has(libc::POLLERR),
-        }
-    }
-}
 
 /// A wait armed on the home shard for pollers outside the runtime
 /// (invariant 5): the helper task's result, and the direction's waker.
@@ -366,6 +350,10 @@ impl Readiness {
             let armed = &mut side.armed[at];
             armed.polled_at = tick;
             match ready!(armed.op.poll_next(&mut waker_cx)) {
+                Some(Ok(mask)) if mask >= 0 && !dir.believes(fd, mask as u32) => {
+                    // Not writable after all (invariant 6): wait on, with
+                    // no syscall that would wake this poll again.
+                }
                 Some(Ok(mask)) if mask >= 0 => {
                     // The poll stays armed for next time.
                     return Poll::Ready(Ok(side.set_ready(dir, mask as u32)));
@@ -429,19 +417,23 @@ impl Readiness {
                 // A standing op, like a shard's own wait, not counted
                 // against the op capacity (op invariant 6): idle sockets
                 // polled from Tokio tasks must not fill the op table.
-                // Single-shot: it ends with its one event.
-                let mut op = MultiShot::new(
-                    (),
-                    false,
-                    opcode::PollAdd::new(types::Fd(fd), events).build(),
-                );
-                let result = match std::future::poll_fn(|cx| op.poll_next(cx)).await {
-                    Some(Ok(mask)) if mask >= 0 => Ok(mask as u32),
-                    Some(Ok(err)) => Err(io::Error::from_raw_os_error(-err)),
-                    Some(Err(e)) => Err(e),
-                    // Ended without a result: the poller's syscall will
-                    // tell (an `EAGAIN` waits again).
-                    None => Ok(0),
+                // Single-shot: it ends with its one event, armed again
+                // after a write event not believed (invariant 6).
+                let result = loop {
+                    let mut op = MultiShot::new(
+                        (),
+                        false,
+                        opcode::PollAdd::new(types::Fd(fd), events).build(),
+                    );
+                    break match std::future::poll_fn(|cx| op.poll_next(cx)).await {
+                        Some(Ok(mask)) if mask >= 0 && !dir.believes(fd, mask as u32) => continue,
+                        Some(Ok(mask)) if mask >= 0 => Ok(mask as u32),
+                        Some(Ok(err)) => Err(io::Error::from_raw_os_error(-err)),
+                        Some(Err(e)) => Err(e),
+                        // Ended without a result: the poller's syscall will
+                        // tell (an `EAGAIN` waits again).
+                        None => Ok(0),
+                    };
                 };
                 guard.0.report(result); // the guard's own report is then a no-op
             };
