@@ -127,7 +127,14 @@ impl Handle {
     /// ```
     pub fn shard_stats(&self, shard: usize) -> Result<ShardStats, Error> {
         let remote = self.shared.remote(shard)?;
-        let parked = remote.doorbell.is_parked();
+        // Asleep first (Acquire): a shard seen asleep has run everything it
+        // found at its last look, and `PARKED` read after that is the same
+        // park's unless a doorbell since woke it.
+        let parked = remote
+            .stats
+            .asleep
+            .load(std::sync::atomic::Ordering::Acquire)
+            && remote.doorbell.is_parked();
         Ok(remote.stats.snapshot(shard, parked))
     }
 

@@ -1,7 +1,7 @@
 //! Per-shard counters, published by the shard and read through the handle.
 
 use std::sync::atomic::{
-    AtomicI32, AtomicU64,
+    AtomicBool, AtomicI32, AtomicU64,
     Ordering::{Acquire, Relaxed, Release},
 };
 
@@ -60,8 +60,12 @@ pub struct ShardStats {
     /// Stealable tasks taken from the global injector (an estimate, counted
     /// as `tasks_stolen` is).
     pub injector_pops: u64,
-    /// Whether the shard was asleep in the kernel (or committed to sleeping)
-    /// when the snapshot was taken. A hint for monitoring and tests: it may
+    /// Whether the shard was asleep in the kernel when the snapshot was
+    /// taken: it had run everything handed to it before its last look for
+    /// work, found nothing, and no doorbell had woken it since. A shard
+    /// reads as parked from just before its sleep's `io_uring_enter`, which
+    /// is also what submits the SQEs its tasks queued: those reach the
+    /// kernel a moment later. A hint for monitoring and tests: it may
     /// change the moment after it is read.
     pub parked: bool,
 }
@@ -86,6 +90,12 @@ pub(crate) struct Counters {
     pub(crate) steals_succeeded: AtomicU64,
     pub(crate) tasks_stolen: AtomicU64,
     pub(crate) injector_pops: AtomicU64,
+    /// Set by the shard when it has passed its last look for work (step R4
+    /// of `mailbox/doorbell.rs`) and goes to sleep; cleared when it wakes.
+    /// The doorbell's `PARKED` alone is not enough for
+    /// [`ShardStats::parked`]: it is stored at R3, before that look, so a
+    /// shard about to find work would read as parked.
+    pub(crate) asleep: AtomicBool,
 }
 
 impl Counters {
@@ -114,6 +124,13 @@ impl Counters {
             injector_pops: self.injector_pops.load(Relaxed),
             parked,
         }
+    }
+
+    /// Step R5 begins (`true`, after R4 found nothing) or ends (`false`,
+    /// before R6). Release: a snapshot that reads `true` (Acquire) also
+    /// sees every task the shard ran before its last look.
+    pub(crate) fn set_asleep(&self, asleep: bool) {
+        self.asleep.store(asleep, Release);
     }
 
     /// Adds one to a counter that several threads write.

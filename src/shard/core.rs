@@ -604,6 +604,8 @@ impl Core {
         self.cx.watches.forget_ended();
         let doorbell = &self.cx.remote.doorbell;
         doorbell.prepare_park(); // R3
+        #[cfg(test)]
+        super::tests::after_prepare_park(&self.cx);
         let new_shutdown = self.cx.shared.is_shutting_down() && !self.seen_shutdown.get();
         let timeout = match self.eventfd_armed.get() || self.exiting.get() {
             true => self.park_timeout(),
@@ -629,9 +631,11 @@ impl Core {
             let _ = self.cx.ring.borrow_mut().submit();
             return;
         }
-        let _ = self.cx.ring.borrow_mut().park(timeout); // R5
-        let rung = doorbell.finish_park(); // R6
         let stats = &self.cx.remote.stats;
+        stats.set_asleep(true);
+        let _ = self.cx.ring.borrow_mut().park(timeout); // R5
+        stats.set_asleep(false);
+        let rung = doorbell.finish_park(); // R6
         Counters::add(&stats.parks, 1);
         if rung {
             Counters::add(&stats.wakeups, 1);

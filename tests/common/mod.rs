@@ -82,13 +82,26 @@ pub fn join_within<T>(
         .unwrap_or_else(|e| panic!("{what}: {e}"))
 }
 
-/// Waits (at most 10 s, then fails) until `shard` is asleep in the kernel
-/// or committed to sleeping: every task it had to run has run and now
-/// waits. Tests use it instead of a sleep, which a loaded machine can
-/// outlast.
+/// Waits (at most 10 s, then fails) until `shard` is asleep in the kernel:
+/// every task handed to it before this call has run and now waits. Tests
+/// use it instead of a sleep, which a loaded machine can outlast.
+///
+/// `parked` turns true just before the sleep's `io_uring_enter`, which
+/// also submits the SQEs those tasks queued; the same sleep (no park
+/// counted since, still parked) is seen again 1 ms later before this
+/// returns, so the kernel has them (an fd replaced right after must not
+/// beat the poll that holds it: `compat_edges`).
 pub fn until_parked(h: &ringlane::Handle, shard: usize) {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !h.shard_stats(shard).unwrap().parked {
+    loop {
+        let seen = h.shard_stats(shard).unwrap();
+        if seen.parked {
+            std::thread::sleep(Duration::from_millis(1));
+            let now = h.shard_stats(shard).unwrap();
+            if now.parked && now.parks == seen.parks {
+                return;
+            }
+        }
         assert!(
             std::time::Instant::now() < deadline,
             "shard {shard} never parked"

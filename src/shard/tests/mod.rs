@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use crate::{Handle, Runtime, context};
 
 mod graceful;
+mod parked_stats;
 mod stealing;
 mod wakeups;
 
@@ -157,6 +158,10 @@ static BEFORE_REFUSED_PARK: parking_lot::Mutex<Vec<ParkHook>> = parking_lot::Mut
 /// `.1` is about to park, after any search.
 static BEFORE_ANY_PARK: parking_lot::Mutex<Vec<ParkHook>> = parking_lot::Mutex::new(Vec::new());
 
+/// Runs once, on the shard thread, where a shard of runtime `.0` with index
+/// `.1` has stored `PARKED` (step R3) and not yet looked for work (R4).
+static AFTER_PREPARE_PARK: parking_lot::Mutex<Vec<ParkHook>> = parking_lot::Mutex::new(Vec::new());
+
 /// Takes the hook registered in `hooks` for this shard, if any.
 fn take_hook(
     hooks: &parking_lot::Mutex<Vec<ParkHook>>,
@@ -252,6 +257,13 @@ pub(super) fn before_park(cx: &crate::context::ShardContext, stealable: bool) {
         return;
     }
     if let Some(f) = take_hook(&BEFORE_REFUSED_PARK, cx) {
+        f();
+    }
+}
+
+/// Called by `Core::park` in test builds, between steps R3 and R4.
+pub(super) fn after_prepare_park(cx: &crate::context::ShardContext) {
+    if let Some(f) = take_hook(&AFTER_PREPARE_PARK, cx) {
         f();
     }
 }
