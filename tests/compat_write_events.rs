@@ -37,10 +37,13 @@ fn dgram(i: u32) -> Vec<u8> {
 }
 
 /// Waits until the sender (on shard 0) is blocked: the shard sleeps with
-/// the sending task unfinished. Then, over 300 ms, the shard must stay
-/// asleep: a handful of wake-ups at most, where a sender that believed its
-/// own failed sends' wake-ups woke it a million times. Then the receiver
-/// drains: every datagram arrives once, in order, and the sender ends.
+/// the sending task unfinished. The receiver takes one datagram: the
+/// sender's poll, armed since it blocked, reports the room, the sender
+/// fills it and fails its next send with that poll still armed. Over the
+/// next 300 ms the shard must stay asleep: a handful of wake-ups at most,
+/// where a sender that believed its failed sends' wake-ups woke it half a
+/// million times. Then the receiver drains: every datagram arrives once,
+/// in order, and the sender ends.
 fn sender_sleeps_until_the_peer_drains(
     rt: &ringlane::Runtime,
     rx: StdUnixDatagram,
@@ -53,6 +56,11 @@ fn sender_sleeps_until_the_peer_drains(
         !sender.is_finished(),
         "the receiver's queue never filled: the sender never waited"
     );
+    rx.set_read_timeout(Some(LIMIT)).unwrap();
+    let mut buf = [0u8; 64];
+    let n = rx.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], dgram(0).as_slice(), "datagram 0");
+    common::until_parked(&h, 0);
     let before = h.shard_stats(0).unwrap();
     std::thread::sleep(Duration::from_millis(300));
     let after = h.shard_stats(0).unwrap();
@@ -62,9 +70,7 @@ fn sender_sleeps_until_the_peer_drains(
         polls < 20 && parks < 20,
         "a sender blocked on a full peer spun: {polls} task polls and {parks} parks in 300 ms"
     );
-    rx.set_read_timeout(Some(LIMIT)).unwrap();
-    let mut buf = [0u8; 64];
-    for i in 0..COUNT {
+    for i in 1..COUNT {
         let n = rx.recv(&mut buf).unwrap();
         assert_eq!(&buf[..n], dgram(i).as_slice(), "datagram {i}");
     }
@@ -119,8 +125,11 @@ fn an_async_fd_sender_blocked_on_a_full_unix_datagram_peer_sleeps_until_it_drain
 }
 
 /// From a Tokio task the wait is forwarded to the socket's home shard,
-/// whose single-shot poll reports one event: a disbelieved one must arm
-/// again there, not wake the Tokio task to a send that fails.
+/// whose helper arms a single-shot poll after the task's send failed (the
+/// arm asks the fd itself), so no failed send of the task's own lands on
+/// it: this sender sleeps with or without the check. The test pins that,
+/// should the forwarded wait ever stay armed across sends; the helper
+/// checks its event anyway, for a socket others send on meanwhile.
 #[test]
 fn a_tokio_task_blocked_on_a_full_unix_datagram_peer_sleeps_until_it_drains() {
     let rt = common::runtime(1);
@@ -156,23 +165,33 @@ fn a_tokio_task_blocked_on_a_full_unix_datagram_peer_sleeps_until_it_drains() {
         done_tx.send(r).unwrap();
     });
     // Blocked: the polls stop growing while the home shard sleeps.
-    common::until_parked(&h, 0);
-    let deadline = std::time::Instant::now() + LIMIT;
-    loop {
-        let seen = polls.load(std::sync::atomic::Ordering::Relaxed);
-        std::thread::sleep(Duration::from_millis(20));
-        if polls.load(std::sync::atomic::Ordering::Relaxed) == seen {
-            break;
+    let blocked = || {
+        common::until_parked(&h, 0);
+        let deadline = std::time::Instant::now() + LIMIT;
+        loop {
+            let seen = polls.load(std::sync::atomic::Ordering::Relaxed);
+            std::thread::sleep(Duration::from_millis(20));
+            if polls.load(std::sync::atomic::Ordering::Relaxed) == seen {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the Tokio sender never blocked"
+            );
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the Tokio sender never blocked"
-        );
-    }
+    };
+    blocked();
     assert!(
         done_rx.try_recv().is_err(),
         "the receiver's queue never filled: the sender never waited"
     );
+    // The receiver takes one datagram: the sender fills the room and
+    // blocks again.
+    rx.set_read_timeout(Some(LIMIT)).unwrap();
+    let mut buf = [0u8; 64];
+    let n = rx.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], dgram(0).as_slice(), "datagram 0");
+    blocked();
     let (before, shard_before) = (
         polls.load(std::sync::atomic::Ordering::Relaxed),
         h.shard_stats(0).unwrap(),
@@ -184,9 +203,7 @@ fn a_tokio_task_blocked_on_a_full_unix_datagram_peer_sleeps_until_it_drains() {
         woken < 20 && shard_polls < 20,
         "a Tokio sender blocked on a full peer spun: {woken} polls of it, {shard_polls} on its home shard in 300 ms"
     );
-    rx.set_read_timeout(Some(LIMIT)).unwrap();
-    let mut buf = [0u8; 64];
-    for i in 0..COUNT {
+    for i in 1..COUNT {
         let n = rx.recv(&mut buf).unwrap();
         assert_eq!(&buf[..n], dgram(i).as_slice(), "datagram {i}");
     }
