@@ -127,9 +127,10 @@ impl Handle {
     /// ```
     pub fn shard_stats(&self, shard: usize) -> Result<ShardStats, Error> {
         let remote = self.shared.remote(shard)?;
-        // Asleep first (Acquire): a shard seen asleep has run everything it
-        // found at its last look, and `PARKED` read after that is the same
-        // park's unless a doorbell since woke it.
+        // Asleep first (Acquire): a shard seen asleep had run everything
+        // handed to it before its last look. `PARKED` read after that is
+        // that sleep's, or (the shard woke meanwhile, and its next tick took
+        // what was handed over since) a later park's intent.
         let parked = remote
             .stats
             .asleep

@@ -87,16 +87,17 @@ pub fn join_within<T>(
 /// use it instead of a sleep, which a loaded machine can outlast.
 ///
 /// `parked` turns true just before the sleep's `io_uring_enter`, which
-/// also submits the SQEs those tasks queued; the same sleep (no park
-/// counted since, still parked) is seen again 1 ms later before this
-/// returns, so the kernel has them (an fd replaced right after must not
-/// beat the poll that holds it: `compat_edges`).
+/// also submits the SQEs those tasks queued (an fd replaced right after
+/// must not beat the poll that holds it: `compat_edges`). So the shard's
+/// thread must also be seen blocked (`S` in its `/proc` stat) between two
+/// snapshots of one sleep (parked both times, no park counted between):
+/// the enter's wait is the only place it blocks in that sleep, and the
+/// enter blocks only after it submitted.
 pub fn until_parked(h: &ringlane::Handle, shard: usize) {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let seen = h.shard_stats(shard).unwrap();
-        if seen.parked {
-            std::thread::sleep(Duration::from_millis(1));
+        if seen.parked && thread_state(seen.os_tid) == 'S' {
             let now = h.shard_stats(shard).unwrap();
             if now.parked && now.parks == seen.parks {
                 return;
@@ -108,6 +109,16 @@ pub fn until_parked(h: &ringlane::Handle, shard: usize) {
         );
         std::thread::yield_now();
     }
+}
+
+/// The scheduler state of thread `tid` of this process (`R` running or
+/// runnable, `S` blocked in an interruptible wait, ...).
+pub fn thread_state(tid: i32) -> char {
+    let stat =
+        std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).expect("read thread stat");
+    // The field after the parenthesised command name.
+    let rest = &stat[stat.rfind(')').expect("stat has a comm field") + 2..];
+    rest.chars().next().expect("stat has a state field")
 }
 
 /// A one-shard runtime on the smallest ring, whose op table takes two

@@ -294,6 +294,16 @@ fn an_eventfd_read_that_could_not_be_rearmed_is_rearmed_before_the_park() {
         "the failing arm never ran"
     );
     assert!(wait_parked(&h, 0), "the shard never parked again");
+    // Asleep for good, not in the short parks of a shard with no read
+    // armed (`UNARMED_PARK`, 1 ms), which would still pick the next spawn
+    // up within a millisecond.
+    let parks = h.shard_stats(0).unwrap().parks;
+    std::thread::sleep(Duration::from_millis(100));
+    let woke = h.shard_stats(0).unwrap().parks - parks;
+    assert!(
+        woke < 10,
+        "the shard woke {woke} times in 100 ms: it parks with no eventfd read armed"
+    );
     let second = ready_within(
         Duration::from_secs(10),
         h.spawn_pinned(0, async { 2 }).unwrap(),
