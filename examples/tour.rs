@@ -363,7 +363,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         {
             use http_body_util::{BodyExt, Full};
             use hyper_util::rt::TokioIo;
-            let listener = ringlane::compat::TcpListener::bind("127.0.0.1:0".parse().expect("tour")).expect("tour");
+            let listener = ringlane::compat::TcpListener::bind("127.0.0.1:0").await.expect("tour");
             let addr = listener.local_addr().expect("tour");
             let h2 = h.clone();
             let conns = 4;

@@ -62,7 +62,7 @@ where
 #[test]
 fn tokio_io_copy_bufreader_lines_and_copy_bidirectional_run_unmodified() {
     let lines = on_shard(|| async {
-        let listener = TcpListener::bind(localhost()).unwrap();
+        let listener = TcpListener::bind(localhost()).await.unwrap();
         let addr = listener.local_addr().unwrap();
         // An echo server built from tokio::io::copy over split halves.
         let server = ringlane::spawn_local(async move {
@@ -191,12 +191,12 @@ fn stream_semantics_match_tokio_eof_reset_shutdown_partial_and_zero_length() {
         assert_eq!(&small, b"late");
 
         // Write after the peer reset returns an error instead of hanging.
-        let listener = TcpListener::bind(localhost()).unwrap();
+        let listener = TcpListener::bind(localhost()).await.unwrap();
         let mut client = TcpStream::connect(listener.local_addr().unwrap())
             .await
             .unwrap();
         let (server, _) = listener.accept().await.unwrap();
-        let server = server.into_std();
+        let server = server.into_std().unwrap();
         // SO_LINGER with a zero timeout: close sends RST.
         let linger = libc::linger {
             l_onoff: 1,
@@ -275,7 +275,7 @@ fn split_halves_wait_at_once_from_two_tasks_on_two_shards() {
 #[test]
 fn a_thousand_concurrent_connections_on_one_shard() {
     let total = on_shard(|| async {
-        let listener = TcpListener::bind(localhost()).unwrap();
+        let listener = TcpListener::bind(localhost()).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = ringlane::spawn_local(async move {
             let mut handlers = Vec::new();
@@ -341,8 +341,8 @@ fn lanes_convert_both_ways_on_one_socket() {
 fn udp_datagrams_and_futures_io_traits_work_on_shards() {
     on_shard(|| async {
         use ringlane::compat::UdpSocket;
-        let a = UdpSocket::bind(localhost()).unwrap();
-        let b = UdpSocket::bind(localhost()).unwrap();
+        let a = UdpSocket::bind(localhost()).await.unwrap();
+        let b = UdpSocket::bind(localhost()).await.unwrap();
         // b waits first (readiness armed), then a sends.
         let b_addr = b.local_addr().unwrap();
         let waiter = ringlane::spawn_local(async move {

@@ -556,7 +556,7 @@ fn udp_send_to_hostile_targets_fails_at_once_as_on_tokio() {
     });
     let ours = on_ringlane(|| async {
         udp_send_scenario!(
-            UdpSocket::bind(localhost()).unwrap(),
+            UdpSocket::bind(localhost()).await.unwrap(),
             ringlane::time::timeout
         )
     });
@@ -577,7 +577,7 @@ fn udp_send_to_hostile_targets_fails_at_once_as_on_tokio() {
 fn a_listener_accepting_inside_block_on_serves_its_client_as_on_tokio() {
     let rt = common::runtime(1);
     let out = rt.block_on(ringlane::time::timeout(Duration::from_secs(5), async {
-        let listener = TcpListener::bind(localhost())?;
+        let listener = TcpListener::bind(localhost()).await?;
         let addr = listener.local_addr()?;
         let client = std::thread::spawn(move || -> io::Result<[u8; 4]> {
             std::thread::sleep(Duration::from_millis(100)); // the accept waits first

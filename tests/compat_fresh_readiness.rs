@@ -38,13 +38,13 @@ fn a_new_unix_streams_readable_waits_for_the_peer() {
 fn an_accepted_stream_and_a_new_udp_socket_wait_for_data() {
     let rt = common::runtime(1);
     let (tcp_waited, udp_waited) = on_shard_0(&rt, async {
-        let l = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
         let (s, _) = soon(l.accept()).await.unwrap();
         let tcp_waited = waits(s.readable()).await;
         std::io::Write::write_all(&mut &c, b"x").unwrap();
         soon(s.readable()).await.unwrap();
-        let u = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let u = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let udp_waited = waits(u.readable()).await;
         let from = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         from.send_to(b"d", u.local_addr().unwrap()).unwrap();
@@ -66,7 +66,7 @@ fn an_accepted_stream_and_a_new_udp_socket_wait_for_data() {
 fn a_peek_keeps_the_stream_readable() {
     let rt = common::runtime(1);
     let got = on_shard_0(&rt, async {
-        let l = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
         let (a, _) = soon(l.accept()).await.unwrap();
         std::io::Write::write_all(&mut &c, b"ok").unwrap();

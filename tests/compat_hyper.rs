@@ -35,7 +35,8 @@ fn serve(
     conns: usize,
     h2: bool,
 ) -> (std::net::SocketAddr, ringlane::JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener =
+        TcpListener::from_std(std::net::TcpListener::bind("127.0.0.1:0").unwrap()).unwrap();
     let addr = listener.local_addr().unwrap();
     let handle = rt.handle();
     let server = rt

@@ -21,7 +21,7 @@ fn two_tasks_waiting_on_one_socket_direction_are_both_woken() {
     let (sock, addr) = rt
         .block_on(
             h.spawn_pinned(0, async {
-                let s = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+                let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
                 let a = s.local_addr().unwrap();
                 (Arc::new(s), a)
             })
@@ -66,9 +66,7 @@ fn a_listener_made_on_a_shard_serves_from_tokio_tasks() {
     let listener = rt
         .block_on(
             rt.handle()
-                .spawn_pinned(0, async {
-                    TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap()
-                })
+                .spawn_pinned(0, async { TcpListener::bind("127.0.0.1:0").await.unwrap() })
                 .unwrap(),
         )
         .unwrap();
@@ -107,7 +105,7 @@ fn a_forwarded_wait_fails_when_its_runtime_shuts_down() {
         .block_on(
             rt.handle()
                 .spawn_pinned(0, async {
-                    let l = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+                    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
                     let c =
                         ringlane::spawn_local(TcpStream::connect(l.local_addr().unwrap())).unwrap();
                     let (s, _) = l.accept().await.unwrap();
@@ -343,7 +341,7 @@ fn a_dropped_wait_leaves_no_waker_in_the_sockets_waiter_list() {
     let j = rt
         .handle()
         .spawn_pinned(0, async {
-            let sock = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+            let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
             let counted = Arc::new(Counted);
             let waker = Waker::from(counted.clone());
             let mut counts = Vec::new();

@@ -96,7 +96,7 @@ fn udp_peek_from_waits_and_leaves_the_datagram_queued() {
     let (tx, rx) = std::sync::mpsc::channel();
     let j = h
         .spawn_pinned(0, async move {
-            let s = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+            let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
             tx.send(s.local_addr().unwrap()).unwrap();
             let mut peeked = [0u8; 3];
             let (n, from) = s.peek_from(&mut peeked).await.unwrap();

@@ -29,7 +29,7 @@ fn connects_inside_block_on_connect_as_on_tokio() {
     let dir = TempDir::new("compat-connect-block-on");
     let path = dir.0.join("s.sock");
     let out = rt.block_on(ringlane::time::timeout(Duration::from_secs(10), async {
-        let listener = TcpListener::bind(localhost())?;
+        let listener = TcpListener::bind(localhost()).await?;
         let mut tcp = TcpStream::connect(listener.local_addr()?).await?;
         let (mut conn, _) = listener.accept().await?;
         tcp.write_all(b"tcp?").await?;
@@ -252,7 +252,7 @@ fn peer_credentials_and_std_conversions_match_tokios() {
             let cred = conn.peer_cred()?;
             io::Result::Ok((
                 (cred.uid(), cred.gid(), cred.pid()),
-                (client.into_std(), listener.into_std()),
+                (client.into_std()?, listener.into_std()?),
             ))
         })
         .unwrap();

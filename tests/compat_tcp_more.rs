@@ -254,7 +254,8 @@ fn framed_lines_over_halves_on_two_shards_echo_a_tokio_peer() {
     }
     let rt = common::runtime(2);
     let h = rt.handle();
-    let listener = TcpListener::bind(localhost()).unwrap();
+    let listener =
+        TcpListener::from_std(std::net::TcpListener::bind(localhost()).unwrap()).unwrap();
     let addr = listener.local_addr().unwrap();
     let spawner = h.clone();
     let server = h

@@ -630,7 +630,7 @@ fn an_accept_loop_on_shard_1_is_not_held_up_by_a_blocked_shard_0() {
     let h = rt.handle();
     let listener = common::join_within(
         &rt,
-        h.spawn_pinned(0, async { TcpListener::bind(localhost()) })
+        h.spawn_pinned(0, async { TcpListener::bind(localhost()).await })
             .unwrap(),
         LIMIT,
         "binding on shard 0",

@@ -35,7 +35,8 @@ fn tokio_rustls_handshake_and_echo_over_compat_streams() {
         .with_no_client_auth();
 
     let rt = common::runtime(2);
-    let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener =
+        TcpListener::from_std(std::net::TcpListener::bind("127.0.0.1:0").unwrap()).unwrap();
     let addr = listener.local_addr().unwrap();
     let acceptor = TlsAcceptor::from(Arc::new(server_cfg));
     let server = rt

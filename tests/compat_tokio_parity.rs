@@ -165,10 +165,10 @@ fn unix_accept_gives_the_peers_address() {
 fn a_connected_udp_socket_sends_and_receives_with_tokios_names() {
     let rt = common::runtime(1);
     let (waited, got, tried, peer_ok) = on_shard_0(&rt, async {
-        let a = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        let b = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        a.connect(b.local_addr().unwrap()).unwrap();
-        b.connect(a.local_addr().unwrap()).unwrap();
+        let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        a.connect(b.local_addr().unwrap()).await.unwrap();
+        b.connect(a.local_addr().unwrap()).await.unwrap();
         let mut buf = [0u8; 16];
         assert_eq!(
             b.try_recv(&mut buf).unwrap_err().kind(),

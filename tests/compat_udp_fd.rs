@@ -87,10 +87,10 @@ fn udp_empty_datagrams_truncation_and_refused_ports_match_tokio() {
         udp_scenario!(rx, tx, refused)
     });
     let ours = on_ringlane(|| async {
-        let rx = UdpSocket::bind(localhost()).unwrap();
-        let tx = UdpSocket::bind(localhost()).unwrap();
-        let refused = UdpSocket::bind(localhost()).unwrap();
-        refused.connect(closed_udp_port()).unwrap();
+        let rx = UdpSocket::bind(localhost()).await.unwrap();
+        let tx = UdpSocket::bind(localhost()).await.unwrap();
+        let refused = UdpSocket::bind(localhost()).await.unwrap();
+        refused.connect(closed_udp_port()).await.unwrap();
         udp_scenario!(rx, tx, refused)
     });
     assert_eq!(ours, theirs, "the compat lane differs from tokio::net");

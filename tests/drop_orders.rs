@@ -1052,8 +1052,10 @@ fn sockets_made_under_an_entered_runtime_that_is_gone_fail_their_waits_clearly_a
             matches!(ringlane::spawn(async {}), Err(Error::Shutdown)),
             "a spawn under the guard of a dropped runtime must be refused with Shutdown"
         );
-        listener = ringlane::compat::TcpListener::bind("127.0.0.1:0".parse().unwrap())
-            .expect("binding a compat listener");
+        listener = ringlane::compat::TcpListener::from_std(
+            std::net::TcpListener::bind("127.0.0.1:0").expect("binding a listener"),
+        )
+        .expect("binding a compat listener");
         let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
         stream = ringlane::compat::UnixStream::from_std(a).expect("a compat stream");
         stream_peer = b;

@@ -68,7 +68,9 @@ fn hyper_on_a_shard_outlives_tokio_clients_that_hang_up_mid_request_and_mid_resp
     const EACH: usize = 10;
     let rt = common::runtime(1);
     let h = rt.handle();
-    let listener = ringlane::compat::TcpListener::bind(any_port()).unwrap();
+    let listener =
+        ringlane::compat::TcpListener::from_std(std::net::TcpListener::bind(any_port()).unwrap())
+            .unwrap();
     let addr = listener.local_addr().unwrap();
     let stats = Arc::new(ConnStats::default());
     let server = {

@@ -183,7 +183,9 @@ fn ringlane_http(per_conn: usize) -> HttpRun {
         .build()
         .expect("ringlane runtime");
     let h = rt.handle();
-    let listener = CompatListener::bind("127.0.0.1:0".parse().unwrap()).expect("bind");
+    let listener =
+        CompatListener::from_std(std::net::TcpListener::bind("127.0.0.1:0").expect("bind"))
+            .expect("bind");
     let addr = listener.local_addr().unwrap();
     let span = Span::new();
     let spawner = h.clone();

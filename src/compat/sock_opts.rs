@@ -244,7 +244,7 @@ impl TcpListener {
     /// # Examples
     ///
     /// ```
-    /// let l = ringlane::compat::TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    /// let l = ringlane::compat::TcpListener::from_std(std::net::TcpListener::bind("127.0.0.1:0").unwrap()).unwrap();
     /// l.set_ttl(7).unwrap();
     /// assert_eq!(l.ttl().unwrap(), 7);
     /// ```
@@ -261,7 +261,7 @@ impl TcpListener {
     /// # Examples
     ///
     /// ```
-    /// let l = ringlane::compat::TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    /// let l = ringlane::compat::TcpListener::from_std(std::net::TcpListener::bind("127.0.0.1:0").unwrap()).unwrap();
     /// assert!(l.set_ttl(0).is_err());
     /// ```
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
@@ -279,7 +279,7 @@ impl UdpSocket {
     /// # Examples
     ///
     /// ```
-    /// let s = ringlane::compat::UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    /// let s = ringlane::compat::UdpSocket::from_std(std::net::UdpSocket::bind("127.0.0.1:0").unwrap()).unwrap();
     /// assert!(!s.broadcast().unwrap());
     /// ```
     pub fn broadcast(&self) -> io::Result<bool> {
@@ -296,7 +296,7 @@ impl UdpSocket {
     /// # Examples
     ///
     /// ```
-    /// let s = ringlane::compat::UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    /// let s = ringlane::compat::UdpSocket::from_std(std::net::UdpSocket::bind("127.0.0.1:0").unwrap()).unwrap();
     /// s.set_broadcast(true).unwrap();
     /// assert!(s.broadcast().unwrap());
     /// ```
@@ -313,7 +313,7 @@ impl UdpSocket {
     /// # Examples
     ///
     /// ```
-    /// let s = ringlane::compat::UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    /// let s = ringlane::compat::UdpSocket::from_std(std::net::UdpSocket::bind("127.0.0.1:0").unwrap()).unwrap();
     /// s.set_ttl(9).unwrap();
     /// assert_eq!(s.ttl().unwrap(), 9);
     /// ```
@@ -330,7 +330,7 @@ impl UdpSocket {
     /// # Examples
     ///
     /// ```
-    /// let s = ringlane::compat::UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    /// let s = ringlane::compat::UdpSocket::from_std(std::net::UdpSocket::bind("127.0.0.1:0").unwrap()).unwrap();
     /// assert!(s.set_ttl(1000).is_err());
     /// ```
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
@@ -347,7 +347,7 @@ impl UdpSocket {
     /// # Examples
     ///
     /// ```
-    /// let s = ringlane::compat::UdpSocket::bind("0.0.0.0:0".parse().unwrap()).unwrap();
+    /// let s = ringlane::compat::UdpSocket::from_std(std::net::UdpSocket::bind("0.0.0.0:0").unwrap()).unwrap();
     /// s.set_multicast_loop_v4(false).unwrap();
     /// assert!(!s.multicast_loop_v4().unwrap());
     /// ```
@@ -364,7 +364,7 @@ impl UdpSocket {
     /// # Examples
     ///
     /// ```
-    /// let s = ringlane::compat::UdpSocket::bind("0.0.0.0:0".parse().unwrap()).unwrap();
+    /// let s = ringlane::compat::UdpSocket::from_std(std::net::UdpSocket::bind("0.0.0.0:0").unwrap()).unwrap();
     /// s.set_multicast_loop_v4(true).unwrap();
     /// ```
     pub fn set_multicast_loop_v4(&self, on: bool) -> io::Result<()> {
@@ -381,7 +381,7 @@ impl UdpSocket {
     /// # Examples
     ///
     /// ```
-    /// let s = ringlane::compat::UdpSocket::bind("0.0.0.0:0".parse().unwrap()).unwrap();
+    /// let s = ringlane::compat::UdpSocket::from_std(std::net::UdpSocket::bind("0.0.0.0:0").unwrap()).unwrap();
     /// s.set_multicast_ttl_v4(4).unwrap();
     /// assert_eq!(s.multicast_ttl_v4().unwrap(), 4);
     /// ```
@@ -398,7 +398,7 @@ impl UdpSocket {
     /// # Examples
     ///
     /// ```
-    /// let s = ringlane::compat::UdpSocket::bind("0.0.0.0:0".parse().unwrap()).unwrap();
+    /// let s = ringlane::compat::UdpSocket::from_std(std::net::UdpSocket::bind("0.0.0.0:0").unwrap()).unwrap();
     /// s.set_multicast_ttl_v4(1).unwrap();
     /// ```
     pub fn set_multicast_ttl_v4(&self, ttl: u32) -> io::Result<()> {
@@ -417,7 +417,7 @@ impl UdpSocket {
     ///
     /// ```
     /// use std::net::Ipv4Addr;
-    /// let s = ringlane::compat::UdpSocket::bind("0.0.0.0:0".parse().unwrap()).unwrap();
+    /// let s = ringlane::compat::UdpSocket::from_std(std::net::UdpSocket::bind("0.0.0.0:0").unwrap()).unwrap();
     /// let not_multicast = s.join_multicast_v4(Ipv4Addr::LOCALHOST, Ipv4Addr::UNSPECIFIED);
     /// assert!(not_multicast.is_err());
     /// ```
@@ -436,7 +436,7 @@ impl UdpSocket {
     ///
     /// ```
     /// use std::net::Ipv4Addr;
-    /// let s = ringlane::compat::UdpSocket::bind("0.0.0.0:0".parse().unwrap()).unwrap();
+    /// let s = ringlane::compat::UdpSocket::from_std(std::net::UdpSocket::bind("0.0.0.0:0").unwrap()).unwrap();
     /// let group = Ipv4Addr::new(239, 255, 0, 1);
     /// assert!(s.leave_multicast_v4(group, Ipv4Addr::UNSPECIFIED).is_err(), "never joined");
     /// ```
@@ -455,7 +455,7 @@ impl UdpSocket {
     ///
     /// ```
     /// use std::net::Ipv6Addr;
-    /// if let Ok(s) = ringlane::compat::UdpSocket::bind("[::1]:0".parse().unwrap()) {
+    /// if let Ok(s) = std::net::UdpSocket::bind("[::1]:0").and_then(ringlane::compat::UdpSocket::from_std) {
     ///     assert!(s.join_multicast_v6(&Ipv6Addr::LOCALHOST, 0).is_err(), "not multicast");
     /// }
     /// ```
@@ -474,7 +474,7 @@ impl UdpSocket {
     ///
     /// ```
     /// use std::net::Ipv6Addr;
-    /// if let Ok(s) = ringlane::compat::UdpSocket::bind("[::1]:0".parse().unwrap()) {
+    /// if let Ok(s) = std::net::UdpSocket::bind("[::1]:0").and_then(ringlane::compat::UdpSocket::from_std) {
     ///     let group = "ff02::1:3".parse::<Ipv6Addr>().unwrap();
     ///     assert!(s.leave_multicast_v6(&group, 0).is_err(), "never joined");
     /// }

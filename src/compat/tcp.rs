@@ -25,7 +25,7 @@ use crate::native::net::addr::RawAddr;
 /// use ringlane::compat::{TcpListener, TcpStream};
 /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
 /// let j = rt.handle().spawn_pinned(0, async {
-///     let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+///     let listener = TcpListener::bind("127.0.0.1:0").await?;
 ///     let addr = listener.local_addr()?;
 ///     let client = ringlane::spawn_local(async move {
 ///         let mut s = TcpStream::connect(addr).await?;
@@ -87,7 +87,7 @@ impl TcpStream {
     /// use ringlane::compat::{TcpListener, TcpStream};
     /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
     /// let j = rt.handle().spawn_pinned(0, async {
-    ///     let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+    ///     let listener = TcpListener::bind("127.0.0.1:0").await?;
     ///     let addr = listener.local_addr()?;
     ///     let stream = TcpStream::connect(addr).await?;
     ///     let (_conn, peer) = listener.accept().await?;
@@ -154,16 +154,21 @@ impl TcpStream {
 
     /// Gives back the std stream (still in nonblocking mode).
     ///
+    /// # Errors
+    ///
+    /// None: the `Result` is Tokio's signature (whose reactor
+    /// deregistration can fail).
+    ///
     /// # Examples
     ///
     /// ```
     /// let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     /// let s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
-    /// let back = ringlane::compat::TcpStream::from_std(s).unwrap().into_std();
+    /// let back = ringlane::compat::TcpStream::from_std(s).unwrap().into_std().unwrap();
     /// assert!(back.peer_addr().is_ok());
     /// ```
-    pub fn into_std(self) -> std::net::TcpStream {
-        self.io.into_inner()
+    pub fn into_std(self) -> io::Result<std::net::TcpStream> {
+        Ok(self.io.into_inner())
     }
 
     /// Moves the socket to the native lane (completion-based ops on owned
@@ -182,7 +187,7 @@ impl TcpStream {
     /// assert!(native.peer_addr().is_ok());
     /// ```
     pub fn into_native(self) -> io::Result<crate::native::net::TcpStream> {
-        let std = self.into_std();
+        let std = self.into_std()?;
         std.set_nonblocking(false)?;
         Ok(crate::native::net::TcpStream::from_std(std))
     }
@@ -398,7 +403,7 @@ impl AsRawFd for TcpStream {
 /// use ringlane::compat::{TcpListener, TcpStream};
 /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
 /// let j = rt.handle().spawn_pinned(0, async {
-///     let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+///     let listener = TcpListener::bind("127.0.0.1:0").await?;
 ///     let client = TcpStream::connect(listener.local_addr()?).await?;
 ///     let (conn, peer) = listener.accept().await?;
 ///     Ok::<_, std::io::Error>(peer == client.local_addr()? && conn.peer_addr()? == peer)
@@ -414,21 +419,45 @@ impl TcpListener {
     /// Binds and listens (nonblocking), with a backlog of 1024 and
     /// `SO_REUSEADDR`, as Tokio does.
     ///
+    /// `addr` is anything `std::net::ToSocketAddrs` takes (a `SocketAddr`,
+    /// `"0.0.0.0:8080"`, `("localhost", 8080)`), as Tokio's `bind` takes
+    /// its own `ToSocketAddrs`; each address it yields is tried in turn
+    /// until one binds. A host name is resolved on the calling thread, as
+    /// [`TcpStream::connect`] says. Async only to match Tokio's signature:
+    /// nothing here waits. For a listener made outside any async context,
+    /// [`from_std`](Self::from_std) takes a std listener.
+    ///
     /// # Errors
     ///
-    /// `bind(2)`/`listen(2)` errors.
+    /// `bind(2)`/`listen(2)` errors (the last address's); the resolver's;
+    /// `InvalidInput` if `addr` yields no address.
     ///
     /// # Examples
     ///
     /// ```
-    /// let l = ringlane::compat::TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    /// let client = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
     /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
-    /// let j = rt.handle().spawn_pinned(0, async move { l.accept().await.map(|(_, peer)| peer) }).unwrap();
-    /// assert_eq!(rt.block_on(j).unwrap().unwrap(), client.local_addr().unwrap());
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let l = ringlane::compat::TcpListener::bind("127.0.0.1:0").await?;
+    ///     let client = std::net::TcpStream::connect(l.local_addr()?)?;
+    ///     let (_, peer) = l.accept().await?;
+    ///     Ok::<_, std::io::Error>(peer == client.local_addr()?)
+    /// }).unwrap();
+    /// assert!(rt.block_on(j).unwrap().unwrap());
     /// ```
-    pub fn bind(addr: SocketAddr) -> io::Result<Self> {
-        Self::from_std(crate::native::net::addr::tcp_listener(addr)?)
+    pub async fn bind(addr: impl std::net::ToSocketAddrs) -> io::Result<Self> {
+        let mut last = None;
+        for addr in addr.to_socket_addrs()? {
+            match crate::native::net::addr::tcp_listener(addr) {
+                Ok(l) => return Self::from_std(l),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "could not resolve to any address",
+            )
+        }))
     }
 
     /// Wraps a std listener, switching it to nonblocking mode.
@@ -503,7 +532,7 @@ impl TcpListener {
     ///
     /// ```
     /// use tokio::io::AsyncReadExt;
-    /// let l = ringlane::compat::TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    /// let l = ringlane::compat::TcpListener::from_std(std::net::TcpListener::bind("127.0.0.1:0").unwrap()).unwrap();
     /// let mut client = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
     /// std::io::Write::write_all(&mut client, b"hi").unwrap();
     /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
@@ -527,7 +556,7 @@ impl TcpListener {
     /// use ringlane::compat::{TcpListener, TcpStream};
     /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
     /// let j = rt.handle().spawn_pinned(0, async {
-    ///     let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+    ///     let listener = TcpListener::bind("127.0.0.1:0").await?;
     ///     let addr = listener.local_addr()?;
     ///     let clients: Vec<_> = (0..3)
     ///         .map(|_| ringlane::spawn_local(TcpStream::connect(addr)).unwrap())
@@ -552,7 +581,7 @@ impl TcpListener {
     /// # Examples
     ///
     /// ```
-    /// let l = ringlane::compat::TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    /// let l = ringlane::compat::TcpListener::from_std(std::net::TcpListener::bind("127.0.0.1:0").unwrap()).unwrap();
     /// let addr = l.local_addr().unwrap();
     /// assert!(addr.ip().is_loopback());
     /// assert_ne!(addr.port(), 0, "port 0 asks the kernel to pick one");
@@ -568,7 +597,7 @@ impl TcpListener {
 ///
 /// ```
 /// use ringlane::compat::{Incoming, TcpListener};
-/// let l = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+/// let l = TcpListener::from_std(std::net::TcpListener::bind("127.0.0.1:0").unwrap()).unwrap();
 /// let addr = l.local_addr().unwrap();
 /// let clients: Vec<_> = (0..2).map(|_| std::net::TcpStream::connect(addr).unwrap()).collect();
 /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
@@ -597,7 +626,7 @@ impl Incoming<'_> {
     /// # Examples
     ///
     /// ```
-    /// let l = ringlane::compat::TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    /// let l = ringlane::compat::TcpListener::from_std(std::net::TcpListener::bind("127.0.0.1:0").unwrap()).unwrap();
     /// let client = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
     /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
     /// let j = rt.handle().spawn_pinned(0, async move {
@@ -620,7 +649,7 @@ impl Incoming<'_> {
     /// # Examples
     ///
     /// ```
-    /// let l = ringlane::compat::TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    /// let l = ringlane::compat::TcpListener::from_std(std::net::TcpListener::bind("127.0.0.1:0").unwrap()).unwrap();
     /// let _client = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
     /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
     /// let j = rt.handle().spawn_pinned(0, async move {

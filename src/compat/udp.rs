@@ -21,8 +21,8 @@ use crate::native::net::addr::RawAddr;
 /// use ringlane::compat::UdpSocket;
 /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
 /// let j = rt.handle().spawn_pinned(0, async {
-///     let a = UdpSocket::bind("127.0.0.1:0".parse().unwrap())?;
-///     let b = UdpSocket::bind("127.0.0.1:0".parse().unwrap())?;
+///     let a = UdpSocket::bind("127.0.0.1:0").await?;
+///     let b = UdpSocket::bind("127.0.0.1:0").await?;
 ///     a.send_to(b"dgram", b.local_addr()?).await?;
 ///     let mut buf = [0u8; 16];
 ///     let (n, from) = b.recv_from(&mut buf).await?;
@@ -36,21 +36,27 @@ pub struct UdpSocket {
 }
 
 impl UdpSocket {
-    /// Binds to `addr` (nonblocking).
+    /// Binds to `addr` (nonblocking): anything `std::net::ToSocketAddrs`
+    /// takes, each address tried in turn until one binds, as Tokio's `bind`
+    /// does (a host name is resolved on the calling thread). Async only to
+    /// match Tokio's signature: nothing here waits. Outside any async
+    /// context, [`from_std`](Self::from_std) takes a std socket.
     ///
     /// # Errors
     ///
-    /// `bind(2)` errors.
+    /// `bind(2)` errors (the last address's); the resolver's.
     ///
     /// # Examples
     ///
     /// ```
-    /// let s = ringlane::compat::UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    /// let addr = s.local_addr().unwrap();
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let addr = rt.block_on(async {
+    ///     ringlane::compat::UdpSocket::bind("127.0.0.1:0").await?.local_addr()
+    /// }).unwrap();
     /// assert!(addr.ip().is_loopback());
     /// assert_ne!(addr.port(), 0, "port 0 asks the kernel to pick one");
     /// ```
-    pub fn bind(addr: SocketAddr) -> io::Result<Self> {
+    pub async fn bind(addr: impl std::net::ToSocketAddrs) -> io::Result<Self> {
         Self::from_std(std::net::UdpSocket::bind(addr)?)
     }
 
@@ -73,6 +79,41 @@ impl UdpSocket {
         })
     }
 
+    /// Gives back the std socket (still in nonblocking mode).
+    ///
+    /// # Errors
+    ///
+    /// None: the `Result` is Tokio's signature.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let std_socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// let addr = std_socket.local_addr().unwrap();
+    /// let s = ringlane::compat::UdpSocket::from_std(std_socket).unwrap();
+    /// assert_eq!(s.into_std().unwrap().local_addr().unwrap(), addr);
+    /// ```
+    pub fn into_std(self) -> io::Result<std::net::UdpSocket> {
+        Ok(self.io.into_inner())
+    }
+
+    /// Takes the socket's pending error (`SO_ERROR`), as Tokio's
+    /// `take_error`: an ICMP error a connected socket received, say.
+    ///
+    /// # Errors
+    ///
+    /// `getsockopt(2)` errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = ringlane::compat::UdpSocket::from_std(std::net::UdpSocket::bind("127.0.0.1:0").unwrap()).unwrap();
+    /// assert!(s.take_error().unwrap().is_none());
+    /// ```
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.io.get_ref().take_error()
+    }
+
     /// The local address.
     ///
     /// # Examples
@@ -87,11 +128,13 @@ impl UdpSocket {
         self.io.get_ref().local_addr()
     }
 
-    /// Sets the default peer (an immediate syscall for UDP).
+    /// Sets the default peer (an immediate syscall for UDP): anything
+    /// `std::net::ToSocketAddrs` takes, each address tried in turn, as
+    /// Tokio's `connect` does. Async only to match Tokio's signature.
     ///
     /// # Errors
     ///
-    /// `connect(2)` errors.
+    /// `connect(2)` errors (the last address's); the resolver's.
     ///
     /// # Examples
     ///
@@ -100,8 +143,8 @@ impl UdpSocket {
     /// let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     /// let to = peer.local_addr().unwrap();
     /// let j = rt.handle().spawn_pinned(0, async move {
-    ///     let s = ringlane::compat::UdpSocket::bind("127.0.0.1:0".parse().unwrap())?;
-    ///     s.connect(to)?;
+    ///     let s = ringlane::compat::UdpSocket::bind("127.0.0.1:0").await?;
+    ///     s.connect(to).await?;
     ///     s.send(b"to").await?; // no address: the default peer
     ///     s.local_addr()
     /// }).unwrap();
@@ -109,7 +152,7 @@ impl UdpSocket {
     /// let mut buf = [0u8; 4];
     /// assert_eq!(peer.recv_from(&mut buf).unwrap(), (2, from));
     /// ```
-    pub fn connect(&self, addr: SocketAddr) -> io::Result<()> {
+    pub async fn connect(&self, addr: impl std::net::ToSocketAddrs) -> io::Result<()> {
         self.io.get_ref().connect(addr)
     }
 
@@ -121,8 +164,8 @@ impl UdpSocket {
     /// use ringlane::compat::UdpSocket;
     /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
     /// let j = rt.handle().spawn_pinned(0, async {
-    ///     let a = UdpSocket::bind("127.0.0.1:0".parse().unwrap())?;
-    ///     let b = UdpSocket::bind("127.0.0.1:0".parse().unwrap())?;
+    ///     let a = UdpSocket::bind("127.0.0.1:0").await?;
+    ///     let b = UdpSocket::bind("127.0.0.1:0").await?;
     ///     let to = b.local_addr()?;
     ///     let sent = std::future::poll_fn(|cx| a.poll_send_to(cx, b"poll", to)).await?;
     ///     let mut buf = [0u8; 8];
@@ -143,11 +186,14 @@ impl UdpSocket {
             .poll_io(Direction::Write, cx, || s.send_to(buf, target))
     }
 
-    /// Sends one datagram to `target`.
+    /// Sends one datagram to `target`: anything `std::net::ToSocketAddrs`
+    /// takes, sent to the first address it yields, as Tokio's `send_to`
+    /// does (a host name is resolved on the calling thread).
     ///
     /// # Errors
     ///
-    /// `sendto(2)` errors.
+    /// `sendto(2)` errors; the resolver's; `InvalidInput` if `target`
+    /// yields no address.
     ///
     /// # Examples
     ///
@@ -155,8 +201,8 @@ impl UdpSocket {
     /// use ringlane::compat::UdpSocket;
     /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
     /// let j = rt.handle().spawn_pinned(0, async {
-    ///     let a = UdpSocket::bind("127.0.0.1:0".parse().unwrap())?;
-    ///     let b = UdpSocket::bind("127.0.0.1:0".parse().unwrap())?;
+    ///     let a = UdpSocket::bind("127.0.0.1:0").await?;
+    ///     let b = UdpSocket::bind("127.0.0.1:0").await?;
     ///     let sent = a.send_to(b"one", b.local_addr()?).await?;
     ///     a.send_to(b"two", b.local_addr()?).await?;
     ///     let mut buf = [0u8; 8];
@@ -165,7 +211,17 @@ impl UdpSocket {
     /// }).unwrap();
     /// assert_eq!(rt.block_on(j).unwrap().unwrap(), (3, b"one".to_vec()));
     /// ```
-    pub async fn send_to(&self, buf: &[u8], target: SocketAddr) -> io::Result<usize> {
+    pub async fn send_to(
+        &self,
+        buf: &[u8],
+        target: impl std::net::ToSocketAddrs,
+    ) -> io::Result<usize> {
+        let Some(target) = target.to_socket_addrs()?.next() else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "no addresses to send data to",
+            ));
+        };
         self.io
             .readiness()
             .wait(|cx| self.poll_send_to(cx, buf, target))
@@ -181,8 +237,8 @@ impl UdpSocket {
     /// use tokio::io::ReadBuf;
     /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
     /// let j = rt.handle().spawn_pinned(0, async {
-    ///     let a = UdpSocket::bind("127.0.0.1:0".parse().unwrap())?;
-    ///     let b = UdpSocket::bind("127.0.0.1:0".parse().unwrap())?;
+    ///     let a = UdpSocket::bind("127.0.0.1:0").await?;
+    ///     let b = UdpSocket::bind("127.0.0.1:0").await?;
     ///     a.send_to(b"rb", b.local_addr()?).await?;
     ///     let mut storage = [0u8; 8];
     ///     let mut buf = ReadBuf::new(&mut storage);
@@ -213,8 +269,8 @@ impl UdpSocket {
     /// use tokio::io::ReadBuf;
     /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
     /// let j = rt.handle().spawn_pinned(0, async {
-    ///     let a = UdpSocket::bind("127.0.0.1:0".parse().unwrap())?;
-    ///     let b = UdpSocket::bind("127.0.0.1:0".parse().unwrap())?;
+    ///     let a = UdpSocket::bind("127.0.0.1:0").await?;
+    ///     let b = UdpSocket::bind("127.0.0.1:0").await?;
     ///     a.send_to(b"pp", b.local_addr()?).await?;
     ///     let mut storage = [0u8; 8];
     ///     let mut buf = ReadBuf::new(&mut storage);
@@ -245,8 +301,8 @@ impl UdpSocket {
     /// use ringlane::compat::UdpSocket;
     /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
     /// let j = rt.handle().spawn_pinned(0, async {
-    ///     let a = UdpSocket::bind("127.0.0.1:0".parse().unwrap())?;
-    ///     let b = UdpSocket::bind("127.0.0.1:0".parse().unwrap())?;
+    ///     let a = UdpSocket::bind("127.0.0.1:0").await?;
+    ///     let b = UdpSocket::bind("127.0.0.1:0").await?;
     ///     a.send_to(b"once", b.local_addr()?).await?;
     ///     let mut peeked = [0u8; 8];
     ///     let (n, from) = b.peek_from(&mut peeked).await?;
@@ -315,8 +371,8 @@ impl UdpSocket {
     /// use ringlane::compat::UdpSocket;
     /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
     /// let j = rt.handle().spawn_pinned(0, async {
-    ///     let a = UdpSocket::bind("127.0.0.1:0".parse().unwrap())?;
-    ///     let b = UdpSocket::bind("127.0.0.1:0".parse().unwrap())?;
+    ///     let a = UdpSocket::bind("127.0.0.1:0").await?;
+    ///     let b = UdpSocket::bind("127.0.0.1:0").await?;
     ///     a.send_to(b"truncated", b.local_addr()?).await?;
     ///     let mut buf = [0u8; 5];
     ///     let (n, from) = b.recv_from(&mut buf).await?;
@@ -344,9 +400,9 @@ impl UdpSocket {
     /// ```
     /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
     /// let j = rt.handle().spawn_pinned(0, async {
-    ///     let a = ringlane::compat::UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    ///     let b = ringlane::compat::UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    ///     a.connect(b.local_addr().unwrap()).unwrap();
+    ///     let a = ringlane::compat::UdpSocket::from_std(std::net::UdpSocket::bind("127.0.0.1:0").unwrap()).unwrap();
+    ///     let b = ringlane::compat::UdpSocket::from_std(std::net::UdpSocket::bind("127.0.0.1:0").unwrap()).unwrap();
+    ///     a.connect(b.local_addr().unwrap()).await.unwrap();
     ///     a.send(b"").await.unwrap(); // an empty datagram is a message
     ///     let mut buf = [0u8; 4];
     ///     b.recv_from(&mut buf).await.unwrap().0

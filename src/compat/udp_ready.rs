@@ -25,10 +25,11 @@ impl UdpSocket {
     /// # Examples
     ///
     /// ```
-    /// let s = ringlane::compat::UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    /// let s = ringlane::compat::UdpSocket::from_std(std::net::UdpSocket::bind("127.0.0.1:0").unwrap()).unwrap();
     /// assert_eq!(s.peer_addr().unwrap_err().kind(), std::io::ErrorKind::NotConnected);
     /// let to = "127.0.0.1:9".parse().unwrap();
-    /// s.connect(to).unwrap();
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// rt.block_on(s.connect(to)).unwrap();
     /// assert_eq!(s.peer_addr().unwrap(), to);
     /// ```
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
@@ -43,7 +44,7 @@ impl UdpSocket {
     /// use ringlane::compat::UdpSocket;
     /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
     /// let j = rt.handle().spawn_pinned(0, async {
-    ///     let (a, b) = (UdpSocket::bind("127.0.0.1:0".parse().unwrap())?, UdpSocket::bind("127.0.0.1:0".parse().unwrap())?);
+    ///     let (a, b) = (UdpSocket::bind("127.0.0.1:0").await?, UdpSocket::bind("127.0.0.1:0").await?);
     ///     a.try_send_to(b"r", b.local_addr()?)?;
     ///     std::future::poll_fn(|cx| b.poll_recv_ready(cx)).await?;
     ///     b.try_recv(&mut [0u8; 4])
@@ -64,7 +65,7 @@ impl UdpSocket {
     /// ```
     /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
     /// let j = rt.handle().spawn_pinned(0, async {
-    ///     let s = ringlane::compat::UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    ///     let s = ringlane::compat::UdpSocket::from_std(std::net::UdpSocket::bind("127.0.0.1:0").unwrap()).unwrap();
     ///     std::future::poll_fn(|cx| s.poll_send_ready(cx)).await
     /// }).unwrap();
     /// assert!(rt.block_on(j).unwrap().is_ok());
@@ -84,7 +85,7 @@ impl UdpSocket {
     /// use ringlane::compat::UdpSocket;
     /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
     /// let j = rt.handle().spawn_pinned(0, async {
-    ///     let (a, b) = (UdpSocket::bind("127.0.0.1:0".parse().unwrap())?, UdpSocket::bind("127.0.0.1:0".parse().unwrap())?);
+    ///     let (a, b) = (UdpSocket::bind("127.0.0.1:0").await?, UdpSocket::bind("127.0.0.1:0").await?);
     ///     let mut buf = [0u8; 4];
     ///     assert_eq!(b.try_recv(&mut buf).unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
     ///     a.try_send_to(b"hi", b.local_addr()?)?;
@@ -105,7 +106,7 @@ impl UdpSocket {
     /// ```
     /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
     /// let j = rt.handle().spawn_pinned(0, async {
-    ///     let s = ringlane::compat::UdpSocket::bind("127.0.0.1:0".parse().unwrap())?;
+    ///     let s = ringlane::compat::UdpSocket::bind("127.0.0.1:0").await?;
     ///     s.writable().await?;
     ///     s.try_send_to(b"w", s.local_addr()?)
     /// }).unwrap();
@@ -124,8 +125,8 @@ impl UdpSocket {
     /// use ringlane::compat::UdpSocket;
     /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
     /// let j = rt.handle().spawn_pinned(0, async {
-    ///     let (a, b) = (UdpSocket::bind("127.0.0.1:0".parse().unwrap())?, UdpSocket::bind("127.0.0.1:0".parse().unwrap())?);
-    ///     a.connect(b.local_addr()?)?;
+    ///     let (a, b) = (UdpSocket::bind("127.0.0.1:0").await?, UdpSocket::bind("127.0.0.1:0").await?);
+    ///     a.connect(b.local_addr()?).await?;
     ///     std::future::poll_fn(|cx| a.poll_send(cx, b"ps")).await
     /// }).unwrap();
     /// assert_eq!(rt.block_on(j).unwrap().unwrap(), 2);
@@ -147,8 +148,8 @@ impl UdpSocket {
     /// use tokio::io::ReadBuf;
     /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
     /// let j = rt.handle().spawn_pinned(0, async {
-    ///     let (a, b) = (UdpSocket::bind("127.0.0.1:0".parse().unwrap())?, UdpSocket::bind("127.0.0.1:0".parse().unwrap())?);
-    ///     b.connect(a.local_addr()?)?;
+    ///     let (a, b) = (UdpSocket::bind("127.0.0.1:0").await?, UdpSocket::bind("127.0.0.1:0").await?);
+    ///     b.connect(a.local_addr()?).await?;
     ///     a.send_to(b"pr", b.local_addr()?).await?;
     ///     let mut storage = [0u8; 8];
     ///     let mut buf = ReadBuf::new(&mut storage);
@@ -200,8 +201,8 @@ impl UdpSocket {
     /// use ringlane::compat::UdpSocket;
     /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
     /// let j = rt.handle().spawn_pinned(0, async {
-    ///     let (a, b) = (UdpSocket::bind("127.0.0.1:0".parse().unwrap())?, UdpSocket::bind("127.0.0.1:0".parse().unwrap())?);
-    ///     b.connect(a.local_addr()?)?;
+    ///     let (a, b) = (UdpSocket::bind("127.0.0.1:0").await?, UdpSocket::bind("127.0.0.1:0").await?);
+    ///     b.connect(a.local_addr()?).await?;
     ///     a.send_to(b"conn", b.local_addr()?).await?;
     ///     let mut buf = [0u8; 8];
     ///     let n = b.recv(&mut buf).await?;
@@ -226,9 +227,10 @@ impl UdpSocket {
     /// # Examples
     ///
     /// ```
-    /// let s = ringlane::compat::UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    /// let s = ringlane::compat::UdpSocket::from_std(std::net::UdpSocket::bind("127.0.0.1:0").unwrap()).unwrap();
     /// assert!(s.try_send(b"x").is_err()); // not connected
-    /// s.connect(s.local_addr().unwrap()).unwrap();
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// rt.block_on(s.connect(s.local_addr().unwrap())).unwrap();
     /// assert_eq!(s.try_send(b"x").unwrap(), 1);
     /// ```
     pub fn try_send(&self, buf: &[u8]) -> io::Result<usize> {
@@ -247,7 +249,7 @@ impl UdpSocket {
     /// # Examples
     ///
     /// ```
-    /// let s = ringlane::compat::UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    /// let s = ringlane::compat::UdpSocket::from_std(std::net::UdpSocket::bind("127.0.0.1:0").unwrap()).unwrap();
     /// assert_eq!(s.try_send_to(b"self", s.local_addr().unwrap()).unwrap(), 4);
     /// ```
     pub fn try_send_to(&self, buf: &[u8], target: SocketAddr) -> io::Result<usize> {
@@ -266,7 +268,7 @@ impl UdpSocket {
     /// # Examples
     ///
     /// ```
-    /// let s = ringlane::compat::UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    /// let s = ringlane::compat::UdpSocket::from_std(std::net::UdpSocket::bind("127.0.0.1:0").unwrap()).unwrap();
     /// let err = s.try_recv(&mut [0u8; 4]).unwrap_err();
     /// assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
     /// ```
@@ -286,7 +288,7 @@ impl UdpSocket {
     /// # Examples
     ///
     /// ```
-    /// let s = ringlane::compat::UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    /// let s = ringlane::compat::UdpSocket::from_std(std::net::UdpSocket::bind("127.0.0.1:0").unwrap()).unwrap();
     /// let me = s.local_addr().unwrap();
     /// s.try_send_to(b"loop", me).unwrap();
     /// let mut buf = [0u8; 8];
@@ -308,8 +310,8 @@ impl UdpSocket {
     /// use tokio::io::ReadBuf;
     /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
     /// let j = rt.handle().spawn_pinned(0, async {
-    ///     let (a, b) = (UdpSocket::bind("127.0.0.1:0".parse().unwrap())?, UdpSocket::bind("127.0.0.1:0".parse().unwrap())?);
-    ///     b.connect(a.local_addr()?)?;
+    ///     let (a, b) = (UdpSocket::bind("127.0.0.1:0").await?, UdpSocket::bind("127.0.0.1:0").await?);
+    ///     b.connect(a.local_addr()?).await?;
     ///     a.send_to(b"pk", b.local_addr()?).await?;
     ///     let mut storage = [0u8; 8];
     ///     let mut buf = ReadBuf::new(&mut storage);
@@ -336,8 +338,8 @@ impl UdpSocket {
     /// use ringlane::compat::UdpSocket;
     /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
     /// let j = rt.handle().spawn_pinned(0, async {
-    ///     let (a, b) = (UdpSocket::bind("127.0.0.1:0".parse().unwrap())?, UdpSocket::bind("127.0.0.1:0".parse().unwrap())?);
-    ///     b.connect(a.local_addr()?)?;
+    ///     let (a, b) = (UdpSocket::bind("127.0.0.1:0").await?, UdpSocket::bind("127.0.0.1:0").await?);
+    ///     b.connect(a.local_addr()?).await?;
     ///     a.send_to(b"look", b.local_addr()?).await?;
     ///     let mut buf = [0u8; 8];
     ///     let peeked = b.peek(&mut buf).await?;
@@ -361,8 +363,9 @@ impl UdpSocket {
     /// # Examples
     ///
     /// ```
-    /// let s = ringlane::compat::UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    /// s.connect(s.local_addr().unwrap()).unwrap();
+    /// let s = ringlane::compat::UdpSocket::from_std(std::net::UdpSocket::bind("127.0.0.1:0").unwrap()).unwrap();
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// rt.block_on(s.connect(s.local_addr().unwrap())).unwrap();
     /// assert_eq!(s.try_peek(&mut [0u8; 4]).unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
     /// s.try_send(b"me").unwrap();
     /// assert_eq!(s.try_peek(&mut [0u8; 4]).unwrap(), 2);
@@ -384,7 +387,7 @@ impl UdpSocket {
     /// # Examples
     ///
     /// ```
-    /// let s = ringlane::compat::UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    /// let s = ringlane::compat::UdpSocket::from_std(std::net::UdpSocket::bind("127.0.0.1:0").unwrap()).unwrap();
     /// let me = s.local_addr().unwrap();
     /// s.try_send_to(b"pf", me).unwrap();
     /// assert_eq!(s.try_peek_from(&mut [0u8; 4]).unwrap(), (2, me));
@@ -403,7 +406,7 @@ impl UdpSocket {
     /// use ringlane::compat::UdpSocket;
     /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
     /// let j = rt.handle().spawn_pinned(0, async {
-    ///     let (a, b) = (UdpSocket::bind("127.0.0.1:0".parse().unwrap())?, UdpSocket::bind("127.0.0.1:0".parse().unwrap())?);
+    ///     let (a, b) = (UdpSocket::bind("127.0.0.1:0").await?, UdpSocket::bind("127.0.0.1:0").await?);
     ///     a.send_to(b"who", b.local_addr()?).await?;
     ///     let from = std::future::poll_fn(|cx| b.poll_peek_sender(cx)).await?;
     ///     Ok::<_, std::io::Error>(from == a.local_addr()?)
@@ -427,7 +430,7 @@ impl UdpSocket {
     /// use ringlane::compat::UdpSocket;
     /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
     /// let j = rt.handle().spawn_pinned(0, async {
-    ///     let (a, b) = (UdpSocket::bind("127.0.0.1:0".parse().unwrap())?, UdpSocket::bind("127.0.0.1:0".parse().unwrap())?);
+    ///     let (a, b) = (UdpSocket::bind("127.0.0.1:0").await?, UdpSocket::bind("127.0.0.1:0").await?);
     ///     a.send_to(b"who", b.local_addr()?).await?;
     ///     let from = b.peek_sender().await?;
     ///     let (n, again) = b.recv_from(&mut [0u8; 8]).await?;
@@ -449,7 +452,7 @@ impl UdpSocket {
     /// # Examples
     ///
     /// ```
-    /// let s = ringlane::compat::UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    /// let s = ringlane::compat::UdpSocket::from_std(std::net::UdpSocket::bind("127.0.0.1:0").unwrap()).unwrap();
     /// let me = s.local_addr().unwrap();
     /// assert_eq!(s.try_peek_sender().unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
     /// s.try_send_to(b"x", me).unwrap();

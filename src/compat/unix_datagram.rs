@@ -113,15 +113,19 @@ impl UnixDatagram {
 
     /// Gives back the std socket (still in nonblocking mode).
     ///
+    /// # Errors
+    ///
+    /// None: the `Result` is Tokio's signature.
+    ///
     /// # Examples
     ///
     /// ```
     /// let s = ringlane::compat::UnixDatagram::unbound().unwrap();
-    /// let std = s.into_std();
+    /// let std = s.into_std().unwrap();
     /// assert!(std.local_addr().is_ok());
     /// ```
-    pub fn into_std(self) -> std::os::unix::net::UnixDatagram {
-        self.io.into_inner()
+    pub fn into_std(self) -> io::Result<std::os::unix::net::UnixDatagram> {
+        Ok(self.io.into_inner())
     }
 
     /// Connects the socket to `path` (a leading NUL byte: an abstract

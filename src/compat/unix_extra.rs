@@ -107,44 +107,57 @@ impl UnixStream {
 
     /// Gives back the std stream (still in nonblocking mode).
     ///
+    /// # Errors
+    ///
+    /// None: the `Result` is Tokio's signature.
+    ///
     /// # Examples
     ///
     /// ```
     /// let (a, _b) = ringlane::compat::UnixStream::pair().unwrap();
-    /// assert!(a.into_std().peer_addr().is_ok());
+    /// assert!(a.into_std().unwrap().peer_addr().is_ok());
     /// ```
-    pub fn into_std(self) -> std::os::unix::net::UnixStream {
-        self.io.into_inner()
+    pub fn into_std(self) -> io::Result<std::os::unix::net::UnixStream> {
+        Ok(self.io.into_inner())
     }
 }
 
 impl UnixListener {
     /// Gives back the std listener (still in nonblocking mode).
     ///
+    /// # Errors
+    ///
+    /// None: the `Result` is Tokio's signature.
+    ///
     /// # Examples
     ///
     /// ```
     /// let path = std::env::temp_dir().join(format!("ringlane-doc-cl-into-{}.sock", std::process::id()));
     /// let l = ringlane::compat::UnixListener::bind(&path).unwrap();
-    /// assert!(l.into_std().local_addr().is_ok());
+    /// assert!(l.into_std().unwrap().local_addr().is_ok());
     /// std::fs::remove_file(&path).unwrap();
     /// ```
-    pub fn into_std(self) -> std::os::unix::net::UnixListener {
-        self.io.into_inner()
+    pub fn into_std(self) -> io::Result<std::os::unix::net::UnixListener> {
+        Ok(self.io.into_inner())
     }
 }
 
 impl TcpListener {
     /// Gives back the std listener (still in nonblocking mode).
     ///
+    /// # Errors
+    ///
+    /// None: the `Result` is Tokio's signature.
+    ///
     /// # Examples
     ///
     /// ```
-    /// let l = ringlane::compat::TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    /// let addr = l.local_addr().unwrap();
-    /// assert_eq!(l.into_std().local_addr().unwrap(), addr);
+    /// let std = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let addr = std.local_addr().unwrap();
+    /// let l = ringlane::compat::TcpListener::from_std(std).unwrap();
+    /// assert_eq!(l.into_std().unwrap().local_addr().unwrap(), addr);
     /// ```
-    pub fn into_std(self) -> std::net::TcpListener {
-        self.io.into_inner()
+    pub fn into_std(self) -> io::Result<std::net::TcpListener> {
+        Ok(self.io.into_inner())
     }
 }

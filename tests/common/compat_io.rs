@@ -34,7 +34,7 @@ pub fn std_tcp_pair() -> (std::net::TcpStream, std::net::TcpStream) {
 
 /// A connected (client, server) pair of compat TCP streams; on a shard.
 pub async fn ringlane_tcp_pair() -> io::Result<(TcpStream, TcpStream)> {
-    let listener = TcpListener::bind(localhost())?;
+    let listener = TcpListener::bind(localhost()).await?;
     let addr = listener.local_addr()?;
     let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
     Ok((client?, accepted?.0))
