@@ -78,3 +78,120 @@ fn code_ported_from_tokio_net_compiles_and_behaves_as_on_tokio() {
     assert_eq!(ours, tokio, "the ported scenario differs from Tokio's");
     assert_eq!(tokio.len(), 8, "{tokio:?}");
 }
+
+/// One nonblocking `read(2)` on `fd`.
+fn raw_read(fd: std::os::fd::RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for writes of its length.
+    match unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) } {
+        -1 => Err(io::Error::last_os_error()),
+        n => Ok(n as usize),
+    }
+}
+
+/// Tokio's interest-level calls, written once: `ready`, `try_io` and
+/// `async_io` on a TCP stream, a UDP socket and an `AsyncFd`. `$net` names
+/// the socket types' module, `$fd` the `AsyncFd` type.
+macro_rules! interest_scenario {
+    ($($net:ident)::+, $($fd:ident)::+) => {{
+        use std::os::fd::AsRawFd;
+        use tokio::io::Interest;
+        use $($net)::+::{TcpListener, TcpStream, UdpSocket};
+        let mut log: Vec<String> = Vec::new();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let both = Interest::READABLE | Interest::WRITABLE;
+        let r = client.ready(both).await.unwrap();
+        log.push(format!("fresh: readable {} writable {}", r.is_readable(), r.is_writable()));
+        server.try_write(b"hello").unwrap();
+        let r = client.ready(Interest::READABLE).await.unwrap();
+        log.push(format!("after a write: readable {}", r.is_readable()));
+        let fd = client.as_raw_fd();
+        let mut buf = [0u8; 16];
+        log.push(format!("try_io: {}", brief(client.try_io(Interest::READABLE, || raw_read(fd, &mut buf)))));
+        log.push(format!("try_io again: {}", brief(client.try_io(Interest::READABLE, || raw_read(fd, &mut buf)))));
+        let (n, _) = tokio::join!(
+            client.async_io(Interest::READABLE, || raw_read(fd, &mut buf)),
+            async { server.try_write(b"xyz") },
+        );
+        log.push(format!("async_io: {}", brief(n)));
+        log.push(format!("drained: {}", brief(client.try_io(Interest::READABLE, || raw_read(fd, &mut buf)))));
+        server.shutdown_std_write();
+        let r = client.ready(Interest::READABLE).await.unwrap();
+        log.push(format!("peer shut down: readable {} read_closed {}", r.is_readable(), r.is_read_closed()));
+        // UDP.
+        let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        log.push(format!("udp writable: {}", a.ready(Interest::WRITABLE).await.unwrap().is_writable()));
+        let mut dgram = [0u8; 8];
+        log.push(format!("udp try_io: {}", brief(b.try_io(Interest::READABLE, || b.try_recv(&mut dgram)))));
+        let to = b.local_addr().unwrap();
+        let (got, _) = tokio::join!(
+            b.async_io(Interest::READABLE, || b.try_recv(&mut dgram)),
+            a.send_to(b"dg", to),
+        );
+        log.push(format!("udp async_io: {}", brief(got)));
+        // AsyncFd over a nonblocking std stream.
+        let (x, mut y) = std::os::unix::net::UnixStream::pair().unwrap();
+        x.set_nonblocking(true).unwrap();
+        let afd = $($fd)::+::new(x).unwrap();
+        let r = afd.try_io(Interest::READABLE, |s| std::io::Read::read(&mut &*s, &mut buf));
+        log.push(format!("fd try_io: {}", brief(r)));
+        std::io::Write::write_all(&mut y, b"fd!").unwrap();
+        let r = afd.async_io(Interest::READABLE, |s| std::io::Read::read(&mut &*s, &mut buf)).await;
+        log.push(format!("fd async_io: {}", brief(r)));
+        log
+    }};
+}
+
+/// `shutdown(SHUT_WR)` through the socket's fd, the same call for both
+/// stream types.
+trait ShutdownWrite {
+    fn shutdown_std_write(&self);
+}
+
+impl<T: std::os::fd::AsRawFd> ShutdownWrite for T {
+    fn shutdown_std_write(&self) {
+        // SAFETY: a plain syscall on an open socket.
+        assert_eq!(
+            unsafe { libc::shutdown(self.as_raw_fd(), libc::SHUT_WR) },
+            0
+        );
+    }
+}
+
+#[test]
+#[allow(deprecated)] // Tokio 1.54 deprecates `AsyncFd::new`; the comparison still uses it
+fn tokio_interest_calls_behave_as_on_tokio() {
+    let tokio = on_tokio(async { interest_scenario!(tokio::net, tokio::io::unix::AsyncFd) });
+    let ours =
+        on_ringlane(|| async { interest_scenario!(ringlane::compat, ringlane::compat::AsyncFd) });
+    assert_eq!(ours, tokio, "the interest scenario differs from Tokio's");
+    assert_eq!(tokio.len(), 12, "{tokio:?}");
+}
+
+/// Interests with no direction here (`PRIORITY`, `ERROR`) get a clear
+/// error, never a panic or a wait that never ends.
+#[test]
+fn priority_and_error_interests_are_refused_clearly() {
+    let outcome = on_ringlane(|| async {
+        use tokio::io::Interest;
+        let (a, _b) = ringlane::compat::UnixStream::pair().unwrap();
+        let mut kinds = Vec::new();
+        for interest in [
+            Interest::PRIORITY,
+            Interest::ERROR,
+            Interest::READABLE | Interest::ERROR,
+        ] {
+            kinds.push(a.ready(interest).await.unwrap_err().kind());
+            kinds.push(a.try_io(interest, || Ok(())).unwrap_err().kind());
+            kinds.push(a.async_io(interest, || Ok(())).await.unwrap_err().kind());
+        }
+        kinds
+    });
+    assert!(
+        outcome.iter().all(|k| *k == io::ErrorKind::Unsupported),
+        "{outcome:?}"
+    );
+    assert_eq!(outcome.len(), 9);
+}

@@ -182,6 +182,12 @@ impl<T: AsRawFd> AsyncFd<T> {
         &self.readiness
     }
 
+    /// The readiness and the wrapped value, mutably, at once.
+    pub(super) fn parts_mut(&mut self) -> (&Readiness, &mut T) {
+        let inner = self.inner.as_mut().expect("present until into_inner");
+        (&self.readiness, inner)
+    }
+
     pub(super) fn poll_ready(
         &self,
         dir: Direction,

@@ -1,7 +1,6 @@
 //! More of Tokio's `AsyncFd` surface: the `_mut` waits and their guard,
-//! and `get_inner()` on the guards. (`with_interest` and a guard's
-//! `ready()` take Tokio's `Interest` and `Ready`, which exist only with
-//! Tokio's `net` feature and its reactor: not offered.)
+//! and `get_inner()` on the guards. (The interest-level calls are in
+//! `interest.rs`; `with_interest` and a guard's `ready()` are not offered.)
 //!
 //! Rule: a guard's `clear_ready` forgets only the readiness of the tick
 //! it was made in (readiness invariant 2), whichever guard type it is.

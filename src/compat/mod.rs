@@ -20,6 +20,7 @@ mod direction;
 mod fd_traits;
 #[cfg(feature = "hyper")]
 mod hyper_rt;
+mod interest;
 mod readiness;
 mod ready_io;
 mod reunite;

@@ -503,6 +503,12 @@ impl Readiness {
         self.poll_ready(dir, cx)
     }
 
+    /// Whether the kernel reported `dir` closed (invariant 4): Tokio's
+    /// `READ_CLOSED`/`WRITE_CLOSED`.
+    pub(crate) fn is_closed(&self, dir: Direction) -> bool {
+        self.side(dir).lock().closed
+    }
+
     /// The tick `dir` is in now: taken before a syscall that was not
     /// preceded by [`poll_ready`](Self::poll_ready) (a `try_read`).
     pub(crate) fn tick(&self, dir: Direction) -> Tick {

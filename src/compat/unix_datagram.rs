@@ -32,7 +32,7 @@ use crate::native::net::addr::unix_socket_addr;
 /// ```
 #[derive(Debug)]
 pub struct UnixDatagram {
-    io: AsyncFd<std::os::unix::net::UnixDatagram>,
+    pub(super) io: AsyncFd<std::os::unix::net::UnixDatagram>,
 }
 
 impl UnixDatagram {
