@@ -195,3 +195,63 @@ fn priority_and_error_interests_are_refused_clearly() {
     );
     assert_eq!(outcome.len(), 9);
 }
+
+/// Tokio's `BufMut` calls, written once: `try_read_buf` on a stream,
+/// `recv_buf`/`recv_buf_from`/`try_recv_buf`/`try_recv_buf_from` on UDP
+/// and Unix datagram sockets, into a `BytesMut` (which grows) and a `Vec`
+/// with room.
+macro_rules! buf_scenario {
+    ($($net:ident)::+) => {{
+        use $($net)::+::{TcpListener, TcpStream, UdpSocket, UnixDatagram};
+        let mut log: Vec<String> = Vec::new();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let mut grow = bytes::BytesMut::new();
+        log.push(format!("try_read_buf empty: {}", brief(client.try_read_buf(&mut grow))));
+        server.try_write(b"stream bytes").unwrap();
+        client.readable().await.unwrap();
+        log.push(format!("try_read_buf: {} {:?}", brief(client.try_read_buf(&mut grow)), grow));
+        let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        b.connect(a.local_addr().unwrap()).await.unwrap();
+        let mut room: Vec<u8> = Vec::with_capacity(4);
+        log.push(format!("udp try_recv_buf empty: {}", brief(b.try_recv_buf(&mut room))));
+        a.send_to(b"first", b.local_addr().unwrap()).await.unwrap();
+        let n = b.recv_buf(&mut room).await;
+        log.push(format!("udp recv_buf (4 of room): {} {:?}", brief(n), room));
+        a.send_to(b"second", b.local_addr().unwrap()).await.unwrap();
+        let mut more = bytes::BytesMut::new();
+        let (n, from) = b.recv_buf_from(&mut more).await.unwrap();
+        log.push(format!("udp recv_buf_from: {n} {} {more:?}", from == a.local_addr().unwrap()));
+        a.send_to(b"third", b.local_addr().unwrap()).await.unwrap();
+        b.readable().await.unwrap();
+        let (n, from) = b.try_recv_buf_from(&mut more).unwrap();
+        log.push(format!("udp try_recv_buf_from: {n} {} {more:?}", from == a.local_addr().unwrap()));
+        let (x, y) = UnixDatagram::pair().unwrap();
+        let mut ubuf = bytes::BytesMut::new();
+        log.push(format!("unix try_recv_buf empty: {}", brief(y.try_recv_buf(&mut ubuf))));
+        x.send(b"u1").await.unwrap();
+        let n = y.recv_buf(&mut ubuf).await;
+        log.push(format!("unix recv_buf: {} {ubuf:?}", brief(n)));
+        x.send(b"u2").await.unwrap();
+        let (n, from) = y.recv_buf_from(&mut ubuf).await.unwrap();
+        log.push(format!("unix recv_buf_from: {n} {} {ubuf:?}", from.is_unnamed()));
+        x.send(b"u3").await.unwrap();
+        y.readable().await.unwrap();
+        log.push(format!("unix try_recv_buf: {} {ubuf:?}", brief(y.try_recv_buf(&mut ubuf))));
+        x.send(b"u4").await.unwrap();
+        y.readable().await.unwrap();
+        let (n, from) = y.try_recv_buf_from(&mut ubuf).unwrap();
+        log.push(format!("unix try_recv_buf_from: {n} {} {ubuf:?}", from.is_unnamed()));
+        log
+    }};
+}
+
+#[test]
+fn tokio_buf_mut_calls_behave_as_on_tokio() {
+    let tokio = on_tokio(async { buf_scenario!(tokio::net) });
+    let ours = on_ringlane(|| async { buf_scenario!(ringlane::compat) });
+    assert_eq!(ours, tokio, "the BufMut scenario differs from Tokio's");
+    assert_eq!(tokio.len(), 11, "{tokio:?}");
+}

@@ -16,6 +16,8 @@
 
 mod async_fd;
 mod async_fd_more;
+#[cfg(feature = "bytes")]
+mod buf_calls;
 mod direction;
 mod fd_traits;
 #[cfg(feature = "hyper")]
