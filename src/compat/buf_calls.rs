@@ -15,7 +15,9 @@ use std::os::fd::AsRawFd;
 use bytes::BufMut;
 use tokio::io::ReadBuf;
 
-use super::readiness::Direction;
+use std::task::{Context, Poll};
+
+use super::readiness::{Direction, Readiness};
 use super::stream::cvt;
 use super::{TcpStream, UdpSocket, UnixDatagram, UnixStream};
 use crate::native::net::addr::RawAddr;
@@ -38,6 +40,22 @@ fn fill<B: BufMut, T>(
     let n = rb.filled().len();
     // SAFETY: the first `n` bytes of the spare capacity are initialized:
     // the `ReadBuf` over them reports them filled.
+    unsafe { buf.advance_mut(n) };
+    Ok((n, t))
+}
+
+/// Waits with `poll` (a receive into the `ReadBuf` it is lent, once
+/// readable) on `buf`'s spare capacity and advances `buf` by what it
+/// filled; returns that count and `poll`'s own result.
+async fn fill_when_ready<B: BufMut, T>(
+    buf: &mut B,
+    r: &Readiness,
+    mut poll: impl FnMut(&mut Context<'_>, &mut ReadBuf<'_>) -> Poll<io::Result<T>>,
+) -> io::Result<(usize, T)> {
+    let mut rb = spare(buf);
+    let t = r.wait(|cx| poll(cx, &mut rb)).await?;
+    let n = rb.filled().len();
+    // SAFETY: as in `fill`: the `ReadBuf` reports `n` bytes filled.
     unsafe { buf.advance_mut(n) };
     Ok((n, t))
 }
@@ -170,16 +188,8 @@ impl UdpSocket {
         &self,
         buf: &mut B,
     ) -> io::Result<(usize, std::net::SocketAddr)> {
-        let mut rb = spare(buf);
-        let from = self
-            .io
-            .readiness()
-            .wait(|cx| self.poll_recv_from(cx, &mut rb))
-            .await?;
-        let n = rb.filled().len();
-        // SAFETY: as in `fill`: the `ReadBuf` reports `n` bytes filled.
-        unsafe { buf.advance_mut(n) };
-        Ok((n, from))
+        let r = self.io.readiness();
+        fill_when_ready(buf, r, |cx, rb| self.poll_recv_from(cx, rb)).await
     }
 
     /// One nonblocking receive from the connected peer into `buf`'s spare
@@ -279,16 +289,8 @@ impl UnixDatagram {
         &self,
         buf: &mut B,
     ) -> io::Result<(usize, std::os::unix::net::SocketAddr)> {
-        let mut rb = spare(buf);
-        let from = self
-            .io
-            .readiness()
-            .wait(|cx| self.poll_recv_from(cx, &mut rb))
-            .await?;
-        let n = rb.filled().len();
-        // SAFETY: as in `fill`: the `ReadBuf` reports `n` bytes filled.
-        unsafe { buf.advance_mut(n) };
-        Ok((n, from))
+        let r = self.io.readiness();
+        fill_when_ready(buf, r, |cx, rb| self.poll_recv_from(cx, rb)).await
     }
 
     /// One nonblocking receive from the connected peer into `buf`'s spare
