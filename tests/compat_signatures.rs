@@ -119,6 +119,14 @@ macro_rules! interest_scenario {
         server.shutdown_std_write();
         let r = client.ready(Interest::READABLE).await.unwrap();
         log.push(format!("peer shut down: readable {} read_closed {}", r.is_readable(), r.is_read_closed()));
+        // Bytes, then the peer's shutdown, before anything was read: a
+        // liveness check that does not read sees both.
+        let other = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (peer, _) = listener.accept().await.unwrap();
+        peer.try_write(b"last words").unwrap();
+        peer.shutdown_std_write();
+        let r = other.ready(Interest::READABLE).await.unwrap();
+        log.push(format!("unread, then shut down: readable {} read_closed {}", r.is_readable(), r.is_read_closed()));
         // UDP.
         let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -167,7 +175,7 @@ fn tokio_interest_calls_behave_as_on_tokio() {
     let ours =
         on_ringlane(|| async { interest_scenario!(ringlane::compat, ringlane::compat::AsyncFd) });
     assert_eq!(ours, tokio, "the interest scenario differs from Tokio's");
-    assert_eq!(tokio.len(), 12, "{tokio:?}");
+    assert_eq!(tokio.len(), 13, "{tokio:?}");
 }
 
 /// Interests with no direction here (`PRIORITY`, `ERROR`) get a clear

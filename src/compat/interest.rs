@@ -59,7 +59,7 @@ fn poll_interest(
         if let Poll::Ready(tick) = r.poll_wait_ready(Direction::Read, cx) {
             got.1.read = Some(tick?);
             got.0 |= Ready::READABLE;
-            if r.is_closed(Direction::Read) {
+            if r.learn_closed(Direction::Read) {
                 got.0 |= Ready::READ_CLOSED;
             }
         }
@@ -68,7 +68,7 @@ fn poll_interest(
         if let Poll::Ready(tick) = r.poll_wait_ready(Direction::Write, cx) {
             got.1.write = Some(tick?);
             got.0 |= Ready::WRITABLE;
-            if r.is_closed(Direction::Write) {
+            if r.learn_closed(Direction::Write) {
                 got.0 |= Ready::WRITE_CLOSED;
             }
         }
@@ -138,8 +138,9 @@ macro_rules! interest_calls {
         impl $ty {
             /// Waits until the socket is ready for any of `interest`'s
             /// directions and returns which (Tokio's `ready`): with
-            /// `READ_CLOSED`/`WRITE_CLOSED` once the kernel reported a
-            /// direction closed. Usually followed by `try_read`/`try_write`
+            /// `READ_CLOSED`/`WRITE_CLOSED` for a ready direction the
+            /// kernel says is closed (the peer shut down, a reset), asked
+            /// with `poll(2)` if no event said so yet. Usually followed by `try_read`/`try_write`
             /// or [`try_io`](Self::try_io), whose `WouldBlock` makes the
             /// next call wait.
             ///

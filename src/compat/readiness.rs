@@ -503,10 +503,36 @@ impl Readiness {
         self.poll_ready(dir, cx)
     }
 
-    /// Whether the kernel reported `dir` closed (invariant 4): Tokio's
-    /// `READ_CLOSED`/`WRITE_CLOSED`.
-    pub(crate) fn is_closed(&self, dir: Direction) -> bool {
-        self.side(dir).lock().closed
+    /// Whether `dir` is closed (invariant 4): Tokio's `READ_CLOSED`/
+    /// `WRITE_CLOSED`. A direction that is ready but not known closed asks
+    /// the kernel (`poll(2)`, no wait): its poll op's CQE is reaped only
+    /// when a wait finds the direction not ready, so a peer's shutdown
+    /// that came after the event that made it ready would otherwise stay
+    /// unseen for as long as reads return bytes or end of file.
+    pub(crate) fn learn_closed(&self, dir: Direction) -> bool {
+        {
+            let side = self.side(dir).lock();
+            if side.closed || !side.ready {
+                return side.closed;
+            }
+        }
+        let mut pfd = libc::pollfd {
+            fd: self.fd,
+            // The poll op's mask, as poll(2) takes it (all bits fit).
+            events: dir.events() as libc::c_short,
+            revents: 0,
+        };
+        // SAFETY: one live `pollfd`; a zero timeout never blocks.
+        if unsafe { libc::poll(&mut pfd, 1, 0) } <= 0 {
+            return false;
+        }
+        let closed = dir.closed_by(pfd.revents as u32);
+        if closed {
+            let mut side = self.side(dir).lock();
+            side.closed = true;
+            side.ready = true;
+        }
+        closed
     }
 
     /// The tick `dir` is in now: taken before a syscall that was not
