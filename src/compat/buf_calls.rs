@@ -288,7 +288,7 @@ impl UnixDatagram {
     pub async fn recv_buf_from<B: BufMut>(
         &self,
         buf: &mut B,
-    ) -> io::Result<(usize, std::os::unix::net::SocketAddr)> {
+    ) -> io::Result<(usize, tokio::net::unix::SocketAddr)> {
         let r = self.io.readiness();
         fill_when_ready(buf, r, |cx, rb| self.poll_recv_from(cx, rb)).await
     }
@@ -335,13 +335,13 @@ impl UnixDatagram {
     pub fn try_recv_buf_from<B: BufMut>(
         &self,
         buf: &mut B,
-    ) -> io::Result<(usize, std::os::unix::net::SocketAddr)> {
+    ) -> io::Result<(usize, tokio::net::unix::SocketAddr)> {
         let s = self.io.get_ref();
         self.io.readiness().try_io(Direction::Read, || {
             fill(buf, |rb| {
                 let (n, from) = s.recv_from(rb.initialize_unfilled())?;
                 rb.advance(n);
-                Ok(from)
+                Ok(from.into())
             })
         })
     }

@@ -474,21 +474,21 @@ half_addrs!(OwnedReadHalf<super::TcpStream>, std::net::SocketAddr);
 half_addrs!(OwnedWriteHalf<super::TcpStream>, std::net::SocketAddr);
 half_addrs!(
     OwnedReadHalf<super::UnixStream>,
-    std::os::unix::net::SocketAddr
+    tokio::net::unix::SocketAddr
 );
 half_addrs!(
     OwnedWriteHalf<super::UnixStream>,
-    std::os::unix::net::SocketAddr
+    tokio::net::unix::SocketAddr
 );
 half_addrs!(ReadHalf<'_, super::TcpStream>, std::net::SocketAddr);
 half_addrs!(WriteHalf<'_, super::TcpStream>, std::net::SocketAddr);
 half_addrs!(
     ReadHalf<'_, super::UnixStream>,
-    std::os::unix::net::SocketAddr
+    tokio::net::unix::SocketAddr
 );
 half_addrs!(
     WriteHalf<'_, super::UnixStream>,
-    std::os::unix::net::SocketAddr
+    tokio::net::unix::SocketAddr
 );
 
 /// The readiness-level calls on a stream type, as Tokio's streams have

@@ -188,8 +188,8 @@ impl UnixStream {
     /// let (a, _b) = ringlane::compat::UnixStream::pair().unwrap();
     /// assert!(a.local_addr().unwrap().is_unnamed());
     /// ```
-    pub fn local_addr(&self) -> io::Result<std::os::unix::net::SocketAddr> {
-        self.io.get_ref().local_addr()
+    pub fn local_addr(&self) -> io::Result<tokio::net::unix::SocketAddr> {
+        self.io.get_ref().local_addr().map(Into::into)
     }
 
     /// The peer's address.
@@ -205,8 +205,8 @@ impl UnixStream {
     /// drop(l);
     /// std::fs::remove_file(&path).unwrap();
     /// ```
-    pub fn peer_addr(&self) -> io::Result<std::os::unix::net::SocketAddr> {
-        self.io.get_ref().peer_addr()
+    pub fn peer_addr(&self) -> io::Result<tokio::net::unix::SocketAddr> {
+        self.io.get_ref().peer_addr().map(Into::into)
     }
 
     /// Takes the socket's pending error (`SO_ERROR`), if any.
@@ -351,7 +351,7 @@ impl UnixListener {
     pub fn poll_accept(
         &self,
         cx: &mut Context<'_>,
-    ) -> Poll<io::Result<(UnixStream, std::os::unix::net::SocketAddr)>> {
+    ) -> Poll<io::Result<(UnixStream, tokio::net::unix::SocketAddr)>> {
         let fd = self.io.as_raw_fd();
         let home = self.io.readiness().home();
         self.io.readiness().poll_io(Direction::Read, cx, || {
@@ -376,7 +376,7 @@ impl UnixListener {
                 UnixStream {
                     io: AsyncFd::with_home(std, home.clone()),
                 },
-                peer,
+                peer.into(),
             ))
         })
     }
@@ -408,7 +408,7 @@ impl UnixListener {
     /// assert_eq!(rt.block_on(j).unwrap().unwrap(), b"sup");
     /// std::fs::remove_file(&path).unwrap();
     /// ```
-    pub async fn accept(&self) -> io::Result<(UnixStream, std::os::unix::net::SocketAddr)> {
+    pub async fn accept(&self) -> io::Result<(UnixStream, tokio::net::unix::SocketAddr)> {
         self.io.readiness().wait(|cx| self.poll_accept(cx)).await
     }
 
@@ -423,8 +423,8 @@ impl UnixListener {
     /// drop(l);
     /// std::fs::remove_file(&path).unwrap();
     /// ```
-    pub fn local_addr(&self) -> io::Result<std::os::unix::net::SocketAddr> {
-        self.io.get_ref().local_addr()
+    pub fn local_addr(&self) -> io::Result<tokio::net::unix::SocketAddr> {
+        self.io.get_ref().local_addr().map(Into::into)
     }
 }
 

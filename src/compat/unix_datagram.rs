@@ -5,9 +5,9 @@
 use std::io;
 use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
-use std::os::unix::net::SocketAddr;
 use std::path::Path;
 use std::task::{Context, Poll};
+use tokio::net::unix::SocketAddr;
 
 use tokio::io::ReadBuf;
 
@@ -164,7 +164,7 @@ impl UnixDatagram {
     /// assert!(a.local_addr().unwrap().is_unnamed());
     /// ```
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.io.get_ref().local_addr()
+        self.io.get_ref().local_addr().map(Into::into)
     }
 
     /// The connected peer's address.
@@ -180,7 +180,7 @@ impl UnixDatagram {
     /// assert_eq!(s.peer_addr().unwrap_err().kind(), std::io::ErrorKind::NotConnected);
     /// ```
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.io.get_ref().peer_addr()
+        self.io.get_ref().peer_addr().map(Into::into)
     }
 
     /// The pending error on the socket (`SO_ERROR`), cleared.
@@ -367,7 +367,7 @@ impl UnixDatagram {
                 s.recv_from(buf.initialize_unfilled())
             }))?;
         buf.advance(n);
-        Poll::Ready(Ok(from))
+        Poll::Ready(Ok(from.into()))
     }
 
     /// Sends one datagram to the connected peer.
@@ -537,6 +537,7 @@ impl UnixDatagram {
         self.io
             .readiness()
             .try_io(Direction::Read, || self.io.get_ref().recv_from(buf))
+            .map(|(n, from)| (n, from.into()))
     }
 }
 
