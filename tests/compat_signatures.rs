@@ -136,14 +136,18 @@ macro_rules! interest_scenario {
         server.shutdown_std_write();
         let r = client.ready(Interest::READABLE).await.unwrap();
         log.push(format!("peer shut down: readable {} read_closed {}", r.is_readable(), r.is_read_closed()));
-        // Bytes, then the peer's shutdown, before anything was read: a
-        // liveness check that does not read sees both.
+        // Bytes, then the peer's shutdown, before anything was read. Tokio's
+        // answer depends on whether its driver took the bytes' event before
+        // the shutdown's (then no `READ_CLOSED` until a read clears it):
+        // logged with a `#`, left out of the comparison; ringlane asks the
+        // kernel and must see both.
         let other = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
         let (peer, _) = listener.accept().await.unwrap();
         peer.try_write(b"last words").unwrap();
         peer.shutdown_std_write();
         let r = other.ready(Interest::READABLE).await.unwrap();
-        log.push(format!("unread, then shut down: readable {} read_closed {}", r.is_readable(), r.is_read_closed()));
+        log.push(format!("unread, then shut down: readable {}", r.is_readable()));
+        log.push(format!("# unread, then shut down: read_closed {}", r.is_read_closed()));
         // UDP.
         let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -191,6 +195,14 @@ fn tokio_interest_calls_behave_as_on_tokio() {
     let tokio = on_tokio(async { interest_scenario!(tokio::net, tokio::io::unix::AsyncFd) });
     let ours =
         on_ringlane(|| async { interest_scenario!(ringlane::compat, ringlane::compat::AsyncFd) });
+    assert!(
+        ours.contains(&"# unread, then shut down: read_closed true".to_string()),
+        "a peer's shutdown behind unread bytes went unseen: {ours:?}"
+    );
+    let compared = |log: Vec<String>| -> Vec<String> {
+        log.into_iter().filter(|l| !l.starts_with('#')).collect()
+    };
+    let (ours, tokio) = (compared(ours), compared(tokio));
     assert_eq!(ours, tokio, "the interest scenario differs from Tokio's");
     assert_eq!(tokio.len(), 13, "{tokio:?}");
 }

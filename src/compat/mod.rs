@@ -14,6 +14,7 @@
 //! Converting between the lanes (`into_native`, `into_compat`) hands a
 //! socket over.
 
+mod addrs;
 mod async_fd;
 mod async_fd_more;
 #[cfg(feature = "bytes")]
@@ -37,6 +38,7 @@ mod unix_datagram;
 mod unix_extra;
 mod waiters;
 
+pub use addrs::ToSocketAddrs;
 pub use async_fd::{
     AsyncFd, AsyncFdReadyGuard, AsyncFdRegisterError, AsyncFdTryNewError, TryIoError,
 };

@@ -68,13 +68,11 @@ impl TcpStream {
     /// runs on the next shard in turn, which becomes the stream's home, as
     /// Tokio's `connect` works anywhere in its runtime.
     ///
-    /// `addr` is anything `std::net::ToSocketAddrs` takes (a `SocketAddr`,
-    /// `"127.0.0.1:8080"`, `("localhost", 8080)`), as Tokio's `connect`
-    /// takes its own `ToSocketAddrs`; each address it yields is tried in
-    /// turn until one connects. A host name is resolved by the system
-    /// resolver on the calling thread, which blocks it meanwhile (Tokio
-    /// resolves on its blocking pool): on a busy shard, resolve ahead and
-    /// pass addresses.
+    /// `addr` is any [`ToSocketAddrs`](super::ToSocketAddrs) (a
+    /// `SocketAddr`, `"127.0.0.1:8080"`, `("localhost", 8080)`), as Tokio's
+    /// `connect` takes; each address it yields is tried in turn until one
+    /// connects. A host name is looked up on the runtime's blocking pool,
+    /// as Tokio's is on its own: the shard runs other tasks meanwhile.
     ///
     /// # Errors
     ///
@@ -101,8 +99,8 @@ impl TcpStream {
     /// }).unwrap();
     /// assert_eq!(rt.block_on(j).unwrap().unwrap(), (true, true, true));
     /// ```
-    pub async fn connect(addr: impl std::net::ToSocketAddrs) -> io::Result<Self> {
-        let addrs: Vec<std::net::SocketAddr> = addr.to_socket_addrs()?.collect();
+    pub async fn connect(addr: impl super::ToSocketAddrs) -> io::Result<Self> {
+        let addrs = super::addrs::resolve(&addr).await?;
         super::on_a_shard(async move { Self::connect_each(addrs).await }).await
     }
 
@@ -419,13 +417,12 @@ impl TcpListener {
     /// Binds and listens (nonblocking), with a backlog of 1024 and
     /// `SO_REUSEADDR`, as Tokio does.
     ///
-    /// `addr` is anything `std::net::ToSocketAddrs` takes (a `SocketAddr`,
-    /// `"0.0.0.0:8080"`, `("localhost", 8080)`), as Tokio's `bind` takes
-    /// its own `ToSocketAddrs`; each address it yields is tried in turn
-    /// until one binds. A host name is resolved on the calling thread, as
-    /// [`TcpStream::connect`] says. Async only to match Tokio's signature:
-    /// nothing here waits. For a listener made outside any async context,
-    /// [`from_std`](Self::from_std) takes a std listener.
+    /// `addr` is any [`ToSocketAddrs`](super::ToSocketAddrs) (a
+    /// `SocketAddr`, `"0.0.0.0:8080"`, `("localhost", 8080)`), as Tokio's
+    /// `bind` takes; each address it yields is tried in turn until one
+    /// binds. Only a host name's lookup waits (on the blocking pool, as
+    /// [`TcpStream::connect`] says). For a listener made outside any async
+    /// context, [`from_std`](Self::from_std) takes a std listener.
     ///
     /// # Errors
     ///
@@ -444,9 +441,9 @@ impl TcpListener {
     /// }).unwrap();
     /// assert!(rt.block_on(j).unwrap().unwrap());
     /// ```
-    pub async fn bind(addr: impl std::net::ToSocketAddrs) -> io::Result<Self> {
+    pub async fn bind(addr: impl super::ToSocketAddrs) -> io::Result<Self> {
         let mut last = None;
-        for addr in addr.to_socket_addrs()? {
+        for addr in super::addrs::resolve(&addr).await? {
             match crate::native::net::addr::tcp_listener(addr) {
                 Ok(l) => return Self::from_std(l),
                 Err(e) => last = Some(e),

@@ -36,11 +36,11 @@ pub struct UdpSocket {
 }
 
 impl UdpSocket {
-    /// Binds to `addr` (nonblocking): anything `std::net::ToSocketAddrs`
-    /// takes, each address tried in turn until one binds, as Tokio's `bind`
-    /// does (a host name is resolved on the calling thread). Async only to
-    /// match Tokio's signature: nothing here waits. Outside any async
-    /// context, [`from_std`](Self::from_std) takes a std socket.
+    /// Binds to `addr` (nonblocking): any
+    /// [`ToSocketAddrs`](super::ToSocketAddrs), each address tried in turn
+    /// until one binds, as Tokio's `bind` does. Only a host name's lookup
+    /// waits (on the runtime's blocking pool). Outside any async context,
+    /// [`from_std`](Self::from_std) takes a std socket.
     ///
     /// # Errors
     ///
@@ -56,8 +56,9 @@ impl UdpSocket {
     /// assert!(addr.ip().is_loopback());
     /// assert_ne!(addr.port(), 0, "port 0 asks the kernel to pick one");
     /// ```
-    pub async fn bind(addr: impl std::net::ToSocketAddrs) -> io::Result<Self> {
-        Self::from_std(std::net::UdpSocket::bind(addr)?)
+    pub async fn bind(addr: impl super::ToSocketAddrs) -> io::Result<Self> {
+        let addrs = super::addrs::resolve(&addr).await?;
+        Self::from_std(std::net::UdpSocket::bind(&addrs[..])?)
     }
 
     /// Wraps a std socket, switching it to nonblocking mode.
@@ -128,9 +129,9 @@ impl UdpSocket {
         self.io.get_ref().local_addr()
     }
 
-    /// Sets the default peer (an immediate syscall for UDP): anything
-    /// `std::net::ToSocketAddrs` takes, each address tried in turn, as
-    /// Tokio's `connect` does. Async only to match Tokio's signature.
+    /// Sets the default peer (an immediate syscall for UDP): any
+    /// [`ToSocketAddrs`](super::ToSocketAddrs), each address tried in
+    /// turn, as Tokio's `connect` does. Only a host name's lookup waits.
     ///
     /// # Errors
     ///
@@ -152,8 +153,9 @@ impl UdpSocket {
     /// let mut buf = [0u8; 4];
     /// assert_eq!(peer.recv_from(&mut buf).unwrap(), (2, from));
     /// ```
-    pub async fn connect(&self, addr: impl std::net::ToSocketAddrs) -> io::Result<()> {
-        self.io.get_ref().connect(addr)
+    pub async fn connect(&self, addr: impl super::ToSocketAddrs) -> io::Result<()> {
+        let addrs = super::addrs::resolve(&addr).await?;
+        self.io.get_ref().connect(&addrs[..])
     }
 
     /// Polls to send one datagram to `target`.
@@ -186,9 +188,10 @@ impl UdpSocket {
             .poll_io(Direction::Write, cx, || s.send_to(buf, target))
     }
 
-    /// Sends one datagram to `target`: anything `std::net::ToSocketAddrs`
-    /// takes, sent to the first address it yields, as Tokio's `send_to`
-    /// does (a host name is resolved on the calling thread).
+    /// Sends one datagram to `target`: any
+    /// [`ToSocketAddrs`](super::ToSocketAddrs), sent to the first address
+    /// it yields, as Tokio's `send_to` does (a host name is looked up on the
+    /// runtime's blocking pool).
     ///
     /// # Errors
     ///
@@ -214,9 +217,9 @@ impl UdpSocket {
     pub async fn send_to(
         &self,
         buf: &[u8],
-        target: impl std::net::ToSocketAddrs,
+        target: impl super::ToSocketAddrs,
     ) -> io::Result<usize> {
-        let Some(target) = target.to_socket_addrs()?.next() else {
+        let Some(&target) = super::addrs::resolve(&target).await?.first() else {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "no addresses to send data to",
