@@ -292,3 +292,31 @@ fn tokio_buf_mut_calls_behave_as_on_tokio() {
     assert_eq!(ours, tokio, "the BufMut scenario differs from Tokio's");
     assert_eq!(tokio.len(), 11, "{tokio:?}");
 }
+
+/// Generic code written for Tokio: an address type known only to be
+/// `Send` (not `Sync`) goes into a spawned task, which must be `Send`, as
+/// Tokio's connect future is: it may not keep a borrow of the address
+/// across the lookup. (A compile-time check; the run only shows the
+/// future works.)
+#[test]
+fn a_connect_generic_over_a_send_address_is_a_send_future() {
+    #[allow(clippy::manual_async_fn)] // the explicit `+ Send` is the check
+    fn spawnable<A>(addr: A) -> impl std::future::Future<Output = io::ErrorKind> + Send + 'static
+    where
+        A: ringlane::compat::ToSocketAddrs + Send + 'static,
+    {
+        async move {
+            match ringlane::compat::TcpStream::connect(addr).await {
+                Ok(_) => panic!("nothing listens on port 1"),
+                Err(e) => e.kind(),
+            }
+        }
+    }
+    let rt = common::runtime(1);
+    let task = rt
+        .handle()
+        .spawn_pinned(0, spawnable(String::from("127.0.0.1:1")))
+        .unwrap();
+    let kind = common::join_within(&rt, task, common::LIMIT, "the connect");
+    assert_eq!(kind, io::ErrorKind::ConnectionRefused);
+}

@@ -5,8 +5,9 @@
 //! that parses as one) is used at once; a host name is looked up with the
 //! system resolver on the runtime's blocking pool (`spawn_blocking`), as
 //! Tokio looks it up on its own, so a shard never blocks in
-//! `getaddrinfo`. With no runtime current (a plain thread, another
-//! runtime's task), the lookup runs on the calling thread, as std's would.
+//! `getaddrinfo`. Called from a Tokio task (no ringlane runtime current),
+//! the lookup goes to Tokio's blocking pool; with neither runtime (a plain
+//! thread), it runs on the calling thread, as std's would.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
@@ -37,6 +38,7 @@ impl<T: sealed::ToSocketAddrsPriv + ?Sized> ToSocketAddrs for T {}
 
 pub(crate) mod sealed {
     /// How an address is to be resolved: not nameable outside the crate.
+    #[doc(hidden)]
     pub trait ToSocketAddrsPriv {
         /// The addresses now, or the host name to look up.
         fn to_lookup(&self) -> super::Lookup;
@@ -133,18 +135,29 @@ impl Lookup {
 }
 
 /// `addr`'s addresses: at once if numeric, else looked up on the current
-/// runtime's blocking pool (on this thread if there is none).
-pub(crate) async fn resolve(addr: &(impl ToSocketAddrs + ?Sized)) -> io::Result<Vec<SocketAddr>> {
-    let lookup = match addr.to_lookup() {
-        Lookup::Ready(addrs) => return Ok(addrs),
-        name => name,
-    };
-    match crate::Handle::current() {
-        Some(h) => match h.spawn_blocking(move || lookup.run()) {
-            Ok(job) => job.await.map_err(io::Error::other)?,
-            Err(e) => Err(e.into()),
-        },
-        None => lookup.run(),
+/// runtime's blocking pool (ringlane's, else Tokio's, else this thread).
+/// The returned future holds no borrow of `addr`: it is `Send` whenever
+/// `addr` is, as Tokio's are (a borrow held across the lookup would ask
+/// for `Sync`).
+pub(crate) fn resolve(
+    addr: &(impl ToSocketAddrs + ?Sized),
+) -> impl std::future::Future<Output = io::Result<Vec<SocketAddr>>> + Send + 'static {
+    let lookup = addr.to_lookup();
+    async move {
+        let lookup = match lookup {
+            Lookup::Ready(addrs) => return Ok(addrs),
+            name => name,
+        };
+        if let Some(h) = crate::Handle::current() {
+            return h.spawn_blocking(move || lookup.run())?.await?;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(tokio) => tokio
+                .spawn_blocking(move || lookup.run())
+                .await
+                .map_err(io::Error::other)?,
+            Err(_) => lookup.run(),
+        }
     }
 }
 
