@@ -687,6 +687,12 @@ fn an_accept_loop_on_shard_1_is_not_held_up_by_a_blocked_shard_0() {
 /// 248-261): about one wake-up of an idle shard per round. Counted with
 /// `ShardStats::parks` (the measure `assert_quiet` uses: at most 10
 /// wake-ups in 200 ms of idleness).
+///
+/// Each request is written once shard 1 sleeps in its read's wait: the
+/// retirement runs when a waiter takes an event (readiness invariant 1),
+/// and a shard 1 slowed by a loaded machine would find each request
+/// already there, never wait, and so never retire shard 0's op (shard 0
+/// then wakes once per request: a known limit, in the log of 2026-12-07).
 #[test]
 fn a_stream_moved_to_shard_1_does_not_wake_shard_0_for_every_event() {
     const ROUNDS: u64 = 200;
@@ -711,6 +717,7 @@ fn a_stream_moved_to_shard_1_does_not_wake_shard_0_for_every_event() {
     common::until_parked(&h, 0);
     let before = h.shard_stats(0).unwrap();
     for i in 0..ROUNDS {
+        common::until_parked(&h, 1);
         peer.write_all(&i.to_le_bytes()).unwrap();
         let mut back = [0u8; 8];
         peer.read_exact(&mut back)
