@@ -92,6 +92,17 @@ fn recv_raw(
     Ok(())
 }
 
+/// One nonblocking receive on `fd` into `buf`'s spare capacity;
+/// `WouldBlock` clears `r`'s read readiness.
+fn try_recv_into<B: BufMut>(
+    r: &Readiness,
+    fd: std::os::fd::RawFd,
+    buf: &mut B,
+) -> io::Result<usize> {
+    r.try_io(Direction::Read, || fill(buf, |rb| recv_raw(fd, rb, None)))
+        .map(|(n, ())| n)
+}
+
 /// `try_read_buf` on a stream type.
 macro_rules! stream_read_buf {
     ($ty:ty) => {
@@ -116,10 +127,8 @@ macro_rules! stream_read_buf {
             /// assert_eq!(&buf[..], b"bytes");
             /// ```
             pub fn try_read_buf<B: BufMut>(&self, buf: &mut B) -> io::Result<usize> {
-                let fd = self.as_raw_fd();
                 let r = super::stream::sealed::Sealed::readiness(self);
-                r.try_io(Direction::Read, || fill(buf, |rb| recv_raw(fd, rb, None)))
-                    .map(|(n, ())| n)
+                try_recv_into(r, self.as_raw_fd(), buf)
             }
         }
     };
@@ -207,11 +216,7 @@ impl UdpSocket {
     /// assert_eq!(s.try_recv_buf(&mut buf).unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
     /// ```
     pub fn try_recv_buf<B: BufMut>(&self, buf: &mut B) -> io::Result<usize> {
-        let fd = self.as_raw_fd();
-        self.io
-            .readiness()
-            .try_io(Direction::Read, || fill(buf, |rb| recv_raw(fd, rb, None)))
-            .map(|(n, ())| n)
+        try_recv_into(self.io.readiness(), self.as_raw_fd(), buf)
     }
 
     /// One nonblocking receive into `buf`'s spare capacity, with the
@@ -308,11 +313,7 @@ impl UnixDatagram {
     /// assert_eq!(b.try_recv_buf(&mut buf).unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
     /// ```
     pub fn try_recv_buf<B: BufMut>(&self, buf: &mut B) -> io::Result<usize> {
-        let fd = self.as_raw_fd();
-        self.io
-            .readiness()
-            .try_io(Direction::Read, || fill(buf, |rb| recv_raw(fd, rb, None)))
-            .map(|(n, ())| n)
+        try_recv_into(self.io.readiness(), self.as_raw_fd(), buf)
     }
 
     /// One nonblocking receive into `buf`'s spare capacity, with the

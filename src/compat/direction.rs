@@ -42,17 +42,27 @@ impl Direction {
         if self == Direction::Read || self.closed_by(mask) {
             return true;
         }
+        // Not ready (`Some(0)`): the event was the wake-up's word only. An
+        // error (`EINTR`, say) believes it: the syscall will tell.
+        self.ask(fd) != Some(0)
+    }
+
+    /// Asks the kernel now (`poll(2)` for this direction's events, no
+    /// wait): the events it reports (0: not ready; `POLLHUP`, `POLLERR`,
+    /// `POLLNVAL` come unasked), or `None` if `poll(2)` failed. A closed or
+    /// replaced fd number gets `POLLNVAL` or another file's answer: either
+    /// way the syscall that follows reports what it finds.
+    pub(super) fn ask(self, fd: RawFd) -> Option<u32> {
         let mut pfd = libc::pollfd {
             fd,
-            events: libc::POLLOUT,
+            // The poll op's mask, as poll(2) takes it (all bits fit).
+            events: self.events() as libc::c_short,
             revents: 0,
         };
-        // SAFETY: one live `pollfd`; a zero timeout never blocks. A closed
-        // or replaced fd number gets `POLLNVAL` or another file's answer:
-        // either way the syscall that follows reports what it finds.
-        let n = unsafe { libc::poll(&mut pfd, 1, 0) };
-        // Not ready (0): the event was the wake-up's word only. An error
-        // (`EINTR`, say) believes it: the syscall will tell.
-        n != 0
+        // SAFETY: one live `pollfd`; a zero timeout never blocks.
+        match unsafe { libc::poll(&mut pfd, 1, 0) } {
+            n if n < 0 => None,
+            _ => Some(pfd.revents as u16 as u32),
+        }
     }
 }

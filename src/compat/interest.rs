@@ -55,21 +55,25 @@ fn poll_interest(
 ) -> Poll<io::Result<(Ready, Ticks)>> {
     let (read, write) = directions(interest)?;
     let mut got = (Ready::EMPTY, Ticks::default());
-    if read {
-        if let Poll::Ready(tick) = r.poll_wait_ready(Direction::Read, cx) {
-            got.1.read = Some(tick?);
-            got.0 |= Ready::READABLE;
-            if r.learn_closed(Direction::Read) {
-                got.0 |= Ready::READ_CLOSED;
+    let named = [
+        (read, Direction::Read, Ready::READABLE, Ready::READ_CLOSED),
+        (
+            write,
+            Direction::Write,
+            Ready::WRITABLE,
+            Ready::WRITE_CLOSED,
+        ),
+    ];
+    for (_, dir, ready, closed) in named.into_iter().filter(|n| n.0) {
+        if let Poll::Ready(tick) = r.poll_wait_ready(dir, cx) {
+            let tick = Some(tick?);
+            match dir {
+                Direction::Read => got.1.read = tick,
+                Direction::Write => got.1.write = tick,
             }
-        }
-    }
-    if write {
-        if let Poll::Ready(tick) = r.poll_wait_ready(Direction::Write, cx) {
-            got.1.write = Some(tick?);
-            got.0 |= Ready::WRITABLE;
-            if r.learn_closed(Direction::Write) {
-                got.0 |= Ready::WRITE_CLOSED;
+            got.0 |= ready;
+            if r.learn_closed(dir) {
+                got.0 |= closed;
             }
         }
     }

@@ -484,20 +484,13 @@ impl Readiness {
             side.ready && side.tick == 0 && !side.closed && !side.guess_checked
         };
         if guessed {
-            let mut pfd = libc::pollfd {
-                fd: self.fd,
-                // The poll op's mask, as poll(2) takes it (all bits fit).
-                events: dir.events() as libc::c_short,
-                revents: 0,
-            };
-            // SAFETY: one live `pollfd`; a zero timeout never blocks.
-            match unsafe { libc::poll(&mut pfd, 1, 0) } {
-                0 => {
+            match dir.ask(self.fd) {
+                Some(0) => {
                     let _ = self.clear(dir, Tick(0));
                 }
                 // Ready (`POLLHUP`, `POLLERR` included): asked once only.
-                n if n > 0 => self.side(dir).lock().guess_checked = true,
-                _ => {} // `EINTR`, say: the guess stands, the next wait asks
+                Some(_) => self.side(dir).lock().guess_checked = true,
+                None => {} // `EINTR`, say: the guess stands, the next wait asks
             }
         }
         self.poll_ready(dir, cx)
@@ -516,17 +509,10 @@ impl Readiness {
                 return side.closed;
             }
         }
-        let mut pfd = libc::pollfd {
-            fd: self.fd,
-            // The poll op's mask, as poll(2) takes it (all bits fit).
-            events: dir.events() as libc::c_short,
-            revents: 0,
-        };
-        // SAFETY: one live `pollfd`; a zero timeout never blocks.
-        if unsafe { libc::poll(&mut pfd, 1, 0) } <= 0 {
+        let Some(revents) = dir.ask(self.fd) else {
             return false;
-        }
-        let closed = dir.closed_by(pfd.revents as u32);
+        };
+        let closed = dir.closed_by(revents);
         if closed {
             let mut side = self.side(dir).lock();
             side.closed = true;
