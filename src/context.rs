@@ -66,6 +66,10 @@ pub(crate) struct ShardContext {
     pub(crate) polling_own: Cell<*const ()>,
     /// How this shard's inline completions went (`op/inline.rs`).
     pub(crate) inline_tries: InlineTries,
+    /// How many times this shard ran out of work (each search, spin or
+    /// park after an idle tick counts one): a task woken here before one
+    /// of these had its turn to run (op invariant 8, idle pauses).
+    pub(crate) idles: Cell<u64>,
 }
 
 impl ShardContext {

@@ -688,11 +688,10 @@ fn an_accept_loop_on_shard_1_is_not_held_up_by_a_blocked_shard_0() {
 /// `ShardStats::parks` (the measure `assert_quiet` uses: at most 10
 /// wake-ups in 200 ms of idleness).
 ///
-/// Each request is written once shard 1 sleeps in its read's wait: the
-/// retirement runs when a waiter takes an event (readiness invariant 1),
-/// and a shard 1 slowed by a loaded machine would find each request
-/// already there, never wait, and so never retire shard 0's op (shard 0
-/// then wakes once per request: a known limit, in the log of 2026-12-07).
+/// Each request is written once shard 1 sleeps in its read's wait, so this
+/// pins the retirement that runs when a waiter takes an event (invariant 1
+/// of the readiness engine). A shard 1 that never waits is the case of the
+/// idle pause of op invariant 8 (`compat_idle_polls.rs`).
 #[test]
 fn a_stream_moved_to_shard_1_does_not_wake_shard_0_for_every_event() {
     const ROUNDS: u64 = 200;

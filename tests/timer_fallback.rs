@@ -33,14 +33,17 @@ impl Wake for Notify {
 #[test]
 fn a_panicking_waker_does_not_stop_the_off_shard_timers() {
     let panicky = Waker::from(Arc::new(Panicky));
-    let mut doomed = pin!(ringlane::time::sleep(Duration::from_millis(1)));
+    // 30 ms: long enough that a test thread preempted between making the
+    // sleep and polling it (a loaded 2-core machine) still finds it
+    // pending (a 1 ms one was found done once).
+    let mut doomed = pin!(ringlane::time::sleep(Duration::from_millis(30)));
     let first = doomed.as_mut().poll(&mut Context::from_waker(&panicky));
     assert!(
         first.is_pending(),
-        "a 1 ms sleep is pending at its first poll"
+        "a 30 ms sleep is pending at its first poll"
     );
     // Let the timer thread fire it (and its waker panic).
-    std::thread::sleep(Duration::from_millis(50));
+    std::thread::sleep(Duration::from_millis(150));
 
     let (tx, rx) = mpsc::channel();
     let notify = Waker::from(Arc::new(Notify(std::sync::Mutex::new(tx))));

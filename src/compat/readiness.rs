@@ -15,7 +15,10 @@
 //!    stops waking the one it left
 //!    (`a_stream_moved_to_shard_1_does_not_wake_shard_0_for_every_event`),
 //!    and a shard blocked in a long poll holds up no waiter elsewhere
-//!    (`an_accept_loop_on_shard_1_is_not_held_up_by_a_blocked_shard_0`). An
+//!    (`an_accept_loop_on_shard_1_is_not_held_up_by_a_blocked_shard_0`).
+//!    Events nobody waits for at all (the new owner never has to wait)
+//!    pause the op on its own shard instead (op invariant 8's idle pause:
+//!    `compat_idle_polls.rs`); the next wait there re-arms it. An
 //!    op that holds the list's waker is kept: a waiter there may depend on
 //!    it alone, having not been woken since it registered. A shard is
 //!    named by its runtime and index: shard 0 of another runtime arms its

@@ -32,6 +32,11 @@ struct MultiState {
     /// `-ECANCELED` end is not a result; the owner re-arms once it has
     /// taken the rest).
     pausing: bool,
+    /// The shard's `idles` count when the first result since the owner
+    /// last polled was posted; `None` once it polls. A coalescing op that
+    /// gets another result after an idle since then is paused (invariant
+    /// 8): nobody on its shard wants its events.
+    unseen_since: Option<u64>,
 }
 
 /// What to do with a CQE nobody will take (posted after the future was
@@ -87,11 +92,28 @@ impl Completable for MultiCell {
                 _ => state.results.push_back((result, flags)),
             }
         }
-        if self.bound != 0 && !state.ended && !state.pausing && state.results.len() >= self.bound {
-            // Nobody takes the results: leave the rest to the kernel (an
-            // accept's backlog) until the owner comes back (invariant 8).
+        // Nobody takes the results: leave the rest to the kernel (an
+        // accept's backlog, or a socket's events) until the owner comes
+        // back (invariant 8). A bounded op holds `bound` untaken results;
+        // a coalescing op (a readiness poll) got a result with no waker
+        // held, and its shard went idle since the first one the owner has
+        // not seen: whoever was woken had its turn and did not look (a
+        // stream that moved to another shard, or an owner busy elsewhere),
+        // so each further event would only wake this shard to reap it.
+        let idles = context::with_current(|cx| cx.idles.get());
+        let idle_since_unseen = match (idles, state.unseen_since) {
+            (Some(now), Some(since)) => now > since,
+            (Some(now), None) => {
+                state.unseen_since = Some(now);
+                false
+            }
+            (None, _) => false,
+        };
+        let untaken = self.bound != 0 && state.results.len() >= self.bound;
+        let unwanted = self.coalesce && state.waker.is_none() && idle_since_unseen;
+        if (untaken || unwanted) && !state.ended && !state.pausing {
             // A cancel that misses (`-EALREADY`, an op being issued: not
-            // seen for a poll-armed accept) leaves the op unbounded until
+            // seen for a poll-armed accept) leaves the op unpaused until
             // its next end, losing nothing.
             state.pausing = true;
             cancel_here(self.user_data.load(Ordering::Relaxed));
@@ -328,6 +350,8 @@ impl MultiShot {
             }
         }
         let mut state = self.cell.state.lock();
+        // The owner looks (it takes a result or leaves its waker).
+        state.unseen_since = None;
         let ready = match state.results.pop_front() {
             Some(r) => Some(Some(Ok(r))),
             None => state.ended.then_some(None),

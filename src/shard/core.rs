@@ -111,6 +111,7 @@ impl Core {
                 watches: Default::default(),
                 polling_own: Cell::new(std::ptr::null()),
                 inline_tries: Default::default(),
+                idles: Cell::new(0),
                 // Half the CQ, less room for doorbells, the eventfd read and cancels.
                 op_capacity: Cell::new(op_capacity),
             },
@@ -142,6 +143,7 @@ impl Core {
                 break;
             }
             if self.is_idle() {
+                self.cx.idles.set(self.cx.idles.get() + 1);
                 let search = if self.cancelling.get() {
                     Search::Nothing
                 } else {
