@@ -502,6 +502,11 @@ impl<T: AsRawFd> AsyncFdReadyGuard<'_, T> {
         self.tick
     }
 
+    /// The direction the guard reports (for `ready()`).
+    pub(super) fn dir(&self) -> Direction {
+        self.dir
+    }
+
     /// Forgets the readiness: the next wait arms a poll in the kernel.
     ///
     /// # Examples

@@ -1,6 +1,6 @@
 //! More of Tokio's `AsyncFd` surface: the `_mut` waits and their guard,
-//! and `get_inner()` on the guards. (The interest-level calls are in
-//! `interest.rs`; `with_interest` and a guard's `ready()` are not offered.)
+//! and `get_inner()` and `ready()` on the guards. (The interest-level
+//! calls are in `interest.rs`; `with_interest` is not offered.)
 //!
 //! Rule: a guard's `clear_ready` forgets only the readiness of the tick
 //! it was made in (readiness invariant 2), whichever guard type it is.
@@ -8,6 +8,8 @@
 use std::io;
 use std::os::fd::AsRawFd;
 use std::task::{Context, Poll, ready};
+
+use tokio::io::Ready;
 
 use super::async_fd::{AsyncFd, AsyncFdReadyGuard, TryIoError};
 use super::readiness::{Direction, Tick};
@@ -160,6 +162,41 @@ impl<T: AsRawFd> AsyncFdReadyGuard<'_, T> {
     /// ```
     pub fn get_inner(&self) -> &T {
         self.get_ref().get_ref()
+    }
+
+    /// What the guard reports ready (Tokio's `ready()`): `READABLE` or
+    /// `WRITABLE`, with `READ_CLOSED`/`WRITE_CLOSED` once the kernel says
+    /// the direction is closed (the peer shut down or reset; asked with
+    /// `poll(2)` if no event said so yet, as the sockets' `ready()` does).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio::io::Ready;
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// a.set_nonblocking(true).unwrap();
+    /// drop(b); // the peer is gone: end of file
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let fd = ringlane::compat::AsyncFd::new(a).unwrap();
+    ///     fd.readable().await.unwrap().ready()
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), Ready::READABLE | Ready::READ_CLOSED);
+    /// ```
+    pub fn ready(&self) -> Ready {
+        guard_ready(self.get_ref(), self.dir())
+    }
+}
+
+/// A guard's `ready()` for `dir` of `fd`.
+fn guard_ready<T: AsRawFd>(fd: &AsyncFd<T>, dir: Direction) -> Ready {
+    let (ready, closed) = match dir {
+        Direction::Read => (Ready::READABLE, Ready::READ_CLOSED),
+        Direction::Write => (Ready::WRITABLE, Ready::WRITE_CLOSED),
+    };
+    match fd.readiness().learn_closed(dir) {
+        true => ready | closed,
+        false => ready,
     }
 }
 
@@ -336,5 +373,23 @@ impl<T: AsRawFd> AsyncFdReadyMutGuard<'_, T> {
     /// ```
     pub fn get_inner_mut(&mut self) -> &mut T {
         self.fd.get_mut()
+    }
+
+    /// What the guard reports ready, as [`AsyncFdReadyGuard::ready`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio::io::Ready;
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let mut fd = ringlane::compat::AsyncFd::new(a).unwrap();
+    ///     fd.writable_mut().await.unwrap().ready()
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), Ready::WRITABLE);
+    /// ```
+    pub fn ready(&self) -> Ready {
+        guard_ready(self.fd, self.dir)
     }
 }
