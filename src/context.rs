@@ -67,8 +67,9 @@ pub(crate) struct ShardContext {
     /// How this shard's inline completions went (`op/inline.rs`).
     pub(crate) inline_tries: InlineTries,
     /// How many times this shard ran out of work (each search, spin or
-    /// park after an idle tick counts one): a task woken here before one
-    /// of these had its turn to run (op invariant 8, idle pauses).
+    /// park after an idle tick counts one): a task woken into this shard's
+    /// queues before one of these has run, or was stolen by another shard
+    /// (op invariant 8, idle pauses).
     pub(crate) idles: Cell<u64>,
 }
 

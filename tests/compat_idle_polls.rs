@@ -148,3 +148,66 @@ fn an_owner_that_stops_reading_is_not_woken_per_event_and_hears_the_next_one() {
         "shard 0 woke {wakeups} times for {ROUNDS} writes its only task did not read yet"
     );
 }
+
+/// A Tokio task reads the stream through the poll shard 0 armed (readiness
+/// invariant 5) and is held up while two more events come and shard 0
+/// goes idle in between. Its schedule is the Tokio worker's, so the poll
+/// must not be idle-paused: paused, every later wait of the Tokio task
+/// went through a helper task spawned on shard 0 (counted by shard 0's
+/// `tasks_polled`) instead of the poll already armed there.
+#[test]
+fn a_tokio_task_reading_through_a_shards_poll_keeps_it_while_held_up() {
+    const ROUNDS: u64 = 4;
+    let _serial = serial();
+    let rt = common::runtime(1);
+    let h = rt.handle();
+    let (mine, mut peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    let s = armed_on_shard(&rt, 0, mine);
+    let (go_on, held) = std::sync::mpsc::channel::<()>();
+    let (read, reads) = std::sync::mpsc::channel::<u64>();
+    let tokio_side = std::thread::spawn(move || {
+        let trt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        trt.block_on(async move {
+            let mut s = s;
+            let mut buf = [0u8; 8];
+            for _ in 0..ROUNDS {
+                s.read_exact(&mut buf).await?; // waits on shard 0's poll
+                read.send(u64::from_le_bytes(buf)).unwrap();
+                held.recv().unwrap(); // the worker is held: nothing polls
+                for _ in 0..2 {
+                    s.read_exact(&mut buf).await?;
+                    read.send(u64::from_le_bytes(buf)).unwrap();
+                }
+            }
+            Ok::<_, io::Error>(())
+        })
+    });
+    let mut write = |v: u64| {
+        common::until_parked(&h, 0);
+        peer.write_all(&v.to_le_bytes()).unwrap();
+    };
+    let before = h.shard_stats(0).unwrap();
+    let mut got = Vec::new();
+    for round in 0..ROUNDS {
+        write(3 * round);
+        got.push(reads.recv_timeout(LIMIT).expect("the Tokio task's read"));
+        write(3 * round + 1);
+        write(3 * round + 2);
+        common::until_parked(&h, 0);
+        go_on.send(()).unwrap();
+        for _ in 0..2 {
+            got.push(reads.recv_timeout(LIMIT).expect("the Tokio task's reads"));
+        }
+    }
+    let after = h.shard_stats(0).unwrap();
+    tokio_side.join().unwrap().unwrap();
+    assert_eq!(got, (0..3 * ROUNDS).collect::<Vec<_>>());
+    let helpers = after.tasks_polled - before.tasks_polled;
+    assert_eq!(
+        helpers, 0,
+        "shard 0 polled {helpers} tasks for a Tokio task's reads: its poll was paused and its \
+         waits were forwarded"
+    );
+}

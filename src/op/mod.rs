@@ -69,10 +69,12 @@
 //!    the rest (so an owner must poll on a shard, as any re-arm needs).
 //!    A *coalescing* one (a readiness poll) is paused the same way when a
 //!    result comes while it holds no waker and its shard has gone idle
-//!    since the first result its owner has not looked at: whoever was
-//!    woken had its turn and did not look, so further events would only
-//!    wake the shard to reap them (`ShardContext::idles` counts the idle
-//!    moments). The result it holds is kept for the owner's next look.
+//!    since the first result its owner has not looked at: the shard's
+//!    tasks it woke have run (or were stolen) and did not look, so further
+//!    events would only wake the shard to reap them (`ShardContext::idles`
+//!    counts the idle moments). The result it holds is kept for the
+//!    owner's next look. An op polled off the shards (a Tokio task, whose
+//!    schedule a shard's idle says nothing about) is never idle-paused.
 //! 9. A two-CQE op (`SEND_ZC`: the result, then a notification once the
 //!    kernel no longer reads the buffer) keeps its resources until the
 //!    second CQE; the first only records the result, and releases the fd

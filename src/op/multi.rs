@@ -28,15 +28,20 @@ struct MultiState {
     waker: Option<Waker>,
     /// The future is gone: what is posted from now on goes to `orphan`.
     abandoned: bool,
-    /// `bound` results wait untaken: the op was cancelled to pause it (its
-    /// `-ECANCELED` end is not a result; the owner re-arms once it has
-    /// taken the rest).
+    /// The op was cancelled to pause it (`bound` results wait untaken, or
+    /// a coalescing op's results go unseen across an idle): its
+    /// `-ECANCELED` end is not a result, and the owner re-arms once it has
+    /// taken the rest. Stays set if the cancel missed, until the op ends.
     pausing: bool,
     /// The shard's `idles` count when the first result since the owner
     /// last polled was posted; `None` once it polls. A coalescing op that
     /// gets another result after an idle since then is paused (invariant
-    /// 8): nobody on its shard wants its events.
+    /// 8): its shard's tasks had their turn and did not look.
     unseen_since: Option<u64>,
+    /// Polled off the shards (a Tokio task using its shard's op, readiness
+    /// invariant 5): such an owner runs on its own schedule, which a
+    /// shard's idle says nothing about, so the op is never idle-paused.
+    polled_off_shard: bool,
 }
 
 /// What to do with a CQE nobody will take (posted after the future was
@@ -96,25 +101,31 @@ impl Completable for MultiCell {
         // accept's backlog, or a socket's events) until the owner comes
         // back (invariant 8). A bounded op holds `bound` untaken results;
         // a coalescing op (a readiness poll) got a result with no waker
-        // held, and its shard went idle since the first one the owner has
-        // not seen: whoever was woken had its turn and did not look (a
-        // stream that moved to another shard, or an owner busy elsewhere),
-        // so each further event would only wake this shard to reap it.
-        let idles = context::with_current(|cx| cx.idles.get());
-        let idle_since_unseen = match (idles, state.unseen_since) {
-            (Some(now), Some(since)) => now > since,
-            (Some(now), None) => {
-                state.unseen_since = Some(now);
-                false
-            }
-            (None, _) => false,
-        };
+        // held, and its shard went idle since the first one its owner has
+        // not seen: the shard's own tasks woken by it had their turn and
+        // did not look (a stream that moved to another shard, a task stolen
+        // away, an owner busy elsewhere), so each further event would only
+        // wake this shard to reap it.
+        let idle_since_unseen = self.coalesce
+            && !state.polled_off_shard
+            && match (
+                context::with_current(|cx| cx.idles.get()),
+                state.unseen_since,
+            ) {
+                (Some(now), Some(since)) => now > since,
+                (Some(now), None) => {
+                    state.unseen_since = Some(now);
+                    false
+                }
+                (None, _) => false,
+            };
         let untaken = self.bound != 0 && state.results.len() >= self.bound;
-        let unwanted = self.coalesce && state.waker.is_none() && idle_since_unseen;
+        let unwanted = idle_since_unseen && state.waker.is_none();
         if (untaken || unwanted) && !state.ended && !state.pausing {
             // A cancel that misses (`-EALREADY`, an op being issued: not
             // seen for a poll-armed accept) leaves the op unpaused until
-            // its next end, losing nothing.
+            // its next end, losing nothing (and `pausing` set: it is not
+            // paused again before it is re-armed).
             state.pausing = true;
             cancel_here(self.user_data.load(Ordering::Relaxed));
         }
@@ -352,6 +363,9 @@ impl MultiShot {
         let mut state = self.cell.state.lock();
         // The owner looks (it takes a result or leaves its waker).
         state.unseen_since = None;
+        if context::current_index().is_none() {
+            state.polled_off_shard = true;
+        }
         let ready = match state.results.pop_front() {
             Some(r) => Some(Some(Ok(r))),
             None => state.ended.then_some(None),
