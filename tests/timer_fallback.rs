@@ -10,11 +10,13 @@ use std::sync::mpsc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-/// Panics when woken, as a buggy foreign executor's waker might.
-struct Panicky;
+/// Panics when woken, as a buggy foreign executor's waker might; says
+/// first that it was called.
+struct Panicky(std::sync::atomic::AtomicBool);
 
 impl Wake for Panicky {
     fn wake(self: Arc<Self>) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
         panic!("a foreign waker that panics (expected in this test)");
     }
 }
@@ -32,7 +34,8 @@ impl Wake for Notify {
 /// and every timer polled off the shards afterwards stayed pending forever.
 #[test]
 fn a_panicking_waker_does_not_stop_the_off_shard_timers() {
-    let panicky = Waker::from(Arc::new(Panicky));
+    let called = Arc::new(Panicky(false.into()));
+    let panicky = Waker::from(called.clone());
     // 30 ms: long enough that a test thread preempted between making the
     // sleep and polling it (a loaded 2-core machine) still finds it
     // pending (a 1 ms one was found done once).
@@ -42,13 +45,21 @@ fn a_panicking_waker_does_not_stop_the_off_shard_timers() {
         first.is_pending(),
         "a 30 ms sleep is pending at its first poll"
     );
-    // Let the timer thread fire it (and its waker panic).
-    std::thread::sleep(Duration::from_millis(150));
+    // The timer thread fires it, and its waker panics.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !called.0.load(std::sync::atomic::Ordering::SeqCst) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the timer thread never woke the first sleep's waker"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
 
     let (tx, rx) = mpsc::channel();
     let notify = Waker::from(Arc::new(Notify(std::sync::Mutex::new(tx))));
     let mut cx = Context::from_waker(&notify);
-    let mut later = pin!(ringlane::time::sleep(Duration::from_millis(5)));
+    // 200 ms, pending at its first poll for the same reason.
+    let mut later = pin!(ringlane::time::sleep(Duration::from_millis(200)));
     assert!(later.as_mut().poll(&mut cx).is_pending());
     rx.recv_timeout(Duration::from_secs(5))
         .expect("the timer thread no longer fires timers after a waker panicked");
