@@ -276,3 +276,83 @@ fn peer_credentials_and_std_conversions_match_tokios() {
     assert!(nonblocking(&stream) && nonblocking(&listener));
     assert!(stream.peer_addr().unwrap().as_pathname() == Some(path.as_path()));
 }
+
+/// Expected (Tokio): `AsyncFd::with_interest(timerfd, READABLE)` (and its
+/// `try_`/`register_` forms) wraps an fd for one direction; the read wait
+/// answers when the timer fires, and its guard says `READABLE`. Beyond Tokio (whose wait on a direction never
+/// registered would never see it ready): that wait fails at once with
+/// `InvalidInput`, and `PRIORITY`/`ERROR` interests are refused clearly.
+///
+/// Why it may fail: ported code calling `with_interest` did not compile.
+#[test]
+fn async_fd_with_interest_waits_on_the_registered_direction_only() {
+    use tokio::io::Interest;
+    let rt = common::runtime(1);
+    let out = rt
+        .handle()
+        .spawn_pinned(0, async {
+            // SAFETY: plain syscalls creating and arming a timerfd we own.
+            let raw = unsafe {
+                libc::timerfd_create(
+                    libc::CLOCK_MONOTONIC,
+                    libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+                )
+            };
+            assert!(raw >= 0, "timerfd_create: {}", io::Error::last_os_error());
+            // SAFETY: `raw` is a fresh fd owned by nothing else.
+            let timer =
+                unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) };
+            let spec = libc::itimerspec {
+                it_interval: libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 0,
+                },
+                it_value: libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 20_000_000,
+                },
+            };
+            // SAFETY: `spec` is a valid itimerspec; the old value is not asked for.
+            let armed = unsafe { libc::timerfd_settime(raw, 0, &spec, std::ptr::null_mut()) };
+            assert_eq!(armed, 0);
+            let fd = AsyncFd::with_interest(timer, Interest::READABLE)?;
+            let writable = fd.writable().await.map(|_| ()).unwrap_err().kind();
+            let started = std::time::Instant::now();
+            let ready = fd.readable().await?.ready();
+            let waited = started.elapsed();
+            let mut ticks = [0u8; 8];
+            let read = fd.try_io(Interest::READABLE, |t| {
+                // SAFETY: `ticks` is valid for writes of 8 bytes.
+                match unsafe { libc::read(t.as_raw_fd(), ticks.as_mut_ptr().cast(), 8) } {
+                    8 => Ok(u64::from_ne_bytes(ticks)),
+                    _ => Err(io::Error::last_os_error()),
+                }
+            })?;
+            Ok::<_, io::Error>((writable, ready, waited, read))
+        })
+        .unwrap();
+    let (writable, ready, waited, read) =
+        common::join_within(&rt, out, LIMIT, "the timerfd's wait").unwrap();
+    assert_eq!(
+        writable,
+        io::ErrorKind::InvalidInput,
+        "a wait on a direction not registered"
+    );
+    assert!(ready.is_readable() && !ready.is_writable(), "{ready:?}");
+    assert!(
+        waited >= Duration::from_millis(10),
+        "answered before the timer fired: {waited:?}"
+    );
+    assert_eq!(read, 1, "one expiry");
+    let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    for refused in [Interest::PRIORITY, Interest::ERROR] {
+        let (back, e) = AsyncFd::try_with_interest(a.try_clone().unwrap(), refused)
+            .unwrap_err()
+            .into_parts();
+        assert_eq!(e.kind(), io::ErrorKind::Unsupported);
+        drop(back);
+    }
+    // SAFETY: `a` owns its fd for as long as the `AsyncFd` lives.
+    let registered = unsafe { AsyncFd::register_with_interest(a, Interest::WRITABLE) };
+    assert!(registered.is_ok());
+}

@@ -112,9 +112,23 @@ impl<T: AsRawFd> AsyncFd<T> {
     /// assert!(back.metadata().unwrap().is_dir());
     /// ```
     pub fn try_new(inner: T) -> Result<Self, AsyncFdRegisterError<T>> {
-        match pollable(inner.as_raw_fd()) {
-            Ok(()) => Ok(Self {
-                readiness: Readiness::new(inner.as_raw_fd(), None, false),
+        Self::try_with(
+            inner,
+            tokio::io::Interest::READABLE | tokio::io::Interest::WRITABLE,
+        )
+    }
+
+    /// `try_new` waiting on `interest`'s directions only (the
+    /// `with_interest` forms, `async_fd_more.rs`).
+    pub(super) fn try_with(
+        inner: T,
+        interest: tokio::io::Interest,
+    ) -> Result<Self, AsyncFdRegisterError<T>> {
+        let checked = super::interest::directions(interest)
+            .and_then(|dirs| pollable(inner.as_raw_fd()).map(|()| dirs));
+        match checked {
+            Ok((read, write)) => Ok(Self {
+                readiness: Readiness::new(inner.as_raw_fd(), None, false).waitable(read, write),
                 inner: Some(inner),
             }),
             Err(error) => Err(AsyncFdRegisterError { inner, error }),

@@ -1,6 +1,6 @@
 //! More of Tokio's `AsyncFd` surface: the `_mut` waits and their guard,
-//! and `get_inner()` and `ready()` on the guards. (The interest-level
-//! calls are in `interest.rs`; `with_interest` is not offered.)
+//! the `with_interest` constructors, and `get_inner()` and `ready()` on
+//! the guards. (The interest-level calls are in `interest.rs`.)
 //!
 //! Rule: a guard's `clear_ready` forgets only the readiness of the tick
 //! it was made in (readiness invariant 2), whichever guard type it is.
@@ -9,12 +9,100 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::task::{Context, Poll, ready};
 
-use tokio::io::Ready;
+use tokio::io::{Interest, Ready};
 
-use super::async_fd::{AsyncFd, AsyncFdReadyGuard, TryIoError};
+use super::async_fd::{AsyncFd, AsyncFdReadyGuard, AsyncFdRegisterError, TryIoError};
 use super::readiness::{Direction, Tick};
 
 impl<T: AsRawFd> AsyncFd<T> {
+    /// Wraps `inner` for the directions `interest` names only (Tokio's
+    /// `with_interest`): a timerfd or an inotify fd that is only read, an
+    /// eventfd that is only written. A wait on a direction not named fails
+    /// with `InvalidInput` (Tokio's would never see that direction ready);
+    /// an [`async_io`](Self::async_io) asking for both directions waits on
+    /// the registered one.
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Self::new); `Unsupported` for an interest naming
+    /// `PRIORITY` or `ERROR` (only read and write readiness are waited
+    /// on here). `inner` is dropped: [`try_with_interest`](Self::try_with_interest)
+    /// gives it back.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio::io::Interest;
+    /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
+    /// let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// a.set_nonblocking(true).unwrap();
+    /// std::io::Write::write_all(&mut &b, b"x").unwrap();
+    /// let j = rt.handle().spawn_pinned(0, async move {
+    ///     let fd = ringlane::compat::AsyncFd::with_interest(a, Interest::READABLE).unwrap();
+    ///     let readable = fd.readable().await.is_ok();
+    ///     let writable = fd.writable().await.map(|_| ()).unwrap_err().kind();
+    ///     (readable, writable)
+    /// }).unwrap();
+    /// assert_eq!(rt.block_on(j).unwrap(), (true, std::io::ErrorKind::InvalidInput));
+    /// ```
+    pub fn with_interest(inner: T, interest: Interest) -> io::Result<Self> {
+        Self::try_with_interest(inner, interest).map_err(|e| e.into_parts().1)
+    }
+
+    /// As [`with_interest`](Self::with_interest), giving `inner` back with
+    /// the error.
+    ///
+    /// # Errors
+    ///
+    /// As [`with_interest`](Self::with_interest).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokio::io::Interest;
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let refused = ringlane::compat::AsyncFd::try_with_interest(a, Interest::PRIORITY);
+    /// let (back, e) = refused.unwrap_err().into_parts();
+    /// assert_eq!(e.kind(), std::io::ErrorKind::Unsupported);
+    /// assert!(back.peer_addr().is_ok(), "the stream is given back");
+    /// ```
+    pub fn try_with_interest(
+        inner: T,
+        interest: Interest,
+    ) -> Result<Self, AsyncFdRegisterError<T>> {
+        Self::try_with(inner, interest)
+    }
+
+    /// As [`try_with_interest`](Self::try_with_interest), under the name
+    /// Tokio 1.54 gave it (`with_interest` is deprecated there), so ported
+    /// code compiles unchanged.
+    ///
+    /// # Safety
+    ///
+    /// Nothing beyond [`new`](Self::new)'s (see [`register`](Self::register)).
+    ///
+    /// # Errors
+    ///
+    /// As [`with_interest`](Self::with_interest).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// // SAFETY: `a` owns its fd for as long as the `AsyncFd` lives.
+    /// let fd = unsafe {
+    ///     ringlane::compat::AsyncFd::register_with_interest(a, tokio::io::Interest::WRITABLE)
+    /// }?;
+    /// drop(fd);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub unsafe fn register_with_interest(
+        inner: T,
+        interest: Interest,
+    ) -> Result<Self, AsyncFdRegisterError<T>> {
+        Self::try_with(inner, interest)
+    }
+
     /// Polls for read readiness, giving a guard that lends `&mut T`.
     ///
     /// # Examples
@@ -172,7 +260,7 @@ impl<T: AsRawFd> AsyncFdReadyGuard<'_, T> {
     /// # Examples
     ///
     /// ```
-    /// use tokio::io::Ready;
+    /// use tokio::io::{Interest, Ready};
     /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
     /// let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
     /// a.set_nonblocking(true).unwrap();
@@ -380,7 +468,7 @@ impl<T: AsRawFd> AsyncFdReadyMutGuard<'_, T> {
     /// # Examples
     ///
     /// ```
-    /// use tokio::io::Ready;
+    /// use tokio::io::{Interest, Ready};
     /// let rt = ringlane::Runtime::builder().shards(1).build().unwrap();
     /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
     /// let j = rt.handle().spawn_pinned(0, async move {

@@ -18,7 +18,7 @@ use tokio::io::{Interest, Ready};
 use super::readiness::{Direction, Readiness, Tick};
 
 /// Which directions `interest` names (read, write).
-fn directions(interest: Interest) -> io::Result<(bool, bool)> {
+pub(super) fn directions(interest: Interest) -> io::Result<(bool, bool)> {
     if interest.is_priority() || interest.is_error() {
         return Err(io::Error::new(
             io::ErrorKind::Unsupported,
@@ -64,7 +64,14 @@ fn poll_interest(
             Ready::WRITE_CLOSED,
         ),
     ];
-    for (_, dir, ready, closed) in named.into_iter().filter(|n| n.0) {
+    // An `AsyncFd` registered for one direction waits on that one only;
+    // one named for none of the directions asked fails (`poll_wait_ready`).
+    let asked = named.into_iter().filter(|n| n.0);
+    let waited = match asked.clone().any(|n| r.can_wait(n.1)) {
+        true => asked.filter(|n| r.can_wait(n.1)).collect::<Vec<_>>(),
+        false => asked.collect(),
+    };
+    for (_, dir, ready, closed) in waited {
         if let Poll::Ready(tick) = r.poll_wait_ready(dir, cx) {
             let tick = Some(tick?);
             match dir {

@@ -190,6 +190,9 @@ pub struct Readiness {
     /// The shard that arms waits for pollers outside the runtime: the one
     /// this was created or first polled on (invariant 5).
     home: std::sync::OnceLock<Arc<Remote>>,
+    /// The directions that may be waited on (read, write): both, unless an
+    /// `AsyncFd` was registered with a narrower interest.
+    waitable: (bool, bool),
 }
 
 impl std::fmt::Debug for Readiness {
@@ -237,6 +240,22 @@ impl Readiness {
             read: side(),
             write: side(),
             home,
+            waitable: (true, true),
+        }
+    }
+
+    /// Only the directions named may be waited on: a wait on another fails
+    /// with `InvalidInput` (an `AsyncFd` registered with an interest).
+    pub(crate) fn waitable(mut self, read: bool, write: bool) -> Self {
+        self.waitable = (read, write);
+        self
+    }
+
+    /// Whether `dir` may be waited on (see [`waitable`](Self::waitable)).
+    pub(crate) fn can_wait(&self, dir: Direction) -> bool {
+        match dir {
+            Direction::Read => self.waitable.0,
+            Direction::Write => self.waitable.1,
         }
     }
 
@@ -269,6 +288,18 @@ impl Readiness {
         dir: Direction,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<Tick>> {
+        if !self.can_wait(dir) {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "this AsyncFd was registered without {} interest: its {dir:?} readiness is never waited for",
+                    match dir {
+                        Direction::Read => "READABLE",
+                        Direction::Write => "WRITABLE",
+                    }
+                ),
+            )));
+        }
         let here = crate::context::with_current(|cx| {
             if self.home.get().is_none() {
                 let _ = self.home.set(cx.remote.clone());
