@@ -5,7 +5,8 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use super::readiness::{Direction, Readiness, Tick};
+use super::interest::Ticks;
+use super::readiness::{Direction, Readiness};
 
 /// An fd (owned through `T`) with readiness driven by the shard's ring.
 ///
@@ -210,8 +211,7 @@ impl<T: AsRawFd> AsyncFd<T> {
         let tick = ready!(self.readiness.poll_ready(dir, cx))?;
         Poll::Ready(Ok(AsyncFdReadyGuard {
             fd: self,
-            dir,
-            tick,
+            ticks: Ticks::one(dir, tick),
         }))
     }
 
@@ -476,10 +476,10 @@ impl<T: AsRawFd> AsRawFd for AsyncFd<T> {
 /// ```
 #[derive(Debug)]
 pub struct AsyncFdReadyGuard<'a, T: AsRawFd> {
-    fd: &'a AsyncFd<T>,
-    dir: Direction,
-    /// The readiness this guard reports: clearing it leaves a newer one.
-    tick: Tick,
+    pub(super) fd: &'a AsyncFd<T>,
+    /// The directions this guard reports, each in the tick it was ready
+    /// in: clearing them leaves a newer readiness.
+    pub(super) ticks: Ticks,
 }
 
 /// The I/O in [`AsyncFdReadyGuard::try_io`] would have blocked; the
@@ -511,14 +511,9 @@ impl TryIoError {
 }
 
 impl<T: AsRawFd> AsyncFdReadyGuard<'_, T> {
-    /// The tick the guard was made in (for the `_mut` waits).
-    pub(super) fn tick(&self) -> Tick {
-        self.tick
-    }
-
-    /// The direction the guard reports (for `ready()`).
-    pub(super) fn dir(&self) -> Direction {
-        self.dir
+    /// The directions and ticks the guard holds (for the `_mut` waits).
+    pub(super) fn ticks(&self) -> Ticks {
+        self.ticks
     }
 
     /// Forgets the readiness: the next wait arms a poll in the kernel.
@@ -541,7 +536,9 @@ impl<T: AsRawFd> AsyncFdReadyGuard<'_, T> {
     /// assert!(rt.block_on(j).unwrap(), "nothing more to read: the wait times out");
     /// ```
     pub fn clear_ready(&mut self) {
-        self.fd.readiness.clear(self.dir, self.tick);
+        self.ticks.clear(&self.fd.readiness);
+        // As Tokio's: the guard reports nothing from then on.
+        self.ticks = Ticks::default();
     }
 
     /// Keeps the readiness (the default when the guard drops).

@@ -12,7 +12,8 @@ use std::task::{Context, Poll, ready};
 use tokio::io::{Interest, Ready};
 
 use super::async_fd::{AsyncFd, AsyncFdReadyGuard, AsyncFdRegisterError, TryIoError};
-use super::readiness::{Direction, Tick};
+use super::interest::Ticks;
+use super::readiness::Direction;
 
 impl<T: AsRawFd> AsyncFd<T> {
     /// Wraps `inner` for the directions `interest` names only (Tokio's
@@ -183,7 +184,7 @@ impl<T: AsRawFd> AsyncFd<T> {
     /// assert_eq!(rt.block_on(j).unwrap(), 3);
     /// ```
     pub async fn readable_mut(&mut self) -> io::Result<AsyncFdReadyMutGuard<'_, T>> {
-        self.ready_mut(Direction::Read).await
+        self.wait_mut(Direction::Read).await
     }
 
     /// Waits for write readiness, giving a guard that lends `&mut T`.
@@ -201,22 +202,18 @@ impl<T: AsRawFd> AsyncFd<T> {
     /// assert_eq!(rt.block_on(j).unwrap(), 3);
     /// ```
     pub async fn writable_mut(&mut self) -> io::Result<AsyncFdReadyMutGuard<'_, T>> {
-        self.ready_mut(Direction::Write).await
+        self.wait_mut(Direction::Write).await
     }
 
     /// One tagged wait for `dir`, then a guard holding `&mut self`.
-    async fn ready_mut(&mut self, dir: Direction) -> io::Result<AsyncFdReadyMutGuard<'_, T>> {
-        let tick = {
+    async fn wait_mut(&mut self, dir: Direction) -> io::Result<AsyncFdReadyMutGuard<'_, T>> {
+        let ticks = {
             let this = &*self;
             this.readiness()
-                .wait(|cx| this.poll_ready(dir, cx).map_ok(|g| g.tick()))
+                .wait(|cx| this.poll_ready(dir, cx).map_ok(|g| g.ticks()))
                 .await?
         };
-        Ok(AsyncFdReadyMutGuard {
-            fd: self,
-            dir,
-            tick,
-        })
+        Ok(AsyncFdReadyMutGuard { fd: self, ticks })
     }
 
     fn poll_ready_mut<'a>(
@@ -224,12 +221,8 @@ impl<T: AsRawFd> AsyncFd<T> {
         dir: Direction,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<AsyncFdReadyMutGuard<'a, T>>> {
-        let tick = ready!(self.poll_ready(dir, cx))?.tick();
-        Poll::Ready(Ok(AsyncFdReadyMutGuard {
-            fd: self,
-            dir,
-            tick,
-        }))
+        let ticks = ready!(self.poll_ready(dir, cx))?.ticks();
+        Poll::Ready(Ok(AsyncFdReadyMutGuard { fd: self, ticks }))
     }
 }
 
@@ -272,19 +265,7 @@ impl<T: AsRawFd> AsyncFdReadyGuard<'_, T> {
     /// assert_eq!(rt.block_on(j).unwrap(), Ready::READABLE | Ready::READ_CLOSED);
     /// ```
     pub fn ready(&self) -> Ready {
-        guard_ready(self.get_ref(), self.dir())
-    }
-}
-
-/// A guard's `ready()` for `dir` of `fd`.
-fn guard_ready<T: AsRawFd>(fd: &AsyncFd<T>, dir: Direction) -> Ready {
-    let (ready, closed) = match dir {
-        Direction::Read => (Ready::READABLE, Ready::READ_CLOSED),
-        Direction::Write => (Ready::WRITABLE, Ready::WRITE_CLOSED),
-    };
-    match fd.readiness().learn_closed(dir) {
-        true => ready | closed,
-        false => ready,
+        self.ticks.ready(self.fd.readiness())
     }
 }
 
@@ -307,9 +288,9 @@ fn guard_ready<T: AsRawFd>(fd: &AsyncFd<T>, dir: Direction) -> Ready {
 /// ```
 #[derive(Debug)]
 pub struct AsyncFdReadyMutGuard<'a, T: AsRawFd> {
-    fd: &'a mut AsyncFd<T>,
-    dir: Direction,
-    tick: Tick,
+    pub(super) fd: &'a mut AsyncFd<T>,
+    /// As [`AsyncFdReadyGuard`]'s.
+    pub(super) ticks: Ticks,
 }
 
 impl<T: AsRawFd> AsyncFdReadyMutGuard<'_, T> {
@@ -337,7 +318,8 @@ impl<T: AsRawFd> AsyncFdReadyMutGuard<'_, T> {
     /// assert!(rt.block_on(j).unwrap(), "nothing more to read: the wait times out");
     /// ```
     pub fn clear_ready(&mut self) {
-        let _ = self.fd.readiness().clear(self.dir, self.tick);
+        self.ticks.clear(self.fd.readiness());
+        self.ticks = Ticks::default();
     }
 
     /// Keeps the readiness (the default when the guard is dropped).
@@ -478,6 +460,6 @@ impl<T: AsRawFd> AsyncFdReadyMutGuard<'_, T> {
     /// assert_eq!(rt.block_on(j).unwrap(), Ready::WRITABLE);
     /// ```
     pub fn ready(&self) -> Ready {
-        guard_ready(self.fd, self.dir)
+        self.ticks.ready(self.fd.readiness())
     }
 }

@@ -28,17 +28,67 @@ pub(super) fn directions(interest: Interest) -> io::Result<(bool, bool)> {
     Ok((interest.is_readable(), interest.is_writable()))
 }
 
-/// The ticks of the directions a call was made in (invariant 2).
-#[derive(Clone, Copy, Default)]
-struct Ticks {
-    read: Option<Tick>,
-    write: Option<Tick>,
+/// The ticks of the directions a call was made in (invariant 2); also
+/// what an `AsyncFd` guard reports and clears.
+#[derive(Clone, Copy, Default, Debug)]
+pub(super) struct Ticks {
+    pub(super) read: Option<Tick>,
+    pub(super) write: Option<Tick>,
 }
 
 impl Ticks {
+    /// One direction's tick.
+    pub(super) fn one(dir: Direction, tick: Tick) -> Self {
+        match dir {
+            Direction::Read => Ticks {
+                read: Some(tick),
+                write: None,
+            },
+            Direction::Write => Ticks {
+                read: None,
+                write: Some(tick),
+            },
+        }
+    }
+
+    /// The directions held, as Tokio's `Ready`, with `READ_CLOSED`/
+    /// `WRITE_CLOSED` for those the kernel says are closed.
+    pub(super) fn ready(self, r: &Readiness) -> Ready {
+        let mut ready = Ready::EMPTY;
+        let held = [
+            (
+                self.read,
+                Direction::Read,
+                Ready::READABLE,
+                Ready::READ_CLOSED,
+            ),
+            (
+                self.write,
+                Direction::Write,
+                Ready::WRITABLE,
+                Ready::WRITE_CLOSED,
+            ),
+        ];
+        for (_, dir, is, closed) in held.into_iter().filter(|h| h.0.is_some()) {
+            ready |= is;
+            if r.learn_closed(dir) {
+                ready |= closed;
+            }
+        }
+        ready
+    }
+
+    /// Only the directions `ready` names (`READABLE`, `WRITABLE`).
+    pub(super) fn matching(self, ready: Ready) -> Self {
+        Ticks {
+            read: self.read.filter(|_| ready.is_readable()),
+            write: self.write.filter(|_| ready.is_writable()),
+        }
+    }
+
     /// Clears the named directions after a `WouldBlock`. Returns whether
     /// one stays ready for good (closed): waiting again would not wait.
-    fn clear(self, r: &Readiness) -> bool {
+    pub(super) fn clear(self, r: &Readiness) -> bool {
         let read = self.read.is_some_and(|t| r.clear(Direction::Read, t));
         let write = self.write.is_some_and(|t| r.clear(Direction::Write, t));
         read || write
@@ -48,7 +98,7 @@ impl Ticks {
 /// Ready when any direction `interest` names is: the set that is, closed
 /// flags included, and the ticks they are ready in. Registers the waker
 /// on every direction named that is not.
-fn poll_interest(
+pub(super) fn poll_interest(
     r: &Readiness,
     interest: Interest,
     cx: &mut Context<'_>,

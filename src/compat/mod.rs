@@ -17,6 +17,7 @@
 mod addrs;
 mod async_fd;
 mod async_fd_more;
+mod async_fd_ready;
 #[cfg(feature = "bytes")]
 mod buf_calls;
 mod direction;
