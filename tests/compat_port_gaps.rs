@@ -279,7 +279,8 @@ fn peer_credentials_and_std_conversions_match_tokios() {
 
 /// Expected (Tokio): `AsyncFd::with_interest(timerfd, READABLE)` (and its
 /// `try_`/`register_` forms) wraps an fd for one direction; the read wait
-/// answers when the timer fires, and its guard says `READABLE`. Beyond Tokio (whose wait on a direction never
+/// answers when the timer fires, also when asked for both directions
+/// (`ready(READABLE | WRITABLE)`), and its guard says `READABLE`. Beyond Tokio (whose wait on a direction never
 /// registered would never see it ready): that wait fails at once with
 /// `InvalidInput`, and `PRIORITY`/`ERROR` interests are refused clearly.
 ///
@@ -312,13 +313,15 @@ fn async_fd_with_interest_waits_on_the_registered_direction_only() {
                     tv_nsec: 20_000_000,
                 },
             };
+            let started = std::time::Instant::now();
             // SAFETY: `spec` is a valid itimerspec; the old value is not asked for.
             let armed = unsafe { libc::timerfd_settime(raw, 0, &spec, std::ptr::null_mut()) };
             assert_eq!(armed, 0);
             let fd = AsyncFd::with_interest(timer, Interest::READABLE)?;
             let writable = fd.writable().await.map(|_| ()).unwrap_err().kind();
-            let started = std::time::Instant::now();
-            let ready = fd.readable().await?.ready();
+            // Both directions asked: the registered one is waited on.
+            let both = Interest::READABLE | Interest::WRITABLE;
+            let ready = fd.ready(both).await?.ready();
             let waited = started.elapsed();
             let mut ticks = [0u8; 8];
             let read = fd.try_io(Interest::READABLE, |t| {

@@ -245,10 +245,15 @@ impl<T: AsRawFd> AsyncFdReadyGuard<'_, T> {
         self.get_ref().get_ref()
     }
 
-    /// What the guard reports ready (Tokio's `ready()`): `READABLE` or
-    /// `WRITABLE`, with `READ_CLOSED`/`WRITE_CLOSED` once the kernel says
-    /// the direction is closed (the peer shut down or reset; asked with
-    /// `poll(2)` if no event said so yet, as the sockets' `ready()` does).
+    /// What the guard reports ready (Tokio's `ready()`): `READABLE`,
+    /// `WRITABLE` or both (a guard of [`AsyncFd::ready`]), each with
+    /// `READ_CLOSED`/`WRITE_CLOSED` once the kernel says the direction is
+    /// closed (the peer shut down or reset). Nothing once the guard was
+    /// cleared ([`clear_ready`](Self::clear_ready), a `WouldBlock` in
+    /// [`try_io`](Self::try_io)); a direction cleared by
+    /// `clear_ready_matching` drops out. Unlike Tokio's snapshot, the
+    /// closed flags are asked when called (`poll(2)` if no event said so
+    /// yet, as the sockets' `ready()` does), so a later call may add one.
     ///
     /// # Examples
     ///
@@ -270,8 +275,8 @@ impl<T: AsRawFd> AsyncFdReadyGuard<'_, T> {
 }
 
 /// Proof that an [`AsyncFd`] looked ready, lending it mutably (from
-/// [`AsyncFd::readable_mut`] and [`AsyncFd::writable_mut`]); clear it when
-/// the I/O says `WouldBlock`.
+/// [`AsyncFd::readable_mut`], [`AsyncFd::writable_mut`] and
+/// [`AsyncFd::ready_mut`]); clear it when the I/O says `WouldBlock`.
 ///
 /// # Examples
 ///

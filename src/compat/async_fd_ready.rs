@@ -97,7 +97,14 @@ impl<T: AsRawFd> AsyncFdReadyGuard<'_, T> {
     /// `clear_ready_matching`): say, `Ready::READABLE` after a read that
     /// returned `WouldBlock`, keeping the write side this guard saw. The
     /// guard stops reporting them (as Tokio's; after
-    /// [`clear_ready`](Self::clear_ready) it reports nothing).
+    /// [`clear_ready`](Self::clear_ready) it reports nothing). A closed
+    /// flag alone clears nothing. Differences from Tokio: a direction the
+    /// guard does not hold is left alone (Tokio's clears it if no event
+    /// came since the guard's own), so only readiness this guard saw is
+    /// ever forgotten (readiness invariant 2); and a cleared direction
+    /// that is closed drops out of [`ready()`](Self::ready) (Tokio's keeps
+    /// reporting its closed flag; the next wait answers at once either way,
+    /// a closed direction staying ready).
     ///
     /// # Examples
     ///
@@ -110,7 +117,10 @@ impl<T: AsRawFd> AsyncFdReadyGuard<'_, T> {
     /// let j = rt.handle().spawn_pinned(0, async move {
     ///     let fd = ringlane::compat::AsyncFd::new(a).unwrap();
     ///     let mut guard = fd.ready(Interest::READABLE | Interest::WRITABLE).await.unwrap();
-    ///     std::io::Read::read(&mut fd.get_ref(), &mut [0u8; 4]).unwrap(); // all there was
+    ///     let mut buf = [0u8; 4];
+    ///     std::io::Read::read(&mut fd.get_ref(), &mut buf).unwrap(); // "x"
+    ///     let again = std::io::Read::read(&mut fd.get_ref(), &mut buf).unwrap_err();
+    ///     assert_eq!(again.kind(), std::io::ErrorKind::WouldBlock);
     ///     guard.clear_ready_matching(Ready::READABLE);
     ///     guard.ready()
     /// }).unwrap();

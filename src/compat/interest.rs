@@ -78,11 +78,17 @@ impl Ticks {
         ready
     }
 
-    /// Only the directions `ready` names (`READABLE`, `WRITABLE`).
+    /// Only the directions whose `READABLE`/`WRITABLE` bit `ready` has
+    /// (a closed flag alone clears nothing, as in Tokio, whose
+    /// `is_readable()` also answers `true` for `READ_CLOSED`).
     pub(super) fn matching(self, ready: Ready) -> Self {
         Ticks {
-            read: self.read.filter(|_| ready.is_readable()),
-            write: self.write.filter(|_| ready.is_writable()),
+            read: self
+                .read
+                .filter(|_| (ready - Ready::READ_CLOSED).is_readable()),
+            write: self
+                .write
+                .filter(|_| (ready - Ready::WRITE_CLOSED).is_writable()),
         }
     }
 
@@ -116,11 +122,10 @@ pub(super) fn poll_interest(
     ];
     // An `AsyncFd` registered for one direction waits on that one only;
     // one named for none of the directions asked fails (`poll_wait_ready`).
-    let asked = named.into_iter().filter(|n| n.0);
-    let waited = match asked.clone().any(|n| r.can_wait(n.1)) {
-        true => asked.filter(|n| r.can_wait(n.1)).collect::<Vec<_>>(),
-        false => asked.collect(),
-    };
+    let some_waitable = named.iter().any(|n| n.0 && r.can_wait(n.1));
+    let waited = named
+        .into_iter()
+        .filter(|n| n.0 && (!some_waitable || r.can_wait(n.1)));
     for (_, dir, ready, closed) in waited {
         if let Poll::Ready(tick) = r.poll_wait_ready(dir, cx) {
             let tick = Some(tick?);
