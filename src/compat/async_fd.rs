@@ -475,6 +475,7 @@ impl<T: AsRawFd> AsRawFd for AsyncFd<T> {
 /// assert_eq!(rt.block_on(j).unwrap(), 3);
 /// ```
 #[derive(Debug)]
+#[must_use = "choose whether to clear the readiness by calling a method on the guard"]
 pub struct AsyncFdReadyGuard<'a, T: AsRawFd> {
     pub(super) fd: &'a AsyncFd<T>,
     /// The directions this guard reports, each in the tick it was ready

@@ -292,6 +292,7 @@ impl<T: AsRawFd> AsyncFdReadyGuard<'_, T> {
 /// assert!(rt.block_on(j).unwrap());
 /// ```
 #[derive(Debug)]
+#[must_use = "choose whether to clear the readiness by calling a method on the guard"]
 pub struct AsyncFdReadyMutGuard<'a, T: AsRawFd> {
     pub(super) fd: &'a mut AsyncFd<T>,
     /// As [`AsyncFdReadyGuard`]'s.
