@@ -363,7 +363,7 @@ impl MultiShot {
         let mut state = self.cell.state.lock();
         // The owner looks (it takes a result or leaves its waker).
         state.unseen_since = None;
-        if context::current_index().is_none() {
+        if self.cell.coalesce && context::current_index().is_none() {
             state.polled_off_shard = true;
         }
         let ready = match state.results.pop_front() {
