@@ -45,7 +45,7 @@ impl<T: AsRawFd> AsyncFd<T> {
     /// ```
     pub async fn ready(&self, interest: Interest) -> io::Result<AsyncFdReadyGuard<'_, T>> {
         let r = self.readiness();
-        let (_, ticks) = r.wait(|cx| poll_interest(r, interest, cx)).await?;
+        let ticks = r.wait(|cx| poll_interest(r, interest, cx)).await?;
         Ok(AsyncFdReadyGuard { fd: self, ticks })
     }
 
@@ -75,7 +75,7 @@ impl<T: AsRawFd> AsyncFd<T> {
     ) -> io::Result<AsyncFdReadyMutGuard<'_, T>> {
         let ticks = {
             let r = self.readiness();
-            r.wait(|cx| poll_interest(r, interest, cx)).await?.1
+            r.wait(|cx| poll_interest(r, interest, cx)).await?
         };
         Ok(AsyncFdReadyMutGuard { fd: self, ticks })
     }

@@ -101,45 +101,33 @@ impl Ticks {
     }
 }
 
-/// Ready when any direction `interest` names is: the set that is, closed
-/// flags included, and the ticks they are ready in. Registers the waker
-/// on every direction named that is not.
+/// Ready when any direction `interest` names is: the ticks the ready ones
+/// are in ([`Ticks::ready`] gives Tokio's `Ready`, closed flags included).
+/// Registers the waker on every direction named that is not.
 pub(super) fn poll_interest(
     r: &Readiness,
     interest: Interest,
     cx: &mut Context<'_>,
-) -> Poll<io::Result<(Ready, Ticks)>> {
+) -> Poll<io::Result<Ticks>> {
     let (read, write) = directions(interest)?;
-    let mut got = (Ready::EMPTY, Ticks::default());
-    let named = [
-        (read, Direction::Read, Ready::READABLE, Ready::READ_CLOSED),
-        (
-            write,
-            Direction::Write,
-            Ready::WRITABLE,
-            Ready::WRITE_CLOSED,
-        ),
-    ];
+    let mut got = Ticks::default();
+    let named = [(read, Direction::Read), (write, Direction::Write)];
     // An `AsyncFd` registered for one direction waits on that one only;
     // one named for none of the directions asked fails (`poll_wait_ready`).
-    let some_waitable = named.iter().any(|n| n.0 && r.can_wait(n.1));
+    let some_waitable = named.iter().any(|&(n, dir)| n && r.can_wait(dir));
     let waited = named
         .into_iter()
-        .filter(|n| n.0 && (!some_waitable || r.can_wait(n.1)));
-    for (_, dir, ready, closed) in waited {
+        .filter(|&(n, dir)| n && (!some_waitable || r.can_wait(dir)));
+    for (_, dir) in waited {
         if let Poll::Ready(tick) = r.poll_wait_ready(dir, cx) {
             let tick = Some(tick?);
             match dir {
-                Direction::Read => got.1.read = tick,
-                Direction::Write => got.1.write = tick,
-            }
-            got.0 |= ready;
-            if r.learn_closed(dir) {
-                got.0 |= closed;
+                Direction::Read => got.read = tick,
+                Direction::Write => got.write = tick,
             }
         }
     }
-    if got.0.is_empty() {
+    if got.read.is_none() && got.write.is_none() {
         Poll::Pending
     } else {
         Poll::Ready(Ok(got))
@@ -148,7 +136,7 @@ pub(super) fn poll_interest(
 
 /// Tokio's `ready(interest)`: waits until a direction named is ready.
 pub(crate) async fn ready(r: &Readiness, interest: Interest) -> io::Result<Ready> {
-    r.wait(|cx| poll_interest(r, interest, cx).map_ok(|(ready, _)| ready))
+    r.wait(|cx| poll_interest(r, interest, cx).map_ok(|ticks| ticks.ready(r)))
         .await
 }
 
@@ -179,7 +167,7 @@ pub(crate) async fn async_io<R>(
 ) -> io::Result<R> {
     r.wait(|cx| {
         loop {
-            let (_, ticks) = ready!(poll_interest(r, interest, cx))?;
+            let ticks = ready!(poll_interest(r, interest, cx))?;
             match f() {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if ticks.clear(r) {
