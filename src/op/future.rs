@@ -100,6 +100,7 @@ pub(crate) type OpResult<T> = Result<(i32, T), (io::Error, T)>;
 /// Prepares an op for the calling task's shard. `build` makes the SQE from
 /// the resources at their final address inside the cell, so the SQE may
 /// point into them, inline fields included.
+#[inline]
 pub(crate) fn submit<T, B>(resources: T, produces_fd: bool, build: B) -> Op<T>
 where
     T: Send + 'static,

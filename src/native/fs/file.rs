@@ -5,15 +5,16 @@
 //! and the futures are dropped first: the kernel never sees a closed, or
 //! worse a reused, fd number.
 
+use std::future::Future;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
 use io_uring::{opcode, types};
 
-use super::fixed::{FileSlot, Keep};
+use super::fixed::FileSlot;
+use super::rw::RwFuture;
 use crate::native::{IoBuf, IoBufMut, os_result};
-use crate::op::Inline;
 
 /// An open file whose I/O goes through the current shard's io_uring.
 ///
@@ -49,12 +50,6 @@ pub struct File {
     pub(super) adopted: bool,
 }
 
-/// What a read or write op owns while in flight (op invariant 2).
-struct Rw<B> {
-    buf: B,
-    _file: Keep,
-}
-
 /// The offset io_uring reads as "the file's current position".
 pub(super) const CURRENT_POSITION: u64 = u64::MAX;
 
@@ -82,127 +77,6 @@ impl File {
             .checked_add(advanced as u64)
             .filter(|o| *o <= i64::MAX as u64)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "offset beyond i64::MAX"))
-    }
-
-    /// One read or write op on this file's fd: validates `offset` and the
-    /// buffer `len`, keeps the fd alive in the op's resources, and gives the
-    /// buffer back with the result. `owner`: the caller alone reads the
-    /// file or moves its position (`fs::read`'s private file, an
-    /// `AsyncFile`, whose op is dropped only with it); else an offset needs
-    /// the file to have positions (`ESPIPE` otherwise, as `pread`'s, learnt
-    /// once), and a read at the position waits to go last in its batch.
-    pub(super) async fn rw_op<B, F>(
-        &self,
-        buf: B,
-        (offset, len, read, owner): (u64, usize, bool, bool),
-        build: F,
-    ) -> (io::Result<usize>, B)
-    where
-        B: Send + 'static,
-        F: FnOnce(types::Fd, &mut B, u32) -> io_uring::squeue::Entry + Send + 'static,
-    {
-        let invalid = |why| Err(io::Error::new(io::ErrorKind::InvalidInput, why));
-        if offset != CURRENT_POSITION && offset > i64::MAX as u64 {
-            return (invalid("offset beyond i64::MAX"), buf);
-        }
-        if len == 0 {
-            return (invalid("zero-length buffer"), buf);
-        }
-        if offset != CURRENT_POSITION && !owner {
-            if let Err(e) = self.seekable.check(self.fd.as_raw_fd()) {
-                return (Err(e), buf);
-            }
-        }
-        let len = u32::try_from(len).unwrap_or(u32::MAX);
-        let rw = Rw {
-            buf,
-            _file: self.keep(),
-        };
-        let op = self.submit(rw, move |fd, rw| build(fd, &mut rw.buf, len));
-        // A read at the current position (of a stream: a pipe, a FIFO; or
-        // of a file, whose concurrent ops were never ordered) goes last in
-        // its batch, and is withdrawn if dropped before the kernel saw it,
-        // as a receive is; unless it reads a regular file (or one known to
-        // have positions) for its owner, who would not read on from a
-        // position a dropped read moved. A positioned op, or such a read,
-        // on a page-cached file completes during its submission: tried
-        // inline (op invariant 13).
-        debug_assert!(
-            !owner || offset == CURRENT_POSITION || self.seekable.regular_or_seekable(),
-            "an owner's offsets skip the positions check only on a regular file"
-        );
-        let regular = || owner && self.seekable.regular_or_seekable();
-        let op = match (read, offset == CURRENT_POSITION) {
-            (true, true) if !regular() => op.receive(),
-            (true, _) => op.inline(Inline::Read),
-            (false, false) => op.inline(Inline::Write),
-            (false, true) => op,
-        };
-        match op.await {
-            Ok((result, rw)) => (os_result(result), rw.buf),
-            Err((e, rw)) => (Err(e), rw.buf),
-        }
-    }
-
-    /// Reads into `buf[start..capacity]` from `offset`.
-    pub(super) async fn read_inner<B: IoBufMut>(
-        &self,
-        buf: B,
-        offset: u64,
-        start: usize,
-    ) -> (io::Result<usize>, B) {
-        self.read_inner_as(buf, (offset, false), start).await
-    }
-
-    /// As `read_inner`; `owner` as `rw_op`'s (`fs::read`'s reads of its
-    /// private file from its start, where a stream-like regular file
-    /// ignores the offsets).
-    pub(super) async fn read_inner_as<B: IoBufMut>(
-        &self,
-        buf: B,
-        (offset, owner): (u64, bool),
-        start: usize,
-    ) -> (io::Result<usize>, B) {
-        let len = buf.bytes_total().saturating_sub(start);
-        let (n, mut buf) = self
-            .rw_op(
-                buf,
-                (offset, len, true, owner),
-                move |fd, buf: &mut B, len| {
-                    // SAFETY: `start < bytes_total` (`len` is non-zero), so the
-                    // pointer stays inside the buffer.
-                    let ptr = unsafe { buf.stable_mut_ptr().add(start) };
-                    opcode::Read::new(fd, ptr, len).offset(offset).build()
-                },
-            )
-            .await;
-        if let Ok(n) = n {
-            // SAFETY: the bytes up to `start` were initialized before (the
-            // callers pass 0 or what earlier reads filled) and the kernel
-            // initialized the next `n`.
-            unsafe { buf.set_init(start + n) };
-        }
-        (n, buf)
-    }
-
-    /// Writes `buf[start..init]` at `offset`.
-    pub(super) async fn write_inner<B: IoBuf>(
-        &self,
-        buf: B,
-        offset: u64,
-        start: usize,
-    ) -> (io::Result<usize>, B) {
-        let len = buf.bytes_init().saturating_sub(start);
-        self.rw_op(
-            buf,
-            (offset, len, false, false),
-            move |fd, buf: &mut B, len| {
-                // SAFETY: `start < bytes_init` (`len` is non-zero).
-                let ptr = unsafe { buf.stable_ptr().add(start) };
-                opcode::Write::new(fd, ptr, len).offset(offset).build()
-            },
-        )
-        .await
     }
 
     /// Reads until `buf` is full (its whole capacity, as every read here
@@ -352,6 +226,12 @@ impl File {
     /// of the buffer; a `Vec`'s length grows to cover them and never shrinks
     /// (bytes past the count may be stale).
     ///
+    /// The future owns the buffer and a share of the fd, and borrows
+    /// nothing: it may outlive this `File`, or be made on one thread and
+    /// awaited (or spawned) on a shard. The op is submitted at its first
+    /// poll, to the ring of the shard polling it; `read`, `write_at` and
+    /// `write` are the same.
+    ///
     /// # Errors
     ///
     /// The `pread(2)` error (`ESPIPE` on a pipe, FIFO or socket: use `read`);
@@ -370,11 +250,15 @@ impl File {
     /// }).unwrap();
     /// assert!(rt.block_on(j).unwrap());
     /// ```
-    pub async fn read_at<B: IoBufMut>(&self, buf: B, offset: u64) -> (io::Result<usize>, B) {
-        if let Err(e) = Self::at(offset, 0) {
-            return (Err(e), buf);
+    pub fn read_at<B: IoBufMut>(
+        &self,
+        buf: B,
+        offset: u64,
+    ) -> impl Future<Output = (io::Result<usize>, B)> + Send + use<B> {
+        match Self::at(offset, 0) {
+            Ok(_) => self.read_inner(buf, offset, 0),
+            Err(e) => RwFuture::refused(e, buf),
         }
-        self.read_inner(buf, offset, 0).await
     }
 
     /// Reads at the current position (for pipes, FIFOs and other streams).
@@ -393,8 +277,11 @@ impl File {
     /// }).unwrap();
     /// assert_eq!(rt.block_on(j).unwrap(), 16);
     /// ```
-    pub async fn read<B: IoBufMut>(&self, buf: B) -> (io::Result<usize>, B) {
-        self.read_inner(buf, CURRENT_POSITION, 0).await
+    pub fn read<B: IoBufMut>(
+        &self,
+        buf: B,
+    ) -> impl Future<Output = (io::Result<usize>, B)> + Send + use<B> {
+        self.read_inner(buf, CURRENT_POSITION, 0)
     }
 
     /// Writes the buffer's initialized bytes at `offset`; returns how many
@@ -422,11 +309,15 @@ impl File {
     /// assert_eq!(std::fs::metadata(&path).unwrap().len(), 110);
     /// std::fs::remove_file(path).unwrap();
     /// ```
-    pub async fn write_at<B: IoBuf>(&self, buf: B, offset: u64) -> (io::Result<usize>, B) {
-        if let Err(e) = Self::at(offset, 0) {
-            return (Err(e), buf);
+    pub fn write_at<B: IoBuf>(
+        &self,
+        buf: B,
+        offset: u64,
+    ) -> impl Future<Output = (io::Result<usize>, B)> + Send + use<B> {
+        match Self::at(offset, 0) {
+            Ok(_) => self.write_inner(buf, offset, 0),
+            Err(e) => RwFuture::refused(e, buf),
         }
-        self.write_inner(buf, offset, 0).await
     }
 
     /// Writes at the current position (for pipes, FIFOs, appends).
@@ -441,8 +332,11 @@ impl File {
     /// }).unwrap();
     /// assert_eq!(rt.block_on(j).unwrap(), 4);
     /// ```
-    pub async fn write<B: IoBuf>(&self, buf: B) -> (io::Result<usize>, B) {
-        self.write_inner(buf, CURRENT_POSITION, 0).await
+    pub fn write<B: IoBuf>(
+        &self,
+        buf: B,
+    ) -> impl Future<Output = (io::Result<usize>, B)> + Send + use<B> {
+        self.write_inner(buf, CURRENT_POSITION, 0)
     }
 
     async fn fsync(&self, datasync: bool) -> io::Result<()> {

@@ -62,6 +62,7 @@ impl File {
     /// Prepares an op on this file: `build` gets the fd to name (the slot,
     /// with `IOSQE_FIXED_FILE` added, for a registered file, whose ops are
     /// bound to its shard: op invariant 10).
+    #[inline]
     pub(super) fn submit<T, B>(&self, resources: T, build: B) -> op::Op<T>
     where
         T: Send + 'static,

@@ -17,6 +17,7 @@ mod path;
 mod pooled;
 mod read_dir;
 mod resize;
+mod rw;
 mod seekable;
 mod vectored;
 mod whole;
