@@ -134,28 +134,61 @@ pub(super) struct CellData<T> {
 pub(super) type CellPtr<T> = NonNull<OpCell<T>>;
 
 /// A new cell for `resources`, owned by the caller until its op is pushed.
+#[inline]
 pub(super) fn new_cell<T>(resources: T, produces_fd: bool) -> Box<OpCell<T>> {
-    let data = CellData {
-        state: State::Submitted {
+    // Written field by field into the block: a whole `OpCell` built first
+    // and then moved in was a `memcpy` of the cell on every op. (A field
+    // added to `CellData` or `OpCell` fails to compile in `_every_field`
+    // below until it is written here too.)
+    let mut cell = super::recycle::uninit::<OpCell<T>>();
+    let at = cell.as_mut_ptr();
+    // SAFETY: `at` points to the box's memory, valid for writes and not
+    // read before this; `UnsafeCell` has its content's layout; every field
+    // is written exactly once, so the cell is initialized when
+    // `assume_init` runs.
+    unsafe {
+        (&raw mut (*at).done).write(AtomicBool::new(false));
+        let data = (&raw mut (*at).data).cast::<CellData<T>>();
+        (&raw mut (*data).state).write(State::Submitted {
             waker: None,
             early: None,
-        },
-        produces_fd,
-        uncancellable: false,
-        reserved: 0,
-        issued_fd: None,
-        deadline: None,
-        shutdown_cancel_first: false,
-        sqe: None,
-        bound: None,
-        watcher: None,
-    };
-    Box::new(OpCell {
-        done: AtomicBool::new(false),
-        data: UnsafeCell::new(data),
-        resources: UnsafeCell::new(Some(resources)),
-        timespec: UnsafeCell::new(types::Timespec::new()),
-    })
+        });
+        (&raw mut (*data).produces_fd).write(produces_fd);
+        (&raw mut (*data).uncancellable).write(false);
+        (&raw mut (*data).reserved).write(0);
+        (&raw mut (*data).issued_fd).write(None);
+        (&raw mut (*data).deadline).write(None);
+        (&raw mut (*data).shutdown_cancel_first).write(false);
+        (&raw mut (*data).sqe).write(None);
+        (&raw mut (*data).bound).write(None);
+        (&raw mut (*data).watcher).write(None);
+        (&raw mut (*at).resources).write(UnsafeCell::new(Some(resources)));
+        (&raw mut (*at).timespec).write(UnsafeCell::new(types::Timespec::new()));
+        cell.assume_init()
+    }
+}
+
+/// Names every field `new_cell` writes: a field added to `OpCell` or
+/// `CellData` makes this fail to compile until `new_cell` writes it.
+fn _every_field<T>(cell: OpCell<T>) {
+    let OpCell {
+        done: _,
+        data,
+        resources: _,
+        timespec: _,
+    } = cell;
+    let CellData {
+        state: _,
+        produces_fd: _,
+        uncancellable: _,
+        reserved: _,
+        issued_fd: _,
+        deadline: _,
+        shutdown_cancel_first: _,
+        sqe: _,
+        bound: _,
+        watcher: _,
+    } = data.into_inner();
 }
 
 /// The cell's data.
@@ -220,7 +253,7 @@ impl<T: Send + 'static> Fns<T> {
 pub(super) unsafe fn free<T>(cell: CellPtr<T>) {
     // SAFETY: per the contract, the box is ours alone now.
     let cell = unsafe { Box::from_raw(cell.as_ptr()) };
-    contain(move || drop(cell));
+    contain(move || super::recycle::free(cell));
 }
 
 /// Closes an fd an op produced and nobody took.
@@ -342,7 +375,7 @@ unsafe fn publish<T>(cell: CellPtr<T>, result: i32, handoff: Arc<Handoff<T>>) {
     let mut owned = unsafe { Box::from_raw(cell.as_ptr()) };
     let resources = owned.resources.get_mut().take();
     let produces_fd = owned.data.get_mut().produces_fd;
-    contain(move || drop(owned));
+    contain(move || super::recycle::free(owned));
     if let Some(resources) = resources {
         handoff.publish(result, resources, produces_fd);
     }
@@ -374,7 +407,7 @@ pub(super) unsafe fn take_done<T>(cell: CellPtr<T>) -> (i32, T) {
     let resources = owned.resources.get_mut().take();
     // What is left runs no foreign code when dropped (no resources, no
     // waker).
-    drop(owned);
+    super::recycle::free(owned);
     (
         result,
         resources.expect("a completed op still holds its resources"),
@@ -416,7 +449,7 @@ pub(super) unsafe fn poll_on_home<T>(cell: CellPtr<T>, waker: &Waker) -> Poll<(i
             // SAFETY: completed and taken: nobody else holds a share. What
             // is left in the box runs no foreign code when dropped (the
             // resources are out, and so is any waker).
-            drop(unsafe { Box::from_raw(cell.as_ptr()) });
+            super::recycle::free(unsafe { Box::from_raw(cell.as_ptr()) });
             Poll::Ready((
                 result,
                 resources.expect("a completed op still holds its resources"),

@@ -477,10 +477,10 @@ impl<T: Send + 'static> Op<T> {
             unreachable!("an unsubmitted op holds its cell");
         };
         // SAFETY: never pushed: the cell is ours alone, and now given up.
-        let cell = unsafe { Box::from_raw(cell.as_ptr()) };
-        cell.resources
-            .into_inner()
-            .expect("resources stored at creation")
+        let mut cell = unsafe { Box::from_raw(cell.as_ptr()) };
+        let resources = cell.resources.get_mut().take();
+        super::recycle::free(cell);
+        resources.expect("resources stored at creation")
     }
 
     /// Unsubmitted, no room: wait for a completion, or for the deadline.

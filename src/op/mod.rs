@@ -136,6 +136,7 @@ mod future;
 mod handoff;
 mod inline;
 mod multi;
+mod recycle;
 mod room;
 mod table;
 
