@@ -397,6 +397,7 @@ pub(super) unsafe fn is_done<T>(cell: CellPtr<T>) -> bool {
 /// # Safety
 ///
 /// The caller holds the future's share and saw `is_done`.
+#[inline]
 pub(super) unsafe fn take_done<T>(cell: CellPtr<T>) -> (i32, T) {
     // SAFETY: per the contract, `done`'s Acquire ordered the home's last
     // touch before this one, and nobody else holds a share.
