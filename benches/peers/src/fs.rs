@@ -123,6 +123,11 @@ impl Offsets {
         Self(0x00dd_b1a5_e5f0_0d5e)
     }
 
+    /// The sequence of stream `t` of a qd32 case (stream 0's is `new`'s).
+    pub(crate) fn for_stream(t: usize) -> Self {
+        Self(0x00dd_b1a5_e5f0_0d5e ^ (t as u64).wrapping_mul(0x2545_f491_4f6c_dd1d))
+    }
+
     /// The next block and its byte offset.
     #[inline]
     pub(crate) fn next_block(&mut self) -> (u64, u64) {

@@ -12,6 +12,8 @@
 //! * **fs qd1**: 4 KiB reads at pseudo-random 4 KiB-aligned offsets of a
 //!   page-cached 64 MiB temporary file, one at a time; ratios to the raw
 //!   io_uring floor.
+//! * **fs qd32**: the same reads, 32 in flight on one thread (32 tasks of
+//!   each runtime); time per read, ratios to the raw io_uring floor.
 //! * **net echo**: 256 B round trips over TCP loopback (`TCP_NODELAY` on
 //!   both ends), one at a time, client and server on one thread; ratios to
 //!   ringlane.
@@ -29,6 +31,7 @@
 mod buf;
 /// Process CPU time, shared with the bench suites.
 #[path = "../../shared/cpu.rs"]
+#[allow(dead_code)]
 mod cpu;
 /// The raw floors' ring, shared with the bench suites.
 #[path = "../../shared/floor_ring.rs"]
@@ -36,6 +39,7 @@ mod cpu;
 mod floor_ring;
 mod fs;
 mod fs_peers;
+mod fs_qd32;
 mod net;
 mod net_peers;
 mod stats;
@@ -54,6 +58,9 @@ const N: usize = 20_000;
 const WARM: usize = 2_000;
 /// Bytes per stream run (an eighth with `PEERS_N`).
 const STREAM_BYTES: usize = 256 << 20;
+/// Reads per round of an fs qd32 case (an eighth with `PEERS_N`), a
+/// multiple of its 32 streams.
+const QD32_READS: usize = 320_000;
 /// Rounds, interleaved across cases.
 const ROUNDS: usize = 3;
 
@@ -105,7 +112,6 @@ fn main() {
             out.rounds.push((case.run)(&file, warm, n));
         }
     }
-    drop(file);
     print_table(
         "fs qd1: 4 KiB random reads of a page-cached 64 MiB file, one at a time \
          (page-aligned buffers)",
@@ -113,6 +119,21 @@ fn main() {
         &outcomes,
         "raw_uring",
     );
+    let reads = match n {
+        N => QD32_READS,
+        _ => QD32_READS / 8,
+    };
+    let mut outcomes: Vec<(&fs_qd32::QdCase, Vec<fs_qd32::QdRun>)> = fs_qd32::QD32_CASES
+        .iter()
+        .map(|c| (c, Vec::new()))
+        .collect();
+    for _ in 0..ROUNDS {
+        for (case, runs) in &mut outcomes {
+            runs.push((case.run)(&file, reads));
+        }
+    }
+    drop(file);
+    fs_qd32::print_qd32_table(reads, &outcomes);
 
     let mut outcomes: Vec<Outcome> = net::NET_CASES
         .iter()
