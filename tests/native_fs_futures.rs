@@ -147,3 +147,34 @@ fn reads_and_writes_dropped_unpolled_give_back_their_buffers_and_fd() {
     assert_eq!(std::fs::read(&path).unwrap(), b"abc", "nothing was written");
     std::fs::remove_file(path).unwrap();
 }
+
+#[test]
+fn a_registered_files_read_made_off_the_shards_runs_on_its_own_shard_only() {
+    let _serial = SERIAL.lock();
+    let rt = common::runtime(2);
+    let (file, path) = file_with("registered", b"fixed slot");
+    let registered = rt
+        .block_on(
+            rt.handle()
+                .spawn_pinned(1, async move { file.register() })
+                .unwrap(),
+        )
+        .unwrap()
+        .unwrap();
+    assert!(registered.is_registered());
+    // Made on the test thread; polled on the file's shard it reads...
+    let home = registered.read_at(Vec::with_capacity(4), 6);
+    let (n, buf) = rt
+        .block_on(rt.handle().spawn_pinned(1, home).unwrap())
+        .unwrap();
+    assert_eq!((n.unwrap(), &buf[..]), (4, &b"slot"[..]));
+    // ...and on another shard it is refused, buffer given back.
+    let away = registered.read_at(vec![5u8; 4], 0);
+    let (n, buf) = rt
+        .block_on(rt.handle().spawn_pinned(0, away).unwrap())
+        .unwrap();
+    assert_eq!(n.unwrap_err().kind(), std::io::ErrorKind::InvalidInput);
+    assert_eq!(buf, [5, 5, 5, 5]);
+    drop(registered);
+    std::fs::remove_file(path).unwrap();
+}

@@ -139,7 +139,7 @@ pub(super) fn new_cell<T>(resources: T, produces_fd: bool) -> Box<OpCell<T>> {
     // Written field by field into the block: a whole `OpCell` built first
     // and then moved in was a `memcpy` of the cell on every op. (A field
     // added to `CellData` or `OpCell` fails to compile in `_every_field`
-    // below until it is written here too.)
+    // below until it is named there: the reminder to write it here too.)
     let mut cell = super::recycle::uninit::<OpCell<T>>();
     let at = cell.as_mut_ptr();
     // SAFETY: `at` points to the box's memory, valid for writes and not
@@ -169,7 +169,8 @@ pub(super) fn new_cell<T>(resources: T, produces_fd: bool) -> Box<OpCell<T>> {
 }
 
 /// Names every field `new_cell` writes: a field added to `OpCell` or
-/// `CellData` makes this fail to compile until `new_cell` writes it.
+/// `CellData` makes this fail to compile until it is named here, which is
+/// the reminder that `new_cell` must write it too.
 fn _every_field<T>(cell: OpCell<T>) {
     let OpCell {
         done: _,

@@ -16,8 +16,11 @@
 //!    it off before writing a value into it.
 //! 3. What a thread keeps is bounded ([`STACKS`] layouts, [`KEPT`] blocks
 //!    and [`KEPT_BYTES`] bytes), and given back to the allocator when the
-//!    thread exits. A free after that (a thread-local destructor dropping
-//!    an op) goes straight to the allocator.
+//!    thread exits (a thread whose thread-locals are never destroyed, the
+//!    main thread at process exit, keeps them to the end). A free after
+//!    that (a thread-local destructor dropping an op) goes straight to the
+//!    allocator. A layout's stack unused for [`STALE`] takes and keeps
+//!    gives its place, and its blocks, up to a new layout.
 //!
 //! Under AddressSanitizer (`scripts/asan`, `--cfg ringlane_asan`) nothing
 //! is kept: a recycled block would hide a use after free from it.
@@ -34,10 +37,27 @@ const KEPT: usize = 256;
 /// How many bytes a thread keeps.
 const KEPT_BYTES: usize = 64 * 1024;
 
+/// A layout's stack not used for this many takes and keeps of the thread
+/// gives its place to a new layout (a shard's first ops, an open or a
+/// `statx`, must not hold the places its reads and writes need).
+const STALE: u64 = 1024;
+
 /// Freed blocks of one layout.
 struct Stack {
     layout: Layout,
     blocks: Vec<NonNull<u8>>,
+    /// The thread's `Kept::clock` at this stack's last take or keep.
+    used: u64,
+}
+
+impl Stack {
+    /// Gives every block back to the allocator.
+    fn release(&mut self) {
+        for block in self.blocks.drain(..) {
+            // SAFETY: invariant 1, and off the stack now (invariant 2).
+            unsafe { alloc::dealloc(block.as_ptr(), self.layout) };
+        }
+    }
 }
 
 /// One thread's kept blocks.
@@ -45,11 +65,16 @@ struct Kept {
     stacks: Vec<Stack>,
     blocks: usize,
     bytes: usize,
+    /// Counts the takes and keeps (for `Stack::used`).
+    clock: u64,
 }
 
 impl Kept {
     fn take(&mut self, layout: Layout) -> Option<NonNull<u8>> {
+        self.clock += 1;
+        let clock = self.clock;
         let stack = self.stacks.iter_mut().find(|s| s.layout == layout)?;
+        stack.used = clock;
         let block = stack.blocks.pop()?;
         self.blocks -= 1;
         self.bytes -= layout.size();
@@ -58,35 +83,52 @@ impl Kept {
 
     /// Keeps `block`, or gives it back (`Err`) when the thread keeps enough.
     fn keep(&mut self, block: NonNull<u8>, layout: Layout) -> Result<(), NonNull<u8>> {
+        self.clock += 1;
         if self.blocks >= KEPT || self.bytes + layout.size() > KEPT_BYTES {
             return Err(block);
         }
         let i = match self.stacks.iter().position(|s| s.layout == layout) {
             Some(i) => i,
-            None if self.stacks.len() < STACKS => {
-                self.stacks.push(Stack {
-                    layout,
-                    blocks: Vec::new(),
-                });
-                self.stacks.len() - 1
-            }
-            None => return Err(block),
+            None => self.place_for(layout).ok_or(block)?,
         };
-        self.stacks[i].blocks.push(block);
+        let stack = &mut self.stacks[i];
+        stack.used = self.clock;
+        stack.blocks.push(block);
         self.blocks += 1;
         self.bytes += layout.size();
         Ok(())
+    }
+
+    /// A stack for a layout not kept yet: a free place, or the place of
+    /// the least recently used stack if it went stale (its blocks given
+    /// back); none while every stack is in use.
+    fn place_for(&mut self, layout: Layout) -> Option<usize> {
+        let fresh = Stack {
+            layout,
+            blocks: Vec::new(),
+            used: self.clock,
+        };
+        if self.stacks.len() < STACKS {
+            self.stacks.push(fresh);
+            return Some(self.stacks.len() - 1);
+        }
+        let (i, oldest) = self.stacks.iter().enumerate().min_by_key(|(_, s)| s.used)?;
+        if self.clock - oldest.used < STALE {
+            return None;
+        }
+        let old = &mut self.stacks[i];
+        self.blocks -= old.blocks.len();
+        self.bytes -= old.blocks.len() * old.layout.size();
+        old.release();
+        *old = fresh;
+        Some(i)
     }
 }
 
 impl Drop for Kept {
     fn drop(&mut self) {
-        for stack in &self.stacks {
-            for block in &stack.blocks {
-                // SAFETY: invariant 1; off every stack now (the thread ends).
-                unsafe { alloc::dealloc(block.as_ptr(), stack.layout) };
-            }
-        }
+        // The thread ends: every block goes back.
+        self.stacks.iter_mut().for_each(Stack::release);
     }
 }
 
@@ -96,6 +138,7 @@ thread_local! {
             stacks: Vec::new(),
             blocks: 0,
             bytes: 0,
+            clock: 0,
         })
     };
 }
@@ -162,7 +205,8 @@ pub(super) fn free<T>(b: Box<T>) {
     unsafe { ptr::drop_in_place(at) };
 }
 
-#[cfg(test)]
+// Under `ringlane_asan` nothing is kept: these tests check the keeping.
+#[cfg(all(test, not(ringlane_asan)))]
 mod tests {
     use super::*;
 
@@ -203,7 +247,8 @@ mod tests {
         .join()
         .unwrap();
         std::thread::spawn(|| {
-            // Blocks of STACKS layouts are kept; a fifth layout's are not.
+            // Blocks of STACKS layouts are kept; a fifth layout's are not,
+            // while the others are in use.
             free(boxed([0u8; 1]));
             free(boxed([0u8; 2]));
             free(boxed([0u8; 3]));
@@ -212,6 +257,45 @@ mod tests {
             KEPT_HERE.with(|k| {
                 let k = k.borrow();
                 assert_eq!((k.stacks.len(), k.blocks), (STACKS, STACKS));
+            });
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn a_layout_used_often_takes_the_place_of_a_stale_one() {
+        std::thread::spawn(|| {
+            // A shard's first ops fill every place, once each.
+            free(boxed([0u8; 1]));
+            free(boxed([0u8; 2]));
+            free(boxed([0u8; 3]));
+            free(boxed([0u8; 4]));
+            let hot = |k: &Kept| {
+                k.stacks
+                    .iter()
+                    .any(|s| s.layout == Layout::new::<[u64; 9]>())
+            };
+            // Then one kind of op, over and over: kept once the first
+            // layouts went stale.
+            for _ in 0..STALE {
+                free(boxed([0u64; 9]));
+            }
+            KEPT_HERE.with(|k| assert!(hot(&k.borrow()), "the busy layout got a place"));
+            KEPT_HERE.with(|k| {
+                let k = k.borrow();
+                let kept: usize = k.stacks.iter().map(|s| s.blocks.len()).sum();
+                let bytes: usize = k
+                    .stacks
+                    .iter()
+                    .map(|s| s.blocks.len() * s.layout.size())
+                    .sum();
+                assert_eq!(
+                    (k.blocks, k.bytes),
+                    (kept, bytes),
+                    "the counts follow the stacks"
+                );
+                assert_eq!(k.stacks.len(), STACKS);
             });
         })
         .join()

@@ -229,8 +229,10 @@ impl File {
     /// The future owns the buffer and a share of the fd, and borrows
     /// nothing: it may outlive this `File`, or be made on one thread and
     /// awaited (or spawned) on a shard. The op is submitted at its first
-    /// poll, to the ring of the shard polling it; `read`, `write_at` and
-    /// `write` are the same.
+    /// poll, to the ring of the shard polling it (a registered file's only
+    /// on its own shard: elsewhere it fails with `InvalidInput`). While
+    /// such a future lives, the fd stays open for it, even past
+    /// [`close`](Self::close). `read`, `write_at` and `write` are the same.
     ///
     /// # Errors
     ///
