@@ -69,11 +69,20 @@ fn park_wake_protocol_loses_no_wakeup_over_a_million_handoffs() {
         })
     };
     let rx_thread = receiver.thread().clone();
+    // Halfway, every sender stops for a while at once, so the receiver runs
+    // dry and parks at least once whatever the scheduling (under ASan, four
+    // busy senders on two cores kept it from ever seeing an empty queue).
+    let halfway = Arc::new(std::sync::Barrier::new(SENDERS as usize));
     let senders: Vec<_> = (0..SENDERS)
         .map(|s| {
             let (queue, state, rx_thread) = (queue.clone(), state.clone(), rx_thread.clone());
+            let halfway = halfway.clone();
             std::thread::spawn(move || {
                 for i in 0..PER_SENDER {
+                    if i == PER_SENDER / 2 {
+                        halfway.wait();
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
                     queue.push(i); // S1
                     if state.should_ring() {
                         rx_thread.unpark(); // the doorbell
