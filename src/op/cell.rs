@@ -142,10 +142,9 @@ pub(super) fn new_cell<T>(resources: T, produces_fd: bool) -> Box<OpCell<T>> {
     // below until it is named there: the reminder to write it here too.)
     let mut cell = super::recycle::uninit::<OpCell<T>>();
     let at = cell.as_mut_ptr();
-    // SAFETY: `at` points to the box's memory, valid for writes and not
-    // read before this; `UnsafeCell` has its content's layout; every field
-    // is written exactly once, so the cell is initialized when
-    // `assume_init` runs.
+    // `at` points to the box's memory, valid for writes and not read before
+    // this; `UnsafeCell` has its content's layout.
+    // SAFETY: as said; every field is written once before `assume_init`.
     unsafe {
         (&raw mut (*at).done).write(AtomicBool::new(false));
         let data = (&raw mut (*at).data).cast::<CellData<T>>();

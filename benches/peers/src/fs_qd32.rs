@@ -6,7 +6,6 @@
 
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
 
 use io_uring::{opcode, types};
 use ringlane::native::AlignedBuf;
@@ -14,16 +13,13 @@ use ringlane::native::AlignedBuf;
 use crate::BLOCK;
 use crate::buf::PageBuf;
 use crate::fs::{Offsets, TestFile, check_read};
-use crate::stats::process_cpu_time;
+use crate::stats::{Span, timed};
 
 /// Reads in flight (tasks per runtime).
 pub(crate) const QD: usize = 32;
 
 /// One round of a qd32 case: wall and process CPU time over its reads.
-pub(crate) struct QdRun {
-    pub(crate) wall: Duration,
-    pub(crate) cpu: Duration,
-}
+pub(crate) type QdRun = crate::stats::Timed;
 
 /// A qd32 case: `reads` reads in all, `reads / QD` per stream.
 pub(crate) struct QdCase {
@@ -59,16 +55,6 @@ pub(crate) const QD32_CASES: &[QdCase] = &[
         run: glommio_qd32,
     },
 ];
-
-/// Times `f` (which does every read of the round) in wall and CPU time.
-fn timed(f: impl FnOnce()) -> QdRun {
-    let (cpu0, start) = (process_cpu_time(), Instant::now());
-    f();
-    QdRun {
-        wall: start.elapsed(),
-        cpu: process_cpu_time() - cpu0,
-    }
-}
 
 /// The floor: 32 reads in flight, each stream's next read pushed as soon
 /// as its CQE is reaped; one enter per batch.
@@ -134,7 +120,7 @@ fn ringlane_qd32(file: &TestFile, reads: usize) -> QdRun {
     let driver = rt
         .handle()
         .spawn_pinned(0, async move {
-            let (cpu0, start) = (process_cpu_time(), Instant::now());
+            let span = Span::start();
             let tasks: Vec<_> = (0..QD)
                 .map(|t| {
                     let f = f.clone();
@@ -154,10 +140,7 @@ fn ringlane_qd32(file: &TestFile, reads: usize) -> QdRun {
             for t in tasks {
                 t.await.expect("a reader");
             }
-            QdRun {
-                wall: start.elapsed(),
-                cpu: process_cpu_time() - cpu0,
-            }
+            span.end()
         })
         .expect("spawn driver");
     let run = rt.block_on(driver).expect("driver task");
@@ -172,7 +155,7 @@ fn monoio_qd32(file: &TestFile, reads: usize) -> QdRun {
     let std = file.std.try_clone().expect("dup");
     rt.block_on(async move {
         let f = Rc::new(monoio::fs::File::from_std(std).expect("monoio file"));
-        let (cpu0, start) = (process_cpu_time(), Instant::now());
+        let span = Span::start();
         let tasks: Vec<_> = (0..QD)
             .map(|t| {
                 let f = f.clone();
@@ -192,10 +175,7 @@ fn monoio_qd32(file: &TestFile, reads: usize) -> QdRun {
         for t in tasks {
             t.await;
         }
-        let run = QdRun {
-            wall: start.elapsed(),
-            cpu: process_cpu_time() - cpu0,
-        };
+        let run = span.end();
         if let Ok(f) = Rc::try_unwrap(f) {
             f.close().await.expect("monoio close");
         }
@@ -209,7 +189,7 @@ fn compio_qd32(file: &TestFile, reads: usize) -> QdRun {
     let path = file.path.clone();
     rt.block_on(async move {
         let f = Rc::new(compio::fs::File::open(&path).await.expect("compio open"));
-        let (cpu0, start) = (process_cpu_time(), Instant::now());
+        let span = Span::start();
         let tasks: Vec<_> = (0..QD)
             .map(|t| {
                 let f = f.clone();
@@ -229,10 +209,7 @@ fn compio_qd32(file: &TestFile, reads: usize) -> QdRun {
         for t in tasks {
             t.await.expect("a compio reader");
         }
-        let run = QdRun {
-            wall: start.elapsed(),
-            cpu: process_cpu_time() - cpu0,
-        };
+        let run = span.end();
         if let Ok(f) = Rc::try_unwrap(f) {
             f.close().await.expect("compio close");
         }
@@ -251,7 +228,7 @@ fn glommio_qd32(file: &TestFile, reads: usize) -> QdRun {
                 .await
                 .expect("glommio open"),
         );
-        let (cpu0, start) = (process_cpu_time(), Instant::now());
+        let span = Span::start();
         let tasks: Vec<_> = (0..QD)
             .map(|t| {
                 let f = f.clone();
@@ -270,10 +247,7 @@ fn glommio_qd32(file: &TestFile, reads: usize) -> QdRun {
         for t in tasks {
             t.await;
         }
-        let run = QdRun {
-            wall: start.elapsed(),
-            cpu: process_cpu_time() - cpu0,
-        };
+        let run = span.end();
         if let Ok(f) = Rc::try_unwrap(f) {
             f.close().await.expect("glommio close");
         }

@@ -69,6 +69,35 @@ impl Clock {
     }
 }
 
+/// Wall and process CPU time over one run of a throughput case.
+pub(crate) struct Timed {
+    pub(crate) wall: Duration,
+    pub(crate) cpu: Duration,
+}
+
+/// A run's clocks, started now: for a run that ends inside a runtime.
+pub(crate) struct Span(Duration, Instant);
+
+impl Span {
+    pub(crate) fn start() -> Self {
+        Self(process_cpu_time(), Instant::now())
+    }
+
+    pub(crate) fn end(self) -> Timed {
+        Timed {
+            wall: self.1.elapsed(),
+            cpu: process_cpu_time() - self.0,
+        }
+    }
+}
+
+/// Times `f` (the whole run) in wall and process CPU time.
+pub(crate) fn timed(f: impl FnOnce()) -> Timed {
+    let span = Span::start();
+    f();
+    span.end()
+}
+
 /// Nearest-rank percentile of sorted samples.
 pub(crate) fn percentile(sorted: &[u64], p: f64) -> u64 {
     let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;

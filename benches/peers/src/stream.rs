@@ -4,13 +4,12 @@
 //! the pattern of every chunk.
 
 use std::os::fd::AsRawFd;
-use std::time::{Duration, Instant};
 
 use io_uring::{opcode, types};
 
 use crate::floor_ring::FloorRing;
 use crate::net::tcp_pair;
-use crate::stats::process_cpu_time;
+use crate::stats::timed;
 
 /// Bytes per write.
 pub(crate) const CHUNK: usize = 4096;
@@ -19,10 +18,7 @@ const READ: usize = 64 * 1024;
 
 /// One run of a stream case: wall and process CPU time over the whole
 /// transfer.
-pub(crate) struct StreamRun {
-    pub(crate) wall: Duration,
-    pub(crate) cpu: Duration,
-}
+pub(crate) type StreamRun = crate::stats::Timed;
 
 /// A stream case: moves `total` bytes.
 pub(crate) struct StreamCase {
@@ -108,16 +104,6 @@ impl Checker {
             self.got + bytes.len()
         );
         self.got += bytes.len();
-    }
-}
-
-/// Times `f` (which moves the whole stream) in wall and process CPU time.
-fn timed(f: impl FnOnce()) -> StreamRun {
-    let (cpu0, start) = (process_cpu_time(), Instant::now());
-    f();
-    StreamRun {
-        wall: start.elapsed(),
-        cpu: process_cpu_time() - cpu0,
     }
 }
 
