@@ -99,7 +99,9 @@
 //!     cell's `done` flag (Release, after its last touch). From then on
 //!     the future, on any thread, takes the result or ends the op without
 //!     its home (Acquire): a task stolen after its op completed needs no
-//!     word from its home, which may be blocked.
+//!     word from its home, which may be blocked. Whoever frees the cell
+//!     hands its memory to the freeing thread's recycled blocks
+//!     (`recycle.rs`, ADR 0026), never to anyone still holding a share.
 //! 12. A future polled or dropped away from its home before `done` never
 //!     touches the cell: it gives its share to the home through the
 //!     home's delegation queue (`handoff.rs`), emptied by a mailbox call
