@@ -198,12 +198,18 @@ fn raw_uring(file: &TestFile, warm: usize, n: usize) -> Run {
     clock.finish()
 }
 
-fn ringlane_read(file: &TestFile, warm: usize, n: usize) -> Run {
+/// A one-shard ringlane runtime, and the test file as its `File` (a dup).
+pub(crate) fn one_shard_with(file: &TestFile) -> (ringlane::Runtime, ringlane::native::fs::File) {
     let rt = ringlane::Runtime::builder()
         .shards(1)
         .build()
         .expect("ringlane runtime");
     let f = ringlane::native::fs::File::from(file.std.try_clone().expect("dup"));
+    (rt, f)
+}
+
+fn ringlane_read(file: &TestFile, warm: usize, n: usize) -> Run {
+    let (rt, f) = crate::fs::one_shard_with(file);
     let driver = rt
         .handle()
         .spawn_pinned(0, async move {

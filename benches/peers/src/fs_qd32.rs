@@ -112,11 +112,7 @@ fn raw_uring(file: &TestFile, reads: usize) -> QdRun {
 }
 
 fn ringlane_qd32(file: &TestFile, reads: usize) -> QdRun {
-    let rt = ringlane::Runtime::builder()
-        .shards(1)
-        .build()
-        .expect("ringlane runtime");
-    let f = ringlane::native::fs::File::from(file.std.try_clone().expect("dup"));
+    let (rt, f) = crate::fs::one_shard_with(file);
     let driver = rt
         .handle()
         .spawn_pinned(0, async move {
