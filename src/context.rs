@@ -19,6 +19,7 @@ use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::ptr;
 use std::sync::Arc;
+use std::sync::atomic::{Ordering, fence};
 
 use crossbeam_deque::Worker;
 
@@ -47,6 +48,9 @@ pub(crate) struct ShardContext {
     pub(crate) deque: Worker<Runnable>,
     /// Shards whose doorbell this shard must ring at the end of its tick.
     pub(crate) doorbells: RefCell<Vec<usize>>,
+    /// Some hand-off behind `doorbells` came with no fence after it: their
+    /// S3 needs an S2 first (routing rule 3).
+    pub(crate) doorbells_unfenced: Cell<bool>,
     /// This shard's io_uring.
     pub(crate) ring: RefCell<Ring>,
     /// Native ops in flight on this shard's ring (`op/`).
@@ -88,10 +92,15 @@ impl ShardContext {
         // poll does not allocate the list anew each time.
         let mut owed = std::mem::take(&mut *self.doorbells.borrow_mut());
         let skip = self.shared.features.skip_cqe_on_success;
+        // S2, once for all of them, unless each hand-off (S1, earlier in
+        // this thread) fenced after itself.
+        if self.doorbells_unfenced.replace(false) {
+            fence(Ordering::SeqCst);
+        }
         for &target in &owed {
             let remote = &self.shared.remotes[target];
-            // S2 and S3: the hand-offs (S1) came earlier in this thread.
-            if !remote.doorbell.should_ring() {
+            // S3.
+            if !remote.doorbell.should_ring_fenced() {
                 remote.count_avoided();
                 continue;
             }

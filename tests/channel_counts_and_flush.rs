@@ -718,3 +718,69 @@ fn a_spinning_receiver_takes_a_tokio_ping_pong_without_a_doorbell_or_a_park() {
     }
     fail_on(problems);
 }
+
+/// Two tasks on one spinning shard play 2,000 round trips over two
+/// channels. Each send hands a message to the shard that is running the
+/// sender (routing rule 4): expected, no doorbell of any kind, no park, no
+/// wake-up, and no hand-off counted as avoided (nothing crossed to another
+/// shard), with every message counted sent and received.
+#[test]
+fn sends_between_tasks_of_one_shard_ring_nothing_and_count_no_avoided_doorbell() {
+    const ROUNDS: u64 = 2000;
+    let rt = spinning(1, Duration::from_secs(1));
+    let h = rt.handle();
+    let (ping_tx, mut ping_rx) = ringlane::raw_channel(4).unwrap();
+    let (pong_tx, mut pong_rx) = ringlane::raw_channel(4).unwrap();
+    let echo = h
+        .spawn_pinned(0, async move {
+            while let Some(v) = ping_rx.recv().await {
+                if pong_tx.send(v + 1).await.is_err() {
+                    break;
+                }
+            }
+        })
+        .unwrap();
+    let stats = h.clone();
+    let ping = h
+        .spawn_pinned(0, async move {
+            for i in 0..10u64 {
+                ping_tx.send(i).await.unwrap();
+                assert_eq!(pong_rx.recv().await, Some(i + 1));
+            }
+            // The warm-up's ticks publish their counters meanwhile.
+            ringlane::time::sleep(Duration::from_millis(20)).await;
+            let before = stats.shard_stats(0).unwrap();
+            for i in 0..ROUNDS {
+                ping_tx.send(i).await.unwrap();
+                assert_eq!(pong_rx.recv().await, Some(i + 1));
+            }
+            before
+        })
+        .unwrap();
+    let before = join_within(&rt, ping, LIMIT, "the ping task");
+    // Well inside the spin window: the shard is still spinning, and its
+    // last tick has published.
+    std::thread::sleep(Duration::from_millis(20));
+    let after = h.shard_stats(0).unwrap();
+    join_within(&rt, echo, LIMIT, "the echo task");
+    let mut problems = Vec::new();
+    let d = rung(&before, &after);
+    let parks = after.parks - before.parks;
+    let wakeups = after.wakeups - before.wakeups;
+    let avoided = after.doorbells_avoided - before.doorbells_avoided;
+    if d != 0 || parks != 0 || wakeups != 0 || avoided != 0 {
+        problems.push(format!(
+            "{ROUNDS} round trips within one shard: {d} doorbells, {parks} parks, \
+             {wakeups} wake-ups, {avoided} counted as avoided (expected none)"
+        ));
+    }
+    let sent = after.messages_sent - before.messages_sent;
+    let received = after.messages_received - before.messages_received;
+    if sent != 2 * ROUNDS || received != 2 * ROUNDS {
+        problems.push(format!(
+            "{} messages each way: {sent} counted sent, {received} received",
+            ROUNDS
+        ));
+    }
+    fail_on(problems);
+}

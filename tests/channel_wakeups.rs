@@ -346,3 +346,87 @@ fn a_receiver_handed_between_pinned_and_stealable_tasks_on_spinning_shards_loses
     }
     assert_eq!(next, [PER; 3]);
 }
+
+/// Polls a receive twice at once before it may wait: the second poll finds
+/// `rx_waiting` set by the first, stores nothing and (since the channel's
+/// wait protocol skips it then) fences nothing before its second look.
+struct PolledTwiceAtOnce<'a> {
+    rx: &'a mut Receiver<u64>,
+    polls: u32,
+}
+
+impl std::future::Future for PolledTwiceAtOnce<'_> {
+    type Output = Option<u64>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<u64>> {
+        self.polls += 1;
+        let polled = self.rx.poll_recv(cx);
+        if polled.is_pending() && self.polls == 1 {
+            // A spurious wake-up: polled again right away. After the
+            // second poll only the channel's own wake-up brings it back.
+            cx.waker().wake_by_ref();
+        }
+        polled
+    }
+}
+
+/// A receiver on a Tokio thread (the waker path) is polled twice in a row
+/// for each message, while a plain thread sends that message at a random
+/// moment around the two polls. The second poll skips the store and the
+/// fence of the wait protocol (its flag is already set). Expected (no
+/// wake-up is lost, as in Tokio): every message arrives, in order; a lost
+/// wake-up leaves the receiver waiting for good (fails at the limit).
+#[test]
+fn a_receiver_polled_again_while_its_wait_is_registered_loses_no_wakeup() {
+    const MESSAGES: u64 = 20_000;
+    let (tx, mut rx) = channel::<u64>(4).unwrap();
+    let acked = Arc::new(AtomicU64::new(0));
+    let sender = {
+        let acked = acked.clone();
+        std::thread::spawn(move || {
+            let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+            for k in 0..MESSAGES {
+                while acked.load(Ordering::Acquire) != k {
+                    std::hint::spin_loop();
+                }
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                for _ in 0..seed % 2_000 {
+                    std::hint::spin_loop();
+                }
+                tx.try_send(k).expect("one message in flight at a time");
+            }
+        })
+    };
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let received = tokio.block_on(async {
+        tokio::time::timeout(LIMIT, async {
+            for k in 0..MESSAGES {
+                let got = PolledTwiceAtOnce {
+                    rx: &mut rx,
+                    polls: 0,
+                }
+                .await;
+                assert_eq!(got, Some(k), "out of order or ended early");
+                acked.store(k + 1, Ordering::Release);
+            }
+            MESSAGES
+        })
+        .await
+    });
+    let received = received.unwrap_or_else(|_| {
+        panic!(
+            "a wake-up was lost: stuck after {} of {MESSAGES} messages",
+            acked.load(Ordering::SeqCst)
+        )
+    });
+    sender.join().unwrap();
+    assert_eq!(received, MESSAGES);
+}

@@ -98,7 +98,7 @@ impl<T> Chan<T> {
             if !Arc::ptr_eq(home, &cx.remote) {
                 return false;
             }
-            cx.watches.add(self.clone(), waker);
+            cx.watches.add(self, waker);
             true
         });
         let mode = if watched == Some(true) {
@@ -115,10 +115,16 @@ impl<T> Chan<T> {
             drop(replaced);
             WAITING
         };
+        // The fence only follows a store. A mode read back unchanged is
+        // this receiver's own earlier store (only it writes `WAITING` and
+        // `WATCHED`), which a fence followed then: a sender whose load
+        // misses that store fenced before that fence, so the second look,
+        // after it, sees the sender's message. (Ping-pong receivers keep
+        // their mode, and skip a fence per message.)
         if self.rx_waiting.load(Ordering::Relaxed) != mode {
             self.rx_waiting.store(mode, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
         }
-        fence(Ordering::SeqCst);
     }
 
     /// Protocol step 2 (sender, after pushing, or after the last sender

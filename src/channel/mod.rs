@@ -32,7 +32,9 @@
 //! Wait/notify protocol (both directions use the same Dekker pattern):
 //! 1. Receiver: pop; if empty, store its waker and set `rx_waiting`, full
 //!    fence, pop again (and look at the sender count) before returning
-//!    `Pending`.
+//!    `Pending`. A receiver that finds `rx_waiting` already set as it
+//!    would set it (its own store, fenced when its earlier wait made it)
+//!    stores nothing and needs no new fence.
 //! 2. Sender: push, full fence, and only if `rx_waiting` is set, clear it
 //!    and wake the stored waker.
 //! 3. A send that finds no room for it joins the queue of waiting sends

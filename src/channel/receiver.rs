@@ -313,14 +313,93 @@ mod tests {
     fn a_watched_receiver_dropped_while_senders_live_leaves_the_watch_list() {
         let (tx, rx) = crate::channel::<u64>(4).unwrap();
         let watches = WatchList::default();
-        watches.add(rx.chan.clone(), Waker::noop());
+        watches.add(&rx.chan, Waker::noop());
         assert!(!watches.has_news(), "nothing happened yet");
         assert!(!watches.wake_ready());
         drop(rx);
         assert!(watches.has_news(), "a dropped receiver is news");
         assert!(watches.wake_ready());
-        assert!(watches.is_empty(), "the shard forgot the channel");
+        assert!(
+            watches.is_empty(),
+            "the shard no longer watches the channel"
+        );
+        watches.forget_ended();
+        assert_eq!(watches.len(), 0, "the shard forgot the channel");
         assert!(tx.try_send(1).is_err(), "the sender sees the close");
+    }
+
+    /// A ping-pong's receiver waits again right after each wake-up: its
+    /// entry (and the task's waker) is kept across the wake, so a wait
+    /// clones no waker and adds no entry, until the shard forgets ended
+    /// watches (before it parks).
+    #[test]
+    fn a_receiver_that_waits_again_after_each_wake_reuses_its_watch_entry() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::task::{RawWaker, RawWakerVTable};
+        static CLONES: AtomicUsize = AtomicUsize::new(0);
+        static WAKES: AtomicUsize = AtomicUsize::new(0);
+        static VTABLE: RawWakerVTable = RawWakerVTable::new(
+            |p| {
+                CLONES.fetch_add(1, Ordering::SeqCst);
+                RawWaker::new(p, &VTABLE)
+            },
+            |_| {
+                WAKES.fetch_add(1, Ordering::SeqCst);
+            },
+            |_| {
+                WAKES.fetch_add(1, Ordering::SeqCst);
+            },
+            |_| {},
+        );
+        // SAFETY: the vtable's functions ignore the data pointer.
+        let waker = unsafe { Waker::from_raw(RawWaker::new(std::ptr::null(), &VTABLE)) };
+        let (tx, mut rx) = crate::channel::<u64>(4).unwrap();
+        let watches = WatchList::default();
+        for i in 0..100 {
+            watches.add(&rx.chan, &waker);
+            assert!(!watches.is_empty());
+            tx.try_send(i).unwrap();
+            assert!(watches.wake_ready(), "message {i} woke nobody");
+            assert!(watches.is_empty(), "a woken receiver no longer waits");
+            assert!(!watches.wake_ready(), "an ended watch woke again");
+            assert_eq!(rx.try_recv(), Ok(i));
+        }
+        assert_eq!(WAKES.load(Ordering::SeqCst), 100, "one wake per message");
+        assert_eq!(
+            CLONES.load(Ordering::SeqCst),
+            1,
+            "the waker was cloned per wait"
+        );
+        assert_eq!(watches.len(), 1, "one entry for the channel");
+        assert_eq!(
+            Arc::strong_count(&rx.chan),
+            3,
+            "the entry holds the channel"
+        );
+        watches.forget_ended();
+        assert_eq!(watches.len(), 0, "forgotten with its waker");
+        let chan = Arc::strong_count(&rx.chan);
+        assert_eq!(
+            chan, 2,
+            "the list let go of the channel (receiver and sender hold it)"
+        );
+    }
+
+    /// Ended watches are kept for at most 64 channels: a shard that never
+    /// parks does not hold every channel (and waker) it ever watched.
+    #[test]
+    fn ended_watches_are_forgotten_once_64_pile_up_on_a_shard_that_never_parks() {
+        let watches = WatchList::default();
+        let mut chans = Vec::new();
+        for i in 0..200u64 {
+            let (tx, rx) = crate::channel::<u64>(1).unwrap();
+            watches.add(&rx.chan, Waker::noop());
+            tx.try_send(i).unwrap();
+            assert!(watches.wake_ready());
+            chans.push((tx, rx));
+            assert!(watches.len() <= 65, "{} entries kept", watches.len());
+        }
     }
 
     /// An idle receiver polled again and again with a new waker each time
@@ -343,7 +422,7 @@ mod tests {
             .map(|_| Arc::new(Count(AtomicUsize::new(0))))
             .collect();
         for c in &counts {
-            watches.add(rx.chan.clone(), &Waker::from(c.clone()));
+            watches.add(&rx.chan, &Waker::from(c.clone()));
         }
         assert_eq!(watches.len(), 1, "one entry per channel");
         tx.try_send(7).unwrap();

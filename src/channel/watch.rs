@@ -33,16 +33,16 @@
 //! fence before their second look.
 //!
 //! A watch ends when the shard wakes its task. The channel keeps its
-//! `WATCHED` mark until the shard is about to park (or 64 watches have
-//! ended), and the mark is then cleared unless the receiver waits again:
+//! `WATCHED` mark, and its entry keeps the task's waker, until the shard is
+//! about to park (or 64 watches have ended when a new channel joins), and
+//! the mark is then cleared unless the receiver waits again:
 //! clearing it at each wake would make a ping-pong's receiver write the
 //! mark every send reads, and a receiver that stopped waiting would
 //! otherwise have every later send ring its parked shard.
 
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::task::Waker;
-
-use std::cell::RefCell;
 
 /// A channel whose waiting receiver its shard watches.
 pub(crate) trait Watched: Send + Sync {
@@ -55,17 +55,26 @@ pub(crate) trait Watched: Send + Sync {
 
 struct Watch {
     chan: Arc<dyn Watched>,
+    /// The waiting task's waker; kept after its watch ends, so that the
+    /// receiver's next wait (with the same task) clones nothing.
     waker: Waker,
+    /// Its receiver waits now. Cleared when the shard wakes it: the watch
+    /// *ended*, and the entry stays, still marked `WATCHED`, until
+    /// [`WatchList::forget_ended`] or the receiver's next wait.
+    waiting: bool,
 }
 
 /// One shard's watched channels (owned by its `ShardContext`).
+///
+/// An entry outlives its watch: a ping-pong's receiver waits again right
+/// after each wake-up, and re-adding its channel each time (an `Arc` clone
+/// and drop, a waker clone) cost each hop three atomic read-modify-writes
+/// beyond the wake itself.
 #[derive(Default)]
 pub(crate) struct WatchList {
     list: RefCell<Vec<Watch>>,
-    /// Channels whose watch ended (their task was woken) since the last
-    /// [`forget_ended`](Self::forget_ended): still marked `WATCHED`, so
-    /// senders ring this shard when it parks, until the mark is cleared.
-    ended: RefCell<Vec<Arc<dyn Watched>>>,
+    /// Entries whose receiver waits.
+    waiting: Cell<usize>,
 }
 
 /// How many ended watches are kept before they are cleared at once, even
@@ -77,22 +86,49 @@ impl WatchList {
     /// receiver, so one entry per channel: a later wait (with another
     /// waker, say from a fresh `select!`) replaces the waker, and an idle
     /// receiver polled a million times still costs one entry.
-    pub(crate) fn add(&self, chan: Arc<dyn Watched>, waker: &Waker) {
+    pub(crate) fn add<C: Watched + 'static>(&self, chan: &Arc<C>, waker: &Waker) {
         let mut list = self.list.borrow_mut();
         let known = list
             .iter_mut()
-            .find(|w| std::ptr::addr_eq(Arc::as_ptr(&w.chan), Arc::as_ptr(&chan)));
-        match known {
-            Some(w) if w.waker.will_wake(waker) => {}
-            Some(w) => w.waker = waker.clone(),
-            None => list.push(Watch {
-                chan,
-                waker: waker.clone(),
-            }),
+            .find(|w| std::ptr::addr_eq(Arc::as_ptr(&w.chan), Arc::as_ptr(chan)));
+        let replaced = match known {
+            Some(w) => {
+                if !w.waiting {
+                    w.waiting = true;
+                    self.waiting.set(self.waiting.get() + 1);
+                }
+                (!w.waker.will_wake(waker)).then(|| std::mem::replace(&mut w.waker, waker.clone()))
+            }
+            None => {
+                // Ended watches of channels whose receiver and senders are
+                // all gone since: ours is the last reference, and nobody
+                // reads their mark. Let them go now rather than at the next
+                // park. (Looked at only when a new channel joins: the count
+                // shares a line with the queue.)
+                let dead = take_where(&mut list, |w| !w.waiting && Arc::strong_count(&w.chan) == 1);
+                list.push(Watch {
+                    chan: chan.clone() as Arc<dyn Watched>,
+                    waker: waker.clone(),
+                    waiting: true,
+                });
+                self.waiting.set(self.waiting.get() + 1);
+                let full = list.len() - self.waiting.get() >= ENDED_KEPT;
+                drop(list);
+                drop_quietly(dead);
+                if full {
+                    self.forget_ended();
+                }
+                return;
+            }
+        };
+        drop(list);
+        // A waker's drop is foreign code: no borrow held.
+        if let Some(old) = replaced {
+            crate::executor::contain(move || drop(old));
         }
     }
 
-    /// How many channels are watched.
+    /// How many channels are listed (waiting or ended).
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.list.borrow().len()
@@ -100,99 +136,108 @@ impl WatchList {
 
     /// Whether a watched receiver has news (doorbell step R4, spin checks).
     pub(crate) fn has_news(&self) -> bool {
-        self.list.borrow().iter().any(|w| w.chan.has_news())
+        self.waiting.get() != 0
+            && self
+                .list
+                .borrow()
+                .iter()
+                .any(|w| w.waiting && w.chan.has_news())
     }
 
-    /// Wakes (and forgets) every watched receiver that has news; returns
-    /// whether any did. A waker runs with no borrow held.
+    /// Wakes every waiting receiver that has news, ending its watch;
+    /// returns whether any did. A waker runs with no borrow held.
     pub(crate) fn wake_ready(&self) -> bool {
         let mut woke = false;
+        let mut from = 0;
         loop {
-            let next = {
+            let (at, chan, waker) = {
                 let mut list = self.list.borrow_mut();
-                match list.iter().position(|w| w.chan.has_news()) {
-                    Some(i) => list.swap_remove(i),
-                    None => return woke,
-                }
+                let Some(i) = list[from..]
+                    .iter()
+                    .position(|w| w.waiting && w.chan.has_news())
+                else {
+                    return woke;
+                };
+                let at = from + i;
+                let w = &mut list[at];
+                w.waiting = false;
+                self.waiting.set(self.waiting.get() - 1);
+                // Lent out for the wake (a no-op waker holds its place).
+                let waker = std::mem::replace(&mut w.waker, Waker::noop().clone());
+                (at, Arc::as_ptr(&w.chan), waker)
             };
             woke = true;
-            self.ended_watch(next.chan);
-            crate::executor::contain(|| next.waker.wake());
-        }
-    }
-
-    /// Keeps `chan`, whose watch just ended, for [`forget_ended`]. Its mark
-    /// is not cleared now: a receiver that waits again at once (a
-    /// ping-pong) would write the mark that every send reads, twice per
-    /// message, which costs each hop a cache-line transfer.
-    ///
-    /// [`forget_ended`]: Self::forget_ended
-    fn ended_watch(&self, chan: Arc<dyn Watched>) {
-        let (full, dead) = {
-            let mut ended = self.ended.borrow_mut();
-            if ended
-                .iter()
-                .any(|c| std::ptr::addr_eq(Arc::as_ptr(c), Arc::as_ptr(&chan)))
-            {
-                // Kept already (a ping-pong's receiver, every hop): nothing
-                // else to do on this path.
-                return;
-            }
-            // Channels whose receiver and senders are all gone since: ours
-            // is the last reference, and nobody reads their mark. Let them
-            // go now rather than at the next park. (Looked at only when a
-            // new channel joins: the count shares a line with the queue.)
-            let mut dead = Vec::new();
-            let mut i = 0;
-            while i < ended.len() {
-                if Arc::strong_count(&ended[i]) == 1 {
-                    dead.push(ended.swap_remove(i));
-                } else {
-                    i += 1;
+            crate::executor::contain(|| waker.wake_by_ref());
+            // Back in its entry, unless the entry moved or a new wait gave
+            // it a waker meanwhile (only if the wake re-entered the list).
+            let mut list = self.list.borrow_mut();
+            let entry = list
+                .get_mut(at)
+                .filter(|w| std::ptr::addr_eq(Arc::as_ptr(&w.chan), chan) && !w.waiting);
+            let spare = match entry {
+                Some(w) => {
+                    w.waker = waker;
+                    None
                 }
+                None => Some(waker),
+            };
+            drop(list);
+            if let Some(waker) = spare {
+                drop_waker_quietly(waker);
             }
-            ended.push(chan);
-            (ended.len() >= ENDED_KEPT, dead)
-        };
-        drop_quietly(dead);
-        if full {
-            self.forget_ended();
+            from = at + 1;
         }
     }
 
     /// Clears the `WATCHED` mark of every channel whose watch ended and
     /// that is not watched again, so its senders stop ringing this shard
-    /// for a receiver that no longer waits (called before the shard
-    /// parks). Only this shard watches these channels and re-marks them,
-    /// so nothing races the check.
+    /// for a receiver that no longer waits, and lets go of its waker
+    /// (called before the shard parks). Only this shard watches these
+    /// channels and re-marks them, so nothing races the check.
     pub(crate) fn forget_ended(&self) {
-        let ended = std::mem::take(&mut *self.ended.borrow_mut());
-        if ended.is_empty() {
-            return;
-        }
-        let list = self.list.borrow();
-        for chan in &ended {
-            let watched = list
-                .iter()
-                .any(|w| std::ptr::addr_eq(Arc::as_ptr(&w.chan), Arc::as_ptr(chan)));
-            if !watched {
-                chan.unwatched();
+        let ended = {
+            let mut list = self.list.borrow_mut();
+            if list.len() == self.waiting.get() {
+                return;
             }
+            take_where(&mut list, |w| !w.waiting)
+        };
+        for w in &ended {
+            w.chan.unwatched();
         }
-        drop(list);
         drop_quietly(ended);
     }
 
-    /// Whether nothing is watched (the common case: a cheap test).
+    /// Whether no receiver waits (the common case: a cheap test).
     pub(crate) fn is_empty(&self) -> bool {
-        self.list.borrow().is_empty()
+        self.waiting.get() == 0
     }
 }
 
-/// Drops channels with no borrow held and no unwinding out: the last `Arc`
-/// of a channel drops its queued messages, whose destructors are user code.
-fn drop_quietly(chans: Vec<Arc<dyn Watched>>) {
-    if !chans.is_empty() {
-        crate::executor::contain(move || drop(chans));
+/// Takes the entries `pick` chooses out of `list`.
+fn take_where(list: &mut Vec<Watch>, pick: impl Fn(&Watch) -> bool) -> Vec<Watch> {
+    let mut taken = Vec::new();
+    let mut i = 0;
+    while i < list.len() {
+        if pick(&list[i]) {
+            taken.push(list.swap_remove(i));
+        } else {
+            i += 1;
+        }
+    }
+    taken
+}
+
+/// Drops a waker with no borrow held and no unwinding out.
+fn drop_waker_quietly(waker: Waker) {
+    crate::executor::contain(move || drop(waker));
+}
+
+/// Drops entries with no borrow held and no unwinding out: the last `Arc`
+/// of a channel drops its queued messages, whose destructors are user
+/// code, and a waker's drop is foreign code.
+fn drop_quietly(entries: Vec<Watch>) {
+    if !entries.is_empty() {
+        crate::executor::contain(move || drop(entries));
     }
 }

@@ -15,6 +15,11 @@
 //!    task poll runs long must not hold a claim that makes every other
 //!    sender to that target ring nothing
 //!    (`a_deadline_reset_from_a_shard_that_then_stays_busy_still_wakes_its_waiter`).
+//!    The deferred S2 is one fence for all of the poll's hand-offs, and none
+//!    when each came after a fence of its own (a channel send's step 2).
+//! 4. A hand-off to the calling shard itself needs no S2 or S3: the shard
+//!    is running this code, and passes R3 and R4 (which see the payload)
+//!    before it sleeps. It rings nothing and counts nothing.
 
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 
@@ -226,7 +231,7 @@ impl Remote {
     /// caller has already fenced (`SeqCst`) after its push: step S2 here
     /// would be a second fence.
     pub(crate) fn notify_watcher_fenced(&self) {
-        if self.defer_notify() {
+        if self.defer_notify(true) {
             return;
         }
         if !self.doorbell.should_ring_fenced() {
@@ -239,7 +244,7 @@ impl Remote {
     /// Doorbell steps S2 and S3, now or (routing rule 3) at the end of the
     /// calling shard's task poll.
     fn notify(&self) {
-        if self.defer_notify() {
+        if self.defer_notify(false) {
             return;
         }
         if !self.doorbell.should_ring() {
@@ -249,19 +254,26 @@ impl Remote {
         self.ring_eventfd();
     }
 
-    /// Routing rule 3: on a shard of this runtime, owes this shard steps S2
-    /// and S3 (`ShardContext::push_owed_doorbells` makes them); `false`
-    /// anywhere else.
-    fn defer_notify(&self) -> bool {
+    /// Routing rules 3 and 4: on a shard of this runtime, owes this shard
+    /// steps S2 and S3 (`ShardContext::push_owed_doorbells` makes them), or
+    /// nothing if it is that shard; `false` anywhere else. `fenced`: the
+    /// caller fenced (`SeqCst`) after its push, so the deferred S3 needs no
+    /// S2 of its own for it.
+    fn defer_notify(&self, fenced: bool) -> bool {
         context::with_current(|cx| {
-            let same_runtime = cx.remote.runtime_id == self.runtime_id;
-            if same_runtime {
+            if cx.remote.runtime_id != self.runtime_id {
+                return false;
+            }
+            if cx.remote.index != self.index {
                 let mut owed = cx.doorbells.borrow_mut();
                 if !owed.contains(&self.index) {
                     owed.push(self.index);
                 }
+                if !fenced {
+                    cx.doorbells_unfenced.set(true);
+                }
             }
-            same_runtime
+            true
         }) == Some(true)
     }
 

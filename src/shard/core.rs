@@ -104,6 +104,7 @@ impl Core {
                 timers: RefCell::new(TimerWheel::new(Instant::now())),
                 deque,
                 doorbells: RefCell::new(Vec::new()),
+                doorbells_unfenced: Cell::new(false),
                 ring: RefCell::new(ring),
                 ops: RefCell::new(OpTable::default()),
                 pending_cancels: RefCell::new(Vec::new()),
