@@ -377,8 +377,23 @@ impl Core {
         }
         // A failing enter here means the ring itself is broken (EBADF,
         // EFAULT); the completions already queued are still reaped.
-        let _ = self.cx.ring.borrow_mut().submit();
-        self.reap();
+        let reap = {
+            let mut ring = self.cx.ring.borrow_mut();
+            if ring.needs_enter() {
+                let _ = ring.submit();
+                true
+            } else {
+                ring.has_completions()
+            }
+        };
+        if reap {
+            self.reap();
+        } else {
+            // No enter and nothing to reap (a tick whose tasks only talked
+            // through channels): the reap's bookkeeping is skipped, but not
+            // its look at room an op's failed submit may have freed.
+            crate::op::wake_waiters_if_room(&self.cx);
+        }
     }
 
     /// Dispatches the completions already in the CQ (no syscall).
