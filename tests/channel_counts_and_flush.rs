@@ -33,6 +33,30 @@ fn rung(a: &ShardStats, b: &ShardStats) -> u64 {
     (b.doorbells_eventfd + b.doorbells_msg_ring) - (a.doorbells_eventfd + a.doorbells_msg_ring)
 }
 
+/// An echo task on shard 0 that answers each `v` with `v + 1` over two
+/// `raw_channel`s of 4: returns the ping sender, the pong receiver and the
+/// task (it ends when the ping sender is dropped).
+fn echo_on_shard_0(
+    h: &ringlane::Handle,
+) -> (
+    ringlane::RawSender,
+    ringlane::RawReceiver,
+    ringlane::JoinHandle<()>,
+) {
+    let (ping_tx, mut ping_rx) = ringlane::raw_channel(4).unwrap();
+    let (pong_tx, pong_rx) = ringlane::raw_channel(4).unwrap();
+    let echo = h
+        .spawn_pinned(0, async move {
+            while let Some(v) = ping_rx.recv().await {
+                if pong_tx.send(v + 1).await.is_err() {
+                    break;
+                }
+            }
+        })
+        .unwrap();
+    (ping_tx, pong_rx, echo)
+}
+
 fn tokio_ct() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -656,17 +680,7 @@ fn a_spinning_receiver_takes_a_tokio_ping_pong_without_a_doorbell_or_a_park() {
     const ROUNDS: u64 = 2000;
     let rt = spinning(1, Duration::from_secs(1));
     let h = rt.handle();
-    let (ping_tx, mut ping_rx) = ringlane::raw_channel(4).unwrap();
-    let (pong_tx, mut pong_rx) = ringlane::raw_channel(4).unwrap();
-    let echo = h
-        .spawn_pinned(0, async move {
-            while let Some(v) = ping_rx.recv().await {
-                if pong_tx.send(v + 1).await.is_err() {
-                    break;
-                }
-            }
-        })
-        .unwrap();
+    let (ping_tx, mut pong_rx, echo) = echo_on_shard_0(&h);
     let tokio = tokio_ct();
     let before = tokio.block_on(async {
         tokio::time::timeout(LIMIT, async {
@@ -729,17 +743,7 @@ fn sends_between_tasks_of_one_shard_ring_nothing_and_count_no_avoided_doorbell()
     const ROUNDS: u64 = 2000;
     let rt = spinning(1, Duration::from_secs(1));
     let h = rt.handle();
-    let (ping_tx, mut ping_rx) = ringlane::raw_channel(4).unwrap();
-    let (pong_tx, mut pong_rx) = ringlane::raw_channel(4).unwrap();
-    let echo = h
-        .spawn_pinned(0, async move {
-            while let Some(v) = ping_rx.recv().await {
-                if pong_tx.send(v + 1).await.is_err() {
-                    break;
-                }
-            }
-        })
-        .unwrap();
+    let (ping_tx, mut pong_rx, echo) = echo_on_shard_0(&h);
     let stats = h.clone();
     let ping = h
         .spawn_pinned(0, async move {
