@@ -36,10 +36,11 @@ pub struct ShardStats {
     /// for a MSG_RING the kernel refused or did not take.
     pub doorbells_eventfd: u64,
     /// Hand-offs to this shard that needed no doorbell (it was running).
-    /// A thread that owns no ring counts each hand-off; a shard coalesces
-    /// its hand-offs to one target per task poll, so it counts at most one
-    /// per poll and target (its own hand-offs to itself included). A rate
-    /// to compare with `doorbells_msg_ring`, not a count of messages.
+    /// A thread that owns no ring counts each hand-off; another shard
+    /// coalesces its hand-offs to one target per task poll, so it counts at
+    /// most one per poll and target. A shard's hand-offs to itself need no
+    /// doorbell at all and are not counted. A rate to compare with
+    /// `doorbells_msg_ring`, not a count of messages.
     pub doorbells_avoided: u64,
     /// Envelopes (tasks, wakes, calls) taken from the mailbox.
     pub mailbox_received: u64,

@@ -119,8 +119,11 @@ impl<T> Chan<T> {
         // this receiver's own earlier store (only it writes `WAITING` and
         // `WATCHED`), which a fence followed then: a sender whose load
         // misses that store fenced before that fence, so the second look,
-        // after it, sees the sender's message. (Ping-pong receivers keep
-        // their mode, and skip a fence per message.)
+        // after it, sees the sender's message. A `WAITING` read back just
+        // as a sender takes it (`WAITING → IDLE`) is stale, and that is
+        // fine too: the sender takes the waker under `rx_waker`'s lock,
+        // after this wait stored its own, and wakes this task. (Ping-pong
+        // receivers keep their mode, and skip a fence per message.)
         if self.rx_waiting.load(Ordering::Relaxed) != mode {
             self.rx_waiting.store(mode, Ordering::SeqCst);
             fence(Ordering::SeqCst);
@@ -344,9 +347,9 @@ const GONE: u8 = 3;
 /// A watched receiver waits for a message or for the last sender to go.
 /// (It cannot be waiting for a closed ring to drain: the close was its own,
 /// so only a message still being pushed, which `has_ready` sees, can end
-/// that wait.) A dropped receiver is news too, or its shard would keep the
-/// channel (and the task's waker) for as long as a sender lives. None of
-/// the looks touches `tail`, which the senders write.
+/// that wait.) A dropped receiver is news too, or its shard would keep
+/// waiting on the channel (and hold the task's waker) for as long as a
+/// sender lives. None of the looks touches `tail`, which the senders write.
 impl<T: Send> Watched for Chan<T> {
     fn has_news(&self) -> bool {
         self.queue.has_ready()

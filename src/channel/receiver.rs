@@ -398,8 +398,23 @@ mod tests {
             tx.try_send(i).unwrap();
             assert!(watches.wake_ready());
             chans.push((tx, rx));
-            assert!(watches.len() <= 65, "{} entries kept", watches.len());
+            assert!(watches.len() <= 64, "{} entries kept", watches.len());
         }
+        // Watches that all began before any ended (no channel joins after
+        // they end) are bounded too.
+        let watches = WatchList::default();
+        let pairs: Vec<_> = (0..100)
+            .map(|_| crate::channel::<u64>(1).unwrap())
+            .collect();
+        for (_, rx) in &pairs {
+            watches.add(&rx.chan, Waker::noop());
+        }
+        for (tx, _) in &pairs {
+            tx.try_send(1).unwrap();
+        }
+        assert!(watches.wake_ready());
+        assert!(watches.is_empty(), "every receiver was woken");
+        assert!(watches.len() < 64, "{} ended entries kept", watches.len());
     }
 
     /// An idle receiver polled again and again with a new waker each time

@@ -21,7 +21,9 @@
 //!    sees the message, or the sender's S3 sees `PARKED` and rings.
 //! 4. A dropped receiver is news too: its drop marks the channel `GONE`
 //!    and runs W2 for the channel's watching shard, wherever the receiver
-//!    is dropped, so no shard keeps an entry for a receiver that is gone.
+//!    is dropped, so a shard whose entry waits for a receiver that is gone
+//!    wakes, ends the watch, and forgets the entry with the other ended
+//!    ones (before it parks, at the latest).
 //!
 //! A channel becomes `WATCHED` only from its first watching shard (its
 //! `rx_home`), and only for a wait of that shard's own (pinned or local)
@@ -34,7 +36,7 @@
 //!
 //! A watch ends when the shard wakes its task. The channel keeps its
 //! `WATCHED` mark, and its entry keeps the task's waker, until the shard is
-//! about to park (or 64 watches have ended when a new channel joins), and
+//! about to park (or 64 watches have ended), and
 //! the mark is then cleared unless the receiver waits again:
 //! clearing it at each wake would make a ping-pong's receiver write the
 //! mark every send reads, and a receiver that stopped waiting would
@@ -49,7 +51,8 @@ pub(crate) trait Watched: Send + Sync {
     /// Whether the receiver has something to see: a message, or the end.
     fn has_news(&self) -> bool;
 
-    /// The shard stopped watching (it woke the receiver's task).
+    /// The shard forgot the channel's ended watch (before parking, or
+    /// with a pile of them): senders need not ring it any more.
     fn unwatched(&self);
 }
 
@@ -69,7 +72,9 @@ struct Watch {
 /// An entry outlives its watch: a ping-pong's receiver waits again right
 /// after each wake-up, and re-adding its channel each time (an `Arc` clone
 /// and drop, a waker clone) cost each hop three atomic read-modify-writes
-/// beyond the wake itself.
+/// beyond the wake itself. The price: an ended entry keeps its task's
+/// waker (so a finished task's allocation) and its channel until it is
+/// forgotten, before the next park or once 64 ended entries pile up.
 #[derive(Default)]
 pub(crate) struct WatchList {
     list: RefCell<Vec<Watch>>,
@@ -112,12 +117,8 @@ impl WatchList {
                     waiting: true,
                 });
                 self.waiting.set(self.waiting.get() + 1);
-                let full = list.len() - self.waiting.get() >= ENDED_KEPT;
                 drop(list);
                 drop_quietly(dead);
-                if full {
-                    self.forget_ended();
-                }
                 return;
             }
         };
@@ -152,10 +153,17 @@ impl WatchList {
         loop {
             let (at, chan, waker) = {
                 let mut list = self.list.borrow_mut();
-                let Some(i) = list[from..]
-                    .iter()
-                    .position(|w| w.waiting && w.chan.has_news())
-                else {
+                // `get`: a waker that re-entered the list may have
+                // shortened it.
+                let found = list
+                    .get(from..)
+                    .and_then(|rest| rest.iter().position(|w| w.waiting && w.chan.has_news()));
+                let Some(i) = found else {
+                    let full = list.len() - self.waiting.get() >= ENDED_KEPT;
+                    drop(list);
+                    if full {
+                        self.forget_ended();
+                    }
                     return woke;
                 };
                 let at = from + i;
