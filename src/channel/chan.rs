@@ -151,7 +151,16 @@ impl<T> Chan<T> {
             }
             WATCHED => {
                 if let Some(home) = self.rx_home.get() {
-                    home.notify_watcher_fenced();
+                    // On the watching shard itself, the receiver is woken
+                    // now and runs in this tick (W4); anywhere else its
+                    // shard is rung if it is parked.
+                    let me = self as *const Self as *const ();
+                    let woken = context::with_current(|cx| {
+                        Arc::ptr_eq(&cx.remote, home) && cx.watches.wake_now(me)
+                    });
+                    if woken != Some(true) {
+                        home.notify_watcher_fenced();
+                    }
                 }
             }
             _ => {}

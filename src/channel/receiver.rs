@@ -386,6 +386,47 @@ mod tests {
         );
     }
 
+    /// A sender on the watching shard wakes the waiting receiver at once
+    /// (step W4): once per wait, and only a listed channel.
+    #[test]
+    fn a_sender_on_the_watching_shard_wakes_a_waiting_receiver_at_once() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        struct Count(AtomicUsize);
+        impl std::task::Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let (tx, rx) = crate::channel::<u64>(4).unwrap();
+        let (_other_tx, other_rx) = crate::channel::<u64>(4).unwrap();
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let watches = WatchList::default();
+        let key = |c: &Arc<super::super::chan::Chan<u64>>| Arc::as_ptr(c) as *const ();
+        assert!(!watches.wake_now(key(&rx.chan)), "an unlisted channel");
+        watches.add(&rx.chan, &Waker::from(count.clone()));
+        tx.try_send(1).unwrap();
+        assert!(!watches.wake_now(key(&other_rx.chan)), "another channel");
+        assert_eq!(count.0.load(Ordering::SeqCst), 0);
+        assert!(watches.wake_now(key(&rx.chan)));
+        assert_eq!(count.0.load(Ordering::SeqCst), 1, "woken at once");
+        assert!(watches.is_empty(), "the watch ended");
+        assert!(
+            watches.wake_now(key(&rx.chan)),
+            "nothing to do: not waiting"
+        );
+        assert!(!watches.wake_ready(), "and no second wake at the tick");
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        watches.add(&rx.chan, &Waker::from(count.clone()));
+        assert!(watches.wake_now(key(&rx.chan)));
+        assert_eq!(
+            count.0.load(Ordering::SeqCst),
+            2,
+            "its next wait is woken too"
+        );
+        assert_eq!(watches.len(), 1, "one entry throughout");
+    }
+
     /// Ended watches are kept for at most 64 channels: a shard that never
     /// parks does not hold every channel (and waker) it ever watched.
     #[test]

@@ -24,6 +24,11 @@
 //!    is dropped, so a shard whose entry waits for a receiver that is gone
 //!    wakes, ends the watch, and forgets the entry with the other ended
 //!    ones (before it parks, at the latest).
+//! 5. W4: a sender running on the watching shard itself wakes the
+//!    receiver at once ([`WatchList::wake_now`]), so that it runs in the
+//!    same tick, as a task switch would on Tokio's current-thread
+//!    scheduler; if it cannot, the shard's next look (its tick, or R4)
+//!    sees the message as in W2.
 //!
 //! A channel becomes `WATCHED` only from its first watching shard (its
 //! `rx_home`), and only for a wait of that shard's own (pinned or local)
@@ -159,11 +164,8 @@ impl WatchList {
                     .get(from..)
                     .and_then(|rest| rest.iter().position(|w| w.waiting && w.chan.has_news()));
                 let Some(i) = found else {
-                    let full = list.len() - self.waiting.get() >= ENDED_KEPT;
                     drop(list);
-                    if full {
-                        self.forget_ended();
-                    }
+                    self.forget_ended_if_many();
                     return woke;
                 };
                 let at = from + i;
@@ -175,25 +177,69 @@ impl WatchList {
                 (at, Arc::as_ptr(&w.chan), waker)
             };
             woke = true;
-            crate::executor::contain(|| waker.wake_by_ref());
-            // Back in its entry, unless the entry moved or a new wait gave
-            // it a waker meanwhile (only if the wake re-entered the list).
-            let mut list = self.list.borrow_mut();
-            let entry = list
-                .get_mut(at)
-                .filter(|w| std::ptr::addr_eq(Arc::as_ptr(&w.chan), chan) && !w.waiting);
-            let spare = match entry {
-                Some(w) => {
-                    w.waker = waker;
-                    None
-                }
-                None => Some(waker),
-            };
-            drop(list);
-            if let Some(waker) = spare {
-                drop_waker_quietly(waker);
-            }
+            self.wake_lent(at, chan, waker);
             from = at + 1;
+        }
+    }
+
+    /// Step W4: a sender running on this shard wakes the receiver it
+    /// watches on `chan` at once, so that the receiver runs in this tick
+    /// rather than the next. Returns `false` if it could not look (the
+    /// list is in use, or does not hold `chan`): the tick's
+    /// [`wake_ready`](Self::wake_ready) sees the news instead. A receiver
+    /// that is not waiting needs nothing: its next look sees the message.
+    pub(crate) fn wake_now(&self, chan: *const ()) -> bool {
+        let (at, chan, waker) = {
+            let Ok(mut list) = self.list.try_borrow_mut() else {
+                return false;
+            };
+            let Some(at) = list
+                .iter()
+                .position(|w| std::ptr::addr_eq(Arc::as_ptr(&w.chan), chan))
+            else {
+                return false;
+            };
+            let w = &mut list[at];
+            if !w.waiting {
+                return true;
+            }
+            w.waiting = false;
+            self.waiting.set(self.waiting.get() - 1);
+            let waker = std::mem::replace(&mut w.waker, Waker::noop().clone());
+            (at, Arc::as_ptr(&w.chan), waker)
+        };
+        self.wake_lent(at, chan, waker);
+        self.forget_ended_if_many();
+        true
+    }
+
+    /// Forgets the ended watches once 64 have piled up.
+    fn forget_ended_if_many(&self) {
+        let full = self.list.borrow().len() - self.waiting.get() >= ENDED_KEPT;
+        if full {
+            self.forget_ended();
+        }
+    }
+
+    /// Wakes `waker`, lent out of entry `at` (of `chan`) for the wake, and
+    /// gives it back unless the entry moved or a new wait gave it a waker
+    /// meanwhile (only if the wake re-entered the list).
+    fn wake_lent(&self, at: usize, chan: *const dyn Watched, waker: Waker) {
+        crate::executor::contain(|| waker.wake_by_ref());
+        let mut list = self.list.borrow_mut();
+        let entry = list
+            .get_mut(at)
+            .filter(|w| std::ptr::addr_eq(Arc::as_ptr(&w.chan), chan) && !w.waiting);
+        let spare = match entry {
+            Some(w) => {
+                w.waker = waker;
+                None
+            }
+            None => Some(waker),
+        };
+        drop(list);
+        if let Some(waker) = spare {
+            drop_waker_quietly(waker);
         }
     }
 
