@@ -304,6 +304,15 @@ mod tests {
 
     use super::super::watch::WatchList;
 
+    /// A waker that counts its wakes.
+    struct Count(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Count {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
     /// A receiver's last wait was watched by its shard, the wait was
     /// dropped (a timeout, a `select!`) and then the receiver, while a
     /// sender lives on: the shard must forget the channel, or it keeps the
@@ -392,12 +401,6 @@ mod tests {
     fn a_sender_on_the_watching_shard_wakes_a_waiting_receiver_at_once() {
         use std::sync::Arc;
         use std::sync::atomic::{AtomicUsize, Ordering};
-        struct Count(AtomicUsize);
-        impl std::task::Wake for Count {
-            fn wake(self: Arc<Self>) {
-                self.0.fetch_add(1, Ordering::SeqCst);
-            }
-        }
         let (tx, rx) = crate::channel::<u64>(4).unwrap();
         let (_other_tx, other_rx) = crate::channel::<u64>(4).unwrap();
         let count = Arc::new(Count(AtomicUsize::new(0)));
@@ -466,12 +469,6 @@ mod tests {
     fn a_receiver_polled_with_ever_new_wakers_keeps_one_watch_entry() {
         use std::sync::Arc;
         use std::sync::atomic::{AtomicUsize, Ordering};
-        struct Count(AtomicUsize);
-        impl std::task::Wake for Count {
-            fn wake(self: Arc<Self>) {
-                self.0.fetch_add(1, Ordering::SeqCst);
-            }
-        }
         let (tx, rx) = crate::channel::<u64>(4).unwrap();
         let watches = WatchList::default();
         let counts: Vec<Arc<Count>> = (0..1000)
