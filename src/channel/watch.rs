@@ -168,13 +168,7 @@ impl WatchList {
                     self.forget_ended_if_many();
                     return woke;
                 };
-                let at = from + i;
-                let w = &mut list[at];
-                w.waiting = false;
-                self.waiting.set(self.waiting.get() - 1);
-                // Lent out for the wake (a no-op waker holds its place).
-                let waker = std::mem::replace(&mut w.waker, Waker::noop().clone());
-                (at, Arc::as_ptr(&w.chan), waker)
+                self.end_and_lend(&mut list, from + i)
             };
             woke = true;
             self.wake_lent(at, chan, waker);
@@ -199,14 +193,10 @@ impl WatchList {
             else {
                 return false;
             };
-            let w = &mut list[at];
-            if !w.waiting {
+            if !list[at].waiting {
                 return true;
             }
-            w.waiting = false;
-            self.waiting.set(self.waiting.get() - 1);
-            let waker = std::mem::replace(&mut w.waker, Waker::noop().clone());
-            (at, Arc::as_ptr(&w.chan), waker)
+            self.end_and_lend(&mut list, at)
         };
         self.wake_lent(at, chan, waker);
         self.forget_ended_if_many();
@@ -219,6 +209,18 @@ impl WatchList {
         if full {
             self.forget_ended();
         }
+    }
+
+    /// Ends the watch of waiting entry `at` and lends its waker out for
+    /// the wake (a no-op waker holds its place): returns the entry's index,
+    /// its channel and the waker, for [`wake_lent`](Self::wake_lent).
+    fn end_and_lend(&self, list: &mut [Watch], at: usize) -> (usize, *const dyn Watched, Waker) {
+        let w = &mut list[at];
+        debug_assert!(w.waiting, "only a waiting entry's watch ends");
+        w.waiting = false;
+        self.waiting.set(self.waiting.get() - 1);
+        let waker = std::mem::replace(&mut w.waker, Waker::noop().clone());
+        (at, Arc::as_ptr(&w.chan), waker)
     }
 
     /// Wakes `waker`, lent out of entry `at` (of `chan`) for the wake, and
