@@ -25,12 +25,14 @@ use std::time::Instant;
 
 use io_uring::{squeue, types};
 
+use super::Inline;
 use super::cancel::cancel_here;
+use super::future::Waiting;
 use super::handoff::Handoff;
 use super::table::{Entry, Owned, OwnedVtable};
 use crate::context;
 use crate::executor::contain;
-use crate::mailbox::Remote;
+use crate::mailbox::{Home, Remote};
 use crate::sys::CQE_F_MORE;
 
 /// What a shared (reference-counted) op-table entry hands CQEs to: the
@@ -84,6 +86,11 @@ pub(super) struct OpCell<T> {
     /// the `LINK_TIMEOUT` SQE (invariant 7); unused without a deadline.
     /// Apart from `data`, as `resources`.
     pub(super) timespec: UnsafeCell<types::Timespec>,
+    /// Written by the poll that pushed the op, before that poll returns,
+    /// and never again; from then on read by the future's holder of the
+    /// share, on any thread (invariant 11). Apart from `data`, as
+    /// `resources`.
+    pub(super) pushed: UnsafeCell<Option<Pushed>>,
 }
 
 /// What the home (or, once `done`, the future) reads and writes.
@@ -128,6 +135,30 @@ pub(super) struct CellData<T> {
     /// through a hand-off (invariant 12): the final CQE moves the result
     /// and the resources there.
     pub(super) watcher: Option<Arc<Handoff<T>>>,
+    /// The op posts a result CQE and then a notification (invariant 9).
+    /// Read before the push, as are `late`, `inline` and `waiting`.
+    pub(super) two_cqes: bool,
+    /// A receive: its SQE joins the SQ after the batch's others (ring
+    /// invariant 5).
+    pub(super) late: bool,
+    /// Likely to complete during its submission: tried inline (invariant
+    /// 13), its tries counted as this kind.
+    pub(super) inline: Option<Inline>,
+    /// The op's wait for room, while it has one (invariant 6).
+    pub(super) waiting: Option<Box<Waiting>>,
+}
+
+/// Where a pushed op lives, and what its future's drop needs to know
+/// of it away from home (invariants 11 and 12).
+#[derive(Clone, Copy)]
+pub(super) struct Pushed {
+    /// The shard whose ring took the op (named, not counted: see `Home`).
+    pub(super) home: Home,
+    pub(super) user_data: u64,
+    /// `CellData`'s, copied: the future away from home reads no data.
+    pub(super) produces_fd: bool,
+    /// As `produces_fd`.
+    pub(super) uncancellable: bool,
 }
 
 /// A cell's address, shared by its future and its home's op table.
@@ -161,8 +192,13 @@ pub(super) fn new_cell<T>(resources: T, produces_fd: bool) -> Box<OpCell<T>> {
         (&raw mut (*data).sqe).write(None);
         (&raw mut (*data).bound).write(None);
         (&raw mut (*data).watcher).write(None);
+        (&raw mut (*data).two_cqes).write(false);
+        (&raw mut (*data).late).write(false);
+        (&raw mut (*data).inline).write(None);
+        (&raw mut (*data).waiting).write(None);
         (&raw mut (*at).resources).write(UnsafeCell::new(Some(resources)));
         (&raw mut (*at).timespec).write(UnsafeCell::new(types::Timespec::new()));
+        (&raw mut (*at).pushed).write(UnsafeCell::new(None));
         cell.assume_init()
     }
 }
@@ -176,6 +212,7 @@ fn _every_field<T>(cell: OpCell<T>) {
         data,
         resources: _,
         timespec: _,
+        pushed: _,
     } = cell;
     let CellData {
         state: _,
@@ -188,6 +225,10 @@ fn _every_field<T>(cell: OpCell<T>) {
         sqe: _,
         bound: _,
         watcher: _,
+        two_cqes: _,
+        late: _,
+        inline: _,
+        waiting: _,
     } = data.into_inner();
 }
 
@@ -204,12 +245,40 @@ pub(super) unsafe fn data<'a, T>(cell: CellPtr<T>) -> &'a mut CellData<T> {
     unsafe { &mut *(*cell.as_ptr()).data.get() }
 }
 
+/// The pushed op's record.
+///
+/// # Safety
+///
+/// The caller holds the future's share of the live cell, whose op was
+/// pushed (`set_pushed`); on any thread (the record is written once,
+/// before the future can move).
+#[inline(always)]
+pub(super) unsafe fn pushed<T>(cell: CellPtr<T>) -> Pushed {
+    // SAFETY: per the contract; only the field is read, and nobody writes
+    // it any more.
+    let pushed = unsafe { *(*cell.as_ptr()).pushed.get() };
+    pushed.expect("a pushed op's cell records where it went")
+}
+
+/// Records where the op went, in the poll that pushed it.
+///
+/// # Safety
+///
+/// The caller holds the future's share of the live cell and pushed its
+/// op in this poll: nobody reads the record yet.
+#[inline]
+pub(super) unsafe fn set_pushed<T>(cell: CellPtr<T>, pushed: Pushed) {
+    // SAFETY: per the contract; only the field is written.
+    unsafe { *(*cell.as_ptr()).pushed.get() = Some(pushed) };
+}
+
 /// Takes the resources of an op that ended (or was never pushed).
 ///
 /// # Safety
 ///
 /// The module's contract, and the kernel is done with them (the final CQE
 /// was reaped, or the op never pushed): the caller ends the op.
+#[inline(always)]
 unsafe fn take_resources<T>(cell: CellPtr<T>) -> Option<T> {
     // SAFETY: per the contract, nobody else uses them now.
     unsafe { (*(*cell.as_ptr()).resources.get()).take() }
@@ -399,6 +468,18 @@ pub(super) unsafe fn is_done<T>(cell: CellPtr<T>) -> bool {
 /// The caller holds the future's share and saw `is_done`.
 #[inline]
 pub(super) unsafe fn take_done<T>(cell: CellPtr<T>) -> (i32, T) {
+    // SAFETY: the caller's contract.
+    unsafe { take_done_map(cell, |result, resources| (result, resources)) }
+}
+
+/// As `take_done`, handing the result and resources to `map` as they
+/// leave the freed cell (`Op::poll_map`).
+///
+/// # Safety
+///
+/// As `take_done`'s.
+#[inline(always)]
+pub(super) unsafe fn take_done_map<T, R>(cell: CellPtr<T>, map: impl FnOnce(i32, T) -> R) -> R {
     // SAFETY: per the contract, `done`'s Acquire ordered the home's last
     // touch before this one, and nobody else holds a share.
     let mut owned = unsafe { Box::from_raw(cell.as_ptr()) };
@@ -409,7 +490,7 @@ pub(super) unsafe fn take_done<T>(cell: CellPtr<T>) -> (i32, T) {
     // What is left runs no foreign code when dropped (no resources, no
     // waker).
     super::recycle::free(owned);
-    (
+    map(
         result,
         resources.expect("a completed op still holds its resources"),
     )
@@ -438,6 +519,7 @@ pub(super) unsafe fn end_done<T>(cell: CellPtr<T>) {
 /// # Safety
 ///
 /// The module's contract, called by the future that holds its share.
+#[inline(always)]
 pub(super) unsafe fn poll_on_home<T>(cell: CellPtr<T>, waker: &Waker) -> Poll<(i32, T)> {
     // SAFETY: per the contract; `c` is not used after the cell is freed.
     let c = unsafe { data(cell) };

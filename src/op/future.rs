@@ -3,7 +3,10 @@
 //! The future holds its cell's address (a share, with the home's op
 //! table, of the home-owned cell: invariant 11) until it takes the result
 //! or gives the share away: to the home on a drop, or to a hand-off when
-//! polled away from home.
+//! polled away from home. It is that address and a tag, two words, and
+//! everything else about the op lives in the cell: an op future is
+//! returned in registers and moved as two words (a larger one was built
+//! piecewise and copied whole, each copy stalling on store forwarding).
 
 use std::future::Future;
 use std::io;
@@ -16,7 +19,7 @@ use std::time::Instant;
 use io_uring::{opcode, squeue, types};
 
 use super::cancel::{cancel_at, wrong_shard};
-use super::cell::{self, CellPtr, State};
+use super::cell::{self, CellPtr, Pushed, State};
 use super::handoff::{Delegation, Dropped, Handoff, delegate};
 use super::inline::Inline;
 use super::room::RoomWait;
@@ -29,38 +32,33 @@ use crate::mailbox::{Home, Remote};
 /// the error and the resources if it could not be submitted.
 pub(crate) struct Op<T: Send + 'static> {
     link: Link<T>,
-    /// The shard whose ring took the op (named, not counted: see `Home`).
-    home: Option<Home>,
-    user_data: u64,
-    /// Not pushed yet: the cell holds the SQE and is ours alone.
-    pending: bool,
-    /// Copied from the cell, which a future away from home may not read.
-    produces_fd: bool,
-    /// As `produces_fd`: the op is never cancelled (invariant 3).
-    uncancellable: bool,
-    /// The op posts a result CQE and then a notification (invariant 9).
-    two_cqes: bool,
-    /// A receive: its SQE joins the SQ after the batch's others (ring
-    /// invariant 5).
-    late: bool,
-    /// Likely to complete during its submission: tried inline
-    /// (invariant 13), its tries counted as this kind.
-    inline: Option<Inline>,
-    /// Set while the op waits for room (rare): boxed, so the common op's
-    /// future stays a few words.
-    waiting: Option<Box<Waiting>>,
 }
 
 /// How the future reaches its op.
 enum Link<T> {
-    /// The cell's address: ours alone before the push, then shared with
-    /// the home's op table (invariant 11).
+    /// Not pushed yet: the cell holds the SQE and the op's set-up, and is
+    /// ours alone.
+    Unpushed(Share<T>),
+    /// Pushed: the cell's address, shared with the home's op table
+    /// (invariant 11); its `Pushed` record says where.
     Cell(Share<T>),
     /// Polled away from home: the share went to the home, and the result
-    /// comes through this hand-off.
-    Handed(Arc<Handoff<T>>),
-    /// The result was taken, or the op failed before its push.
-    Done,
+    /// comes through the hand-off.
+    Handed(Box<Handed<T>>),
+    /// The result was taken.
+    Taken,
+    /// The op failed before its push (or its drop began). Not a field of
+    /// one "done" variant: a payload byte beside the tag made every copy
+    /// of the future copy the tag's seven neighbours too, in overlapping
+    /// pieces that stalled.
+    Failed,
+}
+
+/// A future's hand-off, and what its drop needs of the op it no longer
+/// reaches.
+struct Handed<T> {
+    handoff: Arc<Handoff<T>>,
+    pushed: Pushed,
 }
 
 /// The future's share of its cell: the address, no count.
@@ -75,9 +73,10 @@ unsafe impl<T: Send> Send for Share<T> {}
 // SAFETY: nothing is reachable through a `&Share`.
 unsafe impl<T: Send> Sync for Share<T> {}
 
-/// An unsubmitted op's wait for room (invariants 6 and 7).
+/// An unsubmitted op's wait for room (invariants 6 and 7), kept in its
+/// cell (boxed: it is rare).
 #[derive(Default)]
-struct Waiting {
+pub(super) struct Waiting {
     /// Our entry among the shard's ops waiting for room.
     room: RoomWait,
     /// Fires the deadline of an op still waiting for room.
@@ -111,16 +110,7 @@ where
     let sqe = build(cell.resources.get_mut().as_mut().expect("just stored"));
     cell.data.get_mut().sqe = Some(sqe);
     Op {
-        link: Link::Cell(Share(NonNull::from(Box::leak(cell)))),
-        home: None,
-        user_data: 0,
-        pending: true,
-        produces_fd,
-        uncancellable: false,
-        two_cqes: false,
-        late: false,
-        inline: None,
-        waiting: None,
+        link: Link::Unpushed(Share(NonNull::from(Box::leak(cell)))),
     }
 }
 
@@ -272,14 +262,13 @@ impl<T: Send + 'static> Future for Op<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<OpResult<T>> {
         let this = self.get_mut();
-        if this.pending {
-            return this.poll_submit(cx);
-        }
         let polled = match &this.link {
+            Link::Unpushed(_) => return this.poll_submit(cx),
             Link::Cell(Share(cell)) => {
-                let (cell, home) = (*cell, this.home.expect("a pushed op has a home"));
-                // SAFETY: we hold our share of the live cell (invariant 11).
-                let done = unsafe { cell::is_done(cell) };
+                let cell = *cell;
+                // SAFETY: we hold our share of the live, pushed cell
+                // (invariant 11).
+                let (home, done) = unsafe { (cell::pushed(cell).home, cell::is_done(cell)) };
                 if done {
                     // The home let go of it: ours, wherever we are (a task
                     // stolen after its op completed needs no home).
@@ -289,15 +278,15 @@ impl<T: Send + 'static> Future for Op<T> {
                     // SAFETY: on the home shard, with our share.
                     unsafe { cell::poll_on_home(cell, cx.waker()) }
                 } else {
-                    return this.hand_off(cell, home, cx.waker());
+                    return this.hand_off(cell, cx.waker());
                 }
             }
-            Link::Handed(handoff) => handoff.poll(cx.waker()),
-            Link::Done => return Poll::Pending,
+            Link::Handed(handed) => handed.handoff.poll(cx.waker()),
+            Link::Taken | Link::Failed => return Poll::Pending,
         };
         match polled {
             Poll::Ready((result, resources)) => {
-                this.link = Link::Done;
+                this.link = Link::Taken;
                 Poll::Ready(Ok((result, resources)))
             }
             Poll::Pending => Poll::Pending,
@@ -306,16 +295,58 @@ impl<T: Send + 'static> Future for Op<T> {
 }
 
 impl<T: Send + 'static> Op<T> {
+    /// [`poll`](Future::poll), with the outcome handed to `map` as it
+    /// leaves the op: a caller that keeps part of the resources (a read's
+    /// buffer) moves that part once, straight from the freed cell, instead
+    /// of moving the whole `OpResult` through each layer's `Poll` (at 32
+    /// reads in flight those moves of just-stored values stalled on store
+    /// forwarding).
+    #[inline(always)]
+    pub(crate) fn poll_map<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        map: impl FnOnce(Result<i32, io::Error>, T) -> R,
+    ) -> Poll<R> {
+        // The common end of an op: reaped by its home, which let go of it.
+        if let Link::Cell(Share(cell)) = self.link {
+            // SAFETY: we hold our share of the live cell (invariant 11).
+            if unsafe { cell::is_done(cell) } {
+                self.link = Link::Taken;
+                // SAFETY: our share, given up here, and `done` was seen.
+                return Poll::Ready(unsafe { cell::take_done_map(cell, |r, t| map(Ok(r), t)) });
+            }
+        }
+        self.poll_map_slow(cx, map)
+    }
+
+    /// `poll_map` off its fast path (the first poll, away from home, after
+    /// the home let go): not inlined, so that the fast path's `map` is not
+    /// merged with this one's into a shared `OpResult` on the stack.
+    #[inline(never)]
+    fn poll_map_slow<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        map: impl FnOnce(Result<i32, io::Error>, T) -> R,
+    ) -> Poll<R> {
+        Pin::new(self).poll(cx).map(|outcome| match outcome {
+            Ok((result, resources)) => map(Ok(result), resources),
+            Err((e, resources)) => map(Err(e), resources),
+        })
+    }
+
     /// The first poll (or a later one while it waits for room): pushes the
     /// SQE if the shard has room.
     fn poll_submit(&mut self, cx: &mut Context<'_>) -> Poll<OpResult<T>> {
         let cell = self.unpushed();
         // SAFETY: the op was never pushed: the cell is ours alone, and this
         // borrow ends before `try_submit` takes the cell.
-        let bound = unsafe { cell::data(cell) }.bound.as_ref();
+        let set_up = unsafe { cell::data(cell) };
         // A bound op (a registered resource) off its shard is misuse of
         // that resource (`InvalidInput`), wherever it is polled.
-        if let Some(e) = bound.and_then(|b| wrong_shard(b)) {
+        let misused = set_up.bound.as_ref().and_then(|b| wrong_shard(b));
+        let (produces_fd, uncancellable) = (set_up.produces_fd, set_up.uncancellable);
+        let (two_cqes, late, inline) = (set_up.two_cqes, set_up.late, set_up.inline);
+        if let Some(e) = misused {
             return self.fail_unsubmitted(e);
         }
         if context::with_current(|_| ()).is_none() {
@@ -326,7 +357,7 @@ impl<T: Send + 'static> Op<T> {
             return self.fail_unsubmitted(e);
         }
         // An uncancellable op is never bounded by a deadline either.
-        let deadline = if self.uncancellable {
+        let deadline = if uncancellable {
             None
         } else {
             super::current_deadline()
@@ -339,25 +370,33 @@ impl<T: Send + 'static> Op<T> {
             },
         };
         // Tried inline only as one SQE and one CQE (invariant 13).
-        let inline = self
-            .inline
-            .filter(|_| timeout.is_none() && !self.two_cqes && !self.late);
+        let inline = inline.filter(|_| timeout.is_none() && !two_cqes && !late);
         let waker = inline.is_none().then(|| cx.waker());
-        // SAFETY: `pending` is set, so this op was never pushed and the op
-        // table does not hold its cell.
-        match unsafe { try_submit(cell, timeout, self.two_cqes, self.late, waker) } {
+        // SAFETY: the link is `Unpushed`, so this op was never pushed and
+        // the op table does not hold its cell.
+        match unsafe { try_submit(cell, timeout, two_cqes, late, waker) } {
             Submit::Done(home, user_data) => {
                 // Pushed: recorded before anything foreign runs. Leaving
                 // the wait drops old wakers (its entry's, its timer's),
                 // which may panic; the op must unwind as a pushed one.
-                self.pending = false;
-                self.home = Some(home);
-                self.user_data = user_data;
+                let pushed = Pushed {
+                    home,
+                    user_data,
+                    produces_fd,
+                    uncancellable,
+                };
+                // SAFETY: just pushed, by this thread: nobody reads the
+                // record before this poll returns.
+                unsafe { cell::set_pushed(cell, pushed) };
+                self.link = Link::Cell(Share(cell));
                 // Whatever it waited for is over (its entry, its timer).
                 // (Looked at first: most ops never waited, and the drop of
                 // an empty `Option<Box<_>>` was a call on every op.)
-                if self.waiting.is_some() {
-                    self.waiting = None;
+                // SAFETY: on the home shard, with our share; the borrow
+                // ends before the drop runs foreign code.
+                let set_up = unsafe { cell::data(cell) };
+                if set_up.waiting.is_some() {
+                    drop(set_up.waiting.take());
                 }
                 let Some(kind) = inline else {
                     super::inline::pushed();
@@ -374,14 +413,14 @@ impl<T: Send + 'static> Op<T> {
                 // SAFETY: as said.
                 match unsafe { cell::poll_on_home(cell, cx.waker()) } {
                     Poll::Ready((result, resources)) => {
-                        self.link = Link::Done;
+                        self.link = Link::Taken;
                         Poll::Ready(Ok((result, resources)))
                     }
                     Poll::Pending => Poll::Pending,
                 }
             }
             Submit::NoRoom => {
-                let entries = entries(timeout.is_some(), self.two_cqes);
+                let entries = entries(timeout.is_some(), two_cqes);
                 match self.wait(cx, entries, deadline) {
                     Poll::Ready(e) => self.fail_unsubmitted(e),
                     Poll::Pending => Poll::Pending,
@@ -394,15 +433,18 @@ impl<T: Send + 'static> Op<T> {
     /// Ends an op that was never pushed with `e`: it leaves the room
     /// waiters and gives its resources back.
     fn fail_unsubmitted(&mut self, e: io::Error) -> Poll<OpResult<T>> {
-        self.waiting = None;
-        self.pending = false;
+        // SAFETY: never pushed: the cell is ours alone; the borrow ends
+        // before the drop runs foreign code (a panic there leaves the op
+        // unpushed, for our drop to free).
+        let waiting = unsafe { cell::data(self.unpushed()) }.waiting.take();
+        drop(waiting);
         Poll::Ready(Err((e, self.unsubmitted_resources())))
     }
 
     /// The op posts its result, then a notification once the kernel is done
     /// with the resources (`SEND_ZC`); it completes at the notification.
     pub(crate) fn two_cqes(mut self) -> Self {
-        self.two_cqes = true;
+        self.unpushed_mut().two_cqes = true;
         self
     }
 
@@ -419,8 +461,9 @@ impl<T: Send + 'static> Op<T> {
     /// enter, it is withdrawn (`Ring::withdraw_late`) and completes with 0:
     /// so it must not be an op whose result is an fd.
     pub(crate) fn receive(mut self) -> Self {
-        debug_assert!(!self.produces_fd, "a late op must not produce an fd");
-        self.late = true;
+        let set_up = self.unpushed_mut();
+        debug_assert!(!set_up.produces_fd, "a late op must not produce an fd");
+        set_up.late = true;
         self
     }
 
@@ -429,7 +472,7 @@ impl<T: Send + 'static> Op<T> {
     /// when the kernel finished it at once (invariant 13). Called before
     /// the first poll.
     pub(crate) fn inline(mut self, kind: Inline) -> Self {
-        self.inline = Some(kind);
+        self.unpushed_mut().inline = Some(kind);
         self
     }
 
@@ -447,21 +490,23 @@ impl<T: Send + 'static> Op<T> {
     /// the first poll.
     pub(crate) fn uncancellable(mut self) -> Self {
         self.unpushed_mut().uncancellable = true;
-        self.uncancellable = true;
         self
     }
 
     /// The cell of an op that was never pushed (ours alone).
     fn unpushed(&self) -> CellPtr<T> {
-        match (&self.link, self.pending) {
-            (Link::Cell(Share(cell)), true) => *cell,
+        match &self.link {
+            Link::Unpushed(Share(cell)) => *cell,
             _ => unreachable!("an unpushed op holds its cell"),
         }
     }
 
     /// The cell of an op not polled yet, to set it up.
     fn unpushed_mut(&mut self) -> &mut cell::CellData<T> {
-        assert!(self.pending, "set before the first poll");
+        assert!(
+            matches!(self.link, Link::Unpushed(_)),
+            "set before the first poll"
+        );
         // SAFETY: never pushed: the cell is ours alone, borrowed for as
         // long as `self` is.
         unsafe { cell::data(self.unpushed()) }
@@ -471,13 +516,13 @@ impl<T: Send + 'static> Op<T> {
     /// at the next enter). `false` before the first poll, while it waits
     /// for room, and after a failed submission.
     pub(crate) fn is_pushed(&self) -> bool {
-        !self.pending && self.home.is_some()
+        matches!(self.link, Link::Cell(_) | Link::Handed(_) | Link::Taken)
     }
 
     /// The resources of an op that never reached the kernel (its cell is
     /// held only here).
     fn unsubmitted_resources(&mut self) -> T {
-        let Link::Cell(Share(cell)) = std::mem::replace(&mut self.link, Link::Done) else {
+        let Link::Unpushed(Share(cell)) = std::mem::replace(&mut self.link, Link::Failed) else {
             unreachable!("an unsubmitted op holds its cell");
         };
         // SAFETY: never pushed: the cell is ours alone, and now given up.
@@ -494,7 +539,9 @@ impl<T: Send + 'static> Op<T> {
         entries: usize,
         deadline: Option<Instant>,
     ) -> Poll<io::Error> {
-        let waiting = self.waiting.get_or_insert_with(Box::default);
+        // SAFETY: never pushed: the cell is ours alone, borrowed here only.
+        let set_up = unsafe { cell::data(self.unpushed()) };
+        let waiting = set_up.waiting.get_or_insert_with(Box::default);
         waiting.room.register(cx.waker(), entries);
         // The deadline of this poll's `native::timeout`: an op polled under
         // another one before (a `select!` that dropped it) does not keep
@@ -507,19 +554,25 @@ impl<T: Send + 'static> Op<T> {
     /// Polled away from home (a stolen task, a moved future): our share
     /// of the cell goes to the home with a hand-off, through which the
     /// result comes (invariant 12).
-    fn hand_off(&mut self, cell: CellPtr<T>, home: Home, waker: &Waker) -> Poll<OpResult<T>> {
+    fn hand_off(&mut self, cell: CellPtr<T>, waker: &Waker) -> Poll<OpResult<T>> {
+        // SAFETY: our share of the live, pushed cell, whose record is
+        // readable anywhere (invariant 12).
+        let pushed = unsafe { cell::pushed(cell) };
         let handoff = Arc::new(Handoff::new(waker));
-        self.link = Link::Handed(handoff.clone());
+        self.link = Link::Handed(Box::new(Handed {
+            handoff: handoff.clone(),
+            pushed,
+        }));
         let watch = Delegation {
             cell,
-            user_data: self.user_data,
+            user_data: pushed.user_data,
             handoff: Some(handoff.clone()),
         };
-        delegate(home, Box::new(watch));
+        delegate(pushed.home, Box::new(watch));
         // A home that had exited handed it over already.
         match handoff.poll(waker) {
             Poll::Ready((result, resources)) => {
-                self.link = Link::Done;
+                self.link = Link::Taken;
                 Poll::Ready(Ok((result, resources)))
             }
             Poll::Pending => Poll::Pending,
@@ -529,42 +582,43 @@ impl<T: Send + 'static> Op<T> {
 
 impl<T: Send + 'static> Drop for Op<T> {
     fn drop(&mut self) {
-        match std::mem::replace(&mut self.link, Link::Done) {
-            Link::Done => {}
-            Link::Cell(Share(cell)) if self.pending => {
+        match std::mem::replace(&mut self.link, Link::Failed) {
+            Link::Taken | Link::Failed => {}
+            Link::Unpushed(Share(cell)) => {
                 // Never pushed: the cell (and the resources) are ours
                 // alone. Dropping `waiting` leaves the room waiters.
                 // SAFETY: as said; given up here.
                 unsafe { cell::free(cell) };
             }
             Link::Cell(Share(cell)) => {
-                let home = self.home.expect("a pushed op has a home");
-                // SAFETY: we hold our share of the live cell.
+                // SAFETY: we hold our share of the live, pushed cell.
+                let Pushed {
+                    home, user_data, ..
+                } = unsafe { cell::pushed(cell) };
+                // SAFETY: as said.
                 if unsafe { cell::is_done(cell) } {
                     // SAFETY: done, and our share is given up here.
                     unsafe { cell::end_done(cell) };
                 } else if home.is_current() {
                     // SAFETY: on the home shard, with our share.
-                    unsafe { cell::abandon_on_home(cell, self.user_data, true) };
+                    unsafe { cell::abandon_on_home(cell, user_data, true) };
                 } else {
                     let abandon = Delegation {
                         cell,
-                        user_data: self.user_data,
+                        user_data,
                         handoff: None,
                     };
                     delegate(home, Box::new(abandon));
                 }
             }
-            Link::Handed(handoff) => match handoff.abandon() {
-                Dropped::Running if !self.uncancellable => {
-                    if let Some(home) = self.home {
-                        cancel_at(home, self.user_data);
-                    }
+            Link::Handed(handed) => match handed.handoff.abandon() {
+                Dropped::Running if !handed.pushed.uncancellable => {
+                    cancel_at(handed.pushed.home, handed.pushed.user_data);
                 }
                 Dropped::Ready(result, resources) => {
                     // Completed but never observed: an fd it produced is
                     // ours to close.
-                    if self.produces_fd && result >= 0 {
+                    if handed.pushed.produces_fd && result >= 0 {
                         cell::close_fd(result);
                     }
                     drop(resources);

@@ -94,7 +94,11 @@
 //!     its home's op table as plain addresses (no reference count, no
 //!     lock): the submitting poll writes it before the table has it; from
 //!     the push on, its data is touched on the home shard only (poll,
-//!     completion and drop there are plain accesses: one thread), until
+//!     completion and drop there are plain accesses: one thread), apart
+//!     from its `Pushed` record (the home, the `user_data`, and whether
+//!     the op produces an fd or is uncancellable), which the pushing poll
+//!     writes before it returns and nobody writes again, and which the
+//!     future reads wherever it is (the future itself is two words), until
 //!     the home's final `complete` publishes `Completed` and sets the
 //!     cell's `done` flag (Release, after its last touch). From then on
 //!     the future, on any thread, takes the result or ends the op without
@@ -103,7 +107,8 @@
 //!     hands its memory to the freeing thread's recycled blocks
 //!     (`recycle.rs`, ADR 0026), never to anyone still holding a share.
 //! 12. A future polled or dropped away from its home before `done` never
-//!     touches the cell: it gives its share to the home through the
+//!     touches the cell but to read its `Pushed` record (invariant 11): it
+//!     gives its share to the home through the
 //!     home's delegation queue (`handoff.rs`), emptied by a mailbox call
 //!     on the home. A poll sends a *watch* with a `Handoff` (a locked slot
 //!     for the result and a waker), which the home fills at once if the

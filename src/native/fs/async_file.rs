@@ -308,6 +308,7 @@ async fn read_op(file: File, mut buf: Buf, len: usize) -> (Outcome, Buf) {
             buf.data,
             // Its owner's read: tried inline on a regular file.
             (CURRENT_POSITION, len, true, true),
+            None,
             |fd, data: &mut Vec<u8>, len| {
                 opcode::Read::new(fd, data.as_mut_ptr(), len)
                     .offset(CURRENT_POSITION)

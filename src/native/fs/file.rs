@@ -252,6 +252,7 @@ impl File {
     /// }).unwrap();
     /// assert!(rt.block_on(j).unwrap());
     /// ```
+    #[inline(always)]
     pub fn read_at<B: IoBufMut>(
         &self,
         buf: B,

@@ -52,6 +52,7 @@ struct FixedRw {
 
 impl File {
     /// What ops on this file keep alive.
+    #[inline]
     pub(super) fn keep(&self) -> Keep {
         match &self.fixed {
             Some(slot) => slot.clone(),

@@ -12,7 +12,7 @@ use std::future::Future;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use io_uring::{opcode, types};
 
@@ -21,25 +21,29 @@ use super::fixed::Keep;
 use crate::native::{IoBuf, IoBufMut, os_result};
 use crate::op::{Inline, Op};
 
-/// What a read or write op owns while in flight (op invariant 2).
+/// What a read or write op owns while in flight (op invariant 2), and
+/// what its future does with the buffer at the end.
 pub(super) struct Rw<B> {
     buf: B,
     _file: Keep,
-}
-
-/// A read or write on a `File`: its op, or the error that refused it
-/// before any submission. Resolves to the byte count and the buffer.
-pub(super) struct RwFuture<B: Send + 'static> {
-    state: RwState<B>,
     /// A read's: tells the buffer that the kernel initialized its bytes up
     /// to `start + n` (`start` is the second field).
     init: Option<(SetInit<B>, usize)>,
 }
 
+/// A read or write on a `File`: its op, or the error that refused it
+/// before any submission. Resolves to the byte count and the buffer.
+///
+/// Two words, as its op (the rest is in the op's cell; the error case is
+/// boxed): a caller's `read_at(..).await` moves it in registers.
+pub(super) struct RwFuture<B: Send + 'static> {
+    state: RwState<B>,
+}
+
 enum RwState<B: Send + 'static> {
     Op(Op<Rw<B>>),
     /// Refused before its op was made; taken by the poll that reports it.
-    Refused(Option<(io::Error, B)>),
+    Refused(Option<Box<(io::Error, B)>>),
 }
 
 /// `IoBufMut::set_init` for a buffer type.
@@ -63,8 +67,7 @@ impl<B: Send + 'static> RwFuture<B> {
     /// A future that reports `e` (and gives `buf` back) at its first poll.
     pub(super) fn refused(e: io::Error, buf: B) -> Self {
         RwFuture {
-            state: RwState::Refused(Some((e, buf))),
-            init: None,
+            state: RwState::Refused(Some(Box::new((e, buf)))),
         }
     }
 }
@@ -72,26 +75,29 @@ impl<B: Send + 'static> RwFuture<B> {
 impl<B: Send + 'static> Future for RwFuture<B> {
     type Output = (io::Result<usize>, B);
 
+    #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let op = match &mut this.state {
             RwState::Op(op) => op,
             RwState::Refused(refused) => {
-                let (e, buf) = refused.take().expect("RwFuture polled after completion");
+                let refused = refused.take().expect("RwFuture polled after completion");
+                let (e, buf) = *refused;
                 return Poll::Ready((Err(e), buf));
             }
         };
-        let (n, mut buf) = match ready!(Pin::new(op).poll(cx)) {
-            Ok((result, rw)) => (os_result(result), rw.buf),
-            Err((e, rw)) => (Err(e), rw.buf),
-        };
-        if let (Ok(n), Some((set_init, start))) = (&n, this.init) {
-            // SAFETY: the bytes up to `start` were initialized before (the
-            // callers pass 0 or what earlier reads filled) and the kernel
-            // initialized the next `n`.
-            unsafe { set_init(&mut buf, start + n) };
-        }
-        Poll::Ready((n, buf))
+        // The buffer moves once, from the op's cell to the output.
+        op.poll_map(cx, move |result, rw| {
+            let n = result.and_then(os_result);
+            let Rw { mut buf, init, .. } = rw;
+            if let (Ok(n), Some((set_init, start))) = (&n, init) {
+                // SAFETY: the bytes up to `start` were initialized before
+                // (the callers pass 0 or what earlier reads filled) and the
+                // kernel initialized the next `n`.
+                unsafe { set_init(&mut buf, start + n) };
+            }
+            (n, buf)
+        })
     }
 }
 
@@ -103,10 +109,12 @@ impl File {
     /// `AsyncFile`, whose op is dropped only with it); else an offset needs
     /// the file to have positions (`ESPIPE` otherwise, as `pread`'s, learnt
     /// once), and a read at the position waits to go last in its batch.
+    #[inline(always)]
     pub(super) fn rw_op<B, F>(
         &self,
         buf: B,
         (offset, len, read, owner): (u64, usize, bool, bool),
+        init: Option<(SetInit<B>, usize)>,
         build: F,
     ) -> RwFuture<B>
     where
@@ -129,6 +137,7 @@ impl File {
         let rw = Rw {
             buf,
             _file: self.keep(),
+            init,
         };
         let op = self.submit(rw, move |fd, rw| build(fd, &mut rw.buf, len));
         // A read at the current position (of a stream: a pipe, a FIFO; or
@@ -152,11 +161,11 @@ impl File {
         };
         RwFuture {
             state: RwState::Op(op),
-            init: None,
         }
     }
 
     /// Reads into `buf[start..capacity]` from `offset`.
+    #[inline(always)]
     pub(super) fn read_inner<B: IoBufMut>(&self, buf: B, offset: u64, start: usize) -> RwFuture<B> {
         self.read_inner_as(buf, (offset, false), start)
     }
@@ -164,6 +173,7 @@ impl File {
     /// As `read_inner`; `owner` as `rw_op`'s (`fs::read`'s reads of its
     /// private file from its start, where a stream-like regular file
     /// ignores the offsets).
+    #[inline(always)]
     pub(super) fn read_inner_as<B: IoBufMut>(
         &self,
         buf: B,
@@ -171,18 +181,17 @@ impl File {
         start: usize,
     ) -> RwFuture<B> {
         let len = buf.bytes_total().saturating_sub(start);
-        let mut read = self.rw_op(
+        self.rw_op(
             buf,
             (offset, len, true, owner),
+            Some((set_init::<B>, start)),
             move |fd, buf: &mut B, len| {
                 // SAFETY: `start < bytes_total` (`len` is non-zero), so the
                 // pointer stays inside the buffer.
                 let ptr = unsafe { buf.stable_mut_ptr().add(start) };
                 opcode::Read::new(fd, ptr, len).offset(offset).build()
             },
-        );
-        read.init = Some((set_init::<B>, start));
-        read
+        )
     }
 
     /// Writes `buf[start..init]` at `offset`.
@@ -191,11 +200,29 @@ impl File {
         self.rw_op(
             buf,
             (offset, len, false, false),
+            None,
             move |fd, buf: &mut B, len| {
                 // SAFETY: `start < bytes_init` (`len` is non-zero).
                 let ptr = unsafe { buf.stable_ptr().add(start) };
                 opcode::Write::new(fd, ptr, len).offset(offset).build()
             },
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RwFuture;
+
+    /// A read's or write's future is its op's two words (the refusal is
+    /// boxed, the buffer's `set_init` lives in the cell): a caller's
+    /// `read_at(..).await` gets it in registers, not copied piecewise
+    /// through the stack.
+    #[test]
+    fn a_read_future_is_two_words_whatever_its_buffer() {
+        let two_words = 2 * std::mem::size_of::<usize>();
+        assert_eq!(std::mem::size_of::<RwFuture<Vec<u8>>>(), two_words);
+        assert_eq!(std::mem::size_of::<RwFuture<Box<[u8]>>>(), two_words);
+        assert_eq!(std::mem::size_of::<RwFuture<[u8; 512]>>(), two_words);
     }
 }
