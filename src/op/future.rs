@@ -183,7 +183,10 @@ unsafe fn try_submit<T: Send + 'static>(
         waker: waker.cloned(),
         early: None,
     };
-    let Some(sqe) = unique.sqe.take() else {
+    // Pushed from the cell where it was built, its `user_data` set in
+    // place: a copy with the new `user_data` was built piecewise and read
+    // back whole by the push, a store-forwarding stall on each op.
+    let Some(sqe) = unique.sqe.as_mut() else {
         unreachable!("an unpushed op's cell holds its SQE");
     };
     // Checked by the caller, and needed no more: a leaked cell must not pin
@@ -198,7 +201,7 @@ unsafe fn try_submit<T: Send + 'static>(
     let timespec = unsafe { cell::timespec(cell) };
     let pushed = context::with_current(|cx| {
         let user_data = cx.ops.borrow_mut().insert(cell::owned_entry(cell));
-        let sqe = sqe.user_data(user_data);
+        crate::sys::user_data::set_in_place(sqe, user_data);
         let result = if timeout.is_some() {
             let timer = cx.ops.borrow_mut().insert(Entry::Slot);
             // SAFETY: the boxed cell holds the timespec until the final
@@ -206,7 +209,7 @@ unsafe fn try_submit<T: Send + 'static>(
             let link = opcode::LinkTimeout::new(unsafe { &*timespec })
                 .build()
                 .user_data(timer);
-            let sqes = [sqe.flags(squeue::Flags::IO_LINK), link];
+            let sqes = [sqe.clone().flags(squeue::Flags::IO_LINK), link];
             let mut ring = cx.ring.borrow_mut();
             // SAFETY: as below; the timespec lives in `cell` too, and the
             // kernel reads it when it prepares the SQE, before the op's CQE.
@@ -228,8 +231,8 @@ unsafe fn try_submit<T: Send + 'static>(
             // CQE is reaped (invariants 2 and 4).
             unsafe {
                 match late {
-                    true => ring.push_late(std::slice::from_ref(&sqe)),
-                    false => ring.push(&sqe),
+                    true => ring.push_late(std::slice::from_ref(sqe)),
+                    false => ring.push(sqe),
                 }
             }
         };
@@ -250,6 +253,10 @@ unsafe fn try_submit<T: Send + 'static>(
             }
         }
     });
+    // Pushed (or refused by a broken ring): the SQE is done with.
+    // SAFETY: the cell is live, on its home shard, and no other reference
+    // to its data is in use now.
+    unsafe { cell::data(cell).sqe = None };
     match pushed {
         Some(Ok((user_data, home))) => Submit::Done(home, user_data),
         Some(Err(e)) => Submit::Failed(e),
