@@ -9,7 +9,7 @@ use ringlane::native::fs::{File, OpenOptions};
 use crate::THREADS;
 use crate::blocking::{qd1_pread, qd32_pread, write_pwrite_fdatasync};
 use crate::files::TestFiles;
-use crate::harness_floor::qd1_harness_floor;
+use crate::harness_floor::{qd1_harness_floor, qd32_harness_floor};
 use crate::measure::{LatRun, TputRun};
 use crate::raw_uring::{
     qd1_raw, qd1_raw_dt, qd1_raw_fixed, qd1_raw_pgoff16, qd32_raw, qd32_raw_dt, write_raw_linked,
@@ -228,6 +228,12 @@ pub(crate) const QD32_CASES: &[Case<TputFn>] = &[
         label: "raw io_uring, ringlane's ring set-up, 32 in flight",
         threads: "1",
         run: qd32_raw_dt,
+    },
+    Case {
+        id: "harness_floor",
+        label: "minimal `async-task` executor + op slab, 32 tasks, ringlane's ring set-up (the task harness's floor)",
+        threads: "1",
+        run: qd32_harness_floor,
     },
     Case {
         id: "tokio_fs",

@@ -1,10 +1,11 @@
 //! The harness floor: the least a runtime built on `async-task` (ringlane's
-//! task harness) can do per qd1 read, measured so that ringlane's ratio to
-//! the raw floor can be split into "what any such runtime pays" and "what
-//! ringlane's own design pays".
+//! task harness) can do per read, at qd1 and at qd32, measured so that
+//! ringlane's ratio to the raw floor can be split into "what any such
+//! runtime pays" and "what ringlane's own design pays".
 //!
 //! One thread, one ring (set up like a shard's: `shared::floor_ring`),
-//! one `async_task::spawn_local` task, a run queue and an op slab in
+//! one `async_task::spawn_local` task per stream of reads (1 or 32), a run
+//! queue and an op slab in
 //! thread-locals; an op is a slab slot holding its buffer, result and
 //! waker. Nothing else: no `Send` ops (the slot is plain, unlocked data),
 //! no cancellation (an op future is never dropped in flight here), no
@@ -22,11 +23,13 @@ use io_uring::{opcode, types};
 
 use crate::shared::floor_ring::FloorRing;
 
-use crate::BLOCK;
 use crate::buf::PageBuf;
 use crate::cases::Env;
 use crate::files::{Offsets, READ_BLOCKS, check_read, offset};
-use crate::measure::{LatRun, Samples};
+use crate::measure::{LatRun, Samples, Span, TputRun};
+use crate::ringlane_cases::reads_of;
+use crate::watchdog::step;
+use crate::{BLOCK, QD};
 
 /// One op in flight: the buffer the kernel writes into, until its CQE.
 struct Slot {
@@ -114,6 +117,56 @@ impl Drop for LeakOnUnwind {
     }
 }
 
+/// A CQE result as `read`'s.
+fn os_result(res: i32) -> std::io::Result<usize> {
+    if res < 0 {
+        Err(std::io::Error::from_raw_os_error(-res))
+    } else {
+        Ok(res as usize)
+    }
+}
+
+/// Runs the queued tasks, then enters the ring (waiting for one CQE) and
+/// wakes the owners of every CQE, until `finished`.
+fn drive(mut finished: impl FnMut() -> bool) {
+    loop {
+        while let Some(r) = RUN_QUEUE.with(|q| q.borrow_mut().pop_front()) {
+            r.run();
+        }
+        if finished() {
+            return;
+        }
+        RING.with(|r| {
+            let mut r = r.borrow_mut();
+            let ring = r.as_mut().expect("ring");
+            crate::raw_uring::enter(ring, 1);
+            for cqe in ring.completion() {
+                let waker = SLOTS.with(|s| {
+                    let mut s = s.borrow_mut();
+                    let slot = &mut s[cqe.user_data() as usize];
+                    slot.result = Some(cqe.result());
+                    slot.waker.take()
+                });
+                if let Some(w) = waker {
+                    w.wake();
+                }
+            }
+        });
+    }
+}
+
+/// The output of a finished task.
+fn output<T>(mut task: async_task::Task<T>) -> T {
+    match Pin::new(&mut task).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(out) => out,
+        Poll::Pending => unreachable!("a finished task is ready"),
+    }
+}
+
+fn schedule(r: async_task::Runnable) {
+    RUN_QUEUE.with(|q| q.borrow_mut().push_back(r));
+}
+
 /// qd1 reads from one task, one at a time.
 pub(crate) fn qd1_harness_floor(env: &Env, warm: usize, n: usize) -> LatRun {
     let _leak_on_unwind = LeakOnUnwind;
@@ -133,49 +186,56 @@ pub(crate) fn qd1_harness_floor(env: &Env, warm: usize, n: usize) -> LatRun {
                 slot: None,
             };
             let (res, b) = read.await;
-            let res = if res < 0 {
-                Err(std::io::Error::from_raw_os_error(-res))
-            } else {
-                Ok(res as usize)
-            };
-            check_read(res, &b, block, "harness floor qd1");
+            check_read(os_result(res), &b, block, "harness floor qd1");
             buf = b;
             s.tick();
         }
         s.finish()
     };
-    let schedule = |r| RUN_QUEUE.with(|q| q.borrow_mut().push_back(r));
-    let (runnable, mut task) = async_task::spawn_local(reads, schedule);
+    let (runnable, task) = async_task::spawn_local(reads, schedule);
     runnable.schedule();
-    let run = loop {
-        while let Some(r) = RUN_QUEUE.with(|q| q.borrow_mut().pop_front()) {
-            r.run();
-        }
-        if task.is_finished() {
-            let waker = Waker::noop();
-            match Pin::new(&mut task).poll(&mut Context::from_waker(waker)) {
-                Poll::Ready(run) => break run,
-                Poll::Pending => unreachable!("a finished task is ready"),
-            }
-        }
-        RING.with(|r| {
-            let mut r = r.borrow_mut();
-            let ring = r.as_mut().expect("ring");
-            crate::raw_uring::enter(ring, 1);
-            for cqe in ring.completion() {
-                let waker = SLOTS.with(|s| {
-                    let mut s = s.borrow_mut();
-                    let slot = &mut s[cqe.user_data() as usize];
-                    slot.result = Some(cqe.result());
-                    slot.waker.take()
-                });
-                if let Some(w) = waker {
-                    w.wake();
-                }
-            }
-        });
-    };
+    drive(|| task.is_finished());
     // Every read completed, so the kernel holds no pointer into a slot.
     RING.with(|r| drop(r.borrow_mut().take()));
+    output(task)
+}
+
+/// qd32: [`QD`] tasks, each reading its own sequence in turn (the same
+/// streams as the other qd32 cases), `reads` in all.
+pub(crate) fn qd32_harness_floor(env: &Env, reads: u64) -> TputRun {
+    let _leak_on_unwind = LeakOnUnwind;
+    let ring = FloorRing::like_ringlane(2 * QD as u32, None);
+    RING.with(|r| *r.borrow_mut() = Some(ring));
+    let fd = env.std_read.as_raw_fd();
+    let span = Span::start();
+    let tasks: Vec<_> = (0..QD)
+        .map(|t| {
+            let stream = async move {
+                let mut offsets = Offsets::new(t as u64, READ_BLOCKS);
+                let mut buf = PageBuf::new();
+                for done in 1..=reads_of(t, reads) {
+                    let block = offsets.next_block();
+                    let read = Read {
+                        fd,
+                        at: offset(block),
+                        buf: Some(buf),
+                        slot: None,
+                    };
+                    let (res, b) = read.await;
+                    check_read(os_result(res), &b, block, "harness floor qd32");
+                    buf = b;
+                    step(done);
+                }
+            };
+            let (runnable, task) = async_task::spawn_local(stream, schedule);
+            runnable.schedule();
+            task
+        })
+        .collect();
+    drive(|| tasks.iter().all(|t| t.is_finished()));
+    let run = span.end();
+    // Every read completed, so the kernel holds no pointer into a slot.
+    RING.with(|r| drop(r.borrow_mut().take()));
+    tasks.into_iter().for_each(output);
     run
 }

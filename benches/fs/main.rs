@@ -30,6 +30,8 @@
 //!     runtime (the thread count of the Tokio cases).
 //!   * `raw_uring`, `raw_uring_dt`: one ring, 32 `READ`s kept in flight,
 //!     `submit_and_wait(1)` then reap every CQE and refill (the floor).
+//!   * `harness_floor`: the qd1 case's minimal `async-task` executor with
+//!     32 tasks, one per stream: what any runtime on `async-task` pays.
 //!   * `tokio_fs`: 32 tasks on a 2-worker multi-thread runtime, each with
 //!     its own `tokio::fs::File` (seek + read_exact);
 //!     `tokio_spawn_blocking_pread`: 32 tasks, `spawn_blocking(pread)`.
