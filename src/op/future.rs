@@ -411,9 +411,7 @@ impl<T: Send + 'static> Op<T> {
                     // this shard's loop only after we return.
                     return Poll::Pending;
                 };
-                if !super::inline::try_complete(user_data, kind) {
-                    super::inline::pushed();
-                }
+                super::inline::try_complete(user_data, kind);
                 // On the home shard (it just took the op), with our share:
                 // the result if the try took the CQE, else the waker goes
                 // in for the loop's reap.
@@ -588,7 +586,20 @@ impl<T: Send + 'static> Op<T> {
 }
 
 impl<T: Send + 'static> Drop for Op<T> {
+    #[inline]
     fn drop(&mut self) {
+        // Most ops are dropped after their result was taken: nothing to do,
+        // and no call.
+        if !matches!(self.link, Link::Taken | Link::Failed) {
+            self.drop_live();
+        }
+    }
+}
+
+impl<T: Send + 'static> Op<T> {
+    /// The drop of an op that still holds its cell or its hand-off.
+    #[inline(never)]
+    fn drop_live(&mut self) {
         match std::mem::replace(&mut self.link, Link::Failed) {
             Link::Taken | Link::Failed => {}
             Link::Unpushed(Share(cell)) => {

@@ -178,20 +178,28 @@ impl Tries {
 
 /// Tries to finish the just-pushed op `user_data` now (rules 1 to 3).
 /// Returns whether its CQE was taken and handed to its cell; if not, the
-/// op stays submitted and the shard's loop reaps it.
+/// op stays submitted, counts as pushed the usual way (rule 5), and the
+/// shard's loop reaps it.
 #[inline]
 pub(super) fn try_complete(user_data: u64, kind: Inline) -> bool {
-    context::with_current(
-        |cx| match take_own_cqe(cx, user_data, cx.inline_tries.of(kind)) {
-            Some(c) => {
-                // No borrow held (`take_own_cqe` released the ring's): the
-                // cell may run foreign code.
-                super::table::dispatch(&cx.ops, c);
-                true
-            }
-            None => false,
-        },
-    )
+    context::with_current(|cx| {
+        // Looked at before the call: with other tasks runnable (the common
+        // case with many ops in flight) there is no try (rule 1).
+        let taken = cx.run_queue.borrow().is_empty()
+            && match take_own_cqe(cx, user_data, cx.inline_tries.of(kind)) {
+                Some(c) => {
+                    // No borrow held (`take_own_cqe` released the ring's):
+                    // the cell may run foreign code.
+                    super::table::dispatch(&cx.ops, c);
+                    true
+                }
+                None => false,
+            };
+        if !taken {
+            cx.inline_tries.pushed();
+        }
+        taken
+    })
     .unwrap_or(false)
 }
 
