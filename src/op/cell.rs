@@ -165,7 +165,7 @@ pub(super) struct Pushed {
 pub(super) type CellPtr<T> = NonNull<OpCell<T>>;
 
 /// A new cell for `resources`, owned by the caller until its op is pushed.
-#[inline]
+#[inline(always)]
 pub(super) fn new_cell<T>(resources: T, produces_fd: bool) -> Box<OpCell<T>> {
     // Written field by field into the block: a whole `OpCell` built first
     // and then moved in was a `memcpy` of the cell on every op. (A field
