@@ -148,6 +148,16 @@ pub(super) struct CellData<T> {
     pub(super) waiting: Option<Box<Waiting>>,
 }
 
+// `Share`'s `unsafe impl Send` (future.rs) vouches for everything the cell
+// holds: what the set-up keeps here must be `Send` in its own right, and
+// this fails to compile if it stops being so.
+const _: () = {
+    const fn send<X: Send>() {}
+    send::<Waiting>();
+    send::<CellData<()>>();
+    send::<Pushed>();
+};
+
 /// Where a pushed op lives, and what its future's drop needs to know
 /// of it away from home (invariants 11 and 12).
 #[derive(Clone, Copy)]

@@ -199,6 +199,8 @@ unsafe fn try_submit<T: Send + 'static>(
     }
     // SAFETY: the cell is live.
     let timespec = unsafe { cell::timespec(cell) };
+    // A two-CQE op's reservation (invariant 9); 0: none.
+    let mut reserved = 0;
     let pushed = context::with_current(|cx| {
         let user_data = cx.ops.borrow_mut().insert(cell::owned_entry(cell));
         crate::sys::user_data::set_in_place(sqe, user_data);
@@ -239,11 +241,7 @@ unsafe fn try_submit<T: Send + 'static>(
         match result {
             Ok(()) => {
                 if two_cqes {
-                    let reserved = cx.ops.borrow_mut().insert(Entry::Slot);
-                    // SAFETY: the cell is live (the table holds it), and
-                    // only this thread touches it; no other reference to
-                    // it is in use now.
-                    unsafe { cell::data(cell).reserved = reserved };
+                    reserved = cx.ops.borrow_mut().insert(Entry::Slot);
                 }
                 Ok((user_data, Home::of(&cx.remote)))
             }
@@ -253,10 +251,12 @@ unsafe fn try_submit<T: Send + 'static>(
             }
         }
     });
-    // Pushed (or refused by a broken ring): the SQE is done with.
-    // SAFETY: the cell is live, on its home shard, and no other reference
-    // to its data is in use now.
-    unsafe { cell::data(cell).sqe = None };
+    // Pushed (or refused by a broken ring): the SQE is done with. Written
+    // through `unique`, the one reference to the data this function holds
+    // (the cell is live, the table holds it, and only this thread touches
+    // it until we return).
+    unique.sqe = None;
+    unique.reserved = reserved;
     match pushed {
         Some(Ok((user_data, home))) => Submit::Done(home, user_data),
         Some(Err(e)) => Submit::Failed(e),

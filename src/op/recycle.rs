@@ -15,7 +15,8 @@
 //!    [`free`] puts it there after its value was dropped; [`uninit`] takes
 //!    it off before writing a value into it.
 //! 3. What a thread keeps is bounded ([`STACKS`] layouts, [`KEPT`] blocks
-//!    and [`KEPT_BYTES`] bytes), and given back to the allocator when the
+//!    and [`KEPT_BYTES`] bytes on the stacks, and one block of at most
+//!    [`KEPT_BYTES`] in invariant 4's slot), and given back to the allocator when the
 //!    thread exits (a thread whose thread-locals are never destroyed, the
 //!    main thread at process exit, keeps them to the end). A free after
 //!    that (a thread-local destructor dropping an op) goes straight to the
@@ -26,8 +27,10 @@
 //!    layout takes first; a later free moves the slot's block on to the
 //!    stacks. A task's loop of ops frees its op's cell and allocates the
 //!    next op's at once, so the slot serves it without the stacks'
-//!    bookkeeping (about 80 instructions an op). The slot's block is freed
-//!    when the thread exits, as the stacks' are.
+//!    bookkeeping (about 80 instructions an op); a layout served so does
+//!    not mark its stack used, which may then go stale (invariant 3) while
+//!    the slot serves it. The slot's block is freed when the thread exits,
+//!    as the stacks' are.
 //!
 //! Under AddressSanitizer (`scripts/asan`, `--cfg ringlane_asan`) nothing
 //! is kept: a recycled block would hide a use after free from it.
@@ -228,9 +231,13 @@ pub(super) fn free<T>(b: Box<T>) {
     struct Keep(NonNull<u8>, Layout);
     impl Drop for Keep {
         fn drop(&mut self) {
-            // The slot first; what it held (or this block, on an exiting
-            // thread) goes on to the stacks.
-            let Some((block, layout)) = keep_last(self.0, self.1) else {
+            // The slot first (a block the stacks could hold); what it held
+            // (or this block, on an exiting thread) goes on to the stacks.
+            let last = match self.1.size() <= KEPT_BYTES {
+                true => keep_last(self.0, self.1),
+                false => Some((self.0, self.1)),
+            };
+            let Some((block, layout)) = last else {
                 return;
             };
             let kept = KEPT_HERE
