@@ -126,6 +126,20 @@ fn os_result(res: i32) -> std::io::Result<usize> {
     }
 }
 
+/// Reads block `block` of `fd` into `buf`, checks it (`case` names the
+/// case in a failure), and gives the buffer back.
+async fn read_checked(fd: i32, block: u64, buf: PageBuf, case: &str) -> PageBuf {
+    let read = Read {
+        fd,
+        at: offset(block),
+        buf: Some(buf),
+        slot: None,
+    };
+    let (res, b) = read.await;
+    check_read(os_result(res), &b, block, case);
+    b
+}
+
 /// Runs the queued tasks, then enters the ring (waiting for one CQE) and
 /// wakes the owners of every CQE, until `finished`.
 fn drive(mut finished: impl FnMut() -> bool) {
@@ -178,16 +192,7 @@ pub(crate) fn qd1_harness_floor(env: &Env, warm: usize, n: usize) -> LatRun {
         let mut s = Samples::new(warm, n);
         let mut buf = PageBuf::new();
         for _ in 0..s.total() {
-            let block = offsets.next_block();
-            let read = Read {
-                fd,
-                at: offset(block),
-                buf: Some(buf),
-                slot: None,
-            };
-            let (res, b) = read.await;
-            check_read(os_result(res), &b, block, "harness floor qd1");
-            buf = b;
+            buf = read_checked(fd, offsets.next_block(), buf, "harness floor qd1").await;
             s.tick();
         }
         s.finish()
@@ -215,15 +220,7 @@ pub(crate) fn qd32_harness_floor(env: &Env, reads: u64) -> TputRun {
                 let mut buf = PageBuf::new();
                 for done in 1..=reads_of(t, reads) {
                     let block = offsets.next_block();
-                    let read = Read {
-                        fd,
-                        at: offset(block),
-                        buf: Some(buf),
-                        slot: None,
-                    };
-                    let (res, b) = read.await;
-                    check_read(os_result(res), &b, block, "harness floor qd32");
-                    buf = b;
+                    buf = read_checked(fd, block, buf, "harness floor qd32").await;
                     step(done);
                 }
             };

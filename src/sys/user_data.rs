@@ -48,12 +48,12 @@ pub(crate) fn set_in_place(sqe: &mut io_uring::squeue::Entry, user_data: u64) {
     {
         use std::arch::x86_64::{__m128i, _mm_set_epi64x, _mm_storeu_si128};
         const { assert!(std::mem::size_of::<io_uring::squeue::Entry>() == 64) };
+        // `Entry` is `#[repr(C)]` around the kernel's 64-byte `io_uring_sqe`,
+        // whose `user_data` is the u64 at byte 32 (a test checks this
+        // against `get_user_data`).
         let at = std::ptr::from_mut(sqe).cast::<u64>().wrapping_add(4);
-        // SAFETY: `Entry` is `#[repr(C)]` around the kernel's 64-byte
-        // `io_uring_sqe`, whose `user_data` is the u64 at byte 32 (a test
-        // checks this against `get_user_data`); bytes 32..48 lie inside
-        // `*sqe`, which we borrow mutably; the unaligned store needs no
-        // alignment, and SSE2 is part of x86_64.
+        // SAFETY: bytes 32..48 lie inside `*sqe`, borrowed mutably; the
+        // unaligned store needs no alignment; SSE2 is part of x86_64.
         unsafe {
             let after = at.add(1).read();
             let both = _mm_set_epi64x(after as i64, user_data as i64);
