@@ -273,15 +273,17 @@ impl<T: Send + 'static> Future for Op<T> {
             Link::Unpushed(_) => return this.poll_submit(cx),
             Link::Cell(Share(cell)) => {
                 let cell = *cell;
-                // SAFETY: we hold our share of the live, pushed cell
-                // (invariant 11).
-                let (home, done) = unsafe { (cell::pushed(cell).home, cell::is_done(cell)) };
-                if done {
+                // Read only when needed: a done op needs no home.
+                // SAFETY: our share of the live, pushed cell, whose record
+                // is readable anywhere (invariant 12).
+                let at_home = || unsafe { cell::pushed(cell) }.home.is_current();
+                // SAFETY: we hold our share of the live cell (invariant 11).
+                if unsafe { cell::is_done(cell) } {
                     // The home let go of it: ours, wherever we are (a task
                     // stolen after its op completed needs no home).
                     // SAFETY: our share, and `done` was seen.
                     Poll::Ready(unsafe { cell::take_done(cell) })
-                } else if home.is_current() {
+                } else if at_home() {
                     // SAFETY: on the home shard, with our share.
                     unsafe { cell::poll_on_home(cell, cx.waker()) }
                 } else {
@@ -411,6 +413,7 @@ impl<T: Send + 'static> Op<T> {
                     // this shard's loop only after we return.
                     return Poll::Pending;
                 };
+                // Taken or not, the poll below tells.
                 super::inline::try_complete(user_data, kind);
                 // On the home shard (it just took the op), with our share:
                 // the result if the try took the CQE, else the waker goes

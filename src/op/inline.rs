@@ -176,12 +176,11 @@ impl Tries {
     }
 }
 
-/// Tries to finish the just-pushed op `user_data` now (rules 1 to 3).
-/// Returns whether its CQE was taken and handed to its cell; if not, the
-/// op stays submitted, counts as pushed the usual way (rule 5), and the
-/// shard's loop reaps it.
+/// Tries to finish the just-pushed op `user_data` now (rules 1 to 3): a
+/// CQE taken is handed to its cell; if none is, the op stays submitted,
+/// counts as pushed the usual way (rule 5), and the shard's loop reaps it.
 #[inline]
-pub(super) fn try_complete(user_data: u64, kind: Inline) -> bool {
+pub(super) fn try_complete(user_data: u64, kind: Inline) {
     context::with_current(|cx| {
         // Looked at before the call: with other tasks runnable (the common
         // case with many ops in flight) there is no try (rule 1).
@@ -198,9 +197,7 @@ pub(super) fn try_complete(user_data: u64, kind: Inline) -> bool {
         if !taken {
             cx.inline_tries.pushed();
         }
-        taken
-    })
-    .unwrap_or(false)
+    });
 }
 
 /// An op was pushed the usual way in the task poll running on this shard
