@@ -1,35 +1,48 @@
 //! `SlotRing`: the channel's bounded multi-producer, single-consumer ring,
-//! built so that a message crosses cores in the cache line that holds it.
+//! built so that a message crosses cores in the cache line that holds it,
+//! and that line is written by producers only.
 //!
 //! Each slot carries a *stamp* next to its value. A position counts laps
 //! and indices (`lap * one_lap + index`; `mark`, a power of two above the
-//! capacity, bounds the index, and `one_lap` is twice `mark`), and a slot's
-//! stamp says what the slot is ready for:
-//! * `stamp == p`: free for the producer that claims position `p`;
-//! * `stamp == p + 1`: holds the message of position `p`;
-//! * after the consumer takes it, `p + one_lap`: free for the next lap.
+//! capacity, bounds the index, and `one_lap` is twice `mark`). The producer
+//! of position `p` stamps its slot `p + 1` once the value is written; the
+//! consumer reads the value of `head` when the stamp says `head + 1`, and
+//! writes nothing to the slot. A slot's stamp is always that of the last
+//! position written to it, at most one lap old, so it can only say `p + 1`
+//! for the position `p` whose message it holds.
 //!
 //! Invariants (the loom model in `loom-models/` checks them):
 //! 1. Only the producer whose `compare_exchange` moved `tail` off position
-//!    `p` writes the value of `p`'s slot, and only while its stamp is `p`.
+//!    `p` writes the value of `p`'s slot, and only once the message of the
+//!    slot's previous lap (`p - one_lap`) was taken: it claims `p` only
+//!    after seeing, with Acquire, a `head` past that position, either in
+//!    `head` itself or in `head_seen`, the producers' copy of it (stored
+//!    with Release by a producer that read `head` with Acquire, so the
+//!    consumer's read of the old value happens before the new write).
+//!    `head_seen` may be stale (older than `head`), which only makes a
+//!    producer look at `head` itself; it is never ahead of `head`.
 //! 2. Only the consumer reads a value, and only once its stamp is `p + 1`;
 //!    the stamp's Release store after the write and Acquire load before the
 //!    read order the two.
-//! 3. The consumer looks at the *slot* at `head`, never at `tail`: when
+//! 3. The consumer looks at the *slot* at `head`, never at `tail`, and
+//!    producers look at `head` only when their copy shows no room: when
 //!    one producer and the consumer ping-pong, `tail` stays in the
-//!    producer's cache and the slot's line is the only one that moves.
-//!    A slot not yet stamped reads as empty even if a later producer has
-//!    finished (FIFO: the consumer never skips a position); every producer
-//!    wakes the consumer after its own stamp store (channel protocol step
-//!    2), so the consumer looks again once the late slot is stamped. A
-//!    batch (`send_many`) wakes it once per batch instead (at the batch's
-//!    announcements, `sender.rs`), so a later producer's message behind a
-//!    batch's late slot waits for that announcement: delayed, never lost.
-//! 4. Only the consumer writes `head`, after the slot's stamp: a producer
-//!    that sees `head` move (Acquire) also sees the slot freed.
+//!    producer's cache, `head` in the consumer's, and the slot's line is the
+//!    only one that moves, one way (a consumer that wrote its stamp would
+//!    make the next push fetch the line back first: one more crossing per
+//!    message). A slot not yet stamped reads as empty even if a later
+//!    producer has finished (FIFO: the consumer never skips a position);
+//!    every producer wakes the consumer after its own stamp store (channel
+//!    protocol step 2), so the consumer looks again once the late slot is
+//!    stamped. A batch (`send_many`) wakes it once per batch instead (at
+//!    the batch's announcements, `sender.rs`), so a later producer's
+//!    message behind a batch's late slot waits for that announcement:
+//!    delayed, never lost.
+//! 4. Only the consumer writes `head`, with Release, after it read the
+//!    slot's value.
 //! 5. "Full" is reported only after a full fence shows `head` exactly one
 //!    lap behind `tail`: a producer never mistakes a slot the consumer is
-//!    freeing, or a stale `tail`, for a full ring.
+//!    freeing, a stale `head_seen`, or a stale `tail`, for a full ring.
 //! 6. The consumer side (`pop`) runs on one thread at a time (`unsafe` to
 //!    call: the `Receiver`, which is not `Clone`, owns it); `has_ready` and
 //!    `len` only read atomics and may run anywhere.
@@ -63,11 +76,18 @@ pub(crate) enum Refused<T> {
     Closed(T),
 }
 
+/// The producers' block: what every push reads, and what pushes write.
+struct Producers {
+    /// The next position a producer claims, and the `mark` bit once closed.
+    tail: AtomicUsize,
+    /// A `head` some producer read (invariant 1): at or behind `head`.
+    head_seen: AtomicUsize,
+}
+
 /// A bounded MPSC ring of exactly `capacity` messages stored inline.
 pub(crate) struct SlotRing<T> {
-    /// The next position a producer claims, and the `mark` bit once closed;
-    /// written by producers and `close` only.
-    tail: Padded<AtomicUsize>,
+    /// Written by producers (and `close`) only.
+    producers: Padded<Producers>,
     /// The next position the consumer takes; written by the consumer only.
     head: Padded<AtomicUsize>,
     slots: Box<[Slot<T>]>,
@@ -102,11 +122,15 @@ impl<T> SlotRing<T> {
         let mut slots = Vec::new();
         slots.try_reserve_exact(capacity).ok()?;
         slots.extend((0..capacity).map(|i| Slot {
+            // Not `i + 1`, the stamp of position `i`: no message yet.
             stamp: AtomicUsize::new(i),
             value: UnsafeCell::new(MaybeUninit::uninit()),
         }));
         Some(Self {
-            tail: Padded(AtomicUsize::new(0)),
+            producers: Padded(Producers {
+                tail: AtomicUsize::new(0),
+                head_seen: AtomicUsize::new(0),
+            }),
             head: Padded(AtomicUsize::new(0)),
             slots: slots.into_boxed_slice(),
             cap: capacity,
@@ -137,50 +161,65 @@ impl<T> SlotRing<T> {
     /// Never waits for another producer: it retries only when what it read
     /// was stale.
     pub(crate) fn push(&self, value: T) -> Result<(), Refused<T>> {
-        let mut tail = self.tail.load(Ordering::Relaxed);
+        let producers = &*self.producers;
+        let mut tail = producers.tail.load(Ordering::Relaxed);
         loop {
             if tail & self.mark != 0 {
                 return Err(Refused::Closed(value));
             }
-            let slot = self.slot(tail);
-            let stamp = slot.stamp.load(Ordering::Acquire);
-            if stamp == tail {
-                let next = self.after(tail);
-                match self.tail.compare_exchange_weak(
-                    tail,
-                    next,
-                    Ordering::SeqCst,
-                    Ordering::Relaxed,
-                ) {
-                    Ok(_) => {
-                        // Our exchange claimed position `tail`, whose slot is
-                        // free (stamp == tail, Acquire: the consumer's read of
-                        // the previous value is done).
-                        // SAFETY: no one else touches the value until we
-                        // stamp it (invariant 1).
-                        slot.value
-                            .with_mut(|v| unsafe { v.write(MaybeUninit::new(value)) });
-                        slot.stamp.store(tail.wrapping_add(1), Ordering::Release);
-                        return Ok(());
-                    }
-                    Err(now) => tail = now,
-                }
-            } else {
-                // Either `tail` is stale (another producer took this
-                // position), or the slot still belongs to last lap: holding
-                // its message, or claimed by a producer still writing it.
-                // Full exactly when `head` is one lap behind; a full fence
-                // first, so a slot the consumer is freeing right now is not
-                // mistaken for full (invariant 5). Never waits for another
-                // producer's write.
+            if !self.has_room(tail, producers.head_seen.load(Ordering::Acquire)) {
+                // The copy may be stale, and so may `tail` (another producer
+                // took this position). Full exactly when `head` is one lap
+                // behind; a full fence first, so a slot the consumer is
+                // freeing right now is not mistaken for full (invariant 5).
+                // Never waits for another producer's write.
                 fence(Ordering::SeqCst);
-                if self.head.load(Ordering::Acquire).wrapping_add(self.one_lap) == tail {
+                let head = self.head.load(Ordering::Acquire);
+                producers.head_seen.store(head, Ordering::Release);
+                if head.wrapping_add(self.one_lap) == tail {
                     return Err(Refused::Full(value));
                 }
-                spin();
-                tail = self.tail.load(Ordering::Relaxed);
+                if !self.has_room(tail, head) {
+                    // `head` moved past a stale `tail`.
+                    spin();
+                    tail = producers.tail.load(Ordering::Relaxed);
+                    continue;
+                }
+            }
+            let next = self.after(tail);
+            match producers.tail.compare_exchange_weak(
+                tail,
+                next,
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    // Our exchange claimed position `tail`, and the `head`
+                    // we saw (Acquire) says the slot's last message was
+                    // taken (invariant 1).
+                    let slot = self.slot(tail);
+                    // SAFETY: no one else touches the value until we stamp
+                    // it (invariant 1).
+                    slot.value
+                        .with_mut(|v| unsafe { v.write(MaybeUninit::new(value)) });
+                    slot.stamp.store(tail.wrapping_add(1), Ordering::Release);
+                    return Ok(());
+                }
+                Err(now) => tail = now,
             }
         }
+    }
+
+    /// Whether a producer may claim `tail` (unmarked) given a `head` it saw
+    /// no later than `tail`: fewer than `capacity` positions from `head` up to
+    /// `tail`. Those positions are `d = tail - head` (wrapping) within a
+    /// lap (`d < capacity`), or `one_lap - capacity < d < one_lap` when
+    /// `tail` is a lap ahead at a lower index; `d == one_lap` is full, and
+    /// a `head` a lap or more behind (a stale copy) or ahead of a stale
+    /// `tail` reads as no room.
+    fn has_room(&self, tail: usize, head: usize) -> bool {
+        let d = tail.wrapping_sub(head);
+        d < self.cap || (d > self.one_lap - self.cap && d < self.one_lap)
     }
 
     /// Takes the oldest message, if its producer has finished writing it.
@@ -199,8 +238,9 @@ impl<T> SlotRing<T> {
         // (Acquire pairs with its Release), and we are the only consumer
         // (the caller's contract), so the value is read exactly once.
         let value = slot.value.with_mut(|v| unsafe { v.read().assume_init() });
-        slot.stamp
-            .store(head.wrapping_add(self.one_lap), Ordering::Release);
+        // The slot is left as it is: its stamp (`head + 1`) cannot say
+        // "ready" for any later position, and producers learn it is free
+        // from `head` (invariants 1 and 3).
         self.head.store(self.after(head), Ordering::Release);
         Some(value)
     }
@@ -208,18 +248,18 @@ impl<T> SlotRing<T> {
     /// Refuses every later push (invariant 7). Returns whether this call
     /// closed the ring.
     pub(crate) fn close(&self) -> bool {
-        self.tail.fetch_or(self.mark, Ordering::SeqCst) & self.mark == 0
+        self.producers.tail.fetch_or(self.mark, Ordering::SeqCst) & self.mark == 0
     }
 
     /// Whether the ring was closed.
     pub(crate) fn is_closed(&self) -> bool {
-        self.tail.load(Ordering::SeqCst) & self.mark != 0
+        self.producers.tail.load(Ordering::SeqCst) & self.mark != 0
     }
 
     /// Closed, and every message pushed before the close was popped: no
     /// message can arrive any more (invariant 7).
     pub(crate) fn is_drained(&self) -> bool {
-        let tail = self.tail.load(Ordering::SeqCst);
+        let tail = self.producers.tail.load(Ordering::SeqCst);
         tail & self.mark != 0 && self.head.load(Ordering::SeqCst) == tail & !self.mark
     }
 
@@ -233,9 +273,9 @@ impl<T> SlotRing<T> {
     /// Messages queued (claimed positions count, written or not).
     pub(crate) fn len(&self) -> usize {
         loop {
-            let tail = self.tail.load(Ordering::SeqCst);
+            let tail = self.producers.tail.load(Ordering::SeqCst);
             let head = self.head.load(Ordering::SeqCst);
-            if self.tail.load(Ordering::SeqCst) != tail {
+            if self.producers.tail.load(Ordering::SeqCst) != tail {
                 spin();
                 continue;
             }
