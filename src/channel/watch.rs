@@ -29,6 +29,12 @@
 //!    same tick, as a task switch would on Tokio's current-thread
 //!    scheduler; if it cannot, the shard's next look (its tick, or R4)
 //!    sees the message as in W2.
+//! 6. W5: a shard whose spin window sees a watched receiver's news wakes
+//!    the receiver and runs its queued tasks from the spin itself
+//!    (`Core::spin`), then goes back to its loop, whose next tick takes
+//!    the mailbox, the timers and the ring as usual. Nothing is skipped,
+//!    only put after the woken task: a cross-shard message's reply is no
+//!    longer held up by the way from the spin back to a tick.
 //!
 //! A channel becomes `WATCHED` only from its first watching shard (its
 //! `rx_home`), and only for a wait of that shard's own (pinned or local)

@@ -530,11 +530,15 @@ impl Core {
     /// R4's extra look); a shard refused as a searcher leaves those to the
     /// searchers. While shutting down, being able to exit counts as work.
     fn has_work(&self, stealable: bool) -> bool {
+        self.cx.watches.has_news() || self.has_other_work(stealable)
+    }
+
+    /// [`Core::has_work`] but for the watched receivers' news.
+    fn has_other_work(&self, stealable: bool) -> bool {
         !self.cx.remote.is_empty()
             || !self.cx.run_queue.borrow().is_empty()
             || !self.cx.doorbells.borrow().is_empty()
             || self.cx.ring.borrow_mut().has_completions()
-            || self.cx.watches.has_news()
             // Our own preferred tasks are ours to take even when the search
             // was refused: a spawner that saw us running left them to us.
             || !self.cx.remote.preferred.is_empty()
@@ -565,8 +569,23 @@ impl Core {
             // and watched channels is what a message is waiting for. The
             // first is the 8th: the search before the spin has just looked.
             // (Parking looks at everything: step R4.)
+            // Step W5 (`channel/watch.rs`): a watched receiver's message is
+            // what a spinning shard most often waits for. Its task is woken
+            // and run here, with no way back to a tick first (the tick's
+            // looks at completions, claims, the mailbox and the timers come
+            // right after, in the tick this spin returns to): that way sat
+            // between every cross-shard message and its reply.
+            if self.cx.watches.has_news() {
+                #[cfg(test)]
+                let polled = super::tests::polls_so_far(&self.cx);
+                self.cx.watches.wake_ready();
+                self.run_tasks();
+                #[cfg(test)]
+                super::tests::handed_off_in_spin(&self.cx, polled);
+                return true;
+            }
             let steal_look = stealable && spins % 8 == 7;
-            if self.has_work(steal_look)
+            if self.has_other_work(steal_look)
                 || self.cx.shared.is_shutting_down() && !self.seen_shutdown.get()
             {
                 return true;

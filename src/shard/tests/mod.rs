@@ -66,6 +66,40 @@ fn stale_flag_case(rt: Runtime) {
     assert_eq!(out, 7);
 }
 
+/// Watch step W5: a spinning shard that sees a watched receiver's message
+/// wakes and runs its task from the spin. A cross-shard ping-pong checks
+/// every reply, so the hand-off also loses and reorders nothing.
+#[test]
+fn a_spinning_shard_runs_a_watched_receiver_from_its_spin() {
+    let rt = Runtime::builder()
+        .shards(2)
+        .spin_before_park(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let h = rt.handle();
+    let (ping_tx, mut ping_rx) = crate::raw_channel(16).unwrap();
+    let (pong_tx, mut pong_rx) = crate::raw_channel(16).unwrap();
+    let echo = h
+        .spawn_pinned(1, async move {
+            while let Some(v) = ping_rx.recv().await {
+                pong_tx.send(v).await.unwrap();
+            }
+        })
+        .unwrap();
+    let ping = h
+        .spawn_pinned(0, async move {
+            for i in 0..2_000u64 {
+                ping_tx.send(i).await.unwrap();
+                assert_eq!(pong_rx.recv().await, Some(i));
+            }
+        })
+        .unwrap();
+    rt.block_on(ping).unwrap();
+    rt.block_on(echo).unwrap();
+    let polled = handed_off_in_spin_count(h.shared.id);
+    assert!(polled > 0, "no watched receiver ran from a spin");
+}
+
 #[test]
 fn idle_shard_with_a_stale_taskrun_flag_sleeps() {
     stale_flag_case(Runtime::builder().shards(1).build().unwrap());
@@ -259,6 +293,35 @@ pub(super) fn before_park(cx: &crate::context::ShardContext, stealable: bool) {
     if let Some(f) = take_hook(&BEFORE_REFUSED_PARK, cx) {
         f();
     }
+}
+
+/// Polls made in spin hand-offs (watch step W5) by runtime id, in test builds.
+static HANDED_OFF_IN_SPIN: parking_lot::Mutex<Vec<(usize, u64)>> =
+    parking_lot::Mutex::new(Vec::new());
+
+/// The shard's polls so far (a spin hand-off's start).
+pub(super) fn polls_so_far(cx: &crate::context::ShardContext) -> u64 {
+    cx.remote
+        .stats
+        .tasks_polled
+        .load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Called by `Core::spin` in test builds after it woke a watched receiver
+/// and ran the shard's tasks: counts the polls made since `polled_before`.
+pub(super) fn handed_off_in_spin(cx: &crate::context::ShardContext, polled_before: u64) {
+    let polled = polls_so_far(cx) - polled_before;
+    let mut counts = HANDED_OFF_IN_SPIN.lock();
+    match counts.iter_mut().find(|(id, _)| *id == cx.shared.id) {
+        Some((_, n)) => *n += polled,
+        None => counts.push((cx.shared.id, polled)),
+    }
+}
+
+/// How many polls the shards of runtime `id` made in spin hand-offs.
+fn handed_off_in_spin_count(id: usize) -> u64 {
+    let counts = HANDED_OFF_IN_SPIN.lock();
+    counts.iter().find(|(i, _)| *i == id).map_or(0, |(_, n)| *n)
 }
 
 /// Called by `Core::park` in test builds, between steps R3 and R4.
