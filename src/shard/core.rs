@@ -564,11 +564,6 @@ impl Core {
         let mut taskrun_stale = false;
         let mut spins = 0u32;
         loop {
-            // Other shards' deques are looked at every 8th look only: each
-            // look at one costs a full fence, and a look at our own queues
-            // and watched channels is what a message is waiting for. The
-            // first is the 8th: the search before the spin has just looked.
-            // (Parking looks at everything: step R4.)
             // Step W5 (`channel/watch.rs`): a watched receiver's message is
             // what a spinning shard most often waits for. Its task is woken
             // and run here, with no way back to a tick first (the tick's
@@ -584,6 +579,11 @@ impl Core {
                 super::tests::handed_off_in_spin(&self.cx, polled);
                 return true;
             }
+            // Other shards' deques are looked at every 8th look only: each
+            // look at one costs a full fence, and a look at our own queues
+            // and watched channels is what a message is waiting for. The
+            // first is the 8th: the search before the spin has just looked.
+            // (Parking looks at everything: step R4.)
             let steal_look = stealable && spins % 8 == 7;
             if self.has_other_work(steal_look)
                 || self.cx.shared.is_shutting_down() && !self.seen_shutdown.get()
