@@ -158,28 +158,38 @@ impl WatchList {
 
     /// Wakes every waiting receiver that has news, ending its watch;
     /// returns whether any did. A waker runs with no borrow held.
+    ///
+    /// Also the spin's look (step W5), so its common cases are short: no
+    /// entry waits (nothing is read), and the last waiting entry was just
+    /// woken (the rest of the list is not looked through again).
     pub(crate) fn wake_ready(&self) -> bool {
+        if self.waiting.get() == 0 {
+            return false;
+        }
         let mut woke = false;
         let mut from = 0;
         loop {
-            let (at, chan, waker) = {
+            let lent = {
                 let mut list = self.list.borrow_mut();
                 // `get`: a waker that re-entered the list may have
                 // shortened it.
                 let found = list
                     .get(from..)
                     .and_then(|rest| rest.iter().position(|w| w.waiting && w.chan.has_news()));
-                let Some(i) = found else {
-                    drop(list);
-                    self.forget_ended_if_many();
-                    return woke;
-                };
-                self.end_and_lend(&mut list, from + i)
+                found.map(|i| self.end_and_lend(&mut list, from + i))
+            };
+            let Some((at, chan, waker)) = lent else {
+                break;
             };
             woke = true;
             self.wake_lent(at, chan, waker);
+            if self.waiting.get() == 0 {
+                break;
+            }
             from = at + 1;
         }
+        self.forget_ended_if_many();
+        woke
     }
 
     /// Step W4: a sender running on this shard wakes the receiver it

@@ -570,10 +570,9 @@ impl Core {
             // looks at completions, claims, the mailbox and the timers come
             // right after, in the tick this spin returns to): that way sat
             // between every cross-shard message and its reply.
-            if self.cx.watches.has_news() {
-                #[cfg(test)]
-                let polled = super::tests::polls_so_far(&self.cx);
-                self.cx.watches.wake_ready();
+            #[cfg(test)]
+            let polled = super::tests::polls_so_far(&self.cx);
+            if self.cx.watches.wake_ready() {
                 self.run_tasks();
                 #[cfg(test)]
                 super::tests::handed_off_in_spin(&self.cx, polled);
