@@ -28,9 +28,10 @@
 //!    producers look at `head` only when their copy shows no room: when
 //!    one producer and the consumer ping-pong, `tail` stays in the
 //!    producer's cache, `head` in the consumer's, and the slot's line is the
-//!    only one that moves, one way (a consumer that wrote its stamp would
-//!    make the next push fetch the line back first: one more crossing per
-//!    message). A slot not yet stamped reads as empty even if a later
+//!    only one that moves with each message (a consumer that wrote its
+//!    stamp would make the next push fetch the line back first: one more
+//!    crossing per message). Producers read `head` about once per
+//!    `capacity` messages, and a push refused as full refreshes the copy. A slot not yet stamped reads as empty even if a later
 //!    producer has finished (FIFO: the consumer never skips a position);
 //!    every producer wakes the consumer after its own stamp store (channel
 //!    protocol step 2), so the consumer looks again once the late slot is
