@@ -533,7 +533,8 @@ impl Core {
         self.cx.watches.has_news() || self.has_other_work(stealable)
     }
 
-    /// [`Core::has_work`] but for the watched receivers' news.
+    /// What [`Core::has_work`] looks at besides the watched receivers' news
+    /// (the spin looks at those first, through `WatchList::wake_ready`).
     fn has_other_work(&self, stealable: bool) -> bool {
         !self.cx.remote.is_empty()
             || !self.cx.run_queue.borrow().is_empty()
