@@ -41,6 +41,17 @@ const DRAINING_LOOK: Duration = Duration::from_millis(10);
 /// flag stays set with nothing behind it (a stale flag, ring invariant 4).
 const STALE_TASKRUN_LOOKS: u32 = 256;
 
+/// How many looks of a spin pass between two yields of the CPU
+/// (`sched_yield`), about every 5–10 µs: a spin that long has found
+/// nothing, and the shard it waits on may be waiting for this very CPU.
+/// The scheduler can stack two spinning shards on one CPU (it wakes a
+/// parked thread next to its waker), where each would otherwise burn its
+/// whole window while the other waits: 100 µs a hop in the `mailbox`
+/// bench's spin case until the load balancer moved one. A yield with no
+/// other thread runnable returns at once; a spin that finds its message
+/// sooner never yields.
+const YIELD_LOOKS: u32 = 256;
+
 /// The longest park while the eventfd read could not be armed.
 const UNARMED_PARK: Duration = Duration::from_millis(1);
 
@@ -610,6 +621,9 @@ impl Core {
                 let end = *end.get_or_insert_with(|| crate::time::after(now, window));
                 if now >= end || timer.is_some_and(|t| now >= t) {
                     return false;
+                }
+                if spins % YIELD_LOOKS == 0 {
+                    std::thread::yield_now();
                 }
             }
             std::hint::spin_loop();

@@ -100,6 +100,64 @@ fn a_spinning_shard_runs_a_watched_receiver_from_its_spin() {
     assert!(polled > 0, "no watched receiver ran from a spin");
 }
 
+/// Two spinning shards the scheduler put on one CPU (here: built by a
+/// thread allowed on one CPU, whose mask the shard threads inherit) still
+/// ping-pong without waiting out their windows: a spin that has found
+/// nothing for a while yields the CPU, so the shard it waits on runs.
+/// Without the yield each hop burns the whole window and then parks.
+#[test]
+fn two_spinning_shards_on_one_cpu_hand_the_cpu_over() {
+    let rt = std::thread::spawn(|| {
+        let allowed = super::cpu_mask().expect("the thread's CPU mask");
+        let first = (0..libc::CPU_SETSIZE as usize)
+            .find(|&c| unsafe { libc::CPU_ISSET(c, &allowed) })
+            .expect("an allowed CPU");
+        // SAFETY: cpu_set_t is plain data; all-zero is the empty set.
+        let mut one: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `first` is below CPU_SETSIZE.
+        unsafe { libc::CPU_SET(first, &mut one) };
+        super::set_cpu_mask(&one);
+        Runtime::builder()
+            .shards(2)
+            .spin_before_park(Duration::from_micros(100))
+            .build()
+            .unwrap()
+    })
+    .join()
+    .unwrap();
+    let h = rt.handle();
+    let (ping_tx, mut ping_rx) = crate::raw_channel(16).unwrap();
+    let (pong_tx, mut pong_rx) = crate::raw_channel(16).unwrap();
+    let echo = h
+        .spawn_pinned(1, async move {
+            while let Some(v) = ping_rx.recv().await {
+                pong_tx.send(v).await.unwrap();
+            }
+        })
+        .unwrap();
+    let parks = |h: &Handle| (0..2).map(|i| h.shard_stats(i).unwrap().parks).sum::<u64>();
+    let stats = h.clone();
+    let ping = h
+        .spawn_pinned(0, async move {
+            // The first round trip wakes the echo shard from its park.
+            ping_tx.send(0).await.unwrap();
+            assert_eq!(pong_rx.recv().await, Some(0));
+            let before = parks(&stats);
+            for i in 1..=40u64 {
+                ping_tx.send(i).await.unwrap();
+                assert_eq!(pong_rx.recv().await, Some(i));
+            }
+            parks(&stats) - before
+        })
+        .unwrap();
+    let parked = rt.block_on(ping).unwrap();
+    drop(rt.block_on(echo));
+    // 80 hops; without the yield, about one park each (a window shorter
+    // than the scheduler's slice runs out first). Other tests' threads on
+    // the same CPU may still cost a few.
+    assert!(parked <= 20, "{parked} parks in 80 hops on one CPU");
+}
+
 #[test]
 fn idle_shard_with_a_stale_taskrun_flag_sleeps() {
     stale_flag_case(Runtime::builder().shards(1).build().unwrap());
