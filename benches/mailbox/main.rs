@@ -157,7 +157,8 @@ fn summary(env: &Env) {
         "{THREADS} ringlane shards / {THREADS} tokio workers / 2 threads per baseline. \
          RTT: {SUMMARY_RTT} round trips per case ({SUMMARY_RTT_PARKED} where each hop wakes a \
          sleeping thread), in {SUMMARY_ROUNDS} rounds interleaved across cases, each after a 10% \
-         warm-up; p50/p99 of the per-round-trip samples of all rounds. Throughput: \
+         warm-up; p50/p99/mean of the per-round-trip samples of all rounds (each sample holds one \
+         clock read). Throughput: \
          {SUMMARY_MSGS} messages per case in {SUMMARY_ROUNDS} rounds, median of the rounds; at \
          most {WINDOW} messages in flight (ringlane channel capacity; credits for raw MSG_RING). \
          CPU = user+sys (getrusage, plus running threads' time since their last tick) of every thread in the process over the measured \

@@ -51,14 +51,15 @@ pub(crate) fn summary_rtt(env: &Env) {
     println!("### Round trip, 2 threads / shards (one u64 each way)");
     println!();
     println!(
-        "| case | round trips | p50 µs | p50 per round µs (min–max) | p99 µs | CPU µs per round trip | \
+        "| case | round trips | p50 µs | p50 per round µs (min–max) | p99 µs | mean µs | CPU µs per round trip | \
          p50 / raw MSG_RING parked | p50 / atomic floor | notes |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     for ((case, run), p50s) in RTT_CASES.iter().zip(&runs).zip(&round_p50s) {
         let n = run.samples.len() as u64;
         let p50 = percentile(&run.samples, 50.0) as f64;
         let p99 = percentile(&run.samples, 99.0) as f64;
+        let mean = run.wall().as_nanos() as f64 / n as f64;
         let cpu = run.cpu.as_nanos() as f64 / n as f64;
         let note = match (&run.doorbells, case.id) {
             (Some(d), _) => d.describe(n, "round trip"),
@@ -69,12 +70,13 @@ pub(crate) fn summary_rtt(env: &Env) {
             _ => String::new(),
         };
         println!(
-            "| {} `{}` | {n} | {} | {} | {} | {} | {:.2} | {:.2} | {note} |",
+            "| {} `{}` | {n} | {} | {} | {} | {} | {} | {:.2} | {:.2} | {note} |",
             case.label,
             case.id,
             us(p50),
             spread_us(p50s),
             us(p99),
+            us(mean),
             us(cpu),
             p50 / parked_floor,
             p50 / atomic_floor,
