@@ -7,7 +7,10 @@
 //! ```
 //!
 //! `RINGLANE_PARK=1` parks idle shards at once instead (parked round trips);
-//! `RINGLANE_ONE_SHARD=1` puts both tasks on shard 0.
+//! `RINGLANE_ONE_SHARD=1` puts both tasks on shard 0. Beside ringlane's round
+//! trip it prints two baselines measured in the same process, as the
+//! `mailbox` bench does but without a clock read per round trip: the atomic
+//! floor and Tokio multi-thread mpsc with 2 workers (issue 3's goals).
 
 use std::time::{Duration, Instant};
 
@@ -35,6 +38,38 @@ fn atomic_floor(n: u64) -> f64 {
     let took = started.elapsed();
     echo.join().expect("echo thread");
     took.as_secs_f64() * 1e6 / n as f64
+}
+
+/// Tokio multi-thread, 2 workers, two tasks over two bounded mpsc channels
+/// (the `mailbox` bench's `tokio_mt_mpsc` case): `n` round trips.
+fn tokio_mt_mpsc(n: u64) -> f64 {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .expect("tokio runtime");
+    rt.block_on(async move {
+        let (ping_tx, mut ping_rx) = tokio::sync::mpsc::channel::<u64>(64);
+        let (pong_tx, mut pong_rx) = tokio::sync::mpsc::channel::<u64>(64);
+        let echo = tokio::spawn(async move {
+            while let Some(v) = ping_rx.recv().await {
+                if pong_tx.send(v).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let ping = tokio::spawn(async move {
+            let started = Instant::now();
+            for i in 0..n {
+                ping_tx.send(i).await.expect("echo task gone");
+                let v = pong_rx.recv().await.expect("echo task gone");
+                assert_eq!(v, i, "echo out of order");
+            }
+            started.elapsed()
+        });
+        let took = ping.await.expect("ping task");
+        echo.await.expect("echo task");
+        took.as_secs_f64() * 1e6 / n as f64
+    })
 }
 
 fn main() {
@@ -85,9 +120,12 @@ fn main() {
         return;
     }
     let floor = atomic_floor(n);
+    let tokio = tokio_mt_mpsc(n);
     let rtt = took.as_secs_f64() * 1e6 / n as f64;
     println!(
-        "{n} round trips: {rtt:.3} µs per round trip; atomic floor {floor:.3} µs ({:.2}x)",
-        rtt / floor
+        "{n} round trips: {rtt:.3} µs per round trip; atomic floor {floor:.3} µs ({:.2}x); \
+         Tokio multi-thread mpsc {tokio:.3} µs ({:.2}x)",
+        rtt / floor,
+        rtt / tokio
     );
 }
