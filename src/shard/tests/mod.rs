@@ -110,7 +110,10 @@ fn two_spinning_shards_on_one_cpu_hand_the_cpu_over() {
     let rt = std::thread::spawn(|| {
         let allowed = super::cpu_mask().expect("the thread's CPU mask");
         let first = (0..libc::CPU_SETSIZE as usize)
-            .find(|&c| unsafe { libc::CPU_ISSET(c, &allowed) })
+            .find(|&c| {
+                // SAFETY: `c` is below CPU_SETSIZE; the set is initialized.
+                unsafe { libc::CPU_ISSET(c, &allowed) }
+            })
             .expect("an allowed CPU");
         // SAFETY: cpu_set_t is plain data; all-zero is the empty set.
         let mut one: libc::cpu_set_t = unsafe { std::mem::zeroed() };
