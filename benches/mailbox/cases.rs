@@ -9,7 +9,8 @@ use crate::raw_msg_ring::{
 };
 use crate::ringlane_cases::{
     rtt_ringlane_one_shard, rtt_ringlane_parked, rtt_ringlane_parked_no_dt,
-    rtt_ringlane_parked_pinned, rtt_ringlane_spin, tput_ringlane_parked, tput_ringlane_spin,
+    rtt_ringlane_parked_pinned, rtt_ringlane_spin, rtt_ringlane_spin_pinned, tput_ringlane_parked,
+    tput_ringlane_spin,
 };
 use crate::shared::runtimes::{ringlane_runtime, shutdown, tokio_multi_thread};
 use crate::shared::watchdog::HANDLES;
@@ -27,6 +28,7 @@ pub(crate) struct Env {
     pub(crate) parked_pinned: ringlane::Runtime,
     pub(crate) parked_no_dt: ringlane::Runtime,
     pub(crate) spin: ringlane::Runtime,
+    pub(crate) spin_pinned: ringlane::Runtime,
     pub(crate) tokio_mt: tokio::runtime::Runtime,
 }
 
@@ -38,6 +40,11 @@ impl Env {
             parked_pinned: build(ringlane::Runtime::builder().pin_cpus(true)),
             parked_no_dt: build(ringlane::Runtime::builder().defer_taskrun(false)),
             spin: build(ringlane::Runtime::builder().spin_before_park(SPIN_WINDOW)),
+            spin_pinned: build(
+                ringlane::Runtime::builder()
+                    .spin_before_park(SPIN_WINDOW)
+                    .pin_cpus(true),
+            ),
             tokio_mt: tokio_multi_thread(THREADS),
         };
         let mut handles = HANDLES.lock().unwrap();
@@ -45,6 +52,7 @@ impl Env {
         handles.push(("parked_pinned", env.parked_pinned.handle()));
         handles.push(("parked_no_dt", env.parked_no_dt.handle()));
         handles.push(("spin", env.spin.handle()));
+        handles.push(("spin_pinned", env.spin_pinned.handle()));
         drop(handles);
         env
     }
@@ -56,6 +64,7 @@ impl Env {
             ("parked_pinned", self.parked_pinned),
             ("parked_no_dt", self.parked_no_dt),
             ("spin", self.spin),
+            ("spin_pinned", self.spin_pinned),
         ] {
             shutdown(rt, &format!("ringlane {name}"));
         }
@@ -97,6 +106,12 @@ pub(crate) const RTT_CASES: &[RttCase] = &[
         label: "ringlane, spin_before_park(100 µs)",
         parked: false,
         run: rtt_ringlane_spin,
+    },
+    RttCase {
+        id: "ringlane_spin_pinned",
+        label: "ringlane, spin_before_park(100 µs), pinned to 2 distinct CPUs (`pin_cpus(true)`)",
+        parked: false,
+        run: rtt_ringlane_spin_pinned,
     },
     RttCase {
         id: "raw_msg_ring_parked",

@@ -8,7 +8,8 @@
 //!     `raw_channel`s; 2 shards that park in `io_uring_enter` (the default,
 //!     rings `SINGLE_ISSUER|DEFER_TASKRUN`). `ringlane_parked_no_dt`: the
 //!     same with `defer_taskrun(false)`. `ringlane_spin`: the same with
-//!     `spin_before_park(100 µs)`.
+//!     `spin_before_park(100 µs)`; `ringlane_spin_pinned`: that with the
+//!     shards pinned to two distinct CPUs.
 //!   * `raw_msg_ring_parked`: two threads, each with a bare ring (default
 //!     set-up), each sending `MSG_RING` to the other's ring and sleeping in
 //!     `submit_and_wait(1)`; `raw_msg_ring_parked_dt`: the same with rings

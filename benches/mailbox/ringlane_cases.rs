@@ -65,6 +65,14 @@ pub(crate) fn rtt_ringlane_spin(env: &Env, warm: usize, n: usize) -> RttRun {
     ringlane_rtt(&env.spin, 1, warm, n)
 }
 
+/// The spin case with the shards pinned to two distinct CPUs: the
+/// scheduler cannot stack the two spinning shards on one CPU (which it
+/// does for tens of milliseconds after waking them, until its balancer
+/// moves one; the unpinned case's p99 and mean show those round trips).
+pub(crate) fn rtt_ringlane_spin_pinned(env: &Env, warm: usize, n: usize) -> RttRun {
+    ringlane_rtt(&env.spin_pinned, 1, warm, n)
+}
+
 /// Both tasks on shard 0: no cross-core traffic at all, so the round trip
 /// is two task switches through the channel (the software floor the
 /// cross-shard cases add the cache-line transfers to).
