@@ -66,6 +66,22 @@ fn stale_flag_case(rt: Runtime) {
     assert_eq!(out, 7);
 }
 
+/// An echo task on shard 1 over two raw channels (what the ping side
+/// sends, it sends back, until the ping side's sender is dropped): the
+/// ping side's ends, and the echo's handle.
+fn echo_on_shard_1(h: &Handle) -> (crate::RawSender, crate::RawReceiver, crate::JoinHandle<()>) {
+    let (ping_tx, mut ping_rx) = crate::raw_channel(16).unwrap();
+    let (pong_tx, pong_rx) = crate::raw_channel(16).unwrap();
+    let echo = h
+        .spawn_pinned(1, async move {
+            while let Some(v) = ping_rx.recv().await {
+                pong_tx.send(v).await.unwrap();
+            }
+        })
+        .unwrap();
+    (ping_tx, pong_rx, echo)
+}
+
 /// Watch step W5: a spinning shard that sees a watched receiver's message
 /// wakes and runs its task from the spin. A cross-shard ping-pong checks
 /// every reply, so the hand-off also loses and reorders nothing.
@@ -77,15 +93,7 @@ fn a_spinning_shard_runs_a_watched_receiver_from_its_spin() {
         .build()
         .unwrap();
     let h = rt.handle();
-    let (ping_tx, mut ping_rx) = crate::raw_channel(16).unwrap();
-    let (pong_tx, mut pong_rx) = crate::raw_channel(16).unwrap();
-    let echo = h
-        .spawn_pinned(1, async move {
-            while let Some(v) = ping_rx.recv().await {
-                pong_tx.send(v).await.unwrap();
-            }
-        })
-        .unwrap();
+    let (ping_tx, mut pong_rx, echo) = echo_on_shard_1(&h);
     let ping = h
         .spawn_pinned(0, async move {
             for i in 0..2_000u64 {
@@ -129,15 +137,7 @@ fn two_spinning_shards_on_one_cpu_hand_the_cpu_over() {
     .join()
     .unwrap();
     let h = rt.handle();
-    let (ping_tx, mut ping_rx) = crate::raw_channel(16).unwrap();
-    let (pong_tx, mut pong_rx) = crate::raw_channel(16).unwrap();
-    let echo = h
-        .spawn_pinned(1, async move {
-            while let Some(v) = ping_rx.recv().await {
-                pong_tx.send(v).await.unwrap();
-            }
-        })
-        .unwrap();
+    let (ping_tx, mut pong_rx, echo) = echo_on_shard_1(&h);
     let parks = |h: &Handle| (0..2).map(|i| h.shard_stats(i).unwrap().parks).sum::<u64>();
     let stats = h.clone();
     let ping = h
