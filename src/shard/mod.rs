@@ -18,6 +18,7 @@
 mod core;
 mod doorbells;
 mod drain;
+mod park;
 mod shared;
 mod steal;
 #[cfg(test)]
